@@ -1,0 +1,78 @@
+"""The ``legrep`` command: subcommands live in ``host/commands/<name>.py``.
+
+Each command module provides ``register(subparsers)`` (adds its parser and sets
+``func``) and a ``run(args) -> int``. ``main(argv)`` returns the exit code, so
+tests call it directly. Any :class:`host.errors.LegrepError` becomes one line on
+stderr and exit code 2; no traceback reaches the user (``-v`` shows it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from host.errors import LegrepError
+
+# Order is the order in ``legrep --help``. Add a command by adding its module.
+COMMANDS: tuple[str, ...] = (
+    "demo",
+    "analyze",
+    "scan",
+    "capture",
+    "replay",
+    "export",
+    "report",
+    "history",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="legrep",
+        description="Rep counter for leg lifts from two thigh IMUs.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"host.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"host.commands.{name}":
+                raise
+            continue  # command not built yet
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2),
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except LegrepError as exc:
+        if args.verbose:
+            logging.exception("failed")
+        print(f"legrep {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"legrep {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        if args.verbose:
+            logging.exception("failed")
+        print(f"legrep {args.command}: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

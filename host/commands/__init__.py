@@ -1,0 +1,1 @@
+"""One module per ``legrep`` subcommand (see :mod:`host.cli`)."""

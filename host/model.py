@@ -1,0 +1,120 @@
+"""Values that flow between legrep's stages: legs, sample blocks, reps, sets.
+
+All are frozen dataclasses; arrays carry their unit in the field name.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from host.errors import InputError
+
+FloatArray = npt.NDArray[np.float64]
+
+
+class Leg(str, enum.Enum):
+    """Which thigh a sensor is strapped on."""
+
+    LEFT = "left"
+    RIGHT = "right"
+
+    @classmethod
+    def parse(cls, text: str) -> "Leg":
+        try:
+            return cls(text.strip().lower())
+        except ValueError:
+            raise InputError(f"leg must be 'left' or 'right', got {text!r}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class ImuBlock:
+    """A chunk of consecutive samples from one thigh sensor.
+
+    Attributes
+    ----------
+    time_s : (N,) float64, seconds, strictly increasing (gaps allowed).
+    acc_g : (N, 3) float64, specific force in g (any scale; direction is what counts).
+    gyr_dps : (N, 3) float64, angular rate in degrees per second.
+    """
+
+    time_s: FloatArray
+    acc_g: FloatArray
+    gyr_dps: FloatArray
+
+    def __post_init__(self) -> None:
+        n = self.time_s.shape[0] if self.time_s.ndim == 1 else -1
+        if n < 0:
+            raise InputError(f"time_s must have shape (N,), got {self.time_s.shape}")
+        for name, arr in (("acc_g", self.acc_g), ("gyr_dps", self.gyr_dps)):
+            if arr.shape != (n, 3):
+                raise InputError(f"{name} must have shape ({n}, 3), got {arr.shape}")
+
+    def __len__(self) -> int:
+        return int(self.time_s.shape[0])
+
+    @classmethod
+    def from_arrays(cls, time_s: npt.ArrayLike, acc_g: npt.ArrayLike, gyr_dps: npt.ArrayLike) -> "ImuBlock":
+        """Build a block from array-likes, converting to contiguous float64."""
+        return cls(
+            np.ascontiguousarray(time_s, dtype=np.float64),
+            np.ascontiguousarray(acc_g, dtype=np.float64).reshape(-1, 3),
+            np.ascontiguousarray(gyr_dps, dtype=np.float64).reshape(-1, 3),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Rep:
+    """One closed repetition of one leg. Definitions are in README "Rep measures".
+
+    ``set`` and ``rep`` are 0 until the set closes; ``flags`` are final once
+    the set closes (``partial`` needs the whole set's typical range).
+    """
+
+    leg: Leg
+    start_s: float
+    peak_s: float
+    end_s: float
+    baseline_deg: float
+    peak_deg: float
+    rom_deg: float
+    up_s: float
+    hold_s: float
+    down_s: float
+    closed_s: float
+    """Sample time at which the segmenter confirmed the rep (>= end_s)."""
+    flags: tuple[str, ...] = ()
+    set: int = 0
+    rep: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SetSummary:
+    """A bout of reps bounded by rests of at least ``set_rest_s``."""
+
+    set: int
+    start_s: float
+    end_s: float
+    left_reps: int
+    right_reps: int
+    uneven: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SessionResult:
+    """Everything ``analyze`` finds in a session."""
+
+    reps: tuple[Rep, ...]
+    sets: tuple[SetSummary, ...]
+    legs: tuple[Leg, ...]
+    uneven: bool
+    diagnostics: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per leg name: calibration and fusion diagnostics (gyro bias, gaps, re-anchors...)."""
+    traces: dict[Leg, tuple[FloatArray, FloatArray]] = field(default_factory=dict)
+    """Per leg: ``(time_s, hip_angle_deg)`` as the pipeline produced it (for plots)."""
+
+    def reps_of(self, leg: Leg) -> tuple[Rep, ...]:
+        return tuple(r for r in self.reps if r.leg is leg)
