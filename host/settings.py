@@ -36,12 +36,10 @@ class Settings:
     """Time constant (of still time) of the gyro bias tracker."""
     anchor_rest_s: float = 1.0
     """Rest long enough to compare the angle with gravity."""
-    anchor_max_error_deg: float = 8.0
+    anchor_max_error_deg: float = 10.0
     """At a long rest, re-anchor to gravity when the angles differ by more."""
-    uncertain_offaxis_deg: float = 30.0
-    """Off-axis rotation that makes the angle uncertain until the next rest."""
     max_gap_s: float = 0.5
-    """A sample gap longer than this makes the angle uncertain."""
+    """A sample gap longer than this is counted in the diagnostics (bridged linearly)."""
 
     # --- reps ---
     min_rom_deg: float = 20.0

@@ -1,0 +1,54 @@
+"""``legrep history``: list, plot, export and import stored sessions."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from host.commands.report import add_input_arguments, parse_settings
+from host.history import (
+    analyze_input,
+    default_db_path,
+    export_csv,
+    format_sessions,
+    group_inputs,
+    list_sessions,
+    plot_trends,
+    store_session,
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser(
+        "history",
+        help="sessions stored so far: table, trend plot, CSV export, import",
+        description="Without options, print one line per stored session. Sessions are stored by "
+        "`legrep report`, `analyze` and `capture`, or imported with --add.",
+    )
+    p.add_argument("--add", nargs="+", type=Path, metavar="FILE",
+                   help="import recordings, CSV pairs (…left….csv with …right….csv) or folders with left.csv/right.csv")  # fmt: skip
+    p.add_argument("--plot", type=Path, metavar="OUT.png", help="draw reps and mean peak per leg over sessions")
+    p.add_argument("--csv", type=Path, metavar="OUT.csv", help="export every stored rep with its session and set")
+    add_input_arguments(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    db = args.db if args.db is not None else default_db_path()
+    if args.add:
+        settings = parse_settings(args.settings)
+        items = group_inputs(args.add)  # validates every path before analysing any
+        for item in items:
+            analysed = analyze_input(item, settings, args.started_at)
+            outcome = store_session(db, analysed.result, settings, analysed.sources, args.exercise, analysed.started_at)
+            state = "added as" if outcome.created else "already stored as"
+            print(f"{item.label}: {state} session {outcome.session_id}")
+    if args.csv is not None:
+        n = export_csv(db, args.csv)
+        print(f"wrote {n} rows to {args.csv}")
+    if args.plot is not None:
+        n = plot_trends(db, args.plot)
+        print(f"wrote {args.plot} ({n} sessions)")
+    if args.csv is None and args.plot is None:
+        print(format_sessions(list_sessions(db)))
+    return 0

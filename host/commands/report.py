@@ -1,0 +1,104 @@
+"""``legrep report``: one session as a self-contained HTML page (and PNGs)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from host.errors import InputError, LegrepError
+from host.history import DEFAULT_EXERCISE, SessionInput, analyze_input, group_inputs, store_session
+from host.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def parse_settings(pairs: list[str] | None) -> Settings:
+    """Settings with ``NAME=VALUE`` overrides (``--set min_down_s=1.5``)."""
+    changes: dict[str, float] = {}
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise InputError(f"--set expects NAME=VALUE, got {pair!r}")
+        try:
+            changes[name.strip()] = float(value)
+        except ValueError:
+            raise InputError(f"--set {name.strip()}: a number expected, got {value.strip()!r}") from None
+    if not changes:
+        return Settings()
+    return Settings.from_dict({**Settings().to_dict(), **changes})
+
+
+def add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", dest="settings", action="append", metavar="NAME=VALUE",
+                        help="override an analysis setting (repeatable), e.g. --set target_rom_deg=70")  # fmt: skip
+    parser.add_argument("--exercise", default=DEFAULT_EXERCISE, help=f"exercise name stored and shown (default: {DEFAULT_EXERCISE!r})")
+    parser.add_argument("--started-at", metavar="ISO", help="session start, e.g. 2026-05-01T18:30 (default: file time)")
+    parser.add_argument("--db", type=Path, help="history database (default: $LEGREP_DB or ~/.local/share/legrep/history.db)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser(
+        "report",
+        help="write a session report (HTML with plots)",
+        description="Analyse one session and write a self-contained HTML report: hip angle with reps, "
+        "peak/range and tempo per rep, per-set counts with uneven sets in words. The session is also "
+        "stored in the history database (unless --no-history).",
+    )
+    p.add_argument("file", nargs="?", type=Path, help="a recording, or a folder holding left.csv/right.csv")
+    p.add_argument("--left", type=Path, metavar="L.csv", help="IMU CSV of the left thigh")
+    p.add_argument("--right", type=Path, metavar="R.csv", help="IMU CSV of the right thigh")
+    p.add_argument("--out", type=Path, default=Path("report.html"), help="HTML file to write (default: report.html)")
+    p.add_argument("--png", type=Path, metavar="DIR", help="also write the figures as PNG files into DIR")
+    p.add_argument("--title", default="legrep session report", help="page title")
+    p.add_argument("--no-history", action="store_true", help="do not store the session in the history database")
+    add_input_arguments(p)
+    p.set_defaults(func=run)
+
+
+def _session_input(args: argparse.Namespace) -> SessionInput:
+    if args.file is not None and (args.left or args.right):
+        raise InputError("either FILE or --left/--right expected, got both")
+    if args.file is None and not (args.left or args.right):
+        raise InputError("a recording FILE or --left L.csv / --right R.csv expected, got no input")
+    if args.file is not None:
+        items = group_inputs([args.file])
+        return items[0]
+    for path in (args.left, args.right):
+        if path is not None and not path.is_file():
+            what = "a directory" if path.is_dir() else "no such file"
+            raise InputError(f"{path}: an IMU CSV file expected, got {what}")
+    return SessionInput(None, args.left, args.right)
+
+
+def run(args: argparse.Namespace) -> int:
+    from host.report import summarize_session, write_report
+
+    settings = parse_settings(args.settings)
+    item = _session_input(args)
+    analysed = analyze_input(item, settings, args.started_at)
+    written = write_report(
+        analysed.result,
+        args.out,
+        settings,
+        png_dir=args.png,
+        title=args.title,
+        source=item.label,
+        started_at=analysed.started_at,
+        exercise=args.exercise,
+    )
+    summary = summarize_session(analysed.result)
+    print(f"{summary.headline}")
+    for message in summary.uneven_messages:
+        print(f"  {message}")
+    print(f"wrote {written['html']}" + (f" and {len(written) - 1} PNG files in {args.png}" if args.png else ""))
+    if not args.no_history:
+        try:
+            outcome = store_session(args.db, analysed.result, settings, analysed.sources, args.exercise, analysed.started_at)
+        except (LegrepError, OSError) as exc:  # the report is written; history is a bonus
+            log.warning("session not stored in history: %s", exc)
+            print(f"note: session not stored in history: {exc}")
+        else:
+            state = "stored as" if outcome.created else "already in history as"
+            print(f"{state} session {outcome.session_id}")
+    return 0

@@ -1,0 +1,723 @@
+"""History of sessions in a local SQLite database.
+
+Every analysed or captured session is stored with its sets, reps, the settings it
+was analysed with, the exercise name and a link (path + SHA-256) to its input
+files. A session whose inputs have the same content as one already stored is not
+stored again (the key is a hash over the input files' hashes).
+
+Schema versions (``PRAGMA user_version``):
+
+* 1 — ``sessions`` (started_at, stored_at, source_hash, source_paths as JSON, legs,
+  uneven), ``sets``, ``reps``.
+* 2 — ``sessions`` gains ``exercise`` and ``settings_json``; a ``sources`` table
+  links each session to its files (path, role, sha256). Migrating from 1 copies
+  ``source_paths`` into ``sources`` (hash unknown, NULL) and names the exercise
+  "leg lift".
+
+Opening a database migrates it forward in one transaction; a database newer than
+this legrep is refused.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+from host.errors import InputError, LegrepError
+from host.model import Leg, SessionResult
+from host.settings import Settings
+
+__all__ = [
+    "DEFAULT_EXERCISE",
+    "EXPORT_COLUMNS",
+    "AnalysedInput",
+    "SessionInput",
+    "analyze_input",
+    "group_inputs",
+    "SCHEMA_VERSION",
+    "HistoryError",
+    "SessionRow",
+    "SourceFile",
+    "StoreOutcome",
+    "default_db_path",
+    "export_csv",
+    "format_sessions",
+    "hash_file",
+    "list_sessions",
+    "open_history",
+    "plot_trends",
+    "source_files",
+    "store_session",
+]
+
+SCHEMA_VERSION = 2
+DEFAULT_EXERCISE = "leg lift"
+_HASH_CHUNK = 1 << 20
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class HistoryError(LegrepError, RuntimeError):
+    """The history database cannot be opened, migrated or written."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    """One input file of a session: where it was, what it holds, its SHA-256."""
+
+    path: str
+    role: str
+    """``recording``, ``left`` or ``right`` (a CSV of that leg), or ``input``."""
+    sha256: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOutcome:
+    session_id: int
+    created: bool
+    """False when a session with the same input content was already stored."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    """One stored session as ``legrep history`` lists it."""
+
+    session_id: int
+    started_at: str
+    exercise: str
+    legs: tuple[Leg, ...]
+    left_reps: int
+    right_reps: int
+    mean_peak_left_deg: float
+    mean_peak_right_deg: float
+    uneven_sets: tuple[int, ...]
+    n_sets: int
+    source_hash: str | None
+    sources: tuple[SourceFile, ...]
+    settings_json: str | None
+
+
+# --------------------------------------------------------------------------- schema
+
+_SCHEMA_V1 = """
+CREATE TABLE sessions (
+    id INTEGER PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    stored_at TEXT NOT NULL,
+    source_hash TEXT UNIQUE,
+    source_paths TEXT NOT NULL DEFAULT '[]',
+    legs TEXT NOT NULL,
+    uneven INTEGER NOT NULL
+);
+CREATE TABLE sets (
+    session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    set_no INTEGER NOT NULL,
+    start_s REAL NOT NULL,
+    end_s REAL NOT NULL,
+    left_reps INTEGER NOT NULL,
+    right_reps INTEGER NOT NULL,
+    uneven INTEGER NOT NULL,
+    PRIMARY KEY (session_id, set_no)
+);
+CREATE TABLE reps (
+    session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    leg TEXT NOT NULL,
+    set_no INTEGER NOT NULL,
+    rep_no INTEGER NOT NULL,
+    start_s REAL NOT NULL,
+    peak_s REAL NOT NULL,
+    end_s REAL NOT NULL,
+    baseline_deg REAL NOT NULL,
+    peak_deg REAL NOT NULL,
+    rom_deg REAL NOT NULL,
+    up_s REAL NOT NULL,
+    hold_s REAL NOT NULL,
+    down_s REAL NOT NULL,
+    flags TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX reps_session ON reps(session_id);
+"""
+
+_MIGRATE_1_TO_2 = """
+ALTER TABLE sessions ADD COLUMN exercise TEXT NOT NULL DEFAULT 'leg lift';
+ALTER TABLE sessions ADD COLUMN settings_json TEXT;
+CREATE TABLE sources (
+    session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    role TEXT NOT NULL,
+    sha256 TEXT
+);
+CREATE INDEX sources_session ON sources(session_id);
+INSERT INTO sources (session_id, path, role, sha256)
+    SELECT sessions.id, json_each.value, 'input', NULL FROM sessions, json_each(sessions.source_paths);
+"""
+
+_MIGRATIONS: dict[int, str] = {0: _SCHEMA_V1, 1: _MIGRATE_1_TO_2}
+"""``from_version -> SQL`` taking the schema to ``from_version + 1`` (0 = empty file)."""
+
+
+def default_db_path() -> Path:
+    """``$LEGREP_DB``, else ``$XDG_DATA_HOME/legrep/history.db`` (``~/.local/share/legrep/history.db``)."""
+    env = os.environ.get("LEGREP_DB")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "legrep" / "history.db"
+
+
+def _migrate(conn: sqlite3.Connection, source: str) -> None:
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise HistoryError(
+            f"{source}: history schema version {SCHEMA_VERSION} or older expected, got {version} (made by a newer legrep)"
+        )
+    if version == 0 and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+        raise HistoryError(f"{source}: a legrep history database expected, got an SQLite file with other tables")
+    while version < SCHEMA_VERSION:
+        script = _MIGRATIONS[version]
+        # executescript commits first; each step is one transaction, undone if any statement fails.
+        try:
+            conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {version + 1};\nCOMMIT;")
+        except sqlite3.Error:
+            if conn.in_transaction:
+                conn.rollback()
+            raise
+        version += 1
+
+
+def open_history(db: PathLike | sqlite3.Connection | None = None) -> sqlite3.Connection:
+    """Open (creating and migrating as needed) the history database.
+
+    Parameters
+    ----------
+    db : a path, an open connection (migrated in place), or None for :func:`default_db_path`.
+
+    Raises
+    ------
+    HistoryError
+        If the file is not an SQLite database, not a legrep history, or newer than this legrep.
+    """
+    if isinstance(db, sqlite3.Connection):
+        conn = db
+        source = "history database"
+    else:
+        path = Path(db) if db is not None else default_db_path()
+        source = str(path)
+        if path.is_dir():
+            raise HistoryError(f"{path}: a history database file expected, got a directory")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path)
+        except (OSError, sqlite3.Error) as exc:
+            raise HistoryError(f"{path}: cannot open the history database: {exc}") from None
+    conn.execute("PRAGMA foreign_keys = ON")
+    try:
+        _migrate(conn, source)
+    except sqlite3.DatabaseError as exc:
+        if not isinstance(db, sqlite3.Connection):
+            conn.close()
+        raise HistoryError(f"{source}: an SQLite history database expected, got an unreadable file ({exc})") from None
+    return conn
+
+
+class _Connection:
+    """Context manager: use a given connection, or open (and close) one from a path."""
+
+    def __init__(self, db: PathLike | sqlite3.Connection | None) -> None:
+        self._given = db if isinstance(db, sqlite3.Connection) else None
+        self._db = db
+        self._conn: sqlite3.Connection | None = None
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._conn = open_history(self._db)
+        return self._conn
+
+    def __exit__(self, *exc: object) -> None:
+        if self._given is None and self._conn is not None:
+            self._conn.close()
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def hash_file(path: PathLike) -> str:
+    """SHA-256 of a file's bytes, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def source_files(source: PathLike | Sequence[PathLike] | Mapping[str, PathLike] | None) -> tuple[SourceFile, ...]:
+    """Describe a session's input files (reading them to hash their content).
+
+    ``source`` is one path (a recording), a mapping ``role -> path`` (e.g.
+    ``{"left": "l.csv", "right": "r.csv"}``), or a sequence of paths (role ``input``).
+    """
+    if source is None:
+        return ()
+    if isinstance(source, Mapping):
+        items = [(str(role), p) for role, p in source.items()]
+    elif isinstance(source, (str, os.PathLike)):
+        items = [("recording", source)]
+    else:
+        items = [("input", p) for p in source]
+    return tuple(SourceFile(str(Path(p).resolve()), role, hash_file(p)) for role, p in items)
+
+
+def _content_hash(sources: Sequence[SourceFile]) -> str | None:
+    """One key for a session's inputs: the hash of the sorted (role, file hash) pairs."""
+    if not sources or any(s.sha256 is None for s in sources):
+        return None
+    text = "\n".join(sorted(f"{s.role}:{s.sha256}" for s in sources))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _iso(value: dt.datetime | str | None) -> str:
+    if value is None:
+        return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.astimezone()
+        return value.isoformat(timespec="seconds")
+    try:
+        return dt.datetime.fromisoformat(value).isoformat(timespec="seconds")
+    except ValueError:
+        raise InputError(f"started_at must be an ISO 8601 date-time, got {value!r}") from None
+
+
+# --------------------------------------------------------------------------- store
+
+
+def store_session(
+    db: PathLike | sqlite3.Connection | None,
+    result: SessionResult,
+    settings: Settings | None = None,
+    source: PathLike | Sequence[PathLike] | Mapping[str, PathLike] | Sequence[SourceFile] | None = None,
+    exercise: str = DEFAULT_EXERCISE,
+    started_at: dt.datetime | str | None = None,
+) -> StoreOutcome:
+    """Store one analysed session with its sets, reps, settings and input files.
+
+    Parameters
+    ----------
+    db : database path, open connection, or None for :func:`default_db_path`.
+    result : the analysed session.
+    settings : the settings it was analysed with (stored as JSON).
+    source : its input files (see :func:`source_files`), or already hashed ``SourceFile``s,
+        or None (a session without files is never de-duplicated).
+    exercise : free text, e.g. "straight leg raise".
+    started_at : wall-clock start (datetime or ISO text); None means now.
+
+    Returns
+    -------
+    StoreOutcome
+        The session id, and ``created=False`` if the same input content was stored before
+        (nothing is written then).
+    """
+    if (
+        isinstance(source, Sequence)
+        and not isinstance(source, str)
+        and source
+        and all(isinstance(s, SourceFile) for s in source)
+    ):
+        sources = tuple(source)  # type: ignore[arg-type]
+    else:
+        sources = source_files(source)  # type: ignore[arg-type]
+    key = _content_hash(sources)
+    settings_json = json.dumps((settings or Settings()).to_dict(), sort_keys=True)
+    with _Connection(db) as conn:
+        if key is not None:
+            row = conn.execute("SELECT id FROM sessions WHERE source_hash = ?", (key,)).fetchone()
+            if row is not None:
+                return StoreOutcome(int(row[0]), False)
+        with conn:
+            cur = conn.execute(
+                "INSERT INTO sessions (started_at, stored_at, source_hash, source_paths, legs, uneven, exercise,"
+                " settings_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    _iso(started_at),
+                    _iso(None),
+                    key,
+                    json.dumps([s.path for s in sources]),
+                    ",".join(leg.value for leg in result.legs),
+                    int(result.uneven),
+                    exercise.strip() or DEFAULT_EXERCISE,
+                    settings_json,
+                ),
+            )
+            session_id = int(cur.lastrowid or 0)
+            conn.executemany(
+                "INSERT INTO sources (session_id, path, role, sha256) VALUES (?, ?, ?, ?)",
+                [(session_id, s.path, s.role, s.sha256) for s in sources],
+            )
+            conn.executemany(
+                "INSERT INTO sets VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (session_id, s.set, s.start_s, s.end_s, s.left_reps, s.right_reps, int(s.uneven))
+                    for s in result.sets
+                ],
+            )
+            conn.executemany(
+                "INSERT INTO reps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        session_id, r.leg.value, r.set, r.rep, r.start_s, r.peak_s, r.end_s, r.baseline_deg,
+                        r.peak_deg, r.rom_deg, r.up_s, r.hold_s, r.down_s, ";".join(r.flags),
+                    )
+                    for r in result.reps
+                ],
+            )
+    return StoreOutcome(session_id, True)
+
+
+# --------------------------------------------------------------------------- read
+
+
+def list_sessions(db: PathLike | sqlite3.Connection | None = None) -> list[SessionRow]:
+    """Every stored session, oldest first (by start time, then id)."""
+    with _Connection(db) as conn:
+        sessions = conn.execute(
+            "SELECT id, started_at, exercise, legs, source_hash, settings_json FROM sessions ORDER BY started_at, id"
+        ).fetchall()
+        rep_stats = {
+            (sid, leg): (n, mean)
+            for sid, leg, n, mean in conn.execute(
+                "SELECT session_id, leg, count(*), avg(peak_deg) FROM reps GROUP BY session_id, leg"
+            )
+        }
+        uneven: dict[int, list[int]] = {}
+        n_sets: dict[int, int] = {}
+        for sid, set_no, is_uneven in conn.execute("SELECT session_id, set_no, uneven FROM sets ORDER BY set_no"):
+            n_sets[sid] = n_sets.get(sid, 0) + 1
+            if is_uneven:
+                uneven.setdefault(sid, []).append(int(set_no))
+        files: dict[int, list[SourceFile]] = {}
+        for sid, path, role, sha in conn.execute("SELECT session_id, path, role, sha256 FROM sources ORDER BY rowid"):
+            files.setdefault(sid, []).append(SourceFile(path, role, sha))
+    rows = []
+    for sid, started_at, exercise, legs, key, settings_json in sessions:
+        left = rep_stats.get((sid, "left"), (0, None))
+        right = rep_stats.get((sid, "right"), (0, None))
+        rows.append(
+            SessionRow(
+                session_id=int(sid),
+                started_at=str(started_at),
+                exercise=str(exercise),
+                legs=tuple(Leg(x) for x in str(legs).split(",") if x),
+                left_reps=int(left[0]),
+                right_reps=int(right[0]),
+                mean_peak_left_deg=math.nan if left[1] is None else float(left[1]),
+                mean_peak_right_deg=math.nan if right[1] is None else float(right[1]),
+                uneven_sets=tuple(uneven.get(sid, ())),
+                n_sets=n_sets.get(sid, 0),
+                source_hash=key,
+                sources=tuple(files.get(sid, ())),
+                settings_json=settings_json,
+            )
+        )
+    return rows
+
+
+def _short_date(iso: str) -> str:
+    try:
+        return dt.datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return iso[:16]
+
+
+def format_sessions(rows: Sequence[SessionRow]) -> str:
+    """The per-session table ``legrep history`` prints."""
+    if not rows:
+        return "no sessions stored yet (add some with: legrep history --add FILE...)"
+
+    def reps(row: SessionRow, leg: Leg, n: int) -> str:
+        return str(n) if leg in row.legs else "-"
+
+    def peak(row: SessionRow, leg: Leg, value: float) -> str:
+        return "-" if leg not in row.legs or math.isnan(value) else f"{value:.1f}"
+
+    header = ("id", "date", "exercise", "sets", "reps L", "reps R", "peak L°", "peak R°", "uneven sets")
+    table = [header]
+    for r in rows:
+        table.append(
+            (
+                str(r.session_id),
+                _short_date(r.started_at),
+                r.exercise,
+                str(r.n_sets),
+                reps(r, Leg.LEFT, r.left_reps),
+                reps(r, Leg.RIGHT, r.right_reps),
+                peak(r, Leg.LEFT, r.mean_peak_left_deg),
+                peak(r, Leg.RIGHT, r.mean_peak_right_deg),
+                ", ".join(str(s) for s in r.uneven_sets) or "-",
+            )
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    left_aligned = {1, 2, 8}
+    lines = []
+    for row in table:
+        cells = [c.ljust(w) if i in left_aligned else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+EXPORT_COLUMNS: tuple[str, ...] = (
+    "session_id", "started_at", "exercise", "legs", "source_hash", "sources", "settings_json",
+    "set", "set_left_reps", "set_right_reps", "set_uneven",
+    "leg", "rep", "start_s", "peak_s", "end_s", "baseline_deg", "peak_deg", "rom_deg",
+    "up_s", "hold_s", "down_s", "flags",
+)  # fmt: skip
+"""Columns of :func:`export_csv`: one row per rep, its session and set repeated on each row."""
+
+
+def export_csv(db: PathLike | sqlite3.Connection | None, path: PathLike) -> int:
+    """Export everything: one row per rep with its session's and set's fields.
+
+    A session without reps still gets one row (rep fields empty), so no session is lost.
+    Floats are written with ``repr`` precision, so they read back exactly.
+
+    Returns
+    -------
+    int
+        Number of data rows written.
+    """
+    with _Connection(db) as conn:
+        sessions = conn.execute(
+            "SELECT id, started_at, exercise, legs, source_hash, settings_json FROM sessions ORDER BY started_at, id"
+        ).fetchall()
+        sources: dict[int, list[str]] = {}
+        for sid, p, role, sha in conn.execute("SELECT session_id, path, role, sha256 FROM sources ORDER BY rowid"):
+            sources.setdefault(sid, []).append(f"{role}={p}" + (f"#{sha}" if sha else ""))
+        sets = {
+            (sid, n): (lr, rr, u)
+            for sid, n, lr, rr, u in conn.execute("SELECT session_id, set_no, left_reps, right_reps, uneven FROM sets")
+        }
+        reps = conn.execute(
+            "SELECT session_id, leg, set_no, rep_no, start_s, peak_s, end_s, baseline_deg, peak_deg, rom_deg,"
+            " up_s, hold_s, down_s, flags FROM reps ORDER BY session_id, set_no, leg, rep_no"
+        ).fetchall()
+    by_session: dict[int, list[tuple[object, ...]]] = {}
+    for r in reps:
+        by_session.setdefault(r[0], []).append(r)
+    n = 0
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(EXPORT_COLUMNS)
+        for sid, started_at, exercise, legs, key, settings_json in sessions:
+            head = [sid, started_at, exercise, legs, key or "", " ".join(sources.get(sid, [])), settings_json or ""]
+            session_reps = by_session.get(sid, [])
+            if not session_reps:
+                writer.writerow(head + [""] * (len(EXPORT_COLUMNS) - len(head)))
+                n += 1
+            for r in session_reps:
+                lr, rr, u = sets.get((sid, r[2]), ("", "", ""))
+                writer.writerow(head + [r[2], lr, rr, u, r[1], r[3], *(repr(float(v)) for v in r[4:13]), r[13]])  # type: ignore[arg-type]
+                n += 1
+    return n
+
+
+def plot_trends(db: PathLike | sqlite3.Connection | None, path: PathLike) -> int:
+    """Draw reps per leg and mean peak angle per leg over the stored sessions (PNG).
+
+    Returns
+    -------
+    int
+        Number of sessions drawn.
+
+    Raises
+    ------
+    InputError
+        If no session is stored.
+    """
+    from host.report import _LEG_COLOUR, _matplotlib
+
+    rows = list_sessions(db)
+    if not rows:
+        raise InputError("history has no sessions to plot; add some with: legrep history --add FILE...")
+    figure_cls, canvas_cls = _matplotlib()
+    fig = figure_cls(figsize=(10.0, 6.0), dpi=100, layout="constrained")
+    canvas_cls(fig)
+    ax_reps, ax_peak = fig.subplots(2, 1, sharex=True)
+    x = list(range(len(rows)))
+    for leg, reps_of, peak_of in (
+        (Leg.LEFT, lambda r: r.left_reps, lambda r: r.mean_peak_left_deg),
+        (Leg.RIGHT, lambda r: r.right_reps, lambda r: r.mean_peak_right_deg),
+    ):
+        xs = [i for i, r in zip(x, rows) if leg in r.legs]
+        if not xs:
+            continue
+        colour = _LEG_COLOUR[leg]
+        ax_reps.plot(xs, [reps_of(rows[i]) for i in xs], "o-", color=colour, label=leg.value)
+        ax_peak.plot(xs, [peak_of(rows[i]) for i in xs], "o-", color=colour, label=leg.value)
+    for i, r in enumerate(rows):
+        if r.uneven_sets:
+            ax_reps.annotate("uneven", (i, max(r.left_reps, r.right_reps)), xytext=(0, 6),
+                             textcoords="offset points", ha="center", fontsize=8, color="#c0392b")  # fmt: skip
+    ax_reps.set_ylabel("reps per session")
+    ax_peak.set_ylabel("mean peak angle (°)")
+    ax_reps.legend(fontsize=8)
+    for ax in (ax_reps, ax_peak):
+        ax.grid(True, alpha=0.3)
+    step = max(1, math.ceil(len(rows) / 20))
+    ax_peak.set_xticks(x[::step])
+    ax_peak.set_xticklabels(
+        [f"{_short_date(r.started_at)[:10]}\n{r.exercise[:14]}" for r in rows[::step]], rotation=45, ha="right", fontsize=8
+    )
+    ax_peak.set_xlim(-0.5, len(rows) - 0.5)
+    fig.suptitle("legrep history: reps and mean peak angle per leg")
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, format="png")
+    return len(rows)
+
+
+# --------------------------------------------------------------------------- inputs (file edge)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInput:
+    """The files of one session: a recording, or one IMU CSV per leg."""
+
+    recording: Path | None = None
+    left_csv: Path | None = None
+    right_csv: Path | None = None
+
+    @property
+    def label(self) -> str:
+        if self.recording is not None:
+            return str(self.recording)
+        return " + ".join(str(p) for p in (self.left_csv, self.right_csv) if p is not None)
+
+    def source(self) -> dict[str, Path]:
+        """``role -> path`` for :func:`source_files`."""
+        if self.recording is not None:
+            return {"recording": self.recording}
+        out = {}
+        if self.left_csv is not None:
+            out["left"] = self.left_csv
+        if self.right_csv is not None:
+            out["right"] = self.right_csv
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysedInput:
+    input: SessionInput
+    result: SessionResult
+    settings: Settings
+    sources: tuple[SourceFile, ...]
+    started_at: str
+
+
+def _leg_of_csv(path: Path) -> Leg | None:
+    stem = path.stem.lower()
+    has_left, has_right = "left" in stem, "right" in stem
+    if has_left == has_right:
+        return None
+    return Leg.LEFT if has_left else Leg.RIGHT
+
+
+def _partner_name(path: Path, leg: Leg) -> str:
+    """The file name of the other leg's CSV: ``left`` swapped for ``right`` (case kept)."""
+    word, other = (("left", "right") if leg is Leg.LEFT else ("right", "left"))
+    name = path.name
+    i = name.lower().rfind(word)
+    found = name[i : i + len(word)]
+    swapped = other.upper() if found.isupper() else other.capitalize() if found[0].isupper() else other
+    return name[:i] + swapped + name[i + len(word) :]
+
+
+def group_inputs(paths: Sequence[PathLike]) -> list[SessionInput]:
+    """Group input paths into sessions.
+
+    * a directory holds ``left.csv`` and/or ``right.csv`` (one session);
+    * a ``.csv`` file names its leg (``left`` or ``right`` in the file name) and pairs with
+      the given CSV whose name has the other leg in the same place;
+    * any other file is a recording.
+
+    Raises
+    ------
+    InputError
+        For a missing path, a CSV whose name gives no leg, or a directory without leg CSVs.
+    """
+    sessions: list[SessionInput] = []
+    csvs: dict[Path, Leg] = {}
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise InputError(f"{path}: a recording, an IMU CSV or a folder with left.csv/right.csv expected, got no such file")
+        if path.is_dir():
+            left, right = path / "left.csv", path / "right.csv"
+            if not left.is_file() and not right.is_file():
+                raise InputError(f"{path}: a folder with left.csv and/or right.csv expected, got neither")
+            sessions.append(
+                SessionInput(None, left if left.is_file() else None, right if right.is_file() else None)
+            )
+        elif path.suffix.lower() == ".csv":
+            leg = _leg_of_csv(path)
+            if leg is None:
+                raise InputError(
+                    f"{path}: a CSV named after its leg expected (with 'left' or 'right' in the name), got {path.name!r}"
+                )
+            csvs[path] = leg
+        else:
+            sessions.append(SessionInput(recording=path))
+    paired: set[Path] = set()
+    for path, leg in csvs.items():
+        if path in paired:
+            continue
+        partner = path.with_name(_partner_name(path, leg))
+        match = next((p for p in csvs if p != path and p not in paired and p.resolve() == partner.resolve()), None)
+        paired.add(path)
+        if match is not None:
+            paired.add(match)
+        pair = {leg: path, csvs[match]: match} if match is not None else {leg: path}
+        sessions.append(SessionInput(None, pair.get(Leg.LEFT), pair.get(Leg.RIGHT)))
+    return sessions
+
+
+def _mtime_iso(paths: Sequence[Path]) -> str:
+    stamp = min(p.stat().st_mtime for p in paths)
+    return dt.datetime.fromtimestamp(stamp, dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def analyze_input(
+    item: SessionInput, settings: Settings | None = None, started_at: dt.datetime | str | None = None
+) -> AnalysedInput:
+    """Analyse one session's files (a recording via replay, CSVs via ``analyze_arrays``).
+
+    ``started_at`` defaults to the recording's own start time if it stores one, else
+    the oldest modification time of the files.
+    """
+    settings = settings or Settings()
+    if item.recording is not None:
+        try:
+            from host.recording import replay_recording
+        except ImportError:
+            raise InputError(
+                f"{item.recording}: an IMU CSV (or a folder of them) expected; reading recordings needs host.recording,"
+                " which this legrep does not have yet"
+            ) from None
+        result, _events = replay_recording(item.recording, settings)
+        files = [item.recording]
+    else:
+        from host.imu_csv import read_imu_csv
+        from host.pipeline import analyze_arrays
+
+        left = read_imu_csv(item.left_csv) if item.left_csv is not None else None
+        right = read_imu_csv(item.right_csv) if item.right_csv is not None else None
+        result = analyze_arrays(left=left, right=right, settings=settings)
+        files = [p for p in (item.left_csv, item.right_csv) if p is not None]
+    when = _iso(started_at) if started_at is not None else _mtime_iso(files)
+    return AnalysedInput(item, result, settings, source_files(item.source()), when)

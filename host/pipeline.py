@@ -1,0 +1,270 @@
+"""The analysis pipeline: wires the stages for one leg and for a whole session.
+
+    ImuBlock -> Calibrator -> HipAngleEstimator -> RepSegmenter -> reps     (per leg)
+    reps of both legs -> group_sets -> sets, flags, uneven                  (session)
+
+Live capture, replay and offline analysis all feed :class:`SessionAnalyzer`; every stage
+carries its state between chunks, so any chunking of the same samples gives the same reps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from host.errors import CalibrationError, InputError
+from host.fusion.angle import HipAngleEstimator
+from host.fusion.calibration import Calibration, Calibrator
+from host.model import FloatArray, ImuBlock, Leg, Rep, SessionResult, SetSummary
+from host.reps.segmenter import RepSegmenter
+from host.reps.sets import group_sets
+from host.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class LegOutput:
+    """What one ``LegPipeline.update`` produced: angles released and reps closed."""
+
+    time_s: FloatArray
+    angle_deg: FloatArray
+    reps: list[Rep]
+
+
+@dataclass(frozen=True, slots=True)
+class RepClosed:
+    rep: Rep
+
+
+@dataclass(frozen=True, slots=True)
+class SetClosed:
+    summary: SetSummary
+    reps: tuple[Rep, ...]
+
+
+Event = RepClosed | SetClosed
+_NONE = np.empty(0)
+_CALIB_SLICE = 256
+
+
+class LegPipeline:
+    """Calibration, hip angle and rep segmentation for one thigh sensor."""
+
+    def __init__(self, leg: Leg, settings: Settings | None = None) -> None:
+        self.leg = leg
+        self.settings = settings or Settings()
+        self._cal = Calibrator(self.settings, f"{leg.value} sensor")
+        self.calibration: Calibration | None = None
+        self._angle: HipAngleEstimator | None = None
+        self._seg: RepSegmenter | None = None
+        self._last_t = -np.inf
+        self._n_in = 0
+        self.last_angle_deg: float | None = None
+
+    def update(self, block: ImuBlock) -> LegOutput:
+        t, acc, gyr = block.time_s, block.acc_g, block.gyr_dps
+        if len(t) == 0:
+            return LegOutput(_NONE, _NONE, [])
+        self._validate(block)
+        self._n_in += len(t)
+        if self._angle is None:
+            # feed calibration in short slices: it only needs the first seconds
+            for i in range(0, len(t), _CALIB_SLICE):
+                sl = slice(i, i + _CALIB_SLICE)
+                cal = self._cal.update(t[sl], acc[sl], gyr[sl])
+                if cal is not None:
+                    first = self._start(cal, *self._cal.leftover())
+                    rest = self._emit(*self._angle.update(t[i + _CALIB_SLICE :], acc[i + _CALIB_SLICE :], gyr[i + _CALIB_SLICE :]))  # type: ignore[union-attr]
+                    return LegOutput(
+                        np.concatenate([first.time_s, rest.time_s]),
+                        np.concatenate([first.angle_deg, rest.angle_deg]),
+                        first.reps + rest.reps,
+                    )
+            return LegOutput(_NONE, _NONE, [])
+        assert self._seg is not None
+        return self._emit(*self._angle.update(t, acc, gyr))
+
+    def finish(self) -> LegOutput:
+        """End of stream: release held-back samples and confirm a pending rep."""
+        if self._angle is None:
+            cal = self._cal.finish_short()
+            if cal is None:
+                raise CalibrationError(
+                    f"{self.leg.value} sensor: expected at least {self.settings.calib_min_still_s:g} s of still "
+                    f"neutral pose at the start, got {self._n_in} samples"
+                )
+            out = self._start(cal, *self._cal.leftover())
+        else:
+            out = self._emit(*self._angle.finish())
+        assert self._seg is not None
+        return LegOutput(out.time_s, out.angle_deg, out.reps + self._seg.finish())
+
+    def horizon_s(self) -> float:
+        return self._seg.horizon_s() if self._seg is not None else -np.inf
+
+    def diagnostics(self) -> dict[str, float]:
+        d: dict[str, float] = {"samples": float(self._n_in)}
+        if self.calibration is not None:
+            d["calibration_still_s"] = self.calibration.still_s
+            d["sample_interval_s"] = self.calibration.dt_nominal_s
+        if self._angle is not None:
+            d.update(self._angle.diagnostics())
+        if self._seg is not None:
+            d["rejected_excursions"] = float(self._seg.n_rejected)
+            d["fidgets"] = float(self._seg.n_fidgets)
+        return d
+
+    # ------------------------------------------------------------------
+    def _start(self, cal: Calibration, t: FloatArray, acc: FloatArray, gyr: FloatArray) -> LegOutput:
+        self.calibration = cal
+        self._angle = HipAngleEstimator(cal, self.settings)
+        self._seg = RepSegmenter(self.leg, self.settings, cal.dt_nominal_s)
+        t0 = self._cal.calibration_times_s
+        first = self._emit(t0, np.zeros(len(t0)), np.ones(len(t0), dtype=bool))
+        rest = self._emit(*self._angle.update(t, acc, gyr)) if len(t) else LegOutput(_NONE, _NONE, [])
+        return LegOutput(
+            np.concatenate([first.time_s, rest.time_s]),
+            np.concatenate([first.angle_deg, rest.angle_deg]),
+            first.reps + rest.reps,
+        )
+
+    def _emit(self, t: FloatArray, angle: FloatArray, still: npt.NDArray[np.bool_]) -> LegOutput:
+        assert self._seg is not None
+        if len(t) == 0:
+            return LegOutput(_NONE, _NONE, [])
+        self.last_angle_deg = float(angle[-1])
+        return LegOutput(t, angle, self._seg.update(t, angle, still))
+
+    def _validate(self, block: ImuBlock) -> None:
+        t = block.time_s
+        if not (np.isfinite(t).all() and np.isfinite(block.acc_g).all() and np.isfinite(block.gyr_dps).all()):
+            bad = int(np.flatnonzero(~(np.isfinite(t) & np.isfinite(block.acc_g).all(1) & np.isfinite(block.gyr_dps).all(1)))[0])
+            raise InputError(f"{self.leg.value} sensor: expected finite numbers, got NaN/inf at sample {self._n_in + bad}")
+        steps = np.diff(t, prepend=self._last_t)
+        if (steps <= 0).any():
+            k = int(np.flatnonzero(steps <= 0)[0])
+            prev = self._last_t if k == 0 else t[k - 1]
+            raise InputError(
+                f"{self.leg.value} sensor: expected increasing time, got {t[k]!r} s after {prev!r} s "
+                f"(sample {self._n_in + k})"
+            )
+        self._last_t = float(t[-1])
+
+
+class SessionAnalyzer:
+    """Both legs, sets and flags; the object live capture, replay and ``analyze`` all drive."""
+
+    def __init__(
+        self,
+        legs: Sequence[Leg] = (Leg.LEFT, Leg.RIGHT),
+        settings: Settings | None = None,
+        keep_traces: bool = True,
+    ) -> None:
+        if not legs:
+            raise InputError("expected at least one leg, got none")
+        self.settings = settings or Settings()
+        self.legs = tuple(legs)
+        self._pipes = {leg: LegPipeline(leg, self.settings) for leg in self.legs}
+        self._keep = keep_traces
+        self._traces: dict[Leg, list[tuple[FloatArray, FloatArray]]] = {leg: [] for leg in self.legs}
+        self._reps: list[Rep] = []
+        self._open: list[Rep] = []
+        self._closed_sets: list[SetSummary] = []
+        self._finished: set[Leg] = set()
+
+    def update(self, leg: Leg, block: ImuBlock) -> list[Event]:
+        if leg not in self._pipes:
+            raise InputError(f"expected samples for {[lg.value for lg in self.legs]}, got {leg.value}")
+        return self._take(leg, self._pipes[leg].update(block))
+
+    def angle_deg(self, leg: Leg) -> float | None:
+        return self._pipes[leg].last_angle_deg
+
+    def reps(self) -> tuple[Rep, ...]:
+        return tuple(self._reps)
+
+    def finish(self) -> SessionResult:
+        for leg in self.legs:
+            if leg not in self._finished:
+                self._take(leg, self._pipes[leg].finish())
+                self._finished.add(leg)
+        reps, sets, uneven = group_sets(self._reps, self.legs, self.settings)
+        traces = {}
+        if self._keep:
+            for leg, parts in self._traces.items():
+                traces[leg] = (
+                    np.concatenate([p[0] for p in parts]) if parts else _NONE,
+                    np.concatenate([p[1] for p in parts]) if parts else _NONE,
+                )
+        return SessionResult(
+            reps=reps,
+            sets=sets,
+            legs=self.legs,
+            uneven=uneven,
+            diagnostics={leg.value: self._pipes[leg].diagnostics() for leg in self.legs},
+            traces=traces,
+        )
+
+    # ------------------------------------------------------------------
+    def _take(self, leg: Leg, out: LegOutput) -> list[Event]:
+        if self._keep and len(out.time_s):
+            self._traces[leg].append((out.time_s, out.angle_deg))
+        events: list[Event] = [RepClosed(r) for r in out.reps]
+        self._reps.extend(out.reps)
+        self._open.extend(out.reps)
+        events.extend(self._close_sets())
+        return events
+
+    def _close_sets(self) -> list[Event]:
+        """Close the open set once every leg is past its last rep + ``set_rest_s``."""
+        if not self._open:
+            return []
+        horizon = min(np.inf if leg in self._finished else self._pipes[leg].horizon_s() for leg in self.legs)
+        last_end = max(r.end_s for r in self._open)
+        if horizon < last_end + self.settings.set_rest_s:
+            return []
+        reps, sets, _ = group_sets(self._open, self.legs, self.settings)
+        events: list[Event] = []
+        for summary in sets:
+            number = len(self._closed_sets) + 1
+            summary = SetSummary(number, summary.start_s, summary.end_s, summary.left_reps, summary.right_reps, summary.uneven)
+            self._closed_sets.append(summary)
+            events.append(SetClosed(summary, tuple(r for r in reps if r.set == summary.set)))
+        self._open = []
+        return events
+
+
+def _as_block(data: ImuBlock | tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike], name: str) -> ImuBlock:
+    if isinstance(data, ImuBlock):
+        return data
+    if not isinstance(data, tuple) or len(data) != 3:
+        raise InputError(f"{name}: expected an ImuBlock or a (time_s, acc_g, gyr_dps) tuple, got {type(data).__name__}")
+    return ImuBlock.from_arrays(*data)
+
+
+def analyze_arrays(
+    left: ImuBlock | tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike] | None = None,
+    right: ImuBlock | tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike] | None = None,
+    settings: Settings | None = None,
+) -> SessionResult:
+    """Analyse whole recordings given as arrays (the notebook API).
+
+    Parameters
+    ----------
+    left, right : ImuBlock or ``(time_s (N,), acc_g (N, 3), gyr_dps (N, 3))``; either may be None.
+    settings : analysis settings (defaults documented in :class:`host.settings.Settings`).
+
+    Raises
+    ------
+    InputError, CalibrationError
+        On malformed arrays or a stream that does not start still.
+    """
+    blocks = {leg: _as_block(d, leg.value) for leg, d in ((Leg.LEFT, left), (Leg.RIGHT, right)) if d is not None}
+    if not blocks:
+        raise InputError("expected samples for at least one leg (left or right), got none")
+    analyzer = SessionAnalyzer(tuple(blocks), settings)
+    for leg, block in blocks.items():
+        analyzer.update(leg, block)
+    return analyzer.finish()

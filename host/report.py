@@ -1,0 +1,608 @@
+"""Session report: a summary in words and three figures, written as one HTML file.
+
+The summary (:func:`summarize_session`) is pure and I/O-free. The figures
+(:func:`build_figures`) use matplotlib's object API with the Agg canvas, imported
+lazily so the rest of legrep runs without matplotlib. :func:`render_html` makes a
+self-contained page (CSS inline, figures inline as base64 PNG, no network) that
+reads on a phone; :func:`write_report` writes it, and optionally the PNGs.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from host.errors import LegrepError
+from host.model import FloatArray, Leg, Rep, SessionResult, SetSummary
+from host.settings import Settings
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "FIGURE_NAMES",
+    "LegStats",
+    "MissingDependencyError",
+    "ReportSummary",
+    "build_figures",
+    "figure_png",
+    "render_html",
+    "summarize_session",
+    "uneven_message",
+    "write_report",
+]
+
+FIGURE_NAMES: tuple[str, ...] = ("angle", "range", "tempo")
+"""Figure keys, in page order: hip angle over time, peak/range per rep, tempo per rep."""
+
+_LEG_COLOUR = {Leg.LEFT: "#1f6fb4", Leg.RIGHT: "#d9771a"}
+_PHASE_COLOUR = {"up": "#4c9f70", "hold": "#b8c4cc", "down": "#7b5ea7"}
+_FLAG_COLOUR = "#c0392b"
+_NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+_MAX_PLOT_POINTS = 6000
+"""Angle traces longer than this are reduced to a min/max envelope for drawing."""
+
+
+class MissingDependencyError(LegrepError, ImportError):
+    """An optional dependency a command needs is not installed."""
+
+
+@dataclass(frozen=True, slots=True)
+class LegStats:
+    """Averages over every rep of one leg (NaN when the leg has no reps)."""
+
+    leg: Leg
+    reps: int
+    mean_peak_deg: float
+    mean_rom_deg: float
+    mean_up_s: float
+    mean_hold_s: float
+    mean_down_s: float
+    flags: tuple[tuple[str, int], ...]
+    """``(flag, count)`` sorted by flag name."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSummary:
+    """What the report says in words, computed from a :class:`SessionResult`."""
+
+    legs: tuple[Leg, ...]
+    sets: tuple[SetSummary, ...]
+    leg_stats: tuple[LegStats, ...]
+    differences: tuple[tuple[str, float, str], ...]
+    """``(measure, left minus right, unit)``; empty unless both legs were measured."""
+    uneven_messages: tuple[str, ...]
+    """One sentence per uneven set, e.g. "Set 2: 10 left, 9 right — one more rep on the right needed"."""
+    headline: str
+
+    def stats_of(self, leg: Leg) -> LegStats:
+        for s in self.leg_stats:
+            if s.leg is leg:
+                return s
+        raise KeyError(leg)
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def _count_words(n: int) -> str:
+    return _NUMBER_WORDS[n] if 0 <= n < len(_NUMBER_WORDS) else str(n)
+
+
+def uneven_message(summary: SetSummary) -> str | None:
+    """Say in words what makes a set uneven, or return None for an even set.
+
+    >>> uneven_message(SetSummary(2, 0.0, 60.0, 10, 9, True))
+    'Set 2: 10 left, 9 right — one more rep on the right needed'
+    """
+    diff = summary.left_reps - summary.right_reps
+    if diff == 0:
+        return None
+    side = "right" if diff > 0 else "left"
+    n = abs(diff)
+    noun = "rep" if n == 1 else "reps"
+    return (
+        f"Set {summary.set}: {summary.left_reps} left, {summary.right_reps} right"
+        f" — {_count_words(n)} more {noun} on the {side} needed"
+    )
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(statistics.fmean(values)) if values else math.nan
+
+
+def _leg_stats(leg: Leg, reps: Sequence[Rep]) -> LegStats:
+    counts: dict[str, int] = {}
+    for r in reps:
+        for flag in r.flags:
+            counts[flag] = counts.get(flag, 0) + 1
+    return LegStats(
+        leg=leg,
+        reps=len(reps),
+        mean_peak_deg=_mean([r.peak_deg for r in reps]),
+        mean_rom_deg=_mean([r.rom_deg for r in reps]),
+        mean_up_s=_mean([r.up_s for r in reps]),
+        mean_hold_s=_mean([r.hold_s for r in reps]),
+        mean_down_s=_mean([r.down_s for r in reps]),
+        flags=tuple(sorted(counts.items())),
+    )
+
+
+def summarize_session(result: SessionResult) -> ReportSummary:
+    """Per-leg averages, left/right differences and the uneven sets in words.
+
+    Parameters
+    ----------
+    result : the analysed session.
+
+    Returns
+    -------
+    ReportSummary
+    """
+    legs = tuple(result.legs)
+    stats = tuple(_leg_stats(leg, result.reps_of(leg)) for leg in legs)
+    differences: list[tuple[str, float, str]] = []
+    if Leg.LEFT in legs and Leg.RIGHT in legs:
+        left = next(s for s in stats if s.leg is Leg.LEFT)
+        right = next(s for s in stats if s.leg is Leg.RIGHT)
+        differences = [
+            ("reps", float(left.reps - right.reps), ""),
+            ("mean peak", left.mean_peak_deg - right.mean_peak_deg, "°"),
+            ("mean range", left.mean_rom_deg - right.mean_rom_deg, "°"),
+            ("mean up", left.mean_up_s - right.mean_up_s, "s"),
+            ("mean hold", left.mean_hold_s - right.mean_hold_s, "s"),
+            ("mean down", left.mean_down_s - right.mean_down_s, "s"),
+        ]
+    messages = tuple(m for m in (uneven_message(s) for s in result.sets if len(legs) == 2) if m)
+    n_sets = len(result.sets)
+    parts = [f"{s.reps} {s.leg.value}" for s in stats]
+    headline = f"{', '.join(parts) or 'no'} reps in {n_sets} set{'s' if n_sets != 1 else ''}"
+    if len(legs) == 2:
+        headline += "; uneven" if messages else "; even on both legs"
+    return ReportSummary(legs, tuple(result.sets), stats, tuple(differences), messages, headline)
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _matplotlib() -> tuple[Any, Any]:
+    """Import matplotlib's Figure and Agg canvas (lazily; no pyplot, no global state)."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise MissingDependencyError(
+            "the report needs matplotlib, which is not installed; install it with: pip install 'legrep[report]'"
+        ) from None
+    return Figure, FigureCanvasAgg
+
+
+def _envelope(time_s: FloatArray, angle_deg: FloatArray, max_points: int) -> tuple[FloatArray, FloatArray]:
+    """Reduce a long trace to per-bucket min and max so peaks survive drawing."""
+    n = time_s.shape[0]
+    if n <= max_points:
+        return time_s, angle_deg
+    buckets = max_points // 2
+    edges = np.linspace(0, n, buckets + 1).astype(np.int64)
+    t_out = np.empty(2 * buckets)
+    a_out = np.empty(2 * buckets)
+    for i in range(buckets):
+        lo, hi = edges[i], max(edges[i + 1], edges[i] + 1)
+        seg = angle_deg[lo:hi]
+        i_min, i_max = int(np.argmin(seg)), int(np.argmax(seg))
+        first, second = sorted((i_min, i_max))
+        t_out[2 * i], a_out[2 * i] = time_s[lo + first], seg[first]
+        t_out[2 * i + 1], a_out[2 * i + 1] = time_s[lo + second], seg[second]
+    return t_out, a_out
+
+
+def _set_boundaries(sets: Sequence[SetSummary]) -> list[float]:
+    """Times halfway between consecutive sets."""
+    ordered = sorted(sets, key=lambda s: s.start_s)
+    return [(a.end_s + b.start_s) / 2.0 for a, b in zip(ordered, ordered[1:])]
+
+
+def _rep_key(rep: Rep) -> tuple[int, int]:
+    return (rep.set, rep.rep)
+
+
+def _rep_label(key: tuple[int, int], n_sets: int) -> str:
+    return f"S{key[0]}·{key[1]}" if n_sets > 1 else str(key[1])
+
+
+def _draw_angle(fig: "Figure", result: SessionResult, settings: Settings) -> None:
+    legs = tuple(result.legs) or (Leg.LEFT,)
+    axes = fig.subplots(len(legs), 1, sharex=True, squeeze=False)[:, 0]
+    boundaries = _set_boundaries(result.sets)
+    for ax, leg in zip(axes, legs):
+        colour = _LEG_COLOUR[leg]
+        reps = result.reps_of(leg)
+        trace = result.traces.get(leg)
+        if trace is not None and len(trace[0]) > 0:
+            t, a = _envelope(np.asarray(trace[0], float), np.asarray(trace[1], float), _MAX_PLOT_POINTS)
+            ax.plot(t, a, color=colour, linewidth=1.0, label=f"{leg.value} hip angle")
+        else:
+            ax.text(0.5, 0.5, "no angle trace stored", transform=ax.transAxes, ha="center", color="0.5")
+        top = max([r.peak_deg for r in reps], default=0.0)
+        for r in reps:
+            span = ax.axvspan(r.start_s, r.end_s, color=colour, alpha=0.18, linewidth=0)
+            span.set_gid(f"rep:{leg.value}:{r.set}:{r.rep}")
+            ax.annotate(
+                str(r.rep),
+                (r.peak_s, r.peak_deg),
+                xytext=(0, 3),
+                textcoords="offset points",
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                color="0.2",
+            )
+            if r.flags:
+                marker = ax.plot([r.peak_s], [r.peak_deg + 0.08 * max(top, 10.0)], "v", color=_FLAG_COLOUR, markersize=6)[0]
+                marker.set_gid(f"flag:{leg.value}:{r.set}:{r.rep}:{','.join(r.flags)}")
+        for b in boundaries:
+            ax.axvline(b, color="0.3", linestyle="--", linewidth=1.0)
+        for s in result.sets:
+            ax.text(
+                (s.start_s + s.end_s) / 2.0,
+                1.0,
+                f"set {s.set}",
+                transform=ax.get_xaxis_transform(),
+                ha="center",
+                va="bottom",
+                fontsize=9,
+                color="0.3",
+            )
+        ax.set_ylabel(f"{leg.value} hip angle (°)")
+        ax.set_ylim(bottom=min(-5.0, ax.get_ylim()[0]), top=max(top * 1.25, 20.0))
+        ax.grid(True, alpha=0.3)
+    handles = [
+        _patch(_LEG_COLOUR[legs[0]], 0.18, "rep (numbered)"),
+        _line2d("v", _FLAG_COLOUR, "flagged rep"),
+        _line2d("--", "0.3", "set boundary"),
+    ]
+    fig.legend(handles=handles, fontsize=8, loc="outside lower center", ncols=len(handles), frameon=False)
+    axes[-1].set_xlabel("time (s)")
+    fig.suptitle("Hip angle over time")
+
+
+def _patch(colour: str, alpha: float, label: str, hatch: str | None = None) -> Any:
+    from matplotlib.patches import Patch
+
+    return Patch(facecolor=colour, alpha=alpha, label=label, hatch=hatch, edgecolor="0.2" if hatch else None)
+
+
+def _line2d(style: str, colour: str, label: str) -> Any:
+    from matplotlib.lines import Line2D
+
+    if style in ("v", "o", "s"):
+        return Line2D([], [], marker=style, linestyle="none", color=colour, label=label)
+    return Line2D([], [], linestyle=style, color=colour, label=label)
+
+
+def _rep_grid(result: SessionResult) -> list[tuple[int, int]]:
+    return sorted({_rep_key(r) for r in result.reps})
+
+
+def _draw_range(fig: "Figure", result: SessionResult, settings: Settings) -> None:
+    ax_peak, ax_rom = fig.subplots(2, 1, sharex=True)
+    keys = _rep_grid(result)
+    x_of = {k: i for i, k in enumerate(keys)}
+    legs = tuple(result.legs)
+    width = 0.8 / max(len(legs), 1)
+    for j, leg in enumerate(legs):
+        offset = (j - (len(legs) - 1) / 2.0) * width
+        reps = result.reps_of(leg)
+        xs = [x_of[_rep_key(r)] + offset for r in reps]
+        ax_peak.bar(xs, [r.peak_deg for r in reps], width=width, color=_LEG_COLOUR[leg], label=leg.value)
+        bars = ax_rom.bar(xs, [r.rom_deg for r in reps], width=width, color=_LEG_COLOUR[leg], label=leg.value)
+        for bar, r in zip(bars, reps):
+            if "partial" in r.flags or "below_target" in r.flags:
+                bar.set_hatch("xx")
+                bar.set_edgecolor(_FLAG_COLOUR)
+        # Partial threshold per set: partial_frac x the set's median range (same leg).
+        for set_no in sorted({r.set for r in reps}):
+            in_set = [r for r in reps if r.set == set_no]
+            threshold = settings.partial_frac * statistics.median(r.rom_deg for r in in_set)
+            xs_set = [x_of[_rep_key(r)] for r in in_set]
+            ax_rom.hlines(
+                threshold, min(xs_set) - 0.45, max(xs_set) + 0.45, colors=_LEG_COLOUR[leg], linestyles=":", linewidth=1.5
+            )
+    if settings.target_rom_deg > 0:
+        ax_rom.axhspan(settings.target_rom_deg, max(ax_rom.get_ylim()[1], settings.target_rom_deg * 1.1), color="#4c9f70", alpha=0.12)
+        ax_rom.axhline(settings.target_rom_deg, color="#2e7d4f", linewidth=1.5)
+    ax_peak.set_ylabel("peak angle (°)")
+    ax_rom.set_ylabel("range of motion (°)")
+    handles = [_patch(_LEG_COLOUR[leg], 1.0, leg.value) for leg in legs]
+    handles.append(_line2d(":", "0.3", f"partial below {settings.partial_frac:.0%} of set median"))
+    if settings.target_rom_deg > 0:
+        handles.append(_patch("#4c9f70", 0.3, f"target range ≥ {settings.target_rom_deg:g}°"))
+    handles.append(_patch("white", 1.0, "partial / below target", hatch="xx"))
+    fig.legend(handles=handles, fontsize=8, loc="outside lower center", ncols=min(len(handles), 5), frameon=False)
+    for ax in (ax_peak, ax_rom):
+        ax.grid(True, axis="y", alpha=0.3)
+    _label_rep_axis(ax_rom, keys, len(result.sets))
+    fig.suptitle("Peak angle and range per rep, left and right")
+
+
+def _label_rep_axis(ax: Any, keys: Sequence[tuple[int, int]], n_sets: int) -> None:
+    step = max(1, math.ceil(len(keys) / 30))
+    ticks = list(range(0, len(keys), step))
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([_rep_label(keys[i], n_sets) for i in ticks], rotation=90 if len(ticks) > 12 else 0, fontsize=8)
+    ax.set_xlabel("set · rep" if n_sets > 1 else "rep")
+    if keys:
+        ax.set_xlim(-0.6, len(keys) - 0.4)
+
+
+def _draw_tempo(fig: "Figure", result: SessionResult, settings: Settings) -> None:
+    ax = fig.subplots(1, 1)
+    keys = _rep_grid(result)
+    x_of = {k: i for i, k in enumerate(keys)}
+    legs = tuple(result.legs)
+    width = 0.8 / max(len(legs), 1)
+    hatches = {Leg.LEFT: None, Leg.RIGHT: "//"}
+    for j, leg in enumerate(legs):
+        offset = (j - (len(legs) - 1) / 2.0) * width
+        reps = result.reps_of(leg)
+        xs = np.array([x_of[_rep_key(r)] + offset for r in reps])
+        up = np.array([r.up_s for r in reps])
+        hold = np.array([r.hold_s for r in reps])
+        down = np.array([r.down_s for r in reps])
+        kw: dict[str, Any] = {"width": width, "hatch": hatches[leg], "edgecolor": "white", "linewidth": 0.5}
+        ax.bar(xs, up, color=_PHASE_COLOUR["up"], **kw)
+        ax.bar(xs, hold, bottom=up, color=_PHASE_COLOUR["hold"], **kw)
+        down_bars = ax.bar(xs, down, bottom=up + hold, color=_PHASE_COLOUR["down"], **kw)
+        for bar, r in zip(down_bars, reps):
+            if r.down_s < settings.min_down_s:
+                bar.set_edgecolor(_FLAG_COLOUR)
+                bar.set_linewidth(1.5)
+        # "Lower slowly" threshold: where the top of the down segment must reach.
+        if len(reps):
+            ax.hlines(up + hold + settings.min_down_s, xs - width / 2, xs + width / 2, colors="black", linewidth=1.5)
+    handles = [_patch(_PHASE_COLOUR[p], 1.0, p) for p in ("up", "hold", "down")]
+    handles.append(_line2d("-", "black", f"lower slowly: down ≥ {settings.min_down_s:g} s"))
+    too_fast = _patch("white", 1.0, "lowered too fast")
+    too_fast.set_edgecolor(_FLAG_COLOUR)
+    handles.append(too_fast)
+    if Leg.RIGHT in legs and len(legs) == 2:
+        handles.append(_patch("white", 1.0, "right leg (hatched); left plain", hatch="//"))
+    fig.legend(handles=handles, fontsize=8, loc="outside lower center", ncols=len(handles), frameon=False)
+    ax.set_ylabel("time (s)")
+    ax.grid(True, axis="y", alpha=0.3)
+    _label_rep_axis(ax, keys, len(result.sets))
+    fig.suptitle("Tempo per rep: up / hold / down")
+
+
+def build_figures(result: SessionResult, settings: Settings | None = None) -> dict[str, "Figure"]:
+    """Draw the report's figures (matplotlib ``Figure`` objects on an Agg canvas).
+
+    Every shaded rep span carries the gid ``rep:<leg>:<set>:<rep>`` and every flag
+    marker ``flag:<leg>:<set>:<rep>:<flags>``, so tests can count them.
+
+    Raises
+    ------
+    MissingDependencyError
+        If matplotlib is not installed.
+    """
+    settings = settings or Settings()
+    figure_cls, canvas_cls = _matplotlib()
+    n_legs = max(len(result.legs), 1)
+    sizes = {"angle": (10.0, 2.2 + 2.3 * n_legs), "range": (10.0, 6.4), "tempo": (10.0, 4.6)}
+    drawers = {"angle": _draw_angle, "range": _draw_range, "tempo": _draw_tempo}
+    figures: dict[str, Figure] = {}
+    for name in FIGURE_NAMES:
+        fig = figure_cls(figsize=sizes[name], dpi=100, layout="constrained")
+        canvas_cls(fig)
+        drawers[name](fig, result, settings)
+        figures[name] = fig
+    return figures
+
+
+def figure_png(fig: "Figure", dpi: int = 100) -> bytes:
+    """Render one figure to PNG bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- HTML
+
+_CSS = """
+:root { color-scheme: light; }
+* { box-sizing: border-box; }
+body { font: 16px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; color: #1d232a; background: #f6f7f9; }
+main { max-width: 62rem; margin: 0 auto; padding: 1rem; }
+h1 { font-size: 1.5rem; margin: 0.2rem 0 0.3rem; }
+h2 { font-size: 1.15rem; margin: 1.6rem 0 0.5rem; }
+.meta { color: #5b6670; font-size: 0.9rem; margin: 0 0 0.8rem; }
+.headline { font-size: 1.15rem; font-weight: 600; }
+.callout { border-left: 4px solid #c0392b; background: #fdecea; padding: 0.6rem 0.8rem; margin: 0.8rem 0; border-radius: 4px; }
+.ok { border-left-color: #2e7d4f; background: #e8f5ee; }
+.callout p { margin: 0.2rem 0; }
+.scroll { overflow-x: auto; -webkit-overflow-scrolling: touch; }
+table { border-collapse: collapse; background: #fff; min-width: 18rem; }
+th, td { padding: 0.35rem 0.7rem; border-bottom: 1px solid #dde2e6; text-align: right; white-space: nowrap; }
+th:first-child, td:first-child { text-align: left; }
+tr.uneven td { background: #fdecea; }
+figure { margin: 1rem 0; background: #fff; padding: 0.4rem; border-radius: 6px; }
+figure img { display: block; max-width: 100%; height: auto; margin: 0 auto; }
+figcaption { font-size: 0.85rem; color: #5b6670; padding: 0.3rem 0.2rem 0; }
+details { margin: 1rem 0; }
+code { font-size: 0.85rem; }
+@media (max-width: 600px) { body { font-size: 15px; } main { padding: 0.6rem; } th, td { padding: 0.3rem 0.45rem; } }
+"""
+
+
+def _fmt(value: float, digits: int = 1, unit: str = "", signed: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    text = f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+    return f"{text}{(' ' if unit == 's' else '') + unit if unit else ''}"
+
+
+def _table(headers: Sequence[str], rows: Sequence[tuple[Sequence[str], str]], table_id: str) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join(
+        f'<tr class="{cls}">' + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>" for cells, cls in rows
+    )
+    return f'<div class="scroll"><table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+_CAPTIONS = {
+    "angle": "Hip angle of each leg. Shaded bands are counted reps (numbered within their set), "
+    "red triangles mark flagged reps, dashed lines separate sets.",
+    "range": "Peak angle and range of motion of each rep, left and right side by side. Dotted lines: "
+    "the partial-rep threshold of each set; hatched bars are partial or below the target range.",
+    "tempo": "Time up, held at the top and down for each rep. The black tick on each bar is where the "
+    "down phase must reach to count as lowering slowly; bars outlined red lowered too fast.",
+}
+
+
+def render_html(
+    result: SessionResult,
+    settings: Settings | None = None,
+    *,
+    title: str = "legrep session report",
+    source: str | None = None,
+    started_at: str | None = None,
+    exercise: str | None = None,
+    figures_png: Mapping[str, bytes] | None = None,
+) -> str:
+    """Make the self-contained report page.
+
+    Parameters
+    ----------
+    result, settings : the analysed session and the settings it was analysed with.
+    title, source, started_at, exercise : shown in the page header.
+    figures_png : PNG bytes per figure name (``FIGURE_NAMES``); drawn here when None.
+
+    Returns
+    -------
+    str
+        The HTML document (UTF-8 text, no external resources).
+    """
+    settings = settings or Settings()
+    if figures_png is None:
+        figures_png = {name: figure_png(fig) for name, fig in build_figures(result, settings).items()}
+    summary = summarize_session(result)
+    esc = html.escape
+    meta = " · ".join(esc(x) for x in (exercise, started_at, source) if x)
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body><main>",
+        f"<h1>{esc(title)}</h1>",
+        f'<p class="meta">{meta}</p>' if meta else "",
+        f'<p class="headline" id="headline">{esc(summary.headline)}</p>',
+    ]
+    if summary.uneven_messages:
+        parts.append('<div class="callout" id="uneven">')
+        parts.extend(f"<p>{esc(m)}</p>" for m in summary.uneven_messages)
+        parts.append("</div>")
+    elif len(summary.legs) == 2 and summary.sets:
+        parts.append('<div class="callout ok" id="uneven"><p>Every set has as many reps on the left as on the right.</p></div>')
+
+    legs = summary.legs
+    set_rows = []
+    for s in summary.sets:
+        counts = {Leg.LEFT: s.left_reps, Leg.RIGHT: s.right_reps}
+        cells = [f"Set {s.set}"] + [str(counts[leg]) for leg in legs]
+        cells.append(f"{s.start_s:.0f}–{s.end_s:.0f} s")
+        if len(legs) == 2:
+            cells.append("uneven" if s.uneven else "even")
+        set_rows.append((cells, "uneven" if s.uneven else ""))
+    set_headers = ["set"] + [f"{leg.value} reps" for leg in legs] + ["time"] + (["balance"] if len(legs) == 2 else [])
+    parts += ["<h2>Sets</h2>", _table(set_headers, set_rows, "sets")]
+
+    measures = [
+        ("reps", "reps", 0, ""),
+        ("mean peak", "mean_peak_deg", 1, "°"),
+        ("mean range", "mean_rom_deg", 1, "°"),
+        ("mean up", "mean_up_s", 2, "s"),
+        ("mean hold", "mean_hold_s", 2, "s"),
+        ("mean down", "mean_down_s", 2, "s"),
+    ]
+    diff_of = {name: value for name, value, _ in summary.differences}
+    avg_rows = []
+    for label, attr, digits, unit in measures:
+        cells = [label] + [_fmt(float(getattr(summary.stats_of(leg), attr)), digits, unit) for leg in legs]
+        if summary.differences:
+            cells.append(_fmt(diff_of[label], digits, unit, signed=True))
+        avg_rows.append((cells, ""))
+    flag_names = sorted({f for st in summary.leg_stats for f, _ in st.flags})
+    for flag in flag_names:
+        counts = [dict(summary.stats_of(leg).flags).get(flag, 0) for leg in legs]
+        cells = [f"flag: {flag}"] + [str(c) for c in counts]
+        if summary.differences:
+            cells.append(f"{counts[0] - counts[1]:+d}")
+        avg_rows.append((cells, ""))
+    avg_headers = ["measure"] + [leg.value for leg in legs] + (["left − right"] if summary.differences else [])
+    parts += ["<h2>Averages</h2>", _table(avg_headers, avg_rows, "averages")]
+
+    parts.append("<h2>Figures</h2>")
+    for name in FIGURE_NAMES:
+        png = figures_png.get(name)
+        if not png:
+            continue
+        data = base64.b64encode(png).decode("ascii")
+        parts.append(
+            f'<figure id="fig-{name}"><img alt="{esc(_CAPTIONS[name])}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{esc(_CAPTIONS[name])}</figcaption></figure>"
+        )
+    settings_rows = [([k, f"{v:g}"], "") for k, v in settings.to_dict().items()]
+    parts += [
+        "<details><summary>Settings used</summary>",
+        _table(["setting", "value"], settings_rows, "settings"),
+        "</details>",
+        "</main></body></html>",
+    ]
+    return "\n".join(p for p in parts if p)
+
+
+def write_report(
+    result: SessionResult,
+    out_html: str | Path,
+    settings: Settings | None = None,
+    *,
+    png_dir: str | Path | None = None,
+    title: str = "legrep session report",
+    source: str | None = None,
+    started_at: str | None = None,
+    exercise: str | None = None,
+) -> dict[str, Path]:
+    """Write the HTML report and, if ``png_dir`` is given, one PNG per figure.
+
+    Returns
+    -------
+    dict
+        ``"html"`` and each figure name -> the path written.
+    """
+    settings = settings or Settings()
+    figures = build_figures(result, settings)
+    pngs = {name: figure_png(fig) for name, fig in figures.items()}
+    out = Path(out_html)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text = render_html(
+        result, settings, title=title, source=source, started_at=started_at, exercise=exercise, figures_png=pngs
+    )
+    out.write_text(text, encoding="utf-8")
+    written = {"html": out}
+    if png_dir is not None:
+        directory = Path(png_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, png in pngs.items():
+            path = directory / f"{name}.png"
+            path.write_bytes(png)
+            written[name] = path
+    return written
