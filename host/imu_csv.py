@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -46,11 +46,12 @@ _DEG_PER_RAD = 180.0 / math.pi
 
 CANONICAL_HEADER = ("time_s", "acc_x_g", "acc_y_g", "acc_z_g", "gyr_x_dps", "gyr_y_dps", "gyr_z_dps")
 
-# quantity -> {unit suffix: factor to the canonical unit}
-_TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
-_ACC_UNITS = {"g": 1.0, "mps2": 1.0 / STANDARD_GRAVITY_MPS2}
-_GYR_UNITS = {"dps": 1.0, "rads": _DEG_PER_RAD}
-_QUANTITIES: dict[str, dict[str, float]] = {
+# quantity -> {unit suffix: (multiplier, divisor) to the canonical unit (s, g, deg/s)}
+_Conversion = tuple[float, float]
+_TIME_UNITS: dict[str, _Conversion] = {"s": (1.0, 1.0), "ms": (1.0, 1e3), "us": (1.0, 1e6)}
+_ACC_UNITS: dict[str, _Conversion] = {"g": (1.0, 1.0), "mps2": (1.0, STANDARD_GRAVITY_MPS2)}
+_GYR_UNITS: dict[str, _Conversion] = {"dps": (1.0, 1.0), "rads": (_DEG_PER_RAD, 1.0)}
+_QUANTITIES: dict[str, dict[str, _Conversion]] = {
     "time": _TIME_UNITS,
     "acc_x": _ACC_UNITS,
     "acc_y": _ACC_UNITS,
@@ -75,7 +76,7 @@ def _quantity_of(name: str) -> str | None:
     return None
 
 
-def _parse_header(source: str, lineno: int, line: str) -> tuple[list[int], list[float], int]:
+def _parse_header(source: str, lineno: int, line: str) -> tuple[list[int], list[_Conversion], int]:
     """Column index and unit factor of each quantity in ``_ORDER``, and the field count."""
     names = [n.strip().strip('"').strip().lower() for n in line.split(",")]
     if len(names) < 2:
@@ -83,7 +84,7 @@ def _parse_header(source: str, lineno: int, line: str) -> tuple[list[int], list[
             f"{source}:{lineno}: a comma-separated header like {','.join(CANONICAL_HEADER)} expected, "
             f"got {line.strip()[:80]!r}"
         )
-    found: dict[str, tuple[int, float, str]] = {}
+    found: dict[str, tuple[int, _Conversion, str]] = {}
     for index, name in enumerate(names):
         quantity = _quantity_of(name)
         if quantity is None:
@@ -107,7 +108,7 @@ def _parse_header(source: str, lineno: int, line: str) -> tuple[list[int], list[
 
 
 def _locate_bad_value(
-    source: str, lines: list[str], linenos: list[int], cols: list[int], header: list[str]
+    source: str, lines: list[str], linenos: Sequence[int], cols: list[int], header: list[str]
 ) -> InputError:
     """Slow path: find the first field that is not a number (called only when the fast parse failed)."""
     for line, lineno in zip(lines, linenos):
@@ -147,24 +148,32 @@ def parse_imu_csv(text_or_lines: str | Iterable[str], source_name: str = "<csv>"
     if raw_lines and raw_lines[0].startswith("\ufeff"):
         raw_lines[0] = raw_lines[0][1:]
 
-    # skip blank lines, keep 1-based line numbers
-    numbered = [(i + 1, line) for i, line in enumerate(raw_lines) if line.strip()]
-    if not numbered:
+    # the header is the first non-blank line
+    h = 0
+    while h < len(raw_lines) and not raw_lines[h].strip():
+        h += 1
+    if h == len(raw_lines):
         raise InputError(f"{source_name}:1: a header line ({','.join(CANONICAL_HEADER)}) expected, got an empty file")
-    header_lineno, header_line = numbered[0]
+    header_lineno, header_line = h + 1, raw_lines[h]
     cols, factors, n_fields = _parse_header(source_name, header_lineno, header_line)
     header_names = [n.strip() for n in header_line.split(",")]
 
-    data = numbered[1:]
-    if not data:
+    # data rows: blank lines are skipped, 1-based line numbers kept for messages
+    lines = raw_lines[h + 1 :]
+    blank = [i for i, line in enumerate(lines) if not line or line.isspace()]
+    if blank:
+        drop = set(blank)
+        linenos: Sequence[int] = [h + 2 + i for i in range(len(lines)) if i not in drop]
+        lines = [line for i, line in enumerate(lines) if i not in drop]
+    else:
+        linenos = range(h + 2, h + 2 + len(lines))
+    if not lines:
         raise InputError(
             f"{source_name}:{header_lineno + 1}: data rows expected after the header, got only the header"
         )
-    linenos = [n for n, _ in data]
-    lines = [line for _, line in data]
 
     # every row must have the header's number of fields (a truncated last line is an error, not dropped)
-    counts = np.fromiter((line.count(",") for line in lines), dtype=np.int64, count=len(lines))
+    counts = np.array([line.count(",") for line in lines], dtype=np.int64)
     bad = np.flatnonzero(counts != n_fields - 1)
     if bad.size:
         k = int(bad[0])
@@ -202,10 +211,13 @@ def parse_imu_csv(text_or_lines: str | Iterable[str], source_name: str = "<csv>"
             f"{lines[k].split(',')[cols[0]].strip()} (line {linenos[k]})"
         )
 
-    time_s = raw_time * factors[0] if factors[0] != 1.0 else raw_time.copy()
-    acc_g = values[:, 1:4] * np.asarray(factors[1:4])
-    gyr_dps = values[:, 4:7] * np.asarray(factors[4:7])
-    return ImuBlock.from_arrays(time_s, acc_g, gyr_dps)
+    converted = values.copy()
+    for c, (mul, div) in enumerate(factors):
+        if mul != 1.0:
+            converted[:, c] *= mul
+        if div != 1.0:
+            converted[:, c] /= div
+    return ImuBlock.from_arrays(converted[:, 0], converted[:, 1:4], converted[:, 4:7])
 
 
 def read_imu_csv(path: str | os.PathLike[str]) -> ImuBlock:

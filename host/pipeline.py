@@ -9,6 +9,7 @@ carries its state between chunks, so any chunking of the same samples gives the 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -139,11 +140,13 @@ class LegPipeline:
 
     def _validate(self, block: ImuBlock) -> None:
         t = block.time_s
-        if not (np.isfinite(t).all() and np.isfinite(block.acc_g).all() and np.isfinite(block.gyr_dps).all()):
-            bad = int(np.flatnonzero(~(np.isfinite(t) & np.isfinite(block.acc_g).all(1) & np.isfinite(block.gyr_dps).all(1)))[0])
+        # one pass each: a sum is NaN/inf iff some element is
+        if not (math.isfinite(float(t.sum())) and math.isfinite(float(block.acc_g.sum() + block.gyr_dps.sum()))):
+            finite = np.isfinite(t) & np.isfinite(block.acc_g).all(1) & np.isfinite(block.gyr_dps).all(1)
+            bad = int(np.flatnonzero(~finite)[0]) if not finite.all() else 0
             raise InputError(f"{self.leg.value} sensor: expected finite numbers, got NaN/inf at sample {self._n_in + bad}")
-        steps = np.diff(t, prepend=self._last_t)
-        if (steps <= 0).any():
+        if not (t[0] > self._last_t and (len(t) == 1 or bool((t[1:] > t[:-1]).all()))):
+            steps = np.diff(t, prepend=self._last_t)
             k = int(np.flatnonzero(steps <= 0)[0])
             prev = self._last_t if k == 0 else t[k - 1]
             raise InputError(
@@ -171,6 +174,7 @@ class SessionAnalyzer:
         self._traces: dict[Leg, list[tuple[FloatArray, FloatArray]]] = {leg: [] for leg in self.legs}
         self._reps: list[Rep] = []
         self._open: list[Rep] = []
+        self._open_end_s = -np.inf
         self._closed_sets: list[SetSummary] = []
         self._finished: set[Leg] = set()
 
@@ -212,9 +216,12 @@ class SessionAnalyzer:
         if self._keep and len(out.time_s):
             self._traces[leg].append((out.time_s, out.angle_deg))
         events: list[Event] = [RepClosed(r) for r in out.reps]
-        self._reps.extend(out.reps)
-        self._open.extend(out.reps)
-        events.extend(self._close_sets())
+        if out.reps:
+            self._reps.extend(out.reps)
+            self._open.extend(out.reps)
+            self._open_end_s = max(self._open_end_s, max(r.end_s for r in out.reps))
+        if self._open:
+            events.extend(self._close_sets())
         return events
 
     def _close_sets(self) -> list[Event]:
@@ -222,8 +229,7 @@ class SessionAnalyzer:
         if not self._open:
             return []
         horizon = min(np.inf if leg in self._finished else self._pipes[leg].horizon_s() for leg in self.legs)
-        last_end = max(r.end_s for r in self._open)
-        if horizon < last_end + self.settings.set_rest_s:
+        if horizon < self._open_end_s + self.settings.set_rest_s:
             return []
         reps, sets, _ = group_sets(self._open, self.legs, self.settings)
         events: list[Event] = []
@@ -233,6 +239,7 @@ class SessionAnalyzer:
             self._closed_sets.append(summary)
             events.append(SetClosed(summary, tuple(r for r in reps if r.set == summary.set)))
         self._open = []
+        self._open_end_s = -np.inf
         return events
 
 

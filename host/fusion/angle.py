@@ -36,6 +36,13 @@ BoolArray = np.ndarray
 def _run_lengths(flags: BoolArray, carry: int) -> np.ndarray:
     """Length of the run of True ending at each sample, continuing a run of ``carry``."""
     n = len(flags)
+    if n <= 24:  # live chunks: a loop beats five numpy calls
+        out = []
+        r = carry
+        for f in flags.tolist():
+            r = r + 1 if f else 0
+            out.append(r)
+        return np.array(out, dtype=np.int64)
     idx = np.arange(n)
     last_false = np.maximum.accumulate(np.where(flags, -1, idx))
     run = idx - last_false
@@ -83,7 +90,9 @@ class HipAngleEstimator:
         self._theta_prev = 0.0
         self._corr = 0.0
         self._run = self._still_min_n  # calibration ended still
-        self._acc_tail = np.empty((0, 3))
+        self._acc_hist: list[FloatArray] = []
+        self._acc_hist_n = 0
+        self._still2 = settings.still_gyro_dps**2
         self._frame_g: list[FloatArray] = []
         self._frame_s: list[BoolArray] = []
         self._frame_n = 0
@@ -119,7 +128,6 @@ class HipAngleEstimator:
             self._pend_t, self._pend_a, self._pend_g = [tt], [aa], [gg]
             return released
         self._pend_t, self._pend_a, self._pend_g = [], [], []
-        self._acc_tail = np.empty((0, 3))
         out = self._process(tt, aa, gg)
         return tuple(np.concatenate([x, y]) for x, y in zip(released, out))  # type: ignore[return-value]
 
@@ -185,6 +193,9 @@ class HipAngleEstimator:
     # ------------------------------------------------------------------ main path
     def _process(self, t: FloatArray, acc: FloatArray, gyr: FloatArray) -> tuple[FloatArray, FloatArray, BoolArray]:
         n = len(t)
+        if n <= FRAME - self._frame_n:  # the usual live case: one piece
+            theta, still = self._piece(t, acc, gyr)
+            return t, theta, still
         outs_theta = np.empty(n)
         outs_still = np.empty(n, dtype=bool)
         i = 0
@@ -196,62 +207,44 @@ class HipAngleEstimator:
         return t, outs_theta, outs_still
 
     def _piece(self, t: FloatArray, acc: FloatArray, gyr: FloatArray) -> tuple[FloatArray, BoolArray]:
-        assert self.axis is not None
+        axis = self.axis
+        assert axis is not None
         s = self.s
         n = len(t)
         w_vec = gyr - self._bias
-        raw = np.einsum("ij,ij->i", w_vec, w_vec) < s.still_gyro_dps * s.still_gyro_dps
+        raw = np.einsum("ij,ij->i", w_vec, w_vec) < self._still2
         run = _run_lengths(raw, self._run)
         still = run >= self._still_min_n
-        wc = w_vec @ self.axis
+        wc = w_vec @ axis
         wc[still] = 0.0
-        t_prev = self._t_prev if self._t_prev is not None else t[0] - self.calib.dt_nominal_s
-        dt = np.empty(n)
-        dt[0] = t[0] - t_prev
-        dt[1:] = t[1:] - t[:-1]
-        prev = np.empty(n)
-        prev[0] = self._wc_prev
-        prev[1:] = wc[:-1]
-        inc = np.empty(n + 1)
-        inc[0] = self._theta_prev
-        inc[1:] = 0.5 * (wc + prev) * dt
-        theta_g = np.cumsum(inc)[1:]
+        # trapezoid: theta[n] = theta[n-1] + (wc[n] + wc[n-1]) / 2 * (t[n] - t[n-1])
+        tp = np.empty(n + 1)
+        tp[0] = self._t_prev if self._t_prev is not None else t[0] - self.calib.dt_nominal_s
+        tp[1:] = t
+        dt = tp[1:] - tp[:-1]
+        wp = np.empty(n + 1)
+        wp[0] = self._wc_prev
+        wp[1:] = wc
+        inc = wp[1:] + wp[:-1]
+        inc *= dt
+        inc *= 0.5
+        inc[0] += self._theta_prev
+        theta_g = np.cumsum(inc)
         theta = theta_g + self._corr
-        # gaps (diagnostics only; the trapezoid bridges them)
-        big = dt > s.max_gap_s
-        if big.any():
-            self.n_gaps += int(big.sum())
+        if dt.max() > s.max_gap_s:  # gaps: diagnostics only, the trapezoid bridges them
+            self.n_gaps += int((dt > s.max_gap_s).sum())
             self.max_gap_s = max(self.max_gap_s, float(dt.max()))
-        # re-anchor to gravity at long rests
-        anchors = np.flatnonzero(run == self._anchor_n)
-        if len(anchors):
-            window = np.concatenate([self._acc_tail, acc])
-            off = len(self._acc_tail)
-            ref_norm = math.sqrt(float(self.calib.gravity_ref.dot(self.calib.gravity_ref)))
-            for k in anchors:
-                hi = off + int(k) + 1
-                lo = hi - self._anchor_n
-                if lo < 0:
-                    continue
-                a_mean = window[lo:hi].mean(axis=0)
-                if abs(math.sqrt(float(a_mean.dot(a_mean))) - ref_norm) > 0.1 * ref_norm:
-                    continue  # still but accelerating? (vehicle, impacts) - do not trust
-                tilt = _tilt_about_axis(a_mean, self.calib.gravity_ref, self.axis)
-                d = (tilt - theta[k] + 180.0) % 360.0 - 180.0
-                if abs(d) > s.anchor_max_error_deg:
-                    theta[k:] += d
-                    self._corr += d
-                    self.n_anchors += 1
-                    self.anchor_total_deg += abs(d)
+        self._acc_hist.append(acc)
+        self._acc_hist_n += n
+        if run.max() >= self._anchor_n:
+            self._anchor(run, theta)
+        while self._acc_hist_n - len(self._acc_hist[0]) >= self._anchor_n:
+            self._acc_hist_n -= len(self._acc_hist.pop(0))
         # carry state
         self._t_prev = float(t[-1])
         self._wc_prev = float(wc[-1])
         self._theta_prev = float(theta_g[-1])
         self._run = int(run[-1])
-        keep = self._anchor_n
-        self._acc_tail = np.concatenate([self._acc_tail, acc])[-keep:]
-        self.n_samples += n
-        self.n_still += int(still.sum())
         # gyro bias tracking, once per frame
         self._frame_g.append(gyr)
         self._frame_s.append(still)
@@ -260,11 +253,40 @@ class HipAngleEstimator:
             fg = np.concatenate(self._frame_g)
             fs = np.concatenate(self._frame_s)
             m = int(fs.sum())
+            self.n_samples += len(fs)
+            self.n_still += m
             if m:
                 k = 1.0 - math.exp(-m * self.calib.dt_nominal_s / s.bias_tau_s)
                 self._bias = self._bias + k * (fg[fs].mean(axis=0) - self._bias)
             self._frame_g, self._frame_s, self._frame_n = [], [], 0
         return theta, still
+
+    def _anchor(self, run: np.ndarray, theta: FloatArray) -> None:
+        """Compare with gravity where a rest reaches ``anchor_rest_s``; re-anchor if far off."""
+        anchors = np.flatnonzero(run == self._anchor_n)
+        if not len(anchors):
+            return
+        axis = self.axis
+        assert axis is not None
+        window = np.concatenate(self._acc_hist)
+        off = len(window) - len(run)
+        ref = self.calib.gravity_ref
+        ref_norm = math.sqrt(float(ref.dot(ref)))
+        for k in anchors:
+            hi = off + int(k) + 1
+            lo = hi - self._anchor_n
+            if lo < 0:
+                continue
+            a_mean = window[lo:hi].mean(axis=0)
+            if abs(math.sqrt(float(a_mean.dot(a_mean))) - ref_norm) > 0.1 * ref_norm:
+                continue  # still but accelerating? (vehicle, impacts) - do not trust
+            tilt = _tilt_about_axis(a_mean, ref, axis)
+            d = (tilt - theta[k] + 180.0) % 360.0 - 180.0
+            if abs(d) > self.s.anchor_max_error_deg:
+                theta[k:] += d
+                self._corr += d
+                self.n_anchors += 1
+                self.anchor_total_deg += abs(d)
 
 
 _EMPTY: tuple[FloatArray, FloatArray, BoolArray] = (np.empty(0), np.empty(0), np.empty(0, dtype=bool))

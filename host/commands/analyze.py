@@ -1,0 +1,92 @@
+"""``legrep analyze``: count and measure reps in IMU CSV files (one per thigh).
+
+    legrep analyze --left L.csv --right R.csv [--reps FILE] [--summary FILE] [--set NAME=VALUE ...]
+
+Either leg may be omitted (at least one is needed). Without ``--reps``/``--summary`` the
+per-set table is printed; with them the files are written and one summary line is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+from host.errors import InputError
+from host.settings import Settings
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "analyze",
+        help="count and measure reps in IMU CSV files (one per thigh)",
+        description=(
+            "Count and measure leg-lift reps in IMU CSV files, one per thigh "
+            "(header time_s,acc_x_g,acc_y_g,acc_z_g,gyr_x_dps,gyr_y_dps,gyr_z_dps; see README 'CSV input')."
+        ),
+    )
+    parser.add_argument("--left", metavar="CSV", help="IMU CSV of the left thigh sensor")
+    parser.add_argument("--right", metavar="CSV", help="IMU CSV of the right thigh sensor")
+    parser.add_argument("--reps", metavar="FILE", help="write one row per rep to this CSV file")
+    parser.add_argument("--summary", metavar="FILE", help="write the session summary to this JSON file")
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        metavar="NAME=VALUE",
+        action="append",
+        default=[],
+        help="override an analysis setting, e.g. --set min_rom_deg=25 (repeatable; see host/settings.py)",
+    )
+    parser.set_defaults(func=run)
+
+
+def parse_overrides(items: Sequence[str], base: Settings | None = None) -> Settings:
+    """Apply ``NAME=VALUE`` overrides to ``base`` (default :class:`Settings`).
+
+    Raises
+    ------
+    InputError
+        Malformed item, unknown setting name (the known names are listed) or a value that
+        is not a number >= 0.
+    """
+    base = base if base is not None else Settings()
+    known = [f.name for f in dataclasses.fields(Settings)]
+    changes: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise InputError(f"--set: NAME=VALUE expected, got {item!r}")
+        if name not in known:
+            raise InputError(f"--set: a setting name expected (one of {', '.join(known)}), got {name!r}")
+        try:
+            changes[name] = float(value)
+        except ValueError:
+            raise InputError(f"--set {name}: a number expected, got {value.strip()!r}") from None
+    return dataclasses.replace(base, **changes) if changes else base
+
+
+def run(args: argparse.Namespace) -> int:
+    # imported here so ``legrep --help`` stays fast
+    from host.export import format_one_line, format_table, write_reps_csv, write_summary_json
+    from host.imu_csv import read_imu_csv
+    from host.pipeline import analyze_arrays
+
+    if not args.left and not args.right:
+        raise InputError("--left CSV and/or --right CSV expected, got neither")
+    settings = parse_overrides(args.settings)
+    left = read_imu_csv(args.left) if args.left else None
+    right = read_imu_csv(args.right) if args.right else None
+    result = analyze_arrays(left=left, right=right, settings=settings)
+
+    if args.reps:
+        write_reps_csv(args.reps, result)
+    if args.summary:
+        write_summary_json(args.summary, result, settings)
+    if args.reps or args.summary:
+        written = ", ".join(p for p in (args.reps, args.summary) if p)
+        print(f"{format_one_line(result)}; wrote {written}")
+    else:
+        print(format_table(result), end="")
+    return 0

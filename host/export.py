@@ -1,0 +1,361 @@
+"""Exports of a :class:`~host.model.SessionResult`: reps CSV, summary JSON, a readable table.
+
+``format_table`` and ``summary_dict`` are pure; the ``write_*``/``read_*`` functions are
+the file edges. Definitions of the per-rep measures are in README "Rep measures".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from host.errors import InputError
+from host.model import Leg, Rep, SessionResult
+from host.settings import Settings
+
+__all__ = [
+    "REPS_COLUMNS",
+    "FLAG_NAMES",
+    "legrep_version",
+    "format_reps_csv",
+    "write_reps_csv",
+    "read_reps_csv",
+    "parse_reps_csv",
+    "summary_dict",
+    "write_summary_json",
+    "format_table",
+    "format_one_line",
+]
+
+REPS_COLUMNS: tuple[str, ...] = (
+    "set",
+    "leg",
+    "rep",
+    "start_s",
+    "peak_s",
+    "end_s",
+    "peak_deg",
+    "rom_deg",
+    "up_s",
+    "hold_s",
+    "down_s",
+    "flags",
+)
+
+FLAG_NAMES: tuple[str, ...] = ("partial", "below_target", "fast_up", "fast_down", "short_hold")
+"""Every form flag the analysis can raise (README "Sets and flags")."""
+
+_LEG_ORDER = (Leg.LEFT, Leg.RIGHT)
+
+
+def legrep_version() -> str:
+    """The installed legrep version (``"unknown"`` when running from an uninstalled tree)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("legrep")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+# --------------------------------------------------------------------------- reps CSV
+
+
+def _rep_row(rep: Rep) -> list[str]:
+    return [
+        str(rep.set),
+        rep.leg.value,
+        str(rep.rep),
+        f"{rep.start_s:.3f}",
+        f"{rep.peak_s:.3f}",
+        f"{rep.end_s:.3f}",
+        f"{rep.peak_deg:.1f}",
+        f"{rep.rom_deg:.1f}",
+        f"{rep.up_s:.3f}",
+        f"{rep.hold_s:.3f}",
+        f"{rep.down_s:.3f}",
+        ";".join(rep.flags),
+    ]
+
+
+def _sorted_reps(reps: Iterable[Rep]) -> list[Rep]:
+    return sorted(reps, key=lambda r: (r.set, _LEG_ORDER.index(r.leg), r.rep, r.start_s))
+
+
+def format_reps_csv(result: SessionResult) -> str:
+    """The reps CSV text: header ``REPS_COLUMNS``, one row per rep ordered by set, leg, rep.
+
+    Times have 3 decimals (s), angles 1 decimal (deg), flags are joined with ``;``.
+    """
+    lines = [",".join(REPS_COLUMNS)]
+    lines += [",".join(_rep_row(r)) for r in _sorted_reps(result.reps)]
+    return "\n".join(lines) + "\n"
+
+
+def _write_text(path: str | os.PathLike[str], text: str) -> None:
+    p = Path(path)
+    try:
+        with open(p, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+    except IsADirectoryError:
+        raise InputError(f"{p}: a file path to write expected, got a directory") from None
+    except FileNotFoundError:
+        raise InputError(f"{p}: a path in an existing folder expected, got a missing folder {p.parent}") from None
+    except OSError as exc:
+        raise InputError(f"{p}: a writable file path expected, got {exc.strerror or exc}") from None
+
+
+def write_reps_csv(path: str | os.PathLike[str], result: SessionResult) -> None:
+    """Write one row per rep (see :func:`format_reps_csv`)."""
+    _write_text(path, format_reps_csv(result))
+
+
+def parse_reps_csv(text: str, source_name: str = "<reps.csv>") -> tuple[Rep, ...]:
+    """Parse reps CSV text written by :func:`write_reps_csv`.
+
+    The header must be exactly ``REPS_COLUMNS``. Fields the CSV does not carry are
+    reconstructed: ``baseline_deg = peak_deg - rom_deg`` and ``closed_s = end_s``.
+
+    Raises
+    ------
+    InputError
+        ``<source>:<line>: <expected>, got <arrived>`` naming the column at fault.
+    """
+    lines = text.lstrip("\ufeff").splitlines()
+    if not lines or not lines[0].strip():
+        raise InputError(f"{source_name}:1: header {','.join(REPS_COLUMNS)} expected, got an empty file")
+    header = [h.strip() for h in lines[0].split(",")]
+    for i, want in enumerate(REPS_COLUMNS):
+        got = header[i] if i < len(header) else None
+        if got != want:
+            arrived = f"{got!r}" if got is not None else "end of header"
+            raise InputError(f"{source_name}:1: column {i + 1} {want!r} expected, got {arrived}")
+    if len(header) > len(REPS_COLUMNS):
+        raise InputError(
+            f"{source_name}:1: {len(REPS_COLUMNS)} columns expected, got extra column {header[len(REPS_COLUMNS)]!r}"
+        )
+    reps: list[Rep] = []
+    for lineno, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) != len(REPS_COLUMNS):
+            raise InputError(
+                f"{source_name}:{lineno}: {len(REPS_COLUMNS)} fields expected, got {len(fields)}: {line.strip()[:80]!r}"
+            )
+        row = dict(zip(REPS_COLUMNS, fields))
+        values: dict[str, float] = {}
+        for name in REPS_COLUMNS[3:11]:
+            try:
+                values[name] = float(row[name])
+            except ValueError:
+                raise InputError(f"{source_name}:{lineno}: column {name}: a number expected, got {row[name]!r}") from None
+            if values[name] != values[name] or abs(values[name]) == float("inf"):
+                raise InputError(f"{source_name}:{lineno}: column {name}: a finite number expected, got {row[name]!r}")
+        ints: dict[str, int] = {}
+        for name in ("set", "rep"):
+            try:
+                ints[name] = int(row[name])
+            except ValueError:
+                raise InputError(f"{source_name}:{lineno}: column {name}: an integer expected, got {row[name]!r}") from None
+        try:
+            leg = Leg.parse(row["leg"])
+        except InputError:
+            raise InputError(f"{source_name}:{lineno}: column leg: 'left' or 'right' expected, got {row['leg']!r}") from None
+        flags = tuple(f for f in row["flags"].split(";") if f)
+        reps.append(
+            Rep(
+                leg=leg,
+                start_s=values["start_s"],
+                peak_s=values["peak_s"],
+                end_s=values["end_s"],
+                baseline_deg=values["peak_deg"] - values["rom_deg"],
+                peak_deg=values["peak_deg"],
+                rom_deg=values["rom_deg"],
+                up_s=values["up_s"],
+                hold_s=values["hold_s"],
+                down_s=values["down_s"],
+                closed_s=values["end_s"],
+                flags=flags,
+                set=ints["set"],
+                rep=ints["rep"],
+            )
+        )
+    return tuple(reps)
+
+
+def read_reps_csv(path: str | os.PathLike[str]) -> tuple[Rep, ...]:
+    """Read a reps CSV written by :func:`write_reps_csv` (see :func:`parse_reps_csv`)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{p}: an existing reps CSV file expected, got no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{p}: a reps CSV file expected, got a directory") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{p}: a readable reps CSV file expected, got {exc}") from None
+    return parse_reps_csv(text, str(p))
+
+
+# --------------------------------------------------------------------------- summary JSON
+
+
+def _mean(values: Sequence[float], digits: int) -> float | None:
+    return round(statistics.fmean(values), digits) if values else None
+
+
+def _flag_counts(reps: Sequence[Rep]) -> dict[str, int]:
+    counts = {name: 0 for name in FLAG_NAMES}
+    for r in reps:
+        for f in r.flags:
+            counts[f] = counts.get(f, 0) + 1
+    return counts
+
+
+def _leg_summary(reps: Sequence[Rep]) -> dict[str, Any]:
+    return {
+        "reps": len(reps),
+        "mean_peak_deg": _mean([r.peak_deg for r in reps], 2),
+        "mean_rom_deg": _mean([r.rom_deg for r in reps], 2),
+        "mean_up_s": _mean([r.up_s for r in reps], 3),
+        "mean_hold_s": _mean([r.hold_s for r in reps], 3),
+        "mean_down_s": _mean([r.down_s for r in reps], 3),
+        "flags": _flag_counts(reps),
+    }
+
+
+def _plain(value: Any) -> Any:
+    """Numbers from numpy and friends as plain JSON numbers (NaN/inf become null)."""
+    if isinstance(value, dict):
+        return {str(k.value if isinstance(k, Leg) else k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, (str, int)):
+        return value
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return f if f == f and abs(f) != float("inf") else None
+
+
+def summary_dict(result: SessionResult, settings: Settings | None = None) -> dict[str, Any]:
+    """A JSON-ready summary of a session.
+
+    Keys: ``legrep_version``, ``legs`` (analysed leg names), ``uneven`` (any set uneven),
+    ``sets`` (``set``, ``start_s``, ``end_s``, ``left_reps``, ``right_reps``, ``uneven``),
+    ``per_leg`` (per leg name: ``reps``, ``mean_peak_deg``, ``mean_rom_deg``, ``mean_up_s``,
+    ``mean_hold_s``, ``mean_down_s`` -- null without reps -- and ``flags`` counts),
+    ``settings`` (every :class:`Settings` field used) and ``diagnostics``.
+    """
+    settings = settings if settings is not None else Settings()
+    return {
+        "legrep_version": legrep_version(),
+        "legs": [leg.value for leg in result.legs],
+        "uneven": bool(result.uneven),
+        "sets": [
+            {
+                "set": s.set,
+                "start_s": round(s.start_s, 3),
+                "end_s": round(s.end_s, 3),
+                "left_reps": s.left_reps,
+                "right_reps": s.right_reps,
+                "uneven": bool(s.uneven),
+            }
+            for s in result.sets
+        ],
+        "per_leg": {leg.value: _leg_summary(result.reps_of(leg)) for leg in result.legs},
+        "settings": settings.to_dict(),
+        "diagnostics": _plain(result.diagnostics),
+    }
+
+
+def write_summary_json(path: str | os.PathLike[str], result: SessionResult, settings: Settings | None = None) -> None:
+    """Write :func:`summary_dict` as indented JSON."""
+    _write_text(path, json.dumps(summary_dict(result, settings), indent=2) + "\n")
+
+
+# --------------------------------------------------------------------------- table
+
+
+def _clock(t_s: float) -> str:
+    minutes, seconds = divmod(max(t_s, 0.0), 60.0)
+    return f"{int(minutes)}:{seconds:04.1f}"
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def _flags_text(reps: Sequence[Rep]) -> str:
+    counts = _flag_counts(reps)
+    parts = [f"{name} {n}" for name, n in counts.items() if n]
+    return ", ".join(parts) if parts else "-"
+
+
+def _balance(left: int, right: int, uneven: bool, two_legs: bool) -> str:
+    if not two_legs:
+        return "one leg"
+    return f"UNEVEN ({left} left / {right} right)" if uneven else "even"
+
+
+_HEAD = f"  {'leg':<6}{'reps':>5}{'peak_deg':>10}{'rom_deg':>9}{'up_s':>7}{'hold_s':>8}{'down_s':>8}  flags"
+
+
+def _leg_line(label: str, reps: Sequence[Rep]) -> str:
+    s = _leg_summary(reps)
+    return (
+        f"  {label:<6}{s['reps']:>5}{_num(s['mean_peak_deg'], '.1f'):>10}{_num(s['mean_rom_deg'], '.1f'):>9}"
+        f"{_num(s['mean_up_s'], '.2f'):>7}{_num(s['mean_hold_s'], '.2f'):>8}{_num(s['mean_down_s'], '.2f'):>8}"
+        f"  {_flags_text(reps)}"
+    )
+
+
+def format_table(result: SessionResult) -> str:
+    """The readable per-set, per-leg table ``legrep analyze`` prints.
+
+    For each set: its time span, reps per leg and balance (``even`` or
+    ``UNEVEN (10 left / 9 right)``), then per leg the rep count, mean peak angle and range
+    (deg), mean tempo up/hold/down (s) and flag counts. Ends with the session totals per leg
+    and a session total line. Means are over the reps shown on that line.
+    """
+    two_legs = len(result.legs) == 2
+    out: list[str] = []
+    sets = list(result.sets)
+    if not sets:
+        out.append("No sets: no reps found.")
+    for s in sets:
+        in_set = [r for r in result.reps if r.set == s.set]
+        out.append(
+            f"Set {s.set}  {_clock(s.start_s)}-{_clock(s.end_s)}  "
+            + "  ".join(f"{leg.value} {s.left_reps if leg is Leg.LEFT else s.right_reps}" for leg in result.legs)
+            + f"  {_balance(s.left_reps, s.right_reps, s.uneven, two_legs)}"
+        )
+        out.append(_HEAD)
+        for leg in result.legs:
+            out.append(_leg_line(leg.value, [r for r in in_set if r.leg is leg]))
+        out.append("")
+    out.append("Session")
+    out.append(_HEAD)
+    for leg in result.legs:
+        out.append(_leg_line(leg.value, result.reps_of(leg)))
+    out.append(format_one_line(result))
+    return "\n".join(out) + "\n"
+
+
+def format_one_line(result: SessionResult) -> str:
+    """One line: total reps per leg, number of sets, and which sets are uneven."""
+    per_leg = ", ".join(f"{leg.value} {len(result.reps_of(leg))}" for leg in result.legs)
+    uneven = [str(s.set) for s in result.sets if s.uneven]
+    n_sets = len(result.sets)
+    text = f"Total: {len(result.reps)} reps ({per_leg}) in {n_sets} set{'s' if n_sets != 1 else ''}"
+    if uneven:
+        text += f"; UNEVEN in set{'s' if len(uneven) > 1 else ''} {', '.join(uneven)}"
+    elif len(result.legs) == 2 and n_sets:
+        text += "; every set even"
+    return text
