@@ -53,12 +53,19 @@ _LEG_ORDER = (Leg.LEFT, Leg.RIGHT)
 
 
 def legrep_version() -> str:
-    """The installed legrep version (``"unknown"`` when running from an uninstalled tree)."""
+    """The installed legrep version; from ``pyproject.toml`` when running an uninstalled tree."""
     from importlib import metadata
 
     try:
         return metadata.version("legrep")
     except metadata.PackageNotFoundError:
+        pass
+    import tomllib
+
+    try:
+        with open(Path(__file__).resolve().parents[1] / "pyproject.toml", "rb") as fh:
+            return str(tomllib.load(fh)["project"]["version"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
         return "unknown"
 
 
@@ -247,7 +254,7 @@ def _plain(value: Any) -> Any:
 def summary_dict(result: SessionResult, settings: Settings | None = None) -> dict[str, Any]:
     """A JSON-ready summary of a session.
 
-    Keys: ``legrep_version``, ``legs`` (analysed leg names), ``uneven`` (any set uneven),
+    Keys: ``legrep_version``, ``legs`` (analysed leg names), ``uneven`` (two legs, totals differ),
     ``sets`` (``set``, ``start_s``, ``end_s``, ``left_reps``, ``right_reps``, ``uneven``),
     ``per_leg`` (per leg name: ``reps``, ``mean_peak_deg``, ``mean_rom_deg``, ``mean_up_s``,
     ``mean_hold_s``, ``mean_down_s`` -- null without reps -- and ``flags`` counts),

@@ -527,6 +527,10 @@ def export_csv(db: PathLike | sqlite3.Connection | None, path: PathLike) -> int:
     return n
 
 
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
 def plot_trends(db: PathLike | sqlite3.Connection | None, path: PathLike) -> int:
     """Draw reps per leg and mean peak angle per leg over the stored sessions (PNG).
 
@@ -564,6 +568,7 @@ def plot_trends(db: PathLike | sqlite3.Connection | None, path: PathLike) -> int
         if r.uneven_sets:
             ax_reps.annotate("uneven", (i, max(r.left_reps, r.right_reps)), xytext=(0, 6),
                              textcoords="offset points", ha="center", fontsize=8, color="#c0392b")  # fmt: skip
+    ax_reps.margins(y=0.15)
     ax_reps.set_ylabel("reps per session")
     ax_peak.set_ylabel("mean peak angle (°)")
     ax_reps.legend(fontsize=8)
@@ -572,7 +577,7 @@ def plot_trends(db: PathLike | sqlite3.Connection | None, path: PathLike) -> int
     step = max(1, math.ceil(len(rows) / 20))
     ax_peak.set_xticks(x[::step])
     ax_peak.set_xticklabels(
-        [f"{_short_date(r.started_at)[:10]}\n{r.exercise[:14]}" for r in rows[::step]], rotation=45, ha="right", fontsize=8
+        [f"{_short_date(r.started_at)[:10]}\n{_clip(r.exercise, 20)}" for r in rows[::step]], rotation=45, ha="right", fontsize=8
     )
     ax_peak.set_xlim(-0.5, len(rows) - 0.5)
     fig.suptitle("legrep history: reps and mean peak angle per leg")
@@ -692,15 +697,30 @@ def _mtime_iso(paths: Sequence[Path]) -> str:
     return dt.datetime.fromtimestamp(stamp, dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def _recording_meta(path: Path) -> tuple[str | None, Settings | None]:
+    """``started_at`` (ISO 8601) and the analysis settings a recording's META stores, if any."""
+    from host.recording import RecordingReader
+
+    meta = RecordingReader(path).meta
+    started: str | None = None
+    if isinstance(meta.get("started_at"), str):
+        try:
+            started = _iso(meta["started_at"])
+        except InputError:
+            started = None
+    stored = meta.get("settings")
+    return started, Settings.from_dict(stored) if isinstance(stored, dict) else None
+
+
 def analyze_input(
     item: SessionInput, settings: Settings | None = None, started_at: dt.datetime | str | None = None
 ) -> AnalysedInput:
     """Analyse one session's files (a recording via replay, CSVs via ``analyze_arrays``).
 
-    ``started_at`` defaults to the recording's own start time if it stores one, else
+    ``settings`` None means the defaults, or for a recording the settings stored in it;
+    the settings actually used are returned. ``started_at`` defaults to the recording's own start time if it stores one, else
     the oldest modification time of the files.
     """
-    settings = settings or Settings()
     if item.recording is not None:
         try:
             from host.recording import replay_recording
@@ -709,9 +729,14 @@ def analyze_input(
                 f"{item.recording}: an IMU CSV (or a folder of them) expected; reading recordings needs host.recording,"
                 " which this legrep does not have yet"
             ) from None
-        result, _events = replay_recording(item.recording, settings)
+        recorded_start, recorded_settings = _recording_meta(item.recording)
+        result, _events = replay_recording(item.recording, settings)  # None: the recording's own settings
+        settings = settings or recorded_settings or Settings()
         files = [item.recording]
+        if started_at is None:
+            started_at = recorded_start
     else:
+        settings = settings or Settings()
         from host.imu_csv import read_imu_csv
         from host.pipeline import analyze_arrays
 

@@ -84,21 +84,29 @@ def _parse_header(source: str, lineno: int, line: str) -> tuple[list[int], list[
             f"{source}:{lineno}: a comma-separated header like {','.join(CANONICAL_HEADER)} expected, "
             f"got {line.strip()[:80]!r}"
         )
-    found: dict[str, tuple[int, _Conversion, str]] = {}
+    valid: dict[str, list[tuple[int, _Conversion, str]]] = {q: [] for q in _ORDER}
+    unknown: dict[str, list[str]] = {q: [] for q in _ORDER}
     for index, name in enumerate(names):
         quantity = _quantity_of(name)
         if quantity is None:
             continue  # extra column: ignored
         unit = name[len(quantity) + 1 :]
-        if unit not in _QUANTITIES[quantity]:
+        if unit in _QUANTITIES[quantity]:
+            valid[quantity].append((index, _QUANTITIES[quantity][unit], name))
+        else:
+            unknown[quantity].append(name)
+    found: dict[str, tuple[int, _Conversion, str]] = {}
+    for quantity in _ORDER:
+        if len(valid[quantity]) > 1:
+            first, second = (v[2] for v in valid[quantity][:2])
+            raise InputError(f"{source}:{lineno}: {quantity}: expected one column, got two ({first!r} and {second!r})")
+        if valid[quantity]:
+            found[quantity] = valid[quantity][0]  # e.g. acc_x_g beside acc_x_raw: the raw one is ignored
+        elif unknown[quantity]:
             raise InputError(
-                f"{source}:{lineno}: {quantity}: expected unit suffix {_expected_units(quantity)}, got {name!r}"
+                f"{source}:{lineno}: {quantity}: expected unit suffix {_expected_units(quantity)}, "
+                f"got {unknown[quantity][0]!r}"
             )
-        if quantity in found:
-            raise InputError(
-                f"{source}:{lineno}: {quantity}: expected one column, got two ({found[quantity][2]!r} and {name!r})"
-            )
-        found[quantity] = (index, _QUANTITIES[quantity][unit], name)
     missing = [q for q in _ORDER if q not in found]
     if missing:
         wanted = "; ".join(f"{q} ({' or '.join(q + '_' + u for u in _QUANTITIES[q])})" for q in missing)
@@ -107,19 +115,33 @@ def _parse_header(source: str, lineno: int, line: str) -> tuple[list[int], list[
     return [found[q][0] for q in _ORDER], [found[q][1] for q in _ORDER], len(names)
 
 
+def _load(lines: list[str], cols: list[int]) -> np.ndarray:
+    """The numbers in columns ``cols`` of ``lines`` (C parser); ValueError on a field that is not one."""
+    return np.loadtxt(lines, delimiter=",", dtype=np.float64, comments=None, usecols=cols, ndmin=2)
+
+
 def _locate_bad_value(
     source: str, lines: list[str], linenos: Sequence[int], cols: list[int], header: list[str]
 ) -> InputError:
-    """Slow path: find the first field that is not a number (called only when the fast parse failed)."""
-    for line, lineno in zip(lines, linenos):
-        fields = line.split(",")
-        for c in cols:
-            text = fields[c].strip()
-            try:
-                float(text)
-            except ValueError:
-                return InputError(f"{source}:{lineno}: column {header[c]}: a number expected, got {text!r}")
-    return InputError(f"{source}: numbers expected in columns {[header[c] for c in cols]}, got unparseable data")
+    """Slow path after the fast parse failed: bisect to the first line the same parser rejects."""
+    lo, hi = 0, len(lines)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        try:
+            _load(lines[lo:mid], cols)
+        except ValueError:
+            hi = mid
+        else:
+            lo = mid
+    fields = lines[lo].split(",")
+    for c in cols:
+        try:
+            if not fields[c].strip():
+                raise ValueError("empty field")
+            _load([fields[c]], [0])
+        except ValueError:
+            return InputError(f"{source}:{linenos[lo]}: column {header[c]}: a number expected, got {fields[c].strip()!r}")
+    return InputError(f"{source}:{linenos[lo]}: numbers expected, got {lines[lo].strip()[:80]!r}")
 
 
 def parse_imu_csv(text_or_lines: str | Iterable[str], source_name: str = "<csv>") -> ImuBlock:
@@ -185,7 +207,7 @@ def parse_imu_csv(text_or_lines: str | Iterable[str], source_name: str = "<csv>"
         )
 
     try:
-        values = np.loadtxt(lines, delimiter=",", dtype=np.float64, comments=None, usecols=cols, ndmin=2)
+        values = _load(lines, cols)
     except ValueError:
         raise _locate_bad_value(source_name, lines, linenos, cols, header_names) from None
 

@@ -10,6 +10,7 @@ reads on a phone; :func:`write_report` writes it, and optionally the PNGs.
 from __future__ import annotations
 
 import base64
+import datetime
 import html
 import io
 import math
@@ -247,7 +248,7 @@ def _draw_angle(fig: "Figure", result: SessionResult, settings: Settings) -> Non
                 color="0.2",
             )
             if r.flags:
-                marker = ax.plot([r.peak_s], [r.peak_deg + 0.08 * max(top, 10.0)], "v", color=_FLAG_COLOUR, markersize=6)[0]
+                marker = ax.plot([r.peak_s], [r.peak_deg + 0.15 * max(top, 10.0)], "v", color=_FLAG_COLOUR, markersize=6)[0]
                 marker.set_gid(f"flag:{leg.value}:{r.set}:{r.rep}:{','.join(r.flags)}")
         for b in boundaries:
             ax.axvline(b, color="0.3", linestyle="--", linewidth=1.0)
@@ -468,6 +469,15 @@ _CAPTIONS = {
 }
 
 
+def _readable_time(iso: str | None) -> str | None:
+    if not iso:
+        return iso
+    try:
+        return datetime.datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return iso
+
+
 def render_html(
     result: SessionResult,
     settings: Settings | None = None,
@@ -496,7 +506,7 @@ def render_html(
         figures_png = {name: figure_png(fig) for name, fig in build_figures(result, settings).items()}
     summary = summarize_session(result)
     esc = html.escape
-    meta = " · ".join(esc(x) for x in (exercise, started_at, source) if x)
+    meta = " · ".join(esc(x) for x in (exercise, _readable_time(started_at), source) if x)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',

@@ -28,10 +28,12 @@ class Settings:
     """Rotation needed after calibration before the flexion axis is fixed."""
 
     # --- fusion: stillness, gyro bias tracking, accelerometer re-anchoring ---
-    still_gyro_dps: float = 2.0
-    """Bias-corrected angular rate under which a sample counts as still."""
-    still_min_s: float = 0.08
-    """Run of still samples needed before zero-rate updates apply."""
+    still_gyro_dps: float = 3.0
+    """Every sample of a still window has a bias-corrected rate below this."""
+    still_mean_dps: float = 0.2
+    """...and the window's mean rate about the flexion axis is below this (a slow sag is motion)."""
+    still_min_s: float = 0.2
+    """Length of the still window; zero-rate updates apply after it."""
     bias_tau_s: float = 2.0
     """Time constant (of still time) of the gyro bias tracker."""
     anchor_rest_s: float = 1.0

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         items = group_inputs(args.add)  # validates every path before analysing any
         for item in items:
             analysed = analyze_input(item, settings, args.started_at)
-            outcome = store_session(db, analysed.result, settings, analysed.sources, args.exercise, analysed.started_at)
+            outcome = store_session(db, analysed.result, analysed.settings, analysed.sources, args.exercise, analysed.started_at)
             state = "added as" if outcome.created else "already stored as"
             print(f"{item.label}: {state} session {outcome.session_id}")
     if args.csv is not None:

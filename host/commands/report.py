@@ -13,8 +13,8 @@ from host.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def parse_settings(pairs: list[str] | None) -> Settings:
-    """Settings with ``NAME=VALUE`` overrides (``--set min_down_s=1.5``)."""
+def parse_settings(pairs: list[str] | None) -> Settings | None:
+    """Settings with ``NAME=VALUE`` overrides (``--set min_down_s=1.5``); None when none are given."""
     changes: dict[str, float] = {}
     for pair in pairs or []:
         name, sep, value = pair.partition("=")
@@ -25,7 +25,7 @@ def parse_settings(pairs: list[str] | None) -> Settings:
         except ValueError:
             raise InputError(f"--set {name.strip()}: a number expected, got {value.strip()!r}") from None
     if not changes:
-        return Settings()
+        return None
     return Settings.from_dict({**Settings().to_dict(), **changes})
 
 
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     written = write_report(
         analysed.result,
         args.out,
-        settings,
+        analysed.settings,
         png_dir=args.png,
         title=args.title,
         source=item.label,
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {written['html']}" + (f" and {len(written) - 1} PNG files in {args.png}" if args.png else ""))
     if not args.no_history:
         try:
-            outcome = store_session(args.db, analysed.result, settings, analysed.sources, args.exercise, analysed.started_at)
+            outcome = store_session(args.db, analysed.result, analysed.settings, analysed.sources, args.exercise, analysed.started_at)
         except (LegrepError, OSError) as exc:  # the report is written; history is a bonus
             log.warning("session not stored in history: %s", exc)
             print(f"note: session not stored in history: {exc}")

@@ -29,6 +29,9 @@ from host.settings import Settings
 
 FRAME = 2048
 """Samples per gyro-bias update frame (fixed by global sample index)."""
+_PENDING_SLICE = 512
+REST_TILT_DEG = 0.25
+"""A rest used for bias tracking keeps gravity's direction within this over its window."""
 
 BoolArray = np.ndarray
 
@@ -93,8 +96,15 @@ class HipAngleEstimator:
         self._acc_hist: list[FloatArray] = []
         self._acc_hist_n = 0
         self._still2 = settings.still_gyro_dps**2
+        self._still_sum = settings.still_mean_dps * self._still_min_n
+        self._cs_tail = np.zeros(self._still_min_n)
+        self._lost_tail = np.zeros(self._still_min_n)
+        self._still_prev = True
         self._frame_g: list[FloatArray] = []
-        self._frame_s: list[BoolArray] = []
+        self._frame_a: list[FloatArray] = []
+        self._frame_q: list[BoolArray] = []
+        self._frame_run = 0
+        self.n_bias_updates = 0
         self._frame_n = 0
         # diagnostics
         self.n_gaps = 0
@@ -110,6 +120,13 @@ class HipAngleEstimator:
             return _EMPTY
         if self.axis is not None:
             return self._process(t, acc, gyr)
+        if len(t) > _PENDING_SLICE:  # look for the first movement in short slices
+            parts = [self.update(t[i : i + _PENDING_SLICE], acc[i : i + _PENDING_SLICE], gyr[i : i + _PENDING_SLICE])
+                     for i in range(0, len(t), _PENDING_SLICE) if self.axis is None]
+            done = len(parts) * _PENDING_SLICE
+            if done < len(t):
+                parts.append(self._process(t[done:], acc[done:], gyr[done:]))
+            return tuple(np.concatenate(x) for x in zip(*parts))  # type: ignore[return-value]
         # Axis unknown: hold back the current movement; samples followed by a rest
         # before any large movement are released with angle 0 (the leg has not moved).
         self._pend_t.append(t)
@@ -147,6 +164,7 @@ class HipAngleEstimator:
             "gaps": float(self.n_gaps),
             "max_gap_s": self.max_gap_s,
             "reanchors": float(self.n_anchors),
+            "bias_updates": float(self.n_bias_updates),
             "reanchor_total_deg": self.anchor_total_deg,
             "still_fraction": self.n_still / self.n_samples if self.n_samples else 0.0,
             "axis_found": float(self.axis is not None),
@@ -214,8 +232,16 @@ class HipAngleEstimator:
         w_vec = gyr - self._bias
         raw = np.einsum("ij,ij->i", w_vec, w_vec) < self._still2
         run = _run_lengths(raw, self._run)
-        still = run >= self._still_min_n
         wc = w_vec @ axis
+        # still = a window of still_min_s with no sample above still_gyro_dps and a mean axis
+        # rate under still_mean_dps (noise averages out; a slow sag does not)
+        W = self._still_min_n
+        cs = np.empty(n + W)
+        cs[:W] = self._cs_tail
+        cs[W - 1 :] = np.cumsum(np.concatenate(([self._cs_tail[-1]], wc)))
+        still = (run >= W) & (np.abs(cs[W:] - cs[:n]) < self._still_sum)
+        self._cs_tail = cs[-W:]
+        lost = np.where(still, wc, 0.0)
         wc[still] = 0.0
         # trapezoid: theta[n] = theta[n-1] + (wc[n] + wc[n-1]) / 2 * (t[n] - t[n-1])
         tp = np.empty(n + 1)
@@ -228,6 +254,21 @@ class HipAngleEstimator:
         inc = wp[1:] + wp[:-1]
         inc *= dt
         inc *= 0.5
+        # A still window ends with the onset of the next movement, whose first, slow
+        # samples it has zeroed: credit them back where the movement is detected.
+        prev_still = np.empty(n, dtype=bool)
+        prev_still[0] = self._still_prev
+        prev_still[1:] = still[:-1]
+        onsets = np.flatnonzero(prev_still & ~still)
+        lost *= dt
+        if len(onsets):
+            lost_all = np.concatenate((self._lost_tail, lost))
+            for k in onsets:
+                inc[k] += lost_all[k : k + W].sum()
+            self._lost_tail = lost_all[-W:]
+        else:
+            self._lost_tail = np.concatenate((self._lost_tail, lost))[-W:]
+        self._still_prev = bool(still[-1])
         inc[0] += self._theta_prev
         theta_g = np.cumsum(inc)
         theta = theta_g + self._corr
@@ -247,19 +288,48 @@ class HipAngleEstimator:
         self._run = int(run[-1])
         # gyro bias tracking, once per frame
         self._frame_g.append(gyr)
-        self._frame_s.append(still)
+        self._frame_a.append(acc)
+        self._frame_q.append(raw)
         self._frame_n += n
+        self.n_samples += n
+        self.n_still += int(np.count_nonzero(still))
         if self._frame_n >= FRAME:
-            fg = np.concatenate(self._frame_g)
-            fs = np.concatenate(self._frame_s)
-            m = int(fs.sum())
-            self.n_samples += len(fs)
-            self.n_still += m
-            if m:
-                k = 1.0 - math.exp(-m * self.calib.dt_nominal_s / s.bias_tau_s)
-                self._bias = self._bias + k * (fg[fs].mean(axis=0) - self._bias)
-            self._frame_g, self._frame_s, self._frame_n = [], [], 0
+            self._update_bias()
         return theta, still
+
+    def _update_bias(self) -> None:
+        """Move the gyro bias toward the mean rate of this frame's accelerometer-confirmed rests.
+
+        A rest window is ``anchor_rest_s`` with every sample under ``still_gyro_dps`` and gravity's
+        direction unchanged (< ``REST_TILT_DEG``) between its first and last quarter, so a slow sag
+        is not mistaken for bias. The windows are fixed by sample index, so chunking does not matter.
+        """
+        fg = np.concatenate(self._frame_g)
+        fa = np.concatenate(self._frame_a)
+        fq = np.concatenate(self._frame_q)
+        self._frame_g, self._frame_a, self._frame_q, self._frame_n = [], [], [], 0
+        R = self._anchor_n
+        q = max(1, R // 4)
+        run = _run_lengths(fq, self._frame_run)
+        self._frame_run = int(run[-1])
+        ends = np.flatnonzero((run >= R) & (run % R == 0))
+        total = np.zeros(3)
+        m = 0
+        cos_tol = math.cos(math.radians(REST_TILT_DEG))
+        for k in ends:
+            lo = int(k) - R + 1
+            if lo < 0:
+                continue
+            a1 = fa[lo : lo + q].mean(axis=0)
+            a2 = fa[k - q + 1 : k + 1].mean(axis=0)
+            if float(a1.dot(a2)) < cos_tol * math.sqrt(float(a1.dot(a1)) * float(a2.dot(a2))):
+                continue  # gravity moved: the leg was sagging, not resting
+            total += fg[lo : k + 1].sum(axis=0)
+            m += R
+        if m:
+            k_gain = 1.0 - math.exp(-m * self.calib.dt_nominal_s / self.s.bias_tau_s)
+            self._bias = self._bias + k_gain * (total / m - self._bias)
+            self.n_bias_updates += 1
 
     def _anchor(self, run: np.ndarray, theta: FloatArray) -> None:
         """Compare with gravity where a rest reaches ``anchor_rest_s``; re-anchor if far off."""

@@ -258,8 +258,22 @@ class RepSegmenter:
         a = log.view("a", lo, c.end + 1)
         m = measure_rep(t, a, lv.angle, 0, c.enter - lo, c.end - lo)
         closed_s = float(log.view("t", n, n + 1)[0])
-        rep = Rep(leg=self.leg, closed_s=closed_s, **{f: getattr(m, f) for f in m.__slots__})  # type: ignore[arg-type]
-        out.append(rep_flags(rep, self.s))
+        out.append(
+            Rep(
+                leg=self.leg,
+                start_s=m.start_s,
+                peak_s=m.peak_s,
+                end_s=m.end_s,
+                baseline_deg=m.baseline_deg,
+                peak_deg=m.peak_deg,
+                rom_deg=m.rom_deg,
+                up_s=m.up_s,
+                hold_s=m.hold_s,
+                down_s=m.down_s,
+                closed_s=closed_s,
+                flags=rep_flags(m, self.s),
+            )
+        )
         lv.cand = None
         for lower in self._levels:
             lower.cand = None  # an excursion that contains a rep is not itself one

@@ -19,29 +19,22 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from host.model import Leg, Rep, SetSummary
+from host.reps.measure import RepMeasures
 from host.settings import Settings
 
 
-def rep_flags(rep: Rep, s: Settings) -> Rep:
+def rep_flags(rep: Rep | RepMeasures, s: Settings) -> tuple[str, ...]:
     """Flags judged from the rep alone (``partial`` needs the set; see :func:`group_sets`)."""
-    flags = [f for f in rep.flags if f == "partial"]
-    if rep.down_s < s.min_down_s:
-        flags.append("fast_down")
-    if rep.up_s < s.min_up_s:
-        flags.append("fast_up")
-    if s.min_hold_s > 0 and rep.hold_s < s.min_hold_s:
-        flags.append("short_hold")
+    flags = []
     if s.target_rom_deg > 0 and rep.rom_deg < s.target_rom_deg:
         flags.append("below_target")
-    return dataclasses.replace(rep, flags=tuple(_order(flags)))
-
-
-_FLAG_ORDER = ("partial", "below_target", "fast_up", "fast_down", "short_hold")
-
-
-def _order(flags: Iterable[str]) -> list[str]:
-    fs = set(flags)
-    return [f for f in _FLAG_ORDER if f in fs]
+    if rep.up_s < s.min_up_s:
+        flags.append("fast_up")
+    if rep.down_s < s.min_down_s:
+        flags.append("fast_down")
+    if s.min_hold_s > 0 and rep.hold_s < s.min_hold_s:
+        flags.append("short_hold")
+    return tuple(flags)
 
 
 def group_sets(
@@ -72,10 +65,10 @@ def group_sets(
         }
         for r in group:
             counts[r.leg] += 1
-            flags = [f for f in r.flags if f != "partial"]
-            if r.leg in medians and r.rom_deg < s.partial_frac * medians[r.leg]:
-                flags.append("partial")
-            out_reps.append(dataclasses.replace(r, set=set_no, rep=counts[r.leg], flags=tuple(_order(flags))))
+            flags = r.flags
+            if r.leg in medians and r.rom_deg < s.partial_frac * medians[r.leg] and "partial" not in flags:
+                flags = ("partial", *flags)
+            out_reps.append(dataclasses.replace(r, set=set_no, rep=counts[r.leg], flags=flags))
         sets.append(
             SetSummary(
                 set=set_no,

@@ -1,0 +1,205 @@
+"""Sensor clock -> session clock (docs/protocol.md section 6).
+
+Each sensor stamps samples with its own free-running 32 768 Hz clock, which drifts against the host
+(crystal tolerance, up to about +-100 ppm). :class:`ClockMapper` maps one sensor's (unwrapped) ticks onto
+the session clock: seconds since the session origin on the host's monotonic clock. Model::
+
+    host_s - origin_s = x + c + e * x,        x = ticks / 32768 - x0
+
+* ``e`` (drift of the sensor clock against the host) from the data stream: a packet never arrives
+  before its last sample was taken, so ``arrival - x`` is ``c + e x`` plus a positive latency. The
+  minimum per window of ``window_s`` (the lower envelope) is fitted with a line, one outlier pass.
+* ``c`` from TIME_SYNC exchanges when there are any (midpoint of the shortest round trips), else the
+  lowest point of the envelope.
+* The mapping is **monotonic and continuous**: when an estimate changes, the mapped clock slews towards
+  it at most ``max_slew`` (seconds per second) instead of jumping.
+
+I/O free and deterministic: the same calls in the same order give the same times (replay relies on it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+TICKS_PER_S = 32768.0
+
+
+@dataclass(frozen=True, slots=True)
+class ClockEstimate:
+    """The current mapping: ``session_s = x + offset_s + drift * x`` with ``x = ticks/32768 - x0_s``."""
+
+    x0_s: float
+    offset_s: float
+    drift: float
+    windows: int
+    synced: bool
+
+    @property
+    def drift_ppm(self) -> float:
+        """Host seconds per sensor second minus one, in ppm (a sensor clock running fast gives < 0)."""
+        return self.drift * 1e6
+
+
+class ClockMapper:
+    """Map one sensor's ticks onto the session clock.
+
+    Parameters
+    ----------
+    origin_host_s : host monotonic time of the session start (session time 0).
+    window_s : envelope window length in sensor seconds.
+    min_span_s : the drift is assumed 0 until the closed windows span at least this long.
+    max_slew : largest correction rate of the mapped clock, seconds per second.
+    max_drift_ppm : estimates beyond this are clipped (no real crystal is that bad).
+    """
+
+    def __init__(
+        self,
+        origin_host_s: float = 0.0,
+        window_s: float = 2.0,
+        min_span_s: float = 10.0,
+        max_slew: float = 0.005,
+        max_drift_ppm: float = 2000.0,
+    ) -> None:
+        if window_s <= 0 or max_slew <= 0 or max_slew >= 0.5:
+            raise ValueError(f"need window_s > 0 and 0 < max_slew < 0.5, got {window_s}, {max_slew}")
+        self.origin_host_s = float(origin_host_s)
+        self.window_s = float(window_s)
+        self.min_span_s = float(min_span_s)
+        self.max_slew = float(max_slew)
+        self.max_drift = max_drift_ppm * 1e-6
+        self._x0: float | None = None
+        # Envelope: closed windows (x, r) and the open window.
+        self._win_x: list[float] = []
+        self._win_r: list[float] = []
+        self._open_index: int | None = None
+        self._open_point: tuple[float, float] | None = None
+        # TIME_SYNC points: (x, r_mid, rtt).
+        self._syncs: list[tuple[float, float, float]] = []
+        self._drift = 0.0
+        self._offset: float | None = None
+        # Last mapped sample (x, session_s).
+        self._last: tuple[float, float] | None = None
+        self.max_correction_s = 0.0
+
+    # ------------------------------------------------------------------ observations
+    def _x(self, ticks: float) -> float:
+        s = ticks / TICKS_PER_S
+        if self._x0 is None:
+            self._x0 = s
+        return s - self._x0
+
+    def observe_packet(self, last_sample_ticks: int, arrival_host_s: float) -> None:
+        """A live (not re-sent) packet whose last sample was taken at ``last_sample_ticks`` arrived."""
+        x = self._x(float(last_sample_ticks))
+        r = (arrival_host_s - self.origin_host_s) - x
+        index = math.floor(x / self.window_s)
+        if self._open_index is None or index > self._open_index:
+            if self._open_point is not None:
+                self._win_x.append(self._open_point[0])
+                self._win_r.append(self._open_point[1])
+                self._open_index, self._open_point = index, (x, r)
+                self._refit()
+            else:
+                self._open_index, self._open_point = index, (x, r)
+        elif index == self._open_index:
+            assert self._open_point is not None
+            if r < self._open_point[1]:
+                self._open_point = (x, r)
+        # (an older window's point: it closed already; ignore, it is late anyway)
+        if self._offset is None:
+            self._refit()
+
+    def observe_time_sync(self, sensor_ticks: int, sent_host_s: float, received_host_s: float) -> None:
+        """A TIME_SYNC request sent at ``sent_host_s`` was answered (received at ``received_host_s``)
+        with the sensor clock at receipt ``sensor_ticks`` (unwrapped)."""
+        if received_host_s < sent_host_s:
+            raise ValueError(f"TIME_SYNC received before it was sent: {sent_host_s} > {received_host_s}")
+        x = self._x(float(sensor_ticks))
+        mid = 0.5 * (sent_host_s + received_host_s) - self.origin_host_s
+        self._syncs.append((x, mid - x, received_host_s - sent_host_s))
+        self._refit()
+
+    # ------------------------------------------------------------------ estimate
+    def _refit(self) -> None:
+        xs = np.asarray(self._win_x)
+        rs = np.asarray(self._win_r)
+        drift = 0.0
+        if xs.size >= 3 and xs[-1] - xs[0] >= self.min_span_s:
+            keep = np.ones(xs.size, bool)
+            for _ in range(2):
+                slope, icept = np.polyfit(xs[keep], rs[keep], 1)
+                resid = rs - (icept + slope * xs)
+                med = np.median(resid[keep])
+                mad = np.median(np.abs(resid[keep] - med)) + 1e-6
+                new_keep = resid <= med + 4.0 * 1.4826 * mad
+                if new_keep.sum() < 3 or np.array_equal(new_keep, keep):
+                    break
+                keep = new_keep
+            drift = float(np.clip(slope, -self.max_drift, self.max_drift))
+        self._drift = drift
+        if self._syncs:
+            rtts = np.asarray([s[2] for s in self._syncs])
+            best = rtts <= rtts.min() * 1.5 + 1e-4
+            self._offset = float(np.mean([r - drift * x for (x, r, _), b in zip(self._syncs, best) if b]))
+        else:
+            candidates = [r - drift * x for x, r in zip(self._win_x, self._win_r)]
+            if self._open_point is not None:
+                candidates.append(self._open_point[1] - drift * self._open_point[0])
+            self._offset = min(candidates) if candidates else None
+
+    @property
+    def estimate(self) -> ClockEstimate | None:
+        if self._offset is None or self._x0 is None:
+            return None
+        return ClockEstimate(self._x0, self._offset, self._drift, len(self._win_x), bool(self._syncs))
+
+    @property
+    def ready(self) -> bool:
+        return self._offset is not None
+
+    # ------------------------------------------------------------------ mapping
+    def map_ticks(self, ticks: npt.ArrayLike) -> FloatArray:
+        """Session seconds of samples taken at ``ticks`` (unwrapped, non-decreasing across calls).
+
+        Raises
+        ------
+        ValueError
+            Nothing has been observed yet (no packet, no TIME_SYNC).
+        """
+        tk = np.asarray(ticks, dtype=np.float64)
+        if tk.size == 0:
+            return np.zeros(0)
+        if self._offset is None:
+            raise ValueError("ClockMapper.map_ticks needs a packet or TIME_SYNC observation first")
+        assert self._x0 is not None
+        x = tk / TICKS_PER_S - self._x0
+        e, c = self._drift, self._offset
+        if self._last is None:
+            out = x + c + e * x
+        else:
+            lx, lt = self._last
+            dx = np.maximum(x - lx, 0.0)
+            error = (lx + c + e * lx) - lt  # where the estimate wants the last sample vs where it went
+            bound = self.max_slew * dx
+            out = lt + dx * (1.0 + e) + np.clip(error, -bound, bound)
+            self.max_correction_s = max(self.max_correction_s, abs(error))
+        self._last = (float(x[-1]), float(out[-1]))
+        return out
+
+    def diagnostics(self) -> dict[str, float]:
+        est = self.estimate
+        if est is None:
+            return {"clock_ready": 0.0}
+        return {
+            "clock_ready": 1.0,
+            "clock_drift_ppm": est.drift_ppm,
+            "clock_offset_s": est.offset_s,
+            "clock_windows": float(est.windows),
+            "clock_synced": float(est.synced),
+            "clock_max_correction_s": self.max_correction_s,
+        }

@@ -1,0 +1,61 @@
+"""``legrep export``: a recording to plain files.
+
+    legrep export FILE --out DIR [--set NAME=VALUE ...]
+
+Writes ``DIR/reps.csv`` (one row per rep), ``DIR/summary.json`` and, per leg, the samples on the
+session clock as a generic IMU CSV (``DIR/imu_left.csv``, ``DIR/imu_right.csv``), readable by
+``legrep analyze``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from host.errors import InputError
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="export a recording: reps.csv, summary.json and IMU CSV per leg",
+        description="Replay a legrep recording and write reps.csv, summary.json and imu_<leg>.csv to a directory.",
+    )
+    parser.add_argument("file", metavar="FILE", help="a recording written by 'legrep capture'")
+    parser.add_argument("--out", metavar="DIR", required=True, help="output directory (created if missing)")
+    parser.add_argument(
+        "--set", dest="settings", metavar="NAME=VALUE", action="append", default=[],
+        help="override an analysis setting (default: the settings stored in the recording)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from host.commands.replay import settings_for
+    from host.export import format_one_line, write_reps_csv, write_summary_json
+    from host.imu_csv import write_imu_csv
+    from host.recording import RecordingReader, replay_core
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out: a directory expected, got the file {out}")
+    meta = RecordingReader(args.file).meta
+    settings = settings_for(args, meta)
+    core, result, reader = replay_core(args.file, settings, keep_samples=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot create directory: {exc.strerror or exc}") from None
+    write_reps_csv(out / "reps.csv", result)
+    write_summary_json(out / "summary.json", result, settings)
+    written = ["reps.csv", "summary.json"]
+    for leg in core.legs:
+        name = f"imu_{leg.value}.csv"
+        write_imu_csv(out / name, core.samples(leg))
+        written.append(name)
+    print(format_one_line(result))
+    print(f"wrote {', '.join(written)} to {out}")
+    if reader.truncated:
+        print(f"note: {reader.truncated}")
+    return 0

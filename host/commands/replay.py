@@ -1,0 +1,72 @@
+"""``legrep replay``: run a recorded session through the live path again.
+
+    legrep replay FILE [--realtime] [--set NAME=VALUE ...]
+
+Prints each rep and set as the analysis closes it, then the per-set table. The settings stored
+in the recording are used unless overridden with ``--set``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "replay",
+        help="replay a recorded session (same decoding and analysis as live capture)",
+        description="Replay a legrep recording through the same decoder, clock and analysis as live capture.",
+    )
+    parser.add_argument("file", metavar="FILE", help="a recording written by 'legrep capture'")
+    parser.add_argument("--realtime", action="store_true", help="pace the replay at the recorded speed")
+    parser.add_argument("--quiet", action="store_true", help="print only the final table")
+    parser.add_argument(
+        "--set", dest="settings", metavar="NAME=VALUE", action="append", default=[],
+        help="override an analysis setting (default: the settings stored in the recording)",
+    )
+    parser.set_defaults(func=run)
+
+
+def describe_event(event: Any) -> str:
+    """One line for a RepClosed / SetClosed event."""
+    rep = getattr(event, "rep", None)
+    if rep is not None:
+        flags = f"  [{', '.join(rep.flags)}]" if rep.flags else ""
+        return (
+            f"{rep.end_s:8.1f} s  {rep.leg.value:<5} rep  peak {rep.peak_deg:5.1f} deg  range {rep.rom_deg:5.1f} deg  "
+            f"up {rep.up_s:.1f} s  hold {rep.hold_s:.1f} s  down {rep.down_s:.1f} s{flags}"
+        )
+    summary = getattr(event, "summary", None)
+    if summary is not None:
+        uneven = "  UNEVEN" if summary.uneven else ""
+        return f"{summary.end_s:8.1f} s  set {summary.set} closed: left {summary.left_reps}, right {summary.right_reps}{uneven}"
+    return str(event)
+
+
+def settings_for(args: argparse.Namespace, meta: dict[str, Any]) -> Any:
+    from host.commands.analyze import parse_overrides
+    from host.settings import Settings
+
+    base = Settings.from_dict(meta["settings"]) if isinstance(meta.get("settings"), dict) else Settings()
+    return parse_overrides(args.settings, base)
+
+
+def run(args: argparse.Namespace) -> int:
+    from host.export import format_table
+    from host.recording import RecordingReader, replay_core
+
+    meta = RecordingReader(args.file).meta
+    settings = settings_for(args, meta)
+
+    def show(t_s: float, events: list[Any]) -> None:
+        if not args.quiet:
+            for event in events:
+                print(describe_event(event), flush=True)
+
+    core, result, reader = replay_core(args.file, settings, realtime=args.realtime, on_events=show)
+    print(format_table(result))
+    if reader.truncated:
+        print(f"note: {reader.truncated}", file=sys.stderr)
+    return 0

@@ -1,0 +1,312 @@
+"""The one path from sensor bytes to reps, shared by live capture and replay.
+
+Everything a transport edge sees is turned into a :class:`~host.recording.Record` (data packet,
+control request sent, control reply, status, event) stamped with host seconds since the session
+start. :class:`SessionCore` consumes those records: per sensor a :class:`SensorStream` (decoder ->
+:class:`~host.packets.PacketTracker` -> :class:`~host.clock.ClockMapper` -> :class:`ImuBlock`),
+then one :class:`~host.pipeline.SessionAnalyzer`. Live capture writes each record to the recording
+*and* feeds it here; replay reads the file and feeds the same records in the same order, so it gets
+the same samples, times and reps.
+
+The only output that depends on the edge is :meth:`SessionCore.resend_requests` (what to ask the
+sensors to re-send): the edge sends those requests, and they come back as records.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from host.clock import ClockMapper
+from host.errors import InputError, PacketError, RecordingError
+from host.model import ImuBlock, Leg, SessionResult
+from host.packets import (
+    ControlReply,
+    Opcode,
+    PacketTracker,
+    SampleBatch,
+    SensorStatus,
+    decode_control_reply,
+    decode_imu_packet,
+    decode_status,
+    resend_request,
+    tick_offset,
+)
+from host.recording import Kind, Record
+from host.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+LEG_CODES = {0: None, 1: Leg.LEFT, 2: Leg.RIGHT}
+
+
+@dataclass(frozen=True, slots=True)
+class SensorInfo:
+    """What a SENSOR record says about one sensor."""
+
+    index: int
+    leg: Leg
+    address: str
+    name: str
+    model: str
+    serial: str
+    firmware: str
+    status: SensorStatus
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "leg": self.leg.value,
+            "address": self.address,
+            "name": self.name,
+            "model": self.model,
+            "serial": self.serial,
+            "firmware": self.firmware,
+            "status_hex": self._status_hex,
+            "rate_hz": self.status.rate_hz,
+            "acc_range_g": self.status.acc_range_g,
+            "gyr_range_dps": self.status.gyr_range_dps,
+            "acc_lsb_g": self.status.acc_lsb_g,
+            "gyr_lsb_dps": self.status.gyr_lsb_dps,
+        }
+
+    _status_hex: str = ""
+
+    @staticmethod
+    def make(index: int, leg: Leg, status_bytes: bytes, address: str = "", name: str = "", model: str = "",
+             serial: str = "", firmware: str = "") -> "SensorInfo":
+        status = decode_status(status_bytes)
+        return SensorInfo(index, leg, address, name, model, serial, firmware or status.fw_version_text, status,
+                          bytes(status_bytes[:32]).hex())
+
+    @staticmethod
+    def from_json(value: dict[str, Any]) -> "SensorInfo":
+        try:
+            status_hex = str(value["status_hex"])
+            return SensorInfo.make(
+                int(value["index"]), Leg.parse(str(value["leg"])), bytes.fromhex(status_hex),
+                str(value.get("address", "")), str(value.get("name", "")), str(value.get("model", "")),
+                str(value.get("serial", "")), str(value.get("firmware", "")),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise RecordingError(f"SENSOR record needs index, leg and status_hex; got {sorted(value)} ({exc})") from None
+
+
+class SensorStream:
+    """One sensor's records -> ImuBlocks on the session clock (seconds, g, dps)."""
+
+    def __init__(self, info: SensorInfo, give_up_s: float = 2.0) -> None:
+        self.info = info
+        self.leg = info.leg
+        self.status = info.status
+        self.tracker = PacketTracker(info.status.rate_hz, give_up_s=give_up_s)
+        self.clock = ClockMapper(0.0)
+        self._syncs: dict[int, float] = {}
+        self.packets = 0
+        self.samples = 0
+
+    def _block(self, batch: SampleBatch) -> ImuBlock | None:
+        if not len(batch):
+            return None
+        if not self.clock.ready:  # cannot happen after a data packet; kept for safety
+            return None
+        time_s = self.clock.map_ticks(batch.ticks)
+        acc_g, gyr_dps = batch.scaled(self.status.acc_lsb_g, self.status.gyr_lsb_dps)
+        self.samples += len(batch)
+        return ImuBlock(time_s, acc_g, gyr_dps)
+
+    def data(self, payload: bytes, t_s: float) -> ImuBlock | None:
+        try:
+            packet = decode_imu_packet(payload)
+        except PacketError as exc:
+            self.tracker.stats.corrupt += 1
+            logger.debug("%s: %s", self.leg.value, exc)
+            return self._block(self.tracker.poll(t_s))
+        self.packets += 1
+        if not packet.resent:
+            last = self.tracker.unwrap_ticks(packet.timestamp_ticks) + int(tick_offset(packet.n - 1, self.status.rate_hz))
+            self.clock.observe_packet(last, t_s)
+        return self._block(self.tracker.feed(packet, t_s))
+
+    def sent(self, request: bytes, t_s: float) -> None:
+        if len(request) == 5 and request[0] == Opcode.TIME_SYNC:
+            self._syncs[struct.unpack_from("<I", request, 1)[0]] = t_s
+
+    def reply(self, reply: ControlReply, t_s: float) -> ImuBlock | None:
+        if not reply.ok:
+            logger.info("%s: %s", self.leg.value, reply.describe())
+            return None
+        try:
+            if reply.opcode == Opcode.START:
+                self.tracker.start(reply.u32(0))
+            elif reply.opcode == Opcode.TIME_SYNC:
+                sent = self._syncs.pop(reply.u32(0), None)
+                if sent is not None:
+                    self.clock.observe_time_sync(self.tracker.unwrap_ticks(reply.u32(1)), sent, t_s)
+            elif reply.opcode == Opcode.RESEND:
+                return self._block(self.tracker.on_resend_reply(reply.u32(0), reply.u32(1), t_s))
+            elif reply.opcode == Opcode.STOP:
+                self.tracker.note_next_seq(reply.u32(0), t_s)
+            elif reply.opcode == Opcode.GET_STATUS:
+                self.status_record(reply.payload, t_s)
+        except PacketError as exc:
+            logger.info("%s: %s", self.leg.value, exc)
+        return None
+
+    def status_record(self, payload: bytes, t_s: float) -> None:
+        try:
+            st = decode_status(payload)
+        except (PacketError, ValueError) as exc:
+            logger.info("%s: %s", self.leg.value, exc)
+            return
+        if (st.rate_hz, st.acc_lsb_g, st.gyr_lsb_dps) != (self.status.rate_hz, self.status.acc_lsb_g, self.status.gyr_lsb_dps):
+            logger.warning("%s: sensor configuration changed mid-session (ignored): %s", self.leg.value, st.to_dict())
+        if st.streaming and self.tracker.next_seq is not None:
+            self.tracker.note_next_seq(st.next_seq, t_s)
+
+    def poll(self, t_s: float) -> ImuBlock | None:
+        return self._block(self.tracker.poll(t_s))
+
+    def flush(self) -> ImuBlock | None:
+        return self._block(self.tracker.flush())
+
+    def diagnostics(self) -> dict[str, float]:
+        out: dict[str, float] = {f"packets_{k}": float(v) for k, v in self.tracker.stats.to_dict().items()}
+        out.update(self.clock.diagnostics())
+        return out
+
+
+class SessionCore:
+    """All sensors of a session: records in, analysis events out, a SessionResult at the end.
+
+    Parameters
+    ----------
+    legs : the legs the session analyses (from the META record's ``legs``).
+    settings : analysis settings.
+    """
+
+    def __init__(
+        self, legs: Sequence[Leg], settings: Settings | None = None, keep_traces: bool = True, keep_samples: bool = False
+    ) -> None:
+        from host.pipeline import SessionAnalyzer
+
+        if not legs:
+            raise InputError("expected at least one leg, got none")
+        self.settings = settings or Settings()
+        self.legs = tuple(legs)
+        self.analyzer = SessionAnalyzer(self.legs, self.settings, keep_traces=keep_traces)
+        self.streams: dict[int, SensorStream] = {}
+        self.events: list[Any] = []
+        self.last_t_s = 0.0
+        self.log: list[dict[str, Any]] = []
+        self._keep_samples = keep_samples
+        self._samples: dict[Leg, list[ImuBlock]] = {leg: [] for leg in self.legs}
+
+    @staticmethod
+    def from_meta(meta: dict[str, Any], settings: Settings | None = None, keep_samples: bool = False) -> "SessionCore":
+        """A core for a recording's META: its ``legs`` and (unless given) its ``settings``."""
+        legs = meta.get("legs")
+        if not isinstance(legs, list) or not legs:
+            raise RecordingError(f"META record needs a non-empty 'legs' list, got {legs!r}")
+        if settings is None and isinstance(meta.get("settings"), dict):
+            settings = Settings.from_dict(meta["settings"])
+        return SessionCore([Leg.parse(str(x)) for x in legs], settings, keep_samples=keep_samples)
+
+    def add_sensor(self, info: SensorInfo) -> None:
+        if info.leg not in self.legs:
+            raise InputError(f"sensor {info.name or info.index} is on the {info.leg.value} leg; session legs are {[x.value for x in self.legs]}")
+        for other in self.streams.values():
+            if other.leg is info.leg and other.info.index != info.index:
+                raise InputError(f"two sensors on the {info.leg.value} leg: {other.info.name!r} and {info.name!r}")
+        self.streams[info.index] = SensorStream(info)
+
+    def process(self, rec: Record) -> list[Any]:
+        """Consume one record; returns the analysis events (RepClosed / SetClosed) it caused."""
+        self.last_t_s = max(self.last_t_s, rec.t_s)
+        events: list[Any] = []
+        kind = rec.kind
+        if kind == Kind.SENSOR:
+            self.add_sensor(SensorInfo.from_json(rec.json()))
+            return events
+        if kind in (Kind.EVENT, Kind.END):
+            self.log.append({"t_s": rec.t_s, "kind": Kind(kind).name.lower(), **rec.json()})
+            return events
+        if kind not in (Kind.DATA, Kind.TX, Kind.RX, Kind.STATUS):
+            return events  # META again or an unknown (newer) kind
+        stream = self.streams.get(rec.sensor) if rec.sensor is not None else None
+        if stream is None:
+            raise RecordingError(f"{Kind(kind).name} record at t={rec.t_s:.3f}s for sensor {rec.sensor}, which has no SENSOR record")
+        block: ImuBlock | None = None
+        if kind == Kind.DATA:
+            block = stream.data(rec.payload, rec.t_s)
+        elif kind == Kind.TX:
+            stream.sent(rec.payload, rec.t_s)
+        elif kind == Kind.RX:
+            try:
+                reply = decode_control_reply(rec.payload)
+            except PacketError as exc:
+                logger.info("%s: %s", stream.leg.value, exc)
+            else:
+                block = stream.reply(reply, rec.t_s)
+        elif kind == Kind.STATUS:
+            stream.status_record(rec.payload, rec.t_s)
+        if block is not None:
+            events += self._feed(stream.leg, block)
+        for other in self.streams.values():
+            if other is not stream:
+                b = other.poll(rec.t_s)
+                if b is not None:
+                    events += self._feed(other.leg, b)
+        self.events += events
+        return events
+
+    def _feed(self, leg: Leg, block: ImuBlock) -> list[Any]:
+        if self._keep_samples:
+            self._samples[leg].append(block)
+        return list(self.analyzer.update(leg, block))
+
+    def samples(self, leg: Leg) -> ImuBlock:
+        """Every sample of ``leg`` fed to the analysis (needs ``keep_samples=True``)."""
+        parts = self._samples.get(leg, [])
+        if not parts:
+            return empty_block()
+        return ImuBlock(
+            np.concatenate([b.time_s for b in parts]),
+            np.concatenate([b.acc_g for b in parts]),
+            np.concatenate([b.gyr_dps for b in parts]),
+        )
+
+    def resend_requests(self, t_s: float) -> list[tuple[int, bytes]]:
+        """``(sensor index, RESEND request)`` pairs the live edge should send now."""
+        out: list[tuple[int, bytes]] = []
+        for index, stream in self.streams.items():
+            for a, b in stream.tracker.resend_requests(t_s):
+                out.append((index, resend_request(a, b)))
+        return out
+
+    def angle_deg(self, leg: Leg) -> float | None:
+        return self.analyzer.angle_deg(leg)
+
+    def finish(self) -> SessionResult:
+        """End of stream: release held samples, resolve pending reps, add transport diagnostics."""
+        for stream in self.streams.values():
+            block = stream.flush()
+            if block is not None:
+                self.events += self._feed(stream.leg, block)
+        result = self.analyzer.finish()
+        diagnostics = {k: dict(v) for k, v in result.diagnostics.items()}
+        for stream in self.streams.values():
+            diagnostics.setdefault(stream.leg.value, {}).update(stream.diagnostics())
+        return SessionResult(result.reps, result.sets, result.legs, result.uneven, diagnostics, result.traces)
+
+    def received_samples(self) -> dict[Leg, int]:
+        return {s.leg: s.samples for s in self.streams.values()}
+
+
+def empty_block() -> ImuBlock:
+    return ImuBlock(np.zeros(0), np.zeros((0, 3)), np.zeros((0, 3)))
