@@ -310,3 +310,83 @@ class SessionCore:
 
 def empty_block() -> ImuBlock:
     return ImuBlock(np.zeros(0), np.zeros((0, 3)), np.zeros((0, 3)))
+
+
+class RecordingCore:
+    """What a live transport edge needs: record each thing it sees and process it, in that order.
+
+    Every method stamps a :class:`Record`, appends it to the recording (when one is open), feeds it
+    to the :class:`SessionCore` and returns the analysis events. Times are host seconds since the
+    session start (the edge subtracts its origin).
+
+    Parameters
+    ----------
+    legs : the legs of the session.
+    recording : file to create, or None for no recording.
+    meta : extra META keys (``transport``, ``started_at``...); ``legs``, ``settings`` and
+        ``legrep_version`` are filled in.
+    """
+
+    def __init__(
+        self,
+        legs: Sequence[Leg],
+        settings: Settings | None = None,
+        recording: Any = None,
+        meta: dict[str, Any] | None = None,
+        keep_samples: bool = False,
+    ) -> None:
+        from host.recording import RecordingWriter
+
+        self.core = SessionCore(legs, settings, keep_samples=keep_samples)
+        self.writer: RecordingWriter | None = None
+        if recording is not None:
+            from datetime import datetime, timezone
+
+            from host.export import legrep_version
+
+            full = {
+                "legs": [leg.value for leg in self.core.legs],
+                "settings": self.core.settings.to_dict(),
+                "legrep_version": legrep_version(),
+                "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                **(meta or {}),
+            }
+            self.writer = RecordingWriter(recording, full)
+        self.records = 0
+
+    def handle(self, rec: Record) -> list[Any]:
+        if self.writer is not None:
+            self.writer.write(rec)
+        self.records += 1
+        return self.core.process(rec)
+
+    def add_sensor(self, info: SensorInfo, t_s: float) -> None:
+        self.handle(Record.of_json(Kind.SENSOR, info.index, t_s, info.to_json()))
+
+    def data(self, index: int, t_s: float, payload: bytes) -> list[Any]:
+        return self.handle(Record(Kind.DATA, index, t_s, bytes(payload)))
+
+    def sent(self, index: int, t_s: float, request: bytes) -> list[Any]:
+        return self.handle(Record(Kind.TX, index, t_s, bytes(request)))
+
+    def reply(self, index: int, t_s: float, reply: bytes) -> list[Any]:
+        return self.handle(Record(Kind.RX, index, t_s, bytes(reply)))
+
+    def status(self, index: int, t_s: float, status: bytes) -> list[Any]:
+        return self.handle(Record(Kind.STATUS, index, t_s, bytes(status)))
+
+    def event(self, index: int | None, t_s: float, type: str, **fields: Any) -> None:
+        self.handle(Record.of_json(Kind.EVENT, index, t_s, {"type": type, **fields}))
+
+    def resend_requests(self, t_s: float) -> list[tuple[int, bytes]]:
+        return self.core.resend_requests(t_s)
+
+    def finish(self, t_s: float) -> SessionResult:
+        """Flush the analysis and close the recording (END record with a short summary)."""
+        result = self.core.finish()
+        self.close(t_s, {"reps": len(result.reps), "legs": [leg.value for leg in result.legs]})
+        return result
+
+    def close(self, t_s: float = 0.0, summary: dict[str, Any] | None = None) -> None:
+        if self.writer is not None:
+            self.writer.close(t_s, summary)

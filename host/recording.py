@@ -243,16 +243,16 @@ def replay_records(
 
 
 def replay_core(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | RecordingReader,
     settings: Any = None,
     realtime: bool = False,
     keep_samples: bool = False,
     on_events: Any = None,
 ) -> tuple[Any, Any, RecordingReader]:
-    """Replay a recording: ``(finished SessionCore, SessionResult, reader)``."""
+    """Replay a recording (a path or an open reader): ``(finished SessionCore, SessionResult, reader)``."""
     from host.live_core import SessionCore
 
-    reader = RecordingReader(path)
+    reader = path if isinstance(path, RecordingReader) else RecordingReader(path)
     core = SessionCore.from_meta(reader.meta, settings, keep_samples=keep_samples)
     replay_records(reader, core, realtime, on_events)
     return core, core.finish(), reader

@@ -40,9 +40,9 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out: a directory expected, got the file {out}")
-    meta = RecordingReader(args.file).meta
-    settings = settings_for(args, meta)
-    core, result, reader = replay_core(args.file, settings, keep_samples=True)
+    reader = RecordingReader(args.file)  # a torn last record is reported once, here
+    settings = settings_for(args, reader.meta)
+    core, result, reader = replay_core(reader, settings, keep_samples=True)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -56,6 +56,4 @@ def run(args: argparse.Namespace) -> int:
         written.append(name)
     print(format_one_line(result))
     print(f"wrote {', '.join(written)} to {out}")
-    if reader.truncated:
-        print(f"note: {reader.truncated}")
     return 0

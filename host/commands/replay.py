@@ -9,7 +9,6 @@ in the recording are used unless overridden with ``--set``.
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 
@@ -57,16 +56,14 @@ def run(args: argparse.Namespace) -> int:
     from host.export import format_table
     from host.recording import RecordingReader, replay_core
 
-    meta = RecordingReader(args.file).meta
-    settings = settings_for(args, meta)
+    reader = RecordingReader(args.file)  # a torn last record is reported once, here
+    settings = settings_for(args, reader.meta)
 
     def show(t_s: float, events: list[Any]) -> None:
         if not args.quiet:
             for event in events:
                 print(describe_event(event), flush=True)
 
-    core, result, reader = replay_core(args.file, settings, realtime=args.realtime, on_events=show)
+    core, result, reader = replay_core(reader, settings, realtime=args.realtime, on_events=show)
     print(format_table(result))
-    if reader.truncated:
-        print(f"note: {reader.truncated}", file=sys.stderr)
     return 0

@@ -7,7 +7,7 @@ joint-axis methods, e.g. Seel et al., "IMU-based joint angle measurement for gai
 analysis", Sensors 14(4), 2014), integrate the rate about it, and
 
 * zero the rate while the leg is still (zero-velocity update), so rests do not drift;
-* track the gyro bias from still samples, updated once per frame of ``FRAME`` samples;
+* track the gyro bias from rests the accelerometer confirms (gravity does not move);
 * compare with the accelerometer's tilt about the axis only at rests of
   ``anchor_rest_s`` (the accelerometer is ignored while the leg accelerates), and
   re-anchor when the two disagree by more than ``anchor_max_error_deg`` — e.g. after
@@ -27,11 +27,15 @@ from host.fusion.calibration import Calibration
 from host.model import FloatArray
 from host.settings import Settings
 
-FRAME = 2048
-"""Samples per gyro-bias update frame (fixed by global sample index)."""
 _PENDING_SLICE = 512
-REST_TILT_DEG = 0.25
+import os
+_DEBUG = bool(os.environ.get("LEGREP_DEBUG"))
+REST_TILT_DEG = 0.2
 """A rest used for bias tracking keeps gravity's direction within this over its window."""
+BIAS_WINDOW_S = 1.5
+"""Length of one bias-tracking rest window (it needs twice this of quiet: see _rest_bias)."""
+BIAS_JUMP_DPS = 1.0
+"""A rest window whose mean rate is further than this from the current bias is not used."""
 
 BoolArray = np.ndarray
 
@@ -87,25 +91,29 @@ class HipAngleEstimator:
         self._pend_t: list[FloatArray] = []
         self._pend_a: list[FloatArray] = []
         self._pend_g: list[FloatArray] = []
+        self._pend_run = self._anchor_n
         # integration state
         self._t_prev: float | None = None
         self._wc_prev = 0.0
         self._theta_prev = 0.0
         self._corr = 0.0
-        self._run = self._still_min_n  # calibration ended still
-        self._acc_hist: list[FloatArray] = []
-        self._acc_hist_n = 0
+        self._run = self._anchor_n  # quiet run (calibration ended still)
+        self._run_s = self._still_min_n  # strict still run
+        self._tail_a = np.empty((0, 3))
+        self._tail_g = np.empty((0, 3))
         self._still2 = settings.still_gyro_dps**2
+        self._quiet2 = (settings.still_gyro_dps + 2.0) ** 2
         self._still_sum = settings.still_mean_dps * self._still_min_n
         self._cs_tail = np.zeros(self._still_min_n)
         self._lost_tail = np.zeros(self._still_min_n)
         self._still_prev = True
-        self._frame_g: list[FloatArray] = []
-        self._frame_a: list[FloatArray] = []
-        self._frame_q: list[BoolArray] = []
-        self._frame_run = 0
+        self._gap_s = 2.5 * dt
+        self._uncertain = False
+        self._rest_cos = math.cos(math.radians(REST_TILT_DEG))
+        self._bias_n = max(4, round(BIAS_WINDOW_S / dt))
+        self._bias_gain = 1.0 - math.exp(-self._bias_n * dt / settings.bias_tau_s)
+        self.n_gap_anchors = 0
         self.n_bias_updates = 0
-        self._frame_n = 0
         # diagnostics
         self.n_gaps = 0
         self.max_gap_s = 0.0
@@ -139,7 +147,8 @@ class HipAngleEstimator:
         released = (tt[: r + 1], np.zeros(r + 1), np.ones(r + 1, dtype=bool))
         if r >= 0:
             self._t_prev = float(tt[r])
-            self._run = run_r
+            self._pend_run = run_r
+            self._run = self._run_s = run_r
         tt, aa, gg = tt[r + 1 :], aa[r + 1 :], gg[r + 1 :]
         if k is None:
             self._pend_t, self._pend_a, self._pend_g = [tt], [aa], [gg]
@@ -165,6 +174,7 @@ class HipAngleEstimator:
             "max_gap_s": self.max_gap_s,
             "reanchors": float(self.n_anchors),
             "bias_updates": float(self.n_bias_updates),
+            "gap_reanchors": float(self.n_gap_anchors),
             "reanchor_total_deg": self.anchor_total_deg,
             "still_fraction": self.n_still / self.n_samples if self.n_samples else 0.0,
             "axis_found": float(self.axis is not None),
@@ -184,7 +194,7 @@ class HipAngleEstimator:
         w_vec = gg - self.calib.gyro_bias_dps
         w = np.linalg.norm(w_vec, axis=1)
         raw = w < self.s.still_gyro_dps
-        run = _run_lengths(raw, self._run)
+        run = _run_lengths(raw, self._pend_run)
         reset = run >= self._still_min_n
         t_prev = self._t_prev if self._t_prev is not None else tt[0] - self.calib.dt_nominal_s
         dt = np.diff(tt, prepend=t_prev)
@@ -196,7 +206,7 @@ class HipAngleEstimator:
         hit = np.flatnonzero(cs - base >= self.s.axis_rotation_deg)
         if not len(hit):
             r = int(last_reset[-1])
-            return None, r, int(run[r]) if r >= 0 else self._run
+            return None, r, int(run[r]) if r >= 0 else self._pend_run
         k = int(hit[0])
         r = int(last_reset[k])
         lo = r + 1
@@ -206,40 +216,95 @@ class HipAngleEstimator:
         if float((w_vec[lo : k + 1] @ axis) @ dt[lo : k + 1]) < 0:
             axis = -axis  # the first movement defines the positive direction
         self.axis = axis / np.linalg.norm(axis)
-        return k, r, int(run[r]) if r >= 0 else self._run
+        return k, r, int(run[r]) if r >= 0 else self._pend_run
 
     # ------------------------------------------------------------------ main path
     def _process(self, t: FloatArray, acc: FloatArray, gyr: FloatArray) -> tuple[FloatArray, FloatArray, BoolArray]:
-        n = len(t)
-        if n <= FRAME - self._frame_n:  # the usual live case: one piece
-            theta, still = self._piece(t, acc, gyr)
-            return t, theta, still
-        outs_theta = np.empty(n)
-        outs_still = np.empty(n, dtype=bool)
-        i = 0
-        while i < n:
-            m = min(n - i, FRAME - self._frame_n)
-            sl = slice(i, i + m)
-            outs_theta[sl], outs_still[sl] = self._piece(t[sl], acc[sl], gyr[sl])
-            i += m
-        return t, outs_theta, outs_still
+        theta, still = self._piece(t, acc, gyr)
+        return t, theta, still
+
+    def _rest_bias(self, acc_h: FloatArray, gyr_h: FloatArray, ends: np.ndarray, off: int, n: int) -> FloatArray | None:
+        """Gyro bias per sample, updated after each accelerometer-confirmed rest window.
+
+        A rest window is ``BIAS_WINDOW_S`` of quiet gyro (every sample within ``still_gyro_dps``
+        + 2 °/s of the calibration bias) with at least half a window of quiet before and after
+        it (so the slow start or end of a movement is not in it), during which gravity's
+        direction stays within ``REST_TILT_DEG`` between its first and last quarter, and whose mean rate is
+        within ``BIAS_JUMP_DPS`` of the current bias. The bias moves toward the window's mean
+        rate with time constant ``bias_tau_s``; the new value applies after the event sample.
+        ``ends`` are the event samples (chunk indices). Returns None if the bias is unchanged.
+        """
+        B, G = self._bias_n, self._bias_n // 2
+        his = ends + off - G  # last sample of each window, in the history-extended arrays
+        los = his - B + 1
+        keep = los >= 0
+        his, los, ends = his[keep], los[keep], ends[keep]
+        if not len(ends):
+            return None
+        # segment sums (reduceat sums each segment on its own: the same for any chunking)
+        q = B // 4
+        idx = np.stack([los, los + q, his - q + 1, his + 1], axis=1).ravel()
+        sa = np.add.reduceat(acc_h, idx, axis=0).reshape(len(ends), 4, 3)
+        sg = np.add.reduceat(gyr_h, idx, axis=0).reshape(len(ends), 4, 3)
+        first, second = sa[:, 0], sa[:, 2]  # first and last quarter
+        g_mean = (sg[:, 0] + sg[:, 1] + sg[:, 2]) / B
+        dot = np.einsum("ij,ij->i", first, second)
+        norm2 = np.einsum("ij,ij->i", first, first) * np.einsum("ij,ij->i", second, second)
+        ok = dot > self._rest_cos * np.sqrt(norm2)
+        if not ok.any():
+            return None
+        k_gain = self._bias_gain
+        b = self._bias
+        values = []
+        starts = []
+        for k, m, good in zip(ends.tolist(), g_mean, ok.tolist()):
+            d = m - b
+            if good and float(d.dot(d)) < BIAS_JUMP_DPS**2:
+                b = b + k_gain * d
+                values.append(b)
+                starts.append(k + 1)  # the new bias applies after the event
+        if not values:
+            return None
+        self.n_bias_updates += len(values)
+        if _DEBUG: print("bias", starts, [np.round(v, 4) for v in values])
+        counts = np.diff(np.concatenate(([0], starts, [n])))
+        per_sample = np.repeat(np.vstack([self._bias, *values]), counts, axis=0)
+        self._bias = b
+        return per_sample
 
     def _piece(self, t: FloatArray, acc: FloatArray, gyr: FloatArray) -> tuple[FloatArray, BoolArray]:
         axis = self.axis
         assert axis is not None
         s = self.s
         n = len(t)
-        w_vec = gyr - self._bias
+        W = self._still_min_n
+        R = self._anchor_n
+        # quiet: the leg is at most slowly moving (judged against the calibration bias)
+        d0 = gyr - self.calib.gyro_bias_dps
+        quiet = np.einsum("ij,ij->i", d0, d0) < self._quiet2
+        run = _run_lengths(quiet, self._run)
+        acc_h = np.concatenate((self._tail_a, acc))
+        off = len(self._tail_a)
+        bias: FloatArray = self._bias
+        gyr_h = None
+        span = self._bias_n * 2
+        if run.max() >= span:
+            ends = np.flatnonzero((run >= span) & ((run - span) % self._bias_n == 0))
+            if len(ends):
+                gyr_h = np.concatenate((self._tail_g, gyr))
+                per_sample = self._rest_bias(acc_h, gyr_h, ends, off, n)
+                if per_sample is not None:
+                    bias = per_sample
+        w_vec = gyr - bias
         raw = np.einsum("ij,ij->i", w_vec, w_vec) < self._still2
-        run = _run_lengths(raw, self._run)
+        run_s = _run_lengths(raw, self._run_s)
         wc = w_vec @ axis
         # still = a window of still_min_s with no sample above still_gyro_dps and a mean axis
         # rate under still_mean_dps (noise averages out; a slow sag does not)
-        W = self._still_min_n
         cs = np.empty(n + W)
         cs[:W] = self._cs_tail
         cs[W - 1 :] = np.cumsum(np.concatenate(([self._cs_tail[-1]], wc)))
-        still = (run >= W) & (np.abs(cs[W:] - cs[:n]) < self._still_sum)
+        still = (run_s >= W) & (np.abs(cs[W:] - cs[:n]) < self._still_sum)
         self._cs_tail = cs[-W:]
         lost = np.where(still, wc, 0.0)
         wc[still] = 0.0
@@ -261,90 +326,69 @@ class HipAngleEstimator:
         prev_still[1:] = still[:-1]
         onsets = np.flatnonzero(prev_still & ~still)
         lost *= dt
-        if len(onsets):
-            lost_all = np.concatenate((self._lost_tail, lost))
-            for k in onsets:
-                inc[k] += lost_all[k : k + W].sum()
-            self._lost_tail = lost_all[-W:]
-        else:
-            self._lost_tail = np.concatenate((self._lost_tail, lost))[-W:]
+        lost_all = np.concatenate((self._lost_tail, lost))
+        for k in onsets:
+            inc[k] += lost_all[k : k + W].sum()
+        self._lost_tail = lost_all[-W:]
         self._still_prev = bool(still[-1])
         inc[0] += self._theta_prev
         theta_g = np.cumsum(inc)
         theta = theta_g + self._corr
-        if dt.max() > s.max_gap_s:  # gaps: diagnostics only, the trapezoid bridges them
+        if dt.max() > s.max_gap_s:  # long gaps: diagnostics (the trapezoid bridges them)
             self.n_gaps += int((dt > s.max_gap_s).sum())
             self.max_gap_s = max(self.max_gap_s, float(dt.max()))
-        self._acc_hist.append(acc)
-        self._acc_hist_n += n
-        if run.max() >= self._anchor_n:
-            self._anchor(run, theta)
-        while self._acc_hist_n - len(self._acc_hist[0]) >= self._anchor_n:
-            self._acc_hist_n -= len(self._acc_hist.pop(0))
+        # compare with gravity: at the first anchor_rest_s of each rest, and after lost samples
+        events: list[tuple[int, int, float]] = []
+        if run.max() >= R:
+            events = [(int(k), R, s.anchor_max_error_deg) for k in np.flatnonzero(run == R)]
+        gaps = np.flatnonzero(dt > self._gap_s)
+        if len(gaps) or self._uncertain:
+            # after lost samples the angle is uncertain: trust gravity at the first still window
+            still_on = np.flatnonzero(still & ~prev_still)
+            g = -1 if self._uncertain else int(gaps[0])
+            while True:
+                later = still_on[still_on > g]
+                if not len(later):
+                    self._uncertain = True
+                    break
+                k = int(later[0])
+                events.append((k, W, 0.0))
+                self.n_gap_anchors += 1
+                nxt = gaps[gaps > k]
+                if not len(nxt):
+                    self._uncertain = False
+                    break
+                g = int(nxt[0])
+            events.sort()
+        if events:
+            self._anchor(events, theta, acc_h, off)
         # carry state
+        keep = max(R, 2 * self._bias_n)
+        self._tail_a = acc_h[-keep:]
+        self._tail_g = (gyr_h if gyr_h is not None else np.concatenate((self._tail_g, gyr)))[-keep:]
         self._t_prev = float(t[-1])
         self._wc_prev = float(wc[-1])
         self._theta_prev = float(theta_g[-1])
         self._run = int(run[-1])
-        # gyro bias tracking, once per frame
-        self._frame_g.append(gyr)
-        self._frame_a.append(acc)
-        self._frame_q.append(raw)
-        self._frame_n += n
+        self._run_s = int(run_s[-1])
         self.n_samples += n
         self.n_still += int(np.count_nonzero(still))
-        if self._frame_n >= FRAME:
-            self._update_bias()
         return theta, still
 
-    def _update_bias(self) -> None:
-        """Move the gyro bias toward the mean rate of this frame's accelerometer-confirmed rests.
+    def _anchor(self, events: list[tuple[int, int, float]], theta: FloatArray, window: FloatArray, off: int) -> None:
+        """Compare with gravity at rest events ``(sample, window, max_error_deg)``; re-anchor if off.
 
-        A rest window is ``anchor_rest_s`` with every sample under ``still_gyro_dps`` and gravity's
-        direction unchanged (< ``REST_TILT_DEG``) between its first and last quarter, so a slow sag
-        is not mistaken for bias. The windows are fixed by sample index, so chunking does not matter.
+        The accelerometer mean over the ``window`` samples ending at the event gives the tilt
+        about the flexion axis; when it differs from the angle by more than ``max_error_deg``
+        the angle from that sample on is shifted onto it.
         """
-        fg = np.concatenate(self._frame_g)
-        fa = np.concatenate(self._frame_a)
-        fq = np.concatenate(self._frame_q)
-        self._frame_g, self._frame_a, self._frame_q, self._frame_n = [], [], [], 0
-        R = self._anchor_n
-        q = max(1, R // 4)
-        run = _run_lengths(fq, self._frame_run)
-        self._frame_run = int(run[-1])
-        ends = np.flatnonzero((run >= R) & (run % R == 0))
-        total = np.zeros(3)
-        m = 0
-        cos_tol = math.cos(math.radians(REST_TILT_DEG))
-        for k in ends:
-            lo = int(k) - R + 1
-            if lo < 0:
-                continue
-            a1 = fa[lo : lo + q].mean(axis=0)
-            a2 = fa[k - q + 1 : k + 1].mean(axis=0)
-            if float(a1.dot(a2)) < cos_tol * math.sqrt(float(a1.dot(a1)) * float(a2.dot(a2))):
-                continue  # gravity moved: the leg was sagging, not resting
-            total += fg[lo : k + 1].sum(axis=0)
-            m += R
-        if m:
-            k_gain = 1.0 - math.exp(-m * self.calib.dt_nominal_s / self.s.bias_tau_s)
-            self._bias = self._bias + k_gain * (total / m - self._bias)
-            self.n_bias_updates += 1
-
-    def _anchor(self, run: np.ndarray, theta: FloatArray) -> None:
-        """Compare with gravity where a rest reaches ``anchor_rest_s``; re-anchor if far off."""
-        anchors = np.flatnonzero(run == self._anchor_n)
-        if not len(anchors):
-            return
         axis = self.axis
         assert axis is not None
-        window = np.concatenate(self._acc_hist)
-        off = len(window) - len(run)
         ref = self.calib.gravity_ref
         ref_norm = math.sqrt(float(ref.dot(ref)))
-        for k in anchors:
-            hi = off + int(k) + 1
-            lo = hi - self._anchor_n
+        for k, w, max_err in events:
+            hi = off + k + 1
+            lo = hi - w
             if lo < 0:
                 continue
             a_mean = window[lo:hi].mean(axis=0)
@@ -352,7 +396,8 @@ class HipAngleEstimator:
                 continue  # still but accelerating? (vehicle, impacts) - do not trust
             tilt = _tilt_about_axis(a_mean, ref, axis)
             d = (tilt - theta[k] + 180.0) % 360.0 - 180.0
-            if abs(d) > self.s.anchor_max_error_deg:
+            if _DEBUG: print("anchor", k, w, max_err, round(tilt,2), round(float(theta[k]),2))
+            if abs(d) > max_err:
                 theta[k:] += d
                 self._corr += d
                 self.n_anchors += 1

@@ -148,8 +148,11 @@ class RepSegmenter:
                 hi_t, lo_t = L + s.enter_deg, L - s.undershoot_deg
 
                 def idle_cond(lo: int, hi: int) -> np.ndarray:
+                    # a candidate opens when the angle *rises* through level + enter
+                    # (after a drop from a higher level it may still be above it)
                     a = A[lo:hi]
-                    return (a > hi_t) | (a < lo_t) | ARM[lo:hi]
+                    before = A[lo - 1 : hi - 1] if lo > 0 else np.concatenate(([-np.inf], A[: hi - 1]))
+                    return ((a > hi_t) & (before <= hi_t)) | (a < lo_t) | ARM[lo:hi]
 
                 n = scan(pos, end, idle_cond)
                 if n is None:

@@ -522,6 +522,7 @@ async def connect_legs(
     clock: Clock | None = None,
     client_backend: Any = None,
     remember: bool = True,
+    use_remembered: bool = True,
     config: Path | None = None,
     legs: Sequence[Leg] = (Leg.LEFT, Leg.RIGHT),
     link_factory: Callable[..., SensorLink] = SensorLink,
@@ -530,7 +531,8 @@ async def connect_legs(
     """Connect the sensors for ``legs`` concurrently and decide which is which.
 
     Order of authority: ``left``/``right`` addresses, the remembered config, the leg stored in each
-    sensor. Explicit choices are written to the sensors (SET_LEG) and remembered.
+    sensor. Explicit choices are written to the sensors (SET_LEG) and remembered (``remember``).
+    A remembered sensor that is not advertising is skipped (the stored legs decide).
 
     Raises
     ------
@@ -541,16 +543,18 @@ async def connect_legs(
     clock = clock or MonotonicClock()
     by_address = {s.address.upper(): s for s in found}
     explicit = {leg: addr.upper() for leg, addr in ((Leg.LEFT, left), (Leg.RIGHT, right)) if addr}
-    remembered = load_assignment(config) if not explicit else {}
+    remembered = load_assignment(config) if not explicit and use_remembered else {}
     wanted: dict[Leg, str] = {}
     for leg in legs:
-        addr = explicit.get(leg) or remembered.get(leg)
+        addr = explicit.get(leg)
+        if addr is not None and addr not in by_address:
+            seen = ", ".join(f"{s.name} {s.address}" for s in found) or "none"
+            raise SensorError(
+                f"{leg.value} sensor {addr} is not advertising (out of range or off?); sensors seen: {seen}"
+            )
+        if addr is None and remembered.get(leg) in by_address:
+            addr = remembered[leg]
         if addr is not None:
-            if addr not in by_address:
-                seen = ", ".join(f"{s.name} {s.address}" for s in found) or "none"
-                raise SensorError(
-                    f"{leg.value} sensor {addr} is not advertising (out of range or off?); sensors seen: {seen}"
-                )
             wanted[leg] = addr
     # Connect every candidate concurrently (the adapter serialises the connection set-up itself).
     candidates = list(wanted.values()) if len(wanted) == len(legs) else [s.address for s in found]

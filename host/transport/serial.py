@@ -16,12 +16,11 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from host.errors import PacketError, SensorError
-from host.live_core import SensorInfo, SessionCore
+from host.live_core import RecordingCore, SensorInfo, SessionCore
 from host.model import Leg, SessionResult
 from host.packets import (
     Channel,
@@ -37,7 +36,7 @@ from host.packets import (
     stop_request,
     time_sync_request,
 )
-from host.recording import Kind, Record, RecordingWriter
+from host.recording import Kind, Record
 from host.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -221,7 +220,7 @@ def capture_serial(
         raise SensorError("no serial port given (expected one per leg)")
     links: dict[int, SerialSensorLink] = {}
     stats = CaptureStats()
-    writer: RecordingWriter | None = None
+    session: RecordingCore | None = None
     try:
         for index, leg in enumerate(legs):
             links[index] = SerialSensorLink(ports[leg], baudrate, clock)
@@ -231,23 +230,18 @@ def capture_serial(
         def now() -> float:
             return clock() - origin
 
-        core = SessionCore(legs, settings, keep_samples=keep_samples)
-        meta: dict[str, Any] = {
-            "legs": [leg.value for leg in legs],
-            "settings": settings.to_dict(),
-            "transport": "serial",
-            "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "legrep_version": _version(),
-            **(dict(meta_extra) if meta_extra else {}),
-        }
-        if recording is not None:
-            writer = RecordingWriter(recording, meta)
+        session = RecordingCore(
+            legs,
+            settings,
+            recording,
+            meta={"transport": "serial", **(dict(meta_extra) if meta_extra else {})},
+            keep_samples=keep_samples,
+        )
+        core = session.core
 
         def handle(rec: Record) -> None:
-            if writer is not None:
-                writer.write(rec)
             stats.records += 1
-            events = core.process(rec)
+            events = session.handle(rec)
             if events and on_events is not None:
                 on_events(rec.t_s, events)
 
@@ -269,12 +263,15 @@ def capture_serial(
             info = SensorInfo.make(index, leg, status_reply.payload, address=link.port, name=f"serial:{link.port}",
                                    model="legrep serial sensor")
             handle(Record.of_json(Kind.SENSOR, index, now(), info.to_json()))
+            session.event(index, now(), "connect", port=link.port, baudrate=baudrate)
         for index in links:
             for _ in range(3):
                 request(index, time_sync_request(stats.time_syncs))
                 stats.time_syncs += 1
         for index in links:
             _check(links[index], request(index, start_request()))
+
+        stopped: set[int] = set()
 
         def pump(timeout_s: float) -> None:
             for index, link in links.items():
@@ -283,6 +280,8 @@ def capture_serial(
                         stats.link_losses += 1
                         raise SensorError(f"{link.port}: serial link lost (unplugged?)")
                     kind = {Channel.DATA: Kind.DATA, Channel.CONTROL: Kind.RX, Channel.STATUS: Kind.STATUS}[channel]
+                    if kind == Kind.RX and message[:2] == bytes([0x80 | 0x02, 0]):
+                        stopped.add(index)  # STOP acknowledged: its next_seq bounds the stream
                     handle(Record(kind, index, t - origin, message))
             for index, data in core.resend_requests(now()):
                 t = links[index].send(data)
@@ -309,17 +308,15 @@ def capture_serial(
             missing = any(s.tracker.missing() for s in core.streams.values())
             if stats.records != before:
                 quiet_since = time.monotonic()
-            if not missing and time.monotonic() - quiet_since > 0.3:
+            if len(stopped) == len(links) and not missing and time.monotonic() - quiet_since > 0.2:
                 break
-        result = core.finish()
+        result = session.finish(now())
         for stream in core.streams.values():
             stats.per_sensor[stream.leg.value] = stream.diagnostics()
-        if writer is not None:
-            writer.close(now(), {"reps": len(result.reps)})
         return result, core, stats
     finally:
-        if writer is not None:
-            writer.close()
+        if session is not None:
+            session.close()
         for link in links.values():
             link.close()
 
@@ -327,9 +324,3 @@ def capture_serial(
 def _check(link: SerialSensorLink, reply: ControlReply) -> None:
     if not reply.ok:
         raise SensorError(f"{link.port}: sensor refused {reply.describe()}")
-
-
-def _version() -> str:
-    from host.export import legrep_version
-
-    return legrep_version()

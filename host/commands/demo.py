@@ -1,0 +1,200 @@
+"""``legrep demo``: two virtual sensors stream a bundled session through the real BLE stack.
+
+    legrep demo [--speed X] [--out DIR] [--disconnects N] [--session NAME]
+
+The sensors are the simulated firmware behind bumble GATT servers on an in-memory radio; the host
+side is the real one (bleak over a bumble backend, the same decoder, tracker, clock mapping,
+analysis and live view as ``legrep capture``). Time runs ``--speed`` times faster than the wall
+clock. ``--disconnects N`` takes the sensors out of range N times during reps; the host reconnects
+and fetches what it missed. At the end the per-set table is printed; ``--out DIR`` keeps the
+recording (``session.lgr``, replayable with ``legrep replay``), ``reps.csv`` and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from host.errors import InputError, SensorError
+
+SESSIONS = ("straight_leg_raise", "bent_knee_raise")
+RECORDINGS_DIR = Path(__file__).resolve().parents[2] / "recordings"
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="stream a bundled session from two virtual sensors through the BLE stack",
+        description=(
+            "Two simulated thigh sensors (bumble GATT servers on an in-memory radio) stream a bundled "
+            "session through the real host BLE stack into the live view, then print the reps table."
+        ),
+    )
+    parser.add_argument("--speed", type=float, default=10.0, metavar="X", help="time runs X times faster (default 10)")
+    parser.add_argument("--out", metavar="DIR", help="write session.lgr, reps.csv and summary.json here")
+    parser.add_argument(
+        "--disconnects", type=int, default=0, metavar="N", help="drop the link N times during reps (default 0)"
+    )
+    parser.add_argument("--session", default=SESSIONS[0], choices=SESSIONS, help="bundled session (default %(default)s)")
+    parser.add_argument("--quiet", action="store_true", help="no live view, only the final table")
+    parser.set_defaults(func=run)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOutcome:
+    result: Any
+    live: Any
+    truth: dict[str, Any]
+    outages: list[tuple[str, float, float]]
+    wall_s: float
+
+
+def load_programme(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The bundled session's per-leg arrays and truth (``recordings/<name>``), or a fresh simulation
+    of the same kind when the recordings are not installed."""
+    from firmware_sim.peripheral import SignalArrays
+
+    folder = RECORDINGS_DIR / name
+    if (folder / "left.csv").exists() and (folder / "right.csv").exists():
+        from host.imu_csv import read_imu_csv
+
+        programmes = {}
+        for leg in ("left", "right"):
+            block = read_imu_csv(folder / f"{leg}.csv")
+            programmes[leg] = SignalArrays(block.time_s, block.acc_g, block.gyr_dps)
+        truth = json.loads((folder / "truth.json").read_text(encoding="utf-8")) if (folder / "truth.json").exists() else {}
+        return programmes, truth
+    from firmware_sim.scenarios import SessionSpec, SetSpec, simulate
+
+    exercise = name if name in SESSIONS else SESSIONS[0]
+    sim = simulate(SessionSpec(exercise=exercise, sets=(SetSpec(10, 10), SetSpec(10, 9)), rest_between_sets_s=20.0), seed=1)
+    programmes = {
+        leg: SignalArrays(sig.true_time_s, sig.acc_g, sig.gyr_dps) for leg, sig in sim.signals.items()
+    }
+    truth = {"reps": [{"leg": r.leg, "start_s": r.start_s, "end_s": r.end_s} for r in sim.reps]}
+    return programmes, truth
+
+
+def plan_outages(truth: dict[str, Any], count: int, duration_s: float, legs: tuple[str, ...] = ("left", "right")) -> list[tuple[str, float, float]]:
+    """``count`` outages of 2-4 s starting during reps spread over the session (legs alternate)."""
+    if count <= 0:
+        return []
+    reps = sorted(truth.get("reps", []), key=lambda r: r["start_s"])
+    lengths = (2.0, 3.0, 4.0)
+    out = []
+    if reps:
+        step = max(1, len(reps) // (count + 1))
+        picks = [reps[min(len(reps) - 1, step * (k + 1))] for k in range(count)]
+        for k, rep in enumerate(picks):
+            out.append((legs[k % len(legs)], float(rep["start_s"]) + 0.3, lengths[k % 3]))
+    else:
+        for k in range(count):
+            out.append((legs[k % len(legs)], duration_s * (k + 1) / (count + 1), lengths[k % 3]))
+    return out
+
+
+async def run_demo(
+    speed: float = 10.0,
+    disconnects: int = 0,
+    session: str = SESSIONS[0],
+    recording: Path | None = None,
+    view: Any = None,
+    programmes: dict[str, Any] | None = None,
+    truth: dict[str, Any] | None = None,
+    keep_samples: bool = False,
+) -> DemoOutcome:
+    """Run the whole demo in the current event loop; returns the analysis and transport figures."""
+    import time
+
+    from firmware_sim.peripheral import simulate_sensors
+    from host.live import LiveSession
+    from host.transport.ble import connect_legs, scan_sensors
+
+    if not speed > 0:
+        raise InputError(f"--speed must be > 0, got {speed}")
+    if disconnects < 0:
+        raise InputError(f"--disconnects must be >= 0, got {disconnects}")
+    if programmes is None:
+        programmes, truth = load_programme(session)
+    truth = truth or {}
+    wall0 = time.perf_counter()
+    sim = await simulate_sensors(programmes, speed=speed)
+    links: dict[Any, Any] = {}
+    try:
+        backends = sim.radio.backends()
+        found = await scan_sensors(5.0, scanner_backend=backends.scanner, clock=sim.clock, min_count=len(sim.legs))
+        if len(found) < len(sim.legs):
+            raise SensorError(f"expected {len(sim.legs)} virtual sensors advertising, found {len(found)}")
+        links = await connect_legs(
+            found, clock=sim.clock, client_backend=backends.client, remember=False, use_remembered=False
+        )
+        sim.begin(delay_s=0.5)
+        outages = plan_outages(truth, disconnects, sim.duration_s, tuple(sim.legs))
+        for leg, start_s, length_s in outages:
+            sim.outage(leg, start_s, length_s)
+        live = LiveSession(
+            links,
+            clock=sim.clock,
+            recording=recording,
+            view=view,
+            meta={"demo": {"session": session, "speed": speed, "disconnects": disconnects}},
+            keep_samples=keep_samples,
+        )
+        outcome = await live.run(duration_s=0.5 + sim.duration_s + 1.0)
+    finally:
+        for link in links.values():
+            await link.close()
+        await sim.stop()
+        await sim.radio.close()
+    return DemoOutcome(outcome.result, outcome, truth, outages, time.perf_counter() - wall0)
+
+
+def run(args: argparse.Namespace) -> int:
+    from host.export import format_table, write_reps_csv, write_summary_json
+    from host.view import NullView, TerminalView
+
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        recording = out / "session.lgr"
+        if recording.exists():
+            recording.unlink()  # a demo output directory is ours to overwrite
+    else:
+        tmp = tempfile.TemporaryDirectory(prefix="legrep-demo-")
+        recording = Path(tmp.name) / "session.lgr"
+    view = NullView() if args.quiet else TerminalView(sys.stdout)
+    print(
+        f"legrep demo: two virtual sensors, session {args.session!r}, speed x{args.speed:g}"
+        + (f", {args.disconnects} link drop(s)" if args.disconnects else ""),
+        flush=True,
+    )
+    try:
+        outcome = asyncio.run(
+            run_demo(args.speed, args.disconnects, args.session, recording=recording, view=view)
+        )
+    finally:
+        view.close()
+    result = outcome.result
+    stats = outcome.live.stats
+    print()
+    print(format_table(result), end="")
+    drops = sum(stats.disconnects.values())
+    lost = sum(int(result.diagnostics.get(leg.value, {}).get("packets_lost_packets", 0)) for leg in result.legs)
+    print(
+        f"Link: {drops} drop(s), {sum(stats.reconnects.values())} reconnection(s), "
+        f"{stats.resend_requests} resend request(s), {lost} packet(s) lost for good; "
+        f"{outcome.wall_s:.1f} s wall time"
+    )
+    if out is not None:
+        from host.settings import Settings
+
+        write_reps_csv(out / "reps.csv", result)
+        write_summary_json(out / "summary.json", result, Settings())
+        print(f"Wrote {out / 'session.lgr'}, {out / 'reps.csv'}, {out / 'summary.json'}")
+    return 0

@@ -1,0 +1,188 @@
+"""The live terminal view: per-leg reps side by side, hip angle bars, last rep, balance, links.
+
+On a terminal it redraws a small block in place with plain ANSI escapes (the caller limits redraws
+to <= 10 Hz); when the output is not a terminal (a pipe, a log file, CI) it degrades to one line per
+rep, per closed set and per link event, and never redraws.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TextIO
+
+from host.live import LegState, LiveState
+from host.model import Leg, Rep, SetSummary
+
+BAR_WIDTH = 20
+BAR_FULL_DEG = 90.0
+"""Angle that fills the bar (leg raises peak at ~70-90 deg)."""
+COLUMN = 34
+
+_RESET = "\x1b[0m"
+_BOLD = "\x1b[1m"
+_YELLOW = "\x1b[33m"
+_RED = "\x1b[31m"
+_GREEN = "\x1b[32m"
+
+
+def angle_bar(angle_deg: float | None, width: int = BAR_WIDTH) -> str:
+    """``[#######.......]  45 deg``-style bar (ASCII, so any terminal shows it)."""
+    if angle_deg is None:
+        return "[" + " " * width + "]   --"
+    filled = int(round(max(0.0, min(1.0, angle_deg / BAR_FULL_DEG)) * width))
+    return "[" + "#" * filled + "." * (width - filled) + f"] {angle_deg:4.0f} deg"
+
+
+def describe_rep(rep: Rep) -> str:
+    """``peak 78 deg  rom 76  up 1.4 s  hold 0.9 s  down 2.0 s``."""
+    return (
+        f"peak {rep.peak_deg:.0f} deg  rom {rep.rom_deg:.0f}  "
+        f"up {rep.up_s:.1f} s  hold {rep.hold_s:.1f} s  down {rep.down_s:.1f} s"
+    )
+
+
+def _clock(t_s: float) -> str:
+    t = max(0, int(t_s))
+    return f"{t // 60:02d}:{t % 60:02d}"
+
+
+class TerminalView:
+    """Live view on a text stream (see module docstring).
+
+    Parameters
+    ----------
+    stream : where to write (default ``sys.stdout``).
+    ansi : redraw in place; default: ``stream`` is a terminal and ``TERM`` is not ``dumb``.
+    """
+
+    def __init__(self, stream: TextIO | None = None, ansi: bool | None = None) -> None:
+        self.stream = stream or sys.stdout
+        if ansi is None:
+            isatty = getattr(self.stream, "isatty", lambda: False)()
+            ansi = bool(isatty) and os.environ.get("TERM", "") != "dumb"
+        self.ansi = ansi
+        self._lines = 0
+        self._uneven_sets: list[SetSummary] = []
+        self._notes: list[str] = []
+        self.rep_lines = 0
+
+    # --- View protocol ----------------------------------------------------------------------------------
+
+    def show(self, state: LiveState) -> None:
+        if self.ansi:
+            self._redraw(self.render(state))
+
+    def rep(self, rep: Rep, state: LiveState) -> None:
+        self.rep_lines += 1
+        if not self.ansi:
+            counts = "  ".join(f"{s.leg.value} {s.reps}" for s in state.legs)
+            self._line(f"{_clock(rep.end_s)}  {rep.leg.value:<5} rep  {describe_rep(rep)}   [{counts}]")
+
+    def set_closed(self, summary: SetSummary, state: LiveState) -> None:
+        if summary.uneven:
+            self._uneven_sets.append(summary)
+        text = (
+            f"set {summary.set} done: left {summary.left_reps}, right {summary.right_reps}"
+            + (f"  UNEVEN ({summary.left_reps - summary.right_reps:+d})" if summary.uneven else "  even")
+        )
+        if self.ansi:
+            self._notes = (self._notes + [text])[-3:]
+        else:
+            self._line(text)
+
+    def note(self, text: str) -> None:
+        if self.ansi:
+            self._notes = (self._notes + [text])[-3:]
+        else:
+            self._line(text)
+
+    def close(self) -> None:
+        if self.ansi and self._lines:
+            self.stream.write("\n")
+            self.stream.flush()
+        self._lines = 0
+
+    # --- rendering --------------------------------------------------------------------------------------
+
+    def render(self, state: LiveState) -> list[str]:
+        """The lines of the live block (no ANSI cursor moves; colour only when ``ansi``)."""
+        legs = list(state.legs)
+        set_no = len(state.sets) + 1
+        out = [self._c(_BOLD, f"legrep live   {_clock(state.time_s)}   set {set_no}")]
+
+        def row(label: str, cells: list[str]) -> str:
+            return f"{label:<10}" + "".join(f"{c:<{COLUMN}}" for c in cells)
+
+        out.append(row("", [f"{s.leg.value.upper()} ({s.sensor})" for s in legs]))
+        out.append(row("reps", [str(s.reps) for s in legs]))
+        out.append(row("hip angle", [angle_bar(s.angle_deg) for s in legs]))
+        out.append(row("last rep", [self._last(s) for s in legs]))
+        out.append(row("tempo", [self._tempo(s) for s in legs]))
+        out.append(row("sensor", [self._link(s) for s in legs]))
+        if len(legs) == 2:
+            diff = state.difference
+            text = "even" if diff == 0 else f"{diff:+d} ({'left' if diff > 0 else 'right'} ahead)"
+            colour = _GREEN if diff == 0 else _YELLOW
+            line = f"{'balance':<10}" + self._c(colour, text)
+            if self._uneven_sets:
+                s = self._uneven_sets[-1]
+                line += "   " + self._c(_RED, f"UNEVEN set {s.set}: left {s.left_reps} / right {s.right_reps}")
+            out.append(line)
+        out.extend(f"  {n}" for n in self._notes)
+        return out
+
+    @staticmethod
+    def _last(s: LegState) -> str:
+        r = s.last_rep
+        return "--" if r is None else f"peak {r.peak_deg:.0f} deg, rom {r.rom_deg:.0f}"
+
+    @staticmethod
+    def _tempo(s: LegState) -> str:
+        r = s.last_rep
+        return "--" if r is None else f"{r.up_s:.1f} / {r.hold_s:.1f} / {r.down_s:.1f} s"
+
+    def _link(self, s: LegState) -> str:
+        battery = "--" if s.battery_pct is None else f"{s.battery_pct}%"
+        colour = _GREEN if s.link == "connected" else _YELLOW
+        return f"battery {battery}  " + self._c(colour, s.link)
+
+    def _c(self, colour: str, text: str) -> str:
+        return f"{colour}{text}{_RESET}" if self.ansi else text
+
+    def _redraw(self, lines: list[str]) -> None:
+        w = self.stream.write
+        if self._lines:
+            w(f"\x1b[{self._lines}F")  # cursor to the start of the block
+        for line in lines:
+            w("\x1b[2K" + line + "\n")
+        for _ in range(self._lines - len(lines)):
+            w("\x1b[2K\n")
+        self._lines = max(self._lines, len(lines))
+        self.stream.flush()
+
+    def _line(self, text: str) -> None:
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+class NullView:
+    """A view that shows nothing (benchmarks, tests)."""
+
+    def show(self, state: LiveState) -> None:
+        pass
+
+    def rep(self, rep: Rep, state: LiveState) -> None:
+        pass
+
+    def set_closed(self, summary: SetSummary, state: LiveState) -> None:
+        pass
+
+    def note(self, text: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+__all__ = ["TerminalView", "NullView", "angle_bar", "describe_rep", "Leg"]
