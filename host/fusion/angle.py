@@ -32,6 +32,10 @@ import os
 _DEBUG = bool(os.environ.get("LEGREP_DEBUG"))
 REST_TILT_DEG = 0.2
 """A rest used for bias tracking keeps gravity's direction within this over its window."""
+SOFT_ANCHOR_ZONE_DEG = 30.0
+SOFT_ANCHOR_GAIN = 0.5
+"""At a rest within this angle of the calibration pose, this share of the gravity/gyro
+difference is corrected (larger differences re-anchor fully)."""
 BIAS_WINDOW_S = 1.5
 """Length of one bias-tracking rest window (it needs twice this of quiet: see _rest_bias)."""
 BIAS_JUMP_DPS = 1.0
@@ -74,7 +78,7 @@ def _tilt_about_axis(acc: FloatArray, gravity_ref: FloatArray, axis: FloatArray)
 class HipAngleEstimator:
     """Streaming hip-angle estimator for one thigh (after calibration).
 
-    ``update(t, acc, gyr)`` returns ``(time_s, angle_deg, still)`` for the samples whose
+    ``update(t, acc, gyr)`` returns ``(time_s, angle_deg, at_rest)`` for the samples whose
     angle is known. Until the flexion axis is found (``axis_rotation_deg`` of movement
     after calibration) samples are held back, then released together.
     """
@@ -220,8 +224,8 @@ class HipAngleEstimator:
 
     # ------------------------------------------------------------------ main path
     def _process(self, t: FloatArray, acc: FloatArray, gyr: FloatArray) -> tuple[FloatArray, FloatArray, BoolArray]:
-        theta, still = self._piece(t, acc, gyr)
-        return t, theta, still
+        theta, rest = self._piece(t, acc, gyr)
+        return t, theta, rest
 
     def _rest_bias(self, acc_h: FloatArray, gyr_h: FloatArray, ends: np.ndarray, off: int, n: int) -> FloatArray | None:
         """Gyro bias per sample, updated after each accelerometer-confirmed rest window.
@@ -373,7 +377,9 @@ class HipAngleEstimator:
         self._run_s = int(run_s[-1])
         self.n_samples += n
         self.n_still += int(np.count_nonzero(still))
-        return theta, still
+        # for the rep segmenter: at rest = quiet (every sample under still_gyro_dps) for
+        # still_min_s; looser than the zero-rate test, so it survives gyro bias drift
+        return theta, run_s >= W
 
     def _anchor(self, events: list[tuple[int, int, float]], theta: FloatArray, window: FloatArray, off: int) -> None:
         """Compare with gravity at rest events ``(sample, window, max_error_deg)``; re-anchor if off.
@@ -402,6 +408,11 @@ class HipAngleEstimator:
                 self._corr += d
                 self.n_anchors += 1
                 self.anchor_total_deg += abs(d)
+            elif abs(tilt) < SOFT_ANCHOR_ZONE_DEG:
+                # near the calibration pose gravity's tilt is most trustworthy (the
+                # accelerometer bias cancels there): remove part of the gyro drift at rest
+                theta[k:] += SOFT_ANCHOR_GAIN * d
+                self._corr += SOFT_ANCHOR_GAIN * d
 
 
 _EMPTY: tuple[FloatArray, FloatArray, BoolArray] = (np.empty(0), np.empty(0), np.empty(0, dtype=bool))

@@ -65,7 +65,9 @@ class RepSegmenter:
         self._dt = dt_nominal_s
         self._arm_n = max(1, round(settings.arm_rest_s / dt_nominal_s))
         self._look_n = max(1, round(LOOKBACK_S / dt_nominal_s))
-        self._log = ColumnLog({"t": (np.float64, ()), "a": (np.float64, ()), "arm": (np.bool_, ())})
+        self._log = ColumnLog(
+            {"t": (np.float64, ()), "a": (np.float64, ()), "arm": (np.bool_, ()), "rest": (np.bool_, ())}
+        )
         self._run = 0
         self._pos = 0
         self._levels: list[_Level] = []
@@ -78,7 +80,7 @@ class RepSegmenter:
             return []
         run = _run_lengths(still, self._run)
         self._run = int(run[-1])
-        self._log.append(t=t, a=angle, arm=run == self._arm_n)
+        self._log.append(t=t, a=angle, arm=run == self._arm_n, rest=still)
         out: list[Rep] = []
         self._advance(out)
         self._trim()
@@ -129,6 +131,7 @@ class RepSegmenter:
         T = log.view("t")
         A = log.view("a")
         ARM = log.view("arm")
+        REST = log.view("rest")
         pos = self._pos - b
         end = len(T)
         scan = self._scan
@@ -162,10 +165,10 @@ class RepSegmenter:
                 if a > hi_t:
                     lv.cand = _Candidate(enter=n + b, peak=a)
                     pos = n + 1
-                elif a < lo_t:
+                elif a < lo_t and not REST[n]:
                     self._pop(n + b)
                     pos = n
-                else:  # a rest near the level: the level follows it
+                else:  # a rest near the level (or the angle re-anchored at rest): the level follows it
                     lv.angle, lv.idx = a, n + b
                     pos = n + 1
             elif c.end < 0:  # rising / at the top
