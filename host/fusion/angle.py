@@ -28,8 +28,6 @@ from host.model import FloatArray
 from host.settings import Settings
 
 _PENDING_SLICE = 512
-import os
-_DEBUG = bool(os.environ.get("LEGREP_DEBUG"))
 REST_TILT_DEG = 0.2
 """A rest used for bias tracking keeps gravity's direction within this over its window."""
 SOFT_ANCHOR_ZONE_DEG = 30.0
@@ -270,7 +268,6 @@ class HipAngleEstimator:
         if not values:
             return None
         self.n_bias_updates += len(values)
-        if _DEBUG: print("bias", starts, [np.round(v, 4) for v in values])
         counts = np.diff(np.concatenate(([0], starts, [n])))
         per_sample = np.repeat(np.vstack([self._bias, *values]), counts, axis=0)
         self._bias = b
@@ -402,7 +399,10 @@ class HipAngleEstimator:
                 continue  # still but accelerating? (vehicle, impacts) - do not trust
             tilt = _tilt_about_axis(a_mean, ref, axis)
             d = (tilt - theta[k] + 180.0) % 360.0 - 180.0
-            if _DEBUG: print("anchor", k, w, max_err, round(tilt,2), round(float(theta[k]),2))
+            if abs(tilt) >= SOFT_ANCHOR_ZONE_DEG:
+                # away from the calibration pose the accelerometer's bias and scale errors
+                # tilt gravity by a few degrees: only large differences are worth a re-anchor
+                max_err = max(max_err, self.s.anchor_max_error_deg)
             if abs(d) > max_err:
                 theta[k:] += d
                 self._corr += d
