@@ -59,11 +59,13 @@ class ImuBlock:
     @classmethod
     def from_arrays(cls, time_s: npt.ArrayLike, acc_g: npt.ArrayLike, gyr_dps: npt.ArrayLike) -> "ImuBlock":
         """Build a block from array-likes, converting to contiguous float64."""
-        return cls(
-            np.ascontiguousarray(time_s, dtype=np.float64),
-            np.ascontiguousarray(acc_g, dtype=np.float64).reshape(-1, 3),
-            np.ascontiguousarray(gyr_dps, dtype=np.float64).reshape(-1, 3),
-        )
+        arrays = []
+        for name, value in (("time_s", time_s), ("acc_g", acc_g), ("gyr_dps", gyr_dps)):
+            try:
+                arrays.append(np.ascontiguousarray(value, dtype=np.float64))
+            except (TypeError, ValueError) as exc:
+                raise InputError(f"{name} must be numeric, got {type(value).__name__}: {exc}") from None
+        return cls(*arrays)
 
 
 @dataclass(frozen=True, slots=True)

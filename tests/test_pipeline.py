@@ -161,10 +161,16 @@ def test_mounting_does_not_change_the_result():
 
 
 def test_moving_start_is_a_clear_calibration_error():
-    s = simulate(SessionSpec(sets=TWO_SETS[:1], legs=("left",), calib_still_s=0.2), seed=1)
+    s = simulate(SessionSpec(sets=(SetSpec(4, 0),), legs=("left",)), seed=1)
     sig = s.signals["left"]
+    # keep only 0.3 s of the still start before the first rep begins to move
+    first_move_s = s.reps[0].start_s - 0.4
+    keep = sig.time_s >= first_move_s - 0.3
     with pytest.raises(CalibrationError, match=r"still .*at least 0.5 s"):
-        analyze_arrays(left=(sig.time_s, sig.acc_g, sig.gyr_dps))
+        analyze_arrays(left=(sig.time_s[keep], sig.acc_g[keep], sig.gyr_dps[keep]))
+    # with 2 s of stillness the same session calibrates fine
+    keep = sig.time_s >= first_move_s - 2.0
+    assert len(analyze_arrays(left=(sig.time_s[keep], sig.acc_g[keep], sig.gyr_dps[keep])).reps) == len(s.reps)
 
 
 def test_bad_arrays_say_what_arrived():

@@ -61,6 +61,18 @@ def _run_lengths(flags: BoolArray, carry: int) -> np.ndarray:
     return run
 
 
+def _rowdot(a: FloatArray, b: FloatArray) -> FloatArray:
+    """Row-wise dot product of (N, 3) arrays, summed in a fixed order.
+
+    BLAS kernels (``@``, ``einsum``) may round a row differently depending on where it falls
+    in a block; elementwise arithmetic does not, so any chunking gives identical results.
+    """
+    out = a[:, 0] * b[:, 0]
+    out += a[:, 1] * b[:, 1]
+    out += a[:, 2] * b[:, 2]
+    return out
+
+
 def _tilt_about_axis(acc: FloatArray, gravity_ref: FloatArray, axis: FloatArray) -> float:
     """Hip angle implied by gravity alone (deg): rotation of the thigh about ``axis``."""
     ax, ay, az = (float(v) for v in axis)
@@ -250,8 +262,8 @@ class HipAngleEstimator:
         sg = np.add.reduceat(gyr_h, idx, axis=0).reshape(len(ends), 4, 3)
         first, second = sa[:, 0], sa[:, 2]  # first and last quarter
         g_mean = (sg[:, 0] + sg[:, 1] + sg[:, 2]) / B
-        dot = np.einsum("ij,ij->i", first, second)
-        norm2 = np.einsum("ij,ij->i", first, first) * np.einsum("ij,ij->i", second, second)
+        dot = _rowdot(first, second)
+        norm2 = _rowdot(first, first) * _rowdot(second, second)
         ok = dot > self._rest_cos * np.sqrt(norm2)
         if not ok.any():
             return None
@@ -282,7 +294,7 @@ class HipAngleEstimator:
         R = self._anchor_n
         # quiet: the leg is at most slowly moving (judged against the calibration bias)
         d0 = gyr - self.calib.gyro_bias_dps
-        quiet = np.einsum("ij,ij->i", d0, d0) < self._quiet2
+        quiet = _rowdot(d0, d0) < self._quiet2
         run = _run_lengths(quiet, self._run)
         acc_h = np.concatenate((self._tail_a, acc))
         off = len(self._tail_a)
@@ -297,9 +309,11 @@ class HipAngleEstimator:
                 if per_sample is not None:
                     bias = per_sample
         w_vec = gyr - bias
-        raw = np.einsum("ij,ij->i", w_vec, w_vec) < self._still2
+        raw = _rowdot(w_vec, w_vec) < self._still2
         run_s = _run_lengths(raw, self._run_s)
-        wc = w_vec @ axis
+        wc = w_vec[:, 0] * axis[0]
+        wc += w_vec[:, 1] * axis[1]
+        wc += w_vec[:, 2] * axis[2]
         # still = a window of still_min_s with no sample above still_gyro_dps and a mean axis
         # rate under still_mean_dps (noise averages out; a slow sag does not)
         cs = np.empty(n + W)
@@ -362,7 +376,7 @@ class HipAngleEstimator:
                 g = int(nxt[0])
             events.sort()
         if events:
-            self._anchor(events, theta, acc_h, off)
+            self._anchor(events, theta, theta_g, acc_h, off)
         # carry state
         keep = max(R, 2 * self._bias_n)
         self._tail_a = acc_h[-keep:]
@@ -378,7 +392,9 @@ class HipAngleEstimator:
         # still_min_s; looser than the zero-rate test, so it survives gyro bias drift
         return theta, run_s >= W
 
-    def _anchor(self, events: list[tuple[int, int, float]], theta: FloatArray, window: FloatArray, off: int) -> None:
+    def _anchor(
+        self, events: list[tuple[int, int, float]], theta: FloatArray, theta_g: FloatArray, window: FloatArray, off: int
+    ) -> None:
         """Compare with gravity at rest events ``(sample, window, max_error_deg)``; re-anchor if off.
 
         The accelerometer mean over the ``window`` samples ending at the event gives the tilt
@@ -404,15 +420,17 @@ class HipAngleEstimator:
                 # tilt gravity by a few degrees: only large differences are worth a re-anchor
                 max_err = max(max_err, self.s.anchor_max_error_deg)
             if abs(d) > max_err:
-                theta[k:] += d
                 self._corr += d
                 self.n_anchors += 1
                 self.anchor_total_deg += abs(d)
             elif abs(tilt) < SOFT_ANCHOR_ZONE_DEG:
                 # near the calibration pose gravity's tilt is most trustworthy (the
                 # accelerometer bias cancels there): remove part of the gyro drift at rest
-                theta[k:] += SOFT_ANCHOR_GAIN * d
                 self._corr += SOFT_ANCHOR_GAIN * d
+            else:
+                continue
+            # theta = theta_g + correction, computed the same way whatever the chunking
+            np.add(theta_g[k:], self._corr, out=theta[k:])
 
 
 _EMPTY: tuple[FloatArray, FloatArray, BoolArray] = (np.empty(0), np.empty(0), np.empty(0, dtype=bool))
