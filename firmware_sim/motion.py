@@ -1,0 +1,817 @@
+"""Movement programmes of a thigh: hip angle, posture and whole-body motion, with exact truth.
+
+Every motion quantity is a smooth (C2) scalar *channel* of time that returns its value and
+its first and second derivatives analytically, vectorised over an array of times, so the
+sensor model can sample it at any (drifting, jittered) instant.
+
+Frames
+------
+World: Z up, X/Y horizontal. Thigh frame: ``x`` distal (hip -> knee), ``z`` anterior
+(out of the front of the thigh), ``y = z x x`` (mediolateral). Orientation of the thigh in
+the world::
+
+    R = Rz(yaw) . Ry(pitch) . Rx(roll) . Ry(-flex)
+
+``yaw/pitch/roll`` place the thigh's rest frame (the posture); ``flex`` is the hip
+flexion about the thigh's mediolateral axis (positive: knee moves anteriorly), made of
+``direction * theta + posture_flex + swing``. ``theta`` is the *hip angle* (degrees, from
+the calibration neutral pose, positive in the direction of the exercise; ``direction`` is
++1 for flexion exercises and -1 for extension exercises). At ``yaw = pitch = roll = 0`` the
+thigh lies horizontal along +X with its front up (supine).
+
+Postures (thigh rest frame, at yaw 0): supine and sitting ``(pitch 0, roll 0)``; standing
+and quadruped ``(pitch 90, roll 0)`` (thigh vertical, front facing +X); plank
+``(pitch ~10, roll 180)`` (thigh pointing to the feet and a little down, front facing the
+floor).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+Triple = tuple[FloatArray, FloatArray, FloatArray]
+
+_X = np.array([1.0, 0.0, 0.0])
+_Y = np.array([0.0, 1.0, 0.0])
+_Z = np.array([0.0, 0.0, 1.0])
+
+
+# --------------------------------------------------------------------------- profiles
+def minimum_jerk(tau: FloatArray) -> Triple:
+    """Minimum-jerk profile s(tau) = 10 tau^3 - 15 tau^4 + 6 tau^5 on [0, 1].
+
+    Flash & Hogan (1985), "The coordination of arm movements", J. Neurosci. 5(7).
+    Zero velocity and acceleration at both ends, so chained moves are C2.
+
+    Parameters
+    ----------
+    tau : (N,) normalised time; values outside [0, 1] are clipped.
+
+    Returns
+    -------
+    (s, ds/dtau, d2s/dtau2), each (N,).
+    """
+    u = np.clip(tau, 0.0, 1.0)
+    u2 = u * u
+    s = u2 * u * (10.0 - 15.0 * u + 6.0 * u2)
+    ds = 30.0 * u2 * (1.0 - 2.0 * u + u2)
+    dds = 60.0 * u * (1.0 - 3.0 * u + 2.0 * u2)
+    inside = (tau > 0.0) & (tau < 1.0)
+    return s, np.where(inside, ds, 0.0), np.where(inside, dds, 0.0)
+
+
+class Channel(Protocol):
+    """A scalar function of time with analytic first and second derivatives."""
+
+    def eval(self, t: FloatArray) -> Triple:
+        """Return ``(value, d/dt, d2/dt2)``, each shaped like ``t``."""
+        ...
+
+
+def _as_times(t: npt.ArrayLike) -> FloatArray:
+    arr = np.asarray(t, dtype=np.float64)
+    if arr.ndim != 1:
+        raise ValueError(f"times must have shape (N,), got {arr.shape}")
+    return arr
+
+
+@dataclass(frozen=True, slots=True)
+class ConstantChannel:
+    """A channel that never moves."""
+
+    value: float = 0.0
+
+    def eval(self, t: FloatArray) -> Triple:
+        t = _as_times(t)
+        z = np.zeros_like(t)
+        return z + self.value, z, z.copy()
+
+
+@dataclass(frozen=True, slots=True)
+class RateChannel:
+    """``value0 + rate * (t - t0)``: a constant-rate channel (used to check centripetal terms)."""
+
+    value0: float
+    rate_per_s: float
+    t0_s: float = 0.0
+
+    def eval(self, t: FloatArray) -> Triple:
+        t = _as_times(t)
+        return self.value0 + self.rate_per_s * (t - self.t0_s), np.full_like(t, self.rate_per_s), np.zeros_like(t)
+
+
+@dataclass(frozen=True, slots=True)
+class PiecewiseChannel:
+    """Piecewise minimum-jerk channel: still, then non-overlapping moves to new values.
+
+    Attributes
+    ----------
+    initial : value before the first move.
+    t0_s, dur_s, target : (K,) start, duration (0 = an instantaneous re-parametrisation,
+        only used while everything is still) and end value of each move, sorted by start.
+    """
+
+    initial: float
+    t0_s: FloatArray
+    dur_s: FloatArray
+    target: FloatArray
+
+    def eval(self, t: FloatArray) -> Triple:
+        t = _as_times(t)
+        value = np.full_like(t, self.initial)
+        d1 = np.zeros_like(t)
+        d2 = np.zeros_like(t)
+        if self.t0_s.size == 0:
+            return value, d1, d2
+        before = np.concatenate(([self.initial], self.target[:-1]))
+        idx = np.searchsorted(self.t0_s, t, side="right") - 1
+        active = idx >= 0
+        k = idx[active]
+        dur = self.dur_s[k]
+        safe = np.where(dur > 0.0, dur, 1.0)
+        tau = np.where(dur > 0.0, (t[active] - self.t0_s[k]) / safe, 1.0)
+        s, ds, dds = minimum_jerk(tau)
+        delta = self.target[k] - before[k]
+        value[active] = before[k] + delta * s
+        d1[active] = np.where(dur > 0.0, delta * ds / safe, 0.0)
+        d2[active] = np.where(dur > 0.0, delta * dds / (safe * safe), 0.0)
+        return value, d1, d2
+
+
+@dataclass(slots=True)
+class PiecewiseBuilder:
+    """Accumulates moves of one :class:`PiecewiseChannel`, checking they do not overlap."""
+
+    initial: float
+    _t0: list[float] = field(default_factory=list)
+    _dur: list[float] = field(default_factory=list)
+    _target: list[float] = field(default_factory=list)
+
+    @property
+    def value(self) -> float:
+        """Value after the last move."""
+        return self._target[-1] if self._target else self.initial
+
+    @property
+    def free_s(self) -> float:
+        """Time at which the last move ends."""
+        return self._t0[-1] + self._dur[-1] if self._t0 else -np.inf
+
+    def move(self, t0_s: float, dur_s: float, target: float) -> None:
+        """Move from the current value to ``target`` over ``[t0_s, t0_s + dur_s]``."""
+        if dur_s < 0.0:
+            raise ValueError(f"move duration must be >= 0 s, got {dur_s}")
+        if t0_s < self.free_s - 1e-9:
+            raise ValueError(f"move at {t0_s:.3f} s overlaps the previous move ending at {self.free_s:.3f} s")
+        if target == self.value:
+            return
+        self._t0.append(float(t0_s))
+        self._dur.append(float(dur_s))
+        self._target.append(float(target))
+
+    def build(self) -> PiecewiseChannel:
+        return PiecewiseChannel(
+            self.initial,
+            np.asarray(self._t0, dtype=np.float64),
+            np.asarray(self._dur, dtype=np.float64),
+            np.asarray(self._target, dtype=np.float64),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OscillationChannel:
+    """Bouts of ``offset + amplitude * sin(2 pi f (t - t0) + phase)`` under a smooth envelope.
+
+    The envelope rises and falls with minimum-jerk ramps of ``ramp_s`` at both ends of a
+    bout, so the channel is zero (with zero derivatives) outside the bouts. Bouts are
+    sorted and do not overlap.
+
+    Attributes
+    ----------
+    t0_s, t1_s, freq_hz, offset, amplitude, phase_rad, ramp_s : (K,) per bout.
+    """
+
+    t0_s: FloatArray
+    t1_s: FloatArray
+    freq_hz: FloatArray
+    offset: FloatArray
+    amplitude: FloatArray
+    phase_rad: FloatArray
+    ramp_s: FloatArray
+
+    def eval(self, t: FloatArray) -> Triple:
+        t = _as_times(t)
+        v = np.zeros_like(t)
+        d1 = np.zeros_like(t)
+        d2 = np.zeros_like(t)
+        if self.t0_s.size == 0:
+            return v, d1, d2
+        idx = np.searchsorted(self.t0_s, t, side="right") - 1
+        ok = idx >= 0
+        ok[ok] &= t[ok] < self.t1_s[idx[ok]]
+        k = idx[ok]
+        tt = t[ok]
+        ramp = self.ramp_s[k]
+        e1, e1d, e1dd = minimum_jerk((tt - self.t0_s[k]) / ramp)
+        e2, e2d, e2dd = minimum_jerk((self.t1_s[k] - tt) / ramp)
+        env = e1 * e2
+        env_d = (e1d * e2 - e1 * e2d) / ramp
+        env_dd = (e1dd * e2 - 2.0 * e1d * e2d + e1 * e2dd) / (ramp * ramp)
+        w = 2.0 * np.pi * self.freq_hz[k]
+        arg = w * (tt - self.t0_s[k]) + self.phase_rad[k]
+        g = self.offset[k] + self.amplitude[k] * np.sin(arg)
+        gd = self.amplitude[k] * w * np.cos(arg)
+        gdd = -self.amplitude[k] * w * w * np.sin(arg)
+        v[ok] = env * g
+        d1[ok] = env_d * g + env * gd
+        d2[ok] = env_dd * g + 2.0 * env_d * gd + env * gdd
+        return v, d1, d2
+
+
+@dataclass(frozen=True, slots=True)
+class PulseChannel:
+    """Short heel-strike impulses: displacement ``-A sigma^2 exp(-u^2/2)``, ``u = (t - tk)/sigma``.
+
+    Its second derivative is the acceleration pulse ``A (1 - u^2) exp(-u^2/2)``: a peak of
+    ``A`` at the strike with no net change of velocity. Pulses must be > 8 sigma apart.
+
+    Attributes
+    ----------
+    t_s, amplitude : (K,) strike times (sorted) and peak accelerations (channel unit / s^2).
+    sigma_s : width of every pulse.
+    """
+
+    t_s: FloatArray
+    amplitude: FloatArray
+    sigma_s: float = 0.02
+
+    def eval(self, t: FloatArray) -> Triple:
+        t = _as_times(t)
+        v = np.zeros_like(t)
+        d1 = np.zeros_like(t)
+        d2 = np.zeros_like(t)
+        if self.t_s.size == 0:
+            return v, d1, d2
+        j = np.searchsorted(self.t_s, t)
+        for k in (j - 1, j):
+            ok = (k >= 0) & (k < self.t_s.size)
+            kk = k[ok]
+            u = (t[ok] - self.t_s[kk]) / self.sigma_s
+            f = np.exp(-0.5 * u * u)
+            a = self.amplitude[kk]
+            v[ok] += -a * self.sigma_s**2 * f
+            d1[ok] += a * self.sigma_s * u * f
+            d2[ok] += a * (1.0 - u * u) * f
+        return v, d1, d2
+
+
+@dataclass(frozen=True, slots=True)
+class SumChannel:
+    """The sum of several channels."""
+
+    parts: tuple[Channel, ...]
+
+    def eval(self, t: FloatArray) -> Triple:
+        t = _as_times(t)
+        v = np.zeros_like(t)
+        d1 = np.zeros_like(t)
+        d2 = np.zeros_like(t)
+        for part in self.parts:
+            a, b, c = part.eval(t)
+            v += a
+            d1 += b
+            d2 += c
+        return v, d1, d2
+
+
+# --------------------------------------------------------------------------- rotations
+def rot_x(a: FloatArray) -> FloatArray:
+    """(N, 3, 3) rotations by ``a`` radians about X."""
+    c, s = np.cos(a), np.sin(a)
+    o, z = np.ones_like(a), np.zeros_like(a)
+    return np.stack([np.stack([o, z, z], -1), np.stack([z, c, -s], -1), np.stack([z, s, c], -1)], -2)
+
+
+def rot_y(a: FloatArray) -> FloatArray:
+    """(N, 3, 3) rotations by ``a`` radians about Y."""
+    c, s = np.cos(a), np.sin(a)
+    o, z = np.ones_like(a), np.zeros_like(a)
+    return np.stack([np.stack([c, z, s], -1), np.stack([z, o, z], -1), np.stack([-s, z, c], -1)], -2)
+
+
+def rot_z(a: FloatArray) -> FloatArray:
+    """(N, 3, 3) rotations by ``a`` radians about Z."""
+    c, s = np.cos(a), np.sin(a)
+    o, z = np.ones_like(a), np.zeros_like(a)
+    return np.stack([np.stack([c, -s, z], -1), np.stack([s, c, z], -1), np.stack([z, z, o], -1)], -2)
+
+
+# --------------------------------------------------------------------------- motions
+@dataclass(frozen=True, slots=True)
+class BodyMotion:
+    """Whole-body motion shared by both thighs: posture angles and pelvis acceleration.
+
+    Attributes
+    ----------
+    yaw_deg, pitch_deg, roll_deg : posture of the thigh rest frame (see module docstring).
+    hip_z_m : height of the hip joint (only its second derivative matters).
+    speed_mps : forward walking speed along the heading ``yaw``.
+    brake_m : forward displacement pulses (heel-strike braking), along the heading.
+    """
+
+    yaw_deg: Channel = ConstantChannel()
+    pitch_deg: Channel = ConstantChannel()
+    roll_deg: Channel = ConstantChannel()
+    hip_z_m: Channel = ConstantChannel()
+    speed_mps: Channel = ConstantChannel()
+    brake_m: Channel = ConstantChannel()
+
+    def hip_vel_mps(self, t: FloatArray) -> FloatArray:
+        """(N, 3) world velocity of the hip joint (m/s)."""
+        t = _as_times(t)
+        yaw = np.radians(self.yaw_deg.eval(t)[0])
+        v = self.speed_mps.eval(t)[0] + self.brake_m.eval(t)[1]
+        return np.stack([v * np.cos(yaw), v * np.sin(yaw), self.hip_z_m.eval(t)[1]], -1)
+
+    def hip_acc_mps2(self, t: FloatArray) -> FloatArray:
+        """(N, 3) world acceleration of the hip joint (m/s^2)."""
+        t = _as_times(t)
+        yaw, yaw_d, _ = self.yaw_deg.eval(t)
+        yaw = np.radians(yaw)
+        yaw_d = np.radians(yaw_d)
+        v, v_d, _ = self.speed_mps.eval(t)
+        _, brake_d, brake_dd = self.brake_m.eval(t)
+        _, _, z_dd = self.hip_z_m.eval(t)
+        heading = np.stack([np.cos(yaw), np.sin(yaw), np.zeros_like(yaw)], -1)
+        left = np.stack([-np.sin(yaw), np.cos(yaw), np.zeros_like(yaw)], -1)
+        # d/dt [(v + b') h(yaw)] = (v' + b'') h + (v + b') yaw' h_perp
+        acc = (v_d + brake_dd)[:, None] * heading + ((v + brake_d) * yaw_d)[:, None] * left
+        acc[:, 2] += z_dd
+        return acc
+
+
+@dataclass(frozen=True, slots=True)
+class Kinematics:
+    """Thigh kinematics at N instants (world frame, SI units).
+
+    Attributes
+    ----------
+    rot : (N, 3, 3) world-from-thigh rotation.
+    omega_rps : (N, 3) angular velocity (rad/s), world frame.
+    alpha_rps2 : (N, 3) angular acceleration (rad/s^2), world frame.
+    hip_acc_mps2 : (N, 3) acceleration of the hip joint (m/s^2), world frame.
+    """
+
+    rot: FloatArray
+    omega_rps: FloatArray
+    alpha_rps2: FloatArray
+    hip_acc_mps2: FloatArray
+
+    def point_acc_mps2(self, offset_thigh_m: FloatArray) -> FloatArray:
+        """(N, 3) world acceleration of a point fixed on the thigh at ``offset_thigh_m`` (3,)
+        from the hip joint: ``a_hip + alpha x r + omega x (omega x r)``."""
+        r = self.rot @ np.asarray(offset_thigh_m, dtype=np.float64)
+        w = self.omega_rps
+        return self.hip_acc_mps2 + np.cross(self.alpha_rps2, r) + np.cross(w, np.cross(w, r))
+
+
+@dataclass(frozen=True, slots=True)
+class LegMotion:
+    """Everything one thigh does during a session.
+
+    Attributes
+    ----------
+    leg : "left" or "right".
+    body : shared posture and pelvis motion.
+    theta_deg : the hip angle (truth), degrees from the neutral pose in the exercise direction.
+    direction : +1 when a positive ``theta`` is hip flexion, -1 when it is extension.
+    posture_flex_deg : extra flexion used by posture changes (getting up, kneeling).
+    swing_deg : walking swing of the thigh (flexion positive).
+    """
+
+    leg: str
+    body: BodyMotion
+    theta_deg: Channel
+    direction: int = 1
+    posture_flex_deg: Channel = ConstantChannel()
+    swing_deg: Channel = ConstantChannel()
+
+    def hip_angle_deg(self, t: npt.ArrayLike) -> FloatArray:
+        """(N,) true hip angle at times ``t`` (s)."""
+        return self.theta_deg.eval(_as_times(t))[0]
+
+    def exercise_axis_thigh(self) -> FloatArray:
+        """(3,) unit axis in the thigh frame about which a positive ``theta`` rotates the thigh."""
+        return -self.direction * _Y
+
+    def kinematics(self, t: npt.ArrayLike) -> Kinematics:
+        """Orientation, angular velocity/acceleration and hip acceleration at times ``t`` (s)."""
+        t = _as_times(t)
+        channels = []
+        for ch, sign in ((self.body.yaw_deg, 1.0), (self.body.pitch_deg, 1.0), (self.body.roll_deg, 1.0)):
+            a, b, c = ch.eval(t)
+            channels.append((np.radians(a) * sign, np.radians(b) * sign, np.radians(c) * sign))
+        th, th_d, th_dd = self.theta_deg.eval(t)
+        pf, pf_d, pf_dd = self.posture_flex_deg.eval(t)
+        sw, sw_d, sw_dd = self.swing_deg.eval(t)
+        # Final factor Ry(-flex): the rotation angle about the thigh y axis is -flex.
+        fl = -np.radians(self.direction * th + pf + sw)
+        fl_d = -np.radians(self.direction * th_d + pf_d + sw_d)
+        fl_dd = -np.radians(self.direction * th_dd + pf_dd + sw_dd)
+        channels.append((fl, fl_d, fl_dd))
+        makers = (rot_z, rot_y, rot_x, rot_y)
+        unit = (_Z, _Y, _X, _Y)
+        n = t.shape[0]
+        prefix = np.broadcast_to(np.eye(3), (n, 3, 3)).copy()
+        omega = np.zeros((n, 3))
+        alpha = np.zeros((n, 3))
+        for (ang, ang_d, ang_dd), make, e in zip(channels, makers, unit):
+            u = prefix @ e  # this joint's axis in the world
+            # d(u)/dt = omega_prefix x u (the axis turns with the joints before it).
+            alpha += ang_dd[:, None] * u + ang_d[:, None] * np.cross(omega, u)
+            omega = omega + ang_d[:, None] * u
+            prefix = prefix @ make(ang)
+        return Kinematics(prefix, omega, alpha, self.body.hip_acc_mps2(t))
+
+
+# --------------------------------------------------------------------------- truth
+@dataclass(frozen=True, slots=True)
+class RepMeasure:
+    """Measures of one rep from the hip angle (definitions in ``measure_rep``)."""
+
+    start_s: float
+    peak_s: float
+    end_s: float
+    baseline_deg: float
+    peak_deg: float
+    rom_deg: float
+    up_s: float
+    hold_s: float
+    down_s: float
+
+
+def _crossing(t: FloatArray, y: FloatArray, i: int, level: float) -> float:
+    """Time at which the segment ``(t[i], y[i]) -> (t[i+1], y[i+1])`` crosses ``level``."""
+    y0, y1 = y[i], y[i + 1]
+    if y1 == y0:
+        return float(t[i])
+    return float(t[i] + (level - y0) * (t[i + 1] - t[i]) / (y1 - y0))
+
+
+def measure_rep(time_s: FloatArray, angle_deg: FloatArray, baseline_deg: float) -> RepMeasure:
+    """Measure one rep on a finely sampled hip angle.
+
+    Definitions: ``peak_deg`` = max angle; ``rom_deg`` = peak - baseline; ``start_s`` /
+    ``end_s`` = when the angle crosses ``baseline + 10 % rom`` going up / coming down; the top
+    phase runs from the first to the last time the angle is ``>= baseline + 90 % rom``;
+    ``up_s`` = top entry - start, ``hold_s`` = top exit - top entry, ``down_s`` = end - top
+    exit; ``peak_s`` = time of the maximum. Crossings are interpolated linearly.
+
+    Parameters
+    ----------
+    time_s : (N,) increasing times covering the whole rep, starting and ending below 10 %.
+    angle_deg : (N,) hip angle.
+    baseline_deg : resting angle just before the rep.
+
+    Raises
+    ------
+    ValueError
+        If the window does not contain a complete excursion.
+    """
+    t = np.asarray(time_s, dtype=np.float64)
+    y = np.asarray(angle_deg, dtype=np.float64)
+    if t.shape != y.shape or t.ndim != 1 or t.size < 3:
+        raise ValueError(f"time_s and angle_deg must be equal (N,) arrays with N >= 3, got {t.shape} and {y.shape}")
+    i_peak = int(np.argmax(y))
+    peak = float(y[i_peak])
+    rom = peak - baseline_deg
+    if rom <= 0.0:
+        raise ValueError(f"rep window never rises above the baseline {baseline_deg:.2f} deg")
+    lo = baseline_deg + 0.1 * rom
+    hi = baseline_deg + 0.9 * rom
+    above_lo = np.flatnonzero(y >= lo)
+    above_hi = np.flatnonzero(y >= hi)
+    a, b = int(above_lo[0]), int(above_lo[-1])
+    c, d = int(above_hi[0]), int(above_hi[-1])
+    if a == 0 or b == y.size - 1:
+        raise ValueError("rep window must start and end below baseline + 10 % of the range")
+    start = _crossing(t, y, a - 1, lo)
+    end = _crossing(t, y, b, lo)
+    top_in = _crossing(t, y, c - 1, hi) if c > 0 else float(t[0])
+    top_out = _crossing(t, y, d, hi) if d < y.size - 1 else float(t[-1])
+    return RepMeasure(
+        start_s=start,
+        peak_s=float(t[i_peak]),
+        end_s=end,
+        baseline_deg=float(baseline_deg),
+        peak_deg=peak,
+        rom_deg=rom,
+        up_s=top_in - start,
+        hold_s=top_out - top_in,
+        down_s=end - top_out,
+    )
+
+
+# --------------------------------------------------------------------------- programmes
+@dataclass(frozen=True, slots=True)
+class Posture:
+    """Thigh rest frame of a body posture (at yaw 0) and the hip height."""
+
+    pitch_deg: float
+    roll_deg: float
+    hip_z_m: float
+
+
+POSTURES: dict[str, Posture] = {
+    "supine": Posture(0.0, 0.0, 0.10),
+    "plank": Posture(10.0, 180.0, 0.35),  # thigh points to the feet, ~10 deg down, front to the floor
+    "quadruped": Posture(90.0, 0.0, 0.55),  # thigh vertical under the hip
+    "standing": Posture(90.0, 0.0, 0.90),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One piece of a programme, for inspection: ``kind`` is still, rep, fidget, shift,
+    posture (a posture change, with ``detail`` like "supine->standing") or walk."""
+
+    kind: str
+    leg: str | None
+    t0_s: float
+    t1_s: float
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RepPlan:
+    """A rep as programmed: the leg moves during ``[t0_s, t1_s]`` and rests just before."""
+
+    leg: str
+    t0_s: float
+    t1_s: float
+    partial: bool
+    group: int
+    """Index of the programmed set (0-based); truth sets are found from rests, not from this."""
+
+
+@dataclass(frozen=True, slots=True)
+class Programme:
+    """A finished movement programme: one :class:`LegMotion` per leg plus its plan."""
+
+    legs: dict[str, LegMotion]
+    segments: tuple[Segment, ...]
+    reps: tuple[RepPlan, ...]
+    duration_s: float
+
+
+@dataclass(slots=True)
+class _Bout:
+    t0_s: float
+    t1_s: float
+    freq_hz: float
+    offset: float
+    amplitude: float
+    phase_rad: float
+    ramp_s: float
+
+
+def _oscillation(bouts: list[_Bout]) -> OscillationChannel:
+    def col(name: str) -> FloatArray:
+        return np.asarray([getattr(b, name) for b in bouts], dtype=np.float64)
+
+    return OscillationChannel(col("t0_s"), col("t1_s"), col("freq_hz"), col("offset"), col("amplitude"), col("phase_rad"), col("ramp_s"))
+
+
+class ProgrammeBuilder:
+    """Builds a session's movement, segment after segment, on one timeline for both legs.
+
+    Parameters
+    ----------
+    posture : the exercise posture (a key of :data:`POSTURES`); the session starts in it
+        with ``theta = 0`` (the calibration neutral pose).
+    direction : +1 if the exercise is hip flexion, -1 if extension.
+    legs : names of the legs that carry a sensor.
+    yaw_deg : initial heading.
+    """
+
+    def __init__(self, posture: str, direction: int, legs: tuple[str, ...], yaw_deg: float = 0.0) -> None:
+        if posture not in POSTURES:
+            raise ValueError(f"posture must be one of {sorted(POSTURES)}, got {posture!r}")
+        if direction not in (1, -1):
+            raise ValueError(f"direction must be +1 or -1, got {direction}")
+        p = POSTURES[posture]
+        self.t = 0.0
+        self.posture = posture
+        self.exercise_posture = posture
+        self.direction = direction
+        self.legs = legs
+        self.yaw = PiecewiseBuilder(yaw_deg)
+        self.pitch = PiecewiseBuilder(p.pitch_deg)
+        self.roll = PiecewiseBuilder(p.roll_deg)
+        self.hip_z = PiecewiseBuilder(p.hip_z_m)
+        self.speed = PiecewiseBuilder(0.0)
+        self.theta = {leg: PiecewiseBuilder(0.0) for leg in legs}
+        self.pflex = {leg: PiecewiseBuilder(0.0) for leg in legs}
+        self.swing: dict[str, list[_Bout]] = {leg: [] for leg in legs}
+        self.bounce: list[_Bout] = []
+        self.heel_t: list[float] = []
+        self.heel_a: list[float] = []
+        self.segments: list[Segment] = []
+        self.reps: list[RepPlan] = []
+
+    # -- simple segments
+    def still(self, dur_s: float) -> None:
+        """Everyone rests for ``dur_s``."""
+        if dur_s > 0.0:
+            self.segments.append(Segment("still", None, self.t, self.t + dur_s))
+            self.t += dur_s
+
+    def angle_of(self, leg: str) -> float:
+        """Current hip angle of ``leg`` (after the moves programmed so far)."""
+        return self.theta[leg].value
+
+    def rep(self, leg: str, up_s: float, hold_s: float, down_s: float, peak_deg: float,
+            sag_deg: float = 0.0, end_deg: float | None = None, partial: bool = False, group: int = 0) -> RepPlan:
+        """One rep of ``leg``: rise to ``peak_deg`` over ``up_s``, hold (sagging by ``sag_deg``)
+        for ``hold_s``, lower to ``end_deg`` (default: the starting angle) over ``down_s``."""
+        self._require_exercise_posture("rep")
+        th = self.theta[leg]
+        start = th.value
+        if peak_deg <= start:
+            raise ValueError(f"rep peak must exceed the starting angle {start:.1f} deg, got {peak_deg:.1f}")
+        t0 = self.t
+        th.move(t0, up_s, peak_deg)
+        th.move(t0 + up_s, hold_s, peak_deg - sag_deg)
+        th.move(t0 + up_s + hold_s, down_s, start if end_deg is None else end_deg)
+        self.t = t0 + up_s + hold_s + down_s
+        plan = RepPlan(leg, t0, self.t, partial, group)
+        self.reps.append(plan)
+        self.segments.append(Segment("rep", leg, t0, self.t, "partial" if partial else ""))
+        return plan
+
+    def fidget(self, leg: str, amplitude_deg: float, dur_s: float, end_offset_deg: float = 0.0) -> None:
+        """A small excursion (|amplitude| < 15 deg) that returns near its start."""
+        if abs(amplitude_deg) >= 15.0:
+            raise ValueError(f"a fidget stays under 15 deg, got {amplitude_deg:.1f}")
+        th = self.theta[leg]
+        start = th.value
+        t0 = self.t
+        th.move(t0, 0.45 * dur_s, start + amplitude_deg)
+        th.move(t0 + 0.45 * dur_s, 0.55 * dur_s, start + end_offset_deg)
+        self.t = t0 + dur_s
+        self.segments.append(Segment("fidget", leg, t0, self.t))
+
+    def shift(self, targets_deg: dict[str, float], dur_s: float) -> None:
+        """Baseline shift: the legs move together to new resting angles (not a rep)."""
+        t0 = self.t
+        for leg, target in targets_deg.items():
+            self.theta[leg].move(t0, dur_s, target)
+        self.t = t0 + dur_s
+        self.segments.append(Segment("shift", None, t0, self.t))
+
+    # -- posture changes
+    def _require_exercise_posture(self, what: str) -> None:
+        if self.posture != self.exercise_posture:
+            raise ValueError(f"{what} needs the {self.exercise_posture} posture, the body is {self.posture}")
+
+    def _all_flex(self, t0: float, dur: float, target: float) -> None:
+        for leg in self.legs:
+            self.pflex[leg].move(t0, dur, target)
+
+    def _posture_segment(self, t0: float, detail: str) -> None:
+        self.segments.append(Segment("posture", None, t0, self.t, detail))
+
+    def get_up(self) -> None:
+        """From the exercise posture to standing (lie -> sit -> stand, or kneel -> stand)."""
+        self._require_exercise_posture("get_up")
+        for leg in self.legs:
+            if self.theta[leg].value != 0.0:
+                raise ValueError(f"{leg} leg must be back at 0 deg before getting up, it is at {self.theta[leg].value:.1f}")
+        t0 = self.t
+        stand = POSTURES["standing"]
+        if self.posture == "supine":
+            self._all_flex(self.t, 2.0, 40.0)  # sit up, knees bent
+            self.t += 2.0
+            self._posture_segment(t0, "supine->sitting")
+            t1 = self.t
+            self.pitch.move(self.t, 2.5, stand.pitch_deg)
+            self._all_flex(self.t, 2.5, 0.0)
+            self.hip_z.move(self.t, 2.5, stand.hip_z_m)
+            self.t += 2.5
+            self.posture = "standing"
+            self._posture_segment(t1, "sitting->standing")
+            return
+        if self.posture == "plank":
+            self._all_flex(self.t, 1.5, 80.0)  # knees to the floor: thighs vertical
+            self.hip_z.move(self.t, 1.5, 0.5)
+            self.t += 1.5
+            self.still(0.3)
+            # Same orientation, re-expressed as an upright thigh facing the other way.
+            for ch, value in ((self.yaw, self.yaw.value + 180.0), (self.pitch, 90.0), (self.roll, 0.0)):
+                ch.move(self.t, 0.0, value)
+            self._all_flex(self.t, 0.0, 0.0)
+        self._all_flex(self.t, 1.5, 70.0)  # one foot forward, push up
+        self.hip_z.move(self.t, 1.5, 0.5 * (self.hip_z.value + stand.hip_z_m))
+        self.t += 1.5
+        self._all_flex(self.t, 1.5, 0.0)
+        self.hip_z.move(self.t, 1.5, stand.hip_z_m)
+        self.t += 1.5
+        self._posture_segment(t0, f"{self.posture}->standing")
+        self.posture = "standing"
+
+    def lie_down(self, yaw_deg: float | None = None) -> None:
+        """From standing back to the exercise posture, facing ``yaw_deg`` (default: as now)."""
+        if self.posture != "standing":
+            raise ValueError(f"lie_down needs the standing posture, the body is {self.posture}")
+        target = self.exercise_posture
+        p = POSTURES[target]
+        t0 = self.t
+        if yaw_deg is not None:
+            self.yaw.move(self.t, 1.0, yaw_deg)
+            self.t += 1.0
+        if target == "supine":
+            self.pitch.move(self.t, 2.5, p.pitch_deg)
+            self._all_flex(self.t, 2.5, 40.0)
+            self.hip_z.move(self.t, 2.5, p.hip_z_m)
+            self.t += 2.5
+            self._all_flex(self.t, 2.0, 0.0)
+            self.t += 2.0
+        else:
+            low = 0.55 if target == "quadruped" else 0.5
+            self._all_flex(self.t, 1.5, 70.0)
+            self.hip_z.move(self.t, 1.5, 0.5 * (self.hip_z.value + low))
+            self.t += 1.5
+            self._all_flex(self.t, 1.5, 0.0)
+            self.hip_z.move(self.t, 1.5, low)
+            self.t += 1.5
+            if target == "plank":
+                self.still(0.3)
+                for ch, value in ((self.yaw, self.yaw.value - 180.0), (self.pitch, p.pitch_deg), (self.roll, p.roll_deg)):
+                    ch.move(self.t, 0.0, value)
+                self._all_flex(self.t, 0.0, 80.0)
+                self._all_flex(self.t, 1.5, 0.0)
+                self.hip_z.move(self.t, 1.5, p.hip_z_m)
+                self.t += 1.5
+        self.posture = target
+        self._posture_segment(t0, f"standing->{target}")
+
+    def walk(self, dur_s: float, stride_hz: float = 0.95, speed_mps: float = 1.2,
+             final_turn_deg: float = 0.0, heel_mps2: tuple[float, ...] = (8.0,)) -> None:
+        """Walk for ``dur_s`` (>= 8 s): thighs swing +25/-15 deg in antiphase at ``stride_hz``,
+        the hip bounces at twice that, heel strikes give short impulses; the walker turns
+        180 deg half-way and ``final_turn_deg`` before stopping."""
+        if self.posture != "standing":
+            raise ValueError(f"walk needs the standing posture, the body is {self.posture}")
+        if dur_s < 8.0:
+            raise ValueError(f"a walk lasts at least 8 s, got {dur_s:.1f}")
+        t0, t1 = self.t, self.t + dur_s
+        self.speed.move(t0, 1.0, speed_mps)
+        self.speed.move(t1 - 1.0, 1.0, 0.0)
+        self.yaw.move(t0 + 0.5 * dur_s - 0.75, 1.5, self.yaw.value + 180.0)
+        self.yaw.move(t1 - 2.5, 1.0, self.yaw.value + final_turn_deg)
+        for i, leg in enumerate(self.legs):
+            phase = 0.0 if leg == "left" else np.pi
+            self.swing[leg].append(_Bout(t0, t1, stride_hz, 5.0, 20.0, phase, 1.0))
+        self.bounce.append(_Bout(t0, t1, 2.0 * stride_hz, 0.0, 0.02, 0.0, 1.0))
+        # A heel strikes when its thigh is most flexed: left at phase pi/2, right half a stride later.
+        k = 0
+        t_strike = t0 + 0.25 / stride_hz
+        while t_strike < t1 - 1.2:
+            if t_strike > t0 + 1.2:
+                self.heel_t.append(t_strike)
+                self.heel_a.append(heel_mps2[k % len(heel_mps2)])
+                k += 1
+            t_strike += 0.5 / stride_hz
+        self.t = t1
+        self.segments.append(Segment("walk", None, t0, t1))
+
+    # -- result
+    def build(self) -> Programme:
+        """Freeze the programme into one :class:`LegMotion` per leg."""
+        heel_t = np.asarray(self.heel_t, dtype=np.float64)
+        heel_a = np.asarray(self.heel_a, dtype=np.float64)
+        body = BodyMotion(
+            yaw_deg=self.yaw.build(),
+            pitch_deg=self.pitch.build(),
+            roll_deg=self.roll.build(),
+            hip_z_m=SumChannel((self.hip_z.build(), _oscillation(self.bounce), PulseChannel(heel_t, heel_a))),
+            speed_mps=self.speed.build(),
+            brake_m=PulseChannel(heel_t, -0.35 * heel_a),
+        )
+        legs = {
+            leg: LegMotion(
+                leg=leg,
+                body=body,
+                theta_deg=self.theta[leg].build(),
+                direction=self.direction,
+                posture_flex_deg=self.pflex[leg].build(),
+                swing_deg=_oscillation(self.swing[leg]),
+            )
+            for leg in self.legs
+        }
+        return Programme(legs, tuple(self.segments), tuple(self.reps), self.t)

@@ -1,0 +1,561 @@
+"""Simulated exercise sessions with exact truth: what the accuracy tests and benchmarks use.
+
+``simulate(spec, seed)`` turns a :class:`SessionSpec` (exercise, sets, tempo, sensor error
+level, mounting, losses...) into per-leg sensor streams (:class:`SimSignal`) plus the truth
+(:class:`TruthRep`, :class:`TruthSet`), measured on the true hip angle with the definitions
+of :func:`firmware_sim.motion.measure_rep`. Everything is deterministic in ``seed``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from firmware_sim.imu_model import (
+    LEVELS,
+    Int16Array,
+    Mounting,
+    SensorErrors,
+    device_clock,
+    render,
+)
+from firmware_sim.motion import FloatArray, Programme, ProgrammeBuilder, measure_rep
+
+TRUTH_RATE_HZ = 5000.0
+"""Grid on which truth is measured (the brief asks for >= 1 kHz)."""
+SET_REST_S = 15.0
+"""A rest at least this long between reps separates two sets."""
+ORDERS = ("left_then_right", "right_then_left", "alternating")
+
+
+@dataclass(frozen=True, slots=True)
+class Exercise:
+    """How an exercise is performed.
+
+    Attributes
+    ----------
+    posture : calibration neutral pose (a key of ``motion.POSTURES``).
+    direction : +1 hip flexion, -1 hip extension.
+    peak_range_deg : the set's target peak angle is drawn from this range.
+    baseline_range_deg : resting angle during a set (bent-knee: the thighs rest raised).
+    """
+
+    posture: str
+    direction: int
+    peak_range_deg: tuple[float, float]
+    baseline_range_deg: tuple[float, float] = (0.0, 0.0)
+
+
+EXERCISES: dict[str, Exercise] = {
+    "straight_leg_raise": Exercise("supine", 1, (72.0, 88.0)),
+    "bent_knee_raise": Exercise("supine", 1, (85.0, 95.0), (40.0, 50.0)),
+    "plank_leg_lift": Exercise("plank", -1, (30.0, 40.0)),
+    "bird_dog": Exercise("quadruped", -1, (80.0, 90.0)),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SetSpec:
+    """One set of reps.
+
+    Attributes
+    ----------
+    reps_left, reps_right : reps per leg (0 for a leg without a sensor).
+    order : "left_then_right", "right_then_left" (a 2-4 s pause when switching legs) or
+        "alternating" (L, R, L, R..., the leg with more reps finishes alone).
+    up_s, hold_s, down_s : programmed durations of the rise, the hold at the top (the leg
+        sags 0-2 deg) and the lowering; each varies per rep by +-``tempo_jitter`` (relative).
+        Measured truth (10 %/90 % crossings) is shorter for up/down and longer for hold.
+    bottom_rest_s : pause at the bottom after each rep.
+    peak_deg : target peak angle; None draws one per leg from the exercise's range.
+    partial : ``(leg, rep index 0-based)`` pairs done at ~50 % of the range (still reps).
+    fidgets : small excursions (4-12 deg, either leg) at random places in the set.
+    tempo_jitter : relative random variation of every duration, per rep.
+    """
+
+    reps_left: int
+    reps_right: int
+    order: str = "left_then_right"
+    up_s: float = 1.5
+    hold_s: float = 1.0
+    down_s: float = 2.0
+    bottom_rest_s: float = 1.0
+    peak_deg: float | None = None
+    partial: tuple[tuple[str, int], ...] = ()
+    fidgets: int = 0
+    tempo_jitter: float = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSpec:
+    """A whole session.
+
+    Attributes
+    ----------
+    exercise : a key of :data:`EXERCISES`.
+    sets : the sets, in order.
+    legs : legs that carry a sensor (one or both).
+    rate_hz : sensor output data rate.
+    errors : sensor error level, "none", "typical" or "harsh" (:meth:`SensorErrors.random`).
+    mounting : "random" (any sensor orientation on each thigh) or "aligned".
+    calib_still_s : still neutral pose at the start (>= 0.5 s); 1 s more rest follows.
+    rest_between_sets_s : rest between sets (a rest < 15 s merges the sets in the truth).
+    walk_between_sets : get up, walk (turning) and lie down again between sets.
+    lost_samples : fraction of samples lost (single and in bursts), never in the calibration.
+    clock_drift_ppm : each sensor clock drifts by up to +-this and starts 0-50 ms late;
+        0 means both legs report session time.
+    jitter_frac : std of timestamp jitter as a fraction of the sample period.
+    """
+
+    exercise: str = "straight_leg_raise"
+    sets: tuple[SetSpec, ...] = (SetSpec(10, 10),)
+    legs: tuple[str, ...] = ("left", "right")
+    rate_hz: float = 100.0
+    errors: str = "typical"
+    mounting: str = "random"
+    calib_still_s: float = 2.0
+    rest_between_sets_s: float = 30.0
+    walk_between_sets: bool = False
+    lost_samples: float = 0.0
+    clock_drift_ppm: float = 0.0
+    jitter_frac: float = 0.02
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples become lists)."""
+        return dataclasses.asdict(self)
+
+
+# Tempos used across the grid.
+FAST = dict(up_s=0.7, hold_s=0.0, down_s=1.0, bottom_rest_s=0.3)
+NORMAL = dict(up_s=1.5, hold_s=1.0, down_s=2.0, bottom_rest_s=1.0)
+SLOW = dict(up_s=3.0, hold_s=3.0, down_s=4.0, bottom_rest_s=1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class TruthRep:
+    """One rep as it truly happened (definitions in ``motion.measure_rep``)."""
+
+    leg: str
+    set: int
+    rep: int
+    start_s: float
+    peak_s: float
+    end_s: float
+    baseline_deg: float
+    peak_deg: float
+    rom_deg: float
+    up_s: float
+    hold_s: float
+    down_s: float
+    partial: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TruthSet:
+    """A set as it truly happened: reps between rests >= 15 s."""
+
+    set: int
+    start_s: float
+    end_s: float
+    left_reps: int
+    right_reps: int
+    uneven: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SimSignal:
+    """One thigh sensor's stream (after losses) plus its hidden truth.
+
+    Attributes
+    ----------
+    leg : "left" or "right".
+    rate_hz : nominal sample rate.
+    time_s : (N,) reported timestamps (device clock; session clock unless drift is set).
+    sample_index : (N,) int64 device counter; gaps where samples were lost.
+    acc_g : (N, 3) float64 specific force, g (= acc_raw * acc_lsb_g).
+    gyr_dps : (N, 3) float64 angular rate, deg/s (= gyr_raw * gyr_lsb_dps).
+    acc_raw, gyr_raw : (N, 3) int16 raw readings.
+    acc_lsb_g, gyr_lsb_dps : value of one LSB.
+    true_time_s : (N,) session time of each sample.
+    true_angle_deg : (N,) true hip angle (exercise angle; walking swing and posture changes excluded).
+    mounting : sensor orientation and offset on the thigh.
+    errors : the sensor and clock errors drawn for this sensor.
+    exercise_axis_sensor : (3,) unit axis, sensor frame, about which a positive hip angle turns
+        the sensor (so ``d theta/dt = gyro . axis`` while the posture is fixed).
+    """
+
+    leg: str
+    rate_hz: float
+    time_s: FloatArray
+    sample_index: npt.NDArray[np.int64]
+    acc_g: FloatArray
+    gyr_dps: FloatArray
+    acc_raw: Int16Array
+    gyr_raw: Int16Array
+    acc_lsb_g: float
+    gyr_lsb_dps: float
+    true_time_s: FloatArray
+    true_angle_deg: FloatArray
+    mounting: Mounting
+    errors: SensorErrors
+    exercise_axis_sensor: FloatArray
+
+
+@dataclass(frozen=True, slots=True)
+class SimSession:
+    """A simulated session: streams per leg and the truth."""
+
+    spec: SessionSpec
+    seed: int
+    signals: dict[str, SimSignal]
+    reps: list[TruthRep]
+    sets: list[TruthSet]
+    uneven: bool
+    duration_s: float
+    programme: Programme = field(repr=False)
+
+    def reps_of(self, leg: str) -> list[TruthRep]:
+        """Truth reps of one leg, in time order."""
+        return [r for r in self.reps if r.leg == leg]
+
+    def truth_dict(self) -> dict[str, Any]:
+        """The truth as a JSON-ready dict (what ``truth.json`` holds)."""
+        return {
+            "synthetic": True,
+            "generator": "firmware_sim.scenarios.simulate",
+            "seed": self.seed,
+            "spec": self.spec.to_dict(),
+            "duration_s": self.duration_s,
+            "uneven": self.uneven,
+            "sets": [dataclasses.asdict(s) for s in self.sets],
+            "reps": [dataclasses.asdict(r) for r in self.reps],
+            "sensors": {
+                leg: {
+                    "rate_hz": sig.rate_hz,
+                    "samples": int(sig.time_s.size),
+                    "lost": int(sig.sample_index[-1] + 1 - sig.sample_index.size) if sig.sample_index.size else 0,
+                    "acc_lsb_g": sig.acc_lsb_g,
+                    "gyr_lsb_dps": sig.gyr_lsb_dps,
+                    "mounting_thigh_from_sensor": sig.mounting.rot.round(6).tolist(),
+                    "offset_thigh_m": sig.mounting.offset_thigh_m.round(4).tolist(),
+                    "exercise_axis_sensor": sig.exercise_axis_sensor.round(6).tolist(),
+                    "errors": dataclasses.asdict(sig.errors),
+                }
+                for leg, sig in self.signals.items()
+            },
+        }
+
+    def write_csv(self, directory: str | Path) -> list[Path]:
+        """Write ``<leg>.csv`` per leg (generic IMU CSV) and ``truth.json`` into ``directory``.
+
+        CSV header: ``time_s,acc_x_g,acc_y_g,acc_z_g,gyr_x_dps,gyr_y_dps,gyr_z_dps``.
+
+        Returns
+        -------
+        The paths written.
+        """
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for leg, sig in self.signals.items():
+            path = out / f"{leg}.csv"
+            table = np.column_stack([sig.time_s, sig.acc_g, sig.gyr_dps])
+            np.savetxt(
+                path,
+                table,
+                fmt=["%.6f", "%.6f", "%.6f", "%.6f", "%.5f", "%.5f", "%.5f"],
+                delimiter=",",
+                header="time_s,acc_x_g,acc_y_g,acc_z_g,gyr_x_dps,gyr_y_dps,gyr_z_dps",
+                comments="",
+            )
+            written.append(path)
+        path = out / "truth.json"
+        path.write_text(json.dumps(self.truth_dict(), indent=1) + "\n")
+        written.append(path)
+        return written
+
+
+# --------------------------------------------------------------------------- validation
+def _check_spec(spec: SessionSpec) -> Exercise:
+    if spec.exercise not in EXERCISES:
+        raise ValueError(f"exercise must be one of {sorted(EXERCISES)}, got {spec.exercise!r}")
+    if not spec.legs or any(leg not in ("left", "right") for leg in spec.legs) or len(set(spec.legs)) != len(spec.legs):
+        raise ValueError(f"legs must be a non-empty tuple of distinct 'left'/'right', got {spec.legs!r}")
+    if spec.errors not in LEVELS:
+        raise ValueError(f"errors must be one of {LEVELS}, got {spec.errors!r}")
+    if spec.mounting not in ("random", "aligned"):
+        raise ValueError(f"mounting must be 'random' or 'aligned', got {spec.mounting!r}")
+    if not 10.0 <= spec.rate_hz <= 2000.0:
+        raise ValueError(f"rate_hz must be in [10, 2000], got {spec.rate_hz}")
+    if spec.calib_still_s < 0.5:
+        raise ValueError(f"calib_still_s must be >= 0.5 s, got {spec.calib_still_s}")
+    if not 0.0 <= spec.lost_samples <= 0.2:
+        raise ValueError(f"lost_samples must be a fraction in [0, 0.2], got {spec.lost_samples}")
+    if not spec.sets:
+        raise ValueError("a session needs at least one set")
+    for i, s in enumerate(spec.sets, start=1):
+        if s.order not in ORDERS:
+            raise ValueError(f"set {i}: order must be one of {ORDERS}, got {s.order!r}")
+        for leg, n in (("left", s.reps_left), ("right", s.reps_right)):
+            if n < 0 or (n > 0 and leg not in spec.legs):
+                raise ValueError(f"set {i}: {leg} reps must be >= 0 and 0 for a leg without sensor, got {n}")
+        if s.reps_left + s.reps_right == 0:
+            raise ValueError(f"set {i}: needs at least one rep")
+        if min(s.up_s, s.down_s) < 0.3 or min(s.hold_s, s.bottom_rest_s) < 0.0:
+            raise ValueError(f"set {i}: up_s/down_s must be >= 0.3 s and hold/rest >= 0, got {s.up_s}/{s.down_s}/{s.hold_s}/{s.bottom_rest_s}")
+        if not 0.0 <= s.tempo_jitter <= 0.3:
+            raise ValueError(f"set {i}: tempo_jitter must be in [0, 0.3], got {s.tempo_jitter}")
+        for leg, idx in s.partial:
+            n = s.reps_left if leg == "left" else s.reps_right
+            if leg not in ("left", "right") or not 0 <= idx < n:
+                raise ValueError(f"set {i}: partial rep ({leg!r}, {idx}) is not one of the set's reps")
+    return EXERCISES[spec.exercise]
+
+
+# --------------------------------------------------------------------------- programme
+def _rep_order(s: SetSpec) -> list[tuple[str, int]]:
+    left = [("left", i) for i in range(s.reps_left)]
+    right = [("right", i) for i in range(s.reps_right)]
+    if s.order == "left_then_right":
+        return left + right
+    if s.order == "right_then_left":
+        return right + left
+    seq: list[tuple[str, int]] = []
+    for i in range(max(len(left), len(right))):
+        seq += ([left[i]] if i < len(left) else []) + ([right[i]] if i < len(right) else [])
+    return seq
+
+
+def _fidget(b: ProgrammeBuilder, rng: np.random.Generator, legs: tuple[str, ...]) -> None:
+    leg = legs[int(rng.integers(len(legs)))]
+    at_zero = b.angle_of(leg) == 0.0
+    amp = float(rng.uniform(4.0, 12.0))
+    end = float(rng.uniform(0.0, 1.0) if at_zero else rng.uniform(-1.0, 1.0))
+    b.still(0.4)
+    b.fidget(leg, amp, float(rng.uniform(0.6, 1.4)), end)
+    b.still(0.6)
+
+
+def build_programme(spec: SessionSpec, rng: np.random.Generator) -> Programme:
+    """The movement programme of a session (random choices drawn from ``rng``)."""
+    ex = _check_spec(spec)
+    b = ProgrammeBuilder(ex.posture, ex.direction, spec.legs)
+    b.still(spec.calib_still_s)
+    b.still(1.0)
+    for group, s in enumerate(spec.sets):
+        if group > 0:
+            _rest(b, spec, rng)
+        baseline = {leg: float(rng.uniform(*ex.baseline_range_deg)) for leg in spec.legs}
+        if any(v != 0.0 for v in baseline.values()):
+            b.shift(baseline, float(rng.uniform(1.2, 2.0)))
+            b.still(float(rng.uniform(1.0, 2.0)))
+        target = {leg: s.peak_deg if s.peak_deg is not None else float(rng.uniform(*ex.peak_range_deg)) for leg in spec.legs}
+        for leg in spec.legs:
+            if target[leg] < baseline[leg] + 20.0:
+                raise ValueError(f"peak_deg must be at least 20 deg above the resting angle {baseline[leg]:.0f}, got {target[leg]}")
+        seq = _rep_order(s)
+        fidget_slots = sorted(int(x) for x in rng.integers(0, len(seq) + 1, s.fidgets))
+        partial = set(s.partial)
+        prev_leg = None
+        for pos, (leg, idx) in enumerate(seq):
+            for _ in range(fidget_slots.count(pos)):
+                _fidget(b, rng, spec.legs)
+            if s.order != "alternating" and prev_leg is not None and leg != prev_leg:
+                b.still(float(rng.uniform(2.0, 4.0)))  # switching legs, well under a set rest
+            prev_leg = leg
+            j = s.tempo_jitter
+            up, hold, down, rest = (x * float(rng.uniform(1.0 - j, 1.0 + j)) for x in (s.up_s, s.hold_s, s.down_s, s.bottom_rest_s))
+            start = b.angle_of(leg)
+            rom = (target[leg] - baseline[leg]) * float(rng.uniform(0.95, 1.05))
+            is_partial = (leg, idx) in partial
+            if is_partial:
+                rom *= float(rng.uniform(0.45, 0.55))
+            sag = float(rng.uniform(0.0, 2.0)) if hold > 0.3 else 0.0
+            # Return near the set's resting angle (small wobble, never below the floor at 0).
+            end = baseline[leg] + float(rng.normal(0.0, 0.4))
+            end = max(end, 0.0) if baseline[leg] == 0.0 else end
+            b.rep(leg, up, hold, down, start + rom, sag, end, is_partial, group)
+            b.still(rest)
+        for _ in range(fidget_slots.count(len(seq))):
+            _fidget(b, rng, spec.legs)
+        if any(v != 0.0 for v in baseline.values()):
+            b.still(float(rng.uniform(0.5, 1.5)))
+            b.shift({leg: 0.0 for leg in spec.legs}, float(rng.uniform(1.2, 2.0)))
+    b.still(3.0)
+    return b.build()
+
+
+def _rest(b: ProgrammeBuilder, spec: SessionSpec, rng: np.random.Generator) -> None:
+    """Rest between sets: still (legs straightened to 0), or get up, walk and lie down again."""
+    for leg in spec.legs:  # settle exactly at 0 so posture changes start from the neutral pose
+        if b.angle_of(leg) != 0.0:
+            b.theta[leg].move(b.t, 0.8, 0.0)
+    b.still(0.8)
+    if not spec.walk_between_sets:
+        b.still(spec.rest_between_sets_s)
+        return
+    t0 = b.t
+    b.still(2.0)
+    b.get_up()
+    b.still(1.0)
+    planned_other = 1.0 + 1.0 + 6.0 + 3.0  # stand, turn, lie down, settle
+    walk_s = max(8.0, spec.rest_between_sets_s - (b.t - t0) - planned_other)
+    b.walk(walk_s, stride_hz=float(rng.uniform(0.85, 1.05)), final_turn_deg=float(rng.uniform(-60.0, 60.0)),
+           heel_mps2=tuple(float(x) for x in rng.uniform(5.0, 10.0, 7)))
+    b.still(1.0)
+    b.lie_down(b.yaw.value + float(rng.uniform(-30.0, 30.0)))
+    b.still(3.0)
+
+
+# --------------------------------------------------------------------------- truth
+def measure_truth(programme: Programme, legs: tuple[str, ...]) -> tuple[list[TruthRep], list[TruthSet], bool]:
+    """Truth reps and sets from the true hip angle, on a ``TRUTH_RATE_HZ`` grid."""
+    measured = []
+    for plan in programme.reps:
+        motion = programme.legs[plan.leg]
+        t = np.arange(plan.t0_s - 0.05, plan.t1_s + 0.05, 1.0 / TRUTH_RATE_HZ)
+        angle = motion.hip_angle_deg(t)
+        baseline = float(motion.hip_angle_deg(np.array([plan.t0_s]))[0])
+        measured.append((plan, measure_rep(t, angle, baseline)))
+    measured.sort(key=lambda pm: pm[1].start_s)
+    # Sets: reps separated by rests of at least SET_REST_S.
+    groups: list[list[tuple[Any, Any]]] = []
+    last_end = -np.inf
+    for plan, m in measured:
+        if not groups or m.start_s - last_end >= SET_REST_S:
+            groups.append([])
+        groups[-1].append((plan, m))
+        last_end = max(last_end, m.end_s)
+    reps: list[TruthRep] = []
+    sets: list[TruthSet] = []
+    two_legs = len(legs) == 2
+    for set_no, group in enumerate(groups, start=1):
+        count = {"left": 0, "right": 0}
+        for plan, m in group:
+            count[plan.leg] += 1
+            reps.append(TruthRep(plan.leg, set_no, count[plan.leg], m.start_s, m.peak_s, m.end_s, m.baseline_deg,
+                                 m.peak_deg, m.rom_deg, m.up_s, m.hold_s, m.down_s, plan.partial))
+        uneven = two_legs and count["left"] != count["right"]
+        sets.append(TruthSet(set_no, group[0][1].start_s, max(m.end_s for _, m in group), count["left"], count["right"], uneven))
+    return reps, sets, any(s.uneven for s in sets)
+
+
+# --------------------------------------------------------------------------- simulate
+def simulate(spec: SessionSpec, seed: int) -> SimSession:
+    """Simulate a session: per-leg sensor streams and exact truth, deterministic in ``seed``.
+
+    Raises
+    ------
+    ValueError
+        If the spec is inconsistent (unknown exercise, reps for a leg without a sensor...).
+    """
+    _check_spec(spec)
+    seeds = np.random.SeedSequence(seed).spawn(1 + 2 * len(spec.legs))
+    programme = build_programme(spec, np.random.default_rng(seeds[0]))
+    reps, sets, uneven = measure_truth(programme, spec.legs)
+    signals: dict[str, SimSignal] = {}
+    for i, leg in enumerate(spec.legs):
+        setup_rng = np.random.default_rng(seeds[1 + 2 * i])
+        noise_rng = np.random.default_rng(seeds[2 + 2 * i])
+        errors = SensorErrors.random(setup_rng, spec.errors)
+        mounting = Mounting.random(setup_rng) if spec.mounting == "random" else Mounting.aligned()
+        drift = float(setup_rng.uniform(-1.0, 1.0)) * spec.clock_drift_ppm
+        offset = float(setup_rng.uniform(0.0, 0.05)) if spec.clock_drift_ppm else 0.0
+        errors = errors.with_timing(jitter_frac=spec.jitter_frac, lost_fraction=spec.lost_samples,
+                                    clock_drift_ppm=drift, clock_offset_s=offset)
+        clock = device_clock(programme.duration_s, spec.rate_hz, errors, noise_rng)
+        motion = programme.legs[leg]
+        out = render(motion, mounting, errors, clock, spec.rate_hz, noise_rng, protect_s=offset + spec.calib_still_s)
+        axis = mounting.rot.T @ motion.exercise_axis_thigh()
+        signals[leg] = SimSignal(
+            leg=leg,
+            rate_hz=spec.rate_hz,
+            time_s=out.time_s,
+            sample_index=out.sample_index,
+            acc_g=out.acc_raw.astype(np.float64) * out.acc_lsb_g,
+            gyr_dps=out.gyr_raw.astype(np.float64) * out.gyr_lsb_dps,
+            acc_raw=out.acc_raw,
+            gyr_raw=out.gyr_raw,
+            acc_lsb_g=out.acc_lsb_g,
+            gyr_lsb_dps=out.gyr_lsb_dps,
+            true_time_s=out.true_time_s,
+            true_angle_deg=motion.hip_angle_deg(out.true_time_s),
+            mounting=mounting,
+            errors=errors,
+            exercise_axis_sensor=axis,
+        )
+    return SimSession(spec, seed, signals, reps, sets, uneven, programme.duration_s, programme)
+
+
+# --------------------------------------------------------------------------- grids
+def accuracy_grid() -> list[tuple[str, SessionSpec, int]]:
+    """Named sessions spanning rates, tempos, error levels, mountings and situations.
+
+    Each session is at most ~4 minutes of data; seeds are fixed so the grid is reproducible.
+    """
+    tempos = {"fast": FAST, "normal": NORMAL, "slow": SLOW}
+    reps_for = {"fast": 10, "normal": 8, "slow": 5}
+    grid: list[tuple[str, SessionSpec]] = []
+    # Core: straight leg raises over rate x tempo, cycling the error level.
+    levels = ("none", "typical", "harsh")
+    for i, rate in enumerate((50.0, 100.0, 200.0)):
+        for j, (tname, tempo) in enumerate(tempos.items()):
+            level = levels[(i + j) % 3]
+            n = reps_for[tname]
+            grid.append((f"slr_{tname}_{int(rate)}hz_{level}",
+                         SessionSpec(sets=(SetSpec(n, n, **tempo),), rate_hz=rate, errors=level)))
+    grid += [
+        ("slr_aligned_typical", SessionSpec(sets=(SetSpec(8, 8),), mounting="aligned")),
+        ("slr_two_sets_uneven", SessionSpec(sets=(SetSpec(10, 10, **FAST), SetSpec(10, 9, **FAST)), rest_between_sets_s=20.0)),
+        ("slr_uneven_harsh", SessionSpec(sets=(SetSpec(7, 6),), errors="harsh")),
+        ("slr_alternating", SessionSpec(sets=(SetSpec(8, 8, order="alternating"),))),
+        ("slr_alternating_fast_uneven", SessionSpec(sets=(SetSpec(10, 9, order="alternating", **FAST),), rate_hz=50.0)),
+        ("slr_right_first", SessionSpec(sets=(SetSpec(6, 6, order="right_then_left", **SLOW),), rate_hz=200.0)),
+        ("slr_partial", SessionSpec(sets=(SetSpec(8, 8, partial=(("left", 3), ("right", 6))),))),
+        ("slr_partial_fast", SessionSpec(sets=(SetSpec(10, 10, partial=(("left", 0), ("left", 9), ("right", 4)), **FAST),),
+                                         errors="harsh")),
+        ("slr_fidgets", SessionSpec(sets=(SetSpec(8, 8, fidgets=4),))),
+        ("slr_fidgets_harsh", SessionSpec(sets=(SetSpec(8, 8, fidgets=6, **FAST),), errors="harsh", rate_hz=50.0)),
+        ("slr_lost_1pct", SessionSpec(sets=(SetSpec(8, 8),), lost_samples=0.01)),
+        ("slr_lost_2pct_fast", SessionSpec(sets=(SetSpec(10, 10, **FAST),), lost_samples=0.02, rate_hz=50.0)),
+        ("slr_lost_2pct_slow", SessionSpec(sets=(SetSpec(5, 5, **SLOW),), lost_samples=0.02, errors="harsh")),
+        ("slr_jittery_drift", SessionSpec(sets=(SetSpec(8, 8),), jitter_frac=0.1, clock_drift_ppm=200.0)),
+        ("slr_walk_between_sets", SessionSpec(sets=(SetSpec(6, 6), SetSpec(6, 6)), walk_between_sets=True)),
+        ("slr_three_sets", SessionSpec(sets=(SetSpec(5, 5, **FAST), SetSpec(5, 5, **FAST), SetSpec(5, 4, **FAST)),
+                                       rest_between_sets_s=16.0)),
+        ("bent_knee_normal", SessionSpec(exercise="bent_knee_raise", sets=(SetSpec(8, 8),))),
+        ("bent_knee_fast_harsh", SessionSpec(exercise="bent_knee_raise", sets=(SetSpec(10, 10, **FAST),), errors="harsh")),
+        ("bent_knee_walk", SessionSpec(exercise="bent_knee_raise", sets=(SetSpec(6, 6, **FAST), SetSpec(6, 5, **FAST)),
+                                       walk_between_sets=True, rate_hz=50.0)),
+        ("bent_knee_alternating_slow", SessionSpec(exercise="bent_knee_raise", sets=(SetSpec(5, 5, order="alternating", **SLOW),),
+                                                   rate_hz=200.0)),
+        ("plank_normal", SessionSpec(exercise="plank_leg_lift", sets=(SetSpec(8, 8),))),
+        ("plank_fast_harsh", SessionSpec(exercise="plank_leg_lift", sets=(SetSpec(10, 10, **FAST),), errors="harsh", rate_hz=50.0)),
+        ("plank_alternating", SessionSpec(exercise="plank_leg_lift", sets=(SetSpec(8, 7, order="alternating"),), rate_hz=200.0)),
+        ("bird_dog_normal", SessionSpec(exercise="bird_dog", sets=(SetSpec(8, 8),))),
+        ("bird_dog_alternating", SessionSpec(exercise="bird_dog", sets=(SetSpec(8, 8, order="alternating", **FAST),), errors="harsh")),
+        ("bird_dog_slow", SessionSpec(exercise="bird_dog", sets=(SetSpec(5, 5, **SLOW),), rate_hz=50.0)),
+        ("one_leg_left", SessionSpec(sets=(SetSpec(10, 0),), legs=("left",))),
+        ("one_leg_right_fast", SessionSpec(sets=(SetSpec(0, 12, **FAST),), legs=("right",), errors="harsh", rate_hz=200.0)),
+        ("one_leg_bird_dog", SessionSpec(exercise="bird_dog", sets=(SetSpec(8, 0),), legs=("left",), rate_hz=50.0)),
+        ("one_leg_two_sets", SessionSpec(sets=(SetSpec(6, 0, **FAST), SetSpec(6, 0, **FAST)), legs=("left",),
+                                         rest_between_sets_s=20.0)),
+    ]
+    return [(name, spec, 1000 + i) for i, (name, spec) in enumerate(grid)]
+
+
+def long_session(hours: float, rate_hz: float, seed: int) -> SimSession:
+    """A long session (many sets of straight leg raises, 60 s rests) for throughput tests."""
+    if hours <= 0.0:
+        raise ValueError(f"hours must be > 0, got {hours}")
+    per_set_s = 10 * 2 * 5.5 + 4.0 + 60.0  # ~10 reps per leg at the normal tempo plus a rest
+    n_sets = max(1, int(round(hours * 3600.0 / per_set_s)))
+    spec = SessionSpec(sets=tuple(SetSpec(10, 10) for _ in range(n_sets)), rate_hz=rate_hz,
+                       rest_between_sets_s=60.0, errors="typical")
+    return simulate(spec, seed)

@@ -1,0 +1,137 @@
+"""A simulated wired sensor: a :class:`SensorFirmware` behind a real pseudo-terminal.
+
+The host opens :attr:`SerialPortSensor.port` (the pty's slave device, e.g. ``/dev/pts/7``) with
+pyserial like a USB-serial board. Frames are SLIP with a channel byte (docs/protocol.md section 7).
+A background thread paces the firmware by wall time x ``speed`` (or by a shared ``clock``), so
+a test can run a session faster than real time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import select
+import threading
+import time
+import tty
+from collections.abc import Callable
+from types import TracebackType
+
+from firmware_sim import protocol as p
+from firmware_sim.firmware import SensorFirmware
+
+MAX_PENDING_BYTES = 1 << 20
+"""Bytes queued for a host that does not read; beyond this the oldest are dropped (like a UART)."""
+
+
+class SerialPortSensor:
+    """Serve ``firmware`` on a new pty until :meth:`stop`.
+
+    Parameters
+    ----------
+    firmware : the firmware model (connected here with the serial MTU).
+    speed : simulated seconds per wall second (ignored when ``clock`` is given).
+    clock : returns the simulated true time in seconds; share it with the host in tests.
+    tick_s : wall seconds between firmware updates.
+    """
+
+    def __init__(
+        self,
+        firmware: SensorFirmware,
+        speed: float = 1.0,
+        clock: Callable[[], float] | None = None,
+        tick_s: float = 0.005,
+    ) -> None:
+        if clock is None:
+            t0 = time.monotonic()
+            clock = lambda: (time.monotonic() - t0) * speed  # noqa: E731
+        self.firmware = firmware
+        self.clock = clock
+        self.tick_s = tick_s
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave)
+        tty.setraw(self._master)
+        os.set_blocking(self._master, False)
+        self.port = os.ttyname(self._slave)
+        self._decoder = p.SlipDecoder()
+        self._out = bytearray()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.bytes_written = 0
+        self.bytes_dropped = 0
+        self.error: BaseException | None = None
+        self._scheduled: list[tuple[float, Callable[[SensorFirmware], object]]] = []
+        self._lock = threading.Lock()
+        firmware.connect(clock(), mtu=p.SERIAL_MTU)
+
+    def start(self) -> "SerialPortSensor":
+        self._thread = threading.Thread(target=self._run, name=f"serial-{self.firmware.config.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+            self._thread = None
+        for fd in (self._master, self._slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._master = self._slave = -1
+
+    def __enter__(self) -> "SerialPortSensor":
+        return self.start()
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    def schedule(self, at_s: float, action: Callable[[SensorFirmware], object]) -> None:
+        """Run ``action(firmware)`` in the port's thread once simulated time reaches ``at_s``
+        (e.g. ``lambda fw: fw.inject_fault(FaultKind.LOSE, 3)``)."""
+        with self._lock:
+            self._scheduled.append((at_s, action))
+            self._scheduled.sort(key=lambda x: x[0])
+
+    # ------------------------------------------------------------------
+    def _send(self, channel: p.Channel, message: bytes) -> None:
+        self._out += p.slip_encode(bytes([channel]) + message)
+        if len(self._out) > MAX_PENDING_BYTES:
+            drop = len(self._out) - MAX_PENDING_BYTES
+            del self._out[:drop]
+            self.bytes_dropped += drop
+
+    def _run(self) -> None:
+        fw = self.firmware
+        try:
+            while not self._stop.is_set():
+                readable, _, _ = select.select([self._master], [], [], self.tick_s)
+                now = self.clock()
+                with self._lock:
+                    while self._scheduled and self._scheduled[0][0] <= now:
+                        self._scheduled.pop(0)[1](fw)
+                if readable:
+                    try:
+                        data = os.read(self._master, 4096)
+                    except OSError as exc:  # EIO: no reader on the slave side right now
+                        if exc.errno not in (errno.EIO, errno.EAGAIN):
+                            raise
+                        data = b""
+                    for frame in self._decoder.feed(data):
+                        if frame[0] == p.Channel.CONTROL:
+                            self._send(p.Channel.CONTROL, fw.handle_control(frame[1:], now))
+                for packet in fw.advance(now):
+                    self._send(p.Channel.DATA, packet)
+                status = fw.take_status_change()
+                if status is not None:
+                    self._send(p.Channel.STATUS, status)
+                if self._out:
+                    try:
+                        n = os.write(self._master, self._out)
+                    except BlockingIOError:
+                        n = 0
+                    del self._out[:n]
+                    self.bytes_written += n
+        except BaseException as exc:  # reported to the test / demo, never silently lost
+            self.error = exc
+            raise

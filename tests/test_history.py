@@ -1,0 +1,262 @@
+"""History database: store and list, de-duplication by content, v1 -> v2 migration, CSV export, CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from host.cli import main
+from host.history import (
+    EXPORT_COLUMNS,
+    SCHEMA_VERSION,
+    HistoryError,
+    SessionInput,
+    export_csv,
+    format_sessions,
+    group_inputs,
+    list_sessions,
+    open_history,
+    store_session,
+)
+from host.model import Leg
+from host.settings import Settings
+from test_report import make_session, simulated_csvs
+
+
+def _files(tmp_path: Path, tag: str) -> dict[str, Path]:
+    """Two small input files standing in for a CSV pair (content decides identity)."""
+    out = {}
+    for leg in ("left", "right"):
+        path = tmp_path / f"{tag}_{leg}.csv"
+        path.write_text(f"time_s,acc_x_g\n0,{tag}-{leg}\n", encoding="utf-8")
+        out[leg] = path
+    return out
+
+
+def test_store_and_list_round_trip(tmp_path: Path) -> None:
+    db = tmp_path / "h.db"
+    a = make_session(counts=((10, 10), (10, 9)))
+    b = make_session(counts=((12, 12),), fast_down=frozenset())
+    settings = Settings(min_down_s=1.5)
+    first = store_session(db, a, settings, _files(tmp_path, "a"), "straight leg raise", "2026-05-01T18:30:00+02:00")
+    second = store_session(db, b, None, _files(tmp_path, "b"), "bent knee raise", "2026-05-03T09:00:00+02:00")
+    assert first.created and second.created and first.session_id != second.session_id
+    rows = list_sessions(db)
+    assert [r.session_id for r in rows] == [first.session_id, second.session_id]
+    ra, rb = rows
+    assert (ra.left_reps, ra.right_reps, ra.uneven_sets, ra.n_sets) == (20, 19, (2,), 2)
+    assert (rb.left_reps, rb.right_reps, rb.uneven_sets, rb.n_sets) == (12, 12, (), 1)
+    assert ra.mean_peak_left_deg == pytest.approx(np.mean([r.peak_deg for r in a.reps_of(Leg.LEFT)]), abs=1e-9)
+    assert ra.mean_peak_right_deg == pytest.approx(np.mean([r.peak_deg for r in a.reps_of(Leg.RIGHT)]), abs=1e-9)
+    assert ra.exercise == "straight leg raise" and ra.started_at == "2026-05-01T18:30:00+02:00"
+    assert json.loads(ra.settings_json or "{}")["min_down_s"] == 1.5
+    assert {s.role for s in ra.sources} == {"left", "right"}
+    assert all(s.sha256 and len(s.sha256) == 64 for s in ra.sources)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        stored = conn.execute(
+            "SELECT leg, set_no, rep_no, peak_deg, down_s, flags FROM reps WHERE session_id = ? ORDER BY rowid",
+            (first.session_id,),
+        ).fetchall()
+    assert stored == [(r.leg.value, r.set, r.rep, r.peak_deg, r.down_s, ";".join(r.flags)) for r in a.reps]
+    table = format_sessions(rows)
+    lines = table.splitlines()
+    assert len(lines) == 3 and "uneven sets" in lines[0]
+    assert lines[1].split()[-1] == "2" and lines[2].split()[-1] == "-"
+    assert "bent knee raise" in lines[2]
+
+
+def test_same_content_is_not_stored_twice(tmp_path: Path) -> None:
+    db = tmp_path / "h.db"
+    session = make_session()
+    files = _files(tmp_path, "a")
+    first = store_session(db, session, None, files, "x", "2026-05-01T10:00:00")
+    # The same files again, and a copy of them elsewhere (same content, other path): no new session.
+    copy_dir = tmp_path / "copy"
+    copy_dir.mkdir()
+    copies = {leg: Path(shutil.copy(p, copy_dir / p.name)) for leg, p in files.items()}
+    for again in (files, copies):
+        outcome = store_session(db, session, None, again, "x", "2026-05-02T10:00:00")
+        assert outcome.session_id == first.session_id and not outcome.created
+    # A changed byte makes a new session.
+    copies["right"].write_text(copies["right"].read_text() + "1,2\n")
+    assert store_session(db, session, None, copies, "x", "2026-05-02T10:00:00").created
+    # No files: never de-duplicated (a live capture without a recording).
+    assert store_session(db, session, None, None).created
+    assert store_session(db, session, None, None).created
+    assert len(list_sessions(db)) == 4
+
+
+# A version-1 database as legrep 0.0 would have written it: no exercise, no settings, no sources table.
+_V1_DDL = """
+CREATE TABLE sessions (id INTEGER PRIMARY KEY, started_at TEXT NOT NULL, stored_at TEXT NOT NULL,
+    source_hash TEXT UNIQUE, source_paths TEXT NOT NULL DEFAULT '[]', legs TEXT NOT NULL, uneven INTEGER NOT NULL);
+CREATE TABLE sets (session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE, set_no INTEGER NOT NULL,
+    start_s REAL NOT NULL, end_s REAL NOT NULL, left_reps INTEGER NOT NULL, right_reps INTEGER NOT NULL,
+    uneven INTEGER NOT NULL, PRIMARY KEY (session_id, set_no));
+CREATE TABLE reps (session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE, leg TEXT NOT NULL,
+    set_no INTEGER NOT NULL, rep_no INTEGER NOT NULL, start_s REAL NOT NULL, peak_s REAL NOT NULL, end_s REAL NOT NULL,
+    baseline_deg REAL NOT NULL, peak_deg REAL NOT NULL, rom_deg REAL NOT NULL, up_s REAL NOT NULL,
+    hold_s REAL NOT NULL, down_s REAL NOT NULL, flags TEXT NOT NULL DEFAULT '');
+CREATE INDEX reps_session ON reps(session_id);
+PRAGMA user_version = 1;
+"""
+
+
+def test_migrates_a_version_1_file(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    session = make_session(counts=((5, 4),), fast_down=frozenset())
+    conn = sqlite3.connect(db)
+    conn.executescript(_V1_DDL)
+    conn.execute(
+        "INSERT INTO sessions VALUES (1, '2025-12-24T08:00:00', '2025-12-24T09:00:00', 'abc', ?, 'left,right', 1)",
+        (json.dumps(["/data/old/left.csv", "/data/old/right.csv"]),),
+    )
+    conn.execute("INSERT INTO sets VALUES (1, 1, 2.0, 40.0, 5, 4, 1)")
+    conn.executemany(
+        "INSERT INTO reps VALUES (1, ?, 1, ?, ?, ?, ?, 0.0, ?, ?, ?, ?, ?, '')",
+        [(r.leg.value, r.rep, r.start_s, r.peak_s, r.end_s, r.peak_deg, r.rom_deg, r.up_s, r.hold_s, r.down_s) for r in session.reps],
+    )
+    conn.commit()
+    conn.close()
+
+    migrated = open_history(db)
+    try:
+        assert migrated.execute("PRAGMA user_version").fetchone()[0] == 2
+        columns = {row[1] for row in migrated.execute("PRAGMA table_info(sessions)")}
+        assert {"exercise", "settings_json"} <= columns
+        assert migrated.execute("SELECT path, role, sha256 FROM sources ORDER BY rowid").fetchall() == [
+            ("/data/old/left.csv", "input", None),
+            ("/data/old/right.csv", "input", None),
+        ]
+    finally:
+        migrated.close()
+    (row,) = list_sessions(db)
+    assert (row.exercise, row.left_reps, row.right_reps, row.uneven_sets, row.settings_json) == ("leg lift", 5, 4, (1,), None)
+    # The migrated file takes new sessions, and opening it again is a no-op.
+    assert store_session(db, session, Settings(), None, "plank leg lift").created
+    assert [r.exercise for r in list_sessions(db)] == ["leg lift", "plank leg lift"]
+
+
+def test_refuses_newer_foreign_and_broken_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    newer = tmp_path / "newer.db"
+    with sqlite3.connect(newer) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(HistoryError, match=f"version {SCHEMA_VERSION} or older expected, got {SCHEMA_VERSION + 1}"):
+        open_history(newer)
+    foreign = tmp_path / "foreign.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    with pytest.raises(HistoryError, match="other tables"):
+        open_history(foreign)
+    broken = tmp_path / "broken.db"
+    broken.write_bytes(b"this is not sqlite at all" * 100)
+    assert main(["history", "--db", str(broken)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(broken) in err[0] and "SQLite history database expected" in err[0]
+
+
+def test_csv_export_reads_back(tmp_path: Path) -> None:
+    db = tmp_path / "h.db"
+    a = make_session(counts=((10, 10), (10, 9)))
+    b = make_session(counts=((0, 0),), fast_down=frozenset())  # a session with no reps still appears
+    ida = store_session(db, a, Settings(), _files(tmp_path, "a"), "straight leg raise", "2026-05-01T10:00:00").session_id
+    idb = store_session(db, b, Settings(), None, "bent knee raise", "2026-05-02T10:00:00").session_id
+    out = tmp_path / "all.csv"
+    n = export_csv(db, out)
+    with open(out, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        assert tuple(reader.fieldnames or ()) == EXPORT_COLUMNS
+        rows = list(reader)
+    assert n == len(rows) == len(a.reps) + 1
+    rep_rows = [r for r in rows if r["session_id"] == str(ida)]
+    by_key = {(r["leg"], int(r["set"]), int(r["rep"])): r for r in rep_rows}
+    for rep in a.reps:
+        row = by_key[(rep.leg.value, rep.set, rep.rep)]
+        for name in ("start_s", "peak_s", "end_s", "peak_deg", "rom_deg", "up_s", "hold_s", "down_s"):
+            assert float(row[name]) == getattr(rep, name)  # exact: written with repr precision
+        assert row["flags"] == ";".join(rep.flags)
+        summary = a.sets[rep.set - 1]
+        assert (int(row["set_left_reps"]), int(row["set_right_reps"])) == (summary.left_reps, summary.right_reps)
+        assert row["exercise"] == "straight leg raise" and "left=" in row["sources"]
+        assert json.loads(row["settings_json"]) == Settings().to_dict()
+    (empty,) = [r for r in rows if r["session_id"] == str(idb)]
+    assert empty["exercise"] == "bent knee raise" and empty["rep"] == "" and empty["leg"] == ""
+
+
+def test_group_inputs_pairs_csvs_by_name(tmp_path: Path) -> None:
+    for name in ("mon_left.csv", "mon_right.csv", "tue_LEFT.csv", "tue_RIGHT.csv", "wed_left.csv", "s.rec"):
+        (tmp_path / name).write_text("x")
+    folder = tmp_path / "thu"
+    folder.mkdir()
+    (folder / "left.csv").write_text("x")
+    (folder / "right.csv").write_text("x")
+    names = ["mon_right.csv", "tue_LEFT.csv", "mon_left.csv", "wed_left.csv", "tue_RIGHT.csv", "s.rec"]
+    groups = group_inputs([tmp_path / n for n in names] + [folder])
+    assert set(groups) == {
+        SessionInput(tmp_path / "s.rec"),
+        SessionInput(None, folder / "left.csv", folder / "right.csv"),
+        SessionInput(None, tmp_path / "mon_left.csv", tmp_path / "mon_right.csv"),
+        SessionInput(None, tmp_path / "tue_LEFT.csv", tmp_path / "tue_RIGHT.csv"),
+        SessionInput(None, tmp_path / "wed_left.csv", None),
+    }
+    (tmp_path / "both.csv").write_text("x")
+    from host.errors import InputError
+
+    with pytest.raises(InputError, match="with 'left' or 'right' in the name"):
+        group_inputs([tmp_path / "both.csv"])
+    with pytest.raises(InputError, match="got no such file"):
+        group_inputs([tmp_path / "missing_left.csv"])
+    with pytest.raises(InputError, match="got neither"):
+        group_inputs([_empty_dir(tmp_path)])
+
+
+def _empty_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "empty"
+    path.mkdir()
+    return path
+
+
+def test_cli_lists_exports_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "via_env.db"
+    monkeypatch.setenv("LEGREP_DB", str(db))
+    sessions = [make_session(), make_session(counts=((8, 8),))]
+    store_session(None, sessions[0], Settings(), _files(tmp_path, "a"), "straight leg raise", "2026-05-01T10:00:00")
+    store_session(None, sessions[1], Settings(), None, "straight leg raise", "2026-05-04T10:00:00")
+    assert db.is_file()
+    assert main(["history"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 3 and out[1].split()[:3] == ["1", "2026-05-01", "10:00"]
+    assert main(["history", "--csv", str(tmp_path / "x.csv"), "--plot", str(tmp_path / "t.png")]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote {len(sessions[0].reps) + len(sessions[1].reps)} rows" in out and "(2 sessions)" in out
+    png = (tmp_path / "t.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    empty = tmp_path / "empty.db"
+    assert main(["history", "--db", str(empty), "--plot", str(tmp_path / "none.png")]) == 2
+    assert "no sessions to plot" in capsys.readouterr().err
+
+
+def test_cli_add_imports_a_simulated_csv_pair_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "sim").mkdir()
+    _left, _right, session = simulated_csvs(tmp_path / "sim")
+    name = "straight leg raise"
+    db = tmp_path / "h.db"
+    args = ["history", "--db", str(db), "--exercise", name, "--started-at", "2026-05-01T10:00",
+            "--add", str(tmp_path / "sim" / "left.csv"), str(tmp_path / "sim" / "right.csv")]  # fmt: skip
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert "added as session 1" in first
+    assert main(args) == 0
+    assert "already stored as session 1" in capsys.readouterr().out
+    (row,) = list_sessions(db)
+    truth = {leg: sum(getattr(s, f"{leg}_reps") for s in session.sets) for leg in ("left", "right")}
+    assert (row.left_reps, row.right_reps) == (truth["left"], truth["right"])
+    assert not math.isnan(row.mean_peak_left_deg)
