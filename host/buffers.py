@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -28,7 +30,7 @@ class ColumnLog:
         """Global index one past the last sample."""
         return self.base + self._len
 
-    def append(self, **values: npt.NDArray) -> None:
+    def append(self, **values: npt.NDArray[Any]) -> None:
         n = len(next(iter(values.values())))
         if n == 0:
             return
@@ -49,7 +51,7 @@ class ColumnLog:
             self._cols[k][a : a + n] = v
         self._len += n
 
-    def view(self, name: str, lo: int | None = None, hi: int | None = None) -> npt.NDArray:
+    def view(self, name: str, lo: int | None = None, hi: int | None = None) -> npt.NDArray[Any]:
         """Samples with global indices ``[lo, hi)`` (a view; do not keep it across appends)."""
         lo = self.base if lo is None else lo
         hi = self.end if hi is None else hi

@@ -77,7 +77,10 @@ class LegPipeline:
                 cal = self._cal.update(t[sl], acc[sl], gyr[sl])
                 if cal is not None:
                     first = self._start(cal, *self._cal.leftover())
-                    rest = self._emit(*self._angle.update(t[i + _CALIB_SLICE :], acc[i + _CALIB_SLICE :], gyr[i + _CALIB_SLICE :]))  # type: ignore[union-attr]
+                    angle = self._angle
+                    assert angle is not None
+                    j = i + _CALIB_SLICE
+                    rest = self._emit(*angle.update(t[j:], acc[j:], gyr[j:]))
                     return LegOutput(
                         np.concatenate([first.time_s, rest.time_s]),
                         np.concatenate([first.angle_deg, rest.angle_deg]),
