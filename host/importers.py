@@ -143,27 +143,45 @@ def _delimiter(line: str) -> str:
 _HEADER_MARKERS = ("time", "packetcounter", "epoch", "epoc", "phone timestamp", "acc", "gyr")
 
 
-def _table(source: str, text: str) -> _Table:
-    """Find the header (the first line naming a time or sensor column; preambles are skipped)."""
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _table(source: str, text: str, want: str | None = None) -> _Table:
+    """The table under the header row: the first line naming ``want`` (a mapped column), else the
+    first naming a time or sensor column (preambles are skipped), else the first non-numeric row."""
     lines = text.lstrip("\ufeff").splitlines()
-    for lineno, line in enumerate(lines, 1):
-        low = line.strip().lower().strip('"')
-        if not low:
+    candidates: list[tuple[int, list[str], str]] = []
+    for lineno, line in enumerate(lines[:40], 1):
+        if not line.strip():
             continue
         delim = _delimiter(line)
         fields = [f.strip().strip('"').strip() for f in next(csv.reader([line], delimiter=delim))]
-        if len(fields) >= 2 and any(f.lower().startswith(_HEADER_MARKERS) for f in fields):
-            rows: list[list[str]] = []
-            linenos: list[int] = []
-            for k, body in enumerate(lines[lineno:], lineno + 1):
-                if body.strip():
-                    rows.append([f.strip() for f in next(csv.reader([body], delimiter=delim))])
-                    linenos.append(k)
-            return _Table(source, fields, rows, linenos)
-        if lineno > 20:
-            break
-    first = next((ln for ln in lines if ln.strip()), "")
-    raise InputError(f"{source}: a header row with time and sensor columns expected in the first 20 lines, got {first[:80]!r}")
+        if len(fields) >= 2 and not _is_number(fields[0]):
+            candidates.append((lineno, fields, delim))
+    lowered = [(n, f, d) for n, f, d in candidates]
+    chosen = None
+    if want is not None:
+        chosen = next((c for c in lowered if want.lower() in (x.lower() for x in c[1])), None)
+    if chosen is None:
+        chosen = next((c for c in lowered if any(x.lower().startswith(_HEADER_MARKERS) for x in c[1])), None)
+    if chosen is None and candidates:
+        chosen = candidates[0]
+    if chosen is None:
+        first = next((ln for ln in lines if ln.strip()), "")
+        raise InputError(f"{source}: a header row naming the columns expected, got {first[:80]!r}")
+    lineno, fields, delim = chosen
+    rows: list[list[str]] = []
+    linenos: list[int] = []
+    for k, body in enumerate(lines[lineno:], lineno + 1):
+        if body.strip():
+            rows.append([f.strip() for f in next(csv.reader([body], delimiter=delim))])
+            linenos.append(k)
+    return _Table(source, fields, rows, linenos)
 
 
 # --------------------------------------------------------------------------- formats
@@ -258,7 +276,10 @@ def parse_tables(texts: Sequence[tuple[str, str]], mapping: ImportMap | None = N
             from host.imu_csv import parse_imu_csv
 
             return Imported(parse_imu_csv(text, name), "legrep")
-    parts = [_mapped(_table(n, x), mapping) if mapping is not None else _classify(_table(n, x), n) for n, x in texts]
+    parts = [
+        _mapped(_table(n, x, mapping["time"].column), mapping) if mapping is not None else _classify(_table(n, x), n)
+        for n, x in texts
+    ]
     notes: list[str] = []
     acc_parts = [p for p in parts if p.acc_g is not None]
     gyr_parts = [p for p in parts if p.gyr_dps is not None]

@@ -44,7 +44,7 @@ def test_notification_record_round_trip() -> None:
 
 # --------------------------------------------------------------------------- clocks
 def test_arrival_clock_grid_pullback_and_gap() -> None:
-    clock = ArrivalClock(100.0, gap_s=0.3)
+    clock = ArrivalClock(100.0, gap_s=0.3)  # default 1.0; shorter here to test the jump
     t1 = clock.assign(3, 1.00)  # anchored: last sample at arrival
     assert np.allclose(t1, [0.98, 0.99, 1.00])
     t2 = clock.assign(3, 1.05)  # predicted last 1.03: 20 ms late, jitter -> keep grid

@@ -133,10 +133,12 @@ class ArrivalClock:
     Parameters
     ----------
     rate_hz : the configured output rate.
-    gap_s : lateness beyond which a gap is assumed (well above BLE batching, 7.5-50 ms intervals).
+    gap_s : lateness beyond which a gap is assumed. Well above BLE batching (7.5-50 ms connection
+        intervals) and host scheduling stalls, which deliver late bursts, not losses: BLE's link
+        layer retransmits, so samples are lost mainly across a dropped link, which lasts seconds.
     """
 
-    def __init__(self, rate_hz: float, gap_s: float = 0.3) -> None:
+    def __init__(self, rate_hz: float, gap_s: float = 1.0) -> None:
         if not rate_hz > 0:
             raise InputError(f"rate_hz must be > 0, got {rate_hz}")
         self.rate_hz = float(rate_hz)

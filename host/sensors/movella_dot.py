@@ -57,8 +57,8 @@ DEVICE_CONTROL_BYTES = 32  # table 7
 VISIT_OUTPUT_RATE = 0x10  # table 7: visit index b4
 OUTPUT_RATE_OFFSET = 24  # table 7: 1+1+1+4+1+16 bytes precede it
 RATES_HZ = (60.0, 30.0, 20.0, 15.0, 12.0, 10.0, 4.0, 1.0)  # table 7 (120 Hz: recording only)
-ACC_RANGE_G = 16.0  # Movella DOT user manual: accelerometer +-16 g
-GYR_RANGE_DPS = 2000.0  # Movella DOT user manual: gyroscope +-2000 deg/s
+ACC_RANGE_G = 16.0  # nominal full scale, informative only: the payload carries calibrated floats
+GYR_RANGE_DPS = 2000.0  # nominal full scale, informative only
 TIMESTAMP_MODULUS = 1 << 32
 _RATE_QUANTITIES = struct.Struct("<I6f")
 
