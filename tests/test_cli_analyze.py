@@ -289,3 +289,35 @@ def test_bundled_recording_matches_its_truth(capsys: pytest.CaptureFixture[str],
         line = next(ln for ln in out.splitlines() if ln.startswith(f"Set {k} "))
         assert f"left {left}  right {right}" in line
         assert ("UNEVEN" in line) is uneven
+
+
+def test_analyze_reads_a_phone_app_export_pair(tmp_path, capsys):
+    """A phone on the thigh, phyphox export (acc m/s^2 and gyro rad/s in two files): same reps as truth."""
+    import math
+
+    from firmware_sim.scenarios import SessionSpec, SetSpec, simulate
+    from host.cli import main as cli_main
+
+    sim = simulate(SessionSpec(sets=(SetSpec(5, 0),), legs=("left",)), seed=21)
+    sig = sim.signals["left"]
+    acc = ['"Time (s)","Acceleration x (m/s^2)","Acceleration y (m/s^2)","Acceleration z (m/s^2)","Absolute acceleration (m/s^2)"']
+    gyr = ['"Time (s)","Gyroscope x (rad/s)","Gyroscope y (rad/s)","Gyroscope z (rad/s)","Absolute (rad/s)"']
+    g0 = 9.80665
+    for t, a, w in zip(sig.time_s, sig.acc_g, sig.gyr_dps):
+        am = a * g0
+        wr = w * math.pi / 180
+        acc.append(f"{t:.6E},{am[0]:.6E},{am[1]:.6E},{am[2]:.6E},{float((am @ am) ** 0.5):.6E}")
+        gyr.append(f"{t:.6E},{wr[0]:.9E},{wr[1]:.9E},{wr[2]:.9E},{float((wr @ wr) ** 0.5):.6E}")
+    (tmp_path / "Accelerometer.csv").write_text("\n".join(acc))
+    (tmp_path / "Gyroscope.csv").write_text("\n".join(gyr))
+    reps = tmp_path / "reps.csv"
+    code = cli_main(["analyze", "--left", str(tmp_path / "Accelerometer.csv"), str(tmp_path / "Gyroscope.csv"),
+                     "--reps", str(reps)])
+    assert code == 0, capsys.readouterr().err
+    rows = reps.read_text().strip().splitlines()[1:]
+    assert len(rows) == len(sim.reps) == 5
+    # a header nobody knows, without a mapping: one clear line, exit 2
+    (tmp_path / "odd.csv").write_text("when,a1,a2\n0,1,2\n")
+    assert cli_main(["analyze", "--left", str(tmp_path / "odd.csv")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "odd.csv" in err[0]

@@ -26,8 +26,20 @@ def register(subparsers: Any) -> None:
             "(header time_s,acc_x_g,acc_y_g,acc_z_g,gyr_x_dps,gyr_y_dps,gyr_z_dps; see README 'CSV input')."
         ),
     )
-    parser.add_argument("--left", metavar="CSV", help="IMU CSV of the left thigh sensor")
-    parser.add_argument("--right", metavar="CSV", help="IMU CSV of the right thigh sensor")
+    parser.add_argument(
+        "--left",
+        metavar="CSV",
+        nargs="+",
+        help="IMU CSV of the left thigh sensor; or a phone/vendor app export (one file, or the "
+        "accelerometer and gyroscope files), recognised from its header",
+    )
+    parser.add_argument("--right", metavar="CSV", nargs="+", help="the same for the right thigh")
+    parser.add_argument(
+        "--import-map",
+        metavar="MAP",
+        help="columns of an unrecognised export: time=COL:s,acc_x=COL:mps2,...,gyr_z=COL:dps "
+        "(units s ms us ns | g mg mps2 | dps rads)",
+    )
     parser.add_argument("--reps", metavar="FILE", help="write one row per rep to this CSV file")
     parser.add_argument("--summary", metavar="FILE", help="write the session summary to this JSON file")
     parser.add_argument(
@@ -67,6 +79,30 @@ def parse_overrides(items: Sequence[str], base: Settings | None = None) -> Setti
     return dataclasses.replace(base, **changes) if changes else base
 
 
+def _read_leg(paths: Sequence[str], import_map: str | None) -> Any:
+    """legrep's IMU CSV (strict reader) or, by its header, a phone/vendor export (importers)."""
+    from host.imu_csv import read_imu_csv
+    from host.importers import read_import
+
+    if len(paths) == 1 and import_map is None and _is_legrep_csv(paths[0]):
+        return read_imu_csv(paths[0])
+    if len(paths) > 2:
+        raise InputError(f"one or two files per leg expected (accelerometer and gyroscope), got {len(paths)}")
+    return read_import(paths, import_map).block
+
+
+def _is_legrep_csv(path: str) -> bool:
+    """True when the header names legrep columns (or the file cannot be sniffed: let the strict
+    reader report why)."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
+            header = f.readline().lower()
+    except OSError:
+        return True
+    names = [c.strip() for c in header.split(",")]
+    return not header.strip() or any(n.startswith(("time_", "acc_x", "gyr_x")) for n in names)
+
+
 def run(args: argparse.Namespace) -> int:
     # imported here so ``legrep --help`` stays fast
     from host.export import format_one_line, format_table, write_reps_csv, write_summary_json
@@ -76,8 +112,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.left and not args.right:
         raise InputError("--left CSV and/or --right CSV expected, got neither")
     settings = parse_overrides(args.settings)
-    left = read_imu_csv(args.left) if args.left else None
-    right = read_imu_csv(args.right) if args.right else None
+    left = _read_leg(args.left, args.import_map) if args.left else None
+    right = _read_leg(args.right, args.import_map) if args.right else None
     result = analyze_arrays(left=left, right=right, settings=settings)
 
     if args.reps:
