@@ -70,7 +70,7 @@ class SimClock:
     ``speed=10`` takes 6 s of wall time and every component sees consistent seconds.
     """
 
-    def __init__(self, speed: float = 1.0, start_s: float = 0.0, max_step_wall_s: float | None = 0.02) -> None:
+    def __init__(self, speed: float = 1.0, start_s: float = 0.0, max_step_wall_s: float | None = 0.005) -> None:
         if not speed > 0:
             raise ValueError(f"speed must be > 0, got {speed!r}")
         self.speed = float(speed)
@@ -99,8 +99,14 @@ class SimClock:
         return self._now_s
 
     async def sleep(self, duration_s: float) -> None:
-        """Sleep ``duration_s`` virtual seconds."""
-        await asyncio.sleep(max(0.0, duration_s) / self.speed)
+        """Sleep until ``duration_s`` virtual seconds have passed on this clock (which can run
+        slower than wall × speed when the process stalls)."""
+        target_s = self.now_s() + max(0.0, duration_s)
+        while True:
+            remaining_s = target_s - self.now_s()
+            if remaining_s <= 0:
+                return
+            await asyncio.sleep(min(remaining_s / self.speed, self.max_step_wall_s or 0.05))
 
 
 class ScheduledSource:
@@ -194,12 +200,15 @@ class SensorPeripheral:
             name=self.name, address=hci.Address(self.address), host=Host(controller, AsyncPipeSink(controller))
         )
         self.connection: Connection | None = None
+        self.on_start: Callable[[], None] | None = None
+        """Called when the sensor accepts a START (e.g. to begin a simulated programme)."""
         self.outages: list[Outage] = []
         self.connections = 0
         self.disconnections = 0
         self.notifications_sent = 0
         self._task: asyncio.Task[None] | None = None
         self._advertising_wanted = False
+        self._running = False
         self._last_battery = -1
         self._build_gatt()
         self.device.on(Device.EVENT_CONNECTION, self._on_connection)
@@ -263,17 +272,25 @@ class SensorPeripheral:
         """Power on, advertise and start the pacing loop."""
         await self.device.power_on()
         self._advertising_wanted = True
+        self._running = True
         await self._advertise()
         self._task = asyncio.create_task(self._pace(), name=f"{self.name} pacing")
 
     async def stop(self) -> None:
-        """Stop pacing and advertising; drop the link."""
+        """Stop pacing and advertising; drop the link.
+
+        The pacing task is not cancelled but asked to finish: cancelling a task while it waits for
+        an HCI command response desynchronises bumble's host (the late response would be taken
+        for the next command's).
+        """
         self._advertising_wanted = False
+        self._running = False
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            try:
+                await asyncio.wait_for(asyncio.shield(task), 5.0)
+            except asyncio.TimeoutError:
+                task.cancel()
         with contextlib.suppress(Exception):
             await self.device.stop_advertising()
         if self.connection is not None:
@@ -326,6 +343,8 @@ class SensorPeripheral:
 
     def _on_control_write(self, connection: Connection, value: bytes) -> None:
         reply = self.firmware.handle_control(bytes(value), self.clock.now_s())
+        if reply[:2] == bytes([0x80 | proto.Opcode.START, 0]) and self.on_start is not None:
+            self.on_start()
         # The reply goes out after the write response, as on a real sensor.
         asyncio.get_running_loop().call_soon(self._send_control_reply, connection, reply)
 
@@ -336,11 +355,9 @@ class SensorPeripheral:
     # --- pacing -----------------------------------------------------------------------------------
 
     async def _pace(self) -> None:
-        while True:
+        while self._running:
             try:
                 await self._tick()
-            except asyncio.CancelledError:
-                raise
             except Exception:  # keep the sensor alive; a bug is logged, not fatal to the radio
                 logger.exception("%s: pacing step failed", self.name)
             await asyncio.sleep(self.tick_s)
@@ -412,6 +429,7 @@ async def serve_tcp(
     clock: SimClock,
     *,
     ready: Callable[[int], None] | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> None:
     """Run sensors on a virtual link and expose one more controller on that link as an HCI
     controller over TCP on 127.0.0.1:``port`` (bumble's ``tcp-server`` transport).
@@ -427,6 +445,8 @@ async def serve_tcp(
     transport = await open_transport(f"tcp-server:127.0.0.1:{port}")
     CancellableController("hci", host_source=transport.source, host_sink=transport.sink, link=radio.link)
     sensors = await start_sensors(radio, firmwares, serials, clock)
+    for sensor in sensors:
+        sensor.on_start = on_start
     if ready is not None:
         ready(port)
     try:
@@ -458,14 +478,14 @@ class SimulatedSensors:
         radio: Any,
         clock: SimClock,
         sensors: list[SensorPeripheral],
-        legs: list[str],
+        legs: Sequence[str],
         lead: ScheduledSource,
         duration_s: float,
     ) -> None:
         self.radio = radio
         self.clock = clock
         self.sensors = sensors
-        self.legs = legs
+        self.legs = list(legs)
         self.lead = lead
         self.duration_s = duration_s
         self.started_s: float | None = None
@@ -546,3 +566,48 @@ async def simulate_sensors(
     for sensor in sensors:
         await sensor.start()
     return SimulatedSensors(radio, clock, sensors, legs, lead, duration_s)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m firmware_sim.peripheral --tcp PORT``: two simulated sensors (a simulated session
+    in real time) behind an HCI controller on 127.0.0.1:PORT; a host uses it as its adapter with
+    ``legrep scan --hci tcp-client:127.0.0.1:PORT`` / ``legrep capture --hci ...``."""
+    import argparse
+
+    from firmware_sim.firmware import FirmwareConfig, SensorFirmware, array_source
+    from firmware_sim.scenarios import SessionSpec, SetSpec, simulate
+
+    parser = argparse.ArgumentParser(prog="python -m firmware_sim.peripheral", description=main.__doc__)
+    parser.add_argument("--tcp", type=int, required=True, metavar="PORT", help="loopback TCP port of the HCI controller")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    sim = simulate(SessionSpec(sets=(SetSpec(10, 10), SetSpec(10, 9)), rest_between_sets_s=20.0), seed=args.seed)
+    firmwares: list[Firmware] = []
+    lead: ScheduledSource | None = None
+    for code, leg in ((1, "left"), (2, "right")):
+        sig = sim.signals[leg]
+        base = array_source(sig.true_time_s, sig.acc_g, sig.gyr_dps)
+        source = lead.follow(base) if lead is not None else ScheduledSource(base, float("inf"))
+        lead = lead or source
+        config = FirmwareConfig(serial=f"0B1{code}", leg=code, acc_range_g=16, gyr_range_dps=2000)
+        firmwares.append(SensorFirmware(source, config))
+
+    def ready(port: int) -> None:
+        print(f"legrep simulator: 2 sensors; HCI controller on tcp-client:127.0.0.1:{port} (Ctrl-C to stop)", flush=True)
+
+    clock = SimClock(1.0)
+    assert lead is not None
+
+    def begin() -> None:  # the programme starts with the first START (after a 0.5 s still pose)
+        if lead.start_s == float("inf"):
+            lead.start_s = clock.now_s() + 0.5
+
+    try:
+        asyncio.run(serve_tcp(args.tcp, firmwares, ["0B11", "0B12"], clock, ready=ready, on_start=begin))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

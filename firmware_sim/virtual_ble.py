@@ -279,9 +279,9 @@ class BumbleScanner(BaseBleakScanner):
                     if isinstance(u, core.UUID):
                         uuids.append(bleak_uuid(u))
         manufacturer: dict[int, bytes] = {}
-        for item in data.get_all(core.AdvertisingData.MANUFACTURER_SPECIFIC_DATA):
-            if isinstance(item, tuple) and len(item) == 2:
-                manufacturer[int(item[0])] = bytes(item[1])
+        for entry in data.get_all(core.AdvertisingData.MANUFACTURER_SPECIFIC_DATA):
+            if isinstance(entry, tuple) and len(entry) == 2:
+                manufacturer[int(entry[0])] = bytes(entry[1])
         tx_power = data.get(core.AdvertisingData.TX_POWER_LEVEL)
         adv = AdvertisementData(
             local_name=name,
@@ -375,8 +375,13 @@ class BumbleClient(BaseBleakClient):
         connection = self._connection
         if connection is None:
             return
-        done = asyncio.get_running_loop().create_future()
-        connection.once(Connection.EVENT_DISCONNECTION, lambda *_: done.done() or done.set_result(None))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def on_gone(*_: Any) -> None:
+            if not done.done():
+                done.set_result(None)
+
+        connection.once(Connection.EVENT_DISCONNECTION, on_gone)
         with contextlib.suppress(Exception):
             await connection.disconnect()
             await asyncio.wait_for(done, 5.0)

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,11 +26,11 @@ from typing import Any, Protocol
 from host.errors import SensorError
 from host.live_core import SensorInfo, SessionCore
 from host.model import Leg, Rep, SessionResult, SetSummary
-from host.packets import Opcode, resend_request, start_request, stop_request, time_sync_request
+from host.packets import resend_request, start_request, stop_request, time_sync_request
 from host.pipeline import RepClosed, SetClosed
 from host.recording import Kind, Record, RecordingWriter
 from host.settings import Settings
-from host.transport.ble import Clock, LinkEvent, SensorLink
+from host.transport.ble import Clock, LinkEvent
 
 logger = logging.getLogger(__name__)
 
@@ -107,8 +107,8 @@ class LiveStats:
     disconnects: dict[str, int] = field(default_factory=dict)
     reconnects: dict[str, int] = field(default_factory=dict)
     resend_requests: int = 0
-    rep_latency_s: list[float] = field(default_factory=list)
-    """Per rep: session time its event reached the view minus the rep's ``closed_s``."""
+    rep_latency_s: list[tuple[Rep, float]] = field(default_factory=list)
+    """Per rep, in the order shown: session time its event reached the view minus ``closed_s``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +163,8 @@ class LiveSession:
         self.poll_s = poll_s
         self.refresh_s = 1.0 / min(10.0, max(0.5, refresh_hz))
         self.meta = dict(meta or {})
-        self.core = SessionCore(self.legs, self.settings, keep_samples=keep_samples)
+        # no angle traces kept live: an 8-hour session must not grow in memory (replay has them)
+        self.core = SessionCore(self.legs, self.settings, keep_traces=False, keep_samples=keep_samples)
         self.stats = LiveStats()
         self._index = {leg: i for i, leg in enumerate(self.legs)}
         self._writer: RecordingWriter | None = None
@@ -177,6 +178,11 @@ class LiveSession:
         self._dirty = True
 
     # --- time and records -------------------------------------------------------------------------
+
+    @property
+    def session_origin_s(self) -> float:
+        """Clock reading of session time 0 (set when :meth:`run` starts)."""
+        return self._t0
 
     def session_s(self, clock_s: float | None = None) -> float:
         """Session seconds for a clock reading (now by default)."""
@@ -203,7 +209,7 @@ class LiveSession:
                 rep = ev.rep
                 self._last_rep[rep.leg] = rep
                 self._set_reps[rep.leg] = self._set_reps.get(rep.leg, 0) + 1
-                self.stats.rep_latency_s.append(now - rep.closed_s)
+                self.stats.rep_latency_s.append((rep, now - rep.closed_s))
                 if self.view is not None:
                     self.view.rep(rep, self.state())
             elif isinstance(ev, SetClosed):
@@ -331,10 +337,13 @@ class LiveSession:
         self._t0 = self.clock.now_s()
         if self.recording_path is not None:
             self.recording_path.parent.mkdir(parents=True, exist_ok=True)
-            meta = {
+            from host.export import legrep_version
+
+            meta = {  # the same META keys as host.live_core.RecordingCore writes
                 "legs": [leg.value for leg in self.legs],
                 "settings": self.settings.to_dict(),
-                "started_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "legrep_version": legrep_version(),
+                "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                 "transport": "ble",
                 **self.meta,
             }
@@ -359,7 +368,7 @@ class LiveSession:
             for leg in self.legs:
                 tasks.append(asyncio.create_task(self._housekeep(leg), name=f"housekeep {leg.value}"))
             tasks.append(asyncio.create_task(self._refresh(), name="view"))
-            waiters = []
+            waiters: list[asyncio.Task[Any]] = []
             if stop is not None:
                 waiters.append(asyncio.create_task(stop.wait()))
             if duration_s is not None:
@@ -378,7 +387,17 @@ class LiveSession:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+        n_events = len(self.core.events)
         result = self.core.finish()
+        if len(self.core.events) > n_events:
+            self._on_events(self.core.events[n_events:])
+        # the last set closes at the end of the stream
+        shown = {s.set for s in self._sets}
+        for summary in result.sets:
+            if summary.set not in shown and self.view is not None:
+                self.view.set_closed(summary, self.state())
+        self._sets = list(result.sets)
+        self._set_reps = {leg: 0 for leg in self.legs}
         if self._writer is not None:
             self._writer.close(self.session_s(), {"reps": len(result.reps), "sets": len(result.sets)})
         if self.view is not None:
@@ -415,13 +434,3 @@ class LiveSession:
             while not queue.empty():
                 arrival_s, data = queue.get_nowait()
                 self._emit(Kind.DATA, leg, self.session_s(arrival_s), data)
-
-
-def opcode_name(payload: bytes) -> str:
-    try:
-        return Opcode(payload[0]).name
-    except (ValueError, IndexError):
-        return "?"
-
-
-StateCallback = Callable[[LiveState], None]

@@ -20,7 +20,7 @@ from bumble.transport.common import AsyncPipeSink
 
 from firmware_sim import protocol as proto
 from firmware_sim.firmware import FirmwareConfig, SensorFirmware, still_source
-from firmware_sim.peripheral import SensorPeripheral, SimClock, advertising_data, start_sensors
+from firmware_sim.peripheral import SimClock, advertising_data, start_sensors
 from firmware_sim.virtual_ble import REQUESTED_MTU, VirtualRadio
 from host.errors import SensorError
 from host.model import Leg
@@ -257,3 +257,117 @@ def test_status_notification_on_change_reaches_the_host() -> None:
     assert battery == 42
     assert any(e.kind == "status" and e.status is not None and e.status.battery_pct == 42 for e in events)
     assert np.isfinite(battery)
+
+
+def test_sensors_in_another_stack_reached_over_a_tcp_hci_transport(capsys) -> None:
+    """The simulator can expose its radio as an HCI controller on loopback TCP: the host uses it as
+    its adapter through bumble's tcp-client transport (here both ends in one process)."""
+    import socket
+
+    from firmware_sim.peripheral import serve_tcp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    async def main():
+        clock = SimClock(1.0)
+        firmwares = [SensorFirmware(still_source(), FirmwareConfig(serial=x, leg=i + 1)) for i, x in enumerate(("0B11", "0B12"))]
+        ready = asyncio.Event()
+        server = asyncio.create_task(serve_tcp(port, firmwares, ["0B11", "0B12"], clock, ready=lambda _p: ready.set()))
+        await asyncio.wait_for(ready.wait(), 10)
+        radio = VirtualRadio(hci_spec=f"tcp-client:127.0.0.1:{port}")
+        try:
+            found = await scan_sensors(2.0, scanner_backend=radio.backends().scanner, min_count=2)
+            links = await connect_legs(found, client_backend=radio.backends().client, remember=False, use_remembered=False)
+            first = await links[Leg.RIGHT].start()
+            arrival, data = await asyncio.wait_for(links[Leg.RIGHT].queue.get(), 5)
+            for link in links.values():
+                await link.close()
+        finally:
+            await radio.close()
+            server.cancel()
+            with __import__("contextlib").suppress(asyncio.CancelledError):
+                await server
+        return found, first, data
+
+    found, first, data = run(main())
+    assert [f.name for f in found] == ["legrep-0B11", "legrep-0B12"]
+    packet = decode_imu_packet(data)
+    assert packet.seq == 0 and packet.first_sample_index == first and packet.n == 10  # 100 Hz: n = rate / 10
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_cli_errors_are_one_line_no_adapter_and_no_sensor(capsys) -> None:
+    """``legrep scan`` / ``capture`` through main(argv): an adapter that is not there, and an
+    adapter (the simulator's radio in another thread, over TCP) with no sensor in range."""
+    import threading
+
+    from firmware_sim.peripheral import serve_tcp
+    from host.cli import main
+
+    closed = _free_port()
+    assert main(["scan", "--timeout", "1", "--hci", f"tcp-client:127.0.0.1:{closed}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no Bluetooth adapter" in err[0], err
+
+    port = _free_port()
+    ready = threading.Event()
+    loop = asyncio.new_event_loop()
+    task_box = {}
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        task_box["task"] = loop.create_task(serve_tcp(port, [], [], SimClock(1.0), ready=lambda _p: ready.set()))
+        with __import__("contextlib").suppress(asyncio.CancelledError):
+            loop.run_until_complete(task_box["task"])
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        assert main(["scan", "--timeout", "1", "--hci", f"tcp-client:127.0.0.1:{port}"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "no legrep sensor found within 1 s" in err[0], err
+    finally:
+        loop.call_soon_threadsafe(task_box["task"].cancel)
+        thread.join(10)
+
+
+def test_link_lost_during_a_gatt_request_is_a_bleak_error() -> None:
+    from bleak.exc import BleakError
+
+    async def main():
+        radio = VirtualRadio()
+        clock = SimClock(SPEED)
+        sensors = await _sensors(radio, clock, legs=(1,), serials=("1A2B",))
+        sensor = sensors[0]
+        found = await scan_sensors(3.0, scanner_backend=radio.backends().scanner, clock=clock, min_count=1)
+        link = SensorLink(found[0].device, clock=clock, client_backend=radio.backends().client)
+        await link.open()
+        entered = asyncio.Event()
+
+        async def slow_status(_connection):  # the sensor takes its time to answer a read...
+            entered.set()
+            await asyncio.sleep(0.5)
+            return sensor.firmware.status()
+
+        sensor.status_char.value._read = slow_status
+        read = asyncio.create_task(link._client.read_gatt_char(proto.STATUS_UUID))
+        await entered.wait()
+        await sensor.connection.disconnect()  # ...and the link drops meanwhile
+        with pytest.raises(BleakError) as err:
+            await read
+        link._closing = True
+        await _stop(sensors, [link])
+        return str(err.value)
+
+    message = run(main())
+    assert message == "link to F1:E6:00:00:1A:2B lost during a GATT request", message

@@ -52,7 +52,11 @@ class DemoOutcome:
     live: Any
     truth: dict[str, Any]
     outages: list[tuple[str, float, float]]
+    """``(leg, programme start s, duration s)`` of each link outage."""
     wall_s: float
+    programme_offset_s: float
+    """Session time of programme time 0 (session_s = programme_s + offset)."""
+    firmwares: dict[str, Any]
 
 
 def load_programme(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -108,6 +112,8 @@ async def run_demo(
     programmes: dict[str, Any] | None = None,
     truth: dict[str, Any] | None = None,
     keep_samples: bool = False,
+    outages: list[tuple[str, float, float]] | None = None,
+    rate_hz: int = 100,
 ) -> DemoOutcome:
     """Run the whole demo in the current event loop; returns the analysis and transport figures."""
     import time
@@ -124,7 +130,7 @@ async def run_demo(
         programmes, truth = load_programme(session)
     truth = truth or {}
     wall0 = time.perf_counter()
-    sim = await simulate_sensors(programmes, speed=speed)
+    sim = await simulate_sensors(programmes, speed=speed, rate_hz=rate_hz)
     links: dict[Any, Any] = {}
     try:
         backends = sim.radio.backends()
@@ -134,8 +140,9 @@ async def run_demo(
         links = await connect_legs(
             found, clock=sim.clock, client_backend=backends.client, remember=False, use_remembered=False
         )
-        sim.begin(delay_s=0.5)
-        outages = plan_outages(truth, disconnects, sim.duration_s, tuple(sim.legs))
+        started_s = sim.begin(delay_s=0.5)
+        if outages is None:
+            outages = plan_outages(truth, disconnects, sim.duration_s, tuple(sim.legs))
         for leg, start_s, length_s in outages:
             sim.outage(leg, start_s, length_s)
         live = LiveSession(
@@ -146,13 +153,24 @@ async def run_demo(
             meta={"demo": {"session": session, "speed": speed, "disconnects": disconnects}},
             keep_samples=keep_samples,
         )
-        outcome = await live.run(duration_s=0.5 + sim.duration_s + 1.0)
+        run_task = asyncio.ensure_future(live.run(duration_s=0.5 + sim.duration_s + 1.0))
+        await asyncio.sleep(0)  # run() has read the session origin
+        offset_s = started_s - live.session_origin_s
+        outcome = await run_task
     finally:
         for link in links.values():
             await link.close()
         await sim.stop()
         await sim.radio.close()
-    return DemoOutcome(outcome.result, outcome, truth, outages, time.perf_counter() - wall0)
+    return DemoOutcome(
+        outcome.result,
+        outcome,
+        truth,
+        outages,
+        time.perf_counter() - wall0,
+        offset_s,
+        dict(zip(sim.legs, sim.firmwares)),
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -583,7 +583,7 @@ async def connect_legs(
     if len(wanted) < len(legs):
         for addr, link in links.items():
             stored = _leg_of_code(link.status.leg) if link.status else None
-            if stored in legs and stored not in wanted and addr not in wanted.values():
+            if stored is not None and stored in legs and stored not in wanted and addr not in wanted.values():
                 wanted[stored] = addr
     missing = [leg.value for leg in legs if leg not in wanted]
     if missing:

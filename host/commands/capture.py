@@ -1,0 +1,166 @@
+"""``legrep capture``: live capture from two thigh sensors with the live view.
+
+    legrep capture [--left ADDR] [--right ADDR] [--only LEG] [--serial PORT] [--out DIR] [--duration S]
+
+Finds the sensors over BLE (or one wired board on ``--serial``), decides which leg is which
+(``--left/--right``, else the remembered assignment, else the leg stored in the sensors), streams
+until Ctrl-C (or ``--duration``) with the live view, and writes the recording (``session.lgr``),
+``reps.csv`` and ``summary.json`` to ``--out`` (default ``legrep-session-<date>-<time>``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from host.commands.scan import add_adapter_option, backends_for
+from host.errors import InputError, SensorError
+from host.model import Leg
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "capture", help="live capture from the thigh sensors (BLE or serial)", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--left", metavar="ADDR", help="address of the left thigh sensor (remembered)")
+    parser.add_argument("--right", metavar="ADDR", help="address of the right thigh sensor (remembered)")
+    parser.add_argument("--only", choices=("left", "right"), help="capture one leg only")
+    parser.add_argument(
+        "--serial",
+        action="append",
+        default=[],
+        metavar="[LEG=]PORT",
+        help="a wired sensor board on this serial port instead of BLE (repeat as left=PORT right=PORT)",
+    )
+    parser.add_argument("--out", metavar="DIR", help="output directory (default legrep-session-<date>-<time>)")
+    parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: Ctrl-C)")
+    parser.add_argument("--scan-timeout", type=float, default=8.0, metavar="S", help="look for sensors this long")
+    parser.add_argument("--quiet", action="store_true", help="no live view")
+    add_adapter_option(parser)
+    parser.set_defaults(func=run)
+
+
+async def capture(args: argparse.Namespace, out: Path, view: Any) -> Any:
+    from host.live import LiveSession
+    from host.transport.ble import connect_legs, scan_sensors
+
+    legs = (Leg.parse(args.only),) if args.only else (Leg.LEFT, Leg.RIGHT)
+    radio, scanner_backend, client_backend = backends_for(args.hci)
+    links: dict[Leg, Any] = {}
+    loop = asyncio.get_running_loop()
+    try:
+        # min_count one above what is needed: keep looking the whole timeout only when few are seen
+        found = await scan_sensors(args.scan_timeout, scanner_backend=scanner_backend, min_count=len(legs) + 1)
+        if not found:
+            raise SensorError(
+                f"no legrep sensor found within {args.scan_timeout:g} s: are the sensors charged, switched on "
+                "and within a few metres?"
+            )
+        if len(found) < len(legs):
+            raise SensorError(
+                f"found {len(found)} sensor ({found[0].name} {found[0].address}), need {len(legs)}: switch the other "
+                "one on, or capture one leg with --only left|right"
+            )
+        links = await connect_legs(found, left=args.left, right=args.right, client_backend=client_backend, legs=legs)
+        stop = asyncio.Event()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGINT, stop.set)
+        live = LiveSession(links, clock=_clock(), recording=out / "session.lgr", view=view)
+        if view is not None:
+            view.note(
+                "capturing from "
+                + ", ".join(f"{leg.value} {link.name}" for leg, link in links.items())
+                + " - Ctrl-C to stop"
+            )
+        return await live.run(duration_s=args.duration, stop=stop)
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGINT)
+        for link in links.values():
+            with contextlib.suppress(Exception):
+                await link.close()
+        if radio is not None:
+            await radio.close()
+
+
+def _clock() -> Any:
+    from host.transport.ble import MonotonicClock
+
+    return MonotonicClock()
+
+
+def serial_ports(items: list[str], only: str | None) -> dict[Leg, str]:
+    """``--serial PORT`` (the ``--only`` leg, default left) or ``--serial LEG=PORT`` (repeatable)."""
+    ports: dict[Leg, str] = {}
+    for item in items:
+        leg_text, sep, port = item.partition("=")
+        if sep and leg_text.strip().lower() in ("left", "right"):
+            leg = Leg.parse(leg_text)
+        else:
+            leg, port = Leg.parse(only or "left"), item
+        if leg in ports:
+            raise InputError(f"--serial: two ports for the {leg.value} leg ({ports[leg]} and {port})")
+        ports[leg] = port
+    return ports
+
+
+def capture_wired(args: argparse.Namespace, out: Path, view: Any) -> Any:
+    """A wired session (host.transport.serial); Ctrl-C ends it and the recording is replayed."""
+    from host.recording import replay_recording
+    from host.transport.serial import capture_serial
+
+    ports = serial_ports(args.serial, args.only)
+
+    def on_events(t_s: float, events: list[Any]) -> None:
+        from host.pipeline import RepClosed
+
+        for ev in events:
+            if isinstance(ev, RepClosed) and view is not None:
+                from host.view import describe_rep
+
+                view.note(f"{t_s:7.1f} s  {ev.rep.leg.value:<5} rep  {describe_rep(ev.rep)}")
+
+    recording = out / "session.lgr"
+    try:
+        result, _, _ = capture_serial(
+            ports, args.duration if args.duration is not None else 24 * 3600.0, recording, on_events=on_events
+        )
+        return result
+    except KeyboardInterrupt:
+        if not recording.exists():
+            raise
+        result, _ = replay_recording(recording)  # everything up to Ctrl-C was written as it arrived
+        return result
+
+
+def run(args: argparse.Namespace) -> int:
+    from host.export import format_table, write_reps_csv, write_summary_json
+    from host.settings import Settings
+    from host.view import NullView, TerminalView
+
+    if args.duration is not None and not args.duration > 0:
+        raise InputError(f"--duration must be > 0 seconds, got {args.duration}")
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else Path(f"legrep-session-{stamp}")
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "session.lgr").exists():
+        raise InputError(f"{out / 'session.lgr'} exists: choose another --out directory")
+    view = NullView() if args.quiet else TerminalView(sys.stdout)
+    try:
+        if args.serial:
+            result = capture_wired(args, out, view)
+        else:
+            result = asyncio.run(capture(args, out, view)).result
+    finally:
+        view.close()
+    print(format_table(result), end="")
+    write_reps_csv(out / "reps.csv", result)
+    write_summary_json(out / "summary.json", result, Settings())
+    print(f"Wrote {out / 'session.lgr'}, {out / 'reps.csv'}, {out / 'summary.json'}")
+    return 0
