@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             w1 = time.perf_counter()
             spent = time.process_time() - c0
             cpu_s += spent
-            hour = int(rec.t_s // 3600)
+            hour = min(int(rec.t_s // 3600), max(0, int(np.ceil(args.hours)) - 1))
             cpu_by_hour[hour] = cpu_by_hour.get(hour, 0.0) + spent
             if any(isinstance(e, RepClosed) for e in events):
                 latencies.append(w1 - w0)

@@ -352,6 +352,12 @@ class BumbleClient(BaseBleakClient):
                 raise TimeoutError(f"no connection to {self.address} within {timeout:g} s") from exc
             except core.ConnectionError as exc:
                 raise BleakError(f"connection to {self.address} failed: {exc}") from exc
+            except asyncio.CancelledError:
+                # The caller gave up (e.g. closed a reconnecting link): withdraw the pending
+                # connection at the controller, or the adapter stays busy with it.
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(device.send_sync_command(hci.HCI_LE_Create_Connection_Cancel_Command()))
+                raise
         self._connection = connection
         connection.on(Connection.EVENT_DISCONNECTION, self._on_disconnection)
         try:

@@ -371,3 +371,33 @@ def test_link_lost_during_a_gatt_request_is_a_bleak_error() -> None:
 
     message = run(main())
     assert message == "link to F1:E6:00:00:1A:2B lost during a GATT request", message
+
+
+def test_closing_a_link_while_it_reconnects_leaves_the_adapter_usable() -> None:
+    async def main():
+        radio = VirtualRadio()
+        clock = SimClock(SPEED)
+        sensors = await _sensors(radio, clock)
+        be = radio.backends()
+        found = await scan_sensors(3.0, scanner_backend=be.scanner, clock=clock, min_count=2)
+        links = await connect_legs(found, clock=clock, client_backend=be.client, remember=False, use_remembered=False)
+        left, right = links[Leg.LEFT], links[Leg.RIGHT]
+        sensors[0].schedule_outage(clock.now_s(), 60.0)  # left goes out of range for a minute
+        while left.connected:
+            await clock.sleep(0.05)
+        await clock.sleep(1.0)  # its reconnection attempt is now pending at the adapter
+        await left.close()
+        # the right sensor drops too and must still get back in through the same adapter
+        sensors[1].schedule_outage(clock.now_s(), 0.5)
+        kinds = []
+        t_end = clock.now_s() + 10.0
+        while clock.now_s() < t_end and "reconnected" not in kinds:
+            try:
+                kinds.append((await asyncio.wait_for(right.events.get(), 0.2)).kind)
+            except asyncio.TimeoutError:
+                pass
+        await _stop(sensors, [right])
+        return kinds
+
+    kinds = run(main())
+    assert "disconnected" in kinds and kinds[-1] == "reconnected"
