@@ -384,6 +384,26 @@ def store_session(
 # --------------------------------------------------------------------------- read
 
 
+def remember_session(
+    db: PathLike | None,
+    result: SessionResult,
+    settings: Settings | None,
+    source: PathLike | Sequence[PathLike] | Mapping[str, PathLike] | Sequence[SourceFile] | None,
+    exercise: str = DEFAULT_EXERCISE,
+    started_at: dt.datetime | str | None = None,
+) -> str:
+    """Store a session for a command and return the line to print about it.
+
+    The command's own output is already written, so a history problem is a note, never an error.
+    """
+    try:
+        outcome = store_session(db, result, settings, source, exercise, started_at)
+    except (LegrepError, OSError) as exc:
+        return f"note: session not stored in history: {exc}"
+    state = "stored as" if outcome.created else "already in history as"
+    return f"{state} session {outcome.session_id} ({db or default_db_path()})"
+
+
 def list_sessions(db: PathLike | sqlite3.Connection | None = None) -> list[SessionRow]:
     """Every stored session, oldest first (by start time, then id)."""
     with _Connection(db) as conn:

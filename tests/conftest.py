@@ -47,3 +47,14 @@ def match_reps(found: list[Rep] | tuple[Rep, ...], truth: list, leg: Leg) -> lis
 def mae(values) -> float:
     v = np.asarray(list(values), dtype=float)
     return float(np.mean(np.abs(v))) if len(v) else 0.0
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _private_user_state(tmp_path_factory, monkeypatch):
+    """Keep the history database and remembered sensors of every test out of the user's home."""
+    home = tmp_path_factory.mktemp("legrep-home")
+    monkeypatch.setenv("LEGREP_DB", str(home / "history.db"))
+    monkeypatch.setenv("LEGREP_CONFIG", str(home / "sensors.json"))

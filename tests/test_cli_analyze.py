@@ -321,3 +321,22 @@ def test_analyze_reads_a_phone_app_export_pair(tmp_path, capsys):
     assert cli_main(["analyze", "--left", str(tmp_path / "odd.csv")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "odd.csv" in err[0]
+
+
+def test_analyze_stores_the_session_in_history_once(tmp_path, capsys):
+    """Every analysed session lands in the history; analysing the same files again adds nothing."""
+    import os
+
+    from host.cli import main as cli_main
+    from host.history import list_sessions
+
+    rec = RECORDINGS / "straight_leg_raise"
+    args = ["analyze", "--left", str(rec / "left.csv"), "--right", str(rec / "right.csv"), "--exercise", "straight leg raise"]
+    assert cli_main(args) == 0
+    assert "stored as session 1" in capsys.readouterr().out
+    assert cli_main(args) == 0
+    assert "already in history as session 1" in capsys.readouterr().out
+    sessions = list_sessions(os.environ["LEGREP_DB"])
+    assert len(sessions) == 1
+    assert cli_main([*args, "--no-history"]) == 0
+    assert "history" not in capsys.readouterr().out

@@ -50,6 +50,9 @@ def register(subparsers: Any) -> None:
         default=[],
         help="override an analysis setting, e.g. --set min_rom_deg=25 (repeatable; see host/settings.py)",
     )
+    parser.add_argument("--exercise", default=None, help="exercise name stored in the history (e.g. 'bent knee raise')")
+    parser.add_argument("--db", metavar="FILE", help="history database (default: $LEGREP_DB or ~/.local/share/legrep/history.db)")
+    parser.add_argument("--no-history", action="store_true", help="do not store the session in the history database")
     parser.set_defaults(func=run)
 
 
@@ -116,6 +119,15 @@ def run(args: argparse.Namespace) -> int:
     right = _read_leg(args.right, args.import_map) if args.right else None
     result = analyze_arrays(left=left, right=right, settings=settings)
 
+    history_line = None
+    if not args.no_history:
+        from host.history import DEFAULT_EXERCISE, remember_session
+
+        sources = {leg: p for leg, paths in (("left", args.left), ("right", args.right)) if paths for p in paths[:1]}
+        if any(len(paths or ()) > 1 for paths in (args.left, args.right)):
+            sources = [p for paths in (args.left, args.right) if paths for p in paths]
+        history_line = remember_session(args.db, result, settings, sources, args.exercise or DEFAULT_EXERCISE)
+
     if args.reps:
         write_reps_csv(args.reps, result)
     if args.summary:
@@ -125,4 +137,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"{format_one_line(result)}; wrote {written}")
     else:
         print(format_table(result), end="")
+    if history_line:
+        print(history_line)
     return 0

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from host.errors import InputError, LegrepError
-from host.history import DEFAULT_EXERCISE, SessionInput, analyze_input, group_inputs, store_session
+from host.history import DEFAULT_EXERCISE, SessionInput, analyze_input, group_inputs, remember_session
 from host.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -93,12 +93,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {message}")
     print(f"wrote {written['html']}" + (f" and {len(written) - 1} PNG files in {args.png}" if args.png else ""))
     if not args.no_history:
-        try:
-            outcome = store_session(args.db, analysed.result, analysed.settings, analysed.sources, args.exercise, analysed.started_at)
-        except (LegrepError, OSError) as exc:  # the report is written; history is a bonus
-            log.warning("session not stored in history: %s", exc)
-            print(f"note: session not stored in history: {exc}")
-        else:
-            state = "stored as" if outcome.created else "already in history as"
-            print(f"{state} session {outcome.session_id}")
+        print(remember_session(args.db, analysed.result, analysed.settings, analysed.sources, args.exercise, analysed.started_at))
     return 0
