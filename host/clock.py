@@ -11,6 +11,9 @@ the session clock: seconds since the session origin on the host's monotonic cloc
   minimum per window of ``window_s`` (the lower envelope) is fitted with a line, one outlier pass.
 * ``c`` from TIME_SYNC exchanges when there are any (midpoint of the shortest round trips), else the
   lowest point of the envelope.
+* Fits use a bounded recent history: the envelope points and TIME_SYNC exchanges of the last
+  ``fit_span_s`` sensor seconds (10 minutes by default), so a refit costs the same after 8 hours as
+  after 10 minutes, and a slowly wandering crystal (temperature) is followed.
 * The mapping is **monotonic and continuous**: when an estimate changes, the mapped clock slews towards
   it at most ``max_slew`` (seconds per second) instead of jumping.
 
@@ -19,6 +22,7 @@ I/O free and deterministic: the same calls in the same order give the same times
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 
@@ -55,7 +59,11 @@ class ClockMapper:
     min_span_s : the drift is assumed 0 until the closed windows span at least this long.
     max_slew : largest correction rate of the mapped clock, seconds per second.
     max_drift_ppm : estimates beyond this are clipped (no real crystal is that bad).
+    fit_span_s : only observations this recent (sensor seconds before the newest) enter a fit;
+        older ones are dropped (the last ``min_syncs_kept`` TIME_SYNC exchanges are always kept).
     """
+
+    min_syncs_kept = 3
 
     def __init__(
         self,
@@ -64,9 +72,13 @@ class ClockMapper:
         min_span_s: float = 10.0,
         max_slew: float = 0.005,
         max_drift_ppm: float = 2000.0,
+        fit_span_s: float = 600.0,
     ) -> None:
         if window_s <= 0 or max_slew <= 0 or max_slew >= 0.5:
             raise ValueError(f"need window_s > 0 and 0 < max_slew < 0.5, got {window_s}, {max_slew}")
+        if not fit_span_s >= max(min_span_s, window_s):
+            raise ValueError(f"fit_span_s must be >= min_span_s and window_s, got {fit_span_s}")
+        self.fit_span_s = float(fit_span_s)
         self.origin_host_s = float(origin_host_s)
         self.window_s = float(window_s)
         self.min_span_s = float(min_span_s)
@@ -76,6 +88,7 @@ class ClockMapper:
         # Envelope: closed windows (x, r) and the open window.
         self._win_x: list[float] = []
         self._win_r: list[float] = []
+        self._windows_closed = 0
         self._open_index: int | None = None
         self._open_point: tuple[float, float] | None = None
         # TIME_SYNC points: (x, r_mid, rtt).
@@ -102,6 +115,7 @@ class ClockMapper:
             if self._open_point is not None:
                 self._win_x.append(self._open_point[0])
                 self._win_r.append(self._open_point[1])
+                self._windows_closed += 1
                 self._open_index, self._open_point = index, (x, r)
                 self._refit()
             else:
@@ -125,7 +139,26 @@ class ClockMapper:
         self._refit()
 
     # ------------------------------------------------------------------ estimate
+    def _trim(self) -> None:
+        """Drop observations older than ``fit_span_s`` before the newest one."""
+        newest = max(
+            self._win_x[-1] if self._win_x else -math.inf,
+            self._open_point[0] if self._open_point is not None else -math.inf,
+            self._syncs[-1][0] if self._syncs else -math.inf,
+        )
+        cut = newest - self.fit_span_s
+        if self._win_x and self._win_x[0] < cut:
+            k = bisect.bisect_left(self._win_x, cut)
+            del self._win_x[:k]
+            del self._win_r[:k]
+        if len(self._syncs) > self.min_syncs_kept and self._syncs[0][0] < cut:
+            k = 0
+            while k < len(self._syncs) - self.min_syncs_kept and self._syncs[k][0] < cut:
+                k += 1
+            del self._syncs[:k]
+
     def _refit(self) -> None:
+        self._trim()
         xs = np.asarray(self._win_x)
         rs = np.asarray(self._win_r)
         drift = 0.0
@@ -156,7 +189,7 @@ class ClockMapper:
     def estimate(self) -> ClockEstimate | None:
         if self._offset is None or self._x0 is None:
             return None
-        return ClockEstimate(self._x0, self._offset, self._drift, len(self._win_x), bool(self._syncs))
+        return ClockEstimate(self._x0, self._offset, self._drift, self._windows_closed, bool(self._syncs))
 
     @property
     def ready(self) -> bool:

@@ -7,6 +7,11 @@ seconds; each record is written to the recording (if any) and fed, in the same o
 recording gives the same reps. The only decisions taken here are transport ones: when to TIME_SYNC,
 which gaps to RESEND (the tracker says), what to do after a reconnection.
 
+Vendor sensors (``host.sensors``: WitMotion, Movella DOT, MetaMotion, Polar) join through
+:class:`host.sensors.link.VendorLiveLink`: its queue holds the DATA payloads of a vendor sensor, its
+SENSOR record names the model and configuration, and instead of legrep control requests the loop
+calls its ``start``/``stop``. Everything else (records, analysis, view, recording) is the same.
+
 Shape (bleak's queue example): notify callbacks only enqueue ``(arrival_s, bytes)``; one consumer
 task per sensor turns them into records; a housekeeping task per sensor sends TIME_SYNC and RESEND and
 handles link events; the view is refreshed at most ``refresh_hz`` times a second.
@@ -50,6 +55,11 @@ class Link(Protocol):
     status_raw: bytes
 
     async def request(self, payload: bytes) -> Any: ...
+
+
+def is_vendor(link: Any) -> bool:
+    """True for a vendor sensor link (``VendorLiveLink``): started and stopped with its own writes."""
+    return bool(getattr(link, "vendor", False))
 
 
 # --- what the view shows ----------------------------------------------------------------------------
@@ -253,6 +263,11 @@ class LiveSession:
         await self._request(leg, time_sync_request(self._token))
 
     async def _start(self, leg: Leg) -> None:
+        link = self.links[leg]
+        if is_vendor(link):
+            await link.start()  # type: ignore[attr-defined]
+            self._emit_json(Kind.EVENT, leg, self.session_s(), {"type": "start"})
+            return
         timed = await self._request(leg, start_request())
         if not timed.reply.ok:
             raise SensorError(f"{self.links[leg].name} refused START: {timed.reply.describe()}")
@@ -271,10 +286,11 @@ class LiveSession:
         link = self.links[leg]
         stream = self.core.streams[self._index[leg]]
         next_sync_s = self.clock.now_s() + self.time_sync_every_s
+        vendor = is_vendor(link)
         while True:
             while not link.events.empty():
                 await self._on_link_event(leg, link.events.get_nowait())
-            if link.connected:
+            if link.connected and not vendor:
                 now_s = self.session_s()
                 for a, b in stream.tracker.resend_requests(now_s):
                     self.stats.resend_requests += 1
@@ -290,11 +306,12 @@ class LiveSession:
         t_s = self.session_s(event.time_s)
         link = self.links[leg]
         if event.kind == "disconnected":
-            self._link_state[leg] = "reconnecting"
+            self._link_state[leg] = "lost" if is_vendor(link) else "reconnecting"
             self.stats.disconnects[leg.value] = self.stats.disconnects.get(leg.value, 0) + 1
             self._emit_json(Kind.EVENT, leg, t_s, {"type": "disconnect"})
             if self.view is not None:
-                self.view.note(f"{leg.value} sensor {link.name}: link lost, reconnecting")
+                again = "" if is_vendor(link) else ", reconnecting"
+                self.view.note(f"{leg.value} sensor {link.name}: link lost{again}")
         elif event.kind == "reconnected":
             self._link_state[leg] = "connected"
             self.stats.reconnects[leg.value] = self.stats.reconnects.get(leg.value, 0) + 1
@@ -352,13 +369,18 @@ class LiveSession:
         try:
             for leg in self.legs:
                 link = self.links[leg]
-                info = SensorInfo.make(
-                    self._index[leg], leg, link.status_raw, address=link.address, name=link.name,
-                    serial=link.name.rsplit("-", 1)[-1], model=getattr(link, "model", ""),
-                )
+                if is_vendor(link):
+                    info = link.sensor_info(self._index[leg], leg)  # type: ignore[attr-defined]
+                else:
+                    info = SensorInfo.make(
+                        self._index[leg], leg, link.status_raw, address=link.address, name=link.name,
+                        serial=link.name.rsplit("-", 1)[-1], model="legrep",
+                    )
                 self._take(Record.of_json(Kind.SENSOR, self._index[leg], 0.0, info.to_json()))
                 self._emit_json(Kind.EVENT, leg, self.session_s(), {"type": "connect", "address": link.address})
             for leg in self.legs:
+                if is_vendor(self.links[leg]):
+                    continue  # no TIME_SYNC: its decoder maps device time or arrival time
                 for _ in range(TIME_SYNC_COUNT):
                     await self._time_sync(leg)
             for leg in self.legs:
@@ -413,6 +435,15 @@ class LiveSession:
             for leg in list(pending):
                 if not self.links[leg].connected:
                     continue
+                if is_vendor(self.links[leg]):
+                    try:
+                        await self.links[leg].stop()  # type: ignore[attr-defined]
+                    except SensorError as exc:
+                        logger.info("%s: stop failed: %s", leg.value, exc)
+                        continue
+                    self._emit_json(Kind.EVENT, leg, self.session_s(), {"type": "stop"})
+                    pending.discard(leg)
+                    continue
                 try:
                     timed = await self._request(leg, stop_request())
                 except SensorError as exc:
@@ -423,7 +454,9 @@ class LiveSession:
             if pending:
                 await self.clock.sleep(self.poll_s)
         while self.clock.now_s() < deadline:
-            missing = any(s.tracker.missing() or s.tracker.held_packets for s in self.core.streams.values())
+            missing = any(
+                s.tracker.missing() or s.tracker.held_packets for s in self.core.streams.values() if hasattr(s, "tracker")
+            )
             queued = any(not self.links[leg].queue.empty() for leg in self.legs)
             if not missing and not queued:
                 break

@@ -43,11 +43,19 @@ from host.settings import Settings
 logger = logging.getLogger(__name__)
 
 LEG_CODES = {0: None, 1: Leg.LEFT, 2: Leg.RIGHT}
+VENDOR_BATCH_S = 0.1
+"""A vendor sensor's samples reach the analysis in blocks spanning at least this long (seconds of
+sample time; deterministic, so replay batches the same way). Adds at most this to rep latency."""
 
 
 @dataclass(frozen=True, slots=True)
 class SensorInfo:
-    """What a SENSOR record says about one sensor."""
+    """What a SENSOR record says about one sensor.
+
+    A legrep sensor is described by its 32-byte status (``status``); a vendor sensor (``model`` one
+    of :data:`host.sensors.MODELS`) has no legrep status and is described by ``model`` and
+    ``config`` (a :class:`host.sensors.SensorConfig` as a dict), which is all its decoder needs.
+    """
 
     index: int
     leg: Leg
@@ -56,10 +64,17 @@ class SensorInfo:
     model: str
     serial: str
     firmware: str
-    status: SensorStatus
+    status: SensorStatus | None
+    _status_hex: str = ""
+    config: dict[str, float] | None = None
+
+    @property
+    def vendor(self) -> bool:
+        """True for a vendor sensor (decoded by :class:`host.sensors.VendorStream`)."""
+        return self.status is None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "index": self.index,
             "leg": self.leg.value,
             "address": self.address,
@@ -67,40 +82,79 @@ class SensorInfo:
             "model": self.model,
             "serial": self.serial,
             "firmware": self.firmware,
+        }
+        if self.status is None:
+            out["config"] = dict(self.config or {})
+            return out
+        out.update({
             "status_hex": self._status_hex,
             "rate_hz": self.status.rate_hz,
             "acc_range_g": self.status.acc_range_g,
             "gyr_range_dps": self.status.gyr_range_dps,
             "acc_lsb_g": self.status.acc_lsb_g,
             "gyr_lsb_dps": self.status.gyr_lsb_dps,
-        }
-
-    _status_hex: str = ""
+        })
+        return out
 
     @staticmethod
     def make(index: int, leg: Leg, status_bytes: bytes, address: str = "", name: str = "", model: str = "",
              serial: str = "", firmware: str = "") -> "SensorInfo":
+        """A legrep sensor's info from its status bytes."""
         status = decode_status(status_bytes)
         return SensorInfo(index, leg, address, name, model, serial, firmware or status.fw_version_text, status,
                           bytes(status_bytes[:32]).hex())
 
     @staticmethod
+    def make_vendor(index: int, leg: Leg, model: str, config: dict[str, Any], address: str = "", name: str = "",
+                    serial: str = "", firmware: str = "") -> "SensorInfo":
+        """A vendor sensor's info: ``model`` (a key of ``host.sensors.MODELS``) and its config dict.
+
+        Raises
+        ------
+        InputError
+            ``model`` is not a vendor model, or ``config`` lacks rate_hz, acc_range_g, gyr_range_dps.
+        """
+        from host.sensors import MODELS, SensorConfig, get_model
+
+        if model not in MODELS:
+            get_model(model)  # the one-line error listing the known models
+        cfg = SensorConfig.from_dict(dict(config)).to_dict()
+        return SensorInfo(index, leg, address, name, model, serial, firmware, None, "", cfg)
+
+    @staticmethod
     def from_json(value: dict[str, Any]) -> "SensorInfo":
+        from host.sensors import MODELS
+
         try:
+            model = str(value.get("model", ""))
+            if model in MODELS:
+                config = value["config"]
+                if not isinstance(config, dict):
+                    raise TypeError(f"config must be an object, got {type(config).__name__}")
+                return SensorInfo.make_vendor(
+                    int(value["index"]), Leg.parse(str(value["leg"])), model, config,
+                    str(value.get("address", "")), str(value.get("name", "")),
+                    str(value.get("serial", "")), str(value.get("firmware", "")),
+                )
             status_hex = str(value["status_hex"])
             return SensorInfo.make(
                 int(value["index"]), Leg.parse(str(value["leg"])), bytes.fromhex(status_hex),
-                str(value.get("address", "")), str(value.get("name", "")), str(value.get("model", "")),
+                str(value.get("address", "")), str(value.get("name", "")), model,
                 str(value.get("serial", "")), str(value.get("firmware", "")),
             )
         except (KeyError, ValueError, TypeError) as exc:
-            raise RecordingError(f"SENSOR record needs index, leg and status_hex; got {sorted(value)} ({exc})") from None
+            raise RecordingError(
+                "SENSOR record needs index, leg and status_hex (legrep sensor) or model and config (vendor "
+                f"sensor); got {sorted(value)} ({exc})"
+            ) from None
 
 
 class SensorStream:
     """One sensor's records -> ImuBlocks on the session clock (seconds, g, dps)."""
 
     def __init__(self, info: SensorInfo, give_up_s: float = 2.0) -> None:
+        if info.status is None:
+            raise InputError(f"sensor {info.name or info.index} ({info.model}) has no legrep status: use VendorStream")
         self.info = info
         self.leg = info.leg
         self.status = info.status
@@ -136,6 +190,16 @@ class SensorStream:
     def sent(self, request: bytes, t_s: float) -> None:
         if len(request) == 5 and request[0] == Opcode.TIME_SYNC:
             self._syncs[struct.unpack_from("<I", request, 1)[0]] = t_s
+        elif len(request) == 9 and request[0] == Opcode.RESEND:
+            first, last = struct.unpack_from("<II", request, 1)
+            self.tracker.note_resend_sent(first, last, t_s)
+
+    def link_event(self, kind: str, t_s: float) -> None:
+        """A recorded link event: while the link is down no gap is given up (the sensor keeps them)."""
+        if kind == "disconnect":
+            self.tracker.link_down(t_s)
+        elif kind == "reconnect":
+            self.tracker.link_up(t_s)
 
     def reply(self, reply: ControlReply, t_s: float) -> ImuBlock | None:
         if not reply.ok:
@@ -200,12 +264,17 @@ class SessionCore:
         self.settings = settings or Settings()
         self.legs = tuple(legs)
         self.analyzer = SessionAnalyzer(self.legs, self.settings, keep_traces=keep_traces)
-        self.streams: dict[int, SensorStream] = {}
+        self.streams: dict[int, Any] = {}
+        """``{sensor index: SensorStream | VendorStream}`` (same surface)."""
+        self.infos: dict[int, SensorInfo] = {}
         self.events: list[Any] = []
         self.last_t_s = 0.0
         self.log: list[dict[str, Any]] = []
         self._keep_samples = keep_samples
         self._samples: dict[Leg, list[ImuBlock]] = {leg: [] for leg in self.legs}
+        self._batch: dict[int, list[ImuBlock]] = {}
+        """Vendor blocks held until ``VENDOR_BATCH_S`` of samples (most vendor notifications carry
+        1-5 samples: feeding the analysis per notification would cost most of the CPU)."""
 
     @staticmethod
     def from_meta(meta: dict[str, Any], settings: Settings | None = None, keep_samples: bool = False) -> "SessionCore":
@@ -218,12 +287,23 @@ class SessionCore:
         return SessionCore([Leg.parse(str(x)) for x in legs], settings, keep_samples=keep_samples)
 
     def add_sensor(self, info: SensorInfo) -> None:
+        """Start decoding a sensor: a :class:`SensorStream` for legrep, a ``VendorStream`` for a vendor
+        model (``info.model`` in ``host.sensors.MODELS``; DATA records then hold
+        ``encode_notification(channel, data)``)."""
+        from host.sensors import MODELS, SensorConfig, VendorStream, get_model
+
         if info.leg not in self.legs:
             raise InputError(f"sensor {info.name or info.index} is on the {info.leg.value} leg; session legs are {[x.value for x in self.legs]}")
-        for other in self.streams.values():
-            if other.leg is info.leg and other.info.index != info.index:
-                raise InputError(f"two sensors on the {info.leg.value} leg: {other.info.name!r} and {info.name!r}")
-        self.streams[info.index] = SensorStream(info)
+        for index, other in self.infos.items():
+            if other.leg is info.leg and index != info.index:
+                raise InputError(f"two sensors on the {info.leg.value} leg: {other.name!r} and {info.name!r}")
+        if info.model in MODELS:
+            config = SensorConfig.from_dict(dict(info.config or {}))
+            self.streams[info.index] = VendorStream(info.leg, get_model(info.model), config)
+            self._batch[info.index] = []
+        else:
+            self.streams[info.index] = SensorStream(info)
+        self.infos[info.index] = info
 
     def process(self, rec: Record) -> list[Any]:
         """Consume one record; returns the analysis events (RepClosed / SetClosed) it caused."""
@@ -234,7 +314,11 @@ class SessionCore:
             self.add_sensor(SensorInfo.from_json(rec.json()))
             return events
         if kind in (Kind.EVENT, Kind.END):
-            self.log.append({"t_s": rec.t_s, "kind": Kind(kind).name.lower(), **rec.json()})
+            value = rec.json()
+            self.log.append({"t_s": rec.t_s, "kind": Kind(kind).name.lower(), **value})
+            target = self.streams.get(rec.sensor) if rec.sensor is not None else None
+            if kind == Kind.EVENT and target is not None and hasattr(target, "link_event"):
+                target.link_event(str(value.get("type", "")), rec.t_s)
             return events
         if kind not in (Kind.DATA, Kind.TX, Kind.RX, Kind.STATUS):
             return events  # META again or an unknown (newer) kind
@@ -255,6 +339,8 @@ class SessionCore:
                 block = stream.reply(reply, rec.t_s)
         elif kind == Kind.STATUS:
             stream.status_record(rec.payload, rec.t_s)
+        if block is not None and rec.sensor in self._batch:
+            block = self._batched(rec.sensor, block)
         if block is not None:
             events += self._feed(stream.leg, block)
         for other in self.streams.values():
@@ -264,6 +350,15 @@ class SessionCore:
                     events += self._feed(other.leg, b)
         self.events += events
         return events
+
+    def _batched(self, index: int, block: ImuBlock) -> ImuBlock | None:
+        """Hold a vendor sensor's block until the held samples span ``VENDOR_BATCH_S``."""
+        held = self._batch[index]
+        held.append(block)
+        if held[-1].time_s[-1] - held[0].time_s[0] < VENDOR_BATCH_S:
+            return None
+        self._batch[index] = []
+        return concat_blocks(held)
 
     def _feed(self, leg: Leg, block: ImuBlock) -> list[Any]:
         if self._keep_samples:
@@ -285,6 +380,8 @@ class SessionCore:
         """``(sensor index, RESEND request)`` pairs the live edge should send now."""
         out: list[tuple[int, bytes]] = []
         for index, stream in self.streams.items():
+            if not hasattr(stream, "tracker"):
+                continue  # a vendor sensor: nothing to re-send
             for a, b in stream.tracker.resend_requests(t_s):
                 out.append((index, resend_request(a, b)))
         return out
@@ -294,10 +391,14 @@ class SessionCore:
 
     def finish(self) -> SessionResult:
         """End of stream: release held samples, resolve pending reps, add transport diagnostics."""
-        for stream in self.streams.values():
+        for index, stream in self.streams.items():
+            held = self._batch.get(index, [])
             block = stream.flush()
             if block is not None:
-                self.events += self._feed(stream.leg, block)
+                held.append(block)
+            if held:
+                self._batch[index] = []
+                self.events += self._feed(stream.leg, concat_blocks(held))
         result = self.analyzer.finish()
         diagnostics = {k: dict(v) for k, v in result.diagnostics.items()}
         for stream in self.streams.values():
@@ -306,6 +407,17 @@ class SessionCore:
 
     def received_samples(self) -> dict[Leg, int]:
         return {s.leg: s.samples for s in self.streams.values()}
+
+
+def concat_blocks(blocks: Sequence[ImuBlock]) -> ImuBlock:
+    """One block of ``blocks`` in order."""
+    if len(blocks) == 1:
+        return blocks[0]
+    return ImuBlock(
+        np.concatenate([b.time_s for b in blocks]),
+        np.concatenate([b.acc_g for b in blocks]),
+        np.concatenate([b.gyr_dps for b in blocks]),
+    )
 
 
 def empty_block() -> ImuBlock:

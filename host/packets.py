@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import binascii
 import enum
+import math
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -472,23 +473,35 @@ class TrackerStats:
 class _Gap:
     detected_s: float
     requested_s: float | None = None
+    """When the live edge decided to request it (live only: not in a recording)."""
     attempts: int = 0
+    resend_sent_s: float = -math.inf
+    """When a RESEND covering it was sent (from the recorded request: replay sees it too)."""
+    link_up_s: float = -math.inf
+    """When the link last came back while it was open."""
 
 
 class PacketTracker:
     """One sensor's packets in, samples out in sample-index order, each exactly once.
 
     Holds packets that arrive after a missing seq for a short reorder window; a gap is filled by
-    a late or re-sent packet, or given up after ``give_up_s`` (or as soon as the sensor says the
-    packets are gone). Time only advances through the ``now_s``/``arrival_s`` arguments (host
-    clock), so a replay that feeds the same calls gets the same output.
+    a late or re-sent packet, or given up ``give_up_s`` after the last sign of life for it (its
+    detection, a RESEND sent for it, any RESEND reply or re-sent packet, the link coming back), or
+    as soon as the sensor says the packets are gone. While the link is down (:meth:`link_down`)
+    nothing is given up: the sensor keeps its ring buffer, and a reconnection that takes long (in
+    session seconds, as at high demo speeds) must not lose what it can still fetch. Time only
+    advances through the ``now_s``/``arrival_s``/``t_s`` arguments (host clock), and every call
+    comes from a recorded record, so a replay that feeds the same calls gets the same output.
 
     Parameters
     ----------
     rate_hz : sample rate (from the status), for per-sample ticks.
     resend_after_s : a gap older than this is reported by :meth:`resend_requests`.
     resend_retry_s : wait between requests for the same gap; at most ``max_resend_attempts``.
-    give_up_s : a gap at the head older than this is declared lost and the samples behind it released.
+    give_up_s : a gap at the head with no resend activity for this long is declared lost and the
+        samples behind it released.
+    max_wait_s : with the link up, no gap is held longer than this after its detection, whatever
+        resend activity continues (bounds the latency and memory of a hopeless gap).
     """
 
     MAX_JUMP = 1 << 16
@@ -500,6 +513,7 @@ class PacketTracker:
         resend_retry_s: float = 0.5,
         max_resend_attempts: int = 3,
         give_up_s: float = 2.0,
+        max_wait_s: float = 30.0,
     ) -> None:
         if rate_hz <= 0:
             raise ValueError(f"rate_hz must be > 0, got {rate_hz}")
@@ -508,8 +522,11 @@ class PacketTracker:
         self.resend_retry_s = resend_retry_s
         self.max_resend_attempts = max_resend_attempts
         self.give_up_s = give_up_s
+        self.max_wait_s = max_wait_s
         self.stats = TrackerStats()
         self._tick_ref: int | None = None
+        self._resend_activity_s = -math.inf
+        self._link_down = False
         self._reset_stream()
 
     # -- state ------------------------------------------------------------------------------
@@ -608,6 +625,8 @@ class PacketTracker:
                 self.stats.reordered += 1
         elif packet.resent:
             self.stats.resent_used += 1
+        if packet.resent:
+            self._resend_activity_s = max(self._resend_activity_s, arrival_s)
         for missing_seq in range(self._max_seq + 1, seq):
             self._gaps[missing_seq] = _Gap(arrival_s)
         self._gaps.pop(seq, None)
@@ -638,10 +657,33 @@ class PacketTracker:
         self.stats.resend_requests += len(ranges)
         return ranges
 
+    def note_resend_sent(self, from_seq: int, to_seq: int, t_s: float) -> None:
+        """A RESEND for ``from_seq..to_seq`` (inclusive) was sent at ``t_s``: those gaps wait anew."""
+        for seq in range(from_seq, min(to_seq, from_seq + self.MAX_JUMP) + 1):
+            gap = self._gaps.get(seq)
+            if gap is not None:
+                gap.resend_sent_s = max(gap.resend_sent_s, t_s)
+
+    def link_down(self, t_s: float) -> None:
+        """The link was lost at ``t_s``: hold every gap until :meth:`link_up`."""
+        self._link_down = True
+
+    def link_up(self, t_s: float) -> None:
+        """The link is back at ``t_s``: gaps get ``give_up_s`` from now to be re-sent."""
+        self._link_down = False
+        self._resend_activity_s = max(self._resend_activity_s, t_s)
+        for gap in self._gaps.values():
+            gap.link_up_s = max(gap.link_up_s, t_s)
+
     def on_resend_reply(self, first_available_seq: int, count_resent: int, now_s: float) -> SampleBatch:
         """The sensor answered a RESEND: packets below ``first_available_seq`` are gone."""
         self._gone_before = max(self._gone_before, first_available_seq)
+        self._resend_activity_s = max(self._resend_activity_s, now_s)
         return self.poll(now_s)
+
+    def _waiting_since_s(self, gap: _Gap) -> float:
+        since = max(gap.detected_s, gap.resend_sent_s, self._resend_activity_s)
+        return min(since, max(gap.detected_s, gap.link_up_s) + self.max_wait_s - self.give_up_s)
 
     def poll(self, now_s: float) -> SampleBatch:
         """Give up head gaps that are too old (or gone) and release what follows them."""
@@ -649,7 +691,11 @@ class PacketTracker:
         while self._held and self._next_seq is not None and self._next_seq not in self._held:
             head = self._next_seq
             gap = self._gaps.get(head)
-            if gap is not None and head >= self._gone_before and now_s - gap.detected_s < self.give_up_s:
+            if (
+                gap is not None
+                and head >= self._gone_before
+                and (self._link_down or now_s - self._waiting_since_s(gap) < self.give_up_s)
+            ):
                 break
             lowest = min(self._held)
             self._give_up(head, lowest)

@@ -94,3 +94,31 @@ def test_map_before_observation_is_an_error() -> None:
         ClockMapper().map_ticks([1, 2, 3])
     with pytest.raises(ValueError, match="received before it was sent"):
         ClockMapper().observe_time_sync(5, 2.0, 1.0)
+
+
+def test_fit_uses_a_bounded_recent_window() -> None:
+    """The refit sees only the last ``fit_span_s``: its cost stays flat over a long session, and a
+    drift that changes (a crystal warming up) is followed instead of averaged with the past."""
+    rng = np.random.default_rng(13)
+    ticks_a, true_a, arr_a = simulate_sensor(rng, +60, 0, 600.0)
+    # the second half runs at -60 ppm: continue the ticks from where the first half ended
+    rate_ticks = 32768 * (1 - 60e-6)
+    k = np.arange(1, int(600.0 * RATE) + 1)
+    ticks_b = ticks_a[-1] + np.round(k * 32768 / RATE).astype(np.int64)
+    true_b = true_a[-1] + (ticks_b - ticks_a[-1]) / rate_ticks
+    last_b = true_b[N_PER_PACKET - 1 :: N_PER_PACKET]
+    arr_b = last_b + 0.004 + rng.exponential(0.015, last_b.size)
+    ticks, true_s, arrival = np.concatenate([ticks_a, ticks_b]), np.concatenate([true_a, true_b]), np.concatenate([arr_a, arr_b])
+    mapper = ClockMapper(0.0, fit_span_s=120.0)
+    mapped = run_mapper(mapper, ticks, arrival, chunk_packets=5)
+    assert len(mapper._win_x) <= 120.0 / mapper.window_s + 1  # bounded history
+    assert mapper.estimate is not None and mapper.estimate.windows > 500  # all windows were seen
+    assert mapper.estimate.drift_ppm == pytest.approx(+60, abs=4)  # the recent (second-half) drift
+    # still monotonic and continuous, and deterministic
+    assert np.diff(mapped).min() > 0
+    again = run_mapper(ClockMapper(0.0, fit_span_s=120.0), ticks, arrival, chunk_packets=5)
+    assert np.array_equal(mapped, again)
+    err = mapped - true_s
+    assert np.abs(err[true_s > 1000] - np.median(err[true_s > 1000])).max() < 0.005
+    with pytest.raises(ValueError, match="fit_span_s"):
+        ClockMapper(fit_span_s=1.0)

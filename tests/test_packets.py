@@ -348,6 +348,50 @@ def test_tracker_gone_packets_released_immediately() -> None:
     assert tracker.stats.lost_packets == 2
 
 
+def test_tracker_give_up_counts_from_last_resend_activity() -> None:
+    """A reconnect + resend that lands more than give_up_s after the gap was detected (a slow
+    reconnection, or a high demo speed) still fills the gap: the timer restarts with each RESEND
+    sent, each reply and the link coming back, and nothing is given up while the link is down."""
+    pk = make_packets(40)
+    tracker = hp.PacketTracker(RATE, give_up_s=2.0)
+    tracker.start(500)
+    outs = [tracker.feed_bytes(pk[s], 0.0)[1] for s in range(10)]
+    outs.append(tracker.feed_bytes(pk[20], 1.0)[1])  # seq 10..19 missing, detected at t=1.0
+    assert tracker.missing() == [(10, 19)]
+    tracker.link_down(1.1)
+    outs.append(tracker.poll(6.0))  # 5 s later, link still down: nothing given up
+    assert tracker.missing() == [(10, 19)] and tracker.stats.lost_packets == 0
+    tracker.link_up(6.5)
+    outs.append(tracker.poll(8.0))  # 1.5 s after the link came back: still waiting
+    tracker.note_resend_sent(10, 19, 8.2)
+    outs.append(tracker.poll(10.0))  # 1.8 s after the RESEND went out: still waiting
+    assert tracker.stats.lost_packets == 0 and tracker.missing() == [(10, 19)]
+    outs.append(tracker.on_resend_reply(10, 10, 10.1))
+    for s in range(10, 20):
+        outs.append(tracker.feed_bytes(fw.set_packet_flags(pk[s], fw.FLAG_RESENT), 10.2 + 0.01 * s)[1])
+    for s in range(21, 40):
+        outs.append(tracker.feed_bytes(pk[s], 10.5)[1])
+    outs.append(tracker.flush())
+    check_exactly_once(hp.SampleBatch.concat(outs), np.arange(500, 900))
+    assert tracker.stats.lost_packets == 0 and tracker.stats.resent_used == 10
+    # Without any activity the old rule holds: 2 s after detection the gap is given up.
+    quiet = hp.PacketTracker(RATE, give_up_s=2.0)
+    quiet.start(500)
+    quiet.feed_bytes(pk[0], 0.0)
+    quiet.feed_bytes(pk[2], 1.0)
+    assert quiet.poll(2.9).sample_index.size == 0
+    assert quiet.poll(3.01).sample_index.tolist() == list(range(520, 530))
+    assert quiet.stats.lost_packets == 1
+    # ... and resend activity cannot hold a gap longer than max_wait_s.
+    capped = hp.PacketTracker(RATE, give_up_s=2.0, max_wait_s=5.0)
+    capped.start(500)
+    capped.feed_bytes(pk[0], 0.0)
+    capped.feed_bytes(pk[2], 1.0)
+    capped.note_resend_sent(1, 1, 4.5)
+    assert capped.poll(5.9).sample_index.size == 0
+    assert capped.poll(6.01).sample_index.size == 10 and capped.stats.lost_packets == 1
+
+
 def test_tracker_trailing_gap_from_status() -> None:
     pk = make_packets(10)
     tracker = hp.PacketTracker(RATE)

@@ -1,11 +1,18 @@
 """``legrep capture``: live capture from two thigh sensors with the live view.
 
     legrep capture [--left ADDR] [--right ADDR] [--only LEG] [--serial PORT] [--out DIR] [--duration S]
+                   [--sensor MODEL]
 
 Finds the sensors over BLE (or one wired board on ``--serial``), decides which leg is which
 (``--left/--right``, else the remembered assignment, else the leg stored in the sensors), streams
 until Ctrl-C (or ``--duration``) with the live view, and writes the recording (``session.lgr``),
 ``reps.csv`` and ``summary.json`` to ``--out`` (default ``legrep-session-<date>-<time>``).
+
+``--sensor MODEL`` captures from sensors people already own (``witmotion``, ``movella-dot``,
+``metamotion``, ``polar-verity``; docs/sensors.md): they are found by their advertisement
+(:func:`host.sensors.detect`), configured and started as the vendor documents, and recorded and
+analysed by the same loop. They store no leg: ``--left/--right`` (remembered), else the remembered
+assignment, else address order (said on screen).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from typing import Any
 from host.commands.scan import add_adapter_option, backends_for
 from host.errors import InputError, SensorError
 from host.model import Leg
+from host.sensors import NATIVE, SENSOR_NAMES
 
 
 def register(subparsers: Any) -> None:
@@ -42,6 +50,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: Ctrl-C)")
     parser.add_argument("--scan-timeout", type=float, default=8.0, metavar="S", help="look for sensors this long")
     parser.add_argument("--quiet", action="store_true", help="no live view")
+    parser.add_argument(
+        "--sensor", default=NATIVE, choices=SENSOR_NAMES, metavar="MODEL",
+        help=f"sensor model: {', '.join(SENSOR_NAMES)} (default %(default)s)",
+    )
     add_adapter_option(parser)
     parser.set_defaults(func=run)
 
@@ -77,6 +89,75 @@ async def capture(args: argparse.Namespace, out: Path, view: Any) -> Any:
                 "capturing from "
                 + ", ".join(f"{leg.value} {link.name}" for leg, link in links.items())
                 + " - Ctrl-C to stop"
+            )
+        return await live.run(duration_s=args.duration, stop=stop)
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGINT)
+        for link in links.values():
+            with contextlib.suppress(Exception):
+                await link.close()
+        if radio is not None:
+            await radio.close()
+
+
+async def capture_vendor(
+    args: argparse.Namespace, out: Path, view: Any, *, backends: tuple[Any, Any] | None = None, clock: Any = None,
+) -> Any:
+    """A live session from two (or ``--only`` one) vendor sensors of model ``args.sensor``.
+
+    ``backends`` is ``(scanner_backend, client_backend)`` (default: from ``--hci``, else the
+    operating system's adapter); ``clock`` the host clock (default: monotonic).
+
+    Raises
+    ------
+    SensorError
+        Too few sensors of that model advertising, a requested address not seen, or a sensor that
+        refuses to connect or start.
+    """
+    from host.live import LiveSession
+    from host.sensors import get_model
+    from host.sensors.link import VendorLiveLink, assign_legs, scan_models
+    from host.transport.ble import load_assignment, save_assignment
+
+    model = get_model(args.sensor)
+    legs = (Leg.parse(args.only),) if args.only else (Leg.LEFT, Leg.RIGHT)
+    radio = None
+    if backends is None:
+        radio, scanner_backend, client_backend = backends_for(args.hci)
+    else:
+        scanner_backend, client_backend = backends
+    clock = clock or _clock()
+    links: dict[Leg, Any] = {}
+    loop = asyncio.get_running_loop()
+    try:
+        found = await scan_models(
+            args.scan_timeout, models=(model.name,), scanner_backend=scanner_backend, clock=clock, min_count=len(legs) + 1
+        )
+        if not found:
+            raise SensorError(
+                f"no {model.title} found within {args.scan_timeout:g} s: is it charged, switched on, not connected "
+                "to its phone app, and within a few metres?"
+            )
+        remembered = load_assignment() if not (args.left or args.right) else {}
+        assignment, how = assign_legs(found, legs, left=args.left, right=args.right, remembered=remembered)
+        if args.left or args.right:
+            save_assignment({leg: f.address for leg, f in assignment.items()})
+        for leg, f in assignment.items():
+            link = VendorLiveLink(f.device, model, clock=clock, client_backend=client_backend, name=f.name)
+            links[leg] = link
+            await link.connect()
+        stop = asyncio.Event()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGINT, stop.set)
+        live = LiveSession(
+            links, clock=clock, recording=out / "session.lgr", view=view, meta={"sensor_model": model.name}
+        )
+        if view is not None:
+            view.note(
+                f"capturing from {model.title}: "
+                + ", ".join(f"{leg.value} {link.name} ({link.address})" for leg, link in links.items())
+                + f" [legs by {how}; --left/--right to choose] - Ctrl-C to stop"
             )
         return await live.run(duration_s=args.duration, stop=stop)
     finally:
@@ -154,7 +235,11 @@ def run(args: argparse.Namespace) -> int:
     view = NullView() if args.quiet else TerminalView(sys.stdout)
     try:
         if args.serial:
+            if args.sensor != NATIVE:
+                raise InputError(f"--serial is for the legrep sensor board; got --sensor {args.sensor}")
             result = capture_wired(args, out, view)
+        elif args.sensor != NATIVE:
+            result = asyncio.run(capture_vendor(args, out, view)).result
         else:
             result = asyncio.run(capture(args, out, view)).result
     finally:

@@ -1,6 +1,6 @@
 """``legrep demo``: two virtual sensors stream a bundled session through the real BLE stack.
 
-    legrep demo [--speed X] [--out DIR] [--disconnects N] [--session NAME]
+    legrep demo [--speed X] [--out DIR] [--disconnects N] [--session NAME] [--sensor MODEL]
 
 The sensors are the simulated firmware behind bumble GATT servers on an in-memory radio; the host
 side is the real one (bleak over a bumble backend, the same decoder, tracker, clock mapping,
@@ -8,6 +8,11 @@ analysis and live view as ``legrep capture``). Time runs ``--speed`` times faste
 clock. ``--disconnects N`` takes the sensors out of range N times during reps; the host reconnects
 and fetches what it missed. At the end the per-set table is printed; ``--out DIR`` keeps the
 recording (``session.lgr``, replayable with ``legrep replay``), ``reps.csv`` and ``summary.json``.
+
+``--sensor MODEL`` (``witmotion``, ``movella-dot``, ``metamotion``, ``polar-verity``) replaces the
+legrep sensors with emulated sensors of that model (``firmware_sim.emulators``) playing the same
+session simulated at the model's rate; the host finds them by model, configures and starts them as
+the vendor documents, and the same live loop records and analyses them.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from host.errors import InputError, SensorError
+from host.sensors import NATIVE, SENSOR_NAMES
 
 SESSIONS = ("straight_leg_raise", "bent_knee_raise")
 RECORDINGS_DIR = Path(__file__).resolve().parents[2] / "recordings"
@@ -42,6 +48,10 @@ def register(subparsers: Any) -> None:
         "--disconnects", type=int, default=0, metavar="N", help="drop the link N times during reps (default 0)"
     )
     parser.add_argument("--session", default=SESSIONS[0], choices=SESSIONS, help="bundled session (default %(default)s)")
+    parser.add_argument(
+        "--sensor", default=NATIVE, choices=SENSOR_NAMES, metavar="MODEL",
+        help=f"sensor model to emulate: {', '.join(SENSOR_NAMES)} (default %(default)s)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no live view, only the final table")
     parser.set_defaults(func=run)
 
@@ -173,6 +183,101 @@ async def run_demo(
     )
 
 
+def vendor_programme(session: str, rate_hz: float, seed: int | None = None) -> tuple[dict[str, Any], dict[str, Any], float]:
+    """The bundled session's recipe simulated at ``rate_hz``: ``(signals per leg, truth, duration_s)``.
+
+    The bundled CSV files are at 100 Hz; a vendor sensor plays at its own rate, so the session is
+    simulated again from the same recipe and seed (``firmware_sim.make_recordings.RECORDINGS``).
+    """
+    import dataclasses
+
+    from firmware_sim.make_recordings import RECORDINGS
+    from firmware_sim.scenarios import simulate
+
+    spec, recipe_seed, _ = RECORDINGS[session if session in RECORDINGS else SESSIONS[0]]
+    sim = simulate(dataclasses.replace(spec, rate_hz=float(rate_hz)), seed=recipe_seed if seed is None else seed)
+    return dict(sim.signals), sim.truth_dict(), float(sim.duration_s)
+
+
+async def run_vendor_demo(
+    model: str,
+    speed: float = 10.0,
+    session: str = SESSIONS[0],
+    recording: Path | None = None,
+    view: Any = None,
+    signals: dict[str, Any] | None = None,
+    truth: dict[str, Any] | None = None,
+    keep_samples: bool = False,
+) -> DemoOutcome:
+    """The demo with emulated ``model`` sensors (one per leg in ``signals``) instead of legrep ones.
+
+    ``signals`` are ``SimSignal`` values (or anything with ``time_s``, ``acc_g``, ``gyr_dps``,
+    ``rate_hz``) at ``RATES_HZ[model]``; default: :func:`vendor_programme` of ``session``.
+
+    Raises
+    ------
+    InputError
+        Unknown model or a speed <= 0.
+    SensorError
+        The emulated sensors are not found or refuse to start.
+    """
+    import time
+
+    from firmware_sim.emulators import EMULATORS, RATES_HZ, make_peripheral
+    from firmware_sim.peripheral import SimClock
+    from firmware_sim.virtual_ble import VirtualRadio
+    from host.live import LiveSession
+    from host.model import Leg
+    from host.sensors.link import VendorLiveLink, scan_models
+
+    if model not in EMULATORS:
+        raise InputError(f"--sensor must be one of {list(SENSOR_NAMES)}, got {model!r}")
+    if not speed > 0:
+        raise InputError(f"--speed must be > 0, got {speed}")
+    if signals is None:
+        signals, truth, _ = vendor_programme(session, RATES_HZ[model])
+    truth = truth or {}
+    legs: list[str] = [leg for leg in ("left", "right") if leg in signals]
+    duration_s = max(float(signals[leg].time_s[-1] - signals[leg].time_s[0]) for leg in legs)
+    wall0 = time.perf_counter()
+    clock = SimClock(speed)
+    radio = VirtualRadio()
+    emus = {leg: make_peripheral(model, radio, signals[leg], clock, index=i) for i, leg in enumerate(legs)}
+    links: dict[Leg, Any] = {}
+    try:
+        for emu in emus.values():
+            await emu.start()
+        backends = radio.backends()
+        found = await scan_models(5.0, models=(model,), scanner_backend=backends.scanner, clock=clock, min_count=len(legs))
+        by_address = {f.address.upper(): f for f in found}
+        for leg, emu in emus.items():
+            f = by_address.get(emu.address.upper())
+            if f is None:
+                raise SensorError(f"emulated {model} sensor {emu.address} for the {leg} leg is not advertising; found {found}")
+            link = VendorLiveLink(f.device, model, clock=clock, client_backend=backends.client, name=f"{f.name} ({leg})")
+            links[Leg.parse(leg)] = link
+            await link.connect()
+        live = LiveSession(
+            links,
+            clock=clock,
+            recording=recording,
+            view=view,
+            meta={"demo": {"session": session, "speed": speed, "disconnects": 0, "sensor": model}, "sensor_model": model},
+            keep_samples=keep_samples,
+        )
+        outcome = await live.run(duration_s=duration_s + 1.5)
+    finally:
+        for link in links.values():
+            await link.close()
+        for emu in emus.values():
+            await emu.stop()
+        await radio.close()
+    starts = [e["t_s"] for e in live.core.log if e.get("type") == "start"]
+    return DemoOutcome(
+        outcome.result, outcome, truth, [], time.perf_counter() - wall0, min(starts) if starts else 0.0, dict(emus),
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from host.export import format_table, write_reps_csv, write_summary_json
     from host.view import NullView, TerminalView
@@ -186,16 +291,23 @@ def run(args: argparse.Namespace) -> int:
     else:
         tmp = tempfile.TemporaryDirectory(prefix="legrep-demo-")
         recording = Path(tmp.name) / "session.lgr"
+    sensor = getattr(args, "sensor", NATIVE)
+    if sensor != NATIVE and args.disconnects:
+        raise InputError(f"--disconnects is for the legrep sensor (RESEND after a reconnection); got --sensor {sensor}")
     view = NullView() if args.quiet else TerminalView(sys.stdout)
+    kind = "virtual sensors" if sensor == NATIVE else f"emulated {sensor} sensors"
     print(
-        f"legrep demo: two virtual sensors, session {args.session!r}, speed x{args.speed:g}"
+        f"legrep demo: two {kind}, session {args.session!r}, speed x{args.speed:g}"
         + (f", {args.disconnects} link drop(s)" if args.disconnects else ""),
         flush=True,
     )
     try:
-        outcome = asyncio.run(
-            run_demo(args.speed, args.disconnects, args.session, recording=recording, view=view)
-        )
+        if sensor == NATIVE:
+            outcome = asyncio.run(
+                run_demo(args.speed, args.disconnects, args.session, recording=recording, view=view)
+            )
+        else:
+            outcome = asyncio.run(run_vendor_demo(sensor, args.speed, args.session, recording=recording, view=view))
     finally:
         view.close()
     result = outcome.result
@@ -204,11 +316,14 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(result), end="")
     drops = sum(stats.disconnects.values())
     lost = sum(int(result.diagnostics.get(leg.value, {}).get("packets_lost_packets", 0)) for leg in result.legs)
-    print(
-        f"Link: {drops} drop(s), {sum(stats.reconnects.values())} reconnection(s), "
-        f"{stats.resend_requests} resend request(s), {lost} packet(s) lost for good; "
-        f"{outcome.wall_s:.1f} s wall time"
-    )
+    if sensor == NATIVE:
+        print(
+            f"Link: {drops} drop(s), {sum(stats.reconnects.values())} reconnection(s), "
+            f"{stats.resend_requests} resend request(s), {lost} packet(s) lost for good; "
+            f"{outcome.wall_s:.1f} s wall time"
+        )
+    else:
+        print(f"Link: {drops} drop(s); {outcome.wall_s:.1f} s wall time")
     if out is not None:
         from host.settings import Settings
 

@@ -1,9 +1,10 @@
-"""``legrep scan``: list the legrep sensors in range.
+"""``legrep scan``: list the sensors in range, legrep and vendor ones.
 
     legrep scan [--timeout S] [--details]
 
-Shows each sensor advertising the legrep service (name, address, signal) and which leg it is
-remembered for; ``--details`` connects to each and reads firmware, stored leg, rate and battery.
+Shows each sensor :func:`host.sensors.detect` recognises (model, name, address, signal) and which
+leg it is remembered for: legrep sensors and the vendor models ``legrep capture --sensor MODEL``
+takes. ``--details`` connects to each legrep sensor and reads firmware, stored leg, rate and battery.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from host.errors import InputError, SensorError
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("scan", help="list the legrep sensors in range", description=__doc__.split("\n\n")[0])
+    parser = subparsers.add_parser("scan", help="list the sensors in range (legrep and vendor models)", description=__doc__.split("\n\n")[0])
     parser.add_argument("--timeout", type=float, default=5.0, metavar="S", help="scan for S seconds (default 5)")
     parser.add_argument("--details", action="store_true", help="connect to each sensor and read its status")
     add_adapter_option(parser)
@@ -45,24 +46,37 @@ def backends_for(spec: str | None) -> tuple[Any, Any, Any]:
     return radio, backends.scanner, backends.client
 
 
-async def scan(timeout_s: float, details: bool, hci: str | None) -> list[str]:
-    from host.transport.ble import SensorLink, load_assignment, scan_sensors
+async def scan(
+    timeout_s: float, details: bool, hci: str | None, *, backends: tuple[Any, Any] | None = None, clock: Any = None
+) -> list[str]:
+    """The lines ``legrep scan`` prints. ``backends`` = ``(scanner, client)`` bleak backends (default
+    from ``hci``, else the operating system's adapter)."""
+    from host.sensors import MODELS
+    from host.sensors.link import scan_models
+    from host.transport.ble import SensorLink, load_assignment
 
-    radio, scanner_backend, client_backend = backends_for(hci)
+    radio = None
+    if backends is None:
+        radio, scanner_backend, client_backend = backends_for(hci)
+    else:
+        scanner_backend, client_backend = backends
     try:
-        found = await scan_sensors(timeout_s, scanner_backend=scanner_backend)
+        found = await scan_models(timeout_s, scanner_backend=scanner_backend, clock=clock)
         if not found:
             raise SensorError(
-                f"no legrep sensor found within {timeout_s:g} s: are the sensors charged, switched on and within a few metres?"
+                f"no legrep sensor found within {timeout_s:g} s (nor any of {', '.join(MODELS)}): are the sensors "
+                "charged, switched on and within a few metres?"
             )
         remembered = {addr: leg.value for leg, addr in load_assignment().items()}
-        lines = [f"{'name':<14}{'address':<20}{'rssi':>6}  remembered"]
+        width = max(14, *(len(s.name) + 2 for s in found))
+        lines = [f"{'model':<14}{'name':<{width}}{'address':<20}{'rssi':>6}  remembered"]
         for s in found:
-            lines.append(f"{s.name:<14}{s.address:<20}{s.rssi_dbm:>4}dB  {remembered.get(s.address, '-')}")
-        if details:
+            lines.append(f"{s.model:<14}{s.name:<{width}}{s.address:<20}{s.rssi:>4}dB  {remembered.get(s.address, '-')}")
+        legrep = [s for s in found if s.model == "legrep"]
+        if details and legrep:
             lines.append("")
             lines.append(f"{'name':<14}{'firmware':<10}{'leg':<12}{'rate_hz':>8}{'battery':>9}")
-            for s in found:
+            for s in legrep:
                 link = SensorLink(s.device or s.address, client_backend=client_backend, name=s.name)
                 try:
                     st = await link.open()
