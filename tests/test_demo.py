@@ -73,7 +73,9 @@ def test_capture_from_a_wired_sensor_on_a_pty(tmp_path: Path, capsys: pytest.Cap
     with SerialPortSensor(firmware) as sensor:
         code = main(["capture", "--serial", sensor.port, "--only", "left", "--duration", "2", "--out", str(tmp_path), "--quiet"])
     assert code == 0
-    assert "Total: 0 reps (left 0) in 0 sets" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Total: 0 reps (left 0) in 0 sets" in out
+    assert "stored as session 1" in out  # every captured session goes to the history
     replayed, _ = replay_recording(tmp_path / "session.lgr")
     received = replayed.diagnostics["left"]["packets_samples_out"]
     produced = firmware.produced.arrays()[0].size

@@ -50,6 +50,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: Ctrl-C)")
     parser.add_argument("--scan-timeout", type=float, default=8.0, metavar="S", help="look for sensors this long")
     parser.add_argument("--quiet", action="store_true", help="no live view")
+    parser.add_argument("--exercise", default=None, help="exercise name stored in the history (e.g. 'bird dog')")
+    parser.add_argument("--db", metavar="FILE", help="history database (default: $LEGREP_DB or ~/.local/share/legrep/history.db)")
+    parser.add_argument("--no-history", action="store_true", help="do not store the session in the history database")
     parser.add_argument(
         "--sensor", default=NATIVE, choices=SENSOR_NAMES, metavar="MODEL",
         help=f"sensor model: {', '.join(SENSOR_NAMES)} (default %(default)s)",
@@ -248,4 +251,9 @@ def run(args: argparse.Namespace) -> int:
     write_reps_csv(out / "reps.csv", result)
     write_summary_json(out / "summary.json", result, Settings())
     print(f"Wrote {out / 'session.lgr'}, {out / 'reps.csv'}, {out / 'summary.json'}")
+    if not args.no_history:
+        from host.history import DEFAULT_EXERCISE, remember_session
+
+        started = dt.datetime.strptime(stamp, "%Y%m%d-%H%M%S")
+        print(remember_session(args.db, result, Settings(), out / "session.lgr", args.exercise or DEFAULT_EXERCISE, started))
     return 0
