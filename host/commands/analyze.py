@@ -9,6 +9,7 @@ per-set table is printed; with them the files are written and one summary line i
 from __future__ import annotations
 
 import argparse
+import logging
 import dataclasses
 from collections.abc import Sequence
 from typing import Any
@@ -137,6 +138,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"{format_one_line(result)}; wrote {written}")
     else:
         print(format_table(result), end="")
-    if history_line:
-        print(history_line)
+    if history_line:  # stdout stays the table (or one line) that scripts read; -v shows this
+        logging.getLogger(__name__).info("%s", history_line)
     return 0

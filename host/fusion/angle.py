@@ -14,7 +14,9 @@ analysis", Sensors 14(4), 2014), integrate the rate about it, and
   getting up, walking and lying down again.
 
 Every decision depends only on samples up to the current one and on fixed sample-index
-frames, so any chunking of a stream gives bit-identical angles.
+frames, so any chunking of a stream gives bit-identical angles. Once the axis is known the
+per-sample work runs in one sequential C loop (``host._fastcore.AngleKernel``) whose state
+is carried between calls; :meth:`HipAngleEstimator._process` lists its steps.
 """
 
 from __future__ import annotations
@@ -23,6 +25,13 @@ import math
 
 import numpy as np
 
+try:
+    from host._fastcore import AngleKernel
+except ImportError as exc:  # a source checkout that was never built
+    raise ImportError(
+        "expected the C kernel host._fastcore to be built, got none: run `pip install -e .` "
+        "(or `python setup.py build_ext --inplace`) in the repository"
+    ) from exc
 from host.fusion.calibration import Calibration
 from host.model import FloatArray
 from host.settings import Settings
@@ -35,7 +44,7 @@ SOFT_ANCHOR_GAIN = 0.5
 """At a rest within this angle of the calibration pose, this share of the gravity/gyro
 difference is corrected (larger differences re-anchor fully)."""
 BIAS_WINDOW_S = 1.5
-"""Length of one bias-tracking rest window (it needs twice this of quiet: see _rest_bias)."""
+"""Length of one bias-tracking rest window (it needs twice this of quiet: see _process)."""
 BIAS_JUMP_DPS = 1.0
 """A rest window whose mean rate is further than this from the current bias is not used."""
 
@@ -61,30 +70,6 @@ def _run_lengths(flags: BoolArray, carry: int) -> np.ndarray:
     return run
 
 
-def _rowdot(a: FloatArray, b: FloatArray) -> FloatArray:
-    """Row-wise dot product of (N, 3) arrays, summed in a fixed order.
-
-    BLAS kernels (``@``, ``einsum``) may round a row differently depending on where it falls
-    in a block; elementwise arithmetic does not, so any chunking gives identical results.
-    """
-    out = a[:, 0] * b[:, 0]
-    out += a[:, 1] * b[:, 1]
-    out += a[:, 2] * b[:, 2]
-    return out
-
-
-def _tilt_about_axis(acc: FloatArray, gravity_ref: FloatArray, axis: FloatArray) -> float:
-    """Hip angle implied by gravity alone (deg): rotation of the thigh about ``axis``."""
-    ax, ay, az = (float(v) for v in axis)
-    a = acc - float(acc.dot(axis)) * axis
-    g = gravity_ref - float(gravity_ref.dot(axis)) * axis
-    cx = g[1] * a[2] - g[2] * a[1]
-    cy = g[2] * a[0] - g[0] * a[2]
-    cz = g[0] * a[1] - g[1] * a[0]
-    # gravity seen from the thigh turns the opposite way to the thigh
-    return -math.degrees(math.atan2(ax * cx + ay * cy + az * cz, float(g.dot(a))))
-
-
 class HipAngleEstimator:
     """Streaming hip-angle estimator for one thigh (after calibration).
 
@@ -106,49 +91,28 @@ class HipAngleEstimator:
         self._pend_a: list[FloatArray] = []
         self._pend_g: list[FloatArray] = []
         self._pend_run = self._anchor_n
-        # integration state
+        # state handed to the C loop when the axis is found (it carries everything after)
         self._t_prev: float | None = None
-        self._wc_prev = 0.0
-        self._theta_prev = 0.0
-        self._corr = 0.0
         self._run = self._anchor_n  # quiet run (calibration ended still)
         self._run_s = self._still_min_n  # strict still run
-        self._tail_a = np.empty((0, 3))
-        self._tail_g = np.empty((0, 3))
-        self._still2 = settings.still_gyro_dps**2
-        self._quiet2 = (settings.still_gyro_dps + 2.0) ** 2
-        self._still_sum = settings.still_mean_dps * self._still_min_n
-        self._cs_tail = np.zeros(self._still_min_n)
-        self._lost_tail = np.zeros(self._still_min_n)
-        self._still_prev = True
         self._gap_s = 2.5 * dt
-        self._uncertain = False
-        self._rest_cos = math.cos(math.radians(REST_TILT_DEG))
         self._bias_n = max(4, round(BIAS_WINDOW_S / dt))
         self._bias_gain = 1.0 - math.exp(-self._bias_n * dt / settings.bias_tau_s)
-        self.n_gap_anchors = 0
-        self.n_bias_updates = 0
-        # diagnostics
-        self.n_gaps = 0
-        self.max_gap_s = 0.0
-        self.n_anchors = 0
-        self.anchor_total_deg = 0.0
-        self.n_samples = 0
-        self.n_still = 0
+        self._kernel: AngleKernel | None = None
 
     # ------------------------------------------------------------------ public
     def update(self, t: FloatArray, acc: FloatArray, gyr: FloatArray) -> tuple[FloatArray, FloatArray, BoolArray]:
+        """Take a chunk: ``t`` (N,) s, ``acc`` (N, 3) g, ``gyr`` (N, 3) °/s.
+
+        Returns ``(time_s, angle_deg, at_rest)`` for the samples released by this call (all
+        of them once the axis is known; any chunking gives identical results).
+        """
         if len(t) == 0:
             return _EMPTY
         if self.axis is not None:
             return self._process(t, acc, gyr)
-        if len(t) > _PENDING_SLICE:  # look for the first movement in short slices
-            parts = [self.update(t[i : i + _PENDING_SLICE], acc[i : i + _PENDING_SLICE], gyr[i : i + _PENDING_SLICE])
-                     for i in range(0, len(t), _PENDING_SLICE) if self.axis is None]
-            done = len(parts) * _PENDING_SLICE
-            if done < len(t):
-                parts.append(self._process(t[done:], acc[done:], gyr[done:]))
-            return tuple(np.concatenate(x) for x in zip(*parts))  # type: ignore[return-value]
+        if len(t) > _PENDING_SLICE:
+            return self._update_long(t, acc, gyr)
         # Axis unknown: hold back the current movement; samples followed by a rest
         # before any large movement are released with angle 0 (the leg has not moved).
         self._pend_t.append(t)
@@ -171,6 +135,32 @@ class HipAngleEstimator:
         out = self._process(tt, aa, gg)
         return tuple(np.concatenate([x, y]) for x, y in zip(released, out))  # type: ignore[return-value]
 
+    def _update_long(self, t: FloatArray, acc: FloatArray, gyr: FloatArray) -> tuple[FloatArray, FloatArray, BoolArray]:
+        """A long chunk before the axis is known: look for the first movement in short slices,
+        then run the C loop on the remainder straight into the output arrays (no copies of
+        the bulk of a recording)."""
+        held = list(self._pend_t)  # samples held back by earlier calls
+        heads = []
+        done = 0
+        while done < len(t) and self.axis is None:
+            sl = slice(done, done + _PENDING_SLICE)
+            heads.append(self.update(t[sl], acc[sl], gyr[sl]))
+            done += _PENDING_SLICE
+        if done >= len(t):
+            return tuple(np.concatenate(x) for x in zip(*heads))  # type: ignore[return-value]
+        # the axis is known, so every sample so far has been released, in order
+        n_head = sum(len(h[0]) for h in heads)
+        assert n_head == sum(len(x) for x in held) + done
+        theta = np.empty(n_head + len(t) - done)
+        rest = np.empty(len(theta), dtype=bool)
+        i = 0
+        for _, h_theta, h_rest in heads:
+            theta[i : i + len(h_theta)] = h_theta
+            rest[i : i + len(h_rest)] = h_rest
+            i += len(h_theta)
+        self._process(t[done:], acc[done:], gyr[done:], theta[n_head:], rest[n_head:])
+        return (np.concatenate([*held, t]) if held else t), theta, rest
+
     def finish(self) -> tuple[FloatArray, FloatArray, BoolArray]:
         """End of stream: release held-back samples (angle 0: the leg never moved far)."""
         if self.axis is not None or not self._pend_t:
@@ -180,17 +170,21 @@ class HipAngleEstimator:
         return tt, np.zeros(len(tt)), np.ones(len(tt), dtype=bool)
 
     def diagnostics(self) -> dict[str, float]:
+        """Gyro bias, gaps, gravity re-anchors, bias updates, still fraction and the axis."""
+        k = self._kernel
+        bias = k.gyro_bias_dps if k is not None else tuple(self._bias.tolist())
+        n_samples = k.n_samples if k is not None else 0
         d = {
-            "gyro_bias_x_dps": float(self._bias[0]),
-            "gyro_bias_y_dps": float(self._bias[1]),
-            "gyro_bias_z_dps": float(self._bias[2]),
-            "gaps": float(self.n_gaps),
-            "max_gap_s": self.max_gap_s,
-            "reanchors": float(self.n_anchors),
-            "bias_updates": float(self.n_bias_updates),
-            "gap_reanchors": float(self.n_gap_anchors),
-            "reanchor_total_deg": self.anchor_total_deg,
-            "still_fraction": self.n_still / self.n_samples if self.n_samples else 0.0,
+            "gyro_bias_x_dps": float(bias[0]),
+            "gyro_bias_y_dps": float(bias[1]),
+            "gyro_bias_z_dps": float(bias[2]),
+            "gaps": float(k.n_gaps if k else 0),
+            "max_gap_s": float(k.max_gap_s if k else 0.0),
+            "reanchors": float(k.n_anchors if k else 0),
+            "bias_updates": float(k.n_bias_updates if k else 0),
+            "gap_reanchors": float(k.n_gap_anchors if k else 0),
+            "reanchor_total_deg": float(k.anchor_total_deg if k else 0.0),
+            "still_fraction": k.n_still / n_samples if k is not None and n_samples else 0.0,
             "axis_found": float(self.axis is not None),
         }
         if self.axis is not None:
@@ -233,204 +227,83 @@ class HipAngleEstimator:
         return k, r, int(run[r]) if r >= 0 else self._pend_run
 
     # ------------------------------------------------------------------ main path
-    def _process(self, t: FloatArray, acc: FloatArray, gyr: FloatArray) -> tuple[FloatArray, FloatArray, BoolArray]:
-        theta, rest = self._piece(t, acc, gyr)
+    def _process(
+        self,
+        t: FloatArray,
+        acc: FloatArray,
+        gyr: FloatArray,
+        theta: FloatArray | None = None,
+        rest: BoolArray | None = None,
+    ) -> tuple[FloatArray, FloatArray, BoolArray]:
+        """Hip angle and at-rest flag for samples after the axis is known (the C loop).
+
+        ``theta`` (N,) float64 and ``rest`` (N,) bool receive the results when given.
+
+        Per sample, in order (``host/_fastcore.c`` ``AngleKernel.run`` implements it):
+
+        1. **quiet**: rate within ``still_gyro_dps`` + 2 °/s of the *calibration* bias; the
+           quiet run drives the bias windows and the gravity comparisons, so they do not
+           depend on the bias they update;
+        2. **still** (zero-rate update): ``still_min_s`` of samples under ``still_gyro_dps``
+           against the *tracked* bias, with a window mean rate about the axis under
+           ``still_mean_dps`` (noise averages out; a slow sag does not); the rate is zeroed;
+        3. **onset credit**: when a still window ends, the movement's first slow samples it
+           zeroed are added back at the onset;
+        4. **trapezoid** integration of the axis rate over the actual sample times (a gap is
+           bridged linearly; gaps over ``max_gap_s`` are counted);
+        5. **gravity**: after lost samples (a step over 2.5 nominal intervals) the first
+           still window re-anchors to gravity unconditionally; at the ``anchor_rest_s``-th
+           sample of each quiet run the tilt of the mean accelerometer about the axis is
+           compared with the angle: differences over ``anchor_max_error_deg`` re-anchor,
+           smaller ones within ``SOFT_ANCHOR_ZONE_DEG`` of the pose are corrected by
+           ``SOFT_ANCHOR_GAIN`` (the accelerometer's bias cancels near the calibration pose);
+           a mean whose norm is off by 10 % (accelerating) is ignored;
+        6. **bias tracking** (from the next sample): every ``BIAS_WINDOW_S`` of a quiet run of
+           twice that, the window ending half a window ago is used if gravity's direction
+           kept within ``REST_TILT_DEG`` between its first and last quarter and its mean rate
+           is within ``BIAS_JUMP_DPS`` of the bias, which moves toward it with ``bias_tau_s``.
+
+        The at-rest flag for the segmenter is ``still_min_s`` of samples under
+        ``still_gyro_dps`` (without the mean test: it survives bias drift).
+        """
+        k = self._kernel
+        if k is None:
+            k = self._kernel = self._make_kernel()
+        if theta is None or rest is None:
+            theta = np.empty(len(t))
+            rest = np.empty(len(t), dtype=bool)
+        # the C loop reads float64 through any strides; other dtypes are converted here
+        t, acc, gyr = (np.asarray(x, dtype=np.float64) for x in (t, acc, gyr))
+        k.run(t, acc, gyr, theta, rest)
         return t, theta, rest
 
-    def _rest_bias(self, acc_h: FloatArray, gyr_h: FloatArray, ends: np.ndarray, off: int, n: int) -> FloatArray | None:
-        """Gyro bias per sample, updated after each accelerometer-confirmed rest window.
-
-        A rest window is ``BIAS_WINDOW_S`` of quiet gyro (every sample within ``still_gyro_dps``
-        + 2 °/s of the calibration bias) with at least half a window of quiet before and after
-        it (so the slow start or end of a movement is not in it), during which gravity's
-        direction stays within ``REST_TILT_DEG`` between its first and last quarter, and whose mean rate is
-        within ``BIAS_JUMP_DPS`` of the current bias. The bias moves toward the window's mean
-        rate with time constant ``bias_tau_s``; the new value applies after the event sample.
-        ``ends`` are the event samples (chunk indices). Returns None if the bias is unchanged.
-        """
-        B, G = self._bias_n, self._bias_n // 2
-        his = ends + off - G  # last sample of each window, in the history-extended arrays
-        los = his - B + 1
-        keep = los >= 0
-        his, los, ends = his[keep], los[keep], ends[keep]
-        if not len(ends):
-            return None
-        # segment sums (reduceat sums each segment on its own: the same for any chunking)
-        q = B // 4
-        idx = np.stack([los, los + q, his - q + 1, his + 1], axis=1).ravel()
-        sa = np.add.reduceat(acc_h, idx, axis=0).reshape(len(ends), 4, 3)
-        sg = np.add.reduceat(gyr_h, idx, axis=0).reshape(len(ends), 4, 3)
-        first, second = sa[:, 0], sa[:, 2]  # first and last quarter
-        g_mean = (sg[:, 0] + sg[:, 1] + sg[:, 2]) / B
-        dot = _rowdot(first, second)
-        norm2 = _rowdot(first, first) * _rowdot(second, second)
-        ok = dot > self._rest_cos * np.sqrt(norm2)
-        if not ok.any():
-            return None
-        k_gain = self._bias_gain
-        b = self._bias
-        values = []
-        starts = []
-        for k, m, good in zip(ends.tolist(), g_mean, ok.tolist()):
-            d = m - b
-            if good and float(d.dot(d)) < BIAS_JUMP_DPS**2:
-                b = b + k_gain * d
-                values.append(b)
-                starts.append(k + 1)  # the new bias applies after the event
-        if not values:
-            return None
-        self.n_bias_updates += len(values)
-        counts = np.diff(np.concatenate(([0], starts, [n])))
-        per_sample = np.repeat(np.vstack([self._bias, *values]), counts, axis=0)
-        self._bias = b
-        return per_sample
-
-    def _piece(self, t: FloatArray, acc: FloatArray, gyr: FloatArray) -> tuple[FloatArray, BoolArray]:
-        axis = self.axis
-        assert axis is not None
+    def _make_kernel(self) -> AngleKernel:
+        """The C loop, starting from the state the pending phase left (run lengths, last time)."""
+        assert self.axis is not None
         s = self.s
-        n = len(t)
-        W = self._still_min_n
-        R = self._anchor_n
-        # quiet: the leg is at most slowly moving (judged against the calibration bias)
-        d0 = gyr - self.calib.gyro_bias_dps
-        quiet = _rowdot(d0, d0) < self._quiet2
-        run = _run_lengths(quiet, self._run)
-        acc_h = np.concatenate((self._tail_a, acc))
-        off = len(self._tail_a)
-        bias: FloatArray = self._bias
-        gyr_h = None
-        span = self._bias_n * 2
-        if run.max() >= span:
-            ends = np.flatnonzero((run >= span) & ((run - span) % self._bias_n == 0))
-            if len(ends):
-                gyr_h = np.concatenate((self._tail_g, gyr))
-                per_sample = self._rest_bias(acc_h, gyr_h, ends, off, n)
-                if per_sample is not None:
-                    bias = per_sample
-        w_vec = gyr - bias
-        raw = _rowdot(w_vec, w_vec) < self._still2
-        run_s = _run_lengths(raw, self._run_s)
-        wc = w_vec[:, 0] * axis[0]
-        wc += w_vec[:, 1] * axis[1]
-        wc += w_vec[:, 2] * axis[2]
-        # still = a window of still_min_s with no sample above still_gyro_dps and a mean axis
-        # rate under still_mean_dps (noise averages out; a slow sag does not)
-        cs = np.empty(n + W)
-        cs[:W] = self._cs_tail
-        cs[W - 1 :] = np.cumsum(np.concatenate(([self._cs_tail[-1]], wc)))
-        still = (run_s >= W) & (np.abs(cs[W:] - cs[:n]) < self._still_sum)
-        self._cs_tail = cs[-W:]
-        lost = np.where(still, wc, 0.0)
-        wc[still] = 0.0
-        # trapezoid: theta[n] = theta[n-1] + (wc[n] + wc[n-1]) / 2 * (t[n] - t[n-1])
-        tp = np.empty(n + 1)
-        tp[0] = self._t_prev if self._t_prev is not None else t[0] - self.calib.dt_nominal_s
-        tp[1:] = t
-        dt = tp[1:] - tp[:-1]
-        wp = np.empty(n + 1)
-        wp[0] = self._wc_prev
-        wp[1:] = wc
-        inc = wp[1:] + wp[:-1]
-        inc *= dt
-        inc *= 0.5
-        # A still window ends with the onset of the next movement, whose first, slow
-        # samples it has zeroed: credit them back where the movement is detected.
-        prev_still = np.empty(n, dtype=bool)
-        prev_still[0] = self._still_prev
-        prev_still[1:] = still[:-1]
-        onsets = np.flatnonzero(prev_still & ~still)
-        lost *= dt
-        lost_all = np.concatenate((self._lost_tail, lost))
-        for k in onsets:
-            inc[k] += lost_all[k : k + W].sum()
-        self._lost_tail = lost_all[-W:]
-        self._still_prev = bool(still[-1])
-        inc[0] += self._theta_prev
-        theta_g = np.cumsum(inc)
-        theta = theta_g + self._corr
-        if dt.max() > s.max_gap_s:  # long gaps: diagnostics (the trapezoid bridges them)
-            self.n_gaps += int((dt > s.max_gap_s).sum())
-            self.max_gap_s = max(self.max_gap_s, float(dt.max()))
-        # compare with gravity: at the first anchor_rest_s of each rest, and after lost samples
-        events: list[tuple[int, int, float]] = []
-        if run.max() >= R:
-            events = [(int(k), R, s.anchor_max_error_deg) for k in np.flatnonzero(run == R)]
-        gaps = np.flatnonzero(dt > self._gap_s)
-        if len(gaps) or self._uncertain:
-            # after lost samples the angle is uncertain: trust gravity at the first still window
-            still_on = np.flatnonzero(still & ~prev_still)
-            g = -1 if self._uncertain else int(gaps[0])
-            while True:
-                later = still_on[still_on > g]
-                if not len(later):
-                    self._uncertain = True
-                    break
-                k = int(later[0])
-                events.append((k, W, 0.0))
-                self.n_gap_anchors += 1
-                nxt = gaps[gaps > k]
-                if not len(nxt):
-                    self._uncertain = False
-                    break
-                g = int(nxt[0])
-            events.sort()
-        if events:
-            self._anchor(events, theta, theta_g, acc_h, off)
-        # carry state
-        keep = max(R, 2 * self._bias_n)
-        self._tail_a = acc_h[-keep:]
-        self._tail_g = (gyr_h if gyr_h is not None else np.concatenate((self._tail_g, gyr)))[-keep:]
-        self._t_prev = float(t[-1])
-        self._wc_prev = float(wc[-1])
-        self._theta_prev = float(theta_g[-1])
-        self._run = int(run[-1])
-        self._run_s = int(run_s[-1])
-        self.n_samples += n
-        self.n_still += int(np.count_nonzero(still))
-        # for the rep segmenter: at rest = quiet (every sample under still_gyro_dps) for
-        # still_min_s; looser than the zero-rate test, so it survives gyro bias drift
-        return theta, run_s >= W
-
-    def _anchor(
-        self, events: list[tuple[int, int, float]], theta: FloatArray, theta_g: FloatArray, window: FloatArray, off: int
-    ) -> None:
-        """Compare with gravity at rest events ``(sample, window, max_error_deg)``; re-anchor if off.
-
-        The accelerometer mean over the ``window`` samples ending at the event gives the tilt
-        about the flexion axis; when it differs from the angle by more than ``max_error_deg``
-        the angle from that sample on is shifted onto it.
-        """
-        axis = self.axis
-        assert axis is not None
-        ref = self.calib.gravity_ref
-        ref_norm = math.sqrt(float(ref.dot(ref)))
-        for k, w, max_err in events:
-            hi = off + k + 1
-            lo = hi - w
-            if lo < 0:
-                continue
-            a_mean = window[lo:hi].mean(axis=0)
-            if abs(math.sqrt(float(a_mean.dot(a_mean))) - ref_norm) > 0.1 * ref_norm:
-                continue  # still but accelerating? (vehicle, impacts) - do not trust
-            tilt = _tilt_about_axis(a_mean, ref, axis)
-            d = (tilt - theta[k] + 180.0) % 360.0 - 180.0
-            if abs(tilt) >= SOFT_ANCHOR_ZONE_DEG:
-                # away from the calibration pose the accelerometer's bias and scale errors
-                # tilt gravity by a few degrees: only large differences are worth a re-anchor
-                max_err = max(max_err, self.s.anchor_max_error_deg)
-            if abs(d) > max_err:
-                self._corr += d
-                self.n_anchors += 1
-                self.anchor_total_deg += abs(d)
-            elif abs(tilt) < SOFT_ANCHOR_ZONE_DEG:
-                # near the calibration pose gravity's tilt is most trustworthy (the
-                # accelerometer bias cancels there): remove part of the gyro drift at rest
-                self._corr += SOFT_ANCHOR_GAIN * d
-            else:
-                continue
-            # theta = theta_g + correction, computed the same way whatever the chunking
-            np.add(theta_g[k:], self._corr, out=theta[k:])
+        return AngleKernel(
+            axis=self.axis.tolist(),
+            gyro_bias0_dps=self.calib.gyro_bias_dps.tolist(),
+            gyro_bias_dps=self._bias.tolist(),
+            gravity_ref=self.calib.gravity_ref.tolist(),
+            still_n=self._still_min_n,
+            anchor_n=self._anchor_n,
+            bias_n=self._bias_n,
+            still_gyro_dps=s.still_gyro_dps,
+            still_mean_dps=s.still_mean_dps,
+            rest_tilt_deg=REST_TILT_DEG,
+            bias_gain=self._bias_gain,
+            bias_jump_dps=BIAS_JUMP_DPS,
+            gap_s=self._gap_s,
+            max_gap_s=s.max_gap_s,
+            anchor_max_error_deg=s.anchor_max_error_deg,
+            soft_zone_deg=SOFT_ANCHOR_ZONE_DEG,
+            soft_gain=SOFT_ANCHOR_GAIN,
+            dt_nominal_s=self.calib.dt_nominal_s,
+            t_prev_s=math.nan if self._t_prev is None else self._t_prev,
+            run=self._run,
+            run_s=self._run_s,
+        )
 
 
 _EMPTY: tuple[FloatArray, FloatArray, BoolArray] = (np.empty(0), np.empty(0), np.empty(0, dtype=bool))
