@@ -201,10 +201,13 @@ class SessionAnalyzer:
         traces = {}
         if self._keep:
             for leg, parts in self._traces.items():
-                traces[leg] = (
-                    np.concatenate([p[0] for p in parts]) if parts else _NONE,
-                    np.concatenate([p[1] for p in parts]) if parts else _NONE,
-                )
+                if len(parts) == 1:
+                    traces[leg] = parts[0]
+                else:
+                    traces[leg] = (
+                        np.concatenate([p[0] for p in parts]) if parts else _NONE,
+                        np.concatenate([p[1] for p in parts]) if parts else _NONE,
+                    )
         return SessionResult(
             reps=reps,
             sets=sets,

@@ -13,7 +13,6 @@ than ``min_up_s`` (swinging the leg up); ``short_hold`` hold shorter than ``min_
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -35,6 +34,14 @@ def rep_flags(rep: Rep | RepMeasures, s: Settings) -> tuple[str, ...]:
     if s.min_hold_s > 0 and rep.hold_s < s.min_hold_s:
         flags.append("short_hold")
     return tuple(flags)
+
+
+def _numbered(r: Rep, set_no: int, rep_no: int, flags: tuple[str, ...]) -> Rep:
+    """``r`` with its set, rep number and flags (positional: ``dataclasses.replace`` is slow)."""
+    return Rep(
+        r.leg, r.start_s, r.peak_s, r.end_s, r.baseline_deg, r.peak_deg, r.rom_deg,
+        r.up_s, r.hold_s, r.down_s, r.closed_s, flags, set_no, rep_no,
+    )  # fmt: skip
 
 
 def group_sets(
@@ -68,7 +75,7 @@ def group_sets(
             flags = r.flags
             if r.leg in medians and r.rom_deg < s.partial_frac * medians[r.leg] and "partial" not in flags:
                 flags = ("partial", *flags)
-            out_reps.append(dataclasses.replace(r, set=set_no, rep=counts[r.leg], flags=flags))
+            out_reps.append(_numbered(r, set_no, counts[r.leg], flags))
         sets.append(
             SetSummary(
                 set=set_no,
