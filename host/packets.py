@@ -466,7 +466,7 @@ class TrackerStats:
     restarts: int = 0
 
     def to_dict(self) -> dict[str, int]:
-        return {k: int(getattr(self, k)) for k in self.__slots__}  # type: ignore[attr-defined]
+        return {k: int(getattr(self, k)) for k in self.__slots__}
 
 
 @dataclass(slots=True)

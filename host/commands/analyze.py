@@ -124,7 +124,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_history:
         from host.history import DEFAULT_EXERCISE, remember_session
 
-        sources = {leg: p for leg, paths in (("left", args.left), ("right", args.right)) if paths for p in paths[:1]}
+        sources: dict[str, str] | list[str] = {
+            leg: paths[0] for leg, paths in (("left", args.left), ("right", args.right)) if paths
+        }
         if any(len(paths or ()) > 1 for paths in (args.left, args.right)):
             sources = [p for paths in (args.left, args.right) if paths for p in paths]
         history_line = remember_session(args.db, result, settings, sources, args.exercise or DEFAULT_EXERCISE)

@@ -48,38 +48,19 @@ async def scan_models(
     clock: Any = None, min_count: int | None = None,
 ) -> list[FoundVendorSensor]:
     """Advertisers :func:`host.sensors.detect` recognises (optionally only ``models``), by name."""
-    from bleak import BleakScanner
-    from bleak.exc import BleakError
+    from host.transport.ble import scan_advertisers
 
-    clock = clock or _Clock()
-    found: dict[str, FoundVendorSensor] = {}
-    enough = asyncio.Event()
-
-    def on_adv(device: Any, adv: Any) -> None:
+    def match(device: Any, adv: Any) -> FoundVendorSensor | None:
         model = detect(adv)
         if model is None or (models is not None and model not in models):
-            return
-        found[device.address] = FoundVendorSensor(
+            return None
+        return FoundVendorSensor(
             device.address.upper(), adv.local_name or device.name or device.address, model, int(adv.rssi), device
         )
-        if min_count is not None and len(found) >= min_count:
-            enough.set()
 
-    kwargs: dict[str, Any] = {"detection_callback": on_adv}
-    if scanner_backend is not None:
-        kwargs["backend"] = scanner_backend
-    try:
-        async with BleakScanner(**kwargs):
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(enough.wait(), timeout_s / clock.speed)
-    except (BleakError, OSError) as exc:
-        from host.transport.ble import _adapter_error
-
-        adapter = _adapter_error(exc)
-        if adapter is not None:
-            raise adapter from exc
-        raise SensorError(f"Bluetooth scan failed: {exc}") from exc
-    return sorted(found.values(), key=lambda s: (s.name, s.address))
+    return await scan_advertisers(
+        match, timeout_s, scanner_backend=scanner_backend, clock=clock, min_count=min_count
+    )
 
 
 class VendorLink:

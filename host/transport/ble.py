@@ -29,7 +29,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from host.errors import PacketError, SensorError
 from host.model import Leg
@@ -49,6 +49,17 @@ from host.packets import (
     stop_request,
     time_sync_request,
 )
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def address(self) -> str: ...
+
+
+_Found = TypeVar("_Found", bound=_Named)
 
 logger = logging.getLogger(__name__)
 
@@ -167,22 +178,50 @@ async def scan_sensors(
     SensorError
         No Bluetooth adapter.
     """
+
+    def match(device: Any, adv: Any) -> FoundSensor | None:
+        if SERVICE_UUID not in [u.lower() for u in adv.service_uuids]:
+            return None
+        name = adv.local_name or device.name or device.address
+        return FoundSensor(device.address.upper(), name, int(adv.rssi), device)
+
+    return await scan_advertisers(
+        match, timeout_s, scanner_backend=scanner_backend, clock=clock, min_count=min_count, service_uuids=[SERVICE_UUID]
+    )
+
+
+async def scan_advertisers(
+    match: Callable[[Any, Any], _Found | None],
+    timeout_s: float,
+    *,
+    scanner_backend: Any = None,
+    clock: Clock | None = None,
+    min_count: int | None = None,
+    service_uuids: list[str] | None = None,
+) -> list[_Found]:
+    """Scan for ``timeout_s`` clock seconds; ``match(device, advertisement)`` keeps an advertiser.
+
+    Stops early once ``min_count`` advertisers matched. Returns the matches (one per address)
+    sorted by name and address. A missing or refused adapter is one ``SensorError`` line.
+    """
     from bleak import BleakScanner
     from bleak.exc import BleakError
 
     clock = clock or MonotonicClock()
-    found: dict[str, FoundSensor] = {}
+    found: dict[str, _Found] = {}
     enough = asyncio.Event()
 
     def on_adv(device: Any, adv: Any) -> None:
-        if SERVICE_UUID not in [u.lower() for u in adv.service_uuids]:
+        hit = match(device, adv)
+        if hit is None:
             return
-        name = adv.local_name or device.name or device.address
-        found[device.address] = FoundSensor(device.address.upper(), name, int(adv.rssi), device)
+        found[device.address] = hit
         if min_count is not None and len(found) >= min_count:
             enough.set()
 
-    kwargs: dict[str, Any] = {"detection_callback": on_adv, "service_uuids": [SERVICE_UUID]}
+    kwargs: dict[str, Any] = {"detection_callback": on_adv}
+    if service_uuids:
+        kwargs["service_uuids"] = service_uuids
     if scanner_backend is not None:
         kwargs["backend"] = scanner_backend
     try:
