@@ -325,13 +325,14 @@ def store_session(
         The session id, and ``created=False`` if the same input content was stored before
         (nothing is written then).
     """
+    sources: tuple[SourceFile, ...]
     if (
         isinstance(source, Sequence)
         and not isinstance(source, str)
         and source
         and all(isinstance(s, SourceFile) for s in source)
     ):
-        sources = tuple(source)  # type: ignore[arg-type]
+        sources = tuple(s for s in source if isinstance(s, SourceFile))
     else:
         sources = source_files(source)  # type: ignore[arg-type]
     key = _content_hash(sources)
@@ -574,16 +575,16 @@ def plot_trends(db: PathLike | sqlite3.Connection | None, path: PathLike) -> int
     canvas_cls(fig)
     ax_reps, ax_peak = fig.subplots(2, 1, sharex=True)
     x = list(range(len(rows)))
-    for leg, reps_of, peak_of in (
-        (Leg.LEFT, lambda r: r.left_reps, lambda r: r.mean_peak_left_deg),
-        (Leg.RIGHT, lambda r: r.right_reps, lambda r: r.mean_peak_right_deg),
+    for leg, reps_attr, peak_attr in (
+        (Leg.LEFT, "left_reps", "mean_peak_left_deg"),
+        (Leg.RIGHT, "right_reps", "mean_peak_right_deg"),
     ):
         xs = [i for i, r in zip(x, rows) if leg in r.legs]
         if not xs:
             continue
         colour = _LEG_COLOUR[leg]
-        ax_reps.plot(xs, [reps_of(rows[i]) for i in xs], "o-", color=colour, label=leg.value)
-        ax_peak.plot(xs, [peak_of(rows[i]) for i in xs], "o-", color=colour, label=leg.value)
+        ax_reps.plot(xs, [getattr(rows[i], reps_attr) for i in xs], "o-", color=colour, label=leg.value)
+        ax_peak.plot(xs, [getattr(rows[i], peak_attr) for i in xs], "o-", color=colour, label=leg.value)
     for i, r in enumerate(rows):
         if r.uneven_sets:
             ax_reps.annotate("uneven", (i, max(r.left_reps, r.right_reps)), xytext=(0, 6),

@@ -287,7 +287,7 @@ def _line2d(style: str, colour: str, label: str) -> Any:
 
     if style in ("v", "o", "s"):
         return Line2D([], [], marker=style, linestyle="none", color=colour, label=label)
-    return Line2D([], [], linestyle=style, color=colour, label=label)
+    return Line2D([], [], linestyle=style, color=colour, label=label)  # type: ignore[arg-type]
 
 
 def _rep_grid(result: SessionResult) -> list[tuple[int, int]]:
@@ -552,10 +552,10 @@ def render_html(
         avg_rows.append((cells, ""))
     flag_names = sorted({f for st in summary.leg_stats for f, _ in st.flags})
     for flag in flag_names:
-        counts = [dict(summary.stats_of(leg).flags).get(flag, 0) for leg in legs]
-        cells = [f"flag: {flag}"] + [str(c) for c in counts]
+        per_leg = [dict(summary.stats_of(leg).flags).get(flag, 0) for leg in legs]
+        cells = [f"flag: {flag}"] + [str(c) for c in per_leg]
         if summary.differences:
-            cells.append(f"{counts[0] - counts[1]:+d}")
+            cells.append(f"{per_leg[0] - per_leg[1]:+d}")
         avg_rows.append((cells, ""))
     avg_headers = ["measure"] + [leg.value for leg in legs] + (["left − right"] if summary.differences else [])
     parts += ["<h2>Averages</h2>", _table(avg_headers, avg_rows, "averages")]

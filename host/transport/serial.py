@@ -62,7 +62,7 @@ class SerialSensorLink:
     """
 
     def __init__(self, port: str, baudrate: int = DEFAULT_BAUD, clock: Clock = time.monotonic) -> None:
-        import serial
+        import serial  # type: ignore[import-untyped]  # pyserial ships no type information
 
         self.port = port
         self.clock = clock
