@@ -197,16 +197,9 @@ def parse_reps_csv(text: str, source_name: str = "<reps.csv>") -> tuple[Rep, ...
 
 def read_reps_csv(path: str | os.PathLike[str]) -> tuple[Rep, ...]:
     """Read a reps CSV written by :func:`write_reps_csv` (see :func:`parse_reps_csv`)."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{p}: an existing reps CSV file expected, got no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{p}: a reps CSV file expected, got a directory") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{p}: a readable reps CSV file expected, got {exc}") from None
-    return parse_reps_csv(text, str(p))
+    from host.imu_csv import read_text_file
+
+    return parse_reps_csv(read_text_file(path, "reps CSV file"), str(Path(path)))
 
 
 # --------------------------------------------------------------------------- summary JSON

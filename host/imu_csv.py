@@ -250,20 +250,28 @@ def read_imu_csv(path: str | os.PathLike[str]) -> ImuBlock:
     InputError
         The file is missing, a directory, unreadable, not UTF-8 text, or its content is invalid.
     """
+    return parse_imu_csv(read_text_file(path, "IMU CSV file"), str(path))
+
+
+def read_text_file(path: str | os.PathLike[str], what: str) -> str:
+    """Read a UTF-8 text file (BOM allowed); every failure is one ``InputError`` line naming ``what``.
+
+    ``what`` names the expected file, e.g. ``"IMU CSV file"``.
+    """
     p = Path(path)
+    article = "an" if what[:1].lower() in "aeiou" else "a"
     try:
-        text = p.read_text(encoding="utf-8-sig")
+        return p.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise InputError(f"{p}: an existing IMU CSV file expected, got no such file") from None
+        raise InputError(f"{p}: an existing {what} expected, got no such file") from None
     except IsADirectoryError:
-        raise InputError(f"{p}: an IMU CSV file expected, got a directory") from None
+        raise InputError(f"{p}: {article} {what} expected, got a directory") from None
     except PermissionError:
-        raise InputError(f"{p}: a readable IMU CSV file expected, got permission denied") from None
+        raise InputError(f"{p}: a readable {what} expected, got permission denied") from None
     except UnicodeDecodeError as exc:
         raise InputError(f"{p}: UTF-8 text expected, got a non-text byte at offset {exc.start}") from None
     except OSError as exc:
-        raise InputError(f"{p}: a readable IMU CSV file expected, got {exc.strerror or exc}") from None
-    return parse_imu_csv(text, str(p))
+        raise InputError(f"{p}: a readable {what} expected, got {exc.strerror or exc}") from None
 
 
 def format_imu_csv(block: ImuBlock) -> str:
