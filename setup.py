@@ -1,4 +1,8 @@
-"""Build of legrep's C kernel (``host._fastcore``); everything else is in pyproject.toml.
+"""Build of legrep's C kernel (``legrep._fastcore``) and the package map; the rest is in pyproject.toml.
+
+The folder ``host/`` is installed as the package ``legrep`` and ``firmware_sim/`` as ``legrep_sim``
+(``package_dir`` in pyproject.toml); every subpackage found under them is listed here, so a new
+subpackage needs no edit.
 
 The kernel is plain C over the CPython buffer protocol (no numpy headers needed).
 ``-ffp-contract=off`` keeps gcc from fusing multiply-adds, so the angle trace is the same
@@ -7,8 +11,16 @@ on every CPU, not only the same for every chunking.
 
 import sys
 
-from setuptools import Extension, setup
+from setuptools import Extension, find_packages, setup
+
+
+def _packages(folder: str, name: str) -> list[str]:
+    return [name] + [f"{name}.{sub}" for sub in find_packages(folder)]
+
 
 flags = [] if sys.platform == "win32" else ["-O2", "-ffp-contract=off", "-std=c99", "-Wall", "-Wextra"]
 
-setup(ext_modules=[Extension("host._fastcore", sources=["host/_fastcore.c"], extra_compile_args=flags)])
+setup(
+    packages=_packages("host", "legrep") + _packages("firmware_sim", "legrep_sim"),
+    ext_modules=[Extension("legrep._fastcore", sources=["host/_fastcore.c"], extra_compile_args=flags)],
+)

@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from conftest import blocks_of, match_reps  # noqa: E402
 
-from firmware_sim.scenarios import accuracy_grid, simulate  # noqa: E402
-from host.model import Leg  # noqa: E402
-from host.pipeline import analyze_arrays  # noqa: E402
+from legrep_sim.scenarios import accuracy_grid, simulate  # noqa: E402
+from legrep.model import Leg  # noqa: E402
+from legrep.pipeline import analyze_arrays  # noqa: E402
 
 
 def main() -> int:

@@ -4,7 +4,7 @@
 
 Two simulated thigh sensors at ``--rate`` Hz; their packets (MTU 247: 18 samples each) are built with
 the firmware's own encoder and fed, as records stamped with their arrival time, through the live path
-the capture uses (:class:`host.live_core.SessionCore`: decode -> tracker -> clock -> analysis), without
+the capture uses (:class:`legrep.live_core.SessionCore`: decode -> tracker -> clock -> analysis), without
 the simulated radio. A 3-minute simulated session (two sets) is repeated to make ``--hours``.
 
 Figures and targets:
@@ -27,12 +27,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from firmware_sim import protocol as proto  # noqa: E402
-from firmware_sim.scenarios import SessionSpec, SetSpec, simulate  # noqa: E402
-from host.live_core import SensorInfo, SessionCore  # noqa: E402
-from host.model import Leg  # noqa: E402
-from host.pipeline import RepClosed  # noqa: E402
-from host.recording import Kind, Record  # noqa: E402
+from legrep_sim import protocol as proto  # noqa: E402
+from legrep_sim.scenarios import SessionSpec, SetSpec, simulate  # noqa: E402
+from legrep.live_core import SensorInfo, SessionCore  # noqa: E402
+from legrep.model import Leg  # noqa: E402
+from legrep.pipeline import RepClosed  # noqa: E402
+from legrep.recording import Kind, Record  # noqa: E402
 
 N_PER_PACKET = 18  # MTU 247 (docs/protocol.md section 2)
 LATENCY_S = 0.008  # radio + stack latency added to the last sample time (arrival stamp)

@@ -23,9 +23,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from firmware_sim.scenarios import long_session  # noqa: E402
-from host.model import ImuBlock, Leg  # noqa: E402
-from host.pipeline import SessionAnalyzer, analyze_arrays  # noqa: E402
+from legrep_sim.scenarios import long_session  # noqa: E402
+from legrep.model import ImuBlock, Leg  # noqa: E402
+from legrep.pipeline import SessionAnalyzer, analyze_arrays  # noqa: E402
 
 
 def _blocks(session: object) -> dict[Leg, ImuBlock]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from firmware_sim import protocol as p
+from . import protocol as p
 
 FloatArray = npt.NDArray[np.float64]
 SampleSource = Callable[[FloatArray], tuple[FloatArray, FloatArray]]
@@ -49,7 +49,7 @@ def array_source(time_s: npt.ArrayLike, acc_g: npt.ArrayLike, gyr_dps: npt.Array
 
 
 def signal_source(signal: object, delay_s: float = 0.0) -> SampleSource:
-    """A sample source replaying a simulated thigh signal (``firmware_sim.scenarios.SimSignal``).
+    """A sample source replaying a simulated thigh signal (``legrep_sim.scenarios.SimSignal``).
 
     The signal's ``true_time_s``/``acc_g``/``gyr_dps`` are interpolated; ``delay_s`` shifts the
     movement later in true time (the first sample -- the still neutral pose -- is held before it),

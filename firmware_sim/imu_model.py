@@ -1,6 +1,6 @@
 """What a thigh IMU measures: rigid-body physics plus realistic sensor errors.
 
-The thigh is a rigid body rotating about the hip joint (see :mod:`firmware_sim.motion` for
+The thigh is a rigid body rotating about the hip joint (see :mod:`legrep_sim.motion` for
 frames). The sensor sits at ``offset_thigh_m`` from the hip, in any mounting orientation
 ``mounting`` (sensor -> thigh rotation). It measures
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
-from firmware_sim.motion import FloatArray, LegMotion
+from .motion import FloatArray, LegMotion
 
 G_MPS2 = 9.80665
 """Standard gravity (CGPM 1901; ISO 80000-3)."""

@@ -1,4 +1,4 @@
-"""Regenerate the bundled synthetic recordings: ``python -m firmware_sim.make_recordings [OUT_DIR]``.
+"""Regenerate the bundled synthetic recordings: ``python -m legrep_sim.make_recordings [OUT_DIR]``.
 
 Deterministic: the same code and seeds write byte-identical files. Each recording directory
 holds ``left.csv``, ``right.csv`` (generic IMU CSV), ``truth.json`` and a ``README.md`` that
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from firmware_sim.scenarios import FAST, SessionSpec, SetSpec, SimSession, simulate
+from .scenarios import FAST, SessionSpec, SetSpec, SimSession, simulate
 
 CONTROLLED = dict(up_s=1.0, hold_s=0.5, down_s=2.2, bottom_rest_s=0.6)
 """Lowering under control, as a trainer asks (about 2 s), quick enough for two sets in ~3.5 min."""
@@ -55,10 +55,10 @@ def _readme(name: str, sim: SimSession, seed: int, description: str) -> str:
         "(`firmware_sim`), not recorded from a person. Regenerate them with:",
         "",
         "```",
-        "python -m firmware_sim.make_recordings",
+        "python -m legrep_sim.make_recordings",
         "```",
         "",
-        f"Recipe: `firmware_sim.make_recordings.RECORDINGS[{name!r}]`, seed `{seed}`.",
+        f"Recipe: `legrep_sim.make_recordings.RECORDINGS[{name!r}]`, seed `{seed}`.",
         "",
         description,
         "",
@@ -92,7 +92,7 @@ def make_recordings(out_dir: str | Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) > 1:
-        print(f"usage: python -m firmware_sim.make_recordings [OUT_DIR]; got {len(args)} arguments", file=sys.stderr)
+        print(f"usage: python -m legrep_sim.make_recordings [OUT_DIR]; got {len(args)} arguments", file=sys.stderr)
         return 2
     out = Path(args[0]) if args else Path(__file__).resolve().parent.parent / "recordings"
     for path in make_recordings(out):

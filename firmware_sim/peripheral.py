@@ -1,13 +1,13 @@
 """A legrep thigh sensor as a real BLE peripheral on Google's bumble stack.
 
-:class:`SensorPeripheral` puts a transport-free :class:`~firmware_sim.firmware.SensorFirmware`
+:class:`SensorPeripheral` puts a transport-free :class:`~legrep_sim.firmware.SensorFirmware`
 behind bumble's GATT server: the legrep service (docs/protocol.md section 1), Battery Service
 0x180F and Device Information 0x180A, advertising ``legrep-XXXX`` and the 128-bit service UUID in
 the advertising data itself. Time is a :class:`SimClock` (virtual seconds = wall seconds × speed),
 so tests and the demo run a session faster than real time while the host sees consistent clocks.
 
 The controller is either a virtual one on an in-process bumble ``LocalLink``
-(:meth:`firmware_sim.virtual_ble.VirtualRadio.new_controller`) or, with :func:`serve_tcp`, the
+(:meth:`legrep_sim.virtual_ble.VirtualRadio.new_controller`) or, with :func:`serve_tcp`, the
 sensors live in this process and a host in another process attaches to an HCI controller on the
 same link over TCP (loopback only).
 """
@@ -29,7 +29,7 @@ from bumble.gatt import Characteristic, CharacteristicValue, Service
 from bumble.host import Host
 from bumble.transport.common import AsyncPipeSink
 
-from firmware_sim import protocol as proto
+from . import protocol as proto
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ DEFAULT_MTU = 23
 
 
 class Firmware(Protocol):
-    """What the peripheral needs from the firmware model (``firmware_sim.firmware.SensorFirmware``)."""
+    """What the peripheral needs from the firmware model (``legrep_sim.firmware.SensorFirmware``)."""
 
     battery_pct: int
 
@@ -439,7 +439,7 @@ async def serve_tcp(
     """
     from bumble.transport import open_transport
 
-    from firmware_sim.virtual_ble import CancellableController, VirtualRadio
+    from .virtual_ble import CancellableController, VirtualRadio
 
     radio = VirtualRadio()
     transport = await open_transport(f"tcp-server:127.0.0.1:{port}")
@@ -531,8 +531,8 @@ async def simulate_sensors(
     The sensors store their leg in "flash" (SET_LEG code 1 left, 2 right), like sensors a person
     assigned once. Ranges default to 16 g / 2000 dps, the simulator's own full scale.
     """
-    from firmware_sim.firmware import FirmwareConfig, SensorFirmware, array_source
-    from firmware_sim.virtual_ble import VirtualRadio
+    from .firmware import FirmwareConfig, SensorFirmware, array_source
+    from .virtual_ble import VirtualRadio
 
     radio = radio or VirtualRadio()
     clock = SimClock(speed)
@@ -569,15 +569,15 @@ async def simulate_sensors(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m firmware_sim.peripheral --tcp PORT``: two simulated sensors (a simulated session
+    """``python -m legrep_sim.peripheral --tcp PORT``: two simulated sensors (a simulated session
     in real time) behind an HCI controller on 127.0.0.1:PORT; a host uses it as its adapter with
     ``legrep scan --hci tcp-client:127.0.0.1:PORT`` / ``legrep capture --hci ...``."""
     import argparse
 
-    from firmware_sim.firmware import FirmwareConfig, SensorFirmware, array_source
-    from firmware_sim.scenarios import SessionSpec, SetSpec, simulate
+    from .firmware import FirmwareConfig, SensorFirmware, array_source
+    from .scenarios import SessionSpec, SetSpec, simulate
 
-    parser = argparse.ArgumentParser(prog="python -m firmware_sim.peripheral", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m legrep_sim.peripheral", description=main.__doc__)
     parser.add_argument("--tcp", type=int, required=True, metavar="PORT", help="loopback TCP port of the HCI controller")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)

@@ -3,7 +3,7 @@
 ``simulate(spec, seed)`` turns a :class:`SessionSpec` (exercise, sets, tempo, sensor error
 level, mounting, losses...) into per-leg sensor streams (:class:`SimSignal`) plus the truth
 (:class:`TruthRep`, :class:`TruthSet`), measured on the true hip angle with the definitions
-of :func:`firmware_sim.motion.measure_rep`. Everything is deterministic in ``seed``.
+of :func:`legrep_sim.motion.measure_rep`. Everything is deterministic in ``seed``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from firmware_sim.imu_model import (
+from .imu_model import (
     LEVELS,
     Int16Array,
     Mounting,
@@ -25,7 +25,7 @@ from firmware_sim.imu_model import (
     device_clock,
     render,
 )
-from firmware_sim.motion import FloatArray, Programme, ProgrammeBuilder, measure_rep
+from .motion import FloatArray, Programme, ProgrammeBuilder, measure_rep
 
 TRUTH_RATE_HZ = 5000.0
 """Grid on which truth is measured (the brief asks for >= 1 kHz)."""
@@ -228,7 +228,7 @@ class SimSession:
         """The truth as a JSON-ready dict (what ``truth.json`` holds)."""
         return {
             "synthetic": True,
-            "generator": "firmware_sim.scenarios.simulate",
+            "generator": "legrep_sim.scenarios.simulate",
             "seed": self.seed,
             "spec": self.spec.to_dict(),
             "duration_s": self.duration_s,

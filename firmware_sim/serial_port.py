@@ -18,8 +18,8 @@ import tty
 from collections.abc import Callable
 from types import TracebackType
 
-from firmware_sim import protocol as p
-from firmware_sim.firmware import SensorFirmware
+from . import protocol as p
+from .firmware import SensorFirmware
 
 MAX_PENDING_BYTES = 1 << 20
 """Bytes queued for a host that does not read; beyond this the oldest are dropped (like a UART)."""

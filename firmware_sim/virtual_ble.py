@@ -14,7 +14,7 @@ central) and hands out scanner/client backend classes bound to it::
 Everything goes through bumble's real HCI host, L2CAP, ATT and GATT layers; only the radio is
 an in-memory link. The host adapter can also be a controller in another process reached over an
 HCI transport (``VirtualRadio(hci_spec="tcp-client:127.0.0.1:PORT")``), see
-:func:`firmware_sim.peripheral.serve_tcp`.
+:func:`legrep_sim.peripheral.serve_tcp`.
 
 Facts this module relies on (bleak 3.1, bumble 0.0.236):
 
@@ -125,7 +125,7 @@ class VirtualRadio:
     ----------
     hci_spec : str, optional
         Use a controller reached through this bumble transport spec as the host adapter
-        (e.g. ``"tcp-client:127.0.0.1:9999"``, served by :func:`firmware_sim.peripheral.serve_tcp`)
+        (e.g. ``"tcp-client:127.0.0.1:9999"``, served by :func:`legrep_sim.peripheral.serve_tcp`)
         instead of a controller in this process.
     """
 

@@ -1,11 +1,11 @@
-"""legrep host: thigh IMU streams in, hip angle, reps, tempo and per-leg balance out.
+"""legrep: thigh IMU streams in, hip angle, reps, tempo and per-leg balance out.
 
-Notebook API (numpy arrays in, :class:`~host.model.SessionResult` out)::
+Notebook API (numpy arrays in, :class:`~legrep.model.SessionResult` out)::
 
-    from host import analyze_arrays
+    from legrep import analyze_arrays
     result = analyze_arrays(left=(time_s, acc_g, gyr_dps), right=None)
 
-Imports are lazy so ``import host`` stays cheap.
+Imports are lazy so ``import legrep`` stays cheap.
 """
 
 from __future__ import annotations
@@ -26,23 +26,23 @@ __all__ = [
 ]
 
 _WHERE = {
-    "Leg": "host.model",
-    "ImuBlock": "host.model",
-    "Rep": "host.model",
-    "SetSummary": "host.model",
-    "SessionResult": "host.model",
-    "Settings": "host.settings",
-    "LegPipeline": "host.pipeline",
-    "SessionAnalyzer": "host.pipeline",
-    "analyze_arrays": "host.pipeline",
-    "LegrepError": "host.errors",
+    "Leg": "legrep.model",
+    "ImuBlock": "legrep.model",
+    "Rep": "legrep.model",
+    "SetSummary": "legrep.model",
+    "SessionResult": "legrep.model",
+    "Settings": "legrep.settings",
+    "LegPipeline": "legrep.pipeline",
+    "SessionAnalyzer": "legrep.pipeline",
+    "analyze_arrays": "legrep.pipeline",
+    "LegrepError": "legrep.errors",
 }
 
 if TYPE_CHECKING:
-    from host.errors import LegrepError
-    from host.model import ImuBlock, Leg, Rep, SessionResult, SetSummary
-    from host.pipeline import LegPipeline, SessionAnalyzer, analyze_arrays
-    from host.settings import Settings
+    from .errors import LegrepError
+    from .model import ImuBlock, Leg, Rep, SessionResult, SetSummary
+    from .pipeline import LegPipeline, SessionAnalyzer, analyze_arrays
+    from .settings import Settings
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,4 @@
-"""Type stub of the C extension ``host._fastcore`` (source: host/_fastcore.c).
+"""Type stub of the C extension ``legrep._fastcore`` (source: host/_fastcore.c).
 
 Arrays are read through the buffer protocol: float64 or bool as stated, any strides.
 Wrong dtypes, shapes or lengths raise ValueError naming the argument, what was expected

@@ -2,7 +2,7 @@
 
 Each command module provides ``register(subparsers)`` (adds its parser and sets
 ``func``) and a ``run(args) -> int``. ``main(argv)`` returns the exit code, so
-tests call it directly. Any :class:`host.errors.LegrepError` becomes one line on
+tests call it directly. Any :class:`legrep.errors.LegrepError` becomes one line on
 stderr and exit code 2; no traceback reaches the user (``-v`` shows it).
 """
 
@@ -14,7 +14,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from host.errors import LegrepError
+from .errors import LegrepError
 
 # Order is the order in ``legrep --help``. Add a command by adding its module.
 COMMANDS: tuple[str, ...] = (
@@ -29,18 +29,28 @@ COMMANDS: tuple[str, ...] = (
 )
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("legrep")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="legrep",
         description="Rep counter for leg lifts from two thigh IMUs.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    parser.add_argument("--version", action="version", version=f"legrep {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         try:
-            module = importlib.import_module(f"host.commands.{name}")
+            module = importlib.import_module(f"legrep.commands.{name}")
         except ModuleNotFoundError as exc:
-            if exc.name != f"host.commands.{name}":
+            if exc.name != f"legrep.commands.{name}":
                 raise
             continue  # command not built yet
         module.register(sub)

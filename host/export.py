@@ -1,4 +1,4 @@
-"""Exports of a :class:`~host.model.SessionResult`: reps CSV, summary JSON, a readable table.
+"""Exports of a :class:`~legrep.model.SessionResult`: reps CSV, summary JSON, a readable table.
 
 ``format_table`` and ``summary_dict`` are pure; the ``write_*``/``read_*`` functions are
 the file edges. Definitions of the per-rep measures are in README "Rep measures".
@@ -13,9 +13,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from host.errors import InputError
-from host.model import Leg, Rep, SessionResult
-from host.settings import Settings
+from .errors import InputError
+from .model import Leg, Rep, SessionResult
+from .settings import Settings
 
 __all__ = [
     "REPS_COLUMNS",
@@ -197,7 +197,7 @@ def parse_reps_csv(text: str, source_name: str = "<reps.csv>") -> tuple[Rep, ...
 
 def read_reps_csv(path: str | os.PathLike[str]) -> tuple[Rep, ...]:
     """Read a reps CSV written by :func:`write_reps_csv` (see :func:`parse_reps_csv`)."""
-    from host.imu_csv import read_text_file
+    from .imu_csv import read_text_file
 
     return parse_reps_csv(read_text_file(path, "reps CSV file"), str(Path(path)))
 

@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
-from host.errors import InputError, LegrepError
-from host.model import Leg, SessionResult
-from host.settings import Settings
+from .errors import InputError, LegrepError
+from .model import Leg, SessionResult
+from .settings import Settings
 
 __all__ = [
     "DEFAULT_EXERCISE",
@@ -565,7 +565,7 @@ def plot_trends(db: PathLike | sqlite3.Connection | None, path: PathLike) -> int
     InputError
         If no session is stored.
     """
-    from host.report import _LEG_COLOUR, _matplotlib
+    from .report import _LEG_COLOUR, _matplotlib
 
     rows = list_sessions(db)
     if not rows:
@@ -720,7 +720,7 @@ def _mtime_iso(paths: Sequence[Path]) -> str:
 
 def _recording_meta(path: Path) -> tuple[str | None, Settings | None]:
     """``started_at`` (ISO 8601) and the analysis settings a recording's META stores, if any."""
-    from host.recording import RecordingReader
+    from .recording import RecordingReader
 
     meta = RecordingReader(path).meta
     started: str | None = None
@@ -744,10 +744,10 @@ def analyze_input(
     """
     if item.recording is not None:
         try:
-            from host.recording import replay_recording
+            from .recording import replay_recording
         except ImportError:
             raise InputError(
-                f"{item.recording}: an IMU CSV (or a folder of them) expected; reading recordings needs host.recording,"
+                f"{item.recording}: an IMU CSV (or a folder of them) expected; reading recordings needs legrep.recording,"
                 " which this legrep does not have yet"
             ) from None
         recorded_start, recorded_settings = _recording_meta(item.recording)
@@ -758,8 +758,8 @@ def analyze_input(
             started_at = recorded_start
     else:
         settings = settings or Settings()
-        from host.imu_csv import read_imu_csv
-        from host.pipeline import analyze_arrays
+        from .imu_csv import read_imu_csv
+        from .pipeline import analyze_arrays
 
         left = read_imu_csv(item.left_csv) if item.left_csv is not None else None
         right = read_imu_csv(item.right_csv) if item.right_csv is not None else None

@@ -1,7 +1,7 @@
 """Bring-your-own recordings: CSV exports of phone sensor apps and the vendors' apps.
 
 A phone (or a vendor sensor) strapped to the thigh records accelerometer and gyroscope; these
-importers turn its export into one :class:`~host.model.ImuBlock` (seconds from the first sample,
+importers turn its export into one :class:`~legrep.model.ImuBlock` (seconds from the first sample,
 g, deg/s) for ``legrep analyze``. Formats are recognised by their header; columns and units are
 those each app documents or writes:
 
@@ -21,7 +21,7 @@ format                 files and columns (units)
                        Gyroscope file.
 ``polar-sensor-logger`` Polar Sensor Logger ``..._ACC.txt``: ``Phone timestamp;sensor timestamp
                        [ns];X [mg];Y [mg];Z [mg]``; ``..._GYRO.txt``: ``X [dps]`` ... (``;``-separated).
-``legrep``             legrep's own IMU CSV (``time_s,acc_x_g,...``), see :mod:`host.imu_csv`.
+``legrep``             legrep's own IMU CSV (``time_s,acc_x_g,...``), see :mod:`legrep.imu_csv`.
 =====================  ==========================================================================
 
 Anything else: a mapping ``time=COLUMN:UNIT,acc_x=COLUMN:UNIT,...`` (:func:`parse_import_map`),
@@ -29,7 +29,7 @@ units ``s ms us ns`` for time, ``g mg mps2`` for acc, ``dps rads`` for gyro.
 
 When accelerometer and gyroscope come in two files, the gyroscope is interpolated onto the
 accelerometer's times (same device clock), over the span both cover. The parsers do no I/O;
-:func:`read_import` is the file edge. Every problem is one-line :class:`~host.errors.InputError`.
+:func:`read_import` is the file edge. Every problem is one-line :class:`~legrep.errors.InputError`.
 """
 
 from __future__ import annotations
@@ -43,9 +43,9 @@ from pathlib import Path
 
 import numpy as np
 
-from host.errors import InputError
-from host.model import ImuBlock
-from host.sensors._common import STANDARD_GRAVITY_MPS2
+from .errors import InputError
+from .model import ImuBlock
+from .sensors._common import STANDARD_GRAVITY_MPS2
 
 __all__ = ["ColumnSpec", "ImportMap", "Imported", "parse_import_map", "parse_tables", "read_import", "FORMATS"]
 
@@ -273,7 +273,7 @@ def parse_tables(texts: Sequence[tuple[str, str]], mapping: ImportMap | None = N
         name, text = texts[0]
         head = text.lstrip("\ufeff").split("\n", 1)[0].lower()
         if head.replace(" ", "").startswith("time_s,") or "acc_x_g" in head:
-            from host.imu_csv import parse_imu_csv
+            from .imu_csv import parse_imu_csv
 
             return Imported(parse_imu_csv(text, name), "legrep")
     parts = [

@@ -11,7 +11,7 @@ order mark, blank lines, and convertible units (``time_ms``/``time_us``,
 missing column, a missing or unknown unit, a row with the wrong number of fields
 (a truncated last line included), a value that is not a number, NaN or infinity,
 time that does not strictly increase, and fewer than two samples. Every problem is
-an :class:`~host.errors.InputError` whose message is one line::
+an :class:`~legrep.errors.InputError` whose message is one line::
 
     <file>:<line>: <what was expected>, got <what arrived>
 
@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from host.errors import InputError
-from host.model import ImuBlock
+from .errors import InputError
+from .model import ImuBlock
 
 __all__ = [
     "STANDARD_GRAVITY_MPS2",

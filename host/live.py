@@ -1,14 +1,14 @@
 """The live session loop: sensor links -> records -> shared core -> events -> view and recording.
 
-Every byte a :class:`~host.transport.ble.SensorLink` delivers (IMU notifications, control requests and
-replies, status reads, link events) becomes a :class:`~host.recording.Record` stamped with session
+Every byte a :class:`~legrep.transport.ble.SensorLink` delivers (IMU notifications, control requests and
+replies, status reads, link events) becomes a :class:`~legrep.recording.Record` stamped with session
 seconds; each record is written to the recording (if any) and fed, in the same order, to
-:class:`host.live_core.SessionCore` — the path ``legrep replay`` runs too, so a replay of the
+:class:`legrep.live_core.SessionCore` — the path ``legrep replay`` runs too, so a replay of the
 recording gives the same reps. The only decisions taken here are transport ones: when to TIME_SYNC,
 which gaps to RESEND (the tracker says), what to do after a reconnection.
 
-Vendor sensors (``host.sensors``: WitMotion, Movella DOT, MetaMotion, Polar) join through
-:class:`host.sensors.link.VendorLiveLink`: its queue holds the DATA payloads of a vendor sensor, its
+Vendor sensors (``legrep.sensors``: WitMotion, Movella DOT, MetaMotion, Polar) join through
+:class:`legrep.sensors.link.VendorLiveLink`: its queue holds the DATA payloads of a vendor sensor, its
 SENSOR record names the model and configuration, and instead of legrep control requests the loop
 calls its ``start``/``stop``. Everything else (records, analysis, view, recording) is the same.
 
@@ -28,14 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from host.errors import SensorError
-from host.live_core import SensorInfo, SessionCore
-from host.model import Leg, Rep, SessionResult, SetSummary
-from host.packets import resend_request, start_request, stop_request, time_sync_request
-from host.pipeline import RepClosed, SetClosed
-from host.recording import Kind, Record, RecordingWriter
-from host.settings import Settings
-from host.transport.ble import Clock, LinkEvent
+from .errors import SensorError
+from .live_core import SensorInfo, SessionCore
+from .model import Leg, Rep, SessionResult, SetSummary
+from .packets import resend_request, start_request, stop_request, time_sync_request
+from .pipeline import RepClosed, SetClosed
+from .recording import Kind, Record, RecordingWriter
+from .settings import Settings
+from .transport.ble import Clock, LinkEvent
 
 logger = logging.getLogger(__name__)
 
@@ -354,9 +354,9 @@ class LiveSession:
         self._t0 = self.clock.now_s()
         if self.recording_path is not None:
             self.recording_path.parent.mkdir(parents=True, exist_ok=True)
-            from host.export import legrep_version
+            from .export import legrep_version
 
-            meta = {  # the same META keys as host.live_core.RecordingCore writes
+            meta = {  # the same META keys as legrep.live_core.RecordingCore writes
                 "legs": [leg.value for leg in self.legs],
                 "settings": self.settings.to_dict(),
                 "legrep_version": legrep_version(),

@@ -1,10 +1,10 @@
 """The one path from sensor bytes to reps, shared by live capture and replay.
 
-Everything a transport edge sees is turned into a :class:`~host.recording.Record` (data packet,
+Everything a transport edge sees is turned into a :class:`~legrep.recording.Record` (data packet,
 control request sent, control reply, status, event) stamped with host seconds since the session
 start. :class:`SessionCore` consumes those records: per sensor a :class:`SensorStream` (decoder ->
-:class:`~host.packets.PacketTracker` -> :class:`~host.clock.ClockMapper` -> :class:`ImuBlock`),
-then one :class:`~host.pipeline.SessionAnalyzer`. Live capture writes each record to the recording
+:class:`~legrep.packets.PacketTracker` -> :class:`~legrep.clock.ClockMapper` -> :class:`ImuBlock`),
+then one :class:`~legrep.pipeline.SessionAnalyzer`. Live capture writes each record to the recording
 *and* feeds it here; replay reads the file and feeds the same records in the same order, so it gets
 the same samples, times and reps.
 
@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from host.clock import ClockMapper
-from host.errors import InputError, PacketError, RecordingError
-from host.model import ImuBlock, Leg, SessionResult
-from host.packets import (
+from .clock import ClockMapper
+from .errors import InputError, PacketError, RecordingError
+from .model import ImuBlock, Leg, SessionResult
+from .packets import (
     ControlReply,
     Opcode,
     PacketTracker,
@@ -37,8 +37,8 @@ from host.packets import (
     resend_request,
     tick_offset,
 )
-from host.recording import Kind, Record
-from host.settings import Settings
+from .recording import Kind, Record
+from .settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +53,8 @@ class SensorInfo:
     """What a SENSOR record says about one sensor.
 
     A legrep sensor is described by its 32-byte status (``status``); a vendor sensor (``model`` one
-    of :data:`host.sensors.MODELS`) has no legrep status and is described by ``model`` and
-    ``config`` (a :class:`host.sensors.SensorConfig` as a dict), which is all its decoder needs.
+    of :data:`legrep.sensors.MODELS`) has no legrep status and is described by ``model`` and
+    ``config`` (a :class:`legrep.sensors.SensorConfig` as a dict), which is all its decoder needs.
     """
 
     index: int
@@ -70,7 +70,7 @@ class SensorInfo:
 
     @property
     def vendor(self) -> bool:
-        """True for a vendor sensor (decoded by :class:`host.sensors.VendorStream`)."""
+        """True for a vendor sensor (decoded by :class:`legrep.sensors.VendorStream`)."""
         return self.status is None
 
     def to_json(self) -> dict[str, Any]:
@@ -107,14 +107,14 @@ class SensorInfo:
     @staticmethod
     def make_vendor(index: int, leg: Leg, model: str, config: dict[str, Any], address: str = "", name: str = "",
                     serial: str = "", firmware: str = "") -> "SensorInfo":
-        """A vendor sensor's info: ``model`` (a key of ``host.sensors.MODELS``) and its config dict.
+        """A vendor sensor's info: ``model`` (a key of ``legrep.sensors.MODELS``) and its config dict.
 
         Raises
         ------
         InputError
             ``model`` is not a vendor model, or ``config`` lacks rate_hz, acc_range_g, gyr_range_dps.
         """
-        from host.sensors import MODELS, SensorConfig, get_model
+        from .sensors import MODELS, SensorConfig, get_model
 
         if model not in MODELS:
             get_model(model)  # the one-line error listing the known models
@@ -123,7 +123,7 @@ class SensorInfo:
 
     @staticmethod
     def from_json(value: dict[str, Any]) -> "SensorInfo":
-        from host.sensors import MODELS
+        from .sensors import MODELS
 
         try:
             model = str(value.get("model", ""))
@@ -257,7 +257,7 @@ class SessionCore:
     def __init__(
         self, legs: Sequence[Leg], settings: Settings | None = None, keep_traces: bool = True, keep_samples: bool = False
     ) -> None:
-        from host.pipeline import SessionAnalyzer
+        from .pipeline import SessionAnalyzer
 
         if not legs:
             raise InputError("expected at least one leg, got none")
@@ -288,9 +288,9 @@ class SessionCore:
 
     def add_sensor(self, info: SensorInfo) -> None:
         """Start decoding a sensor: a :class:`SensorStream` for legrep, a ``VendorStream`` for a vendor
-        model (``info.model`` in ``host.sensors.MODELS``; DATA records then hold
+        model (``info.model`` in ``legrep.sensors.MODELS``; DATA records then hold
         ``encode_notification(channel, data)``)."""
-        from host.sensors import MODELS, SensorConfig, VendorStream, get_model
+        from .sensors import MODELS, SensorConfig, VendorStream, get_model
 
         if info.leg not in self.legs:
             raise InputError(f"sensor {info.name or info.index} is on the {info.leg.value} leg; session legs are {[x.value for x in self.legs]}")
@@ -447,14 +447,14 @@ class RecordingCore:
         meta: dict[str, Any] | None = None,
         keep_samples: bool = False,
     ) -> None:
-        from host.recording import RecordingWriter
+        from .recording import RecordingWriter
 
         self.core = SessionCore(legs, settings, keep_samples=keep_samples)
         self.writer: RecordingWriter | None = None
         if recording is not None:
             from datetime import datetime, timezone
 
-            from host.export import legrep_version
+            from .export import legrep_version
 
             full = {
                 "legs": [leg.value for leg in self.core.legs],

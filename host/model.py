@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from host.errors import InputError
+from .errors import InputError
 
 FloatArray = npt.NDArray[np.float64]
 

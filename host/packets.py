@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from host.errors import PacketError, SensorError
+from .errors import PacketError, SensorError
 
 IntArray = npt.NDArray[np.int64]
 Int16Array = npt.NDArray[np.int16]

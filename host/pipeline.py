@@ -16,13 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from host.errors import CalibrationError, InputError
-from host.fusion.angle import HipAngleEstimator
-from host.fusion.calibration import Calibration, Calibrator
-from host.model import FloatArray, ImuBlock, Leg, Rep, SessionResult, SetSummary
-from host.reps.segmenter import RepSegmenter
-from host.reps.sets import group_sets
-from host.settings import Settings
+from .errors import CalibrationError, InputError
+from .fusion.angle import HipAngleEstimator
+from .fusion.calibration import Calibration, Calibrator
+from .model import FloatArray, ImuBlock, Leg, Rep, SessionResult, SetSummary
+from .reps.segmenter import RepSegmenter
+from .reps.sets import group_sets
+from .settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +267,7 @@ def analyze_arrays(
     Parameters
     ----------
     left, right : ImuBlock or ``(time_s (N,), acc_g (N, 3), gyr_dps (N, 3))``; either may be None.
-    settings : analysis settings (defaults documented in :class:`host.settings.Settings`).
+    settings : analysis settings (defaults documented in :class:`legrep.settings.Settings`).
 
     Raises
     ------

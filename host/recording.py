@@ -2,7 +2,7 @@
 
 A recording keeps the raw bytes (IMU packets, control requests and replies, status records) with the
 host arrival time, plus metadata and events, so a replay feeds the *same* decoder -> tracker -> clock
--> analysis path as live capture (:mod:`host.live_core`) and gets the same result.
+-> analysis path as live capture (:mod:`legrep.live_core`) and gets the same result.
 
 File layout: a magic line, then length-prefixed records, each protected by a CRC-32::
 
@@ -28,7 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
 
-from host.errors import RecordingError
+from .errors import RecordingError
 
 logger = logging.getLogger(__name__)
 
@@ -227,7 +227,7 @@ class RecordingReader:
 def replay_records(
     reader: RecordingReader, core: Any, realtime: bool = False, on_events: Any = None
 ) -> None:
-    """Feed every record of ``reader`` to a :class:`host.live_core.SessionCore`, optionally paced
+    """Feed every record of ``reader`` to a :class:`legrep.live_core.SessionCore`, optionally paced
     at the recorded host times (``realtime``); ``on_events(t_s, events)`` sees analysis events."""
     import time
 
@@ -250,7 +250,7 @@ def replay_core(
     on_events: Any = None,
 ) -> tuple[Any, Any, RecordingReader]:
     """Replay a recording (a path or an open reader): ``(finished SessionCore, SessionResult, reader)``."""
-    from host.live_core import SessionCore
+    from .live_core import SessionCore
 
     reader = path if isinstance(path, RecordingReader) else RecordingReader(path)
     core = SessionCore.from_meta(reader.meta, settings, keep_samples=keep_samples)

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from host.errors import LegrepError
-from host.model import FloatArray, Leg, Rep, SessionResult, SetSummary
-from host.settings import Settings
+from .errors import LegrepError
+from .model import FloatArray, Leg, Rep, SessionResult, SetSummary
+from .settings import Settings
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from matplotlib.figure import Figure

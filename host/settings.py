@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from host.errors import InputError
+from .errors import InputError
 
 
 @dataclass(frozen=True, slots=True)

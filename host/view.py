@@ -11,8 +11,8 @@ import os
 import sys
 from typing import TextIO
 
-from host.live import LegState, LiveState
-from host.model import Leg, Rep, SetSummary
+from .live import LegState, LiveState
+from .model import Leg, Rep, SetSummary
 
 BAR_WIDTH = 20
 BAR_FULL_DEG = 90.0

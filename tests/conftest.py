@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from host.model import ImuBlock, Leg, Rep  # noqa: E402
+from legrep.model import ImuBlock, Leg, Rep  # noqa: E402
 
 
 def blocks_of(session) -> dict[Leg, ImuBlock]:

@@ -18,14 +18,14 @@ from bumble.hci import Address
 from bumble.host import Host
 from bumble.transport.common import AsyncPipeSink
 
-from firmware_sim import protocol as proto
-from firmware_sim.firmware import FirmwareConfig, SensorFirmware, still_source
-from firmware_sim.peripheral import SimClock, advertising_data, start_sensors
-from firmware_sim.virtual_ble import REQUESTED_MTU, VirtualRadio
-from host.errors import SensorError
-from host.model import Leg
-from host.packets import decode_imu_packet
-from host.transport.ble import SensorLink, connect_legs, load_assignment, scan_sensors
+from legrep_sim import protocol as proto
+from legrep_sim.firmware import FirmwareConfig, SensorFirmware, still_source
+from legrep_sim.peripheral import SimClock, advertising_data, start_sensors
+from legrep_sim.virtual_ble import REQUESTED_MTU, VirtualRadio
+from legrep.errors import SensorError
+from legrep.model import Leg
+from legrep.packets import decode_imu_packet
+from legrep.transport.ble import SensorLink, connect_legs, load_assignment, scan_sensors
 
 SPEED = 10.0
 
@@ -264,7 +264,7 @@ def test_sensors_in_another_stack_reached_over_a_tcp_hci_transport(capsys) -> No
     its adapter through bumble's tcp-client transport (here both ends in one process)."""
     import socket
 
-    from firmware_sim.peripheral import serve_tcp
+    from legrep_sim.peripheral import serve_tcp
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -310,8 +310,8 @@ def test_cli_errors_are_one_line_no_adapter_and_no_sensor(capsys) -> None:
     adapter (the simulator's radio in another thread, over TCP) with no sensor in range."""
     import threading
 
-    from firmware_sim.peripheral import serve_tcp
-    from host.cli import main
+    from legrep_sim.peripheral import serve_tcp
+    from legrep.cli import main
 
     closed = _free_port()
     assert main(["scan", "--timeout", "1", "--hci", f"tcp-client:127.0.0.1:{closed}"]) == 2

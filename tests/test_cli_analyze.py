@@ -1,4 +1,4 @@
-"""``legrep analyze`` through ``host.cli.main``: counts end to end, output files, one-line errors."""
+"""``legrep analyze`` through ``legrep.cli.main``: counts end to end, output files, one-line errors."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from host.cli import main
-from host.export import read_reps_csv
-from host.imu_csv import CANONICAL_HEADER, write_imu_csv
-from host.model import ImuBlock, Leg
+from legrep.cli import main
+from legrep.export import read_reps_csv
+from legrep.imu_csv import CANONICAL_HEADER, write_imu_csv
+from legrep.model import ImuBlock, Leg
 
 HEADER = ",".join(CANONICAL_HEADER)
 
@@ -240,7 +240,7 @@ SIM_CASES = {
 @pytest.mark.parametrize("name", sorted(SIM_CASES))
 def test_simulated_session_counts_match_truth(capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str) -> None:
     """CSV files written by the simulator, read by the CLI: per-leg and per-set counts equal the truth."""
-    from firmware_sim.scenarios import SessionSpec, SetSpec, simulate
+    from legrep_sim.scenarios import SessionSpec, SetSpec, simulate
 
     case = dict(SIM_CASES[name])
     sets = tuple(SetSpec(reps_left=left, reps_right=right, order=order) for left, right, order in case.pop("sets"))
@@ -295,8 +295,8 @@ def test_analyze_reads_a_phone_app_export_pair(tmp_path, capsys):
     """A phone on the thigh, phyphox export (acc m/s^2 and gyro rad/s in two files): same reps as truth."""
     import math
 
-    from firmware_sim.scenarios import SessionSpec, SetSpec, simulate
-    from host.cli import main as cli_main
+    from legrep_sim.scenarios import SessionSpec, SetSpec, simulate
+    from legrep.cli import main as cli_main
 
     sim = simulate(SessionSpec(sets=(SetSpec(5, 0),), legs=("left",)), seed=21)
     sig = sim.signals["left"]
@@ -327,8 +327,8 @@ def test_analyze_stores_the_session_in_history_once(tmp_path, capsys):
     """Every analysed session lands in the history; analysing the same files again adds nothing."""
     import os
 
-    from host.cli import main as cli_main
-    from host.history import list_sessions
+    from legrep.cli import main as cli_main
+    from legrep.history import list_sessions
 
     rec = RECORDINGS / "straight_leg_raise"
     args = ["analyze", "--left", str(rec / "left.csv"), "--right", str(rec / "right.csv"), "--exercise", "straight leg raise"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from host.clock import ClockMapper
+from legrep.clock import ClockMapper
 
 RATE = 100
 N_PER_PACKET = 10

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from host.cli import main
-from host.commands.demo import RECORDINGS_DIR, plan_outages
-from host.export import format_table
-from host.recording import replay_recording
+from legrep.cli import main
+from legrep.commands.demo import RECORDINGS_DIR, plan_outages
+from legrep.export import format_table
+from legrep.recording import replay_recording
 
 TRUTH = RECORDINGS_DIR / "straight_leg_raise" / "truth.json"
 
@@ -43,7 +43,7 @@ def test_demo_end_to_end_with_a_link_drop(tmp_path: Path, capsys: pytest.Capture
     replayed, _ = replay_recording(tmp_path / "session.lgr")
     assert format_table(replayed) in out
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert json.dumps(summary)  # valid JSON written by host.export
+    assert json.dumps(summary)  # valid JSON written by legrep.export
 
 
 def test_demo_rejects_bad_arguments_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
@@ -66,8 +66,8 @@ def test_outages_are_planned_during_reps() -> None:
 
 def test_capture_from_a_wired_sensor_on_a_pty(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``legrep capture --serial PORT``: the firmware model behind a real pseudo-terminal."""
-    from firmware_sim.firmware import FirmwareConfig, SensorFirmware, still_source
-    from firmware_sim.serial_port import SerialPortSensor
+    from legrep_sim.firmware import FirmwareConfig, SensorFirmware, still_source
+    from legrep_sim.serial_port import SerialPortSensor
 
     firmware = SensorFirmware(still_source(), FirmwareConfig(serial="0C01", leg=1))
     with SerialPortSensor(firmware) as sensor:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from host.errors import InputError
-from host.export import (
+from legrep.errors import InputError
+from legrep.export import (
     FLAG_NAMES,
     REPS_COLUMNS,
     format_one_line,
@@ -21,8 +21,8 @@ from host.export import (
     write_reps_csv,
     write_summary_json,
 )
-from host.model import Leg, Rep, SessionResult, SetSummary
-from host.settings import Settings
+from legrep.model import Leg, Rep, SessionResult, SetSummary
+from legrep.settings import Settings
 
 
 def make_rep(leg: Leg, set_no: int, rep_no: int, start_s: float, flags: tuple[str, ...] = (), peak_deg: float = 85.0) -> Rep:

@@ -1,4 +1,4 @@
-"""The C kernels of ``host._fastcore`` in isolation.
+"""The C kernels of ``legrep._fastcore`` in isolation.
 
 * the segmenter's event scans, ``arm_flags`` and ``measure`` against straightforward numpy
   references written here from the definitions in host/reps (random arrays, many trials);
@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from conftest import ROOT  # noqa: F401  (puts the repository on sys.path)
 
-from host._fastcore import AngleKernel, RepMachine, arm_flags, measure, scan_idle, scan_pend, scan_return, scan_up
-from host.model import Leg
-from host.reps.measure import measure_rep
-from host.reps.segmenter import RepSegmenter
-from host.settings import Settings
+from legrep._fastcore import AngleKernel, RepMachine, arm_flags, measure, scan_idle, scan_pend, scan_return, scan_up
+from legrep.model import Leg
+from legrep.reps.measure import measure_rep
+from legrep.reps.segmenter import RepSegmenter
+from legrep.settings import Settings
 
 RATE_HZ = 100.0
 DT_S = 1.0 / RATE_HZ

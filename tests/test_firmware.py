@@ -1,4 +1,4 @@
-"""The simulated firmware (firmware_sim.firmware) checked through the host decoder and tracker."""
+"""The simulated firmware (legrep_sim.firmware) checked through the host decoder and tracker."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from firmware_sim import protocol as fw
-from firmware_sim.firmware import FirmwareConfig, SensorFirmware, array_source, still_source
-from host import packets as hp
+from legrep_sim import protocol as fw
+from legrep_sim.firmware import FirmwareConfig, SensorFirmware, array_source, still_source
+from legrep import packets as hp
 
 
 def sine_source(freq_hz: float = 0.5):

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from host.cli import main
-from host.history import (
+from legrep.cli import main
+from legrep.history import (
     EXPORT_COLUMNS,
     SCHEMA_VERSION,
     HistoryError,
@@ -25,8 +25,8 @@ from host.history import (
     open_history,
     store_session,
 )
-from host.model import Leg
-from host.settings import Settings
+from legrep.model import Leg
+from legrep.settings import Settings
 from test_report import make_session, simulated_csvs
 
 
@@ -208,7 +208,7 @@ def test_group_inputs_pairs_csvs_by_name(tmp_path: Path) -> None:
         SessionInput(None, tmp_path / "wed_left.csv", None),
     }
     (tmp_path / "both.csv").write_text("x")
-    from host.errors import InputError
+    from legrep.errors import InputError
 
     with pytest.raises(InputError, match="with 'left' or 'right' in the name"):
         group_inputs([tmp_path / "both.csv"])

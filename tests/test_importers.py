@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from host.errors import InputError
-from host.importers import parse_import_map, read_import
+from legrep.errors import InputError
+from legrep.importers import parse_import_map, read_import
 
 G = 9.80665
 N = 200

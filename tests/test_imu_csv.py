@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from host.errors import InputError, LegrepError
-from host.imu_csv import (
+from legrep.errors import InputError, LegrepError
+from legrep.imu_csv import (
     CANONICAL_HEADER,
     STANDARD_GRAVITY_MPS2,
     format_imu_csv,
@@ -19,7 +19,7 @@ from host.imu_csv import (
     read_imu_csv,
     write_imu_csv,
 )
-from host.model import ImuBlock
+from legrep.model import ImuBlock
 
 HEADER = ",".join(CANONICAL_HEADER)
 ROWS = [

@@ -11,13 +11,13 @@ import io
 import numpy as np
 import pytest
 
-from firmware_sim.peripheral import SignalArrays
-from firmware_sim.scenarios import SessionSpec, SetSpec, simulate
-from host.commands.demo import run_demo
-from host.live import LiveState
-from host.model import Leg
-from host.recording import Kind, RecordingReader, replay_recording
-from host.view import TerminalView, angle_bar
+from legrep_sim.peripheral import SignalArrays
+from legrep_sim.scenarios import SessionSpec, SetSpec, simulate
+from legrep.commands.demo import run_demo
+from legrep.live import LiveState
+from legrep.model import Leg
+from legrep.recording import Kind, RecordingReader, replay_recording
+from legrep.view import TerminalView, angle_bar
 
 SPEED = 5.0
 ACC_LSB_G = 16 / 32768  # the virtual sensors run at 16 g / 2000 dps full scale
@@ -86,7 +86,7 @@ def test_every_produced_sample_arrives_exactly_once_in_order(session) -> None:
     # the recording holds every produced sample; duplicates are dropped by seq
     reader = RecordingReader(path)
     seen: dict[int, set[int]] = {0: set(), 1: set()}
-    from host.packets import decode_imu_packet
+    from legrep.packets import decode_imu_packet
 
     for rec in reader:
         if rec.kind == Kind.DATA:
@@ -100,7 +100,7 @@ def test_every_produced_sample_arrives_exactly_once_in_order(session) -> None:
 def test_samples_fed_to_the_analysis_equal_what_the_sensors_measured(session) -> None:
     sim, outcome, path, _ = session
     # the recording, replayed with sample keeping, holds every sample the sensors measured
-    from host.live_core import SessionCore
+    from legrep.live_core import SessionCore
 
     reader_core = SessionCore([Leg.LEFT, Leg.RIGHT], keep_samples=True)
     for rec in RecordingReader(path):
@@ -154,7 +154,7 @@ def test_reps_reach_the_view_promptly(session) -> None:
 
 
 def test_terminal_view_renders_both_legs() -> None:
-    from host.live import LegState
+    from legrep.live import LegState
 
     state = LiveState(
         12.0,

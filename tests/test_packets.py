@@ -1,4 +1,4 @@
-"""Protocol v1: the firmware encoder (firmware_sim.protocol) against the host decoder (host.packets).
+"""Protocol v1: the firmware encoder (legrep_sim.protocol) against the host decoder (legrep.packets).
 
 The two sides are written independently from docs/protocol.md; the spec's test vectors hold for both.
 """
@@ -10,9 +10,9 @@ import struct
 import numpy as np
 import pytest
 
-from firmware_sim import protocol as fw
-from host import packets as hp
-from host.errors import PacketError, SensorError
+from legrep_sim import protocol as fw
+from legrep import packets as hp
+from legrep.errors import PacketError, SensorError
 
 
 def crc_bitwise(data: bytes) -> int:

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from conftest import blocks_of, mae, match_reps
 
-from firmware_sim.scenarios import SessionSpec, SetSpec, simulate
-from host.errors import CalibrationError, InputError
-from host.model import ImuBlock, Leg
-from host.pipeline import RepClosed, SessionAnalyzer, SetClosed, analyze_arrays
-from host.settings import Settings
+from legrep_sim.scenarios import SessionSpec, SetSpec, simulate
+from legrep.errors import CalibrationError, InputError
+from legrep.model import ImuBlock, Leg
+from legrep.pipeline import RepClosed, SessionAnalyzer, SetClosed, analyze_arrays
+from legrep.settings import Settings
 
 TWO_SETS = (
     SetSpec(reps_left=6, reps_right=5, order="left_then_right"),

@@ -15,18 +15,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from firmware_sim import protocol as fwp
-from firmware_sim.firmware import FirmwareConfig, SensorFirmware, array_source
-from firmware_sim.scenarios import SessionSpec, SetSpec, simulate
-from host import packets as hp
-from host.cli import main
-from host.errors import RecordingError
-from host.imu_csv import read_imu_csv
-from host.live_core import SensorInfo, SessionCore
-from host.model import Leg
-from host.pipeline import analyze_arrays
-from host.recording import Kind, Record, RecordingReader, RecordingWriter, replay_core, replay_recording
-from host.settings import Settings
+from legrep_sim import protocol as fwp
+from legrep_sim.firmware import FirmwareConfig, SensorFirmware, array_source
+from legrep_sim.scenarios import SessionSpec, SetSpec, simulate
+from legrep import packets as hp
+from legrep.cli import main
+from legrep.errors import RecordingError
+from legrep.imu_csv import read_imu_csv
+from legrep.live_core import SensorInfo, SessionCore
+from legrep.model import Leg
+from legrep.pipeline import analyze_arrays
+from legrep.recording import Kind, Record, RecordingReader, RecordingWriter, replay_core, replay_recording
+from legrep.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 LEGS = (Leg.LEFT, Leg.RIGHT)
@@ -205,7 +205,7 @@ def test_killed_writer_loses_at_most_the_last_second(tmp_path: Path) -> None:
         f"""
         import sys, time
         sys.path.insert(0, {str(ROOT)!r})
-        from host.recording import RecordingWriter, Record, Kind
+        from legrep.recording import RecordingWriter, Record, Kind
         w = RecordingWriter({str(path)!r}, {{"legs": ["left"]}})
         i = 0
         while True:

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from host.cli import main
-from host.model import Leg, Rep, SessionResult, SetSummary
-from host.report import (
+from legrep.cli import main
+from legrep.model import Leg, Rep, SessionResult, SetSummary
+from legrep.report import (
     FIGURE_NAMES,
     build_figures,
     render_html,
@@ -32,7 +32,7 @@ from host.report import (
     uneven_message,
     write_report,
 )
-from host.settings import Settings
+from legrep.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -261,9 +261,9 @@ def test_cli_report_rejects_bad_arguments_with_one_line(tmp_path: Path, capsys: 
 
 def simulated_csvs(directory: Path, seed: int = 11) -> tuple[Path, Path, object]:
     """Simulate two sets (6 left / 5 right, then 5 / 5) and write the generic IMU CSVs."""
-    scenarios = pytest.importorskip("firmware_sim.scenarios", reason="firmware_sim.scenarios (simulator) not built yet")
-    pytest.importorskip("host.pipeline", reason="host.pipeline not built yet")
-    pytest.importorskip("host.imu_csv", reason="host.imu_csv not built yet")
+    scenarios = pytest.importorskip("legrep_sim.scenarios", reason="legrep_sim.scenarios (simulator) not built yet")
+    pytest.importorskip("legrep.pipeline", reason="legrep.pipeline not built yet")
+    pytest.importorskip("legrep.imu_csv", reason="legrep.imu_csv not built yet")
     sets = (
         scenarios.SetSpec(reps_left=6, reps_right=5, order="left_then_right"),
         scenarios.SetSpec(reps_left=5, reps_right=5, order="alternating"),
@@ -281,7 +281,7 @@ def test_cli_report_on_a_simulated_session(tmp_path: Path, capsys: pytest.Captur
             "--set", "target_rom_deg=70"]  # fmt: skip
     assert main(args) == 0
     stdout = capsys.readouterr().out
-    from host.history import list_sessions
+    from legrep.history import list_sessions
 
     (stored,) = list_sessions(db)
     assert json.loads(stored.settings_json or "{}")["target_rom_deg"] == 70.0
@@ -300,8 +300,8 @@ def test_cli_report_on_a_simulated_session(tmp_path: Path, capsys: pytest.Captur
     assert len(re.findall(r"<p>Set \d+: ", text)) == sum(s.uneven for s in session.sets)
     assert text.count("data:image/png;base64,") == len(FIGURE_NAMES)
     # The angle figure shades exactly the true number of reps, per leg.
-    from host.imu_csv import read_imu_csv
-    from host.pipeline import analyze_arrays
+    from legrep.imu_csv import read_imu_csv
+    from legrep.pipeline import analyze_arrays
 
     result = analyze_arrays(left=read_imu_csv(left), right=read_imu_csv(right))
     gids = [a.get_gid() for a in build_figures(result)["angle"].findobj() if a.get_gid()]

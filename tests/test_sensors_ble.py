@@ -4,7 +4,7 @@ Two emulated sensors of one model (left and right thigh) play a simulated sessio
 number of reps per leg; the host scans by model, connects through bleak's API over the bumble
 backend, configures and starts each sensor as the vendor documents, and counts reps. The counts
 must equal the simulator's truth exactly; replaying the recorded notifications through
-:class:`host.sensors.VendorStream` must give the very same samples.
+:class:`legrep.sensors.VendorStream` must give the very same samples.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ import asyncio
 import numpy as np
 import pytest
 
-from firmware_sim.emulators import RATES_HZ, make_peripheral
-from firmware_sim.peripheral import SimClock
-from firmware_sim.scenarios import SessionSpec, SetSpec, simulate
-from firmware_sim.virtual_ble import VirtualRadio
-from host.model import ImuBlock, Leg
-from host.pipeline import SessionAnalyzer
-from host.sensors import VendorStream, decode_all, encode_notification, get_model
-from host.sensors.link import VendorLink, scan_models
+from legrep_sim.emulators import RATES_HZ, make_peripheral
+from legrep_sim.peripheral import SimClock
+from legrep_sim.scenarios import SessionSpec, SetSpec, simulate
+from legrep_sim.virtual_ble import VirtualRadio
+from legrep.model import ImuBlock, Leg
+from legrep.pipeline import SessionAnalyzer
+from legrep.sensors import VendorStream, decode_all, encode_notification, get_model
+from legrep.sensors.link import VendorLink, scan_models
 
 SPEED = {"witmotion": 4.0, "metamotion": 4.0, "movella-dot": 8.0, "polar-verity": 8.0}
 """Virtual seconds per wall second. Models without timestamps take times from arrival, so their

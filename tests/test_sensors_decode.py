@@ -13,10 +13,10 @@ import struct
 import numpy as np
 import pytest
 
-import host.sensors as sensors
-from host.errors import InputError
-from host.sensors import metamotion, movella_dot, polar_verity, witmotion
-from host.sensors._common import ArrivalClock, SensorConfig, unwrap_counter
+import legrep.sensors as sensors
+from legrep.errors import InputError
+from legrep.sensors import metamotion, movella_dot, polar_verity, witmotion
+from legrep.sensors._common import ArrivalClock, SensorConfig, unwrap_counter
 
 G = 9.80665
 

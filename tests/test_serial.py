@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 import serial
 
-from firmware_sim import protocol as fwp
-from firmware_sim.firmware import FirmwareConfig, SensorFirmware, signal_source, still_source
-from firmware_sim.scenarios import SessionSpec, SetSpec, simulate
-from firmware_sim.serial_port import SerialPortSensor
-from host.errors import SensorError
-from host.model import Leg
-from host.pipeline import analyze_arrays
-from host.recording import RecordingReader, replay_recording
-from host.transport.serial import SerialSensorLink, _describe_open_error, capture_serial
+from legrep_sim import protocol as fwp
+from legrep_sim.firmware import FirmwareConfig, SensorFirmware, signal_source, still_source
+from legrep_sim.scenarios import SessionSpec, SetSpec, simulate
+from legrep_sim.serial_port import SerialPortSensor
+from legrep.errors import SensorError
+from legrep.model import Leg
+from legrep.pipeline import analyze_arrays
+from legrep.recording import RecordingReader, replay_recording
+from legrep.transport.serial import SerialSensorLink, _describe_open_error, capture_serial
 
 SPEED = 10.0
 LEGS = (Leg.LEFT, Leg.RIGHT)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy.optimize import brentq
 
-from firmware_sim.imu_model import (
+from legrep_sim.imu_model import (
     G_MPS2,
     DeviceClock,
     Mounting,
@@ -23,7 +23,7 @@ from firmware_sim.imu_model import (
     quantise,
     render,
 )
-from firmware_sim.motion import (
+from legrep_sim.motion import (
     BodyMotion,
     LegMotion,
     PiecewiseBuilder,
@@ -31,7 +31,7 @@ from firmware_sim.motion import (
     measure_rep,
     minimum_jerk,
 )
-from firmware_sim.scenarios import (
+from legrep_sim.scenarios import (
     FAST,
     SLOW,
     SessionSpec,
@@ -403,7 +403,7 @@ def test_accuracy_grid_covers_the_space_and_simulates_in_time() -> None:
 
 
 def test_long_session_has_many_sets() -> None:
-    from firmware_sim.scenarios import long_session
+    from legrep_sim.scenarios import long_session
 
     sim = long_session(0.1, 50.0, seed=3)
     assert 0.07 * 3600 < sim.duration_s < 0.13 * 3600
@@ -413,14 +413,14 @@ def test_long_session_has_many_sets() -> None:
 def test_bundled_recordings_regenerate_identically(tmp_path) -> None:
     from pathlib import Path
 
-    from firmware_sim.make_recordings import RECORDINGS, make_recordings
+    from legrep_sim.make_recordings import RECORDINGS, make_recordings
 
     bundled = Path(__file__).resolve().parent.parent / "recordings"
     make_recordings(tmp_path)
     for name in RECORDINGS:
         for file in ("left.csv", "right.csv", "truth.json", "README.md"):
             fresh = (tmp_path / name / file).read_bytes()
-            assert fresh == (bundled / name / file).read_bytes(), f"recordings/{name}/{file} is stale: run python -m firmware_sim.make_recordings"
+            assert fresh == (bundled / name / file).read_bytes(), f"recordings/{name}/{file} is stale: run python -m legrep_sim.make_recordings"
         assert "synthetic" in (bundled / name / "README.md").read_text().lower()
         assert sum(p.stat().st_size for p in (bundled / name).iterdir()) < 3e6
     truth = json.loads((bundled / "straight_leg_raise" / "truth.json").read_text())

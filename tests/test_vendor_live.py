@@ -1,7 +1,7 @@
 """Vendor sensors through the live loop: emulators on bumble -> bleak -> LiveSession -> recording.
 
 For each vendor model two emulated sensors (left and right thigh) play a short simulated session;
-``legrep demo --sensor MODEL``'s engine (:func:`host.commands.demo.run_vendor_demo`) finds them by
+``legrep demo --sensor MODEL``'s engine (:func:`legrep.commands.demo.run_vendor_demo`) finds them by
 model, connects, starts them, and runs the very loop legrep sensors use (records -> SessionCore ->
 analysis -> recording). The rep counts per leg and set must equal the simulator's truth exactly,
 and a replay of the written recording must give the very same reps (same floats).
@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from firmware_sim.emulators import RATES_HZ
-from firmware_sim.scenarios import SessionSpec, SetSpec, simulate
-from host.cli import main
-from host.commands import demo
-from host.model import Leg
-from host.recording import RecordingReader, replay_recording
+from legrep_sim.emulators import RATES_HZ
+from legrep_sim.scenarios import SessionSpec, SetSpec, simulate
+from legrep.cli import main
+from legrep.commands import demo
+from legrep.model import Leg
+from legrep.recording import RecordingReader, replay_recording
 
 SPEED = {"witmotion": 4.0, "metamotion": 4.0, "movella-dot": 8.0, "polar-verity": 8.0}
 """Virtual seconds per wall second. Models without timestamps take sample times from arrival, so
@@ -106,12 +106,12 @@ def test_capture_and_scan_find_vendor_sensors(tmp_path: Path, monkeypatch: pytes
     analyse; the legs must not be swapped and replay must agree."""
     import argparse
 
-    from firmware_sim.emulators import make_peripheral
-    from firmware_sim.peripheral import SimClock
-    from firmware_sim.virtual_ble import VirtualRadio
-    from host.commands.capture import capture_vendor
-    from host.commands.scan import scan
-    from host.transport.ble import load_assignment
+    from legrep_sim.emulators import make_peripheral
+    from legrep_sim.peripheral import SimClock
+    from legrep_sim.virtual_ble import VirtualRadio
+    from legrep.commands.capture import capture_vendor
+    from legrep.commands.scan import scan
+    from legrep.transport.ble import load_assignment
 
     monkeypatch.setenv("LEGREP_CONFIG", str(tmp_path / "sensors.json"))
     model = "movella-dot"

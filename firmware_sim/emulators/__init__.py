@@ -8,16 +8,16 @@ code (``host/sensors``) runs end to end over bleak + bumble with no hardware::
     sensor = make_peripheral("movella-dot", radio, session.signals["left"], clock)
     await sensor.start()
 
-``legrep`` itself is served by :mod:`firmware_sim.peripheral`; this package covers the others.
+``legrep`` itself is served by :mod:`legrep_sim.peripheral`; this package covers the others.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from firmware_sim.emulators._base import EmulatedSensor, Signal
-from firmware_sim.emulators.models import EMULATORS, RATES_HZ
-from firmware_sim.peripheral import SimClock
+from ._base import EmulatedSensor, Signal
+from .models import EMULATORS, RATES_HZ
+from ..peripheral import SimClock
 
 __all__ = ["EMULATORS", "RATES_HZ", "EmulatedSensor", "Signal", "make_peripheral"]
 

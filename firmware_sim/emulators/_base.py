@@ -1,5 +1,5 @@
 """Shared machinery of the vendor-sensor emulators: a bumble GATT peripheral that plays a
-simulated thigh signal (:class:`firmware_sim.scenarios.SimSignal`) through a vendor's profile.
+simulated thigh signal (:class:`legrep_sim.scenarios.SimSignal`) through a vendor's profile.
 
 Each model subclass builds its GATT services, reacts to the host's writes (start/stop/configure
 as the vendor documents them) and encodes samples into that vendor's notifications. Encoders here
@@ -27,7 +27,7 @@ from bumble.gatt import Characteristic, Service
 from bumble.host import Host
 from bumble.transport.common import AsyncPipeSink
 
-from firmware_sim.peripheral import ADVERTISING_INTERVAL_MS, LEGACY_ADV_MAX_BYTES, SimClock
+from ..peripheral import ADVERTISING_INTERVAL_MS, LEGACY_ADV_MAX_BYTES, SimClock
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class Signal:
 
     @staticmethod
     def of(sim_signal: Any) -> "Signal":
-        """From a ``firmware_sim.scenarios.SimSignal`` (or anything with those four attributes)."""
+        """From a ``legrep_sim.scenarios.SimSignal`` (or anything with those four attributes)."""
         return Signal(
             np.asarray(sim_signal.time_s, dtype=np.float64),
             np.asarray(sim_signal.acc_g, dtype=np.float64),

@@ -13,7 +13,7 @@ import numpy as np
 from bumble.core import UUID
 from bumble.gatt import Characteristic, CharacteristicValue, Service
 
-from firmware_sim.emulators._base import EmulatedSensor, Stream, int16
+from ._base import EmulatedSensor, Stream, int16
 
 Props = Characteristic.Properties
 G_MPS2 = 9.80665

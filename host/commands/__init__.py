@@ -1,1 +1,1 @@
-"""One module per ``legrep`` subcommand (see :mod:`host.cli`)."""
+"""One module per ``legrep`` subcommand (see :mod:`legrep.cli`)."""

@@ -14,8 +14,8 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from host.errors import InputError
-from host.settings import Settings
+from ..errors import InputError
+from ..settings import Settings
 
 
 def register(subparsers: Any) -> None:
@@ -85,8 +85,8 @@ def parse_overrides(items: Sequence[str], base: Settings | None = None) -> Setti
 
 def _read_leg(paths: Sequence[str], import_map: str | None) -> Any:
     """legrep's IMU CSV (strict reader) or, by its header, a phone/vendor export (importers)."""
-    from host.imu_csv import read_imu_csv
-    from host.importers import read_import
+    from ..imu_csv import read_imu_csv
+    from ..importers import read_import
 
     if len(paths) == 1 and import_map is None and _is_legrep_csv(paths[0]):
         return read_imu_csv(paths[0])
@@ -109,9 +109,9 @@ def _is_legrep_csv(path: str) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     # imported here so ``legrep --help`` stays fast
-    from host.export import format_one_line, format_table, write_reps_csv, write_summary_json
-    from host.imu_csv import read_imu_csv
-    from host.pipeline import analyze_arrays
+    from ..export import format_one_line, format_table, write_reps_csv, write_summary_json
+    from ..imu_csv import read_imu_csv
+    from ..pipeline import analyze_arrays
 
     if not args.left and not args.right:
         raise InputError("--left CSV and/or --right CSV expected, got neither")
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
 
     history_line = None
     if not args.no_history:
-        from host.history import DEFAULT_EXERCISE, remember_session
+        from ..history import DEFAULT_EXERCISE, remember_session
 
         sources: dict[str, str] | list[str] = {
             leg: paths[0] for leg, paths in (("left", args.left), ("right", args.right)) if paths

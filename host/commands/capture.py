@@ -10,7 +10,7 @@ until Ctrl-C (or ``--duration``) with the live view, and writes the recording (`
 
 ``--sensor MODEL`` captures from sensors people already own (``witmotion``, ``movella-dot``,
 ``metamotion``, ``polar-verity``; docs/sensors.md): they are found by their advertisement
-(:func:`host.sensors.detect`), configured and started as the vendor documents, and recorded and
+(:func:`legrep.sensors.detect`), configured and started as the vendor documents, and recorded and
 analysed by the same loop. They store no leg: ``--left/--right`` (remembered), else the remembered
 assignment, else address order (said on screen).
 """
@@ -26,10 +26,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from host.commands.scan import add_adapter_option, backends_for
-from host.errors import InputError, SensorError
-from host.model import Leg
-from host.sensors import NATIVE, SENSOR_NAMES
+from .scan import add_adapter_option, backends_for
+from ..errors import InputError, SensorError
+from ..model import Leg
+from ..sensors import NATIVE, SENSOR_NAMES
 
 
 def register(subparsers: Any) -> None:
@@ -62,8 +62,8 @@ def register(subparsers: Any) -> None:
 
 
 async def capture(args: argparse.Namespace, out: Path, view: Any) -> Any:
-    from host.live import LiveSession
-    from host.transport.ble import connect_legs, scan_sensors
+    from ..live import LiveSession
+    from ..transport.ble import connect_legs, scan_sensors
 
     legs = (Leg.parse(args.only),) if args.only else (Leg.LEFT, Leg.RIGHT)
     radio, scanner_backend, client_backend = backends_for(args.hci)
@@ -118,10 +118,10 @@ async def capture_vendor(
         Too few sensors of that model advertising, a requested address not seen, or a sensor that
         refuses to connect or start.
     """
-    from host.live import LiveSession
-    from host.sensors import get_model
-    from host.sensors.link import VendorLiveLink, assign_legs, scan_models
-    from host.transport.ble import load_assignment, save_assignment
+    from ..live import LiveSession
+    from ..sensors import get_model
+    from ..sensors.link import VendorLiveLink, assign_legs, scan_models
+    from ..transport.ble import load_assignment, save_assignment
 
     model = get_model(args.sensor)
     legs = (Leg.parse(args.only),) if args.only else (Leg.LEFT, Leg.RIGHT)
@@ -174,7 +174,7 @@ async def capture_vendor(
 
 
 def _clock() -> Any:
-    from host.transport.ble import MonotonicClock
+    from ..transport.ble import MonotonicClock
 
     return MonotonicClock()
 
@@ -195,18 +195,18 @@ def serial_ports(items: list[str], only: str | None) -> dict[Leg, str]:
 
 
 def capture_wired(args: argparse.Namespace, out: Path, view: Any) -> Any:
-    """A wired session (host.transport.serial); Ctrl-C ends it and the recording is replayed."""
-    from host.recording import replay_recording
-    from host.transport.serial import capture_serial
+    """A wired session (legrep.transport.serial); Ctrl-C ends it and the recording is replayed."""
+    from ..recording import replay_recording
+    from ..transport.serial import capture_serial
 
     ports = serial_ports(args.serial, args.only)
 
     def on_events(t_s: float, events: list[Any]) -> None:
-        from host.pipeline import RepClosed
+        from ..pipeline import RepClosed
 
         for ev in events:
             if isinstance(ev, RepClosed) and view is not None:
-                from host.view import describe_rep
+                from ..view import describe_rep
 
                 view.note(f"{t_s:7.1f} s  {ev.rep.leg.value:<5} rep  {describe_rep(ev.rep)}")
 
@@ -224,9 +224,9 @@ def capture_wired(args: argparse.Namespace, out: Path, view: Any) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from host.export import format_table, write_reps_csv, write_summary_json
-    from host.settings import Settings
-    from host.view import NullView, TerminalView
+    from ..export import format_table, write_reps_csv, write_summary_json
+    from ..settings import Settings
+    from ..view import NullView, TerminalView
 
     if args.duration is not None and not args.duration > 0:
         raise InputError(f"--duration must be > 0 seconds, got {args.duration}")
@@ -252,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
     write_summary_json(out / "summary.json", result, Settings())
     print(f"Wrote {out / 'session.lgr'}, {out / 'reps.csv'}, {out / 'summary.json'}")
     if not args.no_history:
-        from host.history import DEFAULT_EXERCISE, remember_session
+        from ..history import DEFAULT_EXERCISE, remember_session
 
         started = dt.datetime.strptime(stamp, "%Y%m%d-%H%M%S")
         print(remember_session(args.db, result, Settings(), out / "session.lgr", args.exercise or DEFAULT_EXERCISE, started))

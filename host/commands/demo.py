@@ -10,7 +10,7 @@ and fetches what it missed. At the end the per-set table is printed; ``--out DIR
 recording (``session.lgr``, replayable with ``legrep replay``), ``reps.csv`` and ``summary.json``.
 
 ``--sensor MODEL`` (``witmotion``, ``movella-dot``, ``metamotion``, ``polar-verity``) replaces the
-legrep sensors with emulated sensors of that model (``firmware_sim.emulators``) playing the same
+legrep sensors with emulated sensors of that model (``legrep_sim.emulators``) playing the same
 session simulated at the model's rate; the host finds them by model, configures and starts them as
 the vendor documents, and the same live loop records and analyses them.
 """
@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from host.errors import InputError, SensorError
-from host.sensors import NATIVE, SENSOR_NAMES
+from ..errors import InputError, SensorError
+from ..sensors import NATIVE, SENSOR_NAMES
 
 SESSIONS = ("straight_leg_raise", "bent_knee_raise")
 RECORDINGS_DIR = Path(__file__).resolve().parents[2] / "recordings"
@@ -72,11 +72,11 @@ class DemoOutcome:
 def load_programme(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The bundled session's per-leg arrays and truth (``recordings/<name>``), or a fresh simulation
     of the same kind when the recordings are not installed."""
-    from firmware_sim.peripheral import SignalArrays
+    from legrep_sim.peripheral import SignalArrays
 
     folder = RECORDINGS_DIR / name
     if (folder / "left.csv").exists() and (folder / "right.csv").exists():
-        from host.imu_csv import read_imu_csv
+        from ..imu_csv import read_imu_csv
 
         programmes = {}
         for leg in ("left", "right"):
@@ -84,7 +84,7 @@ def load_programme(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
             programmes[leg] = SignalArrays(block.time_s, block.acc_g, block.gyr_dps)
         truth = json.loads((folder / "truth.json").read_text(encoding="utf-8")) if (folder / "truth.json").exists() else {}
         return programmes, truth
-    from firmware_sim.scenarios import SessionSpec, SetSpec, simulate
+    from legrep_sim.scenarios import SessionSpec, SetSpec, simulate
 
     exercise = name if name in SESSIONS else SESSIONS[0]
     sim = simulate(SessionSpec(exercise=exercise, sets=(SetSpec(10, 10), SetSpec(10, 9)), rest_between_sets_s=20.0), seed=1)
@@ -128,9 +128,9 @@ async def run_demo(
     """Run the whole demo in the current event loop; returns the analysis and transport figures."""
     import time
 
-    from firmware_sim.peripheral import simulate_sensors
-    from host.live import LiveSession
-    from host.transport.ble import connect_legs, scan_sensors
+    from legrep_sim.peripheral import simulate_sensors
+    from ..live import LiveSession
+    from ..transport.ble import connect_legs, scan_sensors
 
     if not speed > 0:
         raise InputError(f"--speed must be > 0, got {speed}")
@@ -187,12 +187,12 @@ def vendor_programme(session: str, rate_hz: float, seed: int | None = None) -> t
     """The bundled session's recipe simulated at ``rate_hz``: ``(signals per leg, truth, duration_s)``.
 
     The bundled CSV files are at 100 Hz; a vendor sensor plays at its own rate, so the session is
-    simulated again from the same recipe and seed (``firmware_sim.make_recordings.RECORDINGS``).
+    simulated again from the same recipe and seed (``legrep_sim.make_recordings.RECORDINGS``).
     """
     import dataclasses
 
-    from firmware_sim.make_recordings import RECORDINGS
-    from firmware_sim.scenarios import simulate
+    from legrep_sim.make_recordings import RECORDINGS
+    from legrep_sim.scenarios import simulate
 
     spec, recipe_seed, _ = RECORDINGS[session if session in RECORDINGS else SESSIONS[0]]
     sim = simulate(dataclasses.replace(spec, rate_hz=float(rate_hz)), seed=recipe_seed if seed is None else seed)
@@ -223,12 +223,12 @@ async def run_vendor_demo(
     """
     import time
 
-    from firmware_sim.emulators import EMULATORS, RATES_HZ, make_peripheral
-    from firmware_sim.peripheral import SimClock
-    from firmware_sim.virtual_ble import VirtualRadio
-    from host.live import LiveSession
-    from host.model import Leg
-    from host.sensors.link import VendorLiveLink, scan_models
+    from legrep_sim.emulators import EMULATORS, RATES_HZ, make_peripheral
+    from legrep_sim.peripheral import SimClock
+    from legrep_sim.virtual_ble import VirtualRadio
+    from ..live import LiveSession
+    from ..model import Leg
+    from ..sensors.link import VendorLiveLink, scan_models
 
     if model not in EMULATORS:
         raise InputError(f"--sensor must be one of {list(SENSOR_NAMES)}, got {model!r}")
@@ -279,8 +279,8 @@ async def run_vendor_demo(
 
 
 def run(args: argparse.Namespace) -> int:
-    from host.export import format_table, write_reps_csv, write_summary_json
-    from host.view import NullView, TerminalView
+    from ..export import format_table, write_reps_csv, write_summary_json
+    from ..view import NullView, TerminalView
 
     out = Path(args.out) if args.out else None
     if out is not None:
@@ -325,7 +325,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"Link: {drops} drop(s); {outcome.wall_s:.1f} s wall time")
     if out is not None:
-        from host.settings import Settings
+        from ..settings import Settings
 
         write_reps_csv(out / "reps.csv", result)
         write_summary_json(out / "summary.json", result, Settings())

@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from host.errors import InputError
+from ..errors import InputError
 
 
 def register(subparsers: Any) -> None:
@@ -32,10 +32,10 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from host.commands.replay import settings_for
-    from host.export import format_one_line, write_reps_csv, write_summary_json
-    from host.imu_csv import write_imu_csv
-    from host.recording import RecordingReader, replay_core
+    from .replay import settings_for
+    from ..export import format_one_line, write_reps_csv, write_summary_json
+    from ..imu_csv import write_imu_csv
+    from ..recording import RecordingReader, replay_core
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():

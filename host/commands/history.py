@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from host.commands.report import add_input_arguments, parse_settings
-from host.history import (
+from .report import add_input_arguments, parse_settings
+from ..history import (
     analyze_input,
     default_db_path,
     export_csv,

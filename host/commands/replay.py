@@ -45,16 +45,16 @@ def describe_event(event: Any) -> str:
 
 
 def settings_for(args: argparse.Namespace, meta: dict[str, Any]) -> Any:
-    from host.commands.analyze import parse_overrides
-    from host.settings import Settings
+    from .analyze import parse_overrides
+    from ..settings import Settings
 
     base = Settings.from_dict(meta["settings"]) if isinstance(meta.get("settings"), dict) else Settings()
     return parse_overrides(args.settings, base)
 
 
 def run(args: argparse.Namespace) -> int:
-    from host.export import format_table
-    from host.recording import RecordingReader, replay_core
+    from ..export import format_table
+    from ..recording import RecordingReader, replay_core
 
     reader = RecordingReader(args.file)  # a torn last record is reported once, here
     settings = settings_for(args, reader.meta)

@@ -6,9 +6,9 @@ import argparse
 import logging
 from pathlib import Path
 
-from host.errors import InputError, LegrepError
-from host.history import DEFAULT_EXERCISE, SessionInput, analyze_input, group_inputs, remember_session
-from host.settings import Settings
+from ..errors import InputError, LegrepError
+from ..history import DEFAULT_EXERCISE, SessionInput, analyze_input, group_inputs, remember_session
+from ..settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def _session_input(args: argparse.Namespace) -> SessionInput:
 
 
 def run(args: argparse.Namespace) -> int:
-    from host.report import summarize_session, write_report
+    from ..report import summarize_session, write_report
 
     settings = parse_settings(args.settings)
     item = _session_input(args)

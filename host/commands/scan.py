@@ -2,7 +2,7 @@
 
     legrep scan [--timeout S] [--details]
 
-Shows each sensor :func:`host.sensors.detect` recognises (model, name, address, signal) and which
+Shows each sensor :func:`legrep.sensors.detect` recognises (model, name, address, signal) and which
 leg it is remembered for: legrep sensors and the vendor models ``legrep capture --sensor MODEL``
 takes. ``--details`` connects to each legrep sensor and reads firmware, stored leg, rate and battery.
 """
@@ -13,7 +13,7 @@ import argparse
 import asyncio
 from typing import Any
 
-from host.errors import InputError, SensorError
+from ..errors import InputError, SensorError
 
 
 def register(subparsers: Any) -> None:
@@ -31,7 +31,7 @@ def add_adapter_option(parser: argparse.ArgumentParser) -> None:
         "--hci",
         metavar="SPEC",
         help="use a bumble HCI transport as the adapter, e.g. tcp-client:127.0.0.1:9999 "
-        "(the simulator: python -m firmware_sim.peripheral --tcp 9999)",
+        "(the simulator: python -m legrep_sim.peripheral --tcp 9999)",
     )
 
 
@@ -39,7 +39,7 @@ def backends_for(spec: str | None) -> tuple[Any, Any, Any]:
     """``(radio, scanner_backend, client_backend)``; all None for the OS adapter."""
     if not spec:
         return None, None, None
-    from firmware_sim.virtual_ble import VirtualRadio
+    from legrep_sim.virtual_ble import VirtualRadio
 
     radio = VirtualRadio(hci_spec=spec)
     backends = radio.backends()
@@ -51,9 +51,9 @@ async def scan(
 ) -> list[str]:
     """The lines ``legrep scan`` prints. ``backends`` = ``(scanner, client)`` bleak backends (default
     from ``hci``, else the operating system's adapter)."""
-    from host.sensors import MODELS
-    from host.sensors.link import scan_models
-    from host.transport.ble import SensorLink, load_assignment
+    from ..sensors import MODELS
+    from ..sensors.link import scan_models
+    from ..transport.ble import SensorLink, load_assignment
 
     radio = None
     if backends is None:

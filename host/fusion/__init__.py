@@ -1,6 +1,6 @@
 """From raw thigh IMU samples to the hip angle: calibration, then fusion."""
 
-from host.fusion.angle import HipAngleEstimator
-from host.fusion.calibration import Calibration, Calibrator
+from .angle import HipAngleEstimator
+from .calibration import Calibration, Calibrator
 
 __all__ = ["Calibration", "Calibrator", "HipAngleEstimator"]

@@ -15,7 +15,7 @@ analysis", Sensors 14(4), 2014), integrate the rate about it, and
 
 Every decision depends only on samples up to the current one and on fixed sample-index
 frames, so any chunking of a stream gives bit-identical angles. Once the axis is known the
-per-sample work runs in one sequential C loop (``host._fastcore.AngleKernel``) whose state
+per-sample work runs in one sequential C loop (``legrep._fastcore.AngleKernel``) whose state
 is carried between calls; :meth:`HipAngleEstimator._process` lists its steps.
 """
 
@@ -26,15 +26,15 @@ import math
 import numpy as np
 
 try:
-    from host._fastcore import AngleKernel
+    from .._fastcore import AngleKernel
 except ImportError as exc:  # a source checkout that was never built
     raise ImportError(
-        "expected the C kernel host._fastcore to be built, got none: run `pip install -e .` "
+        "expected the C kernel legrep._fastcore to be built, got none: run `pip install -e .` "
         "(or `python setup.py build_ext --inplace`) in the repository"
     ) from exc
-from host.fusion.calibration import Calibration
-from host.model import FloatArray
-from host.settings import Settings
+from .calibration import Calibration
+from ..model import FloatArray
+from ..settings import Settings
 
 _PENDING_SLICE = 512
 REST_TILT_DEG = 0.2

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from host.errors import CalibrationError
-from host.model import FloatArray
-from host.settings import Settings
+from ..errors import CalibrationError
+from ..model import FloatArray
+from ..settings import Settings
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from host._fastcore import measure
-from host.model import FloatArray
+from .._fastcore import measure
+from ..model import FloatArray
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +35,7 @@ def measure_rep(t: FloatArray, angle: FloatArray, baseline_deg: float, lo: int, 
     sample below 10 % before the peak (or is ``t[lo]``); the top entry is the first sample at
     or above 90 % from there, the top exit the last one up to ``end``; the end crossing
     precedes the first sample at or below 10 % after the top exit (or is ``t[end]``). The
-    scans run in C (``host._fastcore.measure``).
+    scans run in C (``legrep._fastcore.measure``).
 
     Parameters
     ----------

@@ -16,7 +16,7 @@ until the movement decides):
 * a confirmed rep discards the candidates of the levels below it (they contained reps:
   the bent-knee setup is not itself a rep).
 
-The state machine runs in C (``host._fastcore.RepMachine``) over a log of the recent
+The state machine runs in C (``legrep._fastcore.RepMachine``) over a log of the recent
 samples; it jumps from event to event (threshold crossings and rests) with sequential scans,
 so the per-sample cost is a compare or two. This class keeps the log, measures and flags the
 reps the machine confirms, and answers the live view's questions. Decisions at a sample
@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from host._fastcore import RepMachine, arm_flags
-from host.buffers import ColumnLog
-from host.model import FloatArray, Leg, Rep
-from host.reps.measure import measure_rep
-from host.reps.sets import rep_flags
-from host.settings import Settings
+from .._fastcore import RepMachine, arm_flags
+from ..buffers import ColumnLog
+from ..model import FloatArray, Leg, Rep
+from .measure import measure_rep
+from .sets import rep_flags
+from ..settings import Settings
 
 LOOKBACK_S = 5.0
 """History kept before a candidate for its start crossing."""

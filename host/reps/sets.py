@@ -4,7 +4,7 @@ A set is a bout of reps bounded by rests of at least ``set_rest_s`` (both legs d
 back belong to one set). Grouping is a pure function of the reps, so live, replay and
 offline analysis agree by construction.
 
-Flags (defaults in :class:`host.settings.Settings`):
+Flags (defaults in :class:`legrep.settings.Settings`):
 ``partial`` range below ``partial_frac`` × the median range of the same leg in the set;
 ``fast_down`` lowering (``down_s``) quicker than ``min_down_s``; ``fast_up`` raising quicker
 than ``min_up_s`` (swinging the leg up); ``short_hold`` hold shorter than ``min_hold_s``
@@ -17,9 +17,9 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from host.model import Leg, Rep, SetSummary
-from host.reps.measure import RepMeasures
-from host.settings import Settings
+from ..model import Leg, Rep, SetSummary
+from .measure import RepMeasures
+from ..settings import Settings
 
 
 def rep_flags(rep: Rep | RepMeasures, s: Settings) -> tuple[str, ...]:

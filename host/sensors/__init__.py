@@ -2,7 +2,7 @@
 
 ``MODELS`` maps the ``--sensor`` name to a :class:`SensorModel`: its GATT profile, the writes that
 configure, start and stop it, and a decoder factory. Every decoder is I/O free and yields
-:class:`~host.model.ImuBlock` values (session seconds, g, deg/s), the block form the legrep
+:class:`~legrep.model.ImuBlock` values (session seconds, g, deg/s), the block form the legrep
 decoder produces, so analysis, live view and recording code are shared.
 
 Recordings of a vendor sensor keep each notification as it arrived, prefixed by one byte: the
@@ -11,7 +11,7 @@ The SENSOR record stores ``model`` and the :class:`SensorConfig`, so a replay bu
 decoder (:class:`VendorStream`) and gets the same samples.
 
 ``legrep`` itself is listed (``native=True`` in :data:`NATIVE`) so :func:`detect` recognises it,
-but its packets go through :mod:`host.packets`, not through a decoder here.
+but its packets go through :mod:`legrep.packets`, not through a decoder here.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from host.errors import InputError, RecordingError
-from host.model import ImuBlock, Leg
-from host.sensors import metamotion, movella_dot, polar_verity, witmotion
-from host.sensors._common import (
+from ..errors import InputError, RecordingError
+from ..model import ImuBlock, Leg
+from . import metamotion, movella_dot, polar_verity, witmotion
+from ._common import (
     STANDARD_GRAVITY_MPS2,
     ArrivalClock,
     Decoder,
@@ -132,7 +132,7 @@ def decode_all(model: SensorModel, config: SensorConfig, notifications: Iterable
 
 
 class VendorStream:
-    """A vendor sensor's records -> ImuBlocks: the counterpart of ``host.live_core.SensorStream``.
+    """A vendor sensor's records -> ImuBlocks: the counterpart of ``legrep.live_core.SensorStream``.
 
     Same surface (``data``, ``sent``, ``reply``, ``status_record``, ``poll``, ``flush``,
     ``diagnostics``, ``leg``, ``samples``) so ``SessionCore`` can hold either; a vendor sensor's

@@ -1,7 +1,7 @@
 """Shared pieces of the per-model sensor support: configuration, commands, clocks, the model record.
 
 Every model's decoder turns the notifications of its characteristics into
-:class:`~host.model.ImuBlock` values on the host's session clock (seconds, g, deg/s), the same
+:class:`~legrep.model.ImuBlock` values on the host's session clock (seconds, g, deg/s), the same
 block form the legrep decoder produces, so the analysis and the recording code are shared.
 
 Two ways to put samples on the session clock:
@@ -23,8 +23,8 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from host.errors import InputError
-from host.model import ImuBlock
+from ..errors import InputError
+from ..model import ImuBlock
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -3,9 +3,9 @@
 Thin: it only moves bytes. Each notification is queued as ``(channel, data, arrival_s)`` (the
 channel is the index of the characteristic in ``model.notify_uuids``); the decoders in this
 package turn them into samples, live or from a recording. Works with any bleak backend (the real
-platform one, or ``firmware_sim.virtual_ble``'s bumble backend in tests and the demo).
+platform one, or ``legrep_sim.virtual_ble``'s bumble backend in tests and the demo).
 
-:class:`VendorLiveLink` is the same link shaped for :class:`host.live.LiveSession` (the loop of
+:class:`VendorLiveLink` is the same link shaped for :class:`legrep.live.LiveSession` (the loop of
 ``legrep capture`` and ``legrep demo``): its queue holds ``(arrival_s, encode_notification(channel,
 data))``, the DATA record payload, so a vendor sensor is recorded, analysed and replayed by the
 very path a legrep sensor takes.
@@ -19,14 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from host.errors import SensorError
-from host.model import Leg
-from host.sensors import detect, encode_notification, get_model
-from host.sensors._common import SensorConfig, SensorModel
+from ..errors import SensorError
+from ..model import Leg
+from . import detect, encode_notification, get_model
+from ._common import SensorConfig, SensorModel
 
 
 class _Clock:
-    """``now_s()`` and ``speed``: the host clock protocol of ``host.transport.ble``."""
+    """``now_s()`` and ``speed``: the host clock protocol of ``legrep.transport.ble``."""
 
     speed = 1.0
 
@@ -47,8 +47,8 @@ async def scan_models(
     timeout_s: float = 5.0, *, models: tuple[str, ...] | None = None, scanner_backend: Any = None,
     clock: Any = None, min_count: int | None = None,
 ) -> list[FoundVendorSensor]:
-    """Advertisers :func:`host.sensors.detect` recognises (optionally only ``models``), by name."""
-    from host.transport.ble import scan_advertisers
+    """Advertisers :func:`legrep.sensors.detect` recognises (optionally only ``models``), by name."""
+    from ..transport.ble import scan_advertisers
 
     def match(device: Any, adv: Any) -> FoundVendorSensor | None:
         model = detect(adv)
@@ -196,7 +196,7 @@ class VendorLink:
 
 
 class VendorLiveLink(VendorLink):
-    """A :class:`VendorLink` shaped for :class:`host.live.LiveSession`.
+    """A :class:`VendorLink` shaped for :class:`legrep.live.LiveSession`.
 
     ``queue`` holds ``(arrival_s, payload)`` with ``payload = encode_notification(channel, data)``,
     the DATA record of a vendor sensor; ``events`` gets a ``disconnected`` ``LinkEvent`` when the link
@@ -210,7 +210,7 @@ class VendorLiveLink(VendorLink):
     status_raw = b""
 
     def __init__(self, device: Any, model: SensorModel | str, config: SensorConfig | None = None, **kwargs: Any) -> None:
-        from host.transport.ble import LinkEvent
+        from ..transport.ble import LinkEvent
 
         super().__init__(device, model, config, **kwargs)
         self.queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
@@ -220,13 +220,13 @@ class VendorLiveLink(VendorLink):
         self.queue.put_nowait((arrival_s, encode_notification(channel, data)))
 
     def _disconnected(self, t_s: float) -> None:
-        from host.transport.ble import LinkEvent
+        from ..transport.ble import LinkEvent
 
         self.events.put_nowait(LinkEvent("disconnected", t_s, detail=f"{self.model.title} link lost"))
 
     def sensor_info(self, index: int, leg: Leg) -> Any:
-        """The SENSOR record content (a :class:`host.live_core.SensorInfo`) for this sensor."""
-        from host.live_core import SensorInfo
+        """The SENSOR record content (a :class:`legrep.live_core.SensorInfo`) for this sensor."""
+        from ..live_core import SensorInfo
 
         return SensorInfo.make_vendor(
             index, leg, self.model.name, self.config.to_dict(), address=self.address, name=self.name,

@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from host.errors import InputError
-from host.model import ImuBlock
-from host.sensors._common import ArrivalClock, SensorConfig, SensorModel, Write, make_block
+from ..errors import InputError
+from ..model import ImuBlock
+from ._common import ArrivalClock, SensorConfig, SensorModel, Write, make_block
 
 SERVICE_UUID = "326a9000-85cb-9195-d9dd-464cfbbae75a"
 COMMAND_UUID = "326a9001-85cb-9195-d9dd-464cfbbae75a"

@@ -25,8 +25,8 @@ import struct
 
 import numpy as np
 
-from host.model import ImuBlock
-from host.sensors._common import (
+from ..model import ImuBlock
+from ._common import (
     STANDARD_GRAVITY_MPS2,
     DeviceClockMapper,
     SensorConfig,

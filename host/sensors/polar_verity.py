@@ -36,9 +36,9 @@ import struct
 
 import numpy as np
 
-from host.errors import InputError
-from host.model import ImuBlock
-from host.sensors._common import DeviceClockMapper, SensorConfig, SensorModel, Write, make_block
+from ..errors import InputError
+from ..model import ImuBlock
+from ._common import DeviceClockMapper, SensorConfig, SensorModel, Write, make_block
 
 SERVICE_UUID = "fb005c80-02e7-f387-1cad-8acd2d8df0c8"
 CONTROL_UUID = "fb005c81-02e7-f387-1cad-8acd2d8df0c8"

@@ -15,7 +15,7 @@ Facts, from WitMotion's own SDK for these modules (github.com/WITMOTION/WitBluet
   100 Hz -> 0x09, 200 Hz -> 0x0B (``DeviceModel.SetRRate``).
 
 Quirks handled: no timestamp and no packet counter in a frame (times come from arrival and the
-configured rate, :class:`~host.sensors._common.ArrivalClock`; lost frames are only noticed as a late
+configured rate, :class:`~legrep.sensors._common.ArrivalClock`; lost frames are only noticed as a late
 arrival); no checksum (a corrupted header is skipped by resynchronising, a corrupted value cannot be
 detected); the module streams as soon as notifications are enabled (no start command).
 """
@@ -26,8 +26,8 @@ import struct
 
 import numpy as np
 
-from host.model import ImuBlock
-from host.sensors._common import ArrivalClock, SensorConfig, SensorModel, Write, make_block
+from ..model import ImuBlock
+from ._common import ArrivalClock, SensorConfig, SensorModel, Write, make_block
 
 SERVICE_UUID = "0000ffe5-0000-1000-8000-00805f9a34fb"
 NOTIFY_UUID = "0000ffe4-0000-1000-8000-00805f9a34fb"

@@ -1,7 +1,7 @@
 """Host side of the BLE link to legrep thigh sensors, on bleak.
 
 The same code drives real sensors (bleak's platform backend) and the simulator (a bleak backend over
-bumble, :mod:`firmware_sim.virtual_ble`, passed as ``scanner_backend`` / ``client_backend``).
+bumble, :mod:`legrep_sim.virtual_ble`, passed as ``scanner_backend`` / ``client_backend``).
 
 * :func:`scan_sensors` finds sensors advertising the legrep service UUID.
 * :func:`assign_legs` decides which sensor is on which thigh: ``--left/--right`` addresses, else the
@@ -12,7 +12,7 @@ bumble, :mod:`firmware_sim.virtual_ble`, passed as ``scanner_backend`` / ``clien
   a link loss reconnects with backoff by itself. Its notify callback only enqueues
   ``(arrival_s, bytes)`` on :attr:`SensorLink.queue`; the live session consumes it.
 
-Errors a person can act on are :class:`host.errors.SensorError` with one line: no adapter, no sensor
+Errors a person can act on are :class:`legrep.errors.SensorError` with one line: no adapter, no sensor
 found, out of range (connect timeout), wrong firmware or protocol version.
 
 Time comes from a :class:`Clock` (the host's monotonic clock; in a simulation a virtual clock that
@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from host.errors import PacketError, SensorError
-from host.model import Leg
-from host.packets import (
+from ..errors import PacketError, SensorError
+from ..model import Leg
+from ..packets import (
     BATTERY_LEVEL_UUID,
     CONTROL_UUID,
     IMU_DATA_UUID,

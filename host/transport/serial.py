@@ -3,8 +3,8 @@
 :class:`SerialSensorLink` opens one port, deframes in a reader thread and queues
 ``(channel, message, arrival_s)``; :func:`capture_serial` runs a whole session over one or two
 ports: configure, TIME_SYNC, START, stream (asking for RESENDs of gaps), STOP, drain -- every
-frame becomes a :class:`~host.recording.Record` that is written to the recording (if any) and fed
-to :class:`~host.live_core.SessionCore`, exactly as a replay will feed it.
+frame becomes a :class:`~legrep.recording.Record` that is written to the recording (if any) and fed
+to :class:`~legrep.live_core.SessionCore`, exactly as a replay will feed it.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from host.errors import PacketError, SensorError
-from host.live_core import RecordingCore, SensorInfo, SessionCore
-from host.model import Leg, SessionResult
-from host.packets import (
+from ..errors import PacketError, SensorError
+from ..live_core import RecordingCore, SensorInfo, SessionCore
+from ..model import Leg, SessionResult
+from ..packets import (
     Channel,
     ControlReply,
     SlipDeframer,
@@ -36,8 +36,8 @@ from host.packets import (
     stop_request,
     time_sync_request,
 )
-from host.recording import Kind, Record
-from host.settings import Settings
+from ..recording import Kind, Record
+from ..settings import Settings
 
 logger = logging.getLogger(__name__)
 
