@@ -691,7 +691,7 @@ enum { MODE_DOWN = 0, MODE_UP = 1, MODE_FALL = 2 };
 /* host.reps.reference.RepMachineRef: parameters and carried state (global sample indices). */
 typedef struct {
     PyObject_HEAD
-    double enter_deg, undershoot_deg, undershoot_frac, min_rom_deg, min_return_frac, max_rep_s, confirm_s, speed_frac;
+    double enter_deg, undershoot_deg, undershoot_frac, chained_undershoot_frac, min_rom_deg, min_return_frac, max_rep_s, confirm_s, speed_frac;
     Py_ssize_t k;       /* speed half-window, samples */
     Py_ssize_t pos;     /* global index of the next sample to examine */
     int mode;
@@ -702,6 +702,7 @@ typedef struct {
     Py_ssize_t s0;      /* candidate: where its rise starts */
     double base_deg;    /* angle at s0 */
     int cand_anchored;
+    int cand_from_rest; /* the candidate rose from a rest (stricter undershoot) */
     double peak;
     Py_ssize_t i_peak;
     Py_ssize_t up_rest; /* rest on the way up (or part-way down), -1 if none */
@@ -718,10 +719,12 @@ RepMachine_dealloc(RepMachine *self)
 static int
 RepMachine_init(RepMachine *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"enter_deg", "undershoot_deg", "undershoot_frac", "min_rom_deg", "min_return_frac",
+    static char *kwlist[] = {"enter_deg", "undershoot_deg", "undershoot_frac", "chained_undershoot_frac",
+                             "min_rom_deg", "min_return_frac",
                              "max_rep_s", "confirm_s", "speed_frac", "speed_half_n", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$ddddddddn:RepMachine", kwlist, &self->enter_deg,
-                                     &self->undershoot_deg, &self->undershoot_frac, &self->min_rom_deg,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$dddddddddn:RepMachine", kwlist, &self->enter_deg,
+                                     &self->undershoot_deg, &self->undershoot_frac, &self->chained_undershoot_frac,
+                                     &self->min_rom_deg,
                                      &self->min_return_frac, &self->max_rep_s, &self->confirm_s, &self->speed_frac,
                                      &self->k))
         return -1;
@@ -734,7 +737,7 @@ RepMachine_init(RepMachine *self, PyObject *args, PyObject *kwds)
     self->low = self->rest_deg = self->base_deg = NAN;
     self->i_low = self->s0 = self->i_peak = 0;
     self->chain = 1; /* the stream start anchors */
-    self->cand_anchored = 0;
+    self->cand_anchored = self->cand_from_rest = 0;
     self->peak = self->up_rest_deg = 0.0;
     self->up_rest = -1;
     self->n_rejected = self->n_fidgets = 0;
@@ -752,9 +755,10 @@ oldest_needed(const RepMachine *m)
 }
 
 static void
-open_cand(RepMachine *m, Py_ssize_t s0, double s0_deg, Py_ssize_t i, double x, int anchored)
+open_cand(RepMachine *m, Py_ssize_t s0, double s0_deg, Py_ssize_t i, double x, int anchored, int from_rest)
 {
     m->mode = MODE_UP;
+    m->cand_from_rest = from_rest;
     m->s0 = s0;
     m->base_deg = s0_deg;
     m->cand_anchored = anchored;
@@ -785,7 +789,8 @@ close_cand(RepMachine *m, const double *t, const double *a, double *v, Py_ssize_
     double r[10];
     measure_window(t, a, v, lo - base, m->s0 - base, c - base, m->k, m->speed_frac, r);
     double rom = r[5];
-    double under = m->undershoot_deg > m->undershoot_frac * rom ? m->undershoot_deg : m->undershoot_frac * rom;
+    double frac = m->cand_from_rest ? m->undershoot_frac : m->chained_undershoot_frac;
+    double under = m->undershoot_deg > frac * rom ? m->undershoot_deg : frac * rom;
     if (rom < m->min_rom_deg) {
         m->n_fidgets++;
         m->chain = m->cand_anchored;
@@ -843,10 +848,9 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
         Py_ssize_t i = j + base;
         double x = a[j];
         int armed = B1(arm, j) != 0;
-        if (i == 0) { /* the stream start anchors like a rest */
+        if (i == 0) { /* the stream start: a turning point that anchors (chain is 1) */
             m->low = x;
             m->i_low = 0;
-            m->rest_deg = x;
         }
         if (m->mode == MODE_DOWN) {
             if (armed) {
@@ -859,7 +863,7 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
             }
             if (x > m->low + enter) {
                 int near_rest = m->low >= m->rest_deg - m->undershoot_deg; /* false when rest_deg is NaN */
-                open_cand(m, m->i_low, m->low, i, x, m->chain || near_rest);
+                open_cand(m, m->i_low, m->low, i, x, m->chain || near_rest, near_rest);
             }
         } else if (m->mode == MODE_UP) {
             if (x > m->peak) {
@@ -871,7 +875,7 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
                 m->up_rest_deg = x;
             }
             if (m->up_rest >= 0 && x > m->up_rest_deg + enter) {
-                open_cand(m, m->up_rest, m->up_rest_deg, i, x, 1);
+                open_cand(m, m->up_rest, m->up_rest_deg, i, x, 1, 1);
             } else if (x < m->peak - enter) {
                 m->mode = MODE_FALL;
                 m->low = x;
@@ -901,11 +905,11 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
                 if (returned) {
                     if (close_cand(m, t, a, v, base, i, out) < 0)
                         goto fail;
-                    open_cand(m, m->i_low, m->low, i, x, m->chain);
+                    open_cand(m, m->i_low, m->low, i, x, m->chain, 0);
                 } else {
                     m->mode = MODE_UP;
                     if (m->up_rest >= 0 && x > m->up_rest_deg + enter)
-                        open_cand(m, m->up_rest, m->up_rest_deg, i, x, 1);
+                        open_cand(m, m->up_rest, m->up_rest_deg, i, x, 1, 1);
                 }
             } else if (returned && t[j] - t[m->i_low - base] >= m->confirm_s) {
                 if (close_cand(m, t, a, v, base, i, out) < 0)
@@ -1015,7 +1019,8 @@ static PyMemberDef RepMachine_members[] = {
 };
 
 PyDoc_STRVAR(RepMachine_doc,
-             "RepMachine(*, enter_deg, undershoot_deg, undershoot_frac, min_rom_deg, min_return_frac, max_rep_s,\n"
+             "RepMachine(*, enter_deg, undershoot_deg, undershoot_frac, chained_undershoot_frac, min_rom_deg,\n"
+             "           min_return_frac, max_rep_s,\n"
              "           confirm_s, speed_frac, speed_half_n)\n--\n\n"
              "The rep state machine of RepSegmenter; specified in host/reps/reference.py.");
 

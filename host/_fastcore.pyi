@@ -70,6 +70,7 @@ class RepMachine:
         enter_deg: float,
         undershoot_deg: float,
         undershoot_frac: float,
+        chained_undershoot_frac: float,
         min_rom_deg: float,
         min_return_frac: float,
         max_rep_s: float,

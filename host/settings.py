@@ -57,7 +57,12 @@ class Settings:
     rejects it: the first swing of walking goes back past the standing pose. Also how far below
     the last rest a low point may lie and still be anchored by it."""
     undershoot_frac: float = 0.2
-    """...the undershoot as a fraction of the range (whichever of the two is larger)."""
+    """...the undershoot as a fraction of the range (whichever of the two is larger), for a rep that
+    rose from a rest (walking's first swing: 25 deg up, 15 below the standing rest)."""
+    chained_undershoot_frac: float = 1.0
+    """...and for a rep that rose from the turning point after another rep: the last of a set of
+    hover or touch-and-go reps may end on the floor, well below its baseline, but never further
+    below it than it rose above it (sitting up to stand rises 40 deg and falls 130)."""
     min_return_frac: float = 0.5
     """A rep has come down once it has fallen by this fraction of its rise (hover reps come back
     to 10-15 deg above the floor, so "back to the baseline" would lose them; getting up from the

@@ -51,8 +51,11 @@ A closed candidate is measured (stopwatch tempo above) and is
 
 * a **fidget** if ``rom_deg < min_rom_deg`` (not counted; it does not break a chain),
 * **rejected** if its low was not anchored, if its descent ends more than
-  ``max(undershoot_deg, undershoot_frac x rom_deg)`` below its baseline (the first swing of
-  walking goes back past the standing pose), or if it lasted over ``max_rep_s``,
+  ``max(undershoot_deg, undershoot_frac x rom_deg)`` below its baseline when it rose from a rest
+  (the first swing of walking goes back past the standing pose), or more than
+  ``max(undershoot_deg, chained_undershoot_frac x rom_deg)`` below it when it rose from a turning
+  point (the last hover rep may end on the floor; getting up from a rep falls 130 deg after a
+  40 deg rise), or if it lasted over ``max_rep_s``,
 * else a **rep**.
 
 A low is anchored when it lies within ``undershoot_deg`` below the last rest, or follows a
@@ -85,6 +88,7 @@ class RepParams:
     enter_deg: float
     undershoot_deg: float
     undershoot_frac: float
+    chained_undershoot_frac: float
     min_rom_deg: float
     min_return_frac: float
     max_rep_s: float
@@ -98,6 +102,7 @@ class RepParams:
             enter_deg=s.enter_deg,
             undershoot_deg=s.undershoot_deg,
             undershoot_frac=s.undershoot_frac,
+            chained_undershoot_frac=s.chained_undershoot_frac,
             min_rom_deg=s.min_rom_deg,
             min_return_frac=s.min_return_frac,
             max_rep_s=s.max_rep_s,
@@ -244,6 +249,7 @@ class RepMachineRef:
         self.s0 = 0
         self.base_deg = math.nan
         self.cand_anchored = False
+        self.cand_from_rest = False
         self.peak = 0.0
         self.i_peak = 0
         self.up_rest = -1
@@ -265,8 +271,9 @@ class RepMachineRef:
         return self.low if self.mode == DOWN else self.base_deg
 
     # -- steps
-    def _open(self, s0: int, s0_deg: float, i: int, x: float, anchored: bool) -> None:
+    def _open(self, s0: int, s0_deg: float, i: int, x: float, anchored: bool, from_rest: bool) -> None:
         self.mode = UP
+        self.cand_from_rest = from_rest
         self.s0 = s0
         self.base_deg = s0_deg
         self.cand_anchored = anchored
@@ -282,7 +289,8 @@ class RepMachineRef:
             lo = base
         m = measure_window(t, a, lo - base, self.s0 - base, c - base, p.speed_half_n, p.speed_frac)
         start, _, end, baseline, _, rom, _, _, _, end_deg = m
-        under = p.undershoot_deg if p.undershoot_deg > p.undershoot_frac * rom else p.undershoot_frac * rom
+        frac = p.undershoot_frac if self.cand_from_rest else p.chained_undershoot_frac
+        under = p.undershoot_deg if p.undershoot_deg > frac * rom else frac * rom
         if rom < p.min_rom_deg:
             self.n_fidgets += 1
             self.chain = self.cand_anchored
@@ -306,10 +314,9 @@ class RepMachineRef:
         for j in range(self.pos - base, len(t)):
             i = j + base
             x = a[j]
-            if i == 0:  # the stream start anchors like a rest
+            if i == 0:  # the stream start: a turning point that anchors (chain is True)
                 self.low = x
                 self.i_low = 0
-                self.rest_deg = x
             if self.mode == DOWN:
                 if arm[j]:
                     self.rest_deg = x
@@ -320,7 +327,7 @@ class RepMachineRef:
                     self.i_low = i
                 if x > self.low + p.enter_deg:
                     near_rest = self.low >= self.rest_deg - p.undershoot_deg  # False when no rest (NaN)
-                    self._open(self.i_low, self.low, i, x, self.chain or near_rest)
+                    self._open(self.i_low, self.low, i, x, self.chain or near_rest, near_rest)
             elif self.mode == UP:
                 if x > self.peak:
                     self.peak = x
@@ -330,7 +337,7 @@ class RepMachineRef:
                     self.up_rest_deg = x
                 if self.up_rest >= 0 and x > self.up_rest_deg + p.enter_deg:
                     # the rise starts again from a rest on the way up (e.g. bent-knee setup)
-                    self._open(self.up_rest, self.up_rest_deg, i, x, True)
+                    self._open(self.up_rest, self.up_rest_deg, i, x, True, True)
                 elif x < self.peak - p.enter_deg:
                     self.mode = FALL
                     self.low = x
@@ -355,11 +362,11 @@ class RepMachineRef:
                 elif x > self.low + p.enter_deg:
                     if returned:
                         self._close(t, a, base, i, out)
-                        self._open(self.i_low, self.low, i, x, self.chain)
+                        self._open(self.i_low, self.low, i, x, self.chain, False)
                     else:  # the dip was part of the top
                         self.mode = UP
                         if self.up_rest >= 0 and x > self.up_rest_deg + p.enter_deg:
-                            self._open(self.up_rest, self.up_rest_deg, i, x, True)
+                            self._open(self.up_rest, self.up_rest_deg, i, x, True, True)
                 elif returned and t[j] - t[self.i_low - base] >= p.confirm_s:
                     self._close(t, a, base, i, out)
                     self.mode = DOWN

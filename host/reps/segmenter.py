@@ -55,6 +55,7 @@ class RepSegmenter:
                 enter_deg=p.enter_deg,
                 undershoot_deg=p.undershoot_deg,
                 undershoot_frac=p.undershoot_frac,
+                chained_undershoot_frac=p.chained_undershoot_frac,
                 min_rom_deg=p.min_rom_deg,
                 min_return_frac=p.min_return_frac,
                 max_rep_s=p.max_rep_s,
