@@ -45,16 +45,6 @@ def stopwatch(t: np.ndarray, angle: np.ndarray, leg: str = "left", frac: float =
     )  # fmt: skip
 
 
-def session_tempo(session) -> list[Tempo]:
-    """Stopwatch truth of every programmed rep of a simulated session (5 kHz exact angle)."""
-    out = []
-    for plan in session.programme.reps:
-        motion = session.programme.legs[plan.leg]
-        t = np.arange(plan.t0_s - 0.05, plan.t1_s + 0.05, 1.0 / 5000.0)
-        out.append(stopwatch(t, motion.hip_angle_deg(t), plan.leg))
-    return out
-
-
 def minimum_jerk_rep(rate_hz: float, up_s: float, hold_s: float, down_s: float, rom_deg: float,
                      base_deg: float = 0.0, rest_s: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """A rest, a minimum-jerk raise of ``up_s``, a hold, a minimum-jerk lowering, a rest."""
