@@ -84,8 +84,8 @@ class Cue:
     """One utterance: said at ``time_s`` (session seconds of its event) or not at all.
 
     ``kind`` is the most important part it carries (ROUTINE > FORM > COUNT); ``deadline_s`` is the
-    latest session time speech may start; ``supersedes`` is true for a plain count, which a newer
-    count makes pointless.
+    latest session time speech may start. A plain count is :attr:`supersedable`: a newer count
+    makes it pointless.
     """
 
     time_s: float
@@ -213,13 +213,15 @@ class Coach:
         parts: list[tuple[CueKind, str]] = []
         needs = self._needs(counts)
         if not self._set_announced or needs:
-            parts.append((CueKind.ROUTINE, self._set_done_text(self._sets_done, counts)))
+            parts.append((CueKind.ROUTINE, self._set_done_text(self._sets_done, counts, last=False)))
         self._warning = ""
         if needs:
             self._warning = f"set {summary.set}: " + ", ".join(
                 f"{leg.value} needs {k} more rep{'s' if k > 1 else ''}" for leg, k in needs
             )
             parts.extend((CueKind.ROUTINE, _more_on(k, leg)) for leg, k in needs)
+        if parts and self._last_set(self._sets_done):
+            parts.append((CueKind.ROUTINE, "done"))
         self._count = {leg: 0 for leg in self.legs}
         self._set_announced = False
         return self._emit(parts, now_s, None)
@@ -263,11 +265,14 @@ class Coach:
         top = max(counts[leg] for leg in legs)
         return [(leg, top - counts[leg]) for leg in legs if counts[leg] < top]
 
-    def _set_done_text(self, set_no: int, counts: dict[Leg, int] | None = None) -> str:
+    def _last_set(self, set_no: int) -> bool:
+        return self.targets.sets is not None and set_no >= self.targets.sets
+
+    def _set_done_text(self, set_no: int, counts: dict[Leg, int] | None = None, last: bool = True) -> str:
         counts = counts if counts is not None else dict(self._count)
         said = " and ".join(number_words(counts.get(leg, 0)) for leg in self.legs)
         text = f"set done, {said}"
-        if self.targets.sets is not None and set_no >= self.targets.sets:
+        if last and self._last_set(set_no):
             text += ". done"
         return text
 

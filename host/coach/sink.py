@@ -155,3 +155,50 @@ class CoachSink:
     def _publish(self) -> None:
         if self.page is not None:
             self.page.publish(self.snapshot())
+
+
+class Tee:
+    """Several sinks behind the one ``view`` of a live session that does not take a ``sinks`` list
+    yet: each call goes to every sink in order. Without ``angle`` calls from the loop, each
+    ``show`` passes the newest angle of the state on (``LegState.angle_deg``, at the state's time).
+    """
+
+    def __init__(self, *sinks: Any) -> None:
+        self.sinks = [s for s in sinks if s is not None]
+        self._angle_calls = False
+
+    def angle(self, leg: Leg, time_s: FloatArray, angle_deg: FloatArray) -> None:
+        self._angle_calls = True
+        for s in self.sinks:
+            fn = getattr(s, "angle", None)
+            if fn is not None:
+                fn(leg, time_s, angle_deg)
+
+    def show(self, state: "LiveState") -> None:
+        if not self._angle_calls:
+            import numpy as np
+
+            for ls in state.legs:
+                if ls.angle_deg is not None:
+                    for s in self.sinks:
+                        fn = getattr(s, "angle", None)
+                        if fn is not None:
+                            fn(ls.leg, np.array([state.time_s]), np.array([ls.angle_deg]))
+        for s in self.sinks:
+            s.show(state)
+
+    def rep(self, rep: Rep, state: "LiveState") -> None:
+        for s in self.sinks:
+            s.rep(rep, state)
+
+    def set_closed(self, summary: SetSummary, state: "LiveState") -> None:
+        for s in self.sinks:
+            s.set_closed(summary, state)
+
+    def note(self, text: str) -> None:
+        for s in self.sinks:
+            s.note(text)
+
+    def close(self) -> None:
+        for s in self.sinks:
+            s.close()
