@@ -51,7 +51,7 @@ def targets_of(args: argparse.Namespace) -> Targets:
 
 def build_coaching(
     args: argparse.Namespace,
-    legs: Sequence[Leg],
+    legs: Sequence[Leg] | None = None,
     settings: Settings | None = None,
     out: TextIO | None = None,
 ) -> CoachSink | None:
@@ -59,7 +59,7 @@ def build_coaching(
 
     Everything that can fail (speech engine, sound device, busy port, bad values) fails here, before
     the session starts, with one line (:class:`~legrep.errors.LegrepError`). The page's URL is
-    printed to ``out``.
+    printed to ``out``. ``legs`` None: the session's legs, from its first snapshot.
     """
     if not wants_coaching(args):
         return None
@@ -87,5 +87,9 @@ def build_coaching(
         if out is not None:
             note = "" if page.token is None else " (needs the token: keep the URL to yourself)"
             print(f"legrep web: live page at {page.url}{note}", file=out, flush=True)
-    coach = Coach(tuple(legs), targets, settings, mode)
-    return CoachSink(coach, voices, page)
+    def make(session_legs: tuple[Leg, ...]) -> Coach:
+        return Coach(session_legs, targets, settings, mode)
+
+    if legs is not None:
+        return CoachSink(make(tuple(legs)), voices, page)
+    return CoachSink(None, voices, page, make_coach=make)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..model import FloatArray, Leg, Rep, SetSummary
@@ -37,13 +38,24 @@ class CoachSink:
 
     Parameters
     ----------
-    coach : the cue logic (its legs are the session's).
+    coach : the cue logic (its legs are the session's), or None with ``make_coach``: built from the
+        legs of the first snapshot (for callers that open sinks before the drivers).
     voices : where cues go (:class:`~legrep.coach.voice.Speaker`, :class:`~legrep.coach.wavout.WavRecorder`).
     page : the phone page (None: no page).
     """
 
-    def __init__(self, coach: Coach, voices: list[Any] | None = None, page: "WebPage | None" = None) -> None:
-        self.coach = coach
+    def __init__(
+        self,
+        coach: Coach | None = None,
+        voices: list[Any] | None = None,
+        page: "WebPage | None" = None,
+        *,
+        make_coach: Callable[[tuple[Leg, ...]], Coach] | None = None,
+    ) -> None:
+        if coach is None and make_coach is None:
+            raise TypeError("CoachSink needs a coach or make_coach")
+        self._coach = coach
+        self._make_coach = make_coach
         self.voices: list[Any] = list(voices or [])
         self.page = page
         self.angles: dict[Leg, tuple[float, float]] = {}
@@ -52,6 +64,18 @@ class CoachSink:
         self._note = ""
         self._ended = False
         self.end_s = 0.0
+
+    @property
+    def coach(self) -> Coach:
+        if self._coach is None:
+            assert self._make_coach is not None
+            self._coach = self._make_coach((Leg.LEFT, Leg.RIGHT))
+        return self._coach
+
+    def _legs_from(self, state: "LiveState") -> None:
+        if self._coach is None and state.legs:
+            assert self._make_coach is not None
+            self._coach = self._make_coach(tuple(s.leg for s in state.legs))
 
     # --- SessionSink ----------------------------------------------------------------------------------
 
@@ -62,16 +86,19 @@ class CoachSink:
         self._publish()
 
     def show(self, state: "LiveState") -> None:
+        self._legs_from(state)
         self._state = state
         self.end_s = max(self.end_s, state.time_s)
         self._publish()
 
     def rep(self, rep: Rep, state: "LiveState") -> None:
+        self._legs_from(state)
         self._state = state
         self._say(self.coach.rep(rep, state.time_s))
         self._publish()
 
     def set_closed(self, summary: SetSummary, state: "LiveState") -> None:
+        self._legs_from(state)
         self._state = state
         self._say(self.coach.set_closed(summary, state.time_s))
         self._publish()
@@ -153,7 +180,7 @@ class CoachSink:
         }
 
     def _publish(self) -> None:
-        if self.page is not None:
+        if self.page is not None and (self._coach is not None or self._state is not None):
             self.page.publish(self.snapshot())
 
 
