@@ -531,8 +531,9 @@ def render_html(
         cells.append(f"{s.start_s:.0f}–{s.end_s:.0f} s")
         if len(legs) == 2:
             cells.append("uneven" if s.uneven else "even")
+        cells.append(s.exercise.replace("_", " "))
         set_rows.append((cells, "uneven" if s.uneven else ""))
-    set_headers = ["set"] + [f"{leg.value} reps" for leg in legs] + ["time"] + (["balance"] if len(legs) == 2 else [])
+    set_headers = ["set"] + [f"{leg.value} reps" for leg in legs] + ["time"] + (["balance"] if len(legs) == 2 else []) + ["exercise"]
     parts += ["<h2>Sets</h2>", _table(set_headers, set_rows, "sets")]
 
     measures = [

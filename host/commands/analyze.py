@@ -51,7 +51,8 @@ def register(subparsers: Any) -> None:
         default=[],
         help="override an analysis setting, e.g. --set min_rom_deg=25 (repeatable; see host/settings.py)",
     )
-    parser.add_argument("--exercise", default=None, help="exercise name stored in the history (e.g. 'bent knee raise')")
+    parser.add_argument("--exercise", default=None, help="exercise name stored in the history (e.g. 'bent knee raise'); one of legrep's "
+                        "exercises names every set (README 'Which exercise')")
     parser.add_argument("--db", metavar="FILE", help="history database (default: $LEGREP_DB or ~/.local/share/legrep/history.db)")
     parser.add_argument("--no-history", action="store_true", help="do not store the session in the history database")
     parser.set_defaults(func=run)
@@ -111,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
     # imported here so ``legrep --help`` stays fast
     from ..export import format_one_line, format_table, write_reps_csv, write_summary_json
     from ..imu_csv import read_imu_csv
+    from ..exercise import override_exercise
     from ..pipeline import analyze_arrays
 
     if not args.left and not args.right:
@@ -119,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
     left = _read_leg(args.left, args.import_map) if args.left else None
     right = _read_leg(args.right, args.import_map) if args.right else None
     result = analyze_arrays(left=left, right=right, settings=settings)
+    result = override_exercise(result, args.exercise)  # README "Which exercise"
 
     history_line = None
     if not args.no_history:
