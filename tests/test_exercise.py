@@ -181,3 +181,12 @@ def test_live_view_says_one_leg_at_a_time() -> None:
     assert CUES["both_legs"] in out.getvalue()
     view.rep(_rep(Leg.RIGHT, 5.0, 8.0), LiveState(8.3, legs, ()))
     assert out.getvalue().count(CUES["both_legs"]) == 1
+
+
+def test_report_names_each_sets_exercise(tmp_path: Path) -> None:
+    from legrep.report import write_report
+
+    result = _analyse(double_leg_session(71, pattern=("double", "alternating")))
+    html = write_report(result, tmp_path / "r.html", Settings())["html"].read_text()
+    assert "Exercise: set 1 double leg raise · set 2 straight leg raise" in html
+    assert "both_legs" in html  # the flag counts of the averages table
