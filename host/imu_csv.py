@@ -531,6 +531,39 @@ def _format_rows(block: ImuBlock, rows_per_chunk: int = 1 << 16) -> Iterator[byt
             yield "".join(fmt % tuple(row) + "\n" for row in data.tolist()).encode("ascii")
 
 
+class ImuCsvWriter:
+    """Write a canonical IMU CSV block by block (memory flat in the length); a context manager.
+
+    Raises
+    ------
+    InputError
+        The path is a directory or not writable.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        try:
+            self._fh = open(self.path, "wb")
+        except IsADirectoryError:
+            raise InputError(f"{self.path}: a file path to write expected, got a directory") from None
+        except OSError as exc:
+            raise InputError(f"{self.path}: a writable file path expected, got {exc.strerror or exc}") from None
+        self._fh.write((",".join(CANONICAL_HEADER) + "\n").encode("ascii"))
+
+    def write(self, block: ImuBlock) -> None:
+        for chunk in _format_rows(block):
+            self._fh.write(chunk)
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> "ImuCsvWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def write_imu_csv(path: str | os.PathLike[str], block: ImuBlock) -> None:
     """Write ``block`` as a canonical IMU CSV file (readable by :func:`read_imu_csv`)."""
     p = Path(path)
