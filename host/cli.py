@@ -77,11 +77,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"legrep {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (``legrep history | head``): not an error to report. Point stdout
+        # at /dev/null so the interpreter's final flush does not fail again; exit as a program
+        # killed by SIGPIPE would (128 + 13).
+        _silence_stdout()
+        return 141
     except OSError as exc:
         if args.verbose:
             logging.exception("failed")
         print(f"legrep {args.command}: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
         return 2
+
+
+def _silence_stdout() -> None:
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is not a real file (tests capture it)
+        pass
 
 
 if __name__ == "__main__":

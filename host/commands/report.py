@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 from ..errors import InputError, LegrepError
-from ..history import DEFAULT_EXERCISE, SessionInput, analyze_input, group_inputs, remember_session
+from ..history import DEFAULT_EXERCISE, EXIT_NOT_STORED, SessionInput, analyze_input, group_inputs, remember_session
 from ..settings import Settings
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = parse_settings(args.settings)
     item = _session_input(args)
+    guard_outputs(args, item)
     analysed = analyze_input(item, settings, args.started_at)
     written = write_report(
         analysed.result,
@@ -84,5 +86,26 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {message}")
     print(f"wrote {written['html']}" + (f" and {len(written) - 1} PNG files in {args.png}" if args.png else ""))
     if not args.no_history:
-        print(remember_session(args.db, analysed.result, analysed.settings, analysed.sources, args.exercise, analysed.started_at))
+        remembered = remember_session(args.db, analysed.result, analysed.settings, analysed.sources, args.exercise, analysed.started_at)
+        if not remembered.stored:
+            print(f"legrep report: error: {remembered.line}", file=sys.stderr)
+            return EXIT_NOT_STORED
+        print(remembered.line)
     return 0
+
+
+def guard_outputs(args: argparse.Namespace, item: SessionInput) -> None:
+    """Refuse --out/--png files that would overwrite an input, the history database or a recording."""
+    from ..fileio import OutputGuard
+    from ..history import default_db_path
+
+    db = None if args.no_history else (args.db or default_db_path())
+    inputs = [item.recording, item.left_csv, item.right_csv]
+    guard = OutputGuard(inputs, db)
+    guard.check("--out", args.out)
+    if args.png is not None:  # the figures are DIR/<name>.png: any .png input or file there is checked
+        folder = Path(args.png)
+        candidates = {p for p in folder.glob("*.png")} if folder.is_dir() else set()
+        candidates |= {folder / Path(p).name for p in (*inputs, db) if p is not None and Path(p).suffix.lower() == ".png"}
+        for path in sorted(candidates):
+            guard.check("--png", path)
