@@ -86,7 +86,7 @@ async def capture(args: argparse.Namespace, out: Path, view: Any) -> Any:
         stop = asyncio.Event()
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGINT, stop.set)
-        live = LiveSession(links, clock=_clock(), recording=args.recording_path, view=view)
+        live = LiveSession(links, clock=_clock(), recording=_recording_path(args, out), view=view)
         if view is not None:
             view.note(
                 "capturing from "
@@ -154,7 +154,7 @@ async def capture_vendor(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGINT, stop.set)
         live = LiveSession(
-            links, clock=clock, recording=args.recording_path, view=view, meta={"sensor_model": model.name}
+            links, clock=clock, recording=_recording_path(args, out), view=view, meta={"sensor_model": model.name}
         )
         if view is not None:
             view.note(
@@ -210,7 +210,7 @@ def capture_wired(args: argparse.Namespace, out: Path, view: Any) -> Any:
 
                 view.note(f"{t_s:7.1f} s  {ev.rep.leg.value:<5} rep  {describe_rep(ev.rep)}")
 
-    recording = args.recording_path
+    recording = _recording_path(args, out)
     try:
         result, _, _ = capture_serial(
             ports, args.duration if args.duration is not None else 24 * 3600.0, recording, on_events=on_events
@@ -221,6 +221,13 @@ def capture_wired(args: argparse.Namespace, out: Path, view: Any) -> Any:
             raise
         result, _ = replay_recording(recording)  # everything up to Ctrl-C was written as it arrived
         return result
+
+
+def _recording_path(args: argparse.Namespace, out: Path) -> Path:
+    """The recording ``run`` chose (a fresh name in ``out``), or ``out/session.lgr`` for callers of
+    the capture functions themselves."""
+    chosen = getattr(args, "recording_path", None)
+    return Path(chosen) if chosen is not None else out / "session.lgr"
 
 
 def run(args: argparse.Namespace) -> int:
