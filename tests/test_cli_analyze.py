@@ -342,3 +342,45 @@ def test_analyze_stores_the_session_in_history_once(tmp_path, capsys):
     assert len(list_sessions(os.environ["LEGREP_DB"])) == 1
     assert cli_main(["analyze", "--left", str(rec / "left.csv")]) == 0
     assert len(list_sessions(os.environ["LEGREP_DB"])) == 2
+
+
+# --------------------------------------------------------------------------- lazy start-up
+
+
+def test_the_command_table_says_what_each_module_registers() -> None:
+    import argparse
+    import importlib
+
+    from legrep.cli import COMMAND_HELP
+
+    for name, help_text in COMMAND_HELP.items():
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(f"legrep.commands.{name}").register(sub)
+        assert sub._choices_actions[0].help == help_text, name
+
+
+def test_help_lists_every_command_and_analyze_imports_only_what_it_uses(session_csvs: tuple[Path, Path]) -> None:
+    import subprocess
+    import sys
+
+    from legrep.cli import COMMAND_HELP
+
+    probe = (
+        "import sys, contextlib, io\n"
+        "from legrep.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    code = main(sys.argv[1:])\n"
+        "print(code, out.getvalue().count(chr(10)))\n"
+        "print(' '.join(sorted(m for m in sys.modules)))\n"
+    )
+    shown = subprocess.run([sys.executable, "-m", "legrep", "--help"], capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0 and all(f"    {name} " in shown.stdout for name in COMMAND_HELP), shown.stdout
+    left, right = session_csvs
+    argv = ["analyze", "--left", str(left), "--right", str(right), "--no-history"]
+    done = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("0 "), done.stderr
+    loaded = {"analyze": set(done.stdout.split())}
+    heavy = {"asyncio", "bleak", "bumble", "matplotlib", "serial", "legrep.sensors", "legrep.live", "legrep.report"}
+    assert not heavy & loaded["analyze"], heavy & loaded["analyze"]
+    assert "legrep.commands.analyze" in loaded["analyze"]
+    assert not {f"legrep.commands.{c}" for c in COMMAND_HELP if c != "analyze"} & loaded["analyze"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..errors import InputError
@@ -65,16 +65,18 @@ def parse_overrides(items: Sequence[str], base: Settings | None = None) -> Setti
     return parse(items, base)
 
 
-def _read_leg(paths: Sequence[str], import_map: str | None) -> Any:
-    """legrep's IMU CSV (strict reader) or, by its header, a phone/vendor export (importers)."""
-    from ..imu_csv import read_imu_csv
-    from ..importers import read_import
+def leg_blocks(paths: Sequence[str], import_map: str | None) -> Iterable[Any]:
+    """The samples of one leg as blocks: legrep's IMU CSV streamed (strict reader), or, by its
+    header, a phone/vendor export (importers, read whole)."""
+    from ..imu_csv import iter_imu_csv
 
     if len(paths) == 1 and import_map is None and _is_legrep_csv(paths[0]):
-        return read_imu_csv(paths[0])
+        return iter_imu_csv(paths[0])
     if len(paths) > 2:
         raise InputError(f"one or two files per leg expected (accelerometer and gyroscope), got {len(paths)}")
-    return read_import(paths, import_map).block
+    from ..importers import read_import
+
+    return [read_import(paths, import_map).block]
 
 
 def _is_legrep_csv(path: str) -> bool:
@@ -92,16 +94,15 @@ def _is_legrep_csv(path: str) -> bool:
 def run(args: argparse.Namespace) -> int:
     # imported here so ``legrep --help`` stays fast
     from ..export import format_one_line, format_table, write_reps_csv, write_summary_json
-    from ..imu_csv import read_imu_csv
-    from ..pipeline import analyze_arrays
+    from ..model import Leg
+    from ..offline import analyze_blocks
 
     if not args.left and not args.right:
         raise InputError("--left CSV and/or --right CSV expected, got neither")
     settings = parse_overrides(args.settings)
     guard_outputs(args)
-    left = _read_leg(args.left, args.import_map) if args.left else None
-    right = _read_leg(args.right, args.import_map) if args.right else None
-    result = analyze_arrays(left=left, right=right, settings=settings)
+    streams = {leg: leg_blocks(paths, args.import_map) for leg, paths in ((Leg.LEFT, args.left), (Leg.RIGHT, args.right)) if paths}
+    result = analyze_blocks(streams, settings)  # streamed: memory flat in the session's length
 
     if args.reps:
         write_reps_csv(args.reps, result)
