@@ -29,7 +29,7 @@ COMMAND_HELP: dict[str, str] = {
     "replay": "replay a recorded session (same decoding and analysis as live capture)",
     "export": "export a recording: reps.csv, summary.json and IMU CSV per leg",
     "report": "write a session report (HTML with plots)",
-    "history": "sessions stored so far: table, trend plot, CSV export, import",
+    "history": "sessions stored so far: table, trend plot, CSV/Parquet export, import",
 }
 COMMANDS: tuple[str, ...] = tuple(COMMAND_HELP)
 
