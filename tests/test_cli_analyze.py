@@ -116,11 +116,10 @@ def test_reps_and_summary_files_match_the_programme(
     assert out.count("\n") == 1 and out.startswith("Total: 19 reps (left 10, right 9)") and str(reps_path) in out
     reps = read_reps_csv(reps_path)
     assert [sum(1 for r in reps if r.leg is leg) for leg in (Leg.LEFT, Leg.RIGHT)] == [10, 9]
-    # the generator's exact measures (README "Rep measures"): a minimum-jerk move crosses 10 % of its
-    # range at tau10 and 90 % at 1 - tau10 of its duration, so up = (1 - 2 tau10) * 1.5 s,
-    # hold = 1.0 s + tau10 * (1.5 s + 2.0 s), down = (1 - 2 tau10) * 2.0 s
-    tau = np.linspace(0.0, 0.5, 500_001)
-    tau10 = float(np.interp(0.1, 10 * tau**3 - 15 * tau**4 + 6 * tau**5, tau))
+    # the generator's exact measures (README "Rep measures", stopwatch tempo): a minimum-jerk move's
+    # speed 30 tau^2 (1 - tau)^2 is 10 % of its peak (30/16) at tau10 and 1 - tau10 of its duration,
+    # so up = (1 - 2 tau10) * 1.5 s, hold = 1.0 s + tau10 * (1.5 s + 2.0 s), down = (1 - 2 tau10) * 2.0 s
+    tau10 = (1.0 - np.sqrt(1.0 - 4.0 * np.sqrt(0.1 / 16.0))) / 2.0
     for r in reps:
         assert r.peak_deg == pytest.approx(80.0, abs=2.0)
         assert r.rom_deg == pytest.approx(80.0, abs=2.0)
