@@ -463,7 +463,8 @@ def test_research_export_has_settings_once_per_session_and_reads_back(tmp_path: 
     with open(out / "sets.csv", newline="") as fh:
         sets = list(csv.DictReader(fh))
     assert [int(s["session_id"]) for s in sessions] == [ida, idb]
-    assert float(sessions[0]["setting_min_down_s"]) == 1.5 and float(sessions[1]["setting_min_down_s"]) == 1.0
+    assert float(sessions[0]["setting_min_down_s"]) == 1.5
+    assert float(sessions[1]["setting_min_down_s"]) == Settings().min_down_s
     for name, value in Settings().to_dict().items():
         assert float(sessions[1][f"setting_{name}"]) == value
     assert (int(sessions[0]["left_reps"]), int(sessions[0]["right_reps"]), int(sessions[0]["n_sets"])) == (20, 19, 2)
@@ -481,7 +482,7 @@ def test_research_export_has_settings_once_per_session_and_reads_back(tmp_path: 
         table = pq.read_table(out / "reps.parquet").to_pylist()
         assert sorted((r["leg"], r["set"], r["rep"], r["peak_deg"], r["down_s"]) for r in table) == want
         stable = pq.read_table(out / "sessions.parquet").to_pylist()
-        assert [s["setting_min_down_s"] for s in stable] == [1.5, 1.0] and [s["session_id"] for s in stable] == [ida, idb]
+        assert [s["setting_min_down_s"] for s in stable] == [1.5, Settings().min_down_s] and [s["session_id"] for s in stable] == [ida, idb]
     # without pyarrow: CSV only, and the old flat --csv still works
     import importlib.util
 
