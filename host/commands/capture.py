@@ -259,6 +259,9 @@ def run(args: argparse.Namespace) -> int:
             result = asyncio.run(capture(args, out, view)).result
     finally:
         view.close()
+    from ..exercise import override_exercise
+
+    result = override_exercise(result, args.exercise)  # README "Which exercise"
     print(format_table(result), end="")
     write_reps_csv(reps_path, result)
     write_summary_json(summary_path, result, Settings())

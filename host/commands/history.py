@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .report import add_input_arguments, parse_settings
+from ..exercise import override_exercise
 from ..history import (
     EXIT_NOT_STORED,
     HistoryError,
@@ -56,8 +57,9 @@ def run(args: argparse.Namespace) -> int:
         items = group_inputs(args.add)  # validates every path before analysing any
         for item in items:
             analysed = analyze_input(item, settings, args.started_at)
+            result = override_exercise(analysed.result, args.exercise)  # README "Which exercise"
             try:
-                outcome = store_session(db, analysed.result, analysed.settings, analysed.sources, args.exercise, analysed.started_at)
+                outcome = store_session(db, result, analysed.settings, analysed.sources, args.exercise, analysed.started_at)
             except HistoryError as exc:
                 print(f"legrep history: error: {item.label}: session not stored in history: {exc}", file=sys.stderr)
                 failed += 1
