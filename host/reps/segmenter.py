@@ -103,7 +103,7 @@ class RepSegmenter:
         log = self._log
         if log.end == 0:
             return []
-        return [self._rep(f) for f in self._machine.finish(log.view("t"), log.view("a"), log.base)]
+        return [self._rep(f) for f in self._machine.finish(log.view("t"), log.view("a"), log.view("arm"), log.base)]
 
     def horizon_s(self) -> float:
         """No rep closed later can start before this time (for closing sets live)."""
