@@ -573,13 +573,19 @@ static PyTypeObject AngleKernelType = {
 /* ------------------------------------------------------------------ reps: speed and stopwatch measures */
 
 /* host.reps.reference.speed_at: least-squares slope (deg/s) of angle against time over the
-   samples [j-k, j+k] clipped to [lo, hi].  Same operations in the same order as the
+   samples [j-k, j+k] clipped to [lo, hi] and to the moving samples around j (0 at a rest).  Same operations in the same order as the
    reference, so the results are bit-identical (built with -ffp-contract=off). */
 static double
-speed_at(const double *t, const double *a, Py_ssize_t j, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t k)
+speed_at(const double *t, const double *a, const char *rest, Py_ssize_t j, Py_ssize_t lo, Py_ssize_t hi,
+         Py_ssize_t k)
 {
-    Py_ssize_t j0 = j - k > lo ? j - k : lo;
-    Py_ssize_t j1 = j + k < hi ? j + k : hi;
+    if (rest[j])
+        return 0.0;
+    Py_ssize_t j0 = j, j1 = j;
+    while (j0 > lo && j - j0 < k && !rest[j0 - 1])
+        j0--;
+    while (j1 < hi && j1 - j < k && !rest[j1 + 1])
+        j1++;
     double n = (double)(j1 - j0 + 1), tj = t[j], st = 0.0, sa = 0.0, num = 0.0, den = 0.0;
     for (Py_ssize_t i = j0; i <= j1; i++) {
         st += t[i] - tj;
@@ -616,7 +622,7 @@ measure_window(const double *t, const double *a, const char *rest, double *v, Py
         if (a[i] > a[p])
             p = i;
     for (i = lo; i <= c; i++)
-        v[i] = rest[i] ? 0.0 : speed_at(t, a, i, lo, c, k);
+        v[i] = speed_at(t, a, rest, i, lo, c, k);
     for (i = s0 + 1; i <= p; i++)
         if (v[i] > v[iu])
             iu = i;
@@ -857,27 +863,28 @@ resolve_held(RepMachine *m, int rest, Py_ssize_t i, PyObject *out)
 }
 
 PyDoc_STRVAR(RepMachine_advance_doc,
-             "advance(time_s, angle_deg, arm, base) -> list[tuple[float x 9, int]]\n--\n\n"
+             "advance(time_s, angle_deg, arm, still, base) -> list[tuple[float x 9, int]]\n--\n\n"
              "Run the machine over the logged samples (global indices base .. base + N - 1; the samples\n"
-             "from oldest_needed() on must be there).  Returns the reps closed, in order, as (start_s,\n"
+             "from oldest_needed() on must be there); arm marks rests of arm_rest_s, still the fusion's rests.  Returns the reps closed, in order, as (start_s,\n"
              "peak_s, end_s, baseline_deg, peak_deg, rom_deg, up_s, hold_s, down_s, closed index).");
 
 /* host.reps.reference.RepMachineRef.advance, step for step. */
 static PyObject *
 RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4) {
-        PyErr_Format(PyExc_TypeError, "advance expected 4 arguments (time_s, angle_deg, arm, base), got %zd", nargs);
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "advance expected 5 arguments (time_s, angle_deg, arm, still, base), got %zd",
+                     nargs);
         return NULL;
     }
-    Arr ta = {0}, aa = {0}, arm = {0};
+    Arr ta = {0}, aa = {0}, arm = {0}, sta = {0};
     PyObject *out = NULL;
     double *t = NULL, *a = NULL, *v = NULL;
     char *r = NULL;
     if (arr_get(args[0], &ta, "time_s", 'd', 1, -1, 0) < 0 || arr_get(args[1], &aa, "angle_deg", 'd', 1, ta.n, 0) < 0 ||
-        arr_get(args[2], &arm, "arm", '?', 1, ta.n, 0) < 0)
+        arr_get(args[2], &arm, "arm", '?', 1, ta.n, 0) < 0 || arr_get(args[3], &sta, "still", '?', 1, ta.n, 0) < 0)
         goto fail;
-    Py_ssize_t base = PyLong_AsSsize_t(args[3]);
+    Py_ssize_t base = PyLong_AsSsize_t(args[4]);
     if (base == -1 && PyErr_Occurred())
         goto fail;
     RepMachine *m = self;
@@ -887,7 +894,7 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
     }
     Py_ssize_t n = ta.n;
     if ((t = arr_copy(&ta, 0, n)) == NULL || (a = arr_copy(&aa, 0, n)) == NULL || (v = arr_copy(&ta, 0, n)) == NULL ||
-        (r = arr_copy_bool(&arm, n)) == NULL)
+        (r = arr_copy_bool(&sta, n)) == NULL)
         goto fail;
     out = PyList_New(0);
     if (out == NULL)
@@ -978,24 +985,24 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
     if (base + n > m->pos)
         m->pos = base + n;
     PyMem_Free(t), PyMem_Free(a), PyMem_Free(v), PyMem_Free(r);
-    arr_release(&ta), arr_release(&aa), arr_release(&arm);
+    arr_release(&ta), arr_release(&aa), arr_release(&arm), arr_release(&sta);
     return out;
 fail:
     Py_XDECREF(out);
     PyMem_Free(t), PyMem_Free(a), PyMem_Free(v), PyMem_Free(r);
-    arr_release(&ta), arr_release(&aa), arr_release(&arm);
+    arr_release(&ta), arr_release(&aa), arr_release(&arm), arr_release(&sta);
     return NULL;
 }
 
 PyDoc_STRVAR(RepMachine_finish_doc,
-             "finish(time_s, angle_deg, arm, base) -> list[tuple[float x 9, int]]\n--\n\n"
+             "finish(time_s, angle_deg, still, base) -> list[tuple[float x 9, int]]\n--\n\n"
              "End of stream: a candidate that has come down far enough closes at the last sample.");
 
 static PyObject *
 RepMachine_finish(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 4) {
-        PyErr_Format(PyExc_TypeError, "finish expected 4 arguments (time_s, angle_deg, arm, base), got %zd", nargs);
+        PyErr_Format(PyExc_TypeError, "finish expected 4 arguments (time_s, angle_deg, still, base), got %zd", nargs);
         return NULL;
     }
     Arr ta = {0}, aa = {0}, arm = {0};
@@ -1003,7 +1010,7 @@ RepMachine_finish(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
     double *t = NULL, *a = NULL, *v = NULL;
     char *r = NULL;
     if (arr_get(args[0], &ta, "time_s", 'd', 1, -1, 0) < 0 || arr_get(args[1], &aa, "angle_deg", 'd', 1, ta.n, 0) < 0 ||
-        arr_get(args[2], &arm, "arm", '?', 1, ta.n, 0) < 0)
+        arr_get(args[2], &arm, "still", '?', 1, ta.n, 0) < 0)
         goto fail;
     Py_ssize_t base = PyLong_AsSsize_t(args[3]);
     if (base == -1 && PyErr_Occurred())

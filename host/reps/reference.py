@@ -8,7 +8,8 @@ and for reading. Every threshold comes from :class:`legrep.settings.Settings`.
 Speed
 -----
 The angular speed at sample ``j`` is the slope of a least-squares line through the angle at
-the samples ``j - K .. j + K`` (clipped to the rep's window), on their real time stamps::
+the samples ``j - K .. j + K`` (clipped to the rep's window and to the moving samples around
+``j``; zero at rests), on their real time stamps::
 
     v[j] = sum((t_k - t_bar) (a_k - a_bar)) / sum((t_k - t_bar) ** 2)
 
@@ -131,10 +132,18 @@ def arm_flags(still: list[bool], run: int, arm_n: int) -> tuple[list[bool], int]
 
 
 # --------------------------------------------------------------------------- speed and measures
-def speed_at(t: list[float], a: list[float], j: int, lo: int, hi: int, k: int) -> float:
-    """Least-squares slope (deg/s) of ``a`` against ``t`` over ``[j-k, j+k]`` clipped to ``[lo, hi]``."""
-    j0 = j - k if j - k > lo else lo
-    j1 = j + k if j + k < hi else hi
+def speed_at(t: list[float], a: list[float], rest: list[bool], j: int, lo: int, hi: int, k: int) -> float:
+    """Least-squares slope (deg/s) of ``a`` against ``t`` over ``[j-k, j+k]`` clipped to ``[lo, hi]``
+    and to the run of moving samples (``rest`` False) around ``j``: an angle step at a rest is
+    not movement. Zero at a rest sample, or when only ``j`` is left."""
+    if rest[j]:
+        return 0.0
+    j0 = j
+    while j0 > lo and j - j0 < k and not rest[j0 - 1]:
+        j0 -= 1
+    j1 = j
+    while j1 < hi and j1 - j < k and not rest[j1 + 1]:
+        j1 += 1
     n = j1 - j0 + 1
     tj = t[j]
     st = 0.0
@@ -182,7 +191,7 @@ def measure_window(
             p = i
     v = [0.0] * (c + 1)
     for i in range(lo, c + 1):
-        v[i] = 0.0 if rest[i] else speed_at(t, a, i, lo, c, k)
+        v[i] = speed_at(t, a, rest, i, lo, c, k)
     # v_up: highest rising speed in [s0, p]; v_dn: highest lowering speed (most negative) in [p, c]
     iu = s0
     for i in range(s0 + 1, p + 1):
@@ -236,9 +245,11 @@ def measure_window(
 class RepMachineRef:
     """Reference of ``legrep._fastcore.RepMachine``: same constructor fields, same ``advance``.
 
-    ``advance(t, a, arm, base)`` runs the machine over the logged samples (global indices
-    ``base .. base + N - 1``; the samples from :meth:`oldest_needed` on must be there) and
-    returns the reps closed, as :data:`RepTuple` (``closed`` a global sample index).
+    ``advance(t, a, arm, still, base)`` runs the machine over the logged samples (global
+    indices ``base .. base + N - 1``; the samples from :meth:`oldest_needed` on must be there)
+    and returns the reps closed, as :data:`RepTuple` (``closed`` a global sample index).
+    ``still`` is the fusion's per-sample rest flag (speeds are zero there), ``arm`` marks rests
+    that have lasted ``arm_rest_s`` (:func:`arm_flags`).
     """
 
     def __init__(self, p: RepParams) -> None:
@@ -285,13 +296,13 @@ class RepMachineRef:
         self.i_peak = i
         self.up_rest = -1
 
-    def _close(self, t: list[float], a: list[float], arm: list[bool], base: int, c: int, out: list[RepTuple]) -> None:
+    def _close(self, t: list[float], a: list[float], still: list[bool], base: int, c: int, out: list[RepTuple]) -> None:
         """Measure the candidate closed at global sample ``c`` and judge it (module docstring)."""
         p = self.p
         lo = self.s0 - p.speed_half_n
         if lo < base:
             lo = base
-        m = measure_window(t, a, arm, lo - base, self.s0 - base, c - base, p.speed_half_n, p.speed_frac)
+        m = measure_window(t, a, still, lo - base, self.s0 - base, c - base, p.speed_half_n, p.speed_frac)
         start, _, end, baseline, _, rom, _, _, _, end_deg = m
         loose = p.undershoot_deg if p.undershoot_deg > p.chained_undershoot_frac * rom else p.chained_undershoot_frac * rom
         strict = p.undershoot_deg if p.undershoot_deg > p.undershoot_frac * rom else p.undershoot_frac * rom
@@ -322,11 +333,17 @@ class RepMachineRef:
         self.held = None
 
     def advance(
-        self, t_arr: npt.NDArray[np.float64], a_arr: npt.NDArray[np.float64], arm_arr: npt.NDArray[np.bool_], base: int
+        self,
+        t_arr: npt.NDArray[np.float64],
+        a_arr: npt.NDArray[np.float64],
+        arm_arr: npt.NDArray[np.bool_],
+        still_arr: npt.NDArray[np.bool_],
+        base: int,
     ) -> list[RepTuple]:
         t = [float(x) for x in t_arr]
         a = [float(x) for x in a_arr]
         arm = [bool(x) for x in arm_arr]
+        still = [bool(x) for x in still_arr]
         if self.oldest_needed() < base:
             raise ValueError(f"advance expected samples from {self.oldest_needed()}, got base {base}")
         p = self.p
@@ -376,7 +393,7 @@ class RepMachineRef:
                 returned = self.peak - self.low >= p.min_return_frac * (self.peak - self.base_deg)
                 if arm[j]:
                     if returned:
-                        self._close(t, a, arm, base, i, out)
+                        self._close(t, a, still, base, i, out)
                         self._resolve(True, i, out)
                         self.mode = DOWN
                         self.rest_deg = x
@@ -387,7 +404,7 @@ class RepMachineRef:
                         self.up_rest_deg = x
                 elif x > self.low + p.enter_deg:
                     if returned:
-                        self._close(t, a, arm, base, i, out)
+                        self._close(t, a, still, base, i, out)
                         self._resolve(False, i, out)
                         self._open(self.i_low, self.low, i, x, self.chain, False)
                     else:  # the dip was part of the top
@@ -395,7 +412,7 @@ class RepMachineRef:
                         if self.up_rest >= 0 and x > self.up_rest_deg + rebase:
                             self._open(self.up_rest, self.up_rest_deg, i, x, True, True)
                 elif returned and t[j] - t[self.i_low - base] >= p.confirm_s:
-                    self._close(t, a, arm, base, i, out)
+                    self._close(t, a, still, base, i, out)
                     self.mode = DOWN
                     self.rest_deg = math.nan
                 elif t[j] - t[self.s0 - base] > p.max_rep_s:
@@ -413,7 +430,7 @@ class RepMachineRef:
         self.rest_deg = math.nan
 
     def finish(
-        self, t_arr: npt.NDArray[np.float64], a_arr: npt.NDArray[np.float64], arm_arr: npt.NDArray[np.bool_], base: int
+        self, t_arr: npt.NDArray[np.float64], a_arr: npt.NDArray[np.float64], still_arr: npt.NDArray[np.bool_], base: int
     ) -> list[RepTuple]:
         """End of stream: a candidate that has come down far enough closes at the last sample."""
         out: list[RepTuple] = []
@@ -421,9 +438,9 @@ class RepMachineRef:
         if self.mode == FALL and n > 0:
             t = [float(x) for x in t_arr]
             a = [float(x) for x in a_arr]
-            arm = [bool(x) for x in arm_arr]
+            still = [bool(x) for x in still_arr]
             if self.peak - self.low >= self.p.min_return_frac * (self.peak - self.base_deg):
-                self._close(t, a, arm, base, base + n - 1, out)
+                self._close(t, a, still, base, base + n - 1, out)
                 self.mode = DOWN
         if n > 0:
             self._resolve(True, base + n - 1, out)  # the stream ended after the descent: a stop
