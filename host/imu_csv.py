@@ -566,13 +566,9 @@ class ImuCsvWriter:
 
 def write_imu_csv(path: str | os.PathLike[str], block: ImuBlock) -> None:
     """Write ``block`` as a canonical IMU CSV file (readable by :func:`read_imu_csv`)."""
-    p = Path(path)
-    try:
-        with open(p, "wb") as fh:
-            fh.write((",".join(CANONICAL_HEADER) + "\n").encode("ascii"))
-            for chunk in _format_rows(block):  # written as formatted: memory flat in the length
-                fh.write(chunk)
-    except IsADirectoryError:
-        raise InputError(f"{p}: a file path to write expected, got a directory") from None
-    except OSError as exc:
-        raise InputError(f"{p}: a writable file path expected, got {exc.strerror or exc}") from None
+    from .fileio import atomic_open
+
+    with atomic_open(path, "wb") as fh:  # temp file + rename: never half a file
+        fh.write((",".join(CANONICAL_HEADER) + "\n").encode("ascii"))
+        for chunk in _format_rows(block):  # written as formatted: memory flat in the length
+            fh.write(chunk)
