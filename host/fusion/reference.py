@@ -1,0 +1,308 @@
+"""Plain-Python reference of the per-sample fusion stages (the readable specification).
+
+The C kernel ``legrep._fastcore.TiltKernel`` runs exactly these steps, in this order, with
+the same floating-point operations (it is built with ``-ffp-contract=off``), so the two
+agree to rounding; ``tests/test_fusion_reference.py`` compares them on random and simulated
+streams. This module is slow (a Python loop per sample) and exists to be read and tested
+against, never to be used in the pipeline.
+
+Orientation stage (one thigh sensor), after Laidig & Seel, "VQF: Highly accurate IMU
+orientation estimation with bias estimation and magnetic disturbance rejection",
+Information Fusion 91, 2023 (the idea of filtering the accelerometer in an almost-inertial
+frame; the rest, the filters and the bias estimator here are our own, simpler choices):
+
+1. **gyro strapdown**: the attitude quaternion ``q`` (sensor -> "I" frame, a frame that
+   only the gyro moves) is advanced by the bias-corrected rate, averaged over the step
+   (trapezoid), through the exact quaternion exponential (series for small angles);
+2. **accelerometer in the I frame**: the accelerometer sample is rotated into the I frame
+   and low-passed there (first order, time constant ``tau_acc_s``, coefficient
+   ``dt / (tau + dt / 2)`` so that a gap or jitter in the time stamps is handled). In the I
+   frame gravity is constant while the thigh's own accelerations come and go with zero
+   mean (it starts and ends every movement at rest), so the low-pass keeps gravity and
+   removes them without the lag a sensor-frame low-pass would have;
+3. **motion bias estimation**: a residual gyro bias turns the I frame, so gravity appears to
+   rotate in it; the low-passed vector's rotation in one step (``lp_prev x lp / |lp|^2``),
+   taken back to the sensor frame, is the bias error times the step: the bias moves by it
+   over ``bias_motion_tau_s`` (horizontal components only: gravity cannot see heading);
+4. **up vector**: ``up = q^-1 (lp / |lp|) q`` — the unit vector the accelerometer reads at
+   rest (opposite to gravity), in the sensor frame;
+5. **still** (for the rep segmenter): the mean over the last ``still_n`` samples of
+   ``|gyro - bias|^2``, each sample clipped at ``4 still_gyro_dps^2`` (one outlier cannot
+   break a rest), is below ``still_gyro_dps^2``;
+6. **rest** (for the gyro bias): every ``bias_n // 2`` samples the last ``bias_n`` samples are
+   a rest if the gyro's variance is under ``rest_gyro_dps^2``, the accelerometer's under
+   ``rest_acc_g^2``, gravity's direction kept within ``rest_tilt_deg`` between the first and
+   last quarter of the window and the window's mean rate is within ``bias_jump_dps`` of the
+   bias; the bias then moves toward that mean by ``bias_gain`` (from the next sample).
+
+Hip-angle stage: ``hip_angle(up, f, k0, l0, offset)`` is the rotation of the thigh about
+its flexion axis ``f`` away from the neutral pose, read from the up vector alone:
+``atan2(up . l0, up . k0) + offset`` with ``k0`` the neutral up vector's part normal to
+``f`` and ``l0 = k0 x f`` (when the thigh turns by ``d`` about ``f``, the up vector turns by
+``-d`` about ``f`` in the sensor frame).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+RAD2DEG = 180.0 / 3.14159265358979323846
+DEG2RAD = 3.14159265358979323846 / 180.0
+SERIES_H2 = 0.0025
+"""Below this squared half-angle (rad^2) the quaternion exponential uses its series."""
+
+
+@dataclass(frozen=True, slots=True)
+class TiltParams:
+    """Parameters of one orientation stage (derived from Settings by ``orientation.kernel_params``).
+
+    Attributes
+    ----------
+    tau_acc_s : accelerometer low-pass time constant in the I frame, s.
+    bias_motion_tau_s : time constant of the motion bias estimator, s (0 disables it).
+    still_n : still window, samples.
+    still_gyro_dps : still threshold on the windowed rms rate about the bias, deg/s.
+    bias_n : rest window for the gyro bias, samples (>= 8).
+    rest_gyro_dps, rest_acc_g : rest thresholds on the window's rms deviation.
+    rest_tilt_deg : gravity's direction may turn this much over a rest window.
+    bias_jump_dps : a rest whose mean rate is further from the bias is not used.
+    bias_gain : share of the difference a rest moves the bias by.
+    max_gap_s : steps longer than this are counted as gaps.
+    dt_nominal_s : step assumed for the very first sample when no previous time is given.
+    """
+
+    tau_acc_s: float
+    bias_motion_tau_s: float
+    still_n: int
+    still_gyro_dps: float
+    bias_n: int
+    rest_gyro_dps: float
+    rest_acc_g: float
+    rest_tilt_deg: float
+    bias_jump_dps: float
+    bias_gain: float
+    max_gap_s: float
+    dt_nominal_s: float
+
+
+def _qmul(a: list[float], b: list[float]) -> list[float]:
+    aw, ax, ay, az = a
+    bw, bx, by, bz = b
+    return [
+        aw * bw - ax * bx - ay * by - az * bz,
+        aw * bx + ax * bw + ay * bz - az * by,
+        aw * by - ax * bz + ay * bw + az * bx,
+        aw * bz + ax * by - ay * bx + az * bw,
+    ]
+
+
+def _rotate(w: float, x: float, y: float, z: float, v: list[float]) -> list[float]:
+    """Rotate v by the unit quaternion (w, x, y, z): v + w t + q_v x t with t = 2 q_v x v."""
+    tx = 2.0 * (y * v[2] - z * v[1])
+    ty = 2.0 * (z * v[0] - x * v[2])
+    tz = 2.0 * (x * v[1] - y * v[0])
+    return [
+        v[0] + w * tx + (y * tz - z * ty),
+        v[1] + w * ty + (z * tx - x * tz),
+        v[2] + w * tz + (x * ty - y * tx),
+    ]
+
+
+class ReferenceTilt:
+    """The orientation stage, one sample at a time (see the module docstring for the steps).
+
+    Parameters
+    ----------
+    params : the stage's parameters.
+    gravity0 : (3,) accelerometer mean at the calibration rest (the I frame starts as the
+        sensor frame there, so this starts the low-pass).
+    bias0_dps : (3,) gyro bias at the calibration rest.
+    t_prev_s : time of the sample before the first one fed, or NaN (then the first step is
+        ``dt_nominal_s``).
+    """
+
+    def __init__(self, params: TiltParams, gravity0: npt.ArrayLike, bias0_dps: npt.ArrayLike, t_prev_s: float = math.nan) -> None:
+        p = self.p = params
+        self.q = [1.0, 0.0, 0.0, 0.0]
+        self.lp = [float(v) for v in np.asarray(gravity0, dtype=np.float64)]
+        self.bias = [float(v) for v in np.asarray(bias0_dps, dtype=np.float64)]
+        self.t_prev = float(t_prev_s)
+        self.g_prev: list[float] | None = None
+        self.n = 0
+        self.cs = 0.0
+        self.still_ring = [0.0] * p.still_n
+        self.w_pos = 0
+        # cumulative sums after each of the last bias_n + 1 samples: g (3), |g|^2, a (3), |a|^2
+        self.cum = [0.0] * 8
+        self.ring = [[0.0] * 8 for _ in range(p.bias_n + 1)]
+        self.r_pos = 0
+        self.n_gaps = 0
+        self.max_gap_s = 0.0
+        self.n_bias_updates = 0
+        self.n_still = 0
+        self.clip2 = 4.0 * p.still_gyro_dps * p.still_gyro_dps
+        self.still2 = p.still_gyro_dps * p.still_gyro_dps
+        self.motion_gain = 1.0 / p.bias_motion_tau_s if p.bias_motion_tau_s > 0.0 else 0.0
+        self.rest_cos = math.cos(p.rest_tilt_deg * DEG2RAD)
+
+    def step(self, t: float, a: list[float], g: list[float]) -> tuple[list[float], bool, bool]:
+        """One sample: time (s), accelerometer (g), gyro (deg/s) -> (up (3,), still, rest event)."""
+        p = self.p
+        dt = t - self.t_prev if not math.isnan(self.t_prev) else p.dt_nominal_s
+        if dt > p.max_gap_s:
+            self.n_gaps += 1
+            if dt > self.max_gap_s:
+                self.max_gap_s = dt
+        gp = self.g_prev if self.g_prev is not None else g
+        b = self.bias
+        # 1. strapdown: trapezoid rate over the step, exact exponential
+        k = dt * 0.5 * DEG2RAD
+        hx = (0.5 * (gp[0] + g[0]) - b[0]) * k
+        hy = (0.5 * (gp[1] + g[1]) - b[1]) * k
+        hz = (0.5 * (gp[2] + g[2]) - b[2]) * k
+        h2 = hx * hx + hy * hy + hz * hz
+        if h2 < SERIES_H2:
+            c = 1.0 - h2 / 2.0 + h2 * h2 / 24.0
+            s = 1.0 - h2 / 6.0 + h2 * h2 / 120.0
+        else:
+            h = math.sqrt(h2)
+            c = math.cos(h)
+            s = math.sin(h) / h
+        q = _qmul(self.q, [c, s * hx, s * hy, s * hz])
+        inv = 1.0 / math.sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3])
+        qw, qx, qy, qz = q[0] * inv, q[1] * inv, q[2] * inv, q[3] * inv
+        self.q = [qw, qx, qy, qz]
+        # 2. accelerometer into the I frame, low-passed there
+        a_i = _rotate(qw, qx, qy, qz, a)
+        alpha = dt / (p.tau_acc_s + 0.5 * dt)
+        if alpha > 1.0:
+            alpha = 1.0
+        lp0 = self.lp
+        lp = [lp0[0] + alpha * (a_i[0] - lp0[0]), lp0[1] + alpha * (a_i[1] - lp0[1]), lp0[2] + alpha * (a_i[2] - lp0[2])]
+        n2 = lp[0] * lp[0] + lp[1] * lp[1] + lp[2] * lp[2]
+        # 3. motion bias: gravity's apparent rotation in the I frame, back in the sensor frame
+        if self.motion_gain > 0.0:
+            rho = [
+                (lp0[1] * lp[2] - lp0[2] * lp[1]) / n2,
+                (lp0[2] * lp[0] - lp0[0] * lp[2]) / n2,
+                (lp0[0] * lp[1] - lp0[1] * lp[0]) / n2,
+            ]
+            d = _rotate(qw, -qx, -qy, -qz, rho)
+            gm = self.motion_gain * RAD2DEG
+            b[0] = b[0] + gm * d[0]
+            b[1] = b[1] + gm * d[1]
+            b[2] = b[2] + gm * d[2]
+        self.lp = lp
+        # 4. up vector in the sensor frame
+        ninv = 1.0 / math.sqrt(n2)
+        up = _rotate(qw, -qx, -qy, -qz, [lp[0] * ninv, lp[1] * ninv, lp[2] * ninv])
+        # 5. still: windowed mean of the clipped squared rate about the bias
+        e0, e1, e2 = g[0] - b[0], g[1] - b[1], g[2] - b[2]
+        e = e0 * e0 + e1 * e1 + e2 * e2
+        if e > self.clip2:
+            e = self.clip2
+        self.cs = self.cs + e
+        win = self.cs - self.still_ring[self.w_pos]
+        self.still_ring[self.w_pos] = self.cs
+        self.w_pos = self.w_pos + 1 if self.w_pos + 1 < p.still_n else 0
+        self.n += 1
+        filled = self.n if self.n < p.still_n else p.still_n
+        still = win < self.still2 * filled
+        self.n_still += still
+        # 6. rest windows for the gyro bias
+        cum = self.cum
+        cum[0] += g[0]
+        cum[1] += g[1]
+        cum[2] += g[2]
+        cum[3] += g[0] * g[0] + g[1] * g[1] + g[2] * g[2]
+        cum[4] += a[0]
+        cum[5] += a[1]
+        cum[6] += a[2]
+        cum[7] += a[0] * a[0] + a[1] * a[1] + a[2] * a[2]
+        self.ring[self.r_pos] = list(cum)
+        cur = self.r_pos
+        self.r_pos = self.r_pos + 1 if self.r_pos < p.bias_n else 0
+        rest = False
+        if self.n > p.bias_n and self.n % (p.bias_n // 2) == 0:
+            rest = self._rest_event(cur)
+        self.g_prev = g
+        self.t_prev = t
+        return up, bool(still), rest
+
+    def _rest_event(self, cur: int) -> bool:
+        p = self.p
+        nb = p.bias_n
+        slots = nb + 1
+        qn = nb // 4
+        now = self.ring[cur]
+        start = self.ring[(cur - nb) % slots]
+        q1 = self.ring[(cur - nb + qn) % slots]
+        q3 = self.ring[(cur - qn) % slots]
+        inv = 1.0 / nb
+        mg = [(now[c] - start[c]) * inv for c in range(3)]
+        var_g = (now[3] - start[3]) * inv - (mg[0] * mg[0] + mg[1] * mg[1] + mg[2] * mg[2])
+        ma = [(now[4 + c] - start[4 + c]) * inv for c in range(3)]
+        var_a = (now[7] - start[7]) * inv - (ma[0] * ma[0] + ma[1] * ma[1] + ma[2] * ma[2])
+        first = [q1[4 + c] - start[4 + c] for c in range(3)]
+        last = [now[4 + c] - q3[4 + c] for c in range(3)]
+        dot = first[0] * last[0] + first[1] * last[1] + first[2] * last[2]
+        nf = first[0] * first[0] + first[1] * first[1] + first[2] * first[2]
+        nl = last[0] * last[0] + last[1] * last[1] + last[2] * last[2]
+        b = self.bias
+        d = [mg[0] - b[0], mg[1] - b[1], mg[2] - b[2]]
+        if not (
+            var_g < p.rest_gyro_dps * p.rest_gyro_dps
+            and var_a < p.rest_acc_g * p.rest_acc_g
+            and dot > self.rest_cos * math.sqrt(nf * nl)
+            and d[0] * d[0] + d[1] * d[1] + d[2] * d[2] < p.bias_jump_dps * p.bias_jump_dps
+        ):
+            return False
+        b[0] = b[0] + p.bias_gain * d[0]
+        b[1] = b[1] + p.bias_gain * d[1]
+        b[2] = b[2] + p.bias_gain * d[2]
+        self.n_bias_updates += 1
+        return True
+
+    def run(self, t: npt.ArrayLike, acc: npt.ArrayLike, gyr: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Samples (N,), (N, 3), (N, 3) -> up (N, 3), still (N,) bool, rest events (N,) bool."""
+        tt = np.asarray(t, dtype=np.float64).tolist()
+        aa = np.asarray(acc, dtype=np.float64).tolist()
+        gg = np.asarray(gyr, dtype=np.float64).tolist()
+        up = np.empty((len(tt), 3))
+        still = np.empty(len(tt), dtype=bool)
+        rest = np.empty(len(tt), dtype=bool)
+        for i, (ti, ai, gi) in enumerate(zip(tt, aa, gg)):
+            u, s, r = self.step(ti, ai, gi)
+            up[i] = u
+            still[i] = s
+            rest[i] = r
+        return up, still, rest
+
+
+def reference_hip_angle(up: npt.ArrayLike, f: npt.ArrayLike, k0: npt.ArrayLike, l0: npt.ArrayLike, offset_deg: float = 0.0) -> np.ndarray:
+    """Hip angle (deg) per up vector (N, 3): ``atan2(up . l0, up . k0) + offset_deg``."""
+    out = []
+    fl = [float(v) for v in np.asarray(l0)]
+    fk = [float(v) for v in np.asarray(k0)]
+    del f  # the axis enters through k0 and l0 (both normal to it)
+    for u in np.asarray(up, dtype=np.float64).tolist():
+        y = u[0] * fl[0] + u[1] * fl[1] + u[2] * fl[2]
+        x = u[0] * fk[0] + u[1] * fk[1] + u[2] * fk[2]
+        out.append(math.atan2(y, x) * RAD2DEG + offset_deg)
+    return np.array(out)
+
+
+def reference_tilt_from(up: npt.ArrayLike, u_ref: npt.ArrayLike, offset_deg: float = 0.0) -> np.ndarray:
+    """Unsigned tilt (deg) of each up vector (N, 3) from ``u_ref`` plus ``offset_deg``
+    (the angle shown before the flexion axis is known)."""
+    r = [float(v) for v in np.asarray(u_ref)]
+    out = []
+    for u in np.asarray(up, dtype=np.float64).tolist():
+        c = u[0] * r[0] + u[1] * r[1] + u[2] * r[2]
+        c = 1.0 if c > 1.0 else (-1.0 if c < -1.0 else c)
+        out.append(math.acos(c) * RAD2DEG + offset_deg)
+    return np.array(out)
