@@ -32,7 +32,7 @@ from legrep_sim.scenarios import SessionSpec, SetSpec, simulate  # noqa: E402
 from legrep.live_core import SensorInfo, SessionCore  # noqa: E402
 from legrep.model import Leg  # noqa: E402
 from legrep.pipeline import RepClosed  # noqa: E402
-from legrep.recording import Kind, Record  # noqa: E402
+from legrep.records import Kind, Record  # noqa: E402
 
 N_PER_PACKET = 18  # MTU 247 (docs/protocol.md section 2)
 LATENCY_S = 0.008  # radio + stack latency added to the last sample time (arrival stamp)

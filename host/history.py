@@ -744,7 +744,7 @@ def analyze_input(
     """
     if item.recording is not None:
         try:
-            from .recording import replay_recording
+            from .replay import replay_recording
         except ImportError:
             raise InputError(
                 f"{item.recording}: an IMU CSV (or a folder of them) expected; reading recordings needs legrep.recording,"

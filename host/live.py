@@ -1,7 +1,7 @@
 """The live session loop: sensor links -> records -> shared core -> events -> view and recording.
 
 Every byte a :class:`~legrep.transport.ble.SensorLink` delivers (IMU notifications, control requests and
-replies, status reads, link events) becomes a :class:`~legrep.recording.Record` stamped with session
+replies, status reads, link events) becomes a :class:`~legrep.records.Record` stamped with session
 seconds; each record is written to the recording (if any) and fed, in the same order, to
 :class:`legrep.live_core.SessionCore` — the path ``legrep replay`` runs too, so a replay of the
 recording gives the same reps. The only decisions taken here are transport ones: when to TIME_SYNC,
@@ -33,7 +33,8 @@ from .live_core import SensorInfo, SessionCore
 from .model import Leg, Rep, SessionResult, SetSummary
 from .packets import resend_request, start_request, stop_request, time_sync_request
 from .pipeline import RepClosed, SetClosed
-from .recording import Kind, Record, RecordingWriter
+from .recording import RecordingWriter
+from .records import Kind, Record
 from .settings import Settings
 from .transport.ble import Clock, LinkEvent
 

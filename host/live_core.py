@@ -1,6 +1,6 @@
 """The one path from sensor bytes to reps, shared by live capture and replay.
 
-Everything a transport edge sees is turned into a :class:`~legrep.recording.Record` (data packet,
+Everything a transport edge sees is turned into a :class:`~legrep.records.Record` (data packet,
 control request sent, control reply, status, event) stamped with host seconds since the session
 start. :class:`SessionCore` consumes those records: per sensor a :class:`SensorStream` (decoder ->
 :class:`~legrep.packets.PacketTracker` -> :class:`~legrep.clock.ClockMapper` -> :class:`ImuBlock`),
@@ -37,7 +37,12 @@ from .packets import (
     resend_request,
     tick_offset,
 )
-from .recording import Kind, Record
+from .export import legrep_version
+from .pipeline import Event as AnalysisEvent
+from .pipeline import SessionAnalyzer
+from .recording import RecordingWriter
+from .records import EventType, Kind, Record, kind_name
+from .sensors import MODELS, SensorConfig, VendorStream, get_model
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -114,7 +119,6 @@ class SensorInfo:
         InputError
             ``model`` is not a vendor model, or ``config`` lacks rate_hz, acc_range_g, gyr_range_dps.
         """
-        from .sensors import MODELS, SensorConfig, get_model
 
         if model not in MODELS:
             get_model(model)  # the one-line error listing the known models
@@ -123,7 +127,6 @@ class SensorInfo:
 
     @staticmethod
     def from_json(value: dict[str, Any]) -> "SensorInfo":
-        from .sensors import MODELS
 
         try:
             model = str(value.get("model", ""))
@@ -257,8 +260,6 @@ class SessionCore:
     def __init__(
         self, legs: Sequence[Leg], settings: Settings | None = None, keep_traces: bool = True, keep_samples: bool = False
     ) -> None:
-        from .pipeline import SessionAnalyzer
-
         if not legs:
             raise InputError("expected at least one leg, got none")
         self.settings = settings or Settings()
@@ -290,8 +291,6 @@ class SessionCore:
         """Start decoding a sensor: a :class:`SensorStream` for legrep, a ``VendorStream`` for a vendor
         model (``info.model`` in ``legrep.sensors.MODELS``; DATA records then hold
         ``encode_notification(channel, data)``)."""
-        from .sensors import MODELS, SensorConfig, VendorStream, get_model
-
         if info.leg not in self.legs:
             raise InputError(f"sensor {info.name or info.index} is on the {info.leg.value} leg; session legs are {[x.value for x in self.legs]}")
         for index, other in self.infos.items():
@@ -315,7 +314,7 @@ class SessionCore:
             return events
         if kind in (Kind.EVENT, Kind.END):
             value = rec.json()
-            self.log.append({"t_s": rec.t_s, "kind": Kind(kind).name.lower(), **value})
+            self.log.append({"t_s": rec.t_s, "kind": kind_name(kind).lower(), **value})
             target = self.streams.get(rec.sensor) if rec.sensor is not None else None
             if kind == Kind.EVENT and target is not None and hasattr(target, "link_event"):
                 target.link_event(str(value.get("type", "")), rec.t_s)
@@ -324,7 +323,7 @@ class SessionCore:
             return events  # META again or an unknown (newer) kind
         stream = self.streams.get(rec.sensor) if rec.sensor is not None else None
         if stream is None:
-            raise RecordingError(f"{Kind(kind).name} record at t={rec.t_s:.3f}s for sensor {rec.sensor}, which has no SENSOR record")
+            raise RecordingError(f"{kind_name(kind)} record at t={rec.t_s:.3f}s for sensor {rec.sensor}, which has no SENSOR record")
         block: ImuBlock | None = None
         if kind == Kind.DATA:
             block = stream.data(rec.payload, rec.t_s)
@@ -447,14 +446,10 @@ class RecordingCore:
         meta: dict[str, Any] | None = None,
         keep_samples: bool = False,
     ) -> None:
-        from .recording import RecordingWriter
-
         self.core = SessionCore(legs, settings, keep_samples=keep_samples)
         self.writer: RecordingWriter | None = None
         if recording is not None:
             from datetime import datetime, timezone
-
-            from .export import legrep_version
 
             full = {
                 "legs": [leg.value for leg in self.core.legs],

@@ -1,8 +1,9 @@
-"""Session recordings: what the sensors sent, as it arrived (format in docs/recording.md).
+"""Session recording files: the file format only (format in docs/recording.md).
 
 A recording keeps the raw bytes (IMU packets, control requests and replies, status records) with the
-host arrival time, plus metadata and events, so a replay feeds the *same* decoder -> tracker -> clock
--> analysis path as live capture (:mod:`legrep.live_core`) and gets the same result.
+host arrival time, plus metadata and events, as :class:`~legrep.records.Record` values (the record
+vocabulary, :mod:`legrep.records`). :class:`RecordingWriter` appends them, :class:`RecordingReader`
+reads them back; replaying them through the live path is :mod:`legrep.replay`.
 
 File layout: a magic line, then length-prefixed records, each protected by a CRC-32::
 
@@ -16,82 +17,25 @@ to a kill); a reader reports a truncated or torn last record in one line and ign
 
 from __future__ import annotations
 
-import enum
-import json
 import logging
 import os
-import struct
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
 
 from .errors import RecordingError
+from .records import HEAD, LENGTH, MAX_RECORD, NO_SENSOR, Kind, Record, encode_record
+
+__all__ = ["FORMAT_VERSION", "MAGIC", "RecordingReader", "RecordingWriter", "Kind", "Record", "encode_record"]
 
 logger = logging.getLogger(__name__)
 
 MAGIC = b"LEGREP-REC 1\n"
 FORMAT_VERSION = 1
-NO_SENSOR = 0xFF
-MAX_RECORD = 1 << 20
-_LEN = struct.Struct("<I")
-_HEAD = struct.Struct("<BBd")
-
-
-class Kind(enum.IntEnum):
-    """Record kinds. Readers skip kinds they do not know (forward compatible)."""
-
-    META = 1
-    """JSON: session metadata (first record)."""
-    SENSOR = 2
-    """JSON: one sensor (index, leg, address, name, model, serial, firmware, status hex)."""
-    DATA = 3
-    """An IMU data packet exactly as received."""
-    TX = 4
-    """A control request the host sent."""
-    RX = 5
-    """A control reply the sensor sent."""
-    STATUS = 6
-    """A 32-byte status record (read or notified)."""
-    EVENT = 7
-    """JSON: connect, disconnect, resend, note... (``{"type": ...}``)."""
-    END = 8
-    """JSON: the writer closed the file cleanly."""
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One record: ``sensor`` is an index into the SENSOR records (or ``None``)."""
-
-    kind: Kind | int
-    sensor: int | None
-    t_s: float
-    payload: bytes
-
-    def json(self) -> dict[str, Any]:
-        """The payload of a JSON record; RecordingError if it is not a JSON object."""
-        try:
-            value = json.loads(self.payload.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise RecordingError(f"record {Kind(self.kind).name} at t={self.t_s:.3f}s: JSON object expected, got {exc}") from None
-        if not isinstance(value, dict):
-            raise RecordingError(f"record {Kind(self.kind).name}: JSON object expected, got {type(value).__name__}")
-        return value
-
-    @staticmethod
-    def of_json(kind: Kind, sensor: int | None, t_s: float, value: dict[str, Any]) -> "Record":
-        return Record(kind, sensor, t_s, json.dumps(value, sort_keys=True, separators=(",", ":")).encode("utf-8"))
-
-
-def encode_record(rec: Record) -> bytes:
-    sensor = NO_SENSOR if rec.sensor is None else rec.sensor
-    if not 0 <= sensor <= 0xFF:
-        raise ValueError(f"sensor index must be 0..254 or None, got {rec.sensor}")
-    body = _HEAD.pack(int(rec.kind), sensor, float(rec.t_s)) + bytes(rec.payload)
-    length = _LEN.pack(len(body))
-    return length + body + _LEN.pack(zlib.crc32(length + body))
+_LEN = LENGTH
+_HEAD = HEAD
 
 
 class RecordingWriter:
@@ -222,53 +166,3 @@ class RecordingReader:
 
     def sensors(self) -> list[dict[str, Any]]:
         return [r.json() for r in self if r.kind == Kind.SENSOR]
-
-
-def replay_records(
-    reader: RecordingReader, core: Any, realtime: bool = False, on_events: Any = None
-) -> None:
-    """Feed every record of ``reader`` to a :class:`legrep.live_core.SessionCore`, optionally paced
-    at the recorded host times (``realtime``); ``on_events(t_s, events)`` sees analysis events."""
-    import time
-
-    t0 = time.monotonic()
-    for rec in reader:
-        if realtime:
-            delay = t0 + rec.t_s - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-        events = core.process(rec)
-        if events and on_events is not None:
-            on_events(rec.t_s, events)
-
-
-def replay_core(
-    path: str | os.PathLike[str] | RecordingReader,
-    settings: Any = None,
-    realtime: bool = False,
-    keep_samples: bool = False,
-    on_events: Any = None,
-) -> tuple[Any, Any, RecordingReader]:
-    """Replay a recording (a path or an open reader): ``(finished SessionCore, SessionResult, reader)``."""
-    from .live_core import SessionCore
-
-    reader = path if isinstance(path, RecordingReader) else RecordingReader(path)
-    core = SessionCore.from_meta(reader.meta, settings, keep_samples=keep_samples)
-    replay_records(reader, core, realtime, on_events)
-    return core, core.finish(), reader
-
-
-def replay_recording(
-    path: str | os.PathLike[str], settings: Any = None, realtime: bool = False
-) -> tuple[Any, list[Any]]:
-    """Replay a recording through the live path: ``(SessionResult, analysis events in order)``.
-
-    ``settings`` defaults to the settings stored in the recording.
-
-    Raises
-    ------
-    RecordingError
-        Not a recording, damaged in the middle, or records that do not fit together.
-    """
-    core, result, _ = replay_core(path, settings, realtime)
-    return result, list(core.events)

@@ -204,7 +204,7 @@ def test_file_problems_give_one_line(capsys: pytest.CaptureFixture[str], tmp_pat
         (("--set", "min_rom=25"), "--set: a setting name expected (one of calib_min_still_s,"),
         (("--set", "min_rom_deg=lots"), "--set min_rom_deg: a number expected, got 'lots'"),
         (("--set", "min_rom_deg"), "--set: NAME=VALUE expected, got 'min_rom_deg'"),
-        (("--set", "min_rom_deg=-5"), "setting min_rom_deg must be a number >= 0, got -5.0"),
+        (("--set", "min_rom_deg=-5"), "--set min_rom_deg: 0 <= value <= 180 expected, got -5.0"),
     ],
 )
 def test_bad_arguments_give_one_line(

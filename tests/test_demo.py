@@ -13,7 +13,7 @@ import pytest
 from legrep.cli import main
 from legrep.commands.demo import RECORDINGS_DIR, plan_outages
 from legrep.export import format_table
-from legrep.recording import replay_recording
+from legrep.replay import replay_recording
 
 TRUTH = RECORDINGS_DIR / "straight_leg_raise" / "truth.json"
 

@@ -16,7 +16,9 @@ from legrep_sim.scenarios import SessionSpec, SetSpec, simulate
 from legrep.commands.demo import run_demo
 from legrep.live import LiveState
 from legrep.model import Leg
-from legrep.recording import Kind, RecordingReader, replay_recording
+from legrep.recording import RecordingReader
+from legrep.records import Kind
+from legrep.replay import replay_recording
 from legrep.view import TerminalView, angle_bar
 
 SPEED = 5.0

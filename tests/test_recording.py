@@ -25,7 +25,9 @@ from legrep.imu_csv import read_imu_csv
 from legrep.live_core import SensorInfo, SessionCore
 from legrep.model import Leg
 from legrep.pipeline import analyze_arrays
-from legrep.recording import Kind, Record, RecordingReader, RecordingWriter, replay_core, replay_recording
+from legrep.recording import RecordingReader, RecordingWriter
+from legrep.records import Kind, Record
+from legrep.replay import replay_core, replay_recording
 from legrep.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -205,7 +207,8 @@ def test_killed_writer_loses_at_most_the_last_second(tmp_path: Path) -> None:
         f"""
         import sys, time
         sys.path.insert(0, {str(ROOT)!r})
-        from legrep.recording import RecordingWriter, Record, Kind
+        from legrep.recording import RecordingWriter
+        from legrep.records import Kind, Record
         w = RecordingWriter({str(path)!r}, {{"legs": ["left"]}})
         i = 0
         while True:

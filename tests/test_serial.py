@@ -18,7 +18,8 @@ from legrep_sim.serial_port import SerialPortSensor
 from legrep.errors import SensorError
 from legrep.model import Leg
 from legrep.pipeline import analyze_arrays
-from legrep.recording import RecordingReader, replay_recording
+from legrep.recording import RecordingReader
+from legrep.replay import replay_recording
 from legrep.transport.serial import SerialSensorLink, _describe_open_error, capture_serial
 
 SPEED = 10.0

@@ -21,7 +21,8 @@ from legrep_sim.scenarios import SessionSpec, SetSpec, simulate
 from legrep.cli import main
 from legrep.commands import demo
 from legrep.model import Leg
-from legrep.recording import RecordingReader, replay_recording
+from legrep.recording import RecordingReader
+from legrep.replay import replay_recording
 
 SPEED = {"witmotion": 4.0, "metamotion": 4.0, "movella-dot": 8.0, "polar-verity": 8.0}
 """Virtual seconds per wall second. Models without timestamps take sample times from arrival, so

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -58,29 +57,11 @@ def register(subparsers: Any) -> None:
 
 
 def parse_overrides(items: Sequence[str], base: Settings | None = None) -> Settings:
-    """Apply ``NAME=VALUE`` overrides to ``base`` (default :class:`Settings`).
+    """Apply ``NAME=VALUE`` overrides to ``base`` (default :class:`Settings`): see
+    :func:`legrep.settings.parse_overrides` (names, types and ranges checked there)."""
+    from ..settings import parse_overrides as parse
 
-    Raises
-    ------
-    InputError
-        Malformed item, unknown setting name (the known names are listed) or a value that
-        is not a number >= 0.
-    """
-    base = base if base is not None else Settings()
-    known = [f.name for f in dataclasses.fields(Settings)]
-    changes: dict[str, float] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        name = name.strip()
-        if not sep or not name:
-            raise InputError(f"--set: NAME=VALUE expected, got {item!r}")
-        if name not in known:
-            raise InputError(f"--set: a setting name expected (one of {', '.join(known)}), got {name!r}")
-        try:
-            changes[name] = float(value)
-        except ValueError:
-            raise InputError(f"--set {name}: a number expected, got {value.strip()!r}") from None
-    return dataclasses.replace(base, **changes) if changes else base
+    return parse(items, base)
 
 
 def _read_leg(paths: Sequence[str], import_map: str | None) -> Any:

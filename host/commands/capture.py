@@ -196,7 +196,7 @@ def serial_ports(items: list[str], only: str | None) -> dict[Leg, str]:
 
 def capture_wired(args: argparse.Namespace, out: Path, view: Any) -> Any:
     """A wired session (legrep.transport.serial); Ctrl-C ends it and the recording is replayed."""
-    from ..recording import replay_recording
+    from ..replay import replay_recording
     from ..transport.serial import capture_serial
 
     ports = serial_ports(args.serial, args.only)

@@ -35,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     from .replay import settings_for
     from ..export import format_one_line, write_reps_csv, write_summary_json
     from ..imu_csv import write_imu_csv
-    from ..recording import RecordingReader, replay_core
+    from ..recording import RecordingReader
+    from ..replay import replay_core
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():

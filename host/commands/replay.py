@@ -53,17 +53,24 @@ def settings_for(args: argparse.Namespace, meta: dict[str, Any]) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    import time
+
     from ..export import format_table
-    from ..recording import RecordingReader, replay_core
+    from ..recording import RecordingReader
+    from ..replay import replay_core
 
     reader = RecordingReader(args.file)  # a torn last record is reported once, here
     settings = settings_for(args, reader.meta)
 
+    t0 = time.monotonic()
+
     def show(t_s: float, events: list[Any]) -> None:
+        if args.realtime:
+            time.sleep(max(0.0, t0 + t_s - time.monotonic()))
         if not args.quiet:
             for event in events:
                 print(describe_event(event), flush=True)
 
-    core, result, reader = replay_core(reader, settings, realtime=args.realtime, on_events=show)
+    core, result, reader = replay_core(reader, settings, on_events=show)
     print(format_table(result))
     return 0

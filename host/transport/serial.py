@@ -3,7 +3,7 @@
 :class:`SerialSensorLink` opens one port, deframes in a reader thread and queues
 ``(channel, message, arrival_s)``; :func:`capture_serial` runs a whole session over one or two
 ports: configure, TIME_SYNC, START, stream (asking for RESENDs of gaps), STOP, drain -- every
-frame becomes a :class:`~legrep.recording.Record` that is written to the recording (if any) and fed
+frame becomes a :class:`~legrep.records.Record` that is written to the recording (if any) and fed
 to :class:`~legrep.live_core.SessionCore`, exactly as a replay will feed it.
 """
 
@@ -36,7 +36,7 @@ from ..packets import (
     stop_request,
     time_sync_request,
 )
-from ..recording import Kind, Record
+from ..records import Kind, Record
 from ..settings import Settings
 
 logger = logging.getLogger(__name__)
