@@ -213,7 +213,7 @@ TiltKernel_init(TiltKernel *self, PyObject *args, PyObject *kwds)
     PyObject *g0, *b0;
     double motion_tau, still_gyro, rest_gyro, rest_acc, rest_tilt, bias_jump;
     TiltCore *c = &self->c;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$OOddndnddddddd:TiltKernel", kwlist, &g0, &b0, &c->tau_acc,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$OOddndndddddddd:TiltKernel", kwlist, &g0, &b0, &c->tau_acc,
                                      &motion_tau, &c->W, &still_gyro, &c->B, &rest_gyro, &rest_acc, &rest_tilt,
                                      &bias_jump, &c->bias_gain, &c->max_gap_s, &c->dt_nominal_s, &c->t_prev))
         return -1;

@@ -96,35 +96,62 @@ def _nonneg(hi: float) -> Range:
     return Range(0.0, hi)
 
 
+RETIRED_SETTINGS = frozenset(
+    {"calib_gyro_tol_dps", "calib_acc_tol_g", "still_mean_dps", "anchor_rest_s", "anchor_max_error_deg"}
+)
+"""Settings older recordings may store that the analysis no longer has (ignored when read)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
-    # --- calibration (neutral pose at the start) ---
+    # --- calibration: the first rest anywhere in the stream (host/fusion/calibration.py) ---
     calib_min_still_s: Annotated[float, _positive(30.0)] = 0.5
-    """Shortest still neutral pose accepted at the start of a stream."""
+    """Shortest rest used for calibration (gyro bias, gravity, neutral pose); it may come anywhere."""
     calib_max_s: Annotated[float, _positive(60.0)] = 2.0
-    """Calibration stops averaging after this much stillness."""
-    calib_gyro_tol_dps: Annotated[float, _positive(100.0)] = 3.0
-    """A calibration sample deviates less than this from the running gyro mean."""
-    calib_acc_tol_g: Annotated[float, _positive(1.0)] = 0.05
-    """...and less than this (fraction of the mean accelerometer norm) from its mean."""
+    """Calibration stops averaging after this much rest (longer rests gain little, cost latency)."""
+    calib_window_s: Annotated[float, Range(0.05, 5.0)] = 0.25
+    """Window of the stillness statistics: long enough to average noise, short enough to end a rest promptly."""
+    calib_gyro_dps: Annotated[float, _positive(100.0)] = 8.0
+    """Quiet window: rms deviation of the rate from its window mean (deg/s); above a standing
+    person's sway (2-6 deg/s) and gyro noise (0.5 deg/s rms), below any deliberate movement."""
+    calib_acc_g: Annotated[float, _positive(1.0)] = 0.06
+    """Quiet window: rms deviation of the accelerometer from its mean, in g per g of the mean;
+    15 mg rms noise per axis gives 26 mg over three axes."""
+    calib_tilt_deg: Annotated[float, _positive(90.0)] = 3.0
+    """Quiet window: gravity's direction turns less than this between its first and last quarter
+    (a slow, steady movement has a small variance but turns gravity)."""
     axis_rotation_deg: Annotated[float, _positive(90.0)] = 25.0
-    """Rotation needed after calibration before the flexion axis is fixed."""
+    """Rotation since the reference rest before the flexion axis is fitted to the movement."""
 
-    # --- fusion: stillness, gyro bias tracking, accelerometer re-anchoring ---
+    # --- fusion: orientation, gyro bias, stillness, mounting (host/fusion/orientation.py, angle.py) ---
+    tau_acc_s: Annotated[float, Range(0.05, 600.0)] = 3.0
+    """Low-pass time constant of the accelerometer in the almost-inertial frame; VQF's default
+    tauAcc = 3 s (Laidig & Seel 2023): rejects the thigh's accelerations, follows gravity."""
+    bias_motion_tau_s: Annotated[float, _nonneg(3600.0)] = 20.0
+    """Time constant of the gyro bias estimate while moving (0 disables): slow, because the
+    thigh's accelerations also turn the filtered gravity a little."""
     still_gyro_dps: Annotated[float, _positive(100.0)] = 3.0
-    """Every sample of a still window has a bias-corrected rate below this."""
-    still_mean_dps: Annotated[float, _positive(100.0)] = 0.2
-    """...and the window's mean rate about the flexion axis is below this (a slow sag is motion)."""
+    """Still (for the rep segmenter): rms rate about the bias over ``still_min_s`` below this."""
     still_min_s: Annotated[float, _positive(60.0)] = 0.2
-    """Length of the still window; zero-rate updates apply after it."""
+    """Length of the still window."""
+    bias_window_s: Annotated[float, Range(0.1, 60.0)] = 1.5
+    """Length of a rest window used to update the gyro bias."""
+    rest_gyro_dps: Annotated[float, _positive(100.0)] = 1.5
+    """Bias rest: rms deviation of the rate from its window mean below this (gyro noise 0.5 deg/s
+    rms per axis gives 0.9 deg/s)."""
+    rest_acc_g: Annotated[float, _positive(1.0)] = 0.04
+    """Bias rest: rms deviation of the accelerometer from its window mean below this, g."""
+    rest_tilt_deg: Annotated[float, _positive(90.0)] = 0.5
+    """Bias rest: gravity's direction turns less than this over the window (a slow turn is not a rest)."""
+    bias_jump_dps: Annotated[float, _positive(100.0)] = 2.0
+    """Bias rest: its mean rate is within this of the current bias (bias drifts, it does not jump)."""
     bias_tau_s: Annotated[float, _positive(3600.0)] = 2.0
-    """Time constant (of still time) of the gyro bias tracker."""
-    anchor_rest_s: Annotated[float, _positive(600.0)] = 1.0
-    """Rest long enough to compare the angle with gravity."""
-    anchor_max_error_deg: Annotated[float, _nonneg(180.0)] = 10.0
-    """At a long rest, re-anchor to gravity when the angles differ by more."""
+    """Time constant (of rest time) of the rest bias update."""
+    slip_deg: Annotated[float, Range(1.0, 90.0)] = 8.0
+    """A rest whose gravity lies more than this out of the current mounting's exercise plane
+    means the strap moved: the mounting is re-fitted at the next movement."""
     max_gap_s: Annotated[float, _positive(3600.0)] = 0.5
-    """A sample gap longer than this is counted in the diagnostics (bridged linearly)."""
+    """A sample gap longer than this is counted in the diagnostics (the gyro bridges it)."""
 
     # --- reps ---
     min_rom_deg: Annotated[float, _nonneg(180.0)] = 20.0
@@ -177,6 +204,8 @@ class Settings:
         if not isinstance(data, Mapping):
             raise InputError(f"settings: an object of NAME: value expected, got {type(data).__name__} {data!r:.60}")
         rules = setting_rules()
+        # names an older legrep stored that no longer mean anything (fusion redesign, issue 8)
+        data = {k: v for k, v in data.items() if k not in RETIRED_SETTINGS}
         unknown = sorted(str(k) for k in data if k not in rules)
         if unknown:
             raise InputError(f"unknown settings {unknown}; known: {sorted(rules)}")
