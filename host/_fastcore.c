@@ -7,7 +7,7 @@
  *                accelerometer low-passed in an almost-inertial frame (after VQF, Laidig &
  *                Seel 2023), motion and rest gyro-bias estimation, still and rest detection;
  *                host/fusion/reference.py is its plain-Python specification, step by step.
- *   hip_angles / tilt_from  the hip angle read from the up vector (host.fusion.angle).
+ *   hip_angles   the hip angle read from the up vectors (host.fusion.angle).
  *   RepMachine   the level / candidate / pending state machine of
  *                host.reps.segmenter.RepSegmenter, over the segmenter's sample log; its
  *                event searches (first sample at or after a position that meets the idle /
@@ -172,7 +172,16 @@ typedef struct {
     Py_ssize_t B;       /* rest window, samples */
     double rest_gyro2, rest_acc2, rest_cos, bias_jump2, bias_gain;
     double max_gap_s, dt_nominal_s;
+    double acc_memory, acc_ridge, acc_max; /* step 7 (acc_memory 0: off) */
+    double gap_s;       /* step 8: a longer step means lost samples */
+    int uncertain;
     /* --- carried state --- */
+    double acc_bias[3]; /* accelerometer bias estimate, g */
+    double ref_acc[3];  /* reference rest's accelerometer mean */
+    double uref[3];     /* normalize(ref_acc - acc_bias) */
+    double nrm[9], z[3]; /* normal equations of the accelerometer bias */
+    double m_prev[9], y_prev[3];
+    int has_mprev;
     double q[4];        /* sensor -> I frame */
     double lp[3];       /* low-passed accelerometer, I frame */
     double bias[3];     /* gyro bias, deg/s */
@@ -187,9 +196,17 @@ typedef struct {
     double *ring;       /* (B + 1) x 8: cum after each of the last B + 1 samples */
     Py_ssize_t r_pos;
     /* --- diagnostics --- */
-    long long n_gaps, n_bias_updates, n_still;
+    long long n_gaps, n_bias_updates, n_still, n_acc_bias_updates, n_gap_snaps;
     double max_gap_seen_s;
 } TiltCore;
+
+static void
+tilt_uref(TiltCore *c)
+{
+    double r[3] = {c->ref_acc[0] - c->acc_bias[0], c->ref_acc[1] - c->acc_bias[1], c->ref_acc[2] - c->acc_bias[2]};
+    double inv = 1.0 / sqrt(r[0] * r[0] + r[1] * r[1] + r[2] * r[2]);
+    c->uref[0] = r[0] * inv, c->uref[1] = r[1] * inv, c->uref[2] = r[2] * inv;
+}
 
 typedef struct {
     PyObject_HEAD
@@ -209,13 +226,16 @@ TiltKernel_init(TiltKernel *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"gravity0", "gyro_bias0_dps", "tau_acc_s", "bias_motion_tau_s", "still_n",
                              "still_gyro_dps", "bias_n", "rest_gyro_dps", "rest_acc_g", "rest_tilt_deg",
-                             "bias_jump_dps", "bias_gain", "max_gap_s", "dt_nominal_s", "t_prev_s", NULL};
+                             "bias_jump_dps", "bias_gain", "max_gap_s", "dt_nominal_s", "t_prev_s",
+                             "acc_bias_memory", "acc_bias_ridge", "acc_bias_max_g", "gap_s", NULL};
     PyObject *g0, *b0;
     double motion_tau, still_gyro, rest_gyro, rest_acc, rest_tilt, bias_jump;
     TiltCore *c = &self->c;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$OOddndndddddddd:TiltKernel", kwlist, &g0, &b0, &c->tau_acc,
+    c->acc_memory = 0.0, c->acc_ridge = 0.05, c->acc_max = 0.2;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$OOddndndddddddddddd:TiltKernel", kwlist, &g0, &b0, &c->tau_acc,
                                      &motion_tau, &c->W, &still_gyro, &c->B, &rest_gyro, &rest_acc, &rest_tilt,
-                                     &bias_jump, &c->bias_gain, &c->max_gap_s, &c->dt_nominal_s, &c->t_prev))
+                                     &bias_jump, &c->bias_gain, &c->max_gap_s, &c->dt_nominal_s, &c->t_prev,
+                                     &c->acc_memory, &c->acc_ridge, &c->acc_max, &c->gap_s))
         return -1;
     if (vec3(g0, c->lp, "gravity0") < 0 || vec3(b0, c->bias, "gyro_bias0_dps") < 0)
         return -1;
@@ -233,6 +253,16 @@ TiltKernel_init(TiltKernel *self, PyObject *args, PyObject *kwds)
     c->rest_cos = cos(rest_tilt * DEG2RAD);
     c->bias_jump2 = bias_jump * bias_jump;
     c->q[0] = 1.0, c->q[1] = c->q[2] = c->q[3] = 0.0;
+    for (int j = 0; j < 3; j++) {
+        c->ref_acc[j] = c->lp[j];
+        c->acc_bias[j] = c->z[j] = c->y_prev[j] = 0.0;
+    }
+    for (int j = 0; j < 9; j++)
+        c->nrm[j] = c->m_prev[j] = 0.0;
+    c->has_mprev = 0;
+    c->n_acc_bias_updates = c->n_gap_snaps = 0;
+    c->uncertain = 0;
+    tilt_uref(c);
     c->has_prev = 0;
     c->n = 0;
     c->cs = 0.0;
@@ -262,6 +292,71 @@ qrot(double w, double x, double y, double z, const double v[3], double out[3])
     out[0] = v[0] + w * tx + (y * tz - z * ty);
     out[1] = v[1] + w * ty + (z * tx - x * tz);
     out[2] = v[2] + w * tz + (x * ty - y * tx);
+}
+
+/* Row-major rotation matrix of the unit quaternion q. */
+static void
+qmatrix(const double q[4], double m[9])
+{
+    double w = q[0], x = q[1], y = q[2], z = q[3];
+    m[0] = 1.0 - 2.0 * (y * y + z * z), m[1] = 2.0 * (x * y - w * z), m[2] = 2.0 * (x * z + w * y);
+    m[3] = 2.0 * (x * y + w * z), m[4] = 1.0 - 2.0 * (x * x + z * z), m[5] = 2.0 * (y * z - w * x);
+    m[6] = 2.0 * (x * z - w * y), m[7] = 2.0 * (y * z + w * x), m[8] = 1.0 - 2.0 * (x * x + y * y);
+}
+
+/* Step 7: one rest pair into the accelerometer-bias estimate (reference._acc_bias_event). */
+static void
+tilt_acc_bias_event(TiltCore *c, const double ma[3])
+{
+    double m[9];
+    qmatrix(c->q, m);
+    double y[3] = {m[0] * ma[0] + m[1] * ma[1] + m[2] * ma[2], m[3] * ma[0] + m[4] * ma[1] + m[5] * ma[2],
+                   m[6] * ma[0] + m[7] * ma[1] + m[8] * ma[2]};
+    double mp[9], yp[3];
+    int had = c->has_mprev;
+    memcpy(mp, c->m_prev, sizeof mp);
+    memcpy(yp, c->y_prev, sizeof yp);
+    memcpy(c->m_prev, m, sizeof m);
+    memcpy(c->y_prev, y, sizeof y);
+    c->has_mprev = 1;
+    if (!had)
+        return;
+    double am[9], dy[3] = {y[0] - yp[0], y[1] - yp[1], y[2] - yp[2]};
+    for (int j = 0; j < 9; j++)
+        am[j] = m[j] - mp[j];
+    double lam = 1.0 - 1.0 / c->acc_memory;
+    double *nrm = c->nrm, *z = c->z;
+    for (int r = 0; r < 3; r++) {
+        for (int k = 0; k < 3; k++)
+            nrm[3 * r + k] = lam * nrm[3 * r + k] + (am[r] * am[k] + am[3 + r] * am[3 + k] + am[6 + r] * am[6 + k]);
+        z[r] = lam * z[r] + (am[r] * dy[0] + am[3 + r] * dy[1] + am[6 + r] * dy[2]);
+    }
+    double n[9];
+    memcpy(n, nrm, sizeof n);
+    n[0] = nrm[0] + c->acc_ridge, n[4] = nrm[4] + c->acc_ridge, n[8] = nrm[8] + c->acc_ridge;
+    /* symmetric 3 x 3 solve by cofactors (reference._solve3) */
+    double c00 = n[4] * n[8] - n[5] * n[7], c01 = n[5] * n[6] - n[3] * n[8], c02 = n[3] * n[7] - n[4] * n[6];
+    double det = n[0] * c00 + n[1] * c01 + n[2] * c02;
+    double nb[3] = {0.0, 0.0, 0.0};
+    if (det > 0.0) {
+        double c11 = n[0] * n[8] - n[2] * n[6], c12 = n[1] * n[6] - n[0] * n[7], c22 = n[0] * n[4] - n[1] * n[3];
+        double inv = 1.0 / det;
+        nb[0] = (c00 * z[0] + c01 * z[1] + c02 * z[2]) * inv;
+        nb[1] = (c01 * z[0] + c11 * z[1] + c12 * z[2]) * inv;
+        nb[2] = (c02 * z[0] + c12 * z[1] + c22 * z[2]) * inv;
+    }
+    double size = sqrt(nb[0] * nb[0] + nb[1] * nb[1] + nb[2] * nb[2]);
+    if (size > c->acc_max) {
+        double k = c->acc_max / size;
+        nb[0] = nb[0] * k, nb[1] = nb[1] * k, nb[2] = nb[2] * k;
+    }
+    double d[3] = {nb[0] - c->acc_bias[0], nb[1] - c->acc_bias[1], nb[2] - c->acc_bias[2]};
+    c->lp[0] = c->lp[0] - (m[0] * d[0] + m[1] * d[1] + m[2] * d[2]);
+    c->lp[1] = c->lp[1] - (m[3] * d[0] + m[4] * d[1] + m[5] * d[2]);
+    c->lp[2] = c->lp[2] - (m[6] * d[0] + m[7] * d[1] + m[8] * d[2]);
+    memcpy(c->acc_bias, nb, sizeof nb);
+    tilt_uref(c);
+    c->n_acc_bias_updates++;
 }
 
 /* Step 6, one event at the current sample (ring slot cur): is the last B samples a rest? */
@@ -297,6 +392,8 @@ tilt_rest_event(TiltCore *c, Py_ssize_t cur)
     b[1] = b[1] + c->bias_gain * d[1];
     b[2] = b[2] + c->bias_gain * d[2];
     c->n_bias_updates++;
+    if (c->acc_memory > 0.0)
+        tilt_acc_bias_event(c, ma);
     return 1;
 }
 
@@ -309,15 +406,17 @@ PyDoc_STRVAR(TiltKernel_run_doc,
 static PyObject *
 TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 6) {
+    if (nargs != 7) {
         PyErr_Format(PyExc_TypeError,
-                     "run expected 6 arrays (time_s, acc_g, gyr_dps, up_out, still_out, rest_out), got %zd", nargs);
+                     "run expected 7 arrays (time_s, acc_g, gyr_dps, up_out, uref_out, still_out, rest_out), got %zd",
+                     nargs);
         return NULL;
     }
-    Arr t = {0}, acc = {0}, gyr = {0}, up = {0}, st = {0}, rs = {0};
+    Arr t = {0}, acc = {0}, gyr = {0}, up = {0}, ur = {0}, st = {0}, rs = {0};
     if (arr_get(args[0], &t, "time_s", 'd', 1, -1, 0) < 0 || arr_get(args[1], &acc, "acc_g", 'd', 2, t.n, 0) < 0 ||
         arr_get(args[2], &gyr, "gyr_dps", 'd', 2, t.n, 0) < 0 || arr_get(args[3], &up, "up_out", 'd', 2, t.n, 1) < 0 ||
-        arr_get(args[4], &st, "still_out", '?', 1, t.n, 1) < 0 || arr_get(args[5], &rs, "rest_out", '?', 1, t.n, 1) < 0)
+        arr_get(args[4], &ur, "uref_out", 'd', 2, t.n, 1) < 0 ||
+        arr_get(args[5], &st, "still_out", '?', 1, t.n, 1) < 0 || arr_get(args[6], &rs, "rest_out", '?', 1, t.n, 1) < 0)
         goto fail;
 
     TiltCore *c = &self->c;
@@ -335,7 +434,8 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
 
     for (Py_ssize_t i = 0; i < n; i++) {
         const double ti = D1(t, i);
-        const double a[3] = {D2(acc, i, 0), D2(acc, i, 1), D2(acc, i, 2)};
+        const double ar[3] = {D2(acc, i, 0), D2(acc, i, 1), D2(acc, i, 2)};
+        const double a[3] = {ar[0] - c->acc_bias[0], ar[1] - c->acc_bias[1], ar[2] - c->acc_bias[2]};
         const double g0 = D2(gyr, i, 0), g1 = D2(gyr, i, 1), g2 = D2(gyr, i, 2);
         double dt = isnan(t_prev) ? c->dt_nominal_s : ti - t_prev;
         if (dt > c->max_gap_s) {
@@ -343,6 +443,8 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
             if (dt > c->max_gap_seen_s)
                 c->max_gap_seen_s = dt;
         }
+        if (dt > c->gap_s)
+            c->uncertain = 1;
         if (!has_prev)
             p0 = g0, p1 = g1, p2 = g2;
         /* 1. strapdown */
@@ -411,17 +513,38 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
         cum[1] += g1;
         cum[2] += g2;
         cum[3] += g0 * g0 + g1 * g1 + g2 * g2;
-        cum[4] += a[0];
-        cum[5] += a[1];
-        cum[6] += a[2];
-        cum[7] += a[0] * a[0] + a[1] * a[1] + a[2] * a[2];
+        cum[4] += ar[0];
+        cum[5] += ar[1];
+        cum[6] += ar[2];
+        cum[7] += ar[0] * ar[0] + ar[1] * ar[1] + ar[2] * ar[2];
         memcpy(ring + 8 * r_pos, cum, 8 * sizeof(double));
         Py_ssize_t cur = r_pos;
         r_pos = r_pos < B ? r_pos + 1 : 0;
         int rest = 0;
-        if (cnt > B && cnt % half == 0)
+        if (cnt > B && cnt % half == 0) {
+            c->q[0] = qw, c->q[1] = qx, c->q[2] = qy, c->q[3] = qz;
+            c->lp[0] = l0, c->lp[1] = l1, c->lp[2] = l2;
             rest = tilt_rest_event(c, cur);
+            l0 = c->lp[0], l1 = c->lp[1], l2 = c->lp[2];
+        }
+        if (c->uncertain && still && cnt >= W) {
+            /* 8. after lost samples: restart the low-pass at the still window's mean */
+            static const double zero[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            const double *old = cnt > W ? ring + 8 * ((cur - W + (B + 1)) % (B + 1)) : zero;
+            double inv_w = 1.0 / (double)W;
+            double mw[3] = {(cum[4] - old[4]) * inv_w - c->acc_bias[0], (cum[5] - old[5]) * inv_w - c->acc_bias[1],
+                            (cum[6] - old[6]) * inv_w - c->acc_bias[2]};
+            double li[3];
+            qrot(qw, qx, qy, qz, mw, li);
+            l0 = li[0], l1 = li[1], l2 = li[2];
+            c->uncertain = 0;
+            c->n_gap_snaps++;
+        }
         *(char *)(rs.base + i * rs.s0) = (char)rest;
+        double *v = (double *)(ur.base + i * ur.s0);
+        *v = c->uref[0];
+        *(double *)((char *)v + ur.s1) = c->uref[1];
+        *(double *)((char *)v + 2 * ur.s1) = c->uref[2];
         p0 = g0, p1 = g1, p2 = g2;
         has_prev = 1;
         t_prev = ti;
@@ -434,11 +557,20 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
     c->n = cnt;
     c->w_pos = w_pos, c->r_pos = r_pos;
     c->n_still += n_still;
-    arr_release(&t), arr_release(&acc), arr_release(&gyr), arr_release(&up), arr_release(&st), arr_release(&rs);
+    arr_release(&t), arr_release(&acc), arr_release(&gyr), arr_release(&up), arr_release(&ur), arr_release(&st),
+        arr_release(&rs);
     Py_RETURN_NONE;
 fail:
-    arr_release(&t), arr_release(&acc), arr_release(&gyr), arr_release(&up), arr_release(&st), arr_release(&rs);
+    arr_release(&t), arr_release(&acc), arr_release(&gyr), arr_release(&up), arr_release(&ur), arr_release(&st),
+        arr_release(&rs);
     return NULL;
+}
+
+static PyObject *
+TiltKernel_get_acc_bias(TiltKernel *self, void *closure)
+{
+    (void)closure;
+    return Py_BuildValue("(ddd)", self->c.acc_bias[0], self->c.acc_bias[1], self->c.acc_bias[2]);
 }
 
 static PyObject *
@@ -455,6 +587,7 @@ static PyMethodDef TiltKernel_methods[] = {
 
 static PyGetSetDef TiltKernel_getset[] = {
     {"gyro_bias_dps", (getter)TiltKernel_get_bias, NULL, "estimated gyro bias (x, y, z), deg/s", NULL},
+    {"acc_bias_g", (getter)TiltKernel_get_acc_bias, NULL, "estimated accelerometer bias (x, y, z), g", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -465,13 +598,16 @@ static PyMemberDef TiltKernel_members[] = {
     TRO("n_bias_updates", T_LONGLONG, n_bias_updates, "rest windows used for the gyro bias"),
     TRO("n_samples", T_LONGLONG, n, "samples processed"),
     TRO("n_still", T_LONGLONG, n_still, "samples judged still"),
+    TRO("n_acc_bias_updates", T_LONGLONG, n_acc_bias_updates, "rest pairs used for the accelerometer bias"),
+    TRO("n_gap_snaps", T_LONGLONG, n_gap_snaps, "low-pass restarts at a still window after lost samples"),
     {NULL, 0, 0, 0, NULL},
 };
 
 PyDoc_STRVAR(TiltKernel_doc,
              "TiltKernel(*, gravity0, gyro_bias0_dps, tau_acc_s, bias_motion_tau_s, still_n, still_gyro_dps,\n"
              "           bias_n, rest_gyro_dps, rest_acc_g, rest_tilt_deg, bias_jump_dps, bias_gain,\n"
-             "           max_gap_s, dt_nominal_s, t_prev_s)\n--\n\n"
+             "           max_gap_s, dt_nominal_s, t_prev_s, acc_bias_memory, acc_bias_ridge,\n"
+             "           acc_bias_max_g, gap_s)\n--\n\n"
              "Orientation stage of one sensor (host/fusion/reference.py is its specification).\n"
              "t_prev_s is NaN when no sample precedes the first chunk.");
 
@@ -491,71 +627,43 @@ static PyTypeObject TiltKernelType = {
 /* ------------------------------------------------------------------ hip angle from the up vector */
 
 PyDoc_STRVAR(hip_angles_doc,
-             "hip_angles(up, k0, l0, offset_deg, angle_out_deg)\n--\n\n"
-             "angle_out_deg[i] = atan2(up[i] . l0, up[i] . k0) in degrees + offset_deg, for up (N, 3) float64\n"
-             "(see host/fusion/reference.py reference_hip_angle).");
+             "hip_angles(up, u_ref, axis, offset_deg, angle_out_deg)\n--\n\n"
+             "angle_out_deg[i] = atan2(axis . (up[i] x u_ref[i]), up_p . u_ref_p) in degrees + offset_deg, with\n"
+             "_p the parts normal to axis; up and u_ref (N, 3) float64 (u_ref may have 0 row stride).\n"
+             "See host/fusion/reference.py reference_hip_angle.");
 
 static PyObject *
 hip_angles(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)mod;
-    Arr u = {0}, out = {0};
-    double k0[3], l0[3];
+    Arr u = {0}, r = {0}, out = {0};
+    double f[3];
     if (nargs != 5) {
         PyErr_Format(PyExc_TypeError, "hip_angles expected 5 arguments, got %zd", nargs);
         return NULL;
     }
-    if (vec3(args[1], k0, "k0") < 0 || vec3(args[2], l0, "l0") < 0)
+    if (vec3(args[2], f, "axis") < 0)
         return NULL;
     double off = PyFloat_AsDouble(args[3]);
     if (off == -1.0 && PyErr_Occurred())
         return NULL;
-    if (arr_get(args[0], &u, "up", 'd', 2, -1, 0) < 0 || arr_get(args[4], &out, "angle_out_deg", 'd', 1, u.n, 1) < 0)
+    if (arr_get(args[0], &u, "up", 'd', 2, -1, 0) < 0 || arr_get(args[1], &r, "u_ref", 'd', 2, u.n, 0) < 0 ||
+        arr_get(args[4], &out, "angle_out_deg", 'd', 1, u.n, 1) < 0)
         goto fail;
     for (Py_ssize_t i = 0; i < u.n; i++) {
-        double x = D2(u, i, 0), y = D2(u, i, 1), z = D2(u, i, 2);
-        double sy = x * l0[0] + y * l0[1] + z * l0[2];
-        double sx = x * k0[0] + y * k0[1] + z * k0[2];
-        *(double *)(out.base + i * out.s0) = atan2(sy, sx) * RAD2DEG + off;
+        double u0 = D2(u, i, 0), u1 = D2(u, i, 1), u2 = D2(u, i, 2);
+        double r0 = D2(r, i, 0), r1 = D2(r, i, 1), r2 = D2(r, i, 2);
+        double cx = u1 * r2 - u2 * r1, cy = u2 * r0 - u0 * r2, cz = u0 * r1 - u1 * r0;
+        double y = f[0] * cx + f[1] * cy + f[2] * cz;
+        double uf = u0 * f[0] + u1 * f[1] + u2 * f[2];
+        double rf = r0 * f[0] + r1 * f[1] + r2 * f[2];
+        double x = (u0 * r0 + u1 * r1 + u2 * r2) - uf * rf;
+        *(double *)(out.base + i * out.s0) = atan2(y, x) * RAD2DEG + off;
     }
-    arr_release(&u), arr_release(&out);
+    arr_release(&u), arr_release(&r), arr_release(&out);
     Py_RETURN_NONE;
 fail:
-    arr_release(&u), arr_release(&out);
-    return NULL;
-}
-
-PyDoc_STRVAR(tilt_from_doc,
-             "tilt_from(up, u_ref, offset_deg, angle_out_deg)\n--\n\n"
-             "angle_out_deg[i] = acos(clip(up[i] . u_ref, -1, 1)) in degrees + offset_deg (the unsigned tilt\n"
-             "shown before the flexion axis is known; see reference_tilt_from).");
-
-static PyObject *
-tilt_from(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
-{
-    (void)mod;
-    Arr u = {0}, out = {0};
-    double r[3];
-    if (nargs != 4) {
-        PyErr_Format(PyExc_TypeError, "tilt_from expected 4 arguments, got %zd", nargs);
-        return NULL;
-    }
-    if (vec3(args[1], r, "u_ref") < 0)
-        return NULL;
-    double off = PyFloat_AsDouble(args[2]);
-    if (off == -1.0 && PyErr_Occurred())
-        return NULL;
-    if (arr_get(args[0], &u, "up", 'd', 2, -1, 0) < 0 || arr_get(args[3], &out, "angle_out_deg", 'd', 1, u.n, 1) < 0)
-        goto fail;
-    for (Py_ssize_t i = 0; i < u.n; i++) {
-        double cth = D2(u, i, 0) * r[0] + D2(u, i, 1) * r[1] + D2(u, i, 2) * r[2];
-        cth = cth > 1.0 ? 1.0 : (cth < -1.0 ? -1.0 : cth);
-        *(double *)(out.base + i * out.s0) = acos(cth) * RAD2DEG + off;
-    }
-    arr_release(&u), arr_release(&out);
-    Py_RETURN_NONE;
-fail:
-    arr_release(&u), arr_release(&out);
+    arr_release(&u), arr_release(&r), arr_release(&out);
     return NULL;
 }
 
@@ -1235,7 +1343,6 @@ static PyMethodDef module_methods[] = {
     {"arm_flags", (PyCFunction)(void (*)(void))arm_flags, METH_FASTCALL, arm_flags_doc},
     {"measure", (PyCFunction)(void (*)(void))measure, METH_FASTCALL, measure_doc},
     {"hip_angles", (PyCFunction)(void (*)(void))hip_angles, METH_FASTCALL, hip_angles_doc},
-    {"tilt_from", (PyCFunction)(void (*)(void))tilt_from, METH_FASTCALL, tilt_from_doc},
     {NULL, NULL, 0, NULL},
 };
 

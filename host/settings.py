@@ -134,7 +134,7 @@ class Settings:
     """Still (for the rep segmenter): rms rate about the bias over ``still_min_s`` below this."""
     still_min_s: Annotated[float, _positive(60.0)] = 0.2
     """Length of the still window."""
-    bias_window_s: Annotated[float, Range(0.1, 60.0)] = 1.5
+    bias_window_s: Annotated[float, Range(0.1, 60.0)] = 0.8
     """Length of a rest window used to update the gyro bias."""
     rest_gyro_dps: Annotated[float, _positive(100.0)] = 1.5
     """Bias rest: rms deviation of the rate from its window mean below this (gyro noise 0.5 deg/s
@@ -147,6 +147,15 @@ class Settings:
     """Bias rest: its mean rate is within this of the current bias (bias drifts, it does not jump)."""
     bias_tau_s: Annotated[float, _positive(3600.0)] = 2.0
     """Time constant (of rest time) of the rest bias update."""
+    acc_bias_memory: Annotated[float, _nonneg(10000.0)] = 20.0
+    """Accelerometer bias from pairs of rests in different poses (the gyro relates them): how
+    many pairs the estimate remembers (0 disables it). Cheap MEMS accelerometers are off by tens
+    of mg, up to 0.1 g, which tilts gravity by up to 6 degrees."""
+    acc_bias_ridge: Annotated[float, _nonneg(100.0)] = 0.05
+    """Ridge of the accelerometer-bias fit: turns between rests much under ~13 degrees
+    (2 asin(sqrt(ridge) / 2)) barely move it; the component along every turn's axis stays 0."""
+    acc_bias_max_g: Annotated[float, _nonneg(2.0)] = 0.2
+    """The accelerometer-bias estimate is limited to this norm, g (twice the worst part we know)."""
     slip_deg: Annotated[float, Range(1.0, 90.0)] = 8.0
     """A rest whose gravity lies more than this out of the current mounting's exercise plane
     means the strap moved: the mounting is re-fitted at the next movement."""

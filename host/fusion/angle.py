@@ -37,7 +37,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from .._fastcore import hip_angles, tilt_from
+from .._fastcore import hip_angles
 from ..model import FloatArray
 from ..settings import Settings
 from .calibration import Calibration
@@ -82,25 +82,29 @@ def fit_axis(
 
 
 class Mounting:
-    """The sensor's flexion axis and reference rest: what turns an up vector into a hip angle."""
+    """The sensor's flexion axis and reference rest: what turns an up vector into a hip angle.
 
-    def __init__(self, axis: FloatArray, u_ref: FloatArray, offset_deg: float) -> None:
+    ``u_ref`` is None for the calibration rest, whose up vector the orientation stage reports
+    per sample (it improves with the accelerometer-bias estimate), or a fixed (3,) vector
+    (the rest after a strap slip).
+    """
+
+    def __init__(self, axis: FloatArray, u_ref: FloatArray | None, offset_deg: float, along_ref: float) -> None:
         self.axis = axis
         self.u_ref = u_ref
         self.offset_deg = offset_deg
-        c = float(u_ref @ axis)
-        k0 = u_ref - c * axis
-        self.k0 = k0 / np.linalg.norm(k0)
-        self.l0 = np.cross(self.k0, axis)
-        self.along_ref = c  # up . f at the reference rest
-        self._k0 = self.k0.tolist()
-        self._l0 = self.l0.tolist()
+        self.along_ref = along_ref  # up . f at the reference rest
+        self._axis = axis.tolist()
 
-    def angles(self, up: FloatArray, out: FloatArray | None = None) -> FloatArray:
-        if out is None:
-            out = np.empty(len(up))
-        hip_angles(up, self._k0, self._l0, self.offset_deg, out)
+    def angles(self, up: FloatArray, uref: FloatArray) -> FloatArray:
+        out = np.empty(len(up))
+        ref = uref if self.u_ref is None else np.broadcast_to(self.u_ref, up.shape)
+        hip_angles(up, ref, self._axis, self.offset_deg, out)
         return out
+
+
+Held = tuple[FloatArray, FloatArray, FloatArray, BoolArray, BoolArray, FloatArray]
+"""Samples whose angle waits for an axis: time, up, reference up, still, rest events, rate about the bias."""
 
 
 class HipAngleEstimator:
@@ -127,22 +131,20 @@ class HipAngleEstimator:
         self.s = settings
         self._bias0 = np.asarray(calib.gyro_bias_dps, dtype=np.float64)
         self._tilt = OrientationFilter(settings, calib.gravity_ref, self._bias0, calib.dt_nominal_s)
-        g = np.asarray(calib.gravity_ref, dtype=np.float64)
-        self._u_ref = g / np.linalg.norm(g)
+        self._u_ref: FloatArray | None = None  # None: the calibration rest (reported per sample)
         self._offset = 0.0
         self.mounting: Mounting | None = None
         self.n_refits = 0
         self._slip_sin = math.sin(math.radians(settings.slip_deg))
-        # held samples (axis unknown): time, up, still, rest events, bias-corrected rate
-        self._held: list[tuple[FloatArray, FloatArray, BoolArray, BoolArray, FloatArray]] = []
+        self._held: list[Held] = []
         self._held_t_prev = math.nan  # time of the sample before the held ones (for their first step)
-        self._pre: tuple[FloatArray, FloatArray, BoolArray, BoolArray, FloatArray] | None = None
+        self._pre: Held | None = None
         if pre is not None and len(pre[0]):
             t_pre, a_pre, g_pre = (np.asarray(x, dtype=np.float64) for x in pre)
-            up, still, rest = run_backward(
+            up, uref, still, rest = run_backward(
                 settings, calib.gravity_ref, self._bias0, calib.dt_nominal_s, t_pre, a_pre, g_pre, calib.start_s
             )
-            self._pre = (t_pre, up, still, rest, g_pre - self._bias0)
+            self._pre = (t_pre, up, uref, still, rest, g_pre - self._bias0)
 
     # ------------------------------------------------------------------ public
     def update(self, t: FloatArray, acc: FloatArray, gyr: FloatArray) -> tuple[FloatArray, FloatArray, BoolArray]:
@@ -157,38 +159,37 @@ class HipAngleEstimator:
             if not parts:
                 return _EMPTY
             return tuple(np.concatenate(x) for x in zip(*parts))  # type: ignore[return-value]
-        up, still, rest = self._tilt.update(t, acc, gyr)
-        w = gyr - self._bias0
+        up, uref, still, rest = self._tilt.update(t, acc, gyr)
+        held: Held = (t, up, uref, still, rest, gyr - self._bias0)
         if self.mounting is None:
-            self._held.append((t, up, still, rest, w))
+            self._held.append(held)
             return self._try_fit()
-        return self._angles(t, up, still, rest, w)
+        return self._angles(held)
 
     def finish(self) -> tuple[FloatArray, FloatArray, BoolArray]:
-        """End of stream: release held samples (axis from the movement before the calibration
-        rest if none came after it; else the unsigned tilt from the reference rest)."""
+        """End of stream: release held samples.
+
+        Without a movement after the reference rest the axis comes from the movement before
+        the calibration rest (backward in time, the last movement into the rest is the first
+        away from it); without any, the angle is the unsigned tilt from the reference rest.
+        """
         if self.mounting is not None or (not self._held and self._pre is None):
             return _EMPTY
-        if self._pre is not None and self._held_is_first():
-            t_pre, _, still_pre, _, w_pre = self._pre
-            # backward in time from the rest, the last movement into it is the first away from it
+        if self._pre is not None:
+            t_pre, _, uref_pre, still_pre, _, w_pre = self._pre
             found = fit_axis(-t_pre[::-1], -w_pre[::-1], still_pre[::-1], self.s.axis_rotation_deg, -self.calib.start_s)
             if found is not None:
-                self.mounting = Mounting(found[1], self._u_ref, self._offset)
-                t, up, still = self._all_held()  # type: ignore[misc]
-                self._held, self._pre = [], None
-                return t, self.mounting.angles(up), still
-        parts = self._all_held()
-        if not parts:
-            return _EMPTY
-        t, up, still = parts
-        angle = np.empty(len(t))
-        tilt_from(up, self._u_ref.tolist(), self._offset, angle)
-        self._held, self._pre = [], None
-        return t, angle, still
+                k = len(t_pre) - 1 - found[0]
+                self.mounting = Mounting(found[1], None, 0.0, float(uref_pre[k] @ found[1]))
+                t, up, uref, still = self._take_held()
+                return t, self.mounting.angles(up, uref), still
+        t, up, uref, still = self._take_held()
+        ref = uref if self._u_ref is None else np.broadcast_to(self._u_ref, up.shape)
+        cos = np.clip(np.einsum("ij,ij->i", up, ref), -1.0, 1.0)
+        return t, np.degrees(np.arccos(cos)) + self._offset, still
 
     def diagnostics(self) -> dict[str, float]:
-        """Gyro bias, gaps, bias updates, still fraction, mounting re-fits and the axis."""
+        """Gyro and accelerometer bias, gaps, bias updates, still fraction, mounting re-fits, the axis."""
         d = self._tilt.diagnostics()
         d["axis_found"] = float(self.mounting is not None)
         d["mount_refits"] = float(self.n_refits)
@@ -197,20 +198,13 @@ class HipAngleEstimator:
         return d
 
     # ------------------------------------------------------------------ machinery
-    def _held_is_first(self) -> bool:
-        return self.n_refits == 0
-
-    def _all_held(self) -> tuple[FloatArray, FloatArray, BoolArray] | None:
-        parts = list(self._held)
-        if self._pre is not None:
-            parts.insert(0, self._pre)
+    def _take_held(self) -> tuple[FloatArray, FloatArray, FloatArray, BoolArray]:
+        """All held samples (those before the calibration rest first), in time order; clears them."""
+        parts = ([self._pre] if self._pre is not None else []) + self._held
+        self._held, self._pre = [], None
         if not parts:
-            return None
-        return (
-            np.concatenate([p[0] for p in parts]),
-            np.concatenate([p[1] for p in parts]),
-            np.concatenate([p[2] for p in parts]),
-        )
+            return np.empty(0), np.empty((0, 3)), np.empty((0, 3)), np.empty(0, dtype=bool)
+        return tuple(np.concatenate([p[j] for p in parts]) for j in range(4))  # type: ignore[return-value]
 
     def _try_fit(self) -> tuple[FloatArray, FloatArray, BoolArray]:
         """Axis unknown: fit it to the held samples' first large movement.
@@ -221,33 +215,33 @@ class HipAngleEstimator:
         """
         if len(self._held) > 1:
             self._held = [tuple(np.concatenate(x) for x in zip(*self._held))]  # type: ignore[list-item]
-        t, up, still, rest, w = self._held[0]
+        h = self._held[0]
+        t, up, uref, still, rest, w = h
         found = fit_axis(t, w, still, self.s.axis_rotation_deg, self._held_t_prev)
         if found is None:
             return _EMPTY
-        k = found[0]
-        self.mounting = Mounting(found[1], self._u_ref, self._offset)
-        self._held = [(t[: k + 1], up[: k + 1], still[: k + 1], rest[: k + 1], w[: k + 1])]
-        parts = self._all_held()
-        self._held, self._pre = [], None
-        assert parts is not None
-        head = (parts[0], self.mounting.angles(parts[1]), parts[2])
+        k, axis = found
+        ref_k = uref[k] if self._u_ref is None else self._u_ref
+        self.mounting = Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis))
+        self._held = [tuple(x[: k + 1] for x in h)]  # type: ignore[list-item]
+        t_h, up_h, uref_h, still_h = self._take_held()
+        head = (t_h, self.mounting.angles(up_h, uref_h), still_h)
         if k + 1 == len(t):
             return head
-        tail = self._angles(t[k + 1 :], up[k + 1 :], still[k + 1 :], rest[k + 1 :], w[k + 1 :])
-        return tuple(np.concatenate([x, y]) for x, y in zip(head, tail))  # type: ignore[return-value]
+        tail = self._angles(tuple(x[k + 1 :] for x in h))  # type: ignore[arg-type]
+        return _cat(head, tail)
 
-    def _angles(
-        self, t: FloatArray, up: FloatArray, still: BoolArray, rest: BoolArray, w: FloatArray
-    ) -> tuple[FloatArray, FloatArray, BoolArray]:
+    def _angles(self, h: Held) -> tuple[FloatArray, FloatArray, BoolArray]:
         """Angles with the current mounting, up to the first rest that shows a strap slip."""
+        t, up, uref, still, rest, _ = h
         m = self.mounting
         assert m is not None
-        angle = m.angles(up)
+        angle = m.angles(up, uref)
         events = np.flatnonzero(rest)
         if len(events):
             along = up[events] @ m.axis
-            slip = np.flatnonzero(np.abs(along - m.along_ref) > self._slip_sin)
+            ref_along = uref[events] @ m.axis if m.u_ref is None else m.along_ref
+            slip = np.flatnonzero(np.abs(along - ref_along) > self._slip_sin)
             if len(slip):
                 j = int(events[int(slip[0])])
                 # the strap moved: this rest is the new reference; re-fit at the next movement
@@ -259,12 +253,17 @@ class HipAngleEstimator:
                 head = (t[: j + 1], angle[: j + 1], still[: j + 1])
                 if j + 1 == len(t):
                     return head
-                self._held = [(t[j + 1 :], up[j + 1 :], still[j + 1 :], rest[j + 1 :], w[j + 1 :])]
-                tail = self._try_fit()
-                if len(tail[0]):
-                    return tuple(np.concatenate([x, y]) for x, y in zip(head, tail))  # type: ignore[return-value]
-                return head
+                self._held = [tuple(x[j + 1 :] for x in h)]  # type: ignore[list-item]
+                return _cat(head, self._try_fit())
         return t, angle, still
+
+
+def _cat(
+    a: tuple[FloatArray, FloatArray, BoolArray], b: tuple[FloatArray, FloatArray, BoolArray]
+) -> tuple[FloatArray, FloatArray, BoolArray]:
+    if not len(b[0]):
+        return a
+    return tuple(np.concatenate([x, y]) for x, y in zip(a, b))  # type: ignore[return-value]
 
 
 _EMPTY: tuple[FloatArray, FloatArray, BoolArray] = (np.empty(0), np.empty(0), np.empty(0, dtype=bool))

@@ -32,6 +32,9 @@ BoolArray = npt.NDArray[np.bool_]
 
 __all__ = ["OrientationFilter", "kernel_params", "track_gravity"]
 
+GAP_STEPS = 2.5
+"""A step longer than this many nominal steps means lost samples (jitter stays far below)."""
+
 
 def kernel_params(settings: Settings, dt_nominal_s: float) -> TiltParams:
     """The orientation stage's parameters for a stream of nominal step ``dt_nominal_s``."""
@@ -51,6 +54,10 @@ def kernel_params(settings: Settings, dt_nominal_s: float) -> TiltParams:
         bias_gain=1.0 - math.exp(-bias_n * dt_nominal_s / s.bias_tau_s),
         max_gap_s=s.max_gap_s,
         dt_nominal_s=dt_nominal_s,
+        acc_bias_memory=s.acc_bias_memory,
+        acc_bias_ridge=s.acc_bias_ridge,
+        acc_bias_max_g=s.acc_bias_max_g,
+        gap_s=GAP_STEPS * dt_nominal_s,
     )
 
 
@@ -92,6 +99,10 @@ class OrientationFilter:
             max_gap_s=p.max_gap_s,
             dt_nominal_s=p.dt_nominal_s,
             t_prev_s=t_prev_s,
+            acc_bias_memory=p.acc_bias_memory,
+            acc_bias_ridge=p.acc_bias_ridge,
+            acc_bias_max_g=p.acc_bias_max_g,
+            gap_s=p.gap_s,
         )
 
     def update(
@@ -99,18 +110,16 @@ class OrientationFilter:
         t: FloatArray,
         acc: FloatArray,
         gyr: FloatArray,
-        out: tuple[FloatArray, BoolArray, BoolArray] | None = None,
-    ) -> tuple[FloatArray, BoolArray, BoolArray]:
+    ) -> tuple[FloatArray, FloatArray, BoolArray, BoolArray]:
         """Take a chunk: ``t`` (N,) s, ``acc`` (N, 3) g, ``gyr`` (N, 3) deg/s.
 
-        Returns ``(up (N, 3) unit, still (N,) bool, rest (N,) bool)``: the direction the
-        accelerometer reads at rest (opposite to gravity) in the sensor frame, the still flag
-        for the segmenter, and the samples where a rest window updated the gyro bias.
-        ``out`` may supply the three arrays to write into.
+        Returns ``(up (N, 3), u_ref (N, 3), still (N,) bool, rest (N,) bool)``: the direction
+        the accelerometer reads at rest (opposite to gravity), unit, in the sensor frame; the
+        calibration rest's up vector by the current accelerometer-bias estimate; the still flag
+        for the segmenter; and the samples where a rest window updated the biases.
         """
         n = len(t)
-        if out is None:
-            out = (np.empty((n, 3)), np.empty(n, dtype=bool), np.empty(n, dtype=bool))
+        out = (np.empty((n, 3)), np.empty((n, 3)), np.empty(n, dtype=bool), np.empty(n, dtype=bool))
         self._k.run(t, acc, gyr, *out)
         return out
 
@@ -128,6 +137,11 @@ class OrientationFilter:
             "gaps": float(k.n_gaps),
             "max_gap_s": float(k.max_gap_s),
             "bias_updates": float(k.n_bias_updates),
+            "acc_bias_x_g": float(k.acc_bias_g[0]),
+            "acc_bias_y_g": float(k.acc_bias_g[1]),
+            "acc_bias_z_g": float(k.acc_bias_g[2]),
+            "acc_bias_updates": float(k.n_acc_bias_updates),
+            "gap_restarts": float(k.n_gap_snaps),
             "still_fraction": k.n_still / k.n_samples if k.n_samples else 0.0,
         }
 
@@ -141,7 +155,7 @@ def run_backward(
     acc: FloatArray,
     gyr: FloatArray,
     t_next_s: float,
-) -> tuple[FloatArray, BoolArray, BoolArray]:
+) -> tuple[FloatArray, FloatArray, BoolArray, BoolArray]:
     """The orientation stage run back in time over samples that precede the calibration rest.
 
     The stage starts at the rest (time ``t_next_s``) and goes backward: time reversed and
@@ -149,10 +163,8 @@ def run_backward(
     samples' own (forward) order.
     """
     back = OrientationFilter(settings, gravity0, gyro_bias0_dps, dt_nominal_s, t_prev_s=-t_next_s)
-    up, still, rest = back.update(
-        np.ascontiguousarray(-t[::-1]), np.ascontiguousarray(acc[::-1]), np.ascontiguousarray(-gyr[::-1])
-    )
-    return up[::-1].copy(), still[::-1].copy(), rest[::-1].copy()
+    out = back.update(np.ascontiguousarray(-t[::-1]), np.ascontiguousarray(acc[::-1]), np.ascontiguousarray(-gyr[::-1]))
+    return tuple(x[::-1].copy() for x in out)  # type: ignore[return-value]
 
 
 def track_gravity(

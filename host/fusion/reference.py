@@ -33,13 +33,29 @@ frame; the rest, the filters and the bias estimator here are our own, simpler ch
    a rest if the gyro's variance is under ``rest_gyro_dps^2``, the accelerometer's under
    ``rest_acc_g^2``, gravity's direction kept within ``rest_tilt_deg`` between the first and
    last quarter of the window and the window's mean rate is within ``bias_jump_dps`` of the
-   bias; the bias then moves toward that mean by ``bias_gain`` (from the next sample).
+   bias; the bias then moves toward that mean by ``bias_gain`` (from the next sample);
+7. **accelerometer bias** (at each such rest): gravity is one fixed vector in the I frame, so
+   two rests in different poses, with attitudes ``M1``, ``M2`` (sensor -> I) and mean
+   accelerometer readings ``a1``, ``a2``, satisfy ``M2 (a2 - b) = M1 (a1 - b)`` whatever the
+   accelerometer's scale: ``(M2 - M1) b = M2 a2 - M1 a1``, linear in the bias ``b``. The normal
+   equations of consecutive rest pairs are accumulated (forgetting ``1 - 1/acc_bias_memory`` per
+   pair) and solved with a ridge ``acc_bias_ridge`` (the component along the axis of every turn
+   is unobservable and stays near 0; it does not move the hip angle); the bias, limited to
+   ``acc_bias_max_g``, is subtracted from every later accelerometer sample, and the low-pass
+   state is moved by the change so it stays consistent. A cheap MEMS accelerometer is off by
+   tens of mg (up to 0.1 g), which tilts gravity by up to 6 degrees; the gyro, over the few
+   seconds between two rests, is far more accurate than that;
+8. **after lost samples** (a step over ``gap_s``) the gyro bridged the gap and may be off by
+   degrees: at the first still sample after it the low-pass restarts at the mean
+   accelerometer of the still window (taken into the I frame), instead of converging slowly;
+9. **reference up vector**: ``normalize(ref_acc - b)``, the reference rest's accelerometer mean
+   corrected by the current bias estimate (what the hip angle is measured from).
 
-Hip-angle stage: ``hip_angle(up, f, k0, l0, offset)`` is the rotation of the thigh about
-its flexion axis ``f`` away from the neutral pose, read from the up vector alone:
-``atan2(up . l0, up . k0) + offset`` with ``k0`` the neutral up vector's part normal to
-``f`` and ``l0 = k0 x f`` (when the thigh turns by ``d`` about ``f``, the up vector turns by
-``-d`` about ``f`` in the sensor frame).
+Hip-angle stage: ``reference_hip_angle(up, u_ref, f, offset)`` is the rotation of the thigh
+about its flexion axis ``f`` away from the reference pose, read from the up vectors alone:
+when the thigh turns by ``d`` about ``f`` the up vector turns by ``-d`` about ``f`` in the
+sensor frame, so with both vectors projected onto the plane normal to ``f``,
+``d = atan2(f . (up x u_ref), up_p . u_ref_p) + offset``.
 """
 
 from __future__ import annotations
@@ -73,6 +89,11 @@ class TiltParams:
     bias_gain : share of the difference a rest moves the bias by.
     max_gap_s : steps longer than this are counted as gaps.
     dt_nominal_s : step assumed for the very first sample when no previous time is given.
+    acc_bias_memory : rest pairs the accelerometer-bias estimate remembers (0 disables it).
+    acc_bias_ridge : ridge added to the normal equations (turns much smaller than
+        ``2 asin(sqrt(ridge) / 2)`` barely move the estimate).
+    acc_bias_max_g : the estimate's norm is limited to this, g.
+    gap_s : a step longer than this means lost samples (step 8).
     """
 
     tau_acc_s: float
@@ -87,6 +108,10 @@ class TiltParams:
     bias_gain: float
     max_gap_s: float
     dt_nominal_s: float
+    acc_bias_memory: float = 0.0
+    acc_bias_ridge: float = 0.05
+    acc_bias_max_g: float = 0.2
+    gap_s: float = math.inf
 
 
 def _qmul(a: list[float], b: list[float]) -> list[float]:
@@ -97,6 +122,34 @@ def _qmul(a: list[float], b: list[float]) -> list[float]:
         aw * bx + ax * bw + ay * bz - az * by,
         aw * by - ax * bz + ay * bw + az * bx,
         aw * bz + ax * by - ay * bx + az * bw,
+    ]
+
+
+def _matrix(w: float, x: float, y: float, z: float) -> list[float]:
+    """Row-major rotation matrix of the unit quaternion (w, x, y, z)."""
+    return [
+        1.0 - 2.0 * (y * y + z * z), 2.0 * (x * y - w * z), 2.0 * (x * z + w * y),
+        2.0 * (x * y + w * z), 1.0 - 2.0 * (x * x + z * z), 2.0 * (y * z - w * x),
+        2.0 * (x * z - w * y), 2.0 * (y * z + w * x), 1.0 - 2.0 * (x * x + y * y),
+    ]
+
+
+def _solve3(n: list[float], z: list[float]) -> list[float]:
+    """Solve the symmetric 3 x 3 system n x = z (row-major n) by cofactors."""
+    c00 = n[4] * n[8] - n[5] * n[7]
+    c01 = n[5] * n[6] - n[3] * n[8]
+    c02 = n[3] * n[7] - n[4] * n[6]
+    det = n[0] * c00 + n[1] * c01 + n[2] * c02
+    if not det > 0.0:
+        return [0.0, 0.0, 0.0]
+    c11 = n[0] * n[8] - n[2] * n[6]
+    c12 = n[1] * n[6] - n[0] * n[7]
+    c22 = n[0] * n[4] - n[1] * n[3]
+    inv = 1.0 / det
+    return [
+        (c00 * z[0] + c01 * z[1] + c02 * z[2]) * inv,
+        (c01 * z[0] + c11 * z[1] + c12 * z[2]) * inv,
+        (c02 * z[0] + c12 * z[1] + c22 * z[2]) * inv,
     ]
 
 
@@ -129,6 +182,16 @@ class ReferenceTilt:
         p = self.p = params
         self.q = [1.0, 0.0, 0.0, 0.0]
         self.lp = [float(v) for v in np.asarray(gravity0, dtype=np.float64)]
+        self.ref_acc = list(self.lp)
+        self.acc_bias = [0.0, 0.0, 0.0]
+        self.uref = self._uref()
+        self.nrm = [0.0] * 9  # normal equations of the accelerometer bias
+        self.z = [0.0] * 3
+        self.m_prev: list[float] | None = None
+        self.y_prev = [0.0] * 3
+        self.n_acc_bias_updates = 0
+        self.uncertain = False
+        self.n_gap_snaps = 0
         self.bias = [float(v) for v in np.asarray(bias0_dps, dtype=np.float64)]
         self.t_prev = float(t_prev_s)
         self.g_prev: list[float] | None = None
@@ -149,14 +212,23 @@ class ReferenceTilt:
         self.motion_gain = 1.0 / p.bias_motion_tau_s if p.bias_motion_tau_s > 0.0 else 0.0
         self.rest_cos = math.cos(p.rest_tilt_deg * DEG2RAD)
 
-    def step(self, t: float, a: list[float], g: list[float]) -> tuple[list[float], bool, bool]:
-        """One sample: time (s), accelerometer (g), gyro (deg/s) -> (up (3,), still, rest event)."""
+    def _uref(self) -> list[float]:
+        r = [self.ref_acc[0] - self.acc_bias[0], self.ref_acc[1] - self.acc_bias[1], self.ref_acc[2] - self.acc_bias[2]]
+        inv = 1.0 / math.sqrt(r[0] * r[0] + r[1] * r[1] + r[2] * r[2])
+        return [r[0] * inv, r[1] * inv, r[2] * inv]
+
+    def step(self, t: float, a_raw: list[float], g: list[float]) -> tuple[list[float], list[float], bool, bool]:
+        """One sample: time (s), accelerometer (g), gyro (deg/s) -> (up, u_ref, still, rest event)."""
         p = self.p
+        ab = self.acc_bias
+        a = [a_raw[0] - ab[0], a_raw[1] - ab[1], a_raw[2] - ab[2]]
         dt = t - self.t_prev if not math.isnan(self.t_prev) else p.dt_nominal_s
         if dt > p.max_gap_s:
             self.n_gaps += 1
             if dt > self.max_gap_s:
                 self.max_gap_s = dt
+        if dt > p.gap_s:
+            self.uncertain = True
         gp = self.g_prev if self.g_prev is not None else g
         b = self.bias
         # 1. strapdown: trapezoid rate over the step, exact exponential
@@ -219,19 +291,28 @@ class ReferenceTilt:
         cum[1] += g[1]
         cum[2] += g[2]
         cum[3] += g[0] * g[0] + g[1] * g[1] + g[2] * g[2]
-        cum[4] += a[0]
-        cum[5] += a[1]
-        cum[6] += a[2]
-        cum[7] += a[0] * a[0] + a[1] * a[1] + a[2] * a[2]
+        cum[4] += a_raw[0]
+        cum[5] += a_raw[1]
+        cum[6] += a_raw[2]
+        cum[7] += a_raw[0] * a_raw[0] + a_raw[1] * a_raw[1] + a_raw[2] * a_raw[2]
         self.ring[self.r_pos] = list(cum)
         cur = self.r_pos
         self.r_pos = self.r_pos + 1 if self.r_pos < p.bias_n else 0
         rest = False
         if self.n > p.bias_n and self.n % (p.bias_n // 2) == 0:
             rest = self._rest_event(cur)
+        if self.uncertain and still and self.n >= p.still_n:
+            # 8. restart the low-pass at the still window's mean accelerometer
+            old = self.ring[(cur - p.still_n) % (p.bias_n + 1)] if self.n > p.still_n else [0.0] * 8
+            inv = 1.0 / p.still_n
+            ab = self.acc_bias
+            mw = [(cum[4] - old[4]) * inv - ab[0], (cum[5] - old[5]) * inv - ab[1], (cum[6] - old[6]) * inv - ab[2]]
+            self.lp = _rotate(*self.q, mw)
+            self.uncertain = False
+            self.n_gap_snaps += 1
         self.g_prev = g
         self.t_prev = t
-        return up, bool(still), rest
+        return up, self.uref, bool(still), rest
 
     def _rest_event(self, cur: int) -> bool:
         p = self.p
@@ -265,44 +346,81 @@ class ReferenceTilt:
         b[1] = b[1] + p.bias_gain * d[1]
         b[2] = b[2] + p.bias_gain * d[2]
         self.n_bias_updates += 1
+        if p.acc_bias_memory > 0.0:
+            self._acc_bias_event(ma)
         return True
 
-    def run(self, t: npt.ArrayLike, acc: npt.ArrayLike, gyr: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Samples (N,), (N, 3), (N, 3) -> up (N, 3), still (N,) bool, rest events (N,) bool."""
+    def _acc_bias_event(self, ma: list[float]) -> None:
+        """Step 7: one rest pair into the accelerometer-bias estimate."""
+        p = self.p
+        m = _matrix(*self.q)
+        y = [
+            m[0] * ma[0] + m[1] * ma[1] + m[2] * ma[2],
+            m[3] * ma[0] + m[4] * ma[1] + m[5] * ma[2],
+            m[6] * ma[0] + m[7] * ma[1] + m[8] * ma[2],
+        ]
+        mp = self.m_prev
+        self.m_prev = m
+        yp = self.y_prev
+        self.y_prev = y
+        if mp is None:
+            return
+        am = [m[j] - mp[j] for j in range(9)]
+        dy = [y[0] - yp[0], y[1] - yp[1], y[2] - yp[2]]
+        lam = 1.0 - 1.0 / p.acc_bias_memory
+        nrm, z = self.nrm, self.z
+        for r in range(3):
+            for c in range(3):
+                nrm[3 * r + c] = lam * nrm[3 * r + c] + (am[r] * am[c] + am[3 + r] * am[3 + c] + am[6 + r] * am[6 + c])
+            z[r] = lam * z[r] + (am[r] * dy[0] + am[3 + r] * dy[1] + am[6 + r] * dy[2])
+        reg = [nrm[0] + p.acc_bias_ridge, nrm[1], nrm[2], nrm[3], nrm[4] + p.acc_bias_ridge, nrm[5], nrm[6], nrm[7], nrm[8] + p.acc_bias_ridge]
+        nb = _solve3(reg, z)
+        size = math.sqrt(nb[0] * nb[0] + nb[1] * nb[1] + nb[2] * nb[2])
+        if size > p.acc_bias_max_g:
+            k = p.acc_bias_max_g / size
+            nb = [nb[0] * k, nb[1] * k, nb[2] * k]
+        ab = self.acc_bias
+        d = [nb[0] - ab[0], nb[1] - ab[1], nb[2] - ab[2]]
+        # keep the low-pass consistent: its recent inputs carried the old bias
+        lp = self.lp
+        lp[0] = lp[0] - (m[0] * d[0] + m[1] * d[1] + m[2] * d[2])
+        lp[1] = lp[1] - (m[3] * d[0] + m[4] * d[1] + m[5] * d[2])
+        lp[2] = lp[2] - (m[6] * d[0] + m[7] * d[1] + m[8] * d[2])
+        self.acc_bias = nb
+        self.uref = self._uref()
+        self.n_acc_bias_updates += 1
+
+    def run(self, t: npt.ArrayLike, acc: npt.ArrayLike, gyr: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Samples (N,), (N, 3), (N, 3) -> up (N, 3), u_ref (N, 3), still (N,) bool, rest events (N,) bool."""
         tt = np.asarray(t, dtype=np.float64).tolist()
         aa = np.asarray(acc, dtype=np.float64).tolist()
         gg = np.asarray(gyr, dtype=np.float64).tolist()
         up = np.empty((len(tt), 3))
+        uref = np.empty((len(tt), 3))
         still = np.empty(len(tt), dtype=bool)
         rest = np.empty(len(tt), dtype=bool)
         for i, (ti, ai, gi) in enumerate(zip(tt, aa, gg)):
-            u, s, r = self.step(ti, ai, gi)
+            u, ur, s, r = self.step(ti, ai, gi)
             up[i] = u
+            uref[i] = ur
             still[i] = s
             rest[i] = r
-        return up, still, rest
+        return up, uref, still, rest
 
 
-def reference_hip_angle(up: npt.ArrayLike, f: npt.ArrayLike, k0: npt.ArrayLike, l0: npt.ArrayLike, offset_deg: float = 0.0) -> np.ndarray:
-    """Hip angle (deg) per up vector (N, 3): ``atan2(up . l0, up . k0) + offset_deg``."""
+def reference_hip_angle(up: npt.ArrayLike, u_ref: npt.ArrayLike, f: npt.ArrayLike, offset_deg: float = 0.0) -> np.ndarray:
+    """Hip angle (deg) per pair of up vectors (N, 3) (reference may be one (3,) vector) about axis f (3,)."""
+    fa = [float(v) for v in np.asarray(f)]
+    uu = np.asarray(up, dtype=np.float64)
+    rr = np.broadcast_to(np.asarray(u_ref, dtype=np.float64), uu.shape)
     out = []
-    fl = [float(v) for v in np.asarray(l0)]
-    fk = [float(v) for v in np.asarray(k0)]
-    del f  # the axis enters through k0 and l0 (both normal to it)
-    for u in np.asarray(up, dtype=np.float64).tolist():
-        y = u[0] * fl[0] + u[1] * fl[1] + u[2] * fl[2]
-        x = u[0] * fk[0] + u[1] * fk[1] + u[2] * fk[2]
+    for u, r in zip(uu.tolist(), rr.tolist()):
+        cx = u[1] * r[2] - u[2] * r[1]
+        cy = u[2] * r[0] - u[0] * r[2]
+        cz = u[0] * r[1] - u[1] * r[0]
+        y = fa[0] * cx + fa[1] * cy + fa[2] * cz
+        uf = u[0] * fa[0] + u[1] * fa[1] + u[2] * fa[2]
+        rf = r[0] * fa[0] + r[1] * fa[1] + r[2] * fa[2]
+        x = (u[0] * r[0] + u[1] * r[1] + u[2] * r[2]) - uf * rf
         out.append(math.atan2(y, x) * RAD2DEG + offset_deg)
-    return np.array(out)
-
-
-def reference_tilt_from(up: npt.ArrayLike, u_ref: npt.ArrayLike, offset_deg: float = 0.0) -> np.ndarray:
-    """Unsigned tilt (deg) of each up vector (N, 3) from ``u_ref`` plus ``offset_deg``
-    (the angle shown before the flexion axis is known)."""
-    r = [float(v) for v in np.asarray(u_ref)]
-    out = []
-    for u in np.asarray(up, dtype=np.float64).tolist():
-        c = u[0] * r[0] + u[1] * r[1] + u[2] * r[2]
-        c = 1.0 if c > 1.0 else (-1.0 if c < -1.0 else c)
-        out.append(math.acos(c) * RAD2DEG + offset_deg)
     return np.array(out)
