@@ -216,12 +216,15 @@ def test_bad_arguments_give_one_line(
     assert err.startswith("legrep analyze: error: ") and expected in err
 
 
-def test_a_recording_that_does_not_start_still_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    moving = leg_raises([3], end_s=25.0, mounting=(0.3, 0.2, 0.1), seed=5, still_s=0.0, rest_s=0.0)
+def test_a_recording_that_never_rests_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # calibration may use a rest anywhere (issue 8): only a stream without any is refused
+    moving = leg_raises(
+        [8], end_s=11.3, mounting=(0.3, 0.2, 0.1), seed=5, still_s=0.0, rest_s=0.0, hold_s=0.0, up_s=0.7, down_s=0.7
+    )
     write_imu_csv(tmp_path / "L.csv", moving)
     code, out, err = run_cli(capsys, "--left", tmp_path / "L.csv")
     assert code == 2 and out == "" and err.count("\n") == 1, err
-    assert err.startswith("legrep analyze: error: left sensor: ") and "still" in err
+    assert err.startswith("legrep analyze: error: left sensor: ") and "still" in err and "longest quiet stretch" in err
 
 
 # --------------------------------------------------------------------------- against the simulator's truth

@@ -135,10 +135,10 @@ class Calibrator:
         found = (
             f"the longest quiet stretch was {length:.2f} s at t={start:.2f} s"
             if length > 0
-            else "no quiet stretch at all"
+            else "the longest quiet stretch was 0 s (no quiet window anywhere)"
         )
         raise CalibrationError(
-            f"{self.name}: expected a rest of at least {s.calib_min_still_s:g} s somewhere in the stream "
+            f"{self.name}: expected a still rest of at least {s.calib_min_still_s:g} s somewhere in the stream "
             f"(rate within {s.calib_gyro_dps:g} deg/s rms, gravity steady) to calibrate, got none in "
             f"{self._n} samples: {found}"
         )
