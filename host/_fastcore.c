@@ -175,6 +175,12 @@ typedef struct {
     double acc_memory, acc_ridge, acc_max; /* step 7 (acc_memory 0: off) */
     double gap_s;       /* step 8: a longer step means lost samples */
     int uncertain;
+    double lever_tau, lever_min2, lever_ridge, lever_max; /* step 2a (lever_tau 0: off) */
+    double w_prev[3];   /* previous bias-corrected rate, rad/s */
+    int has_wprev;
+    double lever[3], ktk[6], kty[3];
+    long long lever_n;
+    double g_norm;      /* |ref_acc - acc_bias|: the accelerometer's 1 g */
     /* --- carried state --- */
     double acc_bias[3]; /* accelerometer bias estimate, g */
     double ref_acc[3];  /* reference rest's accelerometer mean */
@@ -204,7 +210,9 @@ static void
 tilt_uref(TiltCore *c)
 {
     double r[3] = {c->ref_acc[0] - c->acc_bias[0], c->ref_acc[1] - c->acc_bias[1], c->ref_acc[2] - c->acc_bias[2]};
-    double inv = 1.0 / sqrt(r[0] * r[0] + r[1] * r[1] + r[2] * r[2]);
+    double norm = sqrt(r[0] * r[0] + r[1] * r[1] + r[2] * r[2]);
+    c->g_norm = norm;
+    double inv = 1.0 / norm;
     c->uref[0] = r[0] * inv, c->uref[1] = r[1] * inv, c->uref[2] = r[2] * inv;
 }
 
@@ -227,15 +235,17 @@ TiltKernel_init(TiltKernel *self, PyObject *args, PyObject *kwds)
     static char *kwlist[] = {"gravity0", "gyro_bias0_dps", "tau_acc_s", "bias_motion_tau_s", "still_n",
                              "still_gyro_dps", "bias_n", "rest_gyro_dps", "rest_acc_g", "rest_tilt_deg",
                              "bias_jump_dps", "bias_gain", "max_gap_s", "dt_nominal_s", "t_prev_s",
-                             "acc_bias_memory", "acc_bias_ridge", "acc_bias_max_g", "gap_s", NULL};
+                             "acc_bias_memory", "acc_bias_ridge", "acc_bias_max_g", "gap_s",
+                             "lever_tau_s", "lever_min_dps", "lever_ridge", "lever_max_m", NULL};
     PyObject *g0, *b0;
-    double motion_tau, still_gyro, rest_gyro, rest_acc, rest_tilt, bias_jump;
+    double motion_tau, still_gyro, rest_gyro, rest_acc, rest_tilt, bias_jump, lever_min;
     TiltCore *c = &self->c;
     c->acc_memory = 0.0, c->acc_ridge = 0.05, c->acc_max = 0.2;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$OOddndndddddddddddd:TiltKernel", kwlist, &g0, &b0, &c->tau_acc,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$OOddndndddddddddddddddd:TiltKernel", kwlist, &g0, &b0, &c->tau_acc,
                                      &motion_tau, &c->W, &still_gyro, &c->B, &rest_gyro, &rest_acc, &rest_tilt,
                                      &bias_jump, &c->bias_gain, &c->max_gap_s, &c->dt_nominal_s, &c->t_prev,
-                                     &c->acc_memory, &c->acc_ridge, &c->acc_max, &c->gap_s))
+                                     &c->acc_memory, &c->acc_ridge, &c->acc_max, &c->gap_s, &c->lever_tau,
+                                     &lever_min, &c->lever_ridge, &c->lever_max))
         return -1;
     if (vec3(g0, c->lp, "gravity0") < 0 || vec3(b0, c->bias, "gyro_bias0_dps") < 0)
         return -1;
@@ -262,6 +272,13 @@ TiltKernel_init(TiltKernel *self, PyObject *args, PyObject *kwds)
     c->has_mprev = 0;
     c->n_acc_bias_updates = c->n_gap_snaps = 0;
     c->uncertain = 0;
+    c->lever_min2 = (lever_min * DEG2RAD) * (lever_min * DEG2RAD);
+    c->has_wprev = 0;
+    c->lever_n = 0;
+    for (int j = 0; j < 3; j++)
+        c->w_prev[j] = c->lever[j] = c->kty[j] = 0.0;
+    for (int j = 0; j < 6; j++)
+        c->ktk[j] = 0.0;
     tilt_uref(c);
     c->has_prev = 0;
     c->n = 0;
@@ -397,6 +414,78 @@ tilt_rest_event(TiltCore *c, Py_ssize_t cur)
     return 1;
 }
 
+#define G_MPS2 9.80665
+#define LEVER_SOLVE_EVERY 16
+
+/* Step 2a (reference._lever): subtract the thigh's rotational acceleration at the sensor from
+   a[3] (in place) and feed the lever-arm fit.  q is the current attitude, lp the low-pass state
+   of the previous sample. */
+static void
+tilt_lever(TiltCore *c, double dt, double g0, double g1, double g2, double a[3], const double q[4], const double lp[3])
+{
+    const double *b = c->bias;
+    double wx = (g0 - b[0]) * DEG2RAD, wy = (g1 - b[1]) * DEG2RAD, wz = (g2 - b[2]) * DEG2RAD;
+    double ax, ay, az;
+    if (c->has_wprev && dt > 0.0) {
+        ax = (wx - c->w_prev[0]) / dt;
+        ay = (wy - c->w_prev[1]) / dt;
+        az = (wz - c->w_prev[2]) / dt;
+    } else {
+        ax = ay = az = 0.0;
+    }
+    c->w_prev[0] = wx, c->w_prev[1] = wy, c->w_prev[2] = wz;
+    c->has_wprev = 1;
+    double w2 = wx * wx + wy * wy + wz * wz;
+    double k[9] = {wx * wx - w2, wx * wy - az, wx * wz + ay, wy * wx + az, wy * wy - w2,
+                   wy * wz - ax, wz * wx - ay, wz * wy + ax, wz * wz - w2};
+    const double *r = c->lever;
+    double o0 = a[0] - (k[0] * r[0] + k[1] * r[1] + k[2] * r[2]) / G_MPS2;
+    double o1 = a[1] - (k[3] * r[0] + k[4] * r[1] + k[5] * r[2]) / G_MPS2;
+    double o2 = a[2] - (k[6] * r[0] + k[7] * r[1] + k[8] * r[2]) / G_MPS2;
+    if (w2 > c->lever_min2) {
+        double inv = c->g_norm / sqrt(lp[0] * lp[0] + lp[1] * lp[1] + lp[2] * lp[2]);
+        double gi[3] = {lp[0] * inv, lp[1] * inv, lp[2] * inv}, gs[3];
+        qrot(q[0], -q[1], -q[2], -q[3], gi, gs);
+        double y[3] = {(a[0] - gs[0]) * G_MPS2, (a[1] - gs[1]) * G_MPS2, (a[2] - gs[2]) * G_MPS2};
+        double lam = 1.0 - dt / c->lever_tau;
+        if (lam < 0.0)
+            lam = 0.0;
+        double *t = c->ktk, *z = c->kty;
+        t[0] = lam * t[0] + (k[0] * k[0] + k[3] * k[3] + k[6] * k[6]);
+        t[1] = lam * t[1] + (k[0] * k[1] + k[3] * k[4] + k[6] * k[7]);
+        t[2] = lam * t[2] + (k[0] * k[2] + k[3] * k[5] + k[6] * k[8]);
+        t[3] = lam * t[3] + (k[1] * k[1] + k[4] * k[4] + k[7] * k[7]);
+        t[4] = lam * t[4] + (k[1] * k[2] + k[4] * k[5] + k[7] * k[8]);
+        t[5] = lam * t[5] + (k[2] * k[2] + k[5] * k[5] + k[8] * k[8]);
+        z[0] = lam * z[0] + (k[0] * y[0] + k[3] * y[1] + k[6] * y[2]);
+        z[1] = lam * z[1] + (k[1] * y[0] + k[4] * y[1] + k[7] * y[2]);
+        z[2] = lam * z[2] + (k[2] * y[0] + k[5] * y[1] + k[8] * y[2]);
+    }
+    a[0] = o0, a[1] = o1, a[2] = o2;
+    c->lever_n++;
+    if (c->lever_n % LEVER_SOLVE_EVERY == 0) {
+        const double *t = c->ktk, *z = c->kty;
+        double rg = c->lever_ridge;
+        double n[9] = {t[0] + rg, t[1], t[2], t[1], t[3] + rg, t[4], t[2], t[4], t[5] + rg};
+        double c00 = n[4] * n[8] - n[5] * n[7], c01 = n[5] * n[6] - n[3] * n[8], c02 = n[3] * n[7] - n[4] * n[6];
+        double det = n[0] * c00 + n[1] * c01 + n[2] * c02;
+        double nr[3] = {0.0, 0.0, 0.0};
+        if (det > 0.0) {
+            double c11 = n[0] * n[8] - n[2] * n[6], c12 = n[1] * n[6] - n[0] * n[7], c22 = n[0] * n[4] - n[1] * n[3];
+            double inv = 1.0 / det;
+            nr[0] = (c00 * z[0] + c01 * z[1] + c02 * z[2]) * inv;
+            nr[1] = (c01 * z[0] + c11 * z[1] + c12 * z[2]) * inv;
+            nr[2] = (c02 * z[0] + c12 * z[1] + c22 * z[2]) * inv;
+        }
+        double size = sqrt(nr[0] * nr[0] + nr[1] * nr[1] + nr[2] * nr[2]);
+        if (size > c->lever_max) {
+            double f = c->lever_max / size;
+            nr[0] = nr[0] * f, nr[1] = nr[1] * f, nr[2] = nr[2] * f;
+        }
+        memcpy(c->lever, nr, sizeof nr);
+    }
+}
+
 PyDoc_STRVAR(TiltKernel_run_doc,
              "run(time_s, acc_g, gyr_dps, up_out, still_out, rest_out)\n--\n\n"
              "Process one chunk: time_s (N,) float64, acc_g and gyr_dps (N, 3) float64; writes the unit\n"
@@ -435,7 +524,7 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
     for (Py_ssize_t i = 0; i < n; i++) {
         const double ti = D1(t, i);
         const double ar[3] = {D2(acc, i, 0), D2(acc, i, 1), D2(acc, i, 2)};
-        const double a[3] = {ar[0] - c->acc_bias[0], ar[1] - c->acc_bias[1], ar[2] - c->acc_bias[2]};
+        double a[3] = {ar[0] - c->acc_bias[0], ar[1] - c->acc_bias[1], ar[2] - c->acc_bias[2]};
         const double g0 = D2(gyr, i, 0), g1 = D2(gyr, i, 1), g2 = D2(gyr, i, 2);
         double dt = isnan(t_prev) ? c->dt_nominal_s : ti - t_prev;
         if (dt > c->max_gap_s) {
@@ -443,8 +532,11 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
             if (dt > c->max_gap_seen_s)
                 c->max_gap_seen_s = dt;
         }
-        if (dt > c->gap_s)
+        if (dt > c->gap_s) {
             c->uncertain = 1;
+            c->has_mprev = 0; /* the gyro did not see the gap: no rest pair across it */
+            c->has_wprev = 0;
+        }
         if (!has_prev)
             p0 = g0, p1 = g1, p2 = g2;
         /* 1. strapdown */
@@ -468,6 +560,11 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
         double nz = qw * bz + qx * by - qy * bx + qz * bw;
         double inv = 1.0 / sqrt(nw * nw + nx * nx + ny * ny + nz * nz);
         qw = nw * inv, qx = nx * inv, qy = ny * inv, qz = nz * inv;
+        /* 2a. lever arm */
+        if (c->lever_tau > 0.0) {
+            const double qc[4] = {qw, qx, qy, qz}, lc[3] = {l0, l1, l2};
+            tilt_lever(c, dt, g0, g1, g2, a, qc, lc);
+        }
         /* 2. accelerometer into the I frame, low-passed */
         double ai[3];
         qrot(qw, qx, qy, qz, a, ai);
@@ -599,6 +696,13 @@ TiltKernel_seed(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
 }
 
 static PyObject *
+TiltKernel_get_lever(TiltKernel *self, void *closure)
+{
+    (void)closure;
+    return Py_BuildValue("(ddd)", self->c.lever[0], self->c.lever[1], self->c.lever[2]);
+}
+
+static PyObject *
 TiltKernel_get_acc_bias(TiltKernel *self, void *closure)
 {
     (void)closure;
@@ -621,6 +725,7 @@ static PyMethodDef TiltKernel_methods[] = {
 static PyGetSetDef TiltKernel_getset[] = {
     {"gyro_bias_dps", (getter)TiltKernel_get_bias, NULL, "estimated gyro bias (x, y, z), deg/s", NULL},
     {"acc_bias_g", (getter)TiltKernel_get_acc_bias, NULL, "estimated accelerometer bias (x, y, z), g", NULL},
+    {"lever_m", (getter)TiltKernel_get_lever, NULL, "estimated lever arm hip -> sensor (x, y, z), sensor frame, m", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -640,7 +745,7 @@ PyDoc_STRVAR(TiltKernel_doc,
              "TiltKernel(*, gravity0, gyro_bias0_dps, tau_acc_s, bias_motion_tau_s, still_n, still_gyro_dps,\n"
              "           bias_n, rest_gyro_dps, rest_acc_g, rest_tilt_deg, bias_jump_dps, bias_gain,\n"
              "           max_gap_s, dt_nominal_s, t_prev_s, acc_bias_memory, acc_bias_ridge,\n"
-             "           acc_bias_max_g, gap_s)\n--\n\n"
+             "           acc_bias_max_g, gap_s, lever_tau_s, lever_min_dps, lever_ridge, lever_max_m)\n--\n\n"
              "Orientation stage of one sensor (host/fusion/reference.py is its specification).\n"
              "t_prev_s is NaN when no sample precedes the first chunk.");
 

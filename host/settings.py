@@ -117,7 +117,7 @@ class Settings:
     calib_acc_g: Annotated[float, _positive(1.0)] = 0.06
     """Quiet window: rms deviation of the accelerometer from its mean, in g per g of the mean;
     15 mg rms noise per axis gives 26 mg over three axes."""
-    calib_tilt_deg: Annotated[float, _positive(90.0)] = 3.0
+    calib_tilt_deg: Annotated[float, Range(0.1, 90.0)] = 3.0
     """Quiet window: gravity's direction turns less than this between its first and last quarter
     (a slow, steady movement has a small variance but turns gravity)."""
     axis_rotation_deg: Annotated[float, _positive(90.0)] = 25.0
@@ -127,9 +127,10 @@ class Settings:
     tau_acc_s: Annotated[float, Range(0.05, 600.0)] = 3.0
     """Low-pass time constant of the accelerometer in the almost-inertial frame; VQF's default
     tauAcc = 3 s (Laidig & Seel 2023): rejects the thigh's accelerations, follows gravity."""
-    bias_motion_tau_s: Annotated[float, _nonneg(3600.0)] = 20.0
-    """Time constant of the gyro bias estimate while moving (0 disables): slow, because the
-    thigh's accelerations also turn the filtered gravity a little."""
+    bias_motion_tau_s: Annotated[float, _nonneg(3600.0)] = 100.0
+    """Time constant of the gyro bias estimate while moving (0 disables): slow, because anything
+    else that turns the filtered gravity (the thigh's accelerations, a recovery after lost
+    samples) would move the bias too; rests, frequent in these exercises, do the main work."""
     still_gyro_dps: Annotated[float, _positive(100.0)] = 3.0
     """Still (for the rep segmenter): rms rate about the bias over ``still_min_s`` below this."""
     still_min_s: Annotated[float, _positive(60.0)] = 0.2
@@ -141,7 +142,7 @@ class Settings:
     rms per axis gives 0.9 deg/s)."""
     rest_acc_g: Annotated[float, _positive(1.0)] = 0.04
     """Bias rest: rms deviation of the accelerometer from its window mean below this, g."""
-    rest_tilt_deg: Annotated[float, _positive(90.0)] = 0.5
+    rest_tilt_deg: Annotated[float, Range(0.01, 90.0)] = 0.5
     """Bias rest: gravity's direction turns less than this over the window (a slow turn is not a rest)."""
     bias_jump_dps: Annotated[float, _positive(100.0)] = 2.0
     """Bias rest: its mean rate is within this of the current bias (bias drifts, it does not jump)."""
@@ -156,6 +157,16 @@ class Settings:
     (2 asin(sqrt(ridge) / 2)) barely move it; the component along every turn's axis stays 0."""
     acc_bias_max_g: Annotated[float, _nonneg(2.0)] = 0.2
     """The accelerometer-bias estimate is limited to this norm, g (twice the worst part we know)."""
+    lever_arm_tau_s: Annotated[float, _nonneg(3600.0)] = 60.0
+    """Memory of the lever-arm fit (0 disables it): the sensor sits 0.15-0.3 m from the hip, so the
+    thigh's rotation adds up to 0.3 g (centripetal and tangential) that would tilt gravity."""
+    lever_arm_min_dps: Annotated[float, _positive(1000.0)] = 30.0
+    """Samples turning faster than this feed the lever-arm fit (slower ones carry no signal)."""
+    lever_arm_ridge: Annotated[float, _positive(1e6)] = 1.0
+    """Ridge of the lever-arm fit, (rad/s^2)^2: about one sample at 1 rad/s; keeps it near 0 until
+    the thigh has turned fast enough to show it."""
+    lever_arm_max_m: Annotated[float, _positive(5.0)] = 0.6
+    """The lever arm is limited to this length, m (a thigh is about 0.45 m)."""
     slip_deg: Annotated[float, Range(1.0, 90.0)] = 8.0
     """A rest whose gravity lies more than this out of the current mounting's exercise plane
     means the strap moved: the mounting is re-fitted at the next movement."""

@@ -224,6 +224,13 @@ class Calibrator:
                 i = end + 1
                 continue
             break  # the rest goes on past the samples we have
+        if final and self._run_start >= 0 and self._done == n and i >= n:
+            # end of stream inside a rest
+            length = float(tt[n - 1] - tt[self._run_start])
+            if length > self._best[0]:
+                self._best = (length, float(tt[self._run_start]))
+            if length >= s.calib_min_still_s:
+                return self._calibrate(tt, aa, gg, self._run_start, n, drop_onset=False)
         return None
 
     def _calibrate(self, tt: FloatArray, aa: FloatArray, gg: FloatArray, lo: int, hi: int, drop_onset: bool) -> Calibration:

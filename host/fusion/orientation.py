@@ -60,6 +60,10 @@ def kernel_params(settings: Settings, dt_nominal_s: float) -> TiltParams:
         acc_bias_ridge=s.acc_bias_ridge,
         acc_bias_max_g=s.acc_bias_max_g,
         gap_s=GAP_STEPS * dt_nominal_s,
+        lever_tau_s=s.lever_arm_tau_s,
+        lever_min_dps=s.lever_arm_min_dps,
+        lever_ridge=s.lever_arm_ridge,
+        lever_max_m=s.lever_arm_max_m,
     )
 
 
@@ -106,6 +110,10 @@ class OrientationFilter:
             acc_bias_ridge=p.acc_bias_ridge,
             acc_bias_max_g=p.acc_bias_max_g,
             gap_s=p.gap_s,
+            lever_tau_s=p.lever_tau_s,
+            lever_min_dps=p.lever_min_dps,
+            lever_ridge=p.lever_ridge,
+            lever_max_m=p.lever_max_m,
         )
         if acc_bias_g is not None:
             self._k.seed_acc_bias(np.asarray(acc_bias_g, dtype=np.float64).tolist(), SEED_WEIGHT)
@@ -151,6 +159,9 @@ class OrientationFilter:
             "acc_bias_z_g": float(k.acc_bias_g[2]),
             "acc_bias_updates": float(k.n_acc_bias_updates),
             "gap_restarts": float(k.n_gap_snaps),
+            "lever_x_m": float(k.lever_m[0]),
+            "lever_y_m": float(k.lever_m[1]),
+            "lever_z_m": float(k.lever_m[2]),
             "still_fraction": k.n_still / k.n_samples if k.n_samples else 0.0,
         }
 

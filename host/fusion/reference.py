@@ -14,6 +14,12 @@ frame; the rest, the filters and the bias estimator here are our own, simpler ch
 1. **gyro strapdown**: the attitude quaternion ``q`` (sensor -> "I" frame, a frame that
    only the gyro moves) is advanced by the bias-corrected rate, averaged over the step
    (trapezoid), through the exact quaternion exponential (series for small angles);
+2a. **lever arm**: the sensor sits a lever arm ``r`` from the hip, so the thigh's own rotation
+   adds ``w x (w x r) + dw/dt x r`` to what it measures (up to 0.3 g in a fast raise, and the
+   centripetal part never averages out: it would tilt the filtered gravity by a degree per
+   rep). ``r`` is fitted by least squares (forgetting over ``lever_tau_s``, a ridge
+   ``lever_ridge``) to the accelerometer minus the predicted gravity on samples turning faster
+   than ``lever_min_dps``, solved every 16 samples, and that acceleration is subtracted;
 2. **accelerometer in the I frame**: the accelerometer sample is rotated into the I frame
    and low-passed there (first order, time constant ``tau_acc_s``, coefficient
    ``dt / (tau + dt / 2)`` so that a gap or jitter in the time stamps is handled). In the I
@@ -48,6 +54,7 @@ frame; the rest, the filters and the bias estimator here are our own, simpler ch
 8. **after lost samples** (a step over ``gap_s``) the gyro bridged the gap and may be off by
    degrees: at the first still sample after it the low-pass restarts at the mean
    accelerometer of the still window (taken into the I frame), instead of converging slowly;
+   no rest pair of step 7 spans the gap, and the lever arm's rate difference restarts;
 9. **reference up vector**: ``normalize(ref_acc - b)``, the reference rest's accelerometer mean
    corrected by the current bias estimate (what the hip angle is measured from).
 
@@ -66,6 +73,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+G_MPS2 = 9.80665
+"""Standard gravity (the accelerometer's g), m/s^2."""
+LEVER_SOLVE_EVERY = 16
+"""The lever-arm normal equations are solved every this many samples."""
 RAD2DEG = 180.0 / 3.14159265358979323846
 DEG2RAD = 3.14159265358979323846 / 180.0
 SERIES_H2 = 0.0025
@@ -94,6 +105,11 @@ class TiltParams:
         ``2 asin(sqrt(ridge) / 2)`` barely move the estimate).
     acc_bias_max_g : the estimate's norm is limited to this, g.
     gap_s : a step longer than this means lost samples (step 8).
+    lever_tau_s : memory of the lever-arm fit, s (0 disables step 2a).
+    lever_min_dps : samples turning faster than this feed the lever-arm fit.
+    lever_ridge : ridge of the lever-arm normal equations, (rad/s^2)^2 (keeps it near 0 until
+        the thigh has turned fast enough to show it).
+    lever_max_m : the lever arm's length is limited to this, m.
     """
 
     tau_acc_s: float
@@ -112,6 +128,10 @@ class TiltParams:
     acc_bias_ridge: float = 0.05
     acc_bias_max_g: float = 0.2
     gap_s: float = math.inf
+    lever_tau_s: float = 0.0
+    lever_min_dps: float = 30.0
+    lever_ridge: float = 1.0
+    lever_max_m: float = 0.6
 
 
 def _qmul(a: list[float], b: list[float]) -> list[float]:
@@ -192,6 +212,12 @@ class ReferenceTilt:
         self.n_acc_bias_updates = 0
         self.uncertain = False
         self.n_gap_snaps = 0
+        self.w_prev: list[float] | None = None
+        self.lever = [0.0, 0.0, 0.0]
+        self.ktk = [0.0] * 6  # 00, 01, 02, 11, 12, 22
+        self.kty = [0.0] * 3
+        self.lever_n = 0
+        self.lever_min2 = (p.lever_min_dps * DEG2RAD) ** 2
         self.bias = [float(v) for v in np.asarray(bias0_dps, dtype=np.float64)]
         self.t_prev = float(t_prev_s)
         self.g_prev: list[float] | None = None
@@ -228,8 +254,69 @@ class ReferenceTilt:
 
     def _uref(self) -> list[float]:
         r = [self.ref_acc[0] - self.acc_bias[0], self.ref_acc[1] - self.acc_bias[1], self.ref_acc[2] - self.acc_bias[2]]
-        inv = 1.0 / math.sqrt(r[0] * r[0] + r[1] * r[1] + r[2] * r[2])
+        norm = math.sqrt(r[0] * r[0] + r[1] * r[1] + r[2] * r[2])
+        self.g_norm = norm  # the accelerometer's reading of 1 g
+        inv = 1.0 / norm
         return [r[0] * inv, r[1] * inv, r[2] * inv]
+
+    def _lever(self, dt: float, g: list[float], a: list[float], q: list[float]) -> list[float]:
+        """Step 2a: subtract the thigh's rotational acceleration at the sensor; feed the fit."""
+        p = self.p
+        b = self.bias
+        wx = (g[0] - b[0]) * DEG2RAD
+        wy = (g[1] - b[1]) * DEG2RAD
+        wz = (g[2] - b[2]) * DEG2RAD
+        wp = self.w_prev
+        if wp is not None and dt > 0.0:
+            ax = (wx - wp[0]) / dt
+            ay = (wy - wp[1]) / dt
+            az = (wz - wp[2]) / dt
+        else:
+            ax = ay = az = 0.0
+        self.w_prev = [wx, wy, wz]
+        w2 = wx * wx + wy * wy + wz * wz
+        # K r = w x (w x r) + alpha x r = (w w^T - |w|^2 I + [alpha]x) r
+        k = [
+            wx * wx - w2, wx * wy - az, wx * wz + ay,
+            wy * wx + az, wy * wy - w2, wy * wz - ax,
+            wz * wx - ay, wz * wy + ax, wz * wz - w2,
+        ]
+        r = self.lever
+        out = [
+            a[0] - (k[0] * r[0] + k[1] * r[1] + k[2] * r[2]) / G_MPS2,
+            a[1] - (k[3] * r[0] + k[4] * r[1] + k[5] * r[2]) / G_MPS2,
+            a[2] - (k[6] * r[0] + k[7] * r[1] + k[8] * r[2]) / G_MPS2,
+        ]
+        if w2 > self.lever_min2:
+            lp = self.lp
+            inv = self.g_norm / math.sqrt(lp[0] * lp[0] + lp[1] * lp[1] + lp[2] * lp[2])
+            gs = _rotate(q[0], -q[1], -q[2], -q[3], [lp[0] * inv, lp[1] * inv, lp[2] * inv])
+            y = [(a[0] - gs[0]) * G_MPS2, (a[1] - gs[1]) * G_MPS2, (a[2] - gs[2]) * G_MPS2]
+            lam = 1.0 - dt / p.lever_tau_s
+            if lam < 0.0:
+                lam = 0.0
+            t = self.ktk
+            t[0] = lam * t[0] + (k[0] * k[0] + k[3] * k[3] + k[6] * k[6])
+            t[1] = lam * t[1] + (k[0] * k[1] + k[3] * k[4] + k[6] * k[7])
+            t[2] = lam * t[2] + (k[0] * k[2] + k[3] * k[5] + k[6] * k[8])
+            t[3] = lam * t[3] + (k[1] * k[1] + k[4] * k[4] + k[7] * k[7])
+            t[4] = lam * t[4] + (k[1] * k[2] + k[4] * k[5] + k[7] * k[8])
+            t[5] = lam * t[5] + (k[2] * k[2] + k[5] * k[5] + k[8] * k[8])
+            z = self.kty
+            z[0] = lam * z[0] + (k[0] * y[0] + k[3] * y[1] + k[6] * y[2])
+            z[1] = lam * z[1] + (k[1] * y[0] + k[4] * y[1] + k[7] * y[2])
+            z[2] = lam * z[2] + (k[2] * y[0] + k[5] * y[1] + k[8] * y[2])
+        self.lever_n += 1
+        if self.lever_n % LEVER_SOLVE_EVERY == 0:
+            t = self.ktk
+            rg = p.lever_ridge
+            nr = _solve3([t[0] + rg, t[1], t[2], t[1], t[3] + rg, t[4], t[2], t[4], t[5] + rg], self.kty)
+            size = math.sqrt(nr[0] * nr[0] + nr[1] * nr[1] + nr[2] * nr[2])
+            if size > p.lever_max_m:
+                f = p.lever_max_m / size
+                nr = [nr[0] * f, nr[1] * f, nr[2] * f]
+            self.lever = nr
+        return out
 
     def step(self, t: float, a_raw: list[float], g: list[float]) -> tuple[list[float], list[float], bool, bool]:
         """One sample: time (s), accelerometer (g), gyro (deg/s) -> (up, u_ref, still, rest event)."""
@@ -243,6 +330,8 @@ class ReferenceTilt:
                 self.max_gap_s = dt
         if dt > p.gap_s:
             self.uncertain = True
+            self.m_prev = None  # the gyro did not see the gap: no rest pair across it
+            self.w_prev = None
         gp = self.g_prev if self.g_prev is not None else g
         b = self.bias
         # 1. strapdown: trapezoid rate over the step, exact exponential
@@ -262,6 +351,9 @@ class ReferenceTilt:
         inv = 1.0 / math.sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3])
         qw, qx, qy, qz = q[0] * inv, q[1] * inv, q[2] * inv, q[3] * inv
         self.q = [qw, qx, qy, qz]
+        # 2a. lever arm (uses the low-pass state of the previous sample)
+        if p.lever_tau_s > 0.0:
+            a = self._lever(dt, g, a, self.q)
         # 2. accelerometer into the I frame, low-passed there
         a_i = _rotate(qw, qx, qy, qz, a)
         alpha = dt / (p.tau_acc_s + 0.5 * dt)
