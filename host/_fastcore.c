@@ -663,38 +663,6 @@ fail:
     return NULL;
 }
 
-PyDoc_STRVAR(TiltKernel_seed_doc,
-             "seed_acc_bias(acc_bias_g, weight)\n--\n\n"
-             "Start from an accelerometer-bias estimate (3 numbers, g), a prior of the given weight in the\n"
-             "normal equations (reference.ReferenceTilt.seed_acc_bias).");
-
-static PyObject *
-TiltKernel_seed(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    TiltCore *c = &self->c;
-    double b[3], m[9];
-    if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "seed_acc_bias expected 2 arguments, got %zd", nargs);
-        return NULL;
-    }
-    if (vec3(args[0], b, "acc_bias_g") < 0)
-        return NULL;
-    double w = PyFloat_AsDouble(args[1]);
-    if (w == -1.0 && PyErr_Occurred())
-        return NULL;
-    qmatrix(c->q, m);
-    c->lp[0] = c->lp[0] - (m[0] * b[0] + m[1] * b[1] + m[2] * b[2]);
-    c->lp[1] = c->lp[1] - (m[3] * b[0] + m[4] * b[1] + m[5] * b[2]);
-    c->lp[2] = c->lp[2] - (m[6] * b[0] + m[7] * b[1] + m[8] * b[2]);
-    memcpy(c->acc_bias, b, sizeof b);
-    for (int j = 0; j < 9; j++)
-        c->nrm[j] = 0.0;
-    c->nrm[0] = c->nrm[4] = c->nrm[8] = w;
-    c->z[0] = w * b[0], c->z[1] = w * b[1], c->z[2] = w * b[2];
-    tilt_uref(c);
-    Py_RETURN_NONE;
-}
-
 static PyObject *
 TiltKernel_get_lever(TiltKernel *self, void *closure)
 {
@@ -718,7 +686,6 @@ TiltKernel_get_bias(TiltKernel *self, void *closure)
 
 static PyMethodDef TiltKernel_methods[] = {
     {"run", (PyCFunction)(void (*)(void))TiltKernel_run, METH_FASTCALL, TiltKernel_run_doc},
-    {"seed_acc_bias", (PyCFunction)(void (*)(void))TiltKernel_seed, METH_FASTCALL, TiltKernel_seed_doc},
     {NULL, NULL, 0, NULL},
 };
 

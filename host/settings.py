@@ -120,6 +120,9 @@ class Settings:
     calib_tilt_deg: Annotated[float, Range(0.1, 90.0)] = 3.0
     """Quiet window: gravity's direction turns less than this between its first and last quarter
     (a slow, steady movement has a small variance but turns gravity)."""
+    calib_max_rate_dps: Annotated[float, _positive(1000.0)] = 20.0
+    """Quiet window: its median rate is below this (deg/s): above the zero-rate offset of an
+    uncalibrated MEMS gyro (a few deg/s; up to 20 for old parts), below a person turning round."""
     axis_rotation_deg: Annotated[float, _positive(90.0)] = 25.0
     """Rotation since the reference rest before the flexion axis is fitted to the movement."""
 

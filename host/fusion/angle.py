@@ -139,14 +139,13 @@ class HipAngleEstimator:
         self._held: list[Held] = []
         self._held_t_prev = math.nan  # time of the sample before the held ones (for their first step)
         self._pre: Held | None = None
-        self._pre_raw: tuple[FloatArray, FloatArray, FloatArray] | None = None
-        self._raw: list[tuple[FloatArray, FloatArray, FloatArray]] = []  # forward samples held for the first fit
-        self._first_axis: tuple[int, FloatArray] | None = None
         self._prev_axis: FloatArray | None = None
         if pre is not None and len(pre[0]):
             t_pre, a_pre, g_pre = (np.asarray(x, dtype=np.float64) for x in pre)
-            self._pre_raw = (t_pre, a_pre, g_pre)
-            self._pre = self._backward(None)
+            up, uref, still, rest = run_backward(
+                settings, calib.gravity_ref, self._bias0, calib.dt_nominal_s, t_pre, a_pre, g_pre, calib.start_s
+            )
+            self._pre = (t_pre, up, uref, still, rest, g_pre - self._bias0)
 
     # ------------------------------------------------------------------ public
     def update(self, t: FloatArray, acc: FloatArray, gyr: FloatArray) -> tuple[FloatArray, FloatArray, BoolArray]:
@@ -165,9 +164,6 @@ class HipAngleEstimator:
         held: Held = (t, up, uref, still, rest, gyr - self._bias0)
         if self.mounting is None:
             self._held.append(held)
-            if self.n_refits == 0:
-                self._raw.append((t, acc, gyr))
-                return self._try_first_fit()
             return self._try_fit()
         return self._angles(held)
 
@@ -180,13 +176,6 @@ class HipAngleEstimator:
         """
         if self.mounting is not None or (not self._held and self._pre is None):
             return _EMPTY
-        if self._first_axis is not None and self.n_refits == 0:
-            # the stream ended before a round trip: keep the first movement's sign
-            k, axis = self._first_axis
-            uref_k = self._held[0][2][k] if len(self._held) == 1 else np.concatenate([h[2] for h in self._held])[k]
-            self.mounting = Mounting(axis, None, 0.0, float(uref_k @ axis))
-            t, up, uref, still = self._take_held()
-            return t, self.mounting.angles(up, uref), still
         if self._pre is not None:
             t_pre, _, uref_pre, still_pre, _, w_pre = self._pre
             found = fit_axis(-t_pre[::-1], -w_pre[::-1], still_pre[::-1], self.s.axis_rotation_deg, -self.calib.start_s)
@@ -210,70 +199,6 @@ class HipAngleEstimator:
         return d
 
     # ------------------------------------------------------------------ machinery
-    def _backward(self, acc_bias_g: FloatArray | None) -> Held:
-        """The samples before the calibration rest, analysed back in time from it."""
-        assert self._pre_raw is not None
-        t_pre, a_pre, g_pre = self._pre_raw
-        c = self.calib
-        up, uref, still, rest = run_backward(
-            self.s, c.gravity_ref, self._bias0, c.dt_nominal_s, t_pre, a_pre, g_pre, c.start_s, acc_bias_g
-        )
-        return (t_pre, up, uref, still, rest, g_pre - self._bias0)
-
-    def _try_first_fit(self) -> tuple[FloatArray, FloatArray, BoolArray]:
-        """The first mounting: axis from the first large movement, sign from the first round trip.
-
-        The first movement after the calibration rest is not always a raise (the rest may be a
-        hold at the top when a session starts mid-set), so the sign waits for the first *round
-        trip*: from a rest, out by at least ``min_rom_deg`` and back to that rest's level. Going
-        out downward means the reference was not the bottom: the sign flips and that rest's
-        level becomes 0. Then the held samples are analysed again with the accelerometer bias
-        the orientation stage had learnt by the round trip, and released.
-        """
-        if len(self._held) > 1:
-            self._held = [tuple(np.concatenate(x) for x in zip(*self._held))]  # type: ignore[list-item]
-            self._raw = [tuple(np.concatenate(x) for x in zip(*self._raw))]  # type: ignore[list-item]
-        t, up, uref, still, rest, w = self._held[0]
-        if self._first_axis is None:
-            found = fit_axis(t, w, still, self.s.axis_rotation_deg, math.nan)
-            if found is None:
-                return _EMPTY
-            self._first_axis = found
-        k, axis = self._first_axis
-        n_pre = len(self._pre[0]) if self._pre is not None else 0
-        ups = np.concatenate([self._pre[1], up]) if self._pre is not None else up
-        urefs = np.concatenate([self._pre[2], uref]) if self._pre is not None else uref
-        stills = np.concatenate([self._pre[3], still]) if self._pre is not None else still
-        angle = Mounting(axis, None, 0.0, 0.0).angles(ups, urefs)
-        trip = first_round_trip(angle, stills, self.s.min_rom_deg, self.s.enter_deg)
-        if trip is None:
-            return _EMPTY
-        sign, level, decided = trip
-        # again, with the accelerometer bias known at the round trip
-        ta, aa, ga = self._raw[0]
-        c = self.calib
-        d = decided - n_pre
-        if d >= 0:
-            probe = OrientationFilter(self.s, c.gravity_ref, self._bias0, c.dt_nominal_s)
-            probe.update(ta[: d + 1], aa[: d + 1], ga[: d + 1])
-            acc_bias = np.array(probe.acc_bias_g)
-            self._tilt = OrientationFilter(self.s, c.gravity_ref, self._bias0, c.dt_nominal_s, acc_bias_g=acc_bias)
-            up, uref, still, rest = self._tilt.update(ta, aa, ga)
-            if self._pre is not None:
-                self._pre = self._backward(acc_bias)
-        self._raw = []
-        axis = axis * sign
-        ref_k = uref[k]
-        self.mounting = Mounting(axis, None, level if sign < 0 else 0.0, float(ref_k @ axis))
-        self._prev_axis = axis
-        h: Held = (t, up, uref, still, rest, w)
-        self._held = [tuple(x[: k + 1] for x in h)]  # type: ignore[list-item]
-        t_h, up_h, uref_h, still_h = self._take_held()
-        head = (t_h, self.mounting.angles(up_h, uref_h), still_h)
-        if k + 1 == len(t):
-            return head
-        return _cat(head, self._angles(tuple(x[k + 1 :] for x in h)))  # type: ignore[arg-type]
-
     def _take_held(self) -> tuple[FloatArray, FloatArray, FloatArray, BoolArray]:
         """All held samples (those before the calibration rest first), in time order; clears them."""
         parts = ([self._pre] if self._pre is not None else []) + self._held
@@ -283,7 +208,7 @@ class HipAngleEstimator:
         return tuple(np.concatenate([p[j] for p in parts]) for j in range(4))  # type: ignore[return-value]
 
     def _try_fit(self) -> tuple[FloatArray, FloatArray, BoolArray]:
-        """After a strap slip: fit the axis to the held samples' first large movement.
+        """Axis unknown: fit it to the held samples' first large movement.
 
         When found at held sample ``k``, the held samples up to ``k`` (and any from before the
         calibration rest) are released with the new mounting, and the rest of the held
@@ -335,36 +260,6 @@ class HipAngleEstimator:
                 self._held = [tuple(x[j + 1 :] for x in h)]  # type: ignore[list-item]
                 return _cat(head, self._try_fit())
         return t, angle, still
-
-
-def first_round_trip(
-    angle_deg: FloatArray, still: BoolArray, min_rom_deg: float, tol_deg: float
-) -> tuple[int, float, int] | None:
-    """The first round trip in an angle trace: from a still run, out and back to its level.
-
-    Returns ``(sign, level_deg, index)``: +1 if the excursion between the two runs went up
-    from the level (at least ``min_rom_deg``), -1 if it went down; the level (median angle of
-    the first run); the sample where the return run starts. None if there is none yet. Two
-    runs are at the same level within ``tol_deg``.
-    """
-    n = len(still)
-    if n == 0:
-        return None
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], still.view(np.int8), [0]))))
-    starts, ends = edges[0::2], edges[1::2]  # runs [start, end)
-    levels: list[tuple[float, int]] = []
-    for s0, e0 in zip(starts.tolist(), ends.tolist()):
-        lv = float(np.median(angle_deg[s0:e0]))
-        for li, le in reversed(levels):
-            if abs(lv - li) <= tol_deg:
-                seg = angle_deg[le:s0]
-                if len(seg):
-                    up, down = float(seg.max()) - li, li - float(seg.min())
-                    if max(up, down) >= min_rom_deg:
-                        return (1 if up >= down else -1), li, s0
-                break
-        levels.append((lv, e0))
-    return None
 
 
 def _cat(

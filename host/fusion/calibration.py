@@ -14,8 +14,10 @@ quiet when, with its single worst sample left out (one outlier cannot break a re
   standing person's sway, 2-6 deg/s, and MEMS gyro noise pass; movement does not),
 * the rms deviation of the accelerometer from its mean is under ``calib_acc_g`` per g
   (accelerometer noise up to 15 mg rms per axis passes),
-* gravity's direction turns less than ``calib_tilt_deg`` between the window's first and
-  last quarter (a slow steady turn has a small variance but moves gravity).
+* gravity's direction (per-axis medians) turns less than ``calib_tilt_deg`` between the
+  window's first and last quarter (a slow steady turn has a small variance but moves gravity),
+* the rate's median is under ``calib_max_rate_dps`` (a turn about gravity itself, such as
+  turning round while standing, moves neither the variance nor gravity).
 
 A rest is a run of samples covered by consecutive quiet windows. It is used when it ends (the
 last 0.1 s, where motion starts undetectably, is dropped) or reaches ``calib_max_s``. The
@@ -167,16 +169,19 @@ class Calibrator:
 
         def trimmed_ms(win: np.ndarray) -> np.ndarray:
             dev2 = ((win - win.mean(axis=2, keepdims=True)) ** 2).sum(axis=1)  # (M, w)
-            return (dev2.sum(axis=1) - dev2.max(axis=1)) / (w - 1)
+            out: np.ndarray = (dev2.sum(axis=1) - dev2.max(axis=1)) / (w - 1)
+            return out
 
-        q = max(1, w // 4)
-        head = aw[:, :, :q].sum(axis=2)
-        tail = aw[:, :, -q:].sum(axis=2)
+        q = max(3, w // 4)
+        head = np.median(aw[:, :, :q], axis=2)  # medians: one knock does not turn gravity
+        tail = np.median(aw[:, :, -q:], axis=2)
         cos = (head * tail).sum(axis=1) / np.maximum(np.linalg.norm(head, axis=1) * np.linalg.norm(tail, axis=1), 1e-300)
+        rate = np.linalg.norm(np.median(gw, axis=2), axis=1)
         quiet = (
             (trimmed_ms(gw) < s.calib_gyro_dps**2)
             & (trimmed_ms(aw) < (s.calib_acc_g * norm) ** 2)
             & (cos > np.cos(np.radians(s.calib_tilt_deg)))
+            & (rate < s.calib_max_rate_dps)
             & (norm > 0)
         )
         out[first - lo :] = quiet
@@ -233,6 +238,29 @@ class Calibrator:
                 return self._calibrate(tt, aa, gg, self._run_start, n, drop_onset=False)
         return None
 
+    @staticmethod
+    def _sway_corrected(t: FloatArray, a: FloatArray, g: FloatArray, grav: FloatArray, bias: FloatArray) -> FloatArray:
+        n = len(t)
+        if n < 8:
+            return bias
+        u0 = grav / np.linalg.norm(grav)
+        ahat = a / np.linalg.norm(a, axis=1, keepdims=True)
+        dt = np.diff(t, prepend=t[0])
+        y = np.cumsum(g * dt[:, None], axis=0) + np.cross(u0, ahat) * RAD2DEG  # deg
+        tc = t - t.mean()
+        sxx = float(tc @ tc)
+        if not sxx > 0:
+            return bias
+        slope = tc @ (y - y.mean(axis=0)) / sxx  # (3,) deg/s
+        resid = y - y.mean(axis=0) - np.outer(tc, slope)
+        se = np.sqrt((resid**2).sum(axis=0) / max(1, n - 2) / sxx)
+        perp = slope - u0 * (u0 @ slope)
+        plain_perp = bias - u0 * (u0 @ bias)
+        if float(np.linalg.norm(perp - plain_perp)) > 3.0 * float(np.linalg.norm(se)):
+            corrected: FloatArray = perp + u0 * (u0 @ bias)
+            return corrected
+        return bias
+
     def _calibrate(self, tt: FloatArray, aa: FloatArray, gg: FloatArray, lo: int, hi: int, drop_onset: bool) -> Calibration:
         if drop_onset:
             cut = int(np.searchsorted(tt, tt[hi - 1] - ONSET_DROP_S))
@@ -245,15 +273,10 @@ class Calibrator:
             raise CalibrationError(f"{self.name}: accelerometer reads zero during the rest at t={tt[lo]:.2f} s; is it connected?")
         bias = g.mean(axis=0)
         # sway: gravity turning over the rest is rotation the mean rate contains, not bias.
-        # du/dt = -w x u gives w_perp = -(u_first x u_last) / T (first/last quarter means).
-        q = max(1, len(a) // 4)
-        u1 = a[:q].mean(axis=0)
-        u2 = a[-q:].mean(axis=0)
-        u1 /= np.linalg.norm(u1)
-        u2 /= np.linalg.norm(u2)
-        span = float(tt[lo + len(a) - 1 - (q - 1) // 2] - tt[lo + (q - 1) // 2]) if len(a) > q else 0.0
-        if span > 0:
-            bias = bias + np.cross(u1, u2) / span * RAD2DEG
+        # Seen from the sensor, up turns by -w: u0 x a_hat(t) = -int (w - b)_perp dt, so
+        # int w dt + u0 x a_hat(t) is a line of slope b_perp in t (any sway shape). Its fit is
+        # used when it differs from the plain mean by more than 3 of its standard errors.
+        bias = self._sway_corrected(tt[lo:hi], a, g, grav, bias)
         assert self._dt is not None
         cal = Calibration(
             gyro_bias_dps=bias,

@@ -32,8 +32,6 @@ BoolArray = npt.NDArray[np.bool_]
 
 __all__ = ["OrientationFilter", "kernel_params", "track_gravity"]
 
-SEED_WEIGHT = 1.0
-"""Weight of a seeded accelerometer-bias estimate: about one rest pair 60 degrees apart."""
 GAP_STEPS = 2.5
 """A step longer than this many nominal steps means lost samples (jitter stays far below)."""
 
@@ -86,7 +84,6 @@ class OrientationFilter:
         gyro_bias0_dps: npt.ArrayLike,
         dt_nominal_s: float,
         t_prev_s: float = math.nan,
-        acc_bias_g: npt.ArrayLike | None = None,
     ) -> None:
         p = kernel_params(settings, dt_nominal_s)
         self.params = p
@@ -115,8 +112,6 @@ class OrientationFilter:
             lever_ridge=p.lever_ridge,
             lever_max_m=p.lever_max_m,
         )
-        if acc_bias_g is not None:
-            self._k.seed_acc_bias(np.asarray(acc_bias_g, dtype=np.float64).tolist(), SEED_WEIGHT)
 
     def update(
         self,
@@ -143,6 +138,11 @@ class OrientationFilter:
     @property
     def acc_bias_g(self) -> tuple[float, float, float]:
         return self._k.acc_bias_g
+
+    @property
+    def lever_m(self) -> tuple[float, float, float]:
+        """Estimated lever arm hip -> sensor, sensor frame, m."""
+        return self._k.lever_m
 
     def diagnostics(self) -> dict[str, float]:
         k = self._k
@@ -175,7 +175,6 @@ def run_backward(
     acc: FloatArray,
     gyr: FloatArray,
     t_next_s: float,
-    acc_bias_g: npt.ArrayLike | None = None,
 ) -> tuple[FloatArray, FloatArray, BoolArray, BoolArray]:
     """The orientation stage run back in time over samples that precede the calibration rest.
 
@@ -183,7 +182,7 @@ def run_backward(
     negated, the rate negated (the same rotations, undone). Returns the outputs in the
     samples' own (forward) order.
     """
-    back = OrientationFilter(settings, gravity0, gyro_bias0_dps, dt_nominal_s, t_prev_s=-t_next_s, acc_bias_g=acc_bias_g)
+    back = OrientationFilter(settings, gravity0, gyro_bias0_dps, dt_nominal_s, t_prev_s=-t_next_s)
     out = back.update(np.ascontiguousarray(-t[::-1]), np.ascontiguousarray(acc[::-1]), np.ascontiguousarray(-gyr[::-1]))
     return tuple(x[::-1].copy() for x in out)  # type: ignore[return-value]
 

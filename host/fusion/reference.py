@@ -238,20 +238,6 @@ class ReferenceTilt:
         self.motion_gain = 1.0 / p.bias_motion_tau_s if p.bias_motion_tau_s > 0.0 else 0.0
         self.rest_cos = math.cos(p.rest_tilt_deg * DEG2RAD)
 
-    def seed_acc_bias(self, acc_bias_g: npt.ArrayLike, weight: float) -> None:
-        """Start from an accelerometer-bias estimate (before the first sample): it enters the
-        normal equations as a prior of ``weight`` (about the information of one rest pair)."""
-        b = [float(v) for v in np.asarray(acc_bias_g, dtype=np.float64)]
-        m = _matrix(*self.q)
-        lp = self.lp
-        lp[0] = lp[0] - (m[0] * b[0] + m[1] * b[1] + m[2] * b[2])
-        lp[1] = lp[1] - (m[3] * b[0] + m[4] * b[1] + m[5] * b[2])
-        lp[2] = lp[2] - (m[6] * b[0] + m[7] * b[1] + m[8] * b[2])
-        self.acc_bias = b
-        self.nrm = [weight, 0.0, 0.0, 0.0, weight, 0.0, 0.0, 0.0, weight]
-        self.z = [weight * b[0], weight * b[1], weight * b[2]]
-        self.uref = self._uref()
-
     def _uref(self) -> list[float]:
         r = [self.ref_acc[0] - self.acc_bias[0], self.ref_acc[1] - self.acc_bias[1], self.ref_acc[2] - self.acc_bias[2]]
         norm = math.sqrt(r[0] * r[0] + r[1] * r[1] + r[2] * r[2])
@@ -413,7 +399,7 @@ class ReferenceTilt:
             inv = 1.0 / p.still_n
             ab = self.acc_bias
             mw = [(cum[4] - old[4]) * inv - ab[0], (cum[5] - old[5]) * inv - ab[1], (cum[6] - old[6]) * inv - ab[2]]
-            self.lp = _rotate(*self.q, mw)
+            self.lp = _rotate(self.q[0], self.q[1], self.q[2], self.q[3], mw)
             self.uncertain = False
             self.n_gap_snaps += 1
         self.g_prev = g
