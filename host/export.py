@@ -38,6 +38,7 @@ REPS_COLUMNS: tuple[str, ...] = (
     "start_s",
     "peak_s",
     "end_s",
+    "baseline_deg",
     "peak_deg",
     "rom_deg",
     "up_s",
@@ -46,7 +47,7 @@ REPS_COLUMNS: tuple[str, ...] = (
     "flags",
 )
 
-FLAG_NAMES: tuple[str, ...] = ("partial", "below_target", "fast_up", "fast_down", "short_hold")
+FLAG_NAMES: tuple[str, ...] = ("partial", "below_target", "fast_up", "fast_down", "short_hold", "both_legs")
 """Every form flag the analysis can raise (README "Sets and flags")."""
 
 _LEG_ORDER = (Leg.LEFT, Leg.RIGHT)
@@ -80,6 +81,7 @@ def _rep_row(rep: Rep) -> list[str]:
         f"{rep.start_s:.3f}",
         f"{rep.peak_s:.3f}",
         f"{rep.end_s:.3f}",
+        f"{rep.baseline_deg:.1f}",
         f"{rep.peak_deg:.1f}",
         f"{rep.rom_deg:.1f}",
         f"{rep.up_s:.3f}",
@@ -124,8 +126,8 @@ def write_reps_csv(path: str | os.PathLike[str], result: SessionResult) -> None:
 def parse_reps_csv(text: str, source_name: str = "<reps.csv>") -> tuple[Rep, ...]:
     """Parse reps CSV text written by :func:`write_reps_csv`.
 
-    The header must be exactly ``REPS_COLUMNS``. Fields the CSV does not carry are
-    reconstructed: ``baseline_deg = peak_deg - rom_deg`` and ``closed_s = end_s``.
+    The header must be exactly ``REPS_COLUMNS``. ``closed_s``, which the CSV does not carry,
+    is taken as ``end_s``.
 
     Raises
     ------
@@ -156,7 +158,7 @@ def parse_reps_csv(text: str, source_name: str = "<reps.csv>") -> tuple[Rep, ...
             )
         row = dict(zip(REPS_COLUMNS, fields))
         values: dict[str, float] = {}
-        for name in REPS_COLUMNS[3:11]:
+        for name in REPS_COLUMNS[3:12]:
             try:
                 values[name] = float(row[name])
             except ValueError:
@@ -180,7 +182,7 @@ def parse_reps_csv(text: str, source_name: str = "<reps.csv>") -> tuple[Rep, ...
                 start_s=values["start_s"],
                 peak_s=values["peak_s"],
                 end_s=values["end_s"],
-                baseline_deg=values["peak_deg"] - values["rom_deg"],
+                baseline_deg=values["baseline_deg"],
                 peak_deg=values["peak_deg"],
                 rom_deg=values["rom_deg"],
                 up_s=values["up_s"],
@@ -220,6 +222,7 @@ def _flag_counts(reps: Sequence[Rep]) -> dict[str, int]:
 def _leg_summary(reps: Sequence[Rep]) -> dict[str, Any]:
     return {
         "reps": len(reps),
+        "mean_baseline_deg": _mean([r.baseline_deg for r in reps], 2),
         "mean_peak_deg": _mean([r.peak_deg for r in reps], 2),
         "mean_rom_deg": _mean([r.rom_deg for r in reps], 2),
         "mean_up_s": _mean([r.up_s for r in reps], 3),
@@ -248,8 +251,9 @@ def summary_dict(result: SessionResult, settings: Settings | None = None) -> dic
     """A JSON-ready summary of a session.
 
     Keys: ``legrep_version``, ``legs`` (analysed leg names), ``uneven`` (two legs, totals differ),
-    ``sets`` (``set``, ``start_s``, ``end_s``, ``left_reps``, ``right_reps``, ``uneven``),
-    ``per_leg`` (per leg name: ``reps``, ``mean_peak_deg``, ``mean_rom_deg``, ``mean_up_s``,
+    ``sets`` (``set``, ``start_s``, ``end_s``, ``left_reps``, ``right_reps``, ``uneven``,
+    ``exercise``: README "Which exercise"),
+    ``per_leg`` (per leg name: ``reps``, ``mean_baseline_deg``, ``mean_peak_deg``, ``mean_rom_deg``, ``mean_up_s``,
     ``mean_hold_s``, ``mean_down_s`` -- null without reps -- and ``flags`` counts),
     ``settings`` (every :class:`Settings` field used) and ``diagnostics``.
     """
@@ -266,6 +270,7 @@ def summary_dict(result: SessionResult, settings: Settings | None = None) -> dic
                 "left_reps": s.left_reps,
                 "right_reps": s.right_reps,
                 "uneven": bool(s.uneven),
+                "exercise": s.exercise,
             }
             for s in result.sets
         ],
@@ -332,7 +337,7 @@ def format_table(result: SessionResult) -> str:
     for s in sets:
         in_set = [r for r in result.reps if r.set == s.set]
         out.append(
-            f"Set {s.set}  {_clock(s.start_s)}-{_clock(s.end_s)}  "
+            f"Set {s.set}  {_clock(s.start_s)}-{_clock(s.end_s)}  {s.exercise.replace('_', ' ')}  "
             + "  ".join(f"{leg.value} {s.left_reps if leg is Leg.LEFT else s.right_reps}" for leg in result.legs)
             + f"  {_balance(s.left_reps, s.right_reps, s.uneven, two_legs)}"
         )

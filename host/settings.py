@@ -176,33 +176,81 @@ class Settings:
     max_gap_s: Annotated[float, _positive(3600.0)] = 0.5
     """A sample gap longer than this is counted in the diagnostics (the gyro bridges it)."""
 
-    # --- reps ---
+    # --- reps (the rules are in host/reps/reference.py) ---
     min_rom_deg: Annotated[float, _nonneg(180.0)] = 20.0
-    """Excursions with a smaller range are fidgets, not reps."""
+    """Excursions with a smaller range are fidgets, not reps (shifting on the mat, adjusting a
+    strap move the thigh 4-12 deg; the gentlest therapeutic raises still cover 30 deg or more)."""
     enter_deg: Annotated[float, _positive(180.0)] = 10.0
-    """Rise above the resting level that opens a candidate rep."""
+    """Rise above the low point that opens a candidate rep; also the drop below the peak that
+    starts its descent (well above a hold's sag and the angle's noise, well below a rep)."""
     arm_rest_s: Annotated[float, _positive(60.0)] = 0.15
-    """Stillness that establishes a resting level a rep can start from."""
+    """Stillness that makes a rest: it anchors the low point and a rep can rise from it."""
     undershoot_deg: Annotated[float, _nonneg(180.0)] = 8.0
-    """Going this far below the resting level (or 20 % of range) rejects the rep."""
+    """A descent ending this far (or ``undershoot_frac`` of the range) below the rep's baseline
+    rejects it: the first swing of walking goes back past the standing pose. Also how far below
+    the last rest a low point may lie and still be anchored by it."""
+    undershoot_frac: Annotated[float, _nonneg(10.0)] = 0.2
+    """...the undershoot as a fraction of the range (whichever of the two is larger), for a rep that
+    rose from a rest (walking's first swing: 25 deg up, 15 below the standing rest)."""
+    chained_undershoot_frac: Annotated[float, _nonneg(10.0)] = 1.0
+    """...and for a rep that rose from the turning point after another rep: the last of a set of
+    hover or touch-and-go reps may end on the floor, well below its baseline, but never further
+    below it than it rose above it (sitting up to stand rises 40 deg and falls 130)."""
+    min_return_frac: Annotated[float, _positive(1.0)] = 0.5
+    """A rep has come down once it has fallen by this fraction of its rise (hover reps come back
+    to 10-15 deg above the floor, so "back to the baseline" would lose them; getting up from the
+    floor rises 40 deg and falls 130: not a return)."""
     confirm_s: Annotated[float, _nonneg(60.0)] = 0.25
-    """After the angle returns, wait this long for an undershoot before counting."""
+    """Once come down, a rep also closes after this long without a new low (no rest, no rise)."""
     max_rep_s: Annotated[float, _positive(3600.0)] = 60.0
-    """A candidate rep open for longer than this is dropped."""
+    """A candidate rep open for longer than this is dropped (sat up, walked off)."""
+    tempo_speed_frac: Annotated[float, _positive(0.9)] = 0.1
+    """Stopwatch tempo: a phase starts and ends where the speed is this fraction of the rep's
+    peak rising / lowering speed (README "Rep measures"; minimum-jerk raise of T reads 0.83 T)."""
+    speed_window_s: Annotated[float, _positive(2.0)] = 0.1
+    """Width of the least-squares speed fit (centred; latency half of it). 0.1 s: at 100 Hz it
+    cuts angle noise in the speed about 10x, and widens a 0.5 s raise's reading by < 10 ms."""
 
     # --- sets and flags ---
     set_rest_s: Annotated[float, _positive(3600.0)] = 15.0
     """A rest at least this long between reps starts a new set."""
     partial_frac: Annotated[float, _nonneg(1.0)] = 0.7
-    """``partial``: range below this fraction of the set's median range (same leg)."""
-    min_down_s: Annotated[float, _nonneg(60.0)] = 1.0
-    """``fast_down``: lowering (down_s) quicker than this."""
+    """``partial``: range below this fraction of the set's median range (same leg); 0.7 leaves
+    room for the +-10 % rep-to-rep variation of a steady set and still catches half-way reps."""
+    min_down_s: Annotated[float, _nonneg(60.0)] = 1.2
+    """``fast_down``: lowering (down_s) quicker than this. The exercises ask to lower over 2 s or
+    more; a smooth lowering of T seconds reads 0.83 T on the stopwatch (1.66 s for 2 s), and
+    reps vary by about 10 %: 1.2 s flags a lowering clearly faster than asked (< 1.45 s of
+    movement), never a controlled one."""
     min_up_s: Annotated[float, _nonneg(60.0)] = 0.4
-    """``fast_up``: raising (up_s) quicker than this (swinging the leg up)."""
+    """``fast_up``: raising (up_s) quicker than this: a raise under 0.5 s of movement is a swing
+    (momentum, not the hip flexors; a controlled raise takes 1-2 s)."""
     min_hold_s: Annotated[float, _nonneg(600.0)] = 0.0
-    """``short_hold``: hold at the top shorter than this (0 disables)."""
+    """``short_hold``: hold at the top shorter than this (0 disables: holds are prescribed per
+    person, e.g. 1-5 s; the stopwatch hold of a prescribed hold H reads about H + 0.1 T)."""
     target_rom_deg: Annotated[float, _nonneg(180.0)] = 0.0
-    """``below_target``: range below this absolute target (0 disables)."""
+    """``below_target``: range below this absolute target (0 disables; set per person)."""
+
+    # --- which exercise, one leg at a time (host/exercise.py; README "Which exercise") ---
+    exercise_bent_knee_deg: Annotated[float, Range(0.0, 90.0)] = 38.0
+    """Baseline elevation (deg, 0-90) at or above which a lying raise is a bent-knee raise: the
+    thigh rests at 40-60 deg with the feet on the floor, a straight leg near 0 (+ up to ~25 for
+    the sensor's lean, see exercise.py) and a hovering one at 10-15."""
+    exercise_prone_deg: Annotated[float, Range(0.0, 45.0)] = 4.0
+    """Baseline more than this below horizontal (deg, 0-45), raised upward: face down (plank
+    leg lift, hip extension); a plank thigh slopes ~10 deg down."""
+    exercise_upright_deg: Annotated[float, Range(45.0, 89.0)] = 50.0
+    """Baseline more than this below horizontal (deg, 45-89): the thigh hangs (standing, or
+    kneeling on all fours); forward of vertical is a hip flexion, behind it a bird dog."""
+    exercise_max_deg: Annotated[float, Range(90.0, 180.0)] = 110.0
+    """Baseline above this (deg): no exercise we know starts there -> unknown."""
+    exercise_min_margin_deg: Annotated[float, Range(0.0, 90.0)] = 30.0
+    """Baselines within this of -180 deg (the thigh would be raised downward) -> unknown."""
+    exercise_double_frac: Annotated[float, Range(0.0, 1.0, lo_open=True)] = 0.5
+    """A set is a double-leg raise when at least this share (0-1) of its reps are ``both_legs``."""
+    both_legs_overlap_frac: Annotated[float, Range(0.0, 1.0, lo_open=True)] = 0.5
+    """``both_legs``: a rep's [start_s, end_s] overlaps one of the other leg by at least this
+    share (0-1) of the shorter of the two (alternating legs overlap 0; a double lift ~1)."""
 
     def __post_init__(self) -> None:
         for name, (rule, kind) in setting_rules().items():

@@ -13,7 +13,7 @@ import pytest
 from conftest import blocks_of, mae, match_reps
 
 from legrep_sim.scenarios import SessionSpec, SetSpec, simulate
-from legrep.errors import CalibrationError, InputError
+from legrep.errors import InputError
 from legrep.model import ImuBlock, Leg
 from legrep.pipeline import RepClosed, SessionAnalyzer, SetClosed, analyze_arrays
 from legrep.settings import Settings
@@ -30,16 +30,22 @@ def _analyze(session, settings=None):
 
 
 def _check_against_truth(session, result, peak_tol_deg=3.0, tempo_tol_s=0.15):
+    """Counts, sets, peaks, baselines and stopwatch tempo against the simulator's truth."""
     for leg in result.legs:
         truth = [r for r in session.reps if r.leg == leg.value]
         found = result.reps_of(leg)
         assert len(found) == len(truth), f"{leg.value}: found {len(found)} reps, truth {len(truth)}"
         pairs = match_reps(found, session.reps, leg)
         assert len(pairs) == len(truth), f"{leg.value}: only {len(pairs)} of {len(truth)} reps matched in time"
+        t = result.traces[leg][0]
         for r, tr in pairs:
             assert abs(r.peak_deg - tr.peak_deg) <= peak_tol_deg, (r, tr)
+            assert abs(r.baseline_deg - tr.baseline_deg) <= peak_tol_deg, (r, tr)
+            # lost samples hide where a phase began or ended: allow the longest gap in the rep
+            inside = t[(t >= r.start_s - 0.1) & (t <= r.end_s + 0.1)]
+            gap_s = float(np.diff(inside).max()) if len(inside) > 1 else 0.0
             for f in ("up_s", "hold_s", "down_s"):
-                assert abs(getattr(r, f) - getattr(tr, f)) <= tempo_tol_s, (f, r, tr)
+                assert abs(getattr(r, f) - getattr(tr, f)) <= tempo_tol_s + gap_s, (f, r, tr)
     assert [(s.left_reps, s.right_reps, s.uneven) for s in result.sets] == [
         (s.left_reps, s.right_reps, s.uneven) for s in session.sets
     ]
@@ -94,7 +100,9 @@ def test_live_events_agree_with_final_result(typical):
             for ev in an.update(leg, ImuBlock(b.time_s[i : i + 20], b.acc_g[i : i + 20], b.gyr_dps[i : i + 20])):
                 if isinstance(ev, RepClosed):
                     reps.append(ev.rep)
-                    assert ev.rep.closed_s - ev.rep.end_s <= Settings().confirm_s + 0.05
+                    # closed by the rest after it: the fusion's still window, then arm_rest_s
+                    s = Settings()
+                    assert ev.rep.closed_s - ev.rep.end_s <= s.still_min_s + s.arm_rest_s + s.confirm_s
                 elif isinstance(ev, SetClosed):
                     sets.append(ev.summary)
     res = an.finish()
@@ -164,7 +172,7 @@ def test_a_short_still_start_calibrates_from_a_later_rest():
     # issue 8: no still start is needed; a rest anywhere calibrates (tests/test_fusion_*.py go further)
     s = simulate(SessionSpec(sets=(SetSpec(4, 0),), legs=("left",)), seed=1)
     sig = s.signals["left"]
-    first_move_s = s.reps[0].start_s - 0.4
+    first_move_s = s.reps[0].start_s - 0.15  # the truth's onset (10 % of peak speed) is ~0.13 s into the move
     for still_s in (0.3, 2.0):
         keep = sig.time_s >= first_move_s - still_s
         res = analyze_arrays(left=(sig.time_s[keep], sig.acc_g[keep], sig.gyr_dps[keep]))

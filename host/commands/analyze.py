@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..errors import InputError
@@ -50,7 +50,8 @@ def register(subparsers: Any) -> None:
         default=[],
         help="override an analysis setting, e.g. --set min_rom_deg=25 (repeatable; see host/settings.py)",
     )
-    parser.add_argument("--exercise", default=None, help="exercise name stored in the history (e.g. 'bent knee raise')")
+    parser.add_argument("--exercise", default=None, help="exercise name stored in the history (e.g. 'bent knee raise'); one of legrep's "
+                        "exercises names every set (README 'Which exercise')")
     parser.add_argument("--db", metavar="FILE", help="history database (default: $LEGREP_DB or ~/.local/share/legrep/history.db)")
     parser.add_argument("--no-history", action="store_true", help="do not store the session in the history database")
     parser.set_defaults(func=run)
@@ -64,16 +65,18 @@ def parse_overrides(items: Sequence[str], base: Settings | None = None) -> Setti
     return parse(items, base)
 
 
-def _read_leg(paths: Sequence[str], import_map: str | None) -> Any:
-    """legrep's IMU CSV (strict reader) or, by its header, a phone/vendor export (importers)."""
-    from ..imu_csv import read_imu_csv
-    from ..importers import read_import
+def leg_blocks(paths: Sequence[str], import_map: str | None) -> Iterable[Any]:
+    """The samples of one leg as blocks: legrep's IMU CSV streamed (strict reader), or, by its
+    header, a phone/vendor export (importers, read whole)."""
+    from ..imu_csv import iter_imu_csv
 
     if len(paths) == 1 and import_map is None and _is_legrep_csv(paths[0]):
-        return read_imu_csv(paths[0])
+        return iter_imu_csv(paths[0])
     if len(paths) > 2:
         raise InputError(f"one or two files per leg expected (accelerometer and gyroscope), got {len(paths)}")
-    return read_import(paths, import_map).block
+    from ..importers import read_import
+
+    return [read_import(paths, import_map).block]
 
 
 def _is_legrep_csv(path: str) -> bool:
@@ -91,15 +94,16 @@ def _is_legrep_csv(path: str) -> bool:
 def run(args: argparse.Namespace) -> int:
     # imported here so ``legrep --help`` stays fast
     from ..export import format_one_line, format_table, write_reps_csv, write_summary_json
-    from ..imu_csv import read_imu_csv
-    from ..pipeline import analyze_arrays
+    from ..exercise import override_exercise
+    from ..model import Leg
+    from ..offline import analyze_blocks
 
     if not args.left and not args.right:
         raise InputError("--left CSV and/or --right CSV expected, got neither")
     settings = parse_overrides(args.settings)
-    left = _read_leg(args.left, args.import_map) if args.left else None
-    right = _read_leg(args.right, args.import_map) if args.right else None
-    result = analyze_arrays(left=left, right=right, settings=settings)
+    streams = {leg: leg_blocks(paths, args.import_map) for leg, paths in ((Leg.LEFT, args.left), (Leg.RIGHT, args.right)) if paths}
+    result = analyze_blocks(streams, settings)  # streamed: memory flat in the session's length
+    result = override_exercise(result, args.exercise)  # README "Which exercise"
 
     history_line = None
     if not args.no_history:

@@ -53,6 +53,9 @@ def register(subparsers: Any) -> None:
         help=f"sensor model to emulate: {', '.join(SENSOR_NAMES)} (default %(default)s)",
     )
     parser.add_argument("--quiet", action="store_true", help="no live view, only the final table")
+    from ..coach.options import add_coach_arguments
+
+    add_coach_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -294,7 +297,14 @@ def run(args: argparse.Namespace) -> int:
     sensor = getattr(args, "sensor", NATIVE)
     if sensor != NATIVE and args.disconnects:
         raise InputError(f"--disconnects is for the legrep sensor (RESEND after a reconnection); got --sensor {sensor}")
+    from ..coach.options import build_coaching
+    from ..coach.sink import Tee
+    from ..model import Leg
+
+    coaching = build_coaching(args, (Leg.LEFT, Leg.RIGHT), out=sys.stdout)
     view = NullView() if args.quiet else TerminalView(sys.stdout)
+    if coaching is not None:
+        view = Tee(view, coaching)
     kind = "virtual sensors" if sensor == NATIVE else f"emulated {sensor} sensors"
     print(
         f"legrep demo: two {kind}, session {args.session!r}, speed x{args.speed:g}"
