@@ -187,6 +187,9 @@ typedef struct {
     double nrm[9], z[3]; /* normal equations of the accelerometer bias */
     double m_prev[9], y_prev[3];
     int has_mprev;
+    double pend[3];     /* estimate waiting for a rest near the reference pose */
+    int has_pend;
+    double apply_cos;   /* cos(acc_bias_apply_deg) */
     double q[4];        /* sensor -> I frame */
     double lp[3];       /* low-passed accelerometer, I frame */
     double bias[3];     /* gyro bias, deg/s */
@@ -235,16 +238,16 @@ TiltKernel_init(TiltKernel *self, PyObject *args, PyObject *kwds)
                              "still_gyro_dps", "bias_n", "rest_gyro_dps", "rest_acc_g", "rest_tilt_deg",
                              "bias_jump_dps", "bias_gain", "max_gap_s", "dt_nominal_s", "t_prev_s",
                              "acc_bias_memory", "acc_bias_ridge", "acc_bias_max_g", "gap_s",
-                             "lever_tau_s", "lever_min_dps", "lever_ridge", "lever_max_m", NULL};
+                             "lever_tau_s", "lever_min_dps", "lever_ridge", "lever_max_m", "acc_bias_apply_deg", NULL};
     PyObject *g0, *b0;
-    double motion_tau, still_gyro, rest_gyro, rest_acc, rest_tilt, bias_jump, lever_min;
+    double motion_tau, still_gyro, rest_gyro, rest_acc, rest_tilt, bias_jump, lever_min, apply_deg;
     TiltCore *c = &self->c;
     c->acc_memory = 0.0, c->acc_ridge = 0.05, c->acc_max = 0.2;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$OOddndndddddddddddddddd:TiltKernel", kwlist, &g0, &b0, &c->tau_acc,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$OOddndnddddddddddddddddd:TiltKernel", kwlist, &g0, &b0, &c->tau_acc,
                                      &motion_tau, &c->W, &still_gyro, &c->B, &rest_gyro, &rest_acc, &rest_tilt,
                                      &bias_jump, &c->bias_gain, &c->max_gap_s, &c->dt_nominal_s, &c->t_prev,
                                      &c->acc_memory, &c->acc_ridge, &c->acc_max, &c->gap_s, &c->lever_tau,
-                                     &lever_min, &c->lever_ridge, &c->lever_max))
+                                     &lever_min, &c->lever_ridge, &c->lever_max, &apply_deg))
         return -1;
     if (vec3(g0, c->lp, "gravity0") < 0 || vec3(b0, c->bias, "gyro_bias0_dps") < 0)
         return -1;
@@ -272,6 +275,7 @@ TiltKernel_init(TiltKernel *self, PyObject *args, PyObject *kwds)
     c->n_acc_bias_updates = c->n_gap_snaps = 0;
     c->uncertain = 0;
     c->lever_min2 = (lever_min * DEG2RAD) * (lever_min * DEG2RAD);
+    c->apply_cos = cos(apply_deg * DEG2RAD);
     c->has_wprev = 0;
     c->lever_n = 0;
     for (int j = 0; j < 3; j++)
@@ -366,11 +370,26 @@ tilt_acc_bias_event(TiltCore *c, const double ma[3])
         double k = c->acc_max / size;
         nb[0] = nb[0] * k, nb[1] = nb[1] * k, nb[2] = nb[2] * k;
     }
+    memcpy(c->pend, nb, sizeof nb);
+    c->has_pend = 1;
+}
+
+/* Step 7, applying: a pending estimate is applied at a rest near the reference pose, where it
+   moves the hip angle by almost nothing (reference._apply_pending). */
+static void
+tilt_apply_pending(TiltCore *c, const double us[3])
+{
+    if (!(us[0] * c->uref[0] + us[1] * c->uref[1] + us[2] * c->uref[2] > c->apply_cos))
+        return;
+    double m[9];
+    qmatrix(c->q, m);
+    const double *nb = c->pend;
     double d[3] = {nb[0] - c->acc_bias[0], nb[1] - c->acc_bias[1], nb[2] - c->acc_bias[2]};
     c->lp[0] = c->lp[0] - (m[0] * d[0] + m[1] * d[1] + m[2] * d[2]);
     c->lp[1] = c->lp[1] - (m[3] * d[0] + m[4] * d[1] + m[5] * d[2]);
     c->lp[2] = c->lp[2] - (m[6] * d[0] + m[7] * d[1] + m[8] * d[2]);
-    memcpy(c->acc_bias, nb, sizeof nb);
+    memcpy(c->acc_bias, nb, sizeof c->acc_bias);
+    c->has_pend = 0;
     tilt_uref(c);
     c->n_acc_bias_updates++;
 }
@@ -621,6 +640,8 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
             c->q[0] = qw, c->q[1] = qx, c->q[2] = qy, c->q[3] = qz;
             c->lp[0] = l0, c->lp[1] = l1, c->lp[2] = l2;
             rest = tilt_rest_event(c, cur);
+            if (rest && c->has_pend)
+                tilt_apply_pending(c, us);
             l0 = c->lp[0], l1 = c->lp[1], l2 = c->lp[2];
         }
         if (c->uncertain && still && cnt >= W) {
@@ -711,7 +732,8 @@ PyDoc_STRVAR(TiltKernel_doc,
              "TiltKernel(*, gravity0, gyro_bias0_dps, tau_acc_s, bias_motion_tau_s, still_n, still_gyro_dps,\n"
              "           bias_n, rest_gyro_dps, rest_acc_g, rest_tilt_deg, bias_jump_dps, bias_gain,\n"
              "           max_gap_s, dt_nominal_s, t_prev_s, acc_bias_memory, acc_bias_ridge,\n"
-             "           acc_bias_max_g, gap_s, lever_tau_s, lever_min_dps, lever_ridge, lever_max_m)\n--\n\n"
+             "           acc_bias_max_g, gap_s, lever_tau_s, lever_min_dps, lever_ridge, lever_max_m,\n"
+             "           acc_bias_apply_deg)\n--\n\n"
              "Orientation stage of one sensor (host/fusion/reference.py is its specification).\n"
              "t_prev_s is NaN when no sample precedes the first chunk.");
 

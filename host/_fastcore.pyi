@@ -55,6 +55,7 @@ class TiltKernel:
         lever_min_dps: float,
         lever_ridge: float,
         lever_max_m: float,
+        acc_bias_apply_deg: float,
     ) -> None: ...
     def run(
         self, time_s: _F, acc_g: _F, gyr_dps: _F, up_out: _F, uref_out: _F, still_out: _B, rest_out: _B, /

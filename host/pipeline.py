@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -28,11 +28,13 @@ from .settings import Settings
 
 @dataclass(frozen=True, slots=True)
 class LegOutput:
-    """What one ``LegPipeline.update`` produced: angles released and reps closed."""
+    """What one ``LegPipeline.update`` produced: angles released (with the still flag the
+    segmenter saw) and reps closed."""
 
     time_s: FloatArray
     angle_deg: FloatArray
     reps: list[Rep]
+    still: npt.NDArray[np.bool_] = field(default_factory=lambda: np.empty(0, dtype=bool))
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +57,13 @@ def _join(a: LegOutput, b: LegOutput) -> LegOutput:
     if not len(a.time_s):
         return b
     if not len(b.time_s):
-        return LegOutput(a.time_s, a.angle_deg, a.reps + b.reps)
-    return LegOutput(np.concatenate([a.time_s, b.time_s]), np.concatenate([a.angle_deg, b.angle_deg]), a.reps + b.reps)
+        return LegOutput(a.time_s, a.angle_deg, a.reps + b.reps, a.still)
+    return LegOutput(
+        np.concatenate([a.time_s, b.time_s]),
+        np.concatenate([a.angle_deg, b.angle_deg]),
+        a.reps + b.reps,
+        np.concatenate([a.still, b.still]),
+    )
 
 
 class LegPipeline:
@@ -116,7 +123,7 @@ class LegPipeline:
         else:
             out = self._emit(*self._angle.finish())
         assert self._seg is not None
-        return LegOutput(out.time_s, out.angle_deg, out.reps + self._seg.finish())
+        return LegOutput(out.time_s, out.angle_deg, out.reps + self._seg.finish(), out.still)
 
     def horizon_s(self) -> float:
         return self._seg.horizon_s() if self._seg is not None else -np.inf
@@ -155,7 +162,7 @@ class LegPipeline:
         if len(t) == 0:
             return LegOutput(_NONE, _NONE, [])
         self.last_angle_deg = float(angle[-1])
-        return LegOutput(t, angle, self._seg.update(t, angle, still))
+        return LegOutput(t, angle, self._seg.update(t, angle, still), still)
 
     def _validate(self, block: ImuBlock) -> None:
         t = block.time_s
@@ -288,7 +295,7 @@ class SessionAnalyzer:
         for r in out.reps:
             self._postures[(r.leg.value, r.start_s)] = tracker.measure(r)
             reps.append(live_both_legs(r, self._open, self.settings))
-        return LegOutput(out.time_s, out.angle_deg, reps)
+        return LegOutput(out.time_s, out.angle_deg, reps, out.still)
 
 
 def _as_block(data: ImuBlock | tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike], name: str) -> ImuBlock:

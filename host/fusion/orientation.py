@@ -62,6 +62,7 @@ def kernel_params(settings: Settings, dt_nominal_s: float) -> TiltParams:
         lever_min_dps=s.lever_arm_min_dps,
         lever_ridge=s.lever_arm_ridge,
         lever_max_m=s.lever_arm_max_m,
+        acc_bias_apply_deg=s.acc_bias_apply_deg,
     )
 
 
@@ -111,6 +112,7 @@ class OrientationFilter:
             lever_min_dps=p.lever_min_dps,
             lever_ridge=p.lever_ridge,
             lever_max_m=p.lever_max_m,
+            acc_bias_apply_deg=p.acc_bias_apply_deg,
         )
 
     def update(

@@ -47,8 +47,10 @@ frame; the rest, the filters and the bias estimator here are our own, simpler ch
    equations of consecutive rest pairs are accumulated (forgetting ``1 - 1/acc_bias_memory`` per
    pair) and solved with a ridge ``acc_bias_ridge`` (the component along the axis of every turn
    is unobservable and stays near 0; it does not move the hip angle); the bias, limited to
-   ``acc_bias_max_g``, is subtracted from every later accelerometer sample, and the low-pass
-   state is moved by the change so it stays consistent. A cheap MEMS accelerometer is off by
+   ``acc_bias_max_g``, waits for a rest within ``acc_bias_apply_deg`` of the reference pose
+   (there it moves the hip angle by almost nothing; a jump at the top of a rep would end the rep)
+   and is then subtracted from every later accelerometer sample, the low-pass state moved by
+   the change so it stays consistent. A cheap MEMS accelerometer is off by
    tens of mg (up to 0.1 g), which tilts gravity by up to 6 degrees; the gyro, over the few
    seconds between two rests, is far more accurate than that;
 8. **after lost samples** (a step over ``gap_s``) the gyro bridged the gap and may be off by
@@ -110,6 +112,8 @@ class TiltParams:
     lever_ridge : ridge of the lever-arm normal equations, (rad/s^2)^2 (keeps it near 0 until
         the thigh has turned fast enough to show it).
     lever_max_m : the lever arm's length is limited to this, m.
+    acc_bias_apply_deg : a new accelerometer-bias estimate waits for a rest whose up vector is
+        within this of the reference's (where it barely moves the hip angle).
     """
 
     tau_acc_s: float
@@ -132,6 +136,7 @@ class TiltParams:
     lever_min_dps: float = 30.0
     lever_ridge: float = 1.0
     lever_max_m: float = 0.6
+    acc_bias_apply_deg: float = 180.0
 
 
 def _qmul(a: list[float], b: list[float]) -> list[float]:
@@ -208,6 +213,8 @@ class ReferenceTilt:
         self.nrm = [0.0] * 9  # normal equations of the accelerometer bias
         self.z = [0.0] * 3
         self.m_prev: list[float] | None = None
+        self.pend: list[float] | None = None
+        self.apply_cos = math.cos(p.acc_bias_apply_deg * DEG2RAD)
         self.y_prev = [0.0] * 3
         self.n_acc_bias_updates = 0
         self.uncertain = False
@@ -393,6 +400,8 @@ class ReferenceTilt:
         rest = False
         if self.n > p.bias_n and self.n % (p.bias_n // 2) == 0:
             rest = self._rest_event(cur)
+            if rest and self.pend is not None:
+                self._apply_pending(up)
         if self.uncertain and still and self.n >= p.still_n:
             # 8. restart the low-pass at the still window's mean accelerometer
             old = self.ring[(cur - p.still_n) % (p.bias_n + 1)] if self.n > p.still_n else [0.0] * 8
@@ -471,6 +480,16 @@ class ReferenceTilt:
         if size > p.acc_bias_max_g:
             k = p.acc_bias_max_g / size
             nb = [nb[0] * k, nb[1] * k, nb[2] * k]
+        self.pend = nb
+
+    def _apply_pending(self, up: list[float]) -> None:
+        """Step 7, applying: at a rest near the reference pose (it barely moves the angle there)."""
+        r = self.uref
+        if not (up[0] * r[0] + up[1] * r[1] + up[2] * r[2] > self.apply_cos):
+            return
+        m = _matrix(*self.q)
+        nb = self.pend
+        assert nb is not None
         ab = self.acc_bias
         d = [nb[0] - ab[0], nb[1] - ab[1], nb[2] - ab[2]]
         # keep the low-pass consistent: its recent inputs carried the old bias
@@ -478,7 +497,8 @@ class ReferenceTilt:
         lp[0] = lp[0] - (m[0] * d[0] + m[1] * d[1] + m[2] * d[2])
         lp[1] = lp[1] - (m[3] * d[0] + m[4] * d[1] + m[5] * d[2])
         lp[2] = lp[2] - (m[6] * d[0] + m[7] * d[1] + m[8] * d[2])
-        self.acc_bias = nb
+        self.acc_bias = list(nb)
+        self.pend = None
         self.uref = self._uref()
         self.n_acc_bias_updates += 1
 
