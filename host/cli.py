@@ -24,6 +24,7 @@ from .errors import LegrepError
 COMMAND_HELP: dict[str, str] = {
     "demo": "stream a bundled session from two virtual sensors through the BLE stack",
     "analyze": "count and measure reps in IMU CSV files (one per thigh)",
+    "batch": "analyse every recording or CSV pair under a folder, on all cores",
     "scan": "list the sensors in range (legrep and vendor models)",
     "capture": "live capture from the thigh sensors (BLE or serial)",
     "replay": "replay a recorded session (same decoding and analysis as live capture)",
