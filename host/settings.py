@@ -173,6 +173,10 @@ class Settings:
     the thigh has turned fast enough to show it."""
     lever_arm_max_m: Annotated[float, _positive(5.0)] = 0.6
     """The lever arm is limited to this length, m (a thigh is about 0.45 m)."""
+    axis_update_deg: Annotated[float, Range(0.5, 90.0)] = 10.0
+    """At a rest within this of the reference pose the flexion axis is re-fitted to every movement
+    since the mounting was fitted (off-axis abduction and rotation of single reps average out);
+    near the reference the change moves the angle by almost nothing."""
     slip_deg: Annotated[float, Range(1.0, 90.0)] = 8.0
     """A rest whose gravity lies more than this out of the current mounting's exercise plane
     means the strap moved: the mounting is re-fitted at the next movement."""
