@@ -433,6 +433,7 @@ tilt_rest_event(TiltCore *c, Py_ssize_t cur)
 }
 
 #define G_MPS2 9.80665
+#define INV_G (1.0 / 9.80665)
 #define LEVER_SOLVE_EVERY 16
 
 /* Step 2a (reference._lever): subtract the thigh's rotational acceleration at the sensor from
@@ -445,9 +446,10 @@ tilt_lever(TiltCore *c, double dt, double g0, double g1, double g2, double a[3],
     double wx = (g0 - b[0]) * DEG2RAD, wy = (g1 - b[1]) * DEG2RAD, wz = (g2 - b[2]) * DEG2RAD;
     double ax, ay, az;
     if (c->has_wprev && dt > 0.0) {
-        ax = (wx - c->w_prev[0]) / dt;
-        ay = (wy - c->w_prev[1]) / dt;
-        az = (wz - c->w_prev[2]) / dt;
+        double idt = 1.0 / dt;
+        ax = (wx - c->w_prev[0]) * idt;
+        ay = (wy - c->w_prev[1]) * idt;
+        az = (wz - c->w_prev[2]) * idt;
     } else {
         ax = ay = az = 0.0;
     }
@@ -457,9 +459,9 @@ tilt_lever(TiltCore *c, double dt, double g0, double g1, double g2, double a[3],
     double k[9] = {wx * wx - w2, wx * wy - az, wx * wz + ay, wy * wx + az, wy * wy - w2,
                    wy * wz - ax, wz * wx - ay, wz * wy + ax, wz * wz - w2};
     const double *r = c->lever;
-    double o0 = a[0] - (k[0] * r[0] + k[1] * r[1] + k[2] * r[2]) / G_MPS2;
-    double o1 = a[1] - (k[3] * r[0] + k[4] * r[1] + k[5] * r[2]) / G_MPS2;
-    double o2 = a[2] - (k[6] * r[0] + k[7] * r[1] + k[8] * r[2]) / G_MPS2;
+    double o0 = a[0] - (k[0] * r[0] + k[1] * r[1] + k[2] * r[2]) * INV_G;
+    double o1 = a[1] - (k[3] * r[0] + k[4] * r[1] + k[5] * r[2]) * INV_G;
+    double o2 = a[2] - (k[6] * r[0] + k[7] * r[1] + k[8] * r[2]) * INV_G;
     if (w2 > c->lever_min2) {
         double inv = c->g_norm / sqrt(lp[0] * lp[0] + lp[1] * lp[1] + lp[2] * lp[2]);
         double gi[3] = {lp[0] * inv, lp[1] * inv, lp[2] * inv}, gs[3];
@@ -593,7 +595,8 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
         double n2 = m0 * m0 + m1 * m1 + m2 * m2;
         /* 3. motion bias */
         if (mgain > 0.0) {
-            double rho[3] = {(l1 * m2 - l2 * m1) / n2, (l2 * m0 - l0 * m2) / n2, (l0 * m1 - l1 * m0) / n2};
+            double in2 = 1.0 / n2;
+            double rho[3] = {(l1 * m2 - l2 * m1) * in2, (l2 * m0 - l0 * m2) * in2, (l0 * m1 - l1 * m0) * in2};
             double d[3];
             qrot(qw, -qx, -qy, -qz, rho, d);
             b[0] = b[0] + mgain * d[0];

@@ -16,9 +16,6 @@ The hip angle is read from that up vector alone:
   normal to ``f`` and ``l0 = k0 x f``. It depends only on the thigh's inclination in the plane
   normal to ``f``: heading never enters, and abduction or rotation about the thigh's long axis
   only enter to second order (through the up vector leaving that plane);
-* the axis is **refined** at rests near the reference pose (within ``axis_update_deg``): the
-  principal direction of every movement since the fit, so the abduction and rotation of single
-  reps average out (near the reference the change moves the angle by almost nothing);
 * a **strap that moved**: at rests the orientation stage reports (bias rests) near the
   reference pose, the up vector's component along ``f`` must be what it was at the reference
   rest; if it differs by more than ``slip_deg`` the gravity direction fits no hip angle of this
@@ -144,8 +141,7 @@ class HipAngleEstimator:
         self._offset = 0.0
         self.mounting: Mounting | None = None
         self.n_refits = 0
-        self.n_axis_updates = 0
-        self._cov = np.zeros(6)  # running sums of w w^T (xx, xy, xz, yy, yz, zz) since the fit
+
         self._slip_sin = math.sin(math.radians(settings.slip_deg))
         self._held: list[Held] = []
         self._held_t_prev = math.nan  # time of the sample before the held ones (for their first step)
@@ -205,7 +201,6 @@ class HipAngleEstimator:
         d = self._tilt.diagnostics()
         d["axis_found"] = float(self.mounting is not None)
         d["mount_refits"] = float(self.n_refits)
-        d["axis_updates"] = float(self.n_axis_updates)
         if self.mounting is not None:
             d.update({f"axis_{c}": float(v) for c, v in zip("xyz", self.mounting.axis)})
         return d
@@ -248,34 +243,11 @@ class HipAngleEstimator:
         return _cat(head, tail)
 
     def _angles(self, h: Held) -> tuple[FloatArray, FloatArray, BoolArray]:
-        """Angles with the current mounting, refined at rests near the reference, up to the
-        first rest that shows a strap slip."""
-        t, up, uref, still, rest, w = h
+        """Angles with the current mounting, up to the first rest that shows a strap slip."""
+        t, up, uref, still, rest, _ = h
         m = self.mounting
         assert m is not None
-        # running sums of w w^T over moving samples (a sequential cumsum: any chunking agrees)
-        contrib = np.where(still[:, None], 0.0, w[:, [0, 0, 0, 1, 1, 2]] * w[:, [0, 1, 2, 1, 2, 2]])
-        contrib[0] += self._cov
-        cov = np.cumsum(contrib, axis=0)
-        self._cov = cov[-1].copy()
         angle = m.angles(up, uref)
-        near = math.cos(math.radians(self.s.axis_update_deg))
-        for e in np.flatnonzero(rest).tolist():
-            r_e = uref[e] if m.u_ref is None else m.u_ref
-            if abs(float(angle[e] - m.offset_deg)) > self.s.axis_update_deg or not float(up[e] @ r_e) > near:
-                continue
-            c = cov[e]
-            mat = np.array([[c[0], c[1], c[2]], [c[1], c[3], c[4]], [c[2], c[4], c[5]]])
-            if not np.trace(mat) > 0:
-                continue
-            vecs = np.linalg.eigh(mat)[1]
-            axis = vecs[:, -1] if float(vecs[:, -1] @ m.axis) >= 0 else -vecs[:, -1]
-            if float(np.degrees(np.arccos(min(1.0, float(axis @ m.axis))))) > self.s.slip_deg:
-                continue  # not a refinement: leave it to the slip check
-            m = Mounting(axis, m.u_ref, m.offset_deg, float(r_e @ axis))
-            angle[e + 1 :] = m.angles(up[e + 1 :], uref[e + 1 :])
-            self.n_axis_updates += 1
-        self.mounting = m
         events = np.flatnonzero(rest)
         if len(events):
             along = up[events] @ m.axis
@@ -289,7 +261,6 @@ class HipAngleEstimator:
                 j = int(events[int(slip[0])])
                 # the strap moved: this rest is the new reference; re-fit at the next movement
                 self.n_refits += 1
-                self._cov = np.zeros(6)
                 self._u_ref = up[j].copy()
                 self._offset = float(angle[j])
                 self.mounting = None
