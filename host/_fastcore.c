@@ -324,6 +324,23 @@ qmatrix(const double q[4], double m[9])
     m[6] = 2.0 * (x * z - w * y), m[7] = 2.0 * (y * z + w * x), m[8] = 1.0 - 2.0 * (x * x + y * y);
 }
 
+/* The symmetric 3 x 3 system n x = z (row-major n) by cofactors; 0 when singular
+   (reference._solve3, the same operations). */
+static void
+solve3(const double n[9], const double z[3], double x[3])
+{
+    double c00 = n[4] * n[8] - n[5] * n[7], c01 = n[5] * n[6] - n[3] * n[8], c02 = n[3] * n[7] - n[4] * n[6];
+    double det = n[0] * c00 + n[1] * c01 + n[2] * c02;
+    x[0] = x[1] = x[2] = 0.0;
+    if (det > 0.0) {
+        double c11 = n[0] * n[8] - n[2] * n[6], c12 = n[1] * n[6] - n[0] * n[7], c22 = n[0] * n[4] - n[1] * n[3];
+        double inv = 1.0 / det;
+        x[0] = (c00 * z[0] + c01 * z[1] + c02 * z[2]) * inv;
+        x[1] = (c01 * z[0] + c11 * z[1] + c12 * z[2]) * inv;
+        x[2] = (c02 * z[0] + c12 * z[1] + c22 * z[2]) * inv;
+    }
+}
+
 /* Step 7: one rest pair into the accelerometer-bias estimate (reference._acc_bias_event). */
 static void
 tilt_acc_bias_event(TiltCore *c, const double ma[3])
@@ -351,20 +368,10 @@ tilt_acc_bias_event(TiltCore *c, const double ma[3])
             nrm[3 * r + k] = lam * nrm[3 * r + k] + (am[r] * am[k] + am[3 + r] * am[3 + k] + am[6 + r] * am[6 + k]);
         z[r] = lam * z[r] + (am[r] * dy[0] + am[3 + r] * dy[1] + am[6 + r] * dy[2]);
     }
-    double n[9];
+    double n[9], nb[3];
     memcpy(n, nrm, sizeof n);
     n[0] = nrm[0] + c->acc_ridge, n[4] = nrm[4] + c->acc_ridge, n[8] = nrm[8] + c->acc_ridge;
-    /* symmetric 3 x 3 solve by cofactors (reference._solve3) */
-    double c00 = n[4] * n[8] - n[5] * n[7], c01 = n[5] * n[6] - n[3] * n[8], c02 = n[3] * n[7] - n[4] * n[6];
-    double det = n[0] * c00 + n[1] * c01 + n[2] * c02;
-    double nb[3] = {0.0, 0.0, 0.0};
-    if (det > 0.0) {
-        double c11 = n[0] * n[8] - n[2] * n[6], c12 = n[1] * n[6] - n[0] * n[7], c22 = n[0] * n[4] - n[1] * n[3];
-        double inv = 1.0 / det;
-        nb[0] = (c00 * z[0] + c01 * z[1] + c02 * z[2]) * inv;
-        nb[1] = (c01 * z[0] + c11 * z[1] + c12 * z[2]) * inv;
-        nb[2] = (c02 * z[0] + c12 * z[1] + c22 * z[2]) * inv;
-    }
+    solve3(n, z, nb);
     double size = sqrt(nb[0] * nb[0] + nb[1] * nb[1] + nb[2] * nb[2]);
     if (size > c->acc_max) {
         double k = c->acc_max / size;
@@ -486,17 +493,8 @@ tilt_lever(TiltCore *c, double dt, double g0, double g1, double g2, double a[3],
     if (c->lever_n % LEVER_SOLVE_EVERY == 0) {
         const double *t = c->ktk, *z = c->kty;
         double rg = c->lever_ridge;
-        double n[9] = {t[0] + rg, t[1], t[2], t[1], t[3] + rg, t[4], t[2], t[4], t[5] + rg};
-        double c00 = n[4] * n[8] - n[5] * n[7], c01 = n[5] * n[6] - n[3] * n[8], c02 = n[3] * n[7] - n[4] * n[6];
-        double det = n[0] * c00 + n[1] * c01 + n[2] * c02;
-        double nr[3] = {0.0, 0.0, 0.0};
-        if (det > 0.0) {
-            double c11 = n[0] * n[8] - n[2] * n[6], c12 = n[1] * n[6] - n[0] * n[7], c22 = n[0] * n[4] - n[1] * n[3];
-            double inv = 1.0 / det;
-            nr[0] = (c00 * z[0] + c01 * z[1] + c02 * z[2]) * inv;
-            nr[1] = (c01 * z[0] + c11 * z[1] + c12 * z[2]) * inv;
-            nr[2] = (c02 * z[0] + c12 * z[1] + c22 * z[2]) * inv;
-        }
+        double n[9] = {t[0] + rg, t[1], t[2], t[1], t[3] + rg, t[4], t[2], t[4], t[5] + rg}, nr[3];
+        solve3(n, z, nr);
         double size = sqrt(nr[0] * nr[0] + nr[1] * nr[1] + nr[2] * nr[2]);
         if (size > c->lever_max) {
             double f = c->lever_max / size;
