@@ -216,7 +216,12 @@ def track_gravity(
     dt = 1.0 / float(rate_hz)
     cal_tool = Calibrator(s, "track_gravity")
     try:
-        cal = cal_tool.update(t, a, g) or cal_tool.finish()
+        cal = None
+        for i in range(0, n, 512):  # slices: the first rest is usually early
+            cal = cal_tool.update(t[i : i + 512], a[i : i + 512], g[i : i + 512])
+            if cal is not None:
+                break
+        cal = cal or cal_tool.finish()
         start, grav, bias = cal.start_index, cal.gravity_ref, cal.gyro_bias_dps
     except CalibrationError:
         m = max(1, min(n, round(s.calib_min_still_s / dt)))
