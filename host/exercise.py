@@ -27,9 +27,11 @@ thresholds are :class:`legrep.settings.Settings` fields ``exercise_*`` and ``bot
 
 from __future__ import annotations
 
+import bisect
+
 import dataclasses
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -306,21 +308,41 @@ def flag_both_legs(reps: Sequence[Rep], s: Settings) -> tuple[Rep, ...]:
     Parameters
     ----------
     reps : reps of both legs, any order; the order is kept.
+
+    One leg's reps never overlap each other, so sorted by start they are sorted by end too: the
+    candidates for a rep are found by bisection, and the work is O(n log n), not O(n^2).
     """
     by_leg = {leg: sorted((r for r in reps if r.leg is leg), key=lambda r: r.start_s) for leg in Leg}
+    starts = {leg: [r.start_s for r in by_leg[leg]] for leg in Leg}
     out = []
     for r in reps:
-        others = by_leg[Leg.RIGHT if r.leg is Leg.LEFT else Leg.LEFT]
-        hit = any(_overlaps(r, o, s) for o in others if o.start_s < r.end_s and o.end_s > r.start_s)
+        other = Leg.RIGHT if r.leg is Leg.LEFT else Leg.LEFT
+        others = by_leg[other]
+        i = bisect.bisect_left(starts[other], r.end_s)  # others[:i] start before r ends
+        hit = False
+        while i > 0 and others[i - 1].end_s > r.start_s:
+            i -= 1
+            if _overlaps(r, others[i], s):
+                hit = True
+                break
         out.append(_with_flag(r, "both_legs") if hit else r)
     return tuple(out)
 
 
-def live_both_legs(rep: Rep, closed: Iterable[Rep], s: Settings) -> Rep:
+def live_both_legs(rep: Rep, closed: Sequence[Rep], s: Settings) -> Rep:
     """The rep just closed, flagged ``both_legs`` if it overlaps an already closed rep of the
-    other leg (live cue; the set close flags both reps of the pair)."""
-    for o in closed:
-        if o.leg is not rep.leg and _overlaps(rep, o, s):
+    other leg (live cue; the set close flags both reps of the pair).
+
+    ``closed`` is in closing order. Within one leg ``closed_s`` never decreases and a rep ends
+    before it closes, so the search walks back over the other leg's reps only until one closed
+    before this rep started: every earlier one ended before it too (bounded work per rep).
+    """
+    for o in reversed(closed):
+        if o.leg is rep.leg:
+            continue
+        if o.closed_s < rep.start_s:
+            break
+        if _overlaps(rep, o, s):
             return _with_flag(rep, "both_legs")
     return rep
 

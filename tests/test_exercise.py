@@ -178,3 +178,33 @@ def test_report_names_each_sets_exercise(tmp_path: Path) -> None:
     html = write_report(result, tmp_path / "r.html", Settings())["html"].read_text()
     assert "Exercise: set 1 double leg raise · set 2 straight leg raise" in html
     assert "both_legs" in html  # the flag counts of the averages table
+
+
+def test_both_legs_search_equals_checking_every_pair() -> None:
+    """The bisection (set close) and the bounded walk back (live) find exactly what comparing
+    every rep with every rep of the other leg finds, on random non-overlapping reps per leg."""
+    from legrep.exercise import _overlaps, live_both_legs
+
+    s = Settings()
+    rng = np.random.default_rng(11)
+    pairs_found = 0
+    for _ in range(30):
+        reps: list[Rep] = []
+        for leg in (Leg.LEFT, Leg.RIGHT):
+            t = float(rng.uniform(0.0, 3.0))
+            for _ in range(int(rng.integers(0, 25))):
+                start = t + float(rng.uniform(0.0, 3.0))
+                end = start + float(rng.uniform(0.5, 5.0))
+                reps.append(_rep(leg, start, end))
+                t = end
+        order = list(rng.permutation(len(reps)))
+        shuffled = [reps[i] for i in order]
+        brute = [any(o.leg is not r.leg and _overlaps(r, o, s) for o in shuffled) for r in shuffled]
+        assert ["both_legs" in r.flags for r in flag_both_legs(shuffled, s)] == brute
+        # live: reps close in closing order (closed_s never decreases within a leg)
+        by_close = sorted(reps, key=lambda r: r.closed_s)
+        live = [("both_legs" in live_both_legs(r, by_close[:i], s).flags) for i, r in enumerate(by_close)]
+        expect = [any(o.leg is not r.leg and _overlaps(r, o, s) for o in by_close[:i]) for i, r in enumerate(by_close)]
+        assert live == expect
+        pairs_found += sum(expect)
+    assert pairs_found > 20  # the random reps do overlap often enough to test something
