@@ -30,6 +30,7 @@ COMMAND_HELP: dict[str, str] = {
     "export": "export a recording: reps.csv, summary.json and IMU CSV per leg",
     "report": "write a session report (HTML with plots)",
     "history": "sessions stored so far: table, trend plot, CSV export, import",
+    "plan": "the progression: steps, targets, where you are and what to do next time",
 }
 COMMANDS: tuple[str, ...] = tuple(COMMAND_HELP)
 

@@ -569,6 +569,7 @@ def render_html(
     exercise: str | None = None,
     figures_png: Mapping[str, bytes] | None = None,
     phone_png: Mapping[str, bytes] | None = None,
+    advice: str | None = None,
 ) -> str:
     """Make the self-contained report page.
 
@@ -579,6 +580,7 @@ def render_html(
     figures_png : PNG bytes per figure name (``FIGURE_NAMES``); drawn here when None.
     phone_png : the same figures for a phone's width (:func:`phone_figures_png`), shown below
         600 px; drawn here when ``figures_png`` is drawn here too.
+    advice : the programme's "next time: ..." line (:mod:`legrep.plan`), shown last.
 
     Returns
     -------
@@ -667,6 +669,8 @@ def render_html(
         "<details><summary>Settings used</summary>",
         _table(["setting", "value"], settings_rows, "settings"),
         "</details>",
+        # the programme's advice ends the page (README "The programme")
+        f'<h2>Next time</h2><p class="headline" id="advice">{esc(advice)}</p>' if advice else "",
         "</main></body></html>",
     ]
     return "\n".join(p for p in parts if p)
@@ -682,6 +686,7 @@ def write_report(
     source: str | None = None,
     started_at: str | None = None,
     exercise: str | None = None,
+    advice: str | None = None,
 ) -> dict[str, Path]:
     """Write the HTML report and, if ``png_dir`` is given, one PNG per figure.
 
@@ -697,7 +702,7 @@ def write_report(
     out.parent.mkdir(parents=True, exist_ok=True)
     text = render_html(
         result, settings, title=title, source=source, started_at=started_at, exercise=exercise, figures_png=pngs,
-        phone_png=phone_figures_png(result, settings),
+        phone_png=phone_figures_png(result, settings), advice=advice,
     )  # fmt: skip
     out.write_text(text, encoding="utf-8")
     written = {"html": out}
