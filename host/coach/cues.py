@@ -4,7 +4,7 @@
 :class:`Cue` values: the count per leg ("left, three"), form cues ("lower slowly" on ``fast_down``,
 "all the way up" on a partial rep), the routine ("switch legs" when a leg reaches its target,
 "set done, ten and ten", "one more on the right" when a set closes uneven, "done" after the last
-set). It also keeps the :class:`Progress` the view and the page show: reps per leg in the current
+set; and the cue of each exercise flag in :data:`legrep.exercise.CUES`, "one leg at a time"). It also keeps the :class:`Progress` the view and the page show: reps per leg in the current
 set, what remains against the targets, and the balance judged against the routine.
 
 Balance against the routine: doing all the left reps, then all the right ones, is the normal
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
+from ..exercise import CUES
 from ..model import Leg, Rep, SetSummary
 from ..settings import Settings
 
@@ -195,6 +196,7 @@ class Coach:
             parts.append((CueKind.FORM, "lower slowly"))
         if self._partial(rep):
             parts.append((CueKind.FORM, "all the way up"))
+        parts.extend((CueKind.FORM, CUES[flag]) for flag in rep.flags if flag in CUES)  # e.g. both legs raised
         self._roms[rep.leg].append(rep.rom_deg)
         target = self.targets.reps_per_leg
         if target is not None and n == target:
