@@ -573,13 +573,19 @@ static PyTypeObject AngleKernelType = {
 /* ------------------------------------------------------------------ reps: speed and stopwatch measures */
 
 /* host.reps.reference.speed_at: least-squares slope (deg/s) of angle against time over the
-   samples [j-k, j+k] clipped to [lo, hi].  Same operations in the same order as the
+   samples [j-k, j+k] clipped to [lo, hi] and to the moving samples around j (0 at a rest).  Same operations in the same order as the
    reference, so the results are bit-identical (built with -ffp-contract=off). */
 static double
-speed_at(const double *t, const double *a, Py_ssize_t j, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t k)
+speed_at(const double *t, const double *a, const char *rest, Py_ssize_t j, Py_ssize_t lo, Py_ssize_t hi,
+         Py_ssize_t k)
 {
-    Py_ssize_t j0 = j - k > lo ? j - k : lo;
-    Py_ssize_t j1 = j + k < hi ? j + k : hi;
+    if (rest[j])
+        return 0.0;
+    Py_ssize_t j0 = j, j1 = j;
+    while (j0 > lo && j - j0 < k && !rest[j0 - 1])
+        j0--;
+    while (j1 < hi && j1 - j < k && !rest[j1 + 1])
+        j1++;
     double n = (double)(j1 - j0 + 1), tj = t[j], st = 0.0, sa = 0.0, num = 0.0, den = 0.0;
     for (Py_ssize_t i = j0; i <= j1; i++) {
         st += t[i] - tj;
@@ -604,19 +610,19 @@ speed_frac_between(double vi, double vj, double level)
     return f < 0.0 ? 0.0 : (f > 1.0 ? 1.0 : f);
 }
 
-/* host.reps.reference.measure_window (its docstring holds the definitions).  t, a are
+/* host.reps.reference.measure_window (its docstring holds the definitions).  t, a, rest are
    contiguous; v is scratch of at least c + 1 doubles.  out: start_s, peak_s, end_s,
    baseline_deg, peak_deg, rom_deg, up_s, hold_s, down_s, end_deg. */
 static void
-measure_window(const double *t, const double *a, double *v, Py_ssize_t lo, Py_ssize_t s0, Py_ssize_t c,
-               Py_ssize_t k, double frac, double out[10])
+measure_window(const double *t, const double *a, const char *rest, double *v, Py_ssize_t lo, Py_ssize_t s0,
+               Py_ssize_t c, Py_ssize_t k, double frac, double out[10])
 {
     Py_ssize_t p = s0, iu = s0, idn, i;
     for (i = s0 + 1; i <= c; i++)
         if (a[i] > a[p])
             p = i;
     for (i = lo; i <= c; i++)
-        v[i] = speed_at(t, a, i, lo, c, k);
+        v[i] = speed_at(t, a, rest, i, lo, c, k);
     for (i = s0 + 1; i <= p; i++)
         if (v[i] > v[iu])
             iu = i;
@@ -670,6 +676,20 @@ measure_window(const double *t, const double *a, double *v, Py_ssize_t lo, Py_ss
     out[9] = end_deg;
 }
 
+/* Copy a 1-D bool Arr into a contiguous buffer. */
+static char *
+arr_copy_bool(const Arr *x, Py_ssize_t n)
+{
+    char *buf = PyMem_Malloc((size_t)(n > 0 ? n : 1));
+    if (buf == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        buf[i] = B1(*x, i) != 0;
+    return buf;
+}
+
 /* Copy a 1-D float64 Arr into a contiguous buffer (the measures index it directly). */
 static double *
 arr_copy(const Arr *x, Py_ssize_t lo, Py_ssize_t hi)
@@ -707,6 +727,8 @@ typedef struct {
     Py_ssize_t i_peak;
     Py_ssize_t up_rest; /* rest on the way up (or part-way down), -1 if none */
     double up_rest_deg;
+    int has_held;       /* a rep that came down well below the rest it rose from, awaiting a rest */
+    double held[9];
     long long n_rejected, n_fidgets;
 } RepMachine;
 
@@ -740,6 +762,7 @@ RepMachine_init(RepMachine *self, PyObject *args, PyObject *kwds)
     self->cand_anchored = self->cand_from_rest = 0;
     self->peak = self->up_rest_deg = 0.0;
     self->up_rest = -1;
+    self->has_held = 0;
     self->n_rejected = self->n_fidgets = 0;
     return 0;
 }
@@ -778,58 +801,90 @@ drop_cand(RepMachine *m, Py_ssize_t i, double x)
     m->rest_deg = NAN;
 }
 
+/* Append (r[0..8], c) to the list of closed reps. */
+static int
+append_rep(PyObject *out, const double *r, Py_ssize_t c)
+{
+    PyObject *item = Py_BuildValue("(dddddddddn)", r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], c);
+    if (item == NULL || PyList_Append(out, item) < 0) {
+        Py_XDECREF(item);
+        return -1;
+    }
+    Py_DECREF(item);
+    return 0;
+}
+
 /* RepMachineRef._close: measure the candidate closed at global sample c, judge it, append
    a rep to out.  t, a, v are contiguous from global index base. */
 static int
-close_cand(RepMachine *m, const double *t, const double *a, double *v, Py_ssize_t base, Py_ssize_t c, PyObject *out)
+close_cand(RepMachine *m, const double *t, const double *a, const char *rest, double *v, Py_ssize_t base,
+           Py_ssize_t c, PyObject *out)
 {
     Py_ssize_t lo = m->s0 - m->k;
     if (lo < base)
         lo = base;
     double r[10];
-    measure_window(t, a, v, lo - base, m->s0 - base, c - base, m->k, m->speed_frac, r);
+    measure_window(t, a, rest, v, lo - base, m->s0 - base, c - base, m->k, m->speed_frac, r);
     double rom = r[5];
-    double frac = m->cand_from_rest ? m->undershoot_frac : m->chained_undershoot_frac;
-    double under = m->undershoot_deg > frac * rom ? m->undershoot_deg : frac * rom;
+    double loose = m->undershoot_deg > m->chained_undershoot_frac * rom ? m->undershoot_deg
+                                                                       : m->chained_undershoot_frac * rom;
+    double strict = m->undershoot_deg > m->undershoot_frac * rom ? m->undershoot_deg : m->undershoot_frac * rom;
     if (rom < m->min_rom_deg) {
         m->n_fidgets++;
         m->chain = m->cand_anchored;
-    } else if (!m->cand_anchored || r[9] < r[3] - under || r[2] - r[0] > m->max_rep_s) {
+    } else if (!m->cand_anchored || r[9] < r[3] - loose || r[2] - r[0] > m->max_rep_s) {
         m->n_rejected++;
+        m->chain = 0;
+    } else if (m->cand_from_rest && r[9] < r[3] - strict) {
+        m->has_held = 1; /* a rest next confirms it, a rise rejects it */
+        for (int q = 0; q < 9; q++)
+            m->held[q] = r[q];
         m->chain = 0;
     } else {
         m->chain = 1;
-        PyObject *item = Py_BuildValue("(dddddddddn)", r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], c);
-        if (item == NULL || PyList_Append(out, item) < 0) {
-            Py_XDECREF(item);
-            return -1;
-        }
-        Py_DECREF(item);
+        return append_rep(out, r, c);
     }
     return 0;
 }
 
+/* RepMachineRef._resolve: a held rep is confirmed by a rest (closed at i), rejected by a rise. */
+static int
+resolve_held(RepMachine *m, int rest, Py_ssize_t i, PyObject *out)
+{
+    if (!m->has_held)
+        return 0;
+    m->has_held = 0;
+    if (rest) {
+        m->chain = 1;
+        return append_rep(out, m->held, i);
+    }
+    m->n_rejected++;
+    return 0;
+}
+
 PyDoc_STRVAR(RepMachine_advance_doc,
-             "advance(time_s, angle_deg, arm, base) -> list[tuple[float x 9, int]]\n--\n\n"
+             "advance(time_s, angle_deg, arm, still, base) -> list[tuple[float x 9, int]]\n--\n\n"
              "Run the machine over the logged samples (global indices base .. base + N - 1; the samples\n"
-             "from oldest_needed() on must be there).  Returns the reps closed, in order, as (start_s,\n"
+             "from oldest_needed() on must be there); arm marks rests of arm_rest_s, still the fusion's rests.  Returns the reps closed, in order, as (start_s,\n"
              "peak_s, end_s, baseline_deg, peak_deg, rom_deg, up_s, hold_s, down_s, closed index).");
 
 /* host.reps.reference.RepMachineRef.advance, step for step. */
 static PyObject *
 RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4) {
-        PyErr_Format(PyExc_TypeError, "advance expected 4 arguments (time_s, angle_deg, arm, base), got %zd", nargs);
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "advance expected 5 arguments (time_s, angle_deg, arm, still, base), got %zd",
+                     nargs);
         return NULL;
     }
-    Arr ta = {0}, aa = {0}, arm = {0};
+    Arr ta = {0}, aa = {0}, arm = {0}, sta = {0};
     PyObject *out = NULL;
     double *t = NULL, *a = NULL, *v = NULL;
+    char *r = NULL;
     if (arr_get(args[0], &ta, "time_s", 'd', 1, -1, 0) < 0 || arr_get(args[1], &aa, "angle_deg", 'd', 1, ta.n, 0) < 0 ||
-        arr_get(args[2], &arm, "arm", '?', 1, ta.n, 0) < 0)
+        arr_get(args[2], &arm, "arm", '?', 1, ta.n, 0) < 0 || arr_get(args[3], &sta, "still", '?', 1, ta.n, 0) < 0)
         goto fail;
-    Py_ssize_t base = PyLong_AsSsize_t(args[3]);
+    Py_ssize_t base = PyLong_AsSsize_t(args[4]);
     if (base == -1 && PyErr_Occurred())
         goto fail;
     RepMachine *m = self;
@@ -838,12 +893,14 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
         goto fail;
     }
     Py_ssize_t n = ta.n;
-    if ((t = arr_copy(&ta, 0, n)) == NULL || (a = arr_copy(&aa, 0, n)) == NULL || (v = arr_copy(&ta, 0, n)) == NULL)
+    if ((t = arr_copy(&ta, 0, n)) == NULL || (a = arr_copy(&aa, 0, n)) == NULL || (v = arr_copy(&ta, 0, n)) == NULL ||
+        (r = arr_copy_bool(&sta, n)) == NULL)
         goto fail;
     out = PyList_New(0);
     if (out == NULL)
         goto fail;
     const double enter = m->enter_deg;
+    const double rebase = m->enter_deg > m->min_rom_deg ? m->enter_deg : m->min_rom_deg;
     for (Py_ssize_t j = m->pos - base; j < n; j++) {
         Py_ssize_t i = j + base;
         double x = a[j];
@@ -854,6 +911,8 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
         }
         if (m->mode == MODE_DOWN) {
             if (armed) {
+                if (resolve_held(m, 1, i, out) < 0)
+                    goto fail;
                 m->rest_deg = x;
                 m->low = x;
                 m->i_low = i;
@@ -862,6 +921,8 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
                 m->i_low = i;
             }
             if (x > m->low + enter) {
+                if (resolve_held(m, 0, i, out) < 0)
+                    goto fail;
                 int near_rest = m->low >= m->rest_deg - m->undershoot_deg; /* false when rest_deg is NaN */
                 open_cand(m, m->i_low, m->low, i, x, m->chain || near_rest, near_rest);
             }
@@ -874,7 +935,7 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
                 m->up_rest = i;
                 m->up_rest_deg = x;
             }
-            if (m->up_rest >= 0 && x > m->up_rest_deg + enter) {
+            if (m->up_rest >= 0 && x > m->up_rest_deg + rebase) {
                 open_cand(m, m->up_rest, m->up_rest_deg, i, x, 1, 1);
             } else if (x < m->peak - enter) {
                 m->mode = MODE_FALL;
@@ -891,7 +952,7 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
             int returned = m->peak - m->low >= m->min_return_frac * (m->peak - m->base_deg);
             if (armed) {
                 if (returned) {
-                    if (close_cand(m, t, a, v, base, i, out) < 0)
+                    if (close_cand(m, t, a, r, v, base, i, out) < 0 || resolve_held(m, 1, i, out) < 0)
                         goto fail;
                     m->mode = MODE_DOWN;
                     m->rest_deg = x;
@@ -903,16 +964,16 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
                 }
             } else if (x > m->low + enter) {
                 if (returned) {
-                    if (close_cand(m, t, a, v, base, i, out) < 0)
+                    if (close_cand(m, t, a, r, v, base, i, out) < 0 || resolve_held(m, 0, i, out) < 0)
                         goto fail;
                     open_cand(m, m->i_low, m->low, i, x, m->chain, 0);
                 } else {
                     m->mode = MODE_UP;
-                    if (m->up_rest >= 0 && x > m->up_rest_deg + enter)
+                    if (m->up_rest >= 0 && x > m->up_rest_deg + rebase)
                         open_cand(m, m->up_rest, m->up_rest_deg, i, x, 1, 1);
                 }
             } else if (returned && t[j] - t[m->i_low - base] >= m->confirm_s) {
-                if (close_cand(m, t, a, v, base, i, out) < 0)
+                if (close_cand(m, t, a, r, v, base, i, out) < 0)
                     goto fail;
                 m->mode = MODE_DOWN;
                 m->rest_deg = NAN;
@@ -923,33 +984,35 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
     }
     if (base + n > m->pos)
         m->pos = base + n;
-    PyMem_Free(t), PyMem_Free(a), PyMem_Free(v);
-    arr_release(&ta), arr_release(&aa), arr_release(&arm);
+    PyMem_Free(t), PyMem_Free(a), PyMem_Free(v), PyMem_Free(r);
+    arr_release(&ta), arr_release(&aa), arr_release(&arm), arr_release(&sta);
     return out;
 fail:
     Py_XDECREF(out);
-    PyMem_Free(t), PyMem_Free(a), PyMem_Free(v);
-    arr_release(&ta), arr_release(&aa), arr_release(&arm);
+    PyMem_Free(t), PyMem_Free(a), PyMem_Free(v), PyMem_Free(r);
+    arr_release(&ta), arr_release(&aa), arr_release(&arm), arr_release(&sta);
     return NULL;
 }
 
 PyDoc_STRVAR(RepMachine_finish_doc,
-             "finish(time_s, angle_deg, base) -> list[tuple[float x 9, int]]\n--\n\n"
+             "finish(time_s, angle_deg, still, base) -> list[tuple[float x 9, int]]\n--\n\n"
              "End of stream: a candidate that has come down far enough closes at the last sample.");
 
 static PyObject *
 RepMachine_finish(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 3) {
-        PyErr_Format(PyExc_TypeError, "finish expected 3 arguments (time_s, angle_deg, base), got %zd", nargs);
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "finish expected 4 arguments (time_s, angle_deg, still, base), got %zd", nargs);
         return NULL;
     }
-    Arr ta = {0}, aa = {0};
+    Arr ta = {0}, aa = {0}, arm = {0};
     PyObject *out = NULL;
     double *t = NULL, *a = NULL, *v = NULL;
-    if (arr_get(args[0], &ta, "time_s", 'd', 1, -1, 0) < 0 || arr_get(args[1], &aa, "angle_deg", 'd', 1, ta.n, 0) < 0)
+    char *r = NULL;
+    if (arr_get(args[0], &ta, "time_s", 'd', 1, -1, 0) < 0 || arr_get(args[1], &aa, "angle_deg", 'd', 1, ta.n, 0) < 0 ||
+        arr_get(args[2], &arm, "still", '?', 1, ta.n, 0) < 0)
         goto fail;
-    Py_ssize_t base = PyLong_AsSsize_t(args[2]);
+    Py_ssize_t base = PyLong_AsSsize_t(args[3]);
     if (base == -1 && PyErr_Occurred())
         goto fail;
     out = PyList_New(0);
@@ -962,19 +1025,22 @@ RepMachine_finish(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
             PyErr_Format(PyExc_ValueError, "finish expected samples from %zd, got base %zd", oldest_needed(m), base);
             goto fail;
         }
-        if ((t = arr_copy(&ta, 0, n)) == NULL || (a = arr_copy(&aa, 0, n)) == NULL || (v = arr_copy(&ta, 0, n)) == NULL)
+        if ((t = arr_copy(&ta, 0, n)) == NULL || (a = arr_copy(&aa, 0, n)) == NULL ||
+            (v = arr_copy(&ta, 0, n)) == NULL || (r = arr_copy_bool(&arm, n)) == NULL)
             goto fail;
-        if (close_cand(m, t, a, v, base, base + n - 1, out) < 0)
+        if (close_cand(m, t, a, r, v, base, base + n - 1, out) < 0)
             goto fail;
         m->mode = MODE_DOWN;
     }
-    PyMem_Free(t), PyMem_Free(a), PyMem_Free(v);
-    arr_release(&ta), arr_release(&aa);
+    if (n > 0 && resolve_held(m, 1, base + n - 1, out) < 0) /* the stream ended after the descent */
+        goto fail;
+    PyMem_Free(t), PyMem_Free(a), PyMem_Free(v), PyMem_Free(r);
+    arr_release(&ta), arr_release(&aa), arr_release(&arm);
     return out;
 fail:
     Py_XDECREF(out);
-    PyMem_Free(t), PyMem_Free(a), PyMem_Free(v);
-    arr_release(&ta), arr_release(&aa);
+    PyMem_Free(t), PyMem_Free(a), PyMem_Free(v), PyMem_Free(r);
+    arr_release(&ta), arr_release(&aa), arr_release(&arm);
     return NULL;
 }
 
@@ -1040,7 +1106,7 @@ static PyTypeObject RepMachineType = {
 /* ------------------------------------------------------------------ reps: functions for tests */
 
 PyDoc_STRVAR(measure_doc,
-             "measure(time_s, angle_deg, lo, s0, c, speed_half_n, speed_frac) -> tuple of 10 floats\n--\n\n"
+             "measure(time_s, angle_deg, rest, lo, s0, c, speed_half_n, speed_frac) -> tuple of 10 floats\n--\n\n"
              "host.reps.reference.measure_window: (start_s, peak_s, end_s, baseline_deg, peak_deg, rom_deg,\n"
              "up_s, hold_s, down_s, end_deg).  Requires 0 <= lo <= s0 <= c < N and speed_half_n >= 1.");
 
@@ -1048,17 +1114,19 @@ static PyObject *
 measure(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)mod;
-    Arr ta = {0}, aa = {0};
+    Arr ta = {0}, aa = {0}, ra = {0};
     double *t = NULL, *a = NULL, *v = NULL;
-    if (nargs != 7) {
-        PyErr_Format(PyExc_TypeError, "measure expected 7 arguments, got %zd", nargs);
+    char *r = NULL;
+    if (nargs != 8) {
+        PyErr_Format(PyExc_TypeError, "measure expected 8 arguments, got %zd", nargs);
         return NULL;
     }
-    if (arr_get(args[0], &ta, "time_s", 'd', 1, -1, 0) < 0 || arr_get(args[1], &aa, "angle_deg", 'd', 1, ta.n, 0) < 0)
+    if (arr_get(args[0], &ta, "time_s", 'd', 1, -1, 0) < 0 || arr_get(args[1], &aa, "angle_deg", 'd', 1, ta.n, 0) < 0 ||
+        arr_get(args[2], &ra, "rest", '?', 1, ta.n, 0) < 0)
         goto fail;
-    Py_ssize_t lo = PyLong_AsSsize_t(args[2]), s0 = PyLong_AsSsize_t(args[3]), c = PyLong_AsSsize_t(args[4]);
-    Py_ssize_t k = PyLong_AsSsize_t(args[5]);
-    double frac = PyFloat_AsDouble(args[6]);
+    Py_ssize_t lo = PyLong_AsSsize_t(args[3]), s0 = PyLong_AsSsize_t(args[4]), c = PyLong_AsSsize_t(args[5]);
+    Py_ssize_t k = PyLong_AsSsize_t(args[6]);
+    double frac = PyFloat_AsDouble(args[7]);
     if (PyErr_Occurred())
         goto fail;
     if (!(0 <= lo && lo <= s0 && s0 <= c && c < ta.n) || k < 1) {
@@ -1069,16 +1137,17 @@ measure(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
         goto fail;
     }
     if ((t = arr_copy(&ta, 0, ta.n)) == NULL || (a = arr_copy(&aa, 0, ta.n)) == NULL ||
-        (v = arr_copy(&ta, 0, ta.n)) == NULL)
+        (v = arr_copy(&ta, 0, ta.n)) == NULL || (r = arr_copy_bool(&ra, ta.n)) == NULL)
         goto fail;
-    double r[10];
-    measure_window(t, a, v, lo, s0, c, k, frac, r);
-    PyMem_Free(t), PyMem_Free(a), PyMem_Free(v);
-    arr_release(&ta), arr_release(&aa);
-    return Py_BuildValue("(dddddddddd)", r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]);
+    double res[10];
+    measure_window(t, a, r, v, lo, s0, c, k, frac, res);
+    PyMem_Free(t), PyMem_Free(a), PyMem_Free(v), PyMem_Free(r);
+    arr_release(&ta), arr_release(&aa), arr_release(&ra);
+    return Py_BuildValue("(dddddddddd)", res[0], res[1], res[2], res[3], res[4], res[5], res[6], res[7], res[8],
+                         res[9]);
 fail:
-    PyMem_Free(t), PyMem_Free(a), PyMem_Free(v);
-    arr_release(&ta), arr_release(&aa);
+    PyMem_Free(t), PyMem_Free(a), PyMem_Free(v), PyMem_Free(r);
+    arr_release(&ta), arr_release(&aa), arr_release(&ra);
     return NULL;
 }
 

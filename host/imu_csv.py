@@ -521,11 +521,6 @@ def format_imu_csv(block: ImuBlock) -> str:
 
 def write_imu_csv(path: str | os.PathLike[str], block: ImuBlock) -> None:
     """Write ``block`` as a canonical IMU CSV file (readable by :func:`read_imu_csv`)."""
-    p = Path(path)
-    try:
-        with open(p, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(format_imu_csv(block))
-    except IsADirectoryError:
-        raise InputError(f"{p}: a file path to write expected, got a directory") from None
-    except OSError as exc:
-        raise InputError(f"{p}: a writable file path expected, got {exc.strerror or exc}") from None
+    from .fileio import write_text_atomic
+
+    write_text_atomic(path, format_imu_csv(block))  # temp file + rename: never half a file

@@ -97,8 +97,9 @@ def test_measure_matches_the_reference_exactly_on_random_reps():
         s0 = int(rng.integers(lo, max(lo, min(peak_at, n - 2)) + 1))
         c = int(rng.integers(s0, n))
         k = int(rng.integers(1, 8))
-        got = measure(t, a, lo, s0, c, k, 0.1)
-        want = reference.measure_window(t.tolist(), a.tolist(), lo, s0, c, k, 0.1)
+        rest = rng.random(n) < rng.uniform(0, 0.5)
+        got = measure(t, a, rest, lo, s0, c, k, 0.1)
+        want = reference.measure_window(t.tolist(), a.tolist(), rest.tolist(), lo, s0, c, k, 0.1)
         assert got == want, trial  # bit-identical: same operations in the same order
 
 

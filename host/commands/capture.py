@@ -86,7 +86,7 @@ async def capture(args: argparse.Namespace, out: Path, view: Any) -> Any:
         stop = asyncio.Event()
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGINT, stop.set)
-        live = LiveSession(links, clock=_clock(), recording=out / "session.lgr", view=view)
+        live = LiveSession(links, clock=_clock(), recording=_recording_path(args, out), view=view)
         if view is not None:
             view.note(
                 "capturing from "
@@ -154,7 +154,7 @@ async def capture_vendor(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGINT, stop.set)
         live = LiveSession(
-            links, clock=clock, recording=out / "session.lgr", view=view, meta={"sensor_model": model.name}
+            links, clock=clock, recording=_recording_path(args, out), view=view, meta={"sensor_model": model.name}
         )
         if view is not None:
             view.note(
@@ -210,7 +210,7 @@ def capture_wired(args: argparse.Namespace, out: Path, view: Any) -> Any:
 
                 view.note(f"{t_s:7.1f} s  {ev.rep.leg.value:<5} rep  {describe_rep(ev.rep)}")
 
-    recording = out / "session.lgr"
+    recording = _recording_path(args, out)
     try:
         result, _, _ = capture_serial(
             ports, args.duration if args.duration is not None else 24 * 3600.0, recording, on_events=on_events
@@ -223,6 +223,13 @@ def capture_wired(args: argparse.Namespace, out: Path, view: Any) -> Any:
         return result
 
 
+def _recording_path(args: argparse.Namespace, out: Path) -> Path:
+    """The recording ``run`` chose (a fresh name in ``out``), or ``out/session.lgr`` for callers of
+    the capture functions themselves."""
+    chosen = getattr(args, "recording_path", None)
+    return Path(chosen) if chosen is not None else out / "session.lgr"
+
+
 def run(args: argparse.Namespace) -> int:
     from ..export import format_table, write_reps_csv, write_summary_json
     from ..settings import Settings
@@ -232,9 +239,14 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--duration must be > 0 seconds, got {args.duration}")
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else Path(f"legrep-session-{stamp}")
-    out.mkdir(parents=True, exist_ok=True)
-    if (out / "session.lgr").exists():
-        raise InputError(f"{out / 'session.lgr'} exists: choose another --out directory")
+    from ..fileio import fresh_names
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {out}: a folder expected, got {exc.strerror or exc}") from None
+    # Never replaces an earlier session: session.lgr, or session-2.lgr (with reps-2.csv...) and so on.
+    args.recording_path, reps_path, summary_path = fresh_names(out, ["session.lgr", "reps.csv", "summary.json"])
     view = NullView() if args.quiet else TerminalView(sys.stdout)
     try:
         if args.serial:
@@ -251,12 +263,18 @@ def run(args: argparse.Namespace) -> int:
 
     result = override_exercise(result, args.exercise)  # README "Which exercise"
     print(format_table(result), end="")
-    write_reps_csv(out / "reps.csv", result)
-    write_summary_json(out / "summary.json", result, Settings())
-    print(f"Wrote {out / 'session.lgr'}, {out / 'reps.csv'}, {out / 'summary.json'}")
+    write_reps_csv(reps_path, result)
+    write_summary_json(summary_path, result, Settings())
+    print(f"Wrote {args.recording_path}, {reps_path}, {summary_path}")
     if not args.no_history:
         from ..history import DEFAULT_EXERCISE, remember_session
 
         started = dt.datetime.strptime(stamp, "%Y%m%d-%H%M%S")
-        print(remember_session(args.db, result, Settings(), out / "session.lgr", args.exercise or DEFAULT_EXERCISE, started))
+        remembered = remember_session(args.db, result, Settings(), args.recording_path, args.exercise or DEFAULT_EXERCISE, started)
+        if not remembered.stored:
+            from ..history import EXIT_NOT_STORED
+
+            print(f"legrep capture: error: {remembered.line}", file=sys.stderr)
+            return EXIT_NOT_STORED
+        print(remembered.line)
     return 0

@@ -43,6 +43,11 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--out: a directory expected, got the file {out}")
     reader = RecordingReader(args.file)  # a torn last record is reported once, here
     settings = settings_for(args, reader.meta)
+    from ..fileio import OutputGuard
+
+    guard = OutputGuard([args.file])
+    legs = [str(x) for x in reader.meta.get("legs", [])]
+    guard.check_all([("--out", out / name) for name in ["reps.csv", "summary.json", *(f"imu_{leg}.csv" for leg in legs)]])
     core, result, reader = replay_core(reader, settings, keep_samples=True)
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -44,7 +44,7 @@ class RepSegmenter:
         self.leg = leg
         self.s = settings
         self._arm_n = max(1, round(settings.arm_rest_s / dt_nominal_s))
-        self._log = ColumnLog({"t": (np.float64, ()), "a": (np.float64, ()), "arm": (np.bool_, ())})
+        self._log = ColumnLog({"t": (np.float64, ()), "a": (np.float64, ()), "arm": (np.bool_, ()), "still": (np.bool_, ())})
         self._run = 0  # length of the rest run at the last sample
         p = RepParams.from_settings(settings, dt_nominal_s)
         self._machine: RepMachine | RepMachineRef
@@ -92,8 +92,8 @@ class RepSegmenter:
         arm = np.empty(n, dtype=bool)  # where a rest has lasted arm_rest_s
         self._run = arm_flags(still, self._run, self._arm_n, arm)
         log = self._log
-        log.append(t=t, a=angle, arm=arm)
-        found = self._machine.advance(log.view("t"), log.view("a"), log.view("arm"), log.base)
+        log.append(t=t, a=angle, arm=arm, still=still)
+        found = self._machine.advance(log.view("t"), log.view("a"), log.view("arm"), log.view("still"), log.base)
         reps = [self._rep(f) for f in found]
         log.trim(self._machine.oldest_needed())
         return reps
@@ -103,7 +103,7 @@ class RepSegmenter:
         log = self._log
         if log.end == 0:
             return []
-        return [self._rep(f) for f in self._machine.finish(log.view("t"), log.view("a"), log.base)]
+        return [self._rep(f) for f in self._machine.finish(log.view("t"), log.view("a"), log.view("still"), log.base)]
 
     def horizon_s(self) -> float:
         """No rep closed later can start before this time (for closing sets live)."""
