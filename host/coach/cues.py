@@ -147,6 +147,20 @@ class Progress:
         return None
 
 
+def judge_balance(counts: dict[Leg, int], reps_per_leg: int | None = None) -> str:
+    """The balance line for reps per leg in the set under way, judged against the routine (one leg
+    first, then the other, is normal: not a warning)."""
+    if len(counts) < 2:
+        return ""
+    left, right = counts.get(Leg.LEFT, 0), counts.get(Leg.RIGHT, 0)
+    if left == right:
+        return "even" if left else "ready"
+    first = Leg.LEFT if left > right else Leg.RIGHT
+    if reps_per_leg is not None and max(left, right) >= reps_per_leg and min(left, right) == 0:
+        return f"{first.value} done: switch legs"
+    return f"{first.value} first: {left} / {right} (normal while the set is under way)"
+
+
 def _more_on(n: int, leg: Leg) -> str:
     return f"{number_words(n)} more on the {leg.value}"
 
@@ -243,18 +257,7 @@ class Coach:
     # --- helpers ----------------------------------------------------------------------------------------
 
     def _balance(self) -> str:
-        if len(self.legs) < 2:
-            return ""
-        left, right = self._count[Leg.LEFT], self._count[Leg.RIGHT]
-        target = self.targets.reps_per_leg
-        if left == right:
-            return "even" if left else "ready"
-        if target is not None:
-            ahead = Leg.LEFT if left > right else Leg.RIGHT
-            if max(left, right) >= target and min(left, right) == 0:
-                return f"{ahead.value} done: switch legs"
-        first = Leg.LEFT if left > right else Leg.RIGHT
-        return f"{first.value} first: {left} / {right} (normal while the set is under way)"
+        return judge_balance({leg: self._count[leg] for leg in self.legs}, self.targets.reps_per_leg)
 
     def _needs(self, counts: dict[Leg, int]) -> list[tuple[Leg, int]]:
         """``(leg, reps missing)`` after a set: short of the target, or of the other leg."""
