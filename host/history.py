@@ -273,6 +273,30 @@ def _migrate(conn: sqlite3.Connection, source: str) -> None:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch the file to WAL journal mode (once per file; it stays so).
+
+    Changing the journal mode needs the file to itself, and SQLite answers "locked" at once rather
+    than wait (its busy handler is not used where waiting could deadlock), so several legrep
+    processes opening a new database together retry here for up to the busy timeout. Without WAL
+    the history still works (transactions and the busy timeout keep it correct), only slower.
+    """
+    import time
+
+    deadline = time.monotonic() + _BUSY_TIMEOUT_S
+    delay_s = 0.005
+    while True:
+        try:
+            if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay_s)
+        delay_s = min(0.1, delay_s * 2)
+
+
 def _looks_like_sqlite(path: Path) -> bool:
     """An empty or missing file, or one with the SQLite 3 header (checked before SQLite touches it)."""
     from .fileio import SQLITE_MAGIC
@@ -330,7 +354,7 @@ def open_history(db: PathLike | sqlite3.Connection | None = None) -> sqlite3.Con
         conn.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
         _check_version(conn, source)  # before anything is written to it
         if not isinstance(db, sqlite3.Connection):
-            conn.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(conn)
         conn.execute("PRAGMA foreign_keys = ON")
         _migrate(conn, source)
     except (sqlite3.Error, HistoryError) as exc:
