@@ -242,13 +242,17 @@ def _statements(script: str) -> list[str]:
 
 
 def _check_version(conn: sqlite3.Connection, source: str) -> int:
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    # One statement, so one snapshot: a concurrent migrator's commit cannot fall between the two reads.
+    version, n_tables = conn.execute(
+        "SELECT (SELECT user_version FROM pragma_user_version), (SELECT count(*) FROM sqlite_master)"
+    ).fetchone()
+    version = int(version)
     if version > SCHEMA_VERSION:
         raise HistoryError(
             f"{source}: history schema version {SCHEMA_VERSION} or older expected, got {version} (made by a newer legrep);"
             " upgrade legrep, or use --db elsewhere (the file was not changed)"
         )
-    if version == 0 and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+    if version == 0 and n_tables:
         raise HistoryError(
             f"{source}: a legrep history database expected, got an SQLite file with other tables; use --db elsewhere"
             " (the file was not changed)"
