@@ -17,8 +17,9 @@ Figures and targets:
 ``--delay``: the demo's real path at speed 1 (simulated firmware behind bumble, the host's BLE stack,
 the live loop) for ``--delay-s`` seconds of a simulated session, with the terminal view drawing to
 a pseudo-terminal and the phone page open in headless Chromium (tests/cdp.py). For every frame
-drawn, the delay is the time it was drawn minus the sample time of the newest angle it shows
-(session seconds; the page's paint times are mapped to session time through the loop's snapshots).
+drawn, the newest sample time it shows is recorded; the delay of a released chunk of angle is the
+time the first frame showing it (or a newer sample) was drawn minus the chunk's newest sample time
+(session seconds; paint times are mapped to session time through the loop's snapshots).
 Also printed: the age of what is on screen at any moment (adds the wait for the next packet and
 redraw). Target: <= 100 ms.
 """
@@ -192,6 +193,18 @@ def delay_figures(name: str, lag_s: np.ndarray) -> str:
     return f"{name}: median {np.median(ms):.0f} ms, p95 {np.percentile(ms, 95):.0f} ms, max {ms.max():.0f} ms over {ms.size} frames"
 
 
+def first_shown(chunks: list[tuple[float, float]], frame_wall: np.ndarray, frame_sample: np.ndarray, probe: DelayProbe) -> np.ndarray:
+    """Per released chunk (wall s, newest sample s): the first frame drawn at or after its release
+    that shows it or a newer sample, as a delay from the sample time (session seconds)."""
+    out = []
+    for wall, sample in chunks:
+        i = int(np.searchsorted(frame_wall, wall - 1e-4))
+        later = np.flatnonzero(frame_sample[i:] >= sample - 1e-9)
+        if later.size:
+            out.append(float(probe.session_at(np.array([frame_wall[i + later[0]]]))[0]) - sample)
+    return np.array(out)
+
+
 def age_at_any_moment(frames_wall: np.ndarray, frames_sample: np.ndarray, probe: DelayProbe) -> np.ndarray:
     """How old the shown angle is at instants every 5 ms (between frames the screen holds still)."""
     grid = np.arange(frames_wall[0], frames_wall[-1], 0.005)
@@ -241,19 +254,18 @@ def measure_delay(duration_s: float, seed: int) -> int:
     rel_lag = probe.session_at(released) - np.array([r[2] for r in probe.released])
     print("  " + delay_figures("sample -> released to the sinks", rel_lag))
     for leg in ("left", "right"):
+        chunks = [(w, t) for w, name, t in probe.released if name == leg]
         frames = [(w, n[leg]) for w, n in screen.frames if leg in n]
         if frames:
             fw = np.array([f[0] for f in frames])
             fs = np.array([f[1] for f in frames])
-            lag = probe.session_at(fw) - fs
-            print(f"  {leg}: " + delay_figures("sample -> screen (terminal view, pty)", lag))
+            print(f"  {leg}: " + delay_figures("sample -> screen (terminal view, pty)", first_shown(chunks, fw, fs, probe)).replace("frames", "chunks"))
             print(f"  {leg}: " + delay_figures("  age of the screen's angle at any moment", age_at_any_moment(fw, fs, probe)).replace("frames", "instants"))
         entries = [e for e in log if e.get("angle_t", {}).get(leg) is not None]
         if entries:
             pw = np.array([e["painted_ms"] / 1000.0 for e in entries])
             ps = np.array([e["angle_t"][leg] for e in entries])
-            lag = probe.session_at(pw) - ps
-            print(f"  {leg}: " + delay_figures("sample -> page painted (Chromium, SSE)", lag))
+            print(f"  {leg}: " + delay_figures("sample -> page painted (Chromium, SSE)", first_shown(chunks, pw, ps, probe)).replace("frames", "chunks"))
             print(f"  {leg}: " + delay_figures("  age of the page's angle at any moment", age_at_any_moment(pw, ps, probe)).replace("frames", "instants"))
     reps = np.array([lat for _, lat in outcome.live.stats.rep_latency_s])  # type: ignore[attr-defined]
     if reps.size:

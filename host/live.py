@@ -330,7 +330,7 @@ class LiveSession:
 
     async def _refresh(self) -> None:
         while True:
-            if self.view is not None and self._dirty:
+            if self.view is not None:  # every tick: the angle moves between events (coach, issue 12)
                 self._dirty = False
                 self.view.show(self.state())
             await asyncio.sleep(self.refresh_s)  # wall seconds: the terminal is real

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from .exercise import CUES
 from .live import LegState, LiveState
 from .model import Leg, Rep, SetSummary
+
+if TYPE_CHECKING:
+    from .coach.cues import Coach, Targets
 
 BAR_WIDTH = 20
 BAR_FULL_DEG = 90.0
@@ -68,6 +71,11 @@ class TerminalView:
         self._notes: list[str] = []
         self.rep_lines = 0
 
+        self.targets: "Targets | None" = None
+        """The routine (``--reps-per-leg``, ``--sets``): what remains per leg, and the balance judged
+        against it (:class:`legrep.coach.cues.Coach`, the judgement the voice and page use too)."""
+        self._coach: "Coach | None" = None
+
     # --- View protocol ----------------------------------------------------------------------------------
 
     def show(self, state: LiveState) -> None:
@@ -82,13 +90,17 @@ class TerminalView:
         for flag in rep.flags:  # live cues (host/exercise.py CUES): "one leg at a time"
             if flag in CUES:
                 self.note(CUES[flag])
+        self._routine(state).rep(rep, state.time_s)
 
     def set_closed(self, summary: SetSummary, state: LiveState) -> None:
-        if summary.uneven:
+        coach = self._routine(state)
+        coach.set_closed(summary, state.time_s)
+        warning = coach.progress().warning  # names the leg that needs more reps
+        if summary.uneven or warning:
             self._uneven_sets.append(summary)
         text = (
             f"set {summary.set} done: left {summary.left_reps}, right {summary.right_reps}"
-            + (f"  UNEVEN ({summary.left_reps - summary.right_reps:+d})" if summary.uneven else "  even")
+            + (f"  UNEVEN: {warning.split(': ', 1)[-1].replace(' more rep', ' more')}" if warning else "  even")
             + f"  {summary.exercise.replace('_', ' ')}"
         )
         if self.ansi:
@@ -120,22 +132,41 @@ class TerminalView:
             return f"{label:<10}" + "".join(f"{c:<{COLUMN}}" for c in cells)
 
         out.append(row("", [f"{s.leg.value.upper()} ({s.sensor})" for s in legs]))
-        out.append(row("reps", [str(s.reps) for s in legs]))
+        progress = self._routine(state).progress() if legs else None
+        out.append(row("reps", [self._reps(s, legs) for s in legs]))
         out.append(row("hip angle", [angle_bar(s.angle_deg) for s in legs]))
         out.append(row("last rep", [self._last(s) for s in legs]))
         out.append(row("tempo", [self._tempo(s) for s in legs]))
         out.append(row("sensor", [self._link(s) for s in legs]))
-        if len(legs) == 2:
-            diff = state.difference
-            text = "even" if diff == 0 else f"{diff:+d} ({'left' if diff > 0 else 'right'} ahead)"
-            colour = _GREEN if diff == 0 else _YELLOW
-            line = f"{'balance':<10}" + self._c(colour, text)
-            if self._uneven_sets:
-                s = self._uneven_sets[-1]
-                line += "   " + self._c(_RED, f"UNEVEN set {s.set}: left {s.left_reps} / right {s.right_reps}")
+        if len(legs) == 2 and progress is not None:
+            # judged against the routine: one leg ahead while its set is under way is normal
+            from .coach.cues import judge_balance
+
+            balance = judge_balance({s.leg: s.reps for s in legs}, self.targets.reps_per_leg if self.targets else None)
+            line = f"{'balance':<10}" + self._c(_GREEN, balance)
+            if progress.warning:
+                line += "   " + self._c(_RED, f"UNEVEN {progress.warning}")
             out.append(line)
+        if progress is not None and progress.done:
+            out.append(self._c(_GREEN + _BOLD, "DONE: every set of the routine"))
         out.extend(f"  {n}" for n in self._notes)
         return out
+
+    def _routine(self, state: LiveState) -> "Coach":
+        if self._coach is None:
+            from .coach.cues import Coach
+
+            self._coach = Coach(tuple(s.leg for s in state.legs) or (Leg.LEFT, Leg.RIGHT), self.targets)
+        return self._coach
+
+    def _reps(self, s: LegState, legs: list[LegState]) -> str:
+        """``3  (7 to go)``, ``10  (switch legs)``, ``10  (done)`` against ``--reps-per-leg``."""
+        target = self.targets.reps_per_leg if self.targets is not None else None
+        if target is None:
+            return str(s.reps)
+        if s.reps < target:
+            return f"{s.reps}  ({target - s.reps} to go)"
+        return f"{s.reps}  ({'done' if all(o.reps >= target for o in legs) else 'switch legs'})"
 
     @staticmethod
     def _last(s: LegState) -> str:

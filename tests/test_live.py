@@ -169,7 +169,8 @@ def test_terminal_view_renders_both_legs() -> None:
     lines = TerminalView(io.StringIO(), ansi=False).render(state)
     text = "\n".join(lines)
     assert "LEFT (legrep-0A11)" in text and "RIGHT (legrep-0A12)" in text
-    assert "+1 (left ahead)" in text and "reconnecting" in text and "battery 95%" in text
+    # one leg ahead while the set is under way is the routine, not a warning (issue 12)
+    assert "left first: 3 / 2 (normal" in text and "reconnecting" in text and "battery 95%" in text
     assert angle_bar(45.0).count("#") == 10 and angle_bar(200.0).count("#") == 20
     ansi = io.StringIO()
     view = TerminalView(ansi, ansi=True)

@@ -4,7 +4,7 @@
 :class:`Cue` values: the count per leg ("left, three"), form cues ("lower slowly" on ``fast_down``,
 "all the way up" on a partial rep), the routine ("switch legs" when a leg reaches its target,
 "set done, ten and ten", "one more on the right" when a set closes uneven, "done" after the last
-set). It also keeps the :class:`Progress` the view and the page show: reps per leg in the current
+set; and the cue of each exercise flag in :data:`legrep.exercise.CUES`, "one leg at a time"). It also keeps the :class:`Progress` the view and the page show: reps per leg in the current
 set, what remains against the targets, and the balance judged against the routine.
 
 Balance against the routine: doing all the left reps, then all the right ones, is the normal
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
+from ..exercise import CUES
 from ..model import Leg, Rep, SetSummary
 from ..settings import Settings
 
@@ -146,6 +147,20 @@ class Progress:
         return None
 
 
+def judge_balance(counts: dict[Leg, int], reps_per_leg: int | None = None) -> str:
+    """The balance line for reps per leg in the set under way, judged against the routine (one leg
+    first, then the other, is normal: not a warning)."""
+    if len(counts) < 2:
+        return ""
+    left, right = counts.get(Leg.LEFT, 0), counts.get(Leg.RIGHT, 0)
+    if left == right:
+        return "even" if left else "ready"
+    first = Leg.LEFT if left > right else Leg.RIGHT
+    if reps_per_leg is not None and max(left, right) >= reps_per_leg and min(left, right) == 0:
+        return f"{first.value} done: switch legs"
+    return f"{first.value} first: {left} / {right} (normal while the set is under way)"
+
+
 def _more_on(n: int, leg: Leg) -> str:
     return f"{number_words(n)} more on the {leg.value}"
 
@@ -195,6 +210,7 @@ class Coach:
             parts.append((CueKind.FORM, "lower slowly"))
         if self._partial(rep):
             parts.append((CueKind.FORM, "all the way up"))
+        parts.extend((CueKind.FORM, CUES[flag]) for flag in rep.flags if flag in CUES)  # e.g. both legs raised
         self._roms[rep.leg].append(rep.rom_deg)
         target = self.targets.reps_per_leg
         if target is not None and n == target:
@@ -241,18 +257,7 @@ class Coach:
     # --- helpers ----------------------------------------------------------------------------------------
 
     def _balance(self) -> str:
-        if len(self.legs) < 2:
-            return ""
-        left, right = self._count[Leg.LEFT], self._count[Leg.RIGHT]
-        target = self.targets.reps_per_leg
-        if left == right:
-            return "even" if left else "ready"
-        if target is not None:
-            ahead = Leg.LEFT if left > right else Leg.RIGHT
-            if max(left, right) >= target and min(left, right) == 0:
-                return f"{ahead.value} done: switch legs"
-        first = Leg.LEFT if left > right else Leg.RIGHT
-        return f"{first.value} first: {left} / {right} (normal while the set is under way)"
+        return judge_balance({leg: self._count[leg] for leg in self.legs}, self.targets.reps_per_leg)
 
     def _needs(self, counts: dict[Leg, int]) -> list[tuple[Leg, int]]:
         """``(leg, reps missing)`` after a set: short of the target, or of the other leg."""

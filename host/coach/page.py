@@ -51,7 +51,7 @@ svg{display:block;width:100%;height:auto}
 "use strict";
 const $ = (id) => document.getElementById(id);
 const token = new URLSearchParams(location.search).get("token");
-const R = 92, CX = 62, CY = 112, MAX = 120;
+const R = 92, CX = 78, CY = 122, MAX = 120;
 function pt(deg, r) { const a = deg * Math.PI / 180; return [(CX + r * Math.cos(a)).toFixed(1), (CY - r * Math.sin(a)).toFixed(1)]; }
 function wedge(a1, a2, r) { const p = pt(a1, r), q = pt(a2, r); return `M${CX} ${CY}L${p[0]} ${p[1]}A${r} ${r} 0 0 0 ${q[0]} ${q[1]}Z`; }
 function gauge(leg) {
@@ -59,7 +59,7 @@ function gauge(leg) {
   for (const d of [0, 30, 60, 90, 120]) { const a = pt(d, R), b = pt(d, R + 7), t = pt(d, R + 17);
     ticks += `<line x1="${a[0]}" y1="${a[1]}" x2="${b[0]}" y2="${b[1]}" stroke="#6b7b88" stroke-width="2"/>` +
              `<text x="${t[0]}" y="${t[1]}" fill="#9fb0bf" font-size="12" text-anchor="middle" dominant-baseline="middle">${d}</text>`; }
-  return `<svg viewBox="0 0 190 130" role="img" aria-label="${leg} hip angle">` +
+  return `<svg viewBox="0 0 200 136" role="img" aria-label="${leg} hip angle">` +
     `<path d="${wedge(0, MAX, R)}" fill="#24303b"/>` +
     `<path id="zone-${leg}" d="" fill="#2e7d4f"/>` + ticks +
     `<line id="needle-${leg}" x1="${CX}" y1="${CY}" x2="${CX + R}" y2="${CY}" stroke="#ffffff" stroke-width="7" stroke-linecap="round"/>` +

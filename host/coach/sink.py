@@ -149,7 +149,7 @@ class CoachSink:
                     "angle_deg": _finite(angle),
                     "angle_t_s": _finite(sample[0]) if sample is not None else None,
                     "battery_pct": s.battery_pct if s is not None else None,
-                    "link": s.link if s is not None else "connecting",
+                    "link": str(getattr(s.link, "value", s.link)) if s is not None else "connecting",
                     "sensor": s.sensor if s is not None else "",
                     "last": None
                     if last is None

@@ -309,6 +309,10 @@ def run(args: argparse.Namespace) -> int:
 
     coaching = build_coaching(args, (Leg.LEFT, Leg.RIGHT), out=sys.stdout)
     view = NullView() if args.quiet else TerminalView(sys.stdout)
+    if isinstance(view, TerminalView):
+        from ..coach.options import targets_of
+
+        view.targets = targets_of(args)
     if coaching is not None:
         view = Tee(view, coaching)
     kind = "virtual sensors" if sensor == NATIVE else f"emulated {sensor} sensors"
