@@ -142,7 +142,7 @@ def test_kernel_equals_reference_on_simulated_sessions(spec):
         tail = pipe.finish()
         t = np.concatenate([out.time_s, tail.time_s])
         a = np.concatenate([out.angle_deg, tail.angle_deg])
-        still = np.concatenate([[False], np.abs(np.diff(a)) < 1e-9])  # the angle is held at rests
+        still = np.concatenate([out.still, tail.still])  # the still flags the pipeline's segmenter saw
         fast = segment(t, a, still, chunks=[len(t) // 3, len(t) // 2])
         assert fast == segment(t, a, still, reference_impl=True)
         assert len(fast) == sum(1 for r in session.reps if r.leg == leg.value)

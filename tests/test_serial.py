@@ -79,7 +79,10 @@ def test_session_over_two_ptys_with_faults(tmp_path: Path) -> None:
         offline = analyze_arrays(**{leg.value: (true_t, acc, gyr)})
         assert len(result.reps_of(leg)) == len(offline.reps) == 4
         for live, ref in zip(result.reps_of(leg), offline.reps):
-            assert live.peak_s + stats.origin_s == pytest.approx(ref.peak_s, abs=0.05)
+            # start/end crossings are sharp; a peak time on a flat hold moves with a tenth of a degree
+            assert live.start_s + stats.origin_s == pytest.approx(ref.start_s, abs=0.05)
+            assert live.end_s + stats.origin_s == pytest.approx(ref.end_s, abs=0.05)
+            assert live.peak_deg == pytest.approx(ref.peak_deg, abs=1.0)
             assert live.rom_deg == pytest.approx(ref.rom_deg, abs=1.0)
         diag = result.diagnostics[leg.value]
         assert diag["packets_lost_packets"] == 0

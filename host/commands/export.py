@@ -34,9 +34,10 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from .replay import settings_for
     from ..export import format_one_line, write_reps_csv, write_summary_json
-    from ..imu_csv import write_imu_csv
+    from ..imu_csv import ImuCsvWriter
+    from ..model import ImuBlock, Leg
     from ..recording import RecordingReader
-    from ..replay import replay_core
+    from ..replay_batch import replay_file
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -48,17 +49,35 @@ def run(args: argparse.Namespace) -> int:
     guard = OutputGuard([args.file])
     legs = [str(x) for x in reader.meta.get("legs", [])]
     guard.check_all([("--out", out / name) for name in ["reps.csv", "summary.json", *(f"imu_{leg}.csv" for leg in legs)]])
-    core, result, reader = replay_core(reader, settings, keep_samples=True)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"--out {out}: cannot create directory: {exc.strerror or exc}") from None
+    writers: dict[Leg, ImuCsvWriter] = {}
+
+    def write_samples(leg: Leg, block: ImuBlock) -> None:
+        """Samples go to imu_<leg>.csv.part as the analysis takes them (memory flat in the length)."""
+        if leg not in writers:
+            writers[leg] = ImuCsvWriter(out / f"imu_{leg.value}.csv.part")
+        writers[leg].write(block)
+
+    try:
+        core, result, reader = replay_file(reader, settings, keep_traces=False, on_samples=write_samples)
+        for leg in core.legs:
+            if leg not in writers:
+                writers[leg] = ImuCsvWriter(out / f"imu_{leg.value}.csv.part")  # no samples: the header only
+    except BaseException:
+        for w in writers.values():
+            w.close()
+            w.path.unlink(missing_ok=True)
+        raise
     write_reps_csv(out / "reps.csv", result)
     write_summary_json(out / "summary.json", result, settings)
     written = ["reps.csv", "summary.json"]
     for leg in core.legs:
+        writers[leg].close()
         name = f"imu_{leg.value}.csv"
-        write_imu_csv(out / name, core.samples(leg))
+        writers[leg].path.replace(out / name)
         written.append(name)
     print(format_one_line(result))
     print(f"wrote {', '.join(written)} to {out}")
