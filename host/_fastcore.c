@@ -899,6 +899,32 @@ measure_window(const double *t, const double *a, const char *rest, double *v, Py
     out[9] = end_deg;
 }
 
+/* The data of a 1-D float64 Arr as a contiguous array: the buffer itself when it is
+   contiguous (*owned = NULL), else a copy the caller frees (*owned).  NULL on no memory. */
+static double *arr_copy(const Arr *x, Py_ssize_t lo, Py_ssize_t hi);
+static char *arr_copy_bool(const Arr *x, Py_ssize_t n);
+
+static const double *
+arr_doubles(const Arr *x, double **owned)
+{
+    *owned = NULL;
+    if (x->s0 == (Py_ssize_t)sizeof(double))
+        return (const double *)x->base;
+    *owned = arr_copy(x, 0, x->n);
+    return *owned;
+}
+
+/* Likewise for a 1-D bool Arr. */
+static const char *
+arr_bools(const Arr *x, char **owned)
+{
+    *owned = NULL;
+    if (x->s0 == 1)
+        return (const char *)x->base;
+    *owned = arr_copy_bool(x, x->n);
+    return *owned;
+}
+
 /* Copy a 1-D bool Arr into a contiguous buffer. */
 static char *
 arr_copy_bool(const Arr *x, Py_ssize_t n)
@@ -1040,14 +1066,20 @@ append_rep(PyObject *out, const double *r, Py_ssize_t c)
 /* RepMachineRef._close: measure the candidate closed at global sample c, judge it, append
    a rep to out.  t, a, v are contiguous from global index base. */
 static int
-close_cand(RepMachine *m, const double *t, const double *a, const char *rest, double *v, Py_ssize_t base,
-           Py_ssize_t c, PyObject *out)
+close_cand(RepMachine *m, const double *t, const double *a, const char *rest, Py_ssize_t base, Py_ssize_t c,
+           PyObject *out)
 {
     Py_ssize_t lo = m->s0 - m->k;
     if (lo < base)
         lo = base;
     double r[10];
+    double *v = PyMem_Malloc((size_t)(c - base + 1) * sizeof(double)); /* speeds, indexed like t */
+    if (v == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
     measure_window(t, a, rest, v, lo - base, m->s0 - base, c - base, m->k, m->speed_frac, r);
+    PyMem_Free(v);
     double rom = r[5];
     double loose = m->undershoot_deg > m->chained_undershoot_frac * rom ? m->undershoot_deg
                                                                        : m->chained_undershoot_frac * rom;
@@ -1102,8 +1134,10 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
     }
     Arr ta = {0}, aa = {0}, arm = {0}, sta = {0};
     PyObject *out = NULL;
-    double *t = NULL, *a = NULL, *v = NULL;
-    char *r = NULL;
+    double *t_own = NULL, *a_own = NULL;
+    char *r_own = NULL;
+    const double *t, *a;
+    const char *r;
     if (arr_get(args[0], &ta, "time_s", 'd', 1, -1, 0) < 0 || arr_get(args[1], &aa, "angle_deg", 'd', 1, ta.n, 0) < 0 ||
         arr_get(args[2], &arm, "arm", '?', 1, ta.n, 0) < 0 || arr_get(args[3], &sta, "still", '?', 1, ta.n, 0) < 0)
         goto fail;
@@ -1116,8 +1150,8 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
         goto fail;
     }
     Py_ssize_t n = ta.n;
-    if ((t = arr_copy(&ta, 0, n)) == NULL || (a = arr_copy(&aa, 0, n)) == NULL || (v = arr_copy(&ta, 0, n)) == NULL ||
-        (r = arr_copy_bool(&sta, n)) == NULL)
+    if ((t = arr_doubles(&ta, &t_own)) == NULL || (a = arr_doubles(&aa, &a_own)) == NULL ||
+        (r = arr_bools(&sta, &r_own)) == NULL)
         goto fail;
     out = PyList_New(0);
     if (out == NULL)
@@ -1175,7 +1209,7 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
             int returned = m->peak - m->low >= m->min_return_frac * (m->peak - m->base_deg);
             if (armed) {
                 if (returned) {
-                    if (close_cand(m, t, a, r, v, base, i, out) < 0 || resolve_held(m, 1, i, out) < 0)
+                    if (close_cand(m, t, a, r, base, i, out) < 0 || resolve_held(m, 1, i, out) < 0)
                         goto fail;
                     m->mode = MODE_DOWN;
                     m->rest_deg = x;
@@ -1187,7 +1221,7 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
                 }
             } else if (x > m->low + enter) {
                 if (returned) {
-                    if (close_cand(m, t, a, r, v, base, i, out) < 0 || resolve_held(m, 0, i, out) < 0)
+                    if (close_cand(m, t, a, r, base, i, out) < 0 || resolve_held(m, 0, i, out) < 0)
                         goto fail;
                     open_cand(m, m->i_low, m->low, i, x, m->chain, 0);
                 } else {
@@ -1196,7 +1230,7 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
                         open_cand(m, m->up_rest, m->up_rest_deg, i, x, 1, 1);
                 }
             } else if (returned && t[j] - t[m->i_low - base] >= m->confirm_s) {
-                if (close_cand(m, t, a, r, v, base, i, out) < 0)
+                if (close_cand(m, t, a, r, base, i, out) < 0)
                     goto fail;
                 m->mode = MODE_DOWN;
                 m->rest_deg = NAN;
@@ -1207,12 +1241,12 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
     }
     if (base + n > m->pos)
         m->pos = base + n;
-    PyMem_Free(t), PyMem_Free(a), PyMem_Free(v), PyMem_Free(r);
+    PyMem_Free(t_own), PyMem_Free(a_own), PyMem_Free(r_own);
     arr_release(&ta), arr_release(&aa), arr_release(&arm), arr_release(&sta);
     return out;
 fail:
     Py_XDECREF(out);
-    PyMem_Free(t), PyMem_Free(a), PyMem_Free(v), PyMem_Free(r);
+    PyMem_Free(t_own), PyMem_Free(a_own), PyMem_Free(r_own);
     arr_release(&ta), arr_release(&aa), arr_release(&arm), arr_release(&sta);
     return NULL;
 }
@@ -1230,8 +1264,10 @@ RepMachine_finish(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
     }
     Arr ta = {0}, aa = {0}, arm = {0};
     PyObject *out = NULL;
-    double *t = NULL, *a = NULL, *v = NULL;
-    char *r = NULL;
+    double *t_own = NULL, *a_own = NULL;
+    char *r_own = NULL;
+    const double *t, *a;
+    const char *r;
     if (arr_get(args[0], &ta, "time_s", 'd', 1, -1, 0) < 0 || arr_get(args[1], &aa, "angle_deg", 'd', 1, ta.n, 0) < 0 ||
         arr_get(args[2], &arm, "still", '?', 1, ta.n, 0) < 0)
         goto fail;
@@ -1248,21 +1284,21 @@ RepMachine_finish(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
             PyErr_Format(PyExc_ValueError, "finish expected samples from %zd, got base %zd", oldest_needed(m), base);
             goto fail;
         }
-        if ((t = arr_copy(&ta, 0, n)) == NULL || (a = arr_copy(&aa, 0, n)) == NULL ||
-            (v = arr_copy(&ta, 0, n)) == NULL || (r = arr_copy_bool(&arm, n)) == NULL)
+        if ((t = arr_doubles(&ta, &t_own)) == NULL || (a = arr_doubles(&aa, &a_own)) == NULL ||
+            (r = arr_bools(&arm, &r_own)) == NULL)
             goto fail;
-        if (close_cand(m, t, a, r, v, base, base + n - 1, out) < 0)
+        if (close_cand(m, t, a, r, base, base + n - 1, out) < 0)
             goto fail;
         m->mode = MODE_DOWN;
     }
     if (n > 0 && resolve_held(m, 1, base + n - 1, out) < 0) /* the stream ended after the descent */
         goto fail;
-    PyMem_Free(t), PyMem_Free(a), PyMem_Free(v), PyMem_Free(r);
+    PyMem_Free(t_own), PyMem_Free(a_own), PyMem_Free(r_own);
     arr_release(&ta), arr_release(&aa), arr_release(&arm);
     return out;
 fail:
     Py_XDECREF(out);
-    PyMem_Free(t), PyMem_Free(a), PyMem_Free(v), PyMem_Free(r);
+    PyMem_Free(t_own), PyMem_Free(a_own), PyMem_Free(r_own);
     arr_release(&ta), arr_release(&aa), arr_release(&arm);
     return NULL;
 }

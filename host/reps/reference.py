@@ -69,7 +69,8 @@ below the standing rest) never starts a chain.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -97,6 +98,10 @@ class RepParams:
     confirm_s: float
     speed_frac: float
     speed_half_n: int
+
+    def kwargs(self) -> dict[str, Any]:
+        """The fields by name: the keyword arguments of ``legrep._fastcore.RepMachine``."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_settings(cls, s: Settings, dt_nominal_s: float) -> "RepParams":

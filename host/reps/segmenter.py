@@ -51,18 +51,7 @@ class RepSegmenter:
         if reference:
             self._machine = RepMachineRef(p)
         else:
-            self._machine = RepMachine(
-                enter_deg=p.enter_deg,
-                undershoot_deg=p.undershoot_deg,
-                undershoot_frac=p.undershoot_frac,
-                chained_undershoot_frac=p.chained_undershoot_frac,
-                min_rom_deg=p.min_rom_deg,
-                min_return_frac=p.min_return_frac,
-                max_rep_s=p.max_rep_s,
-                confirm_s=p.confirm_s,
-                speed_frac=p.speed_frac,
-                speed_half_n=p.speed_half_n,
-            )
+            self._machine = RepMachine(**p.kwargs())
 
     @property
     def n_rejected(self) -> int:
