@@ -230,7 +230,8 @@ class Settings:
     (momentum, not the hip flexors; a controlled raise takes 1-2 s)."""
     min_hold_s: Annotated[float, _nonneg(600.0)] = 0.0
     """``short_hold``: hold at the top shorter than this (0 disables: holds are prescribed per
-    person, e.g. 1-5 s; the stopwatch hold of a prescribed hold H reads about H + 0.1 T)."""
+    person, e.g. 1-5 s; a prescribed hold H between smooth moves of T_up and T_down reads
+    H + 0.087 (T_up + T_down) on the stopwatch)."""
     target_rom_deg: Annotated[float, _nonneg(180.0)] = 0.0
     """``below_target``: range below this absolute target (0 disables; set per person)."""
 
