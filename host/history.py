@@ -242,13 +242,17 @@ def _statements(script: str) -> list[str]:
 
 
 def _check_version(conn: sqlite3.Connection, source: str) -> int:
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    # One statement, so one snapshot: a concurrent migrator's commit cannot fall between the two reads.
+    version, n_tables = conn.execute(
+        "SELECT (SELECT user_version FROM pragma_user_version), (SELECT count(*) FROM sqlite_master)"
+    ).fetchone()
+    version = int(version)
     if version > SCHEMA_VERSION:
         raise HistoryError(
             f"{source}: history schema version {SCHEMA_VERSION} or older expected, got {version} (made by a newer legrep);"
             " upgrade legrep, or use --db elsewhere (the file was not changed)"
         )
-    if version == 0 and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+    if version == 0 and n_tables:
         raise HistoryError(
             f"{source}: a legrep history database expected, got an SQLite file with other tables; use --db elsewhere"
             " (the file was not changed)"
@@ -271,6 +275,30 @@ def _migrate(conn: sqlite3.Connection, source: str) -> None:
                 conn.execute(statement)
             version += 1
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch the file to WAL journal mode (once per file; it stays so).
+
+    Changing the journal mode needs the file to itself, and SQLite answers "locked" at once rather
+    than wait (its busy handler is not used where waiting could deadlock), so several legrep
+    processes opening a new database together retry here for up to the busy timeout. Without WAL
+    the history still works (transactions and the busy timeout keep it correct), only slower.
+    """
+    import time
+
+    deadline = time.monotonic() + _BUSY_TIMEOUT_S
+    delay_s = 0.005
+    while True:
+        try:
+            if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay_s)
+        delay_s = min(0.1, delay_s * 2)
 
 
 def _looks_like_sqlite(path: Path) -> bool:
@@ -330,7 +358,7 @@ def open_history(db: PathLike | sqlite3.Connection | None = None) -> sqlite3.Con
         conn.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
         _check_version(conn, source)  # before anything is written to it
         if not isinstance(db, sqlite3.Connection):
-            conn.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(conn)
         conn.execute("PRAGMA foreign_keys = ON")
         _migrate(conn, source)
     except (sqlite3.Error, HistoryError) as exc:

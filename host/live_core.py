@@ -213,7 +213,7 @@ class SensorStream:
                 self.tracker.start(reply.u32(0))
             elif reply.opcode == Opcode.TIME_SYNC:
                 sent = self._syncs.pop(reply.u32(0), None)
-                if sent is not None:
+                if sent is not None and t_s >= sent:  # (a reply "before" its request: damaged times, dropped)
                     self.clock.observe_time_sync(self.tracker.unwrap_ticks(reply.u32(1)), sent, t_s)
             elif reply.opcode == Opcode.RESEND:
                 return self._block(self.tracker.on_resend_reply(reply.u32(0), reply.u32(1), t_s))

@@ -11,6 +11,7 @@ Written from the spec, independently of the simulator's encoder (``firmware_sim/
 from __future__ import annotations
 
 import binascii
+import logging
 import enum
 import math
 import struct
@@ -21,6 +22,8 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import PacketError, SensorError
+
+logger = logging.getLogger(__name__)
 
 IntArray = npt.NDArray[np.int64]
 Int16Array = npt.NDArray[np.int16]
@@ -610,7 +613,7 @@ class PacketTracker:
         if seq in self._held:
             self.stats.duplicates += 1
             return self.poll(arrival_s)
-        if seq - self._max_seq > self.MAX_JUMP:
+        if seq - self._next_seq > self.MAX_JUMP:  # (from the head: the window waited on stays bounded)
             out = self.flush()
             self.stats.restarts += 1
             self._reset_stream()
@@ -638,7 +641,12 @@ class PacketTracker:
         """The sensor says it produced packets up to ``next_seq - 1`` (status): trailing gaps."""
         if self._max_seq is None or self._next_seq is None:
             return
-        for missing_seq in range(self._max_seq + 1, min(next_seq, self._max_seq + 1 + self.MAX_JUMP)):
+        if next_seq - 1 - self._next_seq > self.MAX_JUMP:
+            # Implausible (a damaged status, a restarted sensor): more packets than the sensor can
+            # hold. Believing it would make the tracker wait for (and later walk) billions of seqs.
+            logger.info("status next_seq %d is %d beyond the seq awaited; ignored", next_seq, next_seq - 1 - self._next_seq)
+            return
+        for missing_seq in range(self._max_seq + 1, next_seq):
             self._gaps.setdefault(missing_seq, _Gap(now_s))
         self._max_seq = max(self._max_seq, next_seq - 1)
 
@@ -659,7 +667,11 @@ class PacketTracker:
 
     def note_resend_sent(self, from_seq: int, to_seq: int, t_s: float) -> None:
         """A RESEND for ``from_seq..to_seq`` (inclusive) was sent at ``t_s``: those gaps wait anew."""
-        for seq in range(from_seq, min(to_seq, from_seq + self.MAX_JUMP) + 1):
+        if to_seq - from_seq + 1 > len(self._gaps):  # bounded by the gaps held, whatever the range
+            seqs: Iterable[int] = [s for s in self._gaps if from_seq <= s <= to_seq]
+        else:
+            seqs = range(from_seq, to_seq + 1)
+        for seq in seqs:
             gap = self._gaps.get(seq)
             if gap is not None:
                 gap.resend_sent_s = max(gap.resend_sent_s, t_s)
@@ -716,8 +728,12 @@ class PacketTracker:
 
     # -- internals --------------------------------------------------------------------------
     def _give_up(self, first: int, stop: int) -> None:
-        for s in range(first, stop):
-            self._gaps.pop(s, None)
+        if stop - first > len(self._gaps):  # bounded by the gaps held, however far apart first and stop
+            for s in [k for k in self._gaps if first <= k < stop]:
+                del self._gaps[s]
+        else:
+            for s in range(first, stop):
+                self._gaps.pop(s, None)
         self.stats.lost_packets += stop - first
         self._given_up_below = max(self._given_up_below, stop - 1)
         self._next_seq = stop

@@ -21,14 +21,15 @@ import logging
 import os
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
 
-from .errors import RecordingError
-from .records import HEAD, LENGTH, MAX_RECORD, NO_SENSOR, Kind, Record, encode_record
+from .errors import InputError, RecordingError
+from .records import HEAD, LENGTH, MAX_RECORD, NO_SENSOR, Kind, Record, encode_record, kind_name
 
-__all__ = ["FORMAT_VERSION", "MAGIC", "RecordingReader", "RecordingWriter", "Kind", "Record", "encode_record"]
+__all__ = ["FORMAT_VERSION", "MAGIC", "RecordingReader", "SkippedRegion", "RecordingWriter", "Kind", "Record", "encode_record"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ MAGIC = b"LEGREP-REC 1\n"
 FORMAT_VERSION = 1
 _LEN = LENGTH
 _HEAD = HEAD
+_KNOWN_KINDS = frozenset(int(k) for k in Kind)
+_KNOWN_KINDS_ARRAY = sorted(_KNOWN_KINDS)
 
 
 class RecordingWriter:
@@ -87,12 +90,56 @@ class RecordingWriter:
         self.close()
 
 
-class RecordingReader:
-    """Iterate the records of a recording file.
+@dataclass(frozen=True, slots=True)
+class SkippedRegion:
+    """Bytes a reader could not read as records and skipped (damage, or a zero or garbage tail).
 
-    ``meta`` is read on open. Iteration stops at a truncated or torn last record, which is
-    reported in one warning line and recorded in ``truncated``. A damaged record followed by
-    more data is a :class:`RecordingError` (with its byte offset).
+    ``after_t_s`` is the time of the last record before it; ``before_t_s`` that of the first record
+    after it (None at the end of the file).
+    """
+
+    start_byte: int
+    stop_byte: int
+    after_t_s: float
+    before_t_s: float | None
+    why: str
+
+    @property
+    def n_bytes(self) -> int:
+        return self.stop_byte - self.start_byte
+
+    def describe(self) -> str:
+        span = f"after t={self.after_t_s:.3f} s" if self.before_t_s is None else f"t={self.after_t_s:.3f}..{self.before_t_s:.3f} s"
+        return f"{self.n_bytes} bytes at byte {self.start_byte} ({self.why}; {span})"
+
+
+_RESYNC_WINDOW = 1 << 16
+"""Bytes examined per vectorised step of the resynchronising scan."""
+_MAX_T_S = 1e12
+"""Host times are seconds (since the session start, or a wall clock): beyond +-1e12 s is damage."""
+
+
+class RecordingReader:
+    """Iterate the records of a recording file, resynchronising after damage.
+
+    ``meta`` is read and validated on open (``format``, ``legs``; ``settings`` checked with the
+    same code as ``--set``: invalid stored settings are reported in one warning line and replaced
+    by the defaults, ``self.settings_problem`` says why). Then one validating pass over the file:
+
+    * a region that does not parse as records (a damaged length or CRC, zeros or garbage left by a
+      power cut) is skipped to the next record whose length and CRC-32 hold (and whose kind and time
+      are plausible); each such region is kept in ``skipped`` (bytes and time span) and summed up
+      in one warning line; every intact record before and after it is read;
+    * a last record cut short is reported in ``truncated`` (one warning line) and ignored;
+    * a record whose time is not finite (or beyond 1e12 s) is given the latest time before it
+      (counted in ``times_repaired``); times that step back a little are kept as they are (the
+      records of several sensors interleave).
+
+    Raises
+    ------
+    RecordingError
+        Not a file, not a recording (magic line), no intact META first, another format number,
+        or a META without a valid ``legs`` list.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -108,50 +155,173 @@ class RecordingReader:
             raise RecordingError(f"{self.path}: a legrep recording expected (starts {MAGIC!r}), got {head!r}")
         self.truncated: str | None = None
         self.clean_end = False
-        first = next(self._iter(), None)
-        if first is None or first.kind != Kind.META:
-            raise RecordingError(f"{self.path}: the first record must be META, got {None if first is None else first.kind}")
-        self.meta = first.json()
+        self.skipped: list[SkippedRegion] = []
+        self.times_repaired = 0
+        self.settings_problem: str | None = None
+        self._report = True  # the first pass (here) reports; later iterations are silent
+        first = self._record_at(len(MAGIC), resync=False)
+        if first is None or first[0].kind != Kind.META:
+            got = "an unreadable first record" if first is None else kind_name(first[0].kind)
+            raise RecordingError(f"{self.path}: the first record must be META, got {got}")
+        self.meta = first[0].json()
+        self._check_meta()
+        # One validating pass: damage is found and reported once, here.
+        self.records = sum(1 for _ in self._iter())
+        self._report = False
+        if self.skipped:
+            total = sum(r.n_bytes for r in self.skipped)
+            logger.warning(
+                "%s: skipped %d damaged region(s), %d bytes in all (first: %s); every intact record was read",
+                self.path, len(self.skipped), total, self.skipped[0].describe(),
+            )  # fmt: skip
+        if self.times_repaired:
+            logger.warning(
+                "%s: %d record time(s) were not finite or out of range; given the latest time before them",
+                self.path, self.times_repaired,
+            )  # fmt: skip
+
+    def _check_meta(self) -> None:
+        from .model import Leg
+        from .settings import Settings
+
         if self.meta.get("format") != FORMAT_VERSION:
             raise RecordingError(f"{self.path}: recording format {FORMAT_VERSION} expected, got {self.meta.get('format')!r}")
-        # One validating pass: damage in the middle raises now, a torn tail is reported once.
-        self.records = sum(1 for _ in self._iter())
+        legs = self.meta.get("legs")
+        if legs is not None:  # (absent: replay says a recording needs legs; a reader still lists records)
+            try:
+                parsed = [Leg.parse(x) for x in legs] if isinstance(legs, list) and all(isinstance(x, str) for x in legs) else None
+            except InputError:
+                parsed = None
+            if not parsed or len(set(parsed)) != len(parsed):
+                raise RecordingError(f"{self.path}: META 'legs' must be a non-empty list of distinct legs (left, right), got {legs!r:.80}")
+        if "settings" in self.meta:
+            try:
+                self.meta["settings"] = Settings.from_dict(self.meta["settings"]).to_dict()
+            except InputError as exc:
+                self.settings_problem = f"{self.path}: the settings stored in META are not valid ({exc}); using the defaults"
+                logger.warning(self.settings_problem)
+                del self.meta["settings"]
+
+    def _record_at(self, pos: int, resync: bool) -> tuple[Record, int] | None:
+        """The record starting at ``pos`` and the position after it, or None if none is there.
+
+        With ``resync`` (looking for a record after damage) the kind must be known and the time
+        plausible as well, so that a chance CRC match in garbage is not taken for a record.
+        """
+        data = self._data
+        if len(data) - pos < 4 + _HEAD.size + 4:
+            return None
+        (length,) = _LEN.unpack_from(data, pos)
+        if length < _HEAD.size or length > MAX_RECORD:
+            return None
+        end = pos + 4 + length + 4
+        if end > len(data):
+            return None
+        kind, sensor, t_s = _HEAD.unpack_from(data, pos + 4)
+        if resync and (kind not in _KNOWN_KINDS or not (-_MAX_T_S <= t_s <= _MAX_T_S)):
+            return None
+        (crc,) = _LEN.unpack_from(data, end - 4)
+        if zlib.crc32(memoryview(data)[pos : end - 4]) != crc:
+            return None
+        try:
+            kind = Kind(kind)
+        except ValueError:
+            pass
+        return Record(kind, None if sensor == NO_SENSOR else sensor, t_s, data[pos + 4 + _HEAD.size : end - 4]), end
+
+    def _next_record(self, start: int) -> int | None:
+        """The first position at or after ``start`` where a plausible intact record begins.
+
+        Vectorised: the length, kind and time fields at every offset of a window are checked with
+        numpy, and only the offsets that pass get a CRC (bounded work per byte of damage).
+        """
+        import numpy as np
+
+        data = self._data
+        n = len(data)
+        min_size = 4 + _HEAD.size + 4
+        pos = start
+        while pos + min_size <= n:
+            stop = min(n - min_size + 1, pos + _RESYNC_WINDOW)
+            count = stop - pos
+            view = memoryview(data)
+            lengths = np.ndarray((count,), dtype="<u4", buffer=view, offset=pos, strides=(1,))
+            kinds = np.frombuffer(data, dtype=np.uint8, count=count, offset=pos + 4)
+            times = np.ndarray((count,), dtype="<f8", buffer=view, offset=pos + 6, strides=(1,))
+            offsets = np.arange(pos, stop, dtype=np.int64)
+            ok = (lengths >= _HEAD.size) & (lengths <= MAX_RECORD) & (offsets + 8 + lengths.astype(np.int64) <= n)
+            ok &= np.isin(kinds, _KNOWN_KINDS_ARRAY)
+            with np.errstate(invalid="ignore"):
+                ok &= np.abs(times) <= _MAX_T_S
+            for candidate in np.flatnonzero(ok):
+                at = pos + int(candidate)
+                if self._record_at(at, resync=True) is not None:
+                    return at
+            pos = stop
+        return None
+
+    def _skip(self, start: int, stop: int, after_t_s: float, before_t_s: float | None, why: str) -> None:
+        if self._report:
+            self.skipped.append(SkippedRegion(start, stop, after_t_s, before_t_s, why))
+
+    def _why(self, pos: int) -> str:
+        data = self._data
+        if len(data) - pos < 4:
+            return "length field cut short"
+        (length,) = _LEN.unpack_from(data, pos)
+        if length < _HEAD.size or length > MAX_RECORD:
+            return f"impossible length {length}"
+        if pos + 8 + length > len(data):
+            return f"needs {8 + length} bytes, {len(data) - pos} left"
+        return "CRC mismatch"
 
     def _iter(self) -> Iterator[Record]:
         data = self._data
         pos = len(MAGIC)
         index = 0
+        last_t = 0.0
         while pos < len(data):
-            if len(data) - pos < 4:
-                self._truncate(pos, index, "length field cut short")
-                return
-            (length,) = _LEN.unpack_from(data, pos)
-            end = pos + 4 + length + 4
-            if length < _HEAD.size or length > MAX_RECORD:
-                if end >= len(data) or length > MAX_RECORD and len(data) - pos < MAX_RECORD:
-                    self._truncate(pos, index, f"impossible length {length}")
+            found = self._record_at(pos, resync=False)
+            if found is None:
+                why = self._why(pos)
+                nxt = self._next_record(pos + 1)
+                if nxt is None:  # nothing intact after: the tail
+                    rest = data[pos:]
+                    if self._report:
+                        if rest.count(0) == len(rest) and len(rest) > 8:
+                            self._skip(pos, len(data), last_t, None, "zeros at the end (a power cut?)")
+                        elif self._record_tail_is_torn(pos):
+                            self._truncate(pos, index, why)
+                        else:
+                            self._skip(pos, len(data), last_t, None, f"unreadable tail: {why}")
                     return
-                raise RecordingError(f"{self.path}: record {index} at byte {pos}: impossible length {length}")
-            if end > len(data):
-                self._truncate(pos, index, f"needs {end - pos} bytes, {len(data) - pos} left")
-                return
-            (crc,) = _LEN.unpack_from(data, end - 4)
-            if zlib.crc32(data[pos : end - 4]) != crc:
-                if end == len(data):
-                    self._truncate(pos, index, "CRC mismatch (torn write)")
-                    return
-                raise RecordingError(f"{self.path}: record {index} at byte {pos}: CRC mismatch (file damaged)")
-            kind, sensor, t_s = _HEAD.unpack_from(data, pos + 4)
-            payload = data[pos + 4 + _HEAD.size : end - 4]
-            try:
-                kind = Kind(kind)
-            except ValueError:
-                pass
-            yield Record(kind, None if sensor == NO_SENSOR else sensor, t_s, payload)
-            if kind == Kind.END:
+                peek = self._record_at(nxt, resync=True)
+                self._skip(pos, nxt, last_t, None if peek is None else peek[0].t_s, why)
+                pos = nxt
+                continue
+            rec, end = found
+            if not (-_MAX_T_S <= rec.t_s <= _MAX_T_S):  # NaN, infinite or absurd (small steps back are normal:
+                # records of several sensors and the host interleave)
+                if self._report:
+                    self.times_repaired += 1
+                rec = Record(rec.kind, rec.sensor, last_t, rec.payload)
+            last_t = max(last_t, rec.t_s)
+            yield rec
+            if rec.kind == Kind.END:
                 self.clean_end = True
             pos = end
             index += 1
+
+    def _record_tail_is_torn(self, pos: int) -> bool:
+        """A last record the writer did not finish: its length fits the file, the rest is missing
+        or its CRC fails exactly at the end."""
+        data = self._data
+        if len(data) - pos < 4:
+            return True
+        (length,) = _LEN.unpack_from(data, pos)
+        if not _HEAD.size <= length <= MAX_RECORD:
+            return False
+        return bool(pos + 8 + length >= len(data))
 
     def _truncate(self, pos: int, index: int, why: str) -> None:
         if self.truncated is None:

@@ -282,3 +282,63 @@ def test_polar_without_factor_reply_is_flagged() -> None:
     dec.feed(1, pmd_frame(5, 10**12, 0x80, pack_delta(np.zeros((2, 3), int), 1)), 1.0)
     assert dec.diagnostics()["factor_assumed"] == 1
     assert math.isclose(dec.factor[5], 1.0)
+
+
+# --------------------------------------------------------------------------- timestamps checked against arrival
+
+
+@pytest.mark.parametrize("bit", [20, 26, 31])
+def test_movella_dot_flipped_timestamp_bit_costs_one_sample_at_most(bit: int) -> None:
+    cfg = movella_dot.MODEL.default_config
+    period_us = round(1e6 / cfg.rate_hz)
+    n = 600
+
+    def run(flip_at: int | None) -> tuple[int, np.ndarray]:
+        rng = np.random.default_rng(bit)  # the same arrival jitter in both runs
+        dec = movella_dot.MovellaDotDecoder(cfg)
+        times = []
+        for k in range(n):
+            ts = (123_456 + k * period_us) % (1 << 32)
+            if k == flip_at:
+                ts ^= 1 << bit
+            block = dec.feed(0, dot_payload(ts, (0.0, 0.0, G), (1.0, 2.0, 3.0)), 50.0 + k / cfg.rate_hz + float(rng.uniform(0, 0.02)))
+            if block is not None:
+                times.append(block.time_s)
+        return dec.samples, np.concatenate(times)
+
+    clean, t_clean = run(None)
+    kept, t = run(200)
+    assert clean == n and kept >= n - 1  # before the fix: 32 % of the stream after the flip
+    assert np.all(np.diff(t) > 0) and abs(t[-1] - t_clean[-1]) < 1e-9
+
+
+def test_polar_flipped_timestamp_bit_costs_one_frame_at_most() -> None:
+    cfg = polar_verity.MODEL.default_config
+    period_ns = 1e9 / cfg.rate_hz
+    n = 10
+    raw = np.tile([[4098, -4098, 0]], (n, 1))
+
+    def run(flip_at: int | None) -> dict[str, float]:
+        dec = polar_verity.PolarVerityDecoder(cfg)
+        dec.feed(0, start_reply(2, 0.244), 0.0)
+        dec.feed(0, start_reply(5, 2000.0 / 32768), 0.0)
+        for f in range(100):
+            ts = 7_000_000_000_000_000 + int(round((f + 1) * n * period_ns))
+            acc_ts = ts ^ (1 << 40) if f == flip_at else ts
+            dec.feed(1, pmd_frame(5, ts + 1_000_000, 0x80, pack_delta(raw, 2)), 5.0 + (f + 1) * n / cfg.rate_hz)
+            dec.feed(1, pmd_frame(2, acc_ts, 0x81, pack_delta(raw, 2)), 5.0 + (f + 1) * n / cfg.rate_hz)
+        return dec.diagnostics()
+
+    clean, flipped = run(None), run(30)
+    assert flipped["acc_frames"] >= clean["acc_frames"] - 1 and flipped["stale_frames"] == 0  # before: 24 % kept
+    assert flipped["timestamps_repaired"] == 1
+
+
+@pytest.mark.parametrize("factor", [math.nan, math.inf, -math.inf, 0.0, -1.0])
+def test_polar_start_reply_with_a_non_finite_factor_is_refused(factor: float) -> None:
+    dec = polar_verity.PolarVerityDecoder(polar_verity.MODEL.default_config)
+    from legrep.errors import SensorError
+
+    with pytest.raises(SensorError, match="scale factor .* a finite positive number expected") as info:
+        dec.feed(0, start_reply(2, factor), 0.0)
+    assert "\n" not in str(info.value)

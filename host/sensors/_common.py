@@ -192,6 +192,17 @@ class DeviceClockMapper:
         self._min_lag = np.inf
         self._max_lag = -np.inf
 
+    def plausible(self, device_last_s: float, arrival_s: float, tolerance_s: float) -> bool:
+        """Whether a notification whose last sample has device time ``device_last_s`` can have
+        arrived at ``arrival_s``: a sample cannot arrive before it was measured, so its lag (arrival
+        minus mapped device time) may not fall more than ``tolerance_s`` below the smallest lag seen
+        so far (which follows a drifting device clock slowly). A timestamp that jumped forward (a
+        flipped bit) fails; late arrival (buffering, reconnection) never does."""
+        if self.offset_s is None or not np.isfinite(self._min_lag):
+            return bool(np.isfinite(device_last_s))
+        lag = arrival_s - (device_last_s + self.offset_s)
+        return bool(lag >= self._min_lag - tolerance_s)
+
     def map(self, device_s: FloatArray, arrival_s: float) -> FloatArray:
         last = float(device_s[-1])
         if self.offset_s is None:
@@ -204,6 +215,13 @@ class DeviceClockMapper:
     def diagnostics(self) -> dict[str, float]:
         spread = self._max_lag - self._min_lag if self.offset_s is not None else 0.0
         return {"time_from_arrival": 0.0, "latency_spread_s": float(spread)}
+
+
+def timestamp_tolerance_s(rate_hz: float) -> float:
+    """How far ahead of its arrival a device timestamp may seem before it is taken for damage:
+    0.1 s or three sample periods (BLE connection intervals are 7.5-50 ms: Bluetooth Core 5.3,
+    Vol 6, Part B, 4.5.1)."""
+    return max(0.1, 3.0 / rate_hz)
 
 
 def unwrap_counter(value: int, last_unwrapped: int | None, modulus: int) -> int:

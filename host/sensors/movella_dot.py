@@ -33,6 +33,7 @@ from ._common import (
     SensorModel,
     Write,
     make_block,
+    timestamp_tolerance_s,
     unwrap_counter,
 )
 
@@ -114,6 +115,7 @@ class MovellaDotDecoder:
         self.dropped_stale = 0
         self.gaps = 0
         self.lost_estimate = 0
+        self.repaired = 0
 
     def feed(self, channel: int, data: bytes, arrival_s: float) -> ImuBlock | None:
         try:
@@ -122,6 +124,11 @@ class MovellaDotDecoder:
             self.bad += 1
             return None
         us = unwrap_counter(ts, self._last_us, TIMESTAMP_MODULUS)
+        if self._last_us is not None and not self.clock.plausible(us * 1e-6, arrival_s, timestamp_tolerance_s(self.config.rate_hz)):
+            # A timestamp ahead of its own arrival (a flipped bit): one sample period after the last
+            # one instead, so that it does not make every later notification look stale.
+            self.repaired += 1
+            us = self._last_us + max(1, int(round(1e6 / self.config.rate_hz)))
         if self._last_us is not None:
             if us <= self._last_us:
                 self.dropped_stale += 1
@@ -146,6 +153,7 @@ class MovellaDotDecoder:
             stale_dropped=float(self.dropped_stale),
             timestamp_gaps=float(self.gaps),
             lost_estimate=float(self.lost_estimate),
+            timestamps_repaired=float(self.repaired),
         )
         return out
 

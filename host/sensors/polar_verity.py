@@ -36,9 +36,9 @@ import struct
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, SensorError
 from ..model import ImuBlock
-from ._common import DeviceClockMapper, SensorConfig, SensorModel, Write, make_block
+from ._common import DeviceClockMapper, SensorConfig, SensorModel, Write, make_block, timestamp_tolerance_s
 
 SERVICE_UUID = "fb005c80-02e7-f387-1cad-8acd2d8df0c8"
 CONTROL_UUID = "fb005c81-02e7-f387-1cad-8acd2d8df0c8"
@@ -168,6 +168,7 @@ class PolarVerityDecoder:
         self.dropped_acc = 0
         self.factor_assumed = 0
         self.start_errors = 0
+        self.timestamps_repaired = 0
 
     # --- control point -------------------------------------------------------------------------
 
@@ -186,7 +187,13 @@ class PolarVerityDecoder:
             self.bad_frames += 1
             return
         if settings.get(SETTING_FACTOR):
-            self.factor[mtype] = struct.unpack("<f", settings[SETTING_FACTOR][0].to_bytes(4, "little"))[0]
+            factor = struct.unpack("<f", (settings[SETTING_FACTOR][0] & 0xFFFFFFFF).to_bytes(4, "little"))[0]
+            if not (math.isfinite(factor) and factor > 0):
+                raise SensorError(
+                    f"polar-verity: the start reply for measurement {mtype} gives the scale factor {factor!r}, "
+                    "a finite positive number expected (sensor firmware fault?)"
+                )
+            self.factor[mtype] = factor
 
     def _factor(self, mtype: int) -> float:
         if mtype not in self.factor:
@@ -214,8 +221,15 @@ class PolarVerityDecoder:
             return decode_delta_frame(content, 3, 16).astype(np.float64) * self._factor(mtype)
         return None
 
-    def _times_ns(self, mtype: int, ts_ns: int, n: int) -> np.ndarray | None:
+    def _times_ns(self, mtype: int, ts_ns: int, n: int, arrival_s: float = math.nan) -> np.ndarray | None:
         prev = self._prev_ns.get(mtype)
+        if prev is not None and self._base_ns is not None and not self.clock.plausible(
+            (ts_ns - self._base_ns) * 1e-9, arrival_s, timestamp_tolerance_s(self.config.rate_hz)
+        ):
+            # A frame timestamp ahead of its own arrival (a flipped bit): its samples continue from
+            # the last frame at the nominal rate, and later frames are not dropped as stale.
+            self.timestamps_repaired += 1
+            ts_ns = prev + int(round(n * 1e9 / self.config.rate_hz))
         if prev is not None and ts_ns <= prev:
             self.stale_frames += 1
             return None
@@ -246,7 +260,7 @@ class PolarVerityDecoder:
             return
         if self._base_ns is None:
             self._base_ns = ts_ns
-        t_ns = self._times_ns(mtype, ts_ns, values.shape[0])
+        t_ns = self._times_ns(mtype, ts_ns, values.shape[0], arrival_s)
         if t_ns is None:
             return
         self.frames[mtype] += 1
@@ -298,6 +312,7 @@ class PolarVerityDecoder:
             stale_frames=float(self.stale_frames),
             dropped_acc=float(self.dropped_acc),
             factor_assumed=float(self.factor_assumed),
+            timestamps_repaired=float(self.timestamps_repaired),
             start_errors=float(self.start_errors),
         )
         return out
