@@ -2,10 +2,12 @@
 
     python benchmarks/real.py [--exercises PATH]
 
-``--exercises`` (or ``LEGREP_REAL_EXERCISES``): a local copy of an exercise corpus in the layout
-``tests/real_data.load_exercise_corpus`` reads (CMU-MBL/IMU_Exercise_Prediction's sample data; it
-carries no licence, so it is not bundled: see tests/data/real/README.md). Prints, per set and
-thigh, the reps legrep counts (or the one-line refusal) next to the labelled number, then totals.
+Runs on the bundled Physical Therapy Exercises sessions (tests/data/real/ptex/: 20 real test
+sessions of 30 reps each) and, with ``--exercises`` (or ``LEGREP_REAL_EXERCISES``), also on a
+local copy of a corpus in the layout ``tests/real_data.load_exercise_corpus`` reads
+(CMU-MBL/IMU_Exercise_Prediction's sample data, which carries no licence and is not bundled).
+Prints, per recording, the reps legrep counts (or the one-line refusal) next to the labelled
+number, then totals.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from real_data import load_exercise_corpus  # noqa: E402
+from real_data import PTEX, load_exercise_corpus, load_ptex  # noqa: E402
 
 from legrep.errors import LegrepError  # noqa: E402
 from legrep.pipeline import analyze_arrays  # noqa: E402
@@ -29,14 +31,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--exercises", default=os.environ.get("LEGREP_REAL_EXERCISES", ""), help="local exercise corpus")
     args = ap.parse_args()
-    if not args.exercises:
-        print("no exercise corpus given (--exercises PATH or LEGREP_REAL_EXERCISES); none is bundled: "
-              "see tests/data/real/README.md")
-        return 2
-    sets = load_exercise_corpus(Path(args.exercises))
-    if not sets:
-        print(f"expected exercise recordings under {args.exercises}, found none")
-        return 2
+    sets = [load_ptex(p) for p in sorted(PTEX.glob("*.csv.gz"))]
+    if args.exercises:
+        extra = load_exercise_corpus(Path(args.exercises))
+        if not extra:
+            print(f"expected exercise recordings under {args.exercises}, found none")
+            return 2
+        sets += extra
     print(f"{'set':28s} {'labelled':>8s} {'counted':>8s}")
     exact = refused = 0
     for s in sets:

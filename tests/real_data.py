@@ -160,3 +160,22 @@ def load_exercise_corpus(folder: Path, exercises: tuple[str, ...] = EXERCISES_WI
                 out.append(ExerciseSet(f"{subject.name}/{exercise}/{leg}", leg, len(files), data[:, 0],
                                        data[:, 5:8] / G_MPS2, np.degrees(data[:, 8:11])))
     return out
+
+
+PTEX = REAL / "ptex"
+PTEX_RATE_HZ = 25.0
+PTEX_REPS = 30
+"""Each test session: 10 correct, 10 fast and 10 low-amplitude executions (the dataset's Description.pdf)."""
+
+
+def load_ptex(path: str | Path) -> ExerciseSet:
+    """One bundled test session of the Physical Therapy Exercises dataset (tests/data/real/ptex/).
+
+    Columns ``time index;acc_x;acc_y;acc_z;gyr_x;gyr_y;gyr_z`` (Xsens MTx, m/s^2 and rad/s,
+    25 Hz: time = (index - 1) * 0.04 s, per the dataset's description).
+    """
+    path = Path(path)
+    table = np.loadtxt(path, delimiter=";", skiprows=1)
+    t = (table[:, 0] - 1.0) / PTEX_RATE_HZ
+    return ExerciseSet(path.name.removesuffix("_test.csv.gz"), "left", PTEX_REPS, t,
+                       table[:, 1:4] / G_MPS2, np.degrees(table[:, 4:7]))
