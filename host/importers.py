@@ -160,7 +160,7 @@ def _table(source: str, text: str, want: str | None = None) -> _Table:
         if not line.strip():
             continue
         delim = _delimiter(line)
-        fields = [f.strip().strip('"').strip() for f in next(csv.reader([line], delimiter=delim))]
+        fields = [f.strip().strip('"').strip() for f in _split(source, lineno, line, delim)]
         if len(fields) >= 2 and not _is_number(fields[0]):
             candidates.append((lineno, fields, delim))
     lowered = [(n, f, d) for n, f, d in candidates]
@@ -179,9 +179,22 @@ def _table(source: str, text: str, want: str | None = None) -> _Table:
     linenos: list[int] = []
     for k, body in enumerate(lines[lineno:], lineno + 1):
         if body.strip():
-            rows.append([f.strip() for f in next(csv.reader([body], delimiter=delim))])
+            rows.append([f.strip() for f in _split(source, k, body, delim)])
             linenos.append(k)
+    if not rows:
+        raise InputError(f"{source}: data rows under the header (line {lineno}) expected, got none")
     return _Table(source, fields, rows, linenos)
+
+
+def _split(source: str, lineno: int, line: str, delim: str) -> list[str]:
+    """One CSV line's fields; a malformed line (e.g. a field beyond the csv module's 128 KiB limit,
+    which guards against runaway quotes) is one InputError line."""
+    if len(line) > (1 << 17):
+        raise InputError(f"{source}:{lineno}: a CSV line of numbers expected, got a line of {len(line)} characters")
+    try:
+        return next(csv.reader([line], delimiter=delim), [])
+    except csv.Error as exc:
+        raise InputError(f"{source}:{lineno}: a CSV line expected, got {exc}") from None
 
 
 # --------------------------------------------------------------------------- formats

@@ -150,3 +150,19 @@ def test_legrep_csv_passthrough(tmp_path: Path) -> None:
 def test_missing_file() -> None:
     with pytest.raises(InputError, match="file not found"):
         read_import(["/nonexistent/file.csv"])
+
+
+def test_header_only_and_huge_fields_are_one_line(tmp_path) -> None:
+    from legrep.cli import main
+    from legrep.errors import InputError
+    from legrep.importers import read_import
+
+    header_only = tmp_path / "Accelerometer.csv"
+    header_only.write_text('"Time (s)","Acceleration x (m/s^2)","Acceleration y (m/s^2)","Acceleration z (m/s^2)"\n')
+    with pytest.raises(InputError, match="data rows under the header"):
+        read_import([header_only])
+    huge = tmp_path / "huge.csv"
+    huge.write_text('"Time (s)","Acceleration x (m/s^2)"\n0,' + "9" * 300_000 + "\n")
+    with pytest.raises(InputError, match="huge.csv:2: a CSV line"):
+        read_import([huge])
+    assert main(["analyze", "--left", str(header_only), "--no-history"]) == 2
