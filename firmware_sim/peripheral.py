@@ -82,9 +82,18 @@ class SimClock:
         self._last_wall: float | None = None
         self.stalled_wall_s = 0.0
         """Wall time not counted because of ``max_step_wall_s``."""
+        self._virtual: bool | None = None
 
     def _loop_time(self) -> float:
-        return asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        if self._virtual is None:
+            from .virtual_time import VirtualTimeLoop
+
+            # on virtual time the loop never stalls: its clock is the simulation's clock
+            self._virtual = isinstance(loop, VirtualTimeLoop)
+            if self._virtual:
+                self.max_step_wall_s = None
+        return loop.time()
 
     def now_s(self) -> float:
         """Virtual seconds since the clock started (starts at its first reading)."""
@@ -525,6 +534,7 @@ async def simulate_sensors(
     serials: dict[str, str] | None = None,
     fw_version: tuple[int, int, int] | None = None,
     drift_ppm: dict[str, float] | None = None,
+    clock: SimClock | None = None,
 ) -> SimulatedSensors:
     """Start one advertising virtual sensor per leg (``"left"``/``"right"``) playing ``programmes``.
 
@@ -535,7 +545,7 @@ async def simulate_sensors(
     from .virtual_ble import VirtualRadio
 
     radio = radio or VirtualRadio()
-    clock = SimClock(speed)
+    clock = clock or SimClock(speed)
     serials = serials or {"left": "0A11", "right": "0A12"}
     lead: ScheduledSource | None = None
     sensors: list[SensorPeripheral] = []

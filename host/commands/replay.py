@@ -2,7 +2,9 @@
 
     legrep replay FILE [--realtime] [--set NAME=VALUE ...]
 
-Prints each rep and set as the analysis closes it, then the per-set table. The settings stored
+Prints each rep and set as the analysis closes it, then the per-set table. ``--realtime`` runs
+the recording as a driver (``replay:FILE``) through the live session at the recorded pace, with the
+live view (and any other sink), as it was captured. The settings stored
 in the recording are used unless overridden with ``--set``.
 """
 
@@ -10,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 from typing import Any
+
+from ._session import add_sink_options
 
 
 def register(subparsers: Any) -> None:
@@ -19,8 +23,10 @@ def register(subparsers: Any) -> None:
         description="Replay a legrep recording through the same decoder, clock and analysis as live capture.",
     )
     parser.add_argument("file", metavar="FILE", help="a recording written by 'legrep capture'")
-    parser.add_argument("--realtime", action="store_true", help="pace the replay at the recorded speed")
-    parser.add_argument("--quiet", action="store_true", help="print only the final table")
+    parser.add_argument(
+        "--realtime", action="store_true", help="pace the replay at the recorded speed, with the live view"
+    )
+    add_sink_options(parser)
     parser.add_argument(
         "--set", dest="settings", metavar="NAME=VALUE", action="append", default=[],
         help="override an analysis setting (default: the settings stored in the recording)",
@@ -52,21 +58,39 @@ def settings_for(args: argparse.Namespace, meta: dict[str, Any]) -> Any:
     return parse_overrides(args.settings, base)
 
 
-def run(args: argparse.Namespace) -> int:
-    import time
+async def replay_live(path: str, settings: Any, sinks: list[Any], clock: Any = None) -> Any:
+    """``replay --realtime``: the recording as a driver (``replay:FILE``) run by the live session,
+    paced by ``clock`` (default: the monotonic clock), with the live view and the other sinks."""
+    from ..drivers.replay import ReplayDriver
+    from ..live import LiveSession
+    from ..transport.common import MonotonicClock
 
+    clock = clock or MonotonicClock()
+    driver = ReplayDriver(path, clock=clock, realtime=True)
+    live = LiveSession([driver], clock=clock, settings=settings, sinks=sinks)
+    return await live.run()
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ._session import close_sinks, open_sinks
     from ..export import format_table
     from ..recording import RecordingReader
     from ..replay import replay_core
 
     reader = RecordingReader(args.file)  # a torn last record is reported once, here
     settings = settings_for(args, reader.meta)
-
-    t0 = time.monotonic()
+    if args.realtime:
+        sinks = open_sinks(args)
+        try:
+            result = asyncio.run(replay_live(args.file, settings, sinks)).result
+        finally:
+            close_sinks(sinks)
+        print(format_table(result))
+        return 0
 
     def show(t_s: float, events: list[Any]) -> None:
-        if args.realtime:
-            time.sleep(max(0.0, t0 + t_s - time.monotonic()))
         if not args.quiet:
             for event in events:
                 print(describe_event(event), flush=True)

@@ -33,13 +33,13 @@ from typing import Any, Protocol, TypeVar
 
 from ..errors import PacketError, SensorError
 from ..model import Leg
+from .common import Clock, LinkEvent, LinkEventKind, MonotonicClock, TimedReply
 from ..packets import (
     BATTERY_LEVEL_UUID,
     CONTROL_UUID,
     IMU_DATA_UUID,
     SERVICE_UUID,
     STATUS_UUID,
-    ControlReply,
     SensorStatus,
     decode_control_reply,
     decode_status,
@@ -68,31 +68,6 @@ SUPPORTED_FW_MAJOR = 1
 LEG_CODES: dict[Leg, int] = {Leg.LEFT: 1, Leg.RIGHT: 2}
 """SET_LEG / status leg byte (docs/protocol.md section 3)."""
 CONFIG_ENV = "LEGREP_CONFIG"
-
-
-# --- time -------------------------------------------------------------------------------------
-
-
-class Clock(Protocol):
-    """Where the host reads time: seconds on one monotonic clock; ``speed`` = clock s per wall s."""
-
-    speed: float
-
-    def now_s(self) -> float: ...
-
-    async def sleep(self, duration_s: float) -> None: ...
-
-
-class MonotonicClock:
-    """The event loop's monotonic clock (real hardware)."""
-
-    speed = 1.0
-
-    def now_s(self) -> float:
-        return asyncio.get_running_loop().time()
-
-    async def sleep(self, duration_s: float) -> None:
-        await asyncio.sleep(max(0.0, duration_s))
 
 
 # --- leg assignment config ----------------------------------------------------------------------
@@ -239,28 +214,6 @@ async def scan_advertisers(
 # --- one sensor -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class LinkEvent:
-    """Something happened to a link: ``kind`` is connected, disconnected, reconnected, status, battery."""
-
-    kind: str
-    time_s: float
-    status: SensorStatus | None = None
-    raw: bytes = b""
-    """The status record as received (``status`` decoded)."""
-    battery_pct: int | None = None
-    detail: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class TimedReply:
-    """A control reply with the host times the request was sent and the reply arrived."""
-
-    reply: ControlReply
-    sent_s: float
-    received_s: float
-
-
 class SensorLink:
     """One sensor over BLE (see module docstring).
 
@@ -330,7 +283,7 @@ class SensorLink:
             Out of range / connect timeout, no adapter, wrong protocol or firmware version.
         """
         status = await self._connect_once()
-        self.events.put_nowait(LinkEvent("connected", self.clock.now_s(), status=status, raw=self.status_raw))
+        self.events.put_nowait(LinkEvent(LinkEventKind.CONNECTED, self.clock.now_s(), status=status, raw=self.status_raw))
         return status
 
     async def _connect_once(self) -> SensorStatus:
@@ -413,7 +366,7 @@ class SensorLink:
         self.connected = False
         self.disconnects += 1
         now = self.clock.now_s()
-        self.events.put_nowait(LinkEvent("disconnected", now))
+        self.events.put_nowait(LinkEvent(LinkEventKind.DISCONNECTED, now))
         if self._closing:
             return
         logger.info("%s: link lost at %.2f s; reconnecting", self.name, now)
@@ -435,7 +388,7 @@ class SensorLink:
             self.reconnects += 1
             self.events.put_nowait(
                 LinkEvent(
-                    "reconnected",
+                    LinkEventKind.RECONNECTED,
                     self.clock.now_s(),
                     status=status,
                     raw=self.status_raw,
@@ -461,12 +414,12 @@ class SensorLink:
         self.status = status
         self.status_raw = bytes(data)
         self.battery_pct = status.battery_pct
-        self.events.put_nowait(LinkEvent("status", self.clock.now_s(), status=status, raw=self.status_raw))
+        self.events.put_nowait(LinkEvent(LinkEventKind.STATUS, self.clock.now_s(), status=status, raw=self.status_raw))
 
     def _on_battery(self, _char: Any, data: bytearray) -> None:
         if data:
             self.battery_pct = int(data[0])
-            self.events.put_nowait(LinkEvent("battery", self.clock.now_s(), battery_pct=self.battery_pct))
+            self.events.put_nowait(LinkEvent(LinkEventKind.BATTERY, self.clock.now_s(), battery_pct=self.battery_pct))
 
     # --- control -----------------------------------------------------------------------------------
 
@@ -494,7 +447,7 @@ class SensorLink:
                     )
                     reply = decode_control_reply(raw)
                     if reply.opcode == payload[0]:
-                        return TimedReply(reply, sent_s, received_s)
+                        return TimedReply(reply, sent_s, received_s, raw)
                     logger.debug("%s: skipping reply to 0x%02x", self.name, reply.opcode)
             except (asyncio.TimeoutError, TimeoutError) as exc:
                 raise SensorError(

@@ -1,0 +1,34 @@
+"""What ``capture``, ``demo`` and ``replay --realtime`` share: the sinks of a live session.
+
+Each of them is "open drivers, run a :class:`legrep.live.LiveSession` with these sinks". The
+terminal view is one sink; more (voice, web page: ``legrep.coach``) plug in here through
+:func:`add_sink_options` and :func:`open_sinks`, so the three commands take the same options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..sinks import SessionSink
+
+
+def add_sink_options(parser: argparse.ArgumentParser) -> None:
+    """The options that choose the sinks (``--quiet``: no live view)."""
+    parser.add_argument("--quiet", action="store_true", help="no live view, only the final table")
+
+
+def open_sinks(args: argparse.Namespace) -> list[SessionSink]:
+    """The sinks ``args`` ask for; close each with ``close()`` when the session is over."""
+    from ..view import NullView, TerminalView
+
+    sinks: list[SessionSink] = [NullView() if getattr(args, "quiet", False) else TerminalView(sys.stdout)]
+    return sinks
+
+
+def close_sinks(sinks: list[SessionSink]) -> None:
+    for sink in sinks:
+        try:
+            sink.close()
+        except Exception:  # noqa: BLE001 - closing a sink must not hide the session's result
+            pass
