@@ -8,9 +8,10 @@ its clock to that timer at once instead of sleeping. A 60 s session runs as fast
 every component sees consistent seconds, and no test sleeps in wall time (bumble's ``LocalLink``
 tests run the same way: no radio, no pacing).
 
-Real file descriptors (a pty) still work: before jumping, the loop polls them, and when any other
-than its own wake-up pipe are registered it waits up to ``io_grace_s`` wall seconds for them (the
-kernel's pty buffer hands bytes over asynchronously), so bytes already on their way are read first.
+Real file descriptors (a pty) still work: before jumping, the loop polls them, and before a long
+jump (``LONG_JUMP_S``) with any descriptor other than its own wake-up pipe registered it waits up
+to ``io_grace_s`` wall seconds for them (the kernel's pty buffer hands bytes over asynchronously),
+so bytes already on their way are read first.
 
 Use :func:`run` like :func:`asyncio.run`. :class:`legrep_sim.peripheral.SimClock` on this loop
 with ``speed=1`` is then exactly the loop's clock.
@@ -25,8 +26,12 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-IO_GRACE_S = 0.002
-"""Wall seconds the loop waits for bytes on a real descriptor before it jumps its clock."""
+IO_GRACE_S = 0.001
+"""Wall seconds the loop waits for bytes on a real descriptor before a long jump of its clock."""
+LONG_JUMP_S = 0.02
+"""A jump at least this long (virtual seconds) first waits ``io_grace_s`` for real descriptors;
+shorter ones only poll them (the pty hands bytes over within microseconds, and a simulated sensor
+ticks every few milliseconds anyway, so a late byte costs at most a tick of virtual latency)."""
 
 
 class _JumpingSelector(selectors.BaseSelector):
@@ -61,10 +66,10 @@ class _JumpingSelector(selectors.BaseSelector):
         if ready or timeout == 0:
             return ready
         if self._has_other_io():
-            wait = self._io_grace_s if timeout is None else min(timeout, self._io_grace_s)
-            ready = self._real.select(wait)
-            if ready:
-                return ready
+            if timeout is None or timeout >= LONG_JUMP_S:
+                ready = self._real.select(self._io_grace_s)
+                if ready:
+                    return ready
             if timeout is None:
                 return []
         elif timeout is None:

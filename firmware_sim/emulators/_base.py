@@ -27,7 +27,7 @@ from bumble.gatt import Characteristic, Service
 from bumble.host import Host
 from bumble.transport.common import AsyncPipeSink
 
-from ..peripheral import ADVERTISING_INTERVAL_MS, LEGACY_ADV_MAX_BYTES, SimClock
+from ..peripheral import ADVERTISING_INTERVAL_MS, LEGACY_ADV_MAX_BYTES, MIN_TICK_WALL_S, SimClock
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class EmulatedSensor:
 
     def __init__(
         self, signal: Signal, controller: Controller, clock: SimClock, *, address: str = "F1:E6:00:00:00:01",
-        name: str | None = None, tick_s: float = 0.01,
+        name: str | None = None, tick_s: float = 0.02,
     ) -> None:
         self.signal = signal
         self.clock = clock
@@ -128,6 +128,8 @@ class EmulatedSensor:
         self.device = Device(name=self.name, address=hci.Address(address), host=Host(controller, AsyncPipeSink(controller)))
         self.connection: Connection | None = None
         self.notifications_sent = 0
+        self.sent_by_uuid: dict[str, int] = {}
+        """Streamed notifications (not replies) per characteristic UUID (lower case)."""
         self.replies_sent = 0
         self.writes: list[bytes] = []
         self._task: asyncio.Task[None] | None = None
@@ -220,11 +222,13 @@ class EmulatedSensor:
                         else:
                             await self.device.notify_subscriber(connection, char, value)
                         self.notifications_sent += 1
+                        uuid = str(char.uuid).lower()
+                        self.sent_by_uuid[uuid] = self.sent_by_uuid.get(uuid, 0) + 1
             except asyncio.CancelledError:
                 raise
             except Exception:  # keep the emulated sensor alive; a bug is logged
                 logger.exception("%s: pacing step failed", self.name)
-            await asyncio.sleep(self.tick_s)
+            await asyncio.sleep(max(self.tick_s / self.clock.speed, MIN_TICK_WALL_S))
 
     async def _range(self, now_s: float) -> None:
         """Follow the scheduled outages: drop the link when one starts, advertise when it ends."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import tempfile
 import time
 from collections.abc import Sequence
@@ -52,7 +53,10 @@ def register(subparsers: Any) -> None:
             "session through the real host BLE stack into the live view, then print the reps table."
         ),
     )
-    parser.add_argument("--speed", type=float, default=10.0, metavar="X", help="time runs X times faster (default 10)")
+    parser.add_argument(
+        "--speed", type=_speed, default=10.0, metavar="X",
+        help="time runs X times faster (default 10); 'max': on virtual time, as fast as the CPU goes",
+    )
     parser.add_argument("--out", metavar="DIR", help="write session.lgr, reps.csv and summary.json here")
     parser.add_argument(
         "--disconnects", type=int, default=0, metavar="N", help="drop the link N times during reps (default 0)"
@@ -64,6 +68,16 @@ def register(subparsers: Any) -> None:
     )
     add_sink_options(parser)
     parser.set_defaults(func=run)
+
+
+def _speed(text: str) -> float:
+    """``--speed``: a number of simulated seconds per wall second, or ``max`` (virtual time)."""
+    if text.strip().lower() == "max":
+        return math.inf
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number or 'max' expected, got {text!r}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,15 +167,22 @@ def run(args: argparse.Namespace) -> int:
     sensor = getattr(args, "sensor", NATIVE)
     sinks = open_sinks(args)
     kind = "virtual sensors" if sensor == NATIVE else f"emulated {sensor} sensors"
+    fast = math.isinf(args.speed)
+    pace = "on virtual time (as fast as the CPU goes)" if fast else f"speed x{args.speed:g}"
     print(
-        f"legrep demo: two {kind}, session {args.session!r}, speed x{args.speed:g}"
+        f"legrep demo: two {kind}, session {args.session!r}, {pace}"
         + (f", {args.disconnects} link drop(s)" if args.disconnects else ""),
         flush=True,
     )
     try:
-        outcome = asyncio.run(
-            run_demo(args.speed, args.disconnects, args.session, recording=recording, sensor=sensor, sinks=sinks)
-        )
+        main = run_demo(1.0 if fast else args.speed, args.disconnects, args.session, recording=recording, sensor=sensor,
+                        sinks=sinks)
+        if fast:
+            from legrep_sim import virtual_time
+
+            outcome = virtual_time.run(main)
+        else:
+            outcome = asyncio.run(main)
     finally:
         close_sinks(sinks)
     result = outcome.result

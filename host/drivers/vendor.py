@@ -29,6 +29,10 @@ from .base import DriverItem, LinkChange, Noted, Received, SessionPort
 
 logger = logging.getLogger(__name__)
 
+SETTLE_S = 0.25
+"""After the stop writes, wait this long for the sensor's last notifications and replies (a BLE
+notification takes a connection interval or two, 7.5-50 ms each)."""
+
 
 class VendorDriver:
     """One vendor sensor on ``leg`` (see module docstring).
@@ -76,6 +80,7 @@ class VendorDriver:
         self._reconnect_task: asyncio.Task[None] | None = None
         self._streaming = False
         self._closing = False
+        self._stopped_s: float | None = None
 
     def __repr__(self) -> str:
         return f"VendorDriver({self.spec!r}, {self.leg.value})"
@@ -148,6 +153,7 @@ class VendorDriver:
     async def stop(self) -> None:
         """The model's stop writes (the link stays up)."""
         self._streaming = False
+        self._stopped_s = self.clock.now_s()
         if not self.link.connected:
             return
         try:
@@ -159,7 +165,9 @@ class VendorDriver:
             self._stream.put(Noted(EventType.STOP, self._port.session_s()))
 
     def drained(self) -> bool:
-        return self.link.queue.empty()
+        """Nothing queued, and ``SETTLE_S`` passed since the stop writes (their replies come after)."""
+        settled = self._stopped_s is None or self.clock.now_s() - self._stopped_s >= SETTLE_S
+        return settled and self.link.queue.empty()
 
     async def close(self) -> None:
         self._closing = True
