@@ -53,7 +53,7 @@ class SerialPortSensor:
             t0 = time.monotonic()
             clock = lambda: (time.monotonic() - t0) * speed  # noqa: E731
         self.firmware = firmware
-        self.clock = clock
+        self.clock: Callable[[], float] = clock
         self.tick_s = tick_s
         self.link_path = None if link_path is None else os.fspath(link_path)
         self._master, self._slave = -1, -1

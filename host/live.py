@@ -28,9 +28,10 @@ from typing import Any
 from .drivers.base import DriverItem, LinkChange, LinkState, Noted, Received, SensorDriver
 from .errors import InputError, SensorError
 from .export import legrep_version
-from .live_core import AnalysisEvent, SensorInfo, SessionCore
+from .live_core import SensorInfo, SessionCore
 from .model import FloatArray, Leg, Rep, SessionResult, SetSummary
 from .packets import Opcode
+from .pipeline import Event as AnalysisEvent
 from .pipeline import RepClosed, SetClosed
 from .recording import RecordingWriter
 from .records import EventType, Kind, Record

@@ -35,6 +35,7 @@ from .packets import (
     decode_control_reply,
     decode_imu_packet,
     decode_status,
+    resend_request,
     tick_offset,
 )
 from .pipeline import Event as AnalysisEvent
@@ -414,6 +415,10 @@ class SessionCore:
         vendor sensor: it keeps nothing)."""
         stream = self.legrep.get(index)
         return [] if stream is None else stream.tracker.resend_requests(t_s)
+
+    def resend_requests(self, t_s: float) -> list[tuple[int, bytes]]:
+        """``(sensor index, RESEND request)`` for every gap of every legrep sensor due now."""
+        return [(index, resend_request(a, b)) for index in self.legrep for a, b in self.resend_ranges(index, t_s)]
 
     def missing(self, index: int) -> bool:
         """True while sensor ``index`` has gaps or held packets the tracker still waits for."""

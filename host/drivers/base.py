@@ -111,7 +111,11 @@ class SensorDriver(Protocol):
     """The spec string it was opened from (``ble:ADDR``, ``witmotion:ADDR``, ``replay:FILE``...)."""
     name: str
     """Display name (``legrep-1A2B``, ``WT901BLE67``, the recording's file name)."""
-    battery_pct: int | None
+
+    @property
+    def battery_pct(self) -> int | None:
+        """The last battery level the sensor reported (None: unknown)."""
+        ...
 
     def sensors(self, first_index: int) -> Sequence[SensorInfo]:
         """What the sensors are: the SENSOR record of each, numbered from ``first_index``."""

@@ -209,7 +209,7 @@ async def _open_vendor(
 
     if signals is None:
         signals, truth, _ = vendor_programme(session, RATES_HZ[model])
-    names = [leg.value for leg in legs if leg.value in signals]
+    names: list[str] = [leg.value for leg in legs if leg.value in signals]
     duration_s = max(float(signals[n].time_s[-1] - signals[n].time_s[0]) for n in names)
     emus = {n: make_peripheral(model, radio, signals[n], clock, index=i) for i, n in enumerate(names)}
 
