@@ -1,6 +1,8 @@
-"""Live-path figures (printed, not asserted): host CPU, rep latency, memory over a long session.
+"""Live-path figures (printed, not asserted): host CPU, rep latency, memory over a long session;
+and the live angle's delay from the sensor to the screen and to the phone page.
 
     python benchmarks/live.py [--hours 8] [--rate 200]
+    python benchmarks/live.py --delay [--delay-s 40]
 
 Two simulated thigh sensors at ``--rate`` Hz; their packets (MTU 247: 18 samples each) are built with
 the firmware's own encoder and fed, as records stamped with their arrival time, through the live path
@@ -11,6 +13,14 @@ Figures and targets:
 * host CPU per second of data, % of one core (target < 2 %);
 * rep-close-to-event latency: processing time of the packet that closes a rep, median (target < 50 ms);
 * resident memory growth from the 10th minute to the end (target < 20 MB).
+
+``--delay``: the demo's real path at speed 1 (simulated firmware behind bumble, the host's BLE stack,
+the live loop) for ``--delay-s`` seconds of a simulated session, with the terminal view drawing to
+a pseudo-terminal and the phone page open in headless Chromium (tests/cdp.py). For every frame
+drawn, the delay is the time it was drawn minus the sample time of the newest angle it shows
+(session seconds; the page's paint times are mapped to session time through the loop's snapshots).
+Also printed: the age of what is on screen at any moment (adds the wait for the next packet and
+redraw). Target: <= 100 ms.
 """
 
 from __future__ import annotations
@@ -67,12 +77,223 @@ def status_bytes(leg_code: int, rate_hz: int) -> bytes:
     )
 
 
+class DelayProbe:
+    """A sink beside the others: the newest sample time per leg as released, and the session time
+    <-> wall clock pairs of the loop's snapshots."""
+
+    def __init__(self) -> None:
+        self.newest: dict[str, float] = {}
+        self.released: list[tuple[float, str, float]] = []
+        """(wall s, leg, newest sample time s) per angle chunk released to the sinks."""
+        self.pairs: list[tuple[float, float]] = []
+        """(wall s, session s) at each snapshot."""
+
+    def angle(self, leg, time_s, angle_deg) -> None:  # noqa: ANN001
+        if len(time_s):
+            self.newest[leg.value] = float(time_s[-1])
+            self.released.append((time.time(), leg.value, float(time_s[-1])))
+
+    def show(self, state) -> None:  # noqa: ANN001
+        self.pairs.append((time.time(), float(state.time_s)))
+
+    def rep(self, rep, state) -> None:  # noqa: ANN001
+        pass
+
+    def set_closed(self, summary, state) -> None:  # noqa: ANN001
+        pass
+
+    def note(self, text: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def session_at(self, wall_s: np.ndarray) -> np.ndarray:
+        """Session seconds at wall times (from the nearest earlier snapshot; speed 1)."""
+        w = np.array([p[0] for p in self.pairs])
+        t = np.array([p[1] for p in self.pairs])
+        i = np.clip(np.searchsorted(w, wall_s, side="right") - 1, 0, len(w) - 1)
+        return t[i] + (wall_s - w[i])
+
+
+class ScreenProbe:
+    """The terminal view drawing to a pseudo-terminal: each flush of a frame to the terminal is
+    stamped with the wall time and the newest sample time per leg at that moment
+    (``DelayProbe.newest``). A thread drains the other end like a terminal emulator would."""
+
+    def __init__(self, probe: DelayProbe) -> None:
+        import os
+        import pty
+        import threading
+
+        from legrep.view import TerminalView
+
+        self.master, slave = pty.openpty()
+        self.probe = probe
+        self.frames: list[tuple[float, dict[str, float]]] = []
+        screen = self
+
+        class Terminal:
+            def __init__(self) -> None:
+                self.fh = os.fdopen(slave, "w")
+
+            def write(self, text: str) -> int:
+                return self.fh.write(text)
+
+            def flush(self) -> None:
+                self.fh.flush()
+                screen.frames.append((time.time(), dict(probe.newest)))
+
+            def isatty(self) -> bool:
+                return True
+
+            def close(self) -> None:
+                self.fh.close()
+
+        self.tty = Terminal()
+        self.view = TerminalView(self.tty, ansi=True)  # type: ignore[arg-type]
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        import os
+
+        while True:
+            try:
+                if not os.read(self.master, 65536):
+                    return
+            except OSError:
+                return
+
+    def angle(self, leg, time_s, angle_deg) -> None:  # noqa: ANN001
+        fn = getattr(self.view, "angle", None)
+        if fn is not None:
+            fn(leg, time_s, angle_deg)
+
+    def show(self, state) -> None:  # noqa: ANN001
+        self.view.show(state)
+
+    def rep(self, rep, state) -> None:  # noqa: ANN001
+        self.view.rep(rep, state)
+
+    def set_closed(self, summary, state) -> None:  # noqa: ANN001
+        self.view.set_closed(summary, state)
+
+    def note(self, text: str) -> None:
+        self.view.note(text)
+
+    def close(self) -> None:
+        self.view.close()
+        self.tty.close()
+
+
+def delay_figures(name: str, lag_s: np.ndarray) -> str:
+    ms = lag_s * 1000.0
+    return f"{name}: median {np.median(ms):.0f} ms, p95 {np.percentile(ms, 95):.0f} ms, max {ms.max():.0f} ms over {ms.size} frames"
+
+
+def age_at_any_moment(frames_wall: np.ndarray, frames_sample: np.ndarray, probe: DelayProbe) -> np.ndarray:
+    """How old the shown angle is at instants every 5 ms (between frames the screen holds still)."""
+    grid = np.arange(frames_wall[0], frames_wall[-1], 0.005)
+    i = np.searchsorted(frames_wall, grid, side="right") - 1
+    return probe.session_at(grid) - frames_sample[i]
+
+
+def measure_delay(duration_s: float, seed: int) -> int:
+    """The ``--delay`` figures (see module docstring)."""
+    import asyncio
+    import argparse as _argparse
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from cdp import Browser  # tests/cdp.py: Chromium over the DevTools protocol
+
+    from legrep.coach.options import build_coaching
+    from legrep.commands.demo import run_demo
+    from legrep_sim.peripheral import SignalArrays
+
+    sim = simulate(SessionSpec(sets=(SetSpec(20, 20),), rest_between_sets_s=20.0), seed=seed)
+    end = duration_s + 3.0
+    programmes = {}
+    for leg, sig in sim.signals.items():
+        keep = sig.true_time_s <= end
+        programmes[leg] = SignalArrays(sig.true_time_s[keep], sig.acc_g[keep], sig.gyr_dps[keep])
+    probe = DelayProbe()
+    screen = ScreenProbe(probe)
+    ns = _argparse.Namespace(web="127.0.0.1:0", voice=None, voice_wav=None, reps_per_leg=None, sets=None, target_deg=90.0)
+    coach = build_coaching(ns)
+    assert coach is not None and coach.page is not None
+    page_url = coach.page.url
+
+    async def run() -> tuple[list[dict], object]:
+        async with Browser(390, 844) as browser:
+            await coach.page.start()
+            page = await browser.page()
+            await page.goto(page_url)
+            outcome = await run_demo(speed=1.0, programmes=programmes, truth={}, sinks=[probe, screen, coach])
+            log = await page.eval("window.legrepLog")
+            await coach.page.aclose()
+            return log, outcome
+
+    log, outcome = asyncio.run(run())
+    screen.close()
+    print(f"legrep live angle delay: demo path at speed 1 (BLE stack, 100 Hz, 10 samples per packet), {duration_s:.0f} s of session")
+    released = np.array([r[0] for r in probe.released])
+    rel_lag = probe.session_at(released) - np.array([r[2] for r in probe.released])
+    print("  " + delay_figures("sample -> released to the sinks", rel_lag))
+    for leg in ("left", "right"):
+        frames = [(w, n[leg]) for w, n in screen.frames if leg in n]
+        if frames:
+            fw = np.array([f[0] for f in frames])
+            fs = np.array([f[1] for f in frames])
+            lag = probe.session_at(fw) - fs
+            print(f"  {leg}: " + delay_figures("sample -> screen (terminal view, pty)", lag))
+            print(f"  {leg}: " + delay_figures("  age of the screen's angle at any moment", age_at_any_moment(fw, fs, probe)).replace("frames", "instants"))
+        entries = [e for e in log if e.get("angle_t", {}).get(leg) is not None]
+        if entries:
+            pw = np.array([e["painted_ms"] / 1000.0 for e in entries])
+            ps = np.array([e["angle_t"][leg] for e in entries])
+            lag = probe.session_at(pw) - ps
+            print(f"  {leg}: " + delay_figures("sample -> page painted (Chromium, SSE)", lag))
+            print(f"  {leg}: " + delay_figures("  age of the page's angle at any moment", age_at_any_moment(pw, ps, probe)).replace("frames", "instants"))
+    reps = np.array([lat for _, lat in outcome.live.stats.rep_latency_s])  # type: ignore[attr-defined]
+    if reps.size:
+        print("  " + delay_figures("rep closed -> count on the sinks", reps).replace("frames", "reps") + " (target <= 300 ms)")
+    print("  target: <= 100 ms")
+    measure_voice()
+    return 0
+
+
+def measure_voice(n: int = 10, spacing_s: float = 1.2) -> None:
+    """Cue -> speech start with the real engine (espeak-ng) and a stand-in sound card that plays
+    for the audio's duration: ``n`` counts ``spacing_s`` apart (the pace of fast reps)."""
+    from legrep.coach.cues import Cue, CueKind, number_words
+    from legrep.coach.voice import EspeakEngine, Speaker
+    from legrep.model import Leg
+
+    class Card:
+        def play(self, audio) -> None:  # noqa: ANN001
+            time.sleep(audio.duration_s)
+
+    speaker = Speaker(EspeakEngine(), Card())
+    for k in range(1, n + 1):
+        speaker.say(Cue(float(k), f"left, {number_words(k)}", CueKind.COUNT, k + 0.5, Leg.LEFT))
+        time.sleep(spacing_s)
+    speaker.close()
+    lat = np.array([s.start_wall_s - s.given_wall_s for s in speaker.spoken])
+    print(f"  voice: cue -> speech starts (espeak-ng synthesis, worker thread): " + delay_figures("", lat).lstrip(": ").replace("frames", "cues")
+          + f", {len(speaker.dropped)} dropped (target <= 500 ms)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hours", type=float, default=8.0)
     parser.add_argument("--rate", type=int, default=200)
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--delay", action="store_true", help="measure the live angle's delay to the screen and the page")
+    parser.add_argument("--delay-s", type=float, default=40.0, help="session seconds for --delay (default 40)")
     args = parser.parse_args(argv)
+    if args.delay:
+        return measure_delay(args.delay_s, args.seed)
     rate = args.rate
     seg = segment(rate, args.seed)
     legs = [Leg.LEFT, Leg.RIGHT]

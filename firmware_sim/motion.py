@@ -10,11 +10,21 @@ World: Z up, X/Y horizontal. Thigh frame: ``x`` distal (hip -> knee), ``z`` ante
 (out of the front of the thigh), ``y = z x x`` (mediolateral). Orientation of the thigh in
 the world::
 
-    R = Rz(yaw) . Ry(pitch) . Rx(roll) . Ry(-flex)
+    R = Rz(yaw) . Ry(pitch) . Rx(roll) . Ry(-flex) . Rz(abduction) . Rx(axial)
 
 ``yaw/pitch/roll`` place the thigh's rest frame (the posture); ``flex`` is the hip
 flexion about the thigh's mediolateral axis (positive: knee moves anteriorly), made of
-``direction * theta + posture_flex + swing``. ``theta`` is the *hip angle* (degrees, from
+``direction * theta + posture_flex + swing``; then ab/adduction about the floating
+anterior axis and axial rotation about the thigh's long axis. This is the Cardan order of
+the ISB joint coordinate system for the hip (Wu et al. 2002, J. Biomech. 35(4):543-548:
+flexion first, then ab/adduction, then internal/external rotation), so ``theta`` stays the
+angle of the thigh's long axis *projected on the exercise plane* (the rest frame's x-z
+plane) whatever the off-axis motion: off-axis motion never enters the truth.
+
+The sensor rides on a strap that may turn on the thigh (strap slip): the chain continues
+with ``Rx(strap_roll) . Ry(strap_tilt)`` (the strap turns about the thigh's long axis and
+cocks about its mediolateral axis), then the fixed mounting. The sensor position turns with
+the strap about the hip joint (for tilts under 5 deg it moves by under 2 cm). ``theta`` is the *hip angle* (degrees, from
 the calibration neutral pose, positive in the direction of the exercise; ``direction`` is
 +1 for flexion exercises and -1 for extension exercises). At ``yaw = pitch = roll = 0`` the
 thigh lies horizontal along +X with its front up (supine).
@@ -361,7 +371,8 @@ class Kinematics:
 
     Attributes
     ----------
-    rot : (N, 3, 3) world-from-thigh rotation.
+    rot : (N, 3, 3) world-from-thigh rotation (the thigh frame as carried by the strap: it
+        differs from the anatomical thigh frame only after a strap slip).
     omega_rps : (N, 3) angular velocity (rad/s), world frame.
     alpha_rps2 : (N, 3) angular acceleration (rad/s^2), world frame.
     hip_acc_mps2 : (N, 3) acceleration of the hip joint (m/s^2), world frame.
@@ -392,6 +403,10 @@ class LegMotion:
     direction : +1 when a positive ``theta`` is hip flexion, -1 when it is extension.
     posture_flex_deg : extra flexion used by posture changes (getting up, kneeling).
     swing_deg : walking swing of the thigh (flexion positive).
+    abduction_deg, axial_deg : off-axis motion during reps (ab/adduction about the floating
+        anterior axis, rotation about the long axis); not part of the hip angle.
+    strap_roll_deg, strap_tilt_deg : how far the strap has turned on the thigh (about its
+        long and mediolateral axes) since the session began; not part of the hip angle.
     """
 
     leg: str
@@ -400,6 +415,10 @@ class LegMotion:
     direction: int = 1
     posture_flex_deg: Channel = ConstantChannel()
     swing_deg: Channel = ConstantChannel()
+    abduction_deg: Channel = ConstantChannel()
+    axial_deg: Channel = ConstantChannel()
+    strap_roll_deg: Channel = ConstantChannel()
+    strap_tilt_deg: Channel = ConstantChannel()
 
     def hip_angle_deg(self, t: npt.ArrayLike) -> FloatArray:
         """(N,) true hip angle at times ``t`` (s)."""
@@ -424,8 +443,18 @@ class LegMotion:
         fl_d = -np.radians(self.direction * th_d + pf_d + sw_d)
         fl_dd = -np.radians(self.direction * th_dd + pf_dd + sw_dd)
         channels.append((fl, fl_d, fl_dd))
-        makers = (rot_z, rot_y, rot_x, rot_y)
-        unit = (_Z, _Y, _X, _Y)
+        makers: list[object] = [rot_z, rot_y, rot_x, rot_y]
+        unit = [_Z, _Y, _X, _Y]
+        # Off-axis motion and strap slip are further joints of the chain; channels that never
+        # move are left out, so sessions without them are computed exactly as before.
+        for ch, make, e in ((self.abduction_deg, rot_z, _Z), (self.axial_deg, rot_x, _X),
+                            (self.strap_roll_deg, rot_x, _X), (self.strap_tilt_deg, rot_y, _Y)):
+            if isinstance(ch, ConstantChannel) and ch.value == 0.0:
+                continue
+            a, b, c = ch.eval(t)
+            channels.append((np.radians(a), np.radians(b), np.radians(c)))
+            makers.append(make)
+            unit.append(e)
         n = t.shape[0]
         prefix = np.broadcast_to(np.eye(3), (n, 3, 3)).copy()
         omega = np.zeros((n, 3))
@@ -435,7 +464,7 @@ class LegMotion:
             # d(u)/dt = omega_prefix x u (the axis turns with the joints before it).
             alpha += ang_dd[:, None] * u + ang_d[:, None] * np.cross(omega, u)
             omega = omega + ang_d[:, None] * u
-            prefix = prefix @ make(ang)
+            prefix = prefix @ make(ang)  # type: ignore[operator]
         return Kinematics(prefix, omega, alpha, self.body.hip_acc_mps2(t))
 
 
@@ -455,6 +484,10 @@ class RepMeasure:
     down_s: float
 
 
+ONSET_FRACTION = 0.1
+"""Movement onset and stop: the speed falls to 10 % of the phase's peak speed (issue 8's stopwatch)."""
+
+
 def _crossing(t: FloatArray, y: FloatArray, i: int, level: float) -> float:
     """Time at which the segment ``(t[i], y[i]) -> (t[i+1], y[i+1])`` crosses ``level``."""
     y0, y1 = y[i], y[i + 1]
@@ -463,54 +496,75 @@ def _crossing(t: FloatArray, y: FloatArray, i: int, level: float) -> float:
     return float(t[i] + (level - y0) * (t[i + 1] - t[i]) / (y1 - y0))
 
 
-def measure_rep(time_s: FloatArray, angle_deg: FloatArray, baseline_deg: float) -> RepMeasure:
-    """Measure one rep on a finely sampled hip angle.
+def _onset(t: FloatArray, v: FloatArray, i_peak: int, level: float, forward: bool) -> float:
+    """From the sample ``i_peak`` (where ``v`` peaks above ``level``), the first time going back
+    (or forward) at which ``v <= level``, interpolated linearly; raises if it never happens."""
+    if forward:
+        below = np.flatnonzero(v[i_peak:] <= level)
+        if below.size == 0:
+            raise ValueError(f"the speed never falls to {level:.3g} deg/s after {t[i_peak]:.3f} s inside the window")
+        k = i_peak + int(below[0])
+        return _crossing(t, v, k - 1, level)
+    below = np.flatnonzero(v[: i_peak + 1] <= level)
+    if below.size == 0:
+        raise ValueError(f"the speed never falls to {level:.3g} deg/s before {t[i_peak]:.3f} s inside the window")
+    k = int(below[-1])
+    return _crossing(t, v, k, level)
 
-    Definitions: ``peak_deg`` = max angle; ``rom_deg`` = peak - baseline; ``start_s`` /
-    ``end_s`` = when the angle crosses ``baseline + 10 % rom`` going up / coming down; the top
-    phase runs from the first to the last time the angle is ``>= baseline + 90 % rom``;
-    ``up_s`` = top entry - start, ``hold_s`` = top exit - top entry, ``down_s`` = end - top
-    exit; ``peak_s`` = time of the maximum. Crossings are interpolated linearly.
+
+def measure_rep(time_s: FloatArray, angle_deg: FloatArray, speed_dps: FloatArray | None = None) -> RepMeasure:
+    """Measure one rep on a finely sampled hip angle, with stopwatch definitions (issue 8 item 4).
+
+    Definitions: ``v_up`` is the peak rising angular speed and ``v_dn`` the peak lowering speed
+    in the window (the rise comes first). ``start_s`` = going back from the moment of ``v_up``,
+    the first time the rising speed is <= 10 % of ``v_up`` (movement onset); top entry = going
+    forward from that moment, the first time it is <= 10 % of ``v_up``; top exit and ``end_s``
+    likewise around the moment of ``v_dn`` (back, then forward), on the lowering speed.
+    ``up_s`` = top entry - start, ``hold_s`` = top exit - top entry, ``down_s`` = end - top exit;
+    ``baseline_deg`` = the angle at ``start_s``; ``peak_deg`` = the highest angle between start
+    and end, at ``peak_s``; ``rom_deg`` = peak - baseline. Crossings are interpolated linearly.
+    A minimum-jerk raise of duration T reads ``(1 - 2 u) T`` with ``30 u^2 (1 - u)^2 = 0.1 * 1.875``,
+    u = 0.0865: about 0.83 T.
 
     Parameters
     ----------
-    time_s : (N,) increasing times covering the whole rep, starting and ending below 10 %.
+    time_s : (N,) increasing times covering the whole rep (speeds at both ends below 10 %).
     angle_deg : (N,) hip angle.
-    baseline_deg : resting angle just before the rep.
+    speed_dps : (N,) its time derivative; default: ``np.gradient(angle_deg, time_s)``.
 
     Raises
     ------
     ValueError
-        If the window does not contain a complete excursion.
+        If the arrays do not match, or the window holds no complete rise and lowering.
     """
     t = np.asarray(time_s, dtype=np.float64)
     y = np.asarray(angle_deg, dtype=np.float64)
     if t.shape != y.shape or t.ndim != 1 or t.size < 3:
         raise ValueError(f"time_s and angle_deg must be equal (N,) arrays with N >= 3, got {t.shape} and {y.shape}")
-    i_peak = int(np.argmax(y))
+    v = np.gradient(y, t) if speed_dps is None else np.asarray(speed_dps, dtype=np.float64)
+    if v.shape != t.shape:
+        raise ValueError(f"speed_dps must have shape {t.shape}, got {v.shape}")
+    i_up = int(np.argmax(v))
+    i_dn = int(np.argmin(v))
+    v_up, v_dn = float(v[i_up]), float(-v[i_dn])
+    if v_up <= 0.0 or v_dn <= 0.0 or i_dn <= i_up:
+        raise ValueError(f"rep window needs a rise before a lowering, got peak speeds +{v_up:.2f} at {t[i_up]:.3f} s "
+                         f"and -{v_dn:.2f} deg/s at {t[i_dn]:.3f} s")
+    start = _onset(t, v, i_up, ONSET_FRACTION * v_up, forward=False)
+    top_in = _onset(t, v, i_up, ONSET_FRACTION * v_up, forward=True)
+    top_out = _onset(t, -v, i_dn, ONSET_FRACTION * v_dn, forward=False)
+    end = _onset(t, -v, i_dn, ONSET_FRACTION * v_dn, forward=True)
+    baseline = float(np.interp(start, t, y))
+    inside = (t >= start) & (t <= end)
+    i_peak = int(np.flatnonzero(inside)[np.argmax(y[inside])]) if inside.any() else i_up
     peak = float(y[i_peak])
-    rom = peak - baseline_deg
-    if rom <= 0.0:
-        raise ValueError(f"rep window never rises above the baseline {baseline_deg:.2f} deg")
-    lo = baseline_deg + 0.1 * rom
-    hi = baseline_deg + 0.9 * rom
-    above_lo = np.flatnonzero(y >= lo)
-    above_hi = np.flatnonzero(y >= hi)
-    a, b = int(above_lo[0]), int(above_lo[-1])
-    c, d = int(above_hi[0]), int(above_hi[-1])
-    if a == 0 or b == y.size - 1:
-        raise ValueError("rep window must start and end below baseline + 10 % of the range")
-    start = _crossing(t, y, a - 1, lo)
-    end = _crossing(t, y, b, lo)
-    top_in = _crossing(t, y, c - 1, hi) if c > 0 else float(t[0])
-    top_out = _crossing(t, y, d, hi) if d < y.size - 1 else float(t[-1])
     return RepMeasure(
         start_s=start,
         peak_s=float(t[i_peak]),
         end_s=end,
-        baseline_deg=float(baseline_deg),
+        baseline_deg=baseline,
         peak_deg=peak,
-        rom_deg=rom,
+        rom_deg=peak - baseline,
         up_s=top_in - start,
         hold_s=top_out - top_in,
         down_s=end - top_out,
@@ -597,16 +651,19 @@ class ProgrammeBuilder:
     direction : +1 if the exercise is hip flexion, -1 if extension.
     legs : names of the legs that carry a sensor.
     yaw_deg : initial heading.
+    start_standing : the session starts standing (the body lies down with :meth:`lie_down`
+        before the first rep) instead of in the exercise posture.
     """
 
-    def __init__(self, posture: str, direction: int, legs: tuple[str, ...], yaw_deg: float = 0.0) -> None:
+    def __init__(self, posture: str, direction: int, legs: tuple[str, ...], yaw_deg: float = 0.0,
+                 start_standing: bool = False) -> None:
         if posture not in POSTURES:
             raise ValueError(f"posture must be one of {sorted(POSTURES)}, got {posture!r}")
         if direction not in (1, -1):
             raise ValueError(f"direction must be +1 or -1, got {direction}")
-        p = POSTURES[posture]
+        p = POSTURES["standing" if start_standing else posture]
         self.t = 0.0
-        self.posture = posture
+        self.posture = "standing" if start_standing else posture
         self.exercise_posture = posture
         self.direction = direction
         self.legs = legs
@@ -618,6 +675,12 @@ class ProgrammeBuilder:
         self.theta = {leg: PiecewiseBuilder(0.0) for leg in legs}
         self.pflex = {leg: PiecewiseBuilder(0.0) for leg in legs}
         self.swing: dict[str, list[_Bout]] = {leg: [] for leg in legs}
+        self.abduction = {leg: PiecewiseBuilder(0.0) for leg in legs}
+        self.axial = {leg: PiecewiseBuilder(0.0) for leg in legs}
+        self.strap_roll = {leg: PiecewiseBuilder(0.0) for leg in legs}
+        self.strap_tilt = {leg: PiecewiseBuilder(0.0) for leg in legs}
+        # Standing sway: two independent sinusoid bouts per body axis (pitch, roll).
+        self.sway_bouts: dict[str, list[list[_Bout]]] = {"pitch": [[], []], "roll": [[], []]}
         self.bounce: list[_Bout] = []
         self.heel_t: list[float] = []
         self.heel_a: list[float] = []
@@ -635,10 +698,38 @@ class ProgrammeBuilder:
         """Current hip angle of ``leg`` (after the moves programmed so far)."""
         return self.theta[leg].value
 
+    def sway(self, dur_s: float, rng: np.random.Generator) -> None:
+        """Stand for ``dur_s`` with postural sway: the body tilts by 0.4-1.0 deg at 0.2-0.9 Hz
+        about both horizontal axes (two sinusoids each), angular rates of about 2-6 deg/s."""
+        if self.posture != "standing":
+            raise ValueError(f"sway needs the standing posture, the body is {self.posture}")
+        if dur_s <= 0.0:
+            return
+        t0 = self.t
+        ramp = min(1.0, dur_s / 3.0)
+        for axis in ("pitch", "roll"):
+            for bouts in self.sway_bouts[axis]:
+                bouts.append(_Bout(t0, t0 + dur_s, float(rng.uniform(0.2, 0.9)), 0.0, float(rng.uniform(0.4, 1.0)),
+                                   float(rng.uniform(0.0, 2.0 * np.pi)), ramp))
+        self.t += dur_s
+        self.segments.append(Segment("still", None, t0, self.t, "sway"))
+
+    def slip(self, leg: str, roll_deg: float, tilt_deg: float, dur_s: float) -> None:
+        """The strap of ``leg`` turns on the thigh by ``roll_deg`` about its long axis and cocks by
+        ``tilt_deg`` about its mediolateral axis, over ``dur_s`` (the hip angle does not change)."""
+        t0 = self.t
+        self.strap_roll[leg].move(t0, dur_s, self.strap_roll[leg].value + roll_deg)
+        self.strap_tilt[leg].move(t0, dur_s, self.strap_tilt[leg].value + tilt_deg)
+        self.t = t0 + dur_s
+        self.segments.append(Segment("slip", leg, t0, self.t, f"roll {roll_deg:+.1f} deg, tilt {tilt_deg:+.1f} deg"))
+
     def rep(self, leg: str, up_s: float, hold_s: float, down_s: float, peak_deg: float,
-            sag_deg: float = 0.0, end_deg: float | None = None, partial: bool = False, group: int = 0) -> RepPlan:
+            sag_deg: float = 0.0, end_deg: float | None = None, partial: bool = False, group: int = 0,
+            abduction_deg: float = 0.0, axial_deg: float = 0.0) -> RepPlan:
         """One rep of ``leg``: rise to ``peak_deg`` over ``up_s``, hold (sagging by ``sag_deg``)
-        for ``hold_s``, lower to ``end_deg`` (default: the starting angle) over ``down_s``."""
+        for ``hold_s``, lower to ``end_deg`` (default: the starting angle) over ``down_s``.
+        Off-axis motion (``abduction_deg``, ``axial_deg``) builds up with the rise and goes
+        back with the lowering."""
         self._require_exercise_posture("rep")
         th = self.theta[leg]
         start = th.value
@@ -648,6 +739,10 @@ class ProgrammeBuilder:
         th.move(t0, up_s, peak_deg)
         th.move(t0 + up_s, hold_s, peak_deg - sag_deg)
         th.move(t0 + up_s + hold_s, down_s, start if end_deg is None else end_deg)
+        for ch, value in ((self.abduction[leg], abduction_deg), (self.axial[leg], axial_deg)):
+            if value != 0.0:
+                ch.move(t0, up_s, ch.value + value)
+                ch.move(t0 + up_s + hold_s, down_s, ch.value - value)
         self.t = t0 + up_s + hold_s + down_s
         plan = RepPlan(leg, t0, self.t, partial, group)
         self.reps.append(plan)
@@ -795,10 +890,19 @@ class ProgrammeBuilder:
         """Freeze the programme into one :class:`LegMotion` per leg."""
         heel_t = np.asarray(self.heel_t, dtype=np.float64)
         heel_a = np.asarray(self.heel_a, dtype=np.float64)
+        def with_sway(base: PiecewiseChannel, axis: str) -> Channel:
+            bouts = self.sway_bouts[axis]
+            if not bouts[0]:
+                return base
+            return SumChannel((base, _oscillation(bouts[0]), _oscillation(bouts[1])))
+
+        def built(b: PiecewiseBuilder) -> Channel:
+            return b.build() if b.free_s > -np.inf else ConstantChannel(b.initial)
+
         body = BodyMotion(
             yaw_deg=self.yaw.build(),
-            pitch_deg=self.pitch.build(),
-            roll_deg=self.roll.build(),
+            pitch_deg=with_sway(self.pitch.build(), "pitch"),
+            roll_deg=with_sway(self.roll.build(), "roll"),
             hip_z_m=SumChannel((self.hip_z.build(), _oscillation(self.bounce), PulseChannel(heel_t, heel_a))),
             speed_mps=self.speed.build(),
             brake_m=PulseChannel(heel_t, -0.35 * heel_a),
@@ -811,6 +915,10 @@ class ProgrammeBuilder:
                 direction=self.direction,
                 posture_flex_deg=self.pflex[leg].build(),
                 swing_deg=_oscillation(self.swing[leg]),
+                abduction_deg=built(self.abduction[leg]),
+                axial_deg=built(self.axial[leg]),
+                strap_roll_deg=built(self.strap_roll[leg]),
+                strap_tilt_deg=built(self.strap_tilt[leg]),
             )
             for leg in self.legs
         }

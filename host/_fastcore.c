@@ -8,13 +8,12 @@
  *                credit, trapezoid integration about the flexion axis, gap handling and
  *                gravity re-anchoring (hard and soft).  The steps and their reasons are
  *                listed in HipAngleEstimator._process; the comments below name them.
- *   RepMachine   the level / candidate / pending state machine of
- *                host.reps.segmenter.RepSegmenter, over the segmenter's sample log; its
- *                event searches (first sample at or after a position that meets the idle /
- *                rising / pending condition, the catch-up of a lower level) are also exposed
- *                as scan_idle / scan_up / scan_pend / scan_return for tests; arm_flags marks
- *                where rests arm a level.
- *   measure      host.reps.measure.measure_rep's crossings and phases of one rep.
+ *   RepMachine   the rep state machine of host.reps.segmenter.RepSegmenter (DOWN / UP / FALL
+ *                over the segmenter's sample log) with the stopwatch measures of each rep it
+ *                closes; host/reps/reference.py is its plain-Python specification, written
+ *                operation for operation alike so that tests can require identical numbers.
+ *                measure (one rep's measures) and arm_flags (where rests have lasted
+ *                arm_rest_s) are exposed for tests.
  *
  * Everything is a sequential loop over samples whose state is carried in the AngleKernel /
  * RepMachine object (no global mutable state), so any chunking of a stream gives
@@ -571,396 +570,459 @@ static PyTypeObject AngleKernelType = {
     .tp_new = PyType_GenericNew,
 };
 
-/* ------------------------------------------------------------------ segmenter: event searches */
+/* ------------------------------------------------------------------ reps: speed and stopwatch measures */
 
-/* Idle at a level: first i in [lo, hi) where the angle rises through `enter` (a[i] > enter
-   >= a[i-1]; a[-1] counts as -inf), drops below `under`, or a rest arms; -1 if none. */
-static Py_ssize_t
-find_idle(const Arr *a, const Arr *arm, Py_ssize_t lo, Py_ssize_t hi, double enter, double under)
+/* host.reps.reference.speed_at: least-squares slope (deg/s) of angle against time over the
+   samples [j-k, j+k] clipped to [lo, hi].  Same operations in the same order as the
+   reference, so the results are bit-identical (built with -ffp-contract=off). */
+static double
+speed_at(const double *t, const double *a, Py_ssize_t j, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t k)
 {
-    for (Py_ssize_t i = lo; i < hi; i++) {
-        double x = D1(*a, i);
-        double before = i > 0 ? D1(*a, i - 1) : -INFINITY;
-        if ((x > enter && before <= enter) || x < under || B1(*arm, i))
-            return i;
+    Py_ssize_t j0 = j - k > lo ? j - k : lo;
+    Py_ssize_t j1 = j + k < hi ? j + k : hi;
+    double n = (double)(j1 - j0 + 1), tj = t[j], st = 0.0, sa = 0.0, num = 0.0, den = 0.0;
+    for (Py_ssize_t i = j0; i <= j1; i++) {
+        st += t[i] - tj;
+        sa += a[i];
     }
-    return -1;
+    double mt = st / n, ma = sa / n;
+    for (Py_ssize_t i = j0; i <= j1; i++) {
+        double d = (t[i] - tj) - mt;
+        num += d * (a[i] - ma);
+        den += d * d;
+    }
+    return den > 0.0 ? num / den : 0.0;
 }
 
-/* Rising: with m the running maximum of *peak and a[lo..i], first i where the angle is back
-   to L + 10 % of the range (a[i] <= L + 0.1 (m - L)), a rest arms, or t[i] > t_out.
-   *peak becomes m at i (or over [lo, hi) when none is found). */
-static Py_ssize_t
-find_up(const Arr *a, const Arr *t, const Arr *arm, Py_ssize_t lo, Py_ssize_t hi, double L, double *peak, double t_out)
+/* host.reps.reference._frac */
+static double
+speed_frac_between(double vi, double vj, double level)
 {
-    double m = *peak;
-    for (Py_ssize_t i = lo; i < hi; i++) {
-        double x = D1(*a, i);
-        if (x > m)
-            m = x;
-        if (x <= L + 0.1 * (m - L) || B1(*arm, i) || D1(*t, i) > t_out) {
-            *peak = m;
-            return i;
+    if (vj == vi)
+        return 1.0;
+    double f = (level - vi) / (vj - vi);
+    return f < 0.0 ? 0.0 : (f > 1.0 ? 1.0 : f);
+}
+
+/* host.reps.reference.measure_window (its docstring holds the definitions).  t, a are
+   contiguous; v is scratch of at least c + 1 doubles.  out: start_s, peak_s, end_s,
+   baseline_deg, peak_deg, rom_deg, up_s, hold_s, down_s, end_deg. */
+static void
+measure_window(const double *t, const double *a, double *v, Py_ssize_t lo, Py_ssize_t s0, Py_ssize_t c,
+               Py_ssize_t k, double frac, double out[10])
+{
+    Py_ssize_t p = s0, iu = s0, idn, i;
+    for (i = s0 + 1; i <= c; i++)
+        if (a[i] > a[p])
+            p = i;
+    for (i = lo; i <= c; i++)
+        v[i] = speed_at(t, a, i, lo, c, k);
+    for (i = s0 + 1; i <= p; i++)
+        if (v[i] > v[iu])
+            iu = i;
+    idn = p;
+    for (i = p + 1; i <= c; i++)
+        if (v[i] < v[idn])
+            idn = i;
+    double thr_up = frac * v[iu], thr_dn = frac * v[idn], f;
+    double start = t[s0], base = a[s0];
+    for (i = iu - 1; i >= s0; i--)
+        if (v[i] <= thr_up) {
+            f = speed_frac_between(v[i], v[i + 1], thr_up);
+            start = t[i] + f * (t[i + 1] - t[i]);
+            base = a[i] + f * (a[i + 1] - a[i]);
+            break;
         }
-    }
-    *peak = m;
-    return -1;
-}
-
-/* Pending: first i where the angle drops below `under`, rises above `rise`, a rest arms, or
-   t[i] >= t_ok. */
-static Py_ssize_t
-find_pend(const Arr *a, const Arr *t, const Arr *arm, Py_ssize_t lo, Py_ssize_t hi, double under, double rise,
-          double t_ok)
-{
-    for (Py_ssize_t i = lo; i < hi; i++) {
-        double x = D1(*a, i);
-        if (x < under || x > rise || B1(*arm, i) || D1(*t, i) >= t_ok)
-            return i;
-    }
-    return -1;
-}
-
-/* Catch-up after a pop: with m the running maximum of a[start..i], first i in [from, end)
-   with a[i] <= L + 0.1 (m - L).  *m_found is m there (NaN if none), *m_all the maximum of
-   a[start..end). */
-static Py_ssize_t
-find_return(const Arr *a, Py_ssize_t start, Py_ssize_t from, Py_ssize_t end, double L, double *m_found, double *m_all)
-{
-    Py_ssize_t found = -1;
-    double m = -INFINITY;
-    *m_found = NAN;
-    for (Py_ssize_t i = start; i < end; i++) {
-        double x = D1(*a, i);
-        if (x > m)
-            m = x;
-        if (found < 0 && i >= from && x <= L + 0.1 * (m - L)) {
-            found = i;
-            *m_found = m;
+    double top_in = t[c];
+    for (i = iu + 1; i <= c; i++)
+        if (v[i] <= thr_up) {
+            f = speed_frac_between(v[i - 1], v[i], thr_up);
+            top_in = t[i - 1] + f * (t[i] - t[i - 1]);
+            break;
         }
-    }
-    *m_all = m;
-    return found;
+    double top_out = t[iu];
+    for (i = idn - 1; i >= iu; i--)
+        if (v[i] >= thr_dn) {
+            f = speed_frac_between(v[i], v[i + 1], thr_dn);
+            top_out = t[i] + f * (t[i + 1] - t[i]);
+            break;
+        }
+    if (top_out < top_in)
+        top_out = top_in;
+    double end = t[c], end_deg = a[c];
+    for (i = idn + 1; i <= c; i++)
+        if (v[i] >= thr_dn) {
+            f = speed_frac_between(v[i - 1], v[i], thr_dn);
+            end = t[i - 1] + f * (t[i] - t[i - 1]);
+            end_deg = a[i - 1] + f * (a[i] - a[i - 1]);
+            break;
+        }
+    double peak = a[p];
+    out[0] = start;
+    out[1] = t[p];
+    out[2] = end;
+    out[3] = base;
+    out[4] = peak;
+    out[5] = peak - base;
+    out[6] = top_in - start;
+    out[7] = top_out - top_in;
+    out[8] = end - top_out;
+    out[9] = end_deg;
 }
 
-/* ------------------------------------------------------------------ segmenter: state machine */
+/* Copy a 1-D float64 Arr into a contiguous buffer (the measures index it directly). */
+static double *
+arr_copy(const Arr *x, Py_ssize_t lo, Py_ssize_t hi)
+{
+    double *buf = PyMem_Malloc((size_t)(hi > lo ? hi - lo : 1) * sizeof(double));
+    if (buf == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (Py_ssize_t i = lo; i < hi; i++)
+        buf[i - lo] = D1(*x, i);
+    return buf;
+}
 
-/* One resting level of RepSegmenter's stack, with its candidate rep (if any).  Indices are
-   global sample indices (the log's numbering). */
-typedef struct {
-    double angle;       /* resting angle, deg */
-    Py_ssize_t idx;     /* sample that set it */
-    int has_cand;
-    Py_ssize_t enter;   /* candidate: first sample above level + enter_deg */
-    double peak;        /* candidate: running maximum over scanned samples, deg */
-    Py_ssize_t end;     /* candidate: >= 0 once pending (its end crossing) */
-} Level;
+/* ------------------------------------------------------------------ reps: the state machine */
 
+enum { MODE_DOWN = 0, MODE_UP = 1, MODE_FALL = 2 };
+
+/* host.reps.reference.RepMachineRef: parameters and carried state (global sample indices). */
 typedef struct {
     PyObject_HEAD
-    double enter_deg, undershoot_deg, min_rom_deg, max_rep_s, confirm_s;
-    Level *lv;          /* the stack of levels, bottom first */
-    Py_ssize_t n_lv, cap_lv;
+    double enter_deg, undershoot_deg, undershoot_frac, chained_undershoot_frac, min_rom_deg, min_return_frac, max_rep_s, confirm_s, speed_frac;
+    Py_ssize_t k;       /* speed half-window, samples */
     Py_ssize_t pos;     /* global index of the next sample to examine */
+    int mode;
+    double low;         /* running low (DOWN, FALL) */
+    Py_ssize_t i_low;
+    double rest_deg;    /* last rest in DOWN (NaN: none) */
+    int chain;          /* the last excursion was a rep or an anchored fidget */
+    Py_ssize_t s0;      /* candidate: where its rise starts */
+    double base_deg;    /* angle at s0 */
+    int cand_anchored;
+    int cand_from_rest; /* the candidate rose from a rest (stricter undershoot) */
+    double peak;
+    Py_ssize_t i_peak;
+    Py_ssize_t up_rest; /* rest on the way up (or part-way down), -1 if none */
+    double up_rest_deg;
     long long n_rejected, n_fidgets;
 } RepMachine;
 
 static void
 RepMachine_dealloc(RepMachine *self)
 {
-    PyMem_Free(self->lv);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static int
 RepMachine_init(RepMachine *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"enter_deg", "undershoot_deg", "min_rom_deg", "max_rep_s", "confirm_s", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$ddddd:RepMachine", kwlist, &self->enter_deg, &self->undershoot_deg,
-                                     &self->min_rom_deg, &self->max_rep_s, &self->confirm_s))
+    static char *kwlist[] = {"enter_deg", "undershoot_deg", "undershoot_frac", "chained_undershoot_frac",
+                             "min_rom_deg", "min_return_frac",
+                             "max_rep_s", "confirm_s", "speed_frac", "speed_half_n", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$dddddddddn:RepMachine", kwlist, &self->enter_deg,
+                                     &self->undershoot_deg, &self->undershoot_frac, &self->chained_undershoot_frac,
+                                     &self->min_rom_deg,
+                                     &self->min_return_frac, &self->max_rep_s, &self->confirm_s, &self->speed_frac,
+                                     &self->k))
         return -1;
-    PyMem_Free(self->lv);
-    self->cap_lv = 8;
-    self->lv = PyMem_Calloc((size_t)self->cap_lv, sizeof(Level));
-    if (self->lv == NULL) {
-        PyErr_NoMemory();
+    if (self->k < 1) {
+        PyErr_Format(PyExc_ValueError, "speed_half_n must be >= 1, got %zd", self->k);
         return -1;
     }
-    self->n_lv = 0;
     self->pos = 0;
+    self->mode = MODE_DOWN;
+    self->low = self->rest_deg = self->base_deg = NAN;
+    self->i_low = self->s0 = self->i_peak = 0;
+    self->chain = 1; /* the stream start anchors */
+    self->cand_anchored = self->cand_from_rest = 0;
+    self->peak = self->up_rest_deg = 0.0;
+    self->up_rest = -1;
     self->n_rejected = self->n_fidgets = 0;
     return 0;
 }
 
-static int
-push_level(RepMachine *m, double angle, Py_ssize_t idx)
+static Py_ssize_t
+oldest_needed(const RepMachine *m)
 {
-    if (m->n_lv == m->cap_lv) {
-        Level *bigger = PyMem_Realloc(m->lv, (size_t)(2 * m->cap_lv) * sizeof(Level));
-        if (bigger == NULL) {
-            PyErr_NoMemory();
+    Py_ssize_t first = m->mode != MODE_DOWN ? m->s0 : m->i_low;
+    if (m->pos < first)
+        first = m->pos;
+    first -= m->k;
+    return first > 0 ? first : 0;
+}
+
+static void
+open_cand(RepMachine *m, Py_ssize_t s0, double s0_deg, Py_ssize_t i, double x, int anchored, int from_rest)
+{
+    m->mode = MODE_UP;
+    m->cand_from_rest = from_rest;
+    m->s0 = s0;
+    m->base_deg = s0_deg;
+    m->cand_anchored = anchored;
+    m->peak = x;
+    m->i_peak = i;
+    m->up_rest = -1;
+}
+
+static void
+drop_cand(RepMachine *m, Py_ssize_t i, double x)
+{
+    m->n_rejected++;
+    m->chain = 0;
+    m->mode = MODE_DOWN;
+    m->low = x;
+    m->i_low = i;
+    m->rest_deg = NAN;
+}
+
+/* RepMachineRef._close: measure the candidate closed at global sample c, judge it, append
+   a rep to out.  t, a, v are contiguous from global index base. */
+static int
+close_cand(RepMachine *m, const double *t, const double *a, double *v, Py_ssize_t base, Py_ssize_t c, PyObject *out)
+{
+    Py_ssize_t lo = m->s0 - m->k;
+    if (lo < base)
+        lo = base;
+    double r[10];
+    measure_window(t, a, v, lo - base, m->s0 - base, c - base, m->k, m->speed_frac, r);
+    double rom = r[5];
+    double frac = m->cand_from_rest ? m->undershoot_frac : m->chained_undershoot_frac;
+    double under = m->undershoot_deg > frac * rom ? m->undershoot_deg : frac * rom;
+    if (rom < m->min_rom_deg) {
+        m->n_fidgets++;
+        m->chain = m->cand_anchored;
+    } else if (!m->cand_anchored || r[9] < r[3] - under || r[2] - r[0] > m->max_rep_s) {
+        m->n_rejected++;
+        m->chain = 0;
+    } else {
+        m->chain = 1;
+        PyObject *item = Py_BuildValue("(dddddddddn)", r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], c);
+        if (item == NULL || PyList_Append(out, item) < 0) {
+            Py_XDECREF(item);
             return -1;
         }
-        m->lv = bigger;
-        m->cap_lv *= 2;
+        Py_DECREF(item);
     }
-    Level *lv = &m->lv[m->n_lv++];
-    lv->angle = angle;
-    lv->idx = idx;
-    lv->has_cand = 0;
-    lv->enter = lv->end = -1;
-    lv->peak = 0.0;
     return 0;
-}
-
-/* _confirm: report (baseline_deg, enter, end, closed) and drop the candidates of this level
-   and of the levels below (an excursion that contains a rep is not itself one). */
-static int
-confirm_rep(RepMachine *m, Level *lv, Py_ssize_t closed, PyObject *out)
-{
-    PyObject *item = Py_BuildValue("(dnnn)", lv->angle, lv->enter, lv->end, closed);
-    if (item == NULL || PyList_Append(out, item) < 0) {
-        Py_XDECREF(item);
-        return -1;
-    }
-    Py_DECREF(item);
-    for (Py_ssize_t k = 0; k < m->n_lv; k++)
-        m->lv[k].has_cand = 0;
-    return 0;
-}
-
-/* _pop: the angle went below the top level at global sample n: drop it, and see whether the
-   rising candidate of the level below already came back (its end crossing at or after the
-   dropped level's rest). `a` holds global samples from `base`. */
-static void
-pop_level(RepMachine *m, const Arr *a, Py_ssize_t base, Py_ssize_t n)
-{
-    Level gone = m->lv[--m->n_lv];
-    if (m->n_lv == 0)
-        return;
-    Level *lv = &m->lv[m->n_lv - 1];
-    if (!lv->has_cand || lv->end >= 0)
-        return;
-    Py_ssize_t start = lv->enter - base, from = gone.idx - base;
-    double m_found, m_all;
-    Py_ssize_t i = find_return(a, start, from > start ? from : start, n - base + 1, lv->angle, &m_found, &m_all);
-    if (i >= 0 && m_found - lv->angle >= m->min_rom_deg) {
-        lv->end = i + base;
-        lv->peak = m_found;
-    } else {
-        lv->peak = m_all;
-    }
 }
 
 PyDoc_STRVAR(RepMachine_advance_doc,
-             "advance(time_s, angle_deg, arm, rest, base) -> list[tuple[float, int, int, int]]\n--\n\n"
-             "Run the state machine over the logged samples (global indices base .. base + N - 1; every\n"
-             "sample from the oldest candidate's enter on must be there).  Returns the reps confirmed,\n"
-             "in order, as (baseline_deg, enter, end, closed) global sample indices.");
+             "advance(time_s, angle_deg, arm, base) -> list[tuple[float x 9, int]]\n--\n\n"
+             "Run the machine over the logged samples (global indices base .. base + N - 1; the samples\n"
+             "from oldest_needed() on must be there).  Returns the reps closed, in order, as (start_s,\n"
+             "peak_s, end_s, baseline_deg, peak_deg, rom_deg, up_s, hold_s, down_s, closed index).");
 
-/* RepSegmenter._advance: see host/reps/segmenter.py for the states and their reasons. */
+/* host.reps.reference.RepMachineRef.advance, step for step. */
 static PyObject *
 RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 5) {
-        PyErr_Format(PyExc_TypeError, "advance expected 5 arguments (time_s, angle_deg, arm, rest, base), got %zd", nargs);
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "advance expected 4 arguments (time_s, angle_deg, arm, base), got %zd", nargs);
         return NULL;
     }
-    Arr t = {0}, a = {0}, arm = {0}, rest = {0};
+    Arr ta = {0}, aa = {0}, arm = {0};
     PyObject *out = NULL;
-    if (arr_get(args[0], &t, "time_s", 'd', 1, -1, 0) < 0 || arr_get(args[1], &a, "angle_deg", 'd', 1, t.n, 0) < 0 ||
-        arr_get(args[2], &arm, "arm", '?', 1, t.n, 0) < 0 || arr_get(args[3], &rest, "rest", '?', 1, t.n, 0) < 0)
+    double *t = NULL, *a = NULL, *v = NULL;
+    if (arr_get(args[0], &ta, "time_s", 'd', 1, -1, 0) < 0 || arr_get(args[1], &aa, "angle_deg", 'd', 1, ta.n, 0) < 0 ||
+        arr_get(args[2], &arm, "arm", '?', 1, ta.n, 0) < 0)
         goto fail;
-    Py_ssize_t base = PyLong_AsSsize_t(args[4]);
+    Py_ssize_t base = PyLong_AsSsize_t(args[3]);
     if (base == -1 && PyErr_Occurred())
         goto fail;
     RepMachine *m = self;
-    for (Py_ssize_t k = 0; k < m->n_lv; k++) {
-        if (m->lv[k].has_cand && m->lv[k].enter < base) {
-            PyErr_Format(PyExc_ValueError, "advance expected samples from %zd (a candidate's start), got base %zd",
-                         m->lv[k].enter, base);
-            goto fail;
-        }
-    }
-    if (m->pos < base) {
-        PyErr_Format(PyExc_ValueError, "advance expected samples from %zd, got base %zd", m->pos, base);
+    if (oldest_needed(m) < base) {
+        PyErr_Format(PyExc_ValueError, "advance expected samples from %zd, got base %zd", oldest_needed(m), base);
         goto fail;
     }
+    Py_ssize_t n = ta.n;
+    if ((t = arr_copy(&ta, 0, n)) == NULL || (a = arr_copy(&aa, 0, n)) == NULL || (v = arr_copy(&ta, 0, n)) == NULL)
+        goto fail;
     out = PyList_New(0);
     if (out == NULL)
         goto fail;
     const double enter = m->enter_deg;
-    Py_ssize_t pos = m->pos - base, end = t.n, n;
-    while (pos < end) {
-        if (m->n_lv == 0) { /* no level yet: wait for the first armed rest */
-            n = find_idle(&a, &arm, pos, end, INFINITY, -INFINITY);
-            if (n < 0) {
-                pos = end;
-                break;
-            }
-            if (push_level(m, D1(a, n), n + base) < 0)
-                goto fail;
-            pos = n + 1;
-            continue;
+    for (Py_ssize_t j = m->pos - base; j < n; j++) {
+        Py_ssize_t i = j + base;
+        double x = a[j];
+        int armed = B1(arm, j) != 0;
+        if (i == 0) { /* the stream start: a turning point that anchors (chain is 1) */
+            m->low = x;
+            m->i_low = 0;
         }
-        Level *lv = &m->lv[m->n_lv - 1];
-        const double L = lv->angle;
-        if (!lv->has_cand) { /* idle at a level */
-            const double hi_t = L + enter, lo_t = L - m->undershoot_deg;
-            n = find_idle(&a, &arm, pos, end, hi_t, lo_t);
-            if (n < 0) {
-                pos = end;
-                break;
+        if (m->mode == MODE_DOWN) {
+            if (armed) {
+                m->rest_deg = x;
+                m->low = x;
+                m->i_low = i;
+            } else if (x < m->low || t[j] - t[m->i_low - base] > m->max_rep_s) {
+                m->low = x;
+                m->i_low = i;
             }
-            double x = D1(a, n);
-            if (x > hi_t) { /* a candidate opens */
-                lv->has_cand = 1;
-                lv->enter = n + base;
-                lv->peak = x;
-                lv->end = -1;
-                pos = n + 1;
-            } else if (x < lo_t && !B1(rest, n)) { /* below the level while moving: drop it */
-                pop_level(m, &a, base, n + base);
-                pos = n;
-            } else { /* a rest near the level (or re-anchored at rest): the level follows it */
-                lv->angle = x;
-                lv->idx = n + base;
-                pos = n + 1;
+            if (x > m->low + enter) {
+                int near_rest = m->low >= m->rest_deg - m->undershoot_deg; /* false when rest_deg is NaN */
+                open_cand(m, m->i_low, m->low, i, x, m->chain || near_rest, near_rest);
             }
-        } else if (lv->end < 0) { /* rising / at the top */
-            const double t_out = D1(t, lv->enter - base) + m->max_rep_s;
-            n = find_up(&a, &t, &arm, pos, end, L, &lv->peak, t_out);
-            if (n < 0) {
-                pos = end;
-                break;
+        } else if (m->mode == MODE_UP) {
+            if (x > m->peak) {
+                m->peak = x;
+                m->i_peak = i;
             }
-            double x = D1(a, n), rom = lv->peak - L;
-            if (D1(t, n) > t_out) { /* too long to be a rep (sat up, walked off...) */
-                lv->has_cand = 0;
-                pos = n + 1;
-            } else if (x <= L + 0.1 * rom) { /* back at 10 %: pending, or a fidget */
-                if (rom >= m->min_rom_deg) {
-                    lv->end = n + base;
-                    pos = n;
-                } else {
-                    lv->has_cand = 0;
-                    m->n_fidgets++;
-                    pos = n + 1;
-                }
-            } else if (x > L + enter) { /* a rest above the level: hold, or a new baseline */
-                if (push_level(m, x, n + base) < 0)
-                    goto fail;
-                pos = n + 1;
-            } else { /* came back and rests between level + 10 % and level + enter */
-                if (rom >= m->min_rom_deg) {
-                    lv->end = n + base;
-                    if (confirm_rep(m, lv, n + base, out) < 0)
+            if (armed) {
+                m->up_rest = i;
+                m->up_rest_deg = x;
+            }
+            if (m->up_rest >= 0 && x > m->up_rest_deg + enter) {
+                open_cand(m, m->up_rest, m->up_rest_deg, i, x, 1, 1);
+            } else if (x < m->peak - enter) {
+                m->mode = MODE_FALL;
+                m->low = x;
+                m->i_low = i;
+            } else if (t[j] - t[m->s0 - base] > m->max_rep_s) {
+                drop_cand(m, i, x);
+            }
+        } else { /* MODE_FALL */
+            if (x < m->low) {
+                m->low = x;
+                m->i_low = i;
+            }
+            int returned = m->peak - m->low >= m->min_return_frac * (m->peak - m->base_deg);
+            if (armed) {
+                if (returned) {
+                    if (close_cand(m, t, a, v, base, i, out) < 0)
                         goto fail;
+                    m->mode = MODE_DOWN;
+                    m->rest_deg = x;
+                    m->low = x;
+                    m->i_low = i;
                 } else {
-                    lv->has_cand = 0;
-                    m->n_fidgets++;
+                    m->up_rest = i;
+                    m->up_rest_deg = x;
                 }
-                lv->angle = x;
-                lv->idx = n + base;
-                pos = n + 1;
+            } else if (x > m->low + enter) {
+                if (returned) {
+                    if (close_cand(m, t, a, v, base, i, out) < 0)
+                        goto fail;
+                    open_cand(m, m->i_low, m->low, i, x, m->chain, 0);
+                } else {
+                    m->mode = MODE_UP;
+                    if (m->up_rest >= 0 && x > m->up_rest_deg + enter)
+                        open_cand(m, m->up_rest, m->up_rest_deg, i, x, 1, 1);
+                }
+            } else if (returned && t[j] - t[m->i_low - base] >= m->confirm_s) {
+                if (close_cand(m, t, a, v, base, i, out) < 0)
+                    goto fail;
+                m->mode = MODE_DOWN;
+                m->rest_deg = NAN;
+            } else if (t[j] - t[m->s0 - base] > m->max_rep_s) {
+                drop_cand(m, i, x);
             }
-        } else { /* pending: confirm or reject */
-            const double rom = lv->peak - L;
-            const double under = L - (m->undershoot_deg > 0.2 * rom ? m->undershoot_deg : 0.2 * rom);
-            const double t_ok = D1(t, lv->end - base) + m->confirm_s;
-            n = find_pend(&a, &t, &arm, pos, end, under, L + enter, t_ok);
-            if (n < 0) {
-                pos = end;
-                break;
-            }
-            if (D1(a, n) < under) { /* undershoot: the first swing of walking, or a pause */
-                lv->has_cand = 0;
-                m->n_rejected++;
-                pop_level(m, &a, base, n + base);
-            } else if (confirm_rep(m, lv, n + base, out) < 0) {
-                goto fail;
-            }
-            pos = n;
         }
     }
-    m->pos = pos + base;
-    arr_release(&t), arr_release(&a), arr_release(&arm), arr_release(&rest);
+    if (base + n > m->pos)
+        m->pos = base + n;
+    PyMem_Free(t), PyMem_Free(a), PyMem_Free(v);
+    arr_release(&ta), arr_release(&aa), arr_release(&arm);
     return out;
 fail:
     Py_XDECREF(out);
-    arr_release(&t), arr_release(&a), arr_release(&arm), arr_release(&rest);
+    PyMem_Free(t), PyMem_Free(a), PyMem_Free(v);
+    arr_release(&ta), arr_release(&aa), arr_release(&arm);
     return NULL;
 }
 
 PyDoc_STRVAR(RepMachine_finish_doc,
-             "finish(last) -> list[tuple[float, int, int, int]]\n--\n\n"
-             "End of stream: a pending rep on the top level is confirmed at global sample last.");
+             "finish(time_s, angle_deg, base) -> list[tuple[float x 9, int]]\n--\n\n"
+             "End of stream: a candidate that has come down far enough closes at the last sample.");
 
 static PyObject *
-RepMachine_finish(RepMachine *self, PyObject *arg)
+RepMachine_finish(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    Py_ssize_t last = PyLong_AsSsize_t(arg);
-    if (last == -1 && PyErr_Occurred())
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "finish expected 3 arguments (time_s, angle_deg, base), got %zd", nargs);
         return NULL;
-    PyObject *out = PyList_New(0);
-    if (out == NULL)
-        return NULL;
-    if (self->n_lv > 0) {
-        Level *lv = &self->lv[self->n_lv - 1];
-        if (lv->has_cand && lv->end >= 0 && confirm_rep(self, lv, last, out) < 0) {
-            Py_DECREF(out);
-            return NULL;
-        }
     }
+    Arr ta = {0}, aa = {0};
+    PyObject *out = NULL;
+    double *t = NULL, *a = NULL, *v = NULL;
+    if (arr_get(args[0], &ta, "time_s", 'd', 1, -1, 0) < 0 || arr_get(args[1], &aa, "angle_deg", 'd', 1, ta.n, 0) < 0)
+        goto fail;
+    Py_ssize_t base = PyLong_AsSsize_t(args[2]);
+    if (base == -1 && PyErr_Occurred())
+        goto fail;
+    out = PyList_New(0);
+    if (out == NULL)
+        goto fail;
+    RepMachine *m = self;
+    Py_ssize_t n = ta.n;
+    if (m->mode == MODE_FALL && n > 0 && m->peak - m->low >= m->min_return_frac * (m->peak - m->base_deg)) {
+        if (oldest_needed(m) < base) {
+            PyErr_Format(PyExc_ValueError, "finish expected samples from %zd, got base %zd", oldest_needed(m), base);
+            goto fail;
+        }
+        if ((t = arr_copy(&ta, 0, n)) == NULL || (a = arr_copy(&aa, 0, n)) == NULL || (v = arr_copy(&ta, 0, n)) == NULL)
+            goto fail;
+        if (close_cand(m, t, a, v, base, base + n - 1, out) < 0)
+            goto fail;
+        m->mode = MODE_DOWN;
+    }
+    PyMem_Free(t), PyMem_Free(a), PyMem_Free(v);
+    arr_release(&ta), arr_release(&aa);
     return out;
+fail:
+    Py_XDECREF(out);
+    PyMem_Free(t), PyMem_Free(a), PyMem_Free(v);
+    arr_release(&ta), arr_release(&aa);
+    return NULL;
 }
 
-PyDoc_STRVAR(RepMachine_oldest_enter_doc,
-             "oldest_enter() -> int\n--\n\nEarliest enter sample of any open candidate, or -1 if none.");
+PyDoc_STRVAR(RepMachine_oldest_needed_doc,
+             "oldest_needed() -> int\n--\n\nEarliest global sample a future rep can use (the log keeps it).");
 
 static PyObject *
-RepMachine_oldest_enter(RepMachine *self, PyObject *unused)
+RepMachine_oldest_needed(RepMachine *self, PyObject *unused)
 {
     (void)unused;
-    Py_ssize_t oldest = -1;
-    for (Py_ssize_t k = 0; k < self->n_lv; k++)
-        if (self->lv[k].has_cand && (oldest < 0 || self->lv[k].enter < oldest))
-            oldest = self->lv[k].enter;
-    return PyLong_FromSsize_t(oldest);
+    return PyLong_FromSsize_t(oldest_needed(self));
 }
 
 static PyObject *
 RepMachine_get_level(RepMachine *self, void *closure)
 {
     (void)closure;
-    if (self->n_lv == 0)
+    if (self->pos == 0)
         Py_RETURN_NONE;
-    return PyFloat_FromDouble(self->lv[self->n_lv - 1].angle);
+    return PyFloat_FromDouble(self->mode == MODE_DOWN ? self->low : self->base_deg);
 }
 
 static PyMethodDef RepMachine_methods[] = {
     {"advance", (PyCFunction)(void (*)(void))RepMachine_advance, METH_FASTCALL, RepMachine_advance_doc},
-    {"finish", (PyCFunction)RepMachine_finish, METH_O, RepMachine_finish_doc},
-    {"oldest_enter", (PyCFunction)RepMachine_oldest_enter, METH_NOARGS, RepMachine_oldest_enter_doc},
+    {"finish", (PyCFunction)(void (*)(void))RepMachine_finish, METH_FASTCALL, RepMachine_finish_doc},
+    {"oldest_needed", (PyCFunction)RepMachine_oldest_needed, METH_NOARGS, RepMachine_oldest_needed_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static PyGetSetDef RepMachine_getset[] = {
-    {"level_deg", (getter)RepMachine_get_level, NULL, "angle of the top resting level (None before the first)", NULL},
+    {"level_deg", (getter)RepMachine_get_level, NULL, "angle the next rep would be measured from (None at first)",
+     NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
 static PyMemberDef RepMachine_members[] = {
     {"pos", T_PYSSIZET, offsetof(RepMachine, pos), READONLY, "global index of the next sample to examine"},
-    {"n_levels", T_PYSSIZET, offsetof(RepMachine, n_lv), READONLY, "resting levels on the stack"},
-    {"n_rejected", T_LONGLONG, offsetof(RepMachine, n_rejected), READONLY, "pending reps rejected by an undershoot"},
+    {"mode", T_INT, offsetof(RepMachine, mode), READONLY, "0 DOWN, 1 UP, 2 FALL"},
+    {"n_rejected", T_LONGLONG, offsetof(RepMachine, n_rejected), READONLY, "excursions rejected"},
     {"n_fidgets", T_LONGLONG, offsetof(RepMachine, n_fidgets), READONLY, "excursions under min_rom_deg"},
     {NULL, 0, 0, 0, NULL},
 };
 
 PyDoc_STRVAR(RepMachine_doc,
-             "RepMachine(*, enter_deg, undershoot_deg, min_rom_deg, max_rep_s, confirm_s)\n--\n\n"
-             "The level / candidate / pending state machine of RepSegmenter (see host/reps/segmenter.py).");
+             "RepMachine(*, enter_deg, undershoot_deg, undershoot_frac, chained_undershoot_frac, min_rom_deg,\n"
+             "           min_return_frac, max_rep_s,\n"
+             "           confirm_s, speed_frac, speed_half_n)\n--\n\n"
+             "The rep state machine of RepSegmenter; specified in host/reps/reference.py.");
 
 static PyTypeObject RepMachineType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "host._fastcore.RepMachine",
@@ -975,152 +1037,57 @@ static PyTypeObject RepMachineType = {
     .tp_new = PyType_GenericNew,
 };
 
-/* ------------------------------------------------------------------ segmenter: primitives for tests */
+/* ------------------------------------------------------------------ reps: functions for tests */
 
-/* Parse (angle, [time,] arm, pos, end, x, y[, z]): the common head of the scan wrappers
-   (the time array and the third number come together).  Returns the clipped [pos, end)
-   range through *lo / *hi. */
-static int
-scan_args(PyObject *const *args, Py_ssize_t nargs, int with_time, const char *name, Arr *a, Arr *tm, Arr *arm,
-          Py_ssize_t *lo, Py_ssize_t *hi, double p[3])
-{
-    Py_ssize_t want = with_time ? 8 : 6;
-    int n_num = with_time ? 3 : 2;
-    if (nargs != want) {
-        PyErr_Format(PyExc_TypeError, "%s expected %zd arguments, got %zd", name, want, nargs);
-        return -1;
-    }
-    int j = 0;
-    if (arr_get(args[j++], a, "angle_deg", 'd', 1, -1, 0) < 0)
-        return -1;
-    if (with_time && arr_get(args[j++], tm, "time_s", 'd', 1, a->n, 0) < 0)
-        return -1;
-    if (arr_get(args[j++], arm, "arm", '?', 1, a->n, 0) < 0)
-        return -1;
-    *lo = PyLong_AsSsize_t(args[j++]);
-    *hi = PyLong_AsSsize_t(args[j++]);
-    if (PyErr_Occurred())
-        return -1;
-    for (int k = 0; k < n_num; k++) {
-        p[k] = PyFloat_AsDouble(args[j++]);
-        if (p[k] == -1.0 && PyErr_Occurred())
-            return -1;
-    }
-    if (*lo < 0)
-        *lo = 0;
-    if (*hi > a->n)
-        *hi = a->n;
-    return 0;
-}
-
-PyDoc_STRVAR(scan_idle_doc,
-             "scan_idle(angle_deg, arm, pos, end, enter_deg, under_deg) -> int\n--\n\n"
-             "First i in [pos, end) where the angle rises through enter_deg (angle[i] > enter_deg >=\n"
-             "angle[i-1]; angle[-1] counts as -inf), drops below under_deg, or arm[i]; -1 if none.");
+PyDoc_STRVAR(measure_doc,
+             "measure(time_s, angle_deg, lo, s0, c, speed_half_n, speed_frac) -> tuple of 10 floats\n--\n\n"
+             "host.reps.reference.measure_window: (start_s, peak_s, end_s, baseline_deg, peak_deg, rom_deg,\n"
+             "up_s, hold_s, down_s, end_deg).  Requires 0 <= lo <= s0 <= c < N and speed_half_n >= 1.");
 
 static PyObject *
-scan_idle(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+measure(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)mod;
-    Arr a = {0}, arm = {0};
-    Py_ssize_t lo, hi, found = -1;
-    double p[3];
-    if (scan_args(args, nargs, 0, "scan_idle", &a, NULL, &arm, &lo, &hi, p) < 0)
-        goto fail;
-    found = find_idle(&a, &arm, lo, hi, p[0], p[1]);
-    arr_release(&a), arr_release(&arm);
-    return PyLong_FromSsize_t(found);
-fail:
-    arr_release(&a), arr_release(&arm);
-    return NULL;
-}
-
-PyDoc_STRVAR(scan_up_doc,
-             "scan_up(angle_deg, time_s, arm, pos, end, level_deg, peak_deg, t_out_s) -> (int, float)\n--\n\n"
-             "Rising phase: with m the running maximum of peak_deg and angle[pos..i], the first i in\n"
-             "[pos, end) where angle[i] <= level + 0.1 (m - level), arm[i], or time_s[i] > t_out_s.\n"
-             "Returns (i, m at i), or (-1, m over [pos, end)).");
-
-static PyObject *
-scan_up(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
-{
-    (void)mod;
-    Arr a = {0}, tm = {0}, arm = {0};
-    Py_ssize_t lo, hi, found = -1;
-    double p[3];
-    if (scan_args(args, nargs, 1, "scan_up", &a, &tm, &arm, &lo, &hi, p) < 0)
-        goto fail;
-    double m = p[1];
-    found = find_up(&a, &tm, &arm, lo, hi, p[0], &m, p[2]);
-    arr_release(&a), arr_release(&tm), arr_release(&arm);
-    return Py_BuildValue("(nd)", found, m);
-fail:
-    arr_release(&a), arr_release(&tm), arr_release(&arm);
-    return NULL;
-}
-
-PyDoc_STRVAR(scan_pend_doc,
-             "scan_pend(angle_deg, time_s, arm, pos, end, under_deg, rise_deg, t_ok_s) -> int\n--\n\n"
-             "Pending rep: first i in [pos, end) where angle[i] < under_deg, angle[i] > rise_deg,\n"
-             "arm[i], or time_s[i] >= t_ok_s; -1 if none.");
-
-static PyObject *
-scan_pend(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
-{
-    (void)mod;
-    Arr a = {0}, tm = {0}, arm = {0};
-    Py_ssize_t lo, hi, found = -1;
-    double p[3];
-    if (scan_args(args, nargs, 1, "scan_pend", &a, &tm, &arm, &lo, &hi, p) < 0)
-        goto fail;
-    found = find_pend(&a, &tm, &arm, lo, hi, p[0], p[1], p[2]);
-    arr_release(&a), arr_release(&tm), arr_release(&arm);
-    return PyLong_FromSsize_t(found);
-fail:
-    arr_release(&a), arr_release(&tm), arr_release(&arm);
-    return NULL;
-}
-
-PyDoc_STRVAR(scan_return_doc,
-             "scan_return(angle_deg, start, from_, end, level_deg) -> (int, float, float)\n--\n\n"
-             "With m the running maximum of angle[start..i], the first i in [from_, end) where\n"
-             "angle[i] <= level + 0.1 (m - level).  Returns (i or -1, m at i, m over [start, end)).");
-
-static PyObject *
-scan_return(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
-{
-    (void)mod;
-    Arr a = {0};
-    if (nargs != 5) {
-        PyErr_Format(PyExc_TypeError, "scan_return expected 5 arguments, got %zd", nargs);
+    Arr ta = {0}, aa = {0};
+    double *t = NULL, *a = NULL, *v = NULL;
+    if (nargs != 7) {
+        PyErr_Format(PyExc_TypeError, "measure expected 7 arguments, got %zd", nargs);
         return NULL;
     }
-    if (arr_get(args[0], &a, "angle_deg", 'd', 1, -1, 0) < 0)
-        return NULL;
-    Py_ssize_t start = PyLong_AsSsize_t(args[1]), from = PyLong_AsSsize_t(args[2]), end = PyLong_AsSsize_t(args[3]);
-    double L = PyFloat_AsDouble(args[4]);
+    if (arr_get(args[0], &ta, "time_s", 'd', 1, -1, 0) < 0 || arr_get(args[1], &aa, "angle_deg", 'd', 1, ta.n, 0) < 0)
+        goto fail;
+    Py_ssize_t lo = PyLong_AsSsize_t(args[2]), s0 = PyLong_AsSsize_t(args[3]), c = PyLong_AsSsize_t(args[4]);
+    Py_ssize_t k = PyLong_AsSsize_t(args[5]);
+    double frac = PyFloat_AsDouble(args[6]);
     if (PyErr_Occurred())
         goto fail;
-    if (start < 0 || end > a.n || start >= end) {
-        PyErr_Format(PyExc_ValueError, "scan_return expected 0 <= start < end <= %zd, got start %zd, end %zd", a.n,
-                     start, end);
+    if (!(0 <= lo && lo <= s0 && s0 <= c && c < ta.n) || k < 1) {
+        PyErr_Format(PyExc_ValueError,
+                     "measure expected 0 <= lo <= s0 <= c < %zd and speed_half_n >= 1, got lo %zd, s0 %zd, c %zd, "
+                     "speed_half_n %zd",
+                     ta.n, lo, s0, c, k);
         goto fail;
     }
-    double m_found, m_all;
-    Py_ssize_t found = find_return(&a, start, from, end, L, &m_found, &m_all);
-    arr_release(&a);
-    return Py_BuildValue("(ndd)", found, m_found, m_all);
+    if ((t = arr_copy(&ta, 0, ta.n)) == NULL || (a = arr_copy(&aa, 0, ta.n)) == NULL ||
+        (v = arr_copy(&ta, 0, ta.n)) == NULL)
+        goto fail;
+    double r[10];
+    measure_window(t, a, v, lo, s0, c, k, frac, r);
+    PyMem_Free(t), PyMem_Free(a), PyMem_Free(v);
+    arr_release(&ta), arr_release(&aa);
+    return Py_BuildValue("(dddddddddd)", r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]);
 fail:
-    arr_release(&a);
+    PyMem_Free(t), PyMem_Free(a), PyMem_Free(v);
+    arr_release(&ta), arr_release(&aa);
     return NULL;
 }
 
 PyDoc_STRVAR(arm_flags_doc,
              "arm_flags(still, run, arm_n, arm_out) -> int\n--\n\n"
-             "Continue a run of True of length run over still (N,) bool; arm_out[i] = (run at i == arm_n),\n"
-             "i.e. the sample where a rest has lasted arm_n samples.  Returns the run at the end.");
+             "Continue a run of True of length run over still (N,) bool; arm_out[i] = (run at i >= arm_n),\n"
+             "i.e. the samples of a rest that has lasted arm_n samples.  Returns the run at the end.");
 
-/* RepSegmenter.update: where a rest becomes long enough to arm a level. */
+/* RepSegmenter.update: where a rest has lasted arm_n samples (host.reps.reference.arm_flags). */
 static PyObject *
 arm_flags(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -1138,7 +1105,7 @@ arm_flags(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
         goto fail;
     for (Py_ssize_t i = 0; i < st.n; i++) {
         run = B1(st, i) ? run + 1 : 0;
-        *(char *)(out.base + i * out.s0) = run == arm_n;
+        *(char *)(out.base + i * out.s0) = run >= arm_n;
     }
     arr_release(&st), arr_release(&out);
     return PyLong_FromLongLong(run);
@@ -1147,103 +1114,10 @@ fail:
     return NULL;
 }
 
-/* ------------------------------------------------------------------ rep measures */
-
-/* Time where the segment from sample i to sample j crosses `level` (linear, clipped). */
-static double
-cross_s(const Arr *t, const Arr *a, Py_ssize_t i, Py_ssize_t j, double level)
-{
-    double ai = D1(*a, i), aj = D1(*a, j), ti = D1(*t, i), tj = D1(*t, j);
-    if (aj == ai)
-        return tj;
-    double f = (level - ai) / (aj - ai);
-    f = f < 0.0 ? 0.0 : (f > 1.0 ? 1.0 : f);
-    return ti + f * (tj - ti);
-}
-
-PyDoc_STRVAR(measure_doc,
-             "measure(time_s, angle_deg, baseline_deg, lo, peak_from, end) -> tuple of 9 floats\n--\n\n"
-             "The rep measures of host.reps.measure.measure_rep: (start_s, peak_s, end_s, baseline_deg,\n"
-             "peak_deg, rom_deg, up_s, hold_s, down_s).  Requires 0 <= lo <= peak_from <= end < N.");
-
-/* host.reps.measure.measure_rep (its docstring holds the definitions). */
-static PyObject *
-measure(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
-{
-    (void)mod;
-    Arr t = {0}, a = {0};
-    if (nargs != 6) {
-        PyErr_Format(PyExc_TypeError, "measure expected 6 arguments, got %zd", nargs);
-        return NULL;
-    }
-    if (arr_get(args[0], &t, "time_s", 'd', 1, -1, 0) < 0 || arr_get(args[1], &a, "angle_deg", 'd', 1, t.n, 0) < 0)
-        goto fail;
-    double base = PyFloat_AsDouble(args[2]);
-    Py_ssize_t lo = PyLong_AsSsize_t(args[3]), pf = PyLong_AsSsize_t(args[4]), end = PyLong_AsSsize_t(args[5]);
-    if (PyErr_Occurred())
-        goto fail;
-    if (!(0 <= lo && lo <= pf && pf <= end && end < t.n)) {
-        PyErr_Format(PyExc_ValueError,
-                     "measure expected 0 <= lo <= peak_from <= end < %zd, got lo %zd, peak_from %zd, end %zd", t.n, lo,
-                     pf, end);
-        goto fail;
-    }
-    /* peak: first maximum in [peak_from, end] */
-    Py_ssize_t p = pf;
-    for (Py_ssize_t i = pf + 1; i <= end; i++)
-        if (D1(a, i) > D1(a, p))
-            p = i;
-    double peak = D1(a, p), rom = peak - base;
-    double lo10 = base + 0.1 * rom, hi90 = base + 0.9 * rom;
-    /* start: crossing after the last sample below 10 % before the peak */
-    Py_ssize_t j = lo;
-    double start = D1(t, lo);
-    for (Py_ssize_t i = p - 1; i >= lo; i--)
-        if (D1(a, i) < lo10) {
-            j = i;
-            start = cross_s(&t, &a, i, i + 1, lo10);
-            break;
-        }
-    /* top entry: first sample at or above 90 % in [j, p] */
-    Py_ssize_t up = j;
-    for (Py_ssize_t i = j; i <= p; i++)
-        if (D1(a, i) >= hi90) {
-            up = i;
-            break;
-        }
-    double top_in = up > j ? cross_s(&t, &a, up - 1, up, hi90) : D1(t, up);
-    /* top exit: last sample at or above 90 % in [p, end] */
-    Py_ssize_t m = p;
-    for (Py_ssize_t i = end; i >= p; i--)
-        if (D1(a, i) >= hi90) {
-            m = i;
-            break;
-        }
-    double top_out = m < end ? cross_s(&t, &a, m, m + 1, hi90) : D1(t, m);
-    /* end: first sample at or below 10 % after the top exit */
-    Py_ssize_t q = end;
-    for (Py_ssize_t i = m; i <= end; i++)
-        if (D1(a, i) <= lo10) {
-            q = i;
-            break;
-        }
-    double end_s = q > m ? cross_s(&t, &a, q - 1, q, lo10) : D1(t, q);
-    double peak_s = D1(t, p);
-    arr_release(&t), arr_release(&a);
-    return Py_BuildValue("(ddddddddd)", start, peak_s, end_s, base, peak, rom, top_in - start, top_out - top_in,
-                         end_s - top_out);
-fail:
-    arr_release(&t), arr_release(&a);
-    return NULL;
-}
 
 /* ------------------------------------------------------------------ module */
 
 static PyMethodDef module_methods[] = {
-    {"scan_idle", (PyCFunction)(void (*)(void))scan_idle, METH_FASTCALL, scan_idle_doc},
-    {"scan_up", (PyCFunction)(void (*)(void))scan_up, METH_FASTCALL, scan_up_doc},
-    {"scan_pend", (PyCFunction)(void (*)(void))scan_pend, METH_FASTCALL, scan_pend_doc},
-    {"scan_return", (PyCFunction)(void (*)(void))scan_return, METH_FASTCALL, scan_return_doc},
     {"arm_flags", (PyCFunction)(void (*)(void))arm_flags, METH_FASTCALL, arm_flags_doc},
     {"measure", (PyCFunction)(void (*)(void))measure, METH_FASTCALL, measure_doc},
     {NULL, NULL, 0, NULL},

@@ -13,20 +13,44 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .errors import LegrepError
 
-# Order is the order in ``legrep --help``. Add a command by adding its module.
-COMMANDS: tuple[str, ...] = (
-    "demo",
-    "analyze",
-    "scan",
-    "capture",
-    "replay",
-    "export",
-    "report",
-    "history",
-)
+# Order is the order in ``legrep --help``. Add a command by adding its module and a line here:
+# the one-line help is listed without importing the module (``legrep --help`` and every other
+# command stay fast); only the chosen command's module is imported. tests/test_cli_analyze.py checks
+# each line against the help the module registers.
+COMMAND_HELP: dict[str, str] = {
+    "demo": "stream a bundled session from two virtual sensors through the BLE stack",
+    "analyze": "count and measure reps in IMU CSV files (one per thigh)",
+    "scan": "list the sensors in range (legrep and vendor models)",
+    "capture": "live capture from the thigh sensors (BLE or serial)",
+    "replay": "replay a recorded session (same decoding and analysis as live capture)",
+    "export": "export a recording: reps.csv, summary.json and IMU CSV per leg",
+    "report": "write a session report (HTML with plots)",
+    "history": "sessions stored so far: table, trend plot, CSV export, import",
+}
+COMMANDS: tuple[str, ...] = tuple(COMMAND_HELP)
+
+def chosen_command(argv: Sequence[str]) -> str | None:
+    """The command named in ``argv`` (the first word that is not a top-level option), or None."""
+    for word in argv:
+        if word.startswith("-"):
+            continue  # -v, -vv, --verbose, --version, --help (anything else: argparse says so)
+        return word if word in COMMAND_HELP else None
+    return None
+
+
+class _Version(argparse.Action):
+    """``--version``: looks the version up only when asked (importlib.metadata costs ~20 ms)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        print(f"legrep {_version()}")
+        parser.exit()
 
 
 def _version() -> str:
@@ -38,15 +62,21 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(load: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``legrep`` parser; the commands in ``load`` (default: all) get their full parser, the
+    others a stub that only lists them in ``--help``."""
     parser = argparse.ArgumentParser(
         prog="legrep",
         description="Rep counter for leg lifts from two thigh IMUs.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
-    parser.add_argument("--version", action="version", version=f"legrep {_version()}")
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    wanted = set(COMMANDS if load is None else load)
+    for name, help_text in COMMAND_HELP.items():
+        if name not in wanted:
+            sub.add_parser(name, help=help_text)
+            continue
         try:
             module = importlib.import_module(f"legrep.commands.{name}")
         except ModuleNotFoundError as exc:
@@ -58,8 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    command = chosen_command(words)
+    parser = build_parser([command] if command else [])
+    args = parser.parse_args(words)
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2),
         format="%(levelname)s %(name)s: %(message)s",

@@ -30,3 +30,8 @@ class RecordingError(LegrepError, ValueError):
 
 class SensorError(LegrepError, RuntimeError):
     """A sensor or adapter problem a person can act on (not found, out of range...)."""
+
+
+class MissingToolError(LegrepError, RuntimeError):
+    """A program or device an option needs is not there (speech engine, sound device); the message
+    names what to install."""

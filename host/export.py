@@ -38,6 +38,7 @@ REPS_COLUMNS: tuple[str, ...] = (
     "start_s",
     "peak_s",
     "end_s",
+    "baseline_deg",
     "peak_deg",
     "rom_deg",
     "up_s",
@@ -80,6 +81,7 @@ def _rep_row(rep: Rep) -> list[str]:
         f"{rep.start_s:.3f}",
         f"{rep.peak_s:.3f}",
         f"{rep.end_s:.3f}",
+        f"{rep.baseline_deg:.1f}",
         f"{rep.peak_deg:.1f}",
         f"{rep.rom_deg:.1f}",
         f"{rep.up_s:.3f}",
@@ -124,8 +126,8 @@ def write_reps_csv(path: str | os.PathLike[str], result: SessionResult) -> None:
 def parse_reps_csv(text: str, source_name: str = "<reps.csv>") -> tuple[Rep, ...]:
     """Parse reps CSV text written by :func:`write_reps_csv`.
 
-    The header must be exactly ``REPS_COLUMNS``. Fields the CSV does not carry are
-    reconstructed: ``baseline_deg = peak_deg - rom_deg`` and ``closed_s = end_s``.
+    The header must be exactly ``REPS_COLUMNS``. ``closed_s``, which the CSV does not carry,
+    is taken as ``end_s``.
 
     Raises
     ------
@@ -156,7 +158,7 @@ def parse_reps_csv(text: str, source_name: str = "<reps.csv>") -> tuple[Rep, ...
             )
         row = dict(zip(REPS_COLUMNS, fields))
         values: dict[str, float] = {}
-        for name in REPS_COLUMNS[3:11]:
+        for name in REPS_COLUMNS[3:12]:
             try:
                 values[name] = float(row[name])
             except ValueError:
@@ -180,7 +182,7 @@ def parse_reps_csv(text: str, source_name: str = "<reps.csv>") -> tuple[Rep, ...
                 start_s=values["start_s"],
                 peak_s=values["peak_s"],
                 end_s=values["end_s"],
-                baseline_deg=values["peak_deg"] - values["rom_deg"],
+                baseline_deg=values["baseline_deg"],
                 peak_deg=values["peak_deg"],
                 rom_deg=values["rom_deg"],
                 up_s=values["up_s"],
@@ -220,6 +222,7 @@ def _flag_counts(reps: Sequence[Rep]) -> dict[str, int]:
 def _leg_summary(reps: Sequence[Rep]) -> dict[str, Any]:
     return {
         "reps": len(reps),
+        "mean_baseline_deg": _mean([r.baseline_deg for r in reps], 2),
         "mean_peak_deg": _mean([r.peak_deg for r in reps], 2),
         "mean_rom_deg": _mean([r.rom_deg for r in reps], 2),
         "mean_up_s": _mean([r.up_s for r in reps], 3),
@@ -249,7 +252,7 @@ def summary_dict(result: SessionResult, settings: Settings | None = None) -> dic
 
     Keys: ``legrep_version``, ``legs`` (analysed leg names), ``uneven`` (two legs, totals differ),
     ``sets`` (``set``, ``start_s``, ``end_s``, ``left_reps``, ``right_reps``, ``uneven``),
-    ``per_leg`` (per leg name: ``reps``, ``mean_peak_deg``, ``mean_rom_deg``, ``mean_up_s``,
+    ``per_leg`` (per leg name: ``reps``, ``mean_baseline_deg``, ``mean_peak_deg``, ``mean_rom_deg``, ``mean_up_s``,
     ``mean_hold_s``, ``mean_down_s`` -- null without reps -- and ``flags`` counts),
     ``settings`` (every :class:`Settings` field used) and ``diagnostics``.
     """

@@ -15,25 +15,32 @@ an :class:`~legrep.errors.InputError` whose message is one line::
 
     <file>:<line>: <what was expected>, got <what arrived>
 
-The parser (:func:`parse_imu_csv`) does no I/O; :func:`read_imu_csv` and
-:func:`write_imu_csv` are the file edges.
+The parser (:class:`ImuCsvParser`, fed bytes in blocks; :func:`parse_imu_csv` for a whole text)
+does no I/O; :func:`iter_imu_csv` (block by block, memory flat in the file's length),
+:func:`read_imu_csv` and :func:`write_imu_csv` are the file edges. A problem is reported at the
+first bad line in file order.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import InputError
-from .model import ImuBlock
+from .model import FloatArray, ImuBlock
 
 __all__ = [
     "STANDARD_GRAVITY_MPS2",
     "CANONICAL_HEADER",
+    "BLOCK_BYTES",
+    "ImuCsvParser",
+    "concat_imu_blocks",
+    "iter_imu_csv",
     "parse_imu_csv",
     "read_imu_csv",
     "write_imu_csv",
@@ -120,28 +127,273 @@ def _load(lines: list[str], cols: list[int]) -> np.ndarray:
     return np.loadtxt(lines, delimiter=",", dtype=np.float64, comments=None, usecols=cols, ndmin=2)
 
 
-def _locate_bad_value(
-    source: str, lines: list[str], linenos: Sequence[int], cols: list[int], header: list[str]
-) -> InputError:
-    """Slow path after the fast parse failed: bisect to the first line the same parser rejects."""
-    lo, hi = 0, len(lines)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
+_SKIP = 0xFF
+BLOCK_BYTES = 1 << 22
+"""Bytes read per block by :func:`iter_imu_csv` (about 50 000 rows of a canonical file)."""
+_ROWS_PER_BLOCK = 1 << 16
+"""At most this many samples per returned block."""
+_EMPTY: tuple[FloatArray, FloatArray, FloatArray] = (np.empty(0), np.empty((0, 3)), np.empty((0, 3)))
+
+
+@dataclass(slots=True)
+class _Header:
+    lineno: int
+    cols: list[int]
+    factors: list[_Conversion]
+    n_fields: int
+    names: list[str]
+    col_map: bytes
+    """One byte per field: its target column (0 time, 1-3 acc, 4-6 gyr) or ``_SKIP``."""
+
+
+class ImuCsvParser:
+    """Streaming IMU CSV parser: fed bytes in any slicing, it returns :class:`ImuBlock` values.
+
+    No I/O (``feed`` bytes, then ``finish``): :func:`iter_imu_csv` is the file edge. Any slicing
+    of the same bytes gives the same samples and the same first error.
+
+    Each line goes through the C scanner (``legrep._csvscan``), which accepts a strict subset of
+    the reference parser below and stops at any other line; that line then goes through the
+    reference (``np.loadtxt`` on the line, the checks in the module docstring), which accepts it or
+    raises the one-line error. Numbers are identical on both paths (both correctly rounded).
+
+    Parameters
+    ----------
+    source_name : how errors name the input (usually the file path).
+    fast : False sends every line through the reference parser (for tests that compare the two).
+    """
+
+    def __init__(self, source_name: str = "<csv>", fast: bool = True) -> None:
+        self.source_name = source_name
+        self._fast = fast
+        self._pending = b""
+        self._offset = 0
+        """File offset of ``_pending[0]`` (for UTF-8 error offsets)."""
+        self._started = False
+        self._header: _Header | None = None
+        self._lineno = 1
+        """Line number of the next line to parse."""
+        self._prev_t = -math.inf
+        self._prev_line = ""
+        self._prev_lineno = 0
+        self._prev_at: tuple[bytes, int, int] | None = None
+        self._rows = 0
+        self._arrays = _EMPTY
+
+    @property
+    def rows(self) -> int:
+        """Samples returned so far."""
+        return self._rows
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[ImuBlock]:
+        """Parse the complete lines in ``data`` (and what was held back); returns their samples.
+
+        Raises
+        ------
+        InputError
+            At the first bad line (see the module docstring).
+        """
+        buf = self._pending + data if self._pending else bytes(data)
+        stop = buf.rfind(b"\n") + 1
+        self._pending = buf[stop:]
+        start = self._offset
+        self._offset += stop
+        return self._process(buf, stop, start, final=False)
+
+    def finish(self) -> list[ImuBlock]:
+        """The end of the input: parse the last (unterminated) line and check the whole file.
+
+        Raises
+        ------
+        InputError
+            Empty file, header only, fewer than 2 samples, or a bad last line.
+        """
+        buf, self._pending = self._pending, b""
+        blocks = self._process(buf, len(buf), self._offset, final=True)
+        src = self.source_name
+        if self._header is None:
+            raise InputError(f"{src}:1: a header line ({','.join(CANONICAL_HEADER)}) expected, got an empty file")
+        if self._rows == 0:
+            raise InputError(f"{src}:{self._header.lineno + 1}: data rows expected after the header, got only the header")
+        if self._rows < 2:
+            raise InputError(f"{src}:{self._prev_lineno}: at least 2 samples expected, got {self._rows}")
+        return blocks
+
+    # ------------------------------------------------------------------
+    def _decode(self, raw: bytes, offset: int) -> str:
         try:
-            _load(lines[lo:mid], cols)
-        except ValueError:
-            hi = mid
-        else:
-            lo = mid
-    fields = lines[lo].split(",")
-    for c in cols:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                f"{self.source_name}: UTF-8 text expected, got a non-text byte at offset {offset + exc.start}"
+            ) from None
+
+    def _process(self, buf: bytes, stop: int, offset: int, final: bool) -> list[ImuBlock]:
+        """The lines of ``buf[:stop]`` (``buf[0]`` is at file offset ``offset``)."""
+        pos = 0
+        if not self._started and stop:
+            self._started = True
+            if buf.startswith(b"\xef\xbb\xbf"):
+                pos = 3
+        out: list[ImuBlock] = []
+        row = 0
+        while self._header is None and pos < stop:
+            nl = buf.find(b"\n", pos, stop)
+            end = stop if nl < 0 else nl
+            last = final and not buf[end:stop].strip()
+            lines = self._decode(buf[pos:end], offset + pos).splitlines() or [""]
+            for k, line in enumerate(lines):
+                if self._header is not None:  # a line break str.splitlines knows (e.g. a lone CR)
+                    row = self._slow_line(line, last and k == len(lines) - 1, row)
+                elif line.strip():
+                    self._header = self._make_header(self._lineno, line)
+                self._lineno += 1
+            pos = end + 1
+        if self._header is not None and pos < stop:
+            row = self._scan(buf, pos, stop, offset, final, row, out)
+        self._flush(row, out)
+        return out
+
+    def _make_header(self, lineno: int, line: str) -> _Header:
+        cols, factors, n_fields = _parse_header(self.source_name, lineno, line)
+        col_map = bytearray([_SKIP] * n_fields)
+        for target, c in enumerate(cols):
+            col_map[c] = target
+        names = [n.strip() for n in line.split(",")]
+        return _Header(lineno, cols, factors, n_fields, names, bytes(col_map))
+
+    def _scan(self, buf: bytes, pos: int, stop: int, offset: int, final: bool, row: int, out: list[ImuBlock]) -> int:
+        """Rows of ``buf[pos:stop]`` into ``self._arrays`` from ``row`` on (full arrays go to ``out``):
+        the C scanner, and the reference parser for each line it stops at. Returns the row count."""
+        from ._csvscan import scan
+
+        assert self._header is not None
+        # a row takes at least 2 bytes per field; real rows take ~10 per field: start there, and
+        # hand full arrays on as blocks rather than over-allocate
+        cap = min(_ROWS_PER_BLOCK, (stop - pos) // (10 * self._header.n_fields) + 16)
+        self._grow(row, cap)
+        col_map = self._header.col_map
+        view = memoryview(buf)[:stop]
+        while pos < stop:
+            t, acc, gyr = self._arrays
+            if not self._fast:
+                status, last_pos = 1, -1
+            else:
+                pos, row, self._lineno, self._prev_t, last_pos, last_lineno, status = scan(
+                    view, pos, t, acc, gyr, row, col_map, self._prev_t, self._lineno
+                )
+            if last_pos >= 0:
+                nl = buf.find(b"\n", last_pos, stop)
+                self._prev_at = (buf, last_pos, stop if nl < 0 else nl)
+                self._prev_lineno = last_lineno
+            if status == 0:
+                break
+            if status == 2:
+                self._flush(row, out)
+                row = 0
+                self._grow(0, cap)
+                continue
+            nl = buf.find(b"\n", pos, stop)
+            end = stop if nl < 0 else nl
+            tail_blank = not buf[end:stop].strip()
+            lines = self._decode(buf[pos:end], offset + pos).splitlines() or [""]
+            if not final and tail_blank and len(lines) == 1 and lines[0].count(",") + 1 < self._header.n_fields:
+                # too few fields on the last line so far: the next block, or the end of the file,
+                # tells whether it is a truncated last line (the message says so)
+                self._pending = buf[pos:stop] + self._pending
+                self._offset = offset + pos
+                return row
+            for k, line in enumerate(lines):
+                if row >= len(self._arrays[0]) and row >= cap:
+                    self._flush(row, out)
+                    row = 0
+                    self._grow(0, cap)
+                row = self._slow_line(line, final and tail_blank and k == len(lines) - 1, row)
+                self._lineno += 1
+            pos = end + 1
+        return row
+
+    def _flush(self, row: int, out: list[ImuBlock]) -> None:
+        """The first ``row`` rows of ``self._arrays`` become a block in ``out``; fresh arrays."""
+        t, acc, gyr = self._arrays
+        self._arrays = _EMPTY
+        out.extend(self._block(t[:row], acc[:row], gyr[:row]))
+
+    def _grow(self, row: int, n: int) -> None:
+        """Make ``self._arrays`` hold at least ``n`` rows, keeping the first ``row``."""
+        t, acc, gyr = self._arrays
+        if len(t) >= n:
+            return
+        t2, acc2, gyr2 = np.empty(n), np.empty((n, 3)), np.empty((n, 3))
+        t2[:row], acc2[:row], gyr2[:row] = t[:row], acc[:row], gyr[:row]
+        self._arrays = (t2, acc2, gyr2)
+
+    def _prev_text(self) -> str:
+        """The line of the previous row (kept as a slice of the buffer until it is needed)."""
+        if self._prev_at is not None:
+            buf, a, b = self._prev_at
+            self._prev_line = buf[a:b].decode("utf-8", "replace").rstrip("\r")
+            self._prev_at = None
+        return self._prev_line
+
+    def _block(self, t: FloatArray, acc: FloatArray, gyr: FloatArray) -> list[ImuBlock]:
+        if len(t) == 0:
+            return []
+        assert self._header is not None
+        self._rows += len(t)
+        f = self._header.factors
+        columns = [(t, f[0])] + [(acc[:, k], f[1 + k]) for k in range(3)] + [(gyr[:, k], f[4 + k]) for k in range(3)]
+        for arr, (mul, div) in columns:
+            if mul != 1.0:
+                arr *= mul
+            if div != 1.0:
+                arr /= div
+        return [ImuBlock(t, acc, gyr)]
+
+    def _slow_line(self, line: str, last: bool, row: int) -> int:
+        """The reference parser for one line: store its sample at ``row`` or raise the error."""
+        h = self._header
+        assert h is not None
+        src, lineno = self.source_name, self._lineno
+        if not line or line.isspace():
+            return row
+        n_commas = line.count(",")
+        if n_commas != h.n_fields - 1:
+            got = n_commas + 1
+            what = " (truncated last line?)" if last and got < h.n_fields else ""
+            raise InputError(
+                f"{src}:{lineno}: {h.n_fields} comma-separated fields expected (as in the header), "
+                f"got {got}{what}: {line.strip()[:80]!r}"
+            )
+        fields = line.split(",")
         try:
-            if not fields[c].strip():
-                raise ValueError("empty field")
-            _load([fields[c]], [0])
+            values = _load([line], h.cols)[0]
         except ValueError:
-            return InputError(f"{source}:{linenos[lo]}: column {header[c]}: a number expected, got {fields[c].strip()!r}")
-    return InputError(f"{source}:{linenos[lo]}: numbers expected, got {lines[lo].strip()[:80]!r}")
+            for c in h.cols:
+                try:
+                    if not fields[c].strip():
+                        raise ValueError("empty field")
+                    _load([fields[c]], [0])
+                except ValueError:
+                    raise InputError(f"{src}:{lineno}: column {h.names[c]}: a number expected, got {fields[c].strip()!r}") from None
+            raise InputError(f"{src}:{lineno}: numbers expected, got {line.strip()[:80]!r}") from None
+        finite = np.isfinite(values)
+        if not finite.all():
+            c = h.cols[int(np.flatnonzero(~finite)[0])]
+            raise InputError(f"{src}:{lineno}: column {h.names[c]}: a finite number expected, got {fields[c].strip()!r}")
+        t_now = float(values[0])
+        if self._prev_lineno and not t_now > self._prev_t:
+            kind = "duplicated" if t_now == self._prev_t else "going back"
+            before = self._prev_text().split(",")[h.cols[0]].strip()
+            raise InputError(
+                f"{src}:{lineno}: column {h.names[h.cols[0]]}: strictly increasing time expected, "
+                f"got {kind}: {fields[h.cols[0]].strip()} after {before} (line {self._prev_lineno})"
+            )
+        self._grow(row, row + 1 if row < 16 else 2 * row)
+        t, acc, gyr = self._arrays
+        t[row], acc[row], gyr[row] = values[0], values[1:4], values[4:7]
+        self._prev_t, self._prev_line, self._prev_lineno, self._prev_at = t_now, line, lineno, None
+        return row + 1
 
 
 def parse_imu_csv(text_or_lines: str | Iterable[str], source_name: str = "<csv>") -> ImuBlock:
@@ -164,93 +416,78 @@ def parse_imu_csv(text_or_lines: str | Iterable[str], source_name: str = "<csv>"
         module docstring.
     """
     if isinstance(text_or_lines, str):
-        raw_lines = text_or_lines.splitlines()
+        text = text_or_lines
     else:
-        raw_lines = [line.rstrip("\r\n") for line in text_or_lines]
-    if raw_lines and raw_lines[0].startswith("\ufeff"):
-        raw_lines[0] = raw_lines[0][1:]
-
-    # the header is the first non-blank line
-    h = 0
-    while h < len(raw_lines) and not raw_lines[h].strip():
-        h += 1
-    if h == len(raw_lines):
-        raise InputError(f"{source_name}:1: a header line ({','.join(CANONICAL_HEADER)}) expected, got an empty file")
-    header_lineno, header_line = h + 1, raw_lines[h]
-    cols, factors, n_fields = _parse_header(source_name, header_lineno, header_line)
-    header_names = [n.strip() for n in header_line.split(",")]
-
-    # data rows: blank lines are skipped, 1-based line numbers kept for messages
-    lines = raw_lines[h + 1 :]
-    blank = [i for i, line in enumerate(lines) if not line or line.isspace()]
-    if blank:
-        drop = set(blank)
-        linenos: Sequence[int] = [h + 2 + i for i in range(len(lines)) if i not in drop]
-        lines = [line for i, line in enumerate(lines) if i not in drop]
-    else:
-        linenos = range(h + 2, h + 2 + len(lines))
-    if not lines:
-        raise InputError(
-            f"{source_name}:{header_lineno + 1}: data rows expected after the header, got only the header"
-        )
-
-    # every row must have the header's number of fields (a truncated last line is an error, not dropped)
-    counts = np.array([line.count(",") for line in lines], dtype=np.int64)
-    bad = np.flatnonzero(counts != n_fields - 1)
-    if bad.size:
-        k = int(bad[0])
-        got = int(counts[k]) + 1
-        what = " (truncated last line?)" if k == len(lines) - 1 and got < n_fields else ""
-        raise InputError(
-            f"{source_name}:{linenos[k]}: {n_fields} comma-separated fields expected (as in the header), "
-            f"got {got}{what}: {lines[k].strip()[:80]!r}"
-        )
-
+        text = "".join(line.rstrip("\r\n") + "\n" for line in text_or_lines)
+    parser = ImuCsvParser(source_name)
     try:
-        values = _load(lines, cols)
-    except ValueError:
-        raise _locate_bad_value(source_name, lines, linenos, cols, header_names) from None
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"{source_name}: UTF-8 text expected, got a lone surrogate at character {exc.start}") from None
+    blocks = parser.feed(data) + parser.finish()
+    return concat_imu_blocks(blocks)
 
-    finite = np.isfinite(values)
-    if not finite.all():
-        row, c = (int(x) for x in np.argwhere(~finite)[0])
-        raise InputError(
-            f"{source_name}:{linenos[row]}: column {header_names[cols[c]]}: a finite number expected, "
-            f"got {lines[row].split(',')[cols[c]].strip()!r}"
-        )
-    if len(values) < 2:
-        raise InputError(f"{source_name}:{linenos[0]}: at least 2 samples expected, got {len(values)}")
 
-    raw_time = values[:, 0]
-    step = np.diff(raw_time)
-    bad = np.flatnonzero(step <= 0)
-    if bad.size:
-        k = int(bad[0])
-        kind = "duplicated" if step[k] == 0 else "going back"
-        raise InputError(
-            f"{source_name}:{linenos[k + 1]}: column {header_names[cols[0]]}: strictly increasing time expected, "
-            f"got {kind}: {lines[k + 1].split(',')[cols[0]].strip()} after "
-            f"{lines[k].split(',')[cols[0]].strip()} (line {linenos[k]})"
-        )
+def concat_imu_blocks(blocks: Sequence[ImuBlock]) -> ImuBlock:
+    """One block of ``blocks`` in order (an empty block for none)."""
+    if len(blocks) == 1:
+        return blocks[0]
+    if not blocks:
+        return ImuBlock(np.zeros(0), np.zeros((0, 3)), np.zeros((0, 3)))
+    return ImuBlock(
+        np.concatenate([b.time_s for b in blocks]),
+        np.concatenate([b.acc_g for b in blocks]),
+        np.concatenate([b.gyr_dps for b in blocks]),
+    )
 
-    converted = values.copy()
-    for c, (mul, div) in enumerate(factors):
-        if mul != 1.0:
-            converted[:, c] *= mul
-        if div != 1.0:
-            converted[:, c] /= div
-    return ImuBlock.from_arrays(converted[:, 0], converted[:, 1:4], converted[:, 4:7])
+
+def iter_imu_csv(path: str | os.PathLike[str], block_bytes: int = BLOCK_BYTES) -> Iterator[ImuBlock]:
+    """The samples of one sensor's IMU CSV file, block by block (memory flat in the file's length).
+
+    Raises
+    ------
+    InputError
+        The file is missing, a directory, unreadable, not UTF-8 text, or its content is invalid
+        (raised when the bad line is reached; the blocks before it have been yielded).
+    """
+    p = Path(path)
+    parser = ImuCsvParser(str(path))
+    try:
+        fh = open(p, "rb")
+    except OSError as exc:
+        raise _file_error(p, "IMU CSV file", exc) from None
+    with fh:
+        while True:
+            try:
+                data = fh.read(block_bytes)
+            except OSError as exc:
+                raise _file_error(p, "IMU CSV file", exc) from None
+            if not data:
+                break
+            yield from parser.feed(data)
+    yield from parser.finish()
 
 
 def read_imu_csv(path: str | os.PathLike[str]) -> ImuBlock:
-    """Read one sensor's IMU CSV file (see :func:`parse_imu_csv`).
+    """Read one sensor's IMU CSV file (see :func:`parse_imu_csv`, :func:`iter_imu_csv`).
 
     Raises
     ------
     InputError
         The file is missing, a directory, unreadable, not UTF-8 text, or its content is invalid.
     """
-    return parse_imu_csv(read_text_file(path, "IMU CSV file"), str(path))
+    return concat_imu_blocks(list(iter_imu_csv(path)))
+
+
+def _file_error(p: Path, what: str, exc: OSError) -> InputError:
+    article = "an" if what[:1].lower() in "aeiou" else "a"
+    if isinstance(exc, FileNotFoundError):
+        return InputError(f"{p}: an existing {what} expected, got no such file")
+    if isinstance(exc, IsADirectoryError):
+        return InputError(f"{p}: {article} {what} expected, got a directory")
+    if isinstance(exc, PermissionError):
+        return InputError(f"{p}: a readable {what} expected, got permission denied")
+    return InputError(f"{p}: a readable {what} expected, got {exc.strerror or exc}")
 
 
 def read_text_file(path: str | os.PathLike[str], what: str) -> str:
@@ -259,19 +496,12 @@ def read_text_file(path: str | os.PathLike[str], what: str) -> str:
     ``what`` names the expected file, e.g. ``"IMU CSV file"``.
     """
     p = Path(path)
-    article = "an" if what[:1].lower() in "aeiou" else "a"
     try:
         return p.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(f"{p}: an existing {what} expected, got no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{p}: {article} {what} expected, got a directory") from None
-    except PermissionError:
-        raise InputError(f"{p}: a readable {what} expected, got permission denied") from None
     except UnicodeDecodeError as exc:
         raise InputError(f"{p}: UTF-8 text expected, got a non-text byte at offset {exc.start}") from None
     except OSError as exc:
-        raise InputError(f"{p}: a readable {what} expected, got {exc.strerror or exc}") from None
+        raise _file_error(p, what, exc) from None
 
 
 def format_imu_csv(block: ImuBlock) -> str:

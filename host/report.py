@@ -138,6 +138,37 @@ def _leg_stats(leg: Leg, reps: Sequence[Rep]) -> LegStats:
     )
 
 
+_FLAG_WORDS = {
+    "fast_down": "lowered too fast",
+    "fast_up": "raised too fast",
+    "partial": "partial (short of the set's usual range)",
+    "short_hold": "held too briefly at the top",
+    "below_target": "short of the target range",
+}
+
+
+def form_phrase(reps: Sequence[Rep], most: int = 2) -> str:
+    """The form in words for a headline: the ``most`` commonest flags, or that none was raised.
+
+    >>> form_phrase([Rep(Leg.LEFT, 0, 1, 2, 0, 80, 80, 1, 0, 0.5, 2, ("fast_down",))] * 3)
+    'all 3 reps lowered too fast'
+    """
+    n = len(reps)
+    if n == 0:
+        return ""
+    counts: dict[str, int] = {}
+    for r in reps:
+        for flag in r.flags:
+            counts[flag] = counts.get(flag, 0) + 1
+    if not counts:
+        return "no form flags"
+    said = []
+    for flag, k in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:most]:
+        who = f"all {n} reps" if k == n else f"{k} of {n} reps"
+        said.append(f"{who} {_FLAG_WORDS.get(flag, flag.replace('_', ' '))}")
+    return ", ".join(said)
+
+
 def summarize_session(result: SessionResult) -> ReportSummary:
     """Per-leg averages, left/right differences and the uneven sets in words.
 
@@ -169,6 +200,9 @@ def summarize_session(result: SessionResult) -> ReportSummary:
     headline = f"{', '.join(parts) or 'no'} reps in {n_sets} set{'s' if n_sets != 1 else ''}"
     if len(legs) == 2:
         headline += "; uneven" if messages else "; even on both legs"
+    form = form_phrase(result.reps)
+    if form:
+        headline += "; " + form
     return ReportSummary(legs, tuple(result.sets), stats, tuple(differences), messages, headline)
 
 
@@ -244,7 +278,7 @@ def _draw_angle(fig: "Figure", result: SessionResult, settings: Settings) -> Non
                 textcoords="offset points",
                 ha="center",
                 va="bottom",
-                fontsize=8,
+                fontsize="small",
                 color="0.2",
             )
             if r.flags:
@@ -260,7 +294,7 @@ def _draw_angle(fig: "Figure", result: SessionResult, settings: Settings) -> Non
                 transform=ax.get_xaxis_transform(),
                 ha="center",
                 va="bottom",
-                fontsize=9,
+                fontsize="medium",
                 color="0.3",
             )
         ax.set_ylabel(f"{leg.value} hip angle (°)")
@@ -271,7 +305,7 @@ def _draw_angle(fig: "Figure", result: SessionResult, settings: Settings) -> Non
         _line2d("v", _FLAG_COLOUR, "flagged rep"),
         _line2d("--", "0.3", "set boundary"),
     ]
-    fig.legend(handles=handles, fontsize=8, loc="outside lower center", ncols=len(handles), frameon=False)
+    fig.legend(handles=handles, fontsize="small", loc="outside lower center", ncols=_legend_cols(fig, len(handles)), frameon=False)
     axes[-1].set_xlabel("time (s)")
     fig.suptitle("Hip angle over time")
 
@@ -328,18 +362,26 @@ def _draw_range(fig: "Figure", result: SessionResult, settings: Settings) -> Non
     if settings.target_rom_deg > 0:
         handles.append(_patch("#4c9f70", 0.3, f"target range ≥ {settings.target_rom_deg:g}°"))
     handles.append(_patch("white", 1.0, "partial / below target", hatch="xx"))
-    fig.legend(handles=handles, fontsize=8, loc="outside lower center", ncols=min(len(handles), 5), frameon=False)
+    fig.legend(handles=handles, fontsize="small", loc="outside lower center", ncols=_legend_cols(fig, min(len(handles), 5)), frameon=False)
     for ax in (ax_peak, ax_rom):
         ax.grid(True, axis="y", alpha=0.3)
     _label_rep_axis(ax_rom, keys, len(result.sets))
     fig.suptitle("Peak angle and range per rep, left and right")
 
 
+def _phone(fig: "Figure") -> bool:
+    return bool(fig.get_figwidth() < 6.0)
+
+
+def _legend_cols(fig: "Figure", n: int) -> int:
+    return min(n, 2) if _phone(fig) else n
+
+
 def _label_rep_axis(ax: Any, keys: Sequence[tuple[int, int]], n_sets: int) -> None:
-    step = max(1, math.ceil(len(keys) / 30))
+    step = max(1, math.ceil(len(keys) / (12 if _phone(ax.figure) else 30)))
     ticks = list(range(0, len(keys), step))
     ax.set_xticks(ticks)
-    ax.set_xticklabels([_rep_label(keys[i], n_sets) for i in ticks], rotation=90 if len(ticks) > 12 else 0, fontsize=8)
+    ax.set_xticklabels([_rep_label(keys[i], n_sets) for i in ticks], rotation=90 if len(ticks) > 12 else 0, fontsize="small")
     ax.set_xlabel("set · rep" if n_sets > 1 else "rep")
     if keys:
         ax.set_xlim(-0.6, len(keys) - 0.4)
@@ -377,15 +419,18 @@ def _draw_tempo(fig: "Figure", result: SessionResult, settings: Settings) -> Non
     handles.append(too_fast)
     if Leg.RIGHT in legs and len(legs) == 2:
         handles.append(_patch("white", 1.0, "right leg (hatched); left plain", hatch="//"))
-    fig.legend(handles=handles, fontsize=8, loc="outside lower center", ncols=len(handles), frameon=False)
+    fig.legend(handles=handles, fontsize="small", loc="outside lower center", ncols=_legend_cols(fig, len(handles)), frameon=False)
     ax.set_ylabel("time (s)")
     ax.grid(True, axis="y", alpha=0.3)
     _label_rep_axis(ax, keys, len(result.sets))
     fig.suptitle("Tempo per rep: up / hold / down")
 
 
-def build_figures(result: SessionResult, settings: Settings | None = None) -> dict[str, "Figure"]:
+def build_figures(result: SessionResult, settings: Settings | None = None, phone: bool = False) -> dict[str, "Figure"]:
     """Draw the report's figures (matplotlib ``Figure`` objects on an Agg canvas).
+
+    ``phone``: narrow figures for a phone's width (draw and render them inside
+    :func:`phone_rc`, which sets the larger base font; :func:`phone_figures_png` does both).
 
     Every shaded rep span carries the gid ``rep:<leg>:<set>:<rep>`` and every flag
     marker ``flag:<leg>:<set>:<rep>:<flags>``, so tests can count them.
@@ -398,7 +443,10 @@ def build_figures(result: SessionResult, settings: Settings | None = None) -> di
     settings = settings or Settings()
     figure_cls, canvas_cls = _matplotlib()
     n_legs = max(len(result.legs), 1)
-    sizes = {"angle": (10.0, 2.2 + 2.3 * n_legs), "range": (10.0, 6.4), "tempo": (10.0, 4.6)}
+    if phone:
+        sizes = {"angle": (PHONE_WIDTH_IN, 2.0 + 2.0 * n_legs), "range": (PHONE_WIDTH_IN, 5.2), "tempo": (PHONE_WIDTH_IN, 4.2)}
+    else:
+        sizes = {"angle": (10.0, 2.2 + 2.3 * n_legs), "range": (10.0, 6.4), "tempo": (10.0, 4.6)}
     drawers = {"angle": _draw_angle, "range": _draw_range, "tempo": _draw_tempo}
     figures: dict[str, Figure] = {}
     for name in FIGURE_NAMES:
@@ -407,6 +455,26 @@ def build_figures(result: SessionResult, settings: Settings | None = None) -> di
         drawers[name](fig, result, settings)
         figures[name] = fig
     return figures
+
+
+PHONE_WIDTH_IN = 4.0
+PHONE_DPI = 210
+"""Phone figures: 840 px wide, shown about 360 CSS px wide on a 390 px screen (scale ~0.43)."""
+PHONE_FONT_PT = 11.0
+"""Base font of the phone figures: 'small' (0.83x) is 9.2 pt = 26.8 px at PHONE_DPI, ~11.5 CSS px shown."""
+
+
+def phone_rc() -> Any:
+    """matplotlib rc context for the phone figures (the larger base font)."""
+    import matplotlib
+
+    return matplotlib.rc_context({"font.size": PHONE_FONT_PT})
+
+
+def phone_figures_png(result: SessionResult, settings: Settings | None = None) -> dict[str, bytes]:
+    """PNG bytes per figure, drawn for a phone's width with text that stays >= 11 CSS px there."""
+    with phone_rc():
+        return {name: figure_png(fig, PHONE_DPI) for name, fig in build_figures(result, settings, phone=True).items()}
 
 
 def figure_png(fig: "Figure", dpi: int = 100) -> bytes:
@@ -440,7 +508,8 @@ figure img { display: block; max-width: 100%; height: auto; margin: 0 auto; }
 figcaption { font-size: 0.85rem; color: #5b6670; padding: 0.3rem 0.2rem 0; }
 details { margin: 1rem 0; }
 code { font-size: 0.85rem; }
-@media (max-width: 600px) { body { font-size: 15px; } main { padding: 0.6rem; } th, td { padding: 0.3rem 0.45rem; } }
+@media (max-width: 600px) { body { font-size: 15px; } main { padding: 0.6rem; } th, td { padding: 0.3rem 0.45rem; }
+  table { min-width: 0; width: 100%; } th { white-space: normal; } figure { padding: 0.2rem; } }
 """
 
 
@@ -487,6 +556,7 @@ def render_html(
     started_at: str | None = None,
     exercise: str | None = None,
     figures_png: Mapping[str, bytes] | None = None,
+    phone_png: Mapping[str, bytes] | None = None,
 ) -> str:
     """Make the self-contained report page.
 
@@ -495,6 +565,8 @@ def render_html(
     result, settings : the analysed session and the settings it was analysed with.
     title, source, started_at, exercise : shown in the page header.
     figures_png : PNG bytes per figure name (``FIGURE_NAMES``); drawn here when None.
+    phone_png : the same figures for a phone's width (:func:`phone_figures_png`), shown below
+        600 px; drawn here when ``figures_png`` is drawn here too.
 
     Returns
     -------
@@ -504,6 +576,8 @@ def render_html(
     settings = settings or Settings()
     if figures_png is None:
         figures_png = {name: figure_png(fig) for name, fig in build_figures(result, settings).items()}
+        if phone_png is None:
+            phone_png = phone_figures_png(result, settings)
     summary = summarize_session(result)
     esc = html.escape
     meta = " · ".join(esc(x) for x in (exercise, _readable_time(started_at), source) if x)
@@ -566,8 +640,14 @@ def render_html(
         if not png:
             continue
         data = base64.b64encode(png).decode("ascii")
+        small = (phone_png or {}).get(name)
+        source = (
+            f'<source media="(max-width: 600px)" srcset="data:image/png;base64,{base64.b64encode(small).decode("ascii")}">'
+            if small
+            else ""
+        )
         parts.append(
-            f'<figure id="fig-{name}"><img alt="{esc(_CAPTIONS[name])}" src="data:image/png;base64,{data}">'
+            f'<figure id="fig-{name}"><picture>{source}<img alt="{esc(_CAPTIONS[name])}" src="data:image/png;base64,{data}"></picture>'
             f"<figcaption>{esc(_CAPTIONS[name])}</figcaption></figure>"
         )
     settings_rows = [([k, f"{v:g}"], "") for k, v in settings.to_dict().items()]
@@ -604,8 +684,9 @@ def write_report(
     out = Path(out_html)
     out.parent.mkdir(parents=True, exist_ok=True)
     text = render_html(
-        result, settings, title=title, source=source, started_at=started_at, exercise=exercise, figures_png=pngs
-    )
+        result, settings, title=title, source=source, started_at=started_at, exercise=exercise, figures_png=pngs,
+        phone_png=phone_figures_png(result, settings),
+    )  # fmt: skip
     out.write_text(text, encoding="utf-8")
     written = {"html": out}
     if png_dir is not None:

@@ -1,94 +1,269 @@
-"""Analysis settings: one frozen dataclass, units in every name, documented defaults.
+"""Analysis settings: one frozen dataclass, units in every name, documented defaults and ranges.
 
-The settings used are stored with every recording and summary so a result can
-be reproduced.
+The settings used are stored with every recording and summary so a result can be reproduced.
+
+Every field declares its valid range next to it, in its annotation::
+
+    still_min_s: Annotated[float, Range(0.0, 60.0, lo_open=True)] = 0.2
+
+(:class:`Range` for numbers, :class:`Choice` for a fixed set of words). One piece of code
+(:func:`check_setting`) validates a value however it arrives: constructing ``Settings(...)``,
+``--set NAME=VALUE`` on the command line (:func:`parse_overrides`) and the settings a recording's
+META or a summary stores (:meth:`Settings.from_dict`). Numbers must be finite and inside the
+range; time constants and divisors are ``> 0``; the upper bounds keep every setting meaningful
+(and every count of samples derived from it small enough for the C kernel).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
+import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from .errors import InputError
+
+__all__ = ["Choice", "Range", "Settings", "check_setting", "parse_overrides", "setting_rules"]
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    """A number's valid range: ``lo <= x <= hi`` (``lo < x`` with ``lo_open``), always finite."""
+
+    lo: float
+    hi: float
+    lo_open: bool = False
+
+    def check(self, name: str, value: object, kind: type) -> float | int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InputError(f"setting {name}: a number expected, got {value!r}")
+        if kind is int and not float(value).is_integer():
+            raise InputError(f"setting {name}: an integer expected, got {value!r}")
+        if not math.isfinite(value):
+            raise InputError(f"setting {name}: a finite number ({self.describe()}) expected, got {value!r}")
+        if value < self.lo or value > self.hi or (self.lo_open and value == self.lo):
+            raise InputError(f"setting {name}: {self.describe()} expected, got {value!r}")
+        return int(value) if kind is int else float(value)
+
+    def parse(self, name: str, text: str, kind: type) -> float | int:
+        try:
+            value = int(text) if kind is int else float(text)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise InputError(f"setting {name}: {what} expected, got {text.strip()!r}") from None
+        return self.check(name, value, kind)
+
+    def describe(self) -> str:
+        return f"{_num(self.lo)} {'<' if self.lo_open else '<='} value <= {_num(self.hi)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """A word from a fixed set (for settings that pick a method)."""
+
+    values: tuple[str, ...]
+
+    def check(self, name: str, value: object, kind: type) -> str:
+        if not isinstance(value, str) or value not in self.values:
+            raise InputError(f"setting {name}: one of {', '.join(self.values)} expected, got {value!r}")
+        return value
+
+    def parse(self, name: str, text: str, kind: type) -> str:
+        return self.check(name, text.strip(), kind)
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(self.values)
+
+
+Rule = Range | Choice
+
+
+def _num(x: float) -> str:
+    return f"{x:g}"
+
+
+# Shorthands for the common kinds of range (others are written out).
+def _positive(hi: float) -> Range:
+    """``0 < value <= hi``: a time constant, a window length, a divisor."""
+    return Range(0.0, hi, lo_open=True)
+
+
+def _nonneg(hi: float) -> Range:
+    """``0 <= value <= hi`` (0 often disables a check)."""
+    return Range(0.0, hi)
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     # --- calibration (neutral pose at the start) ---
-    calib_min_still_s: float = 0.5
+    calib_min_still_s: Annotated[float, _positive(30.0)] = 0.5
     """Shortest still neutral pose accepted at the start of a stream."""
-    calib_max_s: float = 2.0
+    calib_max_s: Annotated[float, _positive(60.0)] = 2.0
     """Calibration stops averaging after this much stillness."""
-    calib_gyro_tol_dps: float = 3.0
+    calib_gyro_tol_dps: Annotated[float, _positive(100.0)] = 3.0
     """A calibration sample deviates less than this from the running gyro mean."""
-    calib_acc_tol_g: float = 0.05
+    calib_acc_tol_g: Annotated[float, _positive(1.0)] = 0.05
     """...and less than this (fraction of the mean accelerometer norm) from its mean."""
-    axis_rotation_deg: float = 25.0
+    axis_rotation_deg: Annotated[float, _positive(90.0)] = 25.0
     """Rotation needed after calibration before the flexion axis is fixed."""
 
     # --- fusion: stillness, gyro bias tracking, accelerometer re-anchoring ---
-    still_gyro_dps: float = 3.0
+    still_gyro_dps: Annotated[float, _positive(100.0)] = 3.0
     """Every sample of a still window has a bias-corrected rate below this."""
-    still_mean_dps: float = 0.2
+    still_mean_dps: Annotated[float, _positive(100.0)] = 0.2
     """...and the window's mean rate about the flexion axis is below this (a slow sag is motion)."""
-    still_min_s: float = 0.2
+    still_min_s: Annotated[float, _positive(60.0)] = 0.2
     """Length of the still window; zero-rate updates apply after it."""
-    bias_tau_s: float = 2.0
+    bias_tau_s: Annotated[float, _positive(3600.0)] = 2.0
     """Time constant (of still time) of the gyro bias tracker."""
-    anchor_rest_s: float = 1.0
+    anchor_rest_s: Annotated[float, _positive(600.0)] = 1.0
     """Rest long enough to compare the angle with gravity."""
-    anchor_max_error_deg: float = 10.0
+    anchor_max_error_deg: Annotated[float, _nonneg(180.0)] = 10.0
     """At a long rest, re-anchor to gravity when the angles differ by more."""
-    max_gap_s: float = 0.5
+    max_gap_s: Annotated[float, _positive(3600.0)] = 0.5
     """A sample gap longer than this is counted in the diagnostics (bridged linearly)."""
 
-    # --- reps ---
-    min_rom_deg: float = 20.0
-    """Excursions with a smaller range are fidgets, not reps."""
-    enter_deg: float = 10.0
-    """Rise above the resting level that opens a candidate rep."""
-    arm_rest_s: float = 0.15
-    """Stillness that establishes a resting level a rep can start from."""
-    undershoot_deg: float = 8.0
-    """Going this far below the resting level (or 20 % of range) rejects the rep."""
-    confirm_s: float = 0.25
-    """After the angle returns, wait this long for an undershoot before counting."""
-    max_rep_s: float = 60.0
-    """A candidate rep open for longer than this is dropped."""
+    # --- reps (the rules are in host/reps/reference.py) ---
+    min_rom_deg: Annotated[float, _nonneg(180.0)] = 20.0
+    """Excursions with a smaller range are fidgets, not reps (shifting on the mat, adjusting a
+    strap move the thigh 4-12 deg; the gentlest therapeutic raises still cover 30 deg or more)."""
+    enter_deg: Annotated[float, _positive(180.0)] = 10.0
+    """Rise above the low point that opens a candidate rep; also the drop below the peak that
+    starts its descent (well above a hold's sag and the angle's noise, well below a rep)."""
+    arm_rest_s: Annotated[float, _positive(60.0)] = 0.15
+    """Stillness that makes a rest: it anchors the low point and a rep can rise from it."""
+    undershoot_deg: Annotated[float, _nonneg(180.0)] = 8.0
+    """A descent ending this far (or ``undershoot_frac`` of the range) below the rep's baseline
+    rejects it: the first swing of walking goes back past the standing pose. Also how far below
+    the last rest a low point may lie and still be anchored by it."""
+    undershoot_frac: Annotated[float, _nonneg(10.0)] = 0.2
+    """...the undershoot as a fraction of the range (whichever of the two is larger), for a rep that
+    rose from a rest (walking's first swing: 25 deg up, 15 below the standing rest)."""
+    chained_undershoot_frac: Annotated[float, _nonneg(10.0)] = 1.0
+    """...and for a rep that rose from the turning point after another rep: the last of a set of
+    hover or touch-and-go reps may end on the floor, well below its baseline, but never further
+    below it than it rose above it (sitting up to stand rises 40 deg and falls 130)."""
+    min_return_frac: Annotated[float, _positive(1.0)] = 0.5
+    """A rep has come down once it has fallen by this fraction of its rise (hover reps come back
+    to 10-15 deg above the floor, so "back to the baseline" would lose them; getting up from the
+    floor rises 40 deg and falls 130: not a return)."""
+    confirm_s: Annotated[float, _nonneg(60.0)] = 0.25
+    """Once come down, a rep also closes after this long without a new low (no rest, no rise)."""
+    max_rep_s: Annotated[float, _positive(3600.0)] = 60.0
+    """A candidate rep open for longer than this is dropped (sat up, walked off)."""
+    tempo_speed_frac: Annotated[float, _positive(0.9)] = 0.1
+    """Stopwatch tempo: a phase starts and ends where the speed is this fraction of the rep's
+    peak rising / lowering speed (README "Rep measures"; minimum-jerk raise of T reads 0.83 T)."""
+    speed_window_s: Annotated[float, _positive(2.0)] = 0.1
+    """Width of the least-squares speed fit (centred; latency half of it). 0.1 s: at 100 Hz it
+    cuts angle noise in the speed about 10x, and widens a 0.5 s raise's reading by < 10 ms."""
 
     # --- sets and flags ---
-    set_rest_s: float = 15.0
+    set_rest_s: Annotated[float, _positive(3600.0)] = 15.0
     """A rest at least this long between reps starts a new set."""
-    partial_frac: float = 0.7
-    """``partial``: range below this fraction of the set's median range (same leg)."""
-    min_down_s: float = 1.0
-    """``fast_down``: lowering (down_s) quicker than this."""
-    min_up_s: float = 0.4
-    """``fast_up``: raising (up_s) quicker than this (swinging the leg up)."""
-    min_hold_s: float = 0.0
-    """``short_hold``: hold at the top shorter than this (0 disables)."""
-    target_rom_deg: float = 0.0
-    """``below_target``: range below this absolute target (0 disables)."""
+    partial_frac: Annotated[float, _nonneg(1.0)] = 0.7
+    """``partial``: range below this fraction of the set's median range (same leg); 0.7 leaves
+    room for the +-10 % rep-to-rep variation of a steady set and still catches half-way reps."""
+    min_down_s: Annotated[float, _nonneg(60.0)] = 1.2
+    """``fast_down``: lowering (down_s) quicker than this. The exercises ask to lower over 2 s or
+    more; a smooth lowering of T seconds reads 0.83 T on the stopwatch (1.66 s for 2 s), and
+    reps vary by about 10 %: 1.2 s flags a lowering clearly faster than asked (< 1.45 s of
+    movement), never a controlled one."""
+    min_up_s: Annotated[float, _nonneg(60.0)] = 0.4
+    """``fast_up``: raising (up_s) quicker than this: a raise under 0.5 s of movement is a swing
+    (momentum, not the hip flexors; a controlled raise takes 1-2 s)."""
+    min_hold_s: Annotated[float, _nonneg(600.0)] = 0.0
+    """``short_hold``: hold at the top shorter than this (0 disables: holds are prescribed per
+    person, e.g. 1-5 s; the stopwatch hold of a prescribed hold H reads about H + 0.1 T)."""
+    target_rom_deg: Annotated[float, _nonneg(180.0)] = 0.0
+    """``below_target``: range below this absolute target (0 disables; set per person)."""
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if not isinstance(value, (int, float)) or value != value or value < 0:
-                raise InputError(f"setting {f.name} must be a number >= 0, got {value!r}")
-        if self.calib_min_still_s <= 0:
-            raise InputError(f"calib_min_still_s must be > 0, got {self.calib_min_still_s}")
+        for name, (rule, kind) in setting_rules().items():
+            value = rule.check(name, getattr(self, name), kind)
+            if value is not getattr(self, name):  # normalise 1 -> 1.0 for float fields
+                object.__setattr__(self, name, value)
 
-    def to_dict(self) -> dict[str, float]:
+    def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Settings":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise InputError(f"unknown settings {unknown}; known: {sorted(known)}")
-        return cls(**{k: float(v) for k, v in data.items()})
+    def from_dict(cls, data: Mapping[str, Any]) -> "Settings":
+        """Settings from stored values (a recording's META, a summary, the history).
 
-    def replace(self, **changes: float) -> "Settings":
+        Missing names take their defaults (files written before a setting existed).
+
+        Raises
+        ------
+        InputError
+            Not a mapping, an unknown name, or a value of the wrong type or out of its range.
+        """
+        if not isinstance(data, Mapping):
+            raise InputError(f"settings: an object of NAME: value expected, got {type(data).__name__} {data!r:.60}")
+        rules = setting_rules()
+        unknown = sorted(str(k) for k in data if k not in rules)
+        if unknown:
+            raise InputError(f"unknown settings {unknown}; known: {sorted(rules)}")
+        return cls(**{str(k): v for k, v in data.items()})
+
+    def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)
+
+
+@functools.cache
+def setting_rules() -> dict[str, tuple[Rule, type]]:
+    """``name -> (rule, value type)`` of every :class:`Settings` field, from its annotation.
+
+    Raises
+    ------
+    TypeError
+        A field without a :class:`Range` or :class:`Choice` (a programming error: declare one).
+    """
+    hints = typing.get_type_hints(Settings, include_extras=True)
+    rules: dict[str, tuple[Rule, type]] = {}
+    for f in dataclasses.fields(Settings):
+        hint = hints[f.name]
+        found = [m for m in getattr(hint, "__metadata__", ()) if isinstance(m, (Range, Choice))]
+        if len(found) != 1:
+            raise TypeError(f"Settings.{f.name} must be annotated Annotated[type, Range(...) or Choice(...)], got {hint!r}")
+        rules[f.name] = (found[0], typing.get_args(hint)[0])
+    return rules
+
+
+def check_setting(name: str, value: object) -> Any:
+    """The validated value of setting ``name`` (InputError when unknown, mistyped or out of range)."""
+    rules = setting_rules()
+    if name not in rules:
+        raise InputError(f"setting name expected (one of {', '.join(rules)}), got {name!r}")
+    rule, kind = rules[name]
+    return rule.check(name, value, kind)
+
+
+def parse_overrides(items: Sequence[str], base: Settings | None = None, option: str = "--set") -> Settings:
+    """Apply ``NAME=VALUE`` overrides (``--set min_rom_deg=25``) to ``base`` (default :class:`Settings`).
+
+    Raises
+    ------
+    InputError
+        A malformed item, an unknown name (the known names are listed), or a value that is not
+        of the setting's type or outside its range (the range is given).
+    """
+    base = base if base is not None else Settings()
+    rules = setting_rules()
+    changes: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise InputError(f"{option}: NAME=VALUE expected, got {item!r}")
+        if name not in rules:
+            raise InputError(f"{option}: a setting name expected (one of {', '.join(rules)}), got {name!r}")
+        rule, kind = rules[name]
+        try:
+            changes[name] = rule.parse(name, text, kind)
+        except InputError as exc:  # "setting NAME: ..." -> "--set NAME: ..."
+            raise InputError(f"{option} {str(exc).removeprefix('setting ')}") from None
+    return dataclasses.replace(base, **changes) if changes else base

@@ -116,11 +116,10 @@ def test_reps_and_summary_files_match_the_programme(
     assert out.count("\n") == 1 and out.startswith("Total: 19 reps (left 10, right 9)") and str(reps_path) in out
     reps = read_reps_csv(reps_path)
     assert [sum(1 for r in reps if r.leg is leg) for leg in (Leg.LEFT, Leg.RIGHT)] == [10, 9]
-    # the generator's exact measures (README "Rep measures"): a minimum-jerk move crosses 10 % of its
-    # range at tau10 and 90 % at 1 - tau10 of its duration, so up = (1 - 2 tau10) * 1.5 s,
-    # hold = 1.0 s + tau10 * (1.5 s + 2.0 s), down = (1 - 2 tau10) * 2.0 s
-    tau = np.linspace(0.0, 0.5, 500_001)
-    tau10 = float(np.interp(0.1, 10 * tau**3 - 15 * tau**4 + 6 * tau**5, tau))
+    # the generator's exact measures (README "Rep measures", stopwatch tempo): a minimum-jerk move's
+    # speed 30 tau^2 (1 - tau)^2 is 10 % of its peak (30/16) at tau10 and 1 - tau10 of its duration,
+    # so up = (1 - 2 tau10) * 1.5 s, hold = 1.0 s + tau10 * (1.5 s + 2.0 s), down = (1 - 2 tau10) * 2.0 s
+    tau10 = (1.0 - np.sqrt(1.0 - 4.0 * np.sqrt(0.1 / 16.0))) / 2.0
     for r in reps:
         assert r.peak_deg == pytest.approx(80.0, abs=2.0)
         assert r.rom_deg == pytest.approx(80.0, abs=2.0)
@@ -204,7 +203,7 @@ def test_file_problems_give_one_line(capsys: pytest.CaptureFixture[str], tmp_pat
         (("--set", "min_rom=25"), "--set: a setting name expected (one of calib_min_still_s,"),
         (("--set", "min_rom_deg=lots"), "--set min_rom_deg: a number expected, got 'lots'"),
         (("--set", "min_rom_deg"), "--set: NAME=VALUE expected, got 'min_rom_deg'"),
-        (("--set", "min_rom_deg=-5"), "setting min_rom_deg must be a number >= 0, got -5.0"),
+        (("--set", "min_rom_deg=-5"), "--set min_rom_deg: 0 <= value <= 180 expected, got -5.0"),
     ],
 )
 def test_bad_arguments_give_one_line(
@@ -342,3 +341,45 @@ def test_analyze_stores_the_session_in_history_once(tmp_path, capsys):
     assert len(list_sessions(os.environ["LEGREP_DB"])) == 1
     assert cli_main(["analyze", "--left", str(rec / "left.csv")]) == 0
     assert len(list_sessions(os.environ["LEGREP_DB"])) == 2
+
+
+# --------------------------------------------------------------------------- lazy start-up
+
+
+def test_the_command_table_says_what_each_module_registers() -> None:
+    import argparse
+    import importlib
+
+    from legrep.cli import COMMAND_HELP
+
+    for name, help_text in COMMAND_HELP.items():
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(f"legrep.commands.{name}").register(sub)
+        assert sub._choices_actions[0].help == help_text, name
+
+
+def test_help_lists_every_command_and_analyze_imports_only_what_it_uses(session_csvs: tuple[Path, Path]) -> None:
+    import subprocess
+    import sys
+
+    from legrep.cli import COMMAND_HELP
+
+    probe = (
+        "import sys, contextlib, io\n"
+        "from legrep.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    code = main(sys.argv[1:])\n"
+        "print(code, out.getvalue().count(chr(10)))\n"
+        "print(' '.join(sorted(m for m in sys.modules)))\n"
+    )
+    shown = subprocess.run([sys.executable, "-m", "legrep", "--help"], capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0 and all(f"    {name} " in shown.stdout for name in COMMAND_HELP), shown.stdout
+    left, right = session_csvs
+    argv = ["analyze", "--left", str(left), "--right", str(right), "--no-history"]
+    done = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("0 "), done.stderr
+    loaded = {"analyze": set(done.stdout.split())}
+    heavy = {"asyncio", "bleak", "bumble", "matplotlib", "serial", "legrep.sensors", "legrep.live", "legrep.report"}
+    assert not heavy & loaded["analyze"], heavy & loaded["analyze"]
+    assert "legrep.commands.analyze" in loaded["analyze"]
+    assert not {f"legrep.commands.{c}" for c in COMMAND_HELP if c != "analyze"} & loaded["analyze"]

@@ -1,10 +1,10 @@
 """The C kernels of ``legrep._fastcore`` in isolation.
 
-* the segmenter's event scans, ``arm_flags`` and ``measure`` against straightforward numpy
-  references written here from the definitions in host/reps (random arrays, many trials);
+(The rep kernels, ``RepMachine``, ``measure`` and ``arm_flags``, are tested against their
+plain-Python reference in tests/test_reps_reference.py.)
+
 * ``AngleKernel`` on synthetic rotations with a known answer (angle, re-anchoring to gravity,
   gyro-bias tracking, lost samples) and bit-identical output for any chunking;
-* ``RepMachine`` (through ``RepSegmenter``) on a synthetic angle trace with known reps;
 * wrong dtypes / shapes / indices give one clear ValueError.
 """
 
@@ -16,153 +16,11 @@ import numpy as np
 import pytest
 from conftest import ROOT  # noqa: F401  (puts the repository on sys.path)
 
-from legrep._fastcore import AngleKernel, RepMachine, arm_flags, measure, scan_idle, scan_pend, scan_return, scan_up
-from legrep.model import Leg
-from legrep.reps.measure import measure_rep
-from legrep.reps.segmenter import RepSegmenter
+from legrep._fastcore import AngleKernel
 from legrep.settings import Settings
 
 RATE_HZ = 100.0
 DT_S = 1.0 / RATE_HZ
-
-
-# ---------------------------------------------------------------------- numpy references
-def _first(mask: np.ndarray, lo: int) -> int:
-    hits = np.flatnonzero(mask)
-    return lo + int(hits[0]) if len(hits) else -1
-
-
-def ref_idle(a, arm, lo, hi, enter, under):
-    before = np.concatenate(([-np.inf], a[:-1]))[lo:hi]
-    x = a[lo:hi]
-    return _first(((x > enter) & (before <= enter)) | (x < under) | arm[lo:hi], lo)
-
-
-def ref_up(a, t, arm, lo, hi, level, peak, t_out):
-    x = a[lo:hi]
-    m = np.maximum(np.maximum.accumulate(x), peak) if len(x) else np.array([peak])
-    k = _first((x <= level + 0.1 * (m - level)) | arm[lo:hi] | (t[lo:hi] > t_out), lo)
-    return k, float(m[k - lo] if k >= 0 else m[-1])
-
-
-def ref_pend(a, t, arm, lo, hi, under, rise, t_ok):
-    x = a[lo:hi]
-    return _first((x < under) | (x > rise) | arm[lo:hi] | (t[lo:hi] >= t_ok), lo)
-
-
-def ref_measure(t, a, base, lo, pf, end):
-    """The README definitions, written out independently (crossings interpolated, clipped)."""
-
-    def cross(i, j, level):
-        if a[j] == a[i]:
-            return t[j]
-        f = min(max((level - a[i]) / (a[j] - a[i]), 0.0), 1.0)
-        return t[i] + f * (t[j] - t[i])
-
-    p = pf + int(np.argmax(a[pf : end + 1]))
-    rom = a[p] - base
-    lo10, hi90 = base + 0.1 * rom, base + 0.9 * rom
-    below = [i for i in range(lo, p) if a[i] < lo10]
-    j = below[-1] if below else lo
-    start = cross(j, j + 1, lo10) if below else t[lo]
-    up = next(i for i in range(j, p + 1) if a[i] >= hi90)
-    top_in = cross(up - 1, up, hi90) if up > j else t[up]
-    m = max(i for i in range(p, end + 1) if a[i] >= hi90)
-    top_out = cross(m, m + 1, hi90) if m < end else t[m]
-    q = next((i for i in range(m, end + 1) if a[i] <= lo10), end)
-    end_s = cross(q - 1, q, lo10) if q > m else t[q]
-    return (start, t[p], end_s, base, a[p], rom, top_in - start, top_out - top_in, end_s - top_out)
-
-
-# ---------------------------------------------------------------------- scans
-def _random_walk(rng, n):
-    a = np.cumsum(rng.normal(0.0, 2.0, n))
-    t = np.cumsum(rng.uniform(0.005, 0.015, n))
-    arm = rng.random(n) < 0.01
-    return a, t, arm
-
-
-def test_scans_match_numpy_references_on_random_arrays():
-    rng = np.random.default_rng(1)
-    for trial in range(300):
-        n = int(rng.integers(1, 400))
-        a, t, arm = _random_walk(rng, n)
-        lo = int(rng.integers(0, n))
-        hi = int(rng.integers(lo, n + 1))
-        level = float(rng.choice(a))
-        enter, under = level + rng.uniform(0, 15), level - rng.uniform(0, 15)
-        assert scan_idle(a, arm, lo, hi, enter, under) == ref_idle(a, arm, lo, hi, enter, under), trial
-        peak = float(level + rng.uniform(0, 30))
-        t_out = float(rng.uniform(t[0], t[-1] + 1))
-        k, m = scan_up(a, t, arm, lo, hi, level, peak, t_out)
-        rk, rm = ref_up(a, t, arm, lo, hi, level, peak, t_out)
-        assert (k, m) == (rk, rm), trial
-        assert scan_pend(a, t, arm, lo, hi, under, enter, t_out) == ref_pend(a, t, arm, lo, hi, under, enter, t_out)
-        if hi > lo:
-            frm = int(rng.integers(lo, hi))
-            i, m_i, m_all = scan_return(a, lo, frm, hi, level)
-            run_max = np.maximum.accumulate(a[lo:hi])
-            ok = np.flatnonzero(a[lo:hi] <= level + 0.1 * (run_max - level))
-            ok = ok[ok >= frm - lo]
-            assert i == (lo + int(ok[0]) if len(ok) else -1)
-            assert m_all == run_max[-1]
-            if i >= 0:
-                assert m_i == run_max[i - lo]
-
-
-def test_idle_scan_needs_a_rise_through_the_threshold():
-    a = np.array([20.0, 20.0, 5.0, 15.0, 15.0])  # starts above: only the later rise counts
-    arm = np.zeros(5, dtype=bool)
-    assert scan_idle(a[1:], arm[1:], 0, 4, 10.0, -10.0) == 0  # a[-1] counts as -inf: index 0 rises
-    assert scan_idle(a, arm, 1, 5, 10.0, -10.0) == 3
-    assert scan_idle(a, arm, 1, 3, 10.0, -10.0) == -1
-
-
-def test_arm_flags_mark_where_a_rest_reaches_its_length():
-    rng = np.random.default_rng(2)
-    still = rng.random(5000) < 0.8
-    out = np.empty(len(still), dtype=bool)
-    carry = 7
-    end = arm_flags(still, carry, 15, out)
-    runs = []
-    r = carry
-    for s in still:
-        r = r + 1 if s else 0
-        runs.append(r)
-    np.testing.assert_array_equal(out, np.array(runs) == 15)
-    assert end == runs[-1]
-
-
-# ---------------------------------------------------------------------- measures
-def test_measure_of_a_trapezoid_rep_has_the_analytic_crossings():
-    # baseline 0, linear rise 0 -> 50 deg over 1..2 s, hold to 3 s, fall to 0 at 5 s, 100 Hz
-    t = np.arange(0, 600) * DT_S
-    a = np.interp(t, [0, 1, 2, 3, 5, 6], [0, 0, 50, 50, 0, 0])
-    end = int(round(4.9 / DT_S))  # first sample at or below 10 % after the peak (5 deg at 4.8 s)
-    m = measure_rep(t, a, 0.0, 0, 100, end)
-    assert m.peak_deg == 50.0 and m.rom_deg == 50.0
-    assert m.start_s == pytest.approx(1.1, abs=1e-9)  # 10 % = 5 deg on the way up
-    assert m.up_s == pytest.approx(1.9 - 1.1, abs=1e-9)  # 90 % = 45 deg
-    assert m.hold_s == pytest.approx(3.2 - 1.9, abs=1e-9)
-    assert m.down_s == pytest.approx(4.8 - 3.2, abs=1e-9)
-    assert m.end_s == pytest.approx(4.8, abs=1e-9)
-
-
-def test_measure_matches_reference_on_random_reps():
-    rng = np.random.default_rng(3)
-    for trial in range(200):
-        n = int(rng.integers(30, 300))
-        t = np.cumsum(rng.uniform(0.005, 0.015, n))
-        peak_at = int(rng.integers(5, n - 5))
-        shape = np.interp(np.arange(n), [0, peak_at, n - 1], [0.0, rng.uniform(20, 90), 0.0])
-        a = shape + rng.normal(0, 1.0, n)
-        base = float(rng.normal(0, 1))
-        lo = int(rng.integers(0, 3))
-        pf = int(rng.integers(lo, peak_at))
-        end = n - 1 - int(rng.integers(0, 3))
-        got = measure(t, a, base, lo, pf, end)
-        want = ref_measure(t, a, base, lo, pf, end)
-        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12, err_msg=f"trial {trial}")
 
 
 # ---------------------------------------------------------------------- angle kernel
@@ -357,56 +215,6 @@ def test_strided_inputs_give_the_same_angles():
     np.testing.assert_array_equal(a[0], b[0])
 
 
-# ---------------------------------------------------------------------- rep machine
-def _rep_trace(reps=3):
-    t, theta, rate = _raise_and_lower(top_deg=50.0, move_s=1.5, hold_s=1.0, rest_s=2.0, reps=reps)
-    still = np.abs(rate) < 1.0
-    return t, theta, still
-
-
-def test_rep_segmenter_finds_known_reps_for_any_chunking():
-    t, theta, still = _rep_trace()
-    seg = RepSegmenter(Leg.LEFT, Settings(), DT_S)
-    reps = seg.update(t, theta, still) + seg.finish()
-    assert len(reps) == 3
-    for k, r in enumerate(reps):
-        t0 = 2.0 + k * 6.0
-        assert r.peak_deg == pytest.approx(50.0, abs=1e-6) and r.baseline_deg == pytest.approx(0.0, abs=1e-9)
-        # crossings of the (1 - cos) raise: 10 % at u = acos(0.8)/pi, 90 % at acos(-0.8)/pi of 1.5 s
-        u10, u90 = math.acos(0.8) / math.pi * 1.5, math.acos(-0.8) / math.pi * 1.5
-        assert r.start_s == pytest.approx(t0 + u10, abs=0.01)
-        assert r.up_s == pytest.approx(u90 - u10, abs=0.01)
-        assert r.hold_s == pytest.approx(1.0 + 2 * (1.5 - u90), abs=0.01)
-        assert r.down_s == pytest.approx(u90 - u10, abs=0.01)
-    rng = np.random.default_rng(5)
-    for _ in range(5):
-        seg2 = RepSegmenter(Leg.LEFT, Settings(), DT_S)
-        got = []
-        i = 0
-        while i < len(t):
-            k = int(rng.integers(1, 300))
-            got += seg2.update(t[i : i + k], theta[i : i + k], still[i : i + k])
-            i += k
-        assert got + seg2.finish() == reps
-
-
-def test_rep_machine_reports_confirmed_reps_as_sample_indices():
-    t, theta, still = _rep_trace(reps=2)
-    arm = np.empty(len(t), dtype=bool)
-    arm_flags(still, 0, 15, arm)
-    s = Settings()
-    m = RepMachine(enter_deg=s.enter_deg, undershoot_deg=s.undershoot_deg, min_rom_deg=s.min_rom_deg,
-                   max_rep_s=s.max_rep_s, confirm_s=s.confirm_s)
-    found = m.advance(t, theta, arm, still, 0)
-    assert len(found) == 2
-    for baseline, enter, end, closed in found:
-        assert baseline == 0.0
-        assert theta[enter] > s.enter_deg >= theta[enter - 1]  # the rise through level + enter_deg
-        assert theta[end] <= 5.0 < theta[end - 1]  # back at 10 % of the 50 deg range
-        assert t[end] < t[closed] <= t[end] + s.confirm_s + DT_S  # confirmed by the rest or by confirm_s
-    assert m.pos == len(t) and m.level_deg == 0.0 and m.oldest_enter() == -1
-
-
 # ---------------------------------------------------------------------- bad input
 def test_wrong_arrays_give_one_clear_error():
     k = _kernel()
@@ -433,10 +241,6 @@ def test_wrong_arrays_give_one_clear_error():
         k.run(t.tolist(), acc, gyr, out, rest)
     with pytest.raises(ValueError, match=r"axis must be 3 numbers, got list"):
         AngleKernel(**{**_kernel_kwargs(), "axis": [1.0, 0.0]})
-    with pytest.raises(ValueError, match=r"measure expected 0 <= lo <= peak_from <= end < 10, got lo 0, peak_from 5, end 10"):
-        measure(t, t, 0.0, 0, 5, 10)
-    with pytest.raises(ValueError, match=r"arm must be a bool array"):
-        scan_idle(t, t, 0, 10, 1.0, 0.0)
     # nothing was written or changed by the refused calls
     theta, _ = _run(k, t, acc, gyr)
     np.testing.assert_array_equal(theta, np.zeros(10))

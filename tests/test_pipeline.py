@@ -30,16 +30,22 @@ def _analyze(session, settings=None):
 
 
 def _check_against_truth(session, result, peak_tol_deg=3.0, tempo_tol_s=0.15):
+    """Counts, sets, peaks, baselines and stopwatch tempo against the simulator's truth."""
     for leg in result.legs:
         truth = [r for r in session.reps if r.leg == leg.value]
         found = result.reps_of(leg)
         assert len(found) == len(truth), f"{leg.value}: found {len(found)} reps, truth {len(truth)}"
         pairs = match_reps(found, session.reps, leg)
         assert len(pairs) == len(truth), f"{leg.value}: only {len(pairs)} of {len(truth)} reps matched in time"
+        t = result.traces[leg][0]
         for r, tr in pairs:
             assert abs(r.peak_deg - tr.peak_deg) <= peak_tol_deg, (r, tr)
+            assert abs(r.baseline_deg - tr.baseline_deg) <= peak_tol_deg, (r, tr)
+            # lost samples hide where a phase began or ended: allow the longest gap in the rep
+            inside = t[(t >= r.start_s - 0.1) & (t <= r.end_s + 0.1)]
+            gap_s = float(np.diff(inside).max()) if len(inside) > 1 else 0.0
             for f in ("up_s", "hold_s", "down_s"):
-                assert abs(getattr(r, f) - getattr(tr, f)) <= tempo_tol_s, (f, r, tr)
+                assert abs(getattr(r, f) - getattr(tr, f)) <= tempo_tol_s + gap_s, (f, r, tr)
     assert [(s.left_reps, s.right_reps, s.uneven) for s in result.sets] == [
         (s.left_reps, s.right_reps, s.uneven) for s in session.sets
     ]
@@ -94,7 +100,9 @@ def test_live_events_agree_with_final_result(typical):
             for ev in an.update(leg, ImuBlock(b.time_s[i : i + 20], b.acc_g[i : i + 20], b.gyr_dps[i : i + 20])):
                 if isinstance(ev, RepClosed):
                     reps.append(ev.rep)
-                    assert ev.rep.closed_s - ev.rep.end_s <= Settings().confirm_s + 0.05
+                    # closed by the rest after it: the fusion's still window, then arm_rest_s
+                    s = Settings()
+                    assert ev.rep.closed_s - ev.rep.end_s <= s.still_min_s + s.arm_rest_s + s.confirm_s
                 elif isinstance(ev, SetClosed):
                     sets.append(ev.summary)
     res = an.finish()
@@ -164,7 +172,7 @@ def test_moving_start_is_a_clear_calibration_error():
     s = simulate(SessionSpec(sets=(SetSpec(4, 0),), legs=("left",)), seed=1)
     sig = s.signals["left"]
     # keep only 0.3 s of the still start before the first rep begins to move
-    first_move_s = s.reps[0].start_s - 0.4
+    first_move_s = s.reps[0].start_s - 0.15  # the truth's onset (10 % of peak speed) is ~0.13 s into the move
     keep = sig.time_s >= first_move_s - 0.3
     with pytest.raises(CalibrationError, match=r"still .*at least 0.5 s"):
         analyze_arrays(left=(sig.time_s[keep], sig.acc_g[keep], sig.gyr_dps[keep]))

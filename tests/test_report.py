@@ -161,7 +161,7 @@ def test_summary_counts_averages_and_uneven_sets_match_truth() -> None:
     # One fast lowering on the right: mean down differs by exactly (1.6 - 0.6) / 29.
     assert diffs["mean down"] == pytest.approx(1.0 / 29, abs=1e-9)
     assert dict(summary.stats_of(Leg.RIGHT).flags) == {"fast_down": 1}
-    assert summary.headline == "28 left, 29 right reps in 3 sets; uneven"
+    assert summary.headline == "28 left, 29 right reps in 3 sets; uneven; 1 of 57 reps lowered too fast"
 
 
 def test_one_leg_session_has_no_uneven_sets_or_differences() -> None:
@@ -169,7 +169,7 @@ def test_one_leg_session_has_no_uneven_sets_or_differences() -> None:
     summary = summarize_session(result)
     assert summary.uneven_messages == ()
     assert summary.differences == ()
-    assert summary.headline == "6 left reps in 1 set"
+    assert summary.headline == "6 left reps in 1 set; no form flags"
     page = render_html(result, Settings())
     assert "left − right" not in page
 
@@ -298,7 +298,7 @@ def test_cli_report_on_a_simulated_session(tmp_path: Path, capsys: pytest.Captur
     assert any(s.uneven for s in session.sets)  # the scenario really has an uneven set to name
     text = out.read_text(encoding="utf-8")
     assert len(re.findall(r"<p>Set \d+: ", text)) == sum(s.uneven for s in session.sets)
-    assert text.count("data:image/png;base64,") == len(FIGURE_NAMES)
+    assert text.count("data:image/png;base64,") == 2 * len(FIGURE_NAMES)  # desktop and phone figures
     # The angle figure shades exactly the true number of reps, per leg.
     from legrep.imu_csv import read_imu_csv
     from legrep.pipeline import analyze_arrays
@@ -418,5 +418,5 @@ def test_session_without_reps_still_renders(tmp_path: Path) -> None:
     written = write_report(empty, tmp_path / "empty.html", png_dir=tmp_path)
     text = written["html"].read_text(encoding="utf-8")
     assert "0 left, 0 right reps in 0 sets" in text
-    assert text.count("data:image/png;base64,") == len(FIGURE_NAMES)
+    assert text.count("data:image/png;base64,") == 2 * len(FIGURE_NAMES)  # desktop and phone figures
     assert all(_png_size(written[name].read_bytes())[0] > 0 for name in FIGURE_NAMES)

@@ -14,15 +14,27 @@ from ..sinks import SessionSink
 
 
 def add_sink_options(parser: argparse.ArgumentParser) -> None:
-    """The options that choose the sinks (``--quiet``: no live view)."""
+    """The options that choose the sinks: ``--quiet`` (no live view) and the coaching ones
+    (``--voice``, ``--voice-wav``, ``--web``...: :mod:`legrep.coach.options`)."""
+    from ..coach.options import add_coach_arguments
+
     parser.add_argument("--quiet", action="store_true", help="no live view, only the final table")
+    add_coach_arguments(parser)
 
 
 def open_sinks(args: argparse.Namespace) -> list[SessionSink]:
-    """The sinks ``args`` ask for; close each with ``close()`` when the session is over."""
+    """The sinks ``args`` ask for; close each with ``close()`` when the session is over.
+
+    Everything that can fail (speech engine, busy port) fails here, before the session starts,
+    with one line.
+    """
+    from ..coach.options import build_coaching
     from ..view import NullView, TerminalView
 
     sinks: list[SessionSink] = [NullView() if getattr(args, "quiet", False) else TerminalView(sys.stdout)]
+    coaching = build_coaching(args, None, out=sys.stdout)
+    if coaching is not None:
+        sinks.append(coaching)
     return sinks
 
 

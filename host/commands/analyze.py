@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..errors import InputError
@@ -58,41 +57,25 @@ def register(subparsers: Any) -> None:
 
 
 def parse_overrides(items: Sequence[str], base: Settings | None = None) -> Settings:
-    """Apply ``NAME=VALUE`` overrides to ``base`` (default :class:`Settings`).
+    """Apply ``NAME=VALUE`` overrides to ``base`` (default :class:`Settings`): see
+    :func:`legrep.settings.parse_overrides` (names, types and ranges checked there)."""
+    from ..settings import parse_overrides as parse
 
-    Raises
-    ------
-    InputError
-        Malformed item, unknown setting name (the known names are listed) or a value that
-        is not a number >= 0.
-    """
-    base = base if base is not None else Settings()
-    known = [f.name for f in dataclasses.fields(Settings)]
-    changes: dict[str, float] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        name = name.strip()
-        if not sep or not name:
-            raise InputError(f"--set: NAME=VALUE expected, got {item!r}")
-        if name not in known:
-            raise InputError(f"--set: a setting name expected (one of {', '.join(known)}), got {name!r}")
-        try:
-            changes[name] = float(value)
-        except ValueError:
-            raise InputError(f"--set {name}: a number expected, got {value.strip()!r}") from None
-    return dataclasses.replace(base, **changes) if changes else base
+    return parse(items, base)
 
 
-def _read_leg(paths: Sequence[str], import_map: str | None) -> Any:
-    """legrep's IMU CSV (strict reader) or, by its header, a phone/vendor export (importers)."""
-    from ..imu_csv import read_imu_csv
-    from ..importers import read_import
+def leg_blocks(paths: Sequence[str], import_map: str | None) -> Iterable[Any]:
+    """The samples of one leg as blocks: legrep's IMU CSV streamed (strict reader), or, by its
+    header, a phone/vendor export (importers, read whole)."""
+    from ..imu_csv import iter_imu_csv
 
     if len(paths) == 1 and import_map is None and _is_legrep_csv(paths[0]):
-        return read_imu_csv(paths[0])
+        return iter_imu_csv(paths[0])
     if len(paths) > 2:
         raise InputError(f"one or two files per leg expected (accelerometer and gyroscope), got {len(paths)}")
-    return read_import(paths, import_map).block
+    from ..importers import read_import
+
+    return [read_import(paths, import_map).block]
 
 
 def _is_legrep_csv(path: str) -> bool:
@@ -110,15 +93,14 @@ def _is_legrep_csv(path: str) -> bool:
 def run(args: argparse.Namespace) -> int:
     # imported here so ``legrep --help`` stays fast
     from ..export import format_one_line, format_table, write_reps_csv, write_summary_json
-    from ..imu_csv import read_imu_csv
-    from ..pipeline import analyze_arrays
+    from ..model import Leg
+    from ..offline import analyze_blocks
 
     if not args.left and not args.right:
         raise InputError("--left CSV and/or --right CSV expected, got neither")
     settings = parse_overrides(args.settings)
-    left = _read_leg(args.left, args.import_map) if args.left else None
-    right = _read_leg(args.right, args.import_map) if args.right else None
-    result = analyze_arrays(left=left, right=right, settings=settings)
+    streams = {leg: leg_blocks(paths, args.import_map) for leg, paths in ((Leg.LEFT, args.left), (Leg.RIGHT, args.right)) if paths}
+    result = analyze_blocks(streams, settings)  # streamed: memory flat in the session's length
 
     history_line = None
     if not args.no_history:

@@ -15,18 +15,9 @@ log = logging.getLogger(__name__)
 
 def parse_settings(pairs: list[str] | None) -> Settings | None:
     """Settings with ``NAME=VALUE`` overrides (``--set min_down_s=1.5``); None when none are given."""
-    changes: dict[str, float] = {}
-    for pair in pairs or []:
-        name, sep, value = pair.partition("=")
-        if not sep:
-            raise InputError(f"--set expects NAME=VALUE, got {pair!r}")
-        try:
-            changes[name.strip()] = float(value)
-        except ValueError:
-            raise InputError(f"--set {name.strip()}: a number expected, got {value.strip()!r}") from None
-    if not changes:
-        return None
-    return Settings.from_dict({**Settings().to_dict(), **changes})
+    from ..settings import parse_overrides
+
+    return parse_overrides(pairs) if pairs else None
 
 
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:

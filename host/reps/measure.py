@@ -1,18 +1,24 @@
-"""Per-rep measures with the README's exact definitions.
+"""Per-rep measures: stopwatch tempo, baseline, peak and range (README "Rep measures").
 
-baseline = resting angle before the rep; ``peak_deg`` = maximum; ``rom_deg`` = peak - baseline;
-``start_s``/``end_s`` = crossings of baseline + 10 % of rom going up / coming down; top phase =
-first to last time at or above baseline + 90 % of rom; ``up_s`` = top entry - start,
-``hold_s`` = top exit - top entry, ``down_s`` = end - top exit. Crossing times are linearly
-interpolated between samples (and clipped to the segment).
+For each rep let ``v_up`` be its highest rising angular speed and ``v_dn`` its highest lowering
+speed. ``start_s`` = going back from the moment of ``v_up``, the first time the rising speed is
+at most ``tempo_speed_frac`` (10 %) of ``v_up`` (movement onset); top entry = going forward from
+that moment, the first such time; top exit and ``end_s`` likewise around the moment of ``v_dn``
+(back, then forward). ``up_s`` = top entry - start, ``hold_s`` = top exit - top entry,
+``down_s`` = end - top exit; ``baseline_deg`` = the angle at ``start_s``; ``peak_deg`` = the
+maximum; ``rom_deg`` = peak - baseline. A smooth (minimum-jerk) raise of duration T reads
+0.827 T. Speeds, the crossings and their interpolation are specified in
+:mod:`legrep.reps.reference`; the C kernel computes them when it closes a rep.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .._fastcore import measure
+import numpy as np
+
 from ..model import FloatArray
+from .reference import measure_window
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,26 +34,23 @@ class RepMeasures:
     down_s: float
 
 
-def measure_rep(t: FloatArray, angle: FloatArray, baseline_deg: float, lo: int, peak_from: int, end: int) -> RepMeasures:
-    """Measure one rep in ``angle[lo : end + 1]`` (the module docstring defines each measure).
-
-    The peak is the first maximum in ``[peak_from, end]``; the start crossing follows the last
-    sample below 10 % before the peak (or is ``t[lo]``); the top entry is the first sample at
-    or above 90 % from there, the top exit the last one up to ``end``; the end crossing
-    precedes the first sample at or below 10 % after the top exit (or is ``t[end]``). The
-    scans run in C (``legrep._fastcore.measure``).
+def measure_rep(t: FloatArray, angle: FloatArray, speed_half_n: int = 5, speed_frac: float = 0.1) -> RepMeasures:
+    """Measure one rep whose rise starts at the first sample and which is over by the last.
 
     Parameters
     ----------
-    t, angle : (N,) float64 sample times (s) and hip angle (deg).
-    baseline_deg : resting angle before the rep.
-    lo : first sample that may hold the start crossing (history limit).
-    peak_from : first sample of the excursion (the peak is searched in ``[peak_from, end]``).
-    end : first sample at or below baseline + 10 % of rom after the peak.
+    t, angle : (N,) float64 sample times (s) and hip angle (deg), N >= 2.
+    speed_half_n : samples each side of the speed fit (see :func:`reference.speed_half_n`).
+    speed_frac : fraction of the peak speeds that marks the phase boundaries.
 
     Raises
     ------
     ValueError
-        If the arrays are not float64 of one length, or unless ``0 <= lo <= peak_from <= end < N``.
+        If the arrays are not (N,) of one length with N >= 2.
     """
-    return RepMeasures(*measure(t, angle, baseline_deg, lo, peak_from, end))
+    t = np.asarray(t, dtype=np.float64)
+    angle = np.asarray(angle, dtype=np.float64)
+    if t.ndim != 1 or t.shape != angle.shape or len(t) < 2:
+        raise ValueError(f"t and angle must be (N,) arrays of one length N >= 2, got {t.shape} and {angle.shape}")
+    m = measure_window(t.tolist(), angle.tolist(), 0, 0, len(t) - 1, speed_half_n, speed_frac)
+    return RepMeasures(*m[:9])

@@ -1,0 +1,398 @@
+"""Plain-Python reference of the per-sample rep stages (the C ``RepMachine`` and ``rep_speed``).
+
+This module is the readable specification of what ``host/_fastcore.c`` computes for reps; the
+kernel must give the same numbers (tests/test_reps_reference.py compares them bit for bit on
+random and simulated streams). It is slow (a Python loop per sample) and used only by tests
+and for reading. Every threshold comes from :class:`legrep.settings.Settings`.
+
+Speed
+-----
+The angular speed at sample ``j`` is the slope of a least-squares line through the angle at
+the samples ``j - K .. j + K`` (clipped to the rep's window), on their real time stamps::
+
+    v[j] = sum((t_k - t_bar) (a_k - a_bar)) / sum((t_k - t_bar) ** 2)
+
+``K = round(speed_window_s / 2 / dt)``. This is the first-derivative Savitzky-Golay filter
+(Savitzky & Golay 1964, Anal. Chem. 36:1627) written for uneven sample times (jitter, lost
+samples). Why this smoother: it is symmetric, so it adds no delay to the crossing times a
+stopwatch reading depends on (a causal filter would shift start and end by its group delay);
+it is exact for any quadratic, so a smooth raise is not distorted; it averages white angle
+noise of ``sigma`` degrees down to about ``sigma / (dt K^1.5)`` deg/s instead of the
+``sigma sqrt(2) / dt`` of a plain difference; and its latency is bounded (``K`` samples),
+far less than the rest or next rise that closes a rep, so live and replay see the same
+samples. The rep window is clipped (not padded), so the result never depends on chunking.
+
+Stopwatch tempo (README "Rep measures")
+---------------------------------------
+With ``v_up`` the highest rising speed of the rep's rise and ``v_dn`` the highest lowering
+speed of its descent: ``start_s`` = going back from the moment of ``v_up``, the first time the
+speed is <= ``tempo_speed_frac`` x ``v_up``; top entry = going forward from it, the first such
+time; top exit and ``end_s`` likewise around ``v_dn`` (back, then forward). Crossings are
+interpolated linearly in speed between samples. ``baseline_deg`` = the angle at ``start_s``,
+``rom_deg`` = peak - baseline. A minimum-jerk movement of duration T (Flash & Hogan 1985,
+J. Neurosci. 5:1688; speed 30 T^-1 tau^2 (1 - tau)^2) reads sqrt(1 - sqrt(0.1)) T = 0.827 T.
+
+Segmentation (the state machine)
+--------------------------------
+The angle is followed through three modes:
+
+* ``DOWN``: at rest or coming down; the running low is the candidate baseline. Each sample of
+  a rest (still for ``arm_rest_s`` or longer) resets the low to the resting angle and anchors it. Rising
+  ``enter_deg`` above the low opens a candidate rep whose rise starts at the low.
+* ``UP``: rising or at the top. A rest on the way up (bent-knee: the thighs settle at 45°
+  first) followed by a rise of ``enter_deg`` moves the rise's start to that rest. Dropping
+  ``enter_deg`` below the peak starts the descent.
+* ``FALL``: coming down from the peak. Once the angle has come down by ``min_return_frac`` of
+  the rise, the rep closes at a rest, at the next rise of ``enter_deg`` above the new low
+  (touch-and-go and hover reps: the next rep starts at that low), or after ``confirm_s``
+  without a new low. A rise before that point means the dip was part of the top: back to UP.
+
+A closed candidate is measured (stopwatch tempo above) and is
+
+* a **fidget** if ``rom_deg < min_rom_deg`` (not counted; it does not break a chain),
+* **rejected** if its low was not anchored, if its descent ends more than
+  ``max(undershoot_deg, undershoot_frac x rom_deg)`` below its baseline when it rose from a rest
+  (the first swing of walking goes back past the standing pose), or more than
+  ``max(undershoot_deg, chained_undershoot_frac x rom_deg)`` below it when it rose from a turning
+  point (the last hover rep may end on the floor; getting up from a rep falls 130 deg after a
+  40 deg rise), or if it lasted over ``max_rep_s``,
+* else a **rep**.
+
+A low is anchored when it lies within ``undershoot_deg`` below the last rest, or follows a
+counted rep (or an anchored fidget) with no rejected excursion since, or is the start of the
+stream. So reps need no rest between them, yet walking (never at rest, each stride's low far
+below the standing rest) never starts a chain.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from ..settings import Settings
+
+DOWN, UP, FALL = 0, 1, 2
+"""Modes of :class:`RepMachineRef`."""
+
+RepTuple = tuple[float, float, float, float, float, float, float, float, float, int]
+"""``(start_s, peak_s, end_s, baseline_deg, peak_deg, rom_deg, up_s, hold_s, down_s, closed)``."""
+
+
+@dataclass(frozen=True, slots=True)
+class RepParams:
+    """The machine's thresholds (from :class:`Settings`) and the speed half-window in samples."""
+
+    enter_deg: float
+    undershoot_deg: float
+    undershoot_frac: float
+    chained_undershoot_frac: float
+    min_rom_deg: float
+    min_return_frac: float
+    max_rep_s: float
+    confirm_s: float
+    speed_frac: float
+    speed_half_n: int
+
+    @classmethod
+    def from_settings(cls, s: Settings, dt_nominal_s: float) -> "RepParams":
+        return cls(
+            enter_deg=s.enter_deg,
+            undershoot_deg=s.undershoot_deg,
+            undershoot_frac=s.undershoot_frac,
+            chained_undershoot_frac=s.chained_undershoot_frac,
+            min_rom_deg=s.min_rom_deg,
+            min_return_frac=s.min_return_frac,
+            max_rep_s=s.max_rep_s,
+            confirm_s=s.confirm_s,
+            speed_frac=s.tempo_speed_frac,
+            speed_half_n=speed_half_n(s, dt_nominal_s),
+        )
+
+
+def speed_half_n(s: Settings, dt_nominal_s: float) -> int:
+    """Samples each side of the speed fit: ``round(speed_window_s / 2 / dt)``, at least 1."""
+    return max(1, round(s.speed_window_s / 2.0 / dt_nominal_s))
+
+
+# --------------------------------------------------------------------------- rests
+def arm_flags(still: list[bool], run: int, arm_n: int) -> tuple[list[bool], int]:
+    """Where a rest has lasted ``arm_n`` samples: ``arm[i]`` = the run of still samples ending at
+    ``i`` (continuing ``run`` from the previous chunk) is at least ``arm_n`` long. Returns
+    ``(arm, run at the end)``."""
+    arm = []
+    for s in still:
+        run = run + 1 if s else 0
+        arm.append(run >= arm_n)
+    return arm, run
+
+
+# --------------------------------------------------------------------------- speed and measures
+def speed_at(t: list[float], a: list[float], j: int, lo: int, hi: int, k: int) -> float:
+    """Least-squares slope (deg/s) of ``a`` against ``t`` over ``[j-k, j+k]`` clipped to ``[lo, hi]``."""
+    j0 = j - k if j - k > lo else lo
+    j1 = j + k if j + k < hi else hi
+    n = j1 - j0 + 1
+    tj = t[j]
+    st = 0.0
+    sa = 0.0
+    for i in range(j0, j1 + 1):
+        st += t[i] - tj
+        sa += a[i]
+    mt = st / n
+    ma = sa / n
+    num = 0.0
+    den = 0.0
+    for i in range(j0, j1 + 1):
+        d = (t[i] - tj) - mt
+        num += d * (a[i] - ma)
+        den += d * d
+    return num / den if den > 0.0 else 0.0
+
+
+def _frac(vi: float, vj: float, level: float) -> float:
+    """Where between two samples the speed goes from ``vi`` to ``vj`` through ``level`` (0..1)."""
+    if vj == vi:
+        return 1.0
+    f = (level - vi) / (vj - vi)
+    return 0.0 if f < 0.0 else (1.0 if f > 1.0 else f)
+
+
+def measure_window(
+    t: list[float], a: list[float], lo: int, s0: int, c: int, k: int, frac: float
+) -> tuple[float, float, float, float, float, float, float, float, float, float]:
+    """Stopwatch measures of the rep whose rise starts at sample ``s0`` and which closed at ``c``.
+
+    Speeds use the samples ``[lo, c]`` (``lo <= s0``: the speed window before the rise).
+    Returns ``(start_s, peak_s, end_s, baseline_deg, peak_deg, rom_deg, up_s, hold_s, down_s,
+    end_deg)``; ``end_deg`` is the angle at ``end_s`` (for the undershoot test). A crossing
+    between samples ``i`` and ``i + 1`` at fraction ``f`` has time ``t[i] + f (t[i+1] - t[i])``
+    and angle ``a[i] + f (a[i+1] - a[i])``. Searches that find no crossing take the bound of
+    their range (``s0`` for the start, ``c`` for the top entry and the end).
+    """
+    # peak: first maximum in [s0, c]
+    p = s0
+    for i in range(s0 + 1, c + 1):
+        if a[i] > a[p]:
+            p = i
+    v = [0.0] * (c + 1)
+    for i in range(lo, c + 1):
+        v[i] = speed_at(t, a, i, lo, c, k)
+    # v_up: highest rising speed in [s0, p]; v_dn: highest lowering speed (most negative) in [p, c]
+    iu = s0
+    for i in range(s0 + 1, p + 1):
+        if v[i] > v[iu]:
+            iu = i
+    idn = p
+    for i in range(p + 1, c + 1):
+        if v[i] < v[idn]:
+            idn = i
+    thr_up = frac * v[iu]
+    thr_dn = frac * v[idn]
+    # start: back from iu, the first sample at or under thr_up (not before s0)
+    start = t[s0]
+    base = a[s0]
+    for i in range(iu - 1, s0 - 1, -1):
+        if v[i] <= thr_up:
+            f = _frac(v[i], v[i + 1], thr_up)
+            start = t[i] + f * (t[i + 1] - t[i])
+            base = a[i] + f * (a[i + 1] - a[i])
+            break
+    # top entry: forward from iu
+    top_in = t[c]
+    for i in range(iu + 1, c + 1):
+        if v[i] <= thr_up:
+            f = _frac(v[i - 1], v[i], thr_up)
+            top_in = t[i - 1] + f * (t[i] - t[i - 1])
+            break
+    # top exit: back from idn, the first sample at or over thr_dn (not before iu)
+    top_out = t[iu]
+    for i in range(idn - 1, iu - 1, -1):
+        if v[i] >= thr_dn:
+            f = _frac(v[i], v[i + 1], thr_dn)
+            top_out = t[i] + f * (t[i + 1] - t[i])
+            break
+    if top_out < top_in:
+        top_out = top_in
+    # end: forward from idn
+    end = t[c]
+    end_deg = a[c]
+    for i in range(idn + 1, c + 1):
+        if v[i] >= thr_dn:
+            f = _frac(v[i - 1], v[i], thr_dn)
+            end = t[i - 1] + f * (t[i] - t[i - 1])
+            end_deg = a[i - 1] + f * (a[i] - a[i - 1])
+            break
+    peak = a[p]
+    return (start, t[p], end, base, peak, peak - base, top_in - start, top_out - top_in, end - top_out, end_deg)
+
+
+# --------------------------------------------------------------------------- the machine
+class RepMachineRef:
+    """Reference of ``legrep._fastcore.RepMachine``: same constructor fields, same ``advance``.
+
+    ``advance(t, a, arm, base)`` runs the machine over the logged samples (global indices
+    ``base .. base + N - 1``; the samples from :meth:`oldest_needed` on must be there) and
+    returns the reps closed, as :data:`RepTuple` (``closed`` a global sample index).
+    """
+
+    def __init__(self, p: RepParams) -> None:
+        self.p = p
+        self.pos = 0
+        self.mode = DOWN
+        self.low = math.nan
+        self.i_low = 0
+        self.rest_deg = math.nan
+        self.chain = True  # the stream start anchors
+        self.s0 = 0
+        self.base_deg = math.nan
+        self.cand_anchored = False
+        self.cand_from_rest = False
+        self.peak = 0.0
+        self.i_peak = 0
+        self.up_rest = -1
+        self.up_rest_deg = 0.0
+        self.n_rejected = 0
+        self.n_fidgets = 0
+
+    # -- what the log must keep
+    def oldest_needed(self) -> int:
+        """Earliest global sample a future rep can use (its rise start minus the speed window)."""
+        first = self.s0 if self.mode != DOWN else self.i_low
+        return max(0, min(first, self.pos) - self.p.speed_half_n)
+
+    @property
+    def level_deg(self) -> float | None:
+        """Angle reps are measured from now: the low (DOWN) or the rise's start; None at first."""
+        if self.pos == 0:
+            return None
+        return self.low if self.mode == DOWN else self.base_deg
+
+    # -- steps
+    def _open(self, s0: int, s0_deg: float, i: int, x: float, anchored: bool, from_rest: bool) -> None:
+        self.mode = UP
+        self.cand_from_rest = from_rest
+        self.s0 = s0
+        self.base_deg = s0_deg
+        self.cand_anchored = anchored
+        self.peak = x
+        self.i_peak = i
+        self.up_rest = -1
+
+    def _close(self, t: list[float], a: list[float], base: int, c: int, out: list[RepTuple]) -> None:
+        """Measure the candidate closed at global sample ``c`` and judge it (module docstring)."""
+        p = self.p
+        lo = self.s0 - p.speed_half_n
+        if lo < base:
+            lo = base
+        m = measure_window(t, a, lo - base, self.s0 - base, c - base, p.speed_half_n, p.speed_frac)
+        start, _, end, baseline, _, rom, _, _, _, end_deg = m
+        frac = p.undershoot_frac if self.cand_from_rest else p.chained_undershoot_frac
+        under = p.undershoot_deg if p.undershoot_deg > frac * rom else frac * rom
+        if rom < p.min_rom_deg:
+            self.n_fidgets += 1
+            self.chain = self.cand_anchored
+        elif not self.cand_anchored or end_deg < baseline - under or end - start > p.max_rep_s:
+            self.n_rejected += 1
+            self.chain = False
+        else:
+            self.chain = True
+            out.append((*m[:9], c))
+
+    def advance(
+        self, t_arr: npt.NDArray[np.float64], a_arr: npt.NDArray[np.float64], arm_arr: npt.NDArray[np.bool_], base: int
+    ) -> list[RepTuple]:
+        t = [float(x) for x in t_arr]
+        a = [float(x) for x in a_arr]
+        arm = [bool(x) for x in arm_arr]
+        if self.oldest_needed() < base:
+            raise ValueError(f"advance expected samples from {self.oldest_needed()}, got base {base}")
+        p = self.p
+        out: list[RepTuple] = []
+        for j in range(self.pos - base, len(t)):
+            i = j + base
+            x = a[j]
+            if i == 0:  # the stream start: a turning point that anchors (chain is True)
+                self.low = x
+                self.i_low = 0
+            if self.mode == DOWN:
+                if arm[j]:
+                    self.rest_deg = x
+                    self.low = x
+                    self.i_low = i
+                elif x < self.low or t[j] - t[self.i_low - base] > p.max_rep_s:
+                    self.low = x  # (a low older than max_rep_s cannot start a rep any more)
+                    self.i_low = i
+                if x > self.low + p.enter_deg:
+                    near_rest = self.low >= self.rest_deg - p.undershoot_deg  # False when no rest (NaN)
+                    self._open(self.i_low, self.low, i, x, self.chain or near_rest, near_rest)
+            elif self.mode == UP:
+                if x > self.peak:
+                    self.peak = x
+                    self.i_peak = i
+                if arm[j]:
+                    self.up_rest = i
+                    self.up_rest_deg = x
+                if self.up_rest >= 0 and x > self.up_rest_deg + p.enter_deg:
+                    # the rise starts again from a rest on the way up (e.g. bent-knee setup)
+                    self._open(self.up_rest, self.up_rest_deg, i, x, True, True)
+                elif x < self.peak - p.enter_deg:
+                    self.mode = FALL
+                    self.low = x
+                    self.i_low = i
+                elif t[j] - t[self.s0 - base] > p.max_rep_s:
+                    self._drop(i, x)
+            else:  # FALL
+                if x < self.low:
+                    self.low = x
+                    self.i_low = i
+                returned = self.peak - self.low >= p.min_return_frac * (self.peak - self.base_deg)
+                if arm[j]:
+                    if returned:
+                        self._close(t, a, base, i, out)
+                        self.mode = DOWN
+                        self.rest_deg = x
+                        self.low = x
+                        self.i_low = i
+                    else:  # a rest part-way down: a rise from it starts a new rise
+                        self.up_rest = i
+                        self.up_rest_deg = x
+                elif x > self.low + p.enter_deg:
+                    if returned:
+                        self._close(t, a, base, i, out)
+                        self._open(self.i_low, self.low, i, x, self.chain, False)
+                    else:  # the dip was part of the top
+                        self.mode = UP
+                        if self.up_rest >= 0 and x > self.up_rest_deg + p.enter_deg:
+                            self._open(self.up_rest, self.up_rest_deg, i, x, True, True)
+                elif returned and t[j] - t[self.i_low - base] >= p.confirm_s:
+                    self._close(t, a, base, i, out)
+                    self.mode = DOWN
+                    self.rest_deg = math.nan
+                elif t[j] - t[self.s0 - base] > p.max_rep_s:
+                    self._drop(i, x)
+        self.pos = base + len(t)
+        return out
+
+    def _drop(self, i: int, x: float) -> None:
+        """A candidate open for over ``max_rep_s`` (sat up, walked off): not a rep, no anchor."""
+        self.n_rejected += 1
+        self.chain = False
+        self.mode = DOWN
+        self.low = x
+        self.i_low = i
+        self.rest_deg = math.nan
+
+    def finish(self, t_arr: npt.NDArray[np.float64], a_arr: npt.NDArray[np.float64], base: int) -> list[RepTuple]:
+        """End of stream: a candidate that has come down far enough closes at the last sample."""
+        out: list[RepTuple] = []
+        n = len(t_arr)
+        if self.mode == FALL and n > 0:
+            t = [float(x) for x in t_arr]
+            a = [float(x) for x in a_arr]
+            if self.peak - self.low >= self.p.min_return_frac * (self.peak - self.base_deg):
+                self._close(t, a, base, base + n - 1, out)
+                self.mode = DOWN
+        return out

@@ -1,0 +1,172 @@
+"""The voice with the real speech engine (espeak-ng): ``demo --voice-wav`` puts each cue in the WAV
+at its session time, a lagging engine drops stale counts instead of queueing them, and a missing
+engine or sound device is one line that says what to install."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import threading
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from legrep.cli import main
+from legrep.coach.cues import Cue, CueKind, number_words
+from legrep.coach.voice import Audio, EspeakEngine, PlayerOutput, Speaker, parse_wav_stream
+from legrep.commands.demo import RECORDINGS_DIR
+from legrep.errors import MissingToolError
+from legrep.model import Leg
+
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (.ci/run installs it)")
+TRUTH = RECORDINGS_DIR / "straight_leg_raise" / "truth.json"
+FRAME_S = 0.01
+GAP_S = 0.3
+"""Pauses inside one utterance are under 0.2 s at the voice's speed (commas, full stops)."""
+
+
+def speech_segments(path: Path, threshold: float = 200.0) -> tuple[list[tuple[float, float]], int]:
+    """Non-silent stretches ``(start_s, end_s)`` of a 16-bit mono WAV: 10 ms frames with RMS over
+    ``threshold``, gaps shorter than ``GAP_S`` merged. Decoded with the stdlib ``wave`` module."""
+    with wave.open(str(path), "rb") as w:
+        assert (w.getnchannels(), w.getsampwidth()) == (1, 2)
+        rate = w.getframerate()
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(float)
+    n = int(rate * FRAME_S)
+    frames = pcm[: len(pcm) // n * n].reshape(-1, n)
+    loud = np.flatnonzero(np.sqrt((frames**2).mean(axis=1)) > threshold)
+    segments: list[list[float]] = []
+    for i in loud:
+        t = i * n / rate
+        if segments and t - segments[-1][1] <= GAP_S:
+            segments[-1][1] = t + n / rate
+        else:
+            segments.append([t, t + n / rate])
+    return [(a, b) for a, b in segments], rate
+
+
+@needs_espeak
+@pytest.mark.skipif(not TRUTH.exists(), reason="bundled recordings not present")
+def test_demo_voice_wav_lines_up_with_its_cues(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    truth = json.loads(TRUTH.read_text())
+    wav = tmp_path / "voice.wav"
+    code = main(["demo", "--speed", "20", "--quiet", "--voice-wav", str(wav), "--reps-per-leg", "10", "--sets", "2"])
+    capsys.readouterr()
+    assert code == 0
+    lines = [line.split("\t", 1) for line in (tmp_path / "voice.wav.txt").read_text(encoding="utf-8").splitlines()]
+    cues = [(float(t), text) for t, text in lines]
+    assert cues == sorted(cues)
+    segments, _ = speech_segments(wav)
+    # one stretch of speech per cue, starting when the cue says (within a frame or two), and no
+    # sound anywhere else
+    assert len(segments) == len(cues), (segments[:5], cues[:5])
+    for (start, end), (t, text) in zip(segments, cues):
+        assert abs(start - t) <= 0.03, (start, t, text)
+        assert 0.3 <= end - start <= 4.0, (start, end, text)
+    # what was said: every rep counted per leg and set, in order, as the bundled truth has them
+    counts = [m.groups() for _, text in cues if (m := re.match(r"(left|right), ([a-z-]+)", text))]
+    expected = []
+    for s in truth["sets"]:
+        for leg in ("left", "right"):
+            n = sum(1 for r in truth["reps"] if r["leg"] == leg and r["set"] == s["set"])
+            expected += [(leg, number_words(k)) for k in range(1, n + 1)]
+    assert counts == expected
+    texts = [text for _, text in cues]
+    assert sum("switch legs" in t for t in texts) == len(truth["sets"])
+    uneven = [s for s in truth["sets"] if s["uneven"]]
+    assert uneven and texts[-1].startswith(f"set done, ten and {number_words(uneven[-1]['right_reps'])}")
+    assert texts[-1].endswith("one more on the right. done")
+
+
+class SlowEngine:
+    """The real engine, made to lag: each synthesis waits ``lag_s`` more (a loaded machine)."""
+
+    def __init__(self, lag_s: float) -> None:
+        self.real = EspeakEngine()
+        self.lag_s = lag_s
+        self.threads: set[int] = set()
+        self.texts: list[str] = []
+
+    def synthesize(self, text: str) -> Audio:
+        self.threads.add(threading.get_ident())
+        self.texts.append(text)
+        audio = self.real.synthesize(text)
+        time.sleep(self.lag_s)
+        return audio
+
+
+class ClockedOutput:
+    """Stands in for the sound card (none exists here): 'plays' for the audio's real duration."""
+
+    def __init__(self) -> None:
+        self.played: list[Audio] = []
+
+    def play(self, audio: Audio) -> None:
+        self.played.append(audio)
+        time.sleep(audio.duration_s)
+
+
+@needs_espeak
+def test_a_lagging_engine_drops_stale_counts() -> None:
+    engine = SlowEngine(lag_s=0.2)
+    output = ClockedOutput()
+    speaker = Speaker(engine, output)
+    given = []
+    for n in range(1, 13):  # a count every 0.1 s: far faster than "left, n" can be said
+        cue = Cue(n * 0.1, f"left, {number_words(n)}", CueKind.COUNT, n * 0.1 + 0.5, Leg.LEFT)
+        given.append(cue)
+        speaker.say(cue)
+        time.sleep(0.1)
+    long_cue = Cue(2.0, "set done, ten and nine. one more on the right", CueKind.ROUTINE, 4.0)
+    speaker.say(long_cue)
+    late = Cue(2.1, "right, one", CueKind.COUNT, 2.6, Leg.RIGHT)
+    speaker.say(late)  # arrives while the long announcement is being synthesised or said
+    speaker.close(timeout_s=20.0)
+    said = [s.cue.text for s in speaker.spoken]
+    dropped = [c.text for c in speaker.dropped]
+    assert threading.get_ident() not in engine.threads  # synthesis never runs on the caller's thread
+    assert said[0] == "left, one"
+    numbers = [int(given.index(s.cue)) for s in speaker.spoken if s.cue in given]
+    assert numbers == sorted(numbers) and len(numbers) < len(given) / 2  # in order, most dropped
+    assert len(said) + len(dropped) == len(given) + 2  # each cue said or dropped, once
+    assert len(output.played) == len(said)  # nothing was queued up to be said later
+    assert long_cue.text in said  # an announcement may wait up to 2 s
+    assert "right, one" in dropped  # stale by the time the voice was free
+    assert len(engine.texts) <= len(said) + 2  # stale counts were dropped before synthesis
+
+
+def test_wav_stream_with_placeholder_sizes() -> None:
+    pcm = (np.sin(np.arange(441) / 5) * 1e4).astype(np.int16)
+    data = bytearray(Audio(pcm, 22050).wav_bytes())
+    data[4:8] = data[40:44] = b"\xff\xff\xff\x7f"  # what a program writing to a pipe puts there
+    audio = parse_wav_stream(bytes(data))
+    assert audio.rate_hz == 22050 and np.array_equal(audio.pcm, pcm)
+    with pytest.raises(ValueError, match="expected a RIFF/WAVE stream"):
+        parse_wav_stream(b"ID3\x03 not a wav")
+
+
+def test_missing_speech_engine_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no espeak-ng on this PATH
+    code = main(["demo", "--quiet", "--voice-wav", str(tmp_path / "v.wav")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "speech engine espeak-ng not found" in err[0] and "apt-get install espeak-ng" in err[0]
+    assert not (tmp_path / "v.wav").exists()
+
+
+@needs_espeak
+def test_missing_sound_device_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        PlayerOutput()
+    except MissingToolError:
+        pass
+    else:
+        pytest.skip("this machine has a sound device: --voice would speak")
+    code = main(["demo", "--quiet", "--voice"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert ("no sound device" in err[0] and "connect a speaker" in err[0]) or "install alsa-utils" in err[0]

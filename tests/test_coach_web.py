@@ -1,0 +1,161 @@
+"""The phone page in a real headless Chromium against the running demo (``legrep demo --web``).
+
+The demo streams the bundled session through the BLE stack in a child process, bound beyond
+loopback (0.0.0.0) so the token is required; the browser (DevTools protocol, see tests/cdp.py)
+opens the page at a phone's width and reads the DOM while the demo streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cdp import Browser, chromium_binary, read_url
+from legrep.commands.demo import RECORDINGS_DIR
+from legrep.coach.web import parse_web_address
+from legrep.errors import InputError
+
+REPO = Path(__file__).resolve().parents[1]
+TRUTH = RECORDINGS_DIR / "straight_leg_raise" / "truth.json"
+
+STATE_JS = """(() => {
+  const t = (id) => { const e = document.getElementById(id); return e ? e.textContent : null; };
+  const n = document.getElementById('needle-left');
+  return {left: t('count-left'), right: t('count-right'), angle_left: t('angle-left'), angle_right: t('angle-right'),
+          remain_left: t('remain-left'), set: t('set'), balance: t('balance'), last_left: t('last-left'),
+          needle: n ? n.getAttribute('x2') + ',' + n.getAttribute('y2') : null,
+          scroll: document.documentElement.scrollWidth, view: document.documentElement.clientWidth,
+          log: window.legrepLog ? window.legrepLog.length : 0,
+          small: [...document.querySelectorAll('body *')].filter(e => e.childNodes.length && [...e.childNodes].some(c => c.nodeType === 3 && c.textContent.trim())
+                 && parseFloat(getComputedStyle(e).fontSize) < 11).length};
+})()"""
+
+
+def status_of(url: str, method: str = "GET") -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=10) as resp:
+            if "/events" in url:
+                resp.read(10)  # the stream is open: that is enough
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+@pytest.mark.skipif(not TRUTH.exists(), reason="bundled recordings not present")
+def test_phone_page_follows_the_running_demo(tmp_path: Path) -> None:
+    chromium_binary()
+    cmd = [sys.executable, "-m", "legrep", "demo", "--speed", "8", "--quiet", "--web", "0.0.0.0:0",
+           "--reps-per-leg", "10", "--sets", "2"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        assert proc.stdout is not None
+        url = read_url(proc.stdout)
+        m = re.match(r"http://[^/]+:(\d+)/\?token=([\w-]+)$", url)
+        assert m, f"bound beyond loopback, the URL must carry a token: {url}"
+        port, token = int(m.group(1)), m.group(2)
+        base = f"http://127.0.0.1:{port}"
+        # without the token (or with a wrong one) the page and its event stream are refused
+        assert status_of(f"{base}/") == 403
+        assert status_of(f"{base}/events") == 403
+        assert status_of(f"{base}/?token={token[:-1]}x") == 403
+        assert status_of(f"{base}/events?token=") == 403
+        assert status_of(f"{base}/?token={token}") == 200
+        # read-only: nothing but GET
+        assert status_of(f"{base}/?token={token}", "POST") == 405
+        assert status_of(f"{base}/events?token={token}", "PUT") == 405
+        samples, urls, statuses, shot = asyncio.run(_watch(f"{base}/?token={token}", tmp_path / "page.png"))
+    finally:
+        try:
+            out, err = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+    assert proc.returncode == 0, err[-2000:]
+
+    # the counts and the angle change while the demo streams
+    lefts = [int(s["left"]) for s in samples if s["left"] is not None]
+    rights = [int(s["right"]) for s in samples if s["right"] is not None]
+    assert len(set(lefts)) >= 4, lefts  # the left count went up several times
+    angles = [s["angle_left"] for s in samples if s["angle_left"] not in (None, "--")]
+    values = [int(a.rstrip("°")) for a in angles]
+    assert values, "no angle on the page"
+    from legrep.live import LiveSession
+
+    if "sinks" in LiveSession.__init__.__code__.co_varnames:  # the loop releases angle chunks (issue 11)
+        assert len(set(values)) >= 10 and max(values) >= 50 and min(values) <= 10, values
+        assert len({s["needle"] for s in samples}) >= 10  # the gauge's needle moves too
+    assert any(s["remain_left"] and "to go of 10" in s["remain_left"] for s in samples)
+    assert any("normal" in (s["balance"] or "") for s in samples)  # left first is not a warning
+    assert all(s["scroll"] <= s["view"] == 390 for s in samples)  # no sideways scrolling on a phone
+    assert all(s["small"] == 0 for s in samples)  # no text under 11 px
+    # nothing fetched from outside: every request went to the page's own origin
+    assert urls and all(u.startswith(f"{base}/") for u in urls), urls
+    assert statuses.get(f"{base}/?token={token}") == 200
+    # the screenshot has the page drawn (dark background, light text, the green target zone)
+    from PIL import Image
+
+    with Image.open(shot) as img:
+        rgb = np.asarray(img.convert("RGB"))
+    assert rgb.shape[1] == 390
+    green = (np.abs(rgb.astype(int) - np.array([0x2E, 0x7D, 0x4F])).sum(axis=2) < 40).sum()
+    assert green > 300 and len(np.unique(rgb.reshape(-1, 3), axis=0)) > 50
+    if os.environ.get("LEGREP_UPDATE_SCREENSHOT"):
+        (REPO / "docs").mkdir(exist_ok=True)
+        shutil.copyfile(shot, REPO / "docs" / "phone-page.png")
+
+
+async def _watch(url: str, shot: Path) -> tuple[list[dict], list[str], dict[str, int], Path]:  # type: ignore[type-arg]
+    async with Browser(390, 844) as browser:
+        page = await browser.page()
+        await page.goto(url)
+        samples = []
+        took = False
+        for _ in range(90):  # 9 s of wall time = 72 s of session at speed 8
+            await asyncio.sleep(0.1)
+            state = await page.eval(STATE_JS)
+            samples.append(state)
+            try:
+                raised = int((state["angle_left"] or "0").rstrip("°")) >= 45
+            except ValueError:
+                raised = False
+            if not took and raised and state["left"] and int(state["left"]) >= 3 and state["last_left"] != "no rep yet":
+                await page.screenshot(shot)
+                took = True
+        if not took:
+            await page.screenshot(shot)
+        return samples, page.requested_urls(), page.statuses(), shot
+
+
+def test_web_address_forms() -> None:
+    assert (parse_web_address("8080").host, parse_web_address("8080").port) == ("127.0.0.1", 8080)
+    a = parse_web_address("0.0.0.0:9000")
+    assert (a.host, a.port, a.loopback) == ("0.0.0.0", 9000, False)
+    assert parse_web_address("[::1]:80").loopback
+    with pytest.raises(InputError, match=r"--web expects \[HOST:\]PORT, e.g. 8080 or 0.0.0.0:8080, got 'abc'"):
+        parse_web_address("abc")
+    with pytest.raises(InputError, match="--web port must be 0-65535, got 70000"):
+        parse_web_address("70000")
+
+
+def test_busy_port_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    from legrep.cli import main
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        code = main(["demo", "--quiet", "--web", f"127.0.0.1:{port}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and f"--web cannot listen on 127.0.0.1:{port}" in err[0]
