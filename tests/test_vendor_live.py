@@ -61,7 +61,7 @@ def test_vendor_demo_counts_and_replays_identically(model: str, tmp_path: Path) 
     recording = tmp_path / "session.lgr"
     first_s = min(r.start_s for r in sim.reps)
     assert first_s > 3.0  # the still lead-in the outage needs
-    outages = [("left", 0.4 * first_s, 0.3 * first_s)]
+    outages = [("left", 0.1 * first_s, 0.2 * first_s)]  # a drop in the still lead-in (no rep lost)
     outcome = virtual_time.run(
         demo.run_demo(1.0, sensor=model, recording=recording, programmes=dict(sim.signals), truth=sim.truth_dict(),
                       outages=outages, keep_samples=True)
