@@ -58,6 +58,7 @@ EXERCISES: dict[str, Exercise] = {
     "bent_knee_raise": Exercise("supine", 1, (85.0, 95.0), (40.0, 50.0)),
     "plank_leg_lift": Exercise("plank", -1, (30.0, 40.0)),
     "bird_dog": Exercise("quadruped", -1, (80.0, 90.0)),
+    "standing_hip_flexion": Exercise("standing", 1, (60.0, 85.0)),  # thigh forward from vertical
 }
 
 

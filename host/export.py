@@ -47,7 +47,7 @@ REPS_COLUMNS: tuple[str, ...] = (
     "flags",
 )
 
-FLAG_NAMES: tuple[str, ...] = ("partial", "below_target", "fast_up", "fast_down", "short_hold")
+FLAG_NAMES: tuple[str, ...] = ("partial", "below_target", "fast_up", "fast_down", "short_hold", "both_legs")
 """Every form flag the analysis can raise (README "Sets and flags")."""
 
 _LEG_ORDER = (Leg.LEFT, Leg.RIGHT)
@@ -251,7 +251,8 @@ def summary_dict(result: SessionResult, settings: Settings | None = None) -> dic
     """A JSON-ready summary of a session.
 
     Keys: ``legrep_version``, ``legs`` (analysed leg names), ``uneven`` (two legs, totals differ),
-    ``sets`` (``set``, ``start_s``, ``end_s``, ``left_reps``, ``right_reps``, ``uneven``),
+    ``sets`` (``set``, ``start_s``, ``end_s``, ``left_reps``, ``right_reps``, ``uneven``,
+    ``exercise``: README "Which exercise"),
     ``per_leg`` (per leg name: ``reps``, ``mean_baseline_deg``, ``mean_peak_deg``, ``mean_rom_deg``, ``mean_up_s``,
     ``mean_hold_s``, ``mean_down_s`` -- null without reps -- and ``flags`` counts),
     ``settings`` (every :class:`Settings` field used) and ``diagnostics``.
@@ -269,6 +270,7 @@ def summary_dict(result: SessionResult, settings: Settings | None = None) -> dic
                 "left_reps": s.left_reps,
                 "right_reps": s.right_reps,
                 "uneven": bool(s.uneven),
+                "exercise": s.exercise,
             }
             for s in result.sets
         ],
@@ -335,7 +337,7 @@ def format_table(result: SessionResult) -> str:
     for s in sets:
         in_set = [r for r in result.reps if r.set == s.set]
         out.append(
-            f"Set {s.set}  {_clock(s.start_s)}-{_clock(s.end_s)}  "
+            f"Set {s.set}  {_clock(s.start_s)}-{_clock(s.end_s)}  {s.exercise.replace('_', ' ')}  "
             + "  ".join(f"{leg.value} {s.left_reps if leg is Leg.LEFT else s.right_reps}" for leg in result.legs)
             + f"  {_balance(s.left_reps, s.right_reps, s.uneven, two_legs)}"
         )

@@ -13,6 +13,7 @@ Schema versions (``PRAGMA user_version``):
   links each session to its files (path, role, sha256). Migrating from 1 copies
   ``source_paths`` into ``sources`` (hash unknown, NULL) and names the exercise
   "leg lift".
+* 3 — ``sets`` gains ``exercise`` (README "Which exercise"; 'unknown' for older sessions).
 
 Opening a database migrates it forward in one transaction; a database newer than
 this legrep is refused.
@@ -59,7 +60,7 @@ __all__ = [
     "store_session",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_EXERCISE = "leg lift"
 _HASH_CHUNK = 1 << 20
 
@@ -161,7 +162,11 @@ INSERT INTO sources (session_id, path, role, sha256)
     SELECT sessions.id, json_each.value, 'input', NULL FROM sessions, json_each(sessions.source_paths);
 """
 
-_MIGRATIONS: dict[int, str] = {0: _SCHEMA_V1, 1: _MIGRATE_1_TO_2}
+_MIGRATE_2_TO_3 = """
+ALTER TABLE sets ADD COLUMN exercise TEXT NOT NULL DEFAULT 'unknown';
+"""
+
+_MIGRATIONS: dict[int, str] = {0: _SCHEMA_V1, 1: _MIGRATE_1_TO_2, 2: _MIGRATE_2_TO_3}
 """``from_version -> SQL`` taking the schema to ``from_version + 1`` (0 = empty file)."""
 
 
@@ -363,9 +368,10 @@ def store_session(
                 [(session_id, s.path, s.role, s.sha256) for s in sources],
             )
             conn.executemany(
-                "INSERT INTO sets VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO sets (session_id, set_no, start_s, end_s, left_reps, right_reps, uneven, exercise)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (session_id, s.set, s.start_s, s.end_s, s.left_reps, s.right_reps, int(s.uneven))
+                    (session_id, s.set, s.start_s, s.end_s, s.left_reps, s.right_reps, int(s.uneven), s.exercise)
                     for s in result.sets
                 ],
             )

@@ -103,6 +103,8 @@ class SetSummary:
     left_reps: int
     right_reps: int
     uneven: bool
+    exercise: str = "unknown"
+    """Which exercise the set was (:data:`legrep.exercise.EXERCISES`; README "Which exercise")."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import CalibrationError, InputError
+from .exercise import PostureTracker, RepPosture, label_sets, live_both_legs
 from .fusion.angle import HipAngleEstimator
 from .fusion.calibration import Calibration, Calibrator
 from .model import FloatArray, ImuBlock, Leg, Rep, SessionResult, SetSummary
@@ -167,6 +168,7 @@ class SessionAnalyzer:
         legs: Sequence[Leg] = (Leg.LEFT, Leg.RIGHT),
         settings: Settings | None = None,
         keep_traces: bool = True,
+        exercise: str | None = None,
     ) -> None:
         if not legs:
             raise InputError("expected at least one leg, got none")
@@ -182,11 +184,20 @@ class SessionAnalyzer:
         self._finished: set[Leg] = set()
         self.on_angle: Callable[[Leg, FloatArray, FloatArray], None] | None = None
         """Called with ``(leg, time_s, angle_deg)`` for every chunk of hip angle released (live sinks)."""
+        # which exercise / both legs (host/exercise.py): raw samples kept per leg for the posture
+        self._exercise = exercise
+        self._posture = {leg: PostureTracker(self.settings) for leg in self.legs}
+        self._postures: dict[tuple[str, float], RepPosture] = {}
 
     def update(self, leg: Leg, block: ImuBlock) -> list[Event]:
         if leg not in self._pipes:
             raise InputError(f"expected samples for {[lg.value for lg in self.legs]}, got {leg.value}")
-        return self._take(leg, self._pipes[leg].update(block))
+        pipe = self._pipes[leg]
+        out = pipe.update(block)
+        tracker = self._posture[leg]
+        tracker.update(block)
+        tracker.trim(pipe.horizon_s() - self.settings.max_rep_s - tracker.LOOKBACK_S)
+        return self._take(leg, out)
 
     def angle_deg(self, leg: Leg) -> float | None:
         return self._pipes[leg].last_angle_deg
@@ -200,6 +211,7 @@ class SessionAnalyzer:
                 self._take(leg, self._pipes[leg].finish())
                 self._finished.add(leg)
         reps, sets, uneven = group_sets(self._reps, self.legs, self.settings)
+        reps, sets = label_sets(reps, sets, self._postures, self.settings, self._exercise)
         traces = {}
         if self._keep:
             for leg, parts in self._traces.items():
@@ -225,6 +237,7 @@ class SessionAnalyzer:
             self._traces[leg].append((out.time_s, out.angle_deg))
         if self.on_angle is not None and len(out.time_s):
             self.on_angle(leg, out.time_s, out.angle_deg)
+        out = self._measure_postures(leg, out)
         events: list[Event] = [RepClosed(r) for r in out.reps]
         if out.reps:
             self._reps.extend(out.reps)
@@ -242,15 +255,29 @@ class SessionAnalyzer:
         if horizon < self._open_end_s + self.settings.set_rest_s:
             return []
         reps, sets, _ = group_sets(self._open, self.legs, self.settings)
+        reps, sets = label_sets(reps, sets, self._postures, self.settings, self._exercise)
         events: list[Event] = []
         for summary in sets:
             number = len(self._closed_sets) + 1
-            summary = SetSummary(number, summary.start_s, summary.end_s, summary.left_reps, summary.right_reps, summary.uneven)
+            summary = SetSummary(number, summary.start_s, summary.end_s, summary.left_reps, summary.right_reps,
+                                 summary.uneven, summary.exercise)  # fmt: skip
             self._closed_sets.append(summary)
             events.append(SetClosed(summary, tuple(r for r in reps if r.set == summary.set)))
         self._open = []
         self._open_end_s = -np.inf
         return events
+
+
+    def _measure_postures(self, leg: Leg, out: LegOutput) -> LegOutput:
+        """Posture of each closed rep (host/exercise.py) and the live ``both_legs`` flag."""
+        tracker = self._posture[leg]
+        if not out.reps:
+            return out
+        reps = []
+        for r in out.reps:
+            self._postures[(r.leg.value, r.start_s)] = tracker.measure(r)
+            reps.append(live_both_legs(r, self._open, self.settings))
+        return LegOutput(out.time_s, out.angle_deg, reps)
 
 
 def _as_block(data: ImuBlock | tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike], name: str) -> ImuBlock:
@@ -265,6 +292,7 @@ def analyze_arrays(
     left: ImuBlock | tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike] | None = None,
     right: ImuBlock | tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike] | None = None,
     settings: Settings | None = None,
+    exercise: str | None = None,
 ) -> SessionResult:
     """Analyse whole recordings given as arrays (the notebook API).
 
@@ -272,6 +300,8 @@ def analyze_arrays(
     ----------
     left, right : ImuBlock or ``(time_s (N,), acc_g (N, 3), gyr_dps (N, 3))``; either may be None.
     settings : analysis settings (defaults documented in :class:`legrep.settings.Settings`).
+    exercise : name every set's exercise (one of :data:`legrep.exercise.EXERCISES`) instead of
+        recognising it.
 
     Raises
     ------
@@ -281,7 +311,7 @@ def analyze_arrays(
     blocks = {leg: _as_block(d, leg.value) for leg, d in ((Leg.LEFT, left), (Leg.RIGHT, right)) if d is not None}
     if not blocks:
         raise InputError("expected samples for at least one leg (left or right), got none")
-    analyzer = SessionAnalyzer(tuple(blocks), settings)
+    analyzer = SessionAnalyzer(tuple(blocks), settings, exercise=exercise)
     for leg, block in blocks.items():
         analyzer.update(leg, block)
     return analyzer.finish()

@@ -547,6 +547,18 @@ def _readable_time(iso: str | None) -> str | None:
         return iso
 
 
+def _exercises_html(sets: Sequence[SetSummary]) -> str:
+    """Which exercise each set was (README "Which exercise"), one line under the sets table."""
+    names = [s.exercise.replace("_", " ") for s in sets]
+    if not names:
+        return ""
+    if len(set(names)) == 1:
+        text = f"Exercise (every set): {names[0]}"
+    else:
+        text = "Exercise: " + " · ".join(f"set {s.set} {n}" for s, n in zip(sets, names))
+    return f'<p class="meta" id="exercises">{html.escape(text)}</p>'
+
+
 def render_html(
     result: SessionResult,
     settings: Settings | None = None,
@@ -607,7 +619,7 @@ def render_html(
             cells.append("uneven" if s.uneven else "even")
         set_rows.append((cells, "uneven" if s.uneven else ""))
     set_headers = ["set"] + [f"{leg.value} reps" for leg in legs] + ["time"] + (["balance"] if len(legs) == 2 else [])
-    parts += ["<h2>Sets</h2>", _table(set_headers, set_rows, "sets")]
+    parts += ["<h2>Sets</h2>", _table(set_headers, set_rows, "sets"), _exercises_html(summary.sets)]
 
     measures = [
         ("reps", "reps", 0, ""),

@@ -181,6 +181,27 @@ class Settings:
     target_rom_deg: Annotated[float, _nonneg(180.0)] = 0.0
     """``below_target``: range below this absolute target (0 disables; set per person)."""
 
+    # --- which exercise, one leg at a time (host/exercise.py; README "Which exercise") ---
+    exercise_bent_knee_deg: Annotated[float, Range(0.0, 90.0)] = 38.0
+    """Baseline elevation (deg, 0-90) at or above which a lying raise is a bent-knee raise: the
+    thigh rests at 40-60 deg with the feet on the floor, a straight leg near 0 (+ up to ~25 for
+    the sensor's lean, see exercise.py) and a hovering one at 10-15."""
+    exercise_prone_deg: Annotated[float, Range(0.0, 45.0)] = 4.0
+    """Baseline more than this below horizontal (deg, 0-45), raised upward: face down (plank
+    leg lift, hip extension); a plank thigh slopes ~10 deg down."""
+    exercise_upright_deg: Annotated[float, Range(45.0, 89.0)] = 50.0
+    """Baseline more than this below horizontal (deg, 45-89): the thigh hangs (standing, or
+    kneeling on all fours); forward of vertical is a hip flexion, behind it a bird dog."""
+    exercise_max_deg: Annotated[float, Range(90.0, 180.0)] = 110.0
+    """Baseline above this (deg): no exercise we know starts there -> unknown."""
+    exercise_min_margin_deg: Annotated[float, Range(0.0, 90.0)] = 30.0
+    """Baselines within this of -180 deg (the thigh would be raised downward) -> unknown."""
+    exercise_double_frac: Annotated[float, Range(0.0, 1.0, lo_open=True)] = 0.5
+    """A set is a double-leg raise when at least this share (0-1) of its reps are ``both_legs``."""
+    both_legs_overlap_frac: Annotated[float, Range(0.0, 1.0, lo_open=True)] = 0.5
+    """``both_legs``: a rep's [start_s, end_s] overlaps one of the other leg by at least this
+    share (0-1) of the shorter of the two (alternating legs overlap 0; a double lift ~1)."""
+
     def __post_init__(self) -> None:
         for name, (rule, kind) in setting_rules().items():
             value = rule.check(name, getattr(self, name), kind)

@@ -12,6 +12,7 @@ import sys
 import time
 from typing import TextIO
 
+from .exercise import CUES
 from .live import LegState, LiveState
 from .model import FloatArray, Leg, Rep, SetSummary
 
@@ -93,6 +94,9 @@ class TerminalView:
         if not self.ansi:
             counts = "  ".join(f"{s.leg.value} {s.reps}" for s in state.legs)
             self._line(f"{_clock(rep.end_s)}  {rep.leg.value:<5} rep  {describe_rep(rep)}   [{counts}]")
+        for flag in rep.flags:  # live cues (host/exercise.py CUES): "one leg at a time"
+            if flag in CUES:
+                self.note(CUES[flag])
 
     def set_closed(self, summary: SetSummary, state: LiveState) -> None:
         if summary.uneven:
@@ -100,6 +104,7 @@ class TerminalView:
         text = (
             f"set {summary.set} done: left {summary.left_reps}, right {summary.right_reps}"
             + (f"  UNEVEN ({summary.left_reps - summary.right_reps:+d})" if summary.uneven else "  even")
+            + f"  {summary.exercise.replace('_', ' ')}"
         )
         if self.ansi:
             self._notes = (self._notes + [text])[-3:]

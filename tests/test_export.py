@@ -138,8 +138,10 @@ def test_summary_json_fields(tmp_path: Path) -> None:
     assert data["uneven"] is True
     assert data["legs"] == ["left", "right"]
     assert data["sets"] == [
-        {"set": 1, "start_s": 2.0, "end_s": 19.74, "left_reps": 3, "right_reps": 3, "uneven": False},
-        {"set": 2, "start_s": 60.0, "end_s": 77.74, "left_reps": 3, "right_reps": 2, "uneven": True},
+        {"set": 1, "start_s": 2.0, "end_s": 19.74, "left_reps": 3, "right_reps": 3, "uneven": False,
+         "exercise": "unknown"},
+        {"set": 2, "start_s": 60.0, "end_s": 77.74, "left_reps": 3, "right_reps": 2, "uneven": True,
+         "exercise": "unknown"},
     ]
     left, right = data["per_leg"]["left"], data["per_leg"]["right"]
     assert (left["reps"], right["reps"]) == (6, 5)

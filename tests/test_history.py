@@ -129,7 +129,7 @@ def test_migrates_a_version_1_file(tmp_path: Path) -> None:
 
     migrated = open_history(db)
     try:
-        assert migrated.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert migrated.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         columns = {row[1] for row in migrated.execute("PRAGMA table_info(sessions)")}
         assert {"exercise", "settings_json"} <= columns
         assert migrated.execute("SELECT path, role, sha256 FROM sources ORDER BY rowid").fetchall() == [

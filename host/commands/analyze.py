@@ -50,7 +50,8 @@ def register(subparsers: Any) -> None:
         default=[],
         help="override an analysis setting, e.g. --set min_rom_deg=25 (repeatable; see host/settings.py)",
     )
-    parser.add_argument("--exercise", default=None, help="exercise name stored in the history (e.g. 'bent knee raise')")
+    parser.add_argument("--exercise", default=None, help="exercise name stored in the history (e.g. 'bent knee raise'); one of legrep's "
+                        "exercises names every set (README 'Which exercise')")
     parser.add_argument("--db", metavar="FILE", help="history database (default: $LEGREP_DB or ~/.local/share/legrep/history.db)")
     parser.add_argument("--no-history", action="store_true", help="do not store the session in the history database")
     parser.set_defaults(func=run)
@@ -93,6 +94,7 @@ def _is_legrep_csv(path: str) -> bool:
 def run(args: argparse.Namespace) -> int:
     # imported here so ``legrep --help`` stays fast
     from ..export import format_one_line, format_table, write_reps_csv, write_summary_json
+    from ..exercise import override_exercise
     from ..model import Leg
     from ..offline import analyze_blocks
 
@@ -101,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     settings = parse_overrides(args.settings)
     streams = {leg: leg_blocks(paths, args.import_map) for leg, paths in ((Leg.LEFT, args.left), (Leg.RIGHT, args.right)) if paths}
     result = analyze_blocks(streams, settings)  # streamed: memory flat in the session's length
+    result = override_exercise(result, args.exercise)  # README "Which exercise"
 
     history_line = None
     if not args.no_history:

@@ -160,6 +160,9 @@ def run(args: argparse.Namespace) -> int:
         result = asyncio.run(capture(args, out, sinks)).result
     finally:
         close_sinks(sinks)
+    from ..exercise import override_exercise
+
+    result = override_exercise(result, args.exercise)  # README "Which exercise"
     print(format_table(result), end="")
     write_reps_csv(out / "reps.csv", result)
     write_summary_json(out / "summary.json", result, Settings())

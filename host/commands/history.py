@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from .report import add_input_arguments, parse_settings
+from ..exercise import override_exercise
 from ..history import (
     analyze_input,
     default_db_path,
@@ -40,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
         items = group_inputs(args.add)  # validates every path before analysing any
         for item in items:
             analysed = analyze_input(item, settings, args.started_at)
-            outcome = store_session(db, analysed.result, analysed.settings, analysed.sources, args.exercise, analysed.started_at)
+            result = override_exercise(analysed.result, args.exercise)  # README "Which exercise"
+            outcome = store_session(db, result, analysed.settings, analysed.sources, args.exercise, analysed.started_at)
             state = "added as" if outcome.created else "already stored as"
             print(f"{item.label}: {state} session {outcome.session_id}")
     if args.csv is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -63,11 +64,13 @@ def _session_input(args: argparse.Namespace) -> SessionInput:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..exercise import override_exercise
     from ..report import summarize_session, write_report
 
     settings = parse_settings(args.settings)
     item = _session_input(args)
     analysed = analyze_input(item, settings, args.started_at)
+    analysed = dataclasses.replace(analysed, result=override_exercise(analysed.result, args.exercise))
     written = write_report(
         analysed.result,
         args.out,
