@@ -22,7 +22,13 @@ def register(subparsers: Any) -> None:
         help="replay a recorded session (same decoding and analysis as live capture)",
         description="Replay a legrep recording through the same decoder, clock and analysis as live capture.",
     )
-    parser.add_argument("file", metavar="FILE", help="a recording written by 'legrep capture'")
+    parser.add_argument(
+        "file", metavar="INPUT", nargs="?",
+        help="a recording, a folder (capture/demo --out, or left.csv/right.csv) or CSV files named after their leg",
+    )
+    parser.add_argument("more", metavar="CSV", nargs="*", help=argparse.SUPPRESS)
+    parser.add_argument("--left", metavar="CSV", help="IMU CSV of the left thigh (instead of INPUT)")
+    parser.add_argument("--right", metavar="CSV", help="IMU CSV of the right thigh (instead of INPUT)")
     parser.add_argument(
         "--realtime", action="store_true", help="pace the replay at the recorded speed, with the live view"
     )
@@ -79,12 +85,17 @@ def run(args: argparse.Namespace) -> int:
     from ..recording import RecordingReader
     from ..replay import replay_core
 
-    reader = RecordingReader(args.file)  # a torn last record is reported once, here
+    from ..inputs import resolve_one
+
+    item = resolve_one([p for p in [args.file, *args.more] if p is not None], args.left, args.right)
+    if item.recording is None:
+        return _replay_csv(args, item)
+    reader = RecordingReader(item.recording)  # a torn last record is reported once, here
     settings = settings_for(args, reader.meta)
     if args.realtime:
         sinks = open_sinks(args)
         try:
-            result = asyncio.run(replay_live(args.file, settings, sinks)).result
+            result = asyncio.run(replay_live(str(item.recording), settings, sinks)).result
         finally:
             close_sinks(sinks)
         print(format_table(result))
@@ -96,5 +107,48 @@ def run(args: argparse.Namespace) -> int:
                 print(describe_event(event), flush=True)
 
     core, result, reader = replay_core(reader, settings, on_events=show)
+    print(format_table(result))
+    return 0
+
+
+CSV_CHUNK_S = 0.5
+"""A CSV session is fed to the analysis in chunks of this many seconds of sample time."""
+
+
+def _replay_csv(args: argparse.Namespace, item: Any) -> int:
+    """Replay IMU CSV files (one per leg): the analysis fed in sample-time order, each rep and set
+    printed as it closes (``--realtime``: paced by the sample times)."""
+    import time
+
+    import numpy as np
+
+    from .analyze import parse_overrides
+    from ..export import format_table
+    from ..imu_csv import read_imu_csv
+    from ..model import ImuBlock
+    from ..pipeline import SessionAnalyzer
+
+    settings = parse_overrides(args.settings)
+    blocks = {leg: read_imu_csv(path) for leg, path in item.csv().items()}
+    analyzer = SessionAnalyzer(tuple(blocks), settings)
+    t0 = min(float(b.time_s[0]) for b in blocks.values() if len(b))
+    t1 = max(float(b.time_s[-1]) for b in blocks.values() if len(b))
+    wall0 = time.monotonic()
+    edges = np.arange(t0 + CSV_CHUNK_S, t1 + CSV_CHUNK_S, CSV_CHUNK_S)
+    cuts = {leg: np.searchsorted(b.time_s, edges, side="right") for leg, b in blocks.items()}
+    start = {leg: 0 for leg in blocks}
+    for k, edge in enumerate(edges):
+        if args.realtime:
+            time.sleep(max(0.0, wall0 + (edge - t0) - time.monotonic()))
+        for leg, b in blocks.items():
+            stop = int(cuts[leg][k])
+            if stop > start[leg]:
+                sl = slice(start[leg], stop)
+                events = analyzer.update(leg, ImuBlock(b.time_s[sl], b.acc_g[sl], b.gyr_dps[sl]))
+                start[leg] = stop
+                if not args.quiet:
+                    for event in events:
+                        print(describe_event(event), flush=True)
+    result = analyzer.finish()
     print(format_table(result))
     return 0
