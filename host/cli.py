@@ -24,12 +24,14 @@ from .errors import LegrepError
 COMMAND_HELP: dict[str, str] = {
     "demo": "stream a bundled session from two virtual sensors through the BLE stack",
     "analyze": "count and measure reps in IMU CSV files (one per thigh)",
+    "batch": "analyse every recording or CSV pair under a folder, on all cores",
     "scan": "list the sensors in range (legrep and vendor models)",
     "capture": "live capture from the thigh sensors (BLE, serial, vendor models)",
     "replay": "replay a recorded session (same decoding and analysis as live capture)",
     "export": "export a recording: reps.csv, summary.json and IMU CSV per leg",
     "report": "write a session report (HTML with plots)",
     "history": "sessions stored so far: table, trend plot, CSV export, import",
+    "plan": "the progression: steps, targets, where you are and what to do next time",
 }
 COMMANDS: tuple[str, ...] = tuple(COMMAND_HELP)
 

@@ -413,3 +413,47 @@ def test_session_without_reps_still_renders(tmp_path: Path) -> None:
     assert "0 left, 0 right reps in 0 sets" in text
     assert text.count("data:image/png;base64,") == 2 * len(FIGURE_NAMES)  # desktop and phone figures
     assert all(_png_size(written[name].read_bytes())[0] > 0 for name in FIGURE_NAMES)
+
+
+# --------------------------------------------------------------------------- long sessions
+
+
+def test_long_sessions_show_sets_not_reps() -> None:
+    from legrep.report import DETAIL_MAX_REPS
+
+    counts = tuple((10, 10) for _ in range(12))
+    fast = frozenset({(Leg.LEFT, 3, 2), (Leg.RIGHT, 7, 5), (Leg.RIGHT, 11, 1)})
+    result = make_session(counts=counts, fast_down=fast, rest_s=10.0)
+    assert len(result.reps) > DETAIL_MAX_REPS
+    figures = build_figures(result, Settings(min_down_s=1.0))
+    gids = [a.get_gid() for a in figures["angle"].findobj() if a.get_gid()]
+    assert not [g for g in gids if g.startswith("rep:")]
+    assert sorted(g for g in gids if g.startswith("set:")) == sorted(f"set:{leg}:{n}" for leg in ("left", "right") for n in range(1, 13))
+    assert sorted(g for g in gids if g.startswith("flags:")) == ["flags:left:1", "flags:right:2"]
+    # range and tempo: one point per set per leg, at the set's median
+    for name, measure in (("range", "peak_deg"), ("tempo", "up_s")):
+        ax = figures[name].axes[0]
+        for line in (ln for ln in ax.get_lines() if (ln.get_gid() or "").startswith("trend:")):
+            leg = Leg(line.get_gid().split(":")[1])
+            assert list(line.get_xdata()) == list(range(1, 13))
+            medians = [float(np.median([getattr(r, measure) for r in result.reps_of(leg) if r.set == k])) for k in range(1, 13)]
+            assert list(line.get_ydata()) == pytest.approx(medians)
+        assert len(ax.patches) == 0  # no bar per rep
+
+
+def test_the_drawn_angle_trace_keeps_every_peak() -> None:
+    from legrep.report import _envelope
+
+    rng = np.random.default_rng(3)
+    n = 2_880_001  # 8 h at 100 Hz, and an uneven last bucket
+    t = np.arange(n) / 100.0
+    a = rng.normal(0.0, 1.0, n)
+    spikes = rng.choice(n, 50, replace=False)
+    a[spikes] = 100.0 + rng.uniform(0, 5, 50)
+    et, ea = _envelope(t, a, 2000)
+    assert len(et) <= 2002 and bool(np.all(np.diff(et) >= 0))
+    bucket_s = n / 1000 / 100.0
+    for k in spikes:  # every spike is drawn: a point >= 100 deg in its pixel column
+        near = np.abs(et - t[k]) <= bucket_s
+        assert ea[near].max() >= 100.0
+    assert ea.max() == a.max() and ea.min() == a.min()

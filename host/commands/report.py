@@ -6,10 +6,15 @@ import argparse
 import dataclasses
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import InputError, LegrepError
 from ..history import DEFAULT_EXERCISE, SessionInput, analyze_input, group_inputs, remember_session
 from ..settings import Settings
+
+if TYPE_CHECKING:
+    from ..model import SessionResult
+    from ..plan import Plan
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--out", type=Path, default=Path("report.html"), help="HTML file to write (default: report.html)")
     p.add_argument("--png", type=Path, metavar="DIR", help="also write the figures as PNG files into DIR")
     p.add_argument("--title", default="legrep session report", help="page title")
+    p.add_argument("--plan", type=Path, metavar="PLAN.toml", help="the programme whose advice ends the report (default: legrep's own)")
     p.add_argument("--no-history", action="store_true", help="do not store the session in the history database")
     add_input_arguments(p)
     p.set_defaults(func=run)
@@ -59,9 +65,15 @@ def run(args: argparse.Namespace) -> int:
     from ..report import summarize_session, write_report
 
     settings = parse_settings(args.settings)
+    plan = _load_plan(args.plan)  # a bad plan file fails before any work
     item = _session_input(args)
     analysed = analyze_input(item, settings, args.started_at)
     analysed = dataclasses.replace(analysed, result=override_exercise(analysed.result, args.exercise))
+    history_line = None
+    if not args.no_history:
+        history_line = remember_session(args.db, analysed.result, analysed.settings, analysed.sources, args.exercise, analysed.started_at)
+    stored = history_line is not None and not history_line.startswith("note:")
+    advice = _advice(plan, args.db, analysed.result, analysed.started_at, include_this=not stored)
     written = write_report(
         analysed.result,
         args.out,
@@ -71,12 +83,36 @@ def run(args: argparse.Namespace) -> int:
         source=item.label,
         started_at=analysed.started_at,
         exercise=args.exercise,
+        advice=advice,
     )
     summary = summarize_session(analysed.result)
     print(f"{summary.headline}")
     for message in summary.uneven_messages:
         print(f"  {message}")
     print(f"wrote {written['html']}" + (f" and {len(written) - 1} PNG files in {args.png}" if args.png else ""))
-    if not args.no_history:
-        print(remember_session(args.db, analysed.result, analysed.settings, analysed.sources, args.exercise, analysed.started_at))
+    if history_line is not None:
+        print(history_line)
+    if advice:
+        print(advice)
     return 0
+
+
+def _load_plan(path: Path | None) -> "Plan":
+    from ..plan import load_plan
+
+    return load_plan(path)
+
+
+def _advice(plan: "Plan", db: Path | None, result: "SessionResult", started_at: str, include_this: bool) -> str | None:
+    """The programme's "next time: ..." from the history (plus this session when it is not stored)."""
+    from ..history import default_db_path
+    from ..plan import advise, facts_of, load_history
+
+    try:
+        sessions = load_history(db if db is not None else default_db_path())
+    except LegrepError as exc:
+        logging.getLogger(__name__).warning("no advice: %s", exc)
+        return None
+    if include_this:
+        sessions.append(facts_of(result, started_at=started_at))
+    return advise(plan, sessions).next_time()
