@@ -15,7 +15,15 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bleak import BleakClient
+    from bleak.backends.characteristic import BleakGATTCharacteristic
+    from bleak.backends.device import BLEDevice
+    from bleak.backends.scanner import AdvertisementData
+
+    from ..transport.ble import ClientBackend, ScannerBackend
 
 from ..errors import SensorError
 from ..model import Leg
@@ -30,18 +38,18 @@ class FoundVendorSensor:
     name: str
     model: str
     rssi: int
-    device: Any = field(default=None, compare=False, repr=False)
+    device: "BLEDevice | None" = field(default=None, compare=False, repr=False)
     """bleak's ``BLEDevice`` (connect with it rather than with the address)."""
 
 
 async def scan_models(
-    timeout_s: float = 5.0, *, models: tuple[str, ...] | None = None, scanner_backend: Any = None,
+    timeout_s: float = 5.0, *, models: tuple[str, ...] | None = None, scanner_backend: "ScannerBackend | None" = None,
     clock: Clock | None = None, min_count: int | None = None,
 ) -> list[FoundVendorSensor]:
     """Advertisers :func:`legrep.sensors.detect` recognises (optionally only ``models``), by name."""
     from ..transport.ble import scan_advertisers
 
-    def match(device: Any, adv: Any) -> FoundVendorSensor | None:
+    def match(device: "BLEDevice", adv: "AdvertisementData") -> FoundVendorSensor | None:
         model = detect(adv)
         if model is None or (models is not None and model not in models):
             return None
@@ -69,8 +77,8 @@ class VendorLink:
     """
 
     def __init__(
-        self, device: Any, model: SensorModel | str, config: SensorConfig | None = None, *,
-        clock: Clock | None = None, client_backend: Any = None, connect_timeout_s: float = 10.0, name: str | None = None,
+        self, device: "BLEDevice | str", model: SensorModel | str, config: SensorConfig | None = None, *,
+        clock: Clock | None = None, client_backend: "ClientBackend | None" = None, connect_timeout_s: float = 10.0, name: str | None = None,
         on_lost: Callable[[float], None] | None = None,
     ) -> None:
         from bleak import BleakClient
@@ -98,7 +106,7 @@ class VendorLink:
     def _enqueue(self, channel: int, data: bytes, arrival_s: float) -> None:
         self.queue.put_nowait((channel, data, arrival_s))
 
-    def _on_disconnect(self, _client: Any) -> None:
+    def _on_disconnect(self, _client: "BleakClient") -> None:
         if self.connected:
             self.connected = False
             self.disconnects += 1
@@ -108,8 +116,8 @@ class VendorLink:
         if self.on_lost is not None and not self._closing:
             self.on_lost(t_s)
 
-    def _callback(self, channel: int) -> Callable[[Any, bytearray], None]:
-        def on_notify(_char: Any, data: bytearray) -> None:
+    def _callback(self, channel: int) -> "Callable[[BleakGATTCharacteristic, bytearray], None]":
+        def on_notify(_char: "BleakGATTCharacteristic", data: bytearray) -> None:
             self.notifications += 1
             self._enqueue(channel, bytes(data), self.clock.now_s())
 

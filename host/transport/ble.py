@@ -29,7 +29,17 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from bleak import BleakClient
+    from bleak.backends.characteristic import BleakGATTCharacteristic
+    from bleak.backends.client import BaseBleakClient
+    from bleak.backends.device import BLEDevice
+    from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
+
+    ScannerBackend = type[BaseBleakScanner]
+    ClientBackend = type[BaseBleakClient]
 
 from ..errors import PacketError, SensorError
 from ..model import Leg
@@ -117,7 +127,7 @@ class FoundSensor:
     address: str
     name: str
     rssi_dbm: int
-    device: Any = field(default=None, compare=False, repr=False)
+    device: "BLEDevice | None" = field(default=None, compare=False, repr=False)
     """bleak's ``BLEDevice`` (connect with it rather than with the address)."""
 
 
@@ -137,7 +147,7 @@ def _adapter_error(exc: BaseException) -> SensorError | None:
 async def scan_sensors(
     timeout_s: float = 5.0,
     *,
-    scanner_backend: Any = None,
+    scanner_backend: "ScannerBackend | None" = None,
     clock: Clock | None = None,
     min_count: int | None = None,
 ) -> list[FoundSensor]:
@@ -154,7 +164,7 @@ async def scan_sensors(
         No Bluetooth adapter.
     """
 
-    def match(device: Any, adv: Any) -> FoundSensor | None:
+    def match(device: "BLEDevice", adv: "AdvertisementData") -> FoundSensor | None:
         if SERVICE_UUID not in [u.lower() for u in adv.service_uuids]:
             return None
         name = adv.local_name or device.name or device.address
@@ -166,10 +176,10 @@ async def scan_sensors(
 
 
 async def scan_advertisers(
-    match: Callable[[Any, Any], _Found | None],
+    match: "Callable[[BLEDevice, AdvertisementData], _Found | None]",
     timeout_s: float,
     *,
-    scanner_backend: Any = None,
+    scanner_backend: "ScannerBackend | None" = None,
     clock: Clock | None = None,
     min_count: int | None = None,
     service_uuids: list[str] | None = None,
@@ -186,7 +196,7 @@ async def scan_advertisers(
     found: dict[str, _Found] = {}
     enough = asyncio.Event()
 
-    def on_adv(device: Any, adv: Any) -> None:
+    def on_adv(device: "BLEDevice", adv: "AdvertisementData") -> None:
         hit = match(device, adv)
         if hit is None:
             return
@@ -230,10 +240,10 @@ class SensorLink:
 
     def __init__(
         self,
-        device: Any,
+        device: "BLEDevice | str",
         *,
         clock: Clock | None = None,
-        client_backend: Any = None,
+        client_backend: "ClientBackend | None" = None,
         connect_timeout_s: float = 10.0,
         reply_timeout_s: float = 3.0,
         backoff_s: tuple[float, float] = (0.5, 5.0),
@@ -360,7 +370,7 @@ class SensorLink:
             await self._client.disconnect()
         self.connected = False
 
-    def _on_disconnect(self, _client: Any) -> None:
+    def _on_disconnect(self, _client: "BleakClient") -> None:
         if not self.connected:
             return
         self.connected = False
@@ -399,13 +409,13 @@ class SensorLink:
 
     # --- notifications (only enqueue) ------------------------------------------------------------
 
-    def _on_data(self, _char: Any, data: bytearray) -> None:
+    def _on_data(self, _char: "BleakGATTCharacteristic", data: bytearray) -> None:
         self.queue.put_nowait((self.clock.now_s(), bytes(data)))
 
-    def _on_control(self, _char: Any, data: bytearray) -> None:
+    def _on_control(self, _char: "BleakGATTCharacteristic", data: bytearray) -> None:
         self._replies.put_nowait((self.clock.now_s(), bytes(data)))
 
-    def _on_status(self, _char: Any, data: bytearray) -> None:
+    def _on_status(self, _char: "BleakGATTCharacteristic", data: bytearray) -> None:
         try:
             status = decode_status(data)
         except (PacketError, SensorError) as exc:
@@ -416,7 +426,7 @@ class SensorLink:
         self.battery_pct = status.battery_pct
         self.events.put_nowait(LinkEvent(LinkEventKind.STATUS, self.clock.now_s(), status=status, raw=self.status_raw))
 
-    def _on_battery(self, _char: Any, data: bytearray) -> None:
+    def _on_battery(self, _char: "BleakGATTCharacteristic", data: bytearray) -> None:
         if data:
             self.battery_pct = int(data[0])
             self.events.put_nowait(LinkEvent(LinkEventKind.BATTERY, self.clock.now_s(), battery_pct=self.battery_pct))
@@ -512,7 +522,7 @@ async def connect_legs(
     left: str | None = None,
     right: str | None = None,
     clock: Clock | None = None,
-    client_backend: Any = None,
+    client_backend: "ClientBackend | None" = None,
     remember: bool = True,
     use_remembered: bool = True,
     config: Path | None = None,
