@@ -23,7 +23,7 @@ from ..model import Leg
 from ..records import EventType, Kind
 from ..sensors import SensorConfig, SensorModel, encode_notification
 from ..sensors.link import VendorLink
-from ..transport.common import Clock
+from ..transport.common import Clock, retry_with_backoff
 from ._queue import ItemStream
 from .base import DriverItem, LinkChange, Noted, Received, SessionPort
 
@@ -127,26 +127,21 @@ class VendorDriver:
         if self._reconnect_task is None or self._reconnect_task.done():
             self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect())
 
+    async def _connect_and_resume(self) -> None:
+        await self.link.connect()
+        if self._streaming:
+            await self.link.start()
+
     async def _reconnect(self) -> None:
-        delay_s, max_delay_s = self.backoff_s
-        attempt = 0
-        while not self._closing:
-            attempt += 1
-            try:
-                await self.link.connect()
-                if self._streaming:
-                    await self.link.start()
-            except SensorError as exc:
-                logger.info("%s: reconnection attempt %d failed: %s", self.name, attempt, exc)
-                with contextlib.suppress(Exception):
-                    await self.link.disconnect()
-                await self.clock.sleep(delay_s)
-                delay_s = min(2 * delay_s, max_delay_s)
-                continue
-            self.reconnects += 1
-            if self._port is not None:
-                self._stream.put(LinkChange(False, self._s(self.clock.now_s()), detail=f"after {attempt} attempt(s)"))
+        done = await retry_with_backoff(
+            self._connect_and_resume, clock=self.clock, backoff_s=self.backoff_s, closing=lambda: self._closing,
+            name=self.name, cleanup=self.link.disconnect,
+        )
+        if done is None:
             return
+        self.reconnects += 1
+        if self._port is not None:
+            self._stream.put(LinkChange(False, self._s(self.clock.now_s()), detail=f"after {done[1]} attempt(s)"))
 
     # --- the end -----------------------------------------------------------------------------------------
 

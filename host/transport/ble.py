@@ -43,7 +43,16 @@ if TYPE_CHECKING:
 
 from ..errors import PacketError, SensorError
 from ..model import Leg
-from .common import Clock, LinkEvent, LinkEventKind, MonotonicClock, TimedReply
+from .common import (
+    Clock,
+    LinkEvent,
+    LinkEventKind,
+    MonotonicClock,
+    TimedReply,
+    await_reply,
+    drop_stale,
+    retry_with_backoff,
+)
 from ..packets import (
     BATTERY_LEVEL_UUID,
     CONTROL_UUID,
@@ -51,7 +60,6 @@ from ..packets import (
     SERVICE_UUID,
     STATUS_UUID,
     SensorStatus,
-    decode_control_reply,
     decode_status,
     resend_request,
     set_leg_request,
@@ -384,28 +392,19 @@ class SensorLink:
             self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect())
 
     async def _reconnect(self) -> None:
-        delay_s, max_delay_s = self.backoff_s
-        attempt = 0
-        while not self._closing:
-            attempt += 1
-            try:
-                status = await self._connect_once()
-            except SensorError as exc:
-                logger.info("%s: reconnection attempt %d failed: %s", self.name, attempt, exc)
-                await self.clock.sleep(delay_s)
-                delay_s = min(2 * delay_s, max_delay_s)
-                continue
-            self.reconnects += 1
-            self.events.put_nowait(
-                LinkEvent(
-                    LinkEventKind.RECONNECTED,
-                    self.clock.now_s(),
-                    status=status,
-                    raw=self.status_raw,
-                    detail=f"after {attempt} attempt(s)",
-                )
-            )
+        done = await retry_with_backoff(
+            self._connect_once, clock=self.clock, backoff_s=self.backoff_s, closing=lambda: self._closing, name=self.name
+        )
+        if done is None:
             return
+        status, attempts = done
+        self.reconnects += 1
+        self.events.put_nowait(
+            LinkEvent(
+                LinkEventKind.RECONNECTED, self.clock.now_s(), status=status, raw=self.status_raw,
+                detail=f"after {attempts} attempt(s)",
+            )
+        )
 
     # --- notifications (only enqueue) ------------------------------------------------------------
 
@@ -444,26 +443,21 @@ class SensorLink:
         from bleak.exc import BleakError
 
         async with self._request_lock:
-            while not self._replies.empty():  # a reply whose request timed out
-                self._replies.get_nowait()
+            drop_stale(self._replies)
             if not self.connected:
                 raise SensorError(f"{self.name} is not connected")
             sent_s = self.clock.now_s()
             try:
                 await self._client.write_gatt_char(CONTROL_UUID, payload, response=True)
-                while True:
-                    received_s, raw = await asyncio.wait_for(
-                        self._replies.get(), self.reply_timeout_s / self.clock.speed
-                    )
-                    reply = decode_control_reply(raw)
-                    if reply.opcode == payload[0]:
-                        return TimedReply(reply, sent_s, received_s, raw)
-                    logger.debug("%s: skipping reply to 0x%02x", self.name, reply.opcode)
+                received_s, raw, reply = await await_reply(
+                    self._replies, payload[0], self.reply_timeout_s / self.clock.speed, self.name
+                )
+                return TimedReply(reply, sent_s, received_s, raw)
             except (asyncio.TimeoutError, TimeoutError) as exc:
                 raise SensorError(
                     f"{self.name} did not answer control request 0x{payload[0]:02x} within {self.reply_timeout_s:g} s"
                 ) from exc
-            except (BleakError, PacketError) as exc:
+            except BleakError as exc:
                 raise SensorError(f"control request 0x{payload[0]:02x} to {self.name} failed: {exc}") from exc
 
     async def read_status(self) -> SensorStatus:

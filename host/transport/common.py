@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-from ..packets import ControlReply, SensorStatus
+from ..errors import PacketError, SensorError
+from ..packets import ControlReply, SensorStatus, decode_control_reply
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Clock(Protocol):
@@ -69,3 +75,63 @@ class TimedReply:
     received_s: float
     raw: bytes = b""
     """The reply exactly as received (``reply`` decoded)."""
+
+
+async def retry_with_backoff(
+    attempt: Callable[[], Awaitable[T]],
+    *,
+    clock: Clock,
+    backoff_s: tuple[float, float],
+    closing: Callable[[], bool],
+    name: str,
+    cleanup: Callable[[], Awaitable[None]] | None = None,
+) -> tuple[T, int] | None:
+    """Call ``attempt`` until it succeeds: ``(its result, attempts)``, or None once ``closing()``.
+
+    A :class:`~legrep.errors.SensorError` is one failed attempt (logged; ``cleanup`` runs); the wait
+    between attempts starts at ``backoff_s[0]`` clock seconds and doubles up to ``backoff_s[1]``.
+    Every link (BLE, serial, vendor) reconnects through this one loop.
+    """
+    delay_s, max_delay_s = backoff_s
+    attempts = 0
+    while not closing():
+        attempts += 1
+        try:
+            return await attempt(), attempts
+        except SensorError as exc:
+            logger.info("%s: reconnection attempt %d failed: %s", name, attempts, exc)
+            if cleanup is not None:
+                await cleanup()
+            await clock.sleep(delay_s)
+            delay_s = min(2 * delay_s, max_delay_s)
+    return None
+
+
+def drop_stale(replies: "asyncio.Queue[tuple[float, bytes]]") -> None:
+    """Forget replies whose request timed out (before a new request goes out)."""
+    while not replies.empty():
+        replies.get_nowait()
+
+
+async def await_reply(
+    replies: "asyncio.Queue[tuple[float, bytes]]", opcode: int, timeout_s: float, name: str
+) -> tuple[float, bytes, ControlReply]:
+    """The next reply to ``opcode`` from ``replies`` (``(arrival_s, raw)`` as queued by a link):
+    ``(received_s, raw, reply)``. Replies to other opcodes and undecodable ones are skipped.
+
+    Raises
+    ------
+    TimeoutError
+        None within ``timeout_s`` loop seconds.
+    """
+    async with asyncio.timeout(timeout_s):
+        while True:
+            received_s, raw = await replies.get()
+            try:
+                reply = decode_control_reply(raw)
+            except PacketError as exc:
+                logger.debug("%s: skipping an unreadable reply: %s", name, exc)
+                continue
+            if reply.opcode == opcode:
+                return received_s, raw, reply
+            logger.debug("%s: skipping reply to 0x%02x", name, reply.opcode)

@@ -23,13 +23,21 @@ from ..packets import (
     Channel,
     SensorStatus,
     SlipDeframer,
-    decode_control_reply,
     decode_status,
     get_status_request,
     slip_frame,
     split_serial_frame,
 )
-from .common import Clock, LinkEvent, LinkEventKind, MonotonicClock, TimedReply
+from .common import (
+    Clock,
+    LinkEvent,
+    LinkEventKind,
+    MonotonicClock,
+    TimedReply,
+    await_reply,
+    drop_stale,
+    retry_with_backoff,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -199,26 +207,26 @@ class SerialLink:
         if self._reconnect_task is None or self._reconnect_task.done():
             self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect())
 
+    async def _reopen(self) -> SensorStatus:
+        self._open_port()
+        return await self.read_status()
+
+    async def _give_up_port(self) -> None:
+        self._close_port()
+
     async def _reconnect(self) -> None:
-        delay_s, max_delay_s = self.backoff_s
-        attempt = 0
-        while not self._closing:
-            attempt += 1
-            try:
-                self._open_port()
-                status = await self.read_status()
-            except SensorError as exc:
-                self._close_port()
-                logger.info("%s: reopening attempt %d failed: %s", self.port, attempt, exc)
-                await self.clock.sleep(delay_s)
-                delay_s = min(2 * delay_s, max_delay_s)
-                continue
-            self.reconnects += 1
-            self.events.put_nowait(
-                LinkEvent(LinkEventKind.RECONNECTED, self.clock.now_s(), status=status, raw=self.status_raw,
-                          detail=f"after {attempt} attempt(s)")
-            )
+        done = await retry_with_backoff(
+            self._reopen, clock=self.clock, backoff_s=self.backoff_s, closing=lambda: self._closing, name=self.port,
+            cleanup=self._give_up_port,
+        )
+        if done is None:
             return
+        status, attempts = done
+        self.reconnects += 1
+        self.events.put_nowait(
+            LinkEvent(LinkEventKind.RECONNECTED, self.clock.now_s(), status=status, raw=self.status_raw,
+                      detail=f"after {attempts} attempt(s)")
+        )
 
     # --- control ------------------------------------------------------------------------------------
 
@@ -231,8 +239,7 @@ class SerialLink:
             Not connected, the write failed, or no reply within ``reply_timeout_s``.
         """
         async with self._request_lock:
-            while not self._replies.empty():  # a reply whose request timed out
-                self._replies.get_nowait()
+            drop_stale(self._replies)
             if not self.connected:
                 raise SensorError(f"{self.port} is not connected")
             sent_s = self.clock.now_s()
@@ -243,19 +250,15 @@ class SerialLink:
                 self._lost(f"write failed: {exc}")
                 raise SensorError(f"{self.port}: control request 0x{payload[0]:02x} failed: {exc}") from None
             try:
-                while True:
-                    received_s, raw = await asyncio.wait_for(self._replies.get(), self.reply_timeout_s / self.clock.speed)
-                    try:
-                        reply = decode_control_reply(raw)
-                    except PacketError:
-                        continue
-                    if reply.opcode == payload[0]:
-                        return TimedReply(reply, sent_s, received_s, raw)
+                received_s, raw, reply = await await_reply(
+                    self._replies, payload[0], self.reply_timeout_s / self.clock.speed, self.port
+                )
             except (asyncio.TimeoutError, TimeoutError):
                 raise SensorError(
                     f"{self.port}: no reply to control request 0x{payload[0]:02x} within {self.reply_timeout_s:g} s "
                     "(is a legrep sensor attached?)"
                 ) from None
+            return TimedReply(reply, sent_s, received_s, raw)
 
     async def close(self) -> None:
         """Close the port for good (no reopening)."""
