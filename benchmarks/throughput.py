@@ -1,14 +1,21 @@
-"""Throughput of the offline pipeline and per-chunk cost of the live path.
+"""Throughput of the analysis, alone and end to end, beside baselines measured in the same run.
 
-Runs the whole analysis (both legs, calibration -> angle -> reps -> sets) on one hour of
-two simulated thigh sensors at 100 Hz (720 000 samples), median of several runs, and
-compares it with the x-io Fusion AHRS (``imufusion``, a per-sample C filter driven from
-Python) measured in the same run on the same samples. Speed is reported as a ratio to
-that baseline because the machines are shared and noisy.
+On one hour of two simulated thigh sensors at 100 Hz (720 000 samples), median of ``--runs``:
+
+* the pipeline alone (both legs: calibration -> hip angle -> reps -> sets, arrays in memory);
+* ``legrep analyze`` end to end on the same samples written as a CSV pair (a child process:
+  start-up, reading, analysis, output), and the floor: ``np.loadtxt`` of the same two files
+  (numpy's C reader, which does nothing else);
+* VQF's offline filter (``vqf.offlineVQF``: 6-D orientation, forward-backward, C++ in one call per
+  leg) and imufusion (x-io Fusion AHRS: 6-D orientation, one C update per sample called from a
+  Python loop -- it has no batch call, so that is the cost of using it from Python), on the same
+  samples. They compute a full orientation; legrep computes the hip angle and the reps.
+
+Machines are shared and noisy: compare the ratios, not the absolute numbers.
 
     python benchmarks/throughput.py [--hours 1] [--runs 5]
 
-Last line: ``pipeline <N> samples/s, <R>x imufusion``.
+Last line: ``pipeline <N> samples/s, <R>x imufusion, end-to-end <N> samples/s``.
 """
 
 from __future__ import annotations
@@ -63,6 +70,48 @@ def bench_imufusion(blocks: dict[Leg, ImuBlock], runs: int) -> float:
     return statistics.median(times)
 
 
+def bench_vqf(blocks: dict[Leg, ImuBlock], runs: int) -> float:
+    import vqf
+
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        for block in blocks.values():
+            dt = float(np.median(np.diff(block.time_s)))
+            gyr = np.ascontiguousarray(np.radians(block.gyr_dps))  # VQF takes rad/s and m/s^2
+            acc = np.ascontiguousarray(block.acc_g * 9.80665)
+            vqf.offlineVQF(gyr, acc, None, dt)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def bench_end_to_end(blocks: dict[Leg, ImuBlock], runs: int) -> tuple[float, float]:
+    """``(legrep analyze, np.loadtxt)`` median wall seconds on the same CSV pair, each a child process."""
+    import subprocess
+    import tempfile
+
+    from legrep.imu_csv import write_imu_csv
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {leg: Path(tmp) / f"{leg.value}.csv" for leg in blocks}
+        for leg, block in blocks.items():
+            write_imu_csv(paths[leg], block)
+        files = [str(paths[leg]) for leg in blocks]
+        analyze = [sys.executable, "-m", "legrep", "analyze", "--no-history"]
+        for leg in blocks:
+            analyze += [f"--{leg.value}", str(paths[leg])]
+        loadtxt = [sys.executable, "-c", f"import numpy as np; [np.loadtxt(f, delimiter=',', skiprows=1) for f in {files!r}]"]
+        out = []
+        for argv in (analyze, loadtxt):
+            times = []
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                subprocess.run(argv, check=True, capture_output=True)
+                times.append(time.perf_counter() - t0)
+            out.append(statistics.median(times))
+    return out[0], out[1]
+
+
 def bench_numpy(blocks: dict[Leg, ImuBlock], runs: int) -> float:
     axis = np.array([0.0, 1.0, 0.0])
     times = []
@@ -104,16 +153,26 @@ def main() -> None:
           f"{len(session.reps)} true reps ({time.perf_counter() - t0:.1f} s)")
 
     t_pipe, n_reps = bench_pipeline(blocks, args.runs)
+    t_e2e, t_loadtxt = bench_end_to_end(blocks, args.runs)
+    t_vqf = bench_vqf(blocks, args.runs)
     t_fusion = bench_imufusion(blocks, max(1, args.runs // 2))
     t_numpy = bench_numpy(blocks, args.runs)
     costs = bench_chunks(blocks[Leg.LEFT], 10, 60_000)
 
+    def rate(t: float) -> str:
+        return f"{n / t / 1e6:6.2f} M samples/s"
+
     print(f"reps found: {n_reps} (truth {len(session.reps)})")
-    print(f"imufusion AHRS (per-sample, from Python): {n / t_fusion / 1e6:.2f} M samples/s")
-    print(f"plain numpy pass (gyro . axis, cumsum):   {n / t_numpy / 1e6:.1f} M samples/s (ceiling)")
+    print(f"legrep pipeline alone (hip angle, reps, sets; arrays in memory): {rate(t_pipe)}")
+    print(f"legrep analyze end to end (child process: start-up, CSV pair, analysis, table): {rate(t_e2e)}")
+    print(f"floor: np.loadtxt of the same CSV pair (child process, reading only):          {rate(t_loadtxt)}"
+          f"  (analyze takes {t_e2e / t_loadtxt:.2f}x its time)")
+    print(f"vqf.offlineVQF (6-D orientation, forward-backward, C++ one call per leg):      {rate(t_vqf)}")
+    print(f"imufusion AHRS (6-D orientation, one C update per sample from Python):         {rate(t_fusion)}")
+    print(f"plain numpy pass (gyro . axis, cumsum; a ceiling, computes nothing useful):    {rate(t_numpy)}")
     print(f"live path, 10-sample chunks: median {np.median(costs):.1f} us, "
           f"p90 {np.percentile(costs, 90):.1f} us, p99 {np.percentile(costs, 99):.1f} us per chunk")
-    print(f"pipeline {n / t_pipe:,.0f} samples/s, {t_fusion / t_pipe:.1f}x imufusion")
+    print(f"pipeline {n / t_pipe:,.0f} samples/s, {t_fusion / t_pipe:.1f}x imufusion, end-to-end {n / t_e2e:,.0f} samples/s")
 
 
 if __name__ == "__main__":

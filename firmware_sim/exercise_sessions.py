@@ -140,3 +140,23 @@ def _render_signals(spec: SessionSpec, programme: Programme, seed: int) -> dict[
             motion.hip_angle_deg(out.true_time_s), mounting, errors, mounting.rot.T @ motion.exercise_axis_thigh(),
         )  # fmt: skip
     return signals
+
+
+def score_both_legs(truth: ExerciseTruth, found: list[tuple[str, float, bool]]) -> tuple[int, int, int]:
+    """``(true positives, false positives, false negatives)`` of a both-legs flag.
+
+    ``found`` holds one ``(leg, start_s, flagged)`` per rep an analysis found; each is matched to
+    the truth rep of its leg that starts nearest (within 1 s). Truth reps of double lifts that
+    were not found at all count as false negatives.
+    """
+    tp = fp = fn = 0
+    by_leg = {leg: [r for r in truth.session.reps if r.leg == leg] for leg in ("left", "right")}
+    matched = 0
+    for leg, start_s, flagged in found:
+        near = min(by_leg[leg], key=lambda t: abs(t.start_s - start_s), default=None)
+        together = near is not None and abs(near.start_s - start_s) < 1.0 and (near.leg, near.start_s) in truth.both_legs
+        tp += flagged and together
+        fp += flagged and not together
+        fn += together and not flagged
+        matched += together
+    return tp, fp, fn + max(0, len(truth.both_legs) - matched)

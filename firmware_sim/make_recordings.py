@@ -68,6 +68,8 @@ def _readme(name: str, sim: SimSession, seed: int, description: str) -> str:
         "- files: `left.csv`, `right.csv` with header"
         " `time_s,acc_x_g,acc_y_g,acc_z_g,gyr_x_dps,gyr_y_dps,gyr_z_dps` (session clock, g, deg/s,"
         " int16 values scaled by their LSB), and `truth.json` (spec, true reps and sets, sensor errors)",
+        "- truth: measured on the true hip angle with the stopwatch definitions (`rep_definitions` in"
+        " `truth.json`: onsets at 10 % of each phase's peak speed; `baseline_deg` is the angle at `start_s`)",
         "",
         "| set | left reps | right reps | uneven |",
         "|----:|----------:|-----------:|:------:|",

@@ -22,6 +22,8 @@
  * Any other line stops the scan at the start of that line; Python's reference path then accepts it
  * or raises the one-line error naming line, column, what was expected and what arrived.
  *
+ * format_rows is the writer's counterpart: snprintf in one C loop, not one Python %-format per row.
+ *
  * The GIL is released while scanning (the two legs are read on two threads); it is taken back only
  * for the rare number that needs dtoa.
  */
@@ -29,7 +31,10 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <float.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -267,8 +272,193 @@ done:
     return result;
 }
 
+/* "%.8g" of a finite double v into out (returns length): the 8-digit mantissa is v scaled by an exact
+ * power of ten and rounded half-even in x87 extended precision (64-bit mantissa). For IMU values
+ * (a 16-bit count times a power-of-two LSB) the scaled product is exact, so the text is printf's;
+ * for others it differs from printf only within ~1e-19 (relative) of a rounding tie. Falls back
+ * to snprintf where long double is no wider than double. */
+static int
+fmt_g8(double v, char *out)
+{
+#if LDBL_MANT_DIG >= 64
+    if (v == 0.0) {
+        if (signbit(v)) {
+            memcpy(out, "-0", 2);
+            return 2;
+        }
+        out[0] = '0';
+        return 1;
+    }
+    static const long double P10[28] = {1e0L,  1e1L,  1e2L,  1e3L,  1e4L,  1e5L,  1e6L,  1e7L,  1e8L,  1e9L,
+                                        1e10L, 1e11L, 1e12L, 1e13L, 1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L,
+                                        1e20L, 1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L};
+    long double a = fabsl((long double)v);
+    int e = (int)floor(log10((double)a));
+    long long d = 0;
+    for (int tries = 0; tries < 3; tries++) {
+        int k = 7 - e;
+        if (k > 27 || k < -27)
+            goto fallback;
+        long double scaled = k >= 0 ? a * P10[k] : a / P10[-k];
+        d = (long long)rintl(scaled);
+        if (d >= 100000000LL)
+            e++;
+        else if (d < 10000000LL)
+            e--;
+        else
+            break;
+    }
+    if (d < 10000000LL || d >= 100000000LL)
+        goto fallback;
+    char dig[8];
+    for (int i = 7; i >= 0; i--) {
+        dig[i] = (char)('0' + d % 10);
+        d /= 10;
+    }
+    int nd = 8;
+    while (nd > 1 && dig[nd - 1] == '0')
+        nd--;
+    int len = 0;
+    if (v < 0)
+        out[len++] = '-';
+    if (e < -4 || e >= 8) { /* d.ddddddde[+-]XX */
+        out[len++] = dig[0];
+        if (nd > 1) {
+            out[len++] = '.';
+            memcpy(out + len, dig + 1, (size_t)(nd - 1));
+            len += nd - 1;
+        }
+        out[len++] = 'e';
+        out[len++] = e < 0 ? '-' : '+';
+        int ae = e < 0 ? -e : e;
+        if (ae >= 100)
+            out[len++] = (char)('0' + ae / 100);
+        out[len++] = (char)('0' + ae / 10 % 10);
+        out[len++] = (char)('0' + ae % 10);
+    } else if (e < 0) { /* 0.000ddd */
+        out[len++] = '0';
+        out[len++] = '.';
+        for (int i = 0; i < -e - 1; i++)
+            out[len++] = '0';
+        memcpy(out + len, dig, (size_t)nd);
+        len += nd;
+    } else { /* ddd.ddd */
+        memcpy(out + len, dig, (size_t)(e + 1));
+        len += e + 1;
+        if (nd > e + 1) {
+            out[len++] = '.';
+            memcpy(out + len, dig + e + 1, (size_t)(nd - e - 1));
+            len += nd - e - 1;
+        }
+    }
+    return len;
+fallback:
+#endif
+    return snprintf(out, 32, "%.8g", v);
+}
+
+/* "%.6f" of a finite double t (|t| < 9e12): microseconds rounded half-even in extended precision. */
+static int
+fmt_f6(double t, char *out)
+{
+#if LDBL_MANT_DIG >= 64
+    if (fabs(t) < 9e12) {
+        long double us = rintl((long double)t * 1000000.0L);
+        int neg = signbit(t) != 0;
+        unsigned long long u = (unsigned long long)fabsl(us);
+        char tmp[32];
+        int n = 0;
+        for (int i = 0; i < 6; i++) {
+            tmp[n++] = (char)('0' + u % 10);
+            u /= 10;
+        }
+        tmp[n++] = '.';
+        do {
+            tmp[n++] = (char)('0' + u % 10);
+            u /= 10;
+        } while (u);
+        int len = 0;
+        if (neg)
+            out[len++] = '-';
+        while (n)
+            out[len++] = tmp[--n];
+        return len;
+    }
+#endif
+    return snprintf(out, 400, "%.6f", t);
+}
+
+PyDoc_STRVAR(format_rows_doc,
+             "format_rows(time_s, values) -> bytes\n--\n\n"
+             "The canonical IMU CSV rows of time_s (N,) and values (N, 6) float64: time with 6 decimals\n"
+             "(\"%.6f\"), the six values with 8 significant digits (\"%.8g\"), comma-separated, one row per\n"
+             "line; the text Python's %-formatting gives (see fmt_g8 for the one caveat).  Finite values only.");
+
+static PyObject *
+format_rows(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)mod;
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "format_rows expected 2 arguments, got %zd", nargs);
+        return NULL;
+    }
+    Py_buffer bt = {0}, bv = {0};
+    PyObject *out = NULL;
+    if (PyObject_GetBuffer(args[0], &bt, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(args[1], &bv, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        goto done;
+    if (strcmp(bt.format, "d") != 0 || strcmp(bv.format, "d") != 0 || bv.len != 6 * bt.len) {
+        PyErr_SetString(PyExc_ValueError, "format_rows expected float64 time_s (N,) and values (N, 6)");
+        goto done;
+    }
+    Py_ssize_t n = bt.len / (Py_ssize_t)sizeof(double);
+    const double *t = (const double *)bt.buf, *v = (const double *)bv.buf;
+    /* a row: "%.6f" of a finite double is at most ~330 chars; "%.8g" at most 15 */
+    size_t cap = (size_t)n * 120 + 64, len = 0;
+    char *buf = malloc(cap);
+    if (!buf) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int ok = 1;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n && ok; i++) {
+        if (cap - len < 512) {
+            size_t ncap = cap * 2;
+            char *nb = realloc(buf, ncap);
+            if (!nb) {
+                ok = 0;
+                break;
+            }
+            buf = nb, cap = ncap;
+        }
+        len += (size_t)fmt_f6(t[i], buf + len);
+        for (int c = 0; c < 6; c++) {
+            buf[len++] = ',';
+            len += (size_t)fmt_g8(v[6 * i + c], buf + len);
+        }
+        buf[len++] = '\n';
+    }
+    Py_END_ALLOW_THREADS
+    if (!ok) {
+        free(buf);
+        PyErr_NoMemory();
+        goto done;
+    }
+    out = PyBytes_FromStringAndSize(buf, (Py_ssize_t)len);
+    free(buf);
+done:
+    if (bt.obj)
+        PyBuffer_Release(&bt);
+    if (bv.obj)
+        PyBuffer_Release(&bv);
+    return out;
+}
+
 static PyMethodDef module_methods[] = {
     {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL, scan_doc},
+    {"format_rows", (PyCFunction)(void (*)(void))format_rows, METH_FASTCALL, format_rows_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,13 +1,13 @@
 /*
  * host/_fastcore.c -- sequential C kernels for legrep's analysis hot path.
  *
- * Three pieces, each called from the Python stage that owns and documents it:
+ * Each piece is called from the Python stage that owns and documents it:
  *
- *   AngleKernel  the per-sample part of host.fusion.angle.HipAngleEstimator: quiet / still
- *                detection, rest-window gyro-bias tracking, zero-rate update with onset
- *                credit, trapezoid integration about the flexion axis, gap handling and
- *                gravity re-anchoring (hard and soft).  The steps and their reasons are
- *                listed in HipAngleEstimator._process; the comments below name them.
+ *   TiltKernel   the orientation stage of host.fusion.orientation: gyro strapdown, the
+ *                accelerometer low-passed in an almost-inertial frame (after VQF, Laidig &
+ *                Seel 2023), motion and rest gyro-bias estimation, still and rest detection;
+ *                host/fusion/reference.py is its plain-Python specification, step by step.
+ *   hip_angles   the hip angle read from the up vectors (host.fusion.angle).
  *   RepMachine   the rep state machine of host.reps.segmenter.RepSegmenter (DOWN / UP / FALL
  *                over the segmenter's sample log) with the stopwatch measures of each rep it
  *                closes; host/reps/reference.py is its plain-Python specification, written
@@ -15,7 +15,7 @@
  *                measure (one rep's measures) and arm_flags (where rests have lasted
  *                arm_rest_s) are exposed for tests.
  *
- * Everything is a sequential loop over samples whose state is carried in the AngleKernel /
+ * Everything is a sequential loop over samples whose state is carried in the TiltKernel /
  * RepMachine object (no global mutable state), so any chunking of a stream gives
  * bit-identical results.  Arrays arrive through the buffer protocol (no numpy headers at
  * build time): float64 ('d') and bool ('?') buffers of the stated shapes; strided
@@ -27,6 +27,7 @@
 #include <structmember.h>
 
 #include <math.h>
+#include <string.h>
 
 #define RAD2DEG (180.0 / 3.14159265358979323846)
 
@@ -151,435 +152,663 @@ dot3(const double a[3], const double b[3])
     return a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
 }
 
-/* ------------------------------------------------------------------ AngleKernel */
+/* ------------------------------------------------------------------ TiltKernel */
 
-/* Parameters, carried state and diagnostics of the angle loop (one per estimator). */
+/* The orientation stage of host.fusion.orientation (one thigh sensor): gyro strapdown,
+   accelerometer low-passed in the almost-inertial I frame, motion and rest gyro-bias
+   estimation, still and rest detection.  host/fusion/reference.py is the specification:
+   this loop performs the same operations in the same order (step numbers below are its). */
+
+#define SERIES_H2 0.0025
+#define DEG2RAD (3.14159265358979323846 / 180.0)
+
 typedef struct {
-    /* --- fixed parameters (see HipAngleEstimator.__init__) --- */
-    double axis[3];     /* unit flexion axis, sensor frame */
-    double bias0[3];    /* calibration gyro bias, deg/s (the quiet test uses it) */
-    double gref[3];     /* gravity reference from calibration */
-    double gref_norm;
-    Py_ssize_t W;       /* still window, samples (still_min_s) */
-    Py_ssize_t R;       /* anchor rest, samples (anchor_rest_s) */
-    Py_ssize_t B;       /* bias-tracking rest window, samples (BIAS_WINDOW_S) */
-    double quiet2;      /* (still_gyro_dps + 2)^2 */
-    double still2;      /* still_gyro_dps^2 */
-    double still_sum;   /* still_mean_dps * W: bound on the window's summed axis rate */
-    double rest_cos;    /* cos(REST_TILT_DEG) */
-    double bias_gain;   /* 1 - exp(-B dt / bias_tau_s) */
-    double bias_jump2;  /* BIAS_JUMP_DPS^2 */
-    double gap_s;       /* a step longer than this means lost samples */
-    double max_gap_s;   /* diagnostics threshold */
-    double anchor_max_err_deg;
-    double soft_zone_deg;
-    double soft_gain;
-    double dt_nominal_s;
+    /* --- fixed parameters (see reference.TiltParams) --- */
+    double tau_acc;
+    double motion_gain; /* 1 / bias_motion_tau_s, or 0 */
+    Py_ssize_t W;       /* still window, samples */
+    double still2, clip2;
+    Py_ssize_t B;       /* rest window, samples */
+    double rest_gyro2, rest_acc2, rest_cos, bias_jump2, bias_gain;
+    double max_gap_s, dt_nominal_s;
+    double acc_memory, acc_ridge, acc_max; /* step 7 (acc_memory 0: off) */
+    double gap_s;       /* step 8: a longer step means lost samples */
+    int uncertain;
+    double lever_tau, lever_min2, lever_ridge, lever_max; /* step 2a (lever_tau 0: off) */
+    double w_prev[3];   /* previous bias-corrected rate, rad/s */
+    int has_wprev;
+    double lever[3], ktk[6], kty[3];
+    long long lever_n;
+    double g_norm;      /* |ref_acc - acc_bias|: the accelerometer's 1 g */
     /* --- carried state --- */
-    double bias[3];     /* tracked gyro bias, deg/s */
-    double t_prev;      /* time of the previous sample; NaN before the first */
-    double wc_prev;     /* previous (zeroed-if-still) axis rate */
-    double theta_g;     /* integrated gyro angle, deg */
-    double corr;        /* gravity correction added to theta_g, deg */
-    double cs;          /* running sum of the raw axis rate (windowed mean) */
-    long long run;      /* quiet run length (vs the calibration bias) */
-    long long run_s;    /* strict still run length (vs the tracked bias) */
-    long long n_hist;   /* samples processed (history available to windows) */
-    Py_ssize_t bias_phase; /* (run - 2B) % B while run >= 2B */
-    int still_prev;
-    int uncertain;      /* samples were lost and no still window has re-anchored yet */
-    Py_ssize_t H;       /* capacity of the acc / gyr history rings */
-    Py_ssize_t h_pos;   /* slot of the next sample in the history rings */
-    Py_ssize_t w_pos;   /* slot of the oldest entry in the W-long rings */
-    double *acc_ring;   /* H x 3 */
-    double *gyr_ring;   /* H x 3 */
-    double *cs_ring;    /* W: cs after each of the last W samples */
-    double *lost_ring;  /* W: zeroed rate x dt of each of the last W samples */
+    double acc_bias[3]; /* accelerometer bias estimate, g */
+    double ref_acc[3];  /* reference rest's accelerometer mean */
+    double uref[3];     /* normalize(ref_acc - acc_bias) */
+    double nrm[9], z[3]; /* normal equations of the accelerometer bias */
+    double m_prev[9], y_prev[3];
+    int has_mprev;
+    double pend[3];     /* estimate waiting for a rest near the reference pose */
+    int has_pend;
+    double apply_cos;   /* cos(acc_bias_apply_deg) */
+    double q[4];        /* sensor -> I frame */
+    double lp[3];       /* low-passed accelerometer, I frame */
+    double bias[3];     /* gyro bias, deg/s */
+    double g_prev[3];
+    int has_prev;
+    double t_prev;      /* NaN before the first sample */
+    long long n;        /* samples processed */
+    double cs;          /* running sum of the clipped squared rate */
+    double *still_ring; /* W: cs after each of the last W samples */
+    Py_ssize_t w_pos;
+    double cum[8];      /* running sums: g (3), |g|^2, a (3), |a|^2 */
+    double *ring;       /* (B + 1) x 8: cum after each of the last B + 1 samples */
+    Py_ssize_t r_pos;
     /* --- diagnostics --- */
-    long long n_gaps, n_anchors, n_gap_anchors, n_bias_updates, n_samples, n_still;
+    long long n_gaps, n_bias_updates, n_still, n_acc_bias_updates, n_gap_snaps;
     double max_gap_seen_s;
-    double anchor_total_deg;
-} AngleCore;
+} TiltCore;
+
+static void
+tilt_uref(TiltCore *c)
+{
+    double r[3] = {c->ref_acc[0] - c->acc_bias[0], c->ref_acc[1] - c->acc_bias[1], c->ref_acc[2] - c->acc_bias[2]};
+    double norm = sqrt(r[0] * r[0] + r[1] * r[1] + r[2] * r[2]);
+    c->g_norm = norm;
+    double inv = 1.0 / norm;
+    c->uref[0] = r[0] * inv, c->uref[1] = r[1] * inv, c->uref[2] = r[2] * inv;
+}
 
 typedef struct {
     PyObject_HEAD
-    AngleCore c;
-} AngleKernel;
+    TiltCore c;
+} TiltKernel;
 
 static void
-AngleKernel_dealloc(AngleKernel *self)
+TiltKernel_dealloc(TiltKernel *self)
 {
-    PyMem_Free(self->c.acc_ring);
-    PyMem_Free(self->c.gyr_ring);
-    PyMem_Free(self->c.cs_ring);
-    PyMem_Free(self->c.lost_ring);
+    PyMem_Free(self->c.still_ring);
+    PyMem_Free(self->c.ring);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static int
-AngleKernel_init(AngleKernel *self, PyObject *args, PyObject *kwds)
+TiltKernel_init(TiltKernel *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"axis", "gyro_bias0_dps", "gyro_bias_dps", "gravity_ref",
-                             "still_n", "anchor_n", "bias_n",
-                             "still_gyro_dps", "still_mean_dps", "rest_tilt_deg", "bias_gain", "bias_jump_dps",
-                             "gap_s", "max_gap_s", "anchor_max_error_deg", "soft_zone_deg", "soft_gain",
-                             "dt_nominal_s", "t_prev_s", "run", "run_s", NULL};
-    PyObject *axis, *b0, *b, *g;
-    double still_gyro, still_mean, rest_tilt, bias_jump;
-    long long run, run_s;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOnnnddddddddddddLL:AngleKernel", kwlist, &axis, &b0, &b, &g,
-                                     &self->c.W, &self->c.R, &self->c.B, &still_gyro, &still_mean, &rest_tilt,
-                                     &self->c.bias_gain, &bias_jump, &self->c.gap_s, &self->c.max_gap_s,
-                                     &self->c.anchor_max_err_deg, &self->c.soft_zone_deg, &self->c.soft_gain,
-                                     &self->c.dt_nominal_s, &self->c.t_prev, &run, &run_s))
+    static char *kwlist[] = {"gravity0", "gyro_bias0_dps", "tau_acc_s", "bias_motion_tau_s", "still_n",
+                             "still_gyro_dps", "bias_n", "rest_gyro_dps", "rest_acc_g", "rest_tilt_deg",
+                             "bias_jump_dps", "bias_gain", "max_gap_s", "dt_nominal_s", "t_prev_s",
+                             "acc_bias_memory", "acc_bias_ridge", "acc_bias_max_g", "gap_s",
+                             "lever_tau_s", "lever_min_dps", "lever_ridge", "lever_max_m", "acc_bias_apply_deg", NULL};
+    PyObject *g0, *b0;
+    double motion_tau, still_gyro, rest_gyro, rest_acc, rest_tilt, bias_jump, lever_min, apply_deg;
+    TiltCore *c = &self->c;
+    c->acc_memory = 0.0, c->acc_ridge = 0.05, c->acc_max = 0.2;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$OOddndnddddddddddddddddd:TiltKernel", kwlist, &g0, &b0, &c->tau_acc,
+                                     &motion_tau, &c->W, &still_gyro, &c->B, &rest_gyro, &rest_acc, &rest_tilt,
+                                     &bias_jump, &c->bias_gain, &c->max_gap_s, &c->dt_nominal_s, &c->t_prev,
+                                     &c->acc_memory, &c->acc_ridge, &c->acc_max, &c->gap_s, &c->lever_tau,
+                                     &lever_min, &c->lever_ridge, &c->lever_max, &apply_deg))
         return -1;
-    if (vec3(axis, self->c.axis, "axis") < 0 || vec3(b0, self->c.bias0, "gyro_bias0_dps") < 0 ||
-        vec3(b, self->c.bias, "gyro_bias_dps") < 0 || vec3(g, self->c.gref, "gravity_ref") < 0)
+    if (vec3(g0, c->lp, "gravity0") < 0 || vec3(b0, c->bias, "gyro_bias0_dps") < 0)
         return -1;
-    if (self->c.W < 1 || self->c.R <= self->c.W || self->c.B < 4) {
-        PyErr_Format(PyExc_ValueError, "expected still_n >= 1, anchor_n > still_n and bias_n >= 4, got %zd, %zd, %zd",
-                     self->c.W, self->c.R, self->c.B);
+    if (c->W < 1 || c->B < 8 || !(c->tau_acc > 0.0) || !(dot3(c->lp, c->lp) > 0.0)) {
+        PyErr_Format(PyExc_ValueError,
+                     "expected still_n >= 1, bias_n >= 8, tau_acc_s > 0 and a non-zero gravity0, got %zd, %zd, %g",
+                     c->W, c->B, c->tau_acc);
         return -1;
     }
-    self->c.gref_norm = sqrt(dot3(self->c.gref, self->c.gref));
-    self->c.quiet2 = (still_gyro + 2.0) * (still_gyro + 2.0);
-    self->c.still2 = still_gyro * still_gyro;
-    self->c.still_sum = still_mean * (double)self->c.W;
-    self->c.rest_cos = cos(rest_tilt / RAD2DEG);
-    self->c.bias_jump2 = bias_jump * bias_jump;
-    self->c.run = run;
-    self->c.run_s = run_s;
-    self->c.bias_phase = run >= 2 * self->c.B ? (Py_ssize_t)((run - 2 * self->c.B) % self->c.B) : 0;
-    self->c.wc_prev = self->c.theta_g = self->c.corr = self->c.cs = 0.0;
-    self->c.n_hist = 0;
-    self->c.still_prev = 1; /* calibration (or the pending phase) ended at rest */
-    self->c.uncertain = 0;
-    /* history long enough for the anchor window (R) and a bias window with its margin (2B) */
-    self->c.H = self->c.R > 2 * self->c.B ? self->c.R : 2 * self->c.B;
-    self->c.h_pos = self->c.w_pos = 0;
-    PyMem_Free(self->c.acc_ring);
-    PyMem_Free(self->c.gyr_ring);
-    PyMem_Free(self->c.cs_ring);
-    PyMem_Free(self->c.lost_ring);
-    self->c.acc_ring = PyMem_Calloc((size_t)self->c.H * 3, sizeof(double));
-    self->c.gyr_ring = PyMem_Calloc((size_t)self->c.H * 3, sizeof(double));
-    self->c.cs_ring = PyMem_Calloc((size_t)self->c.W, sizeof(double));   /* before the start the sum is 0 */
-    self->c.lost_ring = PyMem_Calloc((size_t)self->c.W, sizeof(double));
-    if (!self->c.acc_ring || !self->c.gyr_ring || !self->c.cs_ring || !self->c.lost_ring) {
+    c->motion_gain = motion_tau > 0.0 ? 1.0 / motion_tau : 0.0;
+    c->still2 = still_gyro * still_gyro;
+    c->clip2 = 4.0 * still_gyro * still_gyro;
+    c->rest_gyro2 = rest_gyro * rest_gyro;
+    c->rest_acc2 = rest_acc * rest_acc;
+    c->rest_cos = cos(rest_tilt * DEG2RAD);
+    c->bias_jump2 = bias_jump * bias_jump;
+    c->q[0] = 1.0, c->q[1] = c->q[2] = c->q[3] = 0.0;
+    for (int j = 0; j < 3; j++) {
+        c->ref_acc[j] = c->lp[j];
+        c->acc_bias[j] = c->z[j] = c->y_prev[j] = 0.0;
+    }
+    for (int j = 0; j < 9; j++)
+        c->nrm[j] = c->m_prev[j] = 0.0;
+    c->has_mprev = 0;
+    c->n_acc_bias_updates = c->n_gap_snaps = 0;
+    c->uncertain = 0;
+    c->lever_min2 = (lever_min * DEG2RAD) * (lever_min * DEG2RAD);
+    c->apply_cos = cos(apply_deg * DEG2RAD);
+    c->has_wprev = 0;
+    c->lever_n = 0;
+    for (int j = 0; j < 3; j++)
+        c->w_prev[j] = c->lever[j] = c->kty[j] = 0.0;
+    for (int j = 0; j < 6; j++)
+        c->ktk[j] = 0.0;
+    tilt_uref(c);
+    c->has_prev = 0;
+    c->n = 0;
+    c->cs = 0.0;
+    c->w_pos = c->r_pos = 0;
+    for (int j = 0; j < 8; j++)
+        c->cum[j] = 0.0;
+    PyMem_Free(c->still_ring);
+    PyMem_Free(c->ring);
+    c->still_ring = PyMem_Calloc((size_t)c->W, sizeof(double));
+    c->ring = PyMem_Calloc((size_t)(c->B + 1) * 8, sizeof(double));
+    if (!c->still_ring || !c->ring) {
         PyErr_NoMemory();
         return -1;
     }
-    self->c.n_gaps = self->c.n_anchors = self->c.n_gap_anchors = self->c.n_bias_updates = 0;
-    self->c.n_samples = self->c.n_still = 0;
-    self->c.max_gap_seen_s = 0.0;
-    self->c.anchor_total_deg = 0.0;
+    c->n_gaps = c->n_bias_updates = c->n_still = 0;
+    c->max_gap_seen_s = 0.0;
     return 0;
 }
 
-/* Sum of the `count` history rows ending `age_end` samples before the current one
-   (age 0 = current sample), oldest first, into out[3]. */
-static void
-ring_sum(const AngleCore *k, const double *ring, Py_ssize_t age_end, Py_ssize_t count, double out[3])
+/* v' = v + w t + q_v x t with t = 2 q_v x v: rotate v by the unit quaternion (w, x, y, z). */
+static inline void
+qrot(double w, double x, double y, double z, const double v[3], double out[3])
 {
-    Py_ssize_t cur = k->h_pos - 1; /* slot of the current sample */
-    Py_ssize_t j = cur - age_end - count + 1;
-    while (j < 0)
-        j += k->H;
-    out[0] = out[1] = out[2] = 0.0;
-    for (Py_ssize_t c = 0; c < count; c++) {
-        out[0] += ring[3 * j];
-        out[1] += ring[3 * j + 1];
-        out[2] += ring[3 * j + 2];
-        if (++j == k->H)
-            j = 0;
-    }
+    double tx = 2.0 * (y * v[2] - z * v[1]);
+    double ty = 2.0 * (z * v[0] - x * v[2]);
+    double tz = 2.0 * (x * v[1] - y * v[0]);
+    out[0] = v[0] + w * tx + (y * tz - z * ty);
+    out[1] = v[1] + w * ty + (z * tx - x * tz);
+    out[2] = v[2] + w * tz + (x * ty - y * tx);
 }
 
-/* Hip angle implied by gravity alone (deg): the rotation about the axis that takes the
-   gravity reference to the measured accelerometer mean, both projected onto the plane
-   normal to the axis.  Gravity seen from the thigh turns the opposite way to the thigh. */
-static double
-tilt_about_axis(const AngleCore *k, const double acc[3])
+/* Row-major rotation matrix of the unit quaternion q. */
+static void
+qmatrix(const double q[4], double m[9])
 {
-    const double *ax = k->axis, *gr = k->gref;
-    double pa = dot3(acc, ax), pg = dot3(gr, ax);
-    double a[3] = {acc[0] - pa * ax[0], acc[1] - pa * ax[1], acc[2] - pa * ax[2]};
-    double g[3] = {gr[0] - pg * ax[0], gr[1] - pg * ax[1], gr[2] - pg * ax[2]};
-    double c[3] = {g[1] * a[2] - g[2] * a[1], g[2] * a[0] - g[0] * a[2], g[0] * a[1] - g[1] * a[0]};
-    return -atan2(dot3(ax, c), dot3(g, a)) * RAD2DEG;
+    double w = q[0], x = q[1], y = q[2], z = q[3];
+    m[0] = 1.0 - 2.0 * (y * y + z * z), m[1] = 2.0 * (x * y - w * z), m[2] = 2.0 * (x * z + w * y);
+    m[3] = 2.0 * (x * y + w * z), m[4] = 1.0 - 2.0 * (x * x + z * z), m[5] = 2.0 * (y * z - w * x);
+    m[6] = 2.0 * (x * z - w * y), m[7] = 2.0 * (y * z + w * x), m[8] = 1.0 - 2.0 * (x * x + y * y);
 }
 
-/* Step 5 (gravity), one event: compare the angle with gravity's tilt over the `w` samples
-   ending at the current one; re-anchor fully beyond `max_err`, or softly near the
-   calibration pose.  Updates k->corr (the caller re-adds it to theta_g). */
+/* Step 7: one rest pair into the accelerometer-bias estimate (reference._acc_bias_event). */
 static void
-anchor_event(AngleCore *k, Py_ssize_t w, double max_err)
+tilt_acc_bias_event(TiltCore *c, const double ma[3])
 {
-    double a[3];
-    if (k->n_hist < w)
-        return; /* not enough history (stream start) */
-    ring_sum(k, k->acc_ring, 0, w, a);
-    a[0] /= (double)w;
-    a[1] /= (double)w;
-    a[2] /= (double)w;
-    if (fabs(sqrt(dot3(a, a)) - k->gref_norm) > 0.1 * k->gref_norm)
-        return; /* still but accelerating (vehicle, impacts): do not trust */
-    double tilt = tilt_about_axis(k, a);
-    double theta = k->theta_g + k->corr;
-    /* wrap the difference into [-180, 180) like Python's % */
-    double d = fmod(tilt - theta + 180.0, 360.0);
-    if (d < 0.0)
-        d += 360.0;
-    d -= 180.0;
-    int near = fabs(tilt) < k->soft_zone_deg;
-    if (!near && max_err < k->anchor_max_err_deg)
-        max_err = k->anchor_max_err_deg; /* away from the pose accelerometer errors tilt gravity */
-    if (fabs(d) > max_err) {
-        k->corr += d;
-        k->n_anchors++;
-        k->anchor_total_deg += fabs(d);
-    } else if (near) {
-        k->corr += k->soft_gain * d; /* soft anchor: remove part of the drift at rest */
-    }
-}
-
-/* Step 6 (bias tracking), one event: the bias window is B samples ending B/2 samples before
-   the current one; use it if gravity's direction kept within rest_tilt between its first
-   and last quarter and its mean rate is near the current bias. */
-static void
-rest_bias_event(AngleCore *k)
-{
-    Py_ssize_t B = k->B, G = B / 2, q = B / 4;
-    if (k->n_hist < G + B)
+    double m[9];
+    qmatrix(c->q, m);
+    double y[3] = {m[0] * ma[0] + m[1] * ma[1] + m[2] * ma[2], m[3] * ma[0] + m[4] * ma[1] + m[5] * ma[2],
+                   m[6] * ma[0] + m[7] * ma[1] + m[8] * ma[2]};
+    double mp[9], yp[3];
+    int had = c->has_mprev;
+    memcpy(mp, c->m_prev, sizeof mp);
+    memcpy(yp, c->y_prev, sizeof yp);
+    memcpy(c->m_prev, m, sizeof m);
+    memcpy(c->y_prev, y, sizeof y);
+    c->has_mprev = 1;
+    if (!had)
         return;
-    double first[3], last[3], gsum[3];
-    ring_sum(k, k->acc_ring, G + B - q, q, first);
-    ring_sum(k, k->acc_ring, G, q, last);
-    ring_sum(k, k->gyr_ring, G, B, gsum);
-    double dot = dot3(first, last);
-    double norm2 = dot3(first, first) * dot3(last, last);
-    if (!(dot > k->rest_cos * sqrt(norm2)))
-        return; /* gravity moved: the thigh turned slowly, not a rest */
-    double d[3];
-    for (int c = 0; c < 3; c++)
-        d[c] = gsum[c] / (double)B - k->bias[c];
-    if (!(dot3(d, d) < k->bias_jump2))
-        return; /* too far from the current bias to be drift */
-    for (int c = 0; c < 3; c++)
-        k->bias[c] = k->bias[c] + k->bias_gain * d[c];
-    k->n_bias_updates++;
+    double am[9], dy[3] = {y[0] - yp[0], y[1] - yp[1], y[2] - yp[2]};
+    for (int j = 0; j < 9; j++)
+        am[j] = m[j] - mp[j];
+    double lam = 1.0 - 1.0 / c->acc_memory;
+    double *nrm = c->nrm, *z = c->z;
+    for (int r = 0; r < 3; r++) {
+        for (int k = 0; k < 3; k++)
+            nrm[3 * r + k] = lam * nrm[3 * r + k] + (am[r] * am[k] + am[3 + r] * am[3 + k] + am[6 + r] * am[6 + k]);
+        z[r] = lam * z[r] + (am[r] * dy[0] + am[3 + r] * dy[1] + am[6 + r] * dy[2]);
+    }
+    double n[9];
+    memcpy(n, nrm, sizeof n);
+    n[0] = nrm[0] + c->acc_ridge, n[4] = nrm[4] + c->acc_ridge, n[8] = nrm[8] + c->acc_ridge;
+    /* symmetric 3 x 3 solve by cofactors (reference._solve3) */
+    double c00 = n[4] * n[8] - n[5] * n[7], c01 = n[5] * n[6] - n[3] * n[8], c02 = n[3] * n[7] - n[4] * n[6];
+    double det = n[0] * c00 + n[1] * c01 + n[2] * c02;
+    double nb[3] = {0.0, 0.0, 0.0};
+    if (det > 0.0) {
+        double c11 = n[0] * n[8] - n[2] * n[6], c12 = n[1] * n[6] - n[0] * n[7], c22 = n[0] * n[4] - n[1] * n[3];
+        double inv = 1.0 / det;
+        nb[0] = (c00 * z[0] + c01 * z[1] + c02 * z[2]) * inv;
+        nb[1] = (c01 * z[0] + c11 * z[1] + c12 * z[2]) * inv;
+        nb[2] = (c02 * z[0] + c12 * z[1] + c22 * z[2]) * inv;
+    }
+    double size = sqrt(nb[0] * nb[0] + nb[1] * nb[1] + nb[2] * nb[2]);
+    if (size > c->acc_max) {
+        double k = c->acc_max / size;
+        nb[0] = nb[0] * k, nb[1] = nb[1] * k, nb[2] = nb[2] * k;
+    }
+    memcpy(c->pend, nb, sizeof nb);
+    c->has_pend = 1;
 }
 
-PyDoc_STRVAR(AngleKernel_run_doc,
-             "run(time_s, acc_g, gyr_dps, angle_out_deg, rest_out)\n--\n\n"
-             "Process one chunk: time_s (N,) float64, acc_g and gyr_dps (N, 3) float64; writes the hip\n"
-             "angle (deg) into angle_out_deg (N,) float64 and the at-rest flag into rest_out (N,) bool.");
+/* Step 7, applying: a pending estimate is applied at a rest near the reference pose, where it
+   moves the hip angle by almost nothing (reference._apply_pending). */
+static void
+tilt_apply_pending(TiltCore *c, const double us[3])
+{
+    if (!(us[0] * c->uref[0] + us[1] * c->uref[1] + us[2] * c->uref[2] > c->apply_cos))
+        return;
+    double m[9];
+    qmatrix(c->q, m);
+    const double *nb = c->pend;
+    double d[3] = {nb[0] - c->acc_bias[0], nb[1] - c->acc_bias[1], nb[2] - c->acc_bias[2]};
+    c->lp[0] = c->lp[0] - (m[0] * d[0] + m[1] * d[1] + m[2] * d[2]);
+    c->lp[1] = c->lp[1] - (m[3] * d[0] + m[4] * d[1] + m[5] * d[2]);
+    c->lp[2] = c->lp[2] - (m[6] * d[0] + m[7] * d[1] + m[8] * d[2]);
+    memcpy(c->acc_bias, nb, sizeof c->acc_bias);
+    c->has_pend = 0;
+    tilt_uref(c);
+    c->n_acc_bias_updates++;
+}
+
+/* Step 6, one event at the current sample (ring slot cur): is the last B samples a rest? */
+static int
+tilt_rest_event(TiltCore *c, Py_ssize_t cur)
+{
+    Py_ssize_t nb = c->B, slots = nb + 1, qn = nb / 4;
+    const double *now = c->ring + 8 * cur;
+    const double *start = c->ring + 8 * ((cur - nb + slots) % slots);
+    const double *q1 = c->ring + 8 * ((cur - nb + qn + slots) % slots);
+    const double *q3 = c->ring + 8 * ((cur - qn + slots) % slots);
+    double inv = 1.0 / (double)nb;
+    double mg[3], ma[3], first[3], last[3], d[3];
+    for (int j = 0; j < 3; j++)
+        mg[j] = (now[j] - start[j]) * inv;
+    double var_g = (now[3] - start[3]) * inv - (mg[0] * mg[0] + mg[1] * mg[1] + mg[2] * mg[2]);
+    for (int j = 0; j < 3; j++)
+        ma[j] = (now[4 + j] - start[4 + j]) * inv;
+    double var_a = (now[7] - start[7]) * inv - (ma[0] * ma[0] + ma[1] * ma[1] + ma[2] * ma[2]);
+    for (int j = 0; j < 3; j++) {
+        first[j] = q1[4 + j] - start[4 + j];
+        last[j] = now[4 + j] - q3[4 + j];
+    }
+    double dot = first[0] * last[0] + first[1] * last[1] + first[2] * last[2];
+    double nf = first[0] * first[0] + first[1] * first[1] + first[2] * first[2];
+    double nl = last[0] * last[0] + last[1] * last[1] + last[2] * last[2];
+    double *b = c->bias;
+    d[0] = mg[0] - b[0], d[1] = mg[1] - b[1], d[2] = mg[2] - b[2];
+    if (!(var_g < c->rest_gyro2 && var_a < c->rest_acc2 && dot > c->rest_cos * sqrt(nf * nl) &&
+          d[0] * d[0] + d[1] * d[1] + d[2] * d[2] < c->bias_jump2))
+        return 0;
+    b[0] = b[0] + c->bias_gain * d[0];
+    b[1] = b[1] + c->bias_gain * d[1];
+    b[2] = b[2] + c->bias_gain * d[2];
+    c->n_bias_updates++;
+    if (c->acc_memory > 0.0)
+        tilt_acc_bias_event(c, ma);
+    return 1;
+}
+
+#define G_MPS2 9.80665
+#define LEVER_SOLVE_EVERY 16
+
+/* Step 2a (reference._lever): subtract the thigh's rotational acceleration at the sensor from
+   a[3] (in place) and feed the lever-arm fit.  q is the current attitude, lp the low-pass state
+   of the previous sample. */
+static void
+tilt_lever(TiltCore *c, double dt, double g0, double g1, double g2, double a[3], const double q[4], const double lp[3])
+{
+    const double *b = c->bias;
+    double wx = (g0 - b[0]) * DEG2RAD, wy = (g1 - b[1]) * DEG2RAD, wz = (g2 - b[2]) * DEG2RAD;
+    double ax, ay, az;
+    if (c->has_wprev && dt > 0.0) {
+        ax = (wx - c->w_prev[0]) / dt;
+        ay = (wy - c->w_prev[1]) / dt;
+        az = (wz - c->w_prev[2]) / dt;
+    } else {
+        ax = ay = az = 0.0;
+    }
+    c->w_prev[0] = wx, c->w_prev[1] = wy, c->w_prev[2] = wz;
+    c->has_wprev = 1;
+    double w2 = wx * wx + wy * wy + wz * wz;
+    double k[9] = {wx * wx - w2, wx * wy - az, wx * wz + ay, wy * wx + az, wy * wy - w2,
+                   wy * wz - ax, wz * wx - ay, wz * wy + ax, wz * wz - w2};
+    const double *r = c->lever;
+    double o0 = a[0] - (k[0] * r[0] + k[1] * r[1] + k[2] * r[2]) / G_MPS2;
+    double o1 = a[1] - (k[3] * r[0] + k[4] * r[1] + k[5] * r[2]) / G_MPS2;
+    double o2 = a[2] - (k[6] * r[0] + k[7] * r[1] + k[8] * r[2]) / G_MPS2;
+    if (w2 > c->lever_min2) {
+        double inv = c->g_norm / sqrt(lp[0] * lp[0] + lp[1] * lp[1] + lp[2] * lp[2]);
+        double gi[3] = {lp[0] * inv, lp[1] * inv, lp[2] * inv}, gs[3];
+        qrot(q[0], -q[1], -q[2], -q[3], gi, gs);
+        double y[3] = {(a[0] - gs[0]) * G_MPS2, (a[1] - gs[1]) * G_MPS2, (a[2] - gs[2]) * G_MPS2};
+        double lam = 1.0 - dt / c->lever_tau;
+        if (lam < 0.0)
+            lam = 0.0;
+        double *t = c->ktk, *z = c->kty;
+        t[0] = lam * t[0] + (k[0] * k[0] + k[3] * k[3] + k[6] * k[6]);
+        t[1] = lam * t[1] + (k[0] * k[1] + k[3] * k[4] + k[6] * k[7]);
+        t[2] = lam * t[2] + (k[0] * k[2] + k[3] * k[5] + k[6] * k[8]);
+        t[3] = lam * t[3] + (k[1] * k[1] + k[4] * k[4] + k[7] * k[7]);
+        t[4] = lam * t[4] + (k[1] * k[2] + k[4] * k[5] + k[7] * k[8]);
+        t[5] = lam * t[5] + (k[2] * k[2] + k[5] * k[5] + k[8] * k[8]);
+        z[0] = lam * z[0] + (k[0] * y[0] + k[3] * y[1] + k[6] * y[2]);
+        z[1] = lam * z[1] + (k[1] * y[0] + k[4] * y[1] + k[7] * y[2]);
+        z[2] = lam * z[2] + (k[2] * y[0] + k[5] * y[1] + k[8] * y[2]);
+    }
+    a[0] = o0, a[1] = o1, a[2] = o2;
+    c->lever_n++;
+    if (c->lever_n % LEVER_SOLVE_EVERY == 0) {
+        const double *t = c->ktk, *z = c->kty;
+        double rg = c->lever_ridge;
+        double n[9] = {t[0] + rg, t[1], t[2], t[1], t[3] + rg, t[4], t[2], t[4], t[5] + rg};
+        double c00 = n[4] * n[8] - n[5] * n[7], c01 = n[5] * n[6] - n[3] * n[8], c02 = n[3] * n[7] - n[4] * n[6];
+        double det = n[0] * c00 + n[1] * c01 + n[2] * c02;
+        double nr[3] = {0.0, 0.0, 0.0};
+        if (det > 0.0) {
+            double c11 = n[0] * n[8] - n[2] * n[6], c12 = n[1] * n[6] - n[0] * n[7], c22 = n[0] * n[4] - n[1] * n[3];
+            double inv = 1.0 / det;
+            nr[0] = (c00 * z[0] + c01 * z[1] + c02 * z[2]) * inv;
+            nr[1] = (c01 * z[0] + c11 * z[1] + c12 * z[2]) * inv;
+            nr[2] = (c02 * z[0] + c12 * z[1] + c22 * z[2]) * inv;
+        }
+        double size = sqrt(nr[0] * nr[0] + nr[1] * nr[1] + nr[2] * nr[2]);
+        if (size > c->lever_max) {
+            double f = c->lever_max / size;
+            nr[0] = nr[0] * f, nr[1] = nr[1] * f, nr[2] = nr[2] * f;
+        }
+        memcpy(c->lever, nr, sizeof nr);
+    }
+}
+
+PyDoc_STRVAR(TiltKernel_run_doc,
+             "run(time_s, acc_g, gyr_dps, up_out, still_out, rest_out)\n--\n\n"
+             "Process one chunk: time_s (N,) float64, acc_g and gyr_dps (N, 3) float64; writes the unit\n"
+             "up vector (sensor frame) into up_out (N, 3) float64, the still flag into still_out (N,) bool\n"
+             "and the rest events (a gyro-bias update at this sample) into rest_out (N,) bool.");
 
 static PyObject *
-AngleKernel_run(AngleKernel *self, PyObject *const *args, Py_ssize_t nargs)
+TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 5) {
-        PyErr_Format(PyExc_TypeError, "run expected 5 arrays (time_s, acc_g, gyr_dps, angle_out_deg, rest_out), got %zd",
+    if (nargs != 7) {
+        PyErr_Format(PyExc_TypeError,
+                     "run expected 7 arrays (time_s, acc_g, gyr_dps, up_out, uref_out, still_out, rest_out), got %zd",
                      nargs);
         return NULL;
     }
-    Arr t = {0}, acc = {0}, gyr = {0}, th = {0}, rs = {0};
+    Arr t = {0}, acc = {0}, gyr = {0}, up = {0}, ur = {0}, st = {0}, rs = {0};
     if (arr_get(args[0], &t, "time_s", 'd', 1, -1, 0) < 0 || arr_get(args[1], &acc, "acc_g", 'd', 2, t.n, 0) < 0 ||
-        arr_get(args[2], &gyr, "gyr_dps", 'd', 2, t.n, 0) < 0 ||
-        arr_get(args[3], &th, "angle_out_deg", 'd', 1, t.n, 1) < 0 || arr_get(args[4], &rs, "rest_out", '?', 1, t.n, 1) < 0)
+        arr_get(args[2], &gyr, "gyr_dps", 'd', 2, t.n, 0) < 0 || arr_get(args[3], &up, "up_out", 'd', 2, t.n, 1) < 0 ||
+        arr_get(args[4], &ur, "uref_out", 'd', 2, t.n, 1) < 0 ||
+        arr_get(args[5], &st, "still_out", '?', 1, t.n, 1) < 0 || arr_get(args[6], &rs, "rest_out", '?', 1, t.n, 1) < 0)
         goto fail;
 
-    AngleCore *k = &self->c;
-    /* Parameters and the hot state live in local variables for the loop, so they stay in
-       registers (stores to the output arrays cannot alias locals) and the run counters
-       compile to conditional moves.  The state goes back into *k around the rare events
-       (which work on *k) and at the end. */
-    const Py_ssize_t n = t.n, W = k->W, R = k->R, B = k->B, H = k->H;
-    const long long span = 2 * (long long)B;
-    const double ax0 = k->axis[0], ax1 = k->axis[1], ax2 = k->axis[2];
-    const double c0 = k->bias0[0], c1 = k->bias0[1], c2 = k->bias0[2];
-    const double quiet2 = k->quiet2, still2 = k->still2, still_sum = k->still_sum;
-    const double gap_s = k->gap_s, max_gap_s = k->max_gap_s, anchor_max_err = k->anchor_max_err_deg;
-    double *const acc_ring = k->acc_ring, *const gyr_ring = k->gyr_ring;
-    double *const cs_ring = k->cs_ring, *const lost_ring = k->lost_ring;
-    double b0 = k->bias[0], b1 = k->bias[1], b2 = k->bias[2];
-    double t_prev = k->t_prev, wc_prev = k->wc_prev, theta_g = k->theta_g, corr = k->corr, cs = k->cs;
-    long long run = k->run, run_s = k->run_s, n_hist = k->n_hist, n_still = 0;
-    Py_ssize_t h_pos = k->h_pos, w_pos = k->w_pos, bias_phase = k->bias_phase;
-    int still_prev = k->still_prev, uncertain = k->uncertain;
-    if (n > 0 && isnan(t_prev))
-        t_prev = D1(t, 0) - k->dt_nominal_s; /* the first sample ever steps dt_nominal */
+    TiltCore *c = &self->c;
+    const Py_ssize_t n = t.n, W = c->W, B = c->B, half = c->B / 2;
+    const double tau = c->tau_acc, mgain = c->motion_gain * RAD2DEG, still2 = c->still2, clip2 = c->clip2;
+    double qw = c->q[0], qx = c->q[1], qy = c->q[2], qz = c->q[3];
+    double l0 = c->lp[0], l1 = c->lp[1], l2 = c->lp[2];
+    double *b = c->bias;
+    double t_prev = c->t_prev, cs = c->cs;
+    double p0 = c->g_prev[0], p1 = c->g_prev[1], p2 = c->g_prev[2];
+    int has_prev = c->has_prev;
+    long long cnt = c->n, n_still = 0;
+    Py_ssize_t w_pos = c->w_pos, r_pos = c->r_pos;
+    double *const still_ring = c->still_ring, *const ring = c->ring, *const cum = c->cum;
 
-    /* row pointers and strides as locals too (the Arr structs are address-taken) */
-    const char *t_row = t.base, *acc_row = acc.base, *gyr_row = gyr.base;
-    char *th_row = th.base, *rs_row = rs.base;
-    const Py_ssize_t t_s = t.s0, acc_s = acc.s0, acc_c = acc.s1, gyr_s = gyr.s0, gyr_c = gyr.s1;
-    const Py_ssize_t th_s = th.s0, rs_s = rs.s0;
-
-    for (Py_ssize_t i = 0; i < n; i++, t_row += t_s, acc_row += acc_s, gyr_row += gyr_s, th_row += th_s, rs_row += rs_s) {
-        const double ti = *(const double *)t_row;
-        const double a0 = *(const double *)acc_row, a1 = *(const double *)(acc_row + acc_c),
-                     a2 = *(const double *)(acc_row + 2 * acc_c);
-        const double g0 = *(const double *)gyr_row, g1 = *(const double *)(gyr_row + gyr_c),
-                     g2 = *(const double *)(gyr_row + 2 * gyr_c);
-
-        /* history rings (windows below end at the current sample) */
-        double *ar = acc_ring + 3 * h_pos, *gr = gyr_ring + 3 * h_pos;
-        ar[0] = a0, ar[1] = a1, ar[2] = a2;
-        gr[0] = g0, gr[1] = g1, gr[2] = g2;
-        h_pos = h_pos + 1 == H ? 0 : h_pos + 1;
-        n_hist++;
-
-        /* quiet: at most slowly moving, judged against the calibration bias (feeds the
-           bias windows and the anchor rests, which must not depend on the tracked bias) */
-        double e0 = g0 - c0, e1 = g1 - c1, e2 = g2 - c2;
-        run = (e0 * e0 + e1 * e1 + e2 * e2 < quiet2) ? run + 1 : 0;
-
-        /* strict still run against the tracked bias, and the rate about the flexion axis */
-        double w0 = g0 - b0, w1 = g1 - b1, w2 = g2 - b2;
-        run_s = (w0 * w0 + w1 * w1 + w2 * w2 < still2) ? run_s + 1 : 0;
-        double wc = w0 * ax0 + w1 * ax1 + w2 * ax2;
-
-        /* still = W samples under still_gyro_dps and a small windowed mean axis rate:
-           noise averages out, a slow sag does not.  cs_ring holds the running sum after
-           each of the last W samples, so the window sum is one subtraction. */
-        cs = cs + wc;
-        double win = cs - cs_ring[w_pos];
-        cs_ring[w_pos] = cs;
-        int still = (run_s >= W) & (fabs(win) < still_sum);
-
-        /* trapezoid with the zero-rate update */
-        double dt = ti - t_prev;
-        double lost = still ? wc * dt : 0.0;
-        double wz = still ? 0.0 : wc;
-        double inc = (wz + wc_prev) * dt * 0.5;
-        if (still_prev && !still) {
-            /* a still window ends with the onset of the next movement, whose first slow
-               samples it zeroed: credit them back here (oldest first) */
-            double credit = 0.0;
-            for (Py_ssize_t c = 0, j = w_pos; c < W; c++, j = j + 1 == W ? 0 : j + 1)
-                credit += lost_ring[j];
-            inc += credit;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const double ti = D1(t, i);
+        const double ar[3] = {D2(acc, i, 0), D2(acc, i, 1), D2(acc, i, 2)};
+        double a[3] = {ar[0] - c->acc_bias[0], ar[1] - c->acc_bias[1], ar[2] - c->acc_bias[2]};
+        const double g0 = D2(gyr, i, 0), g1 = D2(gyr, i, 1), g2 = D2(gyr, i, 2);
+        double dt = isnan(t_prev) ? c->dt_nominal_s : ti - t_prev;
+        if (dt > c->max_gap_s) {
+            c->n_gaps++;
+            if (dt > c->max_gap_seen_s)
+                c->max_gap_seen_s = dt;
         }
-        lost_ring[w_pos] = lost;
-        w_pos = w_pos + 1 == W ? 0 : w_pos + 1;
-        theta_g += inc;
-
-        if (dt > max_gap_s) { /* long gaps: diagnostics (the trapezoid bridges them) */
-            k->n_gaps++;
-            if (dt > k->max_gap_seen_s)
-                k->max_gap_seen_s = dt;
+        if (dt > c->gap_s) {
+            c->uncertain = 1;
+            c->has_mprev = 0; /* the gyro did not see the gap: no rest pair across it */
+            c->has_wprev = 0;
         }
-
-        /* gravity: after lost samples trust it at the first still window; and compare at
-           the first anchor_rest_s of each quiet rest (gap event first, as angle.py sorts) */
-        int gap_event = uncertain && still && !still_prev;
-        if (!gap_event && dt > gap_s)
-            uncertain = 1;
-        if (gap_event || run == R) {
-            k->h_pos = h_pos, k->n_hist = n_hist, k->theta_g = theta_g;
-            if (gap_event) {
-                anchor_event(k, W, 0.0);
-                k->n_gap_anchors++;
-                uncertain = 0;
-            }
-            if (run == R)
-                anchor_event(k, R, anchor_max_err);
-            corr = k->corr;
+        if (!has_prev)
+            p0 = g0, p1 = g1, p2 = g2;
+        /* 1. strapdown */
+        double k = dt * 0.5 * DEG2RAD;
+        double hx = (0.5 * (p0 + g0) - b[0]) * k;
+        double hy = (0.5 * (p1 + g1) - b[1]) * k;
+        double hz = (0.5 * (p2 + g2) - b[2]) * k;
+        double h2 = hx * hx + hy * hy + hz * hz, cw, s;
+        if (h2 < SERIES_H2) {
+            cw = 1.0 - h2 / 2.0 + h2 * h2 / 24.0;
+            s = 1.0 - h2 / 6.0 + h2 * h2 / 120.0;
+        } else {
+            double h = sqrt(h2);
+            cw = cos(h);
+            s = sin(h) / h;
         }
-
-        *(double *)th_row = theta_g + corr;
-        /* at rest for the segmenter: still_min_s of every sample under still_gyro_dps */
-        *rs_row = run_s >= W;
-
-        /* bias tracking: at quiet run lengths 2B, 3B, ... (bias_phase counts samples since
-           the last of them, avoiding a division per sample); applies from the next sample */
-        if (run >= span && (run == span || ++bias_phase == B)) {
-            bias_phase = 0;
-            k->h_pos = h_pos, k->n_hist = n_hist;
-            rest_bias_event(k);
-            b0 = k->bias[0], b1 = k->bias[1], b2 = k->bias[2];
+        double bw = cw, bx = s * hx, by = s * hy, bz = s * hz;
+        double nw = qw * bw - qx * bx - qy * by - qz * bz;
+        double nx = qw * bx + qx * bw + qy * bz - qz * by;
+        double ny = qw * by - qx * bz + qy * bw + qz * bx;
+        double nz = qw * bz + qx * by - qy * bx + qz * bw;
+        double inv = 1.0 / sqrt(nw * nw + nx * nx + ny * ny + nz * nz);
+        qw = nw * inv, qx = nx * inv, qy = ny * inv, qz = nz * inv;
+        /* 2a. lever arm */
+        if (c->lever_tau > 0.0) {
+            const double qc[4] = {qw, qx, qy, qz}, lc[3] = {l0, l1, l2};
+            tilt_lever(c, dt, g0, g1, g2, a, qc, lc);
         }
-
-        still_prev = still;
-        wc_prev = wz;
-        t_prev = ti;
+        /* 2. accelerometer into the I frame, low-passed */
+        double ai[3];
+        qrot(qw, qx, qy, qz, a, ai);
+        double alpha = dt / (tau + 0.5 * dt);
+        if (alpha > 1.0)
+            alpha = 1.0;
+        double m0 = l0 + alpha * (ai[0] - l0), m1 = l1 + alpha * (ai[1] - l1), m2 = l2 + alpha * (ai[2] - l2);
+        double n2 = m0 * m0 + m1 * m1 + m2 * m2;
+        /* 3. motion bias */
+        if (mgain > 0.0) {
+            double rho[3] = {(l1 * m2 - l2 * m1) / n2, (l2 * m0 - l0 * m2) / n2, (l0 * m1 - l1 * m0) / n2};
+            double d[3];
+            qrot(qw, -qx, -qy, -qz, rho, d);
+            b[0] = b[0] + mgain * d[0];
+            b[1] = b[1] + mgain * d[1];
+            b[2] = b[2] + mgain * d[2];
+        }
+        l0 = m0, l1 = m1, l2 = m2;
+        /* 4. up vector */
+        double ninv = 1.0 / sqrt(n2);
+        double ui[3] = {m0 * ninv, m1 * ninv, m2 * ninv}, us[3];
+        qrot(qw, -qx, -qy, -qz, ui, us);
+        double *u = (double *)(up.base + i * up.s0);
+        *u = us[0];
+        *(double *)((char *)u + up.s1) = us[1];
+        *(double *)((char *)u + 2 * up.s1) = us[2];
+        /* 5. still */
+        double e0 = g0 - b[0], e1 = g1 - b[1], e2 = g2 - b[2];
+        double e = e0 * e0 + e1 * e1 + e2 * e2;
+        if (e > clip2)
+            e = clip2;
+        cs = cs + e;
+        double win = cs - still_ring[w_pos];
+        still_ring[w_pos] = cs;
+        w_pos = w_pos + 1 < W ? w_pos + 1 : 0;
+        cnt++;
+        double filled = (double)(cnt < W ? cnt : W);
+        int still = win < still2 * filled;
+        *(char *)(st.base + i * st.s0) = (char)still;
         n_still += still;
+        /* 6. rest windows */
+        cum[0] += g0;
+        cum[1] += g1;
+        cum[2] += g2;
+        cum[3] += g0 * g0 + g1 * g1 + g2 * g2;
+        cum[4] += ar[0];
+        cum[5] += ar[1];
+        cum[6] += ar[2];
+        cum[7] += ar[0] * ar[0] + ar[1] * ar[1] + ar[2] * ar[2];
+        memcpy(ring + 8 * r_pos, cum, 8 * sizeof(double));
+        Py_ssize_t cur = r_pos;
+        r_pos = r_pos < B ? r_pos + 1 : 0;
+        int rest = 0;
+        if (cnt > B && cnt % half == 0) {
+            c->q[0] = qw, c->q[1] = qx, c->q[2] = qy, c->q[3] = qz;
+            c->lp[0] = l0, c->lp[1] = l1, c->lp[2] = l2;
+            rest = tilt_rest_event(c, cur);
+            if (rest && c->has_pend)
+                tilt_apply_pending(c, us);
+            l0 = c->lp[0], l1 = c->lp[1], l2 = c->lp[2];
+        }
+        if (c->uncertain && still && cnt >= W) {
+            /* 8. after lost samples: restart the low-pass at the still window's mean */
+            static const double zero[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            const double *old = cnt > W ? ring + 8 * ((cur - W + (B + 1)) % (B + 1)) : zero;
+            double inv_w = 1.0 / (double)W;
+            double mw[3] = {(cum[4] - old[4]) * inv_w - c->acc_bias[0], (cum[5] - old[5]) * inv_w - c->acc_bias[1],
+                            (cum[6] - old[6]) * inv_w - c->acc_bias[2]};
+            double li[3];
+            qrot(qw, qx, qy, qz, mw, li);
+            l0 = li[0], l1 = li[1], l2 = li[2];
+            c->uncertain = 0;
+            c->n_gap_snaps++;
+        }
+        *(char *)(rs.base + i * rs.s0) = (char)rest;
+        double *v = (double *)(ur.base + i * ur.s0);
+        *v = c->uref[0];
+        *(double *)((char *)v + ur.s1) = c->uref[1];
+        *(double *)((char *)v + 2 * ur.s1) = c->uref[2];
+        p0 = g0, p1 = g1, p2 = g2;
+        has_prev = 1;
+        t_prev = ti;
     }
-    k->t_prev = t_prev, k->wc_prev = wc_prev, k->theta_g = theta_g, k->corr = corr, k->cs = cs;
-    k->run = run, k->run_s = run_s, k->n_hist = n_hist;
-    k->h_pos = h_pos, k->w_pos = w_pos, k->bias_phase = bias_phase;
-    k->still_prev = still_prev, k->uncertain = uncertain;
-    k->n_still += n_still;
-    k->n_samples += n;
-    arr_release(&t), arr_release(&acc), arr_release(&gyr), arr_release(&th), arr_release(&rs);
+    c->q[0] = qw, c->q[1] = qx, c->q[2] = qy, c->q[3] = qz;
+    c->lp[0] = l0, c->lp[1] = l1, c->lp[2] = l2;
+    c->t_prev = t_prev, c->cs = cs;
+    c->g_prev[0] = p0, c->g_prev[1] = p1, c->g_prev[2] = p2;
+    c->has_prev = has_prev;
+    c->n = cnt;
+    c->w_pos = w_pos, c->r_pos = r_pos;
+    c->n_still += n_still;
+    arr_release(&t), arr_release(&acc), arr_release(&gyr), arr_release(&up), arr_release(&ur), arr_release(&st),
+        arr_release(&rs);
     Py_RETURN_NONE;
 fail:
-    arr_release(&t), arr_release(&acc), arr_release(&gyr), arr_release(&th), arr_release(&rs);
+    arr_release(&t), arr_release(&acc), arr_release(&gyr), arr_release(&up), arr_release(&ur), arr_release(&st),
+        arr_release(&rs);
     return NULL;
 }
 
 static PyObject *
-AngleKernel_get_bias(AngleKernel *self, void *closure)
+TiltKernel_get_lever(TiltKernel *self, void *closure)
+{
+    (void)closure;
+    return Py_BuildValue("(ddd)", self->c.lever[0], self->c.lever[1], self->c.lever[2]);
+}
+
+static PyObject *
+TiltKernel_get_acc_bias(TiltKernel *self, void *closure)
+{
+    (void)closure;
+    return Py_BuildValue("(ddd)", self->c.acc_bias[0], self->c.acc_bias[1], self->c.acc_bias[2]);
+}
+
+static PyObject *
+TiltKernel_get_bias(TiltKernel *self, void *closure)
 {
     (void)closure;
     return Py_BuildValue("(ddd)", self->c.bias[0], self->c.bias[1], self->c.bias[2]);
 }
 
-static PyMethodDef AngleKernel_methods[] = {
-    {"run", (PyCFunction)(void (*)(void))AngleKernel_run, METH_FASTCALL, AngleKernel_run_doc},
+static PyMethodDef TiltKernel_methods[] = {
+    {"run", (PyCFunction)(void (*)(void))TiltKernel_run, METH_FASTCALL, TiltKernel_run_doc},
     {NULL, NULL, 0, NULL},
 };
 
-static PyGetSetDef AngleKernel_getset[] = {
-    {"gyro_bias_dps", (getter)AngleKernel_get_bias, NULL, "tracked gyro bias (x, y, z), deg/s", NULL},
+static PyGetSetDef TiltKernel_getset[] = {
+    {"gyro_bias_dps", (getter)TiltKernel_get_bias, NULL, "estimated gyro bias (x, y, z), deg/s", NULL},
+    {"acc_bias_g", (getter)TiltKernel_get_acc_bias, NULL, "estimated accelerometer bias (x, y, z), g", NULL},
+    {"lever_m", (getter)TiltKernel_get_lever, NULL, "estimated lever arm hip -> sensor (x, y, z), sensor frame, m", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
-#define RO(name, type, field, doc) {name, type, offsetof(AngleKernel, c.field), READONLY, doc}
-static PyMemberDef AngleKernel_members[] = {
-    RO("n_gaps", T_LONGLONG, n_gaps, "steps longer than max_gap_s"),
-    RO("max_gap_s", T_DOUBLE, max_gap_seen_s, "longest step seen longer than max_gap_s, s"),
-    RO("n_anchors", T_LONGLONG, n_anchors, "full re-anchors to gravity"),
-    RO("anchor_total_deg", T_DOUBLE, anchor_total_deg, "sum of |full re-anchor corrections|, deg"),
-    RO("n_gap_anchors", T_LONGLONG, n_gap_anchors, "gravity comparisons forced by lost samples"),
-    RO("n_bias_updates", T_LONGLONG, n_bias_updates, "rest windows used for gyro bias tracking"),
-    RO("n_samples", T_LONGLONG, n_samples, "samples processed"),
-    RO("n_still", T_LONGLONG, n_still, "samples judged still (zero-rate update)"),
+#define TRO(name, type, field, doc) {name, type, offsetof(TiltKernel, c.field), READONLY, doc}
+static PyMemberDef TiltKernel_members[] = {
+    TRO("n_gaps", T_LONGLONG, n_gaps, "steps longer than max_gap_s"),
+    TRO("max_gap_s", T_DOUBLE, max_gap_seen_s, "longest step seen longer than max_gap_s, s"),
+    TRO("n_bias_updates", T_LONGLONG, n_bias_updates, "rest windows used for the gyro bias"),
+    TRO("n_samples", T_LONGLONG, n, "samples processed"),
+    TRO("n_still", T_LONGLONG, n_still, "samples judged still"),
+    TRO("n_acc_bias_updates", T_LONGLONG, n_acc_bias_updates, "rest pairs used for the accelerometer bias"),
+    TRO("n_gap_snaps", T_LONGLONG, n_gap_snaps, "low-pass restarts at a still window after lost samples"),
     {NULL, 0, 0, 0, NULL},
 };
 
-PyDoc_STRVAR(AngleKernel_doc,
-             "AngleKernel(*, axis, gyro_bias0_dps, gyro_bias_dps, gravity_ref, still_n, anchor_n, bias_n,\n"
-             "            still_gyro_dps, still_mean_dps, rest_tilt_deg, bias_gain, bias_jump_dps, gap_s,\n"
-             "            max_gap_s, anchor_max_error_deg, soft_zone_deg, soft_gain, dt_nominal_s,\n"
-             "            t_prev_s, run, run_s)\n--\n\n"
-             "Sequential hip-angle loop of HipAngleEstimator (see host/fusion/angle.py).\n"
+PyDoc_STRVAR(TiltKernel_doc,
+             "TiltKernel(*, gravity0, gyro_bias0_dps, tau_acc_s, bias_motion_tau_s, still_n, still_gyro_dps,\n"
+             "           bias_n, rest_gyro_dps, rest_acc_g, rest_tilt_deg, bias_jump_dps, bias_gain,\n"
+             "           max_gap_s, dt_nominal_s, t_prev_s, acc_bias_memory, acc_bias_ridge,\n"
+             "           acc_bias_max_g, gap_s, lever_tau_s, lever_min_dps, lever_ridge, lever_max_m,\n"
+             "           acc_bias_apply_deg)\n--\n\n"
+             "Orientation stage of one sensor (host/fusion/reference.py is its specification).\n"
              "t_prev_s is NaN when no sample precedes the first chunk.");
 
-static PyTypeObject AngleKernelType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "host._fastcore.AngleKernel",
-    .tp_basicsize = sizeof(AngleKernel),
-    .tp_dealloc = (destructor)AngleKernel_dealloc,
+static PyTypeObject TiltKernelType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "legrep._fastcore.TiltKernel",
+    .tp_basicsize = sizeof(TiltKernel),
+    .tp_dealloc = (destructor)TiltKernel_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = AngleKernel_doc,
-    .tp_methods = AngleKernel_methods,
-    .tp_members = AngleKernel_members,
-    .tp_getset = AngleKernel_getset,
-    .tp_init = (initproc)AngleKernel_init,
+    .tp_doc = TiltKernel_doc,
+    .tp_methods = TiltKernel_methods,
+    .tp_members = TiltKernel_members,
+    .tp_getset = TiltKernel_getset,
+    .tp_init = (initproc)TiltKernel_init,
     .tp_new = PyType_GenericNew,
 };
+
+/* ------------------------------------------------------------------ hip angle from the up vector */
+
+PyDoc_STRVAR(hip_angles_doc,
+             "hip_angles(up, u_ref, axis, offset_deg, angle_out_deg)\n--\n\n"
+             "angle_out_deg[i] = atan2(axis . (up[i] x u_ref[i]), up_p . u_ref_p) in degrees + offset_deg, with\n"
+             "_p the parts normal to axis; up and u_ref (N, 3) float64 (u_ref may have 0 row stride).\n"
+             "See host/fusion/reference.py reference_hip_angle.");
+
+static PyObject *
+hip_angles(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)mod;
+    Arr u = {0}, r = {0}, out = {0};
+    double f[3];
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "hip_angles expected 5 arguments, got %zd", nargs);
+        return NULL;
+    }
+    if (vec3(args[2], f, "axis") < 0)
+        return NULL;
+    double off = PyFloat_AsDouble(args[3]);
+    if (off == -1.0 && PyErr_Occurred())
+        return NULL;
+    if (arr_get(args[0], &u, "up", 'd', 2, -1, 0) < 0 || arr_get(args[1], &r, "u_ref", 'd', 2, u.n, 0) < 0 ||
+        arr_get(args[4], &out, "angle_out_deg", 'd', 1, u.n, 1) < 0)
+        goto fail;
+    for (Py_ssize_t i = 0; i < u.n; i++) {
+        double u0 = D2(u, i, 0), u1 = D2(u, i, 1), u2 = D2(u, i, 2);
+        double r0 = D2(r, i, 0), r1 = D2(r, i, 1), r2 = D2(r, i, 2);
+        double cx = u1 * r2 - u2 * r1, cy = u2 * r0 - u0 * r2, cz = u0 * r1 - u1 * r0;
+        double y = f[0] * cx + f[1] * cy + f[2] * cz;
+        double uf = u0 * f[0] + u1 * f[1] + u2 * f[2];
+        double rf = r0 * f[0] + r1 * f[1] + r2 * f[2];
+        double x = (u0 * r0 + u1 * r1 + u2 * r2) - uf * rf;
+        *(double *)(out.base + i * out.s0) = atan2(y, x) * RAD2DEG + off;
+    }
+    arr_release(&u), arr_release(&r), arr_release(&out);
+    Py_RETURN_NONE;
+fail:
+    arr_release(&u), arr_release(&r), arr_release(&out);
+    return NULL;
+}
 
 /* ------------------------------------------------------------------ reps: speed and stopwatch measures */
 
 /* host.reps.reference.speed_at: least-squares slope (deg/s) of angle against time over the
-   samples [j-k, j+k] clipped to [lo, hi].  Same operations in the same order as the
+   samples [j-k, j+k] clipped to [lo, hi] and to the moving samples around j (0 at a rest).  Same operations in the same order as the
    reference, so the results are bit-identical (built with -ffp-contract=off). */
 static double
-speed_at(const double *t, const double *a, Py_ssize_t j, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t k)
+speed_at(const double *t, const double *a, const char *rest, Py_ssize_t j, Py_ssize_t lo, Py_ssize_t hi,
+         Py_ssize_t k)
 {
-    Py_ssize_t j0 = j - k > lo ? j - k : lo;
-    Py_ssize_t j1 = j + k < hi ? j + k : hi;
+    if (rest[j])
+        return 0.0;
+    Py_ssize_t j0 = j, j1 = j;
+    while (j0 > lo && j - j0 < k && !rest[j0 - 1])
+        j0--;
+    while (j1 < hi && j1 - j < k && !rest[j1 + 1])
+        j1++;
     double n = (double)(j1 - j0 + 1), tj = t[j], st = 0.0, sa = 0.0, num = 0.0, den = 0.0;
     for (Py_ssize_t i = j0; i <= j1; i++) {
         st += t[i] - tj;
@@ -604,19 +833,19 @@ speed_frac_between(double vi, double vj, double level)
     return f < 0.0 ? 0.0 : (f > 1.0 ? 1.0 : f);
 }
 
-/* host.reps.reference.measure_window (its docstring holds the definitions).  t, a are
+/* host.reps.reference.measure_window (its docstring holds the definitions).  t, a, rest are
    contiguous; v is scratch of at least c + 1 doubles.  out: start_s, peak_s, end_s,
    baseline_deg, peak_deg, rom_deg, up_s, hold_s, down_s, end_deg. */
 static void
-measure_window(const double *t, const double *a, double *v, Py_ssize_t lo, Py_ssize_t s0, Py_ssize_t c,
-               Py_ssize_t k, double frac, double out[10])
+measure_window(const double *t, const double *a, const char *rest, double *v, Py_ssize_t lo, Py_ssize_t s0,
+               Py_ssize_t c, Py_ssize_t k, double frac, double out[10])
 {
     Py_ssize_t p = s0, iu = s0, idn, i;
     for (i = s0 + 1; i <= c; i++)
         if (a[i] > a[p])
             p = i;
     for (i = lo; i <= c; i++)
-        v[i] = speed_at(t, a, i, lo, c, k);
+        v[i] = speed_at(t, a, rest, i, lo, c, k);
     for (i = s0 + 1; i <= p; i++)
         if (v[i] > v[iu])
             iu = i;
@@ -670,6 +899,46 @@ measure_window(const double *t, const double *a, double *v, Py_ssize_t lo, Py_ss
     out[9] = end_deg;
 }
 
+/* The data of a 1-D float64 Arr as a contiguous array: the buffer itself when it is
+   contiguous (*owned = NULL), else a copy the caller frees (*owned).  NULL on no memory. */
+static double *arr_copy(const Arr *x, Py_ssize_t lo, Py_ssize_t hi);
+static char *arr_copy_bool(const Arr *x, Py_ssize_t n);
+
+static const double *
+arr_doubles(const Arr *x, double **owned)
+{
+    *owned = NULL;
+    if (x->s0 == (Py_ssize_t)sizeof(double))
+        return (const double *)x->base;
+    *owned = arr_copy(x, 0, x->n);
+    return *owned;
+}
+
+/* Likewise for a 1-D bool Arr. */
+static const char *
+arr_bools(const Arr *x, char **owned)
+{
+    *owned = NULL;
+    if (x->s0 == 1)
+        return (const char *)x->base;
+    *owned = arr_copy_bool(x, x->n);
+    return *owned;
+}
+
+/* Copy a 1-D bool Arr into a contiguous buffer. */
+static char *
+arr_copy_bool(const Arr *x, Py_ssize_t n)
+{
+    char *buf = PyMem_Malloc((size_t)(n > 0 ? n : 1));
+    if (buf == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        buf[i] = B1(*x, i) != 0;
+    return buf;
+}
+
 /* Copy a 1-D float64 Arr into a contiguous buffer (the measures index it directly). */
 static double *
 arr_copy(const Arr *x, Py_ssize_t lo, Py_ssize_t hi)
@@ -707,6 +976,8 @@ typedef struct {
     Py_ssize_t i_peak;
     Py_ssize_t up_rest; /* rest on the way up (or part-way down), -1 if none */
     double up_rest_deg;
+    int has_held;       /* a rep that came down well below the rest it rose from, awaiting a rest */
+    double held[9];
     long long n_rejected, n_fidgets;
 } RepMachine;
 
@@ -740,6 +1011,7 @@ RepMachine_init(RepMachine *self, PyObject *args, PyObject *kwds)
     self->cand_anchored = self->cand_from_rest = 0;
     self->peak = self->up_rest_deg = 0.0;
     self->up_rest = -1;
+    self->has_held = 0;
     self->n_rejected = self->n_fidgets = 0;
     return 0;
 }
@@ -778,58 +1050,98 @@ drop_cand(RepMachine *m, Py_ssize_t i, double x)
     m->rest_deg = NAN;
 }
 
+/* Append (r[0..8], c) to the list of closed reps. */
+static int
+append_rep(PyObject *out, const double *r, Py_ssize_t c)
+{
+    PyObject *item = Py_BuildValue("(dddddddddn)", r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], c);
+    if (item == NULL || PyList_Append(out, item) < 0) {
+        Py_XDECREF(item);
+        return -1;
+    }
+    Py_DECREF(item);
+    return 0;
+}
+
 /* RepMachineRef._close: measure the candidate closed at global sample c, judge it, append
    a rep to out.  t, a, v are contiguous from global index base. */
 static int
-close_cand(RepMachine *m, const double *t, const double *a, double *v, Py_ssize_t base, Py_ssize_t c, PyObject *out)
+close_cand(RepMachine *m, const double *t, const double *a, const char *rest, Py_ssize_t base, Py_ssize_t c,
+           PyObject *out)
 {
     Py_ssize_t lo = m->s0 - m->k;
     if (lo < base)
         lo = base;
     double r[10];
-    measure_window(t, a, v, lo - base, m->s0 - base, c - base, m->k, m->speed_frac, r);
+    double *v = PyMem_Malloc((size_t)(c - base + 1) * sizeof(double)); /* speeds, indexed like t */
+    if (v == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    measure_window(t, a, rest, v, lo - base, m->s0 - base, c - base, m->k, m->speed_frac, r);
+    PyMem_Free(v);
     double rom = r[5];
-    double frac = m->cand_from_rest ? m->undershoot_frac : m->chained_undershoot_frac;
-    double under = m->undershoot_deg > frac * rom ? m->undershoot_deg : frac * rom;
+    double loose = m->undershoot_deg > m->chained_undershoot_frac * rom ? m->undershoot_deg
+                                                                       : m->chained_undershoot_frac * rom;
+    double strict = m->undershoot_deg > m->undershoot_frac * rom ? m->undershoot_deg : m->undershoot_frac * rom;
     if (rom < m->min_rom_deg) {
         m->n_fidgets++;
         m->chain = m->cand_anchored;
-    } else if (!m->cand_anchored || r[9] < r[3] - under || r[2] - r[0] > m->max_rep_s) {
+    } else if (!m->cand_anchored || r[9] < r[3] - loose || r[2] - r[0] > m->max_rep_s) {
         m->n_rejected++;
+        m->chain = 0;
+    } else if (m->cand_from_rest && r[9] < r[3] - strict) {
+        m->has_held = 1; /* a rest next confirms it, a rise rejects it */
+        for (int q = 0; q < 9; q++)
+            m->held[q] = r[q];
         m->chain = 0;
     } else {
         m->chain = 1;
-        PyObject *item = Py_BuildValue("(dddddddddn)", r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], c);
-        if (item == NULL || PyList_Append(out, item) < 0) {
-            Py_XDECREF(item);
-            return -1;
-        }
-        Py_DECREF(item);
+        return append_rep(out, r, c);
     }
     return 0;
 }
 
+/* RepMachineRef._resolve: a held rep is confirmed by a rest (closed at i), rejected by a rise. */
+static int
+resolve_held(RepMachine *m, int rest, Py_ssize_t i, PyObject *out)
+{
+    if (!m->has_held)
+        return 0;
+    m->has_held = 0;
+    if (rest) {
+        m->chain = 1;
+        return append_rep(out, m->held, i);
+    }
+    m->n_rejected++;
+    return 0;
+}
+
 PyDoc_STRVAR(RepMachine_advance_doc,
-             "advance(time_s, angle_deg, arm, base) -> list[tuple[float x 9, int]]\n--\n\n"
+             "advance(time_s, angle_deg, arm, still, base) -> list[tuple[float x 9, int]]\n--\n\n"
              "Run the machine over the logged samples (global indices base .. base + N - 1; the samples\n"
-             "from oldest_needed() on must be there).  Returns the reps closed, in order, as (start_s,\n"
+             "from oldest_needed() on must be there); arm marks rests of arm_rest_s, still the fusion's rests.  Returns the reps closed, in order, as (start_s,\n"
              "peak_s, end_s, baseline_deg, peak_deg, rom_deg, up_s, hold_s, down_s, closed index).");
 
 /* host.reps.reference.RepMachineRef.advance, step for step. */
 static PyObject *
 RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4) {
-        PyErr_Format(PyExc_TypeError, "advance expected 4 arguments (time_s, angle_deg, arm, base), got %zd", nargs);
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "advance expected 5 arguments (time_s, angle_deg, arm, still, base), got %zd",
+                     nargs);
         return NULL;
     }
-    Arr ta = {0}, aa = {0}, arm = {0};
+    Arr ta = {0}, aa = {0}, arm = {0}, sta = {0};
     PyObject *out = NULL;
-    double *t = NULL, *a = NULL, *v = NULL;
+    double *t_own = NULL, *a_own = NULL;
+    char *r_own = NULL;
+    const double *t, *a;
+    const char *r;
     if (arr_get(args[0], &ta, "time_s", 'd', 1, -1, 0) < 0 || arr_get(args[1], &aa, "angle_deg", 'd', 1, ta.n, 0) < 0 ||
-        arr_get(args[2], &arm, "arm", '?', 1, ta.n, 0) < 0)
+        arr_get(args[2], &arm, "arm", '?', 1, ta.n, 0) < 0 || arr_get(args[3], &sta, "still", '?', 1, ta.n, 0) < 0)
         goto fail;
-    Py_ssize_t base = PyLong_AsSsize_t(args[3]);
+    Py_ssize_t base = PyLong_AsSsize_t(args[4]);
     if (base == -1 && PyErr_Occurred())
         goto fail;
     RepMachine *m = self;
@@ -838,12 +1150,14 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
         goto fail;
     }
     Py_ssize_t n = ta.n;
-    if ((t = arr_copy(&ta, 0, n)) == NULL || (a = arr_copy(&aa, 0, n)) == NULL || (v = arr_copy(&ta, 0, n)) == NULL)
+    if ((t = arr_doubles(&ta, &t_own)) == NULL || (a = arr_doubles(&aa, &a_own)) == NULL ||
+        (r = arr_bools(&sta, &r_own)) == NULL)
         goto fail;
     out = PyList_New(0);
     if (out == NULL)
         goto fail;
     const double enter = m->enter_deg;
+    const double rebase = m->enter_deg > m->min_rom_deg ? m->enter_deg : m->min_rom_deg;
     for (Py_ssize_t j = m->pos - base; j < n; j++) {
         Py_ssize_t i = j + base;
         double x = a[j];
@@ -854,6 +1168,8 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
         }
         if (m->mode == MODE_DOWN) {
             if (armed) {
+                if (resolve_held(m, 1, i, out) < 0)
+                    goto fail;
                 m->rest_deg = x;
                 m->low = x;
                 m->i_low = i;
@@ -862,6 +1178,8 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
                 m->i_low = i;
             }
             if (x > m->low + enter) {
+                if (resolve_held(m, 0, i, out) < 0)
+                    goto fail;
                 int near_rest = m->low >= m->rest_deg - m->undershoot_deg; /* false when rest_deg is NaN */
                 open_cand(m, m->i_low, m->low, i, x, m->chain || near_rest, near_rest);
             }
@@ -874,7 +1192,7 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
                 m->up_rest = i;
                 m->up_rest_deg = x;
             }
-            if (m->up_rest >= 0 && x > m->up_rest_deg + enter) {
+            if (m->up_rest >= 0 && x > m->up_rest_deg + rebase) {
                 open_cand(m, m->up_rest, m->up_rest_deg, i, x, 1, 1);
             } else if (x < m->peak - enter) {
                 m->mode = MODE_FALL;
@@ -891,7 +1209,7 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
             int returned = m->peak - m->low >= m->min_return_frac * (m->peak - m->base_deg);
             if (armed) {
                 if (returned) {
-                    if (close_cand(m, t, a, v, base, i, out) < 0)
+                    if (close_cand(m, t, a, r, base, i, out) < 0 || resolve_held(m, 1, i, out) < 0)
                         goto fail;
                     m->mode = MODE_DOWN;
                     m->rest_deg = x;
@@ -903,16 +1221,16 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
                 }
             } else if (x > m->low + enter) {
                 if (returned) {
-                    if (close_cand(m, t, a, v, base, i, out) < 0)
+                    if (close_cand(m, t, a, r, base, i, out) < 0 || resolve_held(m, 0, i, out) < 0)
                         goto fail;
                     open_cand(m, m->i_low, m->low, i, x, m->chain, 0);
                 } else {
                     m->mode = MODE_UP;
-                    if (m->up_rest >= 0 && x > m->up_rest_deg + enter)
+                    if (m->up_rest >= 0 && x > m->up_rest_deg + rebase)
                         open_cand(m, m->up_rest, m->up_rest_deg, i, x, 1, 1);
                 }
             } else if (returned && t[j] - t[m->i_low - base] >= m->confirm_s) {
-                if (close_cand(m, t, a, v, base, i, out) < 0)
+                if (close_cand(m, t, a, r, base, i, out) < 0)
                     goto fail;
                 m->mode = MODE_DOWN;
                 m->rest_deg = NAN;
@@ -923,33 +1241,37 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
     }
     if (base + n > m->pos)
         m->pos = base + n;
-    PyMem_Free(t), PyMem_Free(a), PyMem_Free(v);
-    arr_release(&ta), arr_release(&aa), arr_release(&arm);
+    PyMem_Free(t_own), PyMem_Free(a_own), PyMem_Free(r_own);
+    arr_release(&ta), arr_release(&aa), arr_release(&arm), arr_release(&sta);
     return out;
 fail:
     Py_XDECREF(out);
-    PyMem_Free(t), PyMem_Free(a), PyMem_Free(v);
-    arr_release(&ta), arr_release(&aa), arr_release(&arm);
+    PyMem_Free(t_own), PyMem_Free(a_own), PyMem_Free(r_own);
+    arr_release(&ta), arr_release(&aa), arr_release(&arm), arr_release(&sta);
     return NULL;
 }
 
 PyDoc_STRVAR(RepMachine_finish_doc,
-             "finish(time_s, angle_deg, base) -> list[tuple[float x 9, int]]\n--\n\n"
+             "finish(time_s, angle_deg, still, base) -> list[tuple[float x 9, int]]\n--\n\n"
              "End of stream: a candidate that has come down far enough closes at the last sample.");
 
 static PyObject *
 RepMachine_finish(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 3) {
-        PyErr_Format(PyExc_TypeError, "finish expected 3 arguments (time_s, angle_deg, base), got %zd", nargs);
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "finish expected 4 arguments (time_s, angle_deg, still, base), got %zd", nargs);
         return NULL;
     }
-    Arr ta = {0}, aa = {0};
+    Arr ta = {0}, aa = {0}, arm = {0};
     PyObject *out = NULL;
-    double *t = NULL, *a = NULL, *v = NULL;
-    if (arr_get(args[0], &ta, "time_s", 'd', 1, -1, 0) < 0 || arr_get(args[1], &aa, "angle_deg", 'd', 1, ta.n, 0) < 0)
+    double *t_own = NULL, *a_own = NULL;
+    char *r_own = NULL;
+    const double *t, *a;
+    const char *r;
+    if (arr_get(args[0], &ta, "time_s", 'd', 1, -1, 0) < 0 || arr_get(args[1], &aa, "angle_deg", 'd', 1, ta.n, 0) < 0 ||
+        arr_get(args[2], &arm, "still", '?', 1, ta.n, 0) < 0)
         goto fail;
-    Py_ssize_t base = PyLong_AsSsize_t(args[2]);
+    Py_ssize_t base = PyLong_AsSsize_t(args[3]);
     if (base == -1 && PyErr_Occurred())
         goto fail;
     out = PyList_New(0);
@@ -962,19 +1284,22 @@ RepMachine_finish(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
             PyErr_Format(PyExc_ValueError, "finish expected samples from %zd, got base %zd", oldest_needed(m), base);
             goto fail;
         }
-        if ((t = arr_copy(&ta, 0, n)) == NULL || (a = arr_copy(&aa, 0, n)) == NULL || (v = arr_copy(&ta, 0, n)) == NULL)
+        if ((t = arr_doubles(&ta, &t_own)) == NULL || (a = arr_doubles(&aa, &a_own)) == NULL ||
+            (r = arr_bools(&arm, &r_own)) == NULL)
             goto fail;
-        if (close_cand(m, t, a, v, base, base + n - 1, out) < 0)
+        if (close_cand(m, t, a, r, base, base + n - 1, out) < 0)
             goto fail;
         m->mode = MODE_DOWN;
     }
-    PyMem_Free(t), PyMem_Free(a), PyMem_Free(v);
-    arr_release(&ta), arr_release(&aa);
+    if (n > 0 && resolve_held(m, 1, base + n - 1, out) < 0) /* the stream ended after the descent */
+        goto fail;
+    PyMem_Free(t_own), PyMem_Free(a_own), PyMem_Free(r_own);
+    arr_release(&ta), arr_release(&aa), arr_release(&arm);
     return out;
 fail:
     Py_XDECREF(out);
-    PyMem_Free(t), PyMem_Free(a), PyMem_Free(v);
-    arr_release(&ta), arr_release(&aa);
+    PyMem_Free(t_own), PyMem_Free(a_own), PyMem_Free(r_own);
+    arr_release(&ta), arr_release(&aa), arr_release(&arm);
     return NULL;
 }
 
@@ -1040,7 +1365,7 @@ static PyTypeObject RepMachineType = {
 /* ------------------------------------------------------------------ reps: functions for tests */
 
 PyDoc_STRVAR(measure_doc,
-             "measure(time_s, angle_deg, lo, s0, c, speed_half_n, speed_frac) -> tuple of 10 floats\n--\n\n"
+             "measure(time_s, angle_deg, rest, lo, s0, c, speed_half_n, speed_frac) -> tuple of 10 floats\n--\n\n"
              "host.reps.reference.measure_window: (start_s, peak_s, end_s, baseline_deg, peak_deg, rom_deg,\n"
              "up_s, hold_s, down_s, end_deg).  Requires 0 <= lo <= s0 <= c < N and speed_half_n >= 1.");
 
@@ -1048,17 +1373,19 @@ static PyObject *
 measure(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)mod;
-    Arr ta = {0}, aa = {0};
+    Arr ta = {0}, aa = {0}, ra = {0};
     double *t = NULL, *a = NULL, *v = NULL;
-    if (nargs != 7) {
-        PyErr_Format(PyExc_TypeError, "measure expected 7 arguments, got %zd", nargs);
+    char *r = NULL;
+    if (nargs != 8) {
+        PyErr_Format(PyExc_TypeError, "measure expected 8 arguments, got %zd", nargs);
         return NULL;
     }
-    if (arr_get(args[0], &ta, "time_s", 'd', 1, -1, 0) < 0 || arr_get(args[1], &aa, "angle_deg", 'd', 1, ta.n, 0) < 0)
+    if (arr_get(args[0], &ta, "time_s", 'd', 1, -1, 0) < 0 || arr_get(args[1], &aa, "angle_deg", 'd', 1, ta.n, 0) < 0 ||
+        arr_get(args[2], &ra, "rest", '?', 1, ta.n, 0) < 0)
         goto fail;
-    Py_ssize_t lo = PyLong_AsSsize_t(args[2]), s0 = PyLong_AsSsize_t(args[3]), c = PyLong_AsSsize_t(args[4]);
-    Py_ssize_t k = PyLong_AsSsize_t(args[5]);
-    double frac = PyFloat_AsDouble(args[6]);
+    Py_ssize_t lo = PyLong_AsSsize_t(args[3]), s0 = PyLong_AsSsize_t(args[4]), c = PyLong_AsSsize_t(args[5]);
+    Py_ssize_t k = PyLong_AsSsize_t(args[6]);
+    double frac = PyFloat_AsDouble(args[7]);
     if (PyErr_Occurred())
         goto fail;
     if (!(0 <= lo && lo <= s0 && s0 <= c && c < ta.n) || k < 1) {
@@ -1069,16 +1396,17 @@ measure(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
         goto fail;
     }
     if ((t = arr_copy(&ta, 0, ta.n)) == NULL || (a = arr_copy(&aa, 0, ta.n)) == NULL ||
-        (v = arr_copy(&ta, 0, ta.n)) == NULL)
+        (v = arr_copy(&ta, 0, ta.n)) == NULL || (r = arr_copy_bool(&ra, ta.n)) == NULL)
         goto fail;
-    double r[10];
-    measure_window(t, a, v, lo, s0, c, k, frac, r);
-    PyMem_Free(t), PyMem_Free(a), PyMem_Free(v);
-    arr_release(&ta), arr_release(&aa);
-    return Py_BuildValue("(dddddddddd)", r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]);
+    double res[10];
+    measure_window(t, a, r, v, lo, s0, c, k, frac, res);
+    PyMem_Free(t), PyMem_Free(a), PyMem_Free(v), PyMem_Free(r);
+    arr_release(&ta), arr_release(&aa), arr_release(&ra);
+    return Py_BuildValue("(dddddddddd)", res[0], res[1], res[2], res[3], res[4], res[5], res[6], res[7], res[8],
+                         res[9]);
 fail:
-    PyMem_Free(t), PyMem_Free(a), PyMem_Free(v);
-    arr_release(&ta), arr_release(&aa);
+    PyMem_Free(t), PyMem_Free(a), PyMem_Free(v), PyMem_Free(r);
+    arr_release(&ta), arr_release(&aa), arr_release(&ra);
     return NULL;
 }
 
@@ -1120,6 +1448,7 @@ fail:
 static PyMethodDef module_methods[] = {
     {"arm_flags", (PyCFunction)(void (*)(void))arm_flags, METH_FASTCALL, arm_flags_doc},
     {"measure", (PyCFunction)(void (*)(void))measure, METH_FASTCALL, measure_doc},
+    {"hip_angles", (PyCFunction)(void (*)(void))hip_angles, METH_FASTCALL, hip_angles_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1139,7 +1468,7 @@ add_type(PyObject *m, PyTypeObject *type, const char *name)
 static int
 module_exec(PyObject *m)
 {
-    if (add_type(m, &AngleKernelType, "AngleKernel") < 0 || add_type(m, &RepMachineType, "RepMachine") < 0)
+    if (add_type(m, &TiltKernelType, "TiltKernel") < 0 || add_type(m, &RepMachineType, "RepMachine") < 0)
         return -1;
     return 0;
 }

@@ -13,45 +13,55 @@ import numpy.typing as npt
 _F = npt.NDArray[np.float64]
 _B = npt.NDArray[np.bool_]
 
-class AngleKernel:
-    """The per-sample loop of ``HipAngleEstimator`` (state carried between ``run`` calls)."""
+class TiltKernel:
+    """The orientation stage of one sensor (host/fusion/reference.py is its specification)."""
 
     n_gaps: int
     max_gap_s: float
-    n_anchors: int
-    anchor_total_deg: float
-    n_gap_anchors: int
     n_bias_updates: int
+    n_acc_bias_updates: int
+    n_gap_snaps: int
     n_samples: int
     n_still: int
     @property
     def gyro_bias_dps(self) -> tuple[float, float, float]: ...
+    @property
+    def acc_bias_g(self) -> tuple[float, float, float]: ...
+    @property
+    def lever_m(self) -> tuple[float, float, float]: ...
     def __init__(
         self,
         *,
-        axis: Any,
+        gravity0: Any,
         gyro_bias0_dps: Any,
-        gyro_bias_dps: Any,
-        gravity_ref: Any,
+        tau_acc_s: float,
+        bias_motion_tau_s: float,
         still_n: int,
-        anchor_n: int,
-        bias_n: int,
         still_gyro_dps: float,
-        still_mean_dps: float,
+        bias_n: int,
+        rest_gyro_dps: float,
+        rest_acc_g: float,
         rest_tilt_deg: float,
-        bias_gain: float,
         bias_jump_dps: float,
-        gap_s: float,
+        bias_gain: float,
         max_gap_s: float,
-        anchor_max_error_deg: float,
-        soft_zone_deg: float,
-        soft_gain: float,
         dt_nominal_s: float,
         t_prev_s: float,
-        run: int,
-        run_s: int,
+        acc_bias_memory: float,
+        acc_bias_ridge: float,
+        acc_bias_max_g: float,
+        gap_s: float,
+        lever_tau_s: float,
+        lever_min_dps: float,
+        lever_ridge: float,
+        lever_max_m: float,
+        acc_bias_apply_deg: float,
     ) -> None: ...
-    def run(self, time_s: _F, acc_g: _F, gyr_dps: _F, angle_out_deg: _F, rest_out: _B, /) -> None: ...
+    def run(
+        self, time_s: _F, acc_g: _F, gyr_dps: _F, up_out: _F, uref_out: _F, still_out: _B, rest_out: _B, /
+    ) -> None: ...
+
+def hip_angles(up: _F, u_ref: _F, axis: Any, offset_deg: float, angle_out_deg: _F, /) -> None: ...
 
 _RepTuple = tuple[float, float, float, float, float, float, float, float, float, int]
 
@@ -78,11 +88,11 @@ class RepMachine:
         speed_frac: float,
         speed_half_n: int,
     ) -> None: ...
-    def advance(self, time_s: _F, angle_deg: _F, arm: _B, base: int, /) -> list[_RepTuple]: ...
-    def finish(self, time_s: _F, angle_deg: _F, base: int, /) -> list[_RepTuple]: ...
+    def advance(self, time_s: _F, angle_deg: _F, arm: _B, still: _B, base: int, /) -> list[_RepTuple]: ...
+    def finish(self, time_s: _F, angle_deg: _F, still: _B, base: int, /) -> list[_RepTuple]: ...
     def oldest_needed(self) -> int: ...
 
 def arm_flags(still: _B, run: int, arm_n: int, arm_out: _B, /) -> int: ...
 def measure(
-    time_s: _F, angle_deg: _F, lo: int, s0: int, c: int, speed_half_n: int, speed_frac: float, /
+    time_s: _F, angle_deg: _F, rest: _B, lo: int, s0: int, c: int, speed_half_n: int, speed_frac: float, /
 ) -> tuple[float, float, float, float, float, float, float, float, float, float]: ...

@@ -30,7 +30,7 @@ COMMAND_HELP: dict[str, str] = {
     "replay": "replay a recorded session (same decoding and analysis as live capture)",
     "export": "export a recording: reps.csv, summary.json and IMU CSV per leg",
     "report": "write a session report (HTML with plots)",
-    "history": "sessions stored so far: table, trend plot, CSV export, import",
+    "history": "sessions stored so far: table, trend plot, CSV/Parquet export, import",
     "plan": "the progression: steps, targets, where you are and what to do next time",
 }
 COMMANDS: tuple[str, ...] = tuple(COMMAND_HELP)
@@ -111,11 +111,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"legrep {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (``legrep history | head``): not an error to report. Point stdout
+        # at /dev/null so the interpreter's final flush does not fail again; exit as a program
+        # killed by SIGPIPE would (128 + 13).
+        _silence_stdout()
+        return 141
     except OSError as exc:
         if args.verbose:
             logging.exception("failed")
         print(f"legrep {args.command}: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
         return 2
+
+
+def _silence_stdout() -> None:
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is not a real file (tests capture it)
+        pass
 
 
 if __name__ == "__main__":

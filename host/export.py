@@ -106,16 +106,9 @@ def format_reps_csv(result: SessionResult) -> str:
 
 
 def _write_text(path: str | os.PathLike[str], text: str) -> None:
-    p = Path(path)
-    try:
-        with open(p, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-    except IsADirectoryError:
-        raise InputError(f"{p}: a file path to write expected, got a directory") from None
-    except FileNotFoundError:
-        raise InputError(f"{p}: a path in an existing folder expected, got a missing folder {p.parent}") from None
-    except OSError as exc:
-        raise InputError(f"{p}: a writable file path expected, got {exc.strerror or exc}") from None
+    from .fileio import write_text_atomic
+
+    write_text_atomic(path, text)  # temp file + rename: a crash never leaves half a file
 
 
 def write_reps_csv(path: str | os.PathLike[str], result: SessionResult) -> None:

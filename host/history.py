@@ -21,14 +21,17 @@ this legrep is refused.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import dataclasses
 import datetime as dt
 import hashlib
 import json
 import math
 import os
 import sqlite3
-from collections.abc import Mapping, Sequence
+import unicodedata
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -40,6 +43,9 @@ from .settings import Settings
 
 __all__ = [
     "DEFAULT_EXERCISE",
+    "EXIT_NOT_STORED",
+    "Remembered",
+    "remember_session",
     "EXPORT_COLUMNS",
     "AnalysedInput",
     "SessionInput",
@@ -52,6 +58,8 @@ __all__ = [
     "StoreOutcome",
     "default_db_path",
     "export_csv",
+    "export_tables",
+    "history_tables",
     "format_sessions",
     "hash_file",
     "list_sessions",
@@ -180,76 +188,182 @@ def default_db_path() -> Path:
     return Path(base) / "legrep" / "history.db"
 
 
-def _migrate(conn: sqlite3.Connection, source: str) -> None:
+_BUSY_TIMEOUT_S = 30.0
+"""How long a writer waits for another legrep holding the database (SQLite busy timeout)."""
+
+
+def _recover_hint(source: str) -> str:
+    return (
+        f"nothing was changed; analyse with --db OTHER.db (or --no-history) meanwhile, and recover what it holds with: "
+        f"sqlite3 {source} .recover | sqlite3 recovered.db"
+    )
+
+
+def _database_error(source: str, exc: sqlite3.Error) -> HistoryError:
+    """A one-line HistoryError for an SQLite failure, with what to do about it."""
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+        return HistoryError(
+            f"{source}: the history database stayed locked by another program for {_BUSY_TIMEOUT_S:g} s ({text}); try again"
+        )
+    if isinstance(exc, sqlite3.OperationalError) and ("readonly" in text or "read-only" in text or "unable to open" in text):
+        return HistoryError(f"{source}: the history database cannot be written ({text}); use --db elsewhere")
+    if isinstance(exc, sqlite3.OperationalError) and "disk" in text and "full" in text:
+        return HistoryError(f"{source}: the disk is full ({text}); nothing was stored")
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError | sqlite3.IntegrityError):
+        return HistoryError(f"{source}: an SQLite history database expected, got a damaged or unreadable file ({text}); {_recover_hint(source)}")
+    return HistoryError(f"{source}: the history database failed: {text}")
+
+
+@contextlib.contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction taken at its start (``BEGIN IMMEDIATE``: no deadlock between writers,
+    the busy timeout applies); committed at the end, rolled back if anything fails."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _statements(script: str) -> list[str]:
+    """Split an SQL script into statements (``executescript`` would commit on its own)."""
+    out: list[str] = []
+    current = ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            out.append(current.strip())
+            current = ""
+    if current.strip():
+        out.append(current.strip())
+    return out
+
+
+def _check_version(conn: sqlite3.Connection, source: str) -> int:
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version > SCHEMA_VERSION:
         raise HistoryError(
-            f"{source}: history schema version {SCHEMA_VERSION} or older expected, got {version} (made by a newer legrep)"
+            f"{source}: history schema version {SCHEMA_VERSION} or older expected, got {version} (made by a newer legrep);"
+            " upgrade legrep, or use --db elsewhere (the file was not changed)"
         )
     if version == 0 and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
-        raise HistoryError(f"{source}: a legrep history database expected, got an SQLite file with other tables")
-    while version < SCHEMA_VERSION:
-        script = _MIGRATIONS[version]
-        # executescript commits first; each step is one transaction, undone if any statement fails.
-        try:
-            conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {version + 1};\nCOMMIT;")
-        except sqlite3.Error:
-            if conn.in_transaction:
-                conn.rollback()
-            raise
-        version += 1
+        raise HistoryError(
+            f"{source}: a legrep history database expected, got an SQLite file with other tables; use --db elsewhere"
+            " (the file was not changed)"
+        )
+    return version
+
+
+def _migrate(conn: sqlite3.Connection, source: str) -> None:
+    """Take the schema to :data:`SCHEMA_VERSION` in one ``BEGIN IMMEDIATE`` transaction.
+
+    The version is read again once the write lock is held, so a concurrent migrator that got
+    there first leaves nothing to do (and no "table already exists").
+    """
+    if _check_version(conn, source) == SCHEMA_VERSION:
+        return
+    with _immediate(conn):
+        version = _check_version(conn, source)
+        while version < SCHEMA_VERSION:
+            for statement in _statements(_MIGRATIONS[version]):
+                conn.execute(statement)
+            version += 1
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _looks_like_sqlite(path: Path) -> bool:
+    """An empty or missing file, or one with the SQLite 3 header (checked before SQLite touches it)."""
+    from .fileio import SQLITE_MAGIC
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(SQLITE_MAGIC))
+    except FileNotFoundError:
+        return True
+    except OSError as exc:
+        raise HistoryError(f"{path}: cannot read the history database: {exc.strerror or exc}") from None
+    return head in (b"", SQLITE_MAGIC)
 
 
 def open_history(db: PathLike | sqlite3.Connection | None = None) -> sqlite3.Connection:
     """Open (creating and migrating as needed) the history database.
 
+    The connection is in autocommit mode (``isolation_level=None``; writes use explicit
+    ``BEGIN IMMEDIATE`` transactions), the file in WAL journal mode (readers never block the
+    writer, and a crash mid-write leaves the last committed state), with a busy timeout of
+    :data:`_BUSY_TIMEOUT_S` seconds so that several legrep processes can store at once.
+
     Parameters
     ----------
-    db : a path, an open connection (migrated in place), or None for :func:`default_db_path`.
+    db : a path, an open connection (migrated in place, switched to autocommit), or None for
+        :func:`default_db_path`.
 
     Raises
     ------
     HistoryError
-        If the file is not an SQLite database, not a legrep history, or newer than this legrep.
+        The path is a directory; the file is not an SQLite database, is damaged, is not a legrep
+        history, or is newer than this legrep (the message says what to do; such a file is not
+        changed); or it stays locked longer than the busy timeout.
     """
     if isinstance(db, sqlite3.Connection):
         conn = db
         source = "history database"
+        conn.isolation_level = None
     else:
         path = Path(db) if db is not None else default_db_path()
         source = str(path)
         if path.is_dir():
-            raise HistoryError(f"{path}: a history database file expected, got a directory")
+            raise HistoryError(f"{path}: a history database file expected, got a directory; use --db FILE")
+        if not _looks_like_sqlite(path):
+            raise HistoryError(
+                f"{path}: an SQLite history database expected, got a file that is not SQLite; use --db elsewhere"
+                " (the file was not changed)"
+            )
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(path)
+            conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             raise HistoryError(f"{path}: cannot open the history database: {exc}") from None
-    conn.execute("PRAGMA foreign_keys = ON")
     try:
+        conn.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
+        _check_version(conn, source)  # before anything is written to it
+        if not isinstance(db, sqlite3.Connection):
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA foreign_keys = ON")
         _migrate(conn, source)
-    except sqlite3.DatabaseError as exc:
+    except (sqlite3.Error, HistoryError) as exc:
         if not isinstance(db, sqlite3.Connection):
             conn.close()
-        raise HistoryError(f"{source}: an SQLite history database expected, got an unreadable file ({exc})") from None
+        if isinstance(exc, HistoryError):
+            raise
+        raise _database_error(source, exc) from None
     return conn
 
 
 class _Connection:
-    """Context manager: use a given connection, or open (and close) one from a path."""
+    """Context manager: use a given connection, or open (and close) one from a path; any SQLite
+    failure inside becomes one :class:`HistoryError` line saying what to do."""
 
     def __init__(self, db: PathLike | sqlite3.Connection | None) -> None:
         self._given = db if isinstance(db, sqlite3.Connection) else None
         self._db = db
         self._conn: sqlite3.Connection | None = None
+        self.source = "history database"
+        if not isinstance(db, sqlite3.Connection):
+            self.source = str(Path(db) if db is not None else default_db_path())
 
     def __enter__(self) -> sqlite3.Connection:
         self._conn = open_history(self._db)
         return self._conn
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: object) -> None:
         if self._given is None and self._conn is not None:
             self._conn.close()
+        if isinstance(ev, sqlite3.Error):
+            raise _database_error(self.source, ev) from None
 
 
 # --------------------------------------------------------------------------- sources
@@ -343,53 +457,69 @@ def store_session(
         sources = source_files(source)  # type: ignore[arg-type]
     key = _content_hash(sources)
     settings_json = json.dumps((settings or Settings()).to_dict(), sort_keys=True)
-    with _Connection(db) as conn:
-        if key is not None:
+    with _Connection(db) as conn, _immediate(conn):
+        # The UNIQUE source_hash decides, inside the write transaction: two processes storing the
+        # same content at once store it once, and the second hears "already stored".
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO sessions (started_at, stored_at, source_hash, source_paths, legs, uneven, exercise,"
+            " settings_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                _iso(started_at),
+                _iso(None),
+                key,
+                json.dumps([s.path for s in sources]),
+                ",".join(leg.value for leg in result.legs),
+                int(result.uneven),
+                exercise.strip() or DEFAULT_EXERCISE,
+                settings_json,
+            ),
+        )
+        if cur.rowcount == 0:
             row = conn.execute("SELECT id FROM sessions WHERE source_hash = ?", (key,)).fetchone()
-            if row is not None:
-                return StoreOutcome(int(row[0]), False)
-        with conn:
-            cur = conn.execute(
-                "INSERT INTO sessions (started_at, stored_at, source_hash, source_paths, legs, uneven, exercise,"
-                " settings_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            return StoreOutcome(int(row[0]), False)
+        session_id = int(cur.lastrowid or 0)
+        conn.executemany(
+            "INSERT INTO sources (session_id, path, role, sha256) VALUES (?, ?, ?, ?)",
+            [(session_id, s.path, s.role, s.sha256) for s in sources],
+        )
+        conn.executemany(
+            "INSERT INTO sets (session_id, set_no, start_s, end_s, left_reps, right_reps, uneven, exercise)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (session_id, s.set, s.start_s, s.end_s, s.left_reps, s.right_reps, int(s.uneven), s.exercise)
+                for s in result.sets
+            ],
+        )
+        conn.executemany(
+            "INSERT INTO reps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
                 (
-                    _iso(started_at),
-                    _iso(None),
-                    key,
-                    json.dumps([s.path for s in sources]),
-                    ",".join(leg.value for leg in result.legs),
-                    int(result.uneven),
-                    exercise.strip() or DEFAULT_EXERCISE,
-                    settings_json,
-                ),
-            )
-            session_id = int(cur.lastrowid or 0)
-            conn.executemany(
-                "INSERT INTO sources (session_id, path, role, sha256) VALUES (?, ?, ?, ?)",
-                [(session_id, s.path, s.role, s.sha256) for s in sources],
-            )
-            conn.executemany(
-                "INSERT INTO sets (session_id, set_no, start_s, end_s, left_reps, right_reps, uneven, exercise)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (session_id, s.set, s.start_s, s.end_s, s.left_reps, s.right_reps, int(s.uneven), s.exercise)
-                    for s in result.sets
-                ],
-            )
-            conn.executemany(
-                "INSERT INTO reps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        session_id, r.leg.value, r.set, r.rep, r.start_s, r.peak_s, r.end_s, r.baseline_deg,
-                        r.peak_deg, r.rom_deg, r.up_s, r.hold_s, r.down_s, ";".join(r.flags),
-                    )
-                    for r in result.reps
-                ],
-            )
+                    session_id, r.leg.value, r.set, r.rep, r.start_s, r.peak_s, r.end_s, r.baseline_deg,
+                    r.peak_deg, r.rom_deg, r.up_s, r.hold_s, r.down_s, ";".join(r.flags),
+                )
+                for r in result.reps
+            ],
+        )  # fmt: skip
     return StoreOutcome(session_id, True)
 
 
 # --------------------------------------------------------------------------- read
+
+
+EXIT_NOT_STORED = 3
+"""Exit status of ``analyze``/``report``/``capture`` when their results were written but the session
+asked to be stored in the history could not be (README "Exit status")."""
+
+
+@dataclass(frozen=True, slots=True)
+class Remembered:
+    """What :func:`remember_session` did: the line to show, and whether the session is in the history."""
+
+    line: str
+    stored: bool
+
+    def __str__(self) -> str:
+        return self.line
 
 
 def remember_session(
@@ -399,17 +529,18 @@ def remember_session(
     source: PathLike | Sequence[PathLike] | Mapping[str, PathLike] | Sequence[SourceFile] | None,
     exercise: str = DEFAULT_EXERCISE,
     started_at: dt.datetime | str | None = None,
-) -> str:
-    """Store a session for a command and return the line to print about it.
+) -> Remembered:
+    """Store a session for a command; never raises for a history problem.
 
-    The command's own output is already written, so a history problem is a note, never an error.
+    The command's own output is written first; when storing fails, ``stored`` is False and
+    ``line`` says why (the command prints it on stderr and exits with :data:`EXIT_NOT_STORED`).
     """
     try:
         outcome = store_session(db, result, settings, source, exercise, started_at)
     except (LegrepError, OSError) as exc:
-        return f"note: session not stored in history: {exc}"
-    state = "stored as" if outcome.created else "already in history as"
-    return f"{state} session {outcome.session_id} ({db or default_db_path()})"
+        return Remembered(f"session not stored in history: {exc}", False)
+    state = "stored as" if outcome.created else "already stored as"
+    return Remembered(f"{state} session {outcome.session_id} ({db or default_db_path()})", True)
 
 
 def list_sessions(db: PathLike | sqlite3.Connection | None = None) -> list[SessionRow]:
@@ -464,6 +595,13 @@ def _short_date(iso: str) -> str:
         return iso[:16]
 
 
+def printable(text: str) -> str:
+    """``text`` safe to print on a terminal: control and format characters (escape sequences,
+    carriage returns, bidirectional overrides) each become U+FFFD, so stored text can neither
+    move the cursor nor recolour or hide the output."""
+    return "".join("\ufffd" if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in text)
+
+
 def format_sessions(rows: Sequence[SessionRow]) -> str:
     """The per-session table ``legrep history`` prints."""
     if not rows:
@@ -481,8 +619,8 @@ def format_sessions(rows: Sequence[SessionRow]) -> str:
         table.append(
             (
                 str(r.session_id),
-                _short_date(r.started_at),
-                r.exercise,
+                printable(_short_date(r.started_at)),
+                printable(r.exercise),
                 str(r.n_sets),
                 reps(r, Leg.LEFT, r.left_reps),
                 reps(r, Leg.RIGHT, r.right_reps),
@@ -538,8 +676,10 @@ def export_csv(db: PathLike | sqlite3.Connection | None, path: PathLike) -> int:
     by_session: dict[int, list[tuple[object, ...]]] = {}
     for r in reps:
         by_session.setdefault(r[0], []).append(r)
+    from .fileio import atomic_open
+
     n = 0
-    with open(path, "w", newline="", encoding="utf-8") as fh:
+    with atomic_open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(EXPORT_COLUMNS)
         for sid, started_at, exercise, legs, key, settings_json in sessions:
@@ -609,10 +749,164 @@ def plot_trends(db: PathLike | sqlite3.Connection | None, path: PathLike) -> int
     )
     ax_peak.set_xlim(-0.5, len(rows) - 0.5)
     fig.suptitle("legrep history: reps and mean peak angle per leg")
+    from .fileio import atomic_open
+
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png")
+    with atomic_open(out, "wb") as fh:
+        fig.savefig(fh, format="png")
     return len(rows)
+
+
+SESSION_COLUMNS: tuple[str, ...] = (
+    "session_id", "started_at", "stored_at", "exercise", "legs", "uneven", "n_sets", "left_reps", "right_reps",
+    "source_hash", "sources",
+)  # fmt: skip
+"""First columns of ``sessions`` in :func:`export_tables`; then one ``setting_<name>`` column per setting."""
+SET_COLUMNS: tuple[str, ...] = ("session_id", "set", "exercise", "start_s", "end_s", "left_reps", "right_reps", "uneven")
+REP_COLUMNS: tuple[str, ...] = (
+    "session_id", "set", "leg", "rep", "start_s", "peak_s", "end_s", "baseline_deg", "peak_deg", "rom_deg",
+    "up_s", "hold_s", "down_s", "flags",
+)  # fmt: skip
+
+
+def _settings_of(settings_json: str | None) -> dict[str, object]:
+    try:
+        value = json.loads(settings_json) if settings_json else {}
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def history_tables(db: PathLike | sqlite3.Connection | None) -> dict[str, tuple[tuple[str, ...], list[tuple[object, ...]]]]:
+    """The history as three tables for research: ``sessions`` (one row per session, its settings as
+    ``setting_<name>`` columns, once), ``sets`` and ``reps`` (joined to sessions by ``session_id``).
+
+    Returns
+    -------
+    dict
+        ``name -> (columns, rows)``.
+    """
+    with _Connection(db) as conn:
+        sessions = conn.execute(
+            "SELECT id, started_at, stored_at, exercise, legs, uneven, source_hash, settings_json FROM sessions"
+            " ORDER BY started_at, id"
+        ).fetchall()
+        sources: dict[int, list[str]] = {}
+        for sid, p, role, sha in conn.execute("SELECT session_id, path, role, sha256 FROM sources ORDER BY rowid"):
+            sources.setdefault(sid, []).append(f"{role}={p}" + (f"#{sha}" if sha else ""))
+        sets = conn.execute(
+            "SELECT session_id, set_no, exercise, start_s, end_s, left_reps, right_reps, uneven FROM sets"
+            " ORDER BY session_id, set_no"
+        ).fetchall()
+        reps = conn.execute(
+            "SELECT session_id, set_no, leg, rep_no, start_s, peak_s, end_s, baseline_deg, peak_deg, rom_deg,"
+            " up_s, hold_s, down_s, flags FROM reps ORDER BY session_id, set_no, leg, rep_no"
+        ).fetchall()
+        counts = {
+            (sid, leg): n for sid, leg, n in conn.execute("SELECT session_id, leg, count(*) FROM reps GROUP BY session_id, leg")
+        }
+    n_sets: dict[int, int] = {}
+    for row in sets:
+        n_sets[row[0]] = n_sets.get(row[0], 0) + 1
+    stored = {sid: _settings_of(sj) for sid, *_, sj in sessions}
+    names = [f.name for f in dataclasses.fields(Settings)]
+    names += sorted({k for values in stored.values() for k in values} - set(names))  # from other legrep versions
+    session_rows = [
+        (
+            sid, started_at, stored_at, exercise, legs, int(uneven), n_sets.get(sid, 0),
+            counts.get((sid, "left"), 0), counts.get((sid, "right"), 0), key or "", " ".join(sources.get(sid, [])),
+            *(stored[sid].get(name) for name in names),
+        )
+        for sid, started_at, stored_at, exercise, legs, uneven, key, _sj in sessions
+    ]  # fmt: skip
+    return {
+        "sessions": (SESSION_COLUMNS + tuple(f"setting_{n}" for n in names), session_rows),
+        "sets": (SET_COLUMNS, [tuple(r) for r in sets]),
+        "reps": (REP_COLUMNS, [tuple(r) for r in reps]),
+    }
+
+
+def _csv_cell(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)  # reads back exactly
+    return value
+
+
+def export_tables(
+    db: PathLike | sqlite3.Connection | None, folder: PathLike, parquet: bool | None = None
+) -> dict[str, Path]:
+    """Write the history as ``sessions``, ``sets`` and ``reps`` tables into ``folder``.
+
+    Always CSV (``sessions.csv``, ``sets.csv``, ``reps.csv``: floats at ``repr`` precision, empty
+    for missing); also Parquet (``*.parquet``, typed columns) when ``parquet`` is True, or when it
+    is None and pyarrow is installed (``pip install 'legrep[research]'``). Each file is written
+    atomically; the folder is created if missing.
+
+    Returns
+    -------
+    dict
+        File name -> path written.
+
+    Raises
+    ------
+    InputError
+        ``parquet=True`` without pyarrow, or the folder cannot be created.
+    """
+    from .fileio import atomic_open
+
+    import importlib.util
+
+    with_parquet = parquet is not False and importlib.util.find_spec("pyarrow") is not None
+    if parquet and not with_parquet:
+        raise InputError("Parquet export needs pyarrow (pip install 'legrep[research]'), got no pyarrow")
+    out = Path(folder)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{out}: a folder to write the tables into expected, got {exc.strerror or exc}") from None
+    written: dict[str, Path] = {}
+    tables = history_tables(db)
+    for name, (columns, rows) in tables.items():
+        path = out / f"{name}.csv"
+        with atomic_open(path, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(columns)
+            writer.writerows([_csv_cell(v) for v in row] for row in rows)
+        written[path.name] = path
+    if with_parquet:
+        for name, (columns, rows) in tables.items():
+            path = out / f"{name}.parquet"
+            _write_parquet(path, columns, rows)
+            written[path.name] = path
+    return written
+
+
+def _write_parquet(path: Path, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """One table as Parquet: each column typed from its values (int64, float64, bool or string)."""
+    import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    import pyarrow.parquet as pq  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+    from .fileio import atomic_open
+
+    arrays = []
+    for i, _name in enumerate(columns):
+        values = [row[i] for row in rows]
+        present = [v for v in values if v is not None]
+        if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+            kind = pa.int64()
+        elif present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+            kind = pa.float64()
+            values = [None if v is None else float(v) for v in values]  # type: ignore[arg-type]
+        else:
+            kind = pa.string()
+            values = [None if v is None else str(v) for v in values]
+        arrays.append(pa.array(values, type=kind))
+    table = pa.Table.from_arrays(arrays, names=list(columns))
+    with atomic_open(path, "wb") as fh:
+        pq.write_table(table, fh)
 
 
 # --------------------------------------------------------------------------- inputs (file edge)

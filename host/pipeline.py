@@ -1,6 +1,6 @@
 """The analysis pipeline: wires the stages for one leg and for a whole session.
 
-    ImuBlock -> Calibrator -> HipAngleEstimator -> RepSegmenter -> reps     (per leg)
+    ImuBlock -> Calibrator -> HipAngleEstimator (OrientationFilter -> angle) -> RepSegmenter -> reps  (per leg)
     reps of both legs -> group_sets -> sets, flags, uneven                  (session)
 
 Live capture, replay and offline analysis all feed :class:`SessionAnalyzer`; every stage
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -28,11 +28,13 @@ from .settings import Settings
 
 @dataclass(frozen=True, slots=True)
 class LegOutput:
-    """What one ``LegPipeline.update`` produced: angles released and reps closed."""
+    """What one ``LegPipeline.update`` produced: angles released (with the still flag the
+    segmenter saw) and reps closed."""
 
     time_s: FloatArray
     angle_deg: FloatArray
     reps: list[Rep]
+    still: npt.NDArray[np.bool_] = field(default_factory=lambda: np.empty(0, dtype=bool))
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +53,26 @@ _NONE = np.empty(0)
 _CALIB_SLICE = 256
 
 
+def _join(a: LegOutput, b: LegOutput) -> LegOutput:
+    if not len(a.time_s):
+        return b
+    if not len(b.time_s):
+        return LegOutput(a.time_s, a.angle_deg, a.reps + b.reps, a.still)
+    return LegOutput(
+        np.concatenate([a.time_s, b.time_s]),
+        np.concatenate([a.angle_deg, b.angle_deg]),
+        a.reps + b.reps,
+        np.concatenate([a.still, b.still]),
+    )
+
+
 class LegPipeline:
-    """Calibration, hip angle and rep segmentation for one thigh sensor."""
+    """Calibration, hip angle and rep segmentation for one thigh sensor.
+
+    Until the first rest (calibration) every sample is kept; then the orientation stage
+    analyses them (back in time before the rest, forward from it) and the pipeline catches
+    up, so live capture, replay and offline analysis give identical results.
+    """
 
     def __init__(self, leg: Leg, settings: Settings | None = None) -> None:
         self.leg = leg
@@ -72,39 +92,38 @@ class LegPipeline:
         self._validate(block)
         self._n_in += len(t)
         if self._angle is None:
-            # feed calibration in short slices: it only needs the first seconds
+            # short slices: calibration usually needs only the first seconds of a long chunk
             for i in range(0, len(t), _CALIB_SLICE):
                 sl = slice(i, i + _CALIB_SLICE)
                 cal = self._cal.update(t[sl], acc[sl], gyr[sl])
                 if cal is not None:
-                    first = self._start(cal, *self._cal.leftover())
-                    angle = self._angle
-                    assert angle is not None
+                    first = self._start(cal)
                     j = i + _CALIB_SLICE
-                    rest = self._emit(*angle.update(t[j:], acc[j:], gyr[j:]))
-                    return LegOutput(
-                        np.concatenate([first.time_s, rest.time_s]),
-                        np.concatenate([first.angle_deg, rest.angle_deg]),
-                        first.reps + rest.reps,
-                    )
+                    if j >= len(t):
+                        return first
+                    rest = self._emit(*self._run_angle(t[j:], acc[j:], gyr[j:]))
+                    return _join(first, rest)
             return LegOutput(_NONE, _NONE, [])
-        assert self._seg is not None
-        return self._emit(*self._angle.update(t, acc, gyr))
+        return self._emit(*self._run_angle(t, acc, gyr))
 
     def finish(self) -> LegOutput:
-        """End of stream: release held-back samples and confirm a pending rep."""
+        """End of stream: release held-back samples and confirm a pending rep.
+
+        Raises
+        ------
+        CalibrationError
+            If the stream never rested long enough to calibrate (names the longest quiet stretch).
+        """
         if self._angle is None:
-            cal = self._cal.finish_short()
-            if cal is None:
-                raise CalibrationError(
-                    f"{self.leg.value} sensor: expected at least {self.settings.calib_min_still_s:g} s of still "
-                    f"neutral pose at the start, got {self._n_in} samples"
-                )
-            out = self._start(cal, *self._cal.leftover())
+            if self._n_in == 0:
+                raise CalibrationError(f"{self.leg.value} sensor: expected samples to calibrate from, got none")
+            out = self._start(self._cal.finish())
+            assert self._angle is not None
+            out = _join(out, self._emit(*self._angle.finish()))
         else:
             out = self._emit(*self._angle.finish())
         assert self._seg is not None
-        return LegOutput(out.time_s, out.angle_deg, out.reps + self._seg.finish())
+        return LegOutput(out.time_s, out.angle_deg, out.reps + self._seg.finish(), out.still)
 
     def horizon_s(self) -> float:
         return self._seg.horizon_s() if self._seg is not None else -np.inf
@@ -113,6 +132,7 @@ class LegPipeline:
         d: dict[str, float] = {"samples": float(self._n_in)}
         if self.calibration is not None:
             d["calibration_still_s"] = self.calibration.still_s
+            d["calibration_start_s"] = self.calibration.start_s
             d["sample_interval_s"] = self.calibration.dt_nominal_s
         if self._angle is not None:
             d.update(self._angle.diagnostics())
@@ -122,25 +142,27 @@ class LegPipeline:
         return d
 
     # ------------------------------------------------------------------
-    def _start(self, cal: Calibration, t: FloatArray, acc: FloatArray, gyr: FloatArray) -> LegOutput:
+    def _start(self, cal: Calibration) -> LegOutput:
+        """Calibration found: analyse every sample kept so far (before the rest and after)."""
         self.calibration = cal
-        self._angle = HipAngleEstimator(cal, self.settings)
+        t, acc, gyr = self._cal.buffered()
+        s = cal.start_index
+        self._angle = HipAngleEstimator(cal, self.settings, pre=(t[:s], acc[:s], gyr[:s]))
         self._seg = RepSegmenter(self.leg, self.settings, cal.dt_nominal_s)
-        t0 = self._cal.calibration_times_s
-        first = self._emit(t0, np.zeros(len(t0)), np.ones(len(t0), dtype=bool))
-        rest = self._emit(*self._angle.update(t, acc, gyr)) if len(t) else LegOutput(_NONE, _NONE, [])
-        return LegOutput(
-            np.concatenate([first.time_s, rest.time_s]),
-            np.concatenate([first.angle_deg, rest.angle_deg]),
-            first.reps + rest.reps,
-        )
+        if s >= len(t):
+            return LegOutput(_NONE, _NONE, [])
+        return self._emit(*self._run_angle(t[s:], acc[s:], gyr[s:]))
+
+    def _run_angle(self, t: FloatArray, acc: FloatArray, gyr: FloatArray) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]]:
+        assert self._angle is not None
+        return self._angle.update(t, acc, gyr)
 
     def _emit(self, t: FloatArray, angle: FloatArray, still: npt.NDArray[np.bool_]) -> LegOutput:
         assert self._seg is not None
         if len(t) == 0:
             return LegOutput(_NONE, _NONE, [])
         self.last_angle_deg = float(angle[-1])
-        return LegOutput(t, angle, self._seg.update(t, angle, still))
+        return LegOutput(t, angle, self._seg.update(t, angle, still), still)
 
     def _validate(self, block: ImuBlock) -> None:
         t = block.time_s
@@ -277,7 +299,7 @@ class SessionAnalyzer:
         for r in out.reps:
             self._postures[(r.leg.value, r.start_s)] = tracker.measure(r)
             reps.append(live_both_legs(r, self._open, self.settings))
-        return LegOutput(out.time_s, out.angle_deg, reps)
+        return LegOutput(out.time_s, out.angle_deg, reps, out.still)
 
 
 def _as_block(data: ImuBlock | tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike], name: str) -> ImuBlock:
@@ -306,7 +328,7 @@ def analyze_arrays(
     Raises
     ------
     InputError, CalibrationError
-        On malformed arrays or a stream that does not start still.
+        On malformed arrays or a stream with no rest long enough to calibrate.
     """
     blocks = {leg: _as_block(d, leg.value) for leg, d in ((Leg.LEFT, left), (Leg.RIGHT, right)) if d is not None}
     if not blocks:

@@ -809,13 +809,15 @@ def write_report(
         result, settings, title=title, source=source, started_at=started_at, exercise=exercise, figures_png=pngs,
         phone_png=phone_figures_png(result, settings), advice=advice,
     )  # fmt: skip
-    out.write_text(text, encoding="utf-8")
+    from .fileio import write_bytes_atomic, write_text_atomic
+
+    write_text_atomic(out, text)
     written = {"html": out}
     if png_dir is not None:
         directory = Path(png_dir)
         directory.mkdir(parents=True, exist_ok=True)
         for name, png in pngs.items():
             path = directory / f"{name}.png"
-            path.write_bytes(png)
+            write_bytes_atomic(path, png)
             written[name] = path
     return written

@@ -96,35 +96,88 @@ def _nonneg(hi: float) -> Range:
     return Range(0.0, hi)
 
 
+RETIRED_SETTINGS = frozenset(
+    {"calib_gyro_tol_dps", "calib_acc_tol_g", "still_mean_dps", "anchor_rest_s", "anchor_max_error_deg"}
+)
+"""Settings older recordings may store that the analysis no longer has (ignored when read)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
-    # --- calibration (neutral pose at the start) ---
+    # --- calibration: the first rest anywhere in the stream (host/fusion/calibration.py) ---
     calib_min_still_s: Annotated[float, _positive(30.0)] = 0.5
-    """Shortest still neutral pose accepted at the start of a stream."""
+    """Shortest rest used for calibration (gyro bias, gravity, neutral pose); it may come anywhere."""
     calib_max_s: Annotated[float, _positive(60.0)] = 2.0
-    """Calibration stops averaging after this much stillness."""
-    calib_gyro_tol_dps: Annotated[float, _positive(100.0)] = 3.0
-    """A calibration sample deviates less than this from the running gyro mean."""
-    calib_acc_tol_g: Annotated[float, _positive(1.0)] = 0.05
-    """...and less than this (fraction of the mean accelerometer norm) from its mean."""
+    """Calibration stops averaging after this much rest (longer rests gain little, cost latency)."""
+    calib_window_s: Annotated[float, Range(0.05, 5.0)] = 0.25
+    """Window of the stillness statistics: long enough to average noise, short enough to end a rest promptly."""
+    calib_gyro_dps: Annotated[float, _positive(100.0)] = 8.0
+    """Quiet window: rms deviation of the rate from its window mean (deg/s); above a standing
+    person's sway (2-6 deg/s) and gyro noise (0.5 deg/s rms), below any deliberate movement."""
+    calib_acc_g: Annotated[float, _positive(1.0)] = 0.06
+    """Quiet window: rms deviation of the accelerometer from its mean, in g per g of the mean;
+    15 mg rms noise per axis gives 26 mg over three axes."""
+    calib_tilt_deg: Annotated[float, Range(0.1, 90.0)] = 3.0
+    """Quiet window: gravity's direction turns less than this between its first and last quarter
+    (a slow, steady movement has a small variance but turns gravity)."""
+    calib_max_rate_dps: Annotated[float, _positive(1000.0)] = 20.0
+    """Quiet window: its median rate is below this (deg/s): above the zero-rate offset of an
+    uncalibrated MEMS gyro (a few deg/s; up to 20 for old parts), below a person turning round."""
     axis_rotation_deg: Annotated[float, _positive(90.0)] = 25.0
-    """Rotation needed after calibration before the flexion axis is fixed."""
+    """Rotation since the reference rest before the flexion axis is fitted to the movement."""
 
-    # --- fusion: stillness, gyro bias tracking, accelerometer re-anchoring ---
+    # --- fusion: orientation, gyro bias, stillness, mounting (host/fusion/orientation.py, angle.py) ---
+    tau_acc_s: Annotated[float, Range(0.05, 600.0)] = 3.0
+    """Low-pass time constant of the accelerometer in the almost-inertial frame; VQF's default
+    tauAcc = 3 s (Laidig & Seel 2023): rejects the thigh's accelerations, follows gravity."""
+    bias_motion_tau_s: Annotated[float, _nonneg(3600.0)] = 100.0
+    """Time constant of the gyro bias estimate while moving (0 disables): slow, because anything
+    else that turns the filtered gravity (the thigh's accelerations, a recovery after lost
+    samples) would move the bias too; rests, frequent in these exercises, do the main work."""
     still_gyro_dps: Annotated[float, _positive(100.0)] = 3.0
-    """Every sample of a still window has a bias-corrected rate below this."""
-    still_mean_dps: Annotated[float, _positive(100.0)] = 0.2
-    """...and the window's mean rate about the flexion axis is below this (a slow sag is motion)."""
+    """Still (for the rep segmenter): rms rate about the bias over ``still_min_s`` below this."""
     still_min_s: Annotated[float, _positive(60.0)] = 0.2
-    """Length of the still window; zero-rate updates apply after it."""
+    """Length of the still window."""
+    bias_window_s: Annotated[float, Range(0.1, 60.0)] = 0.8
+    """Length of a rest window used to update the gyro bias."""
+    rest_gyro_dps: Annotated[float, _positive(100.0)] = 1.5
+    """Bias rest: rms deviation of the rate from its window mean below this (gyro noise 0.5 deg/s
+    rms per axis gives 0.9 deg/s)."""
+    rest_acc_g: Annotated[float, _positive(1.0)] = 0.04
+    """Bias rest: rms deviation of the accelerometer from its window mean below this, g."""
+    rest_tilt_deg: Annotated[float, Range(0.01, 90.0)] = 0.5
+    """Bias rest: gravity's direction turns less than this over the window (a slow turn is not a rest)."""
+    bias_jump_dps: Annotated[float, _positive(100.0)] = 2.0
+    """Bias rest: its mean rate is within this of the current bias (bias drifts, it does not jump)."""
     bias_tau_s: Annotated[float, _positive(3600.0)] = 2.0
-    """Time constant (of still time) of the gyro bias tracker."""
-    anchor_rest_s: Annotated[float, _positive(600.0)] = 1.0
-    """Rest long enough to compare the angle with gravity."""
-    anchor_max_error_deg: Annotated[float, _nonneg(180.0)] = 10.0
-    """At a long rest, re-anchor to gravity when the angles differ by more."""
+    """Time constant (of rest time) of the rest bias update."""
+    acc_bias_memory: Annotated[float, _nonneg(10000.0)] = 20.0
+    """Accelerometer bias from pairs of rests in different poses (the gyro relates them): how
+    many pairs the estimate remembers (0 disables it). Cheap MEMS accelerometers are off by tens
+    of mg, up to 0.1 g, which tilts gravity by up to 6 degrees."""
+    acc_bias_ridge: Annotated[float, _nonneg(100.0)] = 0.05
+    """Ridge of the accelerometer-bias fit: turns between rests much under ~13 degrees
+    (2 asin(sqrt(ridge) / 2)) barely move it; the component along every turn's axis stays 0."""
+    acc_bias_max_g: Annotated[float, _nonneg(2.0)] = 0.2
+    """The accelerometer-bias estimate is limited to this norm, g (twice the worst part we know)."""
+    acc_bias_apply_deg: Annotated[float, Range(0.5, 180.0)] = 10.0
+    """A new accelerometer-bias estimate is applied at a rest within this of the reference pose,
+    where it moves the hip angle by almost nothing (at the top of a rep a jump would end it)."""
+    lever_arm_tau_s: Annotated[float, _nonneg(3600.0)] = 60.0
+    """Memory of the lever-arm fit (0 disables it): the sensor sits 0.15-0.3 m from the hip, so the
+    thigh's rotation adds up to 0.3 g (centripetal and tangential) that would tilt gravity."""
+    lever_arm_min_dps: Annotated[float, _positive(1000.0)] = 30.0
+    """Samples turning faster than this feed the lever-arm fit (slower ones carry no signal)."""
+    lever_arm_ridge: Annotated[float, _positive(1e6)] = 1.0
+    """Ridge of the lever-arm fit, (rad/s^2)^2: about one sample at 1 rad/s; keeps it near 0 until
+    the thigh has turned fast enough to show it."""
+    lever_arm_max_m: Annotated[float, _positive(5.0)] = 0.6
+    """The lever arm is limited to this length, m (a thigh is about 0.45 m)."""
+    slip_deg: Annotated[float, Range(1.0, 90.0)] = 8.0
+    """A rest whose gravity lies more than this out of the current mounting's exercise plane
+    means the strap moved: the mounting is re-fitted at the next movement."""
     max_gap_s: Annotated[float, _positive(3600.0)] = 0.5
-    """A sample gap longer than this is counted in the diagnostics (bridged linearly)."""
+    """A sample gap longer than this is counted in the diagnostics (the gyro bridges it)."""
 
     # --- reps (the rules are in host/reps/reference.py) ---
     min_rom_deg: Annotated[float, _nonneg(180.0)] = 20.0
@@ -225,6 +278,8 @@ class Settings:
         if not isinstance(data, Mapping):
             raise InputError(f"settings: an object of NAME: value expected, got {type(data).__name__} {data!r:.60}")
         rules = setting_rules()
+        # names an older legrep stored that no longer mean anything (fusion redesign, issue 8)
+        data = {k: v for k, v in data.items() if k not in RETIRED_SETTINGS}
         unknown = sorted(str(k) for k in data if k not in rules)
         if unknown:
             raise InputError(f"unknown settings {unknown}; known: {sorted(rules)}")

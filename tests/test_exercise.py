@@ -30,7 +30,7 @@ from legrep.model import ImuBlock, Leg, Rep, SessionResult
 from legrep.pipeline import SessionAnalyzer, analyze_arrays
 from legrep.settings import Settings
 from legrep.view import TerminalView
-from legrep_sim.exercise_sessions import KINDS, ExerciseTruth, double_leg_session, exercise_session
+from legrep_sim.exercise_sessions import KINDS, ExerciseTruth, double_leg_session, exercise_session, score_both_legs
 
 
 def _analyse(truth: ExerciseTruth, settings: Settings | None = None) -> SessionResult:
@@ -40,19 +40,7 @@ def _analyse(truth: ExerciseTruth, settings: Settings | None = None) -> SessionR
 
 
 def _both_legs_counts(truth: ExerciseTruth, result: SessionResult) -> tuple[int, int, int]:
-    """(true positives, false positives, false negatives) of ``both_legs``, each found rep matched to
-    the truth rep of its leg that starts nearest (within 1 s)."""
-    tp = fp = fn = 0
-    truth_reps = {leg: [r for r in truth.session.reps if r.leg == leg] for leg in ("left", "right")}
-    for r in result.reps:
-        near = min(truth_reps[r.leg.value], key=lambda t: abs(t.start_s - r.start_s))
-        together = abs(near.start_s - r.start_s) < 1.0 and (near.leg, near.start_s) in truth.both_legs
-        flagged = "both_legs" in r.flags
-        tp += flagged and together
-        fp += flagged and not together
-        fn += together and not flagged
-    missed = len(truth.both_legs) - tp - fn  # truth reps legrep did not find at all
-    return tp, fp, fn + max(0, missed)
+    return score_both_legs(truth, [(r.leg.value, r.start_s, "both_legs" in r.flags) for r in result.reps])
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))

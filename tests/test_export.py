@@ -223,3 +223,40 @@ def test_writing_into_a_missing_folder_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         write_summary_json(tmp_path, uneven_session())
     assert "got a directory" in str(info.value)
+
+
+# --------------------------------------------------------------------------- file replay (analysis fed in blocks)
+
+
+def test_file_replay_equals_the_live_path_replay(tmp_path: Path) -> None:
+    import numpy as np
+
+    from legrep.cli import main
+    from legrep.imu_csv import format_imu_csv
+    from legrep.model import ImuBlock, Leg
+    from legrep.replay import replay_core
+    from legrep.replay_batch import replay_file
+
+    from test_recording import run_session
+
+    path = tmp_path / "s.legrep"
+    _sim, _fws, _live_core, live_result, _events = run_session(path, seed=9)  # lost, corrupt, duplicated packets
+    core_ref, ref, _ = replay_core(path, keep_samples=True)
+    fed: dict[Leg, list[ImuBlock]] = {}
+    core, fast, _ = replay_file(path, on_samples=lambda leg, b: fed.setdefault(leg, []).append(b))
+    assert fast.reps == ref.reps == live_result.reps and len(ref.reps) == 6
+    assert fast.sets == ref.sets and fast.uneven == ref.uneven
+    assert fast.diagnostics == ref.diagnostics
+    for leg in (Leg.LEFT, Leg.RIGHT):
+        np.testing.assert_array_equal(fast.traces[leg][0], ref.traces[leg][0])
+        np.testing.assert_array_equal(fast.traces[leg][1], ref.traces[leg][1])
+        samples = ImuBlock(*(np.concatenate(x) for x in zip(*[(b.time_s, b.acc_g, b.gyr_dps) for b in fed[leg]])))
+        assert format_imu_csv(samples) == format_imu_csv(core_ref.samples(leg))
+    assert sorted(map(repr, core.events)) == sorted(map(repr, core_ref.events))
+
+    # export writes those same samples
+    out = tmp_path / "out"
+    assert main(["export", str(path), "--out", str(out)]) == 0
+    for leg in (Leg.LEFT, Leg.RIGHT):
+        assert (out / f"imu_{leg.value}.csv").read_text() == format_imu_csv(core_ref.samples(leg))
+    assert not list(out.glob("*.part"))

@@ -1,57 +1,41 @@
-"""The C kernels of ``legrep._fastcore`` in isolation.
+"""The orientation kernel of ``legrep._fastcore`` in isolation.
 
 (The rep kernels, ``RepMachine``, ``measure`` and ``arm_flags``, are tested against their
 plain-Python reference in tests/test_reps_reference.py.)
 
-* ``AngleKernel`` on synthetic rotations with a known answer (angle, re-anchoring to gravity,
-  gyro-bias tracking, lost samples) and bit-identical output for any chunking;
+* ``TiltKernel`` on synthetic rotations with a known answer (up vector, gyro scale error
+  removed by gravity, gyro and accelerometer bias learnt, lever arm, lost samples) and
+  bit-identical output for any chunking; ``hip_angles`` against the geometry (the plain-Python
+  reference of every step is compared in tests/test_fusion_reference.py);
 * wrong dtypes / shapes / indices give one clear ValueError.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 from conftest import ROOT  # noqa: F401  (puts the repository on sys.path)
 
-from legrep._fastcore import AngleKernel
+from legrep._fastcore import TiltKernel, hip_angles
+from legrep.fusion.orientation import kernel_params
 from legrep.settings import Settings
 
 RATE_HZ = 100.0
 DT_S = 1.0 / RATE_HZ
 
 
-# ---------------------------------------------------------------------- angle kernel
-def _kernel(axis=(0.0, 1.0, 0.0), bias0=(0.0, 0.0, 0.0), settings: Settings | None = None) -> AngleKernel:
-    """An AngleKernel with the parameters HipAngleEstimator derives from ``settings`` at 100 Hz."""
-    s = settings or Settings()
-    still_n = max(1, round(s.still_min_s / DT_S))
-    bias_n = max(4, round(1.5 / DT_S))
-    return AngleKernel(
-        axis=list(axis),
-        gyro_bias0_dps=list(bias0),
-        gyro_bias_dps=list(bias0),
-        gravity_ref=[0.0, 0.0, 1.0],
-        still_n=still_n,
-        anchor_n=max(still_n + 1, round(s.anchor_rest_s / DT_S)),
-        bias_n=bias_n,
-        still_gyro_dps=s.still_gyro_dps,
-        still_mean_dps=s.still_mean_dps,
-        rest_tilt_deg=0.2,
-        bias_gain=1.0 - math.exp(-bias_n * DT_S / s.bias_tau_s),
-        bias_jump_dps=1.0,
-        gap_s=2.5 * DT_S,
-        max_gap_s=s.max_gap_s,
-        anchor_max_error_deg=s.anchor_max_error_deg,
-        soft_zone_deg=30.0,
-        soft_gain=0.5,
-        dt_nominal_s=DT_S,
-        t_prev_s=math.nan,
-        run=100,
-        run_s=still_n,
-    )
+# ---------------------------------------------------------------------- orientation kernel
+def _tilt(settings: Settings | None = None, gravity0=(0.0, 0.0, 1.0), bias0=(0.0, 0.0, 0.0), dt=DT_S) -> TiltKernel:
+    """A TiltKernel with the parameters the pipeline derives from ``settings``."""
+    p = kernel_params(settings or Settings(), dt)
+    kw = dataclasses.asdict(p)
+    kw["gravity0"] = list(gravity0)
+    kw["gyro_bias0_dps"] = list(bias0)
+    kw["t_prev_s"] = math.nan
+    return TiltKernel(**kw)
 
 
 def _raise_and_lower(top_deg=60.0, rest_s=2.0, move_s=2.0, hold_s=2.0, reps=1):
@@ -70,187 +54,205 @@ def _raise_and_lower(top_deg=60.0, rest_s=2.0, move_s=2.0, hold_s=2.0, reps=1):
     return t, theta, rate
 
 
-def _imu(theta_deg, rate_dps, gyro_scale=1.0, gyro_bias=(0.0, 0.0, 0.0)):
+def _imu(theta_deg, rate_dps, gyro_scale=1.0, gyro_bias=(0.0, 0.0, 0.0), acc_bias=(0.0, 0.0, 0.0)):
     """Gravity and gyro seen by a sensor turned by theta about its y axis (g units, dps)."""
     th = np.radians(theta_deg)
     acc = np.stack([-np.sin(th), np.zeros_like(th), np.cos(th)], axis=1)
     gyr = np.zeros((len(th), 3))
     gyr[:, 1] = rate_dps * gyro_scale
-    return acc, gyr + np.asarray(gyro_bias)
+    return acc + np.asarray(acc_bias), gyr + np.asarray(gyro_bias)
+
+
+def _true_up(theta_deg):
+    th = np.radians(theta_deg)
+    return np.stack([-np.sin(th), np.zeros_like(th), np.cos(th)], axis=1)
 
 
 def _run(kernel, t, acc, gyr, chunks=None):
-    theta = np.empty(len(t))
-    rest = np.empty(len(t), dtype=bool)
-    bounds = [0, *(chunks or []), len(t)]
+    n = len(t)
+    up, uref = np.empty((n, 3)), np.empty((n, 3))
+    still, rest = np.empty(n, dtype=bool), np.empty(n, dtype=bool)
+    bounds = [0, *(chunks or []), n]
     for lo, hi in zip(bounds[:-1], bounds[1:]):
-        kernel.run(t[lo:hi], acc[lo:hi], gyr[lo:hi], theta[lo:hi], rest[lo:hi])
-    return theta, rest
+        kernel.run(t[lo:hi], acc[lo:hi], gyr[lo:hi], up[lo:hi], uref[lo:hi], still[lo:hi], rest[lo:hi])
+    return up, uref, still, rest
 
 
-def test_angle_follows_a_known_rotation():
-    t, truth, rate = _raise_and_lower()
+def _angle_err_deg(up, truth_up):
+    return np.degrees(np.arccos(np.clip(np.einsum("ij,ij->i", up, truth_up), -1.0, 1.0)))
+
+
+def test_up_vector_follows_a_known_rotation():
+    t, truth, rate = _raise_and_lower(reps=2)
     acc, gyr = _imu(truth, rate)
-    k = _kernel()
-    theta, rest = _run(k, t, acc, gyr)
-    # trapezoid integration of a smooth 60 deg raise: within 0.05 deg everywhere; the zero-rate
-    # update holds the first slow samples of the raise back (a few hundredths of a degree) and
-    # credits them at the onset, so once moving the angle is exact to a few thousandths
-    err = np.abs(theta - truth)
-    assert np.max(err) < 0.05
-    assert np.max(err[(t > 2.3) & (t < 3.9)]) < 0.005
-    assert np.max(theta) == pytest.approx(60.0, abs=0.05)
-    # at rest at the start, the top and the end; moving in between
-    assert rest[:150].all() and rest[-100:].all()
-    assert not rest[int(3.0 * RATE_HZ)]
-    assert k.n_anchors == 0 and k.n_gaps == 0  # gyro and gravity agree: no re-anchor
+    k = _tilt()
+    up, uref, still, rest = _run(k, t, acc, gyr)
+    # an exact gyro and accelerometer at the rotation centre: the strapdown carries the up
+    # vector through the raise (the trapezoid's error is tiny) and gravity agrees with it
+    assert np.max(_angle_err_deg(up, _true_up(truth))) < 0.02
+    np.testing.assert_allclose(np.linalg.norm(up, axis=1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(uref, np.tile([0.0, 0.0, 1.0], (len(t), 1)), atol=1e-4)  # no accelerometer bias seen
+    assert still[:150].all() and still[-100:].all() and not still[int(3.0 * RATE_HZ)]
+    assert rest.any() and k.n_gaps == 0
 
 
-def test_gyro_scale_error_is_reanchored_to_gravity_at_rests():
-    t, truth, rate = _raise_and_lower(top_deg=60.0, hold_s=2.0)
-    acc, gyr = _imu(truth, rate, gyro_scale=1.25)  # the gyro over-reads by 25 %: 75 deg at the top
-    k = _kernel()
-    theta, _ = _run(k, t, acc, gyr)
-    top_end = int((2.0 + 2.0 + 2.0) * RATE_HZ) - 1  # last sample of the hold
-    assert theta[top_end - int(1.2 * RATE_HZ)] == pytest.approx(75.0, abs=0.2)  # before anchor_rest_s of rest
-    assert theta[top_end] == pytest.approx(60.0, abs=0.05)  # after it: on gravity (15 deg > 10 deg)
-    assert theta[-1] == pytest.approx(0.0, abs=0.05)  # the 15 deg over-read on the way down is removed too
-    assert k.n_anchors == 2
-    assert k.anchor_total_deg == pytest.approx(30.0, abs=0.3)
+def test_gravity_removes_a_gyro_scale_error():
+    t, truth, rate = _raise_and_lower(top_deg=60.0, hold_s=6.0)
+    acc, gyr = _imu(truth, rate, gyro_scale=1.10)  # the gyro over-reads by 10 %: 6 deg at the top
+    # with the accelerometer trusted (no bias fit: that fit trusts the gyro between rests)
+    up, *_ = _run(_tilt(Settings(acc_bias_memory=0.0)), t, acc, gyr)
+    err = _angle_err_deg(up, _true_up(truth))
+    top_start, top_end = int(4.0 * RATE_HZ), int(10.0 * RATE_HZ) - 1
+    assert err[top_start] > 1.5  # the gyro carried the error into the hold ...
+    assert err[top_end] < 0.25 * err[top_start]  # ... gravity takes it out (tau_acc_s = 3 s)
 
 
-def test_small_differences_near_the_pose_are_halved_at_each_rest():
-    t, truth, rate = _raise_and_lower(top_deg=20.0, hold_s=2.0)
-    acc, gyr = _imu(truth, rate, gyro_scale=1.1)  # 22 deg by gyro at the top, 20 by gravity
-    k = _kernel()
-    theta, _ = _run(k, t, acc, gyr)
-    top_end = int(6.0 * RATE_HZ) - 1
-    # under anchor_max_error_deg and within 30 deg of the pose: half the 2 deg is corrected
-    assert theta[top_end] == pytest.approx(21.0, abs=0.05)
-    # back down the gyro removes its 22 deg: -1 deg, then halved again at the final rest
-    assert theta[-1] == pytest.approx(-0.5, abs=0.05)
-    assert k.n_anchors == 0
+def test_gyro_bias_is_learnt_at_rests():
+    t, truth, rate = _raise_and_lower(top_deg=50.0, rest_s=3.0, hold_s=3.0, reps=3)
+    bias = np.array([0.6, -0.4, 0.3])
+    acc, gyr = _imu(truth, rate, gyro_bias=bias)
+    k = _tilt()  # starts from a zero bias
+    up, *_ = _run(k, t, acc, gyr)
+    np.testing.assert_allclose(k.gyro_bias_dps, bias, atol=0.03)
+    assert k.n_bias_updates > 10
+    assert np.max(_angle_err_deg(up, _true_up(truth))[-200:]) < 0.3
 
 
-def test_bias_windows_come_every_window_of_a_long_quiet_run():
-    n = int(20 * RATE_HZ)
-    t = np.arange(n) * DT_S
-    acc, gyr = _imu(np.zeros(n), np.zeros(n), gyro_bias=(0.1, 0.0, 0.0))
-    k = _kernel()  # starts with a quiet run of 100 samples (calibration ended still)
-    updates = np.empty(n, dtype=np.int64)
-    for i in range(n):  # one sample at a time, to see where each update happens
-        _run(k, t[i : i + 1], acc[i : i + 1], gyr[i : i + 1])
-        updates[i] = k.n_bias_updates
-    bias_n = 150
-    run = 100 + np.arange(1, n + 1)
-    have_history = np.arange(1, n + 1) >= bias_n + bias_n // 2  # the window ends half a window back
-    due = (run >= 2 * bias_n) & ((run - 2 * bias_n) % bias_n == 0) & have_history
-    np.testing.assert_array_equal(np.flatnonzero(np.diff(updates, prepend=0)), np.flatnonzero(due))
-    assert due.sum() > 10
+def test_accelerometer_bias_is_learnt_from_rests_in_two_poses():
+    t, truth, rate = _raise_and_lower(top_deg=70.0, rest_s=2.0, hold_s=2.0, reps=4)
+    acc_bias = np.array([0.05, -0.04, 0.03])
+    acc, gyr = _imu(truth, rate, acc_bias=acc_bias)
+    k = _tilt(gravity0=acc[0])
+    up, uref, *_ = _run(k, t, acc, gyr)
+    est = np.array(k.acc_bias_g)
+    # turns about y show the x and z components; y is unobservable and stays near 0
+    np.testing.assert_allclose(est[[0, 2]], acc_bias[[0, 2]], atol=0.004)
+    assert abs(est[1]) < 0.01
+    assert k.n_acc_bias_updates >= 4
+    # with the bias known, the reference rest's up vector and the late up vectors are right in
+    # the plane of the turns (x, z: what a hip angle about y reads)
+    def in_plane_deg(u):
+        return np.degrees(np.arctan2(-u[..., 0], u[..., 2]))
+
+    assert abs(in_plane_deg(uref[-1])) < 0.3
+    late_top = (t > t[-1] - 6.0 - 1.0) & (t < t[-1] - 6.0)
+    assert np.max(np.abs(in_plane_deg(up[late_top]) - truth[late_top])) < 0.3
 
 
-def test_gyro_bias_drift_is_tracked_at_rests():
-    t = np.arange(0, int(40 * RATE_HZ)) * DT_S
-    truth = np.zeros(len(t))
-    acc, gyr = _imu(truth, np.zeros(len(t)), gyro_bias=(0.4, -0.3, 0.5))  # not in the calibration bias
-    k = _kernel()
-    theta, _ = _run(k, t, acc, gyr)
-    assert k.n_bias_updates > 5
-    np.testing.assert_allclose(k.gyro_bias_dps, (0.4, -0.3, 0.5), atol=0.02)
-    # untracked, -0.3 dps about the axis drifts 12 deg in 40 s; tracked, the drift stops
-    # within a few windows (one rest: gravity is compared once, at its anchor_rest_s)
-    assert abs(theta[-1]) < 2.0
-    assert np.ptp(theta[-2000:]) < 1e-9  # the zero-rate update holds once the residual is small
-
-
-def test_lost_samples_force_a_gravity_check_at_the_next_still_window():
-    # near the calibration pose (under 30 deg) the check after a gap trusts gravity fully
-    t, truth, rate = _raise_and_lower(top_deg=25.0, hold_s=3.0)
+def test_lever_arm_is_learnt_and_its_acceleration_removed():
+    # the sensor 0.25 m from the rotation centre along x: w x (w x r) + alpha x r adds to the reading
+    t, truth, rate = _raise_and_lower(top_deg=80.0, move_s=1.0, hold_s=1.0, rest_s=1.0, reps=8)
     acc, gyr = _imu(truth, rate)
-    keep = (t < 2.8) | (t >= 3.25)  # lose 0.45 s in the middle of the raise
-    t, acc, gyr, truth = t[keep], acc[keep], gyr[keep], truth[keep]
-    k = _kernel()
-    theta, _ = _run(k, t, acc, gyr)
-    assert k.n_gap_anchors == 1 and k.n_gaps == 0  # 0.46 s is under max_gap_s: not a long gap
-    # bridging the gap linearly misses about 0.1 deg of the raise ...
-    late_raise = (t > 3.3) & (t < 3.9)
-    assert np.min(np.abs(theta[late_raise] - truth[late_raise])) > 0.05
-    # ... until the first still window at the top re-anchors onto gravity. Its window (and the
-    # later anchor_rest_s one) still holds the last, slow samples of the raise: gravity's tilt
-    # reads up to ~0.013 deg low; without the forced check the hold would read ~0.1 deg low.
-    top = (t > 4.5) & (t < 7.0)
-    np.testing.assert_allclose(theta[top], 25.0, atol=0.02)
+    r = np.array([0.25, 0.0, 0.0])
+    w = np.radians(gyr)
+    alpha = np.gradient(w, t, axis=0)
+    lin = np.cross(w, np.cross(w, r)) + np.cross(alpha, r)
+    acc = acc + lin / 9.80665
+    k = _tilt(gravity0=acc[0])
+    up, *_ = _run(k, t, acc, gyr)
+    np.testing.assert_allclose(np.array(k.lever_m)[[0, 2]], r[[0, 2]], atol=0.02)
+    assert np.max(_angle_err_deg(up, _true_up(truth))[-300:]) < 0.2
 
 
-def test_any_chunking_gives_bit_identical_angles():
+def test_lost_samples_restart_the_low_pass_at_the_next_still_window():
+    t, truth, rate = _raise_and_lower(top_deg=60.0, hold_s=3.0)
+    acc, gyr = _imu(truth, rate)
+    # lose 1.4 s of the raise: a straight line between the rates around the gap is 23 deg short
+    keep = ~((t > 2.2) & (t < 3.6))
+    t, truth, acc, gyr = t[keep], truth[keep], acc[keep], gyr[keep]
+    k = _tilt()
+    up, *_ = _run(k, t, acc, gyr)
+    err = _angle_err_deg(up, _true_up(truth))
+    assert err[np.searchsorted(t, 3.7)] > 10.0  # off after the gap
+    assert k.n_gap_snaps == 1
+    hold = (t > 4.5) & (t < 7.0)
+    assert np.max(err[hold]) < 0.1  # back on gravity as soon as the leg is still
+
+
+def test_any_chunking_gives_bit_identical_outputs():
     rng = np.random.default_rng(4)
     t, truth, rate = _raise_and_lower(top_deg=50.0, reps=3, hold_s=1.5)
-    acc, gyr = _imu(truth, rate, gyro_scale=1.15, gyro_bias=(0.2, 0.1, -0.2))
-    acc = acc + rng.normal(0, 0.003, acc.shape)
+    acc, gyr = _imu(truth, rate, gyro_scale=1.05, gyro_bias=(0.2, 0.1, -0.2), acc_bias=(0.02, 0.01, -0.03))
+    acc = acc + rng.normal(0, 0.01, acc.shape)
     gyr = gyr + rng.normal(0, 0.4, gyr.shape)
     keep = rng.random(len(t)) > 0.01  # 1 % lost samples
     t, acc, gyr = t[keep], acc[keep], gyr[keep]
-    whole_k = _kernel()
+    whole_k = _tilt(gravity0=acc[0])
     whole = _run(whole_k, t, acc, gyr)
     for trial in range(5):
         cuts = sorted(set(rng.integers(1, len(t), size=int(rng.integers(1, 400))).tolist()))
         if trial == 0:
             cuts = list(range(1, len(t)))  # one sample at a time
-        k = _kernel()
+        k = _tilt(gravity0=acc[0])
         got = _run(k, t, acc, gyr, cuts)
-        np.testing.assert_array_equal(got[0], whole[0])
-        np.testing.assert_array_equal(got[1], whole[1])
-        for name in ("n_gaps", "n_anchors", "n_gap_anchors", "n_bias_updates", "n_still", "anchor_total_deg"):
+        for x, y in zip(got, whole):
+            np.testing.assert_array_equal(x, y)
+        for name in ("n_gaps", "n_bias_updates", "n_acc_bias_updates", "n_gap_snaps", "n_still", "gyro_bias_dps", "acc_bias_g", "lever_m"):
             assert getattr(k, name) == getattr(whole_k, name), name
-        assert k.gyro_bias_dps == whole_k.gyro_bias_dps
 
 
-def test_strided_inputs_give_the_same_angles():
+def test_strided_inputs_give_the_same_outputs():
     t, truth, rate = _raise_and_lower()
     acc, gyr = _imu(truth, rate)
-    a = _run(_kernel(), t, acc, gyr)
-    # Fortran-ordered and every-other-row views are read through their strides
+    a = _run(_tilt(), t, acc, gyr)
     wide_t = np.repeat(t, 2)[::2]
-    b = _run(_kernel(), wide_t, np.asfortranarray(acc), np.repeat(gyr, 2, axis=0)[::2])
+    b = _run(_tilt(), wide_t, np.asfortranarray(acc), np.repeat(gyr, 2, axis=0)[::2])
     np.testing.assert_array_equal(a[0], b[0])
+
+
+def test_hip_angles_is_the_rotation_about_the_axis():
+    rng = np.random.default_rng(6)
+    f = np.array([0.0, 1.0, 0.0])
+    u_ref = np.array([0.0, 0.0, 1.0])
+    truth = rng.uniform(-170, 170, 500)
+    up = _true_up(truth)  # the sensor turned by +d about y (see _imu)
+    # add a component along f (the thigh leaving the plane): it must not change the angle
+    up = up + rng.uniform(-0.3, 0.3, (500, 1)) * f
+    up /= np.linalg.norm(up, axis=1, keepdims=True)
+    out = np.empty(500)
+    hip_angles(up, np.broadcast_to(u_ref, up.shape), f.tolist(), 5.0, out)
+    np.testing.assert_allclose(out, truth + 5.0, atol=1e-9)
 
 
 # ---------------------------------------------------------------------- bad input
 def test_wrong_arrays_give_one_clear_error():
-    k = _kernel()
+    k = _tilt()
     t = np.arange(10) * DT_S
     acc = np.tile([0.0, 0.0, 1.0], (10, 1))
     gyr = np.zeros((10, 3))
-    out = np.empty(10)
-    rest = np.empty(10, dtype=bool)
+    up, uref = np.empty((10, 3)), np.empty((10, 3))
+    still, rest = np.empty(10, dtype=bool), np.empty(10, dtype=bool)
     with pytest.raises(ValueError, match=r"time_s must be a float64 array, got buffer format 'f'"):
-        k.run(t.astype(np.float32), acc, gyr, out, rest)
+        k.run(t.astype(np.float32), acc, gyr, up, uref, still, rest)
     with pytest.raises(ValueError, match=r"acc_g must have shape \(N, 3\), got \(10, 2\)"):
-        k.run(t, acc[:, :2], gyr, out, rest)
+        k.run(t, acc[:, :2], gyr, up, uref, still, rest)
     with pytest.raises(ValueError, match=r"gyr_dps must have 10 rows \(like time_s\), got 9"):
-        k.run(t, acc, gyr[:9], out, rest)
+        k.run(t, acc, gyr[:9], up, uref, still, rest)
     with pytest.raises(ValueError, match=r"time_s must have shape \(N,\), got \(10, 3\)"):
-        k.run(acc, acc, gyr, out, rest)
+        k.run(acc, acc, gyr, up, uref, still, rest)
     with pytest.raises(ValueError, match=r"rest_out must be a bool array, got buffer format 'd'"):
-        k.run(t, acc, gyr, out, out)
-    ro = np.empty(10)
+        k.run(t, acc, gyr, up, uref, still, t.copy())
+    ro = np.empty((10, 3))
     ro.flags.writeable = False
-    with pytest.raises(ValueError, match=r"angle_out_deg must be a writable float64 array, got numpy.ndarray"):
-        k.run(t, acc, gyr, ro, rest)
+    with pytest.raises(ValueError, match=r"up_out must be a writable float64 array, got numpy.ndarray"):
+        k.run(t, acc, gyr, ro, uref, still, rest)
     with pytest.raises(ValueError, match=r"time_s must be a float64 array, got list"):
-        k.run(t.tolist(), acc, gyr, out, rest)
-    with pytest.raises(ValueError, match=r"axis must be 3 numbers, got list"):
-        AngleKernel(**{**_kernel_kwargs(), "axis": [1.0, 0.0]})
+        k.run(t.tolist(), acc, gyr, up, uref, still, rest)
+    with pytest.raises(TypeError, match=r"run expected 7 arrays"):
+        k.run(t, acc, gyr, up, still, rest)
+    with pytest.raises(ValueError, match=r"gravity0 must be 3 numbers, got list"):
+        TiltKernel(**{**_tilt_kwargs(), "gravity0": [1.0, 0.0]})
+    with pytest.raises(ValueError, match=r"non-zero gravity0"):
+        TiltKernel(**{**_tilt_kwargs(), "gravity0": [0.0, 0.0, 0.0]})
+    with pytest.raises(ValueError, match=r"u_ref must have 10 rows"):
+        hip_angles(up, up[:5], [0.0, 1.0, 0.0], 0.0, np.empty(10))
     # nothing was written or changed by the refused calls
-    theta, _ = _run(k, t, acc, gyr)
-    np.testing.assert_array_equal(theta, np.zeros(10))
+    out = _run(k, t, acc, gyr)
+    np.testing.assert_array_equal(out[0], np.tile([0.0, 0.0, 1.0], (10, 1)))
     assert k.n_samples == 10
 
 
-def _kernel_kwargs() -> dict:
-    s = Settings()
-    return dict(axis=[0.0, 1.0, 0.0], gyro_bias0_dps=[0.0] * 3, gyro_bias_dps=[0.0] * 3, gravity_ref=[0.0, 0.0, 1.0],
-                still_n=20, anchor_n=100, bias_n=150, still_gyro_dps=s.still_gyro_dps, still_mean_dps=s.still_mean_dps,
-                rest_tilt_deg=0.2, bias_gain=0.5, bias_jump_dps=1.0, gap_s=0.025, max_gap_s=s.max_gap_s,
-                anchor_max_error_deg=s.anchor_max_error_deg, soft_zone_deg=30.0, soft_gain=0.5, dt_nominal_s=DT_S,
-                t_prev_s=math.nan, run=100, run_s=20)
+def _tilt_kwargs() -> dict:
+    kw = dataclasses.asdict(kernel_params(Settings(), DT_S))
+    kw.update(gravity0=[0.0, 0.0, 1.0], gyro_bias0_dps=[0.0] * 3, t_prev_s=math.nan)
+    return kw

@@ -260,3 +260,235 @@ def test_cli_add_imports_a_simulated_csv_pair_once(tmp_path: Path, capsys: pytes
     truth = {leg: sum(getattr(s, f"{leg}_reps") for s in session.sets) for leg in ("left", "right")}
     assert (row.left_reps, row.right_reps) == (truth["left"], truth["right"])
     assert not math.isnan(row.mean_peak_left_deg)
+
+
+# --------------------------------------------------------------------------- concurrency and damage
+
+
+def _still_csv(path: Path, tag: int) -> Path:
+    """A small IMU CSV whose content (so history identity) depends on ``tag``."""
+    from legrep.imu_csv import write_imu_csv
+    from legrep.model import ImuBlock
+
+    t = np.arange(0.0, 4.0, 0.01)
+    acc = np.column_stack([np.full_like(t, 0.001 * tag), np.zeros_like(t), np.ones_like(t)])
+    write_imu_csv(path, ImuBlock.from_arrays(t, acc, np.zeros((len(t), 3))))
+    return path
+
+
+def _analyze_in_child(barrier, queue, argv) -> None:  # type: ignore[no-untyped-def]
+    import contextlib
+    import io
+    import logging
+
+    logging.root.handlers.clear()  # pytest's capture handlers came along with fork: main's -v logs to err
+    err = io.StringIO()
+    barrier.wait()  # every process opens the new database at the same moment
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(argv)
+    queue.put((argv[-1], code, err.getvalue()))
+
+
+def test_processes_storing_at_once_store_every_session_exactly_once(tmp_path: Path) -> None:
+    import multiprocessing as mp
+
+    db = tmp_path / "new.db"
+    distinct = [_still_csv(tmp_path / f"d{i}_left.csv", i) for i in range(6)]
+    same = _still_csv(tmp_path / "same_left.csv", 99)
+    jobs = [(p, f"distinct {i}") for i, p in enumerate(distinct)] + [(same, f"same {k}") for k in range(4)]
+    ctx = mp.get_context("fork")
+    barrier, queue = ctx.Barrier(len(jobs)), ctx.Queue()
+    procs = [
+        ctx.Process(target=_analyze_in_child, args=(barrier, queue, ["-v", "analyze", "--left", str(p), "--db", str(db), "--exercise", tag]))
+        for p, tag in jobs
+    ]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    assert all(code == 0 for _, code, _ in results), results
+    assert all("Traceback" not in err and "error" not in err for _, _, err in results), results
+    with sqlite3.connect(db) as conn:
+        stored = sorted(r[0] for r in conn.execute("SELECT exercise FROM sessions"))
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert [s for s in stored if s.startswith("distinct")] == [f"distinct {i}" for i in range(6)]
+    assert len([s for s in stored if s.startswith("same")]) == 1
+    said = [err for tag, _, err in results if tag.startswith("same")]
+    assert sum("already stored as session" in e for e in said) == 3 and sum(" stored as session" in e and "already" not in e for e in said) == 1
+
+
+def test_concurrent_migrators_of_an_old_database_migrate_once(tmp_path: Path) -> None:
+    import threading
+
+    db = tmp_path / "v1.db"
+    conn = sqlite3.connect(db)
+    conn.executescript(_V1_DDL)
+    conn.close()
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def open_it() -> None:
+        start.wait()
+        try:
+            open_history(db).close()
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def _damaged_databases(tmp_path: Path) -> dict[str, Path]:
+    good = tmp_path / "good.db"
+    for i in range(3):
+        store_session(good, make_session(counts=((3, 3),)), Settings(), None, f"s{i}")
+    with sqlite3.connect(good) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    out = {}
+    scrambled = tmp_path / "scrambled.db"
+    data = bytearray(good.read_bytes())
+    rng = np.random.default_rng(3)
+    data[4096:] = rng.integers(0, 256, len(data) - 4096, dtype=np.uint8).tobytes()  # every page after the first
+    scrambled.write_bytes(bytes(data))
+    out["scrambled"] = scrambled
+    out["not sqlite"] = tmp_path / "notes.db"
+    out["not sqlite"].write_text("my notes, not a database\n" * 50)
+    out["directory"] = tmp_path / "folder.db"
+    out["directory"].mkdir()
+    newer = tmp_path / "newer.db"
+    with sqlite3.connect(newer) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    out["newer"] = newer
+    return out
+
+
+@pytest.mark.parametrize("kind", ["scrambled", "not sqlite", "directory", "newer"])
+def test_a_damaged_database_is_reported_and_never_touched(kind: str, tmp_path: Path, capsys) -> None:
+    from legrep.history import EXIT_NOT_STORED
+
+    db = _damaged_databases(tmp_path)[kind]
+    before = None if db.is_dir() else db.read_bytes()
+    left = _still_csv(tmp_path / "x_left.csv", 1)
+    reps = tmp_path / "reps.csv"
+    assert main(["analyze", "--left", str(left), "--db", str(db), "--reps", str(reps)]) == EXIT_NOT_STORED
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "session not stored in history" in err and str(db) in err, err
+    assert "--db" in err  # says what to do
+    if kind == "scrambled":
+        assert ".recover" in err
+    assert reps.is_file()  # the results are still written
+    assert (None if db.is_dir() else db.read_bytes()) == before
+    assert not Path(f"{db}-wal").exists() or kind == "directory"
+    assert main(["history", "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert (None if db.is_dir() else db.read_bytes()) == before
+
+
+def test_a_lock_held_too_long_is_one_line_and_a_short_one_waits(tmp_path: Path, capsys, monkeypatch) -> None:
+    import threading
+
+    from legrep import history
+    from legrep.history import EXIT_NOT_STORED
+
+    db = tmp_path / "h.db"
+    open_history(db).close()
+    left = _still_csv(tmp_path / "x_left.csv", 2)
+    monkeypatch.setattr(history, "_BUSY_TIMEOUT_S", 0.3)
+    holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        assert main(["analyze", "--left", str(left), "--db", str(db)]) == EXIT_NOT_STORED
+    finally:
+        holder.execute("ROLLBACK")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "locked" in err and "try again" in err, err
+    monkeypatch.setattr(history, "_BUSY_TIMEOUT_S", 30.0)
+    holder.execute("BEGIN EXCLUSIVE")
+    release = threading.Timer(0.5, lambda: holder.execute("ROLLBACK"))
+    release.start()
+    assert main(["analyze", "--left", str(left), "--db", str(db)]) == 0
+    release.join()
+    holder.close()
+    assert len(list_sessions(db)) == 1
+
+
+def test_history_prints_no_terminal_escapes(tmp_path: Path, capsys) -> None:
+    db = tmp_path / "h.db"
+    store_session(db, make_session(counts=((1, 1),)), Settings(), None, "raise\x1b[2J\x1b]0;owned\x07\r\u202eevil")
+    assert main(["history", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert not any(c in out for c in "\x1b\x07\r\u202e"), repr(out)
+    assert "raise" in out and "evil" in out
+
+
+def test_history_into_a_closed_pipe_is_quiet(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    db = tmp_path / "h.db"
+    for i in range(400):
+        store_session(db, make_session(counts=((1, 1),)), Settings(), None, f"session {i}")
+    env = {**os.environ, "LEGREP_DB": str(db)}
+    proc = subprocess.Popen([sys.executable, "-m", "legrep", "history"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # what `| head -1` does
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) in (0, 141)
+    assert err == "", err
+
+
+def test_research_export_has_settings_once_per_session_and_reads_back(tmp_path: Path, capsys, monkeypatch) -> None:
+    db = tmp_path / "h.db"
+    a = make_session(counts=((10, 10), (10, 9)))
+    b = make_session(counts=((0, 0),), fast_down=frozenset())
+    ida = store_session(db, a, Settings(min_down_s=1.5), _files(tmp_path, "a"), "straight leg raise", "2026-05-01T10:00:00").session_id
+    idb = store_session(db, b, Settings(), None, "bent knee raise", "2026-05-02T10:00:00").session_id
+    out = tmp_path / "tables"
+    assert main(["history", "--db", str(db), "--export", str(out)]) == 0
+    assert "sessions.csv" in capsys.readouterr().out
+    with open(out / "sessions.csv", newline="") as fh:
+        sessions = list(csv.DictReader(fh))
+    with open(out / "reps.csv", newline="") as fh:
+        reps = list(csv.DictReader(fh))
+    with open(out / "sets.csv", newline="") as fh:
+        sets = list(csv.DictReader(fh))
+    assert [int(s["session_id"]) for s in sessions] == [ida, idb]
+    assert float(sessions[0]["setting_min_down_s"]) == 1.5
+    assert float(sessions[1]["setting_min_down_s"]) == Settings().min_down_s
+    for name, value in Settings().to_dict().items():
+        assert float(sessions[1][f"setting_{name}"]) == value
+    assert (int(sessions[0]["left_reps"]), int(sessions[0]["right_reps"]), int(sessions[0]["n_sets"])) == (20, 19, 2)
+    assert not any("setting" in c or "settings" in c for c in reps[0])  # settings are not repeated per rep
+    assert len(reps) == len(a.reps) and {int(r["session_id"]) for r in reps} == {ida}
+    want = sorted((r.leg.value, r.set, r.rep, r.peak_deg, r.down_s) for r in a.reps)
+    got = sorted((r["leg"], int(r["set"]), int(r["rep"]), float(r["peak_deg"]), float(r["down_s"])) for r in reps)
+    assert got == want  # floats exact (repr precision)
+    assert [(int(s["session_id"]), int(s["set"])) for s in sets] == [(ida, 1), (ida, 2)] + [(idb, s.set) for s in b.sets]
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        assert not (out / "reps.parquet").exists()
+    else:
+        table = pq.read_table(out / "reps.parquet").to_pylist()
+        assert sorted((r["leg"], r["set"], r["rep"], r["peak_deg"], r["down_s"]) for r in table) == want
+        stable = pq.read_table(out / "sessions.parquet").to_pylist()
+        assert [s["setting_min_down_s"] for s in stable] == [1.5, Settings().min_down_s] and [s["session_id"] for s in stable] == [ida, idb]
+    # without pyarrow: CSV only, and the old flat --csv still works
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pyarrow" else real(name, *a))
+    out2 = tmp_path / "tables2"
+    assert main(["history", "--db", str(db), "--export", str(out2)]) == 0
+    assert sorted(p.name for p in out2.iterdir()) == ["reps.csv", "sessions.csv", "sets.csv"]
+    assert main(["history", "--db", str(db), "--csv", str(tmp_path / "flat.csv")]) == 0

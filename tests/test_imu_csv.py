@@ -478,3 +478,17 @@ def test_bit_flips_give_samples_or_one_input_error(flips: list[tuple[int, int]],
 def test_any_field_spelling_parses_as_the_reference_does(field: str) -> None:
     data = csv_text(ROWS[0], ROWS[1].replace("-1.25", field, 1), ROWS[2]).encode()
     check_outcome(data, [len(data) // 2])
+
+
+def test_the_c_writer_writes_what_python_formatting_writes() -> None:
+    rng = np.random.default_rng(5)
+    n = 20_000
+    t = np.cumsum(rng.uniform(0.004, 0.006, n)) + 1234.5
+    counts = rng.integers(-32768, 32768, size=(n, 6)) * np.array([2.0**-14] * 3 + [2000 / 32768] * 3)
+    wide = rng.normal(size=(n, 6)) * 10.0 ** rng.integers(-12, 14, size=(n, 6))
+    wide[:5] = [[0.0, -0.0, 1e-5, 99999999.5, 1.0, -1e8]] * 5
+    fmt = "%.6f," + ",".join(["%.8g"] * 6)
+    for values in (counts, wide):
+        block = ImuBlock.from_arrays(t, values[:, :3], values[:, 3:])
+        expected = HEADER + "\n" + "".join(fmt % tuple(row) + "\n" for row in np.column_stack([t, values]).tolist())
+        assert format_imu_csv(block) == expected

@@ -18,14 +18,14 @@ import pytest
 from conftest import blocks_of
 from stopwatch import minimum_jerk_rep, stopwatch
 
-from legrep._fastcore import arm_flags, measure
+from legrep._fastcore import RepMachine, arm_flags, measure
 from legrep.model import Leg
 from legrep.pipeline import LegPipeline
 from legrep.reps import reference
 from legrep.reps.measure import measure_rep
 from legrep.reps.segmenter import RepSegmenter
 from legrep.settings import Settings
-from legrep_sim.scenarios import SessionSpec, SetSpec, simulate
+from legrep_sim.scenarios import SessionSpec, SetSpec, accuracy_grid, simulate
 
 MJ_FRAC = math.sqrt(1.0 - math.sqrt(0.1))
 """Stopwatch reading of a minimum-jerk movement, as a fraction of its duration."""
@@ -97,8 +97,9 @@ def test_measure_matches_the_reference_exactly_on_random_reps():
         s0 = int(rng.integers(lo, max(lo, min(peak_at, n - 2)) + 1))
         c = int(rng.integers(s0, n))
         k = int(rng.integers(1, 8))
-        got = measure(t, a, lo, s0, c, k, 0.1)
-        want = reference.measure_window(t.tolist(), a.tolist(), lo, s0, c, k, 0.1)
+        rest = rng.random(n) < rng.uniform(0, 0.5)
+        got = measure(t, a, rest, lo, s0, c, k, 0.1)
+        want = reference.measure_window(t.tolist(), a.tolist(), rest.tolist(), lo, s0, c, k, 0.1)
         assert got == want, trial  # bit-identical: same operations in the same order
 
 
@@ -134,14 +135,28 @@ def test_kernel_equals_reference_on_random_streams_for_any_chunking():
     ids=["harsh_50hz", "bent_knee_touch_and_go", "walk_200hz"],
 )
 def test_kernel_equals_reference_on_simulated_sessions(spec):
-    session = simulate(spec, seed=7)
+    _kernel_equals_reference(simulate(spec, seed=7))
+
+
+_GRID = {name: (spec, seed) for name, spec, seed in accuracy_grid()}
+
+
+@pytest.mark.parametrize(
+    "name", ["real_hover_touch_and_go", "real_moving_baseline_bent_knee", "real_strap_slip_slr", "real_sway_walk_between_sets"]
+)
+def test_kernel_equals_reference_on_real_world_scenarios(name):
+    spec, seed = _GRID[name]
+    _kernel_equals_reference(simulate(spec, seed))
+
+
+def _kernel_equals_reference(session):
     for leg, block in blocks_of(session).items():
         pipe = LegPipeline(leg)
         out = pipe.update(block)
         tail = pipe.finish()
         t = np.concatenate([out.time_s, tail.time_s])
         a = np.concatenate([out.angle_deg, tail.angle_deg])
-        still = np.concatenate([[False], np.abs(np.diff(a)) < 1e-9])  # the angle is held at rests
+        still = np.concatenate([out.still, tail.still])  # the still flags the pipeline's segmenter saw
         fast = segment(t, a, still, chunks=[len(t) // 3, len(t) // 2])
         assert fast == segment(t, a, still, reference_impl=True)
         assert len(fast) == sum(1 for r in session.reps if r.leg == leg.value)
@@ -279,3 +294,41 @@ def test_reps_without_a_still_start_are_counted():
     reps = segment(t, a, still)
     assert len(reps) == 4
     assert reps[0].peak_deg == pytest.approx(70.0, abs=0.1)
+
+
+# ---------------------------------------------------------------------- bad input
+def _machine() -> RepMachine:
+    p = reference.RepParams.from_settings(Settings(), 0.01)
+    return RepMachine(**p.kwargs())
+
+
+def test_wrong_arrays_give_one_clear_error():
+    t = np.arange(10) * 0.01
+    b = np.zeros(10, dtype=bool)
+    m = _machine()
+    with pytest.raises(ValueError, match=r"angle_deg must be a float64 array, got buffer format 'f'"):
+        m.advance(t, t.astype(np.float32), b, b, 0)
+    with pytest.raises(ValueError, match=r"still must have 10 rows \(like time_s\), got 9"):
+        m.advance(t, t, b, b[:9], 0)
+    with pytest.raises(ValueError, match=r"arm must be a bool array, got buffer format 'd'"):
+        m.advance(t, t, t, b, 0)
+    with pytest.raises(TypeError, match=r"advance expected 5 arguments"):
+        m.advance(t, t, b, 0)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match=r"measure expected 0 <= lo <= s0 <= c < 10 and speed_half_n >= 1, got lo 0, s0 5, c 10"):
+        measure(t, t, b, 0, 5, 10, 5, 0.1)
+    with pytest.raises(ValueError, match=r"speed_half_n must be >= 1, got 0"):
+        p = reference.RepParams.from_settings(Settings(), 0.01)
+        RepMachine(**{**p.kwargs(), "speed_half_n": 0})
+    assert m.pos == 0  # nothing was consumed by the refused calls
+    with pytest.raises(ValueError, match=r"t and angle must be \(N,\) arrays of one length N >= 2, got \(3,\) and \(2,\)"):
+        measure_rep(np.zeros(3), np.zeros(2))
+
+
+def test_advance_refuses_a_log_trimmed_past_what_it_needs():
+    t, a, still = trace([(1.0, 0.0), (1.2, 70.0), (1.0, 70.0)])
+    m = _machine()
+    arm = np.zeros(len(t), dtype=bool)
+    m.advance(t[:150], a[:150], arm[:150], still[:150], 0)
+    need = m.oldest_needed()
+    with pytest.raises(ValueError, match=rf"advance expected samples from {need}, got base {need + 1}"):
+        m.advance(t[need + 1 :], a[need + 1 :], arm[need + 1 :], still[need + 1 :], need + 1)

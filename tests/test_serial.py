@@ -102,7 +102,10 @@ def test_session_over_two_ptys_with_faults_and_an_unplugged_cable(tmp_path: Path
         offline = analyze_arrays(**{leg.value: (true_t, acc, gyr)})
         assert len(result.reps_of(leg)) == len(offline.reps) == 4
         for got, ref in zip(result.reps_of(leg), offline.reps):
-            assert got.peak_s + origin == pytest.approx(ref.peak_s, abs=0.05)
+            # start/end crossings are sharp; a peak time on a flat hold moves with a tenth of a degree
+            assert got.start_s + origin == pytest.approx(ref.start_s, abs=0.05)
+            assert got.end_s + origin == pytest.approx(ref.end_s, abs=0.05)
+            assert got.peak_deg == pytest.approx(ref.peak_deg, abs=1.0)
             assert got.rom_deg == pytest.approx(ref.rom_deg, abs=1.0)
         assert result.diagnostics[leg.value]["packets_lost_packets"] == 0
     d = result.diagnostics

@@ -46,6 +46,47 @@ def _skew_to_vec(m: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- physics
+def _strapdown_gravity_error_deg(sig) -> tuple[np.ndarray, np.ndarray]:
+    """Integrate the full 3-D gyro (Rodrigues' formula, independent of the simulator's rotation
+    code) from the first second's gravity; return the rest mask and, at rests, the angle between
+    the predicted and the measured gravity direction."""
+    t, w = sig.time_s, np.radians(sig.gyr_dps)
+    up = sig.acc_g[:100].mean(axis=0)
+    up /= np.linalg.norm(up)
+    ups = np.empty_like(sig.acc_g)
+    steps = 0.5 * (w[1:] + w[:-1]) * np.diff(t)[:, None]  # body-frame rotation vectors
+    for i in range(t.size):
+        ups[i] = up
+        if i + 1 < t.size:
+            # The sensor turns by steps[i]; a world-fixed vector turns by -steps[i] in its frame.
+            v = -steps[i]
+            angle = np.linalg.norm(v)
+            if angle > 0.0:
+                k = v / angle
+                up = up * np.cos(angle) + np.cross(k, up) * np.sin(angle) + k * (k @ up) * (1.0 - np.cos(angle))
+    rest = np.convolve(np.linalg.norm(sig.gyr_dps, axis=1) < 0.2, np.ones(41), "same") == 41
+    acc = sig.acc_g[rest] / np.linalg.norm(sig.acc_g[rest], axis=1)[:, None]
+    return rest, np.degrees(np.arccos(np.clip(np.sum(acc * ups[rest], axis=1), -1.0, 1.0)))
+
+
+def _check_against_numerical_derivatives(motion: LegMotion, mount: Mounting, t: np.ndarray, atol: float) -> np.ndarray:
+    """Analytic gyro/accelerometer of ``ideal_imu`` vs central differences of orientation and
+    position (plus the hip's own velocity); returns the ideal specific force (g)."""
+    ideal = ideal_imu(motion, mount, t)
+    h = 1e-4
+    rot = lambda tt: motion.kinematics(tt).rot @ mount.rot  # noqa: E731
+    r0, rp, rm = rot(t), rot(t + h), rot(t - h)
+    omega_w = _skew_to_vec((rp - rm) / (2 * h) @ np.transpose(r0, (0, 2, 1)))
+    np.testing.assert_allclose(ideal.gyr_dps, np.degrees(np.einsum("nji,nj->ni", r0, omega_w)), atol=atol)
+    hd = 1e-3
+    rel = lambda tt: motion.kinematics(tt).rot @ mount.offset_thigh_m  # noqa: E731
+    acc_rel = (rel(t + hd) - 2 * rel(t) + rel(t - hd)) / hd**2
+    acc_hip = (motion.body.hip_vel_mps(t + h) - motion.body.hip_vel_mps(t - h)) / (2 * h)
+    spec_s = np.einsum("nji,nj->ni", r0, acc_rel + acc_hip + np.array([0.0, 0.0, G_MPS2])) / G_MPS2
+    np.testing.assert_allclose(ideal.acc_g, spec_s, atol=atol)
+    return ideal.acc_g
+
+
 @pytest.mark.parametrize(
     "exercise,rate_hz,tempo",
     [("straight_leg_raise", 100.0, FAST), ("bent_knee_raise", 50.0, SLOW), ("plank_leg_lift", 200.0, FAST), ("bird_dog", 100.0, {})],
@@ -72,25 +113,9 @@ def test_strapdown_gyro_predicts_gravity_at_every_rest(exercise: str) -> None:
                        errors="none", jitter_frac=0.0, rate_hz=100.0, rest_between_sets_s=20.0)
     sim = simulate(spec, seed=17)
     for sig in sim.signals.values():
-        t, w = sig.time_s, np.radians(sig.gyr_dps)
-        up = sig.acc_g[:100].mean(axis=0)
-        up /= np.linalg.norm(up)
-        ups = np.empty_like(sig.acc_g)
-        steps = 0.5 * (w[1:] + w[:-1]) * np.diff(t)[:, None]  # body-frame rotation vectors
-        for i in range(t.size):
-            ups[i] = up
-            if i + 1 < t.size:
-                # The sensor turns by steps[i]; a world-fixed vector turns by -steps[i] in its frame
-                # (Rodrigues' formula).
-                v = -steps[i]
-                angle = np.linalg.norm(v)
-                if angle > 0.0:
-                    k = v / angle
-                    up = up * np.cos(angle) + np.cross(k, up) * np.sin(angle) + k * (k @ up) * (1.0 - np.cos(angle))
-        rest = np.convolve(np.linalg.norm(sig.gyr_dps, axis=1) < 0.2, np.ones(41), "same") == 41
+        t = sig.time_s
+        rest, err_deg = _strapdown_gravity_error_deg(sig)
         assert rest[(t > sim.duration_s - 2.0) & (t < sim.duration_s - 0.5)].all() and rest.sum() > 0.3 * t.size
-        acc = sig.acc_g[rest] / np.linalg.norm(sig.acc_g[rest], axis=1)[:, None]
-        err_deg = np.degrees(np.arccos(np.clip(np.sum(acc * ups[rest], axis=1), -1.0, 1.0)))
         assert err_deg.max() < 0.3, f"{exercise} {sig.leg}: gravity predicted from the gyro is off by {err_deg.max():.3f} deg"
 
 
@@ -124,24 +149,10 @@ def test_ideal_imu_matches_numerical_derivatives(exercise: str, walk: bool) -> N
         t = np.concatenate([rng.uniform(s.t0_s + 0.01, s.t1_s - 0.01, 400) for s in walk_segs])
     else:
         t = rng.uniform(0.0, sim.duration_s, 2000)
-    ideal = ideal_imu(motion, mount, t)
-    h = 1e-4
-    rot = lambda tt: motion.kinematics(tt).rot @ mount.rot  # noqa: E731
-    r0, rp, rm = rot(t), rot(t + h), rot(t - h)
-    omega_w = _skew_to_vec((rp - rm) / (2 * h) @ np.transpose(r0, (0, 2, 1)))
-    omega_s = np.einsum("nji,nj->ni", r0, omega_w)
-    np.testing.assert_allclose(ideal.gyr_dps, np.degrees(omega_s), atol=2e-3)
-    # Position of the sensor relative to the hip, plus the hip's own velocity.
-    hd = 1e-3
-    rel = lambda tt: motion.kinematics(tt).rot @ mount.offset_thigh_m  # noqa: E731
-    acc_rel = (rel(t + hd) - 2 * rel(t) + rel(t - hd)) / hd**2
-    acc_hip = (motion.body.hip_vel_mps(t + h) - motion.body.hip_vel_mps(t - h)) / (2 * h)
-    spec_w = acc_rel + acc_hip + np.array([0.0, 0.0, G_MPS2])
-    spec_s = np.einsum("nji,nj->ni", r0, spec_w) / G_MPS2
-    np.testing.assert_allclose(ideal.acc_g, spec_s, atol=2e-3)
+    acc_g = _check_against_numerical_derivatives(motion, mount, t, atol=2e-3)
     if walk:
         # Walking really shakes the sensor: heel strikes and swing show in the specific force.
-        assert np.abs(np.linalg.norm(ideal.acc_g, axis=1) - 1.0).max() > 0.3
+        assert np.abs(np.linalg.norm(acc_g, axis=1) - 1.0).max() > 0.3
 
 
 @pytest.mark.parametrize("exercise", ["straight_leg_raise", "bent_knee_raise", "plank_leg_lift", "bird_dog"])
@@ -301,18 +312,7 @@ def test_off_axis_slip_and_sway_physics_matches_numerical_derivatives() -> None:
     busy = [s for s in sim.programme.segments if s.kind in ("rep", "slip", "walk", "posture") or s.detail == "sway"]
     assert {s.kind for s in busy} >= {"rep", "slip", "walk"} and any(s.detail == "sway" for s in busy)
     t = np.concatenate([rng.uniform(s.t0_s + 0.01, s.t1_s - 0.01, 60) for s in busy])
-    ideal = ideal_imu(motion, mount, t)
-    h = 1e-4
-    rot = lambda tt: motion.kinematics(tt).rot @ mount.rot  # noqa: E731
-    r0, rp, rm = rot(t), rot(t + h), rot(t - h)
-    omega_w = _skew_to_vec((rp - rm) / (2 * h) @ np.transpose(r0, (0, 2, 1)))
-    np.testing.assert_allclose(ideal.gyr_dps, np.degrees(np.einsum("nji,nj->ni", r0, omega_w)), atol=3e-3)
-    hd = 1e-3
-    rel = lambda tt: motion.kinematics(tt).rot @ mount.offset_thigh_m  # noqa: E731
-    acc_rel = (rel(t + hd) - 2 * rel(t) + rel(t - hd)) / hd**2
-    acc_hip = (motion.body.hip_vel_mps(t + h) - motion.body.hip_vel_mps(t - h)) / (2 * h)
-    spec_s = np.einsum("nji,nj->ni", r0, acc_rel + acc_hip + np.array([0.0, 0.0, G_MPS2])) / G_MPS2
-    np.testing.assert_allclose(ideal.acc_g, spec_s, atol=3e-3)
+    _check_against_numerical_derivatives(motion, mount, t, atol=3e-3)
 
 
 def test_strapdown_gyro_follows_off_axis_reps_and_strap_slips() -> None:
@@ -320,22 +320,8 @@ def test_strapdown_gyro_follows_off_axis_reps_and_strap_slips() -> None:
     off-axis reps and strap slips (independent of the simulator's rotation chain)."""
     sim = simulate(REAL_SPEC, seed=32)
     for sig in sim.signals.values():
-        t, w = sig.time_s, np.radians(sig.gyr_dps)
-        up = sig.acc_g[:100].mean(axis=0)
-        up /= np.linalg.norm(up)
-        ups = np.empty_like(sig.acc_g)
-        steps = 0.5 * (w[1:] + w[:-1]) * np.diff(t)[:, None]
-        for i in range(t.size):
-            ups[i] = up
-            if i + 1 < t.size:
-                v = -steps[i]
-                angle = np.linalg.norm(v)
-                if angle > 0.0:
-                    k = v / angle
-                    up = up * np.cos(angle) + np.cross(k, up) * np.sin(angle) + k * (k @ up) * (1.0 - np.cos(angle))
-        rest = np.convolve(np.linalg.norm(sig.gyr_dps, axis=1) < 0.2, np.ones(41), "same") == 41
-        acc = sig.acc_g[rest] / np.linalg.norm(sig.acc_g[rest], axis=1)[:, None]
-        err_deg = np.degrees(np.arccos(np.clip(np.sum(acc * ups[rest], axis=1), -1.0, 1.0)))
+        rest, err_deg = _strapdown_gravity_error_deg(sig)
+        assert rest.sum() > 0.2 * rest.size
         assert err_deg.max() < 0.5, f"{sig.leg}: gravity predicted from the gyro is off by {err_deg.max():.3f} deg"
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -116,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.left and not args.right and recording is None:
         raise InputError("an INPUT (recording, folder, CSV files), or --left CSV and/or --right CSV expected, got neither")
     settings = parse_overrides(args.settings)
+    guard_outputs(args)
     if recording is not None:
         from ..replay import replay_recording
 
@@ -124,19 +126,6 @@ def run(args: argparse.Namespace) -> int:
         streams = {leg: leg_blocks(paths, args.import_map) for leg, paths in ((Leg.LEFT, args.left), (Leg.RIGHT, args.right)) if paths}
         result = analyze_blocks(streams, settings)  # streamed: memory flat in the session's length
     result = override_exercise(result, args.exercise)  # README "Which exercise"
-
-    history_line = None
-    if not args.no_history:
-        from ..history import DEFAULT_EXERCISE, remember_session
-
-        sources: dict[str, str] | list[str] = {
-            leg: paths[0] for leg, paths in (("left", args.left), ("right", args.right)) if paths
-        }
-        if recording is not None:
-            sources = {"recording": str(recording)}
-        if any(len(paths or ()) > 1 for paths in (args.left, args.right)):
-            sources = [p for paths in (args.left, args.right) if paths for p in paths]
-        history_line = remember_session(args.db, result, settings, sources, args.exercise or DEFAULT_EXERCISE)
 
     if args.reps:
         write_reps_csv(args.reps, result)
@@ -147,6 +136,33 @@ def run(args: argparse.Namespace) -> int:
         print(f"{format_one_line(result)}; wrote {written}")
     else:
         print(format_table(result), end="")
-    if history_line:  # stdout stays the table (or one line) that scripts read; -v shows this
-        logging.getLogger(__name__).info("%s", history_line)
+    if not args.no_history:  # after the result files: a history problem never costs them
+        from ..history import DEFAULT_EXERCISE, EXIT_NOT_STORED, remember_session
+
+        sources: dict[str, str] | list[str] = {
+            leg: paths[0] for leg, paths in (("left", args.left), ("right", args.right)) if paths
+        }
+        if any(len(paths or ()) > 1 for paths in (args.left, args.right)):
+            sources = [p for paths in (args.left, args.right) if paths for p in paths]
+        if recording is not None:
+            sources = {"recording": str(recording)}
+        remembered = remember_session(args.db, result, settings, sources, args.exercise or DEFAULT_EXERCISE)
+        if not remembered.stored:
+            print(f"legrep analyze: error: {remembered.line}", file=sys.stderr)
+            return EXIT_NOT_STORED
+        # stdout stays the table (or one line) that scripts read; -v shows this
+        logging.getLogger(__name__).info("%s", remembered.line)
     return 0
+
+
+def guard_outputs(args: argparse.Namespace) -> None:
+    """Refuse --reps/--summary that would overwrite an input, the history database or a recording."""
+    from ..fileio import OutputGuard
+
+    db = None
+    if not args.no_history:
+        from ..history import default_db_path
+
+        db = args.db or default_db_path()
+    guard = OutputGuard([p for paths in (args.left, args.right) if paths for p in paths], db)
+    guard.check_all([("--reps", args.reps), ("--summary", args.summary)])

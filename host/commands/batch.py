@@ -178,13 +178,13 @@ def _analyse(session: BatchSession, settings_items: Sequence[str]) -> tuple[Any,
 
     if session.kind == "recording":
         from ..recording import RecordingReader
-        from ..replay import replay_core
+        from ..replay_batch import replay_file
 
         reader = RecordingReader(session.files[0])
         stored = reader.meta.get("settings")
         base = Settings.from_dict(stored) if isinstance(stored, dict) else Settings()
         settings = parse_overrides(settings_items, base)
-        _core, result, _ = replay_core(reader, settings)
+        _core, result, _ = replay_file(reader, settings, keep_traces=False)
         return result, settings
     from ..imu_csv import iter_imu_csv
     from ..model import Leg

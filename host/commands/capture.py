@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +128,9 @@ async def capture(
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signal.SIGINT, stop.set)
             meta: dict[str, Any] = {"sensor_model": args.sensor} if args.sensor != NATIVE else {}
-            live = LiveSession(drivers.drivers, clock=drivers.clock, recording=out / "session.lgr", sinks=sinks, meta=meta)
+            live = LiveSession(
+                drivers.drivers, clock=drivers.clock, recording=_recording_path(args, out), sinks=sinks, meta=meta
+            )
             for note in drivers.notes:
                 live.note(note)
             live.note(
@@ -143,6 +146,13 @@ async def capture(
             await radio.close()
 
 
+def _recording_path(args: argparse.Namespace, out: Path) -> Path:
+    """The recording ``run`` chose (a fresh name in ``out``), or ``out/session.lgr`` for callers of
+    :func:`capture` itself."""
+    chosen = getattr(args, "recording_path", None)
+    return Path(chosen) if chosen is not None else out / "session.lgr"
+
+
 def run(args: argparse.Namespace) -> int:
     from ..export import format_table, write_reps_csv, write_summary_json
     from ..settings import Settings
@@ -152,9 +162,14 @@ def run(args: argparse.Namespace) -> int:
     driver_specs(args)  # bad options fail before anything is created
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else Path(f"legrep-session-{stamp}")
-    out.mkdir(parents=True, exist_ok=True)
-    if (out / "session.lgr").exists():
-        raise InputError(f"{out / 'session.lgr'} exists: choose another --out directory")
+    from ..fileio import fresh_names
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {out}: a folder expected, got {exc.strerror or exc}") from None
+    # Never replaces an earlier session: session.lgr, or session-2.lgr (with reps-2.csv...) and so on.
+    args.recording_path, reps_path, summary_path = fresh_names(out, ["session.lgr", "reps.csv", "summary.json"])
     sinks = open_sinks(args)
     try:
         result = asyncio.run(capture(args, out, sinks)).result
@@ -164,12 +179,18 @@ def run(args: argparse.Namespace) -> int:
 
     result = override_exercise(result, args.exercise)  # README "Which exercise"
     print(format_table(result), end="")
-    write_reps_csv(out / "reps.csv", result)
-    write_summary_json(out / "summary.json", result, Settings())
-    print(f"Wrote {out / 'session.lgr'}, {out / 'reps.csv'}, {out / 'summary.json'}")
+    write_reps_csv(reps_path, result)
+    write_summary_json(summary_path, result, Settings())
+    print(f"Wrote {args.recording_path}, {reps_path}, {summary_path}")
     if not args.no_history:
         from ..history import DEFAULT_EXERCISE, remember_session
 
         started = dt.datetime.strptime(stamp, "%Y%m%d-%H%M%S")
-        print(remember_session(args.db, result, Settings(), out / "session.lgr", args.exercise or DEFAULT_EXERCISE, started))
+        remembered = remember_session(args.db, result, Settings(), args.recording_path, args.exercise or DEFAULT_EXERCISE, started)
+        if not remembered.stored:
+            from ..history import EXIT_NOT_STORED
+
+            print(f"legrep capture: error: {remembered.line}", file=sys.stderr)
+            return EXIT_NOT_STORED
+        print(remembered.line)
     return 0

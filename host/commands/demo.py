@@ -155,12 +155,18 @@ async def run_demo(
 def run(args: argparse.Namespace) -> int:
     from ..export import format_table, write_reps_csv, write_summary_json
 
+    from ..fileio import fresh_names
+
     out = Path(args.out) if args.out else None
+    outputs: list[Path] = []
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        recording = out / "session.lgr"
-        if recording.exists():
-            recording.unlink()  # a demo output directory is ours to overwrite
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"--out {out}: a folder expected, got {exc.strerror or exc}") from None
+        # Never replaces an earlier session: session.lgr, or session-2.lgr (with reps-2.csv...) and so on.
+        outputs = fresh_names(out, ["session.lgr", "reps.csv", "summary.json"])
+        recording = outputs[0]
     else:
         tmp = tempfile.TemporaryDirectory(prefix="legrep-demo-")
         recording = Path(tmp.name) / "session.lgr"
@@ -199,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
     if out is not None:
         from ..settings import Settings
 
-        write_reps_csv(out / "reps.csv", result)
-        write_summary_json(out / "summary.json", result, Settings())
-        print(f"Wrote {out / 'session.lgr'}, {out / 'reps.csv'}, {out / 'summary.json'}")
+        write_reps_csv(outputs[1], result)
+        write_summary_json(outputs[2], result, Settings())
+        print(f"Wrote {', '.join(str(p) for p in outputs)}")
     return 0

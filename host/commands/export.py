@@ -1,9 +1,6 @@
 """``legrep export``: a recording to plain files.
 
-    legrep export INPUT --out DIR [--set NAME=VALUE ...]
-
-``INPUT`` is what every offline command takes (:mod:`legrep.inputs`): a recording, a folder, or CSV
-files named after their leg.
+    legrep export FILE --out DIR [--set NAME=VALUE ...]
 
 Writes ``DIR/reps.csv`` (one row per rep), ``DIR/summary.json`` and, per leg, the samples on the
 session clock as a generic IMU CSV (``DIR/imu_left.csv``, ``DIR/imu_right.csv``), readable by
@@ -17,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..model import Leg
 
 
 def register(subparsers: Any) -> None:
@@ -41,30 +37,77 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from .replay import settings_for
     from ..export import format_one_line, write_reps_csv, write_summary_json
-    from ..imu_csv import write_imu_csv
+    from ..imu_csv import ImuCsvWriter
+    from ..model import ImuBlock, Leg
     from ..recording import RecordingReader
-    from ..replay import replay_core
+    from ..replay_batch import replay_file
+
+    from ..inputs import resolve_one
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out: a directory expected, got the file {out}")
-    from ..inputs import resolve_one
-
     item = resolve_one(args.file)  # the resolver every offline command shares (legrep.inputs)
     if item.recording is None:
-        from .analyze import parse_overrides
-        from ..imu_csv import read_imu_csv
-        from ..pipeline import analyze_arrays
+        return _export_csv(args, item, out)
+    args.file = str(item.recording)
+    reader = RecordingReader(args.file)  # a torn last record is reported once, here
+    settings = settings_for(args, reader.meta)
+    from ..fileio import OutputGuard
 
-        settings = parse_overrides(args.settings)
-        blocks = {leg: read_imu_csv(path) for leg, path in item.csv().items()}
-        result = analyze_arrays(left=blocks.get(Leg.LEFT), right=blocks.get(Leg.RIGHT), settings=settings)
-        samples = blocks
-    else:
-        reader = RecordingReader(item.recording)  # a torn last record is reported once, here
-        settings = settings_for(args, reader.meta)
-        core, result, reader = replay_core(reader, settings, keep_samples=True)
-        samples = {leg: core.samples(leg) for leg in core.legs}
+    guard = OutputGuard([args.file])
+    legs = [str(x) for x in reader.meta.get("legs", [])]
+    guard.check_all([("--out", out / name) for name in ["reps.csv", "summary.json", *(f"imu_{leg}.csv" for leg in legs)]])
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot create directory: {exc.strerror or exc}") from None
+    writers: dict[Leg, ImuCsvWriter] = {}
+
+    def write_samples(leg: Leg, block: ImuBlock) -> None:
+        """Samples go to imu_<leg>.csv.part as the analysis takes them (memory flat in the length)."""
+        if leg not in writers:
+            writers[leg] = ImuCsvWriter(out / f"imu_{leg.value}.csv.part")
+        writers[leg].write(block)
+
+    try:
+        core, result, reader = replay_file(reader, settings, keep_traces=False, on_samples=write_samples)
+        for leg in core.legs:
+            if leg not in writers:
+                writers[leg] = ImuCsvWriter(out / f"imu_{leg.value}.csv.part")  # no samples: the header only
+    except BaseException:
+        for w in writers.values():
+            w.close()
+            w.path.unlink(missing_ok=True)
+        raise
+    write_reps_csv(out / "reps.csv", result)
+    write_summary_json(out / "summary.json", result, settings)
+    written = ["reps.csv", "summary.json"]
+    for leg in core.legs:
+        writers[leg].close()
+        name = f"imu_{leg.value}.csv"
+        writers[leg].path.replace(out / name)
+        written.append(name)
+    print(format_one_line(result))
+    print(f"wrote {', '.join(written)} to {out}")
+    return 0
+
+
+def _export_csv(args: argparse.Namespace, item: Any, out: Path) -> int:
+    """``export`` of IMU CSV files (one per leg): the same outputs as for a recording."""
+    from .analyze import parse_overrides
+    from ..export import format_one_line, write_reps_csv, write_summary_json
+    from ..fileio import OutputGuard
+    from ..imu_csv import read_imu_csv, write_imu_csv
+    from ..model import Leg
+    from ..pipeline import analyze_arrays
+
+    csv = item.csv()
+    guard = OutputGuard(list(csv.values()))
+    guard.check_all([("--out", out / name) for name in ["reps.csv", "summary.json", *(f"imu_{leg.value}.csv" for leg in csv)]])
+    settings = parse_overrides(args.settings)
+    blocks = {leg: read_imu_csv(path) for leg, path in csv.items()}
+    result = analyze_arrays(left=blocks.get(Leg.LEFT), right=blocks.get(Leg.RIGHT), settings=settings)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -72,10 +115,9 @@ def run(args: argparse.Namespace) -> int:
     write_reps_csv(out / "reps.csv", result)
     write_summary_json(out / "summary.json", result, settings)
     written = ["reps.csv", "summary.json"]
-    for leg, block in samples.items():
-        name = f"imu_{leg.value}.csv"
-        write_imu_csv(out / name, block)
-        written.append(name)
+    for leg, block in blocks.items():
+        write_imu_csv(out / f"imu_{leg.value}.csv", block)
+        written.append(f"imu_{leg.value}.csv")
     print(format_one_line(result))
     print(f"wrote {', '.join(written)} to {out}")
     return 0

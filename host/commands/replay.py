@@ -106,7 +106,12 @@ def run(args: argparse.Namespace) -> int:
             for event in events:
                 print(describe_event(event), flush=True)
 
-    core, result, reader = replay_core(reader, settings, on_events=show)
+    if args.realtime:
+        core, result, reader = replay_core(reader, settings, on_events=show)
+    else:  # nobody waits for each rep: the analysis is fed in large blocks (same result, see replay_batch)
+        from ..replay_batch import replay_file
+
+        core, result, reader = replay_file(reader, settings, keep_traces=False, on_events=show)
     print(format_table(result))
     return 0
 

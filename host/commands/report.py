@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InputError, LegrepError
-from ..history import DEFAULT_EXERCISE, SessionInput, analyze_input, group_inputs, remember_session
+from ..history import DEFAULT_EXERCISE, EXIT_NOT_STORED, SessionInput, analyze_input, group_inputs, remember_session
 from ..settings import Settings
 
 if TYPE_CHECKING:
@@ -67,12 +68,13 @@ def run(args: argparse.Namespace) -> int:
     settings = parse_settings(args.settings)
     plan = _load_plan(args.plan)  # a bad plan file fails before any work
     item = _session_input(args)
+    guard_outputs(args, item)
     analysed = analyze_input(item, settings, args.started_at)
     analysed = dataclasses.replace(analysed, result=override_exercise(analysed.result, args.exercise))
-    history_line = None
+    remembered = None
     if not args.no_history:
-        history_line = remember_session(args.db, analysed.result, analysed.settings, analysed.sources, args.exercise, analysed.started_at)
-    stored = history_line is not None and not history_line.startswith("note:")
+        remembered = remember_session(args.db, analysed.result, analysed.settings, analysed.sources, args.exercise, analysed.started_at)
+    stored = remembered is not None and remembered.stored
     advice = _advice(plan, args.db, analysed.result, analysed.started_at, include_this=not stored)
     written = write_report(
         analysed.result,
@@ -90,11 +92,31 @@ def run(args: argparse.Namespace) -> int:
     for message in summary.uneven_messages:
         print(f"  {message}")
     print(f"wrote {written['html']}" + (f" and {len(written) - 1} PNG files in {args.png}" if args.png else ""))
-    if history_line is not None:
-        print(history_line)
+    if remembered is not None and remembered.stored:
+        print(remembered.line)
     if advice:
         print(advice)
+    if remembered is not None and not remembered.stored:  # the report is written; say what was not stored
+        print(f"legrep report: error: {remembered.line}", file=sys.stderr)
+        return EXIT_NOT_STORED
     return 0
+
+
+def guard_outputs(args: argparse.Namespace, item: SessionInput) -> None:
+    """Refuse --out/--png files that would overwrite an input, the history database or a recording."""
+    from ..fileio import OutputGuard
+    from ..history import default_db_path
+
+    db = None if args.no_history else (args.db or default_db_path())
+    inputs = [item.recording, item.left_csv, item.right_csv]
+    guard = OutputGuard(inputs, db)
+    guard.check("--out", args.out)
+    if args.png is not None:  # the figures are DIR/<name>.png: any .png input or file there is checked
+        folder = Path(args.png)
+        candidates = {p for p in folder.glob("*.png")} if folder.is_dir() else set()
+        candidates |= {folder / Path(p).name for p in (*inputs, db) if p is not None and Path(p).suffix.lower() == ".png"}
+        for path in sorted(candidates):
+            guard.check("--png", path)
 
 
 def _load_plan(path: Path | None) -> "Plan":

@@ -1,22 +1,33 @@
-"""Hip angle from a calibrated thigh IMU: gyro about the flexion axis, anchored to gravity at rest.
+"""Hip angle from a calibrated thigh IMU: the thigh's rotation in the exercise plane, from gravity.
 
-The thigh swings about the hip's flexion (mediolateral) axis, a fixed direction in the
-sensor frame whatever the mounting. We find that axis from the first movement
-(principal direction of the bias-corrected angular rate, as in PCA-based functional
-joint-axis methods, e.g. Seel et al., "IMU-based joint angle measurement for gait
-analysis", Sensors 14(4), 2014), integrate the rate about it, and
+The orientation stage (:mod:`.orientation`) says where "up" is in the sensor frame at every
+sample, drift-free (gravity is used continuously; the gyro carries it through movements).
+The hip angle is read from that up vector alone:
 
-* zero the rate while the leg is still (zero-velocity update), so rests do not drift;
-* track the gyro bias from rests the accelerometer confirms (gravity does not move);
-* compare with the accelerometer's tilt about the axis only at rests of
-  ``anchor_rest_s`` (the accelerometer is ignored while the leg accelerates), and
-  re-anchor when the two disagree by more than ``anchor_max_error_deg`` — e.g. after
-  getting up, walking and lying down again.
+* the **mounting** is the thigh's flexion (mediolateral) axis ``f`` in the sensor frame and a
+  reference rest's up vector ``u_ref``: ``f`` is fitted to the first movement of
+  ``axis_rotation_deg`` after the reference rest, as the principal direction of the
+  bias-corrected rate (PCA, as functional joint-axis methods do, e.g. Seel et al.,
+  "IMU-based joint angle measurement for gait analysis", Sensors 14(4), 2014); that first
+  movement defines the positive direction (a raise: flexion for lying and standing raises,
+  extension for plank leg lifts and bird dogs, so the angle is always a positive-going raise);
+* the **hip angle** is the rotation of the up vector about ``f`` from ``u_ref``, plus the angle
+  of the reference rest: ``atan2(up . l0, up . k0) + offset`` with ``k0`` the part of ``u_ref``
+  normal to ``f`` and ``l0 = k0 x f``. It depends only on the thigh's inclination in the plane
+  normal to ``f``: heading never enters, and abduction or rotation about the thigh's long axis
+  only enter to second order (through the up vector leaving that plane);
+* a **strap that moved**: at every rest the orientation stage reports (a bias rest), the up
+  vector's component along ``f`` must be what it was at the reference rest; if it differs by
+  more than ``slip_deg`` the gravity direction fits no hip angle of this mounting, so that rest
+  becomes the new reference (its angle by the old mounting carries on) and ``f`` is re-fitted
+  at the next movement.
 
-Every decision depends only on samples up to the current one and on fixed sample-index
-frames, so any chunking of a stream gives bit-identical angles. Once the axis is known the
-per-sample work runs in one sequential C loop (``legrep._fastcore.AngleKernel``) whose state
-is carried between calls; :meth:`HipAngleEstimator._process` lists its steps.
+Samples whose angle needs an axis not yet known are held back and released once it is
+found, so the first rep is never lost. The reference rest of the first mounting is the
+calibration rest; samples before it (analysed backward by the orientation stage) are held
+with the rest. Decisions depend only on samples up to the current one, and all per-sample
+arithmetic runs in C (``TiltKernel``, ``hip_angles``, ``tilt_from``), so any chunking of a
+stream gives bit-identical angles.
 """
 
 from __future__ import annotations
@@ -24,286 +35,239 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import numpy.typing as npt
 
-try:
-    from .._fastcore import AngleKernel
-except ImportError as exc:  # a source checkout that was never built
-    raise ImportError(
-        "expected the C kernel legrep._fastcore to be built, got none: run `pip install -e .` "
-        "(or `python setup.py build_ext --inplace`) in the repository"
-    ) from exc
-from .calibration import Calibration
+from .._fastcore import hip_angles
 from ..model import FloatArray
 from ..settings import Settings
+from .calibration import Calibration
+from .orientation import OrientationFilter, run_backward
 
-_PENDING_SLICE = 512
-REST_TILT_DEG = 0.2
-"""A rest used for bias tracking keeps gravity's direction within this over its window."""
-SOFT_ANCHOR_ZONE_DEG = 30.0
-SOFT_ANCHOR_GAIN = 0.5
-"""At a rest within this angle of the calibration pose, this share of the gravity/gyro
-difference is corrected (larger differences re-anchor fully)."""
-BIAS_WINDOW_S = 1.5
-"""Length of one bias-tracking rest window (it needs twice this of quiet: see _process)."""
-BIAS_JUMP_DPS = 1.0
-"""A rest window whose mean rate is further than this from the current bias is not used."""
-
-BoolArray = np.ndarray
+BoolArray = npt.NDArray[np.bool_]
+_SLICE = 8192
+"""Longest piece of a chunk the orientation stage handles at once (its outputs stay in cache)."""
 
 
-def _run_lengths(flags: BoolArray, carry: int) -> np.ndarray:
-    """Length of the run of True ending at each sample, continuing a run of ``carry``."""
-    n = len(flags)
-    if n <= 24:  # live chunks: a loop beats five numpy calls
-        out = []
-        r = carry
-        for f in flags.tolist():
-            r = r + 1 if f else 0
-            out.append(r)
-        return np.array(out, dtype=np.int64)
+def fit_axis(
+    t: FloatArray, rate_dps: FloatArray, still: BoolArray, min_rotation_deg: float, t_prev_s: float
+) -> tuple[int, FloatArray] | None:
+    """Flexion axis from the first movement of ``min_rotation_deg`` since a still sample.
+
+    ``rate_dps`` (N, 3) is the bias-corrected rate, ``still`` (N,) the still flags; the
+    rotation of a movement is the integral of ``|rate|`` since the last still sample.
+    Returns ``(k, axis)`` with ``k`` the sample where the movement reached the rotation and
+    ``axis`` (3,) the unit principal direction of the movement's rate, signed so that the
+    movement is a positive rotation; None if no movement is large enough.
+    """
+    n = len(t)
+    if n == 0:
+        return None
+    dt = np.diff(t, prepend=t_prev_s if math.isfinite(t_prev_s) else t[0])
+    rot = np.where(still, 0.0, np.linalg.norm(rate_dps, axis=1) * dt)
     idx = np.arange(n)
-    last_false = np.maximum.accumulate(np.where(flags, -1, idx))
-    run = idx - last_false
-    head = last_false < 0
-    run[head] += carry
-    run[~flags] = 0
-    return run
+    last_still = np.maximum.accumulate(np.where(still, idx, -1))
+    cs = np.cumsum(rot)
+    base = np.where(last_still >= 0, cs[np.maximum(last_still, 0)], 0.0)
+    hit = np.flatnonzero(cs - base >= min_rotation_deg)
+    if not len(hit):
+        return None
+    k = int(hit[0])
+    lo = int(last_still[k]) + 1
+    seg = rate_dps[lo : k + 1] * np.sqrt(dt[lo : k + 1])[:, None]
+    _, vecs = np.linalg.eigh(seg.T @ seg)
+    axis = vecs[:, -1]
+    if float((rate_dps[lo : k + 1] @ axis) @ dt[lo : k + 1]) < 0:
+        axis = -axis
+    return k, axis / np.linalg.norm(axis)
+
+
+class Mounting:
+    """The sensor's flexion axis and reference rest: what turns an up vector into a hip angle.
+
+    ``u_ref`` is None for the calibration rest, whose up vector the orientation stage reports
+    per sample (it improves with the accelerometer-bias estimate), or a fixed (3,) vector
+    (the rest after a strap slip).
+    """
+
+    def __init__(self, axis: FloatArray, u_ref: FloatArray | None, offset_deg: float, along_ref: float) -> None:
+        self.axis = axis
+        self.u_ref = u_ref
+        self.offset_deg = offset_deg
+        self.along_ref = along_ref  # up . f at the reference rest
+        self._axis = axis.tolist()
+
+    def angles(self, up: FloatArray, uref: FloatArray) -> FloatArray:
+        out = np.empty(len(up))
+        ref = uref if self.u_ref is None else np.broadcast_to(self.u_ref, up.shape)
+        hip_angles(up, ref, self._axis, self.offset_deg, out)
+        return out
+
+
+Held = tuple[FloatArray, FloatArray, FloatArray, BoolArray, BoolArray, FloatArray]
+"""Samples whose angle waits for an axis: time, up, reference up, still, rest events, rate about the bias."""
 
 
 class HipAngleEstimator:
-    """Streaming hip-angle estimator for one thigh (after calibration).
+    """Streaming hip-angle estimator for one thigh, from its calibration rest on.
 
-    ``update(t, acc, gyr)`` returns ``(time_s, angle_deg, at_rest)`` for the samples whose
-    angle is known. Until the flexion axis is found (``axis_rotation_deg`` of movement
-    after calibration) samples are held back, then released together.
+    Parameters
+    ----------
+    calib : the calibration (its rest is the first reference rest: angle 0).
+    settings : analysis settings.
+    pre : samples before the calibration rest ``(t (M,), acc (M, 3), gyr (M, 3))``; they are
+        analysed backward from the rest and released with the first angles.
+
+    ``update(t, acc, gyr)`` takes later samples (from ``calib.start_index`` on) and returns
+    ``(time_s, angle_deg, still)`` for the samples released by this call.
     """
 
-    def __init__(self, calib: Calibration, settings: Settings) -> None:
+    def __init__(
+        self,
+        calib: Calibration,
+        settings: Settings,
+        pre: tuple[FloatArray, FloatArray, FloatArray] | None = None,
+    ) -> None:
         self.calib = calib
         self.s = settings
-        dt = calib.dt_nominal_s
-        self._still_min_n = max(1, round(settings.still_min_s / dt))
-        self._anchor_n = max(self._still_min_n + 1, round(settings.anchor_rest_s / dt))
-        self.axis: FloatArray | None = None
-        self._bias = calib.gyro_bias_dps.copy()
-        # pending (axis unknown)
-        self._pend_t: list[FloatArray] = []
-        self._pend_a: list[FloatArray] = []
-        self._pend_g: list[FloatArray] = []
-        self._pend_run = self._anchor_n
-        # state handed to the C loop when the axis is found (it carries everything after)
-        self._t_prev: float | None = None
-        self._run = self._anchor_n  # quiet run (calibration ended still)
-        self._run_s = self._still_min_n  # strict still run
-        self._gap_s = 2.5 * dt
-        self._bias_n = max(4, round(BIAS_WINDOW_S / dt))
-        self._bias_gain = 1.0 - math.exp(-self._bias_n * dt / settings.bias_tau_s)
-        self._kernel: AngleKernel | None = None
+        self._bias0 = np.asarray(calib.gyro_bias_dps, dtype=np.float64)
+        self._tilt = OrientationFilter(settings, calib.gravity_ref, self._bias0, calib.dt_nominal_s)
+        self._u_ref: FloatArray | None = None  # None: the calibration rest (reported per sample)
+        self._offset = 0.0
+        self.mounting: Mounting | None = None
+        self.n_refits = 0
+        self._slip_sin = math.sin(math.radians(settings.slip_deg))
+        self._held: list[Held] = []
+        self._held_t_prev = math.nan  # time of the sample before the held ones (for their first step)
+        self._pre: Held | None = None
+        self._prev_axis: FloatArray | None = None
+        if pre is not None and len(pre[0]):
+            t_pre, a_pre, g_pre = (np.asarray(x, dtype=np.float64) for x in pre)
+            up, uref, still, rest = run_backward(
+                settings, calib.gravity_ref, self._bias0, calib.dt_nominal_s, t_pre, a_pre, g_pre, calib.start_s
+            )
+            self._pre = (t_pre, up, uref, still, rest, g_pre - self._bias0)
 
     # ------------------------------------------------------------------ public
     def update(self, t: FloatArray, acc: FloatArray, gyr: FloatArray) -> tuple[FloatArray, FloatArray, BoolArray]:
-        """Take a chunk: ``t`` (N,) s, ``acc`` (N, 3) g, ``gyr`` (N, 3) °/s.
-
-        Returns ``(time_s, angle_deg, at_rest)`` for the samples released by this call (all
-        of them once the axis is known; any chunking gives identical results).
-        """
-        if len(t) == 0:
+        """Take a chunk: ``t`` (N,) s, ``acc`` (N, 3) g, ``gyr`` (N, 3) deg/s (any chunking)."""
+        n = len(t)
+        if n == 0:
             return _EMPTY
-        if self.axis is not None:
-            return self._process(t, acc, gyr)
-        if len(t) > _PENDING_SLICE:
-            return self._update_long(t, acc, gyr)
-        # Axis unknown: hold back the current movement; samples followed by a rest
-        # before any large movement are released with angle 0 (the leg has not moved).
-        self._pend_t.append(t)
-        self._pend_a.append(acc)
-        self._pend_g.append(gyr)
-        tt = np.concatenate(self._pend_t)
-        aa = np.concatenate(self._pend_a)
-        gg = np.concatenate(self._pend_g)
-        k, r, run_r = self._find_axis(tt, gg)
-        released = (tt[: r + 1], np.zeros(r + 1), np.ones(r + 1, dtype=bool))
-        if r >= 0:
-            self._t_prev = float(tt[r])
-            self._pend_run = run_r
-            self._run = self._run_s = run_r
-        tt, aa, gg = tt[r + 1 :], aa[r + 1 :], gg[r + 1 :]
-        if k is None:
-            self._pend_t, self._pend_a, self._pend_g = [tt], [aa], [gg]
-            return released
-        self._pend_t, self._pend_a, self._pend_g = [], [], []
-        out = self._process(tt, aa, gg)
-        return tuple(np.concatenate([x, y]) for x, y in zip(released, out))  # type: ignore[return-value]
-
-    def _update_long(self, t: FloatArray, acc: FloatArray, gyr: FloatArray) -> tuple[FloatArray, FloatArray, BoolArray]:
-        """A long chunk before the axis is known: look for the first movement in short slices,
-        then run the C loop on the remainder straight into the output arrays (no copies of
-        the bulk of a recording)."""
-        held = list(self._pend_t)  # samples held back by earlier calls
-        heads = []
-        done = 0
-        while done < len(t) and self.axis is None:
-            sl = slice(done, done + _PENDING_SLICE)
-            heads.append(self.update(t[sl], acc[sl], gyr[sl]))
-            done += _PENDING_SLICE
-        if done >= len(t):
-            return tuple(np.concatenate(x) for x in zip(*heads))  # type: ignore[return-value]
-        # the axis is known, so every sample so far has been released, in order
-        n_head = sum(len(h[0]) for h in heads)
-        assert n_head == sum(len(x) for x in held) + done
-        theta = np.empty(n_head + len(t) - done)
-        rest = np.empty(len(theta), dtype=bool)
-        i = 0
-        for _, h_theta, h_rest in heads:
-            theta[i : i + len(h_theta)] = h_theta
-            rest[i : i + len(h_rest)] = h_rest
-            i += len(h_theta)
-        self._process(t[done:], acc[done:], gyr[done:], theta[n_head:], rest[n_head:])
-        return (np.concatenate([*held, t]) if held else t), theta, rest
+        t, acc, gyr = (np.asarray(x, dtype=np.float64) for x in (t, acc, gyr))
+        if n > _SLICE:
+            parts = [self.update(t[i : i + _SLICE], acc[i : i + _SLICE], gyr[i : i + _SLICE]) for i in range(0, n, _SLICE)]
+            parts = [p for p in parts if len(p[0])]
+            if not parts:
+                return _EMPTY
+            return tuple(np.concatenate(x) for x in zip(*parts))  # type: ignore[return-value]
+        up, uref, still, rest = self._tilt.update(t, acc, gyr)
+        held: Held = (t, up, uref, still, rest, gyr - self._bias0)
+        if self.mounting is None:
+            self._held.append(held)
+            return self._try_fit()
+        return self._angles(held)
 
     def finish(self) -> tuple[FloatArray, FloatArray, BoolArray]:
-        """End of stream: release held-back samples (angle 0: the leg never moved far)."""
-        if self.axis is not None or not self._pend_t:
+        """End of stream: release held samples.
+
+        Without a movement after the reference rest the axis comes from the movement before
+        the calibration rest (backward in time, the last movement into the rest is the first
+        away from it); without any, the angle is the unsigned tilt from the reference rest.
+        """
+        if self.mounting is not None or (not self._held and self._pre is None):
             return _EMPTY
-        tt = np.concatenate(self._pend_t)
-        self._pend_t, self._pend_a, self._pend_g = [], [], []
-        return tt, np.zeros(len(tt)), np.ones(len(tt), dtype=bool)
+        if self._pre is not None:
+            t_pre, _, uref_pre, still_pre, _, w_pre = self._pre
+            found = fit_axis(-t_pre[::-1], -w_pre[::-1], still_pre[::-1], self.s.axis_rotation_deg, -self.calib.start_s)
+            if found is not None:
+                k = len(t_pre) - 1 - found[0]
+                self.mounting = Mounting(found[1], None, 0.0, float(uref_pre[k] @ found[1]))
+                t, up, uref, still = self._take_held()
+                return t, self.mounting.angles(up, uref), still
+        t, up, uref, still = self._take_held()
+        ref = uref if self._u_ref is None else np.broadcast_to(self._u_ref, up.shape)
+        cos = np.clip(np.einsum("ij,ij->i", up, ref), -1.0, 1.0)
+        return t, np.degrees(np.arccos(cos)) + self._offset, still
 
     def diagnostics(self) -> dict[str, float]:
-        """Gyro bias, gaps, gravity re-anchors, bias updates, still fraction and the axis."""
-        k = self._kernel
-        bias = k.gyro_bias_dps if k is not None else tuple(self._bias.tolist())
-        n_samples = k.n_samples if k is not None else 0
-        d = {
-            "gyro_bias_x_dps": float(bias[0]),
-            "gyro_bias_y_dps": float(bias[1]),
-            "gyro_bias_z_dps": float(bias[2]),
-            "gaps": float(k.n_gaps if k else 0),
-            "max_gap_s": float(k.max_gap_s if k else 0.0),
-            "reanchors": float(k.n_anchors if k else 0),
-            "bias_updates": float(k.n_bias_updates if k else 0),
-            "gap_reanchors": float(k.n_gap_anchors if k else 0),
-            "reanchor_total_deg": float(k.anchor_total_deg if k else 0.0),
-            "still_fraction": k.n_still / n_samples if k is not None and n_samples else 0.0,
-            "axis_found": float(self.axis is not None),
-        }
-        if self.axis is not None:
-            d.update({f"axis_{c}": float(v) for c, v in zip("xyz", self.axis)})
+        """Gyro and accelerometer bias, gaps, bias updates, still fraction, mounting re-fits, the axis."""
+        d = self._tilt.diagnostics()
+        d["axis_found"] = float(self.mounting is not None)
+        d["mount_refits"] = float(self.n_refits)
+        if self.mounting is not None:
+            d.update({f"axis_{c}": float(v) for c, v in zip("xyz", self.mounting.axis)})
         return d
 
-    # ------------------------------------------------------------------ axis
-    def _find_axis(self, tt: FloatArray, gg: FloatArray) -> tuple[int | None, int, int]:
-        """Look for the first movement of ``axis_rotation_deg`` since a rest.
+    # ------------------------------------------------------------------ machinery
+    def _take_held(self) -> tuple[FloatArray, FloatArray, FloatArray, BoolArray]:
+        """All held samples (those before the calibration rest first), in time order; clears them."""
+        parts = ([self._pre] if self._pre is not None else []) + self._held
+        self._held, self._pre = [], None
+        if not parts:
+            return np.empty(0), np.empty((0, 3)), np.empty((0, 3)), np.empty(0, dtype=bool)
+        return tuple(np.concatenate([p[j] for p in parts]) for j in range(4))  # type: ignore[return-value]
 
-        Returns ``(k, r, run_r)``: the sample where the axis was fixed (or None), the
-        last rest sample before it (or before the end; -1 if none) and the still-run
-        length there. Sets ``self.axis`` when found.
+    def _try_fit(self) -> tuple[FloatArray, FloatArray, BoolArray]:
+        """Axis unknown: fit it to the held samples' first large movement.
+
+        When found at held sample ``k``, the held samples up to ``k`` (and any from before the
+        calibration rest) are released with the new mounting, and the rest of the held
+        samples go through the normal path, slip checks included, as if they came later.
         """
-        w_vec = gg - self.calib.gyro_bias_dps
-        w = np.linalg.norm(w_vec, axis=1)
-        raw = w < self.s.still_gyro_dps
-        run = _run_lengths(raw, self._pend_run)
-        reset = run >= self._still_min_n
-        t_prev = self._t_prev if self._t_prev is not None else tt[0] - self.calib.dt_nominal_s
-        dt = np.diff(tt, prepend=t_prev)
-        rot = np.where(reset, 0.0, w * dt)
-        idx = np.arange(len(tt))
-        last_reset = np.maximum.accumulate(np.where(reset, idx, -1))
-        cs = np.cumsum(rot)
-        base = np.where(last_reset >= 0, cs[np.maximum(last_reset, 0)], 0.0)
-        hit = np.flatnonzero(cs - base >= self.s.axis_rotation_deg)
-        if not len(hit):
-            r = int(last_reset[-1])
-            return None, r, int(run[r]) if r >= 0 else self._pend_run
-        k = int(hit[0])
-        r = int(last_reset[k])
-        lo = r + 1
-        seg = w_vec[lo : k + 1] * np.sqrt(dt[lo : k + 1])[:, None]
-        _, vecs = np.linalg.eigh(seg.T @ seg)
-        axis = vecs[:, -1]
-        if float((w_vec[lo : k + 1] @ axis) @ dt[lo : k + 1]) < 0:
-            axis = -axis  # the first movement defines the positive direction
-        self.axis = axis / np.linalg.norm(axis)
-        return k, r, int(run[r]) if r >= 0 else self._pend_run
+        if len(self._held) > 1:
+            self._held = [tuple(np.concatenate(x) for x in zip(*self._held))]  # type: ignore[list-item]
+        h = self._held[0]
+        t, up, uref, still, rest, w = h
+        found = fit_axis(t, w, still, self.s.axis_rotation_deg, self._held_t_prev)
+        if found is None:
+            return _EMPTY
+        k, axis = found
+        if self._prev_axis is not None and float(axis @ self._prev_axis) < 0:
+            axis = -axis  # a strap turns by less than 90 degrees: keep the raise positive
+        self._prev_axis = axis
+        ref_k = uref[k] if self._u_ref is None else self._u_ref
+        self.mounting = Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis))
+        self._held = [tuple(x[: k + 1] for x in h)]  # type: ignore[list-item]
+        t_h, up_h, uref_h, still_h = self._take_held()
+        head = (t_h, self.mounting.angles(up_h, uref_h), still_h)
+        if k + 1 == len(t):
+            return head
+        tail = self._angles(tuple(x[k + 1 :] for x in h))  # type: ignore[arg-type]
+        return _cat(head, tail)
 
-    # ------------------------------------------------------------------ main path
-    def _process(
-        self,
-        t: FloatArray,
-        acc: FloatArray,
-        gyr: FloatArray,
-        theta: FloatArray | None = None,
-        rest: BoolArray | None = None,
-    ) -> tuple[FloatArray, FloatArray, BoolArray]:
-        """Hip angle and at-rest flag for samples after the axis is known (the C loop).
+    def _angles(self, h: Held) -> tuple[FloatArray, FloatArray, BoolArray]:
+        """Angles with the current mounting, up to the first rest that shows a strap slip."""
+        t, up, uref, still, rest, _ = h
+        m = self.mounting
+        assert m is not None
+        angle = m.angles(up, uref)
+        events = np.flatnonzero(rest)
+        if len(events):
+            along = up[events] @ m.axis
+            ref_along = uref[events] @ m.axis if m.u_ref is None else m.along_ref
+            slip = np.flatnonzero(np.abs(along - ref_along) > self._slip_sin)
+            if len(slip):
+                j = int(events[int(slip[0])])
+                # the strap moved: this rest is the new reference; re-fit at the next movement
+                self.n_refits += 1
+                self._u_ref = up[j].copy()
+                self._offset = float(angle[j])
+                self.mounting = None
+                self._held_t_prev = float(t[j])
+                head = (t[: j + 1], angle[: j + 1], still[: j + 1])
+                if j + 1 == len(t):
+                    return head
+                self._held = [tuple(x[j + 1 :] for x in h)]  # type: ignore[list-item]
+                return _cat(head, self._try_fit())
+        return t, angle, still
 
-        ``theta`` (N,) float64 and ``rest`` (N,) bool receive the results when given.
 
-        Per sample, in order (``host/_fastcore.c`` ``AngleKernel.run`` implements it):
-
-        1. **quiet**: rate within ``still_gyro_dps`` + 2 °/s of the *calibration* bias; the
-           quiet run drives the bias windows and the gravity comparisons, so they do not
-           depend on the bias they update;
-        2. **still** (zero-rate update): ``still_min_s`` of samples under ``still_gyro_dps``
-           against the *tracked* bias, with a window mean rate about the axis under
-           ``still_mean_dps`` (noise averages out; a slow sag does not); the rate is zeroed;
-        3. **onset credit**: when a still window ends, the movement's first slow samples it
-           zeroed are added back at the onset;
-        4. **trapezoid** integration of the axis rate over the actual sample times (a gap is
-           bridged linearly; gaps over ``max_gap_s`` are counted);
-        5. **gravity**: after lost samples (a step over 2.5 nominal intervals) the first
-           still window re-anchors to gravity unconditionally; at the ``anchor_rest_s``-th
-           sample of each quiet run the tilt of the mean accelerometer about the axis is
-           compared with the angle: differences over ``anchor_max_error_deg`` re-anchor,
-           smaller ones within ``SOFT_ANCHOR_ZONE_DEG`` of the pose are corrected by
-           ``SOFT_ANCHOR_GAIN`` (the accelerometer's bias cancels near the calibration pose);
-           a mean whose norm is off by 10 % (accelerating) is ignored;
-        6. **bias tracking** (from the next sample): every ``BIAS_WINDOW_S`` of a quiet run of
-           twice that, the window ending half a window ago is used if gravity's direction
-           kept within ``REST_TILT_DEG`` between its first and last quarter and its mean rate
-           is within ``BIAS_JUMP_DPS`` of the bias, which moves toward it with ``bias_tau_s``.
-
-        The at-rest flag for the segmenter is ``still_min_s`` of samples under
-        ``still_gyro_dps`` (without the mean test: it survives bias drift).
-        """
-        k = self._kernel
-        if k is None:
-            k = self._kernel = self._make_kernel()
-        if theta is None or rest is None:
-            theta = np.empty(len(t))
-            rest = np.empty(len(t), dtype=bool)
-        # the C loop reads float64 through any strides; other dtypes are converted here
-        t, acc, gyr = (np.asarray(x, dtype=np.float64) for x in (t, acc, gyr))
-        k.run(t, acc, gyr, theta, rest)
-        return t, theta, rest
-
-    def _make_kernel(self) -> AngleKernel:
-        """The C loop, starting from the state the pending phase left (run lengths, last time)."""
-        assert self.axis is not None
-        s = self.s
-        return AngleKernel(
-            axis=self.axis.tolist(),
-            gyro_bias0_dps=self.calib.gyro_bias_dps.tolist(),
-            gyro_bias_dps=self._bias.tolist(),
-            gravity_ref=self.calib.gravity_ref.tolist(),
-            still_n=self._still_min_n,
-            anchor_n=self._anchor_n,
-            bias_n=self._bias_n,
-            still_gyro_dps=s.still_gyro_dps,
-            still_mean_dps=s.still_mean_dps,
-            rest_tilt_deg=REST_TILT_DEG,
-            bias_gain=self._bias_gain,
-            bias_jump_dps=BIAS_JUMP_DPS,
-            gap_s=self._gap_s,
-            max_gap_s=s.max_gap_s,
-            anchor_max_error_deg=s.anchor_max_error_deg,
-            soft_zone_deg=SOFT_ANCHOR_ZONE_DEG,
-            soft_gain=SOFT_ANCHOR_GAIN,
-            dt_nominal_s=self.calib.dt_nominal_s,
-            t_prev_s=math.nan if self._t_prev is None else self._t_prev,
-            run=self._run,
-            run_s=self._run_s,
-        )
+def _cat(
+    a: tuple[FloatArray, FloatArray, BoolArray], b: tuple[FloatArray, FloatArray, BoolArray]
+) -> tuple[FloatArray, FloatArray, BoolArray]:
+    if not len(b[0]):
+        return a
+    return tuple(np.concatenate([x, y]) for x, y in zip(a, b))  # type: ignore[return-value]
 
 
 _EMPTY: tuple[FloatArray, FloatArray, BoolArray] = (np.empty(0), np.empty(0), np.empty(0, dtype=bool))

@@ -52,5 +52,5 @@ def measure_rep(t: FloatArray, angle: FloatArray, speed_half_n: int = 5, speed_f
     angle = np.asarray(angle, dtype=np.float64)
     if t.ndim != 1 or t.shape != angle.shape or len(t) < 2:
         raise ValueError(f"t and angle must be (N,) arrays of one length N >= 2, got {t.shape} and {angle.shape}")
-    m = measure_window(t.tolist(), angle.tolist(), 0, 0, len(t) - 1, speed_half_n, speed_frac)
+    m = measure_window(t.tolist(), angle.tolist(), [False] * len(t), 0, 0, len(t) - 1, speed_half_n, speed_frac)
     return RepMeasures(*m[:9])

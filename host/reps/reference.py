@@ -8,7 +8,8 @@ and for reading. Every threshold comes from :class:`legrep.settings.Settings`.
 Speed
 -----
 The angular speed at sample ``j`` is the slope of a least-squares line through the angle at
-the samples ``j - K .. j + K`` (clipped to the rep's window), on their real time stamps::
+the samples ``j - K .. j + K`` (clipped to the rep's window and to the moving samples around
+``j``; zero at rests), on their real time stamps::
 
     v[j] = sum((t_k - t_bar) (a_k - a_bar)) / sum((t_k - t_bar) ** 2)
 
@@ -40,7 +41,7 @@ The angle is followed through three modes:
   a rest (still for ``arm_rest_s`` or longer) resets the low to the resting angle and anchors it. Rising
   ``enter_deg`` above the low opens a candidate rep whose rise starts at the low.
 * ``UP``: rising or at the top. A rest on the way up (bent-knee: the thighs settle at 45°
-  first) followed by a rise of ``enter_deg`` moves the rise's start to that rest. Dropping
+  first) followed by a rise of ``min_rom_deg`` moves the rise's start to that rest. Dropping
   ``enter_deg`` below the peak starts the descent.
 * ``FALL``: coming down from the peak. Once the angle has come down by ``min_return_frac`` of
   the rise, the rep closes at a rest, at the next rise of ``enter_deg`` above the new low
@@ -51,11 +52,12 @@ A closed candidate is measured (stopwatch tempo above) and is
 
 * a **fidget** if ``rom_deg < min_rom_deg`` (not counted; it does not break a chain),
 * **rejected** if its low was not anchored, if its descent ends more than
-  ``max(undershoot_deg, undershoot_frac x rom_deg)`` below its baseline when it rose from a rest
-  (the first swing of walking goes back past the standing pose), or more than
-  ``max(undershoot_deg, chained_undershoot_frac x rom_deg)`` below it when it rose from a turning
-  point (the last hover rep may end on the floor; getting up from a rep falls 130 deg after a
-  40 deg rise), or if it lasted over ``max_rep_s``,
+  ``max(undershoot_deg, chained_undershoot_frac x rom_deg)`` below its baseline (sitting up to
+  stand rises 40 deg and falls 130), or if it lasted over ``max_rep_s``;
+* **held** if it rose from a rest and its descent ends more than ``max(undershoot_deg,
+  undershoot_frac x rom_deg)`` below that rest: a rest next confirms it (the new, lower baseline
+  of a set whose feet walked out, or the floor after hover reps), a rise first rejects it (the
+  first swing of walking goes back past the standing pose and on into the next stride);
 * else a **rep**.
 
 A low is anchored when it lies within ``undershoot_deg`` below the last rest, or follows a
@@ -67,7 +69,8 @@ below the standing rest) never starts a chain.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -95,6 +98,10 @@ class RepParams:
     confirm_s: float
     speed_frac: float
     speed_half_n: int
+
+    def kwargs(self) -> dict[str, Any]:
+        """The fields by name: the keyword arguments of ``legrep._fastcore.RepMachine``."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_settings(cls, s: Settings, dt_nominal_s: float) -> "RepParams":
@@ -130,10 +137,18 @@ def arm_flags(still: list[bool], run: int, arm_n: int) -> tuple[list[bool], int]
 
 
 # --------------------------------------------------------------------------- speed and measures
-def speed_at(t: list[float], a: list[float], j: int, lo: int, hi: int, k: int) -> float:
-    """Least-squares slope (deg/s) of ``a`` against ``t`` over ``[j-k, j+k]`` clipped to ``[lo, hi]``."""
-    j0 = j - k if j - k > lo else lo
-    j1 = j + k if j + k < hi else hi
+def speed_at(t: list[float], a: list[float], rest: list[bool], j: int, lo: int, hi: int, k: int) -> float:
+    """Least-squares slope (deg/s) of ``a`` against ``t`` over ``[j-k, j+k]`` clipped to ``[lo, hi]``
+    and to the run of moving samples (``rest`` False) around ``j``: an angle step at a rest is
+    not movement. Zero at a rest sample, or when only ``j`` is left."""
+    if rest[j]:
+        return 0.0
+    j0 = j
+    while j0 > lo and j - j0 < k and not rest[j0 - 1]:
+        j0 -= 1
+    j1 = j
+    while j1 < hi and j1 - j < k and not rest[j1 + 1]:
+        j1 += 1
     n = j1 - j0 + 1
     tj = t[j]
     st = 0.0
@@ -161,11 +176,13 @@ def _frac(vi: float, vj: float, level: float) -> float:
 
 
 def measure_window(
-    t: list[float], a: list[float], lo: int, s0: int, c: int, k: int, frac: float
+    t: list[float], a: list[float], rest: list[bool], lo: int, s0: int, c: int, k: int, frac: float
 ) -> tuple[float, float, float, float, float, float, float, float, float, float]:
     """Stopwatch measures of the rep whose rise starts at sample ``s0`` and which closed at ``c``.
 
-    Speeds use the samples ``[lo, c]`` (``lo <= s0``: the speed window before the rise).
+    Speeds use the samples ``[lo, c]`` (``lo <= s0``: the speed window before the rise) and are
+    zero where ``rest`` is True (the leg is still: a step of the angle there, such as a gravity
+    re-anchoring during a hold, is not movement).
     Returns ``(start_s, peak_s, end_s, baseline_deg, peak_deg, rom_deg, up_s, hold_s, down_s,
     end_deg)``; ``end_deg`` is the angle at ``end_s`` (for the undershoot test). A crossing
     between samples ``i`` and ``i + 1`` at fraction ``f`` has time ``t[i] + f (t[i+1] - t[i])``
@@ -179,7 +196,7 @@ def measure_window(
             p = i
     v = [0.0] * (c + 1)
     for i in range(lo, c + 1):
-        v[i] = speed_at(t, a, i, lo, c, k)
+        v[i] = speed_at(t, a, rest, i, lo, c, k)
     # v_up: highest rising speed in [s0, p]; v_dn: highest lowering speed (most negative) in [p, c]
     iu = s0
     for i in range(s0 + 1, p + 1):
@@ -233,9 +250,11 @@ def measure_window(
 class RepMachineRef:
     """Reference of ``legrep._fastcore.RepMachine``: same constructor fields, same ``advance``.
 
-    ``advance(t, a, arm, base)`` runs the machine over the logged samples (global indices
-    ``base .. base + N - 1``; the samples from :meth:`oldest_needed` on must be there) and
-    returns the reps closed, as :data:`RepTuple` (``closed`` a global sample index).
+    ``advance(t, a, arm, still, base)`` runs the machine over the logged samples (global
+    indices ``base .. base + N - 1``; the samples from :meth:`oldest_needed` on must be there)
+    and returns the reps closed, as :data:`RepTuple` (``closed`` a global sample index).
+    ``still`` is the fusion's per-sample rest flag (speeds are zero there), ``arm`` marks rests
+    that have lasted ``arm_rest_s`` (:func:`arm_flags`).
     """
 
     def __init__(self, p: RepParams) -> None:
@@ -250,6 +269,7 @@ class RepMachineRef:
         self.base_deg = math.nan
         self.cand_anchored = False
         self.cand_from_rest = False
+        self.held: tuple[float, float, float, float, float, float, float, float, float] | None = None
         self.peak = 0.0
         self.i_peak = 0
         self.up_rest = -1
@@ -281,36 +301,61 @@ class RepMachineRef:
         self.i_peak = i
         self.up_rest = -1
 
-    def _close(self, t: list[float], a: list[float], base: int, c: int, out: list[RepTuple]) -> None:
+    def _close(self, t: list[float], a: list[float], still: list[bool], base: int, c: int, out: list[RepTuple]) -> None:
         """Measure the candidate closed at global sample ``c`` and judge it (module docstring)."""
         p = self.p
         lo = self.s0 - p.speed_half_n
         if lo < base:
             lo = base
-        m = measure_window(t, a, lo - base, self.s0 - base, c - base, p.speed_half_n, p.speed_frac)
+        m = measure_window(t, a, still, lo - base, self.s0 - base, c - base, p.speed_half_n, p.speed_frac)
         start, _, end, baseline, _, rom, _, _, _, end_deg = m
-        frac = p.undershoot_frac if self.cand_from_rest else p.chained_undershoot_frac
-        under = p.undershoot_deg if p.undershoot_deg > frac * rom else frac * rom
+        loose = p.undershoot_deg if p.undershoot_deg > p.chained_undershoot_frac * rom else p.chained_undershoot_frac * rom
+        strict = p.undershoot_deg if p.undershoot_deg > p.undershoot_frac * rom else p.undershoot_frac * rom
         if rom < p.min_rom_deg:
             self.n_fidgets += 1
             self.chain = self.cand_anchored
-        elif not self.cand_anchored or end_deg < baseline - under or end - start > p.max_rep_s:
+        elif not self.cand_anchored or end_deg < baseline - loose or end - start > p.max_rep_s:
             self.n_rejected += 1
+            self.chain = False
+        elif self.cand_from_rest and end_deg < baseline - strict:
+            # rose from a rest and came down well below it: a new, lower baseline (the feet
+            # walked out) if a rest follows, the first swing of walking if a rise does
+            self.held = m[:9]
             self.chain = False
         else:
             self.chain = True
             out.append((*m[:9], c))
 
+    def _resolve(self, rest: bool, i: int, out: list[RepTuple]) -> None:
+        """Decide a held rep at sample ``i``: a rest confirms it, a rise rejects it."""
+        if self.held is None:
+            return
+        if rest:
+            out.append((*self.held, i))
+            self.chain = True
+        else:
+            self.n_rejected += 1
+        self.held = None
+
     def advance(
-        self, t_arr: npt.NDArray[np.float64], a_arr: npt.NDArray[np.float64], arm_arr: npt.NDArray[np.bool_], base: int
+        self,
+        t_arr: npt.NDArray[np.float64],
+        a_arr: npt.NDArray[np.float64],
+        arm_arr: npt.NDArray[np.bool_],
+        still_arr: npt.NDArray[np.bool_],
+        base: int,
     ) -> list[RepTuple]:
         t = [float(x) for x in t_arr]
         a = [float(x) for x in a_arr]
         arm = [bool(x) for x in arm_arr]
+        still = [bool(x) for x in still_arr]
         if self.oldest_needed() < base:
             raise ValueError(f"advance expected samples from {self.oldest_needed()}, got base {base}")
         p = self.p
         out: list[RepTuple] = []
+        # a rise of a rep's size from a rest on the way up starts the rise again (a step of the
+        # angle, such as a gravity re-anchoring during the hold, is not one)
+        rebase = p.enter_deg if p.enter_deg > p.min_rom_deg else p.min_rom_deg
         for j in range(self.pos - base, len(t)):
             i = j + base
             x = a[j]
@@ -319,6 +364,7 @@ class RepMachineRef:
                 self.i_low = 0
             if self.mode == DOWN:
                 if arm[j]:
+                    self._resolve(True, i, out)
                     self.rest_deg = x
                     self.low = x
                     self.i_low = i
@@ -326,6 +372,7 @@ class RepMachineRef:
                     self.low = x  # (a low older than max_rep_s cannot start a rep any more)
                     self.i_low = i
                 if x > self.low + p.enter_deg:
+                    self._resolve(False, i, out)
                     near_rest = self.low >= self.rest_deg - p.undershoot_deg  # False when no rest (NaN)
                     self._open(self.i_low, self.low, i, x, self.chain or near_rest, near_rest)
             elif self.mode == UP:
@@ -335,7 +382,7 @@ class RepMachineRef:
                 if arm[j]:
                     self.up_rest = i
                     self.up_rest_deg = x
-                if self.up_rest >= 0 and x > self.up_rest_deg + p.enter_deg:
+                if self.up_rest >= 0 and x > self.up_rest_deg + rebase:
                     # the rise starts again from a rest on the way up (e.g. bent-knee setup)
                     self._open(self.up_rest, self.up_rest_deg, i, x, True, True)
                 elif x < self.peak - p.enter_deg:
@@ -351,7 +398,8 @@ class RepMachineRef:
                 returned = self.peak - self.low >= p.min_return_frac * (self.peak - self.base_deg)
                 if arm[j]:
                     if returned:
-                        self._close(t, a, base, i, out)
+                        self._close(t, a, still, base, i, out)
+                        self._resolve(True, i, out)
                         self.mode = DOWN
                         self.rest_deg = x
                         self.low = x
@@ -361,14 +409,15 @@ class RepMachineRef:
                         self.up_rest_deg = x
                 elif x > self.low + p.enter_deg:
                     if returned:
-                        self._close(t, a, base, i, out)
+                        self._close(t, a, still, base, i, out)
+                        self._resolve(False, i, out)
                         self._open(self.i_low, self.low, i, x, self.chain, False)
                     else:  # the dip was part of the top
                         self.mode = UP
-                        if self.up_rest >= 0 and x > self.up_rest_deg + p.enter_deg:
+                        if self.up_rest >= 0 and x > self.up_rest_deg + rebase:
                             self._open(self.up_rest, self.up_rest_deg, i, x, True, True)
                 elif returned and t[j] - t[self.i_low - base] >= p.confirm_s:
-                    self._close(t, a, base, i, out)
+                    self._close(t, a, still, base, i, out)
                     self.mode = DOWN
                     self.rest_deg = math.nan
                 elif t[j] - t[self.s0 - base] > p.max_rep_s:
@@ -385,14 +434,19 @@ class RepMachineRef:
         self.i_low = i
         self.rest_deg = math.nan
 
-    def finish(self, t_arr: npt.NDArray[np.float64], a_arr: npt.NDArray[np.float64], base: int) -> list[RepTuple]:
+    def finish(
+        self, t_arr: npt.NDArray[np.float64], a_arr: npt.NDArray[np.float64], still_arr: npt.NDArray[np.bool_], base: int
+    ) -> list[RepTuple]:
         """End of stream: a candidate that has come down far enough closes at the last sample."""
         out: list[RepTuple] = []
         n = len(t_arr)
         if self.mode == FALL and n > 0:
             t = [float(x) for x in t_arr]
             a = [float(x) for x in a_arr]
+            still = [bool(x) for x in still_arr]
             if self.peak - self.low >= self.p.min_return_frac * (self.peak - self.base_deg):
-                self._close(t, a, base, base + n - 1, out)
+                self._close(t, a, still, base, base + n - 1, out)
                 self.mode = DOWN
+        if n > 0:
+            self._resolve(True, base + n - 1, out)  # the stream ended after the descent: a stop
         return out

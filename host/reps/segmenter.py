@@ -44,25 +44,14 @@ class RepSegmenter:
         self.leg = leg
         self.s = settings
         self._arm_n = max(1, round(settings.arm_rest_s / dt_nominal_s))
-        self._log = ColumnLog({"t": (np.float64, ()), "a": (np.float64, ()), "arm": (np.bool_, ())})
+        self._log = ColumnLog({"t": (np.float64, ()), "a": (np.float64, ()), "arm": (np.bool_, ()), "still": (np.bool_, ())})
         self._run = 0  # length of the rest run at the last sample
         p = RepParams.from_settings(settings, dt_nominal_s)
         self._machine: RepMachine | RepMachineRef
         if reference:
             self._machine = RepMachineRef(p)
         else:
-            self._machine = RepMachine(
-                enter_deg=p.enter_deg,
-                undershoot_deg=p.undershoot_deg,
-                undershoot_frac=p.undershoot_frac,
-                chained_undershoot_frac=p.chained_undershoot_frac,
-                min_rom_deg=p.min_rom_deg,
-                min_return_frac=p.min_return_frac,
-                max_rep_s=p.max_rep_s,
-                confirm_s=p.confirm_s,
-                speed_frac=p.speed_frac,
-                speed_half_n=p.speed_half_n,
-            )
+            self._machine = RepMachine(**p.kwargs())
 
     @property
     def n_rejected(self) -> int:
@@ -92,8 +81,8 @@ class RepSegmenter:
         arm = np.empty(n, dtype=bool)  # where a rest has lasted arm_rest_s
         self._run = arm_flags(still, self._run, self._arm_n, arm)
         log = self._log
-        log.append(t=t, a=angle, arm=arm)
-        found = self._machine.advance(log.view("t"), log.view("a"), log.view("arm"), log.base)
+        log.append(t=t, a=angle, arm=arm, still=still)
+        found = self._machine.advance(log.view("t"), log.view("a"), log.view("arm"), log.view("still"), log.base)
         reps = [self._rep(f) for f in found]
         log.trim(self._machine.oldest_needed())
         return reps
@@ -103,7 +92,7 @@ class RepSegmenter:
         log = self._log
         if log.end == 0:
             return []
-        return [self._rep(f) for f in self._machine.finish(log.view("t"), log.view("a"), log.base)]
+        return [self._rep(f) for f in self._machine.finish(log.view("t"), log.view("a"), log.view("still"), log.base)]
 
     def horizon_s(self) -> float:
         """No rep closed later can start before this time (for closing sets live)."""

@@ -1,0 +1,201 @@
+"""What a person waits for, on a long session: analyze, replay, export, report, and batch.
+
+    python benchmarks/endtoend.py [--hours 8] [--data DIR] [--sessions 200] [--runs 1]
+
+Makes (once, cached in ``--data``) two thighs at 100 Hz for ``--hours``: an IMU CSV pair and a
+legrep recording of the same samples (packets as the firmware frames them: 18 samples each at an
+MTU of 247, arrival a few ms after the last sample), tiled from a one-hour simulated session. Then
+runs each command as a user does (``python -m legrep ...`` in a child process) and prints its
+wall time, samples/s and peak memory (``ru_maxrss`` of that child). The floor is ``np.loadtxt`` of
+the same two CSV files, in a child process too, measured in the same run: ratios to it are what to
+compare across machines (this one is shared and noisy). Batch: ``--sessions`` short CSV sessions
+analysed by ``legrep batch --jobs 1`` and ``--jobs 2``; the ratio is the speed-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _tile(hours: float) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``hours`` of both legs: a one-hour simulated session repeated back to back."""
+    from legrep_sim.scenarios import long_session
+
+    one = long_session(hours=min(1.0, hours), rate_hz=100.0, seed=7)
+    out = {}
+    reps = int(np.ceil(hours / min(1.0, hours)))
+    for leg, sig in one.signals.items():
+        span = float(sig.time_s[-1] - sig.time_s[0]) + 0.01
+        t = np.concatenate([sig.time_s + k * span for k in range(reps)])
+        keep = t <= t[0] + hours * 3600.0
+        out[leg] = (t[keep], np.tile(sig.acc_g, (reps, 1))[keep], np.tile(sig.gyr_dps, (reps, 1))[keep])
+    return out
+
+
+def make_data(folder: Path, hours: float) -> tuple[Path, Path, Path, int]:
+    """CSV pair and recording of the same samples (cached); returns their paths and the sample count."""
+    from legrep_sim import protocol as fwp
+    from legrep_sim.firmware import FirmwareConfig, SensorFirmware, array_source
+    from legrep import packets as hp
+    from legrep.imu_csv import write_imu_csv
+    from legrep.live_core import SensorInfo
+    from legrep.model import ImuBlock, Leg
+    from legrep.recording import RecordingWriter
+    from legrep.records import Kind, Record
+    from legrep.settings import Settings
+
+    folder.mkdir(parents=True, exist_ok=True)
+    left, right, rec = folder / "left.csv", folder / "right.csv", folder / "session.legrep"
+    stamp = folder / "samples.txt"
+    if stamp.exists() and left.exists() and right.exists() and rec.exists():
+        return left, right, rec, int(stamp.read_text())
+    data = _tile(hours)
+    rng = np.random.default_rng(1)
+    n_total = 0
+    part = rec.with_suffix(".part")
+    part.unlink(missing_ok=True)
+    writer = RecordingWriter(part, {"legs": ["left", "right"], "settings": Settings().to_dict(), "transport": "bench"})
+    fh = writer._fh  # one flush at the end: the benchmark data need not survive a kill
+    assert fh is not None
+    fh.flush = lambda: None  # type: ignore[method-assign]
+    streams = []
+    for i, leg in enumerate((Leg.LEFT, Leg.RIGHT)):
+        t, acc, gyr = data[leg.value]
+        fw = SensorFirmware(array_source(t, acc, gyr), FirmwareConfig(serial=f"B{i}", leg=i + 1), connected=True, mtu=247)
+        info = SensorInfo.make(i, leg, fw.status(0.0), name=f"bench-{leg.value}")
+        writer.write(Record.of_json(Kind.SENSOR, i, 0.0, info.to_json()))
+        start = hp.start_request()
+        writer.write(Record(Kind.TX, i, 0.0, start))
+        writer.write(Record(Kind.RX, i, 0.002, fwp.encode_control_reply(fwp.Opcode.START, 0, (0).to_bytes(4, "little"))))
+        assert info.status is not None
+        raw = np.column_stack([np.round(acc / info.status.acc_lsb_g), np.round(gyr / info.status.gyr_lsb_dps)])
+        raw = np.clip(raw, -32768, 32767).astype(np.int16)
+        per = fwp.samples_per_packet(247, 100)
+        ticks0 = 1000 * (i + 1)
+        first = np.arange(0, len(t), per)
+        arrival = t[np.minimum(first + per - 1, len(t) - 1)] + 0.004 + rng.exponential(0.008, len(first))
+        streams.append((i, raw, first, arrival, ticks0, per))
+        write_imu_csv(left if leg is Leg.LEFT else right, ImuBlock.from_arrays(
+            t, raw[:, :3] * info.status.acc_lsb_g, raw[:, 3:] * info.status.gyr_lsb_dps))  # fmt: skip
+        n_total += len(t)
+    # records in arrival order, both sensors interleaved
+    order = sorted((float(arr), i, k) for i, _, first, arrivals, _, _ in streams for k, arr in enumerate(arrivals))
+    by_index = {s[0]: s for s in streams}
+    for arrival, i, k in order:
+        _, raw, first, _, ticks0, per = by_index[i]
+        a = int(first[k])
+        ticks = ticks0 + int(hp.tick_offset(a, 100))
+        writer.write(Record(Kind.DATA, i, arrival, fwp.encode_imu_packet(k, a, ticks, raw[a : a + per])))
+    writer.close(order[-1][0] + 0.1)
+    part.replace(rec)
+    stamp.write_text(str(n_total))
+    return left, right, rec, n_total
+
+
+def run_child_rusage(argv: list[str]) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (MiB: the child's own ru_maxrss, from os.wait4) and stdout of one child."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    out = proc.stdout.read() if proc.stdout else b""
+    err = proc.stderr.read() if proc.stderr else b""
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}): {err.decode()[-2000:]}")
+    return wall, usage.ru_maxrss / 1024.0, out.decode()
+
+
+def best(argv: list[str], runs: int) -> tuple[float, float, str]:
+    results = [run_child_rusage(argv) for _ in range(runs)]
+    wall = min(r[0] for r in results)
+    return wall, max(r[1] for r in results), results[-1][2]
+
+
+def make_batch_tree(folder: Path, sessions: int) -> Path:
+    """``sessions`` CSV pairs of 10 minutes each (cached)."""
+    from legrep.imu_csv import write_imu_csv
+    from legrep.model import ImuBlock
+
+    tree = folder / f"batch{sessions}"
+    if (tree / "done.txt").exists():
+        return tree
+    shutil.rmtree(tree, ignore_errors=True)
+    data = _tile(10 / 60)
+    for k in range(sessions):
+        d = tree / f"s{k:03d}"
+        d.mkdir(parents=True)
+        for leg, (t, acc, gyr) in data.items():
+            write_imu_csv(d / f"{leg}.csv", ImuBlock.from_arrays(t, acc, gyr))
+    (tree / "done.txt").write_text("ok\n")
+    return tree
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--hours", type=float, default=8.0)
+    ap.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "legrep-bench")
+    ap.add_argument("--sessions", type=int, default=200)
+    ap.add_argument("--runs", type=int, default=1, help="runs per command (the fastest is shown)")
+    ap.add_argument("--skip", default="", help="comma-separated steps to skip (analyze,loadtxt,replay,export,report,batch)")
+    args = ap.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    py = sys.executable
+    folder = args.data / f"{args.hours:g}h"
+    t0 = time.perf_counter()
+    left, right, rec, n = make_data(folder, args.hours)
+    print(f"data: {args.hours:g} h x 2 legs at 100 Hz = {n} samples; CSV {left.stat().st_size + right.stat().st_size >> 20} MiB, "
+          f"recording {rec.stat().st_size >> 20} MiB ({time.perf_counter() - t0:.1f} s to make or find)", flush=True)  # fmt: skip
+    rows: list[tuple[str, float, float]] = []
+
+    def report(name: str, wall: float, rss: float, what: str) -> None:
+        rows.append((name, wall, rss))
+        print(f"{name:<22} {wall:7.2f} s  {n / wall / 1e6:6.2f} M samples/s  peak {rss:6.0f} MiB   {what}", flush=True)
+
+    out = folder / "out"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+    if "loadtxt" not in skip:
+        code = (f"import numpy as np; [np.loadtxt(f, delimiter=',', skiprows=1) for f in ({str(left)!r}, {str(right)!r})]")
+        report("floor: np.loadtxt", *best([py, "-c", code], args.runs)[:2], "numpy's C reader, both files, nothing else")
+    if "analyze" not in skip:
+        report("analyze", *best([py, "-m", "legrep", "analyze", "--left", str(left), "--right", str(right), "--no-history"], args.runs)[:2],
+               "end to end: start-up, read, fuse, count, print")  # fmt: skip
+    if "replay" not in skip:
+        report("replay", *best([py, "-m", "legrep", "replay", "--quiet", str(rec)], args.runs)[:2],
+               "recording -> decoder, tracker, clock, analysis")  # fmt: skip
+    if "export" not in skip:
+        report("export", *best([py, "-m", "legrep", "export", str(rec), "--out", str(out / "export")], args.runs)[:2],
+               "replay + reps.csv, summary.json, imu_<leg>.csv")  # fmt: skip
+    if "report" not in skip:
+        report("report", *best([py, "-m", "legrep", "report", "--left", str(left), "--right", str(right), "--out",
+                                str(out / "report.html"), "--png", str(out / "png"), "--no-history"], args.runs)[:2],
+               f"HTML + 3 figures (PNGs in {out / 'png'})")  # fmt: skip
+    walls = {name: wall for name, wall, _ in rows}
+    if "floor: np.loadtxt" in walls and "analyze" in walls:
+        print(f"analyze / np.loadtxt time: {walls['analyze'] / walls['floor: np.loadtxt']:.2f} (< 1: faster than the floor)")
+    if "batch" not in skip:
+        tree = make_batch_tree(args.data, args.sessions)
+        times = {}
+        for jobs in (1, 2):
+            target = out / f"batch{jobs}"
+            shutil.rmtree(target, ignore_errors=True)
+            times[jobs] = run_child_rusage([py, "-m", "legrep", "batch", str(tree), "--out", str(target), "--jobs", str(jobs)])[0]
+        print(f"batch of {args.sessions} sessions: sequential {times[1]:.2f} s, 2 workers {times[2]:.2f} s, "
+              f"speed-up {times[1] / times[2]:.2f}x")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,538 @@
+"""Plain-Python reference of the per-sample fusion stages (the readable specification).
+
+The C kernel ``legrep._fastcore.TiltKernel`` runs exactly these steps, in this order, with
+the same floating-point operations (it is built with ``-ffp-contract=off``), so the two
+agree to rounding; ``tests/test_fusion_reference.py`` compares them on random and simulated
+streams. This module is slow (a Python loop per sample) and exists to be read and tested
+against, never to be used in the pipeline.
+
+Orientation stage (one thigh sensor), after Laidig & Seel, "VQF: Highly accurate IMU
+orientation estimation with bias estimation and magnetic disturbance rejection",
+Information Fusion 91, 2023 (the idea of filtering the accelerometer in an almost-inertial
+frame; the rest, the filters and the bias estimator here are our own, simpler choices):
+
+1. **gyro strapdown**: the attitude quaternion ``q`` (sensor -> "I" frame, a frame that
+   only the gyro moves) is advanced by the bias-corrected rate, averaged over the step
+   (trapezoid), through the exact quaternion exponential (series for small angles);
+2a. **lever arm**: the sensor sits a lever arm ``r`` from the hip, so the thigh's own rotation
+   adds ``w x (w x r) + dw/dt x r`` to what it measures (up to 0.3 g in a fast raise, and the
+   centripetal part never averages out: it would tilt the filtered gravity by a degree per
+   rep). ``r`` is fitted by least squares (forgetting over ``lever_tau_s``, a ridge
+   ``lever_ridge``) to the accelerometer minus the predicted gravity on samples turning faster
+   than ``lever_min_dps``, solved every 16 samples, and that acceleration is subtracted;
+2. **accelerometer in the I frame**: the accelerometer sample is rotated into the I frame
+   and low-passed there (first order, time constant ``tau_acc_s``, coefficient
+   ``dt / (tau + dt / 2)`` so that a gap or jitter in the time stamps is handled). In the I
+   frame gravity is constant while the thigh's own accelerations come and go with zero
+   mean (it starts and ends every movement at rest), so the low-pass keeps gravity and
+   removes them without the lag a sensor-frame low-pass would have;
+3. **motion bias estimation**: a residual gyro bias turns the I frame, so gravity appears to
+   rotate in it; the low-passed vector's rotation in one step (``lp_prev x lp / |lp|^2``),
+   taken back to the sensor frame, is the bias error times the step: the bias moves by it
+   over ``bias_motion_tau_s`` (horizontal components only: gravity cannot see heading);
+4. **up vector**: ``up = q^-1 (lp / |lp|) q`` — the unit vector the accelerometer reads at
+   rest (opposite to gravity), in the sensor frame;
+5. **still** (for the rep segmenter): the mean over the last ``still_n`` samples of
+   ``|gyro - bias|^2``, each sample clipped at ``4 still_gyro_dps^2`` (one outlier cannot
+   break a rest), is below ``still_gyro_dps^2``;
+6. **rest** (for the gyro bias): every ``bias_n // 2`` samples the last ``bias_n`` samples are
+   a rest if the gyro's variance is under ``rest_gyro_dps^2``, the accelerometer's under
+   ``rest_acc_g^2``, gravity's direction kept within ``rest_tilt_deg`` between the first and
+   last quarter of the window and the window's mean rate is within ``bias_jump_dps`` of the
+   bias; the bias then moves toward that mean by ``bias_gain`` (from the next sample);
+7. **accelerometer bias** (at each such rest): gravity is one fixed vector in the I frame, so
+   two rests in different poses, with attitudes ``M1``, ``M2`` (sensor -> I) and mean
+   accelerometer readings ``a1``, ``a2``, satisfy ``M2 (a2 - b) = M1 (a1 - b)`` whatever the
+   accelerometer's scale: ``(M2 - M1) b = M2 a2 - M1 a1``, linear in the bias ``b``. The normal
+   equations of consecutive rest pairs are accumulated (forgetting ``1 - 1/acc_bias_memory`` per
+   pair) and solved with a ridge ``acc_bias_ridge`` (the component along the axis of every turn
+   is unobservable and stays near 0; it does not move the hip angle); the bias, limited to
+   ``acc_bias_max_g``, waits for a rest within ``acc_bias_apply_deg`` of the reference pose
+   (there it moves the hip angle by almost nothing; a jump at the top of a rep would end the rep)
+   and is then subtracted from every later accelerometer sample, the low-pass state moved by
+   the change so it stays consistent. A cheap MEMS accelerometer is off by
+   tens of mg (up to 0.1 g), which tilts gravity by up to 6 degrees; the gyro, over the few
+   seconds between two rests, is far more accurate than that;
+8. **after lost samples** (a step over ``gap_s``) the gyro bridged the gap and may be off by
+   degrees: at the first still sample after it the low-pass restarts at the mean
+   accelerometer of the still window (taken into the I frame), instead of converging slowly;
+   no rest pair of step 7 spans the gap, and the lever arm's rate difference restarts;
+9. **reference up vector**: ``normalize(ref_acc - b)``, the reference rest's accelerometer mean
+   corrected by the current bias estimate (what the hip angle is measured from).
+
+Hip-angle stage: ``reference_hip_angle(up, u_ref, f, offset)`` is the rotation of the thigh
+about its flexion axis ``f`` away from the reference pose, read from the up vectors alone:
+when the thigh turns by ``d`` about ``f`` the up vector turns by ``-d`` about ``f`` in the
+sensor frame, so with both vectors projected onto the plane normal to ``f``,
+``d = atan2(f . (up x u_ref), up_p . u_ref_p) + offset``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+G_MPS2 = 9.80665
+"""Standard gravity (the accelerometer's g), m/s^2."""
+LEVER_SOLVE_EVERY = 16
+"""The lever-arm normal equations are solved every this many samples."""
+RAD2DEG = 180.0 / 3.14159265358979323846
+DEG2RAD = 3.14159265358979323846 / 180.0
+SERIES_H2 = 0.0025
+"""Below this squared half-angle (rad^2) the quaternion exponential uses its series."""
+
+
+@dataclass(frozen=True, slots=True)
+class TiltParams:
+    """Parameters of one orientation stage (derived from Settings by ``orientation.kernel_params``).
+
+    Attributes
+    ----------
+    tau_acc_s : accelerometer low-pass time constant in the I frame, s.
+    bias_motion_tau_s : time constant of the motion bias estimator, s (0 disables it).
+    still_n : still window, samples.
+    still_gyro_dps : still threshold on the windowed rms rate about the bias, deg/s.
+    bias_n : rest window for the gyro bias, samples (>= 8).
+    rest_gyro_dps, rest_acc_g : rest thresholds on the window's rms deviation.
+    rest_tilt_deg : gravity's direction may turn this much over a rest window.
+    bias_jump_dps : a rest whose mean rate is further from the bias is not used.
+    bias_gain : share of the difference a rest moves the bias by.
+    max_gap_s : steps longer than this are counted as gaps.
+    dt_nominal_s : step assumed for the very first sample when no previous time is given.
+    acc_bias_memory : rest pairs the accelerometer-bias estimate remembers (0 disables it).
+    acc_bias_ridge : ridge added to the normal equations (turns much smaller than
+        ``2 asin(sqrt(ridge) / 2)`` barely move the estimate).
+    acc_bias_max_g : the estimate's norm is limited to this, g.
+    gap_s : a step longer than this means lost samples (step 8).
+    lever_tau_s : memory of the lever-arm fit, s (0 disables step 2a).
+    lever_min_dps : samples turning faster than this feed the lever-arm fit.
+    lever_ridge : ridge of the lever-arm normal equations, (rad/s^2)^2 (keeps it near 0 until
+        the thigh has turned fast enough to show it).
+    lever_max_m : the lever arm's length is limited to this, m.
+    acc_bias_apply_deg : a new accelerometer-bias estimate waits for a rest whose up vector is
+        within this of the reference's (where it barely moves the hip angle).
+    """
+
+    tau_acc_s: float
+    bias_motion_tau_s: float
+    still_n: int
+    still_gyro_dps: float
+    bias_n: int
+    rest_gyro_dps: float
+    rest_acc_g: float
+    rest_tilt_deg: float
+    bias_jump_dps: float
+    bias_gain: float
+    max_gap_s: float
+    dt_nominal_s: float
+    acc_bias_memory: float = 0.0
+    acc_bias_ridge: float = 0.05
+    acc_bias_max_g: float = 0.2
+    gap_s: float = math.inf
+    lever_tau_s: float = 0.0
+    lever_min_dps: float = 30.0
+    lever_ridge: float = 1.0
+    lever_max_m: float = 0.6
+    acc_bias_apply_deg: float = 180.0
+
+
+def _qmul(a: list[float], b: list[float]) -> list[float]:
+    aw, ax, ay, az = a
+    bw, bx, by, bz = b
+    return [
+        aw * bw - ax * bx - ay * by - az * bz,
+        aw * bx + ax * bw + ay * bz - az * by,
+        aw * by - ax * bz + ay * bw + az * bx,
+        aw * bz + ax * by - ay * bx + az * bw,
+    ]
+
+
+def _matrix(w: float, x: float, y: float, z: float) -> list[float]:
+    """Row-major rotation matrix of the unit quaternion (w, x, y, z)."""
+    return [
+        1.0 - 2.0 * (y * y + z * z), 2.0 * (x * y - w * z), 2.0 * (x * z + w * y),
+        2.0 * (x * y + w * z), 1.0 - 2.0 * (x * x + z * z), 2.0 * (y * z - w * x),
+        2.0 * (x * z - w * y), 2.0 * (y * z + w * x), 1.0 - 2.0 * (x * x + y * y),
+    ]
+
+
+def _solve3(n: list[float], z: list[float]) -> list[float]:
+    """Solve the symmetric 3 x 3 system n x = z (row-major n) by cofactors."""
+    c00 = n[4] * n[8] - n[5] * n[7]
+    c01 = n[5] * n[6] - n[3] * n[8]
+    c02 = n[3] * n[7] - n[4] * n[6]
+    det = n[0] * c00 + n[1] * c01 + n[2] * c02
+    if not det > 0.0:
+        return [0.0, 0.0, 0.0]
+    c11 = n[0] * n[8] - n[2] * n[6]
+    c12 = n[1] * n[6] - n[0] * n[7]
+    c22 = n[0] * n[4] - n[1] * n[3]
+    inv = 1.0 / det
+    return [
+        (c00 * z[0] + c01 * z[1] + c02 * z[2]) * inv,
+        (c01 * z[0] + c11 * z[1] + c12 * z[2]) * inv,
+        (c02 * z[0] + c12 * z[1] + c22 * z[2]) * inv,
+    ]
+
+
+def _rotate(w: float, x: float, y: float, z: float, v: list[float]) -> list[float]:
+    """Rotate v by the unit quaternion (w, x, y, z): v + w t + q_v x t with t = 2 q_v x v."""
+    tx = 2.0 * (y * v[2] - z * v[1])
+    ty = 2.0 * (z * v[0] - x * v[2])
+    tz = 2.0 * (x * v[1] - y * v[0])
+    return [
+        v[0] + w * tx + (y * tz - z * ty),
+        v[1] + w * ty + (z * tx - x * tz),
+        v[2] + w * tz + (x * ty - y * tx),
+    ]
+
+
+class ReferenceTilt:
+    """The orientation stage, one sample at a time (see the module docstring for the steps).
+
+    Parameters
+    ----------
+    params : the stage's parameters.
+    gravity0 : (3,) accelerometer mean at the calibration rest (the I frame starts as the
+        sensor frame there, so this starts the low-pass).
+    bias0_dps : (3,) gyro bias at the calibration rest.
+    t_prev_s : time of the sample before the first one fed, or NaN (then the first step is
+        ``dt_nominal_s``).
+    """
+
+    def __init__(self, params: TiltParams, gravity0: npt.ArrayLike, bias0_dps: npt.ArrayLike, t_prev_s: float = math.nan) -> None:
+        p = self.p = params
+        self.q = [1.0, 0.0, 0.0, 0.0]
+        self.lp = [float(v) for v in np.asarray(gravity0, dtype=np.float64)]
+        self.ref_acc = list(self.lp)
+        self.acc_bias = [0.0, 0.0, 0.0]
+        self.uref = self._uref()
+        self.nrm = [0.0] * 9  # normal equations of the accelerometer bias
+        self.z = [0.0] * 3
+        self.m_prev: list[float] | None = None
+        self.pend: list[float] | None = None
+        self.apply_cos = math.cos(p.acc_bias_apply_deg * DEG2RAD)
+        self.y_prev = [0.0] * 3
+        self.n_acc_bias_updates = 0
+        self.uncertain = False
+        self.n_gap_snaps = 0
+        self.w_prev: list[float] | None = None
+        self.lever = [0.0, 0.0, 0.0]
+        self.ktk = [0.0] * 6  # 00, 01, 02, 11, 12, 22
+        self.kty = [0.0] * 3
+        self.lever_n = 0
+        self.lever_min2 = (p.lever_min_dps * DEG2RAD) ** 2
+        self.bias = [float(v) for v in np.asarray(bias0_dps, dtype=np.float64)]
+        self.t_prev = float(t_prev_s)
+        self.g_prev: list[float] | None = None
+        self.n = 0
+        self.cs = 0.0
+        self.still_ring = [0.0] * p.still_n
+        self.w_pos = 0
+        # cumulative sums after each of the last bias_n + 1 samples: g (3), |g|^2, a (3), |a|^2
+        self.cum = [0.0] * 8
+        self.ring = [[0.0] * 8 for _ in range(p.bias_n + 1)]
+        self.r_pos = 0
+        self.n_gaps = 0
+        self.max_gap_s = 0.0
+        self.n_bias_updates = 0
+        self.n_still = 0
+        self.clip2 = 4.0 * p.still_gyro_dps * p.still_gyro_dps
+        self.still2 = p.still_gyro_dps * p.still_gyro_dps
+        self.motion_gain = 1.0 / p.bias_motion_tau_s if p.bias_motion_tau_s > 0.0 else 0.0
+        self.rest_cos = math.cos(p.rest_tilt_deg * DEG2RAD)
+
+    def _uref(self) -> list[float]:
+        r = [self.ref_acc[0] - self.acc_bias[0], self.ref_acc[1] - self.acc_bias[1], self.ref_acc[2] - self.acc_bias[2]]
+        norm = math.sqrt(r[0] * r[0] + r[1] * r[1] + r[2] * r[2])
+        self.g_norm = norm  # the accelerometer's reading of 1 g
+        inv = 1.0 / norm
+        return [r[0] * inv, r[1] * inv, r[2] * inv]
+
+    def _lever(self, dt: float, g: list[float], a: list[float], q: list[float]) -> list[float]:
+        """Step 2a: subtract the thigh's rotational acceleration at the sensor; feed the fit."""
+        p = self.p
+        b = self.bias
+        wx = (g[0] - b[0]) * DEG2RAD
+        wy = (g[1] - b[1]) * DEG2RAD
+        wz = (g[2] - b[2]) * DEG2RAD
+        wp = self.w_prev
+        if wp is not None and dt > 0.0:
+            ax = (wx - wp[0]) / dt
+            ay = (wy - wp[1]) / dt
+            az = (wz - wp[2]) / dt
+        else:
+            ax = ay = az = 0.0
+        self.w_prev = [wx, wy, wz]
+        w2 = wx * wx + wy * wy + wz * wz
+        # K r = w x (w x r) + alpha x r = (w w^T - |w|^2 I + [alpha]x) r
+        k = [
+            wx * wx - w2, wx * wy - az, wx * wz + ay,
+            wy * wx + az, wy * wy - w2, wy * wz - ax,
+            wz * wx - ay, wz * wy + ax, wz * wz - w2,
+        ]
+        r = self.lever
+        out = [
+            a[0] - (k[0] * r[0] + k[1] * r[1] + k[2] * r[2]) / G_MPS2,
+            a[1] - (k[3] * r[0] + k[4] * r[1] + k[5] * r[2]) / G_MPS2,
+            a[2] - (k[6] * r[0] + k[7] * r[1] + k[8] * r[2]) / G_MPS2,
+        ]
+        if w2 > self.lever_min2:
+            lp = self.lp
+            inv = self.g_norm / math.sqrt(lp[0] * lp[0] + lp[1] * lp[1] + lp[2] * lp[2])
+            gs = _rotate(q[0], -q[1], -q[2], -q[3], [lp[0] * inv, lp[1] * inv, lp[2] * inv])
+            y = [(a[0] - gs[0]) * G_MPS2, (a[1] - gs[1]) * G_MPS2, (a[2] - gs[2]) * G_MPS2]
+            lam = 1.0 - dt / p.lever_tau_s
+            if lam < 0.0:
+                lam = 0.0
+            t = self.ktk
+            t[0] = lam * t[0] + (k[0] * k[0] + k[3] * k[3] + k[6] * k[6])
+            t[1] = lam * t[1] + (k[0] * k[1] + k[3] * k[4] + k[6] * k[7])
+            t[2] = lam * t[2] + (k[0] * k[2] + k[3] * k[5] + k[6] * k[8])
+            t[3] = lam * t[3] + (k[1] * k[1] + k[4] * k[4] + k[7] * k[7])
+            t[4] = lam * t[4] + (k[1] * k[2] + k[4] * k[5] + k[7] * k[8])
+            t[5] = lam * t[5] + (k[2] * k[2] + k[5] * k[5] + k[8] * k[8])
+            z = self.kty
+            z[0] = lam * z[0] + (k[0] * y[0] + k[3] * y[1] + k[6] * y[2])
+            z[1] = lam * z[1] + (k[1] * y[0] + k[4] * y[1] + k[7] * y[2])
+            z[2] = lam * z[2] + (k[2] * y[0] + k[5] * y[1] + k[8] * y[2])
+        self.lever_n += 1
+        if self.lever_n % LEVER_SOLVE_EVERY == 0:
+            t = self.ktk
+            rg = p.lever_ridge
+            nr = _solve3([t[0] + rg, t[1], t[2], t[1], t[3] + rg, t[4], t[2], t[4], t[5] + rg], self.kty)
+            size = math.sqrt(nr[0] * nr[0] + nr[1] * nr[1] + nr[2] * nr[2])
+            if size > p.lever_max_m:
+                f = p.lever_max_m / size
+                nr = [nr[0] * f, nr[1] * f, nr[2] * f]
+            self.lever = nr
+        return out
+
+    def step(self, t: float, a_raw: list[float], g: list[float]) -> tuple[list[float], list[float], bool, bool]:
+        """One sample: time (s), accelerometer (g), gyro (deg/s) -> (up, u_ref, still, rest event)."""
+        p = self.p
+        ab = self.acc_bias
+        a = [a_raw[0] - ab[0], a_raw[1] - ab[1], a_raw[2] - ab[2]]
+        dt = t - self.t_prev if not math.isnan(self.t_prev) else p.dt_nominal_s
+        if dt > p.max_gap_s:
+            self.n_gaps += 1
+            if dt > self.max_gap_s:
+                self.max_gap_s = dt
+        if dt > p.gap_s:
+            self.uncertain = True
+            self.m_prev = None  # the gyro did not see the gap: no rest pair across it
+            self.w_prev = None
+        gp = self.g_prev if self.g_prev is not None else g
+        b = self.bias
+        # 1. strapdown: trapezoid rate over the step, exact exponential
+        k = dt * 0.5 * DEG2RAD
+        hx = (0.5 * (gp[0] + g[0]) - b[0]) * k
+        hy = (0.5 * (gp[1] + g[1]) - b[1]) * k
+        hz = (0.5 * (gp[2] + g[2]) - b[2]) * k
+        h2 = hx * hx + hy * hy + hz * hz
+        if h2 < SERIES_H2:
+            c = 1.0 - h2 / 2.0 + h2 * h2 / 24.0
+            s = 1.0 - h2 / 6.0 + h2 * h2 / 120.0
+        else:
+            h = math.sqrt(h2)
+            c = math.cos(h)
+            s = math.sin(h) / h
+        q = _qmul(self.q, [c, s * hx, s * hy, s * hz])
+        inv = 1.0 / math.sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3])
+        qw, qx, qy, qz = q[0] * inv, q[1] * inv, q[2] * inv, q[3] * inv
+        self.q = [qw, qx, qy, qz]
+        # 2a. lever arm (uses the low-pass state of the previous sample)
+        if p.lever_tau_s > 0.0:
+            a = self._lever(dt, g, a, self.q)
+        # 2. accelerometer into the I frame, low-passed there
+        a_i = _rotate(qw, qx, qy, qz, a)
+        alpha = dt / (p.tau_acc_s + 0.5 * dt)
+        if alpha > 1.0:
+            alpha = 1.0
+        lp0 = self.lp
+        lp = [lp0[0] + alpha * (a_i[0] - lp0[0]), lp0[1] + alpha * (a_i[1] - lp0[1]), lp0[2] + alpha * (a_i[2] - lp0[2])]
+        n2 = lp[0] * lp[0] + lp[1] * lp[1] + lp[2] * lp[2]
+        # 3. motion bias: gravity's apparent rotation in the I frame, back in the sensor frame
+        if self.motion_gain > 0.0:
+            rho = [
+                (lp0[1] * lp[2] - lp0[2] * lp[1]) / n2,
+                (lp0[2] * lp[0] - lp0[0] * lp[2]) / n2,
+                (lp0[0] * lp[1] - lp0[1] * lp[0]) / n2,
+            ]
+            d = _rotate(qw, -qx, -qy, -qz, rho)
+            gm = self.motion_gain * RAD2DEG
+            b[0] = b[0] + gm * d[0]
+            b[1] = b[1] + gm * d[1]
+            b[2] = b[2] + gm * d[2]
+        self.lp = lp
+        # 4. up vector in the sensor frame
+        ninv = 1.0 / math.sqrt(n2)
+        up = _rotate(qw, -qx, -qy, -qz, [lp[0] * ninv, lp[1] * ninv, lp[2] * ninv])
+        # 5. still: windowed mean of the clipped squared rate about the bias
+        e0, e1, e2 = g[0] - b[0], g[1] - b[1], g[2] - b[2]
+        e = e0 * e0 + e1 * e1 + e2 * e2
+        if e > self.clip2:
+            e = self.clip2
+        self.cs = self.cs + e
+        win = self.cs - self.still_ring[self.w_pos]
+        self.still_ring[self.w_pos] = self.cs
+        self.w_pos = self.w_pos + 1 if self.w_pos + 1 < p.still_n else 0
+        self.n += 1
+        filled = self.n if self.n < p.still_n else p.still_n
+        still = win < self.still2 * filled
+        self.n_still += still
+        # 6. rest windows for the gyro bias
+        cum = self.cum
+        cum[0] += g[0]
+        cum[1] += g[1]
+        cum[2] += g[2]
+        cum[3] += g[0] * g[0] + g[1] * g[1] + g[2] * g[2]
+        cum[4] += a_raw[0]
+        cum[5] += a_raw[1]
+        cum[6] += a_raw[2]
+        cum[7] += a_raw[0] * a_raw[0] + a_raw[1] * a_raw[1] + a_raw[2] * a_raw[2]
+        self.ring[self.r_pos] = list(cum)
+        cur = self.r_pos
+        self.r_pos = self.r_pos + 1 if self.r_pos < p.bias_n else 0
+        rest = False
+        if self.n > p.bias_n and self.n % (p.bias_n // 2) == 0:
+            rest = self._rest_event(cur)
+            if rest and self.pend is not None:
+                self._apply_pending(up)
+        if self.uncertain and still and self.n >= p.still_n:
+            # 8. restart the low-pass at the still window's mean accelerometer
+            old = self.ring[(cur - p.still_n) % (p.bias_n + 1)] if self.n > p.still_n else [0.0] * 8
+            inv = 1.0 / p.still_n
+            ab = self.acc_bias
+            mw = [(cum[4] - old[4]) * inv - ab[0], (cum[5] - old[5]) * inv - ab[1], (cum[6] - old[6]) * inv - ab[2]]
+            self.lp = _rotate(self.q[0], self.q[1], self.q[2], self.q[3], mw)
+            self.uncertain = False
+            self.n_gap_snaps += 1
+        self.g_prev = g
+        self.t_prev = t
+        return up, self.uref, bool(still), rest
+
+    def _rest_event(self, cur: int) -> bool:
+        p = self.p
+        nb = p.bias_n
+        slots = nb + 1
+        qn = nb // 4
+        now = self.ring[cur]
+        start = self.ring[(cur - nb) % slots]
+        q1 = self.ring[(cur - nb + qn) % slots]
+        q3 = self.ring[(cur - qn) % slots]
+        inv = 1.0 / nb
+        mg = [(now[c] - start[c]) * inv for c in range(3)]
+        var_g = (now[3] - start[3]) * inv - (mg[0] * mg[0] + mg[1] * mg[1] + mg[2] * mg[2])
+        ma = [(now[4 + c] - start[4 + c]) * inv for c in range(3)]
+        var_a = (now[7] - start[7]) * inv - (ma[0] * ma[0] + ma[1] * ma[1] + ma[2] * ma[2])
+        first = [q1[4 + c] - start[4 + c] for c in range(3)]
+        last = [now[4 + c] - q3[4 + c] for c in range(3)]
+        dot = first[0] * last[0] + first[1] * last[1] + first[2] * last[2]
+        nf = first[0] * first[0] + first[1] * first[1] + first[2] * first[2]
+        nl = last[0] * last[0] + last[1] * last[1] + last[2] * last[2]
+        b = self.bias
+        d = [mg[0] - b[0], mg[1] - b[1], mg[2] - b[2]]
+        if not (
+            var_g < p.rest_gyro_dps * p.rest_gyro_dps
+            and var_a < p.rest_acc_g * p.rest_acc_g
+            and dot > self.rest_cos * math.sqrt(nf * nl)
+            and d[0] * d[0] + d[1] * d[1] + d[2] * d[2] < p.bias_jump_dps * p.bias_jump_dps
+        ):
+            return False
+        b[0] = b[0] + p.bias_gain * d[0]
+        b[1] = b[1] + p.bias_gain * d[1]
+        b[2] = b[2] + p.bias_gain * d[2]
+        self.n_bias_updates += 1
+        if p.acc_bias_memory > 0.0:
+            self._acc_bias_event(ma)
+        return True
+
+    def _acc_bias_event(self, ma: list[float]) -> None:
+        """Step 7: one rest pair into the accelerometer-bias estimate."""
+        p = self.p
+        m = _matrix(*self.q)
+        y = [
+            m[0] * ma[0] + m[1] * ma[1] + m[2] * ma[2],
+            m[3] * ma[0] + m[4] * ma[1] + m[5] * ma[2],
+            m[6] * ma[0] + m[7] * ma[1] + m[8] * ma[2],
+        ]
+        mp = self.m_prev
+        self.m_prev = m
+        yp = self.y_prev
+        self.y_prev = y
+        if mp is None:
+            return
+        am = [m[j] - mp[j] for j in range(9)]
+        dy = [y[0] - yp[0], y[1] - yp[1], y[2] - yp[2]]
+        lam = 1.0 - 1.0 / p.acc_bias_memory
+        nrm, z = self.nrm, self.z
+        for r in range(3):
+            for c in range(3):
+                nrm[3 * r + c] = lam * nrm[3 * r + c] + (am[r] * am[c] + am[3 + r] * am[3 + c] + am[6 + r] * am[6 + c])
+            z[r] = lam * z[r] + (am[r] * dy[0] + am[3 + r] * dy[1] + am[6 + r] * dy[2])
+        reg = [nrm[0] + p.acc_bias_ridge, nrm[1], nrm[2], nrm[3], nrm[4] + p.acc_bias_ridge, nrm[5], nrm[6], nrm[7], nrm[8] + p.acc_bias_ridge]
+        nb = _solve3(reg, z)
+        size = math.sqrt(nb[0] * nb[0] + nb[1] * nb[1] + nb[2] * nb[2])
+        if size > p.acc_bias_max_g:
+            k = p.acc_bias_max_g / size
+            nb = [nb[0] * k, nb[1] * k, nb[2] * k]
+        self.pend = nb
+
+    def _apply_pending(self, up: list[float]) -> None:
+        """Step 7, applying: at a rest near the reference pose (it barely moves the angle there)."""
+        r = self.uref
+        if not (up[0] * r[0] + up[1] * r[1] + up[2] * r[2] > self.apply_cos):
+            return
+        m = _matrix(*self.q)
+        nb = self.pend
+        assert nb is not None
+        ab = self.acc_bias
+        d = [nb[0] - ab[0], nb[1] - ab[1], nb[2] - ab[2]]
+        # keep the low-pass consistent: its recent inputs carried the old bias
+        lp = self.lp
+        lp[0] = lp[0] - (m[0] * d[0] + m[1] * d[1] + m[2] * d[2])
+        lp[1] = lp[1] - (m[3] * d[0] + m[4] * d[1] + m[5] * d[2])
+        lp[2] = lp[2] - (m[6] * d[0] + m[7] * d[1] + m[8] * d[2])
+        self.acc_bias = list(nb)
+        self.pend = None
+        self.uref = self._uref()
+        self.n_acc_bias_updates += 1
+
+    def run(self, t: npt.ArrayLike, acc: npt.ArrayLike, gyr: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Samples (N,), (N, 3), (N, 3) -> up (N, 3), u_ref (N, 3), still (N,) bool, rest events (N,) bool."""
+        tt = np.asarray(t, dtype=np.float64).tolist()
+        aa = np.asarray(acc, dtype=np.float64).tolist()
+        gg = np.asarray(gyr, dtype=np.float64).tolist()
+        up = np.empty((len(tt), 3))
+        uref = np.empty((len(tt), 3))
+        still = np.empty(len(tt), dtype=bool)
+        rest = np.empty(len(tt), dtype=bool)
+        for i, (ti, ai, gi) in enumerate(zip(tt, aa, gg)):
+            u, ur, s, r = self.step(ti, ai, gi)
+            up[i] = u
+            uref[i] = ur
+            still[i] = s
+            rest[i] = r
+        return up, uref, still, rest
+
+
+def reference_hip_angle(up: npt.ArrayLike, u_ref: npt.ArrayLike, f: npt.ArrayLike, offset_deg: float = 0.0) -> np.ndarray:
+    """Hip angle (deg) per pair of up vectors (N, 3) (reference may be one (3,) vector) about axis f (3,)."""
+    fa = [float(v) for v in np.asarray(f)]
+    uu = np.asarray(up, dtype=np.float64)
+    rr = np.broadcast_to(np.asarray(u_ref, dtype=np.float64), uu.shape)
+    out = []
+    for u, r in zip(uu.tolist(), rr.tolist()):
+        cx = u[1] * r[2] - u[2] * r[1]
+        cy = u[2] * r[0] - u[0] * r[2]
+        cz = u[0] * r[1] - u[1] * r[0]
+        y = fa[0] * cx + fa[1] * cy + fa[2] * cz
+        uf = u[0] * fa[0] + u[1] * fa[1] + u[2] * fa[2]
+        rf = r[0] * fa[0] + r[1] * fa[1] + r[2] * fa[2]
+        x = (u[0] * r[0] + u[1] * r[1] + u[2] * r[2]) - uf * rf
+        out.append(math.atan2(y, x) * RAD2DEG + offset_deg)
+    return np.array(out)

@@ -1,0 +1,132 @@
+"""The C orientation kernel against its plain-Python specification (host/fusion/reference.py).
+
+Differential tests: the same samples through ``legrep._fastcore.TiltKernel`` and through
+``ReferenceTilt`` (a readable per-sample loop), on random streams (random rotations, noise,
+jitter, lost samples, biases) and on simulated sessions; and ``hip_angles`` against
+``reference_hip_angle``. Both perform the same floating-point operations in the same order
+(the kernel is built with -ffp-contract=off), so they agree to rounding: the stated
+tolerance, 1e-9 (unit vectors) and 1e-7 deg, leaves room for the libm of another platform.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+from conftest import ROOT  # noqa: F401  (puts the repository on sys.path)
+
+from legrep._fastcore import TiltKernel, hip_angles
+from legrep.fusion.orientation import kernel_params
+from legrep.fusion.reference import ReferenceTilt, reference_hip_angle
+from legrep.settings import Settings
+from legrep_sim.scenarios import SessionSpec, SetSpec, simulate
+
+UNIT_TOL = 1e-9
+DEG_TOL = 1e-7
+
+
+def _both(settings: Settings, dt: float, gravity0, bias0):
+    p = kernel_params(settings, dt)
+    kw = dataclasses.asdict(p)
+    kernel = TiltKernel(**kw, gravity0=list(gravity0), gyro_bias0_dps=list(bias0), t_prev_s=math.nan)
+    return kernel, ReferenceTilt(p, gravity0, bias0)
+
+
+def _run_kernel(k: TiltKernel, t, acc, gyr, chunk: int = 97):
+    n = len(t)
+    up, uref = np.empty((n, 3)), np.empty((n, 3))
+    still, rest = np.empty(n, dtype=bool), np.empty(n, dtype=bool)
+    for i in range(0, n, chunk):
+        s = slice(i, i + chunk)
+        k.run(t[s], acc[s], gyr[s], up[s], uref[s], still[s], rest[s])
+    return up, uref, still, rest
+
+
+def _compare(settings: Settings, t, acc, gyr, dt: float) -> tuple[TiltKernel, ReferenceTilt]:
+    k, ref = _both(settings, dt, acc[:20].mean(axis=0), gyr[:20].mean(axis=0))
+    got = _run_kernel(k, t, acc, gyr)
+    want = ref.run(t, acc, gyr)
+    np.testing.assert_allclose(got[0], want[0], rtol=0, atol=UNIT_TOL)
+    np.testing.assert_allclose(got[1], want[1], rtol=0, atol=UNIT_TOL)
+    np.testing.assert_array_equal(got[2], want[2])
+    np.testing.assert_array_equal(got[3], want[3])
+    np.testing.assert_allclose(k.gyro_bias_dps, ref.bias, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(k.acc_bias_g, ref.acc_bias, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(k.lever_m, ref.lever, rtol=0, atol=1e-12)
+    assert (k.n_gaps, k.n_bias_updates, k.n_acc_bias_updates, k.n_gap_snaps, k.n_still) == (
+        ref.n_gaps, ref.n_bias_updates, ref.n_acc_bias_updates, ref.n_gap_snaps, ref.n_still
+    )
+    return k, ref
+
+
+def _random_stream(rng: np.random.Generator, n: int, rate_hz: float):
+    """Rests and random smooth rotations about random axes, with noise, jitter, losses, biases."""
+    dt = 1.0 / rate_hz
+    t = np.arange(n) * dt + rng.normal(0, 0.02 * dt, n)
+    w = np.zeros((n, 3))
+    i = int(rng.integers(50, 200))
+    while i < n:
+        dur = int(rng.integers(20, 300))
+        axis = rng.normal(size=3)
+        axis /= np.linalg.norm(axis)
+        amp = rng.uniform(20, 300)
+        u = np.linspace(0, np.pi, min(dur, n - i))
+        w[i : i + len(u)] = np.outer(amp * np.sin(u) ** 2, axis)
+        i += dur + int(rng.integers(0, 250))
+    # integrate the true attitude to make a consistent accelerometer
+    up = np.empty((n, 3))
+    v = np.array([0.1, -0.2, 1.0])
+    v /= np.linalg.norm(v)
+    for j in range(n):
+        up[j] = v
+        ang = np.radians(w[j]) * dt
+        v = v - np.cross(ang, v)
+        v /= np.linalg.norm(v)
+    acc = up * 1.03 + np.array([0.02, -0.03, 0.01]) + rng.normal(0, 0.012, (n, 3))
+    acc += rng.normal(0, 0.05, (n, 3)) * (np.abs(w).sum(axis=1, keepdims=True) > 30)  # the thigh accelerates
+    gyr = w + np.array([0.8, -0.5, 0.3]) + rng.normal(0, 0.4, (n, 3))
+    keep = rng.random(n) > 0.01
+    keep[:30] = True
+    return t[keep], acc[keep], gyr[keep]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_kernel_equals_reference_on_random_streams(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    rate = float(rng.choice([50.0, 100.0, 200.0]))
+    t, acc, gyr = _random_stream(rng, 3000, rate)
+    k, _ = _compare(Settings(), t, acc, gyr, 1.0 / rate)
+    assert k.n_bias_updates > 0 and k.n_still > 0
+
+
+def test_kernel_equals_reference_with_every_option_exercised() -> None:
+    rng = np.random.default_rng(9)
+    t, acc, gyr = _random_stream(rng, 4000, 100.0)
+    # a short lever memory and fast motion bias: every branch runs
+    s = Settings(bias_motion_tau_s=5.0, lever_arm_tau_s=5.0, acc_bias_memory=3.0, bias_window_s=0.3)
+    k, ref = _compare(s, t, acc, gyr, 0.01)
+    assert k.n_acc_bias_updates > 0 and k.n_gap_snaps > 0 and any(abs(x) > 0 for x in k.lever_m)
+
+
+def test_kernel_equals_reference_on_a_simulated_session() -> None:
+    spec = SessionSpec(sets=(SetSpec(3, 0, up_s=0.8, hold_s=0.5, down_s=1.0),), legs=("left",), errors="harsh", lost_samples=0.01)
+    sig = simulate(spec, seed=3).signals["left"]
+    _compare(Settings(), sig.time_s, sig.acc_g, sig.gyr_dps, 1.0 / sig.rate_hz)
+
+
+def test_hip_angles_equal_the_reference() -> None:
+    rng = np.random.default_rng(5)
+    up = rng.normal(size=(2000, 3))
+    up /= np.linalg.norm(up, axis=1, keepdims=True)
+    ref = rng.normal(size=(2000, 3))
+    ref /= np.linalg.norm(ref, axis=1, keepdims=True)
+    f = rng.normal(size=3)
+    f /= np.linalg.norm(f)
+    out = np.empty(2000)
+    hip_angles(up, ref, f.tolist(), 12.5, out)
+    np.testing.assert_allclose(out, reference_hip_angle(up, ref, f, 12.5), rtol=0, atol=DEG_TOL)
+    one = np.empty(2000)
+    hip_angles(up, np.broadcast_to(ref[0], up.shape), f.tolist(), 0.0, one)  # a fixed reference, stride 0
+    np.testing.assert_allclose(one, reference_hip_angle(up, ref[0], f), rtol=0, atol=DEG_TOL)
