@@ -26,6 +26,8 @@ from .model import Leg
 
 PathLike = str | os.PathLike[str]
 
+RECORDING_MAGIC = b"LEGREP-REC"
+"""How a recording file starts (legrep.recording.MAGIC without its version)."""
 RECORDING_NAME = "session.lgr"
 """The recording ``capture`` and ``demo --out`` write into their folder."""
 LEG_CSV_NAMES: tuple[tuple[str, str], ...] = (("left.csv", "right.csv"), ("imu_left.csv", "imu_right.csv"))
@@ -76,6 +78,15 @@ def _partner_name(path: Path, leg: Leg) -> str:
     return name[:i] + swapped + name[i + len(word) :]
 
 
+def _is_recording(path: Path) -> bool:
+    """True when the file starts like a legrep recording (docs/recording.md: the magic line)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(RECORDING_MAGIC)) == RECORDING_MAGIC
+    except OSError:
+        return False
+
+
 def _folder(path: Path) -> SessionInput:
     if (path / RECORDING_NAME).is_file():
         return SessionInput(recording=path / RECORDING_NAME)
@@ -106,9 +117,13 @@ def resolve_inputs(paths: Sequence[PathLike]) -> list[SessionInput]:
     for raw in paths:
         path = Path(raw)
         if not path.exists():
-            raise InputError(f"{path}: {EXPECTED} expected, got no such file")
+            if path.suffix.lower() == ".csv":
+                raise InputError(f"{path}: {EXPECTED} expected, got no such file")
+            raise InputError(f"{path}: cannot read recording: no such file ({EXPECTED} expected)")
         if path.is_dir():
             sessions.append(_folder(path))
+        elif _is_recording(path):
+            sessions.append(SessionInput(recording=path))  # whatever its name says
         elif path.suffix.lower() == ".csv":
             leg = _leg_of_csv(path)
             if leg is None:
