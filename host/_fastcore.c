@@ -324,6 +324,23 @@ qmatrix(const double q[4], double m[9])
     m[6] = 2.0 * (x * z - w * y), m[7] = 2.0 * (y * z + w * x), m[8] = 1.0 - 2.0 * (x * x + y * y);
 }
 
+/* The symmetric 3 x 3 system n x = z (row-major n) by cofactors; 0 when singular
+   (reference._solve3, the same operations). */
+static void
+solve3(const double n[9], const double z[3], double x[3])
+{
+    double c00 = n[4] * n[8] - n[5] * n[7], c01 = n[5] * n[6] - n[3] * n[8], c02 = n[3] * n[7] - n[4] * n[6];
+    double det = n[0] * c00 + n[1] * c01 + n[2] * c02;
+    x[0] = x[1] = x[2] = 0.0;
+    if (det > 0.0) {
+        double c11 = n[0] * n[8] - n[2] * n[6], c12 = n[1] * n[6] - n[0] * n[7], c22 = n[0] * n[4] - n[1] * n[3];
+        double inv = 1.0 / det;
+        x[0] = (c00 * z[0] + c01 * z[1] + c02 * z[2]) * inv;
+        x[1] = (c01 * z[0] + c11 * z[1] + c12 * z[2]) * inv;
+        x[2] = (c02 * z[0] + c12 * z[1] + c22 * z[2]) * inv;
+    }
+}
+
 /* Step 7: one rest pair into the accelerometer-bias estimate (reference._acc_bias_event). */
 static void
 tilt_acc_bias_event(TiltCore *c, const double ma[3])
@@ -351,20 +368,10 @@ tilt_acc_bias_event(TiltCore *c, const double ma[3])
             nrm[3 * r + k] = lam * nrm[3 * r + k] + (am[r] * am[k] + am[3 + r] * am[3 + k] + am[6 + r] * am[6 + k]);
         z[r] = lam * z[r] + (am[r] * dy[0] + am[3 + r] * dy[1] + am[6 + r] * dy[2]);
     }
-    double n[9];
+    double n[9], nb[3];
     memcpy(n, nrm, sizeof n);
     n[0] = nrm[0] + c->acc_ridge, n[4] = nrm[4] + c->acc_ridge, n[8] = nrm[8] + c->acc_ridge;
-    /* symmetric 3 x 3 solve by cofactors (reference._solve3) */
-    double c00 = n[4] * n[8] - n[5] * n[7], c01 = n[5] * n[6] - n[3] * n[8], c02 = n[3] * n[7] - n[4] * n[6];
-    double det = n[0] * c00 + n[1] * c01 + n[2] * c02;
-    double nb[3] = {0.0, 0.0, 0.0};
-    if (det > 0.0) {
-        double c11 = n[0] * n[8] - n[2] * n[6], c12 = n[1] * n[6] - n[0] * n[7], c22 = n[0] * n[4] - n[1] * n[3];
-        double inv = 1.0 / det;
-        nb[0] = (c00 * z[0] + c01 * z[1] + c02 * z[2]) * inv;
-        nb[1] = (c01 * z[0] + c11 * z[1] + c12 * z[2]) * inv;
-        nb[2] = (c02 * z[0] + c12 * z[1] + c22 * z[2]) * inv;
-    }
+    solve3(n, z, nb);
     double size = sqrt(nb[0] * nb[0] + nb[1] * nb[1] + nb[2] * nb[2]);
     if (size > c->acc_max) {
         double k = c->acc_max / size;
@@ -433,6 +440,7 @@ tilt_rest_event(TiltCore *c, Py_ssize_t cur)
 }
 
 #define G_MPS2 9.80665
+#define INV_G (1.0 / 9.80665)
 #define LEVER_SOLVE_EVERY 16
 
 /* Step 2a (reference._lever): subtract the thigh's rotational acceleration at the sensor from
@@ -445,9 +453,10 @@ tilt_lever(TiltCore *c, double dt, double g0, double g1, double g2, double a[3],
     double wx = (g0 - b[0]) * DEG2RAD, wy = (g1 - b[1]) * DEG2RAD, wz = (g2 - b[2]) * DEG2RAD;
     double ax, ay, az;
     if (c->has_wprev && dt > 0.0) {
-        ax = (wx - c->w_prev[0]) / dt;
-        ay = (wy - c->w_prev[1]) / dt;
-        az = (wz - c->w_prev[2]) / dt;
+        double idt = 1.0 / dt;
+        ax = (wx - c->w_prev[0]) * idt;
+        ay = (wy - c->w_prev[1]) * idt;
+        az = (wz - c->w_prev[2]) * idt;
     } else {
         ax = ay = az = 0.0;
     }
@@ -457,9 +466,9 @@ tilt_lever(TiltCore *c, double dt, double g0, double g1, double g2, double a[3],
     double k[9] = {wx * wx - w2, wx * wy - az, wx * wz + ay, wy * wx + az, wy * wy - w2,
                    wy * wz - ax, wz * wx - ay, wz * wy + ax, wz * wz - w2};
     const double *r = c->lever;
-    double o0 = a[0] - (k[0] * r[0] + k[1] * r[1] + k[2] * r[2]) / G_MPS2;
-    double o1 = a[1] - (k[3] * r[0] + k[4] * r[1] + k[5] * r[2]) / G_MPS2;
-    double o2 = a[2] - (k[6] * r[0] + k[7] * r[1] + k[8] * r[2]) / G_MPS2;
+    double o0 = a[0] - (k[0] * r[0] + k[1] * r[1] + k[2] * r[2]) * INV_G;
+    double o1 = a[1] - (k[3] * r[0] + k[4] * r[1] + k[5] * r[2]) * INV_G;
+    double o2 = a[2] - (k[6] * r[0] + k[7] * r[1] + k[8] * r[2]) * INV_G;
     if (w2 > c->lever_min2) {
         double inv = c->g_norm / sqrt(lp[0] * lp[0] + lp[1] * lp[1] + lp[2] * lp[2]);
         double gi[3] = {lp[0] * inv, lp[1] * inv, lp[2] * inv}, gs[3];
@@ -484,17 +493,8 @@ tilt_lever(TiltCore *c, double dt, double g0, double g1, double g2, double a[3],
     if (c->lever_n % LEVER_SOLVE_EVERY == 0) {
         const double *t = c->ktk, *z = c->kty;
         double rg = c->lever_ridge;
-        double n[9] = {t[0] + rg, t[1], t[2], t[1], t[3] + rg, t[4], t[2], t[4], t[5] + rg};
-        double c00 = n[4] * n[8] - n[5] * n[7], c01 = n[5] * n[6] - n[3] * n[8], c02 = n[3] * n[7] - n[4] * n[6];
-        double det = n[0] * c00 + n[1] * c01 + n[2] * c02;
-        double nr[3] = {0.0, 0.0, 0.0};
-        if (det > 0.0) {
-            double c11 = n[0] * n[8] - n[2] * n[6], c12 = n[1] * n[6] - n[0] * n[7], c22 = n[0] * n[4] - n[1] * n[3];
-            double inv = 1.0 / det;
-            nr[0] = (c00 * z[0] + c01 * z[1] + c02 * z[2]) * inv;
-            nr[1] = (c01 * z[0] + c11 * z[1] + c12 * z[2]) * inv;
-            nr[2] = (c02 * z[0] + c12 * z[1] + c22 * z[2]) * inv;
-        }
+        double n[9] = {t[0] + rg, t[1], t[2], t[1], t[3] + rg, t[4], t[2], t[4], t[5] + rg}, nr[3];
+        solve3(n, z, nr);
         double size = sqrt(nr[0] * nr[0] + nr[1] * nr[1] + nr[2] * nr[2]);
         if (size > c->lever_max) {
             double f = c->lever_max / size;
@@ -593,7 +593,8 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
         double n2 = m0 * m0 + m1 * m1 + m2 * m2;
         /* 3. motion bias */
         if (mgain > 0.0) {
-            double rho[3] = {(l1 * m2 - l2 * m1) / n2, (l2 * m0 - l0 * m2) / n2, (l0 * m1 - l1 * m0) / n2};
+            double in2 = 1.0 / n2;
+            double rho[3] = {(l1 * m2 - l2 * m1) * in2, (l2 * m0 - l0 * m2) * in2, (l0 * m1 - l1 * m0) * in2};
             double d[3];
             qrot(qw, -qx, -qy, -qz, rho, d);
             b[0] = b[0] + mgain * d[0];

@@ -130,10 +130,11 @@ class Settings:
     tau_acc_s: Annotated[float, Range(0.05, 600.0)] = 3.0
     """Low-pass time constant of the accelerometer in the almost-inertial frame; VQF's default
     tauAcc = 3 s (Laidig & Seel 2023): rejects the thigh's accelerations, follows gravity."""
-    bias_motion_tau_s: Annotated[float, _nonneg(3600.0)] = 100.0
-    """Time constant of the gyro bias estimate while moving (0 disables): slow, because anything
-    else that turns the filtered gravity (the thigh's accelerations, a recovery after lost
-    samples) would move the bias too; rests, frequent in these exercises, do the main work."""
+    bias_motion_tau_s: Annotated[float, _nonneg(3600.0)] = 0.0
+    """Time constant of the gyro bias estimate while moving (0, the default, disables it): it must
+    be slow, because anything else that turns the filtered gravity (the thigh's accelerations, a
+    recovery after lost samples) moves the bias too; rests, frequent in these exercises, do the
+    work (on the accuracy grid it changes nothing measurable, and it costs time per sample)."""
     still_gyro_dps: Annotated[float, _positive(100.0)] = 3.0
     """Still (for the rep segmenter): rms rate about the bias over ``still_min_s`` below this."""
     still_min_s: Annotated[float, _positive(60.0)] = 0.2
@@ -230,7 +231,8 @@ class Settings:
     (momentum, not the hip flexors; a controlled raise takes 1-2 s)."""
     min_hold_s: Annotated[float, _nonneg(600.0)] = 0.0
     """``short_hold``: hold at the top shorter than this (0 disables: holds are prescribed per
-    person, e.g. 1-5 s; the stopwatch hold of a prescribed hold H reads about H + 0.1 T)."""
+    person, e.g. 1-5 s; a prescribed hold H between smooth moves of T_up and T_down reads
+    H + 0.087 (T_up + T_down) on the stopwatch)."""
     target_rom_deg: Annotated[float, _nonneg(180.0)] = 0.0
     """``below_target``: range below this absolute target (0 disables; set per person)."""
 

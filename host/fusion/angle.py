@@ -16,11 +16,12 @@ The hip angle is read from that up vector alone:
   normal to ``f`` and ``l0 = k0 x f``. It depends only on the thigh's inclination in the plane
   normal to ``f``: heading never enters, and abduction or rotation about the thigh's long axis
   only enter to second order (through the up vector leaving that plane);
-* a **strap that moved**: at every rest the orientation stage reports (a bias rest), the up
-  vector's component along ``f`` must be what it was at the reference rest; if it differs by
-  more than ``slip_deg`` the gravity direction fits no hip angle of this mounting, so that rest
-  becomes the new reference (its angle by the old mounting carries on) and ``f`` is re-fitted
-  at the next movement.
+* a **strap that moved**: at rests the orientation stage reports (bias rests) near the
+  reference pose, the up vector's component along ``f`` must be what it was at the reference
+  rest; if it differs by more than ``slip_deg`` the gravity direction fits no hip angle of this
+  mounting, so that rest becomes the new reference (its angle by the old mounting carries on)
+  and ``f`` is re-fitted at the next movement. Away from the reference (at the top of a rep the
+  thigh may be abducted) only a difference over 40 degrees counts.
 
 Samples whose angle needs an axis not yet known are held back and released once it is
 found, so the first rep is never lost. The reference rest of the first mounting is the
@@ -44,6 +45,11 @@ from .calibration import Calibration
 from .orientation import OrientationFilter, run_backward
 
 BoolArray = npt.NDArray[np.bool_]
+SLIP_ZONE_DEG = 15.0
+"""Strap slips are looked for at rests within this of the reference rest's angle ..."""
+SLIP_FAR_SIN = math.sin(math.radians(40.0))
+"""... or anywhere when gravity is more than 40 degrees out of the plane (more than a thigh's
+abduction or rotation during a rep)."""
 _SLICE = 8192
 """Longest piece of a chunk the orientation stage handles at once (its outputs stay in cache)."""
 
@@ -135,6 +141,7 @@ class HipAngleEstimator:
         self._offset = 0.0
         self.mounting: Mounting | None = None
         self.n_refits = 0
+
         self._slip_sin = math.sin(math.radians(settings.slip_deg))
         self._held: list[Held] = []
         self._held_t_prev = math.nan  # time of the sample before the held ones (for their first step)
@@ -245,7 +252,11 @@ class HipAngleEstimator:
         if len(events):
             along = up[events] @ m.axis
             ref_along = uref[events] @ m.axis if m.u_ref is None else m.along_ref
-            slip = np.flatnonzero(np.abs(along - ref_along) > self._slip_sin)
+            # only rests near the reference pose: at the top of a rep the thigh may be abducted
+            # or rotated (gravity out of the plane without any slip); at the bottom it is not
+            low = np.abs(angle[events] - m.offset_deg) <= SLIP_ZONE_DEG
+            off = np.abs(along - ref_along)
+            slip = np.flatnonzero(((off > self._slip_sin) & low) | (off > SLIP_FAR_SIN))
             if len(slip):
                 j = int(events[int(slip[0])])
                 # the strap moved: this rest is the new reference; re-fit at the next movement

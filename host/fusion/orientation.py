@@ -17,6 +17,7 @@ filters (``benchmarks/orientation.py``).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -88,31 +89,12 @@ class OrientationFilter:
     ) -> None:
         p = kernel_params(settings, dt_nominal_s)
         self.params = p
+        # the kernel's keywords are TiltParams' fields (the reference takes the same object)
         self._k = TiltKernel(
+            **dataclasses.asdict(p),
             gravity0=np.asarray(gravity0, dtype=np.float64).tolist(),
             gyro_bias0_dps=np.asarray(gyro_bias0_dps, dtype=np.float64).tolist(),
-            tau_acc_s=p.tau_acc_s,
-            bias_motion_tau_s=p.bias_motion_tau_s,
-            still_n=p.still_n,
-            still_gyro_dps=p.still_gyro_dps,
-            bias_n=p.bias_n,
-            rest_gyro_dps=p.rest_gyro_dps,
-            rest_acc_g=p.rest_acc_g,
-            rest_tilt_deg=p.rest_tilt_deg,
-            bias_jump_dps=p.bias_jump_dps,
-            bias_gain=p.bias_gain,
-            max_gap_s=p.max_gap_s,
-            dt_nominal_s=p.dt_nominal_s,
             t_prev_s=t_prev_s,
-            acc_bias_memory=p.acc_bias_memory,
-            acc_bias_ridge=p.acc_bias_ridge,
-            acc_bias_max_g=p.acc_bias_max_g,
-            gap_s=p.gap_s,
-            lever_tau_s=p.lever_tau_s,
-            lever_min_dps=p.lever_min_dps,
-            lever_ridge=p.lever_ridge,
-            lever_max_m=p.lever_max_m,
-            acc_bias_apply_deg=p.acc_bias_apply_deg,
         )
 
     def update(
@@ -234,7 +216,12 @@ def track_gravity(
     dt = 1.0 / float(rate_hz)
     cal_tool = Calibrator(s, "track_gravity")
     try:
-        cal = cal_tool.update(t, a, g) or cal_tool.finish()
+        cal = None
+        for i in range(0, n, 512):  # slices: the first rest is usually early
+            cal = cal_tool.update(t[i : i + 512], a[i : i + 512], g[i : i + 512])
+            if cal is not None:
+                break
+        cal = cal or cal_tool.finish()
         start, grav, bias = cal.start_index, cal.gravity_ref, cal.gyro_bias_dps
     except CalibrationError:
         m = max(1, min(n, round(s.calib_min_still_s / dt)))

@@ -77,6 +77,7 @@ import numpy.typing as npt
 
 G_MPS2 = 9.80665
 """Standard gravity (the accelerometer's g), m/s^2."""
+INV_G = 1.0 / 9.80665
 LEVER_SOLVE_EVERY = 16
 """The lever-arm normal equations are solved every this many samples."""
 RAD2DEG = 180.0 / 3.14159265358979323846
@@ -261,9 +262,10 @@ class ReferenceTilt:
         wz = (g[2] - b[2]) * DEG2RAD
         wp = self.w_prev
         if wp is not None and dt > 0.0:
-            ax = (wx - wp[0]) / dt
-            ay = (wy - wp[1]) / dt
-            az = (wz - wp[2]) / dt
+            idt = 1.0 / dt
+            ax = (wx - wp[0]) * idt
+            ay = (wy - wp[1]) * idt
+            az = (wz - wp[2]) * idt
         else:
             ax = ay = az = 0.0
         self.w_prev = [wx, wy, wz]
@@ -276,9 +278,9 @@ class ReferenceTilt:
         ]
         r = self.lever
         out = [
-            a[0] - (k[0] * r[0] + k[1] * r[1] + k[2] * r[2]) / G_MPS2,
-            a[1] - (k[3] * r[0] + k[4] * r[1] + k[5] * r[2]) / G_MPS2,
-            a[2] - (k[6] * r[0] + k[7] * r[1] + k[8] * r[2]) / G_MPS2,
+            a[0] - (k[0] * r[0] + k[1] * r[1] + k[2] * r[2]) * INV_G,
+            a[1] - (k[3] * r[0] + k[4] * r[1] + k[5] * r[2]) * INV_G,
+            a[2] - (k[6] * r[0] + k[7] * r[1] + k[8] * r[2]) * INV_G,
         ]
         if w2 > self.lever_min2:
             lp = self.lp
@@ -357,10 +359,11 @@ class ReferenceTilt:
         n2 = lp[0] * lp[0] + lp[1] * lp[1] + lp[2] * lp[2]
         # 3. motion bias: gravity's apparent rotation in the I frame, back in the sensor frame
         if self.motion_gain > 0.0:
+            in2 = 1.0 / n2
             rho = [
-                (lp0[1] * lp[2] - lp0[2] * lp[1]) / n2,
-                (lp0[2] * lp[0] - lp0[0] * lp[2]) / n2,
-                (lp0[0] * lp[1] - lp0[1] * lp[0]) / n2,
+                (lp0[1] * lp[2] - lp0[2] * lp[1]) * in2,
+                (lp0[2] * lp[0] - lp0[0] * lp[2]) * in2,
+                (lp0[0] * lp[1] - lp0[1] * lp[0]) * in2,
             ]
             d = _rotate(qw, -qx, -qy, -qz, rho)
             gm = self.motion_gain * RAD2DEG
