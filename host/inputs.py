@@ -119,7 +119,7 @@ def resolve_inputs(paths: Sequence[PathLike]) -> list[SessionInput]:
         if not path.exists():
             if path.suffix.lower() == ".csv":
                 raise InputError(f"{path}: {EXPECTED} expected, got no such file")
-            raise InputError(f"{path}: cannot read recording: no such file ({EXPECTED} expected)")
+            raise InputError(f"{path}: cannot read recording ({EXPECTED} expected), got no such file")
         if path.is_dir():
             sessions.append(_folder(path))
         elif _is_recording(path):

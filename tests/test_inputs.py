@@ -96,7 +96,7 @@ def test_resolver_rules(session, tmp_path: Path) -> None:
     "paths, left, message",
     [
         ([], None, "got no input"),
-        (["nope.lgr"], None, "nope.lgr: cannot read recording: no such file"),
+        (["nope.lgr"], None, "nope.lgr: cannot read recording"),
         (["legs.csv"], None, "a CSV named after its leg expected"),
         (["EMPTY"], None, "a folder with session.lgr, left.csv/right.csv or imu_left.csv/imu_right.csv expected, got neither (an empty folder)"),
         (["x_left.csv", "y.lgr"], None, "one session expected, got 2"),
