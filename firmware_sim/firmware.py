@@ -40,10 +40,21 @@ def array_source(time_s: npt.ArrayLike, acc_g: npt.ArrayLike, gyr_dps: npt.Array
     if t.ndim != 1 or a.shape != (t.size, 3) or g.shape != (t.size, 3) or t.size < 1:
         raise ValueError(f"array_source needs time_s (M,), acc_g and gyr_dps (M, 3); got {t.shape}, {a.shape}, {g.shape}")
 
+    columns = [np.ascontiguousarray(a[:, k]) for k in range(3)] + [np.ascontiguousarray(g[:, k]) for k in range(3)]
+
     def source(times_s: FloatArray) -> tuple[FloatArray, FloatArray]:
-        acc = np.stack([np.interp(times_s, t, a[:, k]) for k in range(3)], axis=1)
-        gyr = np.stack([np.interp(times_s, t, g[:, k]) for k in range(3)], axis=1)
-        return acc, gyr
+        # Interpolate within the window that brackets the query (the same neighbours, so the same
+        # values as over the whole signal): a firmware tick asks for a few samples of a long signal.
+        times_s = np.asarray(times_s, dtype=np.float64)
+        if times_s.size == 0:
+            return np.zeros((0, 3)), np.zeros((0, 3))
+        lo = max(int(np.searchsorted(t, float(times_s.min()), side="right")) - 1, 0)
+        hi = min(int(np.searchsorted(t, float(times_s.max()), side="left")) + 1, t.size)
+        tw = t[lo:hi]
+        out = np.empty((times_s.size, 6))
+        for k, column in enumerate(columns):
+            out[:, k] = np.interp(times_s, tw, column[lo:hi])
+        return out[:, :3], out[:, 3:]
 
     return source
 

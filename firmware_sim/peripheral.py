@@ -37,6 +37,8 @@ ADVERTISING_INTERVAL_MS = 20.0
 """Shortest legacy advertising interval (Core spec Vol 6, Part B, 4.4.2.2: 20 ms)."""
 LEGACY_ADV_MAX_BYTES = 31
 """Legacy advertising data limit (Core spec Vol 6, Part B, 2.3.1.1)."""
+MIN_TICK_WALL_S = 0.005
+"""Shortest pause of a pacing loop in loop seconds (a fast simulation must leave the host time)."""
 DEFAULT_MTU = 23
 """ATT_MTU before an exchange (Core spec Vol 3, Part F, 3.2.8)."""
 
@@ -82,9 +84,18 @@ class SimClock:
         self._last_wall: float | None = None
         self.stalled_wall_s = 0.0
         """Wall time not counted because of ``max_step_wall_s``."""
+        self._virtual: bool | None = None
 
     def _loop_time(self) -> float:
-        return asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        if self._virtual is None:
+            from .virtual_time import VirtualTimeLoop
+
+            # on virtual time the loop never stalls: its clock is the simulation's clock
+            self._virtual = isinstance(loop, VirtualTimeLoop)
+            if self._virtual:
+                self.max_step_wall_s = None
+        return loop.time()
 
     def now_s(self) -> float:
         """Virtual seconds since the clock started (starts at its first reading)."""
@@ -175,7 +186,8 @@ class SensorPeripheral:
     controller : a bumble controller (virtual, on a ``LocalLink``).
     serial : 4 hex digits: name ``legrep-<serial>``, Serial Number characteristic, address.
     clock : the simulation clock (shared with the other sensors and, in a simulation, the host).
-    tick_s : wall-clock period of the pacing loop.
+    tick_s : period of the pacing loop, simulated seconds (a BLE connection event every 7.5-50 ms
+        carries the notifications; at most one tick per ``MIN_TICK_WALL_S`` of wall time).
     """
 
     def __init__(
@@ -185,7 +197,7 @@ class SensorPeripheral:
         serial: str,
         clock: SimClock,
         *,
-        tick_s: float = 0.005,
+        tick_s: float = 0.02,
         address: str | None = None,
     ) -> None:
         if len(serial) != 4 or any(c not in "0123456789ABCDEFabcdef" for c in serial):
@@ -360,7 +372,7 @@ class SensorPeripheral:
                 await self._tick()
             except Exception:  # keep the sensor alive; a bug is logged, not fatal to the radio
                 logger.exception("%s: pacing step failed", self.name)
-            await asyncio.sleep(self.tick_s)
+            await asyncio.sleep(max(self.tick_s / self.clock.speed, MIN_TICK_WALL_S))
 
     async def _tick(self) -> None:
         now_s = self.clock.now_s()
@@ -525,6 +537,7 @@ async def simulate_sensors(
     serials: dict[str, str] | None = None,
     fw_version: tuple[int, int, int] | None = None,
     drift_ppm: dict[str, float] | None = None,
+    clock: SimClock | None = None,
 ) -> SimulatedSensors:
     """Start one advertising virtual sensor per leg (``"left"``/``"right"``) playing ``programmes``.
 
@@ -535,7 +548,7 @@ async def simulate_sensors(
     from .virtual_ble import VirtualRadio
 
     radio = radio or VirtualRadio()
-    clock = SimClock(speed)
+    clock = clock or SimClock(speed)
     serials = serials or {"left": "0A11", "right": "0A12"}
     lead: ScheduledSource | None = None
     sensors: list[SensorPeripheral] = []

@@ -2,12 +2,15 @@
 
 The host opens :attr:`SerialPortSensor.port` (the pty's slave device, e.g. ``/dev/pts/7``) with
 pyserial like a USB-serial board. Frames are SLIP with a channel byte (docs/protocol.md section 7).
-A background thread paces the firmware by wall time x ``speed`` (or by a shared ``clock``), so
-a test can run a session faster than real time.
+Two ways to run it: :meth:`SerialPortSensor.start` paces the firmware from a background thread by
+wall time x ``speed`` (for a host in another event loop, such as the ``legrep capture`` command), and
+:meth:`SerialPortSensor.start_async` runs it on the caller's event loop, paced by a shared
+``clock`` (on a virtual-time loop: no thread, no waiting in wall time).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import os
@@ -33,7 +36,9 @@ class SerialPortSensor:
     firmware : the firmware model (connected here with the serial MTU).
     speed : simulated seconds per wall second (ignored when ``clock`` is given).
     clock : returns the simulated true time in seconds; share it with the host in tests.
-    tick_s : wall seconds between firmware updates.
+    tick_s : seconds between firmware updates.
+    link_path : a stable name for the port (a symlink to the pty, like ``/dev/serial/by-id/...``), so
+        that after :meth:`unplug` and :meth:`replug` the host can reopen the same path.
     """
 
     def __init__(
@@ -42,22 +47,23 @@ class SerialPortSensor:
         speed: float = 1.0,
         clock: Callable[[], float] | None = None,
         tick_s: float = 0.005,
+        link_path: str | os.PathLike[str] | None = None,
     ) -> None:
         if clock is None:
             t0 = time.monotonic()
             clock = lambda: (time.monotonic() - t0) * speed  # noqa: E731
         self.firmware = firmware
-        self.clock = clock
+        self.clock: Callable[[], float] = clock
         self.tick_s = tick_s
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)
-        tty.setraw(self._master)
-        os.set_blocking(self._master, False)
-        self.port = os.ttyname(self._slave)
+        self.link_path = None if link_path is None else os.fspath(link_path)
+        self._master, self._slave = -1, -1
+        self.port = ""
+        self._open_pty()
         self._decoder = p.SlipDecoder()
         self._out = bytearray()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._task: asyncio.Task[None] | None = None
         self.bytes_written = 0
         self.bytes_dropped = 0
         self.error: BaseException | None = None
@@ -65,10 +71,83 @@ class SerialPortSensor:
         self._lock = threading.Lock()
         firmware.connect(clock(), mtu=p.SERIAL_MTU)
 
+    def _open_pty(self) -> None:
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave)
+        tty.setraw(self._master)
+        os.set_blocking(self._master, False)
+        self.port = os.ttyname(self._slave)
+        if self.link_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.link_path)
+            os.symlink(self.port, self.link_path)
+            self.port = self.link_path
+
     def start(self) -> "SerialPortSensor":
         self._thread = threading.Thread(target=self._run, name=f"serial-{self.firmware.config.name}", daemon=True)
         self._thread.start()
         return self
+
+    async def start_async(self) -> "SerialPortSensor":
+        """Run on the current event loop (no thread), paced by ``clock``."""
+        self._task = asyncio.get_running_loop().create_task(self._run_async(), name=f"serial-{self.firmware.config.name}")
+        return self
+
+    async def stop_async(self) -> None:
+        """Stop the loop task started by :meth:`start_async` and close the pty."""
+        with contextlib.suppress(Exception):
+            asyncio.get_running_loop().remove_reader(self._master)
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.stop()
+
+    def unplug(self) -> None:
+        """Pull the cable (async mode): the pty goes away, the host's reads fail; the firmware keeps
+        sampling into its ring buffer, as a sensor on its own battery does."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+        with contextlib.suppress(Exception):
+            asyncio.get_running_loop().remove_reader(self._master)
+        self.firmware.disconnect(self.clock())
+        for fd in (self._master, self._slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._master = self._slave = -1
+        if self.link_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.link_path)
+
+    async def replug(self) -> None:
+        """Plug the cable back in (async mode): a new pty behind the same ``link_path``."""
+        self._decoder = p.SlipDecoder()
+        self._out.clear()
+        self._open_pty()
+        self.firmware.connect(self.clock(), mtu=p.SERIAL_MTU)
+        await self.start_async()
+
+    async def _run_async(self) -> None:
+        loop = asyncio.get_running_loop()
+        readable = asyncio.Event()
+        fd = self._master
+        loop.add_reader(fd, readable.set)
+        try:
+            while True:
+                self._step(readable.is_set())
+                readable.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(readable.wait(), self.tick_s)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # reported to the test / demo, never silently lost
+            self.error = exc
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                loop.remove_reader(fd)
 
     def stop(self) -> None:
         self._stop.set()
@@ -79,6 +158,9 @@ class SerialPortSensor:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._master = self._slave = -1
+        if self.link_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.link_path)
 
     def __enter__(self) -> "SerialPortSensor":
         return self.start()
@@ -101,37 +183,41 @@ class SerialPortSensor:
             del self._out[:drop]
             self.bytes_dropped += drop
 
-    def _run(self) -> None:
+    def _step(self, readable: bool) -> None:
+        """One pacing step: scheduled actions, control requests, new packets, status, output."""
         fw = self.firmware
+        now = self.clock()
+        with self._lock:
+            while self._scheduled and self._scheduled[0][0] <= now:
+                self._scheduled.pop(0)[1](fw)
+        if readable:
+            try:
+                data = os.read(self._master, 4096)
+            except OSError as exc:  # EIO: no reader on the slave side right now
+                if exc.errno not in (errno.EIO, errno.EAGAIN):
+                    raise
+                data = b""
+            for frame in self._decoder.feed(data):
+                if frame[0] == p.Channel.CONTROL:
+                    self._send(p.Channel.CONTROL, fw.handle_control(frame[1:], now))
+        for packet in fw.advance(now):
+            self._send(p.Channel.DATA, packet)
+        status = fw.take_status_change()
+        if status is not None:
+            self._send(p.Channel.STATUS, status)
+        if self._out:
+            try:
+                n = os.write(self._master, self._out)
+            except BlockingIOError:
+                n = 0
+            del self._out[:n]
+            self.bytes_written += n
+
+    def _run(self) -> None:
         try:
             while not self._stop.is_set():
                 readable, _, _ = select.select([self._master], [], [], self.tick_s)
-                now = self.clock()
-                with self._lock:
-                    while self._scheduled and self._scheduled[0][0] <= now:
-                        self._scheduled.pop(0)[1](fw)
-                if readable:
-                    try:
-                        data = os.read(self._master, 4096)
-                    except OSError as exc:  # EIO: no reader on the slave side right now
-                        if exc.errno not in (errno.EIO, errno.EAGAIN):
-                            raise
-                        data = b""
-                    for frame in self._decoder.feed(data):
-                        if frame[0] == p.Channel.CONTROL:
-                            self._send(p.Channel.CONTROL, fw.handle_control(frame[1:], now))
-                for packet in fw.advance(now):
-                    self._send(p.Channel.DATA, packet)
-                status = fw.take_status_change()
-                if status is not None:
-                    self._send(p.Channel.STATUS, status)
-                if self._out:
-                    try:
-                        n = os.write(self._master, self._out)
-                    except BlockingIOError:
-                        n = 0
-                    del self._out[:n]
-                    self.bytes_written += n
+                self._step(bool(readable))
         except BaseException as exc:  # reported to the test / demo, never silently lost
             self.error = exc
             raise

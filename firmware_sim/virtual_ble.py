@@ -130,7 +130,7 @@ class VirtualRadio:
     """
 
     def __init__(self, hci_spec: str | None = None) -> None:
-        self.link = LocalLink()
+        self.link = LocalLink()  # type: ignore[no-untyped-call]  # bumble leaves it unannotated
         self._hci_spec = hci_spec
         self._central: Device | None = None
         self._central_lock = asyncio.Lock()
@@ -213,7 +213,7 @@ def _restore(peer: Peer, snapshot: list[Any]) -> None:
     client = peer.gatt_client
     client.services = []
     for handle, end, uuid, characteristics in snapshot:
-        service = ServiceProxy(client, handle, end, uuid)
+        service = ServiceProxy(client, handle, end, uuid)  # type: ignore[no-untyped-call]  # bumble leaves it unannotated
         for c_handle, c_end, c_uuid, props, descriptors in characteristics:
             characteristic: CharacteristicProxy[bytes] = CharacteristicProxy(client, c_handle, c_end, c_uuid, props)
             characteristic.descriptors = [DescriptorProxy(client, d_handle, d_type) for d_handle, d_type in descriptors]
@@ -366,7 +366,7 @@ class BumbleClient(BaseBleakClient):
             await self._gatt(peer.request_mtu(REQUESTED_MTU))
             cached = self.radio.gatt_cache.get(self.address)
             if cached is None:
-                await self._gatt(peer.discover_all())
+                await self._gatt(peer.discover_all())  # type: ignore[no-untyped-call]  # bumble leaves it unannotated
                 self.radio.gatt_cache[self.address] = _snapshot(peer)
             else:
                 _restore(peer, cached)

@@ -26,7 +26,7 @@ COMMAND_HELP: dict[str, str] = {
     "analyze": "count and measure reps in IMU CSV files (one per thigh)",
     "batch": "analyse every recording or CSV pair under a folder, on all cores",
     "scan": "list the sensors in range (legrep and vendor models)",
-    "capture": "live capture from the thigh sensors (BLE or serial)",
+    "capture": "live capture from the thigh sensors (BLE, serial, vendor models)",
     "replay": "replay a recorded session (same decoding and analysis as live capture)",
     "export": "export a recording: reps.csv, summary.json and IMU CSV per leg",
     "report": "write a session report (HTML with plots)",

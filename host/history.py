@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Union
 
 from .errors import InputError, LegrepError
+from .inputs import SessionInput, resolve_inputs
 from .model import Leg, SessionResult
 from .settings import Settings
 
@@ -940,32 +941,6 @@ def _write_parquet(path: Path, columns: Sequence[str], rows: Sequence[Sequence[o
 
 
 @dataclass(frozen=True, slots=True)
-class SessionInput:
-    """The files of one session: a recording, or one IMU CSV per leg."""
-
-    recording: Path | None = None
-    left_csv: Path | None = None
-    right_csv: Path | None = None
-
-    @property
-    def label(self) -> str:
-        if self.recording is not None:
-            return str(self.recording)
-        return " + ".join(str(p) for p in (self.left_csv, self.right_csv) if p is not None)
-
-    def source(self) -> dict[str, Path]:
-        """``role -> path`` for :func:`source_files`."""
-        if self.recording is not None:
-            return {"recording": self.recording}
-        out = {}
-        if self.left_csv is not None:
-            out["left"] = self.left_csv
-        if self.right_csv is not None:
-            out["right"] = self.right_csv
-        return out
-
-
-@dataclass(frozen=True, slots=True)
 class AnalysedInput:
     input: SessionInput
     result: SessionResult
@@ -974,71 +949,10 @@ class AnalysedInput:
     started_at: str
 
 
-def _leg_of_csv(path: Path) -> Leg | None:
-    stem = path.stem.lower()
-    has_left, has_right = "left" in stem, "right" in stem
-    if has_left == has_right:
-        return None
-    return Leg.LEFT if has_left else Leg.RIGHT
-
-
-def _partner_name(path: Path, leg: Leg) -> str:
-    """The file name of the other leg's CSV: ``left`` swapped for ``right`` (case kept)."""
-    word, other = (("left", "right") if leg is Leg.LEFT else ("right", "left"))
-    name = path.name
-    i = name.lower().rfind(word)
-    found = name[i : i + len(word)]
-    swapped = other.upper() if found.isupper() else other.capitalize() if found[0].isupper() else other
-    return name[:i] + swapped + name[i + len(word) :]
-
-
 def group_inputs(paths: Sequence[PathLike]) -> list[SessionInput]:
-    """Group input paths into sessions.
-
-    * a directory holds ``left.csv`` and/or ``right.csv`` (one session);
-    * a ``.csv`` file names its leg (``left`` or ``right`` in the file name) and pairs with
-      the given CSV whose name has the other leg in the same place;
-    * any other file is a recording.
-
-    Raises
-    ------
-    InputError
-        For a missing path, a CSV whose name gives no leg, or a directory without leg CSVs.
-    """
-    sessions: list[SessionInput] = []
-    csvs: dict[Path, Leg] = {}
-    for raw in paths:
-        path = Path(raw)
-        if not path.exists():
-            raise InputError(f"{path}: a recording, an IMU CSV or a folder with left.csv/right.csv expected, got no such file")
-        if path.is_dir():
-            left, right = path / "left.csv", path / "right.csv"
-            if not left.is_file() and not right.is_file():
-                raise InputError(f"{path}: a folder with left.csv and/or right.csv expected, got neither")
-            sessions.append(
-                SessionInput(None, left if left.is_file() else None, right if right.is_file() else None)
-            )
-        elif path.suffix.lower() == ".csv":
-            leg = _leg_of_csv(path)
-            if leg is None:
-                raise InputError(
-                    f"{path}: a CSV named after its leg expected (with 'left' or 'right' in the name), got {path.name!r}"
-                )
-            csvs[path] = leg
-        else:
-            sessions.append(SessionInput(recording=path))
-    paired: set[Path] = set()
-    for path, leg in csvs.items():
-        if path in paired:
-            continue
-        partner = path.with_name(_partner_name(path, leg))
-        match = next((p for p in csvs if p != path and p not in paired and p.resolve() == partner.resolve()), None)
-        paired.add(path)
-        if match is not None:
-            paired.add(match)
-        pair = {leg: path, csvs[match]: match} if match is not None else {leg: path}
-        sessions.append(SessionInput(None, pair.get(Leg.LEFT), pair.get(Leg.RIGHT)))
-    return sessions
+    """Group input paths into sessions: :func:`legrep.inputs.resolve_inputs` (the resolver every
+    offline command shares)."""
+    return resolve_inputs(paths)
 
 
 def _mtime_iso(paths: Sequence[Path]) -> str:

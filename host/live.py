@@ -1,20 +1,17 @@
-"""The live session loop: sensor links -> records -> shared core -> events -> view and recording.
+"""The live session: any set of sensor drivers -> records -> one recorder and core -> sinks.
 
-Every byte a :class:`~legrep.transport.ble.SensorLink` delivers (IMU notifications, control requests and
-replies, status reads, link events) becomes a :class:`~legrep.records.Record` stamped with session
-seconds; each record is written to the recording (if any) and fed, in the same order, to
-:class:`legrep.live_core.SessionCore` — the path ``legrep replay`` runs too, so a replay of the
-recording gives the same reps. The only decisions taken here are transport ones: when to TIME_SYNC,
-which gaps to RESEND (the tracker says), what to do after a reconnection.
+:class:`LiveSession` drives :class:`~legrep.drivers.base.SensorDriver` values (legrep sensors over
+BLE or serial, vendor sensors, a recording being replayed; :mod:`legrep.drivers`). Every item a
+driver delivers becomes a :class:`~legrep.records.Record` stamped with session seconds, written
+to the recording (if any) and fed, in the same order, to :class:`legrep.live_core.SessionCore`,
+the path ``legrep replay`` runs too, so a replay of the recording gives the same reps. The
+session decides nothing about transports: the drivers keep their links up (reconnecting after a
+drop) and speak their protocols; the session records and reports what they say, and tells them
+which gaps the packet tracker wants re-sent (:class:`~legrep.drivers.base.SessionPort`).
 
-Vendor sensors (``legrep.sensors``: WitMotion, Movella DOT, MetaMotion, Polar) join through
-:class:`legrep.sensors.link.VendorLiveLink`: its queue holds the DATA payloads of a vendor sensor, its
-SENSOR record names the model and configuration, and instead of legrep control requests the loop
-calls its ``start``/``stop``. Everything else (records, analysis, view, recording) is the same.
-
-Shape (bleak's queue example): notify callbacks only enqueue ``(arrival_s, bytes)``; one consumer
-task per sensor turns them into records; a housekeeping task per sensor sends TIME_SYNC and RESEND and
-handles link events; the view is refreshed at most ``refresh_hz`` times a second.
+Sinks (:class:`legrep.sinks.SessionSink`: the terminal view, the voice, the web page) get every
+released chunk of hip angle, every rep and closed set, a snapshot at ``refresh_hz`` (>= 10 Hz of
+session time) and one-line notes (a link lost, a reconnection).
 """
 
 from __future__ import annotations
@@ -23,47 +20,29 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from .errors import SensorError
+from .drivers.base import DriverItem, LinkChange, LinkState, Noted, Received, SensorDriver
+from .errors import InputError, SensorError
+from .export import legrep_version
 from .live_core import SensorInfo, SessionCore
-from .model import Leg, Rep, SessionResult, SetSummary
-from .packets import resend_request, start_request, stop_request, time_sync_request
+from .model import FloatArray, Leg, Rep, SessionResult, SetSummary
+from .packets import Opcode
+from .pipeline import Event as AnalysisEvent
 from .pipeline import RepClosed, SetClosed
 from .recording import RecordingWriter
-from .records import Kind, Record
+from .records import EventType, Kind, Record
 from .settings import Settings
-from .transport.ble import Clock, LinkEvent
+from .sinks import SessionSink
+from .transport.common import Clock
 
 logger = logging.getLogger(__name__)
 
-TIME_SYNC_COUNT = 3
-"""TIME_SYNC exchanges before START (the shortest round trip wins, docs/protocol.md section 6)."""
 
-
-class Link(Protocol):
-    """What the loop needs from a sensor link (:class:`SensorLink` satisfies it)."""
-
-    name: str
-    address: str
-    connected: bool
-    battery_pct: int | None
-    queue: asyncio.Queue[tuple[float, bytes]]
-    events: asyncio.Queue[LinkEvent]
-    status_raw: bytes
-
-    async def request(self, payload: bytes) -> Any: ...
-
-
-def is_vendor(link: Any) -> bool:
-    """True for a vendor sensor link (``VendorLiveLink``): started and stopped with its own writes."""
-    return bool(getattr(link, "vendor", False))
-
-
-# --- what the view shows ----------------------------------------------------------------------------
+# --- what the sinks see -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,14 +54,13 @@ class LegState:
     angle_deg: float | None
     last_rep: Rep | None
     battery_pct: int | None
-    link: str
-    """connected, reconnecting, stopped."""
+    link: LinkState
     sensor: str
 
 
 @dataclass(frozen=True, slots=True)
 class LiveState:
-    """A snapshot for the view (session seconds, per leg)."""
+    """A snapshot for the sinks (session seconds, per leg)."""
 
     time_s: float
     legs: tuple[LegState, ...]
@@ -98,16 +76,8 @@ class LiveState:
         return counts.get(Leg.LEFT, 0) - counts.get(Leg.RIGHT, 0)
 
 
-class View(Protocol):
-    def show(self, state: LiveState) -> None: ...
-
-    def rep(self, rep: Rep, state: LiveState) -> None: ...
-
-    def set_closed(self, summary: SetSummary, state: LiveState) -> None: ...
-
-    def note(self, text: str) -> None: ...
-
-    def close(self) -> None: ...
+View = SessionSink
+"""The terminal view is one sink among others (kept as a name for callers)."""
 
 
 @dataclass(slots=True)
@@ -119,7 +89,7 @@ class LiveStats:
     reconnects: dict[str, int] = field(default_factory=dict)
     resend_requests: int = 0
     rep_latency_s: list[tuple[Rep, float]] = field(default_factory=list)
-    """Per rep, in the order shown: session time its event reached the view minus ``closed_s``."""
+    """Per rep, in the order shown: session time its event reached the sinks minus ``closed_s``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,66 +97,103 @@ class LiveResult:
     result: SessionResult
     stats: LiveStats
     recording: Path | None
-    events: tuple[Any, ...]
+    events: tuple[AnalysisEvent, ...]
 
 
-# --- the loop ----------------------------------------------------------------------------------------
+# --- what a driver sees of the session ----------------------------------------------------------------
+
+
+class _Port:
+    """The :class:`~legrep.drivers.base.SessionPort` of one driver (its sensors from ``base``)."""
+
+    def __init__(self, session: "LiveSession", base: int) -> None:
+        self._session = session
+        self._base = base
+
+    @property
+    def stopping(self) -> bool:
+        return self._session.stopping
+
+    def session_s(self, clock_s: float | None = None) -> float:
+        return self._session.session_s(clock_s)
+
+    def resend_ranges(self, sensor: int, t_s: float) -> list[tuple[int, int]]:
+        return self._session.core.resend_ranges(self._base + sensor, t_s)
+
+    def missing(self, sensor: int) -> bool:
+        return self._session.core.missing(self._base + sensor)
+
+
+@dataclass(slots=True)
+class _Sensor:
+    info: SensorInfo
+    driver: SensorDriver
+    link: LinkState = LinkState.CONNECTED
+
+
+# --- the loop -------------------------------------------------------------------------------------------
 
 
 class LiveSession:
-    """Run one live session over connected links.
+    """Run one live session over opened drivers.
 
     Parameters
     ----------
-    links : ``{leg: link}`` (connected, not yet streaming).
+    drivers : opened drivers (connected, not yet streaming); their sensors' legs must differ.
     clock : the host clock; session time 0 is when :meth:`run` starts.
     settings : analysis settings (stored in the recording).
     recording : path of the recording to write (None: do not record).
-    view : where reps and state go (None: nowhere).
-    time_sync_every_s, poll_s : transport housekeeping periods (clock seconds).
-    refresh_hz : view refresh rate (<= 10).
+    sinks : where angles, reps, sets, snapshots and notes go (the terminal view, voice, web).
+    view : one more sink (kept for callers that pass the terminal view alone).
+    refresh_hz : snapshots per second of session time (at least 10).
     meta : extra metadata for the recording.
+    keep_samples : keep every sample fed to the analysis (tests).
     """
 
     def __init__(
         self,
-        links: Mapping[Leg, Link],
+        drivers: Sequence[SensorDriver],
         *,
         clock: Clock,
         settings: Settings | None = None,
         recording: str | Path | None = None,
-        view: View | None = None,
-        time_sync_every_s: float = 10.0,
-        poll_s: float = 0.05,
+        sinks: Sequence[SessionSink] = (),
+        view: SessionSink | None = None,
         refresh_hz: float = 10.0,
         meta: dict[str, Any] | None = None,
         keep_samples: bool = False,
     ) -> None:
-        if not links:
+        if not drivers:
             raise SensorError("no sensors to capture from")
-        self.links = dict(links)
-        self.legs = tuple(leg for leg in (Leg.LEFT, Leg.RIGHT) if leg in self.links)
+        self.drivers = list(drivers)
         self.clock = clock
         self.settings = settings or Settings()
         self.recording_path = Path(recording) if recording is not None else None
-        self.view = view
-        self.time_sync_every_s = time_sync_every_s
-        self.poll_s = poll_s
-        self.refresh_s = 1.0 / min(10.0, max(0.5, refresh_hz))
+        self.sinks: list[SessionSink] = list(sinks) + ([view] if view is not None else [])
+        self.refresh_s = 1.0 / max(10.0, refresh_hz)
         self.meta = dict(meta or {})
+        self._sensors: list[_Sensor] = []
+        self._base: list[int] = []
+        for driver in self.drivers:
+            self._base.append(len(self._sensors))
+            for info in driver.sensors(len(self._sensors)):
+                self._sensors.append(_Sensor(info, driver))
+        legs = [s.info.leg for s in self._sensors]
+        for leg in set(legs):
+            if legs.count(leg) > 1:
+                names = [s.info.name for s in self._sensors if s.info.leg is leg]
+                raise InputError(f"one sensor per leg expected, got {len(names)} on the {leg.value} leg: {names}")
+        self.legs = tuple(leg for leg in (Leg.LEFT, Leg.RIGHT) if leg in legs)
         # no angle traces kept live: an 8-hour session must not grow in memory (replay has them)
         self.core = SessionCore(self.legs, self.settings, keep_traces=False, keep_samples=keep_samples)
+        self.core.analyzer.on_angle = self._on_angle
         self.stats = LiveStats()
-        self._index = {leg: i for i, leg in enumerate(self.legs)}
+        self.stopping = False
         self._writer: RecordingWriter | None = None
         self._t0 = 0.0
-        self._token = 0
-        self._stopping = False
         self._last_rep: dict[Leg, Rep] = {}
         self._set_reps: dict[Leg, int] = {leg: 0 for leg in self.legs}
         self._sets: list[SetSummary] = []
-        self._link_state: dict[Leg, str] = {leg: "connected" for leg in self.legs}
-        self._dirty = True
 
     # --- time and records -------------------------------------------------------------------------
 
@@ -199,12 +206,6 @@ class LiveSession:
         """Session seconds for a clock reading (now by default)."""
         return (self.clock.now_s() if clock_s is None else clock_s) - self._t0
 
-    def _emit(self, kind: Kind, leg: Leg | None, t_s: float, payload: bytes) -> None:
-        self._take(Record(kind, None if leg is None else self._index[leg], t_s, payload))
-
-    def _emit_json(self, kind: Kind, leg: Leg | None, t_s: float, value: dict[str, Any]) -> None:
-        self._take(Record.of_json(kind, None if leg is None else self._index[leg], t_s, value))
-
     def _take(self, rec: Record) -> None:
         if self._writer is not None:
             self._writer.write(rec)
@@ -213,7 +214,53 @@ class LiveSession:
         if events:
             self._on_events(events)
 
-    def _on_events(self, events: list[Any]) -> None:
+    def _take_item(self, base: int, item: DriverItem) -> None:
+        index = base + item.sensor
+        if isinstance(item, Received):
+            if item.kind == Kind.TX and item.payload[:1] == bytes([Opcode.RESEND]):
+                self.stats.resend_requests += 1
+            self._take(Record(item.kind, index, item.t_s, item.payload))
+        elif isinstance(item, LinkChange):
+            self._on_link_change(index, item)
+        elif isinstance(item, Noted):
+            kind = item.type.value if isinstance(item.type, EventType) else item.type
+            self._take(Record.of_json(Kind.EVENT, index, item.t_s, {"type": kind, **item.fields}))
+
+    def _on_link_change(self, index: int, change: LinkChange) -> None:
+        sensor = self._sensors[index]
+        leg = sensor.info.leg.value
+        if change.lost:
+            sensor.link = LinkState.RECONNECTING
+            self.stats.disconnects[leg] = self.stats.disconnects.get(leg, 0) + 1
+            self._take(Record.event(index, change.t_s, EventType.DISCONNECT))
+            self.note(f"{leg} sensor {sensor.info.name}: link lost, reconnecting")
+        else:
+            sensor.link = LinkState.CONNECTED
+            self.stats.reconnects[leg] = self.stats.reconnects.get(leg, 0) + 1
+            self._take(Record.event(index, change.t_s, EventType.RECONNECT, detail=change.detail))
+            if change.status_raw:
+                self._take(Record(Kind.STATUS, index, change.t_s, change.status_raw))  # next_seq: what was missed
+            self.note(f"{leg} sensor {sensor.info.name}: reconnected")
+
+    # --- sinks --------------------------------------------------------------------------------------------
+
+    def _sink(self, what: str, *args: Any) -> None:
+        """Call ``what`` on every sink; a failing sink is logged, never stops the session."""
+        for sink in self.sinks:
+            try:
+                getattr(sink, what)(*args)
+            except Exception:  # noqa: BLE001 - a sink must not take the capture down
+                logger.exception("sink %r failed in %s()", sink, what)
+
+    def note(self, text: str) -> None:
+        """A one-line message to every sink."""
+        self._sink("note", text)
+
+    def _on_angle(self, leg: Leg, time_s: FloatArray, angle_deg: FloatArray) -> None:
+        if self.sinks:
+            self._sink("angle", leg, time_s, angle_deg)
+
+    def _on_events(self, events: Sequence[AnalysisEvent]) -> None:
         now = self.session_s()
         for ev in events:
             if isinstance(ev, RepClosed):
@@ -221,119 +268,35 @@ class LiveSession:
                 self._last_rep[rep.leg] = rep
                 self._set_reps[rep.leg] = self._set_reps.get(rep.leg, 0) + 1
                 self.stats.rep_latency_s.append((rep, now - rep.closed_s))
-                if self.view is not None:
-                    self.view.rep(rep, self.state())
+                self._sink("rep", rep, self.state())
             elif isinstance(ev, SetClosed):
                 self._sets.append(ev.summary)
                 self._set_reps = {leg: 0 for leg in self.legs}
-                if self.view is not None:
-                    self.view.set_closed(ev.summary, self.state())
-        self._dirty = True
+                self._sink("set_closed", ev.summary, self.state())
 
     def state(self, message: str = "") -> LiveState:
-        """The current snapshot for the view."""
+        """The current snapshot for the sinks."""
         legs = []
-        for leg in self.legs:
-            link = self.links[leg]
+        for sensor in self._sensors:
+            leg = sensor.info.leg
             legs.append(
                 LegState(
                     leg=leg,
                     reps=self._set_reps.get(leg, 0),
                     angle_deg=self.core.angle_deg(leg),
                     last_rep=self._last_rep.get(leg),
-                    battery_pct=link.battery_pct,
-                    link=self._link_state[leg],
-                    sensor=link.name,
+                    battery_pct=sensor.driver.battery_pct,
+                    link=sensor.link,
+                    sensor=sensor.info.name,
                 )
             )
+        legs.sort(key=lambda s: self.legs.index(s.leg))
         return LiveState(self.session_s(), tuple(legs), tuple(self._sets), message)
-
-    # --- control requests as records ------------------------------------------------------------------
-
-    async def _request(self, leg: Leg, payload: bytes) -> Any:
-        """Send a control request; the request and its reply become TX/RX records."""
-        link = self.links[leg]
-        timed = await link.request(payload)
-        self._emit(Kind.TX, leg, self.session_s(timed.sent_s), payload)
-        raw = bytes([0x80 | timed.reply.opcode, timed.reply.status]) + timed.reply.payload
-        self._emit(Kind.RX, leg, self.session_s(timed.received_s), raw)
-        return timed
-
-    async def _time_sync(self, leg: Leg) -> None:
-        self._token = (self._token + 1) & 0xFFFFFFFF
-        await self._request(leg, time_sync_request(self._token))
-
-    async def _start(self, leg: Leg) -> None:
-        link = self.links[leg]
-        if is_vendor(link):
-            await link.start()  # type: ignore[attr-defined]
-            self._emit_json(Kind.EVENT, leg, self.session_s(), {"type": "start"})
-            return
-        timed = await self._request(leg, start_request())
-        if not timed.reply.ok:
-            raise SensorError(f"{self.links[leg].name} refused START: {timed.reply.describe()}")
-
-    # --- tasks ------------------------------------------------------------------------------------------
-
-    async def _consume(self, leg: Leg) -> None:
-        """Turn queued notifications into DATA records, in arrival order."""
-        queue = self.links[leg].queue
-        while True:
-            arrival_s, data = await queue.get()
-            self._emit(Kind.DATA, leg, self.session_s(arrival_s), data)
-
-    async def _housekeep(self, leg: Leg) -> None:
-        """TIME_SYNC every ``time_sync_every_s``, RESEND what the tracker misses, link events."""
-        link = self.links[leg]
-        stream = self.core.streams[self._index[leg]]
-        next_sync_s = self.clock.now_s() + self.time_sync_every_s
-        vendor = is_vendor(link)
-        while True:
-            while not link.events.empty():
-                await self._on_link_event(leg, link.events.get_nowait())
-            if link.connected and not vendor:
-                now_s = self.session_s()
-                for a, b in stream.tracker.resend_requests(now_s):
-                    self.stats.resend_requests += 1
-                    with contextlib.suppress(SensorError):
-                        await self._request(leg, resend_request(a, b))
-                if self.clock.now_s() >= next_sync_s and not self._stopping:
-                    next_sync_s = self.clock.now_s() + self.time_sync_every_s
-                    with contextlib.suppress(SensorError):
-                        await self._time_sync(leg)
-            await self.clock.sleep(self.poll_s)
-
-    async def _on_link_event(self, leg: Leg, event: LinkEvent) -> None:
-        t_s = self.session_s(event.time_s)
-        link = self.links[leg]
-        if event.kind == "disconnected":
-            self._link_state[leg] = "lost" if is_vendor(link) else "reconnecting"
-            self.stats.disconnects[leg.value] = self.stats.disconnects.get(leg.value, 0) + 1
-            self._emit_json(Kind.EVENT, leg, t_s, {"type": "disconnect"})
-            if self.view is not None:
-                again = "" if is_vendor(link) else ", reconnecting"
-                self.view.note(f"{leg.value} sensor {link.name}: link lost{again}")
-        elif event.kind == "reconnected":
-            self._link_state[leg] = "connected"
-            self.stats.reconnects[leg.value] = self.stats.reconnects.get(leg.value, 0) + 1
-            self._emit_json(Kind.EVENT, leg, t_s, {"type": "reconnect", "detail": event.detail})
-            if event.raw:
-                self._emit(Kind.STATUS, leg, t_s, event.raw)  # next_seq: what was missed
-            if self.view is not None:
-                self.view.note(f"{leg.value} sensor {link.name}: reconnected")
-            if event.status is not None and not event.status.streaming and not self._stopping:
-                with contextlib.suppress(SensorError):
-                    await self._start(leg)  # the sensor stopped by itself: a new stream
-        elif event.kind == "status" and event.raw:
-            self._emit(Kind.STATUS, leg, t_s, event.raw)
-        self._dirty = True
 
     async def _refresh(self) -> None:
         while True:
-            if self.view is not None:  # every tick: the angle moves between events (coach, issue 12)
-                self._dirty = False
-                self.view.show(self.state())
-            await asyncio.sleep(self.refresh_s)  # wall seconds: the terminal is real
+            self._sink("show", self.state())
+            await self.clock.sleep(self.refresh_s)
 
     # --- run ------------------------------------------------------------------------------------------------
 
@@ -344,127 +307,87 @@ class LiveSession:
         stop: asyncio.Event | None = None,
         drain_s: float = 3.0,
     ) -> LiveResult:
-        """Stream until ``duration_s`` session seconds have passed or ``stop`` is set, then STOP the
-        sensors, fetch what is missing (up to ``drain_s``) and finish the analysis.
+        """Stream until ``duration_s`` session seconds have passed, ``stop`` is set or every driver's
+        stream ended (a replay), then stop the drivers, fetch what is missing (up to ``drain_s``),
+        close the drivers and finish the analysis.
 
         Raises
         ------
         SensorError
-            A sensor refuses START or is lost before streaming starts.
+            A sensor refuses to start or is lost before streaming starts.
         """
         self._t0 = self.clock.now_s()
         if self.recording_path is not None:
             self.recording_path.parent.mkdir(parents=True, exist_ok=True)
-            from .export import legrep_version
-
-            meta = {  # the same META keys as legrep.live_core.RecordingCore writes
+            meta = {
                 "legs": [leg.value for leg in self.legs],
                 "settings": self.settings.to_dict(),
                 "legrep_version": legrep_version(),
                 "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                "transport": "ble",
+                "transport": ",".join(sorted({d.spec.split(":", 1)[0] for d in self.drivers})),
+                "drivers": [d.spec for d in self.drivers],
                 **self.meta,
             }
             self._writer = RecordingWriter(self.recording_path, meta)
-        tasks: list[asyncio.Task[None]] = []
+        pumps: list[asyncio.Task[None]] = []
+        refresh: asyncio.Task[None] | None = None
         try:
-            for leg in self.legs:
-                link = self.links[leg]
-                if is_vendor(link):
-                    info = link.sensor_info(self._index[leg], leg)  # type: ignore[attr-defined]
-                else:
-                    info = SensorInfo.make(
-                        self._index[leg], leg, link.status_raw, address=link.address, name=link.name,
-                        serial=link.name.rsplit("-", 1)[-1], model="legrep",
-                    )
-                self._take(Record.of_json(Kind.SENSOR, self._index[leg], 0.0, info.to_json()))
-                self._emit_json(Kind.EVENT, leg, self.session_s(), {"type": "connect", "address": link.address})
-            for leg in self.legs:
-                if is_vendor(self.links[leg]):
-                    continue  # no TIME_SYNC: its decoder maps device time or arrival time
-                for _ in range(TIME_SYNC_COUNT):
-                    await self._time_sync(leg)
-            for leg in self.legs:
-                tasks.append(asyncio.create_task(self._consume(leg), name=f"consume {leg.value}"))
-            for leg in self.legs:
-                await self._start(leg)
-            for leg in self.legs:
-                tasks.append(asyncio.create_task(self._housekeep(leg), name=f"housekeep {leg.value}"))
-            tasks.append(asyncio.create_task(self._refresh(), name="view"))
-            waiters: list[asyncio.Task[Any]] = []
+            for index, sensor in enumerate(self._sensors):
+                self._take(Record.of_json(Kind.SENSOR, index, 0.0, sensor.info.to_json()))
+                self._take(Record.event(index, self.session_s(), EventType.CONNECT, address=sensor.info.address))
+            for driver, base in zip(self.drivers, self._base):
+                pumps.append(asyncio.create_task(self._pump(driver, base), name=f"pump {driver.spec}"))
+            for driver, base in zip(self.drivers, self._base):
+                await driver.start(_Port(self, base))
+            refresh = asyncio.create_task(self._refresh(), name="sinks")
+            waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(asyncio.wait(pumps))]
             if stop is not None:
-                waiters.append(asyncio.create_task(stop.wait()))
+                waiters.append(asyncio.ensure_future(stop.wait()))
             if duration_s is not None:
-                waiters.append(asyncio.create_task(self.clock.sleep(duration_s)))
-            if not waiters:
-                waiters.append(asyncio.create_task(asyncio.Event().wait()))
+                waiters.append(asyncio.ensure_future(self.clock.sleep(duration_s)))
             try:
                 await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 for w in waiters:
                     w.cancel()
             await self._finish_stream(drain_s)
+            await asyncio.wait_for(asyncio.gather(*pumps), max(1.0, drain_s) / self.clock.speed)
         finally:
-            for task in tasks:
+            for task in [*pumps, *([refresh] if refresh is not None else [])]:
                 task.cancel()
-            for task in tasks:
+            for task in [*pumps, *([refresh] if refresh is not None else [])]:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            for driver in self.drivers:
+                with contextlib.suppress(Exception):
+                    await driver.close()
         n_events = len(self.core.events)
         result = self.core.finish()
         if len(self.core.events) > n_events:
             self._on_events(self.core.events[n_events:])
-        # the last set closes at the end of the stream
         shown = {s.set for s in self._sets}
-        for summary in result.sets:
-            if summary.set not in shown and self.view is not None:
-                self.view.set_closed(summary, self.state())
+        for summary in result.sets:  # the last set closes at the end of the stream
+            if summary.set not in shown:
+                self._sink("set_closed", summary, self.state())
         self._sets = list(result.sets)
         self._set_reps = {leg: 0 for leg in self.legs}
+        for sensor in self._sensors:
+            sensor.link = LinkState.STOPPED
         if self._writer is not None:
             self._writer.close(self.session_s(), {"reps": len(result.reps), "sets": len(result.sets)})
-        if self.view is not None:
-            self.view.show(self.state())
+        self._sink("show", self.state())
         return LiveResult(result, self.stats, self.recording_path, tuple(self.core.events))
 
+    async def _pump(self, driver: SensorDriver, base: int) -> None:
+        async for item in driver.items():
+            self._take_item(base, item)
+
     async def _finish_stream(self, drain_s: float) -> None:
-        """STOP every sensor, then keep fetching gaps until none is missing or ``drain_s`` passed."""
-        self._stopping = True
+        """Stop every driver, then wait until each has what it is missing or ``drain_s`` passed;
+        closing a driver delivers what it still holds and ends its stream."""
+        self.stopping = True
         deadline = self.clock.now_s() + drain_s
-        pending = set(self.legs)
-        while pending and self.clock.now_s() < deadline:
-            for leg in list(pending):
-                if not self.links[leg].connected:
-                    continue
-                if is_vendor(self.links[leg]):
-                    try:
-                        await self.links[leg].stop()  # type: ignore[attr-defined]
-                    except SensorError as exc:
-                        logger.info("%s: stop failed: %s", leg.value, exc)
-                        continue
-                    self._emit_json(Kind.EVENT, leg, self.session_s(), {"type": "stop"})
-                    pending.discard(leg)
-                    continue
-                try:
-                    timed = await self._request(leg, stop_request())
-                except SensorError as exc:
-                    logger.info("%s: STOP failed: %s", leg.value, exc)
-                    continue
-                if timed.reply.ok:
-                    pending.discard(leg)
-            if pending:
-                await self.clock.sleep(self.poll_s)
-        while self.clock.now_s() < deadline:
-            missing = any(
-                s.tracker.missing() or s.tracker.held_packets for s in self.core.streams.values() if hasattr(s, "tracker")
-            )
-            queued = any(not self.links[leg].queue.empty() for leg in self.legs)
-            if not missing and not queued:
-                break
-            await self.clock.sleep(self.poll_s)
-        # whatever is still queued was received: record it
-        for leg in self.legs:
-            queue = self.links[leg].queue
-            while not queue.empty():
-                arrival_s, data = queue.get_nowait()
-                self._emit(Kind.DATA, leg, self.session_s(arrival_s), data)
+        await asyncio.gather(*(d.stop() for d in self.drivers), return_exceptions=True)
+        while self.clock.now_s() < deadline and not all(d.drained() for d in self.drivers):
+            await self.clock.sleep(0.05)
+        await asyncio.gather(*(d.close() for d in self.drivers), return_exceptions=True)

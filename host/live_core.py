@@ -1,6 +1,6 @@
 """The one path from sensor bytes to reps, shared by live capture and replay.
 
-Everything a transport edge sees is turned into a :class:`~legrep.records.Record` (data packet,
+Everything a driver sees is turned into a :class:`~legrep.records.Record` (data packet,
 control request sent, control reply, status, event) stamped with host seconds since the session
 start. :class:`SessionCore` consumes those records: per sensor a :class:`SensorStream` (decoder ->
 :class:`~legrep.packets.PacketTracker` -> :class:`~legrep.clock.ClockMapper` -> :class:`ImuBlock`),
@@ -8,8 +8,9 @@ then one :class:`~legrep.pipeline.SessionAnalyzer`. Live capture writes each rec
 *and* feeds it here; replay reads the file and feeds the same records in the same order, so it gets
 the same samples, times and reps.
 
-The only output that depends on the edge is :meth:`SessionCore.resend_requests` (what to ask the
-sensors to re-send): the edge sends those requests, and they come back as records.
+The only outputs that go back to the edge are :meth:`SessionCore.resend_ranges` and
+:meth:`SessionCore.missing` (what to ask the sensors to re-send): the driver sends those requests,
+and they come back as records.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import logging
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -37,10 +38,8 @@ from .packets import (
     resend_request,
     tick_offset,
 )
-from .export import legrep_version
 from .pipeline import Event as AnalysisEvent
 from .pipeline import SessionAnalyzer
-from .recording import RecordingWriter
 from .records import EventType, Kind, Record, kind_name
 from .sensors import MODELS, SensorConfig, VendorStream, get_model
 from .settings import Settings
@@ -152,6 +151,38 @@ class SensorInfo:
             ) from None
 
 
+@dataclass(frozen=True, slots=True)
+class LoggedEvent:
+    """An EVENT (or END) record as the core saw it: ``type`` is an :class:`EventType` value
+    (``end`` for the END record); ``fields`` the whole JSON object."""
+
+    t_s: float
+    sensor: int | None
+    type: str
+    fields: dict[str, Any]
+
+
+class RecordStream(Protocol):
+    """One sensor's records -> ImuBlocks: :class:`SensorStream` (legrep) or ``VendorStream``."""
+
+    leg: Leg
+    samples: int
+
+    def data(self, payload: bytes, t_s: float) -> ImuBlock | None: ...
+
+    def sent(self, request: bytes, t_s: float) -> None: ...
+
+    def reply(self, reply: ControlReply, t_s: float) -> ImuBlock | None: ...
+
+    def status_record(self, payload: bytes, t_s: float) -> None: ...
+
+    def poll(self, t_s: float) -> ImuBlock | None: ...
+
+    def flush(self) -> ImuBlock | None: ...
+
+    def diagnostics(self) -> dict[str, float]: ...
+
+
 class SensorStream:
     """One sensor's records -> ImuBlocks on the session clock (seconds, g, dps)."""
 
@@ -199,9 +230,9 @@ class SensorStream:
 
     def link_event(self, kind: str, t_s: float) -> None:
         """A recorded link event: while the link is down no gap is given up (the sensor keeps them)."""
-        if kind == "disconnect":
+        if kind == EventType.DISCONNECT.value:
             self.tracker.link_down(t_s)
-        elif kind == "reconnect":
+        elif kind == EventType.RECONNECT.value:
             self.tracker.link_up(t_s)
 
     def reply(self, reply: ControlReply, t_s: float) -> ImuBlock | None:
@@ -265,12 +296,15 @@ class SessionCore:
         self.settings = settings or Settings()
         self.legs = tuple(legs)
         self.analyzer = SessionAnalyzer(self.legs, self.settings, keep_traces=keep_traces)
-        self.streams: dict[int, Any] = {}
-        """``{sensor index: SensorStream | VendorStream}`` (same surface)."""
+        self.streams: dict[int, RecordStream] = {}
+        """``{sensor index: SensorStream | VendorStream}``."""
+        self.legrep: dict[int, SensorStream] = {}
+        """The legrep sensors among them (the ones with a packet tracker and RESEND)."""
         self.infos: dict[int, SensorInfo] = {}
-        self.events: list[Any] = []
+        self.events: list[AnalysisEvent] = []
         self.last_t_s = 0.0
-        self.log: list[dict[str, Any]] = []
+        self.log: list[LoggedEvent] = []
+        """The EVENT and END records seen, in order."""
         self._keep_samples = keep_samples
         self._samples: dict[Leg, list[ImuBlock]] = {leg: [] for leg in self.legs}
         self._batch: dict[int, list[ImuBlock]] = {}
@@ -301,22 +335,23 @@ class SessionCore:
             self.streams[info.index] = VendorStream(info.leg, get_model(info.model), config)
             self._batch[info.index] = []
         else:
-            self.streams[info.index] = SensorStream(info)
+            stream = SensorStream(info)
+            self.streams[info.index] = self.legrep[info.index] = stream
         self.infos[info.index] = info
 
-    def process(self, rec: Record) -> list[Any]:
+    def process(self, rec: Record) -> list[AnalysisEvent]:
         """Consume one record; returns the analysis events (RepClosed / SetClosed) it caused."""
         self.last_t_s = max(self.last_t_s, rec.t_s)
-        events: list[Any] = []
+        events: list[AnalysisEvent] = []
         kind = rec.kind
         if kind == Kind.SENSOR:
             self.add_sensor(SensorInfo.from_json(rec.json()))
             return events
         if kind in (Kind.EVENT, Kind.END):
             value = rec.json()
-            self.log.append({"t_s": rec.t_s, "kind": kind_name(kind).lower(), **value})
-            target = self.streams.get(rec.sensor) if rec.sensor is not None else None
-            if kind == Kind.EVENT and target is not None and hasattr(target, "link_event"):
+            self.log.append(LoggedEvent(rec.t_s, rec.sensor, str(value.get("type", kind_name(kind).lower())), value))
+            target = self.legrep.get(rec.sensor) if rec.sensor is not None else None
+            if kind == Kind.EVENT and target is not None:
                 target.link_event(str(value.get("type", "")), rec.t_s)
             return events
         if kind not in (Kind.DATA, Kind.TX, Kind.RX, Kind.STATUS):
@@ -359,7 +394,7 @@ class SessionCore:
         self._batch[index] = []
         return concat_blocks(held)
 
-    def _feed(self, leg: Leg, block: ImuBlock) -> list[Any]:
+    def _feed(self, leg: Leg, block: ImuBlock) -> list[AnalysisEvent]:
         if self._keep_samples:
             self._samples[leg].append(block)
         return list(self.analyzer.update(leg, block))
@@ -375,15 +410,20 @@ class SessionCore:
             np.concatenate([b.gyr_dps for b in parts]),
         )
 
+    def resend_ranges(self, index: int, t_s: float) -> list[tuple[int, int]]:
+        """Packet ranges of sensor ``index`` the live edge should ask to be re-sent now (none for a
+        vendor sensor: it keeps nothing)."""
+        stream = self.legrep.get(index)
+        return [] if stream is None else stream.tracker.resend_requests(t_s)
+
     def resend_requests(self, t_s: float) -> list[tuple[int, bytes]]:
-        """``(sensor index, RESEND request)`` pairs the live edge should send now."""
-        out: list[tuple[int, bytes]] = []
-        for index, stream in self.streams.items():
-            if not hasattr(stream, "tracker"):
-                continue  # a vendor sensor: nothing to re-send
-            for a, b in stream.tracker.resend_requests(t_s):
-                out.append((index, resend_request(a, b)))
-        return out
+        """``(sensor index, RESEND request)`` for every gap of every legrep sensor due now."""
+        return [(index, resend_request(a, b)) for index in self.legrep for a, b in self.resend_ranges(index, t_s)]
+
+    def missing(self, index: int) -> bool:
+        """True while sensor ``index`` has gaps or held packets the tracker still waits for."""
+        stream = self.legrep.get(index)
+        return stream is not None and bool(stream.tracker.missing() or stream.tracker.held_packets)
 
     def angle_deg(self, leg: Leg) -> float | None:
         return self.analyzer.angle_deg(leg)
@@ -421,79 +461,3 @@ def concat_blocks(blocks: Sequence[ImuBlock]) -> ImuBlock:
 
 def empty_block() -> ImuBlock:
     return ImuBlock(np.zeros(0), np.zeros((0, 3)), np.zeros((0, 3)))
-
-
-class RecordingCore:
-    """What a live transport edge needs: record each thing it sees and process it, in that order.
-
-    Every method stamps a :class:`Record`, appends it to the recording (when one is open), feeds it
-    to the :class:`SessionCore` and returns the analysis events. Times are host seconds since the
-    session start (the edge subtracts its origin).
-
-    Parameters
-    ----------
-    legs : the legs of the session.
-    recording : file to create, or None for no recording.
-    meta : extra META keys (``transport``, ``started_at``...); ``legs``, ``settings`` and
-        ``legrep_version`` are filled in.
-    """
-
-    def __init__(
-        self,
-        legs: Sequence[Leg],
-        settings: Settings | None = None,
-        recording: Any = None,
-        meta: dict[str, Any] | None = None,
-        keep_samples: bool = False,
-    ) -> None:
-        self.core = SessionCore(legs, settings, keep_samples=keep_samples)
-        self.writer: RecordingWriter | None = None
-        if recording is not None:
-            from datetime import datetime, timezone
-
-            full = {
-                "legs": [leg.value for leg in self.core.legs],
-                "settings": self.core.settings.to_dict(),
-                "legrep_version": legrep_version(),
-                "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                **(meta or {}),
-            }
-            self.writer = RecordingWriter(recording, full)
-        self.records = 0
-
-    def handle(self, rec: Record) -> list[Any]:
-        if self.writer is not None:
-            self.writer.write(rec)
-        self.records += 1
-        return self.core.process(rec)
-
-    def add_sensor(self, info: SensorInfo, t_s: float) -> None:
-        self.handle(Record.of_json(Kind.SENSOR, info.index, t_s, info.to_json()))
-
-    def data(self, index: int, t_s: float, payload: bytes) -> list[Any]:
-        return self.handle(Record(Kind.DATA, index, t_s, bytes(payload)))
-
-    def sent(self, index: int, t_s: float, request: bytes) -> list[Any]:
-        return self.handle(Record(Kind.TX, index, t_s, bytes(request)))
-
-    def reply(self, index: int, t_s: float, reply: bytes) -> list[Any]:
-        return self.handle(Record(Kind.RX, index, t_s, bytes(reply)))
-
-    def status(self, index: int, t_s: float, status: bytes) -> list[Any]:
-        return self.handle(Record(Kind.STATUS, index, t_s, bytes(status)))
-
-    def event(self, index: int | None, t_s: float, type: str, **fields: Any) -> None:
-        self.handle(Record.of_json(Kind.EVENT, index, t_s, {"type": type, **fields}))
-
-    def resend_requests(self, t_s: float) -> list[tuple[int, bytes]]:
-        return self.core.resend_requests(t_s)
-
-    def finish(self, t_s: float) -> SessionResult:
-        """Flush the analysis and close the recording (END record with a short summary)."""
-        result = self.core.finish()
-        self.close(t_s, {"reps": len(result.reps), "legs": [leg.value for leg in result.legs]})
-        return result
-
-    def close(self, t_s: float = 0.0, summary: dict[str, Any] | None = None) -> None:
-        if self.writer is not None:
-            self.writer.close(t_s, summary)

@@ -10,7 +10,7 @@ carries its state between chunks, so any chunking of the same samples gives the 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -204,6 +204,8 @@ class SessionAnalyzer:
         self._open_end_s = -np.inf
         self._closed_sets: list[SetSummary] = []
         self._finished: set[Leg] = set()
+        self.on_angle: Callable[[Leg, FloatArray, FloatArray], None] | None = None
+        """Called with ``(leg, time_s, angle_deg)`` for every chunk of hip angle released (live sinks)."""
         # which exercise / both legs (host/exercise.py): raw samples kept per leg for the posture
         self._exercise = exercise
         self._posture = {leg: PostureTracker(self.settings) for leg in self.legs}
@@ -255,6 +257,8 @@ class SessionAnalyzer:
     def _take(self, leg: Leg, out: LegOutput) -> list[Event]:
         if self._keep and len(out.time_s):
             self._traces[leg].append((out.time_s, out.angle_deg))
+        if self.on_angle is not None and len(out.time_s):
+            self.on_angle(leg, out.time_s, out.angle_deg)
         out = self._measure_postures(leg, out)
         events: list[Event] = [RepClosed(r) for r in out.reps]
         if out.reps:

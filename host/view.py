@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import TYPE_CHECKING, TextIO
 
 from .exercise import CUES
 from .live import LegState, LiveState
-from .model import Leg, Rep, SetSummary
+from .model import FloatArray, Leg, Rep, SetSummary
 
 if TYPE_CHECKING:
     from .coach.cues import Coach, Targets
@@ -58,14 +59,18 @@ class TerminalView:
     ----------
     stream : where to write (default ``sys.stdout``).
     ansi : redraw in place; default: ``stream`` is a terminal and ``TERM`` is not ``dumb``.
+    max_redraw_hz : redraws per wall second at most (the session may run faster than real time).
     """
 
-    def __init__(self, stream: TextIO | None = None, ansi: bool | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, ansi: bool | None = None, max_redraw_hz: float = 20.0) -> None:
         self.stream = stream or sys.stdout
         if ansi is None:
             isatty = getattr(self.stream, "isatty", lambda: False)()
             ansi = bool(isatty) and os.environ.get("TERM", "") != "dumb"
         self.ansi = ansi
+        self.min_redraw_s = 1.0 / max_redraw_hz
+        self._last_draw = -float("inf")
+        self._pending: LiveState | None = None
         self._lines = 0
         self._uneven_sets: list[SetSummary] = []
         self._notes: list[str] = []
@@ -76,11 +81,21 @@ class TerminalView:
         against it (:class:`legrep.coach.cues.Coach`, the judgement the voice and page use too)."""
         self._coach: "Coach | None" = None
 
-    # --- View protocol ----------------------------------------------------------------------------------
+    # --- SessionSink protocol ----------------------------------------------------------------------------
+
+    def angle(self, leg: Leg, time_s: FloatArray, angle_deg: FloatArray) -> None:
+        pass  # the snapshot shows the latest angle
 
     def show(self, state: LiveState) -> None:
-        if self.ansi:
-            self._redraw(self.render(state))
+        if not self.ansi:
+            return
+        now = time.monotonic()
+        if now - self._last_draw < self.min_redraw_s:
+            self._pending = state  # the terminal is real: at most max_redraw_hz redraws a wall second
+            return
+        self._last_draw = now
+        self._pending = None
+        self._redraw(self.render(state))
 
     def rep(self, rep: Rep, state: LiveState) -> None:
         self.rep_lines += 1
@@ -115,6 +130,9 @@ class TerminalView:
             self._line(text)
 
     def close(self) -> None:
+        if self.ansi and self._pending is not None:
+            self._redraw(self.render(self._pending))  # the last snapshot is always shown
+            self._pending = None
         if self.ansi and self._lines:
             self.stream.write("\n")
             self.stream.flush()
@@ -204,6 +222,9 @@ class TerminalView:
 
 class NullView:
     """A view that shows nothing (benchmarks, tests)."""
+
+    def angle(self, leg: Leg, time_s: FloatArray, angle_deg: FloatArray) -> None:
+        pass
 
     def show(self, state: LiveState) -> None:
         pass

@@ -5,12 +5,12 @@ bookkeeping; then the recording is replayed and must give the same reps."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 
 import numpy as np
 import pytest
 
+from legrep_sim import virtual_time
 from legrep_sim.peripheral import SignalArrays
 from legrep_sim.scenarios import SessionSpec, SetSpec, simulate
 from legrep.commands.demo import run_demo
@@ -21,7 +21,7 @@ from legrep.records import Kind
 from legrep.replay import replay_recording
 from legrep.view import TerminalView, angle_bar
 
-SPEED = 5.0
+SPEED = 1.0  # virtual time: the clock jumps, so no speed-up is needed
 ACC_LSB_G = 16 / 32768  # the virtual sensors run at 16 g / 2000 dps full scale
 GYR_LSB_DPS = 2000 / 32768
 
@@ -49,21 +49,53 @@ def session(tmp_path_factory: pytest.TempPathFactory):
         outages.append((leg.value, rep.start_s + 0.3, length))
     path = tmp_path_factory.mktemp("live") / "session.lgr"
     stream = io.StringIO()
-    outcome = asyncio.run(
-        asyncio.wait_for(
-            run_demo(
-                SPEED,
-                programmes=programmes,
-                truth={},
-                recording=path,
-                view=TerminalView(stream, ansi=False),
-                keep_samples=True,
-                outages=outages,
-            ),
-            50,
+    SINK.__init__()
+    outcome = virtual_time.run(
+        run_demo(
+            SPEED,
+            programmes=programmes,
+            truth={},
+            recording=path,
+            view=TerminalView(stream, ansi=False),
+            sinks=[SINK],
+            keep_samples=True,
+            outages=outages,
         )
     )
     return sim, outcome, path, stream.getvalue()
+
+
+class CountingSink:
+    """A sink that keeps what the session told it (the contract of legrep.sinks)."""
+
+    def __init__(self) -> None:
+        self.angles: dict[Leg, list[tuple[np.ndarray, np.ndarray]]] = {Leg.LEFT: [], Leg.RIGHT: []}
+        self.shows: list[float] = []
+        self.reps: list[object] = []
+        self.sets: list[object] = []
+        self.notes: list[str] = []
+        self.closed = 0
+
+    def angle(self, leg, time_s, angle_deg) -> None:
+        self.angles[leg].append((np.array(time_s), np.array(angle_deg)))
+
+    def show(self, state) -> None:
+        self.shows.append(state.time_s)
+
+    def rep(self, rep, state) -> None:
+        self.reps.append(rep)
+
+    def set_closed(self, summary, state) -> None:
+        self.sets.append(summary)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+SINK = CountingSink()
 
 
 def test_three_link_drops_happened_and_were_recovered(session) -> None:
@@ -150,9 +182,26 @@ def test_reps_reach_the_view_promptly(session) -> None:
     assert len(shown) == len(outcome.result.reps)
     latencies = [lat for rep, lat in shown if not any(a <= rep.closed_s <= b for a, b in windows)]
     assert len(latencies) >= 8
-    # session seconds; at SPEED x the host's own processing time counts SPEED times over
+    # session seconds (virtual time: the host's processing takes none, so this is the protocol's latency)
     assert np.median(latencies) < 0.3, latencies
     assert text.count(" rep ") == len(outcome.result.reps)
+
+
+def test_sinks_get_every_angle_every_rep_and_a_snapshot_ten_times_a_second(session) -> None:
+    _, outcome, _, _ = session
+    result = outcome.result
+    assert SINK.reps == [ev.rep for ev in outcome.live.events if hasattr(ev, "rep")]
+    assert len(SINK.reps) == len(result.reps)
+    assert [s.set for s in SINK.sets] == [s.set for s in result.sets]
+    assert sum("link lost" in n for n in SINK.notes) == 3
+    for leg in (Leg.LEFT, Leg.RIGHT):
+        times = np.concatenate([t for t, _ in SINK.angles[leg]])
+        # every sample fed to the analysis comes out as angle once, in order
+        assert times.size == result.diagnostics[leg.value]["samples"]
+        assert np.all(np.diff(times) > 0)
+    gaps = np.diff(SINK.shows)
+    assert len(SINK.shows) >= 10 * (SINK.shows[-1] - SINK.shows[0]) * 0.95
+    assert gaps.max() <= 0.1 + 1e-6, gaps.max()
 
 
 def test_terminal_view_renders_both_legs() -> None:
@@ -177,3 +226,24 @@ def test_terminal_view_renders_both_legs() -> None:
     view.show(state)
     view.show(state)
     assert "\x1b[" in ansi.getvalue()
+
+
+def test_replay_realtime_runs_the_recording_through_the_live_session(session) -> None:
+    """``legrep replay --realtime``: the recording as a driver (``replay:FILE``) paced by the session
+    clock (virtual here), through the same LiveSession and sinks: the same reps, the same link drops
+    reported, and the sinks told everything the live sinks were told."""
+    from legrep.commands.replay import replay_live
+    from legrep.transport.common import MonotonicClock
+
+    _, outcome, path, _ = session
+    sink = CountingSink()
+    replayed = virtual_time.run(replay_live(str(path), None, [sink], clock=MonotonicClock()))
+    assert replayed.result.reps == outcome.result.reps
+    assert replayed.result.sets == outcome.result.sets
+    assert replayed.stats.disconnects == outcome.live.stats.disconnects
+    assert replayed.stats.reconnects == outcome.live.stats.reconnects
+    assert len(sink.reps) == len(outcome.result.reps) and sink.closed == 0
+    assert sum("link lost" in n for n in sink.notes) == 3
+    # paced: the snapshots span the recorded session, ten a second
+    assert sink.shows[-1] >= outcome.result.reps[-1].closed_s
+    assert np.diff(sink.shows).max() <= 0.1 + 1e-6

@@ -1,10 +1,14 @@
-"""Serial end to end: simulated firmware behind real pseudo-terminals, the host through pyserial."""
+"""Serial end to end: simulated firmware behind real pseudo-terminals, the host through pyserial.
+
+Everything runs on one virtual-time event loop (``legrep_sim.virtual_time``): the simulated boards
+and the host read the same clock, bytes still cross real ptys, and no test waits in wall time.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -12,58 +16,77 @@ import pytest
 import serial
 
 from legrep_sim import protocol as fwp
+from legrep_sim import virtual_time
 from legrep_sim.firmware import FirmwareConfig, SensorFirmware, signal_source, still_source
+from legrep_sim.peripheral import SimClock
 from legrep_sim.scenarios import SessionSpec, SetSpec, simulate
 from legrep_sim.serial_port import SerialPortSensor
+from legrep.drivers import open_drivers
 from legrep.errors import SensorError
+from legrep.live import LiveSession
 from legrep.model import Leg
 from legrep.pipeline import analyze_arrays
 from legrep.recording import RecordingReader
 from legrep.replay import replay_recording
-from legrep.transport.serial import SerialSensorLink, _describe_open_error, capture_serial
+from legrep.transport.serial import SerialLink, _describe_open_error
 
-SPEED = 10.0
 LEGS = (Leg.LEFT, Leg.RIGHT)
+CLOCK_TOL_S = 0.03
+"""Host arrival vs sensor truth on virtual time: the clock mapper's error plus at most a few pacing
+ticks (5 ms) of pty delivery (the clock mapper alone is tested in tests/test_clock.py)."""
 
 
-def test_session_over_two_ptys_with_faults(tmp_path: Path) -> None:
-    """Two drifting sensors, packets lost, corrupted, duplicated and stalled on the way: every
-    produced sample arrives exactly once, the legs line up in time, the rep counts equal
-    ``analyze_arrays`` on the firmware's own samples, and a replay of the recording agrees."""
+def test_session_over_two_ptys_with_faults_and_an_unplugged_cable(tmp_path: Path) -> None:
+    """Two drifting sensors, packets lost, corrupted, duplicated and stalled on the way, and the
+    left cable pulled for 3 s and plugged back: every produced sample arrives exactly once, the
+    legs line up in time, the rep counts equal ``analyze_arrays`` on the firmware's own samples,
+    and a replay of the recording agrees."""
     sim = simulate(SessionSpec(sets=(SetSpec(4, 4),)), seed=3)
-    # The sensors start streaming after the host has set them up (a few tenths of a wall second,
-    # i.e. seconds at 10x): hold the still neutral pose until PAD_S so the session starts still.
-    pad_s = 8.0
+    pad_s = 3.0  # still neutral pose before the programme: the host sets up meanwhile
     duration_s = float(max(s.true_time_s[-1] for s in sim.signals.values())) + pad_s
-    t0 = time.monotonic()
+    rec_path = tmp_path / "session.lgr"
 
-    def clock() -> float:
-        return (time.monotonic() - t0) * SPEED
-
-    ports: dict[Leg, str] = {}
-    sensors: list[SerialPortSensor] = []
-    try:
+    async def main():
+        clock = SimClock(1.0)
+        sensors: list[SerialPortSensor] = []
         for i, leg in enumerate(LEGS):
             sig = sim.signals[leg.value]
             fw = SensorFirmware(
                 signal_source(sig, delay_s=pad_s),
                 FirmwareConfig(serial=f"00A{i}", drift_ppm=(90, -70)[i], clock_offset_ticks=(12345, 2**32 - 900_000)[i]),
             )
-            sensors.append(SerialPortSensor(fw, clock=clock).start())
-            ports[leg] = sensors[-1].port
+            sensors.append(await SerialPortSensor(fw, clock=clock.now_s, link_path=tmp_path / f"tty{leg.value}").start_async())
         sensors[0].schedule(16.0, lambda fw: fw.inject_fault(fwp.FaultKind.LOSE, 4))
         sensors[0].schedule(28.0, lambda fw: fw.inject_fault(fwp.FaultKind.STALL, 700))
         sensors[1].schedule(20.0, lambda fw: fw.inject_fault(fwp.FaultKind.CORRUPT, 3))
         sensors[1].schedule(33.0, lambda fw: fw.inject_fault(fwp.FaultKind.DUPLICATE, 5))
         sensors[1].schedule(38.0, lambda fw: fw.inject_fault(fwp.FaultKind.LOSE, 2))
-        rec_path = tmp_path / "session.legrep"
-        result, core, stats = capture_serial(ports, duration_s, recording=rec_path, clock=clock, keep_samples=True)
-    finally:
-        for s in sensors:
-            s.stop()
+
+        async def pull_cable() -> None:
+            await clock.sleep(22.0)
+            sensors[0].unplug()
+            await clock.sleep(3.0)
+            await sensors[0].replug()
+
+        try:
+            drivers = await open_drivers([f"{leg.value}=serial:{s.port}" for leg, s in zip(LEGS, sensors)], clock=clock)
+            live = LiveSession(drivers.drivers, clock=clock, recording=rec_path, keep_samples=True)
+            puller = asyncio.ensure_future(pull_cable())
+            task = asyncio.ensure_future(live.run(duration_s=duration_s))
+            await asyncio.sleep(0)
+            origin = live.session_origin_s
+            outcome = await task
+            await puller
+        finally:
+            for s in sensors:
+                await s.stop_async()
+        return outcome, live, sensors, origin
+
+    outcome, live, sensors, origin = virtual_time.run(main())
     for s in sensors:
         assert s.error is None
-
+    result, core = outcome.result, live.core
+    assert outcome.stats.disconnects == {"left": 1} and outcome.stats.reconnects == {"left": 1}
     errors = {}
     for i, leg in enumerate(LEGS):
         fw = sensors[i].firmware
@@ -74,28 +97,23 @@ def test_session_over_two_ptys_with_faults(tmp_path: Path) -> None:
         acc = raw[:, :3].astype(float) * (fw.acc_range_g / 32768)
         gyr = raw[:, 3:].astype(float) * (fw.gyr_range_dps / 32768)
         assert np.array_equal(block.acc_g, acc) and np.array_equal(block.gyr_dps, gyr)
-        errors[leg] = block.time_s + stats.origin_s - true_t
+        errors[leg] = block.time_s + origin - true_t
         # Rep counts equal the batch analysis of the very samples the sensor produced.
         offline = analyze_arrays(**{leg.value: (true_t, acc, gyr)})
         assert len(result.reps_of(leg)) == len(offline.reps) == 4
-        for live, ref in zip(result.reps_of(leg), offline.reps):
+        for got, ref in zip(result.reps_of(leg), offline.reps):
             # start/end crossings are sharp; a peak time on a flat hold moves with a tenth of a degree
-            assert live.start_s + stats.origin_s == pytest.approx(ref.start_s, abs=0.05)
-            assert live.end_s + stats.origin_s == pytest.approx(ref.end_s, abs=0.05)
-            assert live.peak_deg == pytest.approx(ref.peak_deg, abs=1.0)
-            assert live.rom_deg == pytest.approx(ref.rom_deg, abs=1.0)
-        diag = result.diagnostics[leg.value]
-        assert diag["packets_lost_packets"] == 0
+            assert got.start_s + origin == pytest.approx(ref.start_s, abs=0.05)
+            assert got.end_s + origin == pytest.approx(ref.end_s, abs=0.05)
+            assert got.peak_deg == pytest.approx(ref.peak_deg, abs=1.0)
+            assert got.rom_deg == pytest.approx(ref.rom_deg, abs=1.0)
+        assert result.diagnostics[leg.value]["packets_lost_packets"] == 0
     d = result.diagnostics
     assert d["left"]["packets_resent_used"] >= 4 and d["right"]["packets_corrupt"] == 3
     assert d["right"]["packets_duplicates"] == 5 and d["right"]["packets_resent_used"] >= 5
-    # Session clock: at 10x speed every wall millisecond of thread-scheduling jitter is 10 ms of
-    # simulated latency, so the tolerance is 6 wall ms x SPEED (an idle machine gives < 10 ms; the
-    # clock mapper's own accuracy is tested without threads in tests/test_clock.py).
-    tol_s = 0.006 * SPEED
     for leg in LEGS:
-        assert np.abs(errors[leg]).max() < tol_s, (leg, np.abs(errors[leg]).max())
-    assert abs(np.median(errors[Leg.LEFT]) - np.median(errors[Leg.RIGHT])) < tol_s / 2
+        assert np.abs(errors[leg]).max() < CLOCK_TOL_S, (leg, np.abs(errors[leg]).max())
+    assert abs(np.median(errors[Leg.LEFT]) - np.median(errors[Leg.RIGHT])) < CLOCK_TOL_S / 2
 
     # The recording replays through the same path to the same reps.
     reader = RecordingReader(rec_path)
@@ -105,9 +123,20 @@ def test_session_over_two_ptys_with_faults(tmp_path: Path) -> None:
     assert len(events) >= len(result.reps)
 
 
+def _open(port: str, **kwargs: object) -> None:
+    async def main() -> None:
+        link = SerialLink(port, **kwargs)  # type: ignore[arg-type]
+        try:
+            await link.open()
+        finally:
+            await link.close()
+
+    virtual_time.run(main())
+
+
 def test_missing_port_is_one_clear_line() -> None:
     with pytest.raises(SensorError, match=r"serial port /dev/ttyNOPE9 does not exist"):
-        SerialSensorLink("/dev/ttyNOPE9")
+        _open("/dev/ttyNOPE9")
 
 
 def test_open_error_messages() -> None:
@@ -123,32 +152,40 @@ def test_permission_denied_real_file(tmp_path: Path) -> None:
     p.write_bytes(b"")
     p.chmod(0)
     with pytest.raises(SensorError, match="permission denied"):
-        SerialSensorLink(str(p))
+        _open(str(p))
 
 
 def test_silent_port_times_out_with_clear_error() -> None:
     master, slave = os.openpty()
     try:
-        link = SerialSensorLink(os.ttyname(slave))
-        try:
-            with pytest.raises(SensorError, match=r"no reply to control request 0x08 within 0.3 s"):
-                link.request(bytes([0x08]), timeout_s=0.3)
-        finally:
-            link.close()
+        with pytest.raises(SensorError, match=r"no reply to control request 0x08 within 0.3 s"):
+            _open(os.ttyname(slave), reply_timeout_s=0.3)
     finally:
         os.close(master)
         os.close(slave)
 
 
 def test_request_reply_and_line_noise() -> None:
-    fw = SensorFirmware(still_source(), FirmwareConfig(rate_hz=50))
-    with SerialPortSensor(fw, speed=1.0) as port:
-        # Line noise before the first frame: the sensor's deframer resyncs at END.
-        os.write(os.open(port.port, os.O_WRONLY | os.O_NOCTTY), b"\x11\x22\xdb\x33")
-        link = SerialSensorLink(port.port)
+    async def main():
+        clock = SimClock(1.0)
+        fw = SensorFirmware(still_source(), FirmwareConfig(rate_hz=50))
+        port = await SerialPortSensor(fw, clock=clock.now_s).start_async()
         try:
-            reply, sent, received, _ = link.request(bytes([fwp.Opcode.GET_STATUS]))
-            assert reply.ok and received >= sent and len(reply.payload) == 32
-            assert reply.payload[4:6] == (50).to_bytes(2, "little")
+            # Line noise before the first frame: the sensor's deframer resyncs at END.
+            fd = os.open(port.port, os.O_WRONLY | os.O_NOCTTY)
+            os.write(fd, b"\x11\x22\xdb\x33")
+            os.close(fd)
+            link = SerialLink(port.port, clock=clock)
+            try:
+                status = await link.open()
+                timed = await link.request(bytes([fwp.Opcode.GET_STATUS]))
+                return status, timed
+            finally:
+                await link.close()
         finally:
-            link.close()
+            await port.stop_async()
+
+    status, timed = virtual_time.run(main())
+    assert status.rate_hz == 50
+    assert timed.reply.ok and timed.received_s >= timed.sent_s and len(timed.reply.payload) == 32
+    assert timed.reply.payload[4:6] == (50).to_bytes(2, "little")

@@ -27,7 +27,7 @@ from bumble.gatt import Characteristic, Service
 from bumble.host import Host
 from bumble.transport.common import AsyncPipeSink
 
-from ..peripheral import ADVERTISING_INTERVAL_MS, LEGACY_ADV_MAX_BYTES, SimClock
+from ..peripheral import ADVERTISING_INTERVAL_MS, LEGACY_ADV_MAX_BYTES, MIN_TICK_WALL_S, SimClock
 
 logger = logging.getLogger(__name__)
 
@@ -61,21 +61,37 @@ class Stream:
     next_index: int = 0
     sent: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    play_origin_s: float | None = None
+    """When the stream first started (its sample times count from here)."""
+    skip_to_now: bool = False
 
-    def start(self, now_s: float, first_index: int = 0) -> None:
+    def start(self, now_s: float, first_index: int | None = None) -> None:
+        """Play from ``first_index`` (default 0). Started again after a stop (a reconnection), a
+        stream resumes at the sample of that moment: what the sensor measured while the link was
+        down is not sent (a vendor sensor keeps nothing for the host)."""
+        if self.play_origin_s is None:
+            self.play_origin_s = now_s
+            self.first_index = self.next_index = first_index or 0
+        elif first_index is not None:
+            self.next_index = max(self.next_index, first_index)
+        else:
+            self.skip_to_now = True
         self.started_s = now_s
-        self.first_index = self.next_index = first_index
 
     def stop(self) -> None:
         self.started_s = None
 
     def due(self, signal: Signal, now_s: float, origin_s: float | None = None) -> slice:
-        """Indices due by ``now_s``; ``origin_s`` is the play start (default: this stream's)."""
+        """Indices due by ``now_s``; ``origin_s`` is the play start (default: this stream's first start)."""
         if self.started_s is None:
             return slice(0, 0)
-        origin = self.started_s if origin_s is None else origin_s
+        origin = self.play_origin_s if origin_s is None else origin_s
+        assert origin is not None
         elapsed = now_s - origin
         end = int(np.searchsorted(signal.time_s - signal.time_s[0], elapsed, side="right"))
+        if self.skip_to_now:
+            self.skip_to_now = False
+            self.next_index = max(self.next_index, end)
         lo = self.next_index
         self.next_index = max(lo, end)
         return slice(lo, self.next_index)
@@ -102,7 +118,7 @@ class EmulatedSensor:
 
     def __init__(
         self, signal: Signal, controller: Controller, clock: SimClock, *, address: str = "F1:E6:00:00:00:01",
-        name: str | None = None, tick_s: float = 0.01,
+        name: str | None = None, tick_s: float = 0.02,
     ) -> None:
         self.signal = signal
         self.clock = clock
@@ -112,11 +128,16 @@ class EmulatedSensor:
         self.device = Device(name=self.name, address=hci.Address(address), host=Host(controller, AsyncPipeSink(controller)))
         self.connection: Connection | None = None
         self.notifications_sent = 0
+        self.sent_by_uuid: dict[str, int] = {}
+        """Streamed notifications (not replies) per characteristic UUID (lower case)."""
         self.replies_sent = 0
         self.writes: list[bytes] = []
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._adv_task: asyncio.Future[None] | None = None
+        self.outages: list[tuple[float, float]] = []
+        """``(start_s, duration_s)`` out of range (virtual seconds): :meth:`schedule_outage`."""
+        self.disconnections = 0
         self.device.add_services(self.build_services())
         self.device.on(Device.EVENT_CONNECTION, self._on_connection)
 
@@ -155,7 +176,19 @@ class EmulatedSensor:
             with contextlib.suppress(Exception):
                 await self.connection.disconnect()
 
+    def schedule_outage(self, start_s: float, duration_s: float) -> None:
+        """Go out of range at virtual time ``start_s`` for ``duration_s``: the link drops and the
+        sensor cannot be reached until the outage ends (it keeps measuring, but sends nothing)."""
+        if duration_s < 0:
+            raise ValueError(f"duration_s must be >= 0, got {duration_s}")
+        self.outages.append((start_s, duration_s))
+
+    def in_outage(self, now_s: float) -> bool:
+        return any(a <= now_s < a + d for a, d in self.outages)
+
     async def _advertise(self) -> None:
+        if self.in_outage(self.clock.now_s()):
+            return  # out of range: advertised again when the outage ends (_pace)
         data = advertising_data(self.name, self.SERVICE_UUID)
         await self.device.start_advertising(
             advertising_data=data, scan_response_data=data,
@@ -169,6 +202,7 @@ class EmulatedSensor:
     def _on_disconnection(self, connection: Connection) -> None:
         if self.connection is connection:
             self.connection = None
+            self.disconnections += 1
             self.on_disconnected()
             if not self._stopping:
                 self._adv_task = asyncio.ensure_future(self._advertise())
@@ -176,8 +210,11 @@ class EmulatedSensor:
     async def _pace(self) -> None:
         while True:
             try:
+                now_s = self.clock.now_s()
+                if self.outages:
+                    await self._range(now_s)
                 connection = self.connection
-                items = self.tick(self.clock.now_s())
+                items = self.tick(now_s)
                 if connection is not None:
                     for char, value, indicate in items:
                         if indicate:
@@ -185,11 +222,33 @@ class EmulatedSensor:
                         else:
                             await self.device.notify_subscriber(connection, char, value)
                         self.notifications_sent += 1
+                        uuid = str(char.uuid).lower()
+                        self.sent_by_uuid[uuid] = self.sent_by_uuid.get(uuid, 0) + 1
             except asyncio.CancelledError:
                 raise
             except Exception:  # keep the emulated sensor alive; a bug is logged
                 logger.exception("%s: pacing step failed", self.name)
-            await asyncio.sleep(self.tick_s)
+            await asyncio.sleep(max(self.tick_s / self.clock.speed, MIN_TICK_WALL_S))
+
+    async def _range(self, now_s: float) -> None:
+        """Follow the scheduled outages: drop the link when one starts, advertise when it ends."""
+        if self.in_outage(now_s):
+            connection = self.connection
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    await self.device.stop_advertising()
+                with contextlib.suppress(Exception):
+                    await connection.disconnect(hci.HCI_ErrorCode.REMOTE_USER_TERMINATED_CONNECTION_ERROR)
+                if self.connection is connection:
+                    self._on_disconnection(connection)
+            elif self.device.is_advertising:
+                with contextlib.suppress(Exception):
+                    await self.device.stop_advertising()
+        elif self.connection is None and not self._stopping and not self.device.is_advertising and (
+            self._adv_task is None or self._adv_task.done()
+        ):
+            with contextlib.suppress(Exception):
+                await self._advertise()
 
     def reply_soon(self, char: Characteristic[bytes], value: bytes, indicate: bool = False) -> None:
         """Send a reply after the write response, as a real sensor does."""

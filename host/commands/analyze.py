@@ -1,6 +1,7 @@
 """``legrep analyze``: count and measure reps in IMU CSV files (one per thigh).
 
     legrep analyze --left L.csv --right R.csv [--reps FILE] [--summary FILE] [--set NAME=VALUE ...]
+    legrep analyze INPUT            (a recording, a capture/demo --out folder, a left.csv/right.csv folder)
 
 Either leg may be omitted (at least one is needed). Without ``--reps``/``--summary`` the
 per-set table is printed; with them the files are written and one summary line is printed.
@@ -26,6 +27,11 @@ def register(subparsers: Any) -> None:
             "Count and measure leg-lift reps in IMU CSV files, one per thigh "
             "(header time_s,acc_x_g,acc_y_g,acc_z_g,gyr_x_dps,gyr_y_dps,gyr_z_dps; see README 'CSV input')."
         ),
+    )
+    parser.add_argument(
+        "inputs", nargs="*", metavar="INPUT",
+        help="a recording, a folder (capture/demo --out, or left.csv/right.csv) or CSV files named after their leg "
+        "(instead of --left/--right)",
     )
     parser.add_argument(
         "--left",
@@ -99,12 +105,26 @@ def run(args: argparse.Namespace) -> int:
     from ..model import Leg
     from ..offline import analyze_blocks
 
-    if not args.left and not args.right:
-        raise InputError("--left CSV and/or --right CSV expected, got neither")
+    if args.inputs:  # the resolver every offline command shares (legrep.inputs)
+        from ..inputs import resolve_one
+
+        item = resolve_one(args.inputs, *(p[0] if p else None for p in (args.left, args.right)))
+        args.left = [str(item.left_csv)] if item.left_csv is not None else None
+        args.right = [str(item.right_csv)] if item.right_csv is not None else None
+        recording = item.recording
+    else:
+        recording = None
+    if not args.left and not args.right and recording is None:
+        raise InputError("an INPUT (recording, folder, CSV files), or --left CSV and/or --right CSV expected, got neither")
     settings = parse_overrides(args.settings)
     guard_outputs(args)
-    streams = {leg: leg_blocks(paths, args.import_map) for leg, paths in ((Leg.LEFT, args.left), (Leg.RIGHT, args.right)) if paths}
-    result = analyze_blocks(streams, settings)  # streamed: memory flat in the session's length
+    if recording is not None:
+        from ..replay import replay_recording
+
+        result, _events = replay_recording(recording, settings if args.settings else None)
+    else:
+        streams = {leg: leg_blocks(paths, args.import_map) for leg, paths in ((Leg.LEFT, args.left), (Leg.RIGHT, args.right)) if paths}
+        result = analyze_blocks(streams, settings)  # streamed: memory flat in the session's length
     result = override_exercise(result, args.exercise)  # README "Which exercise"
 
     if args.reps:
@@ -124,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
         }
         if any(len(paths or ()) > 1 for paths in (args.left, args.right)):
             sources = [p for paths in (args.left, args.right) if paths for p in paths]
+        if recording is not None:
+            sources = {"recording": str(recording)}
         remembered = remember_session(args.db, result, settings, sources, args.exercise or DEFAULT_EXERCISE)
         if not remembered.stored:
             print(f"legrep analyze: error: {remembered.line}", file=sys.stderr)

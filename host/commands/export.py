@@ -22,7 +22,10 @@ def register(subparsers: Any) -> None:
         help="export a recording: reps.csv, summary.json and IMU CSV per leg",
         description="Replay a legrep recording and write reps.csv, summary.json and imu_<leg>.csv to a directory.",
     )
-    parser.add_argument("file", metavar="FILE", help="a recording written by 'legrep capture'")
+    parser.add_argument(
+        "file", metavar="INPUT", nargs="+",
+        help="a recording, a folder (capture/demo --out, or left.csv/right.csv) or CSV files named after their leg",
+    )
     parser.add_argument("--out", metavar="DIR", required=True, help="output directory (created if missing)")
     parser.add_argument(
         "--set", dest="settings", metavar="NAME=VALUE", action="append", default=[],
@@ -39,9 +42,15 @@ def run(args: argparse.Namespace) -> int:
     from ..recording import RecordingReader
     from ..replay_batch import replay_file
 
+    from ..inputs import resolve_one
+
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out: a directory expected, got the file {out}")
+    item = resolve_one(args.file)  # the resolver every offline command shares (legrep.inputs)
+    if item.recording is None:
+        return _export_csv(args, item, out)
+    args.file = str(item.recording)
     reader = RecordingReader(args.file)  # a torn last record is reported once, here
     settings = settings_for(args, reader.meta)
     from ..fileio import OutputGuard
@@ -79,6 +88,36 @@ def run(args: argparse.Namespace) -> int:
         name = f"imu_{leg.value}.csv"
         writers[leg].path.replace(out / name)
         written.append(name)
+    print(format_one_line(result))
+    print(f"wrote {', '.join(written)} to {out}")
+    return 0
+
+
+def _export_csv(args: argparse.Namespace, item: Any, out: Path) -> int:
+    """``export`` of IMU CSV files (one per leg): the same outputs as for a recording."""
+    from .analyze import parse_overrides
+    from ..export import format_one_line, write_reps_csv, write_summary_json
+    from ..fileio import OutputGuard
+    from ..imu_csv import read_imu_csv, write_imu_csv
+    from ..model import Leg
+    from ..pipeline import analyze_arrays
+
+    csv = item.csv()
+    guard = OutputGuard(list(csv.values()))
+    guard.check_all([("--out", out / name) for name in ["reps.csv", "summary.json", *(f"imu_{leg.value}.csv" for leg in csv)]])
+    settings = parse_overrides(args.settings)
+    blocks = {leg: read_imu_csv(path) for leg, path in csv.items()}
+    result = analyze_arrays(left=blocks.get(Leg.LEFT), right=blocks.get(Leg.RIGHT), settings=settings)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot create directory: {exc.strerror or exc}") from None
+    write_reps_csv(out / "reps.csv", result)
+    write_summary_json(out / "summary.json", result, settings)
+    written = ["reps.csv", "summary.json"]
+    for leg, block in blocks.items():
+        write_imu_csv(out / f"imu_{leg.value}.csv", block)
+        written.append(f"imu_{leg.value}.csv")
     print(format_one_line(result))
     print(f"wrote {', '.join(written)} to {out}")
     return 0

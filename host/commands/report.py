@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "peak/range and tempo per rep, per-set counts with uneven sets in words. The session is also "
         "stored in the history database (unless --no-history).",
     )
-    p.add_argument("file", nargs="?", type=Path, help="a recording, or a folder holding left.csv/right.csv")
+    p.add_argument("file", nargs="*", type=Path, metavar="INPUT", help="a recording, or a folder (capture/demo --out, or left.csv/right.csv), or leg-named CSV files")
     p.add_argument("--left", type=Path, metavar="L.csv", help="IMU CSV of the left thigh")
     p.add_argument("--right", type=Path, metavar="R.csv", help="IMU CSV of the right thigh")
     p.add_argument("--out", type=Path, default=Path("report.html"), help="HTML file to write (default: report.html)")
@@ -56,18 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def _session_input(args: argparse.Namespace) -> SessionInput:
-    if args.file is not None and (args.left or args.right):
-        raise InputError("either FILE or --left/--right expected, got both")
-    if args.file is None and not (args.left or args.right):
-        raise InputError("a recording FILE or --left L.csv / --right R.csv expected, got no input")
-    if args.file is not None:
-        items = group_inputs([args.file])
-        return items[0]
-    for path in (args.left, args.right):
-        if path is not None and not path.is_file():
-            what = "a directory" if path.is_dir() else "no such file"
-            raise InputError(f"{path}: an IMU CSV file expected, got {what}")
-    return SessionInput(None, args.left, args.right)
+    from ..inputs import resolve_one
+
+    return resolve_one(args.file, args.left, args.right)
 
 
 def run(args: argparse.Namespace) -> int:

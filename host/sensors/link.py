@@ -5,10 +5,8 @@ channel is the index of the characteristic in ``model.notify_uuids``); the decod
 package turn them into samples, live or from a recording. Works with any bleak backend (the real
 platform one, or ``legrep_sim.virtual_ble``'s bumble backend in tests and the demo).
 
-:class:`VendorLiveLink` is the same link shaped for :class:`legrep.live.LiveSession` (the loop of
-``legrep capture`` and ``legrep demo``): its queue holds ``(arrival_s, encode_notification(channel,
-data))``, the DATA record payload, so a vendor sensor is recorded, analysed and replayed by the
-very path a legrep sensor takes.
+:class:`legrep.drivers.vendor.VendorDriver` puts it under :class:`legrep.live.LiveSession` (the loop
+of ``legrep capture`` and ``legrep demo``), reconnecting it after a drop.
 """
 
 from __future__ import annotations
@@ -16,22 +14,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bleak import BleakClient
+    from bleak.backends.characteristic import BleakGATTCharacteristic
+    from bleak.backends.device import BLEDevice
+    from bleak.backends.scanner import AdvertisementData
+
+    from ..transport.ble import ClientBackend, ScannerBackend
 
 from ..errors import SensorError
 from ..model import Leg
-from . import detect, encode_notification, get_model
-from ._common import SensorConfig, SensorModel
-
-
-class _Clock:
-    """``now_s()`` and ``speed``: the host clock protocol of ``legrep.transport.ble``."""
-
-    speed = 1.0
-
-    def now_s(self) -> float:
-        return asyncio.get_running_loop().time()
+from ..transport.common import Clock, MonotonicClock
+from . import detect, get_model
+from ._common import SensorConfig, SensorModel, Write
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,17 +38,18 @@ class FoundVendorSensor:
     name: str
     model: str
     rssi: int
-    device: Any
+    device: "BLEDevice | None" = field(default=None, compare=False, repr=False)
+    """bleak's ``BLEDevice`` (connect with it rather than with the address)."""
 
 
 async def scan_models(
-    timeout_s: float = 5.0, *, models: tuple[str, ...] | None = None, scanner_backend: Any = None,
-    clock: Any = None, min_count: int | None = None,
+    timeout_s: float = 5.0, *, models: tuple[str, ...] | None = None, scanner_backend: "ScannerBackend | None" = None,
+    clock: Clock | None = None, min_count: int | None = None,
 ) -> list[FoundVendorSensor]:
     """Advertisers :func:`legrep.sensors.detect` recognises (optionally only ``models``), by name."""
     from ..transport.ble import scan_advertisers
 
-    def match(device: Any, adv: Any) -> FoundVendorSensor | None:
+    def match(device: "BLEDevice", adv: "AdvertisementData") -> FoundVendorSensor | None:
         model = detect(adv)
         if model is None or (models is not None and model not in models):
             return None
@@ -71,23 +70,27 @@ class VendorLink:
     device : bleak ``BLEDevice`` or address.
     model : a :class:`SensorModel` or its name.
     config : what to configure (default: the model's).
-    clock : host clock with ``now_s()`` and ``speed`` (arrival times of notifications).
+    clock : host clock (arrival times of notifications).
     client_backend : bleak client backend class (None: the platform's).
     name : display name (default: the device's name, else the address).
+    on_lost : called with the clock time when the link is lost (not by :meth:`close`).
     """
 
     def __init__(
-        self, device: Any, model: SensorModel | str, config: SensorConfig | None = None, *,
-        clock: Any = None, client_backend: Any = None, connect_timeout_s: float = 10.0, name: str | None = None,
+        self, device: "BLEDevice | str", model: SensorModel | str, config: SensorConfig | None = None, *,
+        clock: Clock | None = None, client_backend: "ClientBackend | None" = None, connect_timeout_s: float = 10.0, name: str | None = None,
+        on_lost: Callable[[float], None] | None = None,
     ) -> None:
         from bleak import BleakClient
 
         self.model = get_model(model) if isinstance(model, str) else model
         self.config = config or self.model.default_config
-        self.clock = clock or _Clock()
+        self.clock: Clock = clock or MonotonicClock()
+        self.on_lost = on_lost
         self.address = str(getattr(device, "address", device)).upper()
         self.name = name or getattr(device, "name", None) or self.address
-        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[int, bytes, float]] = asyncio.Queue()
+        """Notifications as ``(channel, data, arrival_s)``, in arrival order."""
         self.notifications = 0
         self.connected = False
         self.disconnects = 0
@@ -103,23 +106,24 @@ class VendorLink:
     def _enqueue(self, channel: int, data: bytes, arrival_s: float) -> None:
         self.queue.put_nowait((channel, data, arrival_s))
 
-    def _on_disconnect(self, _client: Any) -> None:
+    def _on_disconnect(self, _client: "BleakClient") -> None:
         if self.connected:
             self.connected = False
             self.disconnects += 1
             self._disconnected(self.clock.now_s())
 
     def _disconnected(self, t_s: float) -> None:
-        """Hook: the link was lost (not by :meth:`close`)."""
+        if self.on_lost is not None and not self._closing:
+            self.on_lost(t_s)
 
-    def _callback(self, channel: int) -> Callable[[Any, bytearray], None]:
-        def on_notify(_char: Any, data: bytearray) -> None:
+    def _callback(self, channel: int) -> "Callable[[BleakGATTCharacteristic, bytearray], None]":
+        def on_notify(_char: "BleakGATTCharacteristic", data: bytearray) -> None:
             self.notifications += 1
             self._enqueue(channel, bytes(data), self.clock.now_s())
 
         return on_notify
 
-    async def _write_all(self, writes: list[Any]) -> None:
+    async def _write_all(self, writes: list[Write]) -> None:
         for w in writes:
             await self._client.write_gatt_char(w.char_uuid, w.data, response=w.response)
 
@@ -177,6 +181,12 @@ class VendorLink:
         except (BleakError, asyncio.TimeoutError, OSError) as exc:
             raise SensorError(f"{self.address}: cannot stop {self.model.name}: {exc or type(exc).__name__}") from exc
 
+    async def disconnect(self) -> None:
+        """Drop the link (a failed reconnection attempt cleans up with this)."""
+        self.connected = False
+        with contextlib.suppress(Exception):
+            await self._client.disconnect()
+
     async def close(self) -> None:
         """Stop streaming (best effort) and disconnect."""
         self._closing = True
@@ -189,52 +199,10 @@ class VendorLink:
 
     def drain(self) -> list[tuple[int, bytes, float]]:
         """Every queued notification, in arrival order."""
-        out = []
+        out: list[tuple[int, bytes, float]] = []
         while not self.queue.empty():
             out.append(self.queue.get_nowait())
         return out
-
-
-class VendorLiveLink(VendorLink):
-    """A :class:`VendorLink` shaped for :class:`legrep.live.LiveSession`.
-
-    ``queue`` holds ``(arrival_s, payload)`` with ``payload = encode_notification(channel, data)``,
-    the DATA record of a vendor sensor; ``events`` gets a ``disconnected`` ``LinkEvent`` when the link
-    is lost (vendor sensors are not reconnected: their streams restart from scratch, see
-    docs/sensors.md). ``vendor = True`` tells the loop to use :meth:`start`/:meth:`stop` instead of
-    the legrep control requests (TIME_SYNC, START, RESEND, STOP).
-    """
-
-    vendor = True
-    battery_pct: int | None = None
-    status_raw = b""
-
-    def __init__(self, device: Any, model: SensorModel | str, config: SensorConfig | None = None, **kwargs: Any) -> None:
-        from ..transport.ble import LinkEvent
-
-        super().__init__(device, model, config, **kwargs)
-        self.queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
-        self.events: asyncio.Queue[LinkEvent] = asyncio.Queue()
-
-    def _enqueue(self, channel: int, data: bytes, arrival_s: float) -> None:
-        self.queue.put_nowait((arrival_s, encode_notification(channel, data)))
-
-    def _disconnected(self, t_s: float) -> None:
-        from ..transport.ble import LinkEvent
-
-        self.events.put_nowait(LinkEvent("disconnected", t_s, detail=f"{self.model.title} link lost"))
-
-    def sensor_info(self, index: int, leg: Leg) -> Any:
-        """The SENSOR record content (a :class:`legrep.live_core.SensorInfo`) for this sensor."""
-        from ..live_core import SensorInfo
-
-        return SensorInfo.make_vendor(
-            index, leg, self.model.name, self.config.to_dict(), address=self.address, name=self.name,
-        )
-
-    async def request(self, payload: bytes) -> Any:
-        """Vendor sensors take no legrep control requests."""
-        raise SensorError(f"{self.name}: a {self.model.title} takes no legrep control request (got 0x{payload[:1].hex()})")
 
 
 def assign_legs(

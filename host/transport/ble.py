@@ -29,19 +29,37 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from bleak import BleakClient
+    from bleak.backends.characteristic import BleakGATTCharacteristic
+    from bleak.backends.client import BaseBleakClient
+    from bleak.backends.device import BLEDevice
+    from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
+
+    ScannerBackend = type[BaseBleakScanner]
+    ClientBackend = type[BaseBleakClient]
 
 from ..errors import PacketError, SensorError
 from ..model import Leg
+from .common import (
+    Clock,
+    LinkEvent,
+    LinkEventKind,
+    MonotonicClock,
+    TimedReply,
+    await_reply,
+    drop_stale,
+    retry_with_backoff,
+)
 from ..packets import (
     BATTERY_LEVEL_UUID,
     CONTROL_UUID,
     IMU_DATA_UUID,
     SERVICE_UUID,
     STATUS_UUID,
-    ControlReply,
     SensorStatus,
-    decode_control_reply,
     decode_status,
     resend_request,
     set_leg_request,
@@ -68,31 +86,6 @@ SUPPORTED_FW_MAJOR = 1
 LEG_CODES: dict[Leg, int] = {Leg.LEFT: 1, Leg.RIGHT: 2}
 """SET_LEG / status leg byte (docs/protocol.md section 3)."""
 CONFIG_ENV = "LEGREP_CONFIG"
-
-
-# --- time -------------------------------------------------------------------------------------
-
-
-class Clock(Protocol):
-    """Where the host reads time: seconds on one monotonic clock; ``speed`` = clock s per wall s."""
-
-    speed: float
-
-    def now_s(self) -> float: ...
-
-    async def sleep(self, duration_s: float) -> None: ...
-
-
-class MonotonicClock:
-    """The event loop's monotonic clock (real hardware)."""
-
-    speed = 1.0
-
-    def now_s(self) -> float:
-        return asyncio.get_running_loop().time()
-
-    async def sleep(self, duration_s: float) -> None:
-        await asyncio.sleep(max(0.0, duration_s))
 
 
 # --- leg assignment config ----------------------------------------------------------------------
@@ -142,7 +135,7 @@ class FoundSensor:
     address: str
     name: str
     rssi_dbm: int
-    device: Any = field(default=None, compare=False, repr=False)
+    device: "BLEDevice | None" = field(default=None, compare=False, repr=False)
     """bleak's ``BLEDevice`` (connect with it rather than with the address)."""
 
 
@@ -162,7 +155,7 @@ def _adapter_error(exc: BaseException) -> SensorError | None:
 async def scan_sensors(
     timeout_s: float = 5.0,
     *,
-    scanner_backend: Any = None,
+    scanner_backend: "ScannerBackend | None" = None,
     clock: Clock | None = None,
     min_count: int | None = None,
 ) -> list[FoundSensor]:
@@ -179,7 +172,7 @@ async def scan_sensors(
         No Bluetooth adapter.
     """
 
-    def match(device: Any, adv: Any) -> FoundSensor | None:
+    def match(device: "BLEDevice", adv: "AdvertisementData") -> FoundSensor | None:
         if SERVICE_UUID not in [u.lower() for u in adv.service_uuids]:
             return None
         name = adv.local_name or device.name or device.address
@@ -191,10 +184,10 @@ async def scan_sensors(
 
 
 async def scan_advertisers(
-    match: Callable[[Any, Any], _Found | None],
+    match: "Callable[[BLEDevice, AdvertisementData], _Found | None]",
     timeout_s: float,
     *,
-    scanner_backend: Any = None,
+    scanner_backend: "ScannerBackend | None" = None,
     clock: Clock | None = None,
     min_count: int | None = None,
     service_uuids: list[str] | None = None,
@@ -211,7 +204,7 @@ async def scan_advertisers(
     found: dict[str, _Found] = {}
     enough = asyncio.Event()
 
-    def on_adv(device: Any, adv: Any) -> None:
+    def on_adv(device: "BLEDevice", adv: "AdvertisementData") -> None:
         hit = match(device, adv)
         if hit is None:
             return
@@ -239,28 +232,6 @@ async def scan_advertisers(
 # --- one sensor -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class LinkEvent:
-    """Something happened to a link: ``kind`` is connected, disconnected, reconnected, status, battery."""
-
-    kind: str
-    time_s: float
-    status: SensorStatus | None = None
-    raw: bytes = b""
-    """The status record as received (``status`` decoded)."""
-    battery_pct: int | None = None
-    detail: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class TimedReply:
-    """A control reply with the host times the request was sent and the reply arrived."""
-
-    reply: ControlReply
-    sent_s: float
-    received_s: float
-
-
 class SensorLink:
     """One sensor over BLE (see module docstring).
 
@@ -277,10 +248,10 @@ class SensorLink:
 
     def __init__(
         self,
-        device: Any,
+        device: "BLEDevice | str",
         *,
         clock: Clock | None = None,
-        client_backend: Any = None,
+        client_backend: "ClientBackend | None" = None,
         connect_timeout_s: float = 10.0,
         reply_timeout_s: float = 3.0,
         backoff_s: tuple[float, float] = (0.5, 5.0),
@@ -330,7 +301,7 @@ class SensorLink:
             Out of range / connect timeout, no adapter, wrong protocol or firmware version.
         """
         status = await self._connect_once()
-        self.events.put_nowait(LinkEvent("connected", self.clock.now_s(), status=status, raw=self.status_raw))
+        self.events.put_nowait(LinkEvent(LinkEventKind.CONNECTED, self.clock.now_s(), status=status, raw=self.status_raw))
         return status
 
     async def _connect_once(self) -> SensorStatus:
@@ -407,13 +378,13 @@ class SensorLink:
             await self._client.disconnect()
         self.connected = False
 
-    def _on_disconnect(self, _client: Any) -> None:
+    def _on_disconnect(self, _client: "BleakClient") -> None:
         if not self.connected:
             return
         self.connected = False
         self.disconnects += 1
         now = self.clock.now_s()
-        self.events.put_nowait(LinkEvent("disconnected", now))
+        self.events.put_nowait(LinkEvent(LinkEventKind.DISCONNECTED, now))
         if self._closing:
             return
         logger.info("%s: link lost at %.2f s; reconnecting", self.name, now)
@@ -421,38 +392,29 @@ class SensorLink:
             self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect())
 
     async def _reconnect(self) -> None:
-        delay_s, max_delay_s = self.backoff_s
-        attempt = 0
-        while not self._closing:
-            attempt += 1
-            try:
-                status = await self._connect_once()
-            except SensorError as exc:
-                logger.info("%s: reconnection attempt %d failed: %s", self.name, attempt, exc)
-                await self.clock.sleep(delay_s)
-                delay_s = min(2 * delay_s, max_delay_s)
-                continue
-            self.reconnects += 1
-            self.events.put_nowait(
-                LinkEvent(
-                    "reconnected",
-                    self.clock.now_s(),
-                    status=status,
-                    raw=self.status_raw,
-                    detail=f"after {attempt} attempt(s)",
-                )
-            )
+        done = await retry_with_backoff(
+            self._connect_once, clock=self.clock, backoff_s=self.backoff_s, closing=lambda: self._closing, name=self.name
+        )
+        if done is None:
             return
+        status, attempts = done
+        self.reconnects += 1
+        self.events.put_nowait(
+            LinkEvent(
+                LinkEventKind.RECONNECTED, self.clock.now_s(), status=status, raw=self.status_raw,
+                detail=f"after {attempts} attempt(s)",
+            )
+        )
 
     # --- notifications (only enqueue) ------------------------------------------------------------
 
-    def _on_data(self, _char: Any, data: bytearray) -> None:
+    def _on_data(self, _char: "BleakGATTCharacteristic", data: bytearray) -> None:
         self.queue.put_nowait((self.clock.now_s(), bytes(data)))
 
-    def _on_control(self, _char: Any, data: bytearray) -> None:
+    def _on_control(self, _char: "BleakGATTCharacteristic", data: bytearray) -> None:
         self._replies.put_nowait((self.clock.now_s(), bytes(data)))
 
-    def _on_status(self, _char: Any, data: bytearray) -> None:
+    def _on_status(self, _char: "BleakGATTCharacteristic", data: bytearray) -> None:
         try:
             status = decode_status(data)
         except (PacketError, SensorError) as exc:
@@ -461,12 +423,12 @@ class SensorLink:
         self.status = status
         self.status_raw = bytes(data)
         self.battery_pct = status.battery_pct
-        self.events.put_nowait(LinkEvent("status", self.clock.now_s(), status=status, raw=self.status_raw))
+        self.events.put_nowait(LinkEvent(LinkEventKind.STATUS, self.clock.now_s(), status=status, raw=self.status_raw))
 
-    def _on_battery(self, _char: Any, data: bytearray) -> None:
+    def _on_battery(self, _char: "BleakGATTCharacteristic", data: bytearray) -> None:
         if data:
             self.battery_pct = int(data[0])
-            self.events.put_nowait(LinkEvent("battery", self.clock.now_s(), battery_pct=self.battery_pct))
+            self.events.put_nowait(LinkEvent(LinkEventKind.BATTERY, self.clock.now_s(), battery_pct=self.battery_pct))
 
     # --- control -----------------------------------------------------------------------------------
 
@@ -481,26 +443,21 @@ class SensorLink:
         from bleak.exc import BleakError
 
         async with self._request_lock:
-            while not self._replies.empty():  # a reply whose request timed out
-                self._replies.get_nowait()
+            drop_stale(self._replies)
             if not self.connected:
                 raise SensorError(f"{self.name} is not connected")
             sent_s = self.clock.now_s()
             try:
                 await self._client.write_gatt_char(CONTROL_UUID, payload, response=True)
-                while True:
-                    received_s, raw = await asyncio.wait_for(
-                        self._replies.get(), self.reply_timeout_s / self.clock.speed
-                    )
-                    reply = decode_control_reply(raw)
-                    if reply.opcode == payload[0]:
-                        return TimedReply(reply, sent_s, received_s)
-                    logger.debug("%s: skipping reply to 0x%02x", self.name, reply.opcode)
+                received_s, raw, reply = await await_reply(
+                    self._replies, payload[0], self.reply_timeout_s / self.clock.speed, self.name
+                )
+                return TimedReply(reply, sent_s, received_s, raw)
             except (asyncio.TimeoutError, TimeoutError) as exc:
                 raise SensorError(
                     f"{self.name} did not answer control request 0x{payload[0]:02x} within {self.reply_timeout_s:g} s"
                 ) from exc
-            except (BleakError, PacketError) as exc:
+            except BleakError as exc:
                 raise SensorError(f"control request 0x{payload[0]:02x} to {self.name} failed: {exc}") from exc
 
     async def read_status(self) -> SensorStatus:
@@ -559,7 +516,7 @@ async def connect_legs(
     left: str | None = None,
     right: str | None = None,
     clock: Clock | None = None,
-    client_backend: Any = None,
+    client_backend: "ClientBackend | None" = None,
     remember: bool = True,
     use_remembered: bool = True,
     config: Path | None = None,
