@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -45,14 +47,16 @@ class Browser:
     def __init__(self, width: int = 390, height: int = 844) -> None:
         self.width, self.height = width, height
         self.proc: subprocess.Popen[str] | None = None
-        self.profile = tempfile.TemporaryDirectory(prefix="legrep-chromium-")
+        self.profile = tempfile.TemporaryDirectory(prefix="legrep-chromium-", ignore_cleanup_errors=True)
         self.session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> "Browser":
         binary = chromium_binary()
         args = [binary, *FLAGS, f"--user-data-dir={self.profile.name}", "--remote-debugging-port=0",
                 f"--window-size={self.width},{self.height}", "about:blank"]  # fmt: skip
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # Its own process group: closing kills the renderer and helper processes too, so none is
+        # still writing into the profile while it is removed.
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
         port_file = Path(self.profile.name) / "DevToolsActivePort"
         for _ in range(300):  # Chromium writes its port here once listening
             if port_file.exists() and port_file.read_text().strip():
@@ -84,11 +88,13 @@ class Browser:
         if self.session is not None:
             await self.session.close()
         if self.proc is not None:
-            self.proc.terminate()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
             if self.proc.stderr is not None:
                 self.proc.stderr.close()
