@@ -219,8 +219,9 @@ async def scan_advertisers(
         kwargs["backend"] = scanner_backend
     try:
         async with BleakScanner(**kwargs):
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(enough.wait(), timeout_s / clock.speed)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_s / clock.speed):  # not wait_for: see gh-86296
+                    await enough.wait()
     except (BleakError, OSError) as exc:
         adapter = _adapter_error(exc)
         if adapter is not None:
