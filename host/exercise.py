@@ -298,7 +298,7 @@ def _with_flag(r: Rep, flag: str) -> Rep:
         return r
     return Rep(
         r.leg, r.start_s, r.peak_s, r.end_s, r.baseline_deg, r.peak_deg, r.rom_deg,
-        r.up_s, r.hold_s, r.down_s, r.closed_s, (*r.flags, flag), r.set, r.rep,
+        r.up_s, r.hold_s, r.down_s, r.closed_s, (*r.flags, flag), r.set, r.rep, r.pelvis_tilt_deg,
     )  # fmt: skip
 
 

@@ -91,6 +91,9 @@ class Rep:
     flags: tuple[str, ...] = ()
     set: int = 0
     rep: int = 0
+    pelvis_tilt_deg: float | None = None
+    """With a pelvis sensor: the largest change of pelvic tilt from its resting level during the
+    rep, degrees, positive = anterior (the lower back arches); None without one (host/pelvis.py)."""
 
 
 @dataclass(frozen=True, slots=True)
