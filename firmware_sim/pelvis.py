@@ -193,3 +193,59 @@ def _rep_truth(session: SimSession, rep: TruthRep, tilt: PiecewiseChannel, direc
     k = int(np.argmax(np.abs(change)))
     hip = session.programme.legs[rep.leg].theta_deg.eval(t)[0] + direction * tau
     return PelvisTruth(float(change[k]), abs(float(change[k])) > ARCH_TRUTH_DEG, float(hip.max()), float(hip[0]))
+
+
+# --------------------------------------------------------------------------- grid and scores
+def pelvis_grid(base_seed: int = 7000) -> list[tuple[str, SessionSpec, int, str]]:
+    """``(name, spec, seed, place)`` of the sessions the pelvis is judged on: supine raises
+    (straight and bent-knee), plank leg lifts, the three error levels, 50-200 Hz, both places,
+    fast and slow tempos, alternating legs."""
+    from .scenarios import FAST, NORMAL, SLOW, SetSpec
+
+    rows: list[tuple[str, SessionSpec, int, str]] = []
+    cases = [
+        ("slr_typical_sacrum", "straight_leg_raise", "typical", 100.0, NORMAL, "left_then_right", "sacrum"),
+        ("slr_harsh_belt", "straight_leg_raise", "harsh", 100.0, NORMAL, "left_then_right", "belt"),
+        ("slr_none_200hz", "straight_leg_raise", "none", 200.0, SLOW, "alternating", "sacrum"),
+        ("bent_knee_typical_52hz", "bent_knee_raise", "typical", 52.0, NORMAL, "right_then_left", "belt"),
+        ("slr_fast_typical", "straight_leg_raise", "typical", 100.0, FAST, "alternating", "sacrum"),
+        ("plank_typical", "plank_leg_lift", "typical", 100.0, NORMAL, "left_then_right", "belt"),
+    ]
+    for i, (name, exercise, errors, rate, tempo, order, place) in enumerate(cases):
+        sets = (SetSpec(8, 8, order=order, **tempo), SetSpec(6, 6, order=order, **tempo))  # type: ignore[arg-type]
+        rows.append((name, SessionSpec(exercise=exercise, sets=sets, rate_hz=rate, errors=errors), base_seed + i, place))
+    return rows
+
+
+@dataclass(frozen=True, slots=True)
+class PelvisScore:
+    """How an analysis did on one pelvis session (counts and absolute errors, for pooling)."""
+
+    tp: int
+    fp: int
+    fn: int
+    tilt_err_deg: tuple[float, ...]
+    hip_peak_err_deg: tuple[float, ...]
+    missed: int
+
+
+def score_pelvis(ps: PelvisSession, found: list[tuple[str, float, float, float | None, bool]]) -> PelvisScore:
+    """Score ``found`` = one ``(leg, start_s, peak_deg, pelvis_tilt_deg, back_arch)`` per rep an
+    analysis reported, each matched to the truth rep of its leg starting nearest (within 1 s)."""
+    tp = fp = fn = missed = 0
+    tilt_err: list[float] = []
+    peak_err: list[float] = []
+    for rep, truth in zip(ps.session.reps, ps.truth):
+        near = min((f for f in found if f[0] == rep.leg), key=lambda f: abs(f[1] - rep.start_s), default=None)
+        if near is None or abs(near[1] - rep.start_s) >= 1.0:
+            missed += 1
+            fn += truth.back_arch
+            continue
+        _, _, peak, tilt, flagged = near
+        tp += flagged and truth.back_arch
+        fp += flagged and not truth.back_arch
+        fn += truth.back_arch and not flagged
+        tilt_err.append(abs((tilt if tilt is not None else float("nan")) - truth.pelvis_tilt_deg))
+        peak_err.append(abs(peak - truth.hip_peak_deg))
+    return PelvisScore(tp, fp, fn, tuple(tilt_err), tuple(peak_err), missed)
+

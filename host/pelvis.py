@@ -52,7 +52,7 @@ from .errors import CalibrationError, InputError
 from .exercise import RepPosture, classify_elevation
 from .fusion.calibration import Calibration, Calibrator
 from .fusion.orientation import OrientationFilter, run_backward
-from .model import FloatArray, ImuBlock, Leg, Rep
+from .model import FloatArray, ImuBlock, Leg, Rep, SessionResult
 from .settings import Settings
 
 __all__ = ["BACK_ARCH", "CUES", "PelvisStage", "PelvisTracker"]
@@ -82,6 +82,7 @@ class PelvisTracker:
         self._up: list[FloatArray] = []
         self._uref: list[FloatArray] = []
         self._last_t = -math.inf
+        self._first_t = math.nan
         self._n_in = 0
         self.horizon_s = -math.inf
 
@@ -90,6 +91,8 @@ class PelvisTracker:
         if not len(t):
             return
         self._validate(block)
+        if not self._n_in:
+            self._first_t = float(t[0])
         self._n_in += len(t)
         if self._filter is None:
             for i in range(0, len(t), _CALIB_SLICE):
@@ -136,7 +139,7 @@ class PelvisTracker:
                 self._t, self._up, self._uref = [self._t[0][k:]], [self._up[0][k:]], [self._uref[0][k:]]
 
     def diagnostics(self) -> dict[str, float]:
-        d: dict[str, float] = {"samples": float(self._n_in)}
+        d: dict[str, float] = {"samples": float(self._n_in), "first_s": self._first_t, "last_s": self._last_t}
         if self.calibration is not None:
             d["calibration_still_s"] = self.calibration.still_s
             d["calibration_start_s"] = self.calibration.start_s
@@ -212,6 +215,7 @@ class PelvisStage:
         the direction (to redo the rep if the session's sign turns out the other way)."""
         self.n_measured = 0
         self.n_unmeasured = 0
+        self.unmeasured_span_s = (math.inf, -math.inf)
 
     def update(self, block: ImuBlock) -> None:
         self.tracker.update(block)
@@ -282,6 +286,8 @@ class PelvisStage:
         d = self.tracker.diagnostics()
         d["reps_measured"] = float(self.n_measured)
         d["reps_without_pelvis"] = float(self.n_unmeasured)
+        if self.n_unmeasured:
+            d["first_rep_without_pelvis_s"], d["last_rep_without_pelvis_s"] = self.unmeasured_span_s
         if self._axis is not None:
             d.update({f"tilt_axis_{c}": float(v) for c, v in zip("xyz", self._axis)})
         return d
@@ -318,6 +324,7 @@ class PelvisStage:
         th_t, th_a = self._thigh(r.leg, r.start_s, r.end_s)
         if np.count_nonzero(inside) < 3 or len(th_t) < 2:
             self.n_unmeasured += 1
+            self.unmeasured_span_s = (min(self.unmeasured_span_s[0], r.start_s), max(self.unmeasured_span_s[1], r.end_s))
             return r
         before = up[~inside]
         u0 = (before if len(before) else up[:1]).mean(axis=0)
@@ -356,3 +363,22 @@ class PelvisStage:
             r.leg, r.start_s, r.peak_s, r.end_s, baseline, peak, peak - baseline,
             r.up_s, r.hold_s, r.down_s, r.closed_s, flags, r.set, r.rep, tilt,
         )  # fmt: skip
+
+
+def check_coverage(result: SessionResult) -> SessionResult:
+    """``result``, or an InputError when the pelvis stream missed reps (offline input).
+
+    A pelvis file must cover the thighs' session on the same clock; one that is shorter, from
+    another session or on another clock leaves reps it cannot see: that is one line naming the
+    spans, never a silently half-measured session. (Live, a rep the pelvis missed keeps the
+    thigh's measures and no tilt.)
+    """
+    d = result.diagnostics.get("pelvis")
+    if d and d.get("reps_without_pelvis", 0.0) > 0:
+        raise InputError(
+            f"pelvis sensor: expected samples during every rep on the thighs' clock (reps without them: "
+            f"{d['reps_without_pelvis']:.0f}, {d['first_rep_without_pelvis_s']:.1f}-{d['last_rep_without_pelvis_s']:.1f} s), "
+            f"got samples over {round(d['first_s'], 1) + 0.0:.1f}-{d['last_s']:.1f} s"
+        )
+    return result
+

@@ -21,7 +21,7 @@ from .exercise import PostureTracker, RepPosture, label_sets, live_both_legs
 from .fusion.angle import HipAngleEstimator
 from .fusion.calibration import Calibration, Calibrator
 from .model import FloatArray, ImuBlock, Leg, Rep, SessionResult, SetSummary
-from .pelvis import PelvisStage
+from .pelvis import PelvisStage, check_coverage
 from .reps.segmenter import RepSegmenter
 from .reps.sets import group_sets
 from .settings import Settings
@@ -371,4 +371,5 @@ def analyze_arrays(
         analyzer.update(leg, block)
     if pelvis is not None:
         analyzer.update_pelvis(_as_block(pelvis, "pelvis"))
+        return check_coverage(analyzer.finish())
     return analyzer.finish()
