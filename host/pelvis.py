@@ -207,6 +207,7 @@ class PelvisStage:
         self.tracker = PelvisTracker(settings)
         self._angles: dict[Leg, tuple[list[FloatArray], list[FloatArray]]] = {leg: ([], []) for leg in legs}
         self._pending: list[_Pending] = []
+        self._direction = {leg: 1 for leg in legs}
         self._cov = np.zeros((3, 3))
         self._sense = np.zeros(3)
         self._axis: FloatArray | None = None
@@ -231,10 +232,13 @@ class PelvisStage:
 
     def submit(self, reps: Sequence[Rep], postures: Mapping[tuple[str, float], RepPosture]) -> None:
         for r in reps:
+            # raised forward (+1) or backward (-1, hip extension): from the rep's posture; only
+            # a few reps per set are measured (host/exercise.py), the others keep the leg's last
             posture = postures.get((r.leg.value, r.start_s))
             elev = posture.elevation_deg if posture is not None else None
-            extension = elev is not None and classify_elevation(elev, self.s) == "hip_extension"
-            self._pending.append(_Pending(r, -1 if extension else 1))
+            if elev is not None:
+                self._direction[r.leg] = -1 if classify_elevation(elev, self.s) == "hip_extension" else 1
+            self._pending.append(_Pending(r, self._direction[r.leg]))
 
     def pending_start_s(self) -> float:
         """Earliest start of a rep still waiting (``inf``: none)."""
