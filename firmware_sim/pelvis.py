@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -175,7 +176,7 @@ def _errors(spec: SessionSpec, rng: np.random.Generator) -> SensorErrors:
     errors = errors.with_timing(jitter_frac=spec.jitter_frac, lost_fraction=spec.lost_samples,
                                 clock_drift_ppm=drift, clock_offset_s=offset)
     half = np.sqrt(spec.rate_hz / 2.0)  # per-sample rms -> density (std = density * sqrt(rate / 2))
-    changes: dict[str, float] = {}
+    changes: dict[str, Any] = {}
     if spec.acc_noise_g_rms is not None:
         changes["acc_noise_g_rt_hz"] = spec.acc_noise_g_rms / half
     if spec.gyr_noise_dps_rms is not None:

@@ -99,7 +99,9 @@ def analyze_blocks(
 
     legs = tuple(sources)
     analyzer = SessionAnalyzer(legs, settings, keep_traces=keep_traces, pelvis=pelvis is not None)
-    feeds: dict[Leg | None, Iterable[ImuBlock]] = {**sources, **({None: pelvis} if pelvis is not None else {})}
+    feeds: dict[Leg | None, Iterable[ImuBlock]] = dict(sources.items())
+    if pelvis is not None:
+        feeds[None] = pelvis
     iters: dict[Leg | None, Iterator[ImuBlock]] = {
         leg: prefetch(src) if threads else iter(src) for leg, src in feeds.items()
     }
