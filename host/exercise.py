@@ -50,8 +50,9 @@ EXERCISES = (
 )
 """Every exercise name a set can carry (``sets[*].exercise``)."""
 
-CUES = {"both_legs": "one leg at a time"}
-"""Live cue text per rep flag raised here (the view and the voice map flags through this)."""
+CUES = {"both_legs": "one leg at a time", "back_arch": "keep your back flat"}
+"""Live cue text per rep flag (the view and the voice map flags through this); ``back_arch`` is
+the pelvis sensor's (host/pelvis.py)."""
 
 MIN_HIP_SENSOR_M = 0.04
 MAX_HIP_SENSOR_M = 0.7

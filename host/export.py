@@ -135,15 +135,16 @@ def parse_reps_csv(text: str, source_name: str = "<reps.csv>") -> tuple[Rep, ...
     if not lines or not lines[0].strip():
         raise InputError(f"{source_name}:1: header {','.join(REPS_COLUMNS)} expected, got an empty file")
     header = [h.strip() for h in lines[0].split(",")]
-    columns = REPS_COLUMNS if len(header) >= len(REPS_COLUMNS) else REPS_COLUMNS[:-1]
+    n = len(REPS_COLUMNS)
+    columns = REPS_COLUMNS if len(header) >= n and header[n - 1] == REPS_COLUMNS[-1] else REPS_COLUMNS[:-1]
     for i, want in enumerate(columns):
         got = header[i] if i < len(header) else None
         if got != want:
             arrived = f"{got!r}" if got is not None else "end of header"
             raise InputError(f"{source_name}:1: column {i + 1} {want!r} expected, got {arrived}")
-    if len(header) > len(REPS_COLUMNS):
+    if len(header) > len(columns):
         raise InputError(
-            f"{source_name}:1: {len(REPS_COLUMNS)} columns expected, got extra column {header[len(REPS_COLUMNS)]!r}"
+            f"{source_name}:1: {len(REPS_COLUMNS)} columns expected, got extra column {header[len(columns)]!r}"
         )
     reps: list[Rep] = []
     for lineno, line in enumerate(lines[1:], start=2):

@@ -55,11 +55,10 @@ from .fusion.orientation import OrientationFilter, run_backward
 from .model import FloatArray, ImuBlock, Leg, Rep, SessionResult
 from .settings import Settings
 
-__all__ = ["BACK_ARCH", "CUES", "PelvisStage", "PelvisTracker"]
+__all__ = ["BACK_ARCH", "PelvisStage", "PelvisTracker", "check_coverage"]
 
 BACK_ARCH = "back_arch"
-CUES = {BACK_ARCH: "keep your back flat"}
-"""Live cue text per flag raised here (the view and the voice map flags through this)."""
+"""The flag; its live cue, "keep your back flat", is in :data:`legrep.exercise.CUES`."""
 LEVEL_S = 0.25
 """The pelvis's resting level for a rep: its mean up vector over this long before ``start_s``."""
 _CALIB_SLICE = 256
