@@ -17,10 +17,12 @@ FloatArray = npt.NDArray[np.float64]
 
 
 class Leg(str, enum.Enum):
-    """Which thigh a sensor is strapped on."""
+    """Where a sensor is strapped: a thigh, or the pelvis (the optional third sensor,
+    host/pelvis.py; reps are always a thigh's)."""
 
     LEFT = "left"
     RIGHT = "right"
+    PELVIS = "pelvis"
 
     @classmethod
     def parse(cls, text: str) -> "Leg":

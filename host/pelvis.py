@@ -7,11 +7,14 @@ stage follows its up vector, and for every thigh rep measures
   during the rep, signed, positive for an **anterior** tilt (lying on the back: the lower back
   arches off the mat); ``back_arch`` is flagged when ``|pelvis_tilt_deg|`` exceeds
   ``max_pelvic_tilt_deg``;
-* the rep's ``baseline_deg``, ``peak_deg`` and ``rom_deg`` as **hip flexion**: the thigh's angle
-  relative to the pelvis in the sagittal plane. An anterior tilt turns the pelvis the opposite
-  way to a thigh's flexion, so ``hip = thigh angle + direction * tilt`` (``direction`` +1 for
-  raises forward, -1 for hip extensions: plank leg lifts, bird dogs), the tilt counted from the
-  pelvis's calibration rest (the hip angle's zero is the first rest, as the thighs').
+* the rep's ``peak_deg`` and ``rom_deg`` as **hip flexion**: the thigh's angle relative to the
+  pelvis in the sagittal plane. An anterior tilt turns the pelvis the opposite way to a thigh's
+  flexion, so ``hip = thigh angle + direction * tilt`` (``direction`` +1 for raises forward, -1
+  for hip extensions: plank leg lifts, bird dogs), the tilt counted from its level at the rep's
+  start: ``baseline_deg`` stays the thigh's (its zero is the thigh's neutral pose, with the pelvis
+  at rest), ``peak_deg`` is the largest hip angle during the rep, ``rom_deg`` their difference.
+  Counting from the rep's start keeps a posture change or a pelvis resting a little differently
+  between sets out of it.
 
 **The tilt axis.** The pelvis tilts about the line through both hip joints, the axis the
 thighs flex about; in the pelvis sensor's frame it is unknown (any mounting). When the pelvis
@@ -322,7 +325,7 @@ class PelvisStage:
 
     def _measure(self, p: _Pending) -> Rep:
         r = p.rep
-        t, up, uref = self.tracker.window(r.start_s - LEVEL_S, r.end_s)
+        t, up, _ = self.tracker.window(r.start_s - LEVEL_S, r.end_s)
         inside = t >= r.start_s
         th_t, th_a = self._thigh(r.leg, r.start_s, r.end_s)
         if np.count_nonzero(inside) < 3 or len(th_t) < 2:
@@ -332,7 +335,7 @@ class PelvisStage:
         before = up[~inside]
         u0 = (before if len(before) else up[:1]).mean(axis=0)
         u0 = u0 / np.linalg.norm(u0)
-        t_in, up_in, uref_in = t[inside], up[inside], uref[inside]
+        t_in, up_in = t[inside], up[inside]
         v = np.cross(up_in, u0)
         # how far the thigh had risen at each pelvis sample (0 at the start, 1 at the peak)
         rise = np.clip((np.interp(t_in, th_t, th_a) - th_a[0]) / max(r.rom_deg, 1.0), 0.0, 1.0)
@@ -347,13 +350,11 @@ class PelvisStage:
         tau = np.degrees(np.arctan2(v @ axis, up_in @ u0))
         k = int(np.argmax(np.abs(tau)))
         tilt = float(tau[k])
-        # hip flexion: the thigh's angle plus the pelvis's tilt from its calibration rest
-        tilt_abs = np.degrees(np.arctan2(np.einsum("ij,ij->i", np.cross(up_in, uref_in), np.broadcast_to(axis, up_in.shape)),
-                                         np.einsum("ij,ij->i", up_in, uref_in)))  # fmt: skip
-        # the hip angle at start_s and at the thigh's samples in the rep (start_s included)
+        # hip flexion: the thigh's angle plus the pelvis's tilt since the rep's start, at start_s
+        # and at the thigh's samples in the rep
         th_t = np.concatenate(([r.start_s], th_t))
         th_a = np.concatenate(([float(np.interp(r.start_s, th_t[1:], th_a))], th_a))
-        tilt_at = np.interp(th_t, t_in, tilt_abs)
+        tilt_at = np.interp(th_t, t_in, tau, left=0.0)
         hip = th_a + p.direction * tilt_at
         baseline = float(hip[0])
         peak = float(hip.max())

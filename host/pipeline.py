@@ -217,6 +217,8 @@ class SessionAnalyzer:
         exercise: str | None = None,
         pelvis: bool = False,
     ) -> None:
+        pelvis = pelvis or Leg.PELVIS in legs  # the pelvis sensor may come as one of the "legs"
+        legs = tuple(leg for leg in legs if leg is not Leg.PELVIS)
         if not legs:
             raise InputError("expected at least one leg, got none")
         self.settings = settings or Settings()
@@ -247,6 +249,8 @@ class SessionAnalyzer:
         return self._accept(self._pelvis.release(self._horizons()))
 
     def update(self, leg: Leg, block: ImuBlock) -> list[Event]:
+        if leg is Leg.PELVIS and self._pelvis is not None:
+            return self.update_pelvis(block)
         if leg not in self._pipes:
             raise InputError(f"expected samples for {[lg.value for lg in self.legs]}, got {leg.value}")
         pipe = self._pipes[leg]
@@ -257,7 +261,8 @@ class SessionAnalyzer:
         return self._take(leg, out)
 
     def angle_deg(self, leg: Leg) -> float | None:
-        return self._pipes[leg].last_angle_deg
+        pipe = self._pipes.get(leg)
+        return pipe.last_angle_deg if pipe is not None else None
 
     def reps(self) -> tuple[Rep, ...]:
         return tuple(self._reps)
