@@ -963,6 +963,8 @@ typedef struct {
     PyObject_HEAD
     double enter_deg, undershoot_deg, undershoot_frac, chained_undershoot_frac, min_rom_deg, min_return_frac, max_rep_s, confirm_s, speed_frac;
     Py_ssize_t k;       /* speed half-window, samples */
+    double floor_margin_deg;
+    double floor_deg;   /* the lowest rest so far (NaN: none yet) */
     Py_ssize_t pos;     /* global index of the next sample to examine */
     int mode;
     double low;         /* running low (DOWN, FALL) */
@@ -979,6 +981,7 @@ typedef struct {
     double up_rest_deg;
     int has_held;       /* a rep that came down well below the rest it rose from, awaiting a rest */
     double held[9];
+    double held_end_deg;
     long long n_rejected, n_fidgets;
 } RepMachine;
 
@@ -993,12 +996,12 @@ RepMachine_init(RepMachine *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"enter_deg", "undershoot_deg", "undershoot_frac", "chained_undershoot_frac",
                              "min_rom_deg", "min_return_frac",
-                             "max_rep_s", "confirm_s", "speed_frac", "speed_half_n", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$dddddddddn:RepMachine", kwlist, &self->enter_deg,
+                             "max_rep_s", "confirm_s", "speed_frac", "speed_half_n", "floor_margin_deg", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$dddddddddnd:RepMachine", kwlist, &self->enter_deg,
                                      &self->undershoot_deg, &self->undershoot_frac, &self->chained_undershoot_frac,
                                      &self->min_rom_deg,
                                      &self->min_return_frac, &self->max_rep_s, &self->confirm_s, &self->speed_frac,
-                                     &self->k))
+                                     &self->k, &self->floor_margin_deg))
         return -1;
     if (self->k < 1) {
         PyErr_Format(PyExc_ValueError, "speed_half_n must be >= 1, got %zd", self->k);
@@ -1006,7 +1009,7 @@ RepMachine_init(RepMachine *self, PyObject *args, PyObject *kwds)
     }
     self->pos = 0;
     self->mode = MODE_DOWN;
-    self->low = self->rest_deg = self->base_deg = NAN;
+    self->low = self->rest_deg = self->base_deg = self->floor_deg = NAN;
     self->i_low = self->s0 = self->i_peak = 0;
     self->chain = 1; /* the stream start anchors */
     self->cand_anchored = self->cand_from_rest = 0;
@@ -1095,6 +1098,7 @@ close_cand(RepMachine *m, const double *t, const double *a, const char *rest, Py
         m->has_held = 1; /* a rest next confirms it, a rise rejects it */
         for (int q = 0; q < 9; q++)
             m->held[q] = r[q];
+        m->held_end_deg = r[9];
         m->chain = 0;
     } else {
         m->chain = 1;
@@ -1103,14 +1107,15 @@ close_cand(RepMachine *m, const double *t, const double *a, const char *rest, Py
     return 0;
 }
 
-/* RepMachineRef._resolve: a held rep is confirmed by a rest (closed at i), rejected by a rise. */
+/* RepMachineRef._resolve: a held rep is confirmed by a rest (closed at i), and by a rise when its
+   descent ended no more than floor_margin_deg below the floor; else the rise rejects it. */
 static int
 resolve_held(RepMachine *m, int rest, Py_ssize_t i, PyObject *out)
 {
     if (!m->has_held)
         return 0;
     m->has_held = 0;
-    if (rest) {
+    if (rest || m->held_end_deg >= m->floor_deg - m->floor_margin_deg) { /* false when no floor (NaN) */
         m->chain = 1;
         return append_rep(out, m->held, i);
     }
@@ -1167,6 +1172,8 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
             m->low = x;
             m->i_low = 0;
         }
+        if (armed && !(x >= m->floor_deg)) /* (NaN: the first rest) */
+            m->floor_deg = x;
         if (m->mode == MODE_DOWN) {
             if (armed) {
                 if (resolve_held(m, 1, i, out) < 0)
@@ -1347,7 +1354,7 @@ static PyMemberDef RepMachine_members[] = {
 PyDoc_STRVAR(RepMachine_doc,
              "RepMachine(*, enter_deg, undershoot_deg, undershoot_frac, chained_undershoot_frac, min_rom_deg,\n"
              "           min_return_frac, max_rep_s,\n"
-             "           confirm_s, speed_frac, speed_half_n)\n--\n\n"
+             "           confirm_s, speed_frac, speed_half_n, floor_margin_deg)\n--\n\n"
              "The rep state machine of RepSegmenter; specified in host/reps/reference.py.");
 
 static PyTypeObject RepMachineType = {

@@ -208,6 +208,11 @@ class Settings:
     """Once come down, a rep also closes after this long without a new low (no rest, no rise)."""
     max_rep_s: Annotated[float, _positive(3600.0)] = 60.0
     """A candidate rep open for longer than this is dropped (sat up, walked off)."""
+    floor_margin_deg: Annotated[float, _nonneg(180.0)] = 4.0
+    """A rep that rose from a rest and came down well below it (see ``undershoot_frac``) counts
+    even when the next rise follows at once, if it ended no more than this below the lowest rest
+    so far (the floor): touch-and-go bent-knee reps whose feet walk out (45 -> 22 deg). Walking's
+    first swing goes 10-15 deg below the standing rest; rests read within ~1 deg of each other."""
     tempo_speed_frac: Annotated[float, _positive(0.9)] = 0.1
     """Stopwatch tempo: a phase starts and ends where the speed is this fraction of the rep's
     peak rising / lowering speed (README "Rep measures"; minimum-jerk raise of T reads 0.83 T)."""
@@ -256,6 +261,19 @@ class Settings:
     both_legs_overlap_frac: Annotated[float, Range(0.0, 1.0, lo_open=True)] = 0.5
     """``both_legs``: a rep's [start_s, end_s] overlaps one of the other leg by at least this
     share (0-1) of the shorter of the two (alternating legs overlap 0; a double lift ~1)."""
+    max_pelvic_tilt_deg: Annotated[float, Range(0.5, 45.0)] = 5.0
+    """``back_arch`` (pelvis sensor): the pelvis tilted more than this (deg) from its resting level
+    during a rep. 5 deg is the smallest change of lumbo-pelvic angle that wearable IMUs tell from
+    test-to-test variation (MDC90 5-15 deg for most ranges: Laird, Kent & Keating 2016, BMC
+    Musculoskelet Disord 17:403, doi:10.1186/s12891-016-1250-1); a pelvis held flat moves 1-2 deg."""
+
+    # --- fusion, added later (fields are appended: stored settings keep their order) ---
+    posture_change_deg: Annotated[float, Range(30.0, 180.0)] = 70.0
+    """A rest further than this above the neutral pose (hip angle 0) that the next movement leaves
+    in the raise direction is a new posture (lying down after a standing start): it
+    becomes the neutral pose and the rep segmenter restarts there. Above the bent-knee resting
+    angle (40-60 deg, a pose of the same posture), below a change of posture (80-90 deg: thigh
+    vertical <-> flat); the top of a held rep is as far, but the next movement lowers the leg."""
 
     def __post_init__(self) -> None:
         for name, (rule, kind) in setting_rules().items():

@@ -263,6 +263,39 @@ def test_moving_baseline_bent_knee_to_straight(rest_after_shift):
     assert all(r.peak_deg == pytest.approx(90.0, abs=0.1) for r in reps)
 
 
+@pytest.mark.parametrize("rate_hz", [52.0, 100.0])
+def test_touch_and_go_reps_lowered_onto_a_new_baseline_count(rate_hz):
+    # bent-knee touch-and-go: the last rep at 45 lowers straight onto 22 (the feet walk out
+    # during it), the next rises at once; likewise 22 -> 0. Each such rep ends far below the
+    # rest it rose from, but not below the floor (the lowest rest so far: lying straight, 0).
+    moves = [(1.0, 0.0), (1.5, 45.0), (1.0, 45.0)]
+    for low, nxt in ((45.0, 22.0), (22.0, 0.0), (0.0, 0.0)):
+        for k in range(3):
+            moves += [(1.0, 90.0), (0.3, 90.0), (1.6, nxt if k == 2 else low)]
+    moves.append((1.0, 0.0))
+    reps = segment(*trace(moves, rate_hz=rate_hz, noise_deg=0.05))
+    assert [r.baseline_deg for r in reps] == pytest.approx([45, 45, 45, 22, 22, 22, 0, 0, 0], abs=1.0)
+    assert reps == segment(*trace(moves, rate_hz=rate_hz, noise_deg=0.05), reference_impl=True)
+
+
+@pytest.mark.parametrize("gap_s", [0.2, 0.3, 0.5])
+def test_a_burst_of_lost_samples_mid_rise_does_not_make_a_rest(gap_s):
+    # samples lost during the rise straight after a rest: the fusion's still window counts
+    # samples, so the first ones after the gap still look still (at 40 deg); the rep must still
+    # rise from the rest at 0
+    t, a, still = trace([(1.0, 0.0), *rep_moves(3, up_s=1.0)])
+    lost = (t > 1.25) & (t < 1.25 + gap_s)
+    still = still.copy()
+    after = np.flatnonzero(~lost & (t > 1.25))[:2]
+    still[after] = True  # what the fusion reports there
+    t, a, still = t[~lost], a[~lost], still[~lost]
+    for impl in (False, True):
+        reps = segment(t, a, still, reference_impl=impl, chunks=[len(t) // 7, len(t) // 3])
+        assert len(reps) == 3
+        assert reps[0].baseline_deg == pytest.approx(0.0, abs=0.5)
+        assert reps[0].start_s < 1.25
+
+
 def test_fidgets_do_not_count_and_do_not_break_a_chain():
     moves = [(1.0, 0.0), (0.4, 12.0), (0.4, 0.0), (1.2, 70.0), (1.5, 2.0), (0.3, 14.0), (0.3, 1.0),
              (1.2, 70.0), (1.5, 0.0), (1.0, 0.0), (0.5, 15.0), (0.5, 0.0), (1.0, 0.0)]

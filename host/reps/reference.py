@@ -56,8 +56,11 @@ A closed candidate is measured (stopwatch tempo above) and is
   stand rises 40 deg and falls 130), or if it lasted over ``max_rep_s``;
 * **held** if it rose from a rest and its descent ends more than ``max(undershoot_deg,
   undershoot_frac x rom_deg)`` below that rest: a rest next confirms it (the new, lower baseline
-  of a set whose feet walked out, or the floor after hover reps), a rise first rejects it (the
-  first swing of walking goes back past the standing pose and on into the next stride);
+  of a set whose feet walked out, or the floor after hover reps); so does a rise if the descent
+  ended no more than ``floor_margin_deg`` below the lowest rest of the stream so far (the floor:
+  touch-and-go bent-knee reps whose feet walk out, 45 -> 22 deg, rise again at once); any other
+  rise rejects it (the first swing of walking goes back past the standing pose, the lowest
+  rest since the person stood up, and on into the next stride);
 * else a **rep**.
 
 A low is anchored when it lies within ``undershoot_deg`` below the last rest, or follows a
@@ -98,6 +101,7 @@ class RepParams:
     confirm_s: float
     speed_frac: float
     speed_half_n: int
+    floor_margin_deg: float
 
     def kwargs(self) -> dict[str, Any]:
         """The fields by name: the keyword arguments of ``legrep._fastcore.RepMachine``."""
@@ -116,6 +120,7 @@ class RepParams:
             confirm_s=s.confirm_s,
             speed_frac=s.tempo_speed_frac,
             speed_half_n=speed_half_n(s, dt_nominal_s),
+            floor_margin_deg=s.floor_margin_deg,
         )
 
 
@@ -264,12 +269,14 @@ class RepMachineRef:
         self.low = math.nan
         self.i_low = 0
         self.rest_deg = math.nan
+        self.floor_deg = math.nan  # the lowest rest so far (NaN: none yet)
         self.chain = True  # the stream start anchors
         self.s0 = 0
         self.base_deg = math.nan
         self.cand_anchored = False
         self.cand_from_rest = False
         self.held: tuple[float, float, float, float, float, float, float, float, float] | None = None
+        self.held_end_deg = 0.0
         self.peak = 0.0
         self.i_peak = 0
         self.up_rest = -1
@@ -321,16 +328,18 @@ class RepMachineRef:
             # rose from a rest and came down well below it: a new, lower baseline (the feet
             # walked out) if a rest follows, the first swing of walking if a rise does
             self.held = m[:9]
+            self.held_end_deg = end_deg
             self.chain = False
         else:
             self.chain = True
             out.append((*m[:9], c))
 
     def _resolve(self, rest: bool, i: int, out: list[RepTuple]) -> None:
-        """Decide a held rep at sample ``i``: a rest confirms it, a rise rejects it."""
+        """Decide a held rep at sample ``i``: a rest confirms it, and so does a rise when the
+        descent ended no more than ``floor_margin_deg`` below the floor (else the rise rejects it)."""
         if self.held is None:
             return
-        if rest:
+        if rest or self.held_end_deg >= self.floor_deg - self.p.floor_margin_deg:  # False when no floor (NaN)
             out.append((*self.held, i))
             self.chain = True
         else:
@@ -362,6 +371,8 @@ class RepMachineRef:
             if i == 0:  # the stream start: a turning point that anchors (chain is True)
                 self.low = x
                 self.i_low = 0
+            if arm[j] and not x >= self.floor_deg:  # (NaN: the first rest)
+                self.floor_deg = x
             if self.mode == DOWN:
                 if arm[j]:
                     self._resolve(True, i, out)

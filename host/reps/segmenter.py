@@ -46,6 +46,8 @@ class RepSegmenter:
         self._arm_n = max(1, round(settings.arm_rest_s / dt_nominal_s))
         self._log = ColumnLog({"t": (np.float64, ()), "a": (np.float64, ()), "arm": (np.bool_, ()), "still": (np.bool_, ())})
         self._run = 0  # length of the rest run at the last sample
+        self._last_t = -np.inf  # time of the last sample seen
+        self._gap_t = -np.inf  # time of the last sample that followed a gap longer than arm_rest_s
         p = RepParams.from_settings(settings, dt_nominal_s)
         self._machine: RepMachine | RepMachineRef
         if reference:
@@ -78,6 +80,7 @@ class RepSegmenter:
             for i in range(0, n, _SLICE):
                 out += self.update(t[i : i + _SLICE], angle[i : i + _SLICE], still[i : i + _SLICE])
             return out
+        still = self._gapless(t, still)
         arm = np.empty(n, dtype=bool)  # where a rest has lasted arm_rest_s
         self._run = arm_flags(still, self._run, self._arm_n, arm)
         log = self._log
@@ -86,6 +89,25 @@ class RepSegmenter:
         reps = [self._rep(f) for f in found]
         log.trim(self._machine.oldest_needed())
         return reps
+
+    def _gapless(self, t: FloatArray, still: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+        """``still`` where the samples of the last ``still_min_s`` came without a gap.
+
+        A gap longer than ``arm_rest_s`` (lost samples) hides whether the leg kept still: the
+        fusion's still window counts samples, so the first samples after a lost burst mid-rise
+        still look like the rest before it, and the rep would seem to rise from a rest at the
+        angle after the gap. Samples within ``still_min_s`` after such a gap are not still.
+        """
+        steps = np.diff(t, prepend=self._last_t)
+        gaps = steps > self.s.arm_rest_s
+        if not np.isfinite(self._last_t):
+            gaps[0] = False  # the first sample follows no gap
+        self._last_t = float(t[-1])
+        if not gaps.any() and t[0] - self._gap_t >= self.s.still_min_s:
+            return still
+        since = np.maximum.accumulate(np.where(gaps, t, self._gap_t))
+        self._gap_t = float(since[-1])
+        return still & (t - since >= self.s.still_min_s)
 
     def finish(self) -> list[Rep]:
         """End of stream: a candidate that has come down far enough is closed."""
