@@ -16,6 +16,7 @@ and they come back as records.
 from __future__ import annotations
 
 import logging
+import math
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -307,6 +308,9 @@ class SessionCore:
         """The EVENT and END records seen, in order."""
         self._keep_samples = keep_samples
         self._samples: dict[Leg, list[ImuBlock]] = {leg: [] for leg in self.legs}
+        self._last_time_s: dict[Leg, float] = {}
+        self.time_back: dict[Leg, int] = {}
+        """Samples dropped per leg because their time was not after every earlier sample's."""
         self._batch: dict[int, list[ImuBlock]] = {}
         """Vendor blocks held until ``VENDOR_BATCH_S`` of samples (most vendor notifications carry
         1-5 samples: feeding the analysis per notification would cost most of the CPU)."""
@@ -395,6 +399,21 @@ class SessionCore:
         return concat_blocks(held)
 
     def _feed(self, leg: Leg, block: ImuBlock) -> list[AnalysisEvent]:
+        # A sample not after every earlier one of its leg (a sensor clock that jumped or restarted:
+        # the mapped clock never runs back, it stands still) is dropped and counted, not allowed to
+        # stop the analysis. Against the running maximum: the same samples for any chunking.
+        t = block.time_s
+        last = self._last_time_s.get(leg, -math.inf)
+        if len(t) and not (t[0] > last and bool((t[1:] > t[:-1]).all())):
+            before = np.maximum.accumulate(np.concatenate([[last], t[:-1]]))
+            keep = t > before
+            self.time_back[leg] = self.time_back.get(leg, 0) + int((~keep).sum())
+            block = ImuBlock(t[keep], block.acc_g[keep], block.gyr_dps[keep])
+            if not len(block):
+                self._last_time_s[leg] = max(last, float(t.max()))
+                return []
+        if len(block):
+            self._last_time_s[leg] = max(last, float(block.time_s[-1]))
         if self._keep_samples:
             self._samples[leg].append(block)
         return list(self.analyzer.update(leg, block))
@@ -442,6 +461,8 @@ class SessionCore:
         diagnostics = {k: dict(v) for k, v in result.diagnostics.items()}
         for stream in self.streams.values():
             diagnostics.setdefault(stream.leg.value, {}).update(stream.diagnostics())
+        for leg, count in self.time_back.items():
+            diagnostics.setdefault(leg.value, {})["samples_time_back"] = float(count)
         return SessionResult(result.reps, result.sets, result.legs, result.uneven, diagnostics, result.traces)
 
     def received_samples(self) -> dict[Leg, int]:

@@ -166,11 +166,19 @@ class LegPipeline:
 
     def _validate(self, block: ImuBlock) -> None:
         t = block.time_s
-        # one pass each: a sum is NaN/inf iff some element is
-        if not (math.isfinite(float(t.sum())) and math.isfinite(float(block.acc_g.sum() + block.gyr_dps.sum()))):
+        # one pass each: a sum is NaN/inf if some element is, or if huge finite ones overflow it
+        with np.errstate(over="ignore", invalid="ignore"):  # (then the exact check below says which)
+            sums_finite = math.isfinite(float(t.sum())) and math.isfinite(float(block.acc_g.sum() + block.gyr_dps.sum()))
+        if not sums_finite:
             finite = np.isfinite(t) & np.isfinite(block.acc_g).all(1) & np.isfinite(block.gyr_dps).all(1)
-            bad = int(np.flatnonzero(~finite)[0]) if not finite.all() else 0
-            raise InputError(f"{self.leg.value} sensor: expected finite numbers, got NaN/inf at sample {self._n_in + bad}")
+            if not finite.all():
+                bad = int(np.flatnonzero(~finite)[0])
+                raise InputError(f"{self.leg.value} sensor: expected finite numbers, got NaN/inf at sample {self._n_in + bad}")
+            values = np.column_stack([t, block.acc_g, block.gyr_dps])
+            k = int(np.flatnonzero((np.abs(values) > 1e150).any(1))[0]) if (np.abs(values) > 1e150).any() else 0
+            raise InputError(
+                f"{self.leg.value} sensor: expected physically possible values, got {values[k].tolist()!r:.120} at sample {self._n_in + k}"
+            )
         if not (t[0] > self._last_t and (len(t) == 1 or bool((t[1:] > t[:-1]).all()))):
             steps = np.diff(t, prepend=self._last_t)
             k = int(np.flatnonzero(steps <= 0)[0])

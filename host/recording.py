@@ -165,8 +165,17 @@ class RecordingReader:
             raise RecordingError(f"{self.path}: the first record must be META, got {got}")
         self.meta = first[0].json()
         self._check_meta()
-        # One validating pass: damage is found and reported once, here.
-        self.records = sum(1 for _ in self._iter())
+        # One validating pass: damage is found and reported once, here; it keeps where each record is
+        # (:meth:`index`), so that later passes need not parse again.
+        starts: list[int] = []
+        ends: list[int] = []
+        times: list[float] = []
+        for start, end, t_s in self._walk():
+            starts.append(start)
+            ends.append(end)
+            times.append(t_s)
+        self.records = len(starts)
+        self._starts, self._ends, self._times = starts, ends, times
         self._report = False
         if self.skipped:
             total = sum(r.n_bytes for r in self.skipped)
@@ -202,8 +211,8 @@ class RecordingReader:
                 logger.warning(self.settings_problem)
                 del self.meta["settings"]
 
-    def _record_at(self, pos: int, resync: bool) -> tuple[Record, int] | None:
-        """The record starting at ``pos`` and the position after it, or None if none is there.
+    def _end_at(self, pos: int, resync: bool) -> int | None:
+        """The position after the intact record starting at ``pos``, or None if none is there.
 
         With ``resync`` (looking for a record after damage) the kind must be known and the time
         plausible as well, so that a chance CRC match in garbage is not taken for a record.
@@ -217,17 +226,29 @@ class RecordingReader:
         end = pos + 4 + length + 4
         if end > len(data):
             return None
-        kind, sensor, t_s = _HEAD.unpack_from(data, pos + 4)
-        if resync and (kind not in _KNOWN_KINDS or not (-_MAX_T_S <= t_s <= _MAX_T_S)):
-            return None
+        if resync:
+            kind, _sensor, t_s = _HEAD.unpack_from(data, pos + 4)
+            if kind not in _KNOWN_KINDS or not (-_MAX_T_S <= t_s <= _MAX_T_S):
+                return None
         (crc,) = _LEN.unpack_from(data, end - 4)
         if zlib.crc32(memoryview(data)[pos : end - 4]) != crc:
             return None
+        return end
+
+    def _record(self, pos: int, end: int, t_s: float | None = None) -> Record:
+        """The record at ``pos..end`` (checked already); ``t_s`` replaces a repaired time."""
+        kind, sensor, stored_t_s = _HEAD.unpack_from(self._data, pos + 4)
         try:
             kind = Kind(kind)
         except ValueError:
             pass
-        return Record(kind, None if sensor == NO_SENSOR else sensor, t_s, data[pos + 4 + _HEAD.size : end - 4]), end
+        return Record(kind, None if sensor == NO_SENSOR else sensor, stored_t_s if t_s is None else t_s,
+                      self._data[pos + 4 + _HEAD.size : end - 4])  # fmt: skip
+
+    def _record_at(self, pos: int, resync: bool) -> tuple[Record, int] | None:
+        """The record starting at ``pos`` and the position after it, or None if none is there."""
+        end = self._end_at(pos, resync)
+        return None if end is None else (self._record(pos, end), end)
 
     def _next_record(self, start: int) -> int | None:
         """The first position at or after ``start`` where a plausible intact record begins.
@@ -255,7 +276,7 @@ class RecordingReader:
                 ok &= np.abs(times) <= _MAX_T_S
             for candidate in np.flatnonzero(ok):
                 at = pos + int(candidate)
-                if self._record_at(at, resync=True) is not None:
+                if self._end_at(at, resync=True) is not None:
                     return at
             pos = stop
         return None
@@ -276,13 +297,34 @@ class RecordingReader:
         return "CRC mismatch"
 
     def _iter(self) -> Iterator[Record]:
+        """Every record from the first (META) on, from the index the first pass made."""
+        if self._report:  # (the first pass itself)
+            for start, end, t_s in self._walk():
+                yield self._record(start, end, t_s)
+            return
+        for start, end, t_s in zip(self._starts, self._ends, self._times):
+            yield self._record(start, end, t_s)
+
+    def index(self) -> tuple[list[int], list[int], list[float]]:
+        """Where the records after META are: ``(starts, ends, times)``, byte offsets in :attr:`data`
+        and each record's time (repaired where it was not finite), in file order."""
+        return self._starts[1:], self._ends[1:], self._times[1:]
+
+    @property
+    def data(self) -> bytes:
+        """The bytes of the whole file (as read on open)."""
+        return self._data
+
+    def _walk(self) -> Iterator[tuple[int, int, float]]:
+        """``(start, end, t_s)`` of every intact record in file order, skipping damage (the one
+        validating parse: it records what it skipped, repaired or found cut short)."""
         data = self._data
         pos = len(MAGIC)
         index = 0
         last_t = 0.0
         while pos < len(data):
-            found = self._record_at(pos, resync=False)
-            if found is None:
+            end_at = self._end_at(pos, resync=False)
+            if end_at is None:
                 why = self._why(pos)
                 nxt = self._next_record(pos + 1)
                 if nxt is None:  # nothing intact after: the tail
@@ -295,21 +337,20 @@ class RecordingReader:
                         else:
                             self._skip(pos, len(data), last_t, None, f"unreadable tail: {why}")
                     return
-                peek = self._record_at(nxt, resync=True)
-                self._skip(pos, nxt, last_t, None if peek is None else peek[0].t_s, why)
+                self._skip(pos, nxt, last_t, float(_HEAD.unpack_from(data, nxt + 4)[2]), why)
                 pos = nxt
                 continue
-            rec, end = found
-            if not (-_MAX_T_S <= rec.t_s <= _MAX_T_S):  # NaN, infinite or absurd (small steps back are normal:
+            kind, _sensor, t_s = _HEAD.unpack_from(data, pos + 4)
+            if not (-_MAX_T_S <= t_s <= _MAX_T_S):  # NaN, infinite or absurd (small steps back are normal:
                 # records of several sensors and the host interleave)
                 if self._report:
                     self.times_repaired += 1
-                rec = Record(rec.kind, rec.sensor, last_t, rec.payload)
-            last_t = max(last_t, rec.t_s)
-            yield rec
-            if rec.kind == Kind.END:
+                t_s = last_t
+            last_t = max(last_t, t_s)
+            yield pos, end_at, t_s
+            if kind == Kind.END:
                 self.clean_end = True
-            pos = end
+            pos = end_at
             index += 1
 
     def _record_tail_is_torn(self, pos: int) -> bool:

@@ -13,18 +13,29 @@ duplicated packets). Only when events are reported changes: a rep is reported wh
 
 from __future__ import annotations
 
+import binascii
+import math
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from .live_core import SessionCore, concat_blocks
+import numpy as np
+import numpy.typing as npt
+
+from .clock import TICKS_PER_S
+from .live_core import SensorStream, SessionCore, concat_blocks
 from .model import ImuBlock, Leg, Rep, SessionResult
+from .packets import FLAG_RESENT, PACKET_TYPE_IMU, tick_offset
+from .packets import TICKS_PER_S as TICKS_PER_S_INT
 from .pipeline import Event, SessionAnalyzer
+from .pipeline import Event as AnalysisEvent
 from .recording import RecordingReader
+from .records import HEAD, Kind
 from .replay import EventCallback, replay_records
 from .settings import Settings
 
-__all__ = ["CoalescingAnalyzer", "replay_file"]
+__all__ = ["CoalescingAnalyzer", "replay_file", "replay_records_batched"]
 
 SampleSink = Callable[[Leg, ImuBlock], None]
 """``on_samples(leg, block)``: the samples fed to the analysis, in order (e.g. to write them out)."""
@@ -92,8 +103,10 @@ def replay_file(
     keep_traces: bool = True,
     on_events: EventCallback | None = None,
     on_samples: SampleSink | None = None,
+    batched: bool = True,
 ) -> tuple[SessionCore, SessionResult, RecordingReader]:
-    """Replay a recording as :func:`legrep.replay.replay_core` does, the analysis fed in large blocks.
+    """Replay a recording as :func:`legrep.replay.replay_core` does, the analysis fed in large blocks
+    and (``batched``, the default) the packets decoded in batches (:func:`replay_records_batched`).
 
     ``keep_traces=False`` keeps no angle traces (memory flat in the length); ``on_samples`` sees
     every sample fed to the analysis (what ``keep_samples`` would keep, without keeping it).
@@ -104,10 +117,278 @@ def replay_file(
     if not keep_traces:
         core.analyzer = SessionAnalyzer(core.legs, core.settings, keep_traces=False)
     core.analyzer = CoalescingAnalyzer(core.analyzer, on_samples=on_samples)  # type: ignore[assignment]
-    replay_records(reader, core, on_events)
+    if batched:
+        replay_records_batched(reader, core, on_events)
+    else:
+        replay_records(reader, core, on_events)
     result = core.finish()
     last = core.analyzer.final_events  # type: ignore[attr-defined]
     core.events += last
     if last and on_events is not None:
         on_events(core.last_t_s, last)
     return core, result, reader
+
+
+# --- batched decoding -----------------------------------------------------------------------------
+# A file replay decodes the legrep DATA records of a recording in batches: the packets of one size
+# are unpacked at once (a numpy view over the payloads: header fields, CRC-16, samples), and a
+# packet that continues its stream in order (the next seq, the next sample, nothing held, not
+# re-sent: almost all of them) takes a short path through the tracker and the clock that updates
+# exactly the state SensorStream.data would, with the per-sample work (ticks, clock mapping,
+# scaling) done later over many packets at once. The same elementwise float64 operations in the
+# same order give the same bits (tests/test_replay_batch.py compares with the per-packet path on
+# recordings with drops, resets, re-sends and damaged records). Every other record, and every
+# packet that is not in order, goes through SessionCore.process, record by record, as live.
+
+_HEADER_DTYPE = np.dtype([("ptype", "u1"), ("flags", "u1"), ("n", "u1"), ("reserved", "u1"),
+                          ("seq", "<u4"), ("first", "<u4"), ("ticks", "<u4")])  # fmt: skip
+_PAYLOAD_AT = 4 + HEAD.size
+"""A record's payload starts after its u32 length and its head (kind, sensor, t_s)."""
+
+
+@dataclass(slots=True)
+class _Packets:
+    """The DATA packets of one size, decoded at once: header fields, validity, samples."""
+
+    seq: list[int]
+    first: list[int]
+    ticks: list[int]
+    ok: list[bool]
+    n: int
+    samples: npt.NDArray[np.int16]
+    """(m, n, 6) raw counts."""
+
+
+def _decode_packets(data: bytes, starts: npt.NDArray[np.int64], size: int) -> _Packets:
+    """The packets of ``size`` bytes whose records start at ``starts``: fields and a validity flag
+    (type, count and CRC-16 checked as :func:`legrep.packets.decode_imu_packet` checks them)."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    at = starts + _PAYLOAD_AT
+    rows = buf[at[:, None] + np.arange(size)]
+    header = rows[:, :16].copy().view(_HEADER_DTYPE)[:, 0]
+    n = (size - 18) // 12
+    view = memoryview(data)
+    crc_rx = rows[:, size - 2].astype(np.int64) | (rows[:, size - 1].astype(np.int64) << 8)
+    crc = np.fromiter((binascii.crc_hqx(view[a : a + size - 2], 0xFFFF) for a in at.tolist()), np.int64, len(at))
+    # (a re-sent packet never continues its stream in order: SensorStream.data takes it)
+    ok = (header["ptype"] == PACKET_TYPE_IMU) & (header["n"] == n) & (crc == crc_rx) & ((header["flags"] & FLAG_RESENT) == 0)
+    samples = rows[:, 16 : 16 + 12 * n].copy().view("<i2").reshape(len(at), n, 6)
+    return _Packets(header["seq"].tolist(), header["first"].tolist(), header["ticks"].tolist(), ok.tolist(), n,
+                    samples.astype(np.int16, copy=False))  # fmt: skip
+
+
+def _decode_all(data: bytes, starts: npt.NDArray[np.int64], size: int, chunk: int = 8192) -> _Packets:
+    """:func:`_decode_packets` in chunks (bounded temporary memory), joined."""
+    parts = [_decode_packets(data, starts[k : k + chunk], size) for k in range(0, len(starts), chunk)]
+    if len(parts) == 1:
+        return parts[0]
+    return _Packets(
+        [v for p in parts for v in p.seq], [v for p in parts for v in p.first], [v for p in parts for v in p.ticks],
+        [v for p in parts for v in p.ok], parts[0].n, np.concatenate([p.samples for p in parts]),
+    )
+
+
+class _Pending:
+    """One legrep sensor's packets taken on the short path, not yet turned into a block."""
+
+    def __init__(self, stream: SensorStream) -> None:
+        self.stream = stream
+        self.group: list[int] = []
+        self.row: list[int] = []
+        self.ticks: list[int] = []
+        self.mode: list[int] = []
+        """0: the clock's first mapping (no last sample), 1: slewed from the last one."""
+        self.lx: list[float] = []
+        self.lt: list[float] = []
+        self.drift: list[float] = []
+        self.offset: list[float] = []
+        self.error: list[float] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.group)
+
+    def block(self, groups: list[_Packets]) -> ImuBlock:
+        """The pending packets' samples on the session clock, as ClockMapper.map_ticks and
+        SampleBatch.scaled compute them packet by packet (elementwise, the same operations)."""
+        stream = self.stream
+        clock = stream.clock
+        assert clock._x0 is not None
+        x0 = clock._x0
+        times: list[npt.NDArray[np.float64]] = []
+        acc: list[npt.NDArray[np.float64]] = []
+        gyr: list[npt.NDArray[np.float64]] = []
+        g = np.asarray(self.group)
+        cuts = [0, *(np.flatnonzero(np.diff(g)) + 1).tolist(), len(g)]
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            packets = groups[int(g[a])]
+            n = packets.n
+            sl = slice(a, b)
+            tk = np.asarray(self.ticks[sl], dtype=np.int64)[:, None] + tick_offset(np.arange(n), stream.status.rate_hz)[None, :]
+            x = tk.astype(np.float64) / TICKS_PER_S - x0
+            e = np.asarray(self.drift[sl])[:, None]
+            c = np.asarray(self.offset[sl])[:, None]
+            lx = np.asarray(self.lx[sl])[:, None]
+            lt = np.asarray(self.lt[sl])[:, None]
+            error = np.asarray(self.error[sl])[:, None]
+            dx = np.maximum(x - lx, 0.0)
+            bound = clock.max_slew * dx
+            slewed = lt + dx * (1.0 + e) + np.clip(error, -bound, bound)
+            first = x + c + e * x
+            out = np.where(np.asarray(self.mode[sl])[:, None] == 0, first, slewed)
+            raw = packets.samples[np.asarray(self.row[sl])]
+            times.append(out.reshape(-1))
+            acc.append(raw[:, :, :3].reshape(-1, 3).astype(np.float64) * stream.status.acc_lsb_g)
+            gyr.append(raw[:, :, 3:].reshape(-1, 3).astype(np.float64) * stream.status.gyr_lsb_dps)
+        for name in ("group", "row", "ticks", "mode", "lx", "lt", "drift", "offset", "error"):
+            getattr(self, name).clear()
+        if len(times) == 1:
+            return ImuBlock(times[0], acc[0], gyr[0])
+        return ImuBlock(np.concatenate(times), np.concatenate(acc), np.concatenate(gyr))
+
+
+def replay_records_batched(reader: RecordingReader, core: SessionCore, on_events: EventCallback | None = None) -> None:
+    """Feed every record of ``reader`` to ``core`` as :func:`legrep.replay.replay_records` does, the
+    legrep DATA records decoded in batches (the same samples, times, state and diagnostics)."""
+    data = reader.data
+    starts_list, ends_list, times_list = reader.index()
+    if not starts_list:
+        return
+    starts = np.asarray(starts_list, dtype=np.int64)
+    ends = np.asarray(ends_list, dtype=np.int64)
+    buf = np.frombuffer(data, dtype=np.uint8)
+    kinds = buf[starts + 4].tolist()
+    sensors = buf[starts + 5].tolist()
+    sizes = ends - 4 - (starts + _PAYLOAD_AT)
+    is_data = buf[starts + 4] == int(Kind.DATA)
+    # packets of every plausible size, decoded per size; (group, row) of each DATA record
+    groups: list[_Packets] = []
+    where: dict[int, tuple[int, int]] = {}
+    for size in np.unique(sizes[is_data]).tolist():
+        if size < 30 or size > 18 + 12 * 32 or (size - 18) % 12:
+            continue  # not an IMU packet size: the per-record path says why
+        records = np.flatnonzero(is_data & (sizes == size))
+        groups.append(_decode_all(data, starts[records], int(size)))
+        gi = len(groups) - 1
+        for row, r in enumerate(records.tolist()):
+            where[r] = (gi, row)
+    pending: dict[int, _Pending] = {}
+    events: list[AnalysisEvent] = []
+
+    def flush(index: int) -> None:
+        p = pending.get(index)
+        if p:
+            events.extend(core._feed(p.stream.leg, p.block(groups)))
+
+    def flush_all() -> None:
+        for index in pending:
+            flush(index)
+
+    for r, kind in enumerate(kinds):
+        t_s = times_list[r]
+        sensor = sensors[r]
+        stream = core.legrep.get(sensor) if kind == Kind.DATA else None
+        gr = where.get(r) if stream is not None else None
+        if stream is not None and gr is not None and _short_path(stream, groups[gr[0]], gr[1], t_s, pending, sensor, gr[0]):
+            core.last_t_s = max(core.last_t_s, t_s)
+            for j, other in core.legrep.items():
+                if j != sensor and other.tracker._held:
+                    block = other.poll(t_s)
+                    if block is not None:
+                        flush(j)
+                        events.extend(core._feed(other.leg, block))
+            if events:
+                core.events += events
+                if on_events is not None:
+                    on_events(t_s, list(events))
+                events.clear()
+            continue
+        flush_all()
+        if events:  # (the held samples' events come before this record's own)
+            core.events += events
+            if on_events is not None:
+                on_events(t_s, list(events))
+            events.clear()
+        got = core.process(reader._record(starts_list[r], ends_list[r], t_s))
+        if got and on_events is not None:
+            on_events(t_s, got)
+    flush_all()
+    if events:
+        core.events += events
+        if on_events is not None:
+            on_events(core.last_t_s, list(events))
+
+
+def _short_path(stream: SensorStream, packets: _Packets, row: int, t_s: float, pending: dict[int, _Pending],
+                index: int, group: int) -> bool:  # fmt: skip
+    """Take packet ``row`` on the short path if it continues its stream in order; False (nothing
+    changed) when it needs SensorStream.data."""
+    tracker = stream.tracker
+    seq = packets.seq[row]
+    first = packets.first[row]
+    if not (
+        packets.ok[row]
+        and seq == tracker._next_seq
+        and tracker._max_seq == seq - 1
+        and not tracker._held
+        and not tracker._gaps
+        and (tracker._next_sample is None or first == tracker._next_sample)
+    ):
+        return False
+    raw_ticks = packets.ticks[row]
+    clock = stream.clock
+    n = packets.n
+    rate = stream.status.rate_hz
+    # SensorStream.data: the clock observes the packet's last sample, then the tracker feeds it
+    ticks = tracker.unwrap_ticks(raw_ticks)
+    last = ticks + (2 * (n - 1) * TICKS_PER_S_INT + rate) // (2 * rate)
+    x0 = clock._x0
+    if x0 is not None and clock._open_index is not None and clock._open_point is not None and clock._offset is not None:
+        x = float(last) / TICKS_PER_S - x0
+        r = (t_s - clock.origin_host_s) - x
+        if math.floor(x / clock.window_s) == clock._open_index:
+            if r < clock._open_point[1]:
+                clock._open_point = (x, r)
+        else:
+            clock.observe_packet(last, t_s)
+    else:
+        clock.observe_packet(last, t_s)
+    assert clock._offset is not None  # (observing a packet always gives an offset)
+    stream.packets += 1
+    stats = tracker.stats
+    stats.received += 1
+    tracker._max_seq = seq
+    tracker._next_seq = seq + 1
+    tracker._next_sample = first + n
+    stats.samples_out += n
+    stream.samples += n
+    # ClockMapper.map_ticks for the packet's samples: the scalars now, the arrays later
+    assert clock._x0 is not None
+    e, c = clock._drift, clock._offset
+    x_last = float(last) / TICKS_PER_S - clock._x0
+    p = pending.get(index)
+    if p is None:
+        p = pending[index] = _Pending(stream)
+    p.group.append(group)
+    p.row.append(row)
+    p.ticks.append(ticks)
+    p.drift.append(e)
+    p.offset.append(c)
+    if clock._last is None:
+        p.mode.append(0)
+        p.lx.append(0.0)
+        p.lt.append(0.0)
+        p.error.append(0.0)
+        out_last = x_last + c + e * x_last
+    else:
+        lx, lt = clock._last
+        dx = max(x_last - lx, 0.0)
+        error = (lx + c + e * lx) - lt
+        bound = clock.max_slew * dx
+        out_last = lt + dx * (1.0 + e) + min(max(error, -bound), bound)
+        clock.max_correction_s = max(clock.max_correction_s, abs(error))
+        p.mode.append(1)
+        p.lx.append(lx)
+        p.lt.append(lt)
+        p.error.append(error)
+    clock._last = (x_last, out_last)
+    return True

@@ -494,3 +494,21 @@ def test_research_export_has_settings_once_per_session_and_reads_back(tmp_path: 
     assert main(["history", "--db", str(db), "--export", str(out2)]) == 0
     assert sorted(p.name for p in out2.iterdir()) == ["reps.csv", "sessions.csv", "sets.csv"]
     assert main(["history", "--db", str(db), "--csv", str(tmp_path / "flat.csv")]) == 0
+
+
+@pytest.mark.parametrize("kind", ["scrambled", "not sqlite"])
+def test_report_on_a_damaged_database_says_it_once(kind: str, tmp_path: Path, capsys, caplog) -> None:
+    import logging
+
+    """The report is written and the damage is one stderr line (it printed a second "no advice" one)."""
+    from legrep.history import EXIT_NOT_STORED
+
+    db = _damaged_databases(tmp_path)[kind]
+    before = db.read_bytes()
+    left = _still_csv(tmp_path / "x_left.csv", 1)
+    out = tmp_path / "r.html"
+    assert main(["report", "--left", str(left), "--db", str(db), "--out", str(out)]) == EXIT_NOT_STORED
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "session not stored in history" in err, err
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.records  # no second line
+    assert out.is_file() and db.read_bytes() == before

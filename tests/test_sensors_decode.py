@@ -342,3 +342,25 @@ def test_polar_start_reply_with_a_non_finite_factor_is_refused(factor: float) ->
     with pytest.raises(SensorError, match="scale factor .* a finite positive number expected") as info:
         dec.feed(0, start_reply(2, factor), 0.0)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("factor", [math.nan, math.inf])
+def test_polar_non_finite_factor_stops_the_live_session_in_one_line(factor: float, tmp_path, monkeypatch) -> None:
+    """The live connect path (emulators over bumble, the real driver and session loop): a start reply
+    with a NaN or infinite factor ends the capture with one SensorError line, before any sample is
+    analysed, and the recording of what arrived is kept."""
+    from legrep.commands import demo
+    from legrep.errors import SensorError
+    from legrep.recording import RecordingReader
+    from legrep_sim import virtual_time
+    from legrep_sim.emulators.models import PolarVerityEmulator
+    from legrep_sim.scenarios import SessionSpec, SetSpec, simulate
+
+    monkeypatch.setattr(PolarVerityEmulator, "ACC_FACTOR", factor)
+    spec = SessionSpec(legs=("left", "right"), sets=(SetSpec(1, 1, up_s=1.0, hold_s=0.5, down_s=1.0, bottom_rest_s=0.5),), rate_hz=52.0)
+    sim = simulate(spec, seed=5)
+    recording = tmp_path / "session.lgr"
+    with pytest.raises(SensorError, match="scale factor .* a finite positive number expected") as info:
+        virtual_time.run(demo.run_demo(1.0, sensor="polar-verity", recording=recording, programmes=dict(sim.signals), truth=sim.truth_dict()))
+    assert "\n" not in str(info.value)
+    assert RecordingReader(recording).records >= 3  # META, SENSORs and the reply that was refused

@@ -75,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_history:
         remembered = remember_session(args.db, analysed.result, analysed.settings, analysed.sources, args.exercise, analysed.started_at)
     stored = remembered is not None and remembered.stored
-    advice = _advice(plan, args.db, analysed.result, analysed.started_at, include_this=not stored)
+    # (a database that could not store the session is reported once, below: no second line for the advice)
+    db_failed = remembered is not None and not stored
+    advice = _advice(plan, args.db, analysed.result, analysed.started_at, include_this=not stored, quiet=db_failed)
     written = write_report(
         analysed.result,
         args.out,
@@ -125,15 +127,20 @@ def _load_plan(path: Path | None) -> "Plan":
     return load_plan(path)
 
 
-def _advice(plan: "Plan", db: Path | None, result: "SessionResult", started_at: str, include_this: bool) -> str | None:
-    """The programme's "next time: ..." from the history (plus this session when it is not stored)."""
+def _advice(
+    plan: "Plan", db: Path | None, result: "SessionResult", started_at: str, include_this: bool, quiet: bool = False
+) -> str | None:
+    """The programme's "next time: ..." from the history (plus this session when it is not stored).
+
+    A history that cannot be read gives no advice, with a warning unless ``quiet`` (its problem is
+    already reported)."""
     from ..history import default_db_path
     from ..plan import advise, facts_of, load_history
 
     try:
         sessions = load_history(db if db is not None else default_db_path())
     except LegrepError as exc:
-        logging.getLogger(__name__).warning("no advice: %s", exc)
+        logging.getLogger(__name__).log(logging.INFO if quiet else logging.WARNING, "no advice: %s", exc)
         return None
     if include_this:
         sessions.append(facts_of(result, started_at=started_at))
