@@ -964,7 +964,7 @@ typedef struct {
     double enter_deg, undershoot_deg, undershoot_frac, chained_undershoot_frac, min_rom_deg, min_return_frac, max_rep_s, confirm_s, speed_frac;
     Py_ssize_t k;       /* speed half-window, samples */
     double floor_margin_deg;
-    double floor_deg;   /* the lowest rest so far (NaN: none yet) */
+    double floor_deg;   /* the lowest rest at the bottom so far (NaN: none yet) */
     double last_rom;    /* rom_deg of the last rep counted */
     Py_ssize_t pos;     /* global index of the next sample to examine */
     int mode;
@@ -1054,6 +1054,14 @@ drop_cand(RepMachine *m, Py_ssize_t i, double x)
     m->low = x;
     m->i_low = i;
     m->rest_deg = NAN;
+}
+
+/* RepMachineRef._rest_at: a rest at the bottom may lower the floor (NaN: the first rest). */
+static void
+rest_at(RepMachine *m, double x)
+{
+    if (!(x >= m->floor_deg))
+        m->floor_deg = x;
 }
 
 /* RepMachineRef._chained: the low is anchored by the chain (it follows a rep) and not far below the
@@ -1186,10 +1194,10 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
             m->low = x;
             m->i_low = 0;
         }
-        if (armed && !(x >= m->floor_deg)) /* (NaN: the first rest) */
-            m->floor_deg = x;
+
         if (m->mode == MODE_DOWN) {
             if (armed) {
+                rest_at(m, x);
                 if (resolve_held(m, 1, i, out) < 0)
                     goto fail;
                 m->rest_deg = x;
@@ -1231,6 +1239,7 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
             int returned = m->peak - m->low >= m->min_return_frac * (m->peak - m->base_deg);
             if (armed) {
                 if (returned) {
+                    rest_at(m, x);
                     if (close_cand(m, t, a, r, base, i, out) < 0 || resolve_held(m, 1, i, out) < 0)
                         goto fail;
                     m->mode = MODE_DOWN;
