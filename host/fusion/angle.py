@@ -194,7 +194,10 @@ class HipAngleEstimator:
         held: Held = (t, up, uref, still, rest, gyr - self._bias0)
         if self.mounting is None:
             self._held.append(held)
-            return self._try_fit()
+            out = self._try_fit()
+            if self._pending_sign and self.mounting is None:
+                return _cat(out, self._release_still())
+            return out
         return self._angles(held)
 
     def finish(self) -> tuple[FloatArray, FloatArray, BoolArray]:
@@ -245,6 +248,23 @@ class HipAngleEstimator:
             return np.empty(0), np.empty((0, 3)), np.empty((0, 3)), np.empty(0, dtype=bool)
         return tuple(np.concatenate([p[j] for p in parts]) for j in range(4))  # type: ignore[return-value]
 
+    def _release_still(self) -> tuple[FloatArray, FloatArray, BoolArray]:
+        """While the raise direction is checked, the rest itself is not held: held samples up to
+        the last still one go out with the current mounting (their angle is about 0 either way),
+        so a long rest at the neutral pose still reaches the segmenter (sets close live)."""
+        assert self._pending is not None
+        if len(self._held) > 1:
+            self._held = [tuple(np.concatenate(x) for x in zip(*self._held))]  # type: ignore[list-item]
+        h = self._held[0]
+        t, up, uref, still = h[0], h[1], h[2], h[3]
+        idx = np.flatnonzero(still)
+        if not len(idx):
+            return _EMPTY
+        j = int(idx[-1])
+        self._held_t_prev = float(t[j])
+        self._held = [tuple(x[j + 1 :] for x in h)] if j + 1 < len(t) else []  # type: ignore[list-item]
+        return t[: j + 1], self._pending[0].angles(up[: j + 1], uref[: j + 1]), still[: j + 1]
+
     def _try_fit(self) -> tuple[FloatArray, FloatArray, BoolArray]:
         """Axis unknown: fit it to the held samples' first large movement.
 
@@ -277,9 +297,13 @@ class HipAngleEstimator:
                 self._prev_axis = axis
             elif a_k > half:
                 self._proven += 1
-            self._held = [tuple(x[: k + 1] for x in h)]  # type: ignore[list-item]
-            t_h, up_h, uref_h, still_h = self._take_held()
-            head = (t_h, self.mounting.angles(up_h, uref_h), still_h)
+            # the rest before the movement keeps the mounting it had (as _release_still gives it)
+            lo = int(np.flatnonzero(still[: k + 1])[-1]) + 1 if still[: k + 1].any() else 0
+            head = _cat(
+                (t[:lo], old[0].angles(up[:lo], uref[:lo]), still[:lo]),
+                (t[lo : k + 1], self.mounting.angles(up[lo : k + 1], uref[lo : k + 1]), still[lo : k + 1]),
+            )
+            self._held = []
             if k + 1 == len(t):
                 return head
             return _cat(head, self._angles(tuple(x[k + 1 :] for x in h)))  # type: ignore[arg-type]
