@@ -1005,7 +1005,8 @@ def analyze_input(
 
         left = read_imu_csv(item.left_csv) if item.left_csv is not None else None
         right = read_imu_csv(item.right_csv) if item.right_csv is not None else None
-        result = analyze_arrays(left=left, right=right, settings=settings)
-        files = [p for p in (item.left_csv, item.right_csv) if p is not None]
+        pelvis = read_imu_csv(item.pelvis_csv) if item.pelvis_csv is not None else None
+        result = analyze_arrays(left=left, right=right, settings=settings, pelvis=pelvis)
+        files = [p for p in (item.left_csv, item.right_csv, item.pelvis_csv) if p is not None]
     when = _iso(started_at) if started_at is not None else _mtime_iso(files)
     return AnalysedInput(item, result, settings, source_files(item.source()), when)
