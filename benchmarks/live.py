@@ -189,6 +189,8 @@ class ScreenProbe:
 
 
 def delay_figures(name: str, lag_s: np.ndarray) -> str:
+    if lag_s.size == 0:
+        return f"{name}: nothing to measure (no frames)"
     ms = lag_s * 1000.0
     return f"{name}: median {np.median(ms):.0f} ms, p95 {np.percentile(ms, 95):.0f} ms, max {ms.max():.0f} ms over {ms.size} frames"
 

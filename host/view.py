@@ -8,6 +8,7 @@ rep, per closed set and per link event, and never redraws.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import sys
@@ -74,6 +75,8 @@ class TerminalView:
         self.min_redraw_s = 1.0 / max_redraw_hz
         self._last_draw = -float("inf")
         self._pending: LiveState | None = None
+        self._flush: asyncio.TimerHandle | None = None
+        """A redraw of ``_pending`` scheduled for when the cap allows (on the live loop)."""
         self._state: LiveState | None = None
         """The newest snapshot; angle chunks released after it update its bars and clock."""
         self._angles: dict[Leg, tuple[float, float]] = {}
@@ -107,12 +110,23 @@ class TerminalView:
     def _draw(self, state: LiveState) -> None:
         state = self._with_angles(state)
         now = time.monotonic()
-        if now - self._last_draw < self.min_redraw_s:
+        wait_s = self.min_redraw_s - (now - self._last_draw)
+        if wait_s > 0:
             self._pending = state  # the terminal is real: at most max_redraw_hz redraws a wall second
+            if self._flush is None:  # ...and a held frame is drawn as soon as the cap allows
+                try:
+                    self._flush = asyncio.get_running_loop().call_later(wait_s, self._draw_pending)
+                except RuntimeError:  # no event loop (a test, a script): the next call draws it
+                    pass
             return
         self._last_draw = now
         self._pending = None
         self._redraw(self.render(state))
+
+    def _draw_pending(self) -> None:
+        self._flush = None
+        if self._pending is not None:
+            self._draw(self._pending)
 
     def _with_angles(self, state: LiveState) -> LiveState:
         """The snapshot with each leg's bar at its newest released angle, and the clock at the
@@ -161,6 +175,9 @@ class TerminalView:
             self._line(text)
 
     def close(self) -> None:
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
         if self.ansi and self._pending is not None:
             self._redraw(self.render(self._pending))  # the last snapshot is always shown
             self._pending = None

@@ -86,3 +86,28 @@ def test_a_pipe_gets_no_redraws() -> None:
     view.show(_state(1.0, 10.0))
     view.angle(Leg.LEFT, np.array([1.0]), np.array([70.0]))
     assert out.getvalue() == ""
+
+
+def test_a_held_frame_is_drawn_when_the_cap_allows(wall: WallClock) -> None:
+    """On the live loop a chunk held back by the cap is drawn 1/max_redraw_hz later, without
+    waiting for the next chunk or snapshot (virtual time: nothing waits in wall time)."""
+    import asyncio
+
+    from legrep_sim import virtual_time
+
+    out = io.StringIO()
+    view = TerminalView(out, ansi=True, max_redraw_hz=50.0)
+
+    async def main() -> list[str]:
+        view.show(_state(0.0, 0.0))
+        wall.now_s += 0.005
+        view.angle(Leg.LEFT, np.array([0.1]), np.array([42.0]))  # 5 ms after a frame: held
+        held = frames(out.getvalue())
+        wall.now_s += 0.02
+        await asyncio.sleep(0.05)  # the loop runs the scheduled redraw
+        return held
+
+    held = virtual_time.run(main())
+    assert len(held) == 1 and "  42 deg" not in held[-1]
+    assert "  42 deg" in frames(out.getvalue())[-1]
+    view.close()
