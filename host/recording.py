@@ -322,8 +322,21 @@ class RecordingReader:
         pos = len(MAGIC)
         index = 0
         last_t = 0.0
-        while pos < len(data):
-            end_at = self._end_at(pos, resync=False)
+        n = len(data)
+        view = memoryview(data)
+        unpack_len = _LEN.unpack_from
+        unpack_head = _HEAD.unpack_from
+        crc32 = zlib.crc32
+        min_length = _HEAD.size
+        while pos < n:
+            # (the checks of _end_at, inlined: this loop runs once per record of a long session)
+            end_at: int | None = None
+            if n - pos >= 8 + min_length:
+                length = unpack_len(data, pos)[0]
+                if min_length <= length <= MAX_RECORD and pos + 8 + length <= n:
+                    end_at = pos + 8 + length
+                    if crc32(view[pos : end_at - 4]) != unpack_len(data, end_at - 4)[0]:
+                        end_at = None
             if end_at is None:
                 why = self._why(pos)
                 nxt = self._next_record(pos + 1)
@@ -340,13 +353,14 @@ class RecordingReader:
                 self._skip(pos, nxt, last_t, float(_HEAD.unpack_from(data, nxt + 4)[2]), why)
                 pos = nxt
                 continue
-            kind, _sensor, t_s = _HEAD.unpack_from(data, pos + 4)
+            kind, _sensor, t_s = unpack_head(data, pos + 4)
             if not (-_MAX_T_S <= t_s <= _MAX_T_S):  # NaN, infinite or absurd (small steps back are normal:
                 # records of several sensors and the host interleave)
                 if self._report:
                     self.times_repaired += 1
                 t_s = last_t
-            last_t = max(last_t, t_s)
+            if t_s > last_t:
+                last_t = t_s
             yield pos, end_at, t_s
             if kind == Kind.END:
                 self.clean_end = True

@@ -159,3 +159,17 @@ def test_batched_replay_of_a_recording_without_start_and_with_odd_packet_sizes(b
     _compare(path)
     core, _, _ = replay_file(path, keep_samples=True)
     assert len(core.samples(Leg.LEFT)) > 1000
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(2, 400), st.integers(0, 2**32 - 1), st.sampled_from([1.0, 600.0, 1e5]), st.sampled_from([1e-3, 1.0, 1e3]))
+def test_the_clock_fit_equals_numpy_polyfit_and_median_bit_for_bit(n: int, seed: int, span: float, size: float) -> None:
+    """ClockMapper's refit (at every closed window) uses these instead of np.polyfit / np.median."""
+    from legrep.clock import median, polyfit_line
+
+    rng = np.random.default_rng(seed)
+    x = np.sort(rng.random(n)) * span + rng.choice([0.0, 1e4])
+    y = rng.normal(size=n) * size
+    slope, icept = np.polyfit(x, y, 1)
+    assert polyfit_line(x, y) == (float(slope), float(icept))
+    assert median(y) == float(np.median(y)) and median(y[:1]) == float(np.median(y[:1]))
