@@ -48,9 +48,25 @@ def polyfit_line(x: FloatArray, y: FloatArray) -> tuple[float, float]:
     lhs[:, 1] = 1.0
     scale = np.sqrt((lhs * lhs).sum(axis=0))
     lhs /= scale
-    c = np.linalg.lstsq(lhs, y, n * _EPS)[0]
+    c = _lstsq(lhs, y, n * _EPS)
     c = (c.T / scale).T
     return float(c[0]), float(c[1])
+
+
+try:  # np.linalg.lstsq's own LAPACK call (gelsd), without its generic checks (half its time)
+    from numpy.linalg import _umath_linalg
+
+    def _lstsq(a: FloatArray, b: FloatArray, rcond: float) -> FloatArray:
+        x = _umath_linalg.lstsq(a, b[:, None], rcond, signature="ddd->ddid")[0]
+        out: FloatArray = x[:, 0].copy()
+        if not np.isfinite(out).all():  # (a failed solve: let numpy say so its own way)
+            return np.asarray(np.linalg.lstsq(a, b, rcond)[0])
+        return out
+
+except (ImportError, AttributeError):  # pragma: no cover - another numpy
+
+    def _lstsq(a: FloatArray, b: FloatArray, rcond: float) -> FloatArray:
+        return np.asarray(np.linalg.lstsq(a, b, rcond)[0])
 
 
 def median(v: FloatArray) -> float:
@@ -196,18 +212,14 @@ class ClockMapper:
         rs = np.asarray(self._win_r)
         drift = 0.0
         if xs.size >= 3 and xs[-1] - xs[0] >= self.min_span_s:
-            keep = np.ones(xs.size, bool)
-            for attempt in range(2):
+            # a line through the envelope, then once more without the points far above it
+            slope, icept = polyfit_line(xs, rs)
+            resid = rs - (icept + slope * xs)
+            med = median(resid)
+            mad = median(np.abs(resid - med)) + 1e-6
+            keep = resid <= med + 4.0 * 1.4826 * mad
+            if 3 <= int(np.count_nonzero(keep)) < xs.size:
                 slope, icept = polyfit_line(xs[keep], rs[keep])
-                if attempt == 1:
-                    break  # (what follows would only choose the points of a third fit, never made)
-                resid = rs - (icept + slope * xs)
-                med = median(resid[keep])
-                mad = median(np.abs(resid[keep] - med)) + 1e-6
-                new_keep = resid <= med + 4.0 * 1.4826 * mad
-                if int(np.count_nonzero(new_keep)) < 3 or new_keep.tobytes() == keep.tobytes():
-                    break
-                keep = new_keep
             drift = min(max(slope, -self.max_drift), self.max_drift)
         self._drift = drift
         if self._syncs:

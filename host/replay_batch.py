@@ -142,6 +142,8 @@ def replay_file(
 
 _HEADER_DTYPE = np.dtype([("ptype", "u1"), ("flags", "u1"), ("n", "u1"), ("reserved", "u1"),
                           ("seq", "<u4"), ("first", "<u4"), ("ticks", "<u4")])  # fmt: skip
+PENDING_PACKETS = 512
+"""Packets of a sensor taken on the short path before their samples are made (memory bound)."""
 _PAYLOAD_AT = 4 + HEAD.size
 """A record's payload starts after its u32 length and its head (kind, sensor, t_s)."""
 
@@ -283,6 +285,8 @@ def replay_records_batched(reader: RecordingReader, core: SessionCore, on_events
             if t_s > core.last_t_s:
                 core.last_t_s = t_s
             sensor = sensors[r]
+            if len(pending[sensor].items) >= PENDING_PACKETS:
+                flush(sensor)
             for j, other in legrep.items():
                 if j != sensor and other.tracker._held:
                     block = other.poll(t_s)
