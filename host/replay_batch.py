@@ -142,6 +142,8 @@ def replay_file(
 
 _HEADER_DTYPE = np.dtype([("ptype", "u1"), ("flags", "u1"), ("n", "u1"), ("reserved", "u1"),
                           ("seq", "<u4"), ("first", "<u4"), ("ticks", "<u4")])  # fmt: skip
+WINDOW_RECORDS = 1 << 15
+"""Records decoded at once by :func:`replay_records_batched` (about 1.5 minutes of two sensors)."""
 PENDING_PACKETS = 512
 """Packets of a sensor taken on the short path before their samples are made (memory bound)."""
 _PAYLOAD_AT = 4 + HEAD.size
@@ -177,17 +179,6 @@ def _decode_packets(data: bytes, starts: npt.NDArray[np.int64], size: int) -> _P
     samples = rows[:, 16 : 16 + 12 * n].copy().view("<i2").reshape(len(at), n, 6)
     return _Packets(header["seq"].tolist(), header["first"].tolist(), header["ticks"].tolist(), ok.tolist(), n,
                     samples.astype(np.int16, copy=False))  # fmt: skip
-
-
-def _decode_all(data: bytes, starts: npt.NDArray[np.int64], size: int, chunk: int = 8192) -> _Packets:
-    """:func:`_decode_packets` in chunks (bounded temporary memory), joined."""
-    parts = [_decode_packets(data, starts[k : k + chunk], size) for k in range(0, len(starts), chunk)]
-    if len(parts) == 1:
-        return parts[0]
-    return _Packets(
-        [v for p in parts for v in p.seq], [v for p in parts for v in p.first], [v for p in parts for v in p.ticks],
-        [v for p in parts for v in p.ok], parts[0].n, np.concatenate([p.samples for p in parts]),
-    )
 
 
 class _Pending:
@@ -239,76 +230,80 @@ class _Pending:
         return ImuBlock(np.concatenate(times), np.concatenate(acc), np.concatenate(gyr))
 
 
-def replay_records_batched(reader: RecordingReader, core: SessionCore, on_events: EventCallback | None = None) -> None:
+def replay_records_batched(
+    reader: RecordingReader, core: SessionCore, on_events: EventCallback | None = None, window: int | None = None
+) -> None:
     """Feed every record of ``reader`` to ``core`` as :func:`legrep.replay.replay_records` does, the
-    legrep DATA records decoded in batches (the same samples, times, state and diagnostics)."""
+    legrep DATA records decoded in batches (the same samples, times, state and diagnostics), a
+    ``window`` of records at a time (memory bounded in the session's length)."""
+    window = window or WINDOW_RECORDS
     data = reader.data
-    starts_list, ends_list, times_list = reader.index()
-    if not starts_list:
-        return
-    starts = np.asarray(starts_list, dtype=np.int64)
-    ends = np.asarray(ends_list, dtype=np.int64)
+    all_starts, all_ends, all_times = reader.index()
     buf = np.frombuffer(data, dtype=np.uint8)
-    sensors = buf[starts + 5].tolist()
-    sizes = ends - 4 - (starts + _PAYLOAD_AT)
-    is_data = buf[starts + 4] == int(Kind.DATA)
-    # packets of every plausible size, decoded per size; (group, row) of each DATA record
-    groups: list[_Packets] = []
-    group_of = np.full(len(starts), -1, dtype=np.int64)
-    row_of = np.zeros(len(starts), dtype=np.int64)
-    for size in np.unique(sizes[is_data]).tolist():
-        if size < 30 or size > 18 + 12 * 32 or (size - 18) % 12:
-            continue  # not an IMU packet size: the per-record path says why
-        records = np.flatnonzero(is_data & (sizes == size))
-        groups.append(_decode_all(data, starts[records], int(size)))
-        group_of[records] = len(groups) - 1
-        row_of[records] = np.arange(len(records))
-    group_list = group_of.tolist()
-    row_list = row_of.tolist()
-    pending: dict[int, _Pending] = {}
     events: list[AnalysisEvent] = []
-
-    def flush(index: int) -> None:
-        p = pending.get(index)
-        if p:
-            events.extend(core._feed(p.stream.leg, p.block(groups)))
-
-    def flush_all() -> None:
-        for index in pending:
-            flush(index)
-
     legrep = core.legrep
-    for r, t_s in enumerate(times_list):
-        gi = group_list[r]
-        stream = legrep.get(sensors[r]) if gi >= 0 else None
-        if stream is not None and _short_path(stream, groups[gi], row_list[r], t_s, pending, sensors[r], gi):
-            if t_s > core.last_t_s:
-                core.last_t_s = t_s
-            sensor = sensors[r]
-            if len(pending[sensor].items) >= PENDING_PACKETS:
-                flush(sensor)
-            for j, other in legrep.items():
-                if j != sensor and other.tracker._held:
-                    block = other.poll(t_s)
-                    if block is not None:
-                        flush(j)
-                        events.extend(core._feed(other.leg, block))
-            if events:
+    for w0 in range(0, len(all_starts), window):
+        starts = all_starts[w0 : w0 + window]
+        ends = all_ends[w0 : w0 + window]
+        times_list = all_times[w0 : w0 + window].tolist()
+        sensors = buf[starts + 5].tolist()
+        sizes = ends - 4 - (starts + _PAYLOAD_AT)
+        is_data = buf[starts + 4] == int(Kind.DATA)
+        # packets of every plausible size, decoded per size; (group, row) of each DATA record
+        groups: list[_Packets] = []
+        group_of = np.full(len(starts), -1, dtype=np.int64)
+        row_of = np.zeros(len(starts), dtype=np.int64)
+        for size in np.unique(sizes[is_data]).tolist():
+            if size < 30 or size > 18 + 12 * 32 or (size - 18) % 12:
+                continue  # not an IMU packet size: the per-record path says why
+            records = np.flatnonzero(is_data & (sizes == size))
+            groups.append(_decode_packets(data, starts[records], int(size)))
+            group_of[records] = len(groups) - 1
+            row_of[records] = np.arange(len(records))
+        group_list = group_of.tolist()
+        row_list = row_of.tolist()
+        pending: dict[int, _Pending] = {}
+
+        def flush(index: int) -> None:
+            p = pending.get(index)
+            if p:
+                events.extend(core._feed(p.stream.leg, p.block(groups)))
+
+        def flush_all() -> None:
+            for index in pending:
+                flush(index)
+
+        for r, t_s in enumerate(times_list):
+            gi = group_list[r]
+            stream = legrep.get(sensors[r]) if gi >= 0 else None
+            if stream is not None and _short_path(stream, groups[gi], row_list[r], t_s, pending, sensors[r], gi):
+                if t_s > core.last_t_s:
+                    core.last_t_s = t_s
+                sensor = sensors[r]
+                if len(pending[sensor].items) >= PENDING_PACKETS:
+                    flush(sensor)
+                for j, other in legrep.items():
+                    if j != sensor and other.tracker._held:
+                        block = other.poll(t_s)
+                        if block is not None:
+                            flush(j)
+                            events.extend(core._feed(other.leg, block))
+                if events:
+                    core.events += events
+                    if on_events is not None:
+                        on_events(t_s, list(events))
+                    events.clear()
+                continue
+            flush_all()
+            if events:  # (the held samples' events come before this record's own)
                 core.events += events
                 if on_events is not None:
                     on_events(t_s, list(events))
                 events.clear()
-            continue
-        flush_all()
-        if events:  # (the held samples' events come before this record's own)
-            core.events += events
-            if on_events is not None:
-                on_events(t_s, list(events))
-            events.clear()
-        got = core.process(reader._record(starts_list[r], ends_list[r], t_s))
-        if got and on_events is not None:
-            on_events(t_s, got)
-    flush_all()
+            got = core.process(reader._record(int(starts[r]), int(ends[r]), t_s))
+            if got and on_events is not None:
+                on_events(t_s, got)
+        flush_all()  # (the window's packets are released with it)
     if events:
         core.events += events
         if on_events is not None:

@@ -63,8 +63,21 @@ def _valid(rec: Record) -> bool:
     return True
 
 
-def _compare(path: Path) -> None:
+def _compare(path: Path, small: bool = True) -> None:
+    import legrep.replay_batch as rb
+
     ref_core, ref, _ = replay_file(path, keep_samples=True, batched=False)
+    if small:  # small windows and pending batches: their edges are crossed many times
+        old = rb.WINDOW_RECORDS, rb.PENDING_PACKETS
+        rb.WINDOW_RECORDS, rb.PENDING_PACKETS = 97, 5
+        try:
+            _compare_to(path, ref_core, ref)
+        finally:
+            rb.WINDOW_RECORDS, rb.PENDING_PACKETS = old
+    _compare_to(path, ref_core, ref)
+
+
+def _compare_to(path: Path, ref_core, ref) -> None:  # type: ignore[no-untyped-def]
     core, got, _ = replay_file(path, keep_samples=True, batched=True)
     assert got.reps == ref.reps
     assert got.sets == ref.sets and got.uneven == ref.uneven
