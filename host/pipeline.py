@@ -81,6 +81,7 @@ class LegPipeline:
         self.calibration: Calibration | None = None
         self._angle: HipAngleEstimator | None = None
         self._seg: RepSegmenter | None = None
+        self._seg_counts = (0, 0)  # rejected excursions and fidgets of segmenters before a posture change
         self._last_t = -np.inf
         self._n_in = 0
         self.last_angle_deg: float | None = None
@@ -137,8 +138,8 @@ class LegPipeline:
         if self._angle is not None:
             d.update(self._angle.diagnostics())
         if self._seg is not None:
-            d["rejected_excursions"] = float(self._seg.n_rejected)
-            d["fidgets"] = float(self._seg.n_fidgets)
+            d["rejected_excursions"] = float(self._seg.n_rejected + self._seg_counts[0])
+            d["fidgets"] = float(self._seg.n_fidgets + self._seg_counts[1])
         return d
 
     # ------------------------------------------------------------------
@@ -158,11 +159,25 @@ class LegPipeline:
         return self._angle.update(t, acc, gyr)
 
     def _emit(self, t: FloatArray, angle: FloatArray, still: npt.NDArray[np.bool_]) -> LegOutput:
-        assert self._seg is not None
+        assert self._seg is not None and self._angle is not None and self.calibration is not None
         if len(t) == 0:
             return LegOutput(_NONE, _NONE, [])
         self.last_angle_deg = float(angle[-1])
-        return LegOutput(t, angle, self._seg.update(t, angle, still), still)
+        if not self._angle.restarts:
+            return LegOutput(t, angle, self._seg.update(t, angle, still), still)
+        # a new posture (host/fusion/angle.py): the segmenter restarts at its neutral pose, so
+        # the posture change (and any candidate rep open across it) is no rep
+        reps: list[Rep] = []
+        lo = 0
+        for t_new in self._angle.restarts:
+            k = int(np.searchsorted(t, t_new))
+            reps += self._seg.update(t[lo:k], angle[lo:k], still[lo:k])
+            self._seg_counts = (self._seg_counts[0] + self._seg.n_rejected, self._seg_counts[1] + self._seg.n_fidgets)
+            self._seg = RepSegmenter(self.leg, self.settings, self.calibration.dt_nominal_s)
+            lo = k
+        self._angle.restarts.clear()
+        reps += self._seg.update(t[lo:], angle[lo:], still[lo:])
+        return LegOutput(t, angle, reps, still)
 
     def _validate(self, block: ImuBlock) -> None:
         t = block.time_s

@@ -262,6 +262,14 @@ class Settings:
     """``both_legs``: a rep's [start_s, end_s] overlaps one of the other leg by at least this
     share (0-1) of the shorter of the two (alternating legs overlap 0; a double lift ~1)."""
 
+    # --- fusion, added later (fields are appended: stored settings keep their order) ---
+    posture_change_deg: Annotated[float, Range(30.0, 180.0)] = 70.0
+    """A rest further than this above the neutral pose (hip angle 0) that the next movement leaves
+    in the raise direction is a new posture (lying down after a standing start): it
+    becomes the neutral pose and the rep segmenter restarts there. Above the bent-knee resting
+    angle (40-60 deg, a pose of the same posture), below a change of posture (80-90 deg: thigh
+    vertical <-> flat); the top of a held rep is as far, but the next movement lowers the leg."""
+
     def __post_init__(self) -> None:
         for name, (rule, kind) in setting_rules().items():
             value = rule.check(name, getattr(self, name), kind)

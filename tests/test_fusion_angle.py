@@ -46,9 +46,23 @@ def test_strap_that_turns_during_a_rest_is_refitted() -> None:
         assert np.mean(_peak_errors(sim, res, leg)) < 3.0, leg  # the reps after the slip: within ~3 deg
 
 
-@pytest.mark.parametrize("rate_hz", [50.0, 200.0])
-def test_any_chunking_gives_identical_angles_and_reps(rate_hz: float) -> None:
-    spec = SessionSpec(sets=(SetSpec(4, 4, off_axis_deg=(5.0, 15.0)),), rate_hz=rate_hz, errors="harsh", lost_samples=0.01)
+@pytest.mark.parametrize("exercise", ["straight_leg_raise", "bird_dog"])
+def test_a_standing_start_is_not_the_neutral_pose_of_the_exercise(exercise: str) -> None:
+    # calibration while standing; then the person lies down (a new posture: the neutral pose
+    # moves there) or kneels (the first movement is a flexion, the bird dog raise an extension)
+    spec = SessionSpec(exercise=exercise, sets=(SetSpec(5, 5),), start="standing", sway=True)
+    sim = simulate(spec, seed=21)
+    res = _analyse(sim)
+    for leg in (Leg.LEFT, Leg.RIGHT):
+        errors = _peak_errors(sim, res, leg)
+        assert len(errors) == len(sim.reps_of(leg.value)), leg
+        assert np.mean(errors) < 2.0, (leg, errors)
+
+
+@pytest.mark.parametrize("rate_hz, start", [(50.0, "still"), (200.0, "still"), (100.0, "standing")])
+def test_any_chunking_gives_identical_angles_and_reps(rate_hz: float, start: str) -> None:
+    spec = SessionSpec(sets=(SetSpec(4, 4, off_axis_deg=(5.0, 15.0)),), rate_hz=rate_hz, errors="harsh", lost_samples=0.01,
+                       start=start, exercise="bird_dog" if start == "standing" else "straight_leg_raise")
     sim = simulate(spec, seed=6)
     blocks = blocks_of(sim)
     whole = analyze_arrays(left=blocks[Leg.LEFT], right=blocks[Leg.RIGHT])

@@ -22,6 +22,15 @@ The hip angle is read from that up vector alone:
   mounting, so that rest becomes the new reference (its angle by the old mounting carries on)
   and ``f`` is re-fitted at the next movement. Away from the reference (at the top of a rep the
   thigh may be abducted) only a difference over 40 degrees counts.
+* a **new posture**: a rest more than ``posture_change_deg`` above the neutral pose (angle 0)
+  is either the top of a held rep or a new posture (the person lay down after standing: the
+  first movement of a standing start is lying down, so lying reads positive). Far *below* the
+  neutral pose (getting up to walk after lying) nothing is re-anchored: no exercise starts there
+  and the person comes back down to the neutral pose. The next movement tells: the samples from that rest on are held until it has turned
+  ``axis_rotation_deg``; if it lowers the leg (against the current raise direction) nothing
+  changes; if it continues the raise, that rest becomes the neutral pose (angle 0, a new
+  mounting fitted to the movement) and :attr:`HipAngleEstimator.restarts` says where, so the
+  rep segmenter restarts there (the posture change itself is no rep).
 
 Samples whose angle needs an axis not yet known are held back and released once it is
 found, so the first rep is never lost. The reference rest of the first mounting is the
@@ -50,6 +59,10 @@ SLIP_ZONE_DEG = 15.0
 SLIP_FAR_SIN = math.sin(math.radians(40.0))
 """... or anywhere when gravity is more than 40 degrees out of the plane (more than a thigh's
 abduction or rotation during a rep)."""
+SIGN_PROOFS = 2
+"""Movements from the neutral pose that must go up (by half ``axis_rotation_deg``) before the
+raise direction is trusted; until then each rest there holds the samples until the next
+movement shows its direction, and a movement down flips it."""
 _SLICE = 8192
 """Longest piece of a chunk the orientation stage handles at once (its outputs stay in cache)."""
 
@@ -147,6 +160,16 @@ class HipAngleEstimator:
         self._held_t_prev = math.nan  # time of the sample before the held ones (for their first step)
         self._pre: Held | None = None
         self._prev_axis: FloatArray | None = None
+        self._posture_deg = settings.posture_change_deg
+        # a rest far from the neutral pose, waiting for the next movement: (mounting, u_ref, offset) before it
+        self._pending: tuple[Mounting, FloatArray | None, float] | None = None
+        self._pending_sign = False  # the pending rest is one near the neutral pose (a sign check)
+        self._proven = 0  # movements from the neutral pose that went up since the sign was set
+        self.n_posture_changes = 0
+        self.n_sign_flips = 0
+        self.restarts: list[float] = []
+        """Times of the first sample of each new posture (the caller restarts rep segmentation there
+        and clears the list); always among the samples released by the same ``update`` call."""
         if pre is not None and len(pre[0]):
             t_pre, a_pre, g_pre = (np.asarray(x, dtype=np.float64) for x in pre)
             up, uref, still, rest = run_backward(
@@ -171,7 +194,10 @@ class HipAngleEstimator:
         held: Held = (t, up, uref, still, rest, gyr - self._bias0)
         if self.mounting is None:
             self._held.append(held)
-            return self._try_fit()
+            out = self._try_fit()
+            if self._pending_sign and self.mounting is None:
+                return _cat(out, self._release_still())
+            return out
         return self._angles(held)
 
     def finish(self) -> tuple[FloatArray, FloatArray, BoolArray]:
@@ -181,6 +207,12 @@ class HipAngleEstimator:
         the calibration rest (backward in time, the last movement into the rest is the first
         away from it); without any, the angle is the unsigned tilt from the reference rest.
         """
+        if self._pending is not None:
+            # the stream ended at a held rest: it stays a pose of the current posture
+            self.mounting, self._u_ref, self._offset = self._pending
+            self._pending, self._pending_sign = None, False
+            t, up, uref, still = self._take_held()
+            return t, self.mounting.angles(up, uref), still
         if self.mounting is not None or (not self._held and self._pre is None):
             return _EMPTY
         if self._pre is not None:
@@ -201,6 +233,8 @@ class HipAngleEstimator:
         d = self._tilt.diagnostics()
         d["axis_found"] = float(self.mounting is not None)
         d["mount_refits"] = float(self.n_refits)
+        d["posture_changes"] = float(self.n_posture_changes)
+        d["sign_flips"] = float(self.n_sign_flips)
         if self.mounting is not None:
             d.update({f"axis_{c}": float(v) for c, v in zip("xyz", self.mounting.axis)})
         return d
@@ -213,6 +247,23 @@ class HipAngleEstimator:
         if not parts:
             return np.empty(0), np.empty((0, 3)), np.empty((0, 3)), np.empty(0, dtype=bool)
         return tuple(np.concatenate([p[j] for p in parts]) for j in range(4))  # type: ignore[return-value]
+
+    def _release_still(self) -> tuple[FloatArray, FloatArray, BoolArray]:
+        """While the raise direction is checked, the rest itself is not held: held samples up to
+        the last still one go out with the current mounting (their angle is about 0 either way),
+        so a long rest at the neutral pose still reaches the segmenter (sets close live)."""
+        assert self._pending is not None
+        if len(self._held) > 1:
+            self._held = [tuple(np.concatenate(x) for x in zip(*self._held))]  # type: ignore[list-item]
+        h = self._held[0]
+        t, up, uref, still = h[0], h[1], h[2], h[3]
+        idx = np.flatnonzero(still)
+        if not len(idx):
+            return _EMPTY
+        j = int(idx[-1])
+        self._held_t_prev = float(t[j])
+        self._held = [tuple(x[j + 1 :] for x in h)] if j + 1 < len(t) else []  # type: ignore[list-item]
+        return t[: j + 1], self._pending[0].angles(up[: j + 1], uref[: j + 1]), still[: j + 1]
 
     def _try_fit(self) -> tuple[FloatArray, FloatArray, BoolArray]:
         """Axis unknown: fit it to the held samples' first large movement.
@@ -229,7 +280,51 @@ class HipAngleEstimator:
         if found is None:
             return _EMPTY
         k, axis = found
-        if self._prev_axis is not None and float(axis @ self._prev_axis) < 0:
+        if self._pending is not None and self._pending_sign:
+            old = self._pending
+            self._pending, self._pending_sign = None, False
+            self.mounting = old[0]
+            a_k = float(old[0].angles(up[k : k + 1], uref[k : k + 1])[0])
+            half = 0.5 * self.s.axis_rotation_deg
+            if a_k < -half:
+                # the leg left the neutral pose downward: the raise goes the other way (the first
+                # movement was a posture change, e.g. kneeling down before bird dogs)
+                self.n_sign_flips += 1
+                self._proven = 0
+                self._offset = -old[2]
+                ref_k = uref[k] if self._u_ref is None else self._u_ref
+                self.mounting = Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis))
+                self._prev_axis = axis
+            elif a_k > half:
+                self._proven += 1
+            # the rest before the movement keeps the mounting it had (as _release_still gives it)
+            lo = int(np.flatnonzero(still[: k + 1])[-1]) + 1 if still[: k + 1].any() else 0
+            head = _cat(
+                (t[:lo], old[0].angles(up[:lo], uref[:lo]), still[:lo]),
+                (t[lo : k + 1], self.mounting.angles(up[lo : k + 1], uref[lo : k + 1]), still[lo : k + 1]),
+            )
+            self._held = []
+            if k + 1 == len(t):
+                return head
+            return _cat(head, self._angles(tuple(x[k + 1 :] for x in h)))  # type: ignore[arg-type]
+        if self._pending is not None:
+            old = self._pending
+            self._pending = None
+            if float(axis @ old[0].axis) < 0:
+                # the movement lowers the leg: the far rest was the top of a rep (or a pose of
+                # this posture); the held samples go on with the mounting they had
+                self.mounting, self._u_ref, self._offset = old
+                self._held = [tuple(x[: k + 1] for x in h)]  # type: ignore[list-item]
+                t_h, up_h, uref_h, still_h = self._take_held()
+                head = (t_h, self.mounting.angles(up_h, uref_h), still_h)
+                if k + 1 == len(t):
+                    return head
+                return _cat(head, self._angles(tuple(x[k + 1 :] for x in h)))  # type: ignore[arg-type]
+            # it continues the raise: a new posture, neutral at that rest
+            self.n_posture_changes += 1
+            self._proven = 0
+            self.restarts.append(float(t[0]))
+        elif self._prev_axis is not None and float(axis @ self._prev_axis) < 0:
             axis = -axis  # a strap turns by less than 90 degrees: keep the raise positive
         self._prev_axis = axis
         ref_k = uref[k] if self._u_ref is None else self._u_ref
@@ -256,7 +351,34 @@ class HipAngleEstimator:
             # or rotated (gravity out of the plane without any slip); at the bottom it is not
             low = np.abs(angle[events] - m.offset_deg) <= SLIP_ZONE_DEG
             off = np.abs(along - ref_along)
-            slip = np.flatnonzero(((off > self._slip_sin) & low) | (off > SLIP_FAR_SIN))
+            far = angle[events] > self._posture_deg
+            # until SIGN_PROOFS movements from the neutral pose went up, each is checked
+            check = (np.abs(angle[events]) <= SLIP_ZONE_DEG) if self._proven < SIGN_PROOFS else np.zeros(len(events), bool)
+            slip = np.flatnonzero(((off > self._slip_sin) & low) | (off > SLIP_FAR_SIN) | far | check)
+            if len(slip) and check[int(slip[0])] and not (far | (off > SLIP_FAR_SIN) | ((off > self._slip_sin) & low))[int(slip[0])]:
+                j = int(events[int(slip[0])])
+                # a rest at the neutral pose: hold until the next movement says which way it goes
+                self._pending, self._pending_sign = (m, self._u_ref, self._offset), True
+                self.mounting = None
+                self._held_t_prev = float(t[j])
+                head = (t[: j + 1], angle[: j + 1], still[: j + 1])
+                if j + 1 == len(t):
+                    return head
+                self._held = [tuple(x[j + 1 :] for x in h)]  # type: ignore[list-item]
+                return _cat(head, self._try_fit())
+            if len(slip) and far[int(slip[0])]:
+                j = int(events[int(slip[0])])
+                # far from the neutral pose: a new posture or the top of a rep; the next movement tells
+                self._pending = (m, self._u_ref, self._offset)
+                self._u_ref = up[j].copy()
+                self._offset = 0.0
+                self.mounting = None
+                self._held_t_prev = float(t[j])
+                head = (t[: j + 1], angle[: j + 1], still[: j + 1])
+                if j + 1 == len(t):
+                    return head
+                self._held = [tuple(x[j + 1 :] for x in h)]  # type: ignore[list-item]
+                return _cat(head, self._try_fit())
             if len(slip):
                 j = int(events[int(slip[0])])
                 # the strap moved: this rest is the new reference; re-fit at the next movement
