@@ -227,7 +227,7 @@ class RecordingReader:
         data = self._data
         if len(data) - pos < 4 + _HEAD.size + 4:
             return None
-        (length,) = _LEN.unpack_from(data, pos)
+        length = int(_LEN.unpack_from(data, pos)[0])
         if length < _HEAD.size or length > MAX_RECORD:
             return None
         end = pos + 4 + length + 4
