@@ -1,6 +1,7 @@
 """Accuracy of the analysis against the physical simulator's truth, on the tuned seeds and a fresh one.
 
     python benchmarks/accuracy.py [--seed N] [--only SUBSTRING] [--jobs 2] [--truth-angle] [--fresh-seeds N]
+                                  [--pelvis-only]
 
 The grid (``legrep_sim.scenarios.accuracy_grid``, >= 60 sessions, 50-200 Hz) spans tempos, error
 levels, mountings, bent-knee, plank, bird dog, one leg, alternating, partial reps, fidgets, gaps,
@@ -210,5 +211,82 @@ def main() -> int:
     return 0 if met else 1
 
 
+
+# --------------------------------------------------------------------------- the pelvis sensor
+# (issue 13 item 3; this section belongs to the pelvis work: host/pelvis.py, legrep_sim.pelvis)
+PELVIS_TUNED_SEED = 7000
+
+
+def _pelvis_job(args: tuple[str, object, int, str]) -> tuple[str, object]:
+    from pelvis_sim import judge_pelvis
+
+    name, spec, seed, place = args
+    try:
+        return name, judge_pelvis(spec, seed, place)  # type: ignore[arg-type]
+    except LegrepError as exc:
+        return name, str(exc)
+
+
+def pelvis_section() -> int:
+    """``back_arch`` precision and recall, ``pelvis_tilt_deg`` MAE and the true hip-flexion peak
+    MAE with the pelvis sensor (and, for comparison, the thigh-only peak against true hip
+    flexion) on ``legrep_sim.pelvis.pelvis_grid``, tuned and fresh seeds.
+    Targets: precision and recall >= 0.95, tilt MAE <= 1 deg, hip peak MAE <= 1.5 deg."""
+    from legrep_sim.pelvis import pelvis_grid
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    args, _ = ap.parse_known_args()
+    fresh = args.seed if args.seed is not None else int.from_bytes(os.urandom(3), "little") + 10_000
+    grids = {"tuned": pelvis_grid(PELVIS_TUNED_SEED), "fresh": pelvis_grid(fresh)}
+    jobs = [(f"{which}:{name}", spec, seed, place) for which, grid in grids.items() for name, spec, seed, place in grid]
+    with ProcessPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
+        results = dict(pool.map(_pelvis_job, jobs))
+    print(f"\nPelvis sensor (legrep_sim.pelvis.pelvis_grid): tuned base {PELVIS_TUNED_SEED}, fresh base {fresh}")
+    print(f"{'session':28s} | {'tuned: tp/fp/fn tilt hip (thigh)':>36s} | {'fresh: tp/fp/fn tilt hip (thigh)':>36s}")
+
+    def cell(o: object) -> str:
+        if isinstance(o, str):
+            return "REFUSED"
+        with_p, without = o  # type: ignore[misc]
+        return (f"{with_p.tp}/{with_p.fp}/{with_p.fn} {_mae(list(with_p.tilt_err_deg)):5.2f} "
+                f"{_mae(list(with_p.hip_peak_err_deg)):5.2f} ({_mae(list(without.hip_peak_err_deg)):5.2f})")
+
+    names = [n for n, _, _, _ in grids["tuned"]]
+    for n in names:
+        print(f"{n:28s} | {cell(results['tuned:' + n]):>36s} | {cell(results['fresh:' + n]):>36s}")
+    met = True
+    print(f"\n{'':34s} {'tuned':>10s} {'fresh':>10s}   target")
+    rows: dict[str, list[float]] = {k: [] for k in ("precision", "recall", "tilt", "hip", "thigh", "refused", "missed")}
+    for which in grids:
+        outs = [results[f"{which}:{n}"] for n in names]
+        ok = [o for o in outs if not isinstance(o, str)]
+        tp = sum(o[0].tp for o in ok)  # type: ignore[index]
+        fp = sum(o[0].fp for o in ok)  # type: ignore[index]
+        fn = sum(o[0].fn for o in ok)  # type: ignore[index]
+        rows["precision"].append(tp / (tp + fp) if tp + fp else 1.0)
+        rows["recall"].append(tp / (tp + fn) if tp + fn else 1.0)
+        rows["tilt"].append(_mae([e for o in ok for e in o[0].tilt_err_deg]))  # type: ignore[index]
+        rows["hip"].append(_mae([e for o in ok for e in o[0].hip_peak_err_deg]))  # type: ignore[index]
+        rows["thigh"].append(_mae([e for o in ok for e in o[1].hip_peak_err_deg]))  # type: ignore[index]
+        rows["refused"].append(float(len(outs) - len(ok)))
+        rows["missed"].append(float(sum(o[0].missed for o in ok)))  # type: ignore[index]
+    labels = {"precision": ("back_arch precision", ">= 0.95"), "recall": ("back_arch recall", ">= 0.95"),
+              "tilt": ("pelvis_tilt_deg MAE (deg)", "<= 1.0"), "hip": ("hip flexion peak MAE (deg)", "<= 1.5"),
+              "thigh": ("  thigh-only peak vs hip (deg)", "(no pelvis sensor)"),
+              "refused": ("sessions refused", "0"), "missed": ("truth reps not found", "0")}
+    for k, (label, target) in labels.items():
+        t, f = rows[k]
+        print(f"{label:34s} {t:10.2f} {f:10.2f}   {target}")
+    for i in range(2):
+        met &= rows["precision"][i] >= 0.95 and rows["recall"][i] >= 0.95 and rows["tilt"][i] <= 1.0
+        met &= rows["hip"][i] <= 1.5 and rows["refused"][i] == 0
+    print("pelvis targets: " + ("MET" if met else "NOT MET"))
+    return 0 if met else 1
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    # --pelvis-only: just the pelvis section
+    rc = 0 if "--pelvis-only" in sys.argv else main()
+    sys.exit(rc | pelvis_section())

@@ -549,10 +549,10 @@ async def simulate_sensors(
 
     radio = radio or VirtualRadio()
     clock = clock or SimClock(speed)
-    serials = serials or {"left": "0A11", "right": "0A12"}
+    serials = serials or {"left": "0A11", "right": "0A12", "pelvis": "0A13"}
     lead: ScheduledSource | None = None
     sensors: list[SensorPeripheral] = []
-    legs = [leg for leg in ("left", "right") if leg in programmes]
+    legs = [leg for leg in ("left", "right", "pelvis") if leg in programmes]
     duration_s = 0.0
     for leg in legs:
         prog = programmes[leg]
@@ -568,7 +568,7 @@ async def simulate_sensors(
             rate_hz=rate_hz,
             acc_range_g=acc_range_g,
             gyr_range_dps=gyr_range_dps,
-            leg=1 if leg == "left" else 2,
+            leg={"left": 1, "right": 2, "pelvis": 3}[leg],
             drift_ppm=(drift_ppm or {}).get(leg, 0.0),
             **extra,
         )

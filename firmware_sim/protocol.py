@@ -93,7 +93,7 @@ REPLY_BIT = 0x80
 RATES_HZ = (25, 50, 100, 200, 400)
 ACC_RANGES_G = (2, 4, 8, 16)
 GYR_RANGES_DPS = (250, 500, 1000, 2000)
-LEG_CODES = (0, 1, 2)  # unassigned, left, right
+LEG_CODES = (0, 1, 2, 3)  # unassigned, left, right, pelvis
 
 # Argument layout of each request (after the opcode byte).
 REQUEST_FORMATS: dict[int, struct.Struct] = {

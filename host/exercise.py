@@ -50,8 +50,9 @@ EXERCISES = (
 )
 """Every exercise name a set can carry (``sets[*].exercise``)."""
 
-CUES = {"both_legs": "one leg at a time"}
-"""Live cue text per rep flag raised here (the view and the voice map flags through this)."""
+CUES = {"both_legs": "one leg at a time", "back_arch": "keep your back flat"}
+"""Live cue text per rep flag (the view and the voice map flags through this); ``back_arch`` is
+the pelvis sensor's (host/pelvis.py)."""
 
 MIN_HIP_SENSOR_M = 0.04
 MAX_HIP_SENSOR_M = 0.7
@@ -298,7 +299,7 @@ def _with_flag(r: Rep, flag: str) -> Rep:
         return r
     return Rep(
         r.leg, r.start_s, r.peak_s, r.end_s, r.baseline_deg, r.peak_deg, r.rom_deg,
-        r.up_s, r.hold_s, r.down_s, r.closed_s, (*r.flags, flag), r.set, r.rep,
+        r.up_s, r.hold_s, r.down_s, r.closed_s, (*r.flags, flag), r.set, r.rep, r.pelvis_tilt_deg,
     )  # fmt: skip
 
 

@@ -7,6 +7,7 @@ the file edges. Definitions of the per-rep measures are in README "Rep measures"
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 from collections.abc import Iterable, Sequence
@@ -45,9 +46,10 @@ REPS_COLUMNS: tuple[str, ...] = (
     "hold_s",
     "down_s",
     "flags",
+    "pelvis_tilt_deg",
 )
 
-FLAG_NAMES: tuple[str, ...] = ("partial", "below_target", "fast_up", "fast_down", "short_hold", "both_legs")
+FLAG_NAMES: tuple[str, ...] = ("partial", "below_target", "fast_up", "fast_down", "short_hold", "both_legs", "back_arch")
 """Every form flag the analysis can raise (README "Sets and flags")."""
 
 _LEG_ORDER = (Leg.LEFT, Leg.RIGHT)
@@ -88,6 +90,7 @@ def _rep_row(rep: Rep) -> list[str]:
         f"{rep.hold_s:.3f}",
         f"{rep.down_s:.3f}",
         ";".join(rep.flags),
+        "" if rep.pelvis_tilt_deg is None else f"{rep.pelvis_tilt_deg:.1f}",
     ]
 
 
@@ -119,8 +122,9 @@ def write_reps_csv(path: str | os.PathLike[str], result: SessionResult) -> None:
 def parse_reps_csv(text: str, source_name: str = "<reps.csv>") -> tuple[Rep, ...]:
     """Parse reps CSV text written by :func:`write_reps_csv`.
 
-    The header must be exactly ``REPS_COLUMNS``. ``closed_s``, which the CSV does not carry,
-    is taken as ``end_s``.
+    The header must be exactly ``REPS_COLUMNS`` (or lack only the last, ``pelvis_tilt_deg``:
+    files written before the pelvis sensor). ``closed_s``, which the CSV does not carry, is
+    taken as ``end_s``.
 
     Raises
     ------
@@ -131,25 +135,27 @@ def parse_reps_csv(text: str, source_name: str = "<reps.csv>") -> tuple[Rep, ...
     if not lines or not lines[0].strip():
         raise InputError(f"{source_name}:1: header {','.join(REPS_COLUMNS)} expected, got an empty file")
     header = [h.strip() for h in lines[0].split(",")]
-    for i, want in enumerate(REPS_COLUMNS):
+    n = len(REPS_COLUMNS)
+    columns = REPS_COLUMNS if len(header) >= n and header[n - 1] == REPS_COLUMNS[-1] else REPS_COLUMNS[:-1]
+    for i, want in enumerate(columns):
         got = header[i] if i < len(header) else None
         if got != want:
             arrived = f"{got!r}" if got is not None else "end of header"
             raise InputError(f"{source_name}:1: column {i + 1} {want!r} expected, got {arrived}")
-    if len(header) > len(REPS_COLUMNS):
+    if len(header) > len(columns):
         raise InputError(
-            f"{source_name}:1: {len(REPS_COLUMNS)} columns expected, got extra column {header[len(REPS_COLUMNS)]!r}"
+            f"{source_name}:1: {len(REPS_COLUMNS)} columns expected, got extra column {header[len(columns)]!r}"
         )
     reps: list[Rep] = []
     for lineno, line in enumerate(lines[1:], start=2):
         if not line.strip():
             continue
         fields = [f.strip() for f in line.split(",")]
-        if len(fields) != len(REPS_COLUMNS):
+        if len(fields) != len(columns):
             raise InputError(
-                f"{source_name}:{lineno}: {len(REPS_COLUMNS)} fields expected, got {len(fields)}: {line.strip()[:80]!r}"
+                f"{source_name}:{lineno}: {len(columns)} fields expected, got {len(fields)}: {line.strip()[:80]!r}"
             )
-        row = dict(zip(REPS_COLUMNS, fields))
+        row = dict(zip(columns, fields))
         values: dict[str, float] = {}
         for name in REPS_COLUMNS[3:12]:
             try:
@@ -169,6 +175,15 @@ def parse_reps_csv(text: str, source_name: str = "<reps.csv>") -> tuple[Rep, ...
         except InputError:
             raise InputError(f"{source_name}:{lineno}: column leg: 'left' or 'right' expected, got {row['leg']!r}") from None
         flags = tuple(f for f in row["flags"].split(";") if f)
+        tilt: float | None = None
+        if row.get("pelvis_tilt_deg", ""):
+            try:
+                tilt = float(row["pelvis_tilt_deg"])
+            except ValueError:
+                tilt = math.nan
+            if not math.isfinite(tilt):
+                raise InputError(f"{source_name}:{lineno}: column pelvis_tilt_deg: a finite number or nothing expected, "
+                                 f"got {row['pelvis_tilt_deg']!r}")  # fmt: skip
         reps.append(
             Rep(
                 leg=leg,
@@ -185,6 +200,7 @@ def parse_reps_csv(text: str, source_name: str = "<reps.csv>") -> tuple[Rep, ...
                 flags=flags,
                 set=ints["set"],
                 rep=ints["rep"],
+                pelvis_tilt_deg=tilt,
             )
         )
     return tuple(reps)

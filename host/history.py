@@ -1008,7 +1008,8 @@ def analyze_input(
         paths = {leg: p for leg, p in ((Leg.LEFT, item.left_csv), (Leg.RIGHT, item.right_csv)) if p is not None}
         if not paths:
             raise InputError("expected samples for at least one leg (left or right), got none")
-        result = analyze_blocks({leg: iter_imu_csv(p) for leg, p in paths.items()}, settings, keep_traces=True)
-        files = [p for p in (item.left_csv, item.right_csv) if p is not None]
+        pelvis = iter_imu_csv(item.pelvis_csv) if item.pelvis_csv is not None else None
+        result = analyze_blocks({leg: iter_imu_csv(p) for leg, p in paths.items()}, settings, keep_traces=True, pelvis=pelvis)
+        files = [*paths.values(), *([item.pelvis_csv] if item.pelvis_csv is not None else [])]
     when = _iso(started_at) if started_at is not None else _mtime_iso(files)
     return AnalysedInput(item, result, settings, source_files(item.source()), when)

@@ -42,12 +42,14 @@ class SessionInput:
     recording: Path | None = None
     left_csv: Path | None = None
     right_csv: Path | None = None
+    pelvis_csv: Path | None = None
+    """The optional pelvis sensor's IMU CSV (``--pelvis``; host/pelvis.py)."""
 
     @property
     def label(self) -> str:
         if self.recording is not None:
             return str(self.recording)
-        return " + ".join(str(p) for p in (self.left_csv, self.right_csv) if p is not None)
+        return " + ".join(str(p) for p in (self.left_csv, self.right_csv, self.pelvis_csv) if p is not None)
 
     def csv(self) -> dict[Leg, Path]:
         """``{leg: CSV}`` of a CSV session (empty for a recording)."""
@@ -57,7 +59,8 @@ class SessionInput:
         """``role -> path`` (``recording``, ``left``, ``right``)."""
         if self.recording is not None:
             return {"recording": self.recording}
-        return {leg.value: p for leg, p in self.csv().items()}
+        roles = {leg.value: p for leg, p in self.csv().items()}
+        return roles | ({"pelvis": self.pelvis_csv} if self.pelvis_csv is not None else {})
 
 
 def _leg_of_csv(path: Path) -> Leg | None:

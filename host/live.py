@@ -183,7 +183,7 @@ class LiveSession:
             if legs.count(leg) > 1:
                 names = [s.info.name for s in self._sensors if s.info.leg is leg]
                 raise InputError(f"one sensor per leg expected, got {len(names)} on the {leg.value} leg: {names}")
-        self.legs = tuple(leg for leg in (Leg.LEFT, Leg.RIGHT) if leg in legs)
+        self.legs = tuple(leg for leg in (Leg.LEFT, Leg.RIGHT, Leg.PELVIS) if leg in legs)
         # no angle traces kept live: an 8-hour session must not grow in memory (replay has them)
         self.core = SessionCore(self.legs, self.settings, keep_traces=False, keep_samples=keep_samples)
         self.core.analyzer.on_angle = self._on_angle
@@ -279,6 +279,8 @@ class LiveSession:
         legs = []
         for sensor in self._sensors:
             leg = sensor.info.leg
+            if leg is Leg.PELVIS:  # no reps, no hip angle: its back_arch shows on the thighs' reps
+                continue
             legs.append(
                 LegState(
                     leg=leg,

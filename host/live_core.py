@@ -47,7 +47,7 @@ from .settings import Settings
 
 logger = logging.getLogger(__name__)
 
-LEG_CODES = {0: None, 1: Leg.LEFT, 2: Leg.RIGHT}
+LEG_CODES = {0: None, 1: Leg.LEFT, 2: Leg.RIGHT, 3: Leg.PELVIS}
 VENDOR_BATCH_S = 0.1
 """A vendor sensor's samples reach the analysis in blocks spanning at least this long (seconds of
 sample time; deterministic, so replay batches the same way). Adds at most this to rep latency."""

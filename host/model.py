@@ -17,10 +17,12 @@ FloatArray = npt.NDArray[np.float64]
 
 
 class Leg(str, enum.Enum):
-    """Which thigh a sensor is strapped on."""
+    """Where a sensor is strapped: a thigh, or the pelvis (the optional third sensor,
+    host/pelvis.py; reps are always a thigh's)."""
 
     LEFT = "left"
     RIGHT = "right"
+    PELVIS = "pelvis"
 
     @classmethod
     def parse(cls, text: str) -> "Leg":
@@ -91,6 +93,9 @@ class Rep:
     flags: tuple[str, ...] = ()
     set: int = 0
     rep: int = 0
+    pelvis_tilt_deg: float | None = None
+    """With a pelvis sensor: the largest change of pelvic tilt from its resting level during the
+    rep, degrees, positive = anterior (the lower back arches); None without one (host/pelvis.py)."""
 
 
 @dataclass(frozen=True, slots=True)

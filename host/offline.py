@@ -76,6 +76,7 @@ def analyze_blocks(
     settings: Settings | None = None,
     keep_traces: bool = False,
     threads: bool = True,
+    pelvis: Iterable[ImuBlock] | None = None,
 ) -> SessionResult:
     """Analyse a session given as block streams per leg (e.g. :func:`legrep.imu_csv.iter_imu_csv`).
 
@@ -85,6 +86,7 @@ def analyze_blocks(
     settings : analysis settings.
     keep_traces : keep the full angle trace of each leg in the result (memory grows with length).
     threads : read each leg on its own thread (:func:`prefetch`).
+    pelvis : the pelvis sensor's samples (optional; host/pelvis.py), read in turn with the legs.
 
     Raises
     ------
@@ -93,18 +95,25 @@ def analyze_blocks(
     """
     from .pipeline import SessionAnalyzer
 
+    from .pelvis import check_coverage
+
     legs = tuple(sources)
-    analyzer = SessionAnalyzer(legs, settings, keep_traces=keep_traces)
-    iters: dict[Leg, Iterator[ImuBlock]] = {
-        leg: prefetch(src) if threads else iter(src) for leg, src in sources.items()
+    analyzer = SessionAnalyzer(legs, settings, keep_traces=keep_traces, pelvis=pelvis is not None)
+    feeds: dict[Leg | None, Iterable[ImuBlock]] = dict(sources.items())
+    if pelvis is not None:
+        feeds[None] = pelvis
+    iters: dict[Leg | None, Iterator[ImuBlock]] = {
+        leg: prefetch(src) if threads else iter(src) for leg, src in feeds.items()
     }
     try:
-        active = list(legs)
+        active = list(feeds)
         while active:
             for leg in list(active):
                 block = next(iters[leg], None)
                 if block is None:
                     active.remove(leg)
+                elif leg is None:
+                    analyzer.update_pelvis(block)
                 else:
                     analyzer.update(leg, block)
     finally:
@@ -112,4 +121,4 @@ def analyze_blocks(
             close = getattr(it, "close", None)
             if close is not None:
                 close()
-    return analyzer.finish()
+    return check_coverage(analyzer.finish())

@@ -21,6 +21,7 @@ from .exercise import PostureTracker, RepPosture, label_sets, live_both_legs
 from .fusion.angle import HipAngleEstimator
 from .fusion.calibration import Calibration, Calibrator
 from .model import FloatArray, ImuBlock, Leg, Rep, SessionResult, SetSummary
+from .pelvis import PelvisStage, check_coverage
 from .reps.segmenter import RepSegmenter
 from .reps.sets import group_sets
 from .settings import Settings
@@ -214,7 +215,10 @@ class SessionAnalyzer:
         settings: Settings | None = None,
         keep_traces: bool = True,
         exercise: str | None = None,
+        pelvis: bool = False,
     ) -> None:
+        pelvis = pelvis or Leg.PELVIS in legs  # the pelvis sensor may come as one of the "legs"
+        legs = tuple(leg for leg in legs if leg is not Leg.PELVIS)
         if not legs:
             raise InputError("expected at least one leg, got none")
         self.settings = settings or Settings()
@@ -233,8 +237,20 @@ class SessionAnalyzer:
         self._exercise = exercise
         self._posture = {leg: PostureTracker(self.settings) for leg in self.legs}
         self._postures: dict[tuple[str, float], RepPosture] = {}
+        # the optional pelvis sensor (host/pelvis.py): reps wait for it, then are measured
+        self._pelvis = PelvisStage(self.settings, self.legs) if pelvis else None
+        self._pelvis_done = False
+
+    def update_pelvis(self, block: ImuBlock) -> list[Event]:
+        """Samples of the pelvis sensor (``pelvis=True``): reps it now covers are released."""
+        if self._pelvis is None:
+            raise InputError("expected samples for the thighs only (no pelvis sensor in this session), got pelvis samples")
+        self._pelvis.update(block)
+        return self._accept(self._pelvis.release(self._horizons()))
 
     def update(self, leg: Leg, block: ImuBlock) -> list[Event]:
+        if leg is Leg.PELVIS and self._pelvis is not None:
+            return self.update_pelvis(block)
         if leg not in self._pipes:
             raise InputError(f"expected samples for {[lg.value for lg in self.legs]}, got {leg.value}")
         pipe = self._pipes[leg]
@@ -245,7 +261,8 @@ class SessionAnalyzer:
         return self._take(leg, out)
 
     def angle_deg(self, leg: Leg) -> float | None:
-        return self._pipes[leg].last_angle_deg
+        pipe = self._pipes.get(leg)
+        return pipe.last_angle_deg if pipe is not None else None
 
     def reps(self) -> tuple[Rep, ...]:
         return tuple(self._reps)
@@ -255,7 +272,12 @@ class SessionAnalyzer:
             if leg not in self._finished:
                 self._take(leg, self._pipes[leg].finish())
                 self._finished.add(leg)
-        reps, sets, uneven = group_sets(self._reps, self.legs, self.settings)
+        if self._pelvis is not None and not self._pelvis_done:
+            self._pelvis.finish()
+            self._pelvis_done = True
+            self._accept(self._pelvis.release(self._horizons()))
+        final = self._reps if self._pelvis is None else self._pelvis.finalize(self._reps)
+        reps, sets, uneven = group_sets(final, self.legs, self.settings)
         reps, sets = label_sets(reps, sets, self._postures, self.settings, self._exercise)
         traces = {}
         if self._keep:
@@ -272,7 +294,8 @@ class SessionAnalyzer:
             sets=sets,
             legs=self.legs,
             uneven=uneven,
-            diagnostics={leg.value: self._pipes[leg].diagnostics() for leg in self.legs},
+            diagnostics={leg.value: self._pipes[leg].diagnostics() for leg in self.legs}
+            | ({"pelvis": self._pelvis.diagnostics()} if self._pelvis is not None else {}),
             traces=traces,
         )
 
@@ -283,11 +306,21 @@ class SessionAnalyzer:
         if self.on_angle is not None and len(out.time_s):
             self.on_angle(leg, out.time_s, out.angle_deg)
         out = self._measure_postures(leg, out)
-        events: list[Event] = [RepClosed(r) for r in out.reps]
-        if out.reps:
-            self._reps.extend(out.reps)
-            self._open.extend(out.reps)
-            self._open_end_s = max(self._open_end_s, max(r.end_s for r in out.reps))
+        if self._pelvis is None:
+            return self._accept(out.reps)
+        self._pelvis.angles(leg, out.time_s, out.angle_deg)
+        self._pelvis.submit(out.reps, self._postures)
+        return self._accept(self._pelvis.release(self._horizons()))
+
+    def _horizons(self) -> dict[Leg, float]:
+        return {leg: np.inf if leg in self._finished else self._pipes[leg].horizon_s() for leg in self.legs}
+
+    def _accept(self, reps: list[Rep]) -> list[Event]:
+        events: list[Event] = [RepClosed(r) for r in reps]
+        if reps:
+            self._reps.extend(reps)
+            self._open.extend(reps)
+            self._open_end_s = max(self._open_end_s, max(r.end_s for r in reps))
         if self._open:
             events.extend(self._close_sets())
         return events
@@ -296,7 +329,9 @@ class SessionAnalyzer:
         """Close the open set once every leg is past its last rep + ``set_rest_s``."""
         if not self._open:
             return []
-        horizon = min(np.inf if leg in self._finished else self._pipes[leg].horizon_s() for leg in self.legs)
+        horizon = min(self._horizons().values())
+        if self._pelvis is not None:  # a rep waiting for the pelvis may still join the set
+            horizon = min(horizon, self._pelvis.pending_start_s())
         if horizon < self._open_end_s + self.settings.set_rest_s:
             return []
         reps, sets, _ = group_sets(self._open, self.legs, self.settings)
@@ -338,6 +373,7 @@ def analyze_arrays(
     right: ImuBlock | tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike] | None = None,
     settings: Settings | None = None,
     exercise: str | None = None,
+    pelvis: ImuBlock | tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike] | None = None,
 ) -> SessionResult:
     """Analyse whole recordings given as arrays (the notebook API).
 
@@ -347,6 +383,8 @@ def analyze_arrays(
     settings : analysis settings (defaults documented in :class:`legrep.settings.Settings`).
     exercise : name every set's exercise (one of :data:`legrep.exercise.EXERCISES`) instead of
         recognising it.
+    pelvis : the pelvis sensor's samples, same clock (optional, host/pelvis.py): hip flexion,
+        ``pelvis_tilt_deg`` and ``back_arch``.
 
     Raises
     ------
@@ -356,7 +394,10 @@ def analyze_arrays(
     blocks = {leg: _as_block(d, leg.value) for leg, d in ((Leg.LEFT, left), (Leg.RIGHT, right)) if d is not None}
     if not blocks:
         raise InputError("expected samples for at least one leg (left or right), got none")
-    analyzer = SessionAnalyzer(tuple(blocks), settings, exercise=exercise)
+    analyzer = SessionAnalyzer(tuple(blocks), settings, exercise=exercise, pelvis=pelvis is not None)
     for leg, block in blocks.items():
         analyzer.update(leg, block)
+    if pelvis is not None:
+        analyzer.update_pelvis(_as_block(pelvis, "pelvis"))
+        return check_coverage(analyzer.finish())
     return analyzer.finish()

@@ -148,6 +148,7 @@ _FLAG_WORDS = {
     "partial": "partial (short of the set's usual range)",
     "short_hold": "held too briefly at the top",
     "below_target": "short of the target range",
+    "back_arch": "with the back arched (pelvic tilt over max_pelvic_tilt_deg)",
 }
 
 

@@ -261,6 +261,11 @@ class Settings:
     both_legs_overlap_frac: Annotated[float, Range(0.0, 1.0, lo_open=True)] = 0.5
     """``both_legs``: a rep's [start_s, end_s] overlaps one of the other leg by at least this
     share (0-1) of the shorter of the two (alternating legs overlap 0; a double lift ~1)."""
+    max_pelvic_tilt_deg: Annotated[float, Range(0.5, 45.0)] = 5.0
+    """``back_arch`` (pelvis sensor): the pelvis tilted more than this (deg) from its resting level
+    during a rep. 5 deg is the smallest change of lumbo-pelvic angle that wearable IMUs tell from
+    test-to-test variation (MDC90 5-15 deg for most ranges: Laird, Kent & Keating 2016, BMC
+    Musculoskelet Disord 17:403, doi:10.1186/s12891-016-1250-1); a pelvis held flat moves 1-2 deg."""
 
     # --- fusion, added later (fields are appended: stored settings keep their order) ---
     posture_change_deg: Annotated[float, Range(30.0, 180.0)] = 70.0

@@ -67,12 +67,12 @@ def uneven_session() -> SessionResult:
 def test_reps_csv_header_and_formatting() -> None:
     text = format_reps_csv(uneven_session())
     lines = text.splitlines()
-    assert lines[0] == "set,leg,rep,start_s,peak_s,end_s,baseline_deg,peak_deg,rom_deg,up_s,hold_s,down_s,flags"
+    assert lines[0] == "set,leg,rep,start_s,peak_s,end_s,baseline_deg,peak_deg,rom_deg,up_s,hold_s,down_s,flags,pelvis_tilt_deg"
     assert lines[0].split(",") == list(REPS_COLUMNS)
     assert len(lines) == 1 + 11
     # ordered by set, leg (left first), rep; times 3 decimals, angles 1 decimal
-    assert lines[1] == "1,left,1,2.000,3.460,5.730,3.2,85.0,81.8,1.210,0.500,2.020,"
-    flagged = [ln for ln in lines if ln.endswith("partial;fast_up")]
+    assert lines[1] == "1,left,1,2.000,3.460,5.730,3.2,85.0,81.8,1.210,0.500,2.020,,"  # no pelvis sensor: empty tilt
+    flagged = [ln for ln in lines if ln.endswith("partial;fast_up,")]
     assert len(flagged) == 1 and flagged[0].startswith("2,left,3,")
 
 
@@ -113,14 +113,14 @@ def test_reps_csv_strict_columns(header: str, expected: str) -> None:
 
 
 def test_reps_csv_bad_values_name_line_and_column() -> None:
-    good = "1,left,1,2.000,3.460,5.730,3.2,85.0,81.8,1.210,0.500,2.020,"
+    good = "1,left,1,2.000,3.460,5.730,3.2,85.0,81.8,1.210,0.500,2.020,,"  # empty flags, empty pelvis_tilt_deg
     head = ",".join(REPS_COLUMNS)
     cases = {
         good.replace("3.460", "soon"): "r.csv:3: column peak_s: a number expected, got 'soon'",
         good.replace("left", "middle"): "r.csv:3: column leg: 'left' or 'right' expected, got 'middle'",
         good.replace("1,left,1", "1,left,one"): "r.csv:3: column rep: an integer expected, got 'one'",
         good.replace("85.0", "nan"): "r.csv:3: column peak_deg: a finite number expected, got 'nan'",
-        good[:-1]: "r.csv:3: 13 fields expected, got 12",
+        good[:-1]: "r.csv:3: 14 fields expected, got 13",
     }
     for row, message in cases.items():
         with pytest.raises(InputError) as info:

@@ -92,7 +92,7 @@ def test_control_errors() -> None:
     assert ask(b"\x03\x01").status == 1
     assert ask(b"\x42").status == 4 and ask(b"\x42").opcode == 0x42
     assert ask(hp.resend_request(5, 2)).status == 2
-    assert ask(hp.set_leg_request(3)).status == 2
+    assert ask(hp.set_leg_request(4)).status == 2  # 0-3: unassigned, left, right, pelvis
     assert ask(hp.sim_fault_request(9, 0)).status == 2
     r = ask(hp.stop_request())
     assert r.ok

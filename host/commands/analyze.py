@@ -42,6 +42,11 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--right", metavar="CSV", nargs="+", help="the same for the right thigh")
     parser.add_argument(
+        "--pelvis", metavar="CSV", nargs="+",
+        help="the same for an optional pelvis sensor (sacrum or belt, any orientation; same clock): "
+        "peak/range become hip flexion, each rep gets pelvis_tilt_deg and back_arch (README 'The pelvis sensor')",
+    )
+    parser.add_argument(
         "--import-map",
         metavar="MAP",
         help="columns of an unrecognised export: time=COL:s,acc_x=COL:mps2,...,gyr_z=COL:dps "
@@ -118,13 +123,16 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("an INPUT (recording, folder, CSV files), or --left CSV and/or --right CSV expected, got neither")
     settings = parse_overrides(args.settings)
     guard_outputs(args)
+    if args.pelvis and recording is not None:
+        raise InputError("--pelvis CSV expected with CSV files per leg, got a recording (it carries its own sensors)")
     if recording is not None:
         from ..replay import replay_recording
 
         result, _events = replay_recording(recording, settings if args.settings else None)
     else:
         streams = {leg: leg_blocks(paths, args.import_map) for leg, paths in ((Leg.LEFT, args.left), (Leg.RIGHT, args.right)) if paths}
-        result = analyze_blocks(streams, settings)  # streamed: memory flat in the session's length
+        pelvis = leg_blocks(args.pelvis, args.import_map) if args.pelvis else None
+        result = analyze_blocks(streams, settings, pelvis=pelvis)  # streamed: memory flat in the session's length
     result = override_exercise(result, args.exercise)  # README "Which exercise"
 
     if args.reps:
@@ -140,10 +148,10 @@ def run(args: argparse.Namespace) -> int:
         from ..history import DEFAULT_EXERCISE, EXIT_NOT_STORED, remember_session
 
         sources: dict[str, str] | list[str] = {
-            leg: paths[0] for leg, paths in (("left", args.left), ("right", args.right)) if paths
+            leg: paths[0] for leg, paths in (("left", args.left), ("right", args.right), ("pelvis", args.pelvis)) if paths
         }
-        if any(len(paths or ()) > 1 for paths in (args.left, args.right)):
-            sources = [p for paths in (args.left, args.right) if paths for p in paths]
+        if any(len(paths or ()) > 1 for paths in (args.left, args.right, args.pelvis)):
+            sources = [p for paths in (args.left, args.right, args.pelvis) if paths for p in paths]
         if recording is not None:
             sources = {"recording": str(recording)}
         remembered = remember_session(args.db, result, settings, sources, args.exercise or DEFAULT_EXERCISE)
@@ -164,5 +172,5 @@ def guard_outputs(args: argparse.Namespace) -> None:
         from ..history import default_db_path
 
         db = args.db or default_db_path()
-    guard = OutputGuard([p for paths in (args.left, args.right) if paths for p in paths], db)
+    guard = OutputGuard([p for paths in (args.left, args.right, args.pelvis) if paths for p in paths], db)
     guard.check_all([("--reps", args.reps), ("--summary", args.summary)])

@@ -44,6 +44,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--left", metavar="ADDR", help="address of the left thigh sensor (remembered)")
     parser.add_argument("--right", metavar="ADDR", help="address of the right thigh sensor (remembered)")
     parser.add_argument("--only", choices=("left", "right"), help="capture one leg only")
+    parser.add_argument("--pelvis", metavar="ADDR", nargs="?", const="",
+                        help="also a pelvis sensor (sacrum or belt; its address, or the one that stores the pelvis); "
+                        "with --serial: pelvis=PORT")
     parser.add_argument(
         "--serial",
         action="append",
@@ -82,7 +85,7 @@ def driver_specs(args: argparse.Namespace) -> list[str]:
         seen: dict[Leg, str] = {}
         for item in args.serial:
             leg_text, sep, port = item.partition("=")
-            if sep and leg_text.strip().lower() in ("left", "right"):
+            if sep and leg_text.strip().lower() in ("left", "right", "pelvis"):
                 leg = Leg.parse(leg_text)
             else:
                 leg, port = Leg.parse(args.only or ("left" if Leg.LEFT not in seen else "right")), item
@@ -92,7 +95,11 @@ def driver_specs(args: argparse.Namespace) -> list[str]:
             specs.append(f"{leg.value}=serial:{port}")
         return specs
     kind = "ble" if args.sensor == NATIVE else args.sensor
-    addresses = {Leg.LEFT: args.left, Leg.RIGHT: args.right}
+    addresses = {Leg.LEFT: args.left, Leg.RIGHT: args.right, Leg.PELVIS: getattr(args, "pelvis", None)}
+    if addresses[Leg.PELVIS] is not None:
+        if args.sensor != NATIVE:
+            raise InputError(f"--pelvis is a legrep sensor; got --sensor {args.sensor}")
+        legs = (*legs, Leg.PELVIS)
     return [f"{leg.value}={kind}:{addresses[leg] or ''}" for leg in legs]
 
 
@@ -116,6 +123,8 @@ async def capture(
 
     specs = driver_specs(args)
     legs = (Leg.parse(args.only),) if args.only else (Leg.LEFT, Leg.RIGHT)
+    if any(s.startswith("pelvis=") for s in specs):
+        legs = (*legs, Leg.PELVIS)
     radio = None
     if backends is None:
         radio, scanner_backend, client_backend = backends_for(args.hci)

@@ -66,6 +66,10 @@ def register(subparsers: Any) -> None:
         "--sensor", default=NATIVE, choices=SENSOR_NAMES, metavar="MODEL",
         help=f"sensor model to emulate: {', '.join(SENSOR_NAMES)} (default %(default)s)",
     )
+    parser.add_argument(
+        "--pelvis", action="store_true",
+        help="a third virtual sensor on the pelvis: hip flexion, pelvic tilt and back_arch (README 'The pelvis sensor')",
+    )
     add_sink_options(parser)
     parser.set_defaults(func=run)
 
@@ -107,11 +111,13 @@ async def run_demo(
     rate_hz: int = 100,
     sensor: str = NATIVE,
     sinks: Sequence["SessionSink"] = (),
+    pelvis: bool = False,
 ) -> DemoOutcome:
     """Open ``sim:SENSOR`` and run the live session on it, in the current event loop.
 
     ``programmes`` (per leg: ``SignalArrays`` for legrep, a ``SimSignal`` at the model's rate for a
     vendor model) and ``truth`` replace the bundled session; ``outages`` the planned link drops.
+    ``pelvis``: a third legrep sensor on the pelvis (the session simulated with a pelvis).
 
     Raises
     ------
@@ -123,13 +129,17 @@ async def run_demo(
     from ..drivers import DriverSpec
     from ..drivers.sim import open_sim
     from ..live import LiveSession
+    from ..model import Leg
 
     if sensor != NATIVE and sensor not in SENSOR_NAMES:
         raise InputError(f"--sensor must be one of {list(SENSOR_NAMES)}, got {sensor!r}")
+    if pelvis and sensor != NATIVE:
+        raise InputError(f"--pelvis: the virtual pelvis sensor is a legrep sensor; got --sensor {sensor}")
+    legs = (Leg.LEFT, Leg.RIGHT, Leg.PELVIS) if pelvis else (Leg.LEFT, Leg.RIGHT)
     spec = DriverSpec("sim", sensor, options={"session": session, "speed": f"{speed!r}", "disconnects": str(disconnects),
                                               "rate": str(rate_hz)})
     wall0 = time.perf_counter()
-    drivers = await open_sim(spec, programmes=programmes, truth=truth, outages=outages)
+    drivers = await open_sim(spec, legs=legs, programmes=programmes, truth=truth, outages=outages)
     async with drivers:
         world: SimWorld = drivers.extra["world"]
         live = LiveSession(
@@ -138,7 +148,8 @@ async def run_demo(
             recording=recording,
             view=view,
             sinks=sinks,
-            meta={"demo": {"session": session, "speed": speed, "disconnects": disconnects, "sensor": sensor},
+            meta={"demo": {"session": session, "speed": speed, "disconnects": disconnects, "sensor": sensor,
+                           "pelvis": pelvis},
                   **({"sensor_model": sensor} if sensor != NATIVE else {})},
             keep_samples=keep_samples,
         )
@@ -172,17 +183,19 @@ def run(args: argparse.Namespace) -> int:
         recording = Path(tmp.name) / "session.lgr"
     sensor = getattr(args, "sensor", NATIVE)
     sinks = open_sinks(args)
+    pelvis = bool(getattr(args, "pelvis", False))
     kind = "virtual sensors" if sensor == NATIVE else f"emulated {sensor} sensors"
+    kind = f"three {kind} (thighs and pelvis)" if pelvis else f"two {kind}"
     fast = math.isinf(args.speed)
     pace = "on virtual time (as fast as the CPU goes)" if fast else f"speed x{args.speed:g}"
     print(
-        f"legrep demo: two {kind}, session {args.session!r}, {pace}"
+        f"legrep demo: {kind}, session {args.session!r}, {pace}"
         + (f", {args.disconnects} link drop(s)" if args.disconnects else ""),
         flush=True,
     )
     try:
         main = run_demo(1.0 if fast else args.speed, args.disconnects, args.session, recording=recording, sensor=sensor,
-                        sinks=sinks)
+                        sinks=sinks, pelvis=pelvis)
         if fast:
             from legrep_sim import virtual_time
 
@@ -196,7 +209,8 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(format_table(result), end="")
     drops = sum(stats.disconnects.values())
-    lost = sum(int(result.diagnostics.get(leg.value, {}).get("packets_lost_packets", 0)) for leg in result.legs)
+    places = [*result.legs, *(["pelvis"] if "pelvis" in result.diagnostics else [])]
+    lost = sum(int(result.diagnostics.get(getattr(p, "value", p), {}).get("packets_lost_packets", 0)) for p in places)
     resent = f", {stats.resend_requests} resend request(s), {lost} packet(s) lost for good" if sensor == NATIVE else ""
     print(
         f"Link: {drops} drop(s), {sum(stats.reconnects.values())} reconnection(s){resent}; "

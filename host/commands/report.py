@@ -46,6 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("file", nargs="*", type=Path, metavar="INPUT", help="a recording, or a folder (capture/demo --out, or left.csv/right.csv), or leg-named CSV files")
     p.add_argument("--left", type=Path, metavar="L.csv", help="IMU CSV of the left thigh")
     p.add_argument("--right", type=Path, metavar="R.csv", help="IMU CSV of the right thigh")
+    p.add_argument("--pelvis", type=Path, metavar="P.csv", help="IMU CSV of an optional pelvis sensor (same clock): hip flexion, "
+                   "pelvic tilt per rep and back_arch (README 'The pelvis sensor')")
     p.add_argument("--out", type=Path, default=Path("report.html"), help="HTML file to write (default: report.html)")
     p.add_argument("--png", type=Path, metavar="DIR", help="also write the figures as PNG files into DIR")
     p.add_argument("--title", default="legrep session report", help="page title")
@@ -58,7 +60,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def _session_input(args: argparse.Namespace) -> SessionInput:
     from ..inputs import resolve_one
 
-    return resolve_one(args.file, args.left, args.right)
+    item = resolve_one(args.file, args.left, args.right)
+    if args.pelvis is None:
+        return item
+    if item.recording is not None:
+        raise InputError("--pelvis CSV expected with CSV files per leg, got a recording (it carries its own sensors)")
+    if not args.pelvis.is_file():
+        raise InputError(f"{args.pelvis}: an IMU CSV file expected, got {'a directory' if args.pelvis.is_dir() else 'no such file'}")
+    return dataclasses.replace(item, pelvis_csv=args.pelvis)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -110,7 +119,7 @@ def guard_outputs(args: argparse.Namespace, item: SessionInput) -> None:
     from ..history import default_db_path
 
     db = None if args.no_history else (args.db or default_db_path())
-    inputs = [item.recording, item.left_csv, item.right_csv]
+    inputs = [item.recording, item.left_csv, item.right_csv, item.pelvis_csv]
     guard = OutputGuard(inputs, db)
     guard.check("--out", args.out)
     if args.png is not None:  # the figures are DIR/<name>.png: any .png input or file there is checked

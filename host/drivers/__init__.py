@@ -151,7 +151,7 @@ def _explicit(group: Sequence[DriverSpec], legs: Sequence[Leg]) -> tuple[dict[Le
             wanted.append(leg)
         if p.target:
             named[leg] = p.target
-    return named, tuple(leg for leg in (Leg.LEFT, Leg.RIGHT) if leg in wanted)
+    return named, tuple(leg for leg in (Leg.LEFT, Leg.RIGHT, Leg.PELVIS) if leg in wanted)
 
 
 async def _open_ble(
@@ -175,7 +175,8 @@ async def _open_ble(
             "one on, or capture one leg with --only left|right"
         )
     links = await connect_legs(
-        found, left=named.get(Leg.LEFT), right=named.get(Leg.RIGHT), clock=out.clock, client_backend=client,
+        found, left=named.get(Leg.LEFT), right=named.get(Leg.RIGHT), pelvis=named.get(Leg.PELVIS), clock=out.clock,
+        client_backend=client,
         remember=remember, use_remembered=use_remembered, config=config, legs=wanted,
     )
     for leg, link in links.items():

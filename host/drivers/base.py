@@ -170,7 +170,7 @@ def parse_spec(text: str) -> DriverSpec:
     rest = text.strip()
     leg: Leg | None = None
     head, sep, tail = rest.partition("=")
-    if sep and head.strip().lower() in ("left", "right"):
+    if sep and head.strip().lower() in ("left", "right", "pelvis"):
         leg, rest = Leg.parse(head), tail.strip()
     kind, sep, target = rest.partition(":")
     kind = kind.strip().lower()

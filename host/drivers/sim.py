@@ -46,10 +46,26 @@ class SimWorld:
     """Per leg: the firmware model (legrep) or the emulated sensor (vendor)."""
 
 
-def load_programme(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def load_programme(name: str, pelvis: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     """The bundled session's per-leg arrays and truth (``recordings/<name>``), or a fresh simulation
-    of the same kind when the recordings are not installed."""
+    of the same kind when the recordings are not installed.
+
+    ``pelvis``: the bundled session's recipe simulated again with a pelvis (``legrep_sim.pelvis``):
+    three sensors, ``"pelvis"`` among the arrays, and the truth gains per rep ``pelvis`` (tilt,
+    back arch, hip flexion)."""
     from legrep_sim.peripheral import SignalArrays
+
+    if pelvis:
+        from legrep_sim.make_recordings import RECORDINGS
+        from legrep_sim.pelvis import simulate_with_pelvis
+
+        spec, seed, _ = RECORDINGS[name if name in RECORDINGS else SESSIONS[0]]
+        ps = simulate_with_pelvis(spec, seed)
+        signals = {**ps.session.signals, "pelvis": ps.pelvis}
+        arrays = {leg: SignalArrays(sig.true_time_s, sig.acc_g, sig.gyr_dps) for leg, sig in signals.items()}
+        truth = ps.session.truth_dict()
+        truth["pelvis"] = [dataclasses.asdict(t) for t in ps.truth]
+        return arrays, truth
 
     folder = RECORDINGS_DIR / name
     if (folder / "left.csv").exists() and (folder / "right.csv").exists():
@@ -180,7 +196,7 @@ async def _open_legrep(
     from .legrep import LegrepDriver
 
     if programmes is None:
-        programmes, truth = load_programme(session)
+        programmes, truth = load_programme(session, pelvis=Leg.PELVIS in legs)
     programmes = {k: v for k, v in programmes.items() if Leg.parse(k) in legs}
     sim = await simulate_sensors(programmes, speed=clock.speed, radio=radio, rate_hz=rate_hz, clock=clock)
     out.closers.append(sim.stop)

@@ -40,7 +40,7 @@ def _numbered(r: Rep, set_no: int, rep_no: int, flags: tuple[str, ...]) -> Rep:
     """``r`` with its set, rep number and flags (positional: ``dataclasses.replace`` is slow)."""
     return Rep(
         r.leg, r.start_s, r.peak_s, r.end_s, r.baseline_deg, r.peak_deg, r.rom_deg,
-        r.up_s, r.hold_s, r.down_s, r.closed_s, flags, set_no, rep_no,
+        r.up_s, r.hold_s, r.down_s, r.closed_s, flags, set_no, rep_no, r.pelvis_tilt_deg,
     )  # fmt: skip
 
 

@@ -83,7 +83,7 @@ logger = logging.getLogger(__name__)
 
 SUPPORTED_FW_MAJOR = 1
 """Firmware major version this host speaks (docs/protocol.md section 8)."""
-LEG_CODES: dict[Leg, int] = {Leg.LEFT: 1, Leg.RIGHT: 2}
+LEG_CODES: dict[Leg, int] = {Leg.LEFT: 1, Leg.RIGHT: 2, Leg.PELVIS: 3}
 """SET_LEG / status leg byte (docs/protocol.md section 3)."""
 CONFIG_ENV = "LEGREP_CONFIG"
 
@@ -507,7 +507,7 @@ class SensorLink:
 
 
 def _leg_of_code(code: int) -> Leg | None:
-    return {1: Leg.LEFT, 2: Leg.RIGHT}.get(code)
+    return {code: leg for leg, code in LEG_CODES.items()}.get(code)
 
 
 async def connect_legs(
@@ -515,6 +515,7 @@ async def connect_legs(
     *,
     left: str | None = None,
     right: str | None = None,
+    pelvis: str | None = None,
     clock: Clock | None = None,
     client_backend: "ClientBackend | None" = None,
     remember: bool = True,
@@ -538,7 +539,7 @@ async def connect_legs(
     """
     clock = clock or MonotonicClock()
     by_address = {s.address.upper(): s for s in found}
-    explicit = {leg: addr.upper() for leg, addr in ((Leg.LEFT, left), (Leg.RIGHT, right)) if addr}
+    explicit = {leg: addr.upper() for leg, addr in ((Leg.LEFT, left), (Leg.RIGHT, right), (Leg.PELVIS, pelvis)) if addr}
     remembered = load_assignment(config) if not explicit and use_remembered else {}
     wanted: dict[Leg, str] = {}
     for leg in legs:

@@ -1,0 +1,83 @@
+"""``legrep demo --pelvis``: three simulated sensors (both thighs and the pelvis) over the real
+BLE stack on virtual time; the recording carries the third sensor and replays to the same reps."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from legrep.cli import main
+from legrep.commands.demo import run_demo
+from legrep.drivers.sim import load_programme
+from legrep.model import Leg
+from legrep.recording import RecordingReader
+from legrep.replay import replay_recording
+from legrep.replay_batch import replay_file
+from legrep.view import TerminalView
+from legrep_sim import virtual_time
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory):
+    path = tmp_path_factory.mktemp("pelvis-demo") / "session.lgr"
+    stream = io.StringIO()
+    outcome = virtual_time.run(run_demo(1.0, 1, recording=path, pelvis=True, view=TerminalView(stream, ansi=False)))
+    return outcome, path, stream.getvalue()
+
+
+def test_three_sensors_over_ble_measure_the_pelvis(demo) -> None:
+    outcome, _path, screen = demo
+    _, truth = load_programme("straight_leg_raise", pelvis=True)
+    result = outcome.result
+    assert len(result.reps) == len(truth["reps"])  # every rep counted with a link drop on the way
+    assert "pelvis" in result.diagnostics and result.diagnostics["pelvis"]["reps_measured"] == len(result.reps)
+    errors, flags = [], []
+    for tr, pt in zip(truth["reps"], truth["pelvis"]):
+        rep = min((r for r in result.reps if r.leg.value == tr["leg"]), key=lambda r: abs(r.start_s - outcome.programme_offset_s - tr["start_s"]))
+        assert rep.pelvis_tilt_deg is not None
+        errors.append(abs(rep.pelvis_tilt_deg - pt["pelvis_tilt_deg"]))
+        flags.append(("back_arch" in rep.flags, pt["back_arch"]))
+    assert float(np.mean(errors)) <= 1.0
+    assert all(got == want for got, want in flags) and any(want for _, want in flags)
+    assert "keep your back flat" in screen  # the live cue
+
+
+def test_the_recording_carries_the_pelvis_and_replays_identically(demo) -> None:
+    outcome, path, _ = demo
+    reader = RecordingReader(path)
+    assert reader.meta["legs"] == ["left", "right", "pelvis"]
+    replayed, _ = replay_recording(path)
+    assert replayed.reps == outcome.result.reps
+    assert replayed.sets == outcome.result.sets
+    _, batch, _ = replay_file(path)
+    assert batch.reps == outcome.result.reps
+    live_reps = [ev.rep for ev in outcome.live.events if hasattr(ev, "rep")]
+    assert len(live_reps) == len(outcome.result.reps)
+
+
+def test_demo_pelvis_through_main_and_bad_combination(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--pelvis", "--sensor", "witmotion", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--pelvis" in err[0]
+
+
+def test_capture_three_wired_sensors_records_the_pelvis(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``legrep capture --serial left=P1 --serial right=P2 --serial pelvis=P3``: three firmware
+    models behind real pseudo-terminals; the pelvis is told its place (SET_LEG 3) and recorded."""
+    from legrep_sim.firmware import FirmwareConfig, SensorFirmware, still_source
+    from legrep_sim.serial_port import SerialPortSensor
+
+    fws = [SensorFirmware(still_source(), FirmwareConfig(serial=f"0C0{i}", leg=0)) for i in (1, 2, 3)]
+    with SerialPortSensor(fws[0]) as a, SerialPortSensor(fws[1]) as b, SerialPortSensor(fws[2]) as c:
+        code = main(["capture", "--serial", f"left={a.port}", "--serial", f"right={b.port}", "--serial",
+                     f"pelvis={c.port}", "--duration", "2", "--out", str(tmp_path), "--quiet", "--no-history"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert [fw.leg for fw in fws] == [1, 2, 3]
+    assert RecordingReader(tmp_path / "session.lgr").meta["legs"] == ["left", "right", "pelvis"]
+    replayed, _ = replay_recording(tmp_path / "session.lgr")
+    produced = fws[2].produced.arrays()[0].size
+    assert replayed.diagnostics["pelvis"]["packets_samples_out"] == produced >= 150
+    assert replayed.legs == (Leg.LEFT, Leg.RIGHT)
