@@ -32,7 +32,8 @@ TRUTH_RATE_HZ = 5000.0
 SET_REST_S = 15.0
 """A rest at least this long between reps separates two sets."""
 ORDERS = ("left_then_right", "right_then_left", "alternating")
-STARTS = ("still", "settling", "strap", "moving", "standing")
+STARTS = ("still", "settling", "strap", "moving", "standing", "rep")
+MOUNTINGS = ("random", "aligned", "upside_down")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,10 @@ class SetSpec:
     strap_slips : times during the set (at random reps) the person pauses and a strap turns
         on the thigh by 10-30 deg about its long axis and cocks by up to 5 deg, then rests
         1-2 s before going on.
+    rom_spread : each rep's range is the target range x U(1 - spread, 1.05): 0.05 for a steady
+        set, 0.3 for reps of varying depth.
+    leg_peaks_deg : ``(leg, peak)`` pairs: that leg's target peak (a leg that stops short of the
+        other's), instead of one drawn from the exercise's range.
     """
 
     reps_left: int
@@ -111,6 +116,8 @@ class SetSpec:
     baselines_deg: tuple[float, ...] = ()
     off_axis_deg: tuple[float, float] = (0.0, 0.0)
     strap_slips: int = 0
+    rom_spread: float = 0.05
+    leg_peaks_deg: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,14 +131,16 @@ class SessionSpec:
     legs : legs that carry a sensor (one or both).
     rate_hz : sensor output data rate.
     errors : sensor error level, "none", "typical" or "harsh" (:meth:`SensorErrors.random`).
-    mounting : "random" (any sensor orientation on each thigh) or "aligned".
+    mounting : "random" (any sensor orientation on each thigh), "aligned", or "upside_down" (on
+        the front of the thigh with its x axis pointing to the hip instead of the knee).
     calib_still_s : still neutral pose at the start (>= 0.5 s); 1 s more rest follows.
         Used only when ``start`` is "still".
     start : how the session begins: "still" (the neutral pose, ``calib_still_s`` + 1 s),
         "settling" (2.5-5 s of the body shifting on the mat and the legs fidgeting),
         "strap" (2-4 s adjusting a strap: the sensor turns on the thigh, the leg jerks),
         "moving" (everything already in motion at t = 0), or "standing" (standing still,
-        then lying down or kneeling into the exercise posture). Except for "still", the
+        then lying down or kneeling into the exercise posture), or "rep" (the first rep begins
+        the instant recording starts: no rest before it). Except for "still" and "rep", the
         first rep begins 0.1-0.4 s after that (1-1.5 s after lying down from standing).
     sway : standing people sway (:meth:`ProgrammeBuilder.sway`): when standing still at the
         start or between sets.
@@ -331,8 +340,8 @@ def _check_spec(spec: SessionSpec) -> Exercise:
         raise ValueError(f"legs must be a non-empty tuple of distinct 'left'/'right', got {spec.legs!r}")
     if spec.errors not in LEVELS:
         raise ValueError(f"errors must be one of {LEVELS}, got {spec.errors!r}")
-    if spec.mounting not in ("random", "aligned"):
-        raise ValueError(f"mounting must be 'random' or 'aligned', got {spec.mounting!r}")
+    if spec.mounting not in MOUNTINGS:
+        raise ValueError(f"mounting must be one of {MOUNTINGS}, got {spec.mounting!r}")
     if not 10.0 <= spec.rate_hz <= 2000.0:
         raise ValueError(f"rate_hz must be in [10, 2000], got {spec.rate_hz}")
     if spec.calib_still_s < 0.5:
@@ -355,6 +364,10 @@ def _check_spec(spec: SessionSpec) -> Exercise:
                 raise ValueError(f"set {i}: {leg} reps must be >= 0 and 0 for a leg without sensor, got {n}")
         if s.reps_left + s.reps_right == 0:
             raise ValueError(f"set {i}: needs at least one rep")
+        if not 0.0 <= s.rom_spread <= 0.5:
+            raise ValueError(f"set {i}: rom_spread must be in [0, 0.5], got {s.rom_spread}")
+        if any(leg not in spec.legs for leg, _ in s.leg_peaks_deg):
+            raise ValueError(f"set {i}: leg_peaks_deg must name legs with a sensor {spec.legs}, got {s.leg_peaks_deg!r}")
         if min(s.up_s, s.down_s) < 0.3 or min(s.hold_s, s.bottom_rest_s) < 0.0:
             raise ValueError(f"set {i}: up_s/down_s must be >= 0.3 s and hold/rest >= 0, got {s.up_s}/{s.down_s}/{s.hold_s}/{s.bottom_rest_s}")
         if not 0.0 <= s.tempo_jitter <= 0.3:
@@ -474,6 +487,8 @@ def build_programme(spec: SessionSpec, rng: np.random.Generator) -> Programme:
     if spec.start == "still":
         b.still(spec.calib_still_s)
         b.still(1.0)
+    elif spec.start == "rep":
+        pass  # the first rep starts at t = 0
     else:
         _start(b, spec, rng)
     for group, s in enumerate(spec.sets):
@@ -486,6 +501,7 @@ def build_programme(spec: SessionSpec, rng: np.random.Generator) -> Programme:
             b.shift(baseline, float(rng.uniform(1.2, 2.0)))
             b.still(float(rng.uniform(1.0, 2.0)))
         target = {leg: s.peak_deg if s.peak_deg is not None else float(rng.uniform(*ex.peak_range_deg)) for leg in spec.legs}
+        target.update({leg: float(peak) for leg, peak in s.leg_peaks_deg if leg in target})
         for leg in spec.legs:
             if target[leg] < max([baseline[leg], *s.baselines_deg]) + 20.0:
                 raise ValueError(f"peak_deg must be at least 20 deg above the resting angle {baseline[leg]:.0f}, got {target[leg]}")
@@ -507,7 +523,7 @@ def build_programme(spec: SessionSpec, rng: np.random.Generator) -> Programme:
             j = s.tempo_jitter
             up, hold, down, rest = (x * float(rng.uniform(1.0 - j, 1.0 + j)) for x in (s.up_s, s.hold_s, s.down_s, s.bottom_rest_s))
             start = b.angle_of(leg)
-            rom = (target[leg] - level[leg]) * float(rng.uniform(0.95, 1.05))
+            rom = (target[leg] - level[leg]) * float(rng.uniform(1.0 - s.rom_spread, 1.05))
             is_partial = (leg, idx) in partial
             if is_partial:
                 rom *= float(rng.uniform(0.45, 0.55))
@@ -637,6 +653,8 @@ def simulate(spec: SessionSpec, seed: int) -> SimSession:
         noise_rng = np.random.default_rng(seeds[2 + 2 * i])
         errors = SensorErrors.random(setup_rng, spec.errors)
         mounting = Mounting.random(setup_rng) if spec.mounting == "random" else Mounting.aligned()
+        if spec.mounting == "upside_down":  # turned 180 deg about the axis out of the thigh's front
+            mounting = Mounting(np.diag([-1.0, -1.0, 1.0]), mounting.offset_thigh_m)
         drift = float(setup_rng.uniform(-1.0, 1.0)) * spec.clock_drift_ppm
         offset = float(setup_rng.uniform(0.0, 0.05)) if spec.clock_drift_ppm else 0.0
         errors = errors.with_timing(jitter_frac=spec.jitter_frac, lost_fraction=spec.lost_samples,
@@ -731,6 +749,7 @@ def accuracy_grid(base_seed: int = 1000) -> list[tuple[str, SessionSpec, int]]:
                                          rest_between_sets_s=20.0)),
     ]
     grid += _real_world_grid()
+    grid += _hidden_like_grid()
     return [(name, spec, base_seed + i) for i, (name, spec) in enumerate(grid)]
 
 
@@ -798,6 +817,32 @@ def _real_world_grid() -> list[tuple[str, SessionSpec]]:
                                                     start="settling", sway=False, errors="harsh", **CHEAP)),
         ("real_everything_walk", SessionSpec(exercise=bk, sets=(SetSpec(6, 6, off_axis_deg=OFF_AXIS, **tg), SetSpec(6, 5, strap_slips=1)),
                                              start="standing", sway=True, walk_between_sets=True, rate_hz=100.0, **CHEAP)),
+    ]
+
+
+def _hidden_like_grid() -> list[tuple[str, SessionSpec]]:
+    """What hidden real sessions are likely to hold and the sessions above do not: no rest at
+    all in a set, very slow (6-8 s) and very fast (< 1 s) reps, a set that starts the instant
+    recording starts, reps of varying depth, long pauses at the top, a leg that stops short of
+    the other, sensors mounted upside down, a bent-knee set with short (0.8 s) rests."""
+    bk = "bent_knee_raise"
+    return [
+        ("edge_no_rest_at_all", SessionSpec(sets=(SetSpec(10, 10, touch_and_go=True, up_s=1.0, hold_s=0.0, down_s=1.2),))),
+        ("edge_very_slow_50hz", SessionSpec(sets=(SetSpec(4, 4, up_s=3.5, hold_s=0.5, down_s=3.5),), rate_hz=50.0)),
+        ("edge_very_fast_200hz", SessionSpec(sets=(SetSpec(12, 12, up_s=0.45, hold_s=0.0, down_s=0.5, bottom_rest_s=0.3),),
+                                             rate_hz=200.0)),
+        ("edge_instant_start", SessionSpec(sets=(SetSpec(8, 8),), start="rep")),
+        ("edge_instant_start_touch_and_go", SessionSpec(sets=(SetSpec(10, 10, touch_and_go=True, **SMOOTH),), start="rep",
+                                                        rate_hz=52.0)),
+        ("edge_varying_depth", SessionSpec(sets=(SetSpec(10, 10, rom_spread=0.35),))),
+        ("edge_pause_at_top", SessionSpec(sets=(SetSpec(6, 6, up_s=1.2, hold_s=6.0, down_s=2.0),), rate_hz=200.0)),
+        ("edge_short_leg_uneven", SessionSpec(sets=(SetSpec(8, 7, leg_peaks_deg=(("right", 45.0),)),))),
+        ("edge_upside_down", SessionSpec(sets=(SetSpec(8, 8),), mounting="upside_down")),
+        ("edge_upside_down_bent_knee_alternating", SessionSpec(exercise=bk, sets=(SetSpec(8, 8, order="alternating"),),
+                                                               mounting="upside_down", rate_hz=50.0)),
+        ("edge_bent_knee_short_rests", SessionSpec(exercise=bk, sets=(SetSpec(10, 10, bottom_rest_s=0.8),))),
+        ("edge_plank_very_fast_touch_and_go", SessionSpec(exercise="plank_leg_lift", sets=(SetSpec(10, 10, touch_and_go=True,
+                                                          up_s=0.5, hold_s=0.0, down_s=0.6),), rate_hz=200.0)),
     ]
 
 

@@ -964,7 +964,8 @@ typedef struct {
     double enter_deg, undershoot_deg, undershoot_frac, chained_undershoot_frac, min_rom_deg, min_return_frac, max_rep_s, confirm_s, speed_frac;
     Py_ssize_t k;       /* speed half-window, samples */
     double floor_margin_deg;
-    double floor_deg;   /* the lowest rest so far (NaN: none yet) */
+    double floor_deg;   /* the lowest rest at the bottom so far (NaN: none yet) */
+    double last_rom;    /* rom_deg of the last rep counted */
     Py_ssize_t pos;     /* global index of the next sample to examine */
     int mode;
     double low;         /* running low (DOWN, FALL) */
@@ -1010,6 +1011,7 @@ RepMachine_init(RepMachine *self, PyObject *args, PyObject *kwds)
     self->pos = 0;
     self->mode = MODE_DOWN;
     self->low = self->rest_deg = self->base_deg = self->floor_deg = NAN;
+    self->last_rom = 0.0;
     self->i_low = self->s0 = self->i_peak = 0;
     self->chain = 1; /* the stream start anchors */
     self->cand_anchored = self->cand_from_rest = 0;
@@ -1052,6 +1054,24 @@ drop_cand(RepMachine *m, Py_ssize_t i, double x)
     m->low = x;
     m->i_low = i;
     m->rest_deg = NAN;
+}
+
+/* RepMachineRef._rest_at: a rest at the bottom may lower the floor (NaN: the first rest). */
+static void
+rest_at(RepMachine *m, double x)
+{
+    if (!(x >= m->floor_deg))
+        m->floor_deg = x;
+}
+
+/* RepMachineRef._chained: the low is anchored by the chain (it follows a rep) and not far below the
+   floor (a NaN floor sets no limit). */
+static int
+chained(const RepMachine *m)
+{
+    double margin = m->undershoot_deg > m->chained_undershoot_frac * m->last_rom ? m->undershoot_deg
+                                                                              : m->chained_undershoot_frac * m->last_rom;
+    return m->chain && !(m->low < m->floor_deg - margin);
 }
 
 /* Append (r[0..8], c) to the list of closed reps. */
@@ -1102,6 +1122,7 @@ close_cand(RepMachine *m, const double *t, const double *a, const char *rest, Py
         m->chain = 0;
     } else {
         m->chain = 1;
+        m->last_rom = rom;
         return append_rep(out, r, c);
     }
     return 0;
@@ -1117,6 +1138,7 @@ resolve_held(RepMachine *m, int rest, Py_ssize_t i, PyObject *out)
     m->has_held = 0;
     if (rest || m->held_end_deg >= m->floor_deg - m->floor_margin_deg) { /* false when no floor (NaN) */
         m->chain = 1;
+        m->last_rom = m->held[5];
         return append_rep(out, m->held, i);
     }
     m->n_rejected++;
@@ -1172,10 +1194,10 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
             m->low = x;
             m->i_low = 0;
         }
-        if (armed && !(x >= m->floor_deg)) /* (NaN: the first rest) */
-            m->floor_deg = x;
+
         if (m->mode == MODE_DOWN) {
             if (armed) {
+                rest_at(m, x);
                 if (resolve_held(m, 1, i, out) < 0)
                     goto fail;
                 m->rest_deg = x;
@@ -1189,7 +1211,7 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
                 if (resolve_held(m, 0, i, out) < 0)
                     goto fail;
                 int near_rest = m->low >= m->rest_deg - m->undershoot_deg; /* false when rest_deg is NaN */
-                open_cand(m, m->i_low, m->low, i, x, m->chain || near_rest, near_rest);
+                open_cand(m, m->i_low, m->low, i, x, chained(m) || near_rest, near_rest);
             }
         } else if (m->mode == MODE_UP) {
             if (x > m->peak) {
@@ -1217,6 +1239,7 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
             int returned = m->peak - m->low >= m->min_return_frac * (m->peak - m->base_deg);
             if (armed) {
                 if (returned) {
+                    rest_at(m, x);
                     if (close_cand(m, t, a, r, base, i, out) < 0 || resolve_held(m, 1, i, out) < 0)
                         goto fail;
                     m->mode = MODE_DOWN;
@@ -1231,7 +1254,7 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
                 if (returned) {
                     if (close_cand(m, t, a, r, base, i, out) < 0 || resolve_held(m, 0, i, out) < 0)
                         goto fail;
-                    open_cand(m, m->i_low, m->low, i, x, m->chain, 0);
+                    open_cand(m, m->i_low, m->low, i, x, chained(m), 0);
                 } else {
                     m->mode = MODE_UP;
                     if (m->up_rest >= 0 && x > m->up_rest_deg + rebase)

@@ -210,9 +210,10 @@ class Settings:
     """A candidate rep open for longer than this is dropped (sat up, walked off)."""
     floor_margin_deg: Annotated[float, _nonneg(180.0)] = 4.0
     """A rep that rose from a rest and came down well below it (see ``undershoot_frac``) counts
-    even when the next rise follows at once, if it ended no more than this below the lowest rest
-    so far (the floor): touch-and-go bent-knee reps whose feet walk out (45 -> 22 deg). Walking's
-    first swing goes 10-15 deg below the standing rest; rests read within ~1 deg of each other."""
+    even when the next rise follows at once, if it ended no more than this below the floor (the
+    lowest rest at the bottom so far): touch-and-go bent-knee reps whose feet walk out (45 -> 22
+    deg). Walking's first swing goes 10-15 deg below the standing rest; rests read within ~1 deg
+    of each other."""
     tempo_speed_frac: Annotated[float, _positive(0.9)] = 0.1
     """Stopwatch tempo: a phase starts and ends where the speed is this fraction of the rep's
     peak rising / lowering speed (README "Rep measures"; minimum-jerk raise of T reads 0.83 T)."""

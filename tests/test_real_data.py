@@ -154,9 +154,10 @@ def test_counts_on_a_local_exercise_corpus() -> None:
 
 # What the algorithm on main did with each session when the corpus was added (10:30, with the
 # calibration-anywhere and orientation stages): 16 of 20 exact, four miscounted; s1_e1_u2 (28) is
-# counted exactly since held reps lowered to the floor count when the next rise follows at once.
+# counted exactly since held reps lowered to the floor count when the next rise follows at once;
+# s2_e8_u2 (31) since a low far below the floor (the limb dropped 128 deg between blocks) starts
+# no chain.
 _PTEX_WRONG = {
-    "s2_e8_u2": "counts 31 of 30",
     "s3_e1_u2": "counts 29 of 30",
     "s5_e6_u2": "counts 32 of 30",
 }

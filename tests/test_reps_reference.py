@@ -296,6 +296,16 @@ def test_a_burst_of_lost_samples_mid_rise_does_not_make_a_rest(gap_s):
         assert reps[0].start_s < 1.25
 
 
+def test_a_limb_dropped_far_below_the_floor_starts_no_chain():
+    # two reps, then between blocks the sensor swings 130 deg below where it ever rested, wobbles
+    # 30 deg there without resting, comes back and rests; two more reps (real PTEX s2_e8)
+    moves = [(1.0, 0.0), *rep_moves(2), (0.6, -130.0), (0.4, -100.0), (0.4, -130.0), (2.0, 0.0), (1.0, 0.0),
+             *rep_moves(2)]
+    for impl in (False, True):
+        reps = segment(*trace(moves, noise_deg=0.05), reference_impl=impl)
+        assert [round(r.baseline_deg) for r in reps] == [0, 0, 0, 0]
+
+
 def test_fidgets_do_not_count_and_do_not_break_a_chain():
     moves = [(1.0, 0.0), (0.4, 12.0), (0.4, 0.0), (1.2, 70.0), (1.5, 2.0), (0.3, 14.0), (0.3, 1.0),
              (1.2, 70.0), (1.5, 0.0), (1.0, 0.0), (0.5, 15.0), (0.5, 0.0), (1.0, 0.0)]

@@ -559,7 +559,7 @@ def test_accuracy_grid_covers_the_space_and_simulates_in_time() -> None:
     assert {s.rate_hz for s in specs} >= {50.0, 100.0, 200.0}
     assert {s.errors for s in specs} == {"none", "typical", "harsh"}
     assert {s.exercise for s in specs} == {"straight_leg_raise", "bent_knee_raise", "plank_leg_lift", "bird_dog"}
-    assert {s.mounting for s in specs} == {"random", "aligned"}
+    assert {s.mounting for s in specs} == {"random", "aligned", "upside_down"}
     assert any(len(s.legs) == 1 for s in specs) and any(s.walk_between_sets for s in specs)
     assert any(s.lost_samples >= 0.02 for s in specs)
     sets = [st for s in specs for st in s.sets]
@@ -568,7 +568,14 @@ def test_accuracy_grid_covers_the_space_and_simulates_in_time() -> None:
     assert any(st.reps_left != st.reps_right and st.reps_left and st.reps_right for st in sets)
     assert {(st.up_s, st.hold_s, st.down_s) for st in sets} >= {(0.7, 0.0, 1.0), (1.5, 1.0, 2.0), (3.0, 3.0, 4.0)}
     # What real sessions do (issue 8).
-    assert len(grid) >= 60 and {s.start for s in specs} == {"still", "settling", "strap", "moving", "standing"}
+    assert len(grid) >= 60 and {s.start for s in specs} == {"still", "settling", "strap", "moving", "standing", "rep"}
+    # What hidden sessions may hold: no rest at all, very slow / very fast reps, varying depth,
+    # long pauses at the top, a leg that stops short.
+    assert any(st.touch_and_go and st.hold_s == 0.0 for st in sets)
+    assert any(st.up_s + st.down_s >= 6.0 and st.hold_s <= 1.0 for st in sets)
+    assert any(st.up_s + st.down_s <= 1.0 for st in sets)
+    assert any(st.rom_spread >= 0.3 for st in sets) and any(st.hold_s >= 5.0 for st in sets)
+    assert any(st.leg_peaks_deg for st in sets)
     assert {s.rate_hz for s in specs} >= {50.0, 52.0, 60.0, 104.0, 120.0, 200.0} and max(s.rate_hz for s in specs) <= 200.0
     assert any(st.touch_and_go for st in sets) and any(st.hover_deg for st in sets) and any(st.strap_slips for st in sets)
     assert any(st.baselines_deg == (45.0, 22.0, 0.0) for st in sets) and any(st.off_axis_deg[1] >= 20.0 for st in sets)
@@ -583,6 +590,21 @@ def test_accuracy_grid_covers_the_space_and_simulates_in_time() -> None:
         want = sum(st.reps_left + st.reps_right for st in spec.sets)
         assert len(sim.reps) == want, name
     assert time.perf_counter() - t0 < 60.0
+
+
+def test_instant_start_short_leg_varying_depth_and_upside_down_mounting() -> None:
+    spec = SessionSpec(sets=(SetSpec(6, 6, rom_spread=0.35, leg_peaks_deg=(("right", 45.0),)),), start="rep",
+                       mounting="upside_down", errors="none")
+    sim = simulate(spec, seed=5)
+    assert sim.reps[0].start_s < 0.3  # the first rep starts as the recording does
+    right = [r.peak_deg for r in sim.reps if r.leg == "right"]
+    left = [r.rom_deg for r in sim.reps if r.leg == "left"]
+    assert max(right) < 48.0 and min(left) < 0.8 * max(left)  # short leg; depth varies
+    sig = sim.signals["left"]
+    assert np.allclose(sig.mounting.rot, np.diag([-1.0, -1.0, 1.0]))
+    assert abs(sig.acc_g[-10:].mean(axis=0)[2]) > 0.9  # z still out of the thigh's front (up when lying)
+    with pytest.raises(ValueError, match="rom_spread"):
+        simulate(SessionSpec(sets=(SetSpec(2, 2, rom_spread=0.9),)), 0)
 
 
 def test_long_session_has_many_sets() -> None:

@@ -57,16 +57,19 @@ A closed candidate is measured (stopwatch tempo above) and is
 * **held** if it rose from a rest and its descent ends more than ``max(undershoot_deg,
   undershoot_frac x rom_deg)`` below that rest: a rest next confirms it (the new, lower baseline
   of a set whose feet walked out, or the floor after hover reps); so does a rise if the descent
-  ended no more than ``floor_margin_deg`` below the lowest rest of the stream so far (the floor:
-  touch-and-go bent-knee reps whose feet walk out, 45 -> 22 deg, rise again at once); any other
-  rise rejects it (the first swing of walking goes back past the standing pose, the lowest
-  rest since the person stood up, and on into the next stride);
+  ended no more than ``floor_margin_deg`` below the floor, the lowest rest at the bottom so far
+  (not at the top or part-way down): touch-and-go bent-knee reps whose feet walk out, 45 -> 22
+  deg, rise again at once; any other rise rejects it (the first swing of walking goes back past
+  the standing pose, the lowest rest since the person stood up, and on into the next stride);
 * else a **rep**.
 
 A low is anchored when it lies within ``undershoot_deg`` below the last rest, or follows a
-counted rep (or an anchored fidget) with no rejected excursion since, or is the start of the
-stream. So reps need no rest between them, yet walking (never at rest, each stride's low far
-below the standing rest) never starts a chain.
+counted rep (or an anchored fidget) with no rejected excursion since and lies below the floor by
+no more than ``max(undershoot_deg, chained_undershoot_frac x`` the last rep's ``rom_deg)`` (a
+limb dropped further below where it ever rested than a rep rises, as when a sensor turns over
+between blocks of reps, starts no chain), or is the start of the stream. So reps need no rest
+between them, yet walking (never at rest, each stride's low far below the standing rest) never
+starts a chain.
 """
 
 from __future__ import annotations
@@ -269,7 +272,8 @@ class RepMachineRef:
         self.low = math.nan
         self.i_low = 0
         self.rest_deg = math.nan
-        self.floor_deg = math.nan  # the lowest rest so far (NaN: none yet)
+        self.floor_deg = math.nan  # the lowest rest at the bottom so far (NaN: none yet)
+        self.last_rom = 0.0  # rom_deg of the last rep counted
         self.chain = True  # the stream start anchors
         self.s0 = 0
         self.base_deg = math.nan
@@ -332,7 +336,19 @@ class RepMachineRef:
             self.chain = False
         else:
             self.chain = True
+            self.last_rom = rom
             out.append((*m[:9], c))
+
+    def _rest_at(self, x: float) -> None:
+        """A rest at the bottom (not at the top or part-way down): it may lower the floor."""
+        if not x >= self.floor_deg:  # (NaN: the first rest)
+            self.floor_deg = x
+
+    def _chained(self) -> bool:
+        """The low is anchored by the chain: it follows a rep and is not far below the floor."""
+        p = self.p
+        margin = p.undershoot_deg if p.undershoot_deg > p.chained_undershoot_frac * self.last_rom else p.chained_undershoot_frac * self.last_rom
+        return self.chain and not self.low < self.floor_deg - margin  # (NaN floor: no limit)
 
     def _resolve(self, rest: bool, i: int, out: list[RepTuple]) -> None:
         """Decide a held rep at sample ``i``: a rest confirms it, and so does a rise when the
@@ -341,6 +357,7 @@ class RepMachineRef:
             return
         if rest or self.held_end_deg >= self.floor_deg - self.p.floor_margin_deg:  # False when no floor (NaN)
             out.append((*self.held, i))
+            self.last_rom = self.held[5]
             self.chain = True
         else:
             self.n_rejected += 1
@@ -371,10 +388,9 @@ class RepMachineRef:
             if i == 0:  # the stream start: a turning point that anchors (chain is True)
                 self.low = x
                 self.i_low = 0
-            if arm[j] and not x >= self.floor_deg:  # (NaN: the first rest)
-                self.floor_deg = x
             if self.mode == DOWN:
                 if arm[j]:
+                    self._rest_at(x)
                     self._resolve(True, i, out)
                     self.rest_deg = x
                     self.low = x
@@ -385,7 +401,7 @@ class RepMachineRef:
                 if x > self.low + p.enter_deg:
                     self._resolve(False, i, out)
                     near_rest = self.low >= self.rest_deg - p.undershoot_deg  # False when no rest (NaN)
-                    self._open(self.i_low, self.low, i, x, self.chain or near_rest, near_rest)
+                    self._open(self.i_low, self.low, i, x, self._chained() or near_rest, near_rest)
             elif self.mode == UP:
                 if x > self.peak:
                     self.peak = x
@@ -409,6 +425,7 @@ class RepMachineRef:
                 returned = self.peak - self.low >= p.min_return_frac * (self.peak - self.base_deg)
                 if arm[j]:
                     if returned:
+                        self._rest_at(x)
                         self._close(t, a, still, base, i, out)
                         self._resolve(True, i, out)
                         self.mode = DOWN
@@ -422,7 +439,7 @@ class RepMachineRef:
                     if returned:
                         self._close(t, a, still, base, i, out)
                         self._resolve(False, i, out)
-                        self._open(self.i_low, self.low, i, x, self.chain, False)
+                        self._open(self.i_low, self.low, i, x, self._chained(), False)
                     else:  # the dip was part of the top
                         self.mode = UP
                         if self.up_rest >= 0 and x > self.up_rest_deg + rebase:
