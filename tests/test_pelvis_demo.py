@@ -24,7 +24,9 @@ from legrep_sim import virtual_time
 def demo(tmp_path_factory: pytest.TempPathFactory):
     path = tmp_path_factory.mktemp("pelvis-demo") / "session.lgr"
     stream = io.StringIO()
-    outcome = virtual_time.run(run_demo(1.0, 1, recording=path, pelvis=True, view=TerminalView(stream, ansi=False)))
+    # three link drops during reps: the left thigh, the right thigh, then the pelvis
+    outcome = virtual_time.run(run_demo(1.0, 3, recording=path, pelvis=True, view=TerminalView(stream, ansi=False)))
+    assert [leg for leg, _, _ in outcome.outages] == ["left", "right", "pelvis"]
     return outcome, path, stream.getvalue()
 
 
@@ -32,7 +34,9 @@ def test_three_sensors_over_ble_measure_the_pelvis(demo) -> None:
     outcome, _path, screen = demo
     _, truth = load_programme("straight_leg_raise", pelvis=True)
     result = outcome.result
-    assert len(result.reps) == len(truth["reps"])  # every rep counted with a link drop on the way
+    assert len(result.reps) == len(truth["reps"])  # every rep counted, three link drops on the way
+    assert outcome.live.stats.disconnects.get("pelvis") == 1 and outcome.live.stats.reconnects.get("pelvis") == 1
+    assert result.diagnostics["pelvis"]["packets_lost_packets"] == 0  # the pelvis re-sent what it missed
     assert "pelvis" in result.diagnostics and result.diagnostics["pelvis"]["reps_measured"] == len(result.reps)
     errors, flags = [], []
     for tr, pt in zip(truth["reps"], truth["pelvis"]):
