@@ -199,8 +199,8 @@ def _rep_truth(session: SimSession, rep: TruthRep, tilt: PiecewiseChannel, direc
 # --------------------------------------------------------------------------- grid and scores
 def pelvis_grid(base_seed: int = 7000) -> list[tuple[str, SessionSpec, int, str]]:
     """``(name, spec, seed, place)`` of the sessions the pelvis is judged on: supine raises
-    (straight and bent-knee), plank leg lifts, the three error levels, 50-200 Hz, both places,
-    fast and slow tempos, alternating legs."""
+    (straight and bent-knee), plank leg lifts, bird dogs, standing hip flexion, the three error
+    levels, 52-200 Hz, both places, fast and slow tempos, alternating legs."""
     from .scenarios import FAST, NORMAL, SLOW, SetSpec
 
     rows: list[tuple[str, SessionSpec, int, str]] = []
@@ -211,6 +211,8 @@ def pelvis_grid(base_seed: int = 7000) -> list[tuple[str, SessionSpec, int, str]
         ("bent_knee_typical_52hz", "bent_knee_raise", "typical", 52.0, NORMAL, "right_then_left", "belt"),
         ("slr_fast_typical", "straight_leg_raise", "typical", 100.0, FAST, "alternating", "sacrum"),
         ("plank_typical", "plank_leg_lift", "typical", 100.0, NORMAL, "left_then_right", "belt"),
+        ("bird_dog_harsh", "bird_dog", "harsh", 100.0, NORMAL, "left_then_right", "sacrum"),
+        ("standing_flexion_typical_60hz", "standing_hip_flexion", "typical", 60.0, NORMAL, "alternating", "belt"),
     ]
     for i, (name, exercise, errors, rate, tempo, order, place) in enumerate(cases):
         sets = (SetSpec(8, 8, order=order, **tempo), SetSpec(6, 6, order=order, **tempo))  # type: ignore[arg-type]

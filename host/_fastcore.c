@@ -427,8 +427,11 @@ tilt_rest_event(TiltCore *c, Py_ssize_t cur)
     double nl = last[0] * last[0] + last[1] * last[1] + last[2] * last[2];
     double *b = c->bias;
     d[0] = mg[0] - b[0], d[1] = mg[1] - b[1], d[2] = mg[2] - b[2];
+    /* only the change along gravity is limited: the tilt test has verified the rest normal to it */
+    double da = d[0] * ma[0] + d[1] * ma[1] + d[2] * ma[2];
+    double na = ma[0] * ma[0] + ma[1] * ma[1] + ma[2] * ma[2];
     if (!(var_g < c->rest_gyro2 && var_a < c->rest_acc2 && dot > c->rest_cos * sqrt(nf * nl) &&
-          d[0] * d[0] + d[1] * d[1] + d[2] * d[2] < c->bias_jump2))
+          da * da < c->bias_jump2 * na))
         return 0;
     b[0] = b[0] + c->bias_gain * d[0];
     b[1] = b[1] + c->bias_gain * d[1];

@@ -64,6 +64,8 @@ BACK_ARCH = "back_arch"
 """The flag; its live cue, "keep your back flat", is in :data:`legrep.exercise.CUES`."""
 LEVEL_S = 0.25
 """The pelvis's resting level for a rep: its mean up vector over this long before ``start_s``."""
+ELEVATIONS_KEPT = 9
+"""A leg's raise direction is judged on the median of its last this many measured reps."""
 _CALIB_SLICE = 256
 _EMPTY3 = np.empty((0, 3))
 
@@ -210,6 +212,7 @@ class PelvisStage:
         self._angles: dict[Leg, tuple[list[FloatArray], list[FloatArray]]] = {leg: ([], []) for leg in legs}
         self._pending: list[_Pending] = []
         self._direction = {leg: 1 for leg in legs}
+        self._elevations: dict[Leg, list[float]] = {leg: [] for leg in legs}
         self._cov = np.zeros((3, 3))
         self._sense = np.zeros(3)
         self._axis: FloatArray | None = None
@@ -234,12 +237,17 @@ class PelvisStage:
 
     def submit(self, reps: Sequence[Rep], postures: Mapping[tuple[str, float], RepPosture]) -> None:
         for r in reps:
-            # raised forward (+1) or backward (-1, hip extension): from the rep's posture; only
-            # a few reps per set are measured (host/exercise.py), the others keep the leg's last
+            # raised forward (+1) or backward (-1, hip extension): the median baseline elevation
+            # of the leg's last measured reps (host/exercise.py measures a few per set; one rep's
+            # fit may stray, as the set's label also takes the median)
             posture = postures.get((r.leg.value, r.start_s))
             elev = posture.elevation_deg if posture is not None else None
             if elev is not None:
-                self._direction[r.leg] = -1 if classify_elevation(elev, self.s) == "hip_extension" else 1
+                seen = self._elevations[r.leg]
+                seen.append(elev)
+                del seen[:-ELEVATIONS_KEPT]
+                extension = classify_elevation(float(np.median(seen)), self.s) == "hip_extension"
+                self._direction[r.leg] = -1 if extension else 1
             self._pending.append(_Pending(r, self._direction[r.leg]))
 
     def pending_start_s(self) -> float:

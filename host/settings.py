@@ -149,7 +149,9 @@ class Settings:
     rest_tilt_deg: Annotated[float, Range(0.01, 90.0)] = 0.5
     """Bias rest: gravity's direction turns less than this over the window (a slow turn is not a rest)."""
     bias_jump_dps: Annotated[float, _positive(100.0)] = 2.0
-    """Bias rest: its mean rate is within this of the current bias (bias drifts, it does not jump)."""
+    """Bias rest: its mean rate, along gravity, is within this of the current bias (a turn about
+    gravity does not move gravity, so only this tells it from a bias; normal to gravity the tilt
+    test verifies the rest, and a calibration taken while the body still shifted is corrected)."""
     bias_tau_s: Annotated[float, _positive(3600.0)] = 2.0
     """Time constant (of rest time) of the rest bias update."""
     acc_bias_memory: Annotated[float, _nonneg(10000.0)] = 20.0

@@ -344,6 +344,14 @@ class HipAngleEstimator:
         assert m is not None
         angle = m.angles(up, uref)
         events = np.flatnonzero(rest)
+        # until SIGN_PROOFS movements from the neutral pose went up, each is checked: from the
+        # first still sample there, samples are held until the next movement shows its way
+        j_chk = len(t)
+        if self._proven < SIGN_PROOFS:
+            cand = np.flatnonzero(still & (np.abs(angle) <= SLIP_ZONE_DEG))
+            j_chk = int(cand[0]) if len(cand) else len(t)
+        slip = np.empty(0, dtype=np.intp)
+        far = np.empty(0, dtype=bool)
         if len(events):
             along = up[events] @ m.axis
             ref_along = uref[events] @ m.axis if m.u_ref is None else m.along_ref
@@ -352,21 +360,19 @@ class HipAngleEstimator:
             low = np.abs(angle[events] - m.offset_deg) <= SLIP_ZONE_DEG
             off = np.abs(along - ref_along)
             far = angle[events] > self._posture_deg
-            # until SIGN_PROOFS movements from the neutral pose went up, each is checked
-            check = (np.abs(angle[events]) <= SLIP_ZONE_DEG) if self._proven < SIGN_PROOFS else np.zeros(len(events), bool)
-            slip = np.flatnonzero(((off > self._slip_sin) & low) | (off > SLIP_FAR_SIN) | far | check)
-            if len(slip) and check[int(slip[0])] and not (far | (off > SLIP_FAR_SIN) | ((off > self._slip_sin) & low))[int(slip[0])]:
-                j = int(events[int(slip[0])])
-                # a rest at the neutral pose: hold until the next movement says which way it goes
-                self._pending, self._pending_sign = (m, self._u_ref, self._offset), True
-                self.mounting = None
-                self._held_t_prev = float(t[j])
-                head = (t[: j + 1], angle[: j + 1], still[: j + 1])
-                if j + 1 == len(t):
-                    return head
-                self._held = [tuple(x[j + 1 :] for x in h)]  # type: ignore[list-item]
-                return _cat(head, self._try_fit())
-            if len(slip) and far[int(slip[0])]:
+            slip = np.flatnonzero(((off > self._slip_sin) & low) | (off > SLIP_FAR_SIN) | far)
+        if j_chk < len(t) and (not len(slip) or j_chk <= events[int(slip[0])]):
+            j = j_chk
+            self._pending, self._pending_sign = (m, self._u_ref, self._offset), True
+            self.mounting = None
+            self._held_t_prev = float(t[j])
+            head = (t[: j + 1], angle[: j + 1], still[: j + 1])
+            if j + 1 == len(t):
+                return head
+            self._held = [tuple(x[j + 1 :] for x in h)]  # type: ignore[list-item]
+            return _cat(head, self._try_fit())
+        if len(slip):
+            if far[int(slip[0])]:
                 j = int(events[int(slip[0])])
                 # far from the neutral pose: a new posture or the top of a rep; the next movement tells
                 self._pending = (m, self._u_ref, self._offset)

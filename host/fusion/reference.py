@@ -38,8 +38,11 @@ frame; the rest, the filters and the bias estimator here are our own, simpler ch
 6. **rest** (for the gyro bias): every ``bias_n // 2`` samples the last ``bias_n`` samples are
    a rest if the gyro's variance is under ``rest_gyro_dps^2``, the accelerometer's under
    ``rest_acc_g^2``, gravity's direction kept within ``rest_tilt_deg`` between the first and
-   last quarter of the window and the window's mean rate is within ``bias_jump_dps`` of the
-   bias; the bias then moves toward that mean by ``bias_gain`` (from the next sample);
+   last quarter of the window and the window's mean rate is, along gravity, within
+   ``bias_jump_dps`` of the bias (normal to gravity the tilt test has verified it: a rate of
+   r deg/s there turns gravity by about 0.6 r degrees over the window, so a wrong calibration
+   bias is corrected at the first true rest); the bias then moves toward that mean by
+   ``bias_gain`` (from the next sample);
 7. **accelerometer bias** (at each such rest): gravity is one fixed vector in the I frame, so
    two rests in different poses, with attitudes ``M1``, ``M2`` (sensor -> I) and mean
    accelerometer readings ``a1``, ``a2``, satisfy ``M2 (a2 - b) = M1 (a1 - b)`` whatever the
@@ -439,11 +442,15 @@ class ReferenceTilt:
         nl = last[0] * last[0] + last[1] * last[1] + last[2] * last[2]
         b = self.bias
         d = [mg[0] - b[0], mg[1] - b[1], mg[2] - b[2]]
+        # only the change along gravity is limited: normal to it, the tilt test has verified the
+        # rest (a turn of the window's mean rate would have turned gravity)
+        da = d[0] * ma[0] + d[1] * ma[1] + d[2] * ma[2]
+        na = ma[0] * ma[0] + ma[1] * ma[1] + ma[2] * ma[2]
         if not (
             var_g < p.rest_gyro_dps * p.rest_gyro_dps
             and var_a < p.rest_acc_g * p.rest_acc_g
             and dot > self.rest_cos * math.sqrt(nf * nl)
-            and d[0] * d[0] + d[1] * d[1] + d[2] * d[2] < p.bias_jump_dps * p.bias_jump_dps
+            and da * da < p.bias_jump_dps * p.bias_jump_dps * na
         ):
             return False
         b[0] = b[0] + p.bias_gain * d[0]
