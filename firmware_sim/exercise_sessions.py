@@ -14,13 +14,14 @@ and whose every rep knows whether both thighs rose together:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from .imu_model import Mounting, SensorErrors, device_clock, render
 from .motion import Programme, ProgrammeBuilder, RepPlan
-from .scenarios import FAST, NORMAL, SLOW, SessionSpec, SetSpec, SimSession, SimSignal, TruthRep, measure_truth, simulate
+from .scenarios import FAST, NORMAL, SLOW, SessionSpec, SetSpec, SimSession, SimSignal, Tempo, TruthRep, measure_truth, simulate
 
 KINDS: dict[str, str] = {
     "straight_leg_raise": "straight_leg_raise",
@@ -32,7 +33,7 @@ KINDS: dict[str, str] = {
 """Simulator exercise -> the exercise legrep should name (plank leg lifts and bird dogs are
 both hip extensions)."""
 
-TEMPOS = {"fast": FAST, "normal": NORMAL, "slow": SLOW}
+TEMPOS: dict[str, Tempo] = {"fast": FAST, "normal": NORMAL, "slow": SLOW}
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +77,7 @@ def double_leg_session(seed: int, pattern: tuple[str, ...] = ("double", "alterna
         if group:
             b.still(20.0)
         kinds.append("double_leg_raise" if kind == "double" else "straight_leg_raise")
-        seq: list[tuple[str, ...]]
+        seq: Sequence[tuple[str, ...]]
         if kind == "double":
             seq = [legs] * reps
         elif kind == "alternating":

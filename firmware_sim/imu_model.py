@@ -16,6 +16,7 @@ and saturation, the device clock (drift, offset, timestamp jitter) and lost samp
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -113,7 +114,7 @@ class SensorErrors:
             acc_noise_g_rt_hz=600e-6 if harsh else 160e-6,
         )
 
-    def with_timing(self, **changes: float) -> "SensorErrors":
+    def with_timing(self, **changes: Any) -> "SensorErrors":
         """A copy with some fields replaced (clock and loss settings)."""
         return replace(self, **changes)
 

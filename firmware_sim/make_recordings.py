@@ -10,11 +10,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .scenarios import FAST, SessionSpec, SetSpec, SimSession, simulate
+from .scenarios import FAST, SessionSpec, SetSpec, SimSession, Tempo, simulate
 
-CONTROLLED = dict(up_s=1.0, hold_s=0.5, down_s=2.2, bottom_rest_s=0.6)
+CONTROLLED = Tempo(up_s=1.0, hold_s=0.5, down_s=2.2, bottom_rest_s=0.6)
 """Lowering under control, as a trainer asks (about 2 s), quick enough for two sets in ~3.5 min."""
-BRISK = dict(up_s=1.0, hold_s=0.5, down_s=1.5, bottom_rest_s=0.6)
+BRISK = Tempo(up_s=1.0, hold_s=0.5, down_s=1.5, bottom_rest_s=0.6)
 """A brisk tempo: the second set's lowering gets quicker (flagged ``fast_down``)."""
 
 RECORDINGS: dict[str, tuple[SessionSpec, int, str]] = {

@@ -37,6 +37,7 @@ floor).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -360,7 +361,7 @@ class BodyMotion:
         heading = np.stack([np.cos(yaw), np.sin(yaw), np.zeros_like(yaw)], -1)
         left = np.stack([-np.sin(yaw), np.cos(yaw), np.zeros_like(yaw)], -1)
         # d/dt [(v + b') h(yaw)] = (v' + b'') h + (v + b') yaw' h_perp
-        acc = (v_d + brake_dd)[:, None] * heading + ((v + brake_d) * yaw_d)[:, None] * left
+        acc: FloatArray = (v_d + brake_dd)[:, None] * heading + ((v + brake_d) * yaw_d)[:, None] * left
         acc[:, 2] += z_dd
         return acc
 
@@ -443,8 +444,9 @@ class LegMotion:
         fl_d = -np.radians(self.direction * th_d + pf_d + sw_d)
         fl_dd = -np.radians(self.direction * th_dd + pf_dd + sw_dd)
         channels.append((fl, fl_d, fl_dd))
-        makers: list[object] = [rot_z, rot_y, rot_x, rot_y]
+        makers: list[Callable[[FloatArray], FloatArray]] = [rot_z, rot_y, rot_x, rot_y]
         unit = [_Z, _Y, _X, _Y]
+        make: Callable[[FloatArray], FloatArray]
         # Off-axis motion and strap slip are further joints of the chain; channels that never
         # move are left out, so sessions without them are computed exactly as before.
         for ch, make, e in ((self.abduction_deg, rot_z, _Z), (self.axial_deg, rot_x, _X),

@@ -12,7 +12,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -179,9 +179,33 @@ class SessionSpec:
 
 
 # Tempos used across the grid.
-FAST = dict(up_s=0.7, hold_s=0.0, down_s=1.0, bottom_rest_s=0.3)
-NORMAL = dict(up_s=1.5, hold_s=1.0, down_s=2.0, bottom_rest_s=1.0)
-SLOW = dict(up_s=3.0, hold_s=3.0, down_s=4.0, bottom_rest_s=1.0)
+class Tempo(TypedDict, total=False):
+    """Keyword arguments of :class:`SetSpec` for a tempo, as in ``SetSpec(8, 8, **FAST)`` (a plain
+    dict at run time; the type lets mypy check the keywords)."""
+
+    up_s: float
+    hold_s: float
+    down_s: float
+    bottom_rest_s: float
+
+
+class TouchAndGo(Tempo, total=False):
+    """A tempo with ``touch_and_go``."""
+
+    touch_and_go: bool
+
+
+class PartErrors(TypedDict, total=False):
+    """Keyword arguments of :class:`SessionSpec` overriding a sensor part's errors (``**CHEAP``)."""
+
+    acc_noise_g_rms: float
+    gyr_noise_dps_rms: float
+    gyr_bias_walk_dps_rt_s: float
+
+
+FAST = Tempo(up_s=0.7, hold_s=0.0, down_s=1.0, bottom_rest_s=0.3)
+NORMAL = Tempo(up_s=1.5, hold_s=1.0, down_s=2.0, bottom_rest_s=1.0)
+SLOW = Tempo(up_s=3.0, hold_s=3.0, down_s=4.0, bottom_rest_s=1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -753,10 +777,10 @@ def accuracy_grid(base_seed: int = 1000) -> list[tuple[str, SessionSpec, int]]:
     return [(name, spec, base_seed + i) for i, (name, spec) in enumerate(grid)]
 
 
-CHEAP = dict(acc_noise_g_rms=0.013, gyr_noise_dps_rms=0.5, gyr_bias_walk_dps_rt_s=0.02)
+CHEAP = PartErrors(acc_noise_g_rms=0.013, gyr_noise_dps_rms=0.5, gyr_bias_walk_dps_rt_s=0.02)
 """A cheap MEMS part as real sessions showed it (issue 8): 13 mg and 0.5 deg/s rms per sample,
 gyro bias random walk 4x the typical level's."""
-SMOOTH = dict(up_s=1.0, hold_s=0.3, down_s=1.6)
+SMOOTH = Tempo(up_s=1.0, hold_s=0.3, down_s=1.6)
 """A brisk but controlled tempo for back-to-back (touch-and-go, hover) reps."""
 OFF_AXIS = (5.0, 20.0)
 
@@ -766,7 +790,7 @@ def _real_world_grid() -> list[tuple[str, SessionSpec]]:
     hover reps, bias random walk, off-axis motion, strap slip, moving baselines, cheap-MEMS
     noise, standing sway, odd rates."""
     bk = "bent_knee_raise"
-    tg = dict(touch_and_go=True, **SMOOTH)
+    tg: TouchAndGo = {**SMOOTH, "touch_and_go": True}
     return [
         ("real_still_start_15mg", SessionSpec(sets=(SetSpec(8, 8),), acc_noise_g_rms=0.015, gyr_noise_dps_rms=0.5)),
         ("real_still_start_cheap_200hz", SessionSpec(sets=(SetSpec(6, 6, **FAST),), rate_hz=200.0, **CHEAP)),

@@ -138,8 +138,12 @@ class SerialPortSensor:
             while True:
                 self._step(readable.is_set())
                 readable.clear()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(readable.wait(), self.tick_s)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that
+                # arrives in the loop iteration where its inner wait also finishes (CPython
+                # gh-86296), and then stop_async() waited forever for this task to end.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.tick_s):
+                        await readable.wait()
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # reported to the test / demo, never silently lost

@@ -353,7 +353,9 @@ class LiveSession:
                 for w in waiters:
                     w.cancel()
             await self._finish_stream(drain_s)
-            await asyncio.wait_for(asyncio.gather(*pumps), max(1.0, drain_s) / self.clock.speed)
+            # asyncio.timeout, not wait_for (3.11's wait_for can swallow a cancel: CPython gh-86296)
+            async with asyncio.timeout(max(1.0, drain_s) / self.clock.speed):
+                await asyncio.gather(*pumps)
         finally:
             for task in [*pumps, *([refresh] if refresh is not None else [])]:
                 task.cancel()

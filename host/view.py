@@ -1,12 +1,14 @@
 """The live terminal view: per-leg reps side by side, hip angle bars, last rep, balance, links.
 
-On a terminal it redraws a small block in place with plain ANSI escapes (the caller limits redraws
-to <= 10 Hz); when the output is not a terminal (a pipe, a log file, CI) it degrades to one line per
+On a terminal it redraws a small block in place with plain ANSI escapes: on every snapshot and on
+every released chunk of hip angle (so the bar follows the leg, not the 10 Hz snapshots), at most
+``max_redraw_hz`` (50) times a wall second; when the output is not a terminal (a pipe, a log file, CI) it degrades to one line per
 rep, per closed set and per link event, and never redraws.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -59,10 +61,11 @@ class TerminalView:
     ----------
     stream : where to write (default ``sys.stdout``).
     ansi : redraw in place; default: ``stream`` is a terminal and ``TERM`` is not ``dumb``.
-    max_redraw_hz : redraws per wall second at most (the session may run faster than real time).
+    max_redraw_hz : redraws per wall second at most (the session may run faster than real time);
+        50 Hz keeps the bar within 20 ms of the newest chunk (benchmarks/live.py --delay).
     """
 
-    def __init__(self, stream: TextIO | None = None, ansi: bool | None = None, max_redraw_hz: float = 20.0) -> None:
+    def __init__(self, stream: TextIO | None = None, ansi: bool | None = None, max_redraw_hz: float = 50.0) -> None:
         self.stream = stream or sys.stdout
         if ansi is None:
             isatty = getattr(self.stream, "isatty", lambda: False)()
@@ -71,6 +74,10 @@ class TerminalView:
         self.min_redraw_s = 1.0 / max_redraw_hz
         self._last_draw = -float("inf")
         self._pending: LiveState | None = None
+        self._state: LiveState | None = None
+        """The newest snapshot; angle chunks released after it update its bars and clock."""
+        self._angles: dict[Leg, tuple[float, float]] = {}
+        """Per leg: (newest sample time s, its hip angle deg) of the chunks released so far."""
         self._lines = 0
         self._uneven_sets: list[SetSummary] = []
         self._notes: list[str] = []
@@ -84,11 +91,21 @@ class TerminalView:
     # --- SessionSink protocol ----------------------------------------------------------------------------
 
     def angle(self, leg: Leg, time_s: FloatArray, angle_deg: FloatArray) -> None:
-        pass  # the snapshot shows the latest angle
+        """A released chunk of one leg's hip angle (session seconds, degrees): the bar moves now."""
+        if not self.ansi or len(time_s) == 0:
+            return
+        self._angles[leg] = (float(time_s[-1]), float(angle_deg[-1]))
+        if self._state is not None:
+            self._draw(self._state)
 
     def show(self, state: LiveState) -> None:
         if not self.ansi:
             return
+        self._state = state
+        self._draw(state)
+
+    def _draw(self, state: LiveState) -> None:
+        state = self._with_angles(state)
         now = time.monotonic()
         if now - self._last_draw < self.min_redraw_s:
             self._pending = state  # the terminal is real: at most max_redraw_hz redraws a wall second
@@ -96,6 +113,20 @@ class TerminalView:
         self._last_draw = now
         self._pending = None
         self._redraw(self.render(state))
+
+    def _with_angles(self, state: LiveState) -> LiveState:
+        """The snapshot with each leg's bar at its newest released angle, and the clock at the
+        newest sample shown, when the chunks are newer than the snapshot."""
+        legs = []
+        newest_s = state.time_s
+        for s in state.legs:
+            got = self._angles.get(s.leg)
+            if got is not None and got[0] >= state.time_s - 1.0:  # not a leg whose link has gone
+                legs.append(dataclasses.replace(s, angle_deg=got[1]))
+                newest_s = max(newest_s, got[0])
+            else:
+                legs.append(s)
+        return dataclasses.replace(state, time_s=newest_s, legs=tuple(legs))
 
     def rep(self, rep: Rep, state: LiveState) -> None:
         self.rep_lines += 1

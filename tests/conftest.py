@@ -58,3 +58,71 @@ def _private_user_state(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("legrep-home")
     monkeypatch.setenv("LEGREP_DB", str(home / "history.db"))
     monkeypatch.setenv("LEGREP_CONFIG", str(home / "sensors.json"))
+
+
+EARLIER_SESSION = b"LEGREP-REC 1\nan earlier session"
+"""What the shared demo's folder already holds before the demo writes into it (tests/test_fileio.py)."""
+
+
+class BundledDemo:
+    """One ``legrep demo`` of the bundled session, run once per test process and shared (it is the
+    suite's most expensive simulation): virtual time, one link drop, ``--out`` into a folder that
+    already holds an earlier session (so the demo's files are ``session-2.lgr``, ``reps-2.csv``,
+    ``summary-2.json``), and ``--voice-wav`` when espeak-ng is installed.
+    """
+
+    ARGS = ("--speed", "max", "--disconnects", "1", "--quiet", "--reps-per-leg", "10", "--sets", "2")
+
+    def __init__(self, out: Path, code: int, stdout: str, stderr: str, voice_wav: Path | None) -> None:
+        self.out, self.code, self.stdout, self.stderr, self.voice_wav = out, code, stdout, stderr, voice_wav
+
+    def file(self, stem: str, suffix: str) -> Path:
+        """The demo's own file of that kind (``session``/``.lgr``, ``reps``/``.csv``, ...)."""
+        return self.out / f"{stem}-2{suffix}"
+
+
+@pytest.fixture(scope="session")
+def bundled_demo(tmp_path_factory: pytest.TempPathFactory) -> BundledDemo:
+    """The shared demo run (see :class:`BundledDemo`), made once per suite: under pytest-xdist the
+    workers share one folder, and the first to take its lock runs the demo while the others wait
+    and read what it wrote (the xdist documentation's recipe, with the standard library's flock)."""
+    import contextlib
+    import fcntl
+    import io
+    import json
+    import os
+    import shutil
+
+    from legrep.cli import main
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # shared by the workers of this run
+    out = base / "bundled-demo"
+    done = base / "bundled-demo.json"
+    with open(base / "bundled-demo.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir()
+            (out / "session.lgr").write_bytes(EARLIER_SESSION)
+            wav = out / "voice.wav" if shutil.which("espeak-ng") else None
+            argv = ["demo", *BundledDemo.ARGS, "--out", str(out)] + (["--voice-wav", str(wav)] if wav else [])
+            home = out.parent / "bundled-demo-home"  # the demo stores nothing, but stay private
+            saved = {k: os.environ.get(k) for k in ("LEGREP_DB", "LEGREP_CONFIG")}
+            os.environ["LEGREP_DB"], os.environ["LEGREP_CONFIG"] = str(home / "history.db"), str(home / "sensors.json")
+            stdout, stderr = io.StringIO(), io.StringIO()
+            try:
+                with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+                    code = main(argv)
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+            record = {"code": code, "stdout": stdout.getvalue(), "stderr": stderr.getvalue(), "voice_wav": str(wav) if wav else None}
+            done.write_text(json.dumps(record))
+        record = json.loads(done.read_text())
+    wav_path = Path(record["voice_wav"]) if record["voice_wav"] else None
+    return BundledDemo(out, record["code"], record["stdout"], record["stderr"], wav_path)

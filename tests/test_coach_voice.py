@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import BundledDemo
 from legrep.cli import main
 from legrep.coach.cues import Cue, CueKind, number_words
 from legrep.coach.voice import Audio, EspeakEngine, PlayerOutput, Speaker, parse_wav_stream
@@ -51,13 +52,12 @@ def speech_segments(path: Path, threshold: float = 200.0) -> tuple[list[tuple[fl
 
 @needs_espeak
 @pytest.mark.skipif(not TRUTH.exists(), reason="bundled recordings not present")
-def test_demo_voice_wav_lines_up_with_its_cues(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_voice_wav_lines_up_with_its_cues(bundled_demo: BundledDemo) -> None:
+    """The shared demo run (tests/conftest.py: virtual time, a link drop, --reps-per-leg 10 --sets 2)."""
     truth = json.loads(TRUTH.read_text())
-    wav = tmp_path / "voice.wav"
-    code = main(["demo", "--speed", "20", "--quiet", "--voice-wav", str(wav), "--reps-per-leg", "10", "--sets", "2"])
-    capsys.readouterr()
-    assert code == 0
-    lines = [line.split("\t", 1) for line in (tmp_path / "voice.wav.txt").read_text(encoding="utf-8").splitlines()]
+    assert bundled_demo.code == 0 and bundled_demo.voice_wav is not None, bundled_demo.stderr
+    wav = bundled_demo.voice_wav
+    lines = [line.split("\t", 1) for line in wav.with_name(wav.name + ".txt").read_text(encoding="utf-8").splitlines()]
     cues = [(float(t), text) for t, text in lines]
     assert cues == sorted(cues)
     segments, _ = speech_segments(wav)

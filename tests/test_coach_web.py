@@ -54,7 +54,7 @@ def status_of(url: str, method: str = "GET") -> int:
 @pytest.mark.skipif(not TRUTH.exists(), reason="bundled recordings not present")
 def test_phone_page_follows_the_running_demo(tmp_path: Path) -> None:
     chromium_binary()
-    cmd = [sys.executable, "-m", "legrep", "demo", "--speed", "8", "--quiet", "--web", "0.0.0.0:0",
+    cmd = [sys.executable, "-m", "legrep", "demo", "--speed", "16", "--quiet", "--web", "0.0.0.0:0",
            "--reps-per-leg", "10", "--sets", "2"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
@@ -116,7 +116,7 @@ async def _watch(url: str, shot: Path) -> tuple[list[dict], list[str], dict[str,
         await page.goto(url)
         samples = []
         took = False
-        for _ in range(90):  # 9 s of wall time = 72 s of session at speed 8
+        for _ in range(90):  # 9 s of wall time = 144 s of session at speed 16 (of 186 s)
             await asyncio.sleep(0.1)
             state = await page.eval(STATE_JS)
             samples.append(state)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import BundledDemo
 from legrep.cli import main
 from legrep.commands.demo import RECORDINGS_DIR, plan_outages
 from legrep.export import format_table
@@ -18,11 +19,11 @@ TRUTH = RECORDINGS_DIR / "straight_leg_raise" / "truth.json"
 
 
 @pytest.mark.skipif(not TRUTH.exists(), reason="bundled recordings not present")
-def test_demo_end_to_end_with_a_link_drop(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_end_to_end_with_a_link_drop(bundled_demo: BundledDemo) -> None:
+    """The shared demo run (tests/conftest.py: virtual time, one link drop, --out, targets)."""
     truth = json.loads(TRUTH.read_text())
-    code = main(["demo", "--speed", "max", "--disconnects", "1", "--out", str(tmp_path), "--quiet"])
-    out = capsys.readouterr().out
-    assert code == 0
+    out = bundled_demo.stdout
+    assert bundled_demo.code == 0, bundled_demo.stderr
     n_left = sum(1 for r in truth["reps"] if r["leg"] == "left")
     n_right = sum(1 for r in truth["reps"] if r["leg"] == "right")
     uneven = [s["set"] for s in truth["sets"] if s["uneven"]]
@@ -30,14 +31,15 @@ def test_demo_end_to_end_with_a_link_drop(tmp_path: Path, capsys: pytest.Capture
     assert f"UNEVEN in set {uneven[0]}" in out
     assert "1 drop(s), 1 reconnection(s)" in out and "0 packet(s) lost for good" in out
     # files: the recording replays to the same table; reps.csv has one row per rep
-    for name in ("session.lgr", "reps.csv", "summary.json"):
-        assert (tmp_path / name).stat().st_size > 0
-    with open(tmp_path / "reps.csv", newline="") as fh:
+    recording, reps_csv, summary_json = (bundled_demo.file(*n) for n in (("session", ".lgr"), ("reps", ".csv"), ("summary", ".json")))
+    for path in (recording, reps_csv, summary_json):
+        assert path.stat().st_size > 0
+    with open(reps_csv, newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == n_left + n_right
-    replayed, _ = replay_recording(tmp_path / "session.lgr")
+    replayed, _ = replay_recording(recording)
     assert format_table(replayed) in out
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary = json.loads(summary_json.read_text())
     assert json.dumps(summary)  # valid JSON written by legrep.export
 
 

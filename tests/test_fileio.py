@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import EARLIER_SESSION, BundledDemo
 from legrep.cli import main
 from legrep.errors import InputError
 from legrep.fileio import OutputGuard, atomic_open, fresh_names, write_text_atomic
@@ -154,11 +155,10 @@ def test_guard_accepts_new_and_unrelated_files(tmp_path: Path) -> None:
     guard.check("--ignored", None)
 
 
-def test_demo_out_never_deletes_an_earlier_session(tmp_path: Path, capsys) -> None:
-    old = tmp_path / "session.lgr"
-    old.write_bytes(b"LEGREP-REC 1\nan earlier session")
-    assert main(["demo", "--speed", "40", "--quiet", "--out", str(tmp_path)]) == 0
-    assert old.read_bytes() == b"LEGREP-REC 1\nan earlier session"
-    assert "session-2.lgr" in capsys.readouterr().out
+def test_demo_out_never_deletes_an_earlier_session(bundled_demo: BundledDemo) -> None:
+    """The shared demo (tests/conftest.py) wrote into a folder holding an earlier session.lgr."""
+    assert bundled_demo.code == 0, bundled_demo.stderr
+    assert (bundled_demo.out / "session.lgr").read_bytes() == EARLIER_SESSION
+    assert "session-2.lgr" in bundled_demo.stdout
     for name in ("session-2.lgr", "reps-2.csv", "summary-2.json"):
-        assert (tmp_path / name).stat().st_size > 0
+        assert (bundled_demo.out / name).stat().st_size > 0

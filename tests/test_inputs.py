@@ -17,7 +17,8 @@ import pytest
 from legrep_sim import virtual_time
 from legrep_sim.peripheral import SignalArrays
 from legrep_sim.scenarios import SessionSpec, SetSpec, simulate
-from legrep.cli import main
+from legrep.cli import build_parser, main
+from legrep.commands.report import _session_input as report_input
 from legrep.commands.demo import run_demo
 from legrep.errors import InputError
 from legrep.inputs import SessionInput, resolve_inputs, resolve_one
@@ -67,9 +68,15 @@ def test_every_command_takes_every_form_of_input(session, capsys: pytest.Capture
         assert _total(capsys.readouterr().out) == (n_left, n_right), ("analyze", form)
         assert main(["replay", *form, "--quiet"]) == 0, form
         assert _total(capsys.readouterr().out) == (n_left, n_right), ("replay", form)
-        assert main(["report", *form, "--out", str(tmp_path / f"r{k}.html"), "--no-history"]) == 0, form
-        out = capsys.readouterr().out
-        assert (tmp_path / f"r{k}.html").stat().st_size > 0 and f"{n_left} left, {n_right} right reps" in out, out
+        # report: its input is resolved exactly like analyze's; it renders (the costly part: a dozen
+        # matplotlib figures) for one form of each kind, a recording and CSV per leg
+        parsed = build_parser().parse_args(["report", *form])
+        assert report_input(parsed) == resolve_one(parsed.file, parsed.left, parsed.right), form
+        assert report_input(parsed).recording is not None or set(report_input(parsed).csv()) == {Leg.LEFT, Leg.RIGHT}
+        if k in (0, len(forms) - 1):
+            assert main(["report", *form, "--out", str(tmp_path / f"r{k}.html"), "--no-history"]) == 0, form
+            out = capsys.readouterr().out
+            assert (tmp_path / f"r{k}.html").stat().st_size > 0 and f"{n_left} left, {n_right} right reps" in out, out
         if form[0] != "--left":
             assert main(["export", *form, "--out", str(tmp_path / f"e{k}")]) == 0, form
             assert _total(capsys.readouterr().out) == (n_left, n_right), ("export", form)

@@ -247,3 +247,26 @@ def test_replay_realtime_runs_the_recording_through_the_live_session(session) ->
     # paced: the snapshots span the recorded session, ten a second
     assert sink.shows[-1] >= outcome.result.reps[-1].closed_s
     assert np.diff(sink.shows).max() <= 0.1 + 1e-6
+
+
+def test_replay_realtime_of_csv_files_feeds_the_same_sinks() -> None:
+    """``legrep replay --realtime left.csv right.csv``: the samples paced by the clock (virtual here)
+    in 0.1 s chunks, with the live view's calls (every chunk's angle, each rep and set, 10 Hz
+    snapshots), and the same result as the replay without pacing."""
+    from legrep.commands.demo import RECORDINGS_DIR
+    from legrep.commands.replay import CSV_CHUNK_S, _feed_csv, play_csv
+    from legrep.imu_csv import read_imu_csv
+    from legrep.transport.common import MonotonicClock
+
+    folder = RECORDINGS_DIR / "bent_knee_raise"
+    blocks = {leg: read_imu_csv(folder / f"{leg.value}.csv") for leg in (Leg.LEFT, Leg.RIGHT)}
+    sink = CountingSink()
+    result = virtual_time.run(play_csv(blocks, None, [sink], {leg: f"{leg.value}.csv" for leg in blocks}, clock=MonotonicClock()))
+    batch = _feed_csv(blocks, None, CSV_CHUNK_S, lambda events: None)
+    assert result.reps == batch.reps and result.sets == batch.sets and len(result.reps) > 10
+    assert len(sink.reps) == len(result.reps) and len(sink.sets) == len(result.sets)
+    duration_s = float(blocks[Leg.LEFT].time_s[-1] - blocks[Leg.LEFT].time_s[0])
+    for leg in blocks:  # an angle per 0.1 s chunk, in time order, covering the session
+        times = np.concatenate([t for t, _ in sink.angles[leg]])
+        assert len(sink.angles[leg]) >= 0.9 * duration_s / 0.1 and np.all(np.diff(times) > 0)
+    assert np.diff(sink.shows).max() <= 0.1 + 1e-6 and sink.shows[-1] >= result.reps[-1].closed_s

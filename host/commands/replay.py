@@ -11,6 +11,7 @@ in the recording are used unless overridden with ``--set``.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from ._session import add_sink_options
@@ -118,42 +119,133 @@ def run(args: argparse.Namespace) -> int:
 
 CSV_CHUNK_S = 0.5
 """A CSV session is fed to the analysis in chunks of this many seconds of sample time."""
+CSV_LIVE_CHUNK_S = 0.1
+"""``--realtime``: chunks of this many seconds (what a sensor's packets bring), so the angle moves;
+a snapshot for the sinks after each (10 Hz, as live)."""
 
 
 def _replay_csv(args: argparse.Namespace, item: Any) -> int:
     """Replay IMU CSV files (one per leg): the analysis fed in sample-time order, each rep and set
-    printed as it closes (``--realtime``: paced by the sample times)."""
-    import time
-
-    import numpy as np
+    printed as it closes. ``--realtime``: paced by the sample times on the event loop, with the
+    same sinks as a recording's replay (live view, voice, page)."""
+    import asyncio
 
     from .analyze import parse_overrides
     from ..export import format_table
     from ..imu_csv import read_imu_csv
-    from ..model import ImuBlock
-    from ..pipeline import SessionAnalyzer
 
     settings = parse_overrides(args.settings)
     blocks = {leg: read_imu_csv(path) for leg, path in item.csv().items()}
+    names = {leg: Path(path).name for leg, path in item.csv().items()}
+    if args.realtime:
+        from ._session import close_sinks, open_sinks
+
+        sinks = open_sinks(args)
+        try:
+            result = asyncio.run(play_csv(blocks, settings, sinks, names))
+        finally:
+            close_sinks(sinks)
+    else:
+        def printed(events: list[Any]) -> None:
+            if not args.quiet:
+                for event in events:
+                    print(describe_event(event), flush=True)
+
+        result = _feed_csv(blocks, settings, CSV_CHUNK_S, printed)
+    print(format_table(result))
+    return 0
+
+
+def _feed_csv(blocks: dict[Any, Any], settings: Any, chunk_s: float, on_events: Any) -> Any:
+    """The analysis fed ``blocks`` (per leg) in sample-time chunks of ``chunk_s``; ``on_events``
+    gets each chunk's events. Returns the session result."""
+    import numpy as np
+
+    from ..model import ImuBlock
+    from ..pipeline import SessionAnalyzer
+
     analyzer = SessionAnalyzer(tuple(blocks), settings)
     t0 = min(float(b.time_s[0]) for b in blocks.values() if len(b))
     t1 = max(float(b.time_s[-1]) for b in blocks.values() if len(b))
-    wall0 = time.monotonic()
-    edges = np.arange(t0 + CSV_CHUNK_S, t1 + CSV_CHUNK_S, CSV_CHUNK_S)
+    edges = np.arange(t0 + chunk_s, t1 + chunk_s, chunk_s)
     cuts = {leg: np.searchsorted(b.time_s, edges, side="right") for leg, b in blocks.items()}
     start = {leg: 0 for leg in blocks}
-    for k, edge in enumerate(edges):
-        if args.realtime:
-            time.sleep(max(0.0, wall0 + (edge - t0) - time.monotonic()))
+    for k in range(edges.size):
         for leg, b in blocks.items():
             stop = int(cuts[leg][k])
             if stop > start[leg]:
                 sl = slice(start[leg], stop)
-                events = analyzer.update(leg, ImuBlock(b.time_s[sl], b.acc_g[sl], b.gyr_dps[sl]))
+                on_events(analyzer.update(leg, ImuBlock(b.time_s[sl], b.acc_g[sl], b.gyr_dps[sl])))
                 start[leg] = stop
-                if not args.quiet:
-                    for event in events:
-                        print(describe_event(event), flush=True)
-    result = analyzer.finish()
-    print(format_table(result))
-    return 0
+    return analyzer.finish()
+
+
+async def play_csv(blocks: dict[Any, Any], settings: Any, sinks: list[Any], names: dict[Any, str], clock: Any = None) -> Any:
+    """``replay --realtime`` of CSV files: the samples fed in 0.1 s chunks when ``clock`` reaches
+    their time (default: the monotonic clock; on a virtual-time loop, as fast as the CPU goes), each
+    chunk's angle, every rep and set and a 10 Hz snapshot to ``sinks``. Returns the session result
+    (the same as without ``--realtime``: the analysis streams)."""
+    import numpy as np
+
+    from ..live import LegState, LiveState
+    from ..drivers.base import LinkState
+    from ..model import ImuBlock, Rep, SetSummary
+    from ..pipeline import RepClosed, SessionAnalyzer, SetClosed
+    from ..transport.common import MonotonicClock
+
+    clock = clock or MonotonicClock()
+    legs = tuple(blocks)
+    analyzer = SessionAnalyzer(legs, settings, keep_traces=False)
+    t0 = min(float(b.time_s[0]) for b in blocks.values() if len(b))
+    t1 = max(float(b.time_s[-1]) for b in blocks.values() if len(b))
+    counts = {leg: 0 for leg in legs}
+    last: dict[Any, Rep] = {}
+    sets: list[SetSummary] = []
+    seen: set[tuple[Any, float]] = set()
+
+    def state(now_s: float) -> LiveState:
+        return LiveState(now_s, tuple(LegState(leg, counts[leg], analyzer.angle_deg(leg), last.get(leg), None,
+                                               LinkState.CONNECTED, names[leg]) for leg in legs), tuple(sets))
+
+    def each(method: str, *a: Any) -> None:
+        for sink in sinks:
+            getattr(sink, method)(*a)
+
+    def handle(events: list[Any], now_s: float) -> None:
+        for ev in events:
+            if isinstance(ev, RepClosed):
+                seen.add((ev.rep.leg, ev.rep.start_s))
+                last[ev.rep.leg] = ev.rep
+                counts[ev.rep.leg] += 1
+                each("rep", ev.rep, state(now_s))
+            elif isinstance(ev, SetClosed):
+                sets.append(ev.summary)
+                for leg in legs:
+                    counts[leg] = 0
+                each("set_closed", ev.summary, state(now_s))
+
+    analyzer.on_angle = lambda leg, t, a: each("angle", leg, t, a)
+    edges = np.arange(t0 + CSV_LIVE_CHUNK_S, t1 + CSV_LIVE_CHUNK_S, CSV_LIVE_CHUNK_S)
+    cuts = {leg: np.searchsorted(b.time_s, edges, side="right") for leg, b in blocks.items()}
+    start = {leg: 0 for leg in legs}
+    begin_s = clock.now_s()
+    for k, edge in enumerate(edges):
+        wait_s = (edge - t0) - (clock.now_s() - begin_s)
+        if wait_s > 0:
+            await clock.sleep(wait_s)
+        now_s = float(min(edge, t1))
+        for leg, b in blocks.items():
+            stop = int(cuts[leg][k])
+            if stop > start[leg]:
+                sl = slice(start[leg], stop)
+                handle(analyzer.update(leg, ImuBlock(b.time_s[sl], b.acc_g[sl], b.gyr_dps[sl])), now_s)
+                start[leg] = stop
+        each("show", state(now_s))
+    result = analyzer.finish()  # the end of the stream confirms a pending rep and closes the last set
+    shown = {s.set for s in sets}
+    handle([RepClosed(r) for r in result.reps if (r.leg, r.start_s) not in seen], t1)
+    for summary in result.sets:
+        if summary.set not in shown:
+            handle([SetClosed(summary, ())], t1)
+    each("show", state(t1))
+    return result

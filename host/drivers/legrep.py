@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
 from ..errors import SensorError
@@ -22,8 +22,8 @@ from ..model import Leg
 from ..packets import SensorStatus, resend_request, start_request, stop_request, time_sync_request
 from ..records import Kind
 from ..transport.common import Clock, LinkEvent, LinkEventKind, TimedReply
-from ._queue import ItemStream
-from .base import DriverItem, LinkChange, Received, SessionPort
+from ._queue import ItemStream, OneSensorDriver
+from .base import LinkChange, Received, SessionPort
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class LegrepLink(Protocol):
     async def close(self) -> None: ...
 
 
-class LegrepDriver:
+class LegrepDriver(OneSensorDriver):
     """A connected legrep sensor (BLE or serial) on ``leg``.
 
     Parameters
@@ -102,16 +102,6 @@ class LegrepDriver:
             SensorInfo.make(first_index, self.leg, self.link.status_raw, address=self.link.address, name=self.link.name,
                             serial=serial, model=self.model)
         ]
-
-    def legs(self) -> tuple[Leg, ...]:
-        return (self.leg,)
-
-    def items(self) -> AsyncIterator[DriverItem]:
-        return self._stream.__aiter__()
-
-    def _s(self, clock_s: float) -> float:
-        assert self._port is not None
-        return self._port.session_s(clock_s)
 
     # --- requests as items ----------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from ..errors import SensorError
@@ -24,8 +24,8 @@ from ..records import EventType, Kind
 from ..sensors import SensorConfig, SensorModel, encode_notification
 from ..sensors.link import VendorLink
 from ..transport.common import Clock, retry_with_backoff
-from ._queue import ItemStream
-from .base import DriverItem, LinkChange, Noted, Received, SessionPort
+from ._queue import ItemStream, OneSensorDriver
+from .base import LinkChange, Noted, Received, SessionPort
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ SETTLE_S = 0.25
 notification takes a connection interval or two, 7.5-50 ms each)."""
 
 
-class VendorDriver:
+class VendorDriver(OneSensorDriver):
     """One vendor sensor on ``leg`` (see module docstring).
 
     Parameters
@@ -94,16 +94,6 @@ class VendorDriver:
             SensorInfo.make_vendor(first_index, self.leg, self.model.name, self.link.config.to_dict(),
                                    address=self.link.address, name=self.link.name)
         ]
-
-    def legs(self) -> tuple[Leg, ...]:
-        return (self.leg,)
-
-    def items(self) -> AsyncIterator[DriverItem]:
-        return self._stream.__aiter__()
-
-    def _s(self, clock_s: float) -> float:
-        assert self._port is not None
-        return self._port.session_s(clock_s)
 
     async def start(self, port: SessionPort) -> None:
         self._port = port

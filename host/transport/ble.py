@@ -49,8 +49,7 @@ from .common import (
     LinkEventKind,
     MonotonicClock,
     TimedReply,
-    await_reply,
-    drop_stale,
+    control_request,
     retry_with_backoff,
 )
 from ..packets import (
@@ -219,8 +218,9 @@ async def scan_advertisers(
         kwargs["backend"] = scanner_backend
     try:
         async with BleakScanner(**kwargs):
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(enough.wait(), timeout_s / clock.speed)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_s / clock.speed):  # not wait_for: see gh-86296
+                    await enough.wait()
     except (BleakError, OSError) as exc:
         adapter = _adapter_error(exc)
         if adapter is not None:
@@ -440,25 +440,19 @@ class SensorLink:
         SensorError
             Not connected, the write failed, or no reply within ``reply_timeout_s``.
         """
+        return await control_request(
+            payload, lock=self._request_lock, replies=self._replies, connected=lambda: self.connected, send=self._write,
+            clock=self.clock, reply_timeout_s=self.reply_timeout_s, name=self.name,
+            no_reply=f"{self.name} did not answer control request 0x{{opcode:02x}} within {{timeout_s:g}} s",
+        )
+
+    async def _write(self, payload: bytes) -> None:
         from bleak.exc import BleakError
 
-        async with self._request_lock:
-            drop_stale(self._replies)
-            if not self.connected:
-                raise SensorError(f"{self.name} is not connected")
-            sent_s = self.clock.now_s()
-            try:
-                await self._client.write_gatt_char(CONTROL_UUID, payload, response=True)
-                received_s, raw, reply = await await_reply(
-                    self._replies, payload[0], self.reply_timeout_s / self.clock.speed, self.name
-                )
-                return TimedReply(reply, sent_s, received_s, raw)
-            except (asyncio.TimeoutError, TimeoutError) as exc:
-                raise SensorError(
-                    f"{self.name} did not answer control request 0x{payload[0]:02x} within {self.reply_timeout_s:g} s"
-                ) from exc
-            except BleakError as exc:
-                raise SensorError(f"control request 0x{payload[0]:02x} to {self.name} failed: {exc}") from exc
+        try:
+            await self._client.write_gatt_char(CONTROL_UUID, payload, response=True)
+        except BleakError as exc:
+            raise SensorError(f"control request 0x{payload[0]:02x} to {self.name} failed: {exc}") from exc
 
     async def read_status(self) -> SensorStatus:
         from bleak.exc import BleakError

@@ -107,6 +107,41 @@ async def retry_with_backoff(
     return None
 
 
+async def control_request(
+    payload: bytes,
+    *,
+    lock: asyncio.Lock,
+    replies: "asyncio.Queue[tuple[float, bytes]]",
+    connected: Callable[[], bool],
+    send: Callable[[bytes], Awaitable[None]],
+    clock: Clock,
+    reply_timeout_s: float,
+    name: str,
+    no_reply: str,
+) -> TimedReply:
+    """One control request and its reply, one at a time per link: what the BLE and serial links
+    share. ``send`` writes ``payload`` (raising :class:`~legrep.errors.SensorError` when the write
+    fails); replies to earlier, timed-out requests are dropped first.
+
+    Raises
+    ------
+    SensorError
+        Not connected, the write failed, or no reply within ``reply_timeout_s`` clock seconds
+        (the message is ``no_reply`` formatted with ``opcode`` and ``timeout_s``).
+    """
+    async with lock:
+        drop_stale(replies)
+        if not connected():
+            raise SensorError(f"{name} is not connected")
+        sent_s = clock.now_s()
+        await send(payload)
+        try:
+            received_s, raw, reply = await await_reply(replies, payload[0], reply_timeout_s / clock.speed, name)
+        except TimeoutError:
+            raise SensorError(no_reply.format(opcode=payload[0], timeout_s=reply_timeout_s)) from None
+        return TimedReply(reply, sent_s, received_s, raw)
+
+
 def drop_stale(replies: "asyncio.Queue[tuple[float, bytes]]") -> None:
     """Forget replies whose request timed out (before a new request goes out)."""
     while not replies.empty():

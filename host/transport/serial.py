@@ -34,8 +34,7 @@ from .common import (
     LinkEventKind,
     MonotonicClock,
     TimedReply,
-    await_reply,
-    drop_stale,
+    control_request,
     retry_with_backoff,
 )
 
@@ -238,27 +237,20 @@ class SerialLink:
         SensorError
             Not connected, the write failed, or no reply within ``reply_timeout_s``.
         """
-        async with self._request_lock:
-            drop_stale(self._replies)
-            if not self.connected:
-                raise SensorError(f"{self.port} is not connected")
-            sent_s = self.clock.now_s()
-            try:
-                self._ser.write(slip_frame(bytes([Channel.CONTROL]) + payload))
-                self._ser.flush()
-            except Exception as exc:  # noqa: BLE001 - the port vanished under the write
-                self._lost(f"write failed: {exc}")
-                raise SensorError(f"{self.port}: control request 0x{payload[0]:02x} failed: {exc}") from None
-            try:
-                received_s, raw, reply = await await_reply(
-                    self._replies, payload[0], self.reply_timeout_s / self.clock.speed, self.port
-                )
-            except (asyncio.TimeoutError, TimeoutError):
-                raise SensorError(
-                    f"{self.port}: no reply to control request 0x{payload[0]:02x} within {self.reply_timeout_s:g} s "
-                    "(is a legrep sensor attached?)"
-                ) from None
-            return TimedReply(reply, sent_s, received_s, raw)
+        return await control_request(
+            payload, lock=self._request_lock, replies=self._replies, connected=lambda: self.connected, send=self._write,
+            clock=self.clock, reply_timeout_s=self.reply_timeout_s, name=self.port,
+            no_reply=f"{self.port}: no reply to control request 0x{{opcode:02x}} within {{timeout_s:g}} s "
+            "(is a legrep sensor attached?)",
+        )
+
+    async def _write(self, payload: bytes) -> None:
+        try:
+            self._ser.write(slip_frame(bytes([Channel.CONTROL]) + payload))
+            self._ser.flush()
+        except Exception as exc:  # noqa: BLE001 - the port vanished under the write
+            self._lost(f"write failed: {exc}")
+            raise SensorError(f"{self.port}: control request 0x{payload[0]:02x} failed: {exc}") from None
 
     async def close(self) -> None:
         """Close the port for good (no reopening)."""
