@@ -560,11 +560,11 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
         }
         if (!has_prev)
             p0 = g0, p1 = g1, p2 = g2;
-        /* 1. strapdown */
+        /* 1. strapdown: the sample's rate over the step before it (see reference.py) */
         double k = dt * 0.5 * DEG2RAD;
-        double hx = (0.5 * (p0 + g0) - b[0]) * k;
-        double hy = (0.5 * (p1 + g1) - b[1]) * k;
-        double hz = (0.5 * (p2 + g2) - b[2]) * k;
+        double hx = (g0 - b[0]) * k;
+        double hy = (g1 - b[1]) * k;
+        double hz = (g2 - b[2]) * k;
         double h2 = hx * hx + hy * hy + hz * hz, cw, s;
         if (h2 < SERIES_H2) {
             cw = 1.0 - h2 / 2.0 + h2 * h2 / 24.0;
