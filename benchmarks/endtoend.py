@@ -9,7 +9,9 @@ runs each command as a user does (``python -m legrep ...`` in a child process) a
 wall time, samples/s and peak memory (``ru_maxrss`` of that child). The floor is ``np.loadtxt`` of
 the same two CSV files, in a child process too, measured in the same run: ratios to it are what to
 compare across machines (this one is shared and noisy). Batch: ``--sessions`` short CSV sessions
-analysed by ``legrep batch --jobs 1`` and ``--jobs 2``; the ratio is the speed-up.
+analysed by ``legrep batch --jobs 1`` and ``--jobs 2``; the ratio is the speed-up. ``replay, per packet``
+is the same file replay with every packet through ``SessionCore.process`` (the live path): the
+baseline of the batched decoding, in the same run.
 """
 
 from __future__ import annotations
@@ -149,7 +151,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "legrep-bench")
     ap.add_argument("--sessions", type=int, default=200)
     ap.add_argument("--runs", type=int, default=1, help="runs per command (the fastest is shown)")
-    ap.add_argument("--skip", default="", help="comma-separated steps to skip (analyze,loadtxt,replay,export,report,batch)")
+    ap.add_argument("--skip", default="", help="comma-separated steps to skip (analyze,loadtxt,replay,perpacket,export,report,batch)")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     py = sys.executable
@@ -176,6 +178,11 @@ def main() -> None:
     if "replay" not in skip:
         report("replay", *best([py, "-m", "legrep", "replay", "--quiet", str(rec)], args.runs)[:2],
                "recording -> decoder, tracker, clock, analysis")  # fmt: skip
+    if "perpacket" not in skip:  # the baseline of the batched decoding, in the same run
+        code = ("import sys; from legrep.replay_batch import replay_file; "
+                f"replay_file({str(rec)!r}, keep_traces=False, batched=False)")
+        report("replay, per packet", *best([py, "-c", code], args.runs)[:2],
+               "the same replay, every packet through SessionCore.process (as live)")  # fmt: skip
     if "export" not in skip:
         report("export", *best([py, "-m", "legrep", "export", str(rec), "--out", str(out / "export")], args.runs)[:2],
                "replay + reps.csv, summary.json, imu_<leg>.csv")  # fmt: skip
@@ -186,6 +193,11 @@ def main() -> None:
     walls = {name: wall for name, wall, _ in rows}
     if "floor: np.loadtxt" in walls and "analyze" in walls:
         print(f"analyze / np.loadtxt time: {walls['analyze'] / walls['floor: np.loadtxt']:.2f} (< 1: faster than the floor)")
+    for name in ("replay", "export", "report"):
+        if name in walls and "analyze" in walls:
+            print(f"{name} / analyze time: {walls[name] / walls['analyze']:.2f}")
+    if "replay" in walls and "replay, per packet" in walls:
+        print(f"replay speed-up of the batched decoding: {walls['replay, per packet'] / walls['replay']:.1f}x")
     if "batch" not in skip:
         tree = make_batch_tree(args.data, args.sessions)
         times = {}

@@ -34,7 +34,7 @@ import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 from .errors import InputError, LegrepError
 from .inputs import SessionInput, resolve_inputs
@@ -960,11 +960,12 @@ def _mtime_iso(paths: Sequence[Path]) -> str:
     return dt.datetime.fromtimestamp(stamp, dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _recording_meta(path: Path) -> tuple[str | None, Settings | None]:
-    """``started_at`` (ISO 8601) and the analysis settings a recording's META stores, if any."""
+def _recording_meta(path: Path | Any) -> tuple[str | None, Settings | None]:
+    """``started_at`` (ISO 8601) and the analysis settings a recording's META stores, if any
+    (``path`` a recording file or an open :class:`legrep.recording.RecordingReader`)."""
     from .recording import RecordingReader
 
-    meta = RecordingReader(path).meta
+    meta = (path if isinstance(path, RecordingReader) else RecordingReader(path)).meta
     started: str | None = None
     if isinstance(meta.get("started_at"), str):
         try:
@@ -985,28 +986,30 @@ def analyze_input(
     the oldest modification time of the files.
     """
     if item.recording is not None:
-        try:
-            from .replay import replay_recording
-        except ImportError:
-            raise InputError(
-                f"{item.recording}: an IMU CSV (or a folder of them) expected; reading recordings needs legrep.recording,"
-                " which this legrep does not have yet"
-            ) from None
-        recorded_start, recorded_settings = _recording_meta(item.recording)
-        result, _events = replay_recording(item.recording, settings)  # None: the recording's own settings
+        from .recording import RecordingReader
+        from .replay_batch import replay_file
+
+        reader = RecordingReader(item.recording)  # (read and checked once)
+        recorded_start, recorded_settings = _recording_meta(reader)
+        # the file replay (batched decoding, the same result as the live path's replay_recording)
+        _core, result, _reader = replay_file(reader, settings)  # None: the recording's own settings
         settings = settings or recorded_settings or Settings()
         files = [item.recording]
         if started_at is None:
             started_at = recorded_start
     else:
         settings = settings or Settings()
-        from .imu_csv import read_imu_csv
-        from .pipeline import analyze_arrays
+        from .imu_csv import iter_imu_csv
+        from .model import Leg
+        from .offline import analyze_blocks
 
-        left = read_imu_csv(item.left_csv) if item.left_csv is not None else None
-        right = read_imu_csv(item.right_csv) if item.right_csv is not None else None
-        pelvis = read_imu_csv(item.pelvis_csv) if item.pelvis_csv is not None else None
-        result = analyze_arrays(left=left, right=right, settings=settings, pelvis=pelvis)
-        files = [p for p in (item.left_csv, item.right_csv, item.pelvis_csv) if p is not None]
+        # streamed: the CSV read block by block (memory: the angle traces the report draws, not the
+        # samples); the same result as analysing whole arrays (the stages are chunking-invariant)
+        paths = {leg: p for leg, p in ((Leg.LEFT, item.left_csv), (Leg.RIGHT, item.right_csv)) if p is not None}
+        if not paths:
+            raise InputError("expected samples for at least one leg (left or right), got none")
+        pelvis = iter_imu_csv(item.pelvis_csv) if item.pelvis_csv is not None else None
+        result = analyze_blocks({leg: iter_imu_csv(p) for leg, p in paths.items()}, settings, keep_traces=True, pelvis=pelvis)
+        files = [*paths.values(), *([item.pelvis_csv] if item.pelvis_csv is not None else [])]
     when = _iso(started_at) if started_at is not None else _mtime_iso(files)
     return AnalysedInput(item, result, settings, source_files(item.source()), when)

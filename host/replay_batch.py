@@ -142,6 +142,10 @@ def replay_file(
 
 _HEADER_DTYPE = np.dtype([("ptype", "u1"), ("flags", "u1"), ("n", "u1"), ("reserved", "u1"),
                           ("seq", "<u4"), ("first", "<u4"), ("ticks", "<u4")])  # fmt: skip
+WINDOW_RECORDS = 1 << 15
+"""Records decoded at once by :func:`replay_records_batched` (about 1.5 minutes of two sensors)."""
+PENDING_PACKETS = 512
+"""Packets of a sensor taken on the short path before their samples are made (memory bound)."""
 _PAYLOAD_AT = 4 + HEAD.size
 """A record's payload starts after its u32 length and its head (kind, sensor, t_s)."""
 
@@ -177,35 +181,17 @@ def _decode_packets(data: bytes, starts: npt.NDArray[np.int64], size: int) -> _P
                     samples.astype(np.int16, copy=False))  # fmt: skip
 
 
-def _decode_all(data: bytes, starts: npt.NDArray[np.int64], size: int, chunk: int = 8192) -> _Packets:
-    """:func:`_decode_packets` in chunks (bounded temporary memory), joined."""
-    parts = [_decode_packets(data, starts[k : k + chunk], size) for k in range(0, len(starts), chunk)]
-    if len(parts) == 1:
-        return parts[0]
-    return _Packets(
-        [v for p in parts for v in p.seq], [v for p in parts for v in p.first], [v for p in parts for v in p.ticks],
-        [v for p in parts for v in p.ok], parts[0].n, np.concatenate([p.samples for p in parts]),
-    )
-
-
 class _Pending:
-    """One legrep sensor's packets taken on the short path, not yet turned into a block."""
+    """One legrep sensor's packets taken on the short path, not yet turned into a block: per packet
+    ``(group, row, unwrapped ticks, mode, lx, lt, drift, offset, error)``, the scalars of
+    ClockMapper.map_ticks (mode 0: the clock's first mapping, 1: slewed from the last sample)."""
 
     def __init__(self, stream: SensorStream) -> None:
         self.stream = stream
-        self.group: list[int] = []
-        self.row: list[int] = []
-        self.ticks: list[int] = []
-        self.mode: list[int] = []
-        """0: the clock's first mapping (no last sample), 1: slewed from the last one."""
-        self.lx: list[float] = []
-        self.lt: list[float] = []
-        self.drift: list[float] = []
-        self.offset: list[float] = []
-        self.error: list[float] = []
+        self.items: list[tuple[int, int, int, int, float, float, float, float, float]] = []
 
     def __bool__(self) -> bool:
-        return bool(self.group)
+        return bool(self.items)
 
     def block(self, groups: list[_Packets]) -> ImuBlock:
         """The pending packets' samples on the session clock, as ClockMapper.map_ticks and
@@ -217,101 +203,107 @@ class _Pending:
         times: list[npt.NDArray[np.float64]] = []
         acc: list[npt.NDArray[np.float64]] = []
         gyr: list[npt.NDArray[np.float64]] = []
-        g = np.asarray(self.group)
+        table = np.array(self.items, dtype=np.float64)  # (every integer here is exact below 2**53)
+        self.items = []
+        g = table[:, 0].astype(np.int64)
         cuts = [0, *(np.flatnonzero(np.diff(g)) + 1).tolist(), len(g)]
         for a, b in zip(cuts[:-1], cuts[1:]):
             packets = groups[int(g[a])]
             n = packets.n
-            sl = slice(a, b)
-            tk = np.asarray(self.ticks[sl], dtype=np.int64)[:, None] + tick_offset(np.arange(n), stream.status.rate_hz)[None, :]
+            cols = table[a:b]
+            tk = cols[:, 2].astype(np.int64)[:, None] + tick_offset(np.arange(n), stream.status.rate_hz)[None, :]
             x = tk.astype(np.float64) / TICKS_PER_S - x0
-            e = np.asarray(self.drift[sl])[:, None]
-            c = np.asarray(self.offset[sl])[:, None]
-            lx = np.asarray(self.lx[sl])[:, None]
-            lt = np.asarray(self.lt[sl])[:, None]
-            error = np.asarray(self.error[sl])[:, None]
+            lx, lt, e, c, error = (cols[:, k : k + 1] for k in range(4, 9))
             dx = np.maximum(x - lx, 0.0)
             bound = clock.max_slew * dx
             slewed = lt + dx * (1.0 + e) + np.clip(error, -bound, bound)
-            first = x + c + e * x
-            out = np.where(np.asarray(self.mode[sl])[:, None] == 0, first, slewed)
-            raw = packets.samples[np.asarray(self.row[sl])]
+            if (cols[:, 3] == 0).any():
+                out = np.where(cols[:, 3:4] == 0, x + c + e * x, slewed)
+            else:
+                out = slewed
+            raw = packets.samples[cols[:, 1].astype(np.int64)]
             times.append(out.reshape(-1))
             acc.append(raw[:, :, :3].reshape(-1, 3).astype(np.float64) * stream.status.acc_lsb_g)
             gyr.append(raw[:, :, 3:].reshape(-1, 3).astype(np.float64) * stream.status.gyr_lsb_dps)
-        for name in ("group", "row", "ticks", "mode", "lx", "lt", "drift", "offset", "error"):
-            getattr(self, name).clear()
         if len(times) == 1:
             return ImuBlock(times[0], acc[0], gyr[0])
         return ImuBlock(np.concatenate(times), np.concatenate(acc), np.concatenate(gyr))
 
 
-def replay_records_batched(reader: RecordingReader, core: SessionCore, on_events: EventCallback | None = None) -> None:
+def replay_records_batched(
+    reader: RecordingReader, core: SessionCore, on_events: EventCallback | None = None, window: int | None = None
+) -> None:
     """Feed every record of ``reader`` to ``core`` as :func:`legrep.replay.replay_records` does, the
-    legrep DATA records decoded in batches (the same samples, times, state and diagnostics)."""
+    legrep DATA records decoded in batches (the same samples, times, state and diagnostics), a
+    ``window`` of records at a time (memory bounded in the session's length)."""
+    window = window or WINDOW_RECORDS
     data = reader.data
-    starts_list, ends_list, times_list = reader.index()
-    if not starts_list:
-        return
-    starts = np.asarray(starts_list, dtype=np.int64)
-    ends = np.asarray(ends_list, dtype=np.int64)
+    all_starts, all_ends, all_times = reader.index()
     buf = np.frombuffer(data, dtype=np.uint8)
-    kinds = buf[starts + 4].tolist()
-    sensors = buf[starts + 5].tolist()
-    sizes = ends - 4 - (starts + _PAYLOAD_AT)
-    is_data = buf[starts + 4] == int(Kind.DATA)
-    # packets of every plausible size, decoded per size; (group, row) of each DATA record
-    groups: list[_Packets] = []
-    where: dict[int, tuple[int, int]] = {}
-    for size in np.unique(sizes[is_data]).tolist():
-        if size < 30 or size > 18 + 12 * 32 or (size - 18) % 12:
-            continue  # not an IMU packet size: the per-record path says why
-        records = np.flatnonzero(is_data & (sizes == size))
-        groups.append(_decode_all(data, starts[records], int(size)))
-        gi = len(groups) - 1
-        for row, r in enumerate(records.tolist()):
-            where[r] = (gi, row)
-    pending: dict[int, _Pending] = {}
     events: list[AnalysisEvent] = []
+    legrep = core.legrep
+    for w0 in range(0, len(all_starts), window):
+        starts = all_starts[w0 : w0 + window]
+        ends = all_ends[w0 : w0 + window]
+        times_list = all_times[w0 : w0 + window].tolist()
+        sensors = buf[starts + 5].tolist()
+        sizes = ends - 4 - (starts + _PAYLOAD_AT)
+        is_data = buf[starts + 4] == int(Kind.DATA)
+        # packets of every plausible size, decoded per size; (group, row) of each DATA record
+        groups: list[_Packets] = []
+        group_of = np.full(len(starts), -1, dtype=np.int64)
+        row_of = np.zeros(len(starts), dtype=np.int64)
+        for size in np.unique(sizes[is_data]).tolist():
+            if size < 30 or size > 18 + 12 * 32 or (size - 18) % 12:
+                continue  # not an IMU packet size: the per-record path says why
+            records = np.flatnonzero(is_data & (sizes == size))
+            groups.append(_decode_packets(data, starts[records], int(size)))
+            group_of[records] = len(groups) - 1
+            row_of[records] = np.arange(len(records))
+        group_list = group_of.tolist()
+        row_list = row_of.tolist()
+        pending: dict[int, _Pending] = {}
 
-    def flush(index: int) -> None:
-        p = pending.get(index)
-        if p:
-            events.extend(core._feed(p.stream.leg, p.block(groups)))
+        def flush(index: int) -> None:
+            p = pending.get(index)
+            if p:
+                events.extend(core._feed(p.stream.leg, p.block(groups)))
 
-    def flush_all() -> None:
-        for index in pending:
-            flush(index)
+        def flush_all() -> None:
+            for index in pending:
+                flush(index)
 
-    for r, kind in enumerate(kinds):
-        t_s = times_list[r]
-        sensor = sensors[r]
-        stream = core.legrep.get(sensor) if kind == Kind.DATA else None
-        gr = where.get(r) if stream is not None else None
-        if stream is not None and gr is not None and _short_path(stream, groups[gr[0]], gr[1], t_s, pending, sensor, gr[0]):
-            core.last_t_s = max(core.last_t_s, t_s)
-            for j, other in core.legrep.items():
-                if j != sensor and other.tracker._held:
-                    block = other.poll(t_s)
-                    if block is not None:
-                        flush(j)
-                        events.extend(core._feed(other.leg, block))
-            if events:
+        for r, t_s in enumerate(times_list):
+            gi = group_list[r]
+            stream = legrep.get(sensors[r]) if gi >= 0 else None
+            if stream is not None and _short_path(stream, groups[gi], row_list[r], t_s, pending, sensors[r], gi):
+                if t_s > core.last_t_s:
+                    core.last_t_s = t_s
+                sensor = sensors[r]
+                if len(pending[sensor].items) >= PENDING_PACKETS:
+                    flush(sensor)
+                for j, other in legrep.items():
+                    if j != sensor and other.tracker._held:
+                        block = other.poll(t_s)
+                        if block is not None:
+                            flush(j)
+                            events.extend(core._feed(other.leg, block))
+                if events:
+                    core.events += events
+                    if on_events is not None:
+                        on_events(t_s, list(events))
+                    events.clear()
+                continue
+            flush_all()
+            if events:  # (the held samples' events come before this record's own)
                 core.events += events
                 if on_events is not None:
                     on_events(t_s, list(events))
                 events.clear()
-            continue
-        flush_all()
-        if events:  # (the held samples' events come before this record's own)
-            core.events += events
-            if on_events is not None:
-                on_events(t_s, list(events))
-            events.clear()
-        got = core.process(reader._record(starts_list[r], ends_list[r], t_s))
-        if got and on_events is not None:
-            on_events(t_s, got)
-    flush_all()
+            got = core.process(reader._record(int(starts[r]), int(ends[r]), t_s))
+            if got and on_events is not None:
+                on_events(t_s, got)
+        flush_all()  # (the window's packets are released with it)
     if events:
         core.events += events
         if on_events is not None:
@@ -339,7 +331,9 @@ def _short_path(stream: SensorStream, packets: _Packets, row: int, t_s: float, p
     n = packets.n
     rate = stream.status.rate_hz
     # SensorStream.data: the clock observes the packet's last sample, then the tracker feeds it
-    ticks = tracker.unwrap_ticks(raw_ticks)
+    ref = tracker._tick_ref  # (PacketTracker.unwrap_ticks, inlined)
+    ticks = raw_ticks if ref is None else ref + (((raw_ticks - ref + 0x80000000) & 0xFFFFFFFF) - 0x80000000)
+    tracker._tick_ref = ticks
     last = ticks + (2 * (n - 1) * TICKS_PER_S_INT + rate) // (2 * rate)
     x0 = clock._x0
     if x0 is not None and clock._open_index is not None and clock._open_point is not None and clock._offset is not None:
@@ -368,27 +362,19 @@ def _short_path(stream: SensorStream, packets: _Packets, row: int, t_s: float, p
     p = pending.get(index)
     if p is None:
         p = pending[index] = _Pending(stream)
-    p.group.append(group)
-    p.row.append(row)
-    p.ticks.append(ticks)
-    p.drift.append(e)
-    p.offset.append(c)
     if clock._last is None:
-        p.mode.append(0)
-        p.lx.append(0.0)
-        p.lt.append(0.0)
-        p.error.append(0.0)
         out_last = x_last + c + e * x_last
+        p.items.append((group, row, ticks, 0, 0.0, 0.0, e, c, 0.0))
     else:
         lx, lt = clock._last
-        dx = max(x_last - lx, 0.0)
+        dx = x_last - lx
+        if dx < 0.0:
+            dx = 0.0
         error = (lx + c + e * lx) - lt
         bound = clock.max_slew * dx
         out_last = lt + dx * (1.0 + e) + min(max(error, -bound), bound)
-        clock.max_correction_s = max(clock.max_correction_s, abs(error))
-        p.mode.append(1)
-        p.lx.append(lx)
-        p.lt.append(lt)
-        p.error.append(error)
+        if abs(error) > clock.max_correction_s:
+            clock.max_correction_s = abs(error)
+        p.items.append((group, row, ticks, 1, lx, lt, e, c, error))
     clock._last = (x_last, out_last)
     return True

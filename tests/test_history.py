@@ -512,3 +512,28 @@ def test_report_on_a_damaged_database_says_it_once(kind: str, tmp_path: Path, ca
     assert err.count("\n") == 1 and "session not stored in history" in err, err
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.records  # no second line
     assert out.is_file() and db.read_bytes() == before
+
+
+def test_analyze_input_streams_csv_and_replays_recordings_with_the_whole_array_result(tmp_path: Path) -> None:
+    """``report``/``history add`` analyse through analyze_input: CSVs read block by block (memory of
+    the traces only), recordings by the batched file replay; both equal the whole-array paths."""
+    from legrep.history import SessionInput, analyze_input
+    from legrep.imu_csv import read_imu_csv
+    from legrep.pipeline import analyze_arrays
+    from legrep.replay import replay_recording
+    from test_recording import run_session
+
+    left, right, _ = simulated_csvs(tmp_path)
+    whole = analyze_arrays(left=read_imu_csv(left), right=read_imu_csv(right))
+    got = analyze_input(SessionInput(left_csv=left, right_csv=right)).result
+    assert got.reps == whole.reps and got.sets == whole.sets and got.diagnostics == whole.diagnostics
+    for leg in whole.traces:
+        np.testing.assert_array_equal(got.traces[leg][0], whole.traces[leg][0])
+        np.testing.assert_array_equal(got.traces[leg][1], whole.traces[leg][1])
+    recording = tmp_path / "s.legrep"
+    run_session(recording, seed=9)
+    ref, _ = replay_recording(recording)
+    got = analyze_input(SessionInput(recording=recording)).result
+    assert got.reps == ref.reps and got.sets == ref.sets and got.diagnostics == ref.diagnostics
+    for leg in ref.traces:
+        np.testing.assert_array_equal(got.traces[leg][1], ref.traces[leg][1])

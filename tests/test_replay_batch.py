@@ -63,8 +63,21 @@ def _valid(rec: Record) -> bool:
     return True
 
 
-def _compare(path: Path) -> None:
+def _compare(path: Path, small: bool = True) -> None:
+    import legrep.replay_batch as rb
+
     ref_core, ref, _ = replay_file(path, keep_samples=True, batched=False)
+    if small:  # small windows and pending batches: their edges are crossed many times
+        old = rb.WINDOW_RECORDS, rb.PENDING_PACKETS
+        rb.WINDOW_RECORDS, rb.PENDING_PACKETS = 97, 5
+        try:
+            _compare_to(path, ref_core, ref)
+        finally:
+            rb.WINDOW_RECORDS, rb.PENDING_PACKETS = old
+    _compare_to(path, ref_core, ref)
+
+
+def _compare_to(path: Path, ref_core, ref) -> None:  # type: ignore[no-untyped-def]
     core, got, _ = replay_file(path, keep_samples=True, batched=True)
     assert got.reps == ref.reps
     assert got.sets == ref.sets and got.uneven == ref.uneven
@@ -159,3 +172,79 @@ def test_batched_replay_of_a_recording_without_start_and_with_odd_packet_sizes(b
     _compare(path)
     core, _, _ = replay_file(path, keep_samples=True)
     assert len(core.samples(Leg.LEFT)) > 1000
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(2, 400), st.integers(0, 2**32 - 1), st.sampled_from([1.0, 600.0, 1e5]), st.sampled_from([1e-3, 1.0, 1e3]))
+def test_the_clock_fit_equals_numpy_polyfit_and_median_bit_for_bit(n: int, seed: int, span: float, size: float) -> None:
+    """ClockMapper's refit (at every closed window) uses these instead of np.polyfit / np.median."""
+    from legrep.clock import median, polyfit_line
+
+    rng = np.random.default_rng(seed)
+    x = np.sort(rng.random(n)) * span + rng.choice([0.0, 1e4])
+    y = rng.normal(size=n) * size
+    slope, icept = np.polyfit(x, y, 1)
+    assert polyfit_line(x, y) == (float(slope), float(icept))
+    assert median(y) == float(np.median(y)) and median(y[:1]) == float(np.median(y[:1]))
+
+
+class _ReferenceClock:
+    """ClockMapper._refit as first written (np.polyfit, np.median, a two-pass loop): the reference
+    the faster refit must equal bit for bit."""
+
+    @staticmethod
+    def refit(self) -> None:  # type: ignore[no-untyped-def]
+        self._trim()
+        xs = np.asarray(self._win_x)
+        rs = np.asarray(self._win_r)
+        drift = 0.0
+        if xs.size >= 3 and xs[-1] - xs[0] >= self.min_span_s:
+            keep = np.ones(xs.size, bool)
+            for _ in range(2):
+                slope, icept = np.polyfit(xs[keep], rs[keep], 1)
+                resid = rs - (icept + slope * xs)
+                med = np.median(resid[keep])
+                mad = np.median(np.abs(resid[keep] - med)) + 1e-6
+                new_keep = resid <= med + 4.0 * 1.4826 * mad
+                if new_keep.sum() < 3 or np.array_equal(new_keep, keep):
+                    break
+                keep = new_keep
+            drift = float(np.clip(slope, -self.max_drift, self.max_drift))
+        self._drift = drift
+        if self._syncs:
+            rtts = np.asarray([s[2] for s in self._syncs])
+            best = rtts <= rtts.min() * 1.5 + 1e-4
+            self._offset = float(np.mean([r - drift * x for (x, r, _), b in zip(self._syncs, best) if b]))
+        else:
+            candidates = [r - drift * x for x, r in zip(self._win_x, self._win_r)]
+            if self._open_point is not None:
+                candidates.append(self._open_point[1] - drift * self._open_point[0])
+            self._offset = min(candidates) if candidates else None
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_clock_refit_equals_its_reference(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Packets with jitter, late outliers and a jump, TIME_SYNCs for odd seeds: the same mapped times
+    and estimates from the fast refit and the reference one."""
+    from legrep.clock import ClockMapper
+
+    class Reference(ClockMapper):
+        _refit = _ReferenceClock.refit
+
+    runs = []
+    for cls in (ClockMapper, Reference):
+        rng = np.random.default_rng(seed)
+        clock = cls(0.0)
+        out = []
+        for k in range(6000):
+            x = k * 0.18
+            late = 5.0 if k == 3000 else (float(rng.exponential(1.0)) if k % 97 == 0 else 0.0)
+            clock.observe_packet(int(x * 32768) + int(rng.integers(0, 50)), x * (1 + 80e-6) + 0.01 + float(rng.exponential(0.01)) + late)
+            if k % 7 == 0:
+                out.append(clock.map_ticks(np.arange(18) + int(x * 32768)))
+            if seed % 2 and k % 500 == 3:
+                clock.observe_time_sync(int(x * 32768), x, x + 0.01 + float(rng.exponential(0.01)))
+        est = clock.estimate
+        runs.append((np.concatenate(out), None if est is None else (est.offset_s, est.drift, est.windows)))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    assert runs[0][1] == runs[1][1]
