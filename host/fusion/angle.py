@@ -248,6 +248,17 @@ class HipAngleEstimator:
             return np.empty(0), np.empty((0, 3)), np.empty((0, 3)), np.empty(0, dtype=bool)
         return tuple(np.concatenate([p[j] for p in parts]) for j in range(4))  # type: ignore[return-value]
 
+    def _hold_from(self, h: Held, angle: FloatArray, j: int) -> tuple[FloatArray, FloatArray, BoolArray]:
+        """Release ``h`` up to sample ``j`` (with ``angle``); hold the rest until an axis is fitted."""
+        t, still = h[0], h[3]
+        self.mounting = None
+        self._held_t_prev = float(t[j])
+        head = (t[: j + 1], angle[: j + 1], still[: j + 1])
+        if j + 1 == len(t):
+            return head
+        self._held = [tuple(x[j + 1 :] for x in h)]  # type: ignore[list-item]
+        return _cat(head, self._try_fit())
+
     def _release_still(self) -> tuple[FloatArray, FloatArray, BoolArray]:
         """While the raise direction is checked, the rest itself is not held: held samples up to
         the last still one go out with the current mounting (their angle is about 0 either way),
@@ -362,42 +373,21 @@ class HipAngleEstimator:
             far = angle[events] > self._posture_deg
             slip = np.flatnonzero(((off > self._slip_sin) & low) | (off > SLIP_FAR_SIN) | far)
         if j_chk < len(t) and (not len(slip) or j_chk <= events[int(slip[0])]):
-            j = j_chk
             self._pending, self._pending_sign = (m, self._u_ref, self._offset), True
-            self.mounting = None
-            self._held_t_prev = float(t[j])
-            head = (t[: j + 1], angle[: j + 1], still[: j + 1])
-            if j + 1 == len(t):
-                return head
-            self._held = [tuple(x[j + 1 :] for x in h)]  # type: ignore[list-item]
-            return _cat(head, self._try_fit())
+            return self._hold_from(h, angle, j_chk)
         if len(slip):
+            j = int(events[int(slip[0])])
             if far[int(slip[0])]:
-                j = int(events[int(slip[0])])
                 # far from the neutral pose: a new posture or the top of a rep; the next movement tells
                 self._pending = (m, self._u_ref, self._offset)
                 self._u_ref = up[j].copy()
                 self._offset = 0.0
-                self.mounting = None
-                self._held_t_prev = float(t[j])
-                head = (t[: j + 1], angle[: j + 1], still[: j + 1])
-                if j + 1 == len(t):
-                    return head
-                self._held = [tuple(x[j + 1 :] for x in h)]  # type: ignore[list-item]
-                return _cat(head, self._try_fit())
-            if len(slip):
-                j = int(events[int(slip[0])])
+            else:
                 # the strap moved: this rest is the new reference; re-fit at the next movement
                 self.n_refits += 1
                 self._u_ref = up[j].copy()
                 self._offset = float(angle[j])
-                self.mounting = None
-                self._held_t_prev = float(t[j])
-                head = (t[: j + 1], angle[: j + 1], still[: j + 1])
-                if j + 1 == len(t):
-                    return head
-                self._held = [tuple(x[j + 1 :] for x in h)]  # type: ignore[list-item]
-                return _cat(head, self._try_fit())
+            return self._hold_from(h, angle, j)
         return t, angle, still
 
 
