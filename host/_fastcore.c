@@ -806,12 +806,12 @@ static double
 speed_at(const double *t, const double *a, const char *rest, Py_ssize_t j, Py_ssize_t lo, Py_ssize_t hi,
          Py_ssize_t k)
 {
-    if (rest[j])
+    if (rest != NULL && rest[j])
         return 0.0;
     Py_ssize_t j0 = j, j1 = j;
-    while (j0 > lo && j - j0 < k && !rest[j0 - 1])
+    while (j0 > lo && j - j0 < k && (rest == NULL || !rest[j0 - 1]))
         j0--;
-    while (j1 < hi && j1 - j < k && !rest[j1 + 1])
+    while (j1 < hi && j1 - j < k && (rest == NULL || !rest[j1 + 1]))
         j1++;
     double n = (double)(j1 - j0 + 1), tj = t[j], st = 0.0, sa = 0.0, num = 0.0, den = 0.0;
     for (Py_ssize_t i = j0; i <= j1; i++) {
@@ -838,7 +838,8 @@ speed_frac_between(double vi, double vj, double level)
 }
 
 /* host.reps.reference.measure_window (its docstring holds the definitions).  t, a, rest are
-   contiguous; v is scratch of at least c + 1 doubles.  out: start_s, peak_s, end_s,
+   contiguous; v is scratch of at least 2 (c + 1) doubles (the speeds zero at rests for the peak
+   speeds, then w: as measured at rests too, for the crossings).  out: start_s, peak_s, end_s,
    baseline_deg, peak_deg, rom_deg, up_s, hold_s, down_s, end_deg. */
 static void
 measure_window(const double *t, const double *a, const char *rest, double *v, Py_ssize_t lo, Py_ssize_t s0,
@@ -848,8 +849,11 @@ measure_window(const double *t, const double *a, const char *rest, double *v, Py
     for (i = s0 + 1; i <= c; i++)
         if (a[i] > a[p])
             p = i;
-    for (i = lo; i <= c; i++)
+    double *w = v + (c + 1);
+    for (i = lo; i <= c; i++) {
         v[i] = speed_at(t, a, rest, i, lo, c, k);
+        w[i] = rest[i] ? speed_at(t, a, NULL, i, lo, c, k) : v[i];
+    }
     for (i = s0 + 1; i <= p; i++)
         if (v[i] > v[iu])
             iu = i;
@@ -860,23 +864,23 @@ measure_window(const double *t, const double *a, const char *rest, double *v, Py
     double thr_up = frac * v[iu], thr_dn = frac * v[idn], f;
     double start = t[s0], base = a[s0];
     for (i = iu - 1; i >= s0; i--)
-        if (v[i] <= thr_up) {
-            f = speed_frac_between(v[i], v[i + 1], thr_up);
+        if (w[i] <= thr_up) {
+            f = speed_frac_between(w[i], w[i + 1], thr_up);
             start = t[i] + f * (t[i + 1] - t[i]);
             base = a[i] + f * (a[i + 1] - a[i]);
             break;
         }
     double top_in = t[c];
     for (i = iu + 1; i <= c; i++)
-        if (v[i] <= thr_up) {
-            f = speed_frac_between(v[i - 1], v[i], thr_up);
+        if (w[i] <= thr_up) {
+            f = speed_frac_between(w[i - 1], w[i], thr_up);
             top_in = t[i - 1] + f * (t[i] - t[i - 1]);
             break;
         }
     double top_out = t[iu];
     for (i = idn - 1; i >= iu; i--)
-        if (v[i] >= thr_dn) {
-            f = speed_frac_between(v[i], v[i + 1], thr_dn);
+        if (w[i] >= thr_dn) {
+            f = speed_frac_between(w[i], w[i + 1], thr_dn);
             top_out = t[i] + f * (t[i + 1] - t[i]);
             break;
         }
@@ -884,8 +888,8 @@ measure_window(const double *t, const double *a, const char *rest, double *v, Py
         top_out = top_in;
     double end = t[c], end_deg = a[c];
     for (i = idn + 1; i <= c; i++)
-        if (v[i] >= thr_dn) {
-            f = speed_frac_between(v[i - 1], v[i], thr_dn);
+        if (w[i] >= thr_dn) {
+            f = speed_frac_between(w[i - 1], w[i], thr_dn);
             end = t[i - 1] + f * (t[i] - t[i - 1]);
             end_deg = a[i - 1] + f * (a[i] - a[i - 1]);
             break;
@@ -1100,7 +1104,7 @@ close_cand(RepMachine *m, const double *t, const double *a, const char *rest, Py
     if (lo < base)
         lo = base;
     double r[10];
-    double *v = PyMem_Malloc((size_t)(c - base + 1) * sizeof(double)); /* speeds, indexed like t */
+    double *v = PyMem_Malloc(2 * (size_t)(c - base + 1) * sizeof(double)); /* speeds (two arrays), indexed like t */
     if (v == NULL) {
         PyErr_NoMemory();
         return -1;
@@ -1430,7 +1434,7 @@ measure(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
         goto fail;
     }
     if ((t = arr_copy(&ta, 0, ta.n)) == NULL || (a = arr_copy(&aa, 0, ta.n)) == NULL ||
-        (v = arr_copy(&ta, 0, ta.n)) == NULL || (r = arr_copy_bool(&ra, ta.n)) == NULL)
+        ((v = PyMem_Malloc(2 * (size_t)ta.n * sizeof(double))) == NULL && (PyErr_NoMemory(), 1)) || (r = arr_copy_bool(&ra, ta.n)) == NULL)
         goto fail;
     double res[10];
     measure_window(t, a, r, v, lo, s0, c, k, frac, res);

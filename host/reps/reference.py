@@ -145,17 +145,18 @@ def arm_flags(still: list[bool], run: int, arm_n: int) -> tuple[list[bool], int]
 
 
 # --------------------------------------------------------------------------- speed and measures
-def speed_at(t: list[float], a: list[float], rest: list[bool], j: int, lo: int, hi: int, k: int) -> float:
+def speed_at(t: list[float], a: list[float], rest: list[bool] | None, j: int, lo: int, hi: int, k: int) -> float:
     """Least-squares slope (deg/s) of ``a`` against ``t`` over ``[j-k, j+k]`` clipped to ``[lo, hi]``
     and to the run of moving samples (``rest`` False) around ``j``: an angle step at a rest is
-    not movement. Zero at a rest sample, or when only ``j`` is left."""
-    if rest[j]:
+    not movement. Zero at a rest sample, or when only ``j`` is left. ``rest`` None: no rests
+    (the slope over the whole clipped window)."""
+    if rest is not None and rest[j]:
         return 0.0
     j0 = j
-    while j0 > lo and j - j0 < k and not rest[j0 - 1]:
+    while j0 > lo and j - j0 < k and (rest is None or not rest[j0 - 1]):
         j0 -= 1
     j1 = j
-    while j1 < hi and j1 - j < k and not rest[j1 + 1]:
+    while j1 < hi and j1 - j < k and (rest is None or not rest[j1 + 1]):
         j1 += 1
     n = j1 - j0 + 1
     tj = t[j]
@@ -188,9 +189,12 @@ def measure_window(
 ) -> tuple[float, float, float, float, float, float, float, float, float, float]:
     """Stopwatch measures of the rep whose rise starts at sample ``s0`` and which closed at ``c``.
 
-    Speeds use the samples ``[lo, c]`` (``lo <= s0``: the speed window before the rise) and are
-    zero where ``rest`` is True (the leg is still: a step of the angle there, such as a gravity
-    re-anchoring during a hold, is not movement).
+    Speeds use the samples ``[lo, c]`` (``lo <= s0``: the speed window before the rise). The peak
+    speeds ``v_up``, ``v_dn`` are sought with the speed zero where ``rest`` is True (the leg is
+    still: a step of the angle there, such as a gravity re-anchoring during a hold, is not
+    movement); the crossings use the speed as measured there too (``rest`` marks a trailing
+    window of 0.2 s under 3 deg/s rms, and a slow raise approaching the top still moves: 10 %
+    of a 45 deg raise over 3 s is 2.8 deg/s, so zero there would end the raise 0.1 s early).
     Returns ``(start_s, peak_s, end_s, baseline_deg, peak_deg, rom_deg, up_s, hold_s, down_s,
     end_deg)``; ``end_deg`` is the angle at ``end_s`` (for the undershoot test). A crossing
     between samples ``i`` and ``i + 1`` at fraction ``f`` has time ``t[i] + f (t[i+1] - t[i])``
@@ -202,9 +206,11 @@ def measure_window(
     for i in range(s0 + 1, c + 1):
         if a[i] > a[p]:
             p = i
-    v = [0.0] * (c + 1)
+    v = [0.0] * (c + 1)  # zero at rests: for the peak speeds
+    w = [0.0] * (c + 1)  # as measured at rests too: for the crossings
     for i in range(lo, c + 1):
         v[i] = speed_at(t, a, rest, i, lo, c, k)
+        w[i] = speed_at(t, a, None, i, lo, c, k) if rest[i] else v[i]
     # v_up: highest rising speed in [s0, p]; v_dn: highest lowering speed (most negative) in [p, c]
     iu = s0
     for i in range(s0 + 1, p + 1):
@@ -220,23 +226,23 @@ def measure_window(
     start = t[s0]
     base = a[s0]
     for i in range(iu - 1, s0 - 1, -1):
-        if v[i] <= thr_up:
-            f = _frac(v[i], v[i + 1], thr_up)
+        if w[i] <= thr_up:
+            f = _frac(w[i], w[i + 1], thr_up)
             start = t[i] + f * (t[i + 1] - t[i])
             base = a[i] + f * (a[i + 1] - a[i])
             break
     # top entry: forward from iu
     top_in = t[c]
     for i in range(iu + 1, c + 1):
-        if v[i] <= thr_up:
-            f = _frac(v[i - 1], v[i], thr_up)
+        if w[i] <= thr_up:
+            f = _frac(w[i - 1], w[i], thr_up)
             top_in = t[i - 1] + f * (t[i] - t[i - 1])
             break
     # top exit: back from idn, the first sample at or over thr_dn (not before iu)
     top_out = t[iu]
     for i in range(idn - 1, iu - 1, -1):
-        if v[i] >= thr_dn:
-            f = _frac(v[i], v[i + 1], thr_dn)
+        if w[i] >= thr_dn:
+            f = _frac(w[i], w[i + 1], thr_dn)
             top_out = t[i] + f * (t[i + 1] - t[i])
             break
     if top_out < top_in:
@@ -245,8 +251,8 @@ def measure_window(
     end = t[c]
     end_deg = a[c]
     for i in range(idn + 1, c + 1):
-        if v[i] >= thr_dn:
-            f = _frac(v[i - 1], v[i], thr_dn)
+        if w[i] >= thr_dn:
+            f = _frac(w[i - 1], w[i], thr_dn)
             end = t[i - 1] + f * (t[i] - t[i - 1])
             end_deg = a[i - 1] + f * (a[i] - a[i - 1])
             break
