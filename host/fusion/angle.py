@@ -195,8 +195,11 @@ class HipAngleEstimator:
         if self.mounting is None:
             self._held.append(held)
             out = self._try_fit()
-            if self._pending_sign and self.mounting is None:
-                return _cat(out, self._release_still())
+            if self.mounting is None:
+                if self._pending_sign:
+                    return _cat(out, self._release_still())
+                if self._pending is None and self._pre is None:
+                    return _cat(out, self._release_unfitted_still())
             return out
         return self._angles(held)
 
@@ -224,9 +227,39 @@ class HipAngleEstimator:
                 t, up, uref, still = self._take_held()
                 return t, self.mounting.angles(up, uref), still
         t, up, uref, still = self._take_held()
+        return t, self._unsigned(up, uref), still
+
+    def _unsigned(self, up: FloatArray, uref: FloatArray) -> FloatArray:
+        """Angle without a flexion axis: the unsigned tilt from the reference rest, plus its offset."""
         ref = uref if self._u_ref is None else np.broadcast_to(self._u_ref, up.shape)
         cos = np.clip(np.einsum("ij,ij->i", up, ref), -1.0, 1.0)
-        return t, np.degrees(np.arccos(cos)) + self._offset, still
+        out: FloatArray = np.degrees(np.arccos(cos)) + self._offset
+        return out
+
+    def _release_unfitted_still(self) -> tuple[FloatArray, FloatArray, BoolArray]:
+        """No axis yet (before the first movement, or after a strap slip): held samples up to the
+        last still one go out now with the unsigned tilt from the reference rest (at that rest the
+        signed angle is about the same), so a resting leg's angle reaches the live view at once.
+        ``_try_fit`` gives the same samples the same angles when one chunk brings the whole
+        movement (chunk invariance); the axis fit needs only the samples since the last still one."""
+        h = self._merged_held()
+        if h is None:
+            return _EMPTY
+        t, up, uref, still = h[0], h[1], h[2], h[3]
+        idx = np.flatnonzero(still)
+        if not len(idx):
+            return _EMPTY
+        j = int(idx[-1])
+        self._held_t_prev = float(t[j])
+        self._held = [tuple(x[j + 1 :] for x in h)] if j + 1 < len(t) else []  # type: ignore[list-item]
+        return t[: j + 1], self._unsigned(up[: j + 1], uref[: j + 1]), still[: j + 1]
+
+    def _merged_held(self) -> Held | None:
+        if not self._held:
+            return None
+        if len(self._held) > 1:
+            self._held = [tuple(np.concatenate(x) for x in zip(*self._held))]  # type: ignore[list-item]
+        return self._held[0]
 
     def diagnostics(self) -> dict[str, float]:
         """Gyro and accelerometer bias, gaps, bias updates, still fraction, mounting re-fits, the axis."""
@@ -283,6 +316,7 @@ class HipAngleEstimator:
         calibration rest) are released with the new mounting, and the rest of the held
         samples go through the normal path, slip checks included, as if they came later.
         """
+        plain = self._pending is None and self._pre is None  # still samples go out unsigned (update)
         if len(self._held) > 1:
             self._held = [tuple(np.concatenate(x) for x in zip(*self._held))]  # type: ignore[list-item]
         h = self._held[0]
@@ -339,10 +373,19 @@ class HipAngleEstimator:
             axis = -axis  # a strap turns by less than 90 degrees: keep the raise positive
         self._prev_axis = axis
         ref_k = uref[k] if self._u_ref is None else self._u_ref
+        if plain:
+            # as update would have released them chunk by chunk: up to the last still sample
+            # before the movement unsigned, the movement itself with the new mounting
+            lo = int(np.flatnonzero(still[: k + 1])[-1]) + 1 if still[: k + 1].any() else 0
+            head_u = (t[:lo], self._unsigned(up[:lo], uref[:lo]), still[:lo])
         self.mounting = Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis))
-        self._held = [tuple(x[: k + 1] for x in h)]  # type: ignore[list-item]
-        t_h, up_h, uref_h, still_h = self._take_held()
-        head = (t_h, self.mounting.angles(up_h, uref_h), still_h)
+        if plain:
+            self._held = []
+            head = _cat(head_u, (t[lo : k + 1], self.mounting.angles(up[lo : k + 1], uref[lo : k + 1]), still[lo : k + 1]))
+        else:
+            self._held = [tuple(x[: k + 1] for x in h)]  # type: ignore[list-item]
+            t_h, up_h, uref_h, still_h = self._take_held()
+            head = (t_h, self.mounting.angles(up_h, uref_h), still_h)
         if k + 1 == len(t):
             return head
         tail = self._angles(tuple(x[k + 1 :] for x in h))  # type: ignore[arg-type]
