@@ -21,6 +21,19 @@ def _peak_errors(sim, res, leg: Leg) -> list[float]:
     return [abs(r.peak_deg - tr.peak_deg) for r, tr in match_reps(res.reps_of(leg), sim.reps, leg)]
 
 
+def _in_random_chunks(blocks: dict[Leg, ImuBlock], rng: np.random.Generator, max_chunk: int):
+    """The session analysed live-style: the legs interleaved, each in chunks of 1..max_chunk-1 samples."""
+    an = SessionAnalyzer(tuple(blocks))
+    pos = {leg: 0 for leg in blocks}
+    while any(pos[leg] < len(b) for leg, b in blocks.items()):
+        for leg, b in blocks.items():
+            i, k = pos[leg], int(rng.integers(1, max_chunk))
+            if i < len(b):
+                an.update(leg, ImuBlock(b.time_s[i : i + k], b.acc_g[i : i + k], b.gyr_dps[i : i + k]))
+            pos[leg] = i + k
+    return an.finish()
+
+
 def _analyse(sim):
     b = blocks_of(sim)
     return analyze_arrays(left=b.get(Leg.LEFT), right=b.get(Leg.RIGHT))
@@ -66,17 +79,7 @@ def test_any_chunking_gives_identical_angles_and_reps(rate_hz: float, start: str
     sim = simulate(spec, seed=6)
     blocks = blocks_of(sim)
     whole = analyze_arrays(left=blocks[Leg.LEFT], right=blocks[Leg.RIGHT])
-    rng = np.random.default_rng(int(rate_hz))
-    an = SessionAnalyzer(tuple(blocks))
-    pos = {leg: 0 for leg in blocks}
-    while any(pos[leg] < len(b) for leg, b in blocks.items()):
-        for leg, b in blocks.items():
-            i = pos[leg]
-            k = int(rng.integers(1, 400))
-            if i < len(b):
-                an.update(leg, ImuBlock(b.time_s[i : i + k], b.acc_g[i : i + k], b.gyr_dps[i : i + k]))
-            pos[leg] = i + k
-    res = an.finish()
+    res = _in_random_chunks(blocks, np.random.default_rng(int(rate_hz)), 400)
     assert res.reps == whole.reps
     for leg in blocks:
         np.testing.assert_array_equal(res.traces[leg][1], whole.traces[leg][1])
@@ -109,16 +112,7 @@ def test_chunking_is_invariant_through_a_strap_slip_and_an_unsettled_start() -> 
     sim = simulate(spec, seed=9)
     blocks = blocks_of(sim)
     whole = analyze_arrays(left=blocks[Leg.LEFT], right=blocks[Leg.RIGHT])
-    an = SessionAnalyzer(tuple(blocks))
-    rng = np.random.default_rng(9)
-    pos = {leg: 0 for leg in blocks}
-    while any(pos[leg] < len(b) for leg, b in blocks.items()):
-        for leg, b in blocks.items():
-            i, k = pos[leg], int(rng.integers(1, 60))
-            if i < len(b):
-                an.update(leg, ImuBlock(b.time_s[i : i + k], b.acc_g[i : i + k], b.gyr_dps[i : i + k]))
-            pos[leg] = i + k
-    res = an.finish()
+    res = _in_random_chunks(blocks, np.random.default_rng(9), 60)
     assert res.reps == whole.reps
     for leg in blocks:
         np.testing.assert_array_equal(res.traces[leg][0], whole.traces[leg][0])

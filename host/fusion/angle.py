@@ -43,6 +43,7 @@ stream gives bit-identical angles.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
@@ -123,6 +124,8 @@ class Mounting:
 
 
 Held = tuple[FloatArray, FloatArray, FloatArray, BoolArray, BoolArray, FloatArray]
+AngleFn = Callable[[FloatArray, FloatArray], FloatArray]
+"""Hip angles from up vectors and their reference up vectors (a mounting's, or the unsigned tilt)."""
 """Samples whose angle waits for an axis: time, up, reference up, still, rest events, rate about the bias."""
 
 
@@ -196,10 +199,16 @@ class HipAngleEstimator:
             self._held.append(held)
             out = self._try_fit()
             if self.mounting is None:
+                # the rest itself is not held (sets close live; a resting leg's angle reaches the
+                # view): while the raise direction is checked its samples keep the current
+                # mounting (their angle is about 0 either way); without an axis yet (before the
+                # first movement, or after a strap slip) they are the unsigned tilt from the
+                # reference rest, about the signed angle there
                 if self._pending_sign:
-                    return _cat(out, self._release_still())
+                    assert self._pending is not None
+                    return _cat(out, self._release_still(self._pending[0].angles))
                 if self._pending is None and self._pre is None:
-                    return _cat(out, self._release_unfitted_still())
+                    return _cat(out, self._release_still(self._unsigned))
             return out
         return self._angles(held)
 
@@ -236,31 +245,6 @@ class HipAngleEstimator:
         out: FloatArray = np.degrees(np.arccos(cos)) + self._offset
         return out
 
-    def _release_unfitted_still(self) -> tuple[FloatArray, FloatArray, BoolArray]:
-        """No axis yet (before the first movement, or after a strap slip): held samples up to the
-        last still one go out now with the unsigned tilt from the reference rest (at that rest the
-        signed angle is about the same), so a resting leg's angle reaches the live view at once.
-        ``_try_fit`` gives the same samples the same angles when one chunk brings the whole
-        movement (chunk invariance); the axis fit needs only the samples since the last still one."""
-        h = self._merged_held()
-        if h is None:
-            return _EMPTY
-        t, up, uref, still = h[0], h[1], h[2], h[3]
-        idx = np.flatnonzero(still)
-        if not len(idx):
-            return _EMPTY
-        j = int(idx[-1])
-        self._held_t_prev = float(t[j])
-        self._held = [tuple(x[j + 1 :] for x in h)] if j + 1 < len(t) else []  # type: ignore[list-item]
-        return t[: j + 1], self._unsigned(up[: j + 1], uref[: j + 1]), still[: j + 1]
-
-    def _merged_held(self) -> Held | None:
-        if not self._held:
-            return None
-        if len(self._held) > 1:
-            self._held = [tuple(np.concatenate(x) for x in zip(*self._held))]  # type: ignore[list-item]
-        return self._held[0]
-
     def diagnostics(self) -> dict[str, float]:
         """Gyro and accelerometer bias, gaps, bias updates, still fraction, mounting re-fits, the axis."""
         d = self._tilt.diagnostics()
@@ -292,14 +276,20 @@ class HipAngleEstimator:
         self._held = [tuple(x[j + 1 :] for x in h)]  # type: ignore[list-item]
         return _cat(head, self._try_fit())
 
-    def _release_still(self) -> tuple[FloatArray, FloatArray, BoolArray]:
-        """While the raise direction is checked, the rest itself is not held: held samples up to
-        the last still one go out with the current mounting (their angle is about 0 either way),
-        so a long rest at the neutral pose still reaches the segmenter (sets close live)."""
-        assert self._pending is not None
+    def _merged_held(self) -> Held | None:
+        """The held samples as one piece (None if there are none)."""
+        if not self._held:
+            return None
         if len(self._held) > 1:
             self._held = [tuple(np.concatenate(x) for x in zip(*self._held))]  # type: ignore[list-item]
-        h = self._held[0]
+        return self._held[0]
+
+    def _release_still(self, angles: AngleFn) -> tuple[FloatArray, FloatArray, BoolArray]:
+        """Release the held samples up to the last still one, with ``angles``; the axis fit needs
+        only the samples since then (its rotation restarts at every still sample)."""
+        h = self._merged_held()
+        if h is None:
+            return _EMPTY
         t, up, uref, still = h[0], h[1], h[2], h[3]
         idx = np.flatnonzero(still)
         if not len(idx):
@@ -307,7 +297,20 @@ class HipAngleEstimator:
         j = int(idx[-1])
         self._held_t_prev = float(t[j])
         self._held = [tuple(x[j + 1 :] for x in h)] if j + 1 < len(t) else []  # type: ignore[list-item]
-        return t[: j + 1], self._pending[0].angles(up[: j + 1], uref[: j + 1]), still[: j + 1]
+        return t[: j + 1], angles(up[: j + 1], uref[: j + 1]), still[: j + 1]
+
+    def _release_to_movement(self, h: Held, k: int, before: AngleFn) -> tuple[FloatArray, FloatArray, BoolArray]:
+        """Release ``h`` up to sample ``k`` of a movement just fitted: the samples up to the last
+        still one before it with ``before`` (the angles ``_release_still`` would have given them
+        chunk by chunk: chunk invariance), the movement itself with the new mounting."""
+        assert self.mounting is not None
+        t, up, uref, still = h[0], h[1], h[2], h[3]
+        lo = int(np.flatnonzero(still[: k + 1])[-1]) + 1 if still[: k + 1].any() else 0
+        self._held = []
+        return _cat(
+            (t[:lo], before(up[:lo], uref[:lo]), still[:lo]),
+            (t[lo : k + 1], self.mounting.angles(up[lo : k + 1], uref[lo : k + 1]), still[lo : k + 1]),
+        )
 
     def _try_fit(self) -> tuple[FloatArray, FloatArray, BoolArray]:
         """Axis unknown: fit it to the held samples' first large movement.
@@ -316,10 +319,9 @@ class HipAngleEstimator:
         calibration rest) are released with the new mounting, and the rest of the held
         samples go through the normal path, slip checks included, as if they came later.
         """
-        plain = self._pending is None and self._pre is None  # still samples go out unsigned (update)
-        if len(self._held) > 1:
-            self._held = [tuple(np.concatenate(x) for x in zip(*self._held))]  # type: ignore[list-item]
-        h = self._held[0]
+        plain = self._pending is None and self._pre is None  # still samples went out unsigned (update)
+        h = self._merged_held()
+        assert h is not None
         t, up, uref, still, rest, w = h
         found = fit_axis(t, w, still, self.s.axis_rotation_deg, self._held_t_prev)
         if found is None:
@@ -342,13 +344,8 @@ class HipAngleEstimator:
                 self._prev_axis = axis
             elif a_k > half:
                 self._proven += 1
-            # the rest before the movement keeps the mounting it had (as _release_still gives it)
-            lo = int(np.flatnonzero(still[: k + 1])[-1]) + 1 if still[: k + 1].any() else 0
-            head = _cat(
-                (t[:lo], old[0].angles(up[:lo], uref[:lo]), still[:lo]),
-                (t[lo : k + 1], self.mounting.angles(up[lo : k + 1], uref[lo : k + 1]), still[lo : k + 1]),
-            )
-            self._held = []
+            # the rest before the movement keeps the mounting it had
+            head = self._release_to_movement(h, k, old[0].angles)
             if k + 1 == len(t):
                 return head
             return _cat(head, self._angles(tuple(x[k + 1 :] for x in h)))  # type: ignore[arg-type]
@@ -373,15 +370,9 @@ class HipAngleEstimator:
             axis = -axis  # a strap turns by less than 90 degrees: keep the raise positive
         self._prev_axis = axis
         ref_k = uref[k] if self._u_ref is None else self._u_ref
-        if plain:
-            # as update would have released them chunk by chunk: up to the last still sample
-            # before the movement unsigned, the movement itself with the new mounting
-            lo = int(np.flatnonzero(still[: k + 1])[-1]) + 1 if still[: k + 1].any() else 0
-            head_u = (t[:lo], self._unsigned(up[:lo], uref[:lo]), still[:lo])
         self.mounting = Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis))
         if plain:
-            self._held = []
-            head = _cat(head_u, (t[lo : k + 1], self.mounting.angles(up[lo : k + 1], uref[lo : k + 1]), still[lo : k + 1]))
+            head = self._release_to_movement(h, k, self._unsigned)  # (_unsigned: reference and offset unchanged)
         else:
             self._held = [tuple(x[: k + 1] for x in h)]  # type: ignore[list-item]
             t_h, up_h, uref_h, still_h = self._take_held()
