@@ -31,6 +31,13 @@ The hip angle is read from that up vector alone:
   changes; if it continues the raise, that rest becomes the neutral pose (angle 0, a new
   mounting fitted to the movement) and :attr:`HipAngleEstimator.restarts` says where, so the
   rep segmenter restarts there (the posture change itself is no rep).
+* a **lower neutral pose**: a person lies at least as low between reps as where they settled,
+  so a still sample more than ``neutral_drop_deg`` below the neutral pose (and less than
+  ``posture_change_deg``) becomes the neutral pose: the calibration rest may have come while
+  the person was still settling, with the leg a little up. The angle reads 0 there from that
+  sample on (samples held at the sign check's rest are re-expressed; released ones stay).
+  Only once a movement from the neutral pose went up (``REANCHOR_PROOFS``): before that, a
+  rest below may mean the raise direction is wrong, which the sign check decides.
 
 Samples whose angle needs an axis not yet known are held back and released once it is
 found, so the first rep is never lost. The reference rest of the first mounting is the
@@ -64,6 +71,10 @@ SIGN_PROOFS = 2
 """Movements from the neutral pose that must go up (by half ``axis_rotation_deg``) before the
 raise direction is trusted; until then each rest there holds the samples until the next
 movement shows its direction, and a movement down flips it."""
+REANCHOR_PROOFS = 1
+"""Movements from the neutral pose that went up before a lower rest may move the neutral pose
+down to it (before that, a rest below may mean the raise direction is wrong: the sign check
+decides)."""
 _SLICE = 8192
 """Longest piece of a chunk the orientation stage handles at once (its outputs stay in cache)."""
 
@@ -124,9 +135,10 @@ class Mounting:
 
 
 Held = tuple[FloatArray, FloatArray, FloatArray, BoolArray, BoolArray, FloatArray]
-AngleFn = Callable[[FloatArray, FloatArray], FloatArray]
-"""Hip angles from up vectors and their reference up vectors (a mounting's, or the unsigned tilt)."""
 """Samples whose angle waits for an axis: time, up, reference up, still, rest events, rate about the bias."""
+AngleFn = Callable[[FloatArray, FloatArray, BoolArray], FloatArray]
+"""Hip angles from up vectors, their reference up vectors and still flags (a mounting's, the
+pending sign check's with its re-anchoring, or the unsigned tilt)."""
 
 
 class HipAngleEstimator:
@@ -170,6 +182,7 @@ class HipAngleEstimator:
         self._proven = 0  # movements from the neutral pose that went up since the sign was set
         self.n_posture_changes = 0
         self.n_sign_flips = 0
+        self.n_reanchors = 0  # neutral pose moved down to a lower rest
         self.restarts: list[float] = []
         """Times of the first sample of each new posture (the caller restarts rep segmentation there
         and clears the list); always among the samples released by the same ``update`` call."""
@@ -206,9 +219,9 @@ class HipAngleEstimator:
                 # reference rest, about the signed angle there
                 if self._pending_sign:
                     assert self._pending is not None
-                    return _cat(out, self._release_still(self._pending[0].angles))
+                    return _cat(out, self._release_still(self._pending_angles))
                 if self._pending is None and self._pre is None:
-                    return _cat(out, self._release_still(self._unsigned))
+                    return _cat(out, self._release_still(self._unsigned_rest))
             return out
         return self._angles(held)
 
@@ -221,10 +234,12 @@ class HipAngleEstimator:
         """
         if self._pending is not None:
             # the stream ended at a held rest: it stays a pose of the current posture
+            sign = self._pending_sign
+            t, up, uref, still = self._take_held()
+            angle = self._pending_angles(up, uref, still) if sign else self._pending[0].angles(up, uref)
             self.mounting, self._u_ref, self._offset = self._pending
             self._pending, self._pending_sign = None, False
-            t, up, uref, still = self._take_held()
-            return t, self.mounting.angles(up, uref), still
+            return t, angle, still
         if self.mounting is not None or (not self._held and self._pre is None):
             return _EMPTY
         if self._pre is not None:
@@ -237,6 +252,33 @@ class HipAngleEstimator:
                 return t, self.mounting.angles(up, uref), still
         t, up, uref, still = self._take_held()
         return t, self._unsigned(up, uref), still
+
+    def _unsigned_rest(self, up: FloatArray, uref: FloatArray, still: BoolArray) -> FloatArray:
+        """:meth:`_unsigned` as an :data:`AngleFn` (no re-anchoring without an axis)."""
+        return self._unsigned(up, uref)
+
+    def _pending_angles(self, up: FloatArray, uref: FloatArray, still: BoolArray) -> FloatArray:
+        """Angles of held samples at the sign check's rest, by the pending mounting, moved to a
+        lower neutral pose at each still sample below it (as :meth:`_angles` does)."""
+        assert self._pending is not None
+        m = self._pending[0]
+        angle = m.angles(up, uref)
+        for j in np.flatnonzero(still):
+            if self._is_below(float(angle[j])):
+                m = self._lowered(m, float(angle[j]))
+                angle[j:] = m.angles(up[j:], uref[j:])
+        self._pending = (m, self._pending[1], m.offset_deg)
+        self._offset = m.offset_deg
+        return angle
+
+    def _is_below(self, angle_deg: float) -> bool:
+        """A rest this far below the neutral pose becomes the neutral pose (``neutral_drop_deg``)."""
+        return self._proven >= REANCHOR_PROOFS and -self._posture_deg < angle_deg < -self.s.neutral_drop_deg
+
+    def _lowered(self, m: Mounting, angle_deg: float) -> Mounting:
+        """``m`` with its neutral pose moved to a rest that reads ``angle_deg``."""
+        self.n_reanchors += 1
+        return Mounting(m.axis, m.u_ref, m.offset_deg - angle_deg, m.along_ref)
 
     def _unsigned(self, up: FloatArray, uref: FloatArray) -> FloatArray:
         """Angle without a flexion axis: the unsigned tilt from the reference rest, plus its offset."""
@@ -252,6 +294,7 @@ class HipAngleEstimator:
         d["mount_refits"] = float(self.n_refits)
         d["posture_changes"] = float(self.n_posture_changes)
         d["sign_flips"] = float(self.n_sign_flips)
+        d["neutral_reanchors"] = float(self.n_reanchors)
         if self.mounting is not None:
             d.update({f"axis_{c}": float(v) for c, v in zip("xyz", self.mounting.axis)})
         return d
@@ -297,7 +340,7 @@ class HipAngleEstimator:
         j = int(idx[-1])
         self._held_t_prev = float(t[j])
         self._held = [tuple(x[j + 1 :] for x in h)] if j + 1 < len(t) else []  # type: ignore[list-item]
-        return t[: j + 1], angles(up[: j + 1], uref[: j + 1]), still[: j + 1]
+        return t[: j + 1], angles(up[: j + 1], uref[: j + 1], h[3][: j + 1]), still[: j + 1]
 
     def _release_to_movement(self, h: Held, k: int, before: AngleFn) -> tuple[FloatArray, FloatArray, BoolArray]:
         """Release ``h`` up to sample ``k`` of a movement just fitted: the samples up to the last
@@ -307,8 +350,9 @@ class HipAngleEstimator:
         t, up, uref, still = h[0], h[1], h[2], h[3]
         lo = int(np.flatnonzero(still[: k + 1])[-1]) + 1 if still[: k + 1].any() else 0
         self._held = []
+        head = (t[:lo], before(up[:lo], uref[:lo], still[:lo]), still[:lo])
         return _cat(
-            (t[:lo], before(up[:lo], uref[:lo]), still[:lo]),
+            head,
             (t[lo : k + 1], self.mounting.angles(up[lo : k + 1], uref[lo : k + 1]), still[lo : k + 1]),
         )
 
@@ -328,6 +372,8 @@ class HipAngleEstimator:
             return _EMPTY
         k, axis = found
         if self._pending is not None and self._pending_sign:
+            lo = int(np.flatnonzero(still[: k + 1])[-1]) + 1 if still[: k + 1].any() else 0
+            before = self._pending_angles(up[:lo], uref[:lo], still[:lo])  # (re-anchors the pending mounting)
             old = self._pending
             self._pending, self._pending_sign = None, False
             self.mounting = old[0]
@@ -345,7 +391,7 @@ class HipAngleEstimator:
             elif a_k > half:
                 self._proven += 1
             # the rest before the movement keeps the mounting it had
-            head = self._release_to_movement(h, k, old[0].angles)
+            head = self._release_to_movement(h, k, lambda up_, uref_, rest_: before)
             if k + 1 == len(t):
                 return head
             return _cat(head, self._angles(tuple(x[k + 1 :] for x in h)))  # type: ignore[arg-type]
@@ -372,7 +418,7 @@ class HipAngleEstimator:
         ref_k = uref[k] if self._u_ref is None else self._u_ref
         self.mounting = Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis))
         if plain:
-            head = self._release_to_movement(h, k, self._unsigned)  # (_unsigned: reference and offset unchanged)
+            head = self._release_to_movement(h, k, self._unsigned_rest)  # (reference and offset unchanged)
         else:
             self._held = [tuple(x[: k + 1] for x in h)]  # type: ignore[list-item]
             t_h, up_h, uref_h, still_h = self._take_held()
@@ -406,6 +452,14 @@ class HipAngleEstimator:
             off = np.abs(along - ref_along)
             far = angle[events] > self._posture_deg
             slip = np.flatnonzero(((off > self._slip_sin) & low) | (off > SLIP_FAR_SIN) | far)
+        # still samples before the sign check and the first slip: a lower neutral pose
+        lim = min(j_chk, int(events[int(slip[0])]) if len(slip) else len(t))
+        low_still = np.flatnonzero(still[:lim] & (angle[:lim] < -self.s.neutral_drop_deg) & (angle[:lim] > -self._posture_deg))
+        if len(low_still) and self._proven >= REANCHOR_PROOFS:
+            j = int(low_still[0])
+            self.mounting = self._lowered(m, float(angle[j]))
+            self._offset = self.mounting.offset_deg
+            return _cat((t[:j], angle[:j], still[:j]), self._angles(tuple(x[j:] for x in h)))  # type: ignore[arg-type]
         if j_chk < len(t) and (not len(slip) or j_chk <= events[int(slip[0])]):
             self._pending, self._pending_sign = (m, self._u_ref, self._offset), True
             return self._hold_from(h, angle, j_chk)
