@@ -251,7 +251,7 @@ class HipAngleEstimator:
         if self.mounting is not None or (not self._held and self._pre is None):
             return _EMPTY
         if self._pre is not None:
-            t_pre, _, uref_pre, still_pre, _, w_pre = self._pre
+            t_pre, _, uref_pre, still_pre, _, w_pre, _ = self._pre
             found = fit_axis(-t_pre[::-1], -w_pre[::-1], still_pre[::-1], self.s.axis_rotation_deg, -self.calib.start_s)
             if found is not None:
                 k = len(t_pre) - 1 - found[0]
