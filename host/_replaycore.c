@@ -655,7 +655,7 @@ done:
  * (zero too: -0.0 prints "-0") is formatted by snprintf directly. The text is snprintf's either way.
  * The tables live as long as the module (one per LSB, a few at most); the GIL is held. */
 typedef struct {
-    double lsb;
+    double lsb, inv_lsb;
     char text[65537][16];
     unsigned char len[65537];
     unsigned char have[65537];
@@ -684,18 +684,29 @@ lut_for(double lsb)
             slot = N_LUTS - 1;
         }
     LUTS[slot] = calloc(1, sizeof(Lut));
-    if (LUTS[slot] != NULL)
+    if (LUTS[slot] != NULL) {
         LUTS[slot]->lsb = lsb;
+        LUTS[slot]->inv_lsb = 1.0 / lsb;
+    }
     return LUTS[slot];
 }
 
 static inline int
 fmt_value(char *out, double v, Lut *lut)
 {
+    if (v == 0.0) { /* (printf's "0" and "-0") */
+        if (signbit(v)) {
+            out[0] = '-';
+            out[1] = '0';
+            return 2;
+        }
+        out[0] = '0';
+        return 1;
+    }
     if (lut != NULL) {
-        double q = v / lut->lsb;
+        double q = v * lut->inv_lsb; /* (near k: k * lsb == v is what counts) */
         if (q >= -32768.0 && q <= 32768.0) {
-            double k = nearbyint(q);
+            double k = (double)(int)(q >= 0.0 ? q + 0.5 : q - 0.5); /* (any near integer: checked below) */
             if (k != 0.0 && k * lut->lsb == v) {
                 int i = (int)k + 32768;
                 if (!lut->have[i]) {
@@ -705,7 +716,7 @@ fmt_value(char *out, double v, Lut *lut)
                     lut->len[i] = (unsigned char)m;
                     lut->have[i] = 1;
                 }
-                memcpy(out, lut->text[i], lut->len[i]);
+                memcpy(out, lut->text[i], 16); /* (a whole slot: the caller's buffer has room) */
                 return lut->len[i];
             }
         }
@@ -713,16 +724,17 @@ fmt_value(char *out, double v, Lut *lut)
     return snprintf(out, 32, "%.8g", v);
 }
 
-/* "%.6f" of t: an integer count of microseconds when the product t * 1e6 is not within rounding
- * error of a half (then rounding it gives snprintf's correctly rounded digits); snprintf otherwise */
+/* "%.6f" of t: an integer count of microseconds when the product t * 1e6 is not within its rounding
+ * error (half an ulp, taken as 2 ulps) of a half -- then rounding it gives snprintf's correctly
+ * rounded digits; snprintf otherwise (ties, near-ties, negative or huge times) */
 static inline int
 fmt_time(char *out, double t)
 {
     if (t >= 0.0 && t < 1e9) {
-        double p = t * 1e6; /* < 2**50: its rounding error is below 2**-3 of a microsecond */
+        double p = t * 1e6; /* < 2**50 */
         double f = floor(p);
-        double frac = p - f;
-        if (fabs(frac - 0.5) > 0.25) {
+        double frac = p - f; /* (exact) */
+        if (fabs(frac - 0.5) > p * 4.5e-16 + 1e-300) {
             uint64_t m = (uint64_t)f + (frac > 0.5 ? 1u : 0u);
             uint64_t whole = m / 1000000u, micro = m % 1000000u;
             char tmp[24];

@@ -98,12 +98,14 @@ def replay_file(
     on_events: EventCallback | None = None,
     on_samples: SampleSink | None = None,
     batched: bool = True,
+    on_core: Callable[[SessionCore], None] | None = None,
 ) -> tuple[SessionCore, SessionResult, RecordingReader]:
     """Replay a recording as :func:`legrep.replay.replay_core` does, the analysis fed in large blocks
     and (``batched``, the default) the packets decoded in batches (:func:`replay_records_batched`).
 
     ``keep_traces=False`` keeps no angle traces (memory flat in the length); ``on_samples`` sees
-    every sample fed to the analysis (what ``keep_samples`` would keep, without keeping it).
+    every sample fed to the analysis (what ``keep_samples`` would keep, without keeping it);
+    ``on_core`` sees the core before the first record (its sensors appear as records add them).
     Returns ``(finished SessionCore, SessionResult, reader)``; the result equals replay_core's.
     """
     reader = path if isinstance(path, RecordingReader) else RecordingReader(path)
@@ -111,6 +113,8 @@ def replay_file(
     if not keep_traces:
         core.analyzer = SessionAnalyzer(core.legs, core.settings, keep_traces=False)
     core.analyzer = CoalescingAnalyzer(core.analyzer, on_samples=on_samples)  # type: ignore[assignment]
+    if on_core is not None:
+        on_core(core)
     if batched:
         replay_records_batched(reader, core, on_events)
     else:
