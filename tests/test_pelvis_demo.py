@@ -36,8 +36,9 @@ def test_three_sensors_over_ble_measure_the_pelvis(demo) -> None:
     result = outcome.result
     assert len(result.reps) == len(truth["reps"])  # every rep counted, three link drops on the way
     assert outcome.live.stats.disconnects.get("pelvis") == 1 and outcome.live.stats.reconnects.get("pelvis") == 1
-    assert result.diagnostics["pelvis"]["packets_lost_packets"] == 0  # the pelvis re-sent what it missed
-    assert "pelvis" in result.diagnostics and result.diagnostics["pelvis"]["reps_measured"] == len(result.reps)
+    pelvis = result.diagnostics["pelvis"]
+    assert pelvis.link is not None and pelvis.link.lost_packets == 0  # the pelvis re-sent what it missed
+    assert pelvis.pelvis is not None and pelvis.pelvis.reps_measured == len(result.reps)
     errors, flags = [], []
     for tr, pt in zip(truth["reps"], truth["pelvis"]):
         rep = min((r for r in result.reps if r.leg.value == tr["leg"]), key=lambda r: abs(r.start_s - outcome.programme_offset_s - tr["start_s"]))
@@ -83,5 +84,6 @@ def test_capture_three_wired_sensors_records_the_pelvis(tmp_path: Path, capsys: 
     assert RecordingReader(tmp_path / "session.lgr").meta["legs"] == ["left", "right", "pelvis"]
     replayed, _ = replay_recording(tmp_path / "session.lgr")
     produced = fws[2].produced.arrays()[0].size
-    assert replayed.diagnostics["pelvis"]["packets_samples_out"] == produced >= 150
+    link = replayed.diagnostics["pelvis"].link
+    assert link is not None and link.samples_out == produced >= 150
     assert replayed.legs == (Leg.LEFT, Leg.RIGHT)

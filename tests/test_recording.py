@@ -109,8 +109,9 @@ def test_live_counts_and_samples(recorded) -> None:
         assert np.abs(block.time_s - true_t).max() < 0.012
         offline = analyze_arrays(**{leg.value: (true_t, block.acc_g, block.gyr_dps)})
         assert len(result.reps_of(leg)) == len(offline.reps) == 3
-    assert result.diagnostics["left"]["packets_resent_used"] >= 3
-    assert result.diagnostics["right"]["packets_corrupt"] == 2
+    left, right = result.diagnostics["left"].link, result.diagnostics["right"].link
+    assert left is not None and left.resent_used >= 3
+    assert right is not None and right.corrupt == 2
 
 
 def test_replay_is_identical_to_live(recorded) -> None:
