@@ -253,8 +253,19 @@ class DeviceTiming(_Flat):
     _MARK: ClassVar[str] = "latency_spread_s"
 
 
+class _Decoder(_Flat):
+    """Mixin: a vendor decoder's report; ``MODEL`` is the model name its JSON keys start with."""
+
+    __slots__ = ()
+    MODEL: ClassVar[str] = ""
+
+    def to_json(self) -> Flat:
+        """The decoder's flat keys (without the model prefix), its timing's first."""
+        return _decoder_json(self)
+
+
 @dataclass(frozen=True, slots=True)
-class WitmotionDiagnostics(_Flat):
+class WitmotionDiagnostics(_Decoder):
     MODEL: ClassVar[str] = "witmotion"
     frames: int = 0
     register_frames: int = 0
@@ -263,7 +274,7 @@ class WitmotionDiagnostics(_Flat):
 
 
 @dataclass(frozen=True, slots=True)
-class MovellaDotDiagnostics(_Flat):
+class MovellaDotDiagnostics(_Decoder):
     MODEL: ClassVar[str] = "movella-dot"
     samples: int = 0
     bad_payloads: int = 0
@@ -275,7 +286,7 @@ class MovellaDotDiagnostics(_Flat):
 
 
 @dataclass(frozen=True, slots=True)
-class MetaMotionDiagnostics(_Flat):
+class MetaMotionDiagnostics(_Decoder):
     MODEL: ClassVar[str] = "metamotion"
     time_from_arrival: bool = True
     acc_samples: int = 0
@@ -289,7 +300,7 @@ class MetaMotionDiagnostics(_Flat):
 
 
 @dataclass(frozen=True, slots=True)
-class PolarVerityDiagnostics(_Flat):
+class PolarVerityDiagnostics(_Decoder):
     MODEL: ClassVar[str] = "polar-verity"
     acc_frames: int = 0
     gyr_frames: int = 0
@@ -307,7 +318,7 @@ class PolarVerityDiagnostics(_Flat):
 DecoderDiagnostics = Union[WitmotionDiagnostics, MovellaDotDiagnostics, MetaMotionDiagnostics, PolarVerityDiagnostics]
 """What a vendor decoder reports (``Decoder.diagnostics()``)."""
 
-_DECODERS: tuple[type[_Flat], ...] = (
+_DECODERS: tuple[type[_Decoder], ...] = (
     WitmotionDiagnostics, MovellaDotDiagnostics, MetaMotionDiagnostics, PolarVerityDiagnostics,
 )  # fmt: skip
 _TIMINGS: tuple[type[_Flat], ...] = (ArrivalTiming, DeviceTiming)
@@ -354,7 +365,7 @@ class VendorDiagnostics:
         return self.decoder.MODEL
 
     def to_json(self) -> Flat:
-        out: Flat = {f"{self.model}_{k}": v for k, v in _decoder_json(self.decoder).items()}
+        out: Flat = {f"{self.model}_{k}": v for k, v in self.decoder.to_json().items()}
         out["time_from_arrival"] = self.time_from_arrival
         out["bad_records"] = self.bad_records
         return out
@@ -500,7 +511,7 @@ class SensorDiagnostics:
             if group.present_in(data):
                 parts[name] = group.from_json(data, used)
         for decoder in _DECODERS:
-            prefix = f"{decoder.MODEL}_"  # type: ignore[attr-defined]
+            prefix = f"{decoder.MODEL}_"
             own = {k[len(prefix):]: v for k, v in data.items() if k.startswith(prefix)}
             if own:
                 value, keys = _decoder_from_json(decoder, own)
