@@ -183,7 +183,7 @@ def test_report_names_each_sets_exercise(tmp_path: Path) -> None:
 def test_both_legs_search_equals_checking_every_pair() -> None:
     """The bisection (set close) and the bounded walk back (live) find exactly what comparing
     every rep with every rep of the other leg finds, on random non-overlapping reps per leg."""
-    from legrep.exercise import _overlaps, live_both_legs
+    from legrep.exercise import OpenReps, _overlaps, live_both_legs
 
     s = Settings()
     rng = np.random.default_rng(11)
@@ -206,5 +206,12 @@ def test_both_legs_search_equals_checking_every_pair() -> None:
         live = [("both_legs" in live_both_legs(r, by_close[:i], s).flags) for i, r in enumerate(by_close)]
         expect = [any(o.leg is not r.leg and _overlaps(r, o, s) for o in by_close[:i]) for i, r in enumerate(by_close)]
         assert live == expect
+        # the pipeline's index of the open set (bisection per leg) finds the same
+        index = OpenReps()
+        indexed = []
+        for r in by_close:
+            indexed.append("both_legs" in index.flag(r, s).flags)
+            index.extend([r])
+        assert indexed == expect
         pairs_found += sum(expect)
     assert pairs_found > 20  # the random reps do overlap often enough to test something
