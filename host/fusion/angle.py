@@ -78,10 +78,30 @@ def fit_axis(
     Returns ``(k, axis)`` with ``k`` the sample where the movement reached the rotation and
     ``axis`` (3,) the unit principal direction of the movement's rate, signed so that the
     movement is a positive rotation; None if no movement is large enough.
+
+    Every quantity at a sample depends only on the samples up to it, so the movement is looked
+    for in growing prefixes (it usually comes within the first second of thousands of held
+    samples); the result is the whole array's, bit for bit.
     """
     n = len(t)
-    if n == 0:
-        return None
+    m = min(n, _FIT_PREFIX)
+    while m:
+        found = _fit_axis_prefix(t[:m], rate_dps[:m], still[:m], min_rotation_deg, t_prev_s)
+        if found is not None or m == n:
+            return found
+        m = min(n, 4 * m)
+    return None
+
+
+_FIT_PREFIX = 256
+"""First prefix :func:`fit_axis` looks in (samples)."""
+
+
+def _fit_axis_prefix(
+    t: FloatArray, rate_dps: FloatArray, still: BoolArray, min_rotation_deg: float, t_prev_s: float
+) -> tuple[int, FloatArray] | None:
+    """:func:`fit_axis` on all of ``t`` (N >= 1)."""
+    n = len(t)
     dt = np.diff(t, prepend=t_prev_s if math.isfinite(t_prev_s) else t[0])
     rot = np.where(still, 0.0, np.linalg.norm(rate_dps, axis=1) * dt)
     idx = np.arange(n)
