@@ -115,6 +115,22 @@ def estimate_gyro_bias(t: FloatArray, gyr: FloatArray, before_s: float) -> Float
     return mean[best] if dev[best] <= BIAS_MAX_DEV_DPS else None
 
 
+def _block_means(x: FloatArray, nd: int, step: int) -> FloatArray:
+    """Means of ``nd`` consecutive blocks of ``step`` rows of ``x`` (``x.reshape(nd, step, ...).mean(axis=1)``).
+
+    One or two rows per block (50-150 Hz) without the reduction machinery: the sum of two
+    numbers is the same in either order, and ``mean`` divides the sum by the count, so the
+    results are the same numbers.
+    """
+    if step == 1:
+        return x / 1.0
+    if step == 2:
+        out: FloatArray = (x[0::2] + x[1::2]) / 2.0
+        return out
+    means: FloatArray = x.reshape(nd, step, *x.shape[1:]).mean(axis=1)
+    return means
+
+
 def measure_posture(
     time_s: FloatArray, acc_g: FloatArray, gyr_dps: FloatArray, rep: Rep, gyro_bias_dps: FloatArray | None = None
 ) -> RepPosture:
@@ -166,10 +182,10 @@ def measure_posture(
     if nd < 6:
         return _FAILED
     cut = nd * step
-    td = tt[:cut].reshape(nd, step).mean(axis=1)
-    wd = w[:cut].reshape(nd, step, 3).mean(axis=1)
-    ad = aa[:cut].reshape(nd, step, 3).mean(axis=1)
-    thd = theta[:cut].reshape(nd, step).mean(axis=1)
+    td = _block_means(tt[:cut], nd, step)
+    wd = _block_means(w[:cut], nd, step)
+    ad = _block_means(aa[:cut], nd, step)
+    thd = _block_means(theta[:cut], nd, step)
     alpha = np.empty_like(wd)  # central differences, one-sided at the ends
     alpha[1:-1] = (wd[2:] - wd[:-2]) / (td[2:] - td[:-2])[:, None]
     alpha[0] = (wd[1] - wd[0]) / (td[1] - td[0])
@@ -197,9 +213,8 @@ def measure_posture(
     # it adds (I - R_k^T) b, fitted alongside r
     nn = np.outer(n, n)
     kn = np.array([[0.0, -n[2], n[1]], [n[2], 0.0, -n[0]], [-n[1], n[0], 0.0]])
-    design[:, :, 3:] = (
-        np.eye(3) * (1.0 - c)[:, None, None] + kn * sn[:, None, None] - nn * (1.0 - c)[:, None, None]
-    )
+    one_c = (1.0 - c)[:, None, None]
+    design[:, :, 3:] = np.eye(3) * one_c + kn * sn[:, None, None] - nn * one_c
     a_mat = design.reshape(-1, 6)
     # normal equations with a whisker of ridge: the components along n are unobservable (a
     # hinge never swings a point on its axis) and the ridge sets them to 0; they are projected

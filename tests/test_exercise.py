@@ -215,3 +215,17 @@ def test_both_legs_search_equals_checking_every_pair() -> None:
         assert indexed == expect
         pairs_found += sum(expect)
     assert pairs_found > 20  # the random reps do overlap often enough to test something
+
+
+def test_block_means_equal_numpy_mean_bit_for_bit() -> None:
+    """The posture fit's decimation gives exactly what ``reshape(...).mean(axis=1)`` gives."""
+    from legrep.exercise import _block_means
+
+    rng = np.random.default_rng(5)
+    for step in (1, 2, 3, 4):
+        for shape in ((60,), (60, 3)):
+            x = rng.normal(0.0, 1.0, (shape[0] * step, *shape[1:])) * 10.0 ** rng.integers(-8, 8)
+            x[::7] = -0.0
+            want = x.reshape(shape[0], step, *shape[1:]).mean(axis=1)
+            got = _block_means(x, shape[0], step)
+            assert got.shape == want.shape and got.tobytes() == want.tobytes()
