@@ -118,14 +118,14 @@ def estimate_gyro_bias(t: FloatArray, gyr: FloatArray, before_s: float) -> Float
 def _block_means(x: FloatArray, nd: int, step: int) -> FloatArray:
     """Means of ``nd`` consecutive blocks of ``step`` rows of ``x`` (``x.reshape(nd, step, ...).mean(axis=1)``).
 
-    One or two rows per block (50-150 Hz) without the reduction machinery: the sum of two
-    numbers is the same in either order, and ``mean`` divides the sum by the count, so the
-    results are the same numbers.
+    One or two rows per block (50-150 Hz) without the reduction machinery: numpy's sum starts
+    from 0.0 (so a sum of -0.0 is 0.0), the sum of two numbers is the same in either order, and
+    ``mean`` divides the sum by the count, so the results are the same numbers.
     """
     if step == 1:
-        return x / 1.0
+        return (0.0 + x) / 1.0
     if step == 2:
-        out: FloatArray = (x[0::2] + x[1::2]) / 2.0
+        out: FloatArray = ((0.0 + x[0::2]) + x[1::2]) / 2.0
         return out
     means: FloatArray = x.reshape(nd, step, *x.shape[1:]).mean(axis=1)
     return means

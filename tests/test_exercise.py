@@ -226,6 +226,7 @@ def test_block_means_equal_numpy_mean_bit_for_bit() -> None:
         for shape in ((60,), (60, 3)):
             x = rng.normal(0.0, 1.0, (shape[0] * step, *shape[1:])) * 10.0 ** rng.integers(-8, 8)
             x[::7] = -0.0
+            x[:4] = -0.0  # a block of zeros of either sign
             want = x.reshape(shape[0], step, *shape[1:]).mean(axis=1)
             got = _block_means(x, shape[0], step)
             assert got.shape == want.shape and got.tobytes() == want.tobytes()
