@@ -420,6 +420,8 @@ class MountingDiagnostics(_Flat):
     sign_flips: int
     axis: Vec3 | None = None
     """The flexion axis in the sensor frame (unit), once found."""
+    neutral_reanchors: int | None = None
+    """Times the neutral pose was re-anchored (None in summaries written before legrep counted them)."""
 
     _KEYS: ClassVar[Mapping[str, str | tuple[str, str, str]]] = {"axis": _vec("axis")}
     _MARK: ClassVar[str] = "axis_found"

@@ -31,6 +31,15 @@ The hip angle is read from that up vector alone:
   changes; if it continues the raise, that rest becomes the neutral pose (angle 0, a new
   mounting fitted to the movement) and :attr:`HipAngleEstimator.restarts` says where, so the
   rep segmenter restarts there (the posture change itself is no rep).
+* a **lower neutral pose**: a person lies at least as low between reps as where they settled,
+  so a rest (the orientation stage's rest events: the leg has settled and gravity corrected
+  the up vector, unlike the first still samples after a fast movement) more than
+  ``neutral_drop_deg`` below the neutral pose (and less than ``posture_change_deg``) becomes
+  the neutral pose: the calibration rest may have come while the person was still settling,
+  with the leg a little up. The angle reads 0 there from that sample on (samples held at the
+  sign check's rest are re-expressed; released ones stay).
+  Only once a movement from the neutral pose went up (``REANCHOR_PROOFS``): before that, a
+  rest below may mean the raise direction is wrong, which the sign check decides.
 
 Samples whose angle needs an axis not yet known are held back and released once it is
 found, so the first rep is never lost. The reference rest of the first mounting is the
@@ -66,6 +75,10 @@ SIGN_PROOFS = 2
 """Movements from the neutral pose that must go up (by half ``axis_rotation_deg``) before the
 raise direction is trusted; until then each rest there holds the samples until the next
 movement shows its direction, and a movement down flips it."""
+REANCHOR_PROOFS = 1
+"""Movements from the neutral pose that went up before a lower rest may move the neutral pose
+down to it (before that, a rest below may mean the raise direction is wrong: the sign check
+decides)."""
 _SLICE = 8192
 """Longest piece of a chunk the orientation stage handles at once (its outputs stay in cache)."""
 
@@ -80,10 +93,30 @@ def fit_axis(
     Returns ``(k, axis)`` with ``k`` the sample where the movement reached the rotation and
     ``axis`` (3,) the unit principal direction of the movement's rate, signed so that the
     movement is a positive rotation; None if no movement is large enough.
+
+    Every quantity at a sample depends only on the samples up to it, so the movement is looked
+    for in growing prefixes (it usually comes within the first second of thousands of held
+    samples); the result is the whole array's, bit for bit.
     """
     n = len(t)
-    if n == 0:
-        return None
+    m = min(n, _FIT_PREFIX)
+    while m:
+        found = _fit_axis_prefix(t[:m], rate_dps[:m], still[:m], min_rotation_deg, t_prev_s)
+        if found is not None or m == n:
+            return found
+        m = min(n, 4 * m)
+    return None
+
+
+_FIT_PREFIX = 256
+"""First prefix :func:`fit_axis` looks in (samples)."""
+
+
+def _fit_axis_prefix(
+    t: FloatArray, rate_dps: FloatArray, still: BoolArray, min_rotation_deg: float, t_prev_s: float
+) -> tuple[int, FloatArray] | None:
+    """:func:`fit_axis` on all of ``t`` (N >= 1)."""
+    n = len(t)
     dt = np.diff(t, prepend=t_prev_s if math.isfinite(t_prev_s) else t[0])
     rot = np.where(still, 0.0, np.linalg.norm(rate_dps, axis=1) * dt)
     idx = np.arange(n)
@@ -117,18 +150,63 @@ class Mounting:
         self.offset_deg = offset_deg
         self.along_ref = along_ref  # up . f at the reference rest
         self._axis = axis.tolist()
+        self._last: tuple[FloatArray, FloatArray, FloatArray] | None = None
 
     def angles(self, up: FloatArray, uref: FloatArray) -> FloatArray:
+        rows = self._recall(up, uref)
+        if rows is not None:
+            return rows
         out = np.empty(len(up))
         ref = uref if self.u_ref is None else np.broadcast_to(self.u_ref, up.shape)
         hip_angles(up, ref, self._axis, self.offset_deg, out)
+        if len(up) >= _RECALL_MIN and (self._last is None or 4 * len(up) >= len(self._last[0])):
+            self._last = (up, uref, out)  # (a short run in between does not displace a long one)
         return out
 
+    def _recall(self, up: FloatArray, uref: FloatArray) -> FloatArray | None:
+        """The angles of ``up`` if it is a run of rows of the last long ``up`` this mounting
+        turned into angles (with the same rows of its ``uref``), else None.
 
-Held = tuple[FloatArray, FloatArray, FloatArray, BoolArray, BoolArray, FloatArray]
-AngleFn = Callable[[FloatArray, FloatArray], FloatArray]
-"""Hip angles from up vectors and their reference up vectors (a mounting's, or the unsigned tilt)."""
-"""Samples whose angle waits for an axis: time, up, reference up, still, rest events, rate about the bias."""
+        Samples held after a rest are often released with the mounting they already had, as
+        views of the same arrays: this gives them the angles computed before, not a second
+        pass of ``hip_angles`` (the same inputs: the same numbers). Arrays are never written
+        after the orientation stage returns them.
+        """
+        if self._last is None or len(up) == 0:
+            return None
+        last_up, last_ref, last_out = self._last
+        k = _row_offset(up, last_up)
+        if k is None:
+            return None
+        if self.u_ref is None and _row_offset(uref, last_ref) != k:
+            return None
+        return last_out[k : k + len(up)]
+
+
+_RECALL_MIN = 64
+"""Shortest run of angles a mounting remembers (see Mounting._recall)."""
+
+
+def _row_offset(part: FloatArray, whole: FloatArray) -> int | None:
+    """``k`` if ``part`` is the rows ``whole[k : k + len(part)]`` (the same memory), else None."""
+    if part.dtype != whole.dtype or part.ndim != whole.ndim or part.strides != whole.strides or part.shape[1:] != whole.shape[1:]:
+        return None
+    step = whole.strides[0]
+    if step <= 0:
+        return None
+    d = part.__array_interface__["data"][0] - whole.__array_interface__["data"][0]
+    k, r = divmod(d, step)
+    if r or k < 0 or k + len(part) > len(whole):
+        return None
+    return int(k)
+
+
+Held = tuple[FloatArray, FloatArray, FloatArray, BoolArray, BoolArray, FloatArray, FloatArray]
+"""Samples whose angle waits for an axis: time, up, reference up, still, rest events, rate about
+the bias, and at rest events the accelerometer's mean over the last ``still_min_s`` (else 0)."""
+AngleFn = Callable[[Held], FloatArray]
+"""Hip angles of held samples (a mounting's, the pending sign check's with its re-anchoring, or
+the unsigned tilt)."""
 
 
 class HipAngleEstimator:
@@ -166,12 +244,17 @@ class HipAngleEstimator:
         self._pre: Held | None = None
         self._prev_axis: FloatArray | None = None
         self._posture_deg = settings.posture_change_deg
-        # a rest far from the neutral pose, waiting for the next movement: (mounting, u_ref, offset) before it
-        self._pending: tuple[Mounting, FloatArray | None, float] | None = None
+        # the reference rest's accelerometer direction (raw, as the rest accelerometer means are)
+        self._raw_ref: FloatArray = calib.gravity_ref / np.linalg.norm(calib.gravity_ref)
+        self._acc_n = max(1, round(settings.still_min_s / calib.dt_nominal_s))
+        self._acc_tail = np.empty((0, 3))  # the last _acc_n - 1 accelerometer samples
+        # a rest far from the neutral pose, waiting for the next movement: (mounting, u_ref, offset, raw_ref) before it
+        self._pending: tuple[Mounting, FloatArray | None, float, FloatArray] | None = None
         self._pending_sign = False  # the pending rest is one near the neutral pose (a sign check)
         self._proven = 0  # movements from the neutral pose that went up since the sign was set
         self.n_posture_changes = 0
         self.n_sign_flips = 0
+        self.n_reanchors = 0  # neutral pose moved down to a lower rest
         self.restarts: list[float] = []
         """Times of the first sample of each new posture (the caller restarts rep segmentation there
         and clears the list); always among the samples released by the same ``update`` call."""
@@ -180,7 +263,7 @@ class HipAngleEstimator:
             up, uref, still, rest = run_backward(
                 settings, calib.gravity_ref, self._bias0, calib.dt_nominal_s, t_pre, a_pre, g_pre, calib.start_s
             )
-            self._pre = (t_pre, up, uref, still, rest, g_pre - self._bias0)
+            self._pre = (t_pre, up, uref, still, rest, g_pre - self._bias0, np.zeros_like(a_pre))
 
     # ------------------------------------------------------------------ public
     def update(self, t: FloatArray, acc: FloatArray, gyr: FloatArray) -> tuple[FloatArray, FloatArray, BoolArray]:
@@ -196,7 +279,7 @@ class HipAngleEstimator:
                 return _EMPTY
             return tuple(np.concatenate(x) for x in zip(*parts))  # type: ignore[return-value]
         up, uref, still, rest = self._tilt.update(t, acc, gyr)
-        held: Held = (t, up, uref, still, rest, gyr - self._bias0)
+        held: Held = (t, up, uref, still, rest, gyr - self._bias0, self._rest_acc(acc, rest))
         if self.mounting is None:
             self._held.append(held)
             out = self._try_fit()
@@ -208,9 +291,9 @@ class HipAngleEstimator:
                 # reference rest, about the signed angle there
                 if self._pending_sign:
                     assert self._pending is not None
-                    return _cat(out, self._release_still(self._pending[0].angles))
+                    return _cat(out, self._release_still(self._pending_angles))
                 if self._pending is None and self._pre is None:
-                    return _cat(out, self._release_still(self._unsigned))
+                    return _cat(out, self._release_still(self._unsigned_rest))
             return out
         return self._angles(held)
 
@@ -223,14 +306,17 @@ class HipAngleEstimator:
         """
         if self._pending is not None:
             # the stream ended at a held rest: it stays a pose of the current posture
-            self.mounting, self._u_ref, self._offset = self._pending
-            self._pending, self._pending_sign = None, False
+            sign = self._pending_sign
+            h = self._merged_held()
             t, up, uref, still = self._take_held()
-            return t, self.mounting.angles(up, uref), still
+            angle = self._pending_angles(h) if sign and h is not None else self._pending[0].angles(up, uref)
+            self.mounting, self._u_ref, self._offset, self._raw_ref = self._pending
+            self._pending, self._pending_sign = None, False
+            return t, angle, still
         if self.mounting is not None or (not self._held and self._pre is None):
             return _EMPTY
         if self._pre is not None:
-            t_pre, _, uref_pre, still_pre, _, w_pre = self._pre
+            t_pre, _, uref_pre, still_pre, _, w_pre, _ = self._pre
             found = fit_axis(-t_pre[::-1], -w_pre[::-1], still_pre[::-1], self.s.axis_rotation_deg, -self.calib.start_s)
             if found is not None:
                 k = len(t_pre) - 1 - found[0]
@@ -240,6 +326,61 @@ class HipAngleEstimator:
         t, up, uref, still = self._take_held()
         return t, self._unsigned(up, uref), still
 
+    def _rest_acc(self, acc: FloatArray, rest: BoolArray) -> FloatArray:
+        """(N, 3): at each rest event the accelerometer's mean over the last ``still_min_s``
+        (with the samples carried from earlier chunks), else 0."""
+        out = np.zeros_like(acc)
+        k = self._acc_n
+        events = np.flatnonzero(rest)
+        if len(events):
+            both = np.concatenate([self._acc_tail, acc])
+            off = len(self._acc_tail)
+            for j in events.tolist():
+                out[j] = both[max(0, off + j - k + 1) : off + j + 1].mean(axis=0)
+        self._acc_tail = np.concatenate([self._acc_tail, acc])[-(k - 1) :] if k > 1 else self._acc_tail
+        return out
+
+    def _unsigned_rest(self, h: Held) -> FloatArray:
+        """:meth:`_unsigned` as an :data:`AngleFn` (no re-anchoring without an axis)."""
+        return self._unsigned(h[1], h[2])
+
+    def _pending_angles(self, h: Held) -> FloatArray:
+        """Angles of held samples at the sign check's rest, by the pending mounting, moved to a
+        lower neutral pose at each rest event below it (as :meth:`_angles` does)."""
+        assert self._pending is not None
+        _, up, uref, _, rest, _, racc = h
+        m = self._pending[0]
+        angle = m.angles(up, uref)
+        for j in np.flatnonzero(rest).tolist():
+            a_j = self._rest_angle(m, racc[j])
+            if self._is_below(a_j):
+                m = self._lowered(m, a_j)
+                angle[j:] = m.angles(up[j:], uref[j:])
+        self._pending = (m, self._pending[1], m.offset_deg, self._pending[3])
+        self._offset = m.offset_deg
+        return angle
+
+    def _rest_angle(self, m: Mounting, acc_mean: FloatArray) -> float:
+        """Hip angle of a rest by ``m``, from the accelerometer's mean there against the reference
+        rest's: gravity alone, so the orientation stage's lag after a fast movement (it corrects
+        its up vector over ``tau_acc_s``) does not enter; near the neutral pose the two
+        directions share the accelerometer's bias and scale errors, which cancel."""
+        norm = float(np.linalg.norm(acc_mean))
+        if not norm > 0:
+            return 0.0
+        out = np.empty(1)
+        hip_angles((acc_mean / norm)[None], self._raw_ref[None], m.axis.tolist(), m.offset_deg, out)
+        return float(out[0])
+
+    def _is_below(self, angle_deg: float) -> bool:
+        """A rest this far below the neutral pose becomes the neutral pose (``neutral_drop_deg``)."""
+        return self._proven >= REANCHOR_PROOFS and -self._posture_deg < angle_deg < -self.s.neutral_drop_deg
+
+    def _lowered(self, m: Mounting, angle_deg: float) -> Mounting:
+        """``m`` with its neutral pose moved to a rest that reads ``angle_deg``."""
+        self.n_reanchors += 1
+        return Mounting(m.axis, m.u_ref, m.offset_deg - angle_deg, m.along_ref)
+
     def _unsigned(self, up: FloatArray, uref: FloatArray) -> FloatArray:
         """Angle without a flexion axis: the unsigned tilt from the reference rest, plus its offset."""
         ref = uref if self._u_ref is None else np.broadcast_to(self._u_ref, up.shape)
@@ -248,12 +389,13 @@ class HipAngleEstimator:
         return out
 
     def diagnostics(self) -> MountingDiagnostics:
-        """Whether the flexion axis was found (and which), mounting re-fits, posture changes, sign flips."""
+        """Whether the flexion axis was found (and which), mounting re-fits, posture changes, sign flips, neutral re-anchors."""
         return MountingDiagnostics(
             axis_found=self.mounting is not None,
             mount_refits=int(self.n_refits),
             posture_changes=int(self.n_posture_changes),
             sign_flips=int(self.n_sign_flips),
+            neutral_reanchors=int(self.n_reanchors),
             axis=_vec3(self.mounting.axis) if self.mounting is not None else None,
         )
 
@@ -302,7 +444,7 @@ class HipAngleEstimator:
         j = int(idx[-1])
         self._held_t_prev = float(t[j])
         self._held = [tuple(x[j + 1 :] for x in h)] if j + 1 < len(t) else []  # type: ignore[list-item]
-        return t[: j + 1], angles(up[: j + 1], uref[: j + 1]), still[: j + 1]
+        return t[: j + 1], angles(tuple(x[: j + 1] for x in h)), still[: j + 1]  # type: ignore[arg-type]
 
     def _release_to_movement(self, h: Held, k: int, before: AngleFn) -> tuple[FloatArray, FloatArray, BoolArray]:
         """Release ``h`` up to sample ``k`` of a movement just fitted: the samples up to the last
@@ -312,8 +454,9 @@ class HipAngleEstimator:
         t, up, uref, still = h[0], h[1], h[2], h[3]
         lo = int(np.flatnonzero(still[: k + 1])[-1]) + 1 if still[: k + 1].any() else 0
         self._held = []
+        head = (t[:lo], before(tuple(x[:lo] for x in h)), still[:lo])  # type: ignore[arg-type]
         return _cat(
-            (t[:lo], before(up[:lo], uref[:lo]), still[:lo]),
+            head,
             (t[lo : k + 1], self.mounting.angles(up[lo : k + 1], uref[lo : k + 1]), still[lo : k + 1]),
         )
 
@@ -327,12 +470,14 @@ class HipAngleEstimator:
         plain = self._pending is None and self._pre is None  # still samples went out unsigned (update)
         h = self._merged_held()
         assert h is not None
-        t, up, uref, still, rest, w = h
+        t, up, uref, still, rest, w, _ = h
         found = fit_axis(t, w, still, self.s.axis_rotation_deg, self._held_t_prev)
         if found is None:
             return _EMPTY
         k, axis = found
         if self._pending is not None and self._pending_sign:
+            lo = int(np.flatnonzero(still[: k + 1])[-1]) + 1 if still[: k + 1].any() else 0
+            before = self._pending_angles(tuple(x[:lo] for x in h))  # type: ignore[arg-type]  # (re-anchors the pending mounting)
             old = self._pending
             self._pending, self._pending_sign = None, False
             self.mounting = old[0]
@@ -350,7 +495,7 @@ class HipAngleEstimator:
             elif a_k > half:
                 self._proven += 1
             # the rest before the movement keeps the mounting it had
-            head = self._release_to_movement(h, k, old[0].angles)
+            head = self._release_to_movement(h, k, lambda _: before)
             if k + 1 == len(t):
                 return head
             return _cat(head, self._angles(tuple(x[k + 1 :] for x in h)))  # type: ignore[arg-type]
@@ -360,7 +505,7 @@ class HipAngleEstimator:
             if float(axis @ old[0].axis) < 0:
                 # the movement lowers the leg: the far rest was the top of a rep (or a pose of
                 # this posture); the held samples go on with the mounting they had
-                self.mounting, self._u_ref, self._offset = old
+                self.mounting, self._u_ref, self._offset, self._raw_ref = old
                 self._held = [tuple(x[: k + 1] for x in h)]  # type: ignore[list-item]
                 t_h, up_h, uref_h, still_h = self._take_held()
                 head = (t_h, self.mounting.angles(up_h, uref_h), still_h)
@@ -377,7 +522,7 @@ class HipAngleEstimator:
         ref_k = uref[k] if self._u_ref is None else self._u_ref
         self.mounting = Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis))
         if plain:
-            head = self._release_to_movement(h, k, self._unsigned)  # (_unsigned: reference and offset unchanged)
+            head = self._release_to_movement(h, k, self._unsigned_rest)  # (reference and offset unchanged)
         else:
             self._held = [tuple(x[: k + 1] for x in h)]  # type: ignore[list-item]
             t_h, up_h, uref_h, still_h = self._take_held()
@@ -389,7 +534,7 @@ class HipAngleEstimator:
 
     def _angles(self, h: Held) -> tuple[FloatArray, FloatArray, BoolArray]:
         """Angles with the current mounting, up to the first rest that shows a strap slip."""
-        t, up, uref, still, rest, _ = h
+        t, up, uref, still, rest, _, racc = h
         m = self.mounting
         assert m is not None
         angle = m.angles(up, uref)
@@ -411,20 +556,30 @@ class HipAngleEstimator:
             off = np.abs(along - ref_along)
             far = angle[events] > self._posture_deg
             slip = np.flatnonzero(((off > self._slip_sin) & low) | (off > SLIP_FAR_SIN) | far)
+        # rests before the sign check and the first slip: a lower neutral pose
+        lim = min(j_chk, int(events[int(slip[0])]) if len(slip) else len(t))
+        lower = [(j, a_j) for j in events[events < lim].tolist() if self._is_below(a_j := self._rest_angle(m, racc[j]))]
+        if lower:
+            j, a_j = lower[0]
+            self.mounting = self._lowered(m, a_j)
+            self._offset = self.mounting.offset_deg
+            return _cat((t[:j], angle[:j], still[:j]), self._angles(tuple(x[j:] for x in h)))  # type: ignore[arg-type]
         if j_chk < len(t) and (not len(slip) or j_chk <= events[int(slip[0])]):
-            self._pending, self._pending_sign = (m, self._u_ref, self._offset), True
+            self._pending, self._pending_sign = (m, self._u_ref, self._offset, self._raw_ref), True
             return self._hold_from(h, angle, j_chk)
         if len(slip):
             j = int(events[int(slip[0])])
             if far[int(slip[0])]:
                 # far from the neutral pose: a new posture or the top of a rep; the next movement tells
-                self._pending = (m, self._u_ref, self._offset)
+                self._pending = (m, self._u_ref, self._offset, self._raw_ref)
                 self._u_ref = up[j].copy()
+                self._raw_ref = racc[j] / np.linalg.norm(racc[j])
                 self._offset = 0.0
             else:
                 # the strap moved: this rest is the new reference; re-fit at the next movement
                 self.n_refits += 1
                 self._u_ref = up[j].copy()
+                self._raw_ref = racc[j] / np.linalg.norm(racc[j])
                 self._offset = float(angle[j])
             return self._hold_from(h, angle, j)
         return t, angle, still
