@@ -39,13 +39,13 @@ def _analyse(sim):
     return analyze_arrays(left=b.get(Leg.LEFT), right=b.get(Leg.RIGHT))
 
 
-@pytest.mark.parametrize("exercise", ["straight_leg_raise", "plank_leg_lift"])
-
 def _reanchors(pipe: LegPipeline) -> int:
     mounting = pipe.diagnostics().mounting
     assert mounting is not None and mounting.neutral_reanchors is not None
     return mounting.neutral_reanchors
 
+
+@pytest.mark.parametrize("exercise", ["straight_leg_raise", "plank_leg_lift"])
 def test_abduction_and_rotation_during_reps_barely_enter_the_angle(exercise: str) -> None:
     # 5-15 deg of abduction and of axial rotation build up with every rise (either sign)
     spec = SessionSpec(exercise=exercise, sets=(SetSpec(6, 6, off_axis_deg=(5.0, 15.0)),), errors="typical")
