@@ -99,19 +99,23 @@ def replay_file(
     on_samples: SampleSink | None = None,
     batched: bool = True,
     on_core: Callable[[SessionCore], None] | None = None,
+    on_angle: Callable[[Leg, npt.NDArray[np.float64], npt.NDArray[np.float64]], None] | None = None,
 ) -> tuple[SessionCore, SessionResult, RecordingReader]:
     """Replay a recording as :func:`legrep.replay.replay_core` does, the analysis fed in large blocks
     and (``batched``, the default) the packets decoded in batches (:func:`replay_records_batched`).
 
     ``keep_traces=False`` keeps no angle traces (memory flat in the length); ``on_samples`` sees
     every sample fed to the analysis (what ``keep_samples`` would keep, without keeping it);
-    ``on_core`` sees the core before the first record (its sensors appear as records add them).
+    ``on_core`` sees the core before the first record (its sensors appear as records add them);
+    ``on_angle`` every chunk of hip angle (``SessionAnalyzer.on_angle``).
     Returns ``(finished SessionCore, SessionResult, reader)``; the result equals replay_core's.
     """
     reader = path if isinstance(path, RecordingReader) else RecordingReader(path)
     core = SessionCore.from_meta(reader.meta, settings, keep_samples=keep_samples)
     if not keep_traces:
         core.analyzer = SessionAnalyzer(core.legs, core.settings, keep_traces=False)
+    if on_angle is not None:
+        core.analyzer.on_angle = on_angle
     core.analyzer = CoalescingAnalyzer(core.analyzer, on_samples=on_samples)  # type: ignore[assignment]
     if on_core is not None:
         on_core(core)

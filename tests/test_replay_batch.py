@@ -3,8 +3,8 @@ per-packet path (``SessionCore.process`` record by record, what live capture run
 
 A simulated session with lost, corrupt and duplicated packets and RESENDs (tests/test_recording.py)
 is recorded; Hypothesis then edits its records (drops, swaps, duplicates, payload damage under an
-intact record CRC, seq resets as after a sensor restart, wild seq and tick values, re-sent flags,
-link events and status records in between) and both paths replay every edited file. Required:
+intact record CRC, seq resets as after a sensor restart, wild seq and tick values, the 32-bit tick
+counter wrapping, re-sent flags, link events and status records in between) and both paths replay every edited file. Required:
 the same samples bit for bit (times, acc, gyr), the same reps, sets, flags, diagnostics and
 events, and the same tracker and clock state.
 """
@@ -104,13 +104,37 @@ def test_batched_replay_equals_the_per_packet_replay_on_the_simulated_session(ba
 
 EDITS = st.lists(
     st.tuples(
-        st.sampled_from(["drop", "swap", "dup", "damage", "reset", "wild", "resent", "status", "link", "jump_ticks"]),
+        st.sampled_from(["drop", "swap", "dup", "damage", "reset", "wild", "resent", "status", "link", "jump_ticks",
+                         "wrap_ticks"]),
         st.floats(0.02, 0.98),
         st.integers(1, 40),
     ),
     min_size=1,
     max_size=6,
 )
+
+
+def test_batched_replay_across_a_wrap_of_the_tick_counter(base, tmp_path: Path) -> None:
+    """Every packet's ticks shifted so that the 32-bit counter wraps mid-session: the same samples
+    as the per-packet path, and the session clock runs on without a jump."""
+    meta, records = base
+    data = [r for r in records if r.kind == Kind.DATA and _valid(r)]
+    mid = hp.decode_imu_packet(data[len(data) // 2].payload).timestamp_ticks
+    shift = (1 << 32) - mid
+    recs = []
+    for r in records:
+        if r.kind == Kind.DATA and _valid(r):
+            r = _reencode(r, ticks=hp.decode_imu_packet(r.payload).timestamp_ticks + shift)
+        elif r.kind == Kind.RX and r.payload[:1] == bytes([0x80 | hp.Opcode.TIME_SYNC]) and len(r.payload) >= 10:
+            ticks = (int.from_bytes(r.payload[6:10], "little") + shift) & 0xFFFFFFFF  # (the sensor's clock in the reply)
+            r = Record(r.kind, r.sensor, r.t_s, r.payload[:6] + ticks.to_bytes(4, "little") + r.payload[10:])
+        recs.append(r)
+    assert any(hp.decode_imu_packet(r.payload).timestamp_ticks < 1000 for r in recs if r.kind == Kind.DATA and _valid(r))
+    path = _write(tmp_path / "wrap.legrep", meta, recs)
+    _compare(path)
+    core, _, _ = replay_file(path, keep_samples=True)
+    t = core.samples(Leg.LEFT).time_s
+    assert np.all(np.diff(t) > 0) and np.diff(t).max() < 1.0
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -143,6 +167,11 @@ def test_batched_replay_equals_the_per_packet_replay_on_edited_recordings(base, 
             recs[k] = _reencode(rec, seq=0xFFFFFFFF - count, first=count * 7919)
         elif how == "resent":
             recs[k] = _reencode(rec, flags=hp.FLAG_RESENT)
+        elif how == "wrap_ticks":  # the 32-bit tick counter wraps a few packets after this one
+            shift = (1 << 32) - hp.decode_imu_packet(rec.payload).timestamp_ticks - count * 3000
+            for j in range(len(recs)):
+                if recs[j].kind == Kind.DATA and recs[j].sensor == rec.sensor and _valid(recs[j]):
+                    recs[j] = _reencode(recs[j], ticks=hp.decode_imu_packet(recs[j].payload).timestamp_ticks + shift)
         elif how == "jump_ticks":
             recs[k] = _reencode(rec, ticks=hp.decode_imu_packet(rec.payload).timestamp_ticks + count * 100_000)
         elif how == "status":
