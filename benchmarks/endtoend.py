@@ -11,7 +11,10 @@ the same two CSV files, in a child process too, measured in the same run: ratios
 compare across machines (this one is shared and noisy). Batch: ``--sessions`` short CSV sessions
 analysed by ``legrep batch --jobs 1`` and ``--jobs 2``; the ratio is the speed-up. ``replay, per packet``
 is the same file replay with every packet through ``SessionCore.process`` (the live path): the
-baseline of the batched decoding, in the same run.
+baseline of the batched decoding, in the same run. ``replay, decoding only`` is the replay with the
+analysis replaced by a sink that takes the blocks and does nothing: reading, decoding, tracker,
+clock and blocking alone (the rest of ``replay`` is the analysis pipeline's). The load average
+(``os.getloadavg``) is printed beside the batch figures: on a shared machine they are depressed.
 """
 
 from __future__ import annotations
@@ -151,7 +154,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "legrep-bench")
     ap.add_argument("--sessions", type=int, default=200)
     ap.add_argument("--runs", type=int, default=1, help="runs per command (the fastest is shown)")
-    ap.add_argument("--skip", default="", help="comma-separated steps to skip (analyze,loadtxt,replay,perpacket,export,report,batch)")
+    ap.add_argument("--skip", default="", help="comma-separated steps to skip (analyze,loadtxt,replay,decode,perpacket,export,report,batch)")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     py = sys.executable
@@ -178,6 +181,14 @@ def main() -> None:
     if "replay" not in skip:
         report("replay", *best([py, "-m", "legrep", "replay", "--quiet", str(rec)], args.runs)[:2],
                "recording -> decoder, tracker, clock, analysis")  # fmt: skip
+    if "decode" not in skip:  # reading + decoding + tracker + clock + blocking, no analysis
+        code = ("import sys; from legrep.recording import RecordingReader; from legrep.live_core import SessionCore; "
+                "from legrep.replay_batch import replay_records_batched\n"
+                "class Sink:\n def update(self, leg, block): return []\n"
+                f"r = RecordingReader({str(rec)!r}); core = SessionCore.from_meta(r.meta); core.analyzer = Sink()\n"
+                "replay_records_batched(r, core)")
+        report("replay, decoding only", *best([py, "-c", code], args.runs)[:2],
+               "read, decode, track, clock-map, block; the analysis a no-op sink")  # fmt: skip
     if "perpacket" not in skip:  # the baseline of the batched decoding, in the same run
         code = ("import sys; from legrep.replay_batch import replay_file; "
                 f"replay_file({str(rec)!r}, keep_traces=False, batched=False)")
@@ -200,13 +211,18 @@ def main() -> None:
         print(f"replay speed-up of the batched decoding: {walls['replay, per packet'] / walls['replay']:.1f}x")
     if "batch" not in skip:
         tree = make_batch_tree(args.data, args.sessions)
-        times = {}
+        times, cpu, loads = {}, {}, {}
         for jobs in (1, 2):
             target = out / f"batch{jobs}"
             shutil.rmtree(target, ignore_errors=True)
+            before = os.times()
             times[jobs] = run_child_rusage([py, "-m", "legrep", "batch", str(tree), "--out", str(target), "--jobs", str(jobs)])[0]
-        print(f"batch of {args.sessions} sessions: sequential {times[1]:.2f} s, 2 workers {times[2]:.2f} s, "
-              f"speed-up {times[1] / times[2]:.2f}x")  # fmt: skip
+            after = os.times()
+            cpu[jobs] = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+            loads[jobs] = os.getloadavg()[0]
+        print(f"batch of {args.sessions} sessions: sequential {times[1]:.2f} s (CPU {cpu[1]:.1f} s, load {loads[1]:.1f}), "
+              f"2 workers {times[2]:.2f} s (CPU {cpu[2]:.1f} s, load {loads[2]:.1f}), speed-up {times[1] / times[2]:.2f}x "
+              f"on {os.cpu_count()} cores")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -819,28 +819,30 @@ done:
 
 /* ----------------------------------------------------------------------------- module */
 
+/* crc32(data) / crc16(data) for the tests: one wrapper, the width as the module function's self */
+static PyObject *
+buffer_crc(PyObject *arg, int width)
+{
+    Py_buffer b;
+    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0)
+        return NULL;
+    unsigned long c = width == 32 ? crc32((const uint8_t *)b.buf, b.len) : crc16((const uint8_t *)b.buf, b.len);
+    PyBuffer_Release(&b);
+    return PyLong_FromUnsignedLong(c);
+}
+
 static PyObject *
 py_crc32(PyObject *mod, PyObject *arg)
 {
     (void)mod;
-    Py_buffer b;
-    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0)
-        return NULL;
-    uint32_t c = crc32((const uint8_t *)b.buf, b.len);
-    PyBuffer_Release(&b);
-    return PyLong_FromUnsignedLong(c);
+    return buffer_crc(arg, 32);
 }
 
 static PyObject *
 py_crc16(PyObject *mod, PyObject *arg)
 {
     (void)mod;
-    Py_buffer b;
-    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0)
-        return NULL;
-    uint16_t c = crc16((const uint8_t *)b.buf, b.len);
-    PyBuffer_Release(&b);
-    return PyLong_FromLong(c);
+    return buffer_crc(arg, 16);
 }
 
 static PyMethodDef methods[] = {
