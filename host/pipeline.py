@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import CalibrationError, InputError
-from .exercise import PostureTracker, RepPosture, label_sets, live_both_legs
+from .exercise import OpenReps, PostureTracker, RepPosture, label_sets
 from .fusion.angle import HipAngleEstimator
 from .fusion.calibration import Calibration, Calibrator
 from .model import FloatArray, ImuBlock, Leg, Rep, SessionResult, SetSummary
@@ -227,7 +227,7 @@ class SessionAnalyzer:
         self._keep = keep_traces
         self._traces: dict[Leg, list[tuple[FloatArray, FloatArray]]] = {leg: [] for leg in self.legs}
         self._reps: list[Rep] = []
-        self._open: list[Rep] = []
+        self._open = OpenReps()  # the open set's reps
         self._open_end_s = -np.inf
         self._closed_sets: list[SetSummary] = []
         self._finished: set[Leg] = set()
@@ -334,7 +334,7 @@ class SessionAnalyzer:
             horizon = min(horizon, self._pelvis.pending_start_s())
         if horizon < self._open_end_s + self.settings.set_rest_s:
             return []
-        reps, sets, _ = group_sets(self._open, self.legs, self.settings)
+        reps, sets, _ = group_sets(self._open.all, self.legs, self.settings)
         reps, sets = label_sets(reps, sets, self._postures, self.settings, self._exercise)
         events: list[Event] = []
         for summary in sets:
@@ -343,7 +343,7 @@ class SessionAnalyzer:
                                  summary.uneven, summary.exercise)  # fmt: skip
             self._closed_sets.append(summary)
             events.append(SetClosed(summary, tuple(r for r in reps if r.set == summary.set)))
-        self._open = []
+        self._open.clear()
         self._open_end_s = -np.inf
         return events
 
@@ -356,7 +356,7 @@ class SessionAnalyzer:
         reps = []
         for r in out.reps:
             self._postures[(r.leg.value, r.start_s)] = tracker.measure(r)
-            reps.append(live_both_legs(r, self._open, self.settings))
+            reps.append(self._open.flag(r, self.settings))
         return LegOutput(out.time_s, out.angle_deg, reps, out.still)
 
 

@@ -91,10 +91,30 @@ def fit_axis(
     Returns ``(k, axis)`` with ``k`` the sample where the movement reached the rotation and
     ``axis`` (3,) the unit principal direction of the movement's rate, signed so that the
     movement is a positive rotation; None if no movement is large enough.
+
+    Every quantity at a sample depends only on the samples up to it, so the movement is looked
+    for in growing prefixes (it usually comes within the first second of thousands of held
+    samples); the result is the whole array's, bit for bit.
     """
     n = len(t)
-    if n == 0:
-        return None
+    m = min(n, _FIT_PREFIX)
+    while m:
+        found = _fit_axis_prefix(t[:m], rate_dps[:m], still[:m], min_rotation_deg, t_prev_s)
+        if found is not None or m == n:
+            return found
+        m = min(n, 4 * m)
+    return None
+
+
+_FIT_PREFIX = 256
+"""First prefix :func:`fit_axis` looks in (samples)."""
+
+
+def _fit_axis_prefix(
+    t: FloatArray, rate_dps: FloatArray, still: BoolArray, min_rotation_deg: float, t_prev_s: float
+) -> tuple[int, FloatArray] | None:
+    """:func:`fit_axis` on all of ``t`` (N >= 1)."""
+    n = len(t)
     dt = np.diff(t, prepend=t_prev_s if math.isfinite(t_prev_s) else t[0])
     rot = np.where(still, 0.0, np.linalg.norm(rate_dps, axis=1) * dt)
     idx = np.arange(n)
@@ -128,12 +148,55 @@ class Mounting:
         self.offset_deg = offset_deg
         self.along_ref = along_ref  # up . f at the reference rest
         self._axis = axis.tolist()
+        self._last: tuple[FloatArray, FloatArray, FloatArray] | None = None
 
     def angles(self, up: FloatArray, uref: FloatArray) -> FloatArray:
+        rows = self._recall(up, uref)
+        if rows is not None:
+            return rows
         out = np.empty(len(up))
         ref = uref if self.u_ref is None else np.broadcast_to(self.u_ref, up.shape)
         hip_angles(up, ref, self._axis, self.offset_deg, out)
+        if len(up) >= _RECALL_MIN and (self._last is None or 4 * len(up) >= len(self._last[0])):
+            self._last = (up, uref, out)  # (a short run in between does not displace a long one)
         return out
+
+    def _recall(self, up: FloatArray, uref: FloatArray) -> FloatArray | None:
+        """The angles of ``up`` if it is a run of rows of the last long ``up`` this mounting
+        turned into angles (with the same rows of its ``uref``), else None.
+
+        Samples held after a rest are often released with the mounting they already had, as
+        views of the same arrays: this gives them the angles computed before, not a second
+        pass of ``hip_angles`` (the same inputs: the same numbers). Arrays are never written
+        after the orientation stage returns them.
+        """
+        if self._last is None or len(up) == 0:
+            return None
+        last_up, last_ref, last_out = self._last
+        k = _row_offset(up, last_up)
+        if k is None:
+            return None
+        if self.u_ref is None and _row_offset(uref, last_ref) != k:
+            return None
+        return last_out[k : k + len(up)]
+
+
+_RECALL_MIN = 64
+"""Shortest run of angles a mounting remembers (see Mounting._recall)."""
+
+
+def _row_offset(part: FloatArray, whole: FloatArray) -> int | None:
+    """``k`` if ``part`` is the rows ``whole[k : k + len(part)]`` (the same memory), else None."""
+    if part.dtype != whole.dtype or part.ndim != whole.ndim or part.strides != whole.strides or part.shape[1:] != whole.shape[1:]:
+        return None
+    step = whole.strides[0]
+    if step <= 0:
+        return None
+    d = part.__array_interface__["data"][0] - whole.__array_interface__["data"][0]
+    k, r = divmod(d, step)
+    if r or k < 0 or k + len(part) > len(whole):
+        return None
+    return int(k)
 
 
 Held = tuple[FloatArray, FloatArray, FloatArray, BoolArray, BoolArray, FloatArray, FloatArray]
