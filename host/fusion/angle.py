@@ -563,7 +563,11 @@ class HipAngleEstimator:
         # rests before the sign check and the first slip: a lower neutral pose
         lim = min(j_chk, int(events[int(slip[0])]) if len(slip) else len(t))
         before = events[events < lim]
-        lower = [(j, a_j) for j, a_j in zip(before.tolist(), self._rest_angles(m, racc[before]).tolist()) if self._is_below(a_j)]
+        lower: list[tuple[int, float]] = []
+        if len(before) and self._proven >= REANCHOR_PROOFS:  # (else no rest is below: _is_below)
+            a_rest = self._rest_angles(m, racc[before])
+            below = np.flatnonzero((-self._posture_deg < a_rest) & (a_rest < -self.s.neutral_drop_deg))
+            lower = [(int(before[i]), float(a_rest[i])) for i in below[:1]]  # the first, as _is_below finds it
         if lower:
             j, a_j = lower[0]
             self.mounting = self._lowered(m, a_j)
