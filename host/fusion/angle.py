@@ -58,6 +58,8 @@ import numpy as np
 import numpy.typing as npt
 
 from .._fastcore import first_movement, hip_angles, window_means
+from ..diagnostics import MountingDiagnostics, OrientationDiagnostics
+from ..diagnostics import vec3 as _vec3
 from ..model import FloatArray
 from ..settings import Settings
 from .calibration import Calibration
@@ -395,17 +397,20 @@ class HipAngleEstimator:
         out: FloatArray = np.degrees(np.arccos(cos)) + self._offset
         return out
 
-    def diagnostics(self) -> dict[str, float]:
-        """Gyro and accelerometer bias, gaps, bias updates, still fraction, mounting re-fits, the axis."""
-        d = self._tilt.diagnostics()
-        d["axis_found"] = float(self.mounting is not None)
-        d["mount_refits"] = float(self.n_refits)
-        d["posture_changes"] = float(self.n_posture_changes)
-        d["sign_flips"] = float(self.n_sign_flips)
-        d["neutral_reanchors"] = float(self.n_reanchors)
-        if self.mounting is not None:
-            d.update({f"axis_{c}": float(v) for c, v in zip("xyz", self.mounting.axis)})
-        return d
+    def diagnostics(self) -> MountingDiagnostics:
+        """Whether the flexion axis was found (and which), mounting re-fits, posture changes, sign flips, neutral re-anchors."""
+        return MountingDiagnostics(
+            axis_found=self.mounting is not None,
+            mount_refits=int(self.n_refits),
+            posture_changes=int(self.n_posture_changes),
+            sign_flips=int(self.n_sign_flips),
+            neutral_reanchors=int(self.n_reanchors),
+            axis=_vec3(self.mounting.axis) if self.mounting is not None else None,
+        )
+
+    def orientation_diagnostics(self) -> OrientationDiagnostics:
+        """The tilt stage's: gyro and accelerometer bias, gaps, bias updates, lever arm, still fraction."""
+        return self._tilt.diagnostics()
 
     # ------------------------------------------------------------------ machinery
     def _take_held(self) -> tuple[FloatArray, FloatArray, FloatArray, BoolArray]:
