@@ -79,6 +79,13 @@ REANCHOR_PROOFS = 1
 """Movements from the neutral pose that went up before a lower rest may move the neutral pose
 down to it (before that, a rest below may mean the raise direction is wrong: the sign check
 decides)."""
+FIT_NET_FRAC = 0.8
+"""A movement fits the flexion axis only if it is a turn about it: its rate integrated along the
+fitted axis (from the last still sample to where ``axis_rotation_deg`` of rotation is reached)
+is at least this fraction of that rotation. A raise is (off-axis motion during a rep is a small
+part); a person settling on the mat (the body rolling, the legs fidgeting back and forth) is
+not, and an axis fitted to it would make every angle after it wrong: such movements are skipped
+(their samples go out as the rest around them)."""
 _SLICE = 8192
 """Longest piece of a chunk the orientation stage handles at once (its outputs stay in cache)."""
 
@@ -469,6 +476,27 @@ class HipAngleEstimator:
             (t[lo : k + 1], self.mounting.angles(up[lo : k + 1], uref[lo : k + 1]), still[lo : k + 1]),
         )
 
+    def _fit_turn(self, t: FloatArray, w: FloatArray, still: BoolArray) -> tuple[int, FloatArray] | None:
+        """The first movement of the held samples that is a turn about one axis (``FIT_NET_FRAC``):
+        ``(k, axis)`` as :func:`fit_axis` gives it, or None."""
+        base, t_prev = 0, self._held_t_prev
+        rot = self.s.axis_rotation_deg
+        while True:
+            found = fit_axis(t[base:], w[base:], still[base:], rot, t_prev)
+            if found is None:
+                return None
+            k, axis = found[0] + base, found[1]
+            lo = int(np.flatnonzero(still[: k + 1])[-1]) + 1 if still[base : k + 1].any() else base
+            prev = float(t[lo - 1]) if lo > 0 else (t_prev if math.isfinite(t_prev) else float(t[0]))
+            dt = np.diff(t[lo : k + 1], prepend=prev)
+            if float((w[lo : k + 1] @ axis) @ dt) >= FIT_NET_FRAC * rot:
+                return k, axis
+            nxt = np.flatnonzero(still[k + 1 :])
+            if not len(nxt):
+                return None
+            base = k + 1 + int(nxt[0])
+            t_prev = float(t[base - 1])
+
     def _try_fit(self) -> tuple[FloatArray, FloatArray, BoolArray]:
         """Axis unknown: fit it to the held samples' first large movement.
 
@@ -480,7 +508,7 @@ class HipAngleEstimator:
         h = self._merged_held()
         assert h is not None
         t, up, uref, still, rest, w, _ = h
-        found = fit_axis(t, w, still, self.s.axis_rotation_deg, self._held_t_prev)
+        found = self._fit_turn(t, w, still)
         if found is None:
             return _EMPTY
         k, axis = found
