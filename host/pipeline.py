@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from .diagnostics import CalibrationDiagnostics, Diagnostics, RepDiagnostics, SensorDiagnostics
 from .errors import CalibrationError, InputError
 from .exercise import OpenReps, PostureTracker, RepPosture, label_sets
 from .fusion.angle import HipAngleEstimator
@@ -130,18 +131,24 @@ class LegPipeline:
     def horizon_s(self) -> float:
         return self._seg.horizon_s() if self._seg is not None else -np.inf
 
-    def diagnostics(self) -> dict[str, float]:
-        d: dict[str, float] = {"samples": float(self._n_in)}
-        if self.calibration is not None:
-            d["calibration_still_s"] = self.calibration.still_s
-            d["calibration_start_s"] = self.calibration.start_s
-            d["sample_interval_s"] = self.calibration.dt_nominal_s
-        if self._angle is not None:
-            d.update(self._angle.diagnostics())
-        if self._seg is not None:
-            d["rejected_excursions"] = float(self._seg.n_rejected + self._seg_counts[0])
-            d["fidgets"] = float(self._seg.n_fidgets + self._seg_counts[1])
-        return d
+    def diagnostics(self) -> SensorDiagnostics:
+        cal = self.calibration
+        return SensorDiagnostics(
+            samples=int(self._n_in),
+            calibration=(
+                CalibrationDiagnostics(cal.still_s, cal.start_s, cal.dt_nominal_s) if cal is not None else None
+            ),
+            orientation=self._angle.orientation_diagnostics() if self._angle is not None else None,
+            mounting=self._angle.diagnostics() if self._angle is not None else None,
+            reps=(
+                RepDiagnostics(
+                    rejected_excursions=int(self._seg.n_rejected + self._seg_counts[0]),
+                    fidgets=int(self._seg.n_fidgets + self._seg_counts[1]),
+                )
+                if self._seg is not None
+                else None
+            ),
+        )
 
     # ------------------------------------------------------------------
     def _start(self, cal: Calibration) -> LegOutput:
@@ -294,8 +301,10 @@ class SessionAnalyzer:
             sets=sets,
             legs=self.legs,
             uneven=uneven,
-            diagnostics={leg.value: self._pipes[leg].diagnostics() for leg in self.legs}
-            | ({"pelvis": self._pelvis.diagnostics()} if self._pelvis is not None else {}),
+            diagnostics=Diagnostics(
+                {leg.value: self._pipes[leg].diagnostics() for leg in self.legs}
+                | ({Leg.PELVIS.value: self._pelvis.diagnostics()} if self._pelvis is not None else {})
+            ),
             traces=traces,
         )
 
