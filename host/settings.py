@@ -125,6 +125,11 @@ class Settings:
     uncalibrated MEMS gyro (a few deg/s; up to 20 for old parts), below a person turning round."""
     axis_rotation_deg: Annotated[float, _positive(90.0)] = 25.0
     """Rotation since the reference rest before the flexion axis is fitted to the movement."""
+    axis_refit_deg: Annotated[float, _positive(3600.0)] = 60.0
+    """Rotation (up and down) since the flexion axis was last fitted after which it is fitted
+    again, at the next rest near the reference pose, to every movement seen with the mounting:
+    about one rep (a first raise's abduction and rotation tilt its axis by up to 15 deg; over
+    several reps they average out)."""
 
     # --- fusion: orientation, gyro bias, stillness, mounting (host/fusion/orientation.py, angle.py) ---
     tau_acc_s: Annotated[float, Range(0.05, 600.0)] = 3.0

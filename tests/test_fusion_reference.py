@@ -122,11 +122,12 @@ def test_hip_angles_equal_the_reference() -> None:
     up /= np.linalg.norm(up, axis=1, keepdims=True)
     ref = rng.normal(size=(2000, 3))
     ref /= np.linalg.norm(ref, axis=1, keepdims=True)
-    f = rng.normal(size=3)
-    f /= np.linalg.norm(f)
+    quat = rng.normal(size=(2000, 4))
+    quat /= np.linalg.norm(quat, axis=1, keepdims=True)
+    a, al, f = (v / np.linalg.norm(v) for v in rng.normal(size=(3, 3)))
     out = np.empty(2000)
-    hip_angles(up, ref, f.tolist(), 12.5, out)
-    np.testing.assert_allclose(out, reference_hip_angle(up, ref, f, 12.5), rtol=0, atol=DEG_TOL)
+    hip_angles(up, ref, quat, a.tolist(), al.tolist(), f.tolist(), 12.5, out)
+    np.testing.assert_allclose(out, reference_hip_angle(up, ref, quat, a, al, f, 12.5), rtol=0, atol=DEG_TOL)
     one = np.empty(2000)
-    hip_angles(up, np.broadcast_to(ref[0], up.shape), f.tolist(), 0.0, one)  # a fixed reference, stride 0
-    np.testing.assert_allclose(one, reference_hip_angle(up, ref[0], f), rtol=0, atol=DEG_TOL)
+    hip_angles(up, np.broadcast_to(ref[0], up.shape), quat, a.tolist(), al.tolist(), f.tolist(), 0.0, one)  # stride 0
+    np.testing.assert_allclose(one, reference_hip_angle(up, ref[0], quat, a, al, f), rtol=0, atol=DEG_TOL)

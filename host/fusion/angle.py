@@ -60,6 +60,8 @@ SLIP_ZONE_DEG = 15.0
 SLIP_FAR_SIN = math.sin(math.radians(40.0))
 """... or anywhere when gravity is more than 40 degrees out of the plane (more than a thigh's
 abduction or rotation during a rep)."""
+LEVER_MIN_M = 0.05
+"""A lever arm shorter than this (normal to the flexion axis) does not choose the long axis."""
 SIGN_PROOFS = 2
 """Movements from the neutral pose that must go up (by half ``axis_rotation_deg``) before the
 raise direction is trusted; until then each rest there holds the samples until the next
@@ -102,31 +104,148 @@ def fit_axis(
 
 
 class Mounting:
-    """The sensor's flexion axis and reference rest: what turns an up vector into a hip angle.
+    """The sensor's flexion axis, long axis and reference rest: what turns an attitude into a hip angle.
 
-    ``u_ref`` is None for the calibration rest, whose up vector the orientation stage reports
-    per sample (it improves with the accelerometer-bias estimate), or a fixed (3,) vector
-    (the rest after a strap slip).
+    ``axis`` is the flexion axis ``f`` (sensor frame, signed so the raise is positive), ``long``
+    the thigh's long axis ``a`` (sensor frame, normal to ``f``). ``u_ref`` is None for the
+    calibration rest, whose up vector the orientation stage reports per sample (it improves
+    with the accelerometer-bias estimate) and where the stage's I frame is the sensor frame, or
+    a fixed (3,) vector with ``q_ref`` (4,), the attitude there (the rest after a strap slip or
+    a new posture). ``cov`` (3, 3) sums ``w w^T dt`` of the movements seen with this mounting and
+    ``turned_deg`` their rotation since the axis was last fitted (the refit of :meth:`refined`).
     """
 
-    def __init__(self, axis: FloatArray, u_ref: FloatArray | None, offset_deg: float, along_ref: float) -> None:
+    def __init__(
+        self,
+        axis: FloatArray,
+        u_ref: FloatArray | None,
+        offset_deg: float,
+        along_ref: float,
+        q_ref: FloatArray | None = None,
+        long: FloatArray | None = None,
+        u_neutral: FloatArray | None = None,
+        cov: FloatArray | None = None,
+        turned_deg: float = 0.0,
+        anchored_deg: float = 0.0,
+    ) -> None:
+        ref = u_neutral if u_neutral is not None else u_ref
+        if ref is not None:
+            axis = level_axis(axis, ref)
+            along_ref = float(ref @ axis)
+        if long is not None:
+            long = long - float(long @ axis) * axis
+            long = long / np.linalg.norm(long)
         self.axis = axis
         self.u_ref = u_ref
+        self.q_ref = q_ref
         self.offset_deg = offset_deg
         self.along_ref = along_ref  # up . f at the reference rest
-        self._axis = axis.tolist()
+        self.long = long if long is not None else long_axis_flat(axis, ref)
+        self.cov = np.zeros((3, 3)) if cov is None else cov
+        self.turned_deg = turned_deg
+        self.anchored_deg = anchored_deg  # turned_deg at the last re-anchoring
+        if u_ref is None:
+            self._long_ref, self._axis_ref, self._g_ref = self.long.tolist(), axis.tolist(), None
+        else:
+            qr = np.asarray(q_ref if q_ref is not None else _Q_ONE, dtype=np.float64)
+            self._long_ref = _rotate(qr, self.long).tolist()
+            self._axis_ref = _rotate(qr, axis).tolist()
+            self._g_ref = _rotate(qr, u_ref)[None, :]
+        self._long = self.long.tolist()
 
-    def angles(self, up: FloatArray, uref: FloatArray) -> FloatArray:
+    def angles(self, up: FloatArray, uref: FloatArray, quat: FloatArray) -> FloatArray:
+        """Hip angles (N,) deg of samples with up vectors ``up`` (N, 3), calibration-rest up
+        vectors ``uref`` (N, 3) and attitudes ``quat`` (N, 4) (``reference_hip_angle``)."""
         out = np.empty(len(up))
+        g_ref = uref if self._g_ref is None else np.broadcast_to(self._g_ref, up.shape)
+        hip_angles(up, g_ref, quat, self._long, self._long_ref, self._axis_ref, self.offset_deg, out)
+        return out
+
+    def anchored(self, axis: FloatArray, long: FloatArray, u_ref: FloatArray, q_ref: FloatArray, offset_deg: float, refit: bool) -> "Mounting":
+        """The mounting with a new reference rest (up vector, attitude and angle there) and axes
+        (``refit``: they were re-fitted, the rotation count restarts)."""
+        turned = 0.0 if refit else self.turned_deg
+        return Mounting(axis, u_ref, offset_deg, float(u_ref @ axis), q_ref, long, None, self.cov, turned, turned)
+
+    def tilt_angles(self, up: FloatArray, uref: FloatArray) -> FloatArray:
+        """The heading-free angle (N,) deg: the up vector's rotation about the flexion axis from
+        the reference up vector, plus the offset (exact for a movement in the exercise plane)."""
         ref = uref if self.u_ref is None else np.broadcast_to(self.u_ref, up.shape)
-        hip_angles(up, ref, self._axis, self.offset_deg, out)
+        f = self.axis
+        y = np.cross(up, ref) @ f
+        x = np.einsum("ij,ij->i", up, ref) - (up @ f) * (ref @ f)
+        out: FloatArray = np.degrees(np.arctan2(y, x)) + self.offset_deg
         return out
 
 
-Held = tuple[FloatArray, FloatArray, FloatArray, BoolArray, BoolArray, FloatArray]
-AngleFn = Callable[[FloatArray, FloatArray], FloatArray]
-"""Hip angles from up vectors and their reference up vectors (a mounting's, or the unsigned tilt)."""
-"""Samples whose angle waits for an axis: time, up, reference up, still, rest events, rate about the bias."""
+_Q_ONE = np.array([1.0, 0.0, 0.0, 0.0])
+
+
+def _rotate(q: FloatArray, v: FloatArray) -> FloatArray:
+    """v (3,) rotated by the unit quaternion q (4,) (w, x, y, z)."""
+    w, u = float(q[0]), q[1:]
+    t = 2.0 * np.cross(u, v)
+    out: FloatArray = v + w * t + np.cross(u, t)
+    return out
+
+
+def level_axis(axis: FloatArray, up_ref: FloatArray) -> FloatArray:
+    """The fitted flexion axis made level at the reference rest (normal to gravity there).
+
+    The hip's flexion axis is the pelvis's mediolateral axis, level whenever the pelvis is
+    (lying, kneeling, in a plank, standing), at every hip angle of a pure flexion. A fitted
+    axis also carries the abduction and rotation of the movements it was fitted to (5-20 deg
+    over a raise of 80 deg tilts it by up to 15 deg); the part of that tilt toward gravity is
+    removed here. An axis more than 60 deg out of level is kept as it is (not a hip raise).
+    """
+    x = axis - float(axis @ up_ref) * up_ref
+    n = float(np.linalg.norm(x))
+    if not n > 0.5:
+        return axis
+    out: FloatArray = x / n
+    return out
+
+
+def long_axis_flat(axis: FloatArray, up_ref: FloatArray | None) -> FloatArray:
+    """The long axis of a thigh lying level at the reference rest: normal to the flexion axis
+    and to gravity there (any normal to the axis if there is no reference up vector)."""
+    f = np.asarray(axis, dtype=np.float64)
+    if up_ref is not None:
+        x = np.cross(f, up_ref)
+        n = float(np.linalg.norm(x))
+        if n > 1e-6:
+            out: FloatArray = x / n
+            return out
+    k = int(np.argmin(np.abs(f)))
+    x = np.cross(f, np.eye(3)[k])
+    return x / np.linalg.norm(x)
+
+
+def long_axis_from_lever(axis: FloatArray, up_ref: FloatArray, lever_m: FloatArray, long: FloatArray) -> FloatArray:
+    """Level or upright thigh at the reference rest, whichever the lever arm (hip -> sensor) is
+    nearer: the sensor sits on the thigh, so that arm runs close to the long axis (it leans
+    toward the thigh's front by atan(3-8 cm / 15-25 cm), 7-28 deg, too much to use it as the
+    axis itself, enough to tell a lying thigh from a hanging one). ``long`` if the arm is too
+    short to say."""
+    f = axis
+    lev = lever_m - float(lever_m @ f) * f
+    n = float(np.linalg.norm(lev))
+    if not n > LEVER_MIN_M:
+        return long
+    flat = long_axis_flat(f, up_ref)
+    upright = up_ref - float(up_ref @ f) * f
+    nu = float(np.linalg.norm(upright))
+    if not nu > 1e-6:
+        return flat
+    upright = upright / nu
+    return flat if abs(float(lev @ flat)) >= abs(float(lev @ upright)) else upright
+
+
+Held = tuple[FloatArray, FloatArray, FloatArray, BoolArray, BoolArray, FloatArray, FloatArray, FloatArray]
+"""Samples whose angle waits for an axis: time, up, reference up, still, rest events, rate about
+the bias, attitude (N, 4), lever arm (N, 3)."""
+AngleFn = Callable[[FloatArray, FloatArray, FloatArray], FloatArray]
+"""Hip angles from up vectors, their reference up vectors and attitudes (a mounting's, or the unsigned tilt)."""
 
 
 class HipAngleEstimator:
@@ -154,9 +273,11 @@ class HipAngleEstimator:
         self._bias0 = np.asarray(calib.gyro_bias_dps, dtype=np.float64)
         self._tilt = OrientationFilter(settings, calib.gravity_ref, self._bias0, calib.dt_nominal_s)
         self._u_ref: FloatArray | None = None  # None: the calibration rest (reported per sample)
+        self._q_ref: FloatArray | None = None  # the attitude at a fixed reference rest
         self._offset = 0.0
         self.mounting: Mounting | None = None
         self.n_refits = 0
+        self.n_axis_refits = 0
 
         self._slip_sin = math.sin(math.radians(settings.slip_deg))
         self._held: list[Held] = []
@@ -165,7 +286,7 @@ class HipAngleEstimator:
         self._prev_axis: FloatArray | None = None
         self._posture_deg = settings.posture_change_deg
         # a rest far from the neutral pose, waiting for the next movement: (mounting, u_ref, offset) before it
-        self._pending: tuple[Mounting, FloatArray | None, float] | None = None
+        self._pending: tuple[Mounting, FloatArray | None, float, FloatArray | None] | None = None
         self._pending_sign = False  # the pending rest is one near the neutral pose (a sign check)
         self._proven = 0  # movements from the neutral pose that went up since the sign was set
         self.n_posture_changes = 0
@@ -175,10 +296,10 @@ class HipAngleEstimator:
         and clears the list); always among the samples released by the same ``update`` call."""
         if pre is not None and len(pre[0]):
             t_pre, a_pre, g_pre = (np.asarray(x, dtype=np.float64) for x in pre)
-            up, uref, still, rest = run_backward(
+            up, uref, quat, still, rest, lever = run_backward(
                 settings, calib.gravity_ref, self._bias0, calib.dt_nominal_s, t_pre, a_pre, g_pre, calib.start_s
             )
-            self._pre = (t_pre, up, uref, still, rest, g_pre - self._bias0)
+            self._pre = (t_pre, up, uref, still, rest, g_pre - self._bias0, quat, lever)
 
     # ------------------------------------------------------------------ public
     def update(self, t: FloatArray, acc: FloatArray, gyr: FloatArray) -> tuple[FloatArray, FloatArray, BoolArray]:
@@ -193,8 +314,8 @@ class HipAngleEstimator:
             if not parts:
                 return _EMPTY
             return tuple(np.concatenate(x) for x in zip(*parts))  # type: ignore[return-value]
-        up, uref, still, rest = self._tilt.update(t, acc, gyr)
-        held: Held = (t, up, uref, still, rest, gyr - self._bias0)
+        up, uref, quat, still, rest, lever = self._tilt.update_pose(t, acc, gyr)
+        held: Held = (t, up, uref, still, rest, gyr - self._bias0, quat, lever)
         if self.mounting is None:
             self._held.append(held)
             out = self._try_fit()
@@ -221,24 +342,24 @@ class HipAngleEstimator:
         """
         if self._pending is not None:
             # the stream ended at a held rest: it stays a pose of the current posture
-            self.mounting, self._u_ref, self._offset = self._pending
+            self.mounting, self._u_ref, self._offset, self._q_ref = self._pending
             self._pending, self._pending_sign = None, False
-            t, up, uref, still = self._take_held()
-            return t, self.mounting.angles(up, uref), still
+            t, up, uref, still, quat = self._take_held()
+            return t, self.mounting.angles(up, uref, quat), still
         if self.mounting is not None or (not self._held and self._pre is None):
             return _EMPTY
         if self._pre is not None:
-            t_pre, _, uref_pre, still_pre, _, w_pre = self._pre
+            t_pre, _, uref_pre, still_pre, _, w_pre, _, _ = self._pre
             found = fit_axis(-t_pre[::-1], -w_pre[::-1], still_pre[::-1], self.s.axis_rotation_deg, -self.calib.start_s)
             if found is not None:
                 k = len(t_pre) - 1 - found[0]
-                self.mounting = Mounting(found[1], None, 0.0, float(uref_pre[k] @ found[1]))
-                t, up, uref, still = self._take_held()
-                return t, self.mounting.angles(up, uref), still
-        t, up, uref, still = self._take_held()
-        return t, self._unsigned(up, uref), still
+                self.mounting = Mounting(found[1], None, 0.0, float(uref_pre[k] @ found[1]), u_neutral=uref_pre[k])
+                t, up, uref, still, quat = self._take_held()
+                return t, self.mounting.angles(up, uref, quat), still
+        t, up, uref, still, quat = self._take_held()
+        return t, self._unsigned(up, uref, quat), still
 
-    def _unsigned(self, up: FloatArray, uref: FloatArray) -> FloatArray:
+    def _unsigned(self, up: FloatArray, uref: FloatArray, quat: FloatArray | None = None) -> FloatArray:
         """Angle without a flexion axis: the unsigned tilt from the reference rest, plus its offset."""
         ref = uref if self._u_ref is None else np.broadcast_to(self._u_ref, up.shape)
         cos = np.clip(np.einsum("ij,ij->i", up, ref), -1.0, 1.0)
@@ -257,13 +378,14 @@ class HipAngleEstimator:
         return d
 
     # ------------------------------------------------------------------ machinery
-    def _take_held(self) -> tuple[FloatArray, FloatArray, FloatArray, BoolArray]:
-        """All held samples (those before the calibration rest first), in time order; clears them."""
+    def _take_held(self) -> tuple[FloatArray, FloatArray, FloatArray, BoolArray, FloatArray]:
+        """All held samples (those before the calibration rest first), in time order; clears them:
+        time, up, reference up, still, attitude."""
         parts = ([self._pre] if self._pre is not None else []) + self._held
         self._held, self._pre = [], None
         if not parts:
-            return np.empty(0), np.empty((0, 3)), np.empty((0, 3)), np.empty(0, dtype=bool)
-        return tuple(np.concatenate([p[j] for p in parts]) for j in range(4))  # type: ignore[return-value]
+            return np.empty(0), np.empty((0, 3)), np.empty((0, 3)), np.empty(0, dtype=bool), np.empty((0, 4))
+        return tuple(np.concatenate([p[j] for p in parts]) for j in (0, 1, 2, 3, 6))  # type: ignore[return-value]
 
     def _hold_from(self, h: Held, angle: FloatArray, j: int) -> tuple[FloatArray, FloatArray, BoolArray]:
         """Release ``h`` up to sample ``j`` (with ``angle``); hold the rest until an axis is fitted."""
@@ -290,26 +412,26 @@ class HipAngleEstimator:
         h = self._merged_held()
         if h is None:
             return _EMPTY
-        t, up, uref, still = h[0], h[1], h[2], h[3]
+        t, up, uref, still, quat = h[0], h[1], h[2], h[3], h[6]
         idx = np.flatnonzero(still)
         if not len(idx):
             return _EMPTY
         j = int(idx[-1])
         self._held_t_prev = float(t[j])
         self._held = [tuple(x[j + 1 :] for x in h)] if j + 1 < len(t) else []  # type: ignore[list-item]
-        return t[: j + 1], angles(up[: j + 1], uref[: j + 1]), still[: j + 1]
+        return t[: j + 1], angles(up[: j + 1], uref[: j + 1], quat[: j + 1]), still[: j + 1]
 
     def _release_to_movement(self, h: Held, k: int, before: AngleFn) -> tuple[FloatArray, FloatArray, BoolArray]:
         """Release ``h`` up to sample ``k`` of a movement just fitted: the samples up to the last
         still one before it with ``before`` (the angles ``_release_still`` would have given them
         chunk by chunk: chunk invariance), the movement itself with the new mounting."""
         assert self.mounting is not None
-        t, up, uref, still = h[0], h[1], h[2], h[3]
+        t, up, uref, still, quat = h[0], h[1], h[2], h[3], h[6]
         lo = int(np.flatnonzero(still[: k + 1])[-1]) + 1 if still[: k + 1].any() else 0
         self._held = []
         return _cat(
-            (t[:lo], before(up[:lo], uref[:lo]), still[:lo]),
-            (t[lo : k + 1], self.mounting.angles(up[lo : k + 1], uref[lo : k + 1]), still[lo : k + 1]),
+            (t[:lo], before(up[:lo], uref[:lo], quat[:lo]), still[:lo]),
+            (t[lo : k + 1], self.mounting.angles(up[lo : k + 1], uref[lo : k + 1], quat[lo : k + 1]), still[lo : k + 1]),
         )
 
     def _try_fit(self) -> tuple[FloatArray, FloatArray, BoolArray]:
@@ -322,7 +444,7 @@ class HipAngleEstimator:
         plain = self._pending is None and self._pre is None  # still samples went out unsigned (update)
         h = self._merged_held()
         assert h is not None
-        t, up, uref, still, rest, w = h
+        t, up, uref, still, rest, w, quat, _ = h
         found = fit_axis(t, w, still, self.s.axis_rotation_deg, self._held_t_prev)
         if found is None:
             return _EMPTY
@@ -331,7 +453,7 @@ class HipAngleEstimator:
             old = self._pending
             self._pending, self._pending_sign = None, False
             self.mounting = old[0]
-            a_k = float(old[0].angles(up[k : k + 1], uref[k : k + 1])[0])
+            a_k = float(old[0].angles(up[k : k + 1], uref[k : k + 1], quat[k : k + 1])[0])
             half = 0.5 * self.s.axis_rotation_deg
             if a_k < -half:
                 # the leg left the neutral pose downward: the raise goes the other way (the first
@@ -340,7 +462,7 @@ class HipAngleEstimator:
                 self._proven = 0
                 self._offset = -old[2]
                 ref_k = uref[k] if self._u_ref is None else self._u_ref
-                self.mounting = Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis))
+                self.mounting = self._new_mounting(axis, uref[k])
                 self._prev_axis = axis
             elif a_k > half:
                 self._proven += 1
@@ -355,10 +477,10 @@ class HipAngleEstimator:
             if float(axis @ old[0].axis) < 0:
                 # the movement lowers the leg: the far rest was the top of a rep (or a pose of
                 # this posture); the held samples go on with the mounting they had
-                self.mounting, self._u_ref, self._offset = old
+                self.mounting, self._u_ref, self._offset, self._q_ref = old
                 self._held = [tuple(x[: k + 1] for x in h)]  # type: ignore[list-item]
-                t_h, up_h, uref_h, still_h = self._take_held()
-                head = (t_h, self.mounting.angles(up_h, uref_h), still_h)
+                t_h, up_h, uref_h, still_h, quat_h = self._take_held()
+                head = (t_h, self.mounting.angles(up_h, uref_h, quat_h), still_h)
                 if k + 1 == len(t):
                     return head
                 return _cat(head, self._angles(tuple(x[k + 1 :] for x in h)))  # type: ignore[arg-type]
@@ -369,26 +491,41 @@ class HipAngleEstimator:
         elif self._prev_axis is not None and float(axis @ self._prev_axis) < 0:
             axis = -axis  # a strap turns by less than 90 degrees: keep the raise positive
         self._prev_axis = axis
-        ref_k = uref[k] if self._u_ref is None else self._u_ref
-        self.mounting = Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis))
+        self.mounting = self._new_mounting(axis, uref[k])
         if plain:
             head = self._release_to_movement(h, k, self._unsigned)  # (_unsigned: reference and offset unchanged)
         else:
             self._held = [tuple(x[: k + 1] for x in h)]  # type: ignore[list-item]
-            t_h, up_h, uref_h, still_h = self._take_held()
-            head = (t_h, self.mounting.angles(up_h, uref_h), still_h)
+            t_h, up_h, uref_h, still_h, quat_h = self._take_held()
+            head = (t_h, self.mounting.angles(up_h, uref_h, quat_h), still_h)
         if k + 1 == len(t):
             return head
         tail = self._angles(tuple(x[k + 1 :] for x in h))  # type: ignore[arg-type]
         return _cat(head, tail)
 
+    def _new_mounting(self, axis: FloatArray, uref_k: FloatArray) -> Mounting:
+        """A mounting of ``axis`` on the current reference rest (``uref_k``: the calibration
+        rest's up vector at the fit, used when that rest is the reference)."""
+        ref_k = uref_k if self._u_ref is None else self._u_ref
+        return Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis), self._q_ref, u_neutral=ref_k)
+
     def _angles(self, h: Held) -> tuple[FloatArray, FloatArray, BoolArray]:
-        """Angles with the current mounting, up to the first rest that shows a strap slip."""
-        t, up, uref, still, rest, _ = h
+        """Angles with the current mounting, up to the first rest that shows a strap slip; the
+        axes are re-fitted at rests near the reference pose once the thigh has turned
+        ``axis_refit_deg`` since the last fit (the first movement's axis carries that
+        movement's abduction and rotation; over several reps they average out)."""
+        t, up, uref, still, rest, w, quat, lever = h
         m = self.mounting
         assert m is not None
-        angle = m.angles(up, uref)
+        angle = m.angles(up, uref, quat)
         events = np.flatnonzero(rest)
+        # movement statistics since the mounting was made, sample by sample (sequential sums:
+        # identical for any chunking; nominal steps, so a gap weighs like one sample)
+        moving = ~still
+        dt = self.calib.dt_nominal_s
+        wm = np.where(moving[:, None], w, 0.0)
+        cov = np.cumsum(np.concatenate([m.cov[None], np.einsum("ni,nj->nij", wm, wm) * dt]), axis=0)[1:]
+        turned = np.cumsum(np.concatenate([[m.turned_deg], np.sqrt(np.einsum("ni,ni->n", wm, wm)) * dt]))[1:]
         # until SIGN_PROOFS movements from the neutral pose went up, each is checked: from the
         # first still sample there, samples are held until the next movement shows its way
         j_chk = len(t)
@@ -397,32 +534,72 @@ class HipAngleEstimator:
             j_chk = int(cand[0]) if len(cand) else len(t)
         slip = np.empty(0, dtype=np.intp)
         far = np.empty(0, dtype=bool)
+        j_fit = len(t)
         if len(events):
             along = up[events] @ m.axis
             ref_along = uref[events] @ m.axis if m.u_ref is None else m.along_ref
+            # heading-free: at a rest the thigh lies in the exercise plane, but the heading from
+            # the gyro may have turned (the person turned round, lying down again)
+            tilt = m.tilt_angles(up[events], uref[events])
             # only rests near the reference pose: at the top of a rep the thigh may be abducted
             # or rotated (gravity out of the plane without any slip); at the bottom it is not
-            low = np.abs(angle[events] - m.offset_deg) <= SLIP_ZONE_DEG
+            low = np.abs(tilt - m.offset_deg) <= SLIP_ZONE_DEG
             off = np.abs(along - ref_along)
-            far = angle[events] > self._posture_deg
-            slip = np.flatnonzero(((off > self._slip_sin) & low) | (off > SLIP_FAR_SIN) | far)
-        if j_chk < len(t) and (not len(slip) or j_chk <= events[int(slip[0])]):
-            self._pending, self._pending_sign = (m, self._u_ref, self._offset), True
+            far = tilt > self._posture_deg
+            bad = ((off > self._slip_sin) & low) | (off > SLIP_FAR_SIN) | far
+            slip = np.flatnonzero(bad)
+            # a rest near the reference after a movement: it becomes the reference (its heading
+            # from the gyro, its angle from gravity), and the axes are re-fitted once the thigh
+            # has turned axis_refit_deg since they were
+            moved = turned[events] - m.anchored_deg >= self.s.axis_rotation_deg
+            anchor = np.flatnonzero(low & ~bad & moved)
+            j_fit = int(events[int(anchor[0])]) if len(anchor) else len(t)
+        j_slip = int(events[int(slip[0])]) if len(slip) else len(t)
+        if j_fit < j_chk and j_fit < j_slip:
+            j = j_fit
+            m.cov, m.turned_deg = cov[j], float(turned[j])
+            tilt_j = float(m.tilt_angles(up[j : j + 1], uref[j : j + 1])[0])
+            self.mounting = self._anchor(m, up[j], uref[j], quat[j], lever[j], tilt_j)
+            head = (t[: j + 1], angle[: j + 1], still[: j + 1])
+            if j + 1 == len(t):
+                return head
+            return _cat(head, self._angles(tuple(x[j + 1 :] for x in h)))  # type: ignore[arg-type]
+        if j_chk < len(t) and (not len(slip) or j_chk <= j_slip):
+            m.cov, m.turned_deg = cov[j_chk], float(turned[j_chk])
+            self._pending, self._pending_sign = (m, self._u_ref, self._offset, self._q_ref), True
             return self._hold_from(h, angle, j_chk)
         if len(slip):
-            j = int(events[int(slip[0])])
+            j = j_slip
+            m.cov, m.turned_deg = cov[j], float(turned[j])
             if far[int(slip[0])]:
                 # far from the neutral pose: a new posture or the top of a rep; the next movement tells
-                self._pending = (m, self._u_ref, self._offset)
-                self._u_ref = up[j].copy()
+                self._pending = (m, self._u_ref, self._offset, self._q_ref)
+                self._u_ref, self._q_ref = up[j].copy(), quat[j].copy()
                 self._offset = 0.0
             else:
                 # the strap moved: this rest is the new reference; re-fit at the next movement
                 self.n_refits += 1
-                self._u_ref = up[j].copy()
+                self._u_ref, self._q_ref = up[j].copy(), quat[j].copy()
                 self._offset = float(angle[j])
             return self._hold_from(h, angle, j)
+        m.cov, m.turned_deg = cov[-1], float(turned[-1])
         return t, angle, still
+
+    def _anchor(self, m: Mounting, up_j: FloatArray, uref_j: FloatArray, quat_j: FloatArray, lever_j: FloatArray, angle_j: float) -> Mounting:
+        """``m`` re-anchored at the rest sample ``j`` (up vector, attitude, angle); its flexion axis
+        re-fitted to every movement seen with it (the principal direction of the rate, signed as
+        before, level) and its long axis chosen by the lever arm once it turned ``axis_refit_deg``."""
+        axis, long, refit = m.axis, m.long, m.turned_deg >= self.s.axis_refit_deg
+        if refit:
+            _, vecs = np.linalg.eigh(m.cov)
+            axis = vecs[:, -1]
+            if float(axis @ m.axis) < 0:
+                axis = -axis
+            axis = level_axis(axis / np.linalg.norm(axis), up_j)
+            long = long_axis_from_lever(axis, up_j, lever_j, long_axis_flat(axis, up_j))
+            self.n_axis_refits += 1
+        self._u_ref, self._q_ref, self._offset = up_j.copy(), quat_j.copy(), angle_j
+        return m.anchored(axis, long, self._u_ref, self._q_ref, angle_j, refit)
 
 
 def _cat(
