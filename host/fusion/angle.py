@@ -127,6 +127,7 @@ class Mounting:
         cov: FloatArray | None = None,
         turned_deg: float = 0.0,
         anchored_deg: float = 0.0,
+        frame_i: tuple[FloatArray, FloatArray] | None = None,
     ) -> None:
         ref = u_neutral if u_neutral is not None else u_ref
         if ref is not None:
@@ -144,13 +145,11 @@ class Mounting:
         self.cov = np.zeros((3, 3)) if cov is None else cov
         self.turned_deg = turned_deg
         self.anchored_deg = anchored_deg  # turned_deg at the last re-anchoring
-        if u_ref is None:
-            self._long_ref, self._axis_ref, self._g_ref = self.long.tolist(), axis.tolist(), None
-        else:
-            qr = np.asarray(q_ref if q_ref is not None else _Q_ONE, dtype=np.float64)
-            self._long_ref = _rotate(qr, self.long).tolist()
-            self._axis_ref = _rotate(qr, axis).tolist()
-            self._g_ref = _rotate(qr, u_ref)[None, :]
+        qr = np.asarray(q_ref if q_ref is not None else _Q_ONE, dtype=np.float64)
+        self._g_ref = None if u_ref is None else _rotate(qr, u_ref)[None, :]
+        # the long and flexion axes at the reference pose, I frame (frame_i: re-anchored at a rest)
+        self.long_i, self.axis_i = frame_i if frame_i is not None else (_rotate(qr, self.long), _rotate(qr, axis))
+        self._long_ref, self._axis_ref = self.long_i.tolist(), self.axis_i.tolist()
         self._long = self.long.tolist()
 
     def angles(self, up: FloatArray, uref: FloatArray, quat: FloatArray) -> FloatArray:
@@ -161,11 +160,29 @@ class Mounting:
         hip_angles(up, g_ref, quat, self._long, self._long_ref, self._axis_ref, self.offset_deg, out)
         return out
 
-    def anchored(self, axis: FloatArray, long: FloatArray, u_ref: FloatArray, q_ref: FloatArray, offset_deg: float, refit: bool) -> "Mounting":
-        """The mounting with a new reference rest (up vector, attitude and angle there) and axes
-        (``refit``: they were re-fitted, the rotation count restarts)."""
+    def anchored(
+        self, axis: FloatArray, long: FloatArray, up_j: FloatArray, uref_j: FloatArray, quat_j: FloatArray, angle_j: float, refit: bool
+    ) -> "Mounting":
+        """The mounting re-anchored at a rest near the reference pose, sample ``j`` (up vector,
+        calibration-rest up vector, attitude, angle there), with axes ``axis``, ``long`` (sensor
+        frame; ``refit``: re-fitted, the rotation count restarts).
+
+        The reference rest and its gravity stay; the exercise plane's heading is taken from the
+        attitude at ``j``: the flexion axis there (tilt drift undone, level), and the long axis
+        there turned back about it by ``angle_j - offset`` to the reference pose. So the heading
+        comes from the gyro over one rep, not since the reference rest (its drift, or the person
+        turning round between sets, never reaches the angle).
+        """
+        g_ref = uref_j if self._g_ref is None else self._g_ref[0]
+        f_i = _level(_tilted_back(quat_j, up_j, g_ref, axis), g_ref)
+        a_now = _tilted_back(quat_j, up_j, g_ref, long)
+        a_now = a_now - float(a_now @ f_i) * f_i
+        a_now = a_now / np.linalg.norm(a_now)
+        d = math.radians(angle_j - self.offset_deg)
+        long_i = math.cos(d) * a_now - math.sin(d) * np.cross(f_i, a_now)  # turned by -d about f_i
         turned = 0.0 if refit else self.turned_deg
-        return Mounting(axis, u_ref, offset_deg, float(u_ref @ axis), q_ref, long, None, self.cov, turned, turned)
+        along = float(uref_j @ axis) if self.u_ref is None else float(self.u_ref @ axis)
+        return Mounting(axis, self.u_ref, self.offset_deg, along, self.q_ref, long, None, self.cov, turned, turned, (long_i, f_i))
 
     def tilt_angles(self, up: FloatArray, uref: FloatArray) -> FloatArray:
         """The heading-free angle (N,) deg: the up vector's rotation about the flexion axis from
@@ -186,6 +203,24 @@ def _rotate(q: FloatArray, v: FloatArray) -> FloatArray:
     w, u = float(q[0]), q[1:]
     t = 2.0 * np.cross(u, v)
     out: FloatArray = v + w * t + np.cross(u, t)
+    return out
+
+
+def _tilted_back(quat: FloatArray, up: FloatArray, g_ref: FloatArray, v: FloatArray) -> FloatArray:
+    """The sensor-frame vector ``v`` in the I frame at attitude ``quat``, the I frame's tilt drift
+    undone: the smallest rotation taking gravity's direction ``quat up`` to ``g_ref``
+    (as ``hip_angles`` does per sample)."""
+    g = _rotate(quat, up)
+    w = _rotate(quat, v)
+    k = np.cross(g, g_ref)
+    c = float(g @ g_ref)
+    out: FloatArray = c * w + np.cross(k, w) + k * (float(k @ w) / (1.0 + c))
+    return out
+
+
+def _level(v: FloatArray, g: FloatArray) -> FloatArray:
+    x = v - float(v @ g) * g
+    out: FloatArray = x / np.linalg.norm(x)
     return out
 
 
@@ -280,6 +315,7 @@ class HipAngleEstimator:
         self.n_axis_refits = 0
 
         self._slip_sin = math.sin(math.radians(settings.slip_deg))
+        self._anchor_sin = math.sin(math.radians(settings.anchor_level_deg))
         self._held: list[Held] = []
         self._held_t_prev = math.nan  # time of the sample before the held ones (for their first step)
         self._pre: Held | None = None
@@ -552,7 +588,10 @@ class HipAngleEstimator:
             # from the gyro, its angle from gravity), and the axes are re-fitted once the thigh
             # has turned axis_refit_deg since they were
             moved = turned[events] - m.anchored_deg >= self.s.axis_rotation_deg
-            anchor = np.flatnonzero(low & ~bad & moved)
+            # away from the reference pose only where gravity lies in the plane (flexion axis
+            # level: no abduction or rotation at that rest, e.g. standing between sets)
+            level = off <= self._anchor_sin
+            anchor = np.flatnonzero((low | level) & ~bad & moved)
             j_fit = int(events[int(anchor[0])]) if len(anchor) else len(t)
         j_slip = int(events[int(slip[0])]) if len(slip) else len(t)
         if j_fit < j_chk and j_fit < j_slip:
@@ -589,17 +628,18 @@ class HipAngleEstimator:
         """``m`` re-anchored at the rest sample ``j`` (up vector, attitude, angle); its flexion axis
         re-fitted to every movement seen with it (the principal direction of the rate, signed as
         before, level) and its long axis chosen by the lever arm once it turned ``axis_refit_deg``."""
-        axis, long, refit = m.axis, m.long, m.turned_deg >= self.s.axis_refit_deg
+        low = abs(angle_j - m.offset_deg) <= SLIP_ZONE_DEG
+        axis, long, refit = m.axis, m.long, low and m.turned_deg >= self.s.axis_refit_deg
         if refit:
             _, vecs = np.linalg.eigh(m.cov)
             axis = vecs[:, -1]
             if float(axis @ m.axis) < 0:
                 axis = -axis
-            axis = level_axis(axis / np.linalg.norm(axis), up_j)
-            long = long_axis_from_lever(axis, up_j, lever_j, long_axis_flat(axis, up_j))
+            ref = uref_j if m.u_ref is None else m.u_ref  # the reference rest's up vector
+            axis = level_axis(axis / np.linalg.norm(axis), ref)
+            long = long_axis_from_lever(axis, ref, lever_j, long_axis_flat(axis, ref))
             self.n_axis_refits += 1
-        self._u_ref, self._q_ref, self._offset = up_j.copy(), quat_j.copy(), angle_j
-        return m.anchored(axis, long, self._u_ref, self._q_ref, angle_j, refit)
+        return m.anchored(axis, long, up_j, uref_j, quat_j, angle_j, refit)
 
 
 def _cat(
