@@ -8,6 +8,7 @@
  *                Seel 2023), motion and rest gyro-bias estimation, still and rest detection;
  *                host/fusion/reference.py is its plain-Python specification, step by step.
  *   hip_angles   the hip angle: the long axis's flexion in the exercise plane (host.fusion.angle).
+ *   tilt_angles  the up vector's rotation about the flexion axis (heading-free; host.fusion.angle).
  *   RepMachine   the rep state machine of host.reps.segmenter.RepSegmenter (DOWN / UP / FALL
  *                over the segmenter's sample log) with the stopwatch measures of each rep it
  *                closes; host/reps/reference.py is its plain-Python specification, written
@@ -788,6 +789,47 @@ static PyTypeObject TiltKernelType = {
 
 /* ------------------------------------------------------------------ hip angle from the up vector */
 
+PyDoc_STRVAR(tilt_angles_doc,
+             "tilt_angles(up, u_ref, axis, offset_deg, angle_out_deg)\n--\n\n"
+             "angle_out_deg[i] = atan2(axis . (up[i] x u_ref[i]), up_p . u_ref_p) in degrees + offset_deg, with\n"
+             "_p the parts normal to axis: the up vector's rotation about the axis, heading-free; up and u_ref\n"
+             "(N, 3) float64 (u_ref may have 0 row stride). See host/fusion/reference.py reference_tilt_angle.");
+
+static PyObject *
+tilt_angles(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)mod;
+    Arr u = {0}, r = {0}, out = {0};
+    double f[3];
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "tilt_angles expected 5 arguments, got %zd", nargs);
+        return NULL;
+    }
+    if (vec3(args[2], f, "axis") < 0)
+        return NULL;
+    double off = PyFloat_AsDouble(args[3]);
+    if (off == -1.0 && PyErr_Occurred())
+        return NULL;
+    if (arr_get(args[0], &u, "up", 'd', 2, -1, 0) < 0 || arr_get(args[1], &r, "u_ref", 'd', 2, u.n, 0) < 0 ||
+        arr_get(args[4], &out, "angle_out_deg", 'd', 1, u.n, 1) < 0)
+        goto fail;
+    for (Py_ssize_t i = 0; i < u.n; i++) {
+        double u0 = D2(u, i, 0), u1 = D2(u, i, 1), u2 = D2(u, i, 2);
+        double r0 = D2(r, i, 0), r1 = D2(r, i, 1), r2 = D2(r, i, 2);
+        double cx = u1 * r2 - u2 * r1, cy = u2 * r0 - u0 * r2, cz = u0 * r1 - u1 * r0;
+        double y = f[0] * cx + f[1] * cy + f[2] * cz;
+        double uf = u0 * f[0] + u1 * f[1] + u2 * f[2];
+        double rf = r0 * f[0] + r1 * f[1] + r2 * f[2];
+        double x = (u0 * r0 + u1 * r1 + u2 * r2) - uf * rf;
+        *(double *)(out.base + i * out.s0) = atan2(y, x) * RAD2DEG + off;
+    }
+    arr_release(&u), arr_release(&r), arr_release(&out);
+    Py_RETURN_NONE;
+fail:
+    arr_release(&u), arr_release(&r), arr_release(&out);
+    return NULL;
+}
+
 PyDoc_STRVAR(hip_angles_doc,
              "hip_angles(up, g_ref, quat, long_axis, long_ref, axis_ref, offset_deg, angle_out_deg)\n--\n\n"
              "The thigh's flexion from the reference pose (host/fusion/reference.py reference_hip_angle):\n"
@@ -1531,6 +1573,7 @@ static PyMethodDef module_methods[] = {
     {"arm_flags", (PyCFunction)(void (*)(void))arm_flags, METH_FASTCALL, arm_flags_doc},
     {"measure", (PyCFunction)(void (*)(void))measure, METH_FASTCALL, measure_doc},
     {"hip_angles", (PyCFunction)(void (*)(void))hip_angles, METH_FASTCALL, hip_angles_doc},
+    {"tilt_angles", (PyCFunction)(void (*)(void))tilt_angles, METH_FASTCALL, tilt_angles_doc},
     {NULL, NULL, 0, NULL},
 };
 

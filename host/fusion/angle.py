@@ -48,7 +48,7 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-from .._fastcore import hip_angles
+from .._fastcore import hip_angles, tilt_angles
 from ..model import FloatArray
 from ..settings import Settings
 from .calibration import Calibration
@@ -62,6 +62,9 @@ SLIP_FAR_SIN = math.sin(math.radians(40.0))
 abduction or rotation during a rep)."""
 LEVER_MIN_M = 0.05
 """A lever arm shorter than this (normal to the flexion axis) does not choose the long axis."""
+REFIT_FAR_DEG = 30.0
+"""Away from the reference pose the flexion axis is re-fitted only if the movements' principal
+axis is this far from it (the first fit was no raise); near it, always."""
 SIGN_PROOFS = 2
 """Movements from the neutral pose that must go up (by half ``axis_rotation_deg``) before the
 raise direction is trusted; until then each rest there holds the samples until the next
@@ -128,11 +131,13 @@ class Mounting:
         turned_deg: float = 0.0,
         anchored_deg: float = 0.0,
         frame_i: tuple[FloatArray, FloatArray] | None = None,
+        plane: bool = True,
     ) -> None:
         ref = u_neutral if u_neutral is not None else u_ref
-        if ref is not None:
+        if plane and ref is not None:
             axis = level_axis(axis, ref)
             along_ref = float(ref @ axis)
+        self.plane = plane
         if long is not None:
             long = long - float(long @ axis) * axis
             long = long / np.linalg.norm(long)
@@ -151,10 +156,16 @@ class Mounting:
         self.long_i, self.axis_i = frame_i if frame_i is not None else (_rotate(qr, self.long), _rotate(qr, axis))
         self._long_ref, self._axis_ref = self.long_i.tolist(), self.axis_i.tolist()
         self._long = self.long.tolist()
+        self._axis_list = axis.tolist()
 
     def angles(self, up: FloatArray, uref: FloatArray, quat: FloatArray) -> FloatArray:
         """Hip angles (N,) deg of samples with up vectors ``up`` (N, 3), calibration-rest up
-        vectors ``uref`` (N, 3) and attitudes ``quat`` (N, 4) (``reference_hip_angle``)."""
+        vectors ``uref`` (N, 3) and attitudes ``quat`` (N, 4): the long axis's flexion in the
+        exercise plane (``reference_hip_angle``) once the axes were re-fitted at a rest after a
+        movement (``plane``), the heading-free tilt about the first fitted axis until then (a
+        first fit may be a strap being adjusted, and the long axis is not known yet)."""
+        if not self.plane:
+            return self.tilt_angles(up, uref)
         out = np.empty(len(up))
         g_ref = uref if self._g_ref is None else np.broadcast_to(self._g_ref, up.shape)
         hip_angles(up, g_ref, quat, self._long, self._long_ref, self._axis_ref, self.offset_deg, out)
@@ -182,16 +193,14 @@ class Mounting:
         long_i = math.cos(d) * a_now - math.sin(d) * np.cross(f_i, a_now)  # turned by -d about f_i
         turned = 0.0 if refit else self.turned_deg
         along = float(uref_j @ axis) if self.u_ref is None else float(self.u_ref @ axis)
-        return Mounting(axis, self.u_ref, self.offset_deg, along, self.q_ref, long, None, self.cov, turned, turned, (long_i, f_i))
+        return Mounting(axis, self.u_ref, self.offset_deg, along, self.q_ref, long, None, self.cov, turned, turned, (long_i, f_i), True)
 
     def tilt_angles(self, up: FloatArray, uref: FloatArray) -> FloatArray:
         """The heading-free angle (N,) deg: the up vector's rotation about the flexion axis from
         the reference up vector, plus the offset (exact for a movement in the exercise plane)."""
         ref = uref if self.u_ref is None else np.broadcast_to(self.u_ref, up.shape)
-        f = self.axis
-        y = np.cross(up, ref) @ f
-        x = np.einsum("ij,ij->i", up, ref) - (up @ f) * (ref @ f)
-        out: FloatArray = np.degrees(np.arctan2(y, x)) + self.offset_deg
+        out = np.empty(len(up))
+        tilt_angles(up, ref, self._axis_list, self.offset_deg, out)
         return out
 
 
@@ -316,6 +325,7 @@ class HipAngleEstimator:
 
         self._slip_sin = math.sin(math.radians(settings.slip_deg))
         self._anchor_sin = math.sin(math.radians(settings.anchor_level_deg))
+        self._refit_far_cos = math.cos(math.radians(REFIT_FAR_DEG))
         self._held: list[Held] = []
         self._held_t_prev = math.nan  # time of the sample before the held ones (for their first step)
         self._pre: Held | None = None
@@ -628,17 +638,27 @@ class HipAngleEstimator:
         """``m`` re-anchored at the rest sample ``j`` (up vector, attitude, angle); its flexion axis
         re-fitted to every movement seen with it (the principal direction of the rate, signed as
         before, level) and its long axis chosen by the lever arm once it turned ``axis_refit_deg``."""
-        low = abs(angle_j - m.offset_deg) <= SLIP_ZONE_DEG
-        axis, long, refit = m.axis, m.long, low and m.turned_deg >= self.s.axis_refit_deg
+        axis, long, refit = m.axis, m.long, m.turned_deg >= self.s.axis_refit_deg
         if refit:
             _, vecs = np.linalg.eigh(m.cov)
             axis = vecs[:, -1]
             if float(axis @ m.axis) < 0:
                 axis = -axis
+            # away from the reference pose only a first fit that was no raise is replaced (a strap
+            # adjusted, turning the sensor about the long axis): there a clean first movement (a
+            # shift to a raised baseline) is usually truer than reps with abduction and rotation
+            low = abs(angle_j - m.offset_deg) <= SLIP_ZONE_DEG
+            refit = low or float(axis @ m.axis) < self._refit_far_cos
+            if not refit:
+                axis = m.axis
+        if refit:
             ref = uref_j if m.u_ref is None else m.u_ref  # the reference rest's up vector
             axis = level_axis(axis / np.linalg.norm(axis), ref)
             long = long_axis_from_lever(axis, ref, lever_j, long_axis_flat(axis, ref))
             self.n_axis_refits += 1
+        elif not m.plane:
+            m.anchored_deg = m.turned_deg  # the heading-free tilt needs no heading
+            return m
         return m.anchored(axis, long, up_j, uref_j, quat_j, angle_j, refit)
 
 

@@ -548,6 +548,28 @@ def reference_pose(tilt: ReferenceTilt, t: npt.ArrayLike, acc: npt.ArrayLike, gy
     return quat, lever
 
 
+def reference_tilt_angle(up: npt.ArrayLike, u_ref: npt.ArrayLike, f: npt.ArrayLike, offset_deg: float = 0.0) -> np.ndarray:
+    """The heading-free angle (deg) per pair of up vectors (N, 3) (reference may be one (3,)
+    vector) about axis f (3,): when the thigh turns by ``d`` about ``f`` the up vector turns by
+    ``-d`` about ``f`` in the sensor frame, so with both vectors projected onto the plane normal
+    to ``f``, ``d = atan2(f . (up x u_ref), up_p . u_ref_p) + offset``. Exact for a movement in
+    the plane; abduction and rotation about the long axis enter it to second order."""
+    fa = [float(v) for v in np.asarray(f)]
+    uu = np.asarray(up, dtype=np.float64)
+    rr = np.broadcast_to(np.asarray(u_ref, dtype=np.float64), uu.shape)
+    out = []
+    for u, r in zip(uu.tolist(), rr.tolist()):
+        cx = u[1] * r[2] - u[2] * r[1]
+        cy = u[2] * r[0] - u[0] * r[2]
+        cz = u[0] * r[1] - u[1] * r[0]
+        y = fa[0] * cx + fa[1] * cy + fa[2] * cz
+        uf = u[0] * fa[0] + u[1] * fa[1] + u[2] * fa[2]
+        rf = r[0] * fa[0] + r[1] * fa[1] + r[2] * fa[2]
+        x = (u[0] * r[0] + u[1] * r[1] + u[2] * r[2]) - uf * rf
+        out.append(math.atan2(y, x) * RAD2DEG + offset_deg)
+    return np.array(out)
+
+
 def reference_hip_angle(
     up: npt.ArrayLike,
     g_ref: npt.ArrayLike,
