@@ -62,6 +62,9 @@ SLIP_FAR_SIN = math.sin(math.radians(40.0))
 abduction or rotation during a rep)."""
 LEVER_MIN_M = 0.05
 """A lever arm shorter than this (normal to the flexion axis) does not choose the long axis."""
+PLANE_CORRECTION_MAX_DEG = 6.0
+"""The exercise plane's angle differs from the tilt about the flexion axis by at most this (see
+``Mounting.angles``)."""
 REFIT_FAR_DEG = 30.0
 """Away from the reference pose the flexion axis is re-fitted only if the movements' principal
 axis is this far from it (the first fit was no raise); near it, always."""
@@ -138,6 +141,7 @@ class Mounting:
             axis = level_axis(axis, ref)
             along_ref = float(ref @ axis)
         self.plane = plane
+        self.max_correction_deg = PLANE_CORRECTION_MAX_DEG
         if long is not None:
             long = long - float(long @ axis) * axis
             long = long / np.linalg.norm(long)
@@ -164,12 +168,19 @@ class Mounting:
         exercise plane (``reference_hip_angle``) once the axes were re-fitted at a rest after a
         movement (``plane``), the heading-free tilt about the first fitted axis until then (a
         first fit may be a strap being adjusted, and the long axis is not known yet)."""
+        tilt = self.tilt_angles(up, uref)
         if not self.plane:
-            return self.tilt_angles(up, uref)
+            return tilt
         out = np.empty(len(up))
         g_ref = uref if self._g_ref is None else np.broadcast_to(self._g_ref, up.shape)
         hip_angles(up, g_ref, quat, self._long, self._long_ref, self._axis_ref, self.offset_deg, out)
-        return out
+        # the plane's correction of the tilt is of second order in the abduction and rotation
+        # (under 6 deg for 20 of each at a raise of 80): a larger one means the heading from the
+        # gyro went wrong (a gyro bias mis-estimated along gravity, which no rest corrects), so
+        # it is limited to plane_correction_max_deg (elementwise: any chunking, the same angles)
+        d = np.remainder(out - tilt + 180.0, 360.0) - 180.0
+        res: FloatArray = tilt + np.clip(d, -self.max_correction_deg, self.max_correction_deg)
+        return res
 
     def anchored(
         self, axis: FloatArray, long: FloatArray, up_j: FloatArray, uref_j: FloatArray, quat_j: FloatArray, angle_j: float, refit: bool
