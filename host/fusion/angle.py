@@ -11,11 +11,23 @@ The hip angle is read from that up vector alone:
   "IMU-based joint angle measurement for gait analysis", Sensors 14(4), 2014); that first
   movement defines the positive direction (a raise: flexion for lying and standing raises,
   extension for plank leg lifts and bird dogs, so the angle is always a positive-going raise);
-* the **hip angle** is the rotation of the up vector about ``f`` from ``u_ref``, plus the angle
-  of the reference rest: ``atan2(up . l0, up . k0) + offset`` with ``k0`` the part of ``u_ref``
-  normal to ``f`` and ``l0 = k0 x f``. It depends only on the thigh's inclination in the plane
-  normal to ``f``: heading never enters, and abduction or rotation about the thigh's long axis
-  only enter to second order (through the up vector leaving that plane);
+* the **hip angle** is the flexion of the thigh's long axis ``a`` in the exercise plane (the
+  plane normal to ``f`` at the reference rest), from the reference pose, plus the angle of the
+  reference rest: the hip flexion of the ISB joint coordinate system (Wu et al. 2002,
+  J. Biomech. 35(4):543-548; Grood & Suntay 1983, J. Biomech. Eng. 105(2):136-144), so
+  abduction and rotation about the long axis during a rep do not enter it. It needs the
+  attitude, heading included: the orientation stage's gyro attitude with its tilt drift undone
+  by gravity (``hip_angles``), its heading re-taken at every rest near the reference pose (and
+  at level rests elsewhere), so only the gyro over one rep carries it. ``a`` is normal to
+  ``f``: level at the reference rest (lying, plank), or upright (kneeling, standing) when the
+  lever arm (hip -> sensor, fitted by the orientation stage) says so. The first fit of ``f``
+  carries that movement's abduction and rotation; at the first rest near the reference pose
+  after ``axis_refit_deg`` of movement it is re-fitted to every movement since, and made level
+  (the pelvis's mediolateral axis). Until that re-fit the angle is the heading-free tilt
+  ``atan2(up . l0, up . k0) + offset`` (``k0`` the part of ``u_ref`` normal to ``f``,
+  ``l0 = k0 x f``: the up vector's rotation about ``f``, exact in the plane, abduction and
+  rotation entering to second order), and after it the plane's angle differs from that tilt
+  by at most 6 deg (more means a heading gone wrong);
 * a **strap that moved**: at rests the orientation stage reports (bias rests) near the
   reference pose, the up vector's component along ``f`` must be what it was at the reference
   rest; if it differs by more than ``slip_deg`` the gravity direction fits no hip angle of this

@@ -63,11 +63,13 @@ frame; the rest, the filters and the bias estimator here are our own, simpler ch
 9. **reference up vector**: ``normalize(ref_acc - b)``, the reference rest's accelerometer mean
    corrected by the current bias estimate (what the hip angle is measured from).
 
-Hip-angle stage: ``reference_hip_angle(up, u_ref, f, offset)`` is the rotation of the thigh
-about its flexion axis ``f`` away from the reference pose, read from the up vectors alone:
-when the thigh turns by ``d`` about ``f`` the up vector turns by ``-d`` about ``f`` in the
-sensor frame, so with both vectors projected onto the plane normal to ``f``,
-``d = atan2(f . (up x u_ref), up_p . u_ref_p) + offset``.
+Hip-angle stage: ``reference_tilt_angle(up, u_ref, f, offset)`` is the rotation of the up
+vector about the flexion axis ``f`` from the reference pose (heading-free: when the thigh turns
+by ``d`` about ``f`` the up vector turns by ``-d`` about ``f`` in the sensor frame, so with both
+vectors projected onto the plane normal to ``f``, ``d = atan2(f . (up x u_ref), up_p . u_ref_p)
++ offset``); ``reference_hip_angle(up, g_ref, quat, a, a_ref, f_ref, offset)`` the flexion of the
+long axis ``a`` in the exercise plane, from the attitude (see its docstring); ``reference_pose``
+the attitude and lever-arm outputs of the orientation stage.
 """
 
 from __future__ import annotations
