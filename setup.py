@@ -1,4 +1,4 @@
-"""Build of legrep's C kernels (``legrep._fastcore``, ``legrep._csvscan``) and the package map; the rest is in pyproject.toml.
+"""Build of legrep's C kernels (``legrep._fastcore``, ``legrep._csvscan``, ``legrep._replaycore``) and the package map; the rest is in pyproject.toml.
 
 The folder ``host/`` is installed as the package ``legrep`` and ``firmware_sim/`` as ``legrep_sim``
 (``package_dir`` in pyproject.toml); every subpackage found under them is listed here, so a new
@@ -26,5 +26,7 @@ setup(
         Extension("legrep._fastcore", sources=["host/_fastcore.c"], extra_compile_args=flags),
         # the IMU CSV reader's fast path (host/_csvscan.c says why it is not a CSV library)
         Extension("legrep._csvscan", sources=["host/_csvscan.c"], extra_compile_args=flags),
+        # the file replay's hot loops (decode, tracker, clock; the record walk; the IMU CSV rows)
+        Extension("legrep._replaycore", sources=["host/_replaycore.c"], extra_compile_args=flags),
     ],
 )

@@ -22,62 +22,59 @@ I/O free and deterministic: the same calls in the same order give the same times
 
 from __future__ import annotations
 
-import bisect
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from ._replaycore import fit_drift as _fit_drift
+
 FloatArray = npt.NDArray[np.float64]
 TICKS_PER_S = 32768.0
 
 
-_EPS = float(np.finfo(np.float64).eps)
+def fit_line_reference(x: list[float], y: list[float]) -> tuple[float, float]:
+    """``(slope, intercept)`` of the least-squares line through ``(x, y)``, from centred sums taken
+    in order (the C kernel ``legrep._replaycore.fit_drift`` does exactly these operations)."""
+    n = len(x)
+    sx = sy = 0.0
+    for xi, yi in zip(x, y):
+        sx += xi
+        sy += yi
+    mx, my = sx / n, sy / n
+    sxx = sxy = 0.0
+    for xi, yi in zip(x, y):
+        dx = xi - mx
+        sxx += dx * dx
+        sxy += dx * (yi - my)
+    slope = sxy / sxx if sxx > 0.0 else 0.0
+    return slope, my - slope * mx
 
 
-def polyfit_line(x: FloatArray, y: FloatArray) -> tuple[float, float]:
-    """``(slope, intercept)`` of ``np.polyfit(x, y, 1)``: the same operations (Vandermonde matrix,
-    column scaling, LAPACK least squares with ``rcond = len(x) * eps``), the same bits, a third of
-    the time."""
-    x = x + 0.0
-    y = y + 0.0
-    n = x.shape[0]
-    # np.polyfit's column norms: (lhs * lhs).sum(axis=0) over the (n, 2) Vandermonde matrix adds
-    # row after row, as cumsum does (the ones column sums to n exactly)
-    scale_x = math.sqrt(float(np.cumsum(x * x)[-1]))
-    scale_1 = math.sqrt(float(n))
-    lhs = np.empty((n, 2))
-    lhs[:, 0] = x / scale_x
-    lhs[:, 1] = 1.0 / scale_1
-    c = _lstsq(lhs, y, n * _EPS)
-    return float(c[0]) / scale_x, float(c[1]) / scale_1
+def _median(v: list[float]) -> float:
+    s = sorted(v)
+    h = len(s) // 2
+    return s[h] if len(s) % 2 else (s[h - 1] + s[h]) / 2.0
 
 
-try:  # np.linalg.lstsq's own LAPACK call (gelsd), without its generic checks (half its time)
-    from numpy.linalg import _umath_linalg
-
-    def _lstsq(a: FloatArray, b: FloatArray, rcond: float) -> FloatArray:
-        x = _umath_linalg.lstsq(a, b[:, None], rcond, signature="ddd->ddid")[0]
-        out: FloatArray = x[:, 0]
-        if not (math.isfinite(out[0]) and math.isfinite(out[1])):  # (failed: let numpy say so its own way)
-            return np.asarray(np.linalg.lstsq(a, b, rcond)[0])
-        return out
-
-except (ImportError, AttributeError):  # pragma: no cover - another numpy
-
-    def _lstsq(a: FloatArray, b: FloatArray, rcond: float) -> FloatArray:
-        return np.asarray(np.linalg.lstsq(a, b, rcond)[0])
-
-
-def median(v: FloatArray) -> float:
-    """``np.median`` of a non-empty 1-D float array without NaN (the middle one, or the mean of the
-    middle two as ``np.mean`` computes it: their sum over 2)."""
-    s = np.sort(v)
-    h = s.shape[0] // 2
-    if s.shape[0] % 2:
-        return float(s[h])
-    return float((s[h - 1] + s[h]) / 2.0)
+def fit_drift_reference(xs: list[float], rs: list[float], min_span_s: float, max_drift: float) -> float:
+    """The drift from the envelope points ``(xs, rs)`` (plain Python; the reference of
+    ``legrep._replaycore.fit_drift``, which :class:`ClockMapper` runs): 0 until the points span
+    ``min_span_s``; else a line through them, then once more without the points far above it
+    (more than 4 scaled MADs above the median residual), clipped to ``+-max_drift``."""
+    n = len(xs)
+    if not (n >= 3 and xs[-1] - xs[0] >= min_span_s):
+        return 0.0
+    slope, icept = fit_line_reference(xs, rs)
+    resid = [r - (icept + slope * x) for x, r in zip(xs, rs)]
+    med = _median(resid)
+    mad = _median([abs(v - med) for v in resid]) + 1e-6
+    limit = med + 4.0 * 1.4826 * mad
+    kept = [(x, r) for x, r, v in zip(xs, rs, resid) if v <= limit]
+    if 3 <= len(kept) < n:
+        slope, icept = fit_line_reference([k[0] for k in kept], [k[1] for k in kept])
+    return min(max(slope, -max_drift), max_drift)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,11 +129,8 @@ class ClockMapper:
         self.max_slew = float(max_slew)
         self.max_drift = max_drift_ppm * 1e-6
         self._x0: float | None = None
-        # Envelope: closed windows (x, r) and the open window.
-        self._win_x: list[float] = []
-        self._win_r: list[float] = []
-        # the same points as arrays (rows 0 and 1 of _win, columns _w0.._w1), so that a refit
-        # needs no conversion of the lists
+        # Envelope: the closed windows' points (x, r) (rows 0 and 1 of _win, columns _w0.._w1) and
+        # the open window's.
         self._win = np.empty((2, 64))
         self._w0 = self._w1 = 0
         self._windows_closed = 0
@@ -164,8 +158,6 @@ class ClockMapper:
         index = math.floor(x / self.window_s)
         if self._open_index is None or index > self._open_index:
             if self._open_point is not None:
-                self._win_x.append(self._open_point[0])
-                self._win_r.append(self._open_point[1])
                 self._win_append(self._open_point)
                 self._windows_closed += 1
                 self._open_index, self._open_point = index, (x, r)
@@ -205,19 +197,22 @@ class ClockMapper:
         self._w1 += 1
 
     # ------------------------------------------------------------------ estimate
+    @property
+    def window_points(self) -> int:
+        """Closed windows' points the next fit uses (bounded by ``fit_span_s / window_s + 1``)."""
+        return self._w1 - self._w0
+
     def _trim(self) -> None:
         """Drop observations older than ``fit_span_s`` before the newest one."""
+        w0, w1 = self._w0, self._w1
         newest = max(
-            self._win_x[-1] if self._win_x else -math.inf,
+            float(self._win[0, w1 - 1]) if w1 > w0 else -math.inf,
             self._open_point[0] if self._open_point is not None else -math.inf,
             self._syncs[-1][0] if self._syncs else -math.inf,
         )
         cut = newest - self.fit_span_s
-        if self._win_x and self._win_x[0] < cut:
-            k = bisect.bisect_left(self._win_x, cut)
-            del self._win_x[:k]
-            del self._win_r[:k]
-            self._w0 += k
+        if w1 > w0 and self._win[0, w0] < cut:  # (the points are in increasing x)
+            self._w0 = w0 + int(np.searchsorted(self._win[0, w0:w1], cut, side="left"))
         if len(self._syncs) > self.min_syncs_kept and self._syncs[0][0] < cut:
             k = 0
             while k < len(self._syncs) - self.min_syncs_kept and self._syncs[k][0] < cut:
@@ -225,28 +220,23 @@ class ClockMapper:
             del self._syncs[:k]
 
     def _refit(self) -> None:
-        # (the same operations as np.polyfit and np.median, without their generic overhead: a refit
-        # runs at every closed window, 14 400 times per sensor in 8 hours; tests/test_replay_batch.py
-        # checks the results bit for bit against np.polyfit / np.median)
+        # The drift from the envelope in C (fit_drift_reference in plain Python is its reference,
+        # bit for bit: tests/test_replay_batch.py). It runs at every closed window, 14 400 times per
+        # sensor in 8 hours: O(points) with no numpy call (np.polyfit took a third of a replay);
+        # refitting less often would change the mapped times, running sums would lose digits.
         self._trim()
         xs = self._win[0, self._w0 : self._w1]
         rs = self._win[1, self._w0 : self._w1]
-        drift = 0.0
-        if xs.size >= 3 and xs[-1] - xs[0] >= self.min_span_s:
-            # a line through the envelope, then once more without the points far above it
-            slope, icept = polyfit_line(xs, rs)
-            resid = rs - (icept + slope * xs)
-            med = median(resid)
-            mad = median(np.abs(resid - med)) + 1e-6
-            keep = resid <= med + 4.0 * 1.4826 * mad
-            if 3 <= int(np.count_nonzero(keep)) < xs.size:
-                slope, icept = polyfit_line(xs[keep], rs[keep])
-            drift = min(max(slope, -self.max_drift), self.max_drift)
+        drift = _fit_drift(xs, rs, self.min_span_s, self.max_drift)
         self._drift = drift
         if self._syncs:
-            rtts = np.asarray([s[2] for s in self._syncs])
-            best = rtts <= rtts.min() * 1.5 + 1e-4
-            self._offset = float(np.mean([r - drift * x for (x, r, _), b in zip(self._syncs, best) if b]))
+            best_rtt = min(s[2] for s in self._syncs) * 1.5 + 1e-4
+            total, m = 0.0, 0
+            for x, r, rtt in self._syncs:  # (a mean taken in order, as the C kernel takes it)
+                if rtt <= best_rtt:
+                    total += r - drift * x
+                    m += 1
+            self._offset = total / m
         else:
             lowest = float((rs - drift * xs).min()) if xs.size else math.inf
             if self._open_point is not None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
-from .model import Leg, Rep, SessionResult
+from .model import ImuBlock, Leg, Rep, SessionResult
 from .settings import Settings
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "write_summary_json",
     "format_table",
     "format_one_line",
+    "SampleCsvWriter",
 ]
 
 REPS_COLUMNS: tuple[str, ...] = (
@@ -211,6 +212,64 @@ def read_reps_csv(path: str | os.PathLike[str]) -> tuple[Rep, ...]:
     from .imu_csv import read_text_file
 
     return parse_reps_csv(read_text_file(path, "reps CSV file"), str(Path(path)))
+
+
+# --------------------------------------------------------------------------- samples CSV
+
+
+class SampleCsvWriter:
+    """Write one leg's samples as a canonical IMU CSV, block by block (memory flat in the length).
+
+    The bytes are those of :func:`legrep.imu_csv.write_imu_csv` (``"%.6f"`` time, ``"%.8g"``
+    values); the rows are formatted by ``legrep._replaycore.format_imu_rows``, which formats the
+    value of each whole count of ``acc_lsb_g`` / ``gyr_lsb_dps`` once (a sensor's samples are such
+    counts) and any other value by ``snprintf``. Non-finite values go through Python's formatting.
+
+    Raises
+    ------
+    InputError
+        The path is a directory or not writable.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], acc_lsb_g: float = 0.0, gyr_lsb_dps: float = 0.0) -> None:
+        from .imu_csv import CANONICAL_HEADER
+
+        self.path = Path(path)
+        self.acc_lsb_g = float(acc_lsb_g)
+        self.gyr_lsb_dps = float(gyr_lsb_dps)
+        try:
+            self._fh = open(self.path, "wb")
+        except IsADirectoryError:
+            raise InputError(f"{self.path}: a file path to write expected, got a directory") from None
+        except OSError as exc:
+            raise InputError(f"{self.path}: a writable file path expected, got {exc.strerror or exc}") from None
+        self._fh.write((",".join(CANONICAL_HEADER) + "\n").encode("ascii"))
+
+    def write(self, block: ImuBlock) -> None:
+        import numpy as np
+
+        from ._replaycore import format_imu_rows
+
+        step = 1 << 16
+        for lo in range(0, len(block), step):
+            t = np.ascontiguousarray(block.time_s[lo : lo + step])
+            values = np.empty((len(t), 6))
+            values[:, :3] = block.acc_g[lo : lo + step]
+            values[:, 3:] = block.gyr_dps[lo : lo + step]
+            if np.isfinite(t).all() and np.isfinite(values).all():
+                self._fh.write(format_imu_rows(t, values, self.acc_lsb_g, self.gyr_lsb_dps))
+            else:
+                fmt = "%.6f," + ",".join(["%.8g"] * 6) + "\n"
+                self._fh.write("".join(fmt % (ti, *row) for ti, row in zip(t.tolist(), values.tolist())).encode("ascii"))
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> "SampleCsvWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 # --------------------------------------------------------------------------- summary JSON

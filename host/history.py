@@ -977,14 +977,29 @@ def _recording_meta(path: Path | Any) -> tuple[str | None, Settings | None]:
 
 
 def analyze_input(
-    item: SessionInput, settings: Settings | None = None, started_at: dt.datetime | str | None = None
+    item: SessionInput,
+    settings: Settings | None = None,
+    started_at: dt.datetime | str | None = None,
+    trace_points: int | None = None,
 ) -> AnalysedInput:
     """Analyse one session's files (a recording via replay, CSVs via ``analyze_arrays``).
 
     ``settings`` None means the defaults, or for a recording the settings stored in it;
     the settings actually used are returned. ``started_at`` defaults to the recording's own start time if it stores one, else
-    the oldest modification time of the files.
+    the oldest modification time of the files. ``trace_points``: keep each leg's angle trace
+    reduced as it streams to at most that many points (the lowest and highest of each time bin:
+    :class:`legrep.report.TraceEnvelope`; memory flat in the length) instead of whole.
     """
+    envelopes: dict[Any, Any] = {}
+    on_angle = None
+    if trace_points is not None:
+        from .report import TraceEnvelope
+
+        def on_angle(leg: Any, time_s: Any, angle_deg: Any) -> None:
+            if leg not in envelopes:
+                envelopes[leg] = TraceEnvelope(trace_points)
+            envelopes[leg].update(time_s, angle_deg)
+
     if item.recording is not None:
         from .recording import RecordingReader
         from .replay_batch import replay_file
@@ -992,7 +1007,7 @@ def analyze_input(
         reader = RecordingReader(item.recording)  # (read and checked once)
         recorded_start, recorded_settings = _recording_meta(reader)
         # the file replay (batched decoding, the same result as the live path's replay_recording)
-        _core, result, _reader = replay_file(reader, settings)  # None: the recording's own settings
+        _core, result, _reader = replay_file(reader, settings, keep_traces=on_angle is None, on_angle=on_angle)  # None: the recording's own settings
         settings = settings or recorded_settings or Settings()
         files = [item.recording]
         if started_at is None:
@@ -1009,7 +1024,12 @@ def analyze_input(
         if not paths:
             raise InputError("expected samples for at least one leg (left or right), got none")
         pelvis = iter_imu_csv(item.pelvis_csv) if item.pelvis_csv is not None else None
-        result = analyze_blocks({leg: iter_imu_csv(p) for leg, p in paths.items()}, settings, keep_traces=True, pelvis=pelvis)
+        result = analyze_blocks({leg: iter_imu_csv(p) for leg, p in paths.items()}, settings, keep_traces=on_angle is None,
+                                pelvis=pelvis, on_angle=on_angle)  # fmt: skip
         files = [*paths.values(), *([item.pelvis_csv] if item.pelvis_csv is not None else [])]
+    if on_angle is not None:
+        import dataclasses
+
+        result = dataclasses.replace(result, traces={leg: env.trace() for leg, env in envelopes.items()})
     when = _iso(started_at) if started_at is not None else _mtime_iso(files)
     return AnalysedInput(item, result, settings, source_files(item.source()), when)

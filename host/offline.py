@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from .model import ImuBlock, Leg, SessionResult
+from .model import FloatArray, ImuBlock, Leg, SessionResult
 from .settings import Settings
 
 __all__ = ["analyze_blocks", "prefetch"]
@@ -77,6 +77,7 @@ def analyze_blocks(
     keep_traces: bool = False,
     threads: bool = True,
     pelvis: Iterable[ImuBlock] | None = None,
+    on_angle: Callable[[Leg, FloatArray, FloatArray], None] | None = None,
 ) -> SessionResult:
     """Analyse a session given as block streams per leg (e.g. :func:`legrep.imu_csv.iter_imu_csv`).
 
@@ -87,6 +88,8 @@ def analyze_blocks(
     keep_traces : keep the full angle trace of each leg in the result (memory grows with length).
     threads : read each leg on its own thread (:func:`prefetch`).
     pelvis : the pelvis sensor's samples (optional; host/pelvis.py), read in turn with the legs.
+    on_angle : called with ``(leg, time_s, angle_deg)`` for every chunk of hip angle (e.g. a
+        report's streamed trace, :class:`legrep.report.TraceEnvelope`).
 
     Raises
     ------
@@ -99,6 +102,7 @@ def analyze_blocks(
 
     legs = tuple(sources)
     analyzer = SessionAnalyzer(legs, settings, keep_traces=keep_traces, pelvis=pelvis is not None)
+    analyzer.on_angle = on_angle
     feeds: dict[Leg | None, Iterable[ImuBlock]] = dict(sources.items())
     if pelvis is not None:
         feeds[None] = pelvis

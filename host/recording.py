@@ -170,19 +170,13 @@ class RecordingReader:
         self._check_meta()
         # One validating pass: damage is found and reported once, here; it keeps where each record is
         # (:meth:`index`), so that later passes need not parse again.
-        starts: list[int] = []
-        ends: list[int] = []
-        times: list[float] = []
-        for start, end, t_s in self._walk():
-            starts.append(start)
-            ends.append(end)
-            times.append(t_s)
-        self.records = len(starts)
+        chunks = list(self._walk_chunks())
         # (arrays: a tenth of the memory of lists, for 8 h of records)
-        self._starts = np.asarray(starts, dtype=np.int64)
-        self._ends = np.asarray(ends, dtype=np.int64)
-        self._times = np.asarray(times, dtype=np.float64)
-        del starts, ends, times
+        self._starts = np.concatenate([c[0] for c in chunks]) if chunks else np.zeros(0, np.int64)
+        self._ends = np.concatenate([c[1] for c in chunks]) if chunks else np.zeros(0, np.int64)
+        self._times = np.concatenate([c[2] for c in chunks]) if chunks else np.zeros(0, np.float64)
+        self.records = len(self._starts)
+        del chunks
         self._report = False
         if self.skipped:
             total = sum(r.n_bytes for r in self.skipped)
@@ -324,26 +318,46 @@ class RecordingReader:
         return self._data
 
     def _walk(self) -> Iterator[tuple[int, int, float]]:
-        """``(start, end, t_s)`` of every intact record in file order, skipping damage (the one
-        validating parse: it records what it skipped, repaired or found cut short)."""
+        """``(start, end, t_s)`` of every intact record in file order (see :meth:`_walk_chunks`)."""
+        for starts, ends, times in self._walk_chunks():
+            yield from zip(starts.tolist(), ends.tolist(), times.tolist())
+
+    def _walk_chunks(self) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]]:
+        """``(starts, ends, times)`` of the intact records in file order, a run at a time, skipping
+        damage (the one validating parse: it records what it skipped, repaired or found cut short).
+
+        Runs of intact records with plausible times are walked in C (``walk_records``: the same
+        checks); each record where it stops (damage, a time to repair) is taken here."""
+        from ._replaycore import walk_records
+
         data = self._data
         pos = len(MAGIC)
         index = 0
         last_t = 0.0
         n = len(data)
-        view = memoryview(data)
-        unpack_len = _LEN.unpack_from
-        unpack_head = _HEAD.unpack_from
-        crc32 = zlib.crc32
         min_length = _HEAD.size
+        cap = 1 << 16
+        buf_s, buf_e, buf_k = np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap, np.int64)
+        buf_t = np.empty(cap, np.float64)
         while pos < n:
-            # (the checks of _end_at, inlined: this loop runs once per record of a long session)
+            count, pos = walk_records(data, pos, _MAX_T_S, MAX_RECORD, buf_s, buf_e, buf_t, buf_k)
+            if count:
+                yield buf_s[:count].copy(), buf_e[:count].copy(), buf_t[:count].copy()
+                last_t = max(last_t, float(buf_t[:count].max()))
+                if (buf_k[:count] == int(Kind.END)).any():
+                    self.clean_end = True
+                index += count
+                if count == cap:
+                    continue
+            if pos >= n:
+                return
+            # (the checks of _end_at, inlined, for the record where the C walk stopped)
             end_at: int | None = None
             if n - pos >= 8 + min_length:
-                length = unpack_len(data, pos)[0]
+                length = _LEN.unpack_from(data, pos)[0]
                 if min_length <= length <= MAX_RECORD and pos + 8 + length <= n:
                     end_at = pos + 8 + length
-                    if crc32(view[pos : end_at - 4]) != unpack_len(data, end_at - 4)[0]:
+                    if zlib.crc32(memoryview(data)[pos : end_at - 4]) != _LEN.unpack_from(data, end_at - 4)[0]:
                         end_at = None
             if end_at is None:
                 why = self._why(pos)
@@ -361,7 +375,7 @@ class RecordingReader:
                 self._skip(pos, nxt, last_t, float(_HEAD.unpack_from(data, nxt + 4)[2]), why)
                 pos = nxt
                 continue
-            kind, _sensor, t_s = unpack_head(data, pos + 4)
+            kind, _sensor, t_s = _HEAD.unpack_from(data, pos + 4)
             if not (-_MAX_T_S <= t_s <= _MAX_T_S):  # NaN, infinite or absurd (small steps back are normal:
                 # records of several sensors and the host interleave)
                 if self._report:
@@ -369,7 +383,7 @@ class RecordingReader:
                 t_s = last_t
             if t_s > last_t:
                 last_t = t_s
-            yield pos, end_at, t_s
+            yield np.array([pos], np.int64), np.array([end_at], np.int64), np.array([t_s], np.float64)
             if kind == Kind.END:
                 self.clean_end = True
             pos = end_at

@@ -13,8 +13,6 @@ duplicated packets). Only when events are reported changes: a rep is reported wh
 
 from __future__ import annotations
 
-import binascii
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,15 +21,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .clock import TICKS_PER_S
 from .live_core import SensorStream, SessionCore, concat_blocks
 from .model import ImuBlock, Leg, Rep, SessionResult
-from .packets import FLAG_RESENT, PACKET_TYPE_IMU, tick_offset
-from .packets import TICKS_PER_S as TICKS_PER_S_INT
 from .pipeline import Event, SessionAnalyzer
 from .pipeline import Event as AnalysisEvent
 from .recording import RecordingReader
-from .records import HEAD, Kind
 from .replay import EventCallback, replay_records
 from .settings import Settings
 
@@ -104,19 +98,27 @@ def replay_file(
     on_events: EventCallback | None = None,
     on_samples: SampleSink | None = None,
     batched: bool = True,
+    on_core: Callable[[SessionCore], None] | None = None,
+    on_angle: Callable[[Leg, npt.NDArray[np.float64], npt.NDArray[np.float64]], None] | None = None,
 ) -> tuple[SessionCore, SessionResult, RecordingReader]:
     """Replay a recording as :func:`legrep.replay.replay_core` does, the analysis fed in large blocks
     and (``batched``, the default) the packets decoded in batches (:func:`replay_records_batched`).
 
     ``keep_traces=False`` keeps no angle traces (memory flat in the length); ``on_samples`` sees
-    every sample fed to the analysis (what ``keep_samples`` would keep, without keeping it).
+    every sample fed to the analysis (what ``keep_samples`` would keep, without keeping it);
+    ``on_core`` sees the core before the first record (its sensors appear as records add them);
+    ``on_angle`` every chunk of hip angle (``SessionAnalyzer.on_angle``).
     Returns ``(finished SessionCore, SessionResult, reader)``; the result equals replay_core's.
     """
     reader = path if isinstance(path, RecordingReader) else RecordingReader(path)
     core = SessionCore.from_meta(reader.meta, settings, keep_samples=keep_samples)
     if not keep_traces:
         core.analyzer = SessionAnalyzer(core.legs, core.settings, keep_traces=False)
+    if on_angle is not None:
+        core.analyzer.on_angle = on_angle
     core.analyzer = CoalescingAnalyzer(core.analyzer, on_samples=on_samples)  # type: ignore[assignment]
+    if on_core is not None:
+        on_core(core)
     if batched:
         replay_records_batched(reader, core, on_events)
     else:
@@ -130,251 +132,198 @@ def replay_file(
 
 
 # --- batched decoding -----------------------------------------------------------------------------
-# A file replay decodes the legrep DATA records of a recording in batches: the packets of one size
-# are unpacked at once (a numpy view over the payloads: header fields, CRC-16, samples), and a
-# packet that continues its stream in order (the next seq, the next sample, nothing held, not
-# re-sent: almost all of them) takes a short path through the tracker and the clock that updates
-# exactly the state SensorStream.data would, with the per-sample work (ticks, clock mapping,
-# scaling) done later over many packets at once. The same elementwise float64 operations in the
-# same order give the same bits (tests/test_replay_batch.py compares with the per-packet path on
-# recordings with drops, resets, re-sends and damaged records). Every other record, and every
-# packet that is not in order, goes through SessionCore.process, record by record, as live.
+# A file replay takes the legrep DATA records of a recording in C (legrep._replaycore.replay_run):
+# every packet that continues its stream in order (intact, the next seq, the next sample, nothing
+# held or missing, not re-sent: almost all of them) is decoded, tracked, observed by the clock
+# (window, refit), mapped onto the session clock and scaled there, with exactly the operations and
+# state changes of SensorStream.data (decode_imu_packet, PacketTracker.feed, ClockMapper.observe_packet
+# and map_ticks, SampleBatch.scaled), and its samples wait in a buffer per sensor. Every other
+# record, and every record while some tracker holds packets, goes through SessionCore.process (the
+# live path itself) after the buffered samples are fed. tests/test_replay_batch.py compares the two
+# paths sample for sample on random and damaged recordings.
 
-_HEADER_DTYPE = np.dtype([("ptype", "u1"), ("flags", "u1"), ("n", "u1"), ("reserved", "u1"),
-                          ("seq", "<u4"), ("first", "<u4"), ("ticks", "<u4")])  # fmt: skip
 WINDOW_RECORDS = 1 << 15
-"""Records decoded at once by :func:`replay_records_batched` (about 1.5 minutes of two sensors)."""
+"""Records taken at once by :func:`replay_records_batched` (about 1.5 minutes of two sensors)."""
 PENDING_PACKETS = 512
-"""Packets of a sensor taken on the short path before their samples are made (memory bound)."""
-_PAYLOAD_AT = 4 + HEAD.size
-"""A record's payload starts after its u32 length and its head (kind, sensor, t_s)."""
+"""Packets of a sensor buffered before their samples are fed to the analysis (memory bound)."""
+_WCAP = 4096
+"""Envelope points the C state holds per sensor (a clock whose live points do not fit stays in Python)."""
+_SCAP = 1024
+"""TIME_SYNC exchanges the C state holds per sensor (more: that sensor stays in Python)."""
+_I = {name: k for k, name in enumerate(
+    "next_seq max_seq next_sample has_next_sample tick_ref has_tick_ref open_index has_last w0 w1 s0 s1 "
+    "windows_closed rate packets samples nout npkt".split())}  # fmt: skip
+_F = {name: k for k, name in enumerate(
+    "x0 origin window_s open_x open_r offset drift last_x last_t max_corr max_slew acc_lsb gyr_lsb "
+    "fit_span min_span max_drift".split())}  # fmt: skip
 
 
-@dataclass(slots=True)
-class _Packets:
-    """The DATA packets of one size, decoded at once: header fields, validity, samples."""
+class _FastState:
+    """The C path's copy of the legrep sensors' tracker and clock state (one slot per sensor), and
+    the samples it has made and not yet fed."""
 
-    seq: list[int]
-    first: list[int]
-    ticks: list[int]
-    ok: list[bool]
-    n: int
-    samples: npt.NDArray[np.int16]
-    """(m, n, 6) raw counts."""
+    def __init__(self, legrep: dict[int, SensorStream]) -> None:
+        from . import _replaycore
 
+        assert _replaycore.I_COUNT == len(_I) and _replaycore.F_COUNT == len(_F)
+        self.indices = sorted(legrep)
+        self.streams = [legrep[i] for i in self.indices]
+        n = len(self.streams)
+        self.istate = np.zeros((n, len(_I)), np.int64)
+        self.fstate = np.zeros((n, len(_F)), np.float64)
+        self.win = np.zeros((n, 2, _WCAP))
+        self.syncs = np.zeros((n, 3, _SCAP))
+        cap = PENDING_PACKETS * 32
+        self.out_t = np.zeros((n, cap))
+        self.out_acc = np.zeros((n, cap, 3))
+        self.out_gyr = np.zeros((n, cap, 3))
+        self.slot_of = np.full(256, -1, np.int64)
+        self.loaded = [False] * n
 
-def _decode_packets(data: bytes, starts: npt.NDArray[np.int64], size: int) -> _Packets:
-    """The packets of ``size`` bytes whose records start at ``starts``: fields and a validity flag
-    (type, count and CRC-16 checked as :func:`legrep.packets.decode_imu_packet` checks them)."""
-    buf = np.frombuffer(data, dtype=np.uint8)
-    at = starts + _PAYLOAD_AT
-    rows = buf[at[:, None] + np.arange(size)]
-    header = rows[:, :16].copy().view(_HEADER_DTYPE)[:, 0]
-    n = (size - 18) // 12
-    view = memoryview(data)
-    crc_rx = rows[:, size - 2].astype(np.int64) | (rows[:, size - 1].astype(np.int64) << 8)
-    crc = np.fromiter((binascii.crc_hqx(view[a : a + size - 2], 0xFFFF) for a in at.tolist()), np.int64, len(at))
-    # (a re-sent packet never continues its stream in order: SensorStream.data takes it)
-    ok = (header["ptype"] == PACKET_TYPE_IMU) & (header["n"] == n) & (crc == crc_rx) & ((header["flags"] & FLAG_RESENT) == 0)
-    samples = rows[:, 16 : 16 + 12 * n].copy().view("<i2").reshape(len(at), n, 6)
-    return _Packets(header["seq"].tolist(), header["first"].tolist(), header["ticks"].tolist(), ok.tolist(), n,
-                    samples.astype(np.int16, copy=False))  # fmt: skip
+    def load(self) -> bool:
+        """Copy every eligible sensor's state in; False when the C path cannot run now (a tracker
+        holds packets: each record must poll it, as SessionCore.process does)."""
+        self.slot_of[:] = -1
+        if any(stream.tracker._held for stream in self.streams):
+            return False
+        any_slot = False
+        for k, stream in enumerate(self.streams):
+            tracker, clock = stream.tracker, stream.clock
+            self.loaded[k] = False
+            live = clock._w1 - clock._w0
+            if (tracker._next_seq is None or tracker._max_seq is None or tracker._gaps or clock._x0 is None
+                    or clock._open_index is None or clock._open_point is None or clock._offset is None
+                    or live >= _WCAP or len(clock._syncs) > _SCAP):  # fmt: skip
+                continue
+            ist, fst = self.istate[k], self.fstate[k]
+            ist[:] = (
+                tracker._next_seq, tracker._max_seq, tracker._next_sample or 0, tracker._next_sample is not None,
+                tracker._tick_ref or 0, tracker._tick_ref is not None, clock._open_index, clock._last is not None,
+                0, live, 0, len(clock._syncs), clock._windows_closed, stream.status.rate_hz, 0, 0,
+                ist[_I["nout"]], ist[_I["npkt"]],
+            )  # fmt: skip
+            lx, lt = clock._last if clock._last is not None else (0.0, 0.0)
+            fst[:] = (
+                clock._x0, clock.origin_host_s, clock.window_s, clock._open_point[0], clock._open_point[1],
+                clock._offset, clock._drift, lx, lt, clock.max_correction_s, clock.max_slew,
+                stream.status.acc_lsb_g, stream.status.gyr_lsb_dps, clock.fit_span_s, clock.min_span_s, clock.max_drift,
+            )  # fmt: skip
+            self.win[k, :, :live] = clock._win[:, clock._w0 : clock._w1]
+            if clock._syncs:
+                self.syncs[k, :, : len(clock._syncs)] = np.asarray(clock._syncs).T
+            self.slot_of[self.indices[k]] = k
+            self.loaded[k] = True
+            any_slot = True
+        return any_slot
 
+    def store(self) -> None:
+        """Copy the state of every loaded sensor back into its tracker, clock and counters."""
+        for k, stream in enumerate(self.streams):
+            if not self.loaded[k]:
+                continue
+            self.loaded[k] = False
+            ist, fst = self.istate[k].tolist(), self.fstate[k].tolist()
+            tracker, clock = stream.tracker, stream.clock
+            packets, samples = ist[_I["packets"]], ist[_I["samples"]]
+            tracker._next_seq = ist[_I["next_seq"]]
+            tracker._max_seq = ist[_I["max_seq"]]
+            tracker._next_sample = ist[_I["next_sample"]] if ist[_I["has_next_sample"]] else None
+            tracker._tick_ref = ist[_I["tick_ref"]] if ist[_I["has_tick_ref"]] else None
+            tracker.stats.received += packets
+            tracker.stats.samples_out += samples
+            stream.packets += packets
+            stream.samples += samples
+            clock._open_index = ist[_I["open_index"]]
+            clock._open_point = (fst[_F["open_x"]], fst[_F["open_r"]])
+            clock._offset = fst[_F["offset"]]
+            clock._drift = fst[_F["drift"]]
+            clock._last = (fst[_F["last_x"]], fst[_F["last_t"]]) if ist[_I["has_last"]] else None
+            clock.max_correction_s = fst[_F["max_corr"]]
+            clock._windows_closed = ist[_I["windows_closed"]]
+            w0, w1 = ist[_I["w0"]], ist[_I["w1"]]
+            if clock._win.shape[1] < w1 - w0:
+                clock._win = np.empty((2, max(64, 2 * (w1 - w0))))
+            clock._win[:, : w1 - w0] = self.win[k, :, w0:w1]
+            clock._w0, clock._w1 = 0, w1 - w0
+            del clock._syncs[: ist[_I["s0"]]]
 
-class _Pending:
-    """One legrep sensor's packets taken on the short path, not yet turned into a block: per packet
-    ``(group, row, unwrapped ticks, mode, lx, lt, drift, offset, error)``, the scalars of
-    ClockMapper.map_ticks (mode 0: the clock's first mapping, 1: slewed from the last sample)."""
-
-    def __init__(self, stream: SensorStream) -> None:
-        self.stream = stream
-        self.items: list[tuple[int, int, int, int, float, float, float, float, float]] = []
-
-    def __bool__(self) -> bool:
-        return bool(self.items)
-
-    def block(self, groups: list[_Packets]) -> ImuBlock:
-        """The pending packets' samples on the session clock, as ClockMapper.map_ticks and
-        SampleBatch.scaled compute them packet by packet (elementwise, the same operations)."""
-        stream = self.stream
-        clock = stream.clock
-        assert clock._x0 is not None
-        x0 = clock._x0
-        times: list[npt.NDArray[np.float64]] = []
-        acc: list[npt.NDArray[np.float64]] = []
-        gyr: list[npt.NDArray[np.float64]] = []
-        table = np.array(self.items, dtype=np.float64)  # (every integer here is exact below 2**53)
-        self.items = []
-        g = table[:, 0].astype(np.int64)
-        cuts = [0, *(np.flatnonzero(np.diff(g)) + 1).tolist(), len(g)]
-        for a, b in zip(cuts[:-1], cuts[1:]):
-            packets = groups[int(g[a])]
-            n = packets.n
-            cols = table[a:b]
-            tk = cols[:, 2].astype(np.int64)[:, None] + tick_offset(np.arange(n), stream.status.rate_hz)[None, :]
-            x = tk.astype(np.float64) / TICKS_PER_S - x0
-            lx, lt, e, c, error = (cols[:, k : k + 1] for k in range(4, 9))
-            dx = np.maximum(x - lx, 0.0)
-            bound = clock.max_slew * dx
-            slewed = lt + dx * (1.0 + e) + np.clip(error, -bound, bound)
-            if (cols[:, 3] == 0).any():
-                out = np.where(cols[:, 3:4] == 0, x + c + e * x, slewed)
-            else:
-                out = slewed
-            raw = packets.samples[cols[:, 1].astype(np.int64)]
-            times.append(out.reshape(-1))
-            acc.append(raw[:, :, :3].reshape(-1, 3).astype(np.float64) * stream.status.acc_lsb_g)
-            gyr.append(raw[:, :, 3:].reshape(-1, 3).astype(np.float64) * stream.status.gyr_lsb_dps)
-        if len(times) == 1:
-            return ImuBlock(times[0], acc[0], gyr[0])
-        return ImuBlock(np.concatenate(times), np.concatenate(acc), np.concatenate(gyr))
+    def take(self, k: int) -> ImuBlock | None:
+        """The samples slot ``k`` has made since the last take (None if none)."""
+        ist = self.istate[k]
+        n = int(ist[_I["nout"]])
+        ist[_I["nout"]] = ist[_I["npkt"]] = 0
+        if not n:
+            return None
+        return ImuBlock(self.out_t[k, :n].copy(), self.out_acc[k, :n].copy(), self.out_gyr[k, :n].copy())
 
 
 def replay_records_batched(
     reader: RecordingReader, core: SessionCore, on_events: EventCallback | None = None, window: int | None = None
 ) -> None:
     """Feed every record of ``reader`` to ``core`` as :func:`legrep.replay.replay_records` does, the
-    legrep DATA records decoded in batches (the same samples, times, state and diagnostics), a
+    in-order legrep packets decoded in C (the same samples, times, state and diagnostics), a
     ``window`` of records at a time (memory bounded in the session's length)."""
+    from ._replaycore import replay_run
+
     window = window or WINDOW_RECORDS
     data = reader.data
     all_starts, all_ends, all_times = reader.index()
-    buf = np.frombuffer(data, dtype=np.uint8)
     events: list[AnalysisEvent] = []
-    legrep = core.legrep
+    fast: _FastState | None = None
+    known: set[int] = set()
+
+    def flush_all() -> None:
+        assert fast is not None
+        for k, stream in enumerate(fast.streams):
+            block = fast.take(k)
+            if block is not None:
+                events.extend(core._feed(stream.leg, block))
+
+    def report(t_s: float) -> None:
+        if events:
+            core.events += events
+            if on_events is not None:
+                on_events(t_s, list(events))
+            events.clear()
+
     for w0 in range(0, len(all_starts), window):
-        starts = all_starts[w0 : w0 + window]
-        ends = all_ends[w0 : w0 + window]
-        times_list = all_times[w0 : w0 + window].tolist()
-        sensors = buf[starts + 5].tolist()
-        sizes = ends - 4 - (starts + _PAYLOAD_AT)
-        is_data = buf[starts + 4] == int(Kind.DATA)
-        # packets of every plausible size, decoded per size; (group, row) of each DATA record
-        groups: list[_Packets] = []
-        group_of = np.full(len(starts), -1, dtype=np.int64)
-        row_of = np.zeros(len(starts), dtype=np.int64)
-        for size in np.unique(sizes[is_data]).tolist():
-            if size < 30 or size > 18 + 12 * 32 or (size - 18) % 12:
-                continue  # not an IMU packet size: the per-record path says why
-            records = np.flatnonzero(is_data & (sizes == size))
-            groups.append(_decode_packets(data, starts[records], int(size)))
-            group_of[records] = len(groups) - 1
-            row_of[records] = np.arange(len(records))
-        group_list = group_of.tolist()
-        row_list = row_of.tolist()
-        pending: dict[int, _Pending] = {}
-
-        def flush(index: int) -> None:
-            p = pending.get(index)
-            if p:
-                events.extend(core._feed(p.stream.leg, p.block(groups)))
-
-        def flush_all() -> None:
-            for index in pending:
-                flush(index)
-
-        for r, t_s in enumerate(times_list):
-            gi = group_list[r]
-            stream = legrep.get(sensors[r]) if gi >= 0 else None
-            if stream is not None and _short_path(stream, groups[gi], row_list[r], t_s, pending, sensors[r], gi):
-                if t_s > core.last_t_s:
-                    core.last_t_s = t_s
-                sensor = sensors[r]
-                if len(pending[sensor].items) >= PENDING_PACKETS:
-                    flush(sensor)
-                for j, other in legrep.items():
-                    if j != sensor and other.tracker._held:
-                        block = other.poll(t_s)
-                        if block is not None:
-                            flush(j)
-                            events.extend(core._feed(other.leg, block))
-                if events:
-                    core.events += events
-                    if on_events is not None:
-                        on_events(t_s, list(events))
-                    events.clear()
-                continue
-            flush_all()
-            if events:  # (the held samples' events come before this record's own)
-                core.events += events
-                if on_events is not None:
-                    on_events(t_s, list(events))
-                events.clear()
+        starts = np.ascontiguousarray(all_starts[w0 : w0 + window])
+        ends = np.ascontiguousarray(all_ends[w0 : w0 + window])
+        times = np.ascontiguousarray(all_times[w0 : w0 + window])
+        r, stop = 0, len(starts)
+        while r < stop:
+            if set(core.legrep) != known:  # (a SENSOR record came: new slots)
+                if fast is not None:
+                    flush_all()
+                    report(core.last_t_s)
+                known = set(core.legrep)
+                fast = _FastState(core.legrep)
+            if fast is not None and fast.load():
+                r1, reason = replay_run(data, starts, ends, times, r, stop, fast.slot_of, fast.istate, fast.fstate,
+                                        fast.win, fast.syncs, fast.out_t, fast.out_acc, fast.out_gyr, PENDING_PACKETS)  # fmt: skip
+                fast.store()
+                if r1 > r:
+                    t_last = float(times[r:r1].max())
+                    if t_last > core.last_t_s:
+                        core.last_t_s = t_last
+                    if reason == 2:  # a sensor's buffer is full: its samples go to the analysis
+                        for k, stream in enumerate(fast.streams):
+                            if fast.istate[k, _I["npkt"]] >= PENDING_PACKETS:
+                                block = fast.take(k)
+                                if block is not None:
+                                    events.extend(core._feed(stream.leg, block))
+                        report(float(times[r1 - 1]))
+                r = r1
+                if reason != 1:
+                    continue
+            if fast is not None:
+                flush_all()  # (the buffered samples' events come before this record's own)
+                report(float(times[r]))
+            t_s = float(times[r])
             got = core.process(reader._record(int(starts[r]), int(ends[r]), t_s))
             if got and on_events is not None:
                 on_events(t_s, got)
-        flush_all()  # (the window's packets are released with it)
-    if events:
-        core.events += events
-        if on_events is not None:
-            on_events(core.last_t_s, list(events))
-
-
-def _short_path(stream: SensorStream, packets: _Packets, row: int, t_s: float, pending: dict[int, _Pending],
-                index: int, group: int) -> bool:  # fmt: skip
-    """Take packet ``row`` on the short path if it continues its stream in order; False (nothing
-    changed) when it needs SensorStream.data."""
-    tracker = stream.tracker
-    seq = packets.seq[row]
-    first = packets.first[row]
-    if not (
-        packets.ok[row]
-        and seq == tracker._next_seq
-        and tracker._max_seq == seq - 1
-        and not tracker._held
-        and not tracker._gaps
-        and (tracker._next_sample is None or first == tracker._next_sample)
-    ):
-        return False
-    raw_ticks = packets.ticks[row]
-    clock = stream.clock
-    n = packets.n
-    rate = stream.status.rate_hz
-    # SensorStream.data: the clock observes the packet's last sample, then the tracker feeds it
-    ref = tracker._tick_ref  # (PacketTracker.unwrap_ticks, inlined)
-    ticks = raw_ticks if ref is None else ref + (((raw_ticks - ref + 0x80000000) & 0xFFFFFFFF) - 0x80000000)
-    tracker._tick_ref = ticks
-    last = ticks + (2 * (n - 1) * TICKS_PER_S_INT + rate) // (2 * rate)
-    x0 = clock._x0
-    if x0 is not None and clock._open_index is not None and clock._open_point is not None and clock._offset is not None:
-        x = float(last) / TICKS_PER_S - x0
-        r = (t_s - clock.origin_host_s) - x
-        if math.floor(x / clock.window_s) == clock._open_index:
-            if r < clock._open_point[1]:
-                clock._open_point = (x, r)
-        else:
-            clock.observe_packet(last, t_s)
-    else:
-        clock.observe_packet(last, t_s)
-    assert clock._offset is not None  # (observing a packet always gives an offset)
-    stream.packets += 1
-    stats = tracker.stats
-    stats.received += 1
-    tracker._max_seq = seq
-    tracker._next_seq = seq + 1
-    tracker._next_sample = first + n
-    stats.samples_out += n
-    stream.samples += n
-    # ClockMapper.map_ticks for the packet's samples: the scalars now, the arrays later
-    assert clock._x0 is not None
-    e, c = clock._drift, clock._offset
-    x_last = float(last) / TICKS_PER_S - clock._x0
-    p = pending.get(index)
-    if p is None:
-        p = pending[index] = _Pending(stream)
-    if clock._last is None:
-        out_last = x_last + c + e * x_last
-        p.items.append((group, row, ticks, 0, 0.0, 0.0, e, c, 0.0))
-    else:
-        lx, lt = clock._last
-        dx = x_last - lx
-        if dx < 0.0:
-            dx = 0.0
-        error = (lx + c + e * lx) - lt
-        bound = clock.max_slew * dx
-        out_last = lt + dx * (1.0 + e) + min(max(error, -bound), bound)
-        if abs(error) > clock.max_correction_s:
-            clock.max_correction_s = abs(error)
-        p.items.append((group, row, ticks, 1, lx, lt, e, c, error))
-    clock._last = (x_last, out_last)
-    return True
+            r += 1
+        if fast is not None:
+            flush_all()  # (the window's samples are fed with it)
+    report(core.last_t_s)

@@ -286,6 +286,12 @@ class Settings:
     becomes the neutral pose and the rep segmenter restarts there. Above the bent-knee resting
     angle (40-60 deg, a pose of the same posture), below a change of posture (80-90 deg: thigh
     vertical <-> flat); the top of a held rep is as far, but the next movement lowers the leg."""
+    neutral_drop_deg: Annotated[float, Range(0.5, 30.0)] = 3.0
+    """A rest more than this *below* the neutral pose (but less than ``posture_change_deg``)
+    becomes the neutral pose: a person lies at least as low between reps as where they settled,
+    so a neutral taken while still settling or half-way up a first rep is re-anchored at the
+    first lower rest (the angle from there on reads 0 at it). Above the spread of a resting
+    leg's angle (about 1 deg), below the smallest settling fidget worth correcting."""
 
     def __post_init__(self) -> None:
         for name, (rule, kind) in setting_rules().items():

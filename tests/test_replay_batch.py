@@ -3,8 +3,8 @@ per-packet path (``SessionCore.process`` record by record, what live capture run
 
 A simulated session with lost, corrupt and duplicated packets and RESENDs (tests/test_recording.py)
 is recorded; Hypothesis then edits its records (drops, swaps, duplicates, payload damage under an
-intact record CRC, seq resets as after a sensor restart, wild seq and tick values, re-sent flags,
-link events and status records in between) and both paths replay every edited file. Required:
+intact record CRC, seq resets as after a sensor restart, wild seq and tick values, the 32-bit tick
+counter wrapping, re-sent flags, link events and status records in between) and both paths replay every edited file. Required:
 the same samples bit for bit (times, acc, gyr), the same reps, sets, flags, diagnostics and
 events, and the same tracker and clock state.
 """
@@ -104,13 +104,37 @@ def test_batched_replay_equals_the_per_packet_replay_on_the_simulated_session(ba
 
 EDITS = st.lists(
     st.tuples(
-        st.sampled_from(["drop", "swap", "dup", "damage", "reset", "wild", "resent", "status", "link", "jump_ticks"]),
+        st.sampled_from(["drop", "swap", "dup", "damage", "reset", "wild", "resent", "status", "link", "jump_ticks",
+                         "wrap_ticks"]),
         st.floats(0.02, 0.98),
         st.integers(1, 40),
     ),
     min_size=1,
     max_size=6,
 )
+
+
+def test_batched_replay_across_a_wrap_of_the_tick_counter(base, tmp_path: Path) -> None:
+    """Every packet's ticks shifted so that the 32-bit counter wraps mid-session: the same samples
+    as the per-packet path, and the session clock runs on without a jump."""
+    meta, records = base
+    data = [r for r in records if r.kind == Kind.DATA and _valid(r)]
+    mid = hp.decode_imu_packet(data[len(data) // 2].payload).timestamp_ticks
+    shift = (1 << 32) - mid
+    recs = []
+    for r in records:
+        if r.kind == Kind.DATA and _valid(r):
+            r = _reencode(r, ticks=hp.decode_imu_packet(r.payload).timestamp_ticks + shift)
+        elif r.kind == Kind.RX and r.payload[:1] == bytes([0x80 | hp.Opcode.TIME_SYNC]) and len(r.payload) >= 10:
+            ticks = (int.from_bytes(r.payload[6:10], "little") + shift) & 0xFFFFFFFF  # (the sensor's clock in the reply)
+            r = Record(r.kind, r.sensor, r.t_s, r.payload[:6] + ticks.to_bytes(4, "little") + r.payload[10:])
+        recs.append(r)
+    assert any(hp.decode_imu_packet(r.payload).timestamp_ticks < 1000 for r in recs if r.kind == Kind.DATA and _valid(r))
+    path = _write(tmp_path / "wrap.legrep", meta, recs)
+    _compare(path)
+    core, _, _ = replay_file(path, keep_samples=True)
+    t = core.samples(Leg.LEFT).time_s
+    assert np.all(np.diff(t) > 0) and np.diff(t).max() < 1.0
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -143,6 +167,11 @@ def test_batched_replay_equals_the_per_packet_replay_on_edited_recordings(base, 
             recs[k] = _reencode(rec, seq=0xFFFFFFFF - count, first=count * 7919)
         elif how == "resent":
             recs[k] = _reencode(rec, flags=hp.FLAG_RESENT)
+        elif how == "wrap_ticks":  # the 32-bit tick counter wraps a few packets after this one
+            shift = (1 << 32) - hp.decode_imu_packet(rec.payload).timestamp_ticks - count * 3000
+            for j in range(len(recs)):
+                if recs[j].kind == Kind.DATA and recs[j].sensor == rec.sensor and _valid(recs[j]):
+                    recs[j] = _reencode(recs[j], ticks=hp.decode_imu_packet(recs[j].payload).timestamp_ticks + shift)
         elif how == "jump_ticks":
             recs[k] = _reencode(rec, ticks=hp.decode_imu_packet(rec.payload).timestamp_ticks + count * 100_000)
         elif how == "status":
@@ -175,17 +204,38 @@ def test_batched_replay_of_a_recording_without_start_and_with_odd_packet_sizes(b
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.integers(2, 400), st.integers(0, 2**32 - 1), st.sampled_from([1.0, 600.0, 1e5]), st.sampled_from([1e-3, 1.0, 1e3]))
-def test_the_clock_fit_equals_numpy_polyfit_and_median_bit_for_bit(n: int, seed: int, span: float, size: float) -> None:
-    """ClockMapper's refit (at every closed window) uses these instead of np.polyfit / np.median."""
-    from legrep.clock import median, polyfit_line
+@given(st.integers(1, 400), st.integers(0, 2**32 - 1), st.sampled_from([1.0, 600.0, 1e5]), st.sampled_from([1e-3, 1.0, 1e3]),
+       st.floats(0.0, 0.3))
+def test_the_clock_fit_in_c_equals_its_python_reference_bit_for_bit(n: int, seed: int, span: float, size: float,
+                                                                     late: float) -> None:  # fmt: skip
+    """ClockMapper's refit runs legrep._replaycore.fit_drift; clock.fit_drift_reference is the same
+    fit in plain Python. Random envelopes, with a share of late (outlier) points: the same bits."""
+    from legrep._replaycore import fit_drift
+    from legrep.clock import fit_drift_reference
 
     rng = np.random.default_rng(seed)
     x = np.sort(rng.random(n)) * span + rng.choice([0.0, 1e4])
-    y = rng.normal(size=n) * size
+    y = rng.normal(size=n) * size + 1e-4 * x
+    y[rng.random(n) < late] += 5.0 * size
+    for min_span, max_drift in ((10.0, 2e-3), (0.0, 1e-5)):
+        assert fit_drift(x, y, min_span, max_drift) == fit_drift_reference(x.tolist(), y.tolist(), min_span, max_drift)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_clock_fit_agrees_with_numpy_polyfit(seed: int) -> None:
+    """The centred-sums line equals np.polyfit's (LAPACK least squares) to rounding: an envelope of
+    300 windows at an hour of session time, drift 80 ppm, latency noise, late outliers."""
+    from legrep.clock import fit_drift_reference, fit_line_reference
+
+    rng = np.random.default_rng(seed)
+    x = 3600.0 + np.arange(300) * 2.0 + rng.random(300)
+    y = 0.01 + 80e-6 * x + rng.exponential(0.002, 300)
     slope, icept = np.polyfit(x, y, 1)
-    assert polyfit_line(x, y) == (float(slope), float(icept))
-    assert median(y) == float(np.median(y)) and median(y[:1]) == float(np.median(y[:1]))
+    got = fit_line_reference(x.tolist(), y.tolist())
+    assert abs(got[0] - slope) <= 1e-12 and abs(got[1] - icept) <= 1e-9
+    y[rng.integers(0, 300, 12)] += 1.0  # late packets: the second pass drops them
+    drift = fit_drift_reference(x.tolist(), y.tolist(), 10.0, 2e-3)
+    assert abs(drift - 80e-6) < 2e-6
 
 
 class _ReferenceClock:
@@ -195,8 +245,8 @@ class _ReferenceClock:
     @staticmethod
     def refit(self) -> None:  # type: ignore[no-untyped-def]
         self._trim()
-        xs = np.asarray(self._win_x)
-        rs = np.asarray(self._win_r)
+        xs = self._win[0, self._w0 : self._w1].copy()
+        rs = self._win[1, self._w0 : self._w1].copy()
         drift = 0.0
         if xs.size >= 3 and xs[-1] - xs[0] >= self.min_span_s:
             keep = np.ones(xs.size, bool)
@@ -216,7 +266,7 @@ class _ReferenceClock:
             best = rtts <= rtts.min() * 1.5 + 1e-4
             self._offset = float(np.mean([r - drift * x for (x, r, _), b in zip(self._syncs, best) if b]))
         else:
-            candidates = [r - drift * x for x, r in zip(self._win_x, self._win_r)]
+            candidates = [r - drift * x for x, r in zip(xs.tolist(), rs.tolist())]
             if self._open_point is not None:
                 candidates.append(self._open_point[1] - drift * self._open_point[0])
             self._offset = min(candidates) if candidates else None
@@ -224,15 +274,25 @@ class _ReferenceClock:
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_the_clock_refit_equals_its_reference(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Packets with jitter, late outliers and a jump, TIME_SYNCs for odd seeds: the same mapped times
-    and estimates from the fast refit and the reference one."""
-    from legrep.clock import ClockMapper
+    """Packets with jitter, late outliers and a jump, TIME_SYNCs for odd seeds: mapped times and
+    estimates of ClockMapper (the fit in C) equal those with the plain-Python fit bit for bit, and
+    those of the refit as first written (np.polyfit, np.median, np.mean) to 1 ns."""
+    import legrep.clock as clock_module
+    from legrep.clock import ClockMapper, fit_drift_reference
 
     class Reference(ClockMapper):
         _refit = _ReferenceClock.refit
 
+    class PythonFit(ClockMapper):
+        def _refit(self) -> None:
+            monkeypatch.setattr(clock_module, "_fit_drift", lambda xs, rs, a, b: fit_drift_reference(xs.tolist(), rs.tolist(), a, b))
+            try:
+                ClockMapper._refit(self)
+            finally:
+                monkeypatch.undo()
+
     runs = []
-    for cls in (ClockMapper, Reference):
+    for cls in (ClockMapper, PythonFit, Reference):
         rng = np.random.default_rng(seed)
         clock = cls(0.0)
         out = []
@@ -248,3 +308,6 @@ def test_the_clock_refit_equals_its_reference(seed: int, monkeypatch: pytest.Mon
         runs.append((np.concatenate(out), None if est is None else (est.offset_s, est.drift, est.windows)))
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
     assert runs[0][1] == runs[1][1]
+    np.testing.assert_allclose(runs[0][0], runs[2][0], rtol=0, atol=1e-9)
+    assert runs[0][1] is not None and runs[2][1] is not None
+    assert abs(runs[0][1][0] - runs[2][1][0]) < 1e-9 and abs(runs[0][1][1] - runs[2][1][1]) < 1e-12

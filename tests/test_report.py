@@ -457,3 +457,42 @@ def test_the_drawn_angle_trace_keeps_every_peak() -> None:
         near = np.abs(et - t[k]) <= bucket_s
         assert ea[near].max() >= 100.0
     assert ea.max() == a.max() and ea.min() == a.min()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_streamed_trace_envelope_keeps_every_bins_extremes_for_any_chunking(seed: int) -> None:
+    """TraceEnvelope (report's angle trace, reduced as it streams): at most max_points points, in
+    time order, each a sample of the trace; per final time bin exactly the trace's lowest and
+    highest sample there (so every peak and the global extremes survive); the same for any chunking."""
+    import numpy as np
+
+    from legrep.report import TraceEnvelope
+
+    rng = np.random.default_rng(seed)
+    n = 200_000
+    t = np.cumsum(rng.uniform(0.005, 0.015, n)) + 3.0
+    t[n // 2 :] += 40.0  # a gap
+    a = np.cumsum(rng.normal(size=n)) * 0.1 + 30.0 * np.sin(t / 7.0)
+    a[rng.integers(0, n, 5)] += 200.0  # spikes
+    results = []
+    for chunking in range(3):
+        env = TraceEnvelope(max_points=1000)
+        cuts = np.sort(rng.integers(0, n, 40 + 300 * chunking)) if chunking else np.array([], int)
+        for part_t, part_a in zip(np.split(t, cuts), np.split(a, cuts)):
+            env.update(part_t, part_a)
+        results.append((env.trace(), env.width_s))
+    (got_t, got_a), width = results[0]
+    for (other_t, other_a), other_width in results[1:]:
+        np.testing.assert_array_equal(got_t, other_t)
+        np.testing.assert_array_equal(got_a, other_a)
+        assert other_width == width
+    assert len(got_t) <= 1000 and np.all(np.diff(got_t) >= 0)
+    index = np.searchsorted(t, got_t)
+    np.testing.assert_array_equal(t[index], got_t)
+    np.testing.assert_array_equal(a[index], got_a)
+    assert got_a.max() == a.max() and got_a.min() == a.min()
+    bins = ((t - t[0]) / width).astype(int)
+    for b in np.unique(bins)[:: max(1, len(np.unique(bins)) // 50)]:
+        inside = bins == b
+        mine = ((got_t - t[0]) / width).astype(int) == b
+        assert got_a[mine].min() == a[inside].min() and got_a[mine].max() == a[inside].max()

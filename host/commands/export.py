@@ -36,8 +36,8 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .replay import settings_for
-    from ..export import format_one_line, write_reps_csv, write_summary_json
-    from ..imu_csv import ImuCsvWriter
+    from ..export import SampleCsvWriter, format_one_line, write_reps_csv, write_summary_json
+    from ..live_core import SessionCore
     from ..model import ImuBlock, Leg
     from ..recording import RecordingReader
     from ..replay_batch import replay_file
@@ -62,19 +62,23 @@ def run(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"--out {out}: cannot create directory: {exc.strerror or exc}") from None
-    writers: dict[Leg, ImuCsvWriter] = {}
+    writers: dict[Leg, SampleCsvWriter] = {}
+    cores: list[SessionCore] = []
 
     def write_samples(leg: Leg, block: ImuBlock) -> None:
         """Samples go to imu_<leg>.csv.part as the analysis takes them (memory flat in the length)."""
         if leg not in writers:
-            writers[leg] = ImuCsvWriter(out / f"imu_{leg.value}.csv.part")
+            lsb = next(((s.status.acc_lsb_g, s.status.gyr_lsb_dps) for c in cores for s in c.legrep.values()
+                        if s.leg is leg), (0.0, 0.0))  # fmt: skip
+            writers[leg] = SampleCsvWriter(out / f"imu_{leg.value}.csv.part", *lsb)
         writers[leg].write(block)
 
     try:
-        core, result, reader = replay_file(reader, settings, keep_traces=False, on_samples=write_samples)
+        core, result, reader = replay_file(reader, settings, keep_traces=False, on_samples=write_samples,
+                                           on_core=cores.append)  # fmt: skip
         for leg in core.legs:
             if leg not in writers:
-                writers[leg] = ImuCsvWriter(out / f"imu_{leg.value}.csv.part")  # no samples: the header only
+                writers[leg] = SampleCsvWriter(out / f"imu_{leg.value}.csv.part")  # no samples: the header only
     except BaseException:
         for w in writers.values():
             w.close()

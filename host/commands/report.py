@@ -78,7 +78,10 @@ def run(args: argparse.Namespace) -> int:
     plan = _load_plan(args.plan)  # a bad plan file fails before any work
     item = _session_input(args)
     guard_outputs(args, item)
-    analysed = analyze_input(item, settings, args.started_at)
+    from ..report import TRACE_POINTS
+
+    # (the angle trace reduced as it streams, to what the figure draws: memory flat in the length)
+    analysed = analyze_input(item, settings, args.started_at, trace_points=TRACE_POINTS)
     analysed = dataclasses.replace(analysed, result=override_exercise(analysed.result, args.exercise))
     remembered = None
     if not args.no_history:

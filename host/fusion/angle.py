@@ -43,6 +43,15 @@ The hip angle is read from that up vector alone:
   changes; if it continues the raise, that rest becomes the neutral pose (angle 0, a new
   mounting fitted to the movement) and :attr:`HipAngleEstimator.restarts` says where, so the
   rep segmenter restarts there (the posture change itself is no rep).
+* a **lower neutral pose**: a person lies at least as low between reps as where they settled,
+  so a rest (the orientation stage's rest events: the leg has settled and gravity corrected
+  the up vector, unlike the first still samples after a fast movement) more than
+  ``neutral_drop_deg`` below the neutral pose (and less than ``posture_change_deg``) becomes
+  the neutral pose: the calibration rest may have come while the person was still settling,
+  with the leg a little up. The angle reads 0 there from that sample on (samples held at the
+  sign check's rest are re-expressed; released ones stay).
+  Only once a movement from the neutral pose went up (``REANCHOR_PROOFS``): before that, a
+  rest below may mean the raise direction is wrong, which the sign check decides.
 
 Samples whose angle needs an axis not yet known are held back and released once it is
 found, so the first rep is never lost. The reference rest of the first mounting is the
@@ -84,6 +93,10 @@ SIGN_PROOFS = 2
 """Movements from the neutral pose that must go up (by half ``axis_rotation_deg``) before the
 raise direction is trusted; until then each rest there holds the samples until the next
 movement shows its direction, and a movement down flips it."""
+REANCHOR_PROOFS = 1
+"""Movements from the neutral pose that went up before a lower rest may move the neutral pose
+down to it (before that, a rest below may mean the raise direction is wrong: the sign check
+decides)."""
 _SLICE = 8192
 """Longest piece of a chunk the orientation stage handles at once (its outputs stay in cache)."""
 
@@ -124,13 +137,18 @@ def fit_axis(
 class Mounting:
     """The sensor's flexion axis, long axis and reference rest: what turns an attitude into a hip angle.
 
-    ``axis`` is the flexion axis ``f`` (sensor frame, signed so the raise is positive), ``long``
-    the thigh's long axis ``a`` (sensor frame, normal to ``f``). ``u_ref`` is None for the
-    calibration rest, whose up vector the orientation stage reports per sample (it improves
-    with the accelerometer-bias estimate) and where the stage's I frame is the sensor frame, or
-    a fixed (3,) vector with ``q_ref`` (4,), the attitude there (the rest after a strap slip or
-    a new posture). ``cov`` (3, 3) sums ``w w^T dt`` of the movements seen with this mounting and
-    ``turned_deg`` their rotation since the axis was last fitted (the refit of :meth:`refined`).
+    ``axis`` is the flexion axis ``f`` (sensor frame, signed so the raise is positive). ``u_ref``
+    is None for the calibration rest, whose up vector the orientation stage reports per sample
+    (it improves with the accelerometer-bias estimate) and where the stage's I frame is the
+    sensor frame, or a fixed (3,) vector (the rest after a strap slip or a new posture).
+
+    Until :meth:`anchored` (``plane`` False) the angle is the heading-free tilt about ``f``.
+    Anchored, it is the flexion of the long axis ``long`` (sensor frame, normal to ``f``) in the
+    exercise plane: ``frame_i`` holds the long and flexion axes at the reference pose and
+    ``g_ref_i`` gravity's direction, in the I frame (None: the calibration rest's up vector per
+    sample). ``cov`` (3, 3) sums ``w w^T dt`` of the movements seen with this mounting,
+    ``turned_deg`` their rotation since the axes were last fitted, ``anchored_deg`` its value at
+    the last re-anchoring.
     """
 
     def __init__(
@@ -139,95 +157,90 @@ class Mounting:
         u_ref: FloatArray | None,
         offset_deg: float,
         along_ref: float,
-        q_ref: FloatArray | None = None,
         long: FloatArray | None = None,
-        u_neutral: FloatArray | None = None,
         cov: FloatArray | None = None,
         turned_deg: float = 0.0,
         anchored_deg: float = 0.0,
         frame_i: tuple[FloatArray, FloatArray] | None = None,
-        plane: bool = True,
+        g_ref_i: FloatArray | None = None,
     ) -> None:
-        ref = u_neutral if u_neutral is not None else u_ref
-        if plane and ref is not None:
-            axis = level_axis(axis, ref)
-            along_ref = float(ref @ axis)
-        self.plane = plane
-        self.max_correction_deg = PLANE_CORRECTION_MAX_DEG
-        if long is not None:
-            long = long - float(long @ axis) * axis
-            long = long / np.linalg.norm(long)
         self.axis = axis
         self.u_ref = u_ref
-        self.q_ref = q_ref
         self.offset_deg = offset_deg
         self.along_ref = along_ref  # up . f at the reference rest
-        self.long = long if long is not None else long_axis_flat(axis, ref)
+        self.long = long
         self.cov = np.zeros((3, 3)) if cov is None else cov
         self.turned_deg = turned_deg
-        self.anchored_deg = anchored_deg  # turned_deg at the last re-anchoring
-        qr = np.asarray(q_ref if q_ref is not None else _Q_ONE, dtype=np.float64)
-        self._g_ref = None if u_ref is None else _rotate(qr, u_ref)[None, :]
-        # the long and flexion axes at the reference pose, I frame (frame_i: re-anchored at a rest)
-        self.long_i, self.axis_i = frame_i if frame_i is not None else (_rotate(qr, self.long), _rotate(qr, axis))
-        self._long_ref, self._axis_ref = self.long_i.tolist(), self.axis_i.tolist()
-        self._long = self.long.tolist()
-        self._axis_list = axis.tolist()
+        self.anchored_deg = anchored_deg
+        self.frame_i = frame_i
+        self.g_ref_i = g_ref_i
+        self.plane = frame_i is not None and long is not None
+        self.max_correction_deg = PLANE_CORRECTION_MAX_DEG
+        self._axis = axis.tolist()
+
+    def with_offset(self, offset_deg: float) -> "Mounting":
+        """The same mounting with another angle at the reference rest (a neutral pose moved)."""
+        return Mounting(self.axis, self.u_ref, offset_deg, self.along_ref, self.long, self.cov, self.turned_deg,
+                        self.anchored_deg, self.frame_i, self.g_ref_i)
+
+    def tilt_angles(self, up: FloatArray, uref: FloatArray) -> FloatArray:
+        """The heading-free angle (N,) deg: the up vector's rotation about the flexion axis from the
+        reference up vector, plus the offset (``reference_tilt_angle``; exact in the plane,
+        abduction and rotation about the long axis entering it to second order)."""
+        ref = uref if self.u_ref is None else np.broadcast_to(self.u_ref, up.shape)
+        out = np.empty(len(up))
+        tilt_angles(up, ref, self._axis, self.offset_deg, out)
+        return out
 
     def angles(self, up: FloatArray, uref: FloatArray, quat: FloatArray) -> FloatArray:
         """Hip angles (N,) deg of samples with up vectors ``up`` (N, 3), calibration-rest up
-        vectors ``uref`` (N, 3) and attitudes ``quat`` (N, 4): the long axis's flexion in the
-        exercise plane (``reference_hip_angle``) once the axes were re-fitted at a rest after a
-        movement (``plane``), the heading-free tilt about the first fitted axis until then (a
-        first fit may be a strap being adjusted, and the long axis is not known yet)."""
+        vectors ``uref`` (N, 3) and attitudes ``quat`` (N, 4).
+
+        Anchored: the long axis's flexion in the exercise plane (``reference_hip_angle``), whose
+        difference from the heading-free tilt is limited to ``PLANE_CORRECTION_MAX_DEG``: that
+        correction is of second order in the abduction and rotation (under 6 deg for 20 of
+        each at a raise of 80), so a larger one means the heading from the gyro went wrong (a
+        gyro bias mis-estimated along gravity, which no rest corrects). Elementwise: any chunking
+        gives the same angles. Before: the tilt (a first fit may be a strap being adjusted, and
+        the long axis is not known yet).
+        """
         tilt = self.tilt_angles(up, uref)
         if not self.plane:
             return tilt
+        assert self.frame_i is not None and self.long is not None
         out = np.empty(len(up))
-        g_ref = uref if self._g_ref is None else np.broadcast_to(self._g_ref, up.shape)
-        hip_angles(up, g_ref, quat, self._long, self._long_ref, self._axis_ref, self.offset_deg, out)
-        # the plane's correction of the tilt is of second order in the abduction and rotation
-        # (under 6 deg for 20 of each at a raise of 80): a larger one means the heading from the
-        # gyro went wrong (a gyro bias mis-estimated along gravity, which no rest corrects), so
-        # it is limited to plane_correction_max_deg (elementwise: any chunking, the same angles)
+        g_ref = uref if self.g_ref_i is None else np.broadcast_to(self.g_ref_i, up.shape)
+        long_i, axis_i = self.frame_i
+        hip_angles(up, g_ref, quat, self.long.tolist(), long_i.tolist(), axis_i.tolist(), self.offset_deg, out)
         d = np.remainder(out - tilt + 180.0, 360.0) - 180.0
         res: FloatArray = tilt + np.clip(d, -self.max_correction_deg, self.max_correction_deg)
         return res
 
     def anchored(
-        self, axis: FloatArray, long: FloatArray, up_j: FloatArray, uref_j: FloatArray, quat_j: FloatArray, angle_j: float, refit: bool
+        self, axis: FloatArray, long: FloatArray, up_j: FloatArray, uref_j: FloatArray, quat_j: FloatArray,
+        angle_j: float, refit: bool,
     ) -> "Mounting":
-        """The mounting re-anchored at a rest near the reference pose, sample ``j`` (up vector,
-        calibration-rest up vector, attitude, angle there), with axes ``axis``, ``long`` (sensor
-        frame; ``refit``: re-fitted, the rotation count restarts).
+        """The mounting re-anchored at a rest (sample ``j``: up vector, calibration-rest up vector,
+        attitude, angle there), with axes ``axis``, ``long`` (sensor frame; ``refit``: re-fitted,
+        the rotation count restarts).
 
-        The reference rest and its gravity stay; the exercise plane's heading is taken from the
+        The reference rest and its angle stay; the exercise plane's heading is taken from the
         attitude at ``j``: the flexion axis there (tilt drift undone, level), and the long axis
         there turned back about it by ``angle_j - offset`` to the reference pose. So the heading
         comes from the gyro over one rep, not since the reference rest (its drift, or the person
-        turning round between sets, never reaches the angle).
+        turning round between sets, never reaches the angle). A fixed reference's gravity is
+        gravity at ``j`` (fixed in the I frame but for the gyro's drift).
         """
-        g_ref = uref_j if self._g_ref is None else self._g_ref[0]
+        g_ref = uref_j if self.u_ref is None else _rotate(quat_j, up_j)
         f_i = _level(_tilted_back(quat_j, up_j, g_ref, axis), g_ref)
         a_now = _tilted_back(quat_j, up_j, g_ref, long)
-        a_now = a_now - float(a_now @ f_i) * f_i
-        a_now = a_now / np.linalg.norm(a_now)
+        a_now = _level(a_now, f_i)
         d = math.radians(angle_j - self.offset_deg)
         long_i = math.cos(d) * a_now - math.sin(d) * np.cross(f_i, a_now)  # turned by -d about f_i
         turned = 0.0 if refit else self.turned_deg
         along = float(uref_j @ axis) if self.u_ref is None else float(self.u_ref @ axis)
-        return Mounting(axis, self.u_ref, self.offset_deg, along, self.q_ref, long, None, self.cov, turned, turned, (long_i, f_i), True)
-
-    def tilt_angles(self, up: FloatArray, uref: FloatArray) -> FloatArray:
-        """The heading-free angle (N,) deg: the up vector's rotation about the flexion axis from
-        the reference up vector, plus the offset (exact for a movement in the exercise plane)."""
-        ref = uref if self.u_ref is None else np.broadcast_to(self.u_ref, up.shape)
-        out = np.empty(len(up))
-        tilt_angles(up, ref, self._axis_list, self.offset_deg, out)
-        return out
-
-
-_Q_ONE = np.array([1.0, 0.0, 0.0, 0.0])
+        return Mounting(axis, self.u_ref, self.offset_deg, along, long, self.cov, turned, turned, (long_i, f_i),
+                        None if self.u_ref is None else g_ref)
 
 
 def _rotate(q: FloatArray, v: FloatArray) -> FloatArray:
@@ -251,6 +264,7 @@ def _tilted_back(quat: FloatArray, up: FloatArray, g_ref: FloatArray, v: FloatAr
 
 
 def _level(v: FloatArray, g: FloatArray) -> FloatArray:
+    """The unit part of ``v`` normal to the unit ``g``."""
     x = v - float(v @ g) * g
     out: FloatArray = x / np.linalg.norm(x)
     return out
@@ -273,46 +287,41 @@ def level_axis(axis: FloatArray, up_ref: FloatArray) -> FloatArray:
     return out
 
 
-def long_axis_flat(axis: FloatArray, up_ref: FloatArray | None) -> FloatArray:
+def long_axis_flat(axis: FloatArray, up_ref: FloatArray) -> FloatArray:
     """The long axis of a thigh lying level at the reference rest: normal to the flexion axis
-    and to gravity there (any normal to the axis if there is no reference up vector)."""
-    f = np.asarray(axis, dtype=np.float64)
-    if up_ref is not None:
-        x = np.cross(f, up_ref)
-        n = float(np.linalg.norm(x))
-        if n > 1e-6:
-            out: FloatArray = x / n
-            return out
-    k = int(np.argmin(np.abs(f)))
-    x = np.cross(f, np.eye(3)[k])
-    return x / np.linalg.norm(x)
+    and to gravity there (any normal to the axis if they are parallel)."""
+    x = np.cross(axis, up_ref)
+    n = float(np.linalg.norm(x))
+    if n > 1e-6:
+        out: FloatArray = x / n
+        return out
+    y: FloatArray = np.cross(axis, np.eye(3)[int(np.argmin(np.abs(axis)))])
+    return y / float(np.linalg.norm(y))
 
 
-def long_axis_from_lever(axis: FloatArray, up_ref: FloatArray, lever_m: FloatArray, long: FloatArray) -> FloatArray:
+def long_axis_from_lever(axis: FloatArray, up_ref: FloatArray, lever_m: FloatArray) -> FloatArray:
     """Level or upright thigh at the reference rest, whichever the lever arm (hip -> sensor) is
     nearer: the sensor sits on the thigh, so that arm runs close to the long axis (it leans
-    toward the thigh's front by atan(3-8 cm / 15-25 cm), 7-28 deg, too much to use it as the
-    axis itself, enough to tell a lying thigh from a hanging one). ``long`` if the arm is too
-    short to say."""
-    f = axis
-    lev = lever_m - float(lever_m @ f) * f
-    n = float(np.linalg.norm(lev))
-    if not n > LEVER_MIN_M:
-        return long
-    flat = long_axis_flat(f, up_ref)
-    upright = up_ref - float(up_ref @ f) * f
+    toward the thigh's front by atan(3-8 cm / 15-25 cm), 7-28 deg: too much to use it as the
+    axis itself, enough to tell a lying thigh from a hanging one). Level if the arm is shorter
+    than ``LEVER_MIN_M`` normal to the axis."""
+    flat = long_axis_flat(axis, up_ref)
+    lev = lever_m - float(lever_m @ axis) * axis
+    upright = up_ref - float(up_ref @ axis) * axis
     nu = float(np.linalg.norm(upright))
-    if not nu > 1e-6:
+    if not (float(np.linalg.norm(lev)) > LEVER_MIN_M and nu > 1e-6):
         return flat
     upright = upright / nu
     return flat if abs(float(lev @ flat)) >= abs(float(lev @ upright)) else upright
 
 
-Held = tuple[FloatArray, FloatArray, FloatArray, BoolArray, BoolArray, FloatArray, FloatArray, FloatArray]
+Held = tuple[FloatArray, FloatArray, FloatArray, BoolArray, BoolArray, FloatArray, FloatArray, FloatArray, FloatArray]
 """Samples whose angle waits for an axis: time, up, reference up, still, rest events, rate about
-the bias, attitude (N, 4), lever arm (N, 3)."""
-AngleFn = Callable[[FloatArray, FloatArray, FloatArray], FloatArray]
-"""Hip angles from up vectors, their reference up vectors and attitudes (a mounting's, or the unsigned tilt)."""
+the bias, at rest events the accelerometer's mean over the last ``still_min_s`` (else 0), the
+attitude (N, 4) and the lever arm (N, 3) (:meth:`OrientationFilter.update_pose`)."""
+AngleFn = Callable[[Held], FloatArray]
+"""Hip angles of held samples (a mounting's, the pending sign check's with its re-anchoring, or
+the unsigned tilt)."""
 
 
 class HipAngleEstimator:
@@ -340,26 +349,30 @@ class HipAngleEstimator:
         self._bias0 = np.asarray(calib.gyro_bias_dps, dtype=np.float64)
         self._tilt = OrientationFilter(settings, calib.gravity_ref, self._bias0, calib.dt_nominal_s)
         self._u_ref: FloatArray | None = None  # None: the calibration rest (reported per sample)
-        self._q_ref: FloatArray | None = None  # the attitude at a fixed reference rest
         self._offset = 0.0
         self.mounting: Mounting | None = None
         self.n_refits = 0
-        self.n_axis_refits = 0
 
         self._slip_sin = math.sin(math.radians(settings.slip_deg))
         self._anchor_sin = math.sin(math.radians(settings.anchor_level_deg))
         self._refit_far_cos = math.cos(math.radians(REFIT_FAR_DEG))
+        self.n_axis_refits = 0
         self._held: list[Held] = []
         self._held_t_prev = math.nan  # time of the sample before the held ones (for their first step)
         self._pre: Held | None = None
         self._prev_axis: FloatArray | None = None
         self._posture_deg = settings.posture_change_deg
-        # a rest far from the neutral pose, waiting for the next movement: (mounting, u_ref, offset) before it
-        self._pending: tuple[Mounting, FloatArray | None, float, FloatArray | None] | None = None
+        # the reference rest's accelerometer direction (raw, as the rest accelerometer means are)
+        self._raw_ref: FloatArray = calib.gravity_ref / np.linalg.norm(calib.gravity_ref)
+        self._acc_n = max(1, round(settings.still_min_s / calib.dt_nominal_s))
+        self._acc_tail = np.empty((0, 3))  # the last _acc_n - 1 accelerometer samples
+        # a rest far from the neutral pose, waiting for the next movement: (mounting, u_ref, offset, raw_ref) before it
+        self._pending: tuple[Mounting, FloatArray | None, float, FloatArray] | None = None
         self._pending_sign = False  # the pending rest is one near the neutral pose (a sign check)
         self._proven = 0  # movements from the neutral pose that went up since the sign was set
         self.n_posture_changes = 0
         self.n_sign_flips = 0
+        self.n_reanchors = 0  # neutral pose moved down to a lower rest
         self.restarts: list[float] = []
         """Times of the first sample of each new posture (the caller restarts rep segmentation there
         and clears the list); always among the samples released by the same ``update`` call."""
@@ -368,7 +381,7 @@ class HipAngleEstimator:
             up, uref, quat, still, rest, lever = run_backward(
                 settings, calib.gravity_ref, self._bias0, calib.dt_nominal_s, t_pre, a_pre, g_pre, calib.start_s
             )
-            self._pre = (t_pre, up, uref, still, rest, g_pre - self._bias0, quat, lever)
+            self._pre = (t_pre, up, uref, still, rest, g_pre - self._bias0, np.zeros_like(a_pre), quat, lever)
 
     # ------------------------------------------------------------------ public
     def update(self, t: FloatArray, acc: FloatArray, gyr: FloatArray) -> tuple[FloatArray, FloatArray, BoolArray]:
@@ -384,7 +397,7 @@ class HipAngleEstimator:
                 return _EMPTY
             return tuple(np.concatenate(x) for x in zip(*parts))  # type: ignore[return-value]
         up, uref, quat, still, rest, lever = self._tilt.update_pose(t, acc, gyr)
-        held: Held = (t, up, uref, still, rest, gyr - self._bias0, quat, lever)
+        held: Held = (t, up, uref, still, rest, gyr - self._bias0, self._rest_acc(acc, rest), quat, lever)
         if self.mounting is None:
             self._held.append(held)
             out = self._try_fit()
@@ -396,9 +409,9 @@ class HipAngleEstimator:
                 # reference rest, about the signed angle there
                 if self._pending_sign:
                     assert self._pending is not None
-                    return _cat(out, self._release_still(self._pending[0].angles))
+                    return _cat(out, self._release_still(self._pending_angles))
                 if self._pending is None and self._pre is None:
-                    return _cat(out, self._release_still(self._unsigned))
+                    return _cat(out, self._release_still(self._unsigned_rest))
             return out
         return self._angles(held)
 
@@ -411,24 +424,82 @@ class HipAngleEstimator:
         """
         if self._pending is not None:
             # the stream ended at a held rest: it stays a pose of the current posture
-            self.mounting, self._u_ref, self._offset, self._q_ref = self._pending
-            self._pending, self._pending_sign = None, False
+            sign = self._pending_sign
+            h = self._merged_held()
             t, up, uref, still, quat = self._take_held()
-            return t, self.mounting.angles(up, uref, quat), still
+            angle = self._pending_angles(h) if sign and h is not None else self._pending[0].angles(up, uref, quat)
+            self.mounting, self._u_ref, self._offset, self._raw_ref = self._pending
+            self._pending, self._pending_sign = None, False
+            return t, angle, still
         if self.mounting is not None or (not self._held and self._pre is None):
             return _EMPTY
         if self._pre is not None:
-            t_pre, _, uref_pre, still_pre, _, w_pre, _, _ = self._pre
+            t_pre, _, uref_pre, still_pre, _, w_pre, _, _, _ = self._pre
             found = fit_axis(-t_pre[::-1], -w_pre[::-1], still_pre[::-1], self.s.axis_rotation_deg, -self.calib.start_s)
             if found is not None:
                 k = len(t_pre) - 1 - found[0]
-                self.mounting = Mounting(found[1], None, 0.0, float(uref_pre[k] @ found[1]), u_neutral=uref_pre[k])
+                self.mounting = Mounting(found[1], None, 0.0, float(uref_pre[k] @ found[1]))
                 t, up, uref, still, quat = self._take_held()
                 return t, self.mounting.angles(up, uref, quat), still
-        t, up, uref, still, quat = self._take_held()
-        return t, self._unsigned(up, uref, quat), still
+        t, up, uref, still, _ = self._take_held()
+        return t, self._unsigned(up, uref), still
 
-    def _unsigned(self, up: FloatArray, uref: FloatArray, quat: FloatArray | None = None) -> FloatArray:
+    def _rest_acc(self, acc: FloatArray, rest: BoolArray) -> FloatArray:
+        """(N, 3): at each rest event the accelerometer's mean over the last ``still_min_s``
+        (with the samples carried from earlier chunks), else 0."""
+        out = np.zeros_like(acc)
+        k = self._acc_n
+        events = np.flatnonzero(rest)
+        if len(events):
+            both = np.concatenate([self._acc_tail, acc])
+            off = len(self._acc_tail)
+            for j in events.tolist():
+                out[j] = both[max(0, off + j - k + 1) : off + j + 1].mean(axis=0)
+        self._acc_tail = np.concatenate([self._acc_tail, acc])[-(k - 1) :] if k > 1 else self._acc_tail
+        return out
+
+    def _unsigned_rest(self, h: Held) -> FloatArray:
+        """:meth:`_unsigned` as an :data:`AngleFn` (no re-anchoring without an axis)."""
+        return self._unsigned(h[1], h[2])
+
+    def _pending_angles(self, h: Held) -> FloatArray:
+        """Angles of held samples at the sign check's rest, by the pending mounting, moved to a
+        lower neutral pose at each rest event below it (as :meth:`_angles` does)."""
+        assert self._pending is not None
+        _, up, uref, _, rest, _, racc, quat, _ = h
+        m = self._pending[0]
+        angle = m.angles(up, uref, quat)
+        for j in np.flatnonzero(rest).tolist():
+            a_j = self._rest_angle(m, racc[j])
+            if self._is_below(a_j):
+                m = self._lowered(m, a_j)
+                angle[j:] = m.angles(up[j:], uref[j:], quat[j:])
+        self._pending = (m, self._pending[1], m.offset_deg, self._pending[3])
+        self._offset = m.offset_deg
+        return angle
+
+    def _rest_angle(self, m: Mounting, acc_mean: FloatArray) -> float:
+        """Hip angle of a rest by ``m``, from the accelerometer's mean there against the reference
+        rest's: gravity alone, so the orientation stage's lag after a fast movement (it corrects
+        its up vector over ``tau_acc_s``) does not enter; near the neutral pose the two
+        directions share the accelerometer's bias and scale errors, which cancel."""
+        norm = float(np.linalg.norm(acc_mean))
+        if not norm > 0:
+            return 0.0
+        out = np.empty(1)
+        tilt_angles((acc_mean / norm)[None], self._raw_ref[None], m.axis.tolist(), m.offset_deg, out)
+        return float(out[0])
+
+    def _is_below(self, angle_deg: float) -> bool:
+        """A rest this far below the neutral pose becomes the neutral pose (``neutral_drop_deg``)."""
+        return self._proven >= REANCHOR_PROOFS and -self._posture_deg < angle_deg < -self.s.neutral_drop_deg
+
+    def _lowered(self, m: Mounting, angle_deg: float) -> Mounting:
+        """``m`` with its neutral pose moved to a rest that reads ``angle_deg``."""
+        self.n_reanchors += 1
+        return m.with_offset(m.offset_deg - angle_deg)
+
+    def _unsigned(self, up: FloatArray, uref: FloatArray) -> FloatArray:
         """Angle without a flexion axis: the unsigned tilt from the reference rest, plus its offset."""
         ref = uref if self._u_ref is None else np.broadcast_to(self._u_ref, up.shape)
         cos = np.clip(np.einsum("ij,ij->i", up, ref), -1.0, 1.0)
@@ -442,6 +513,8 @@ class HipAngleEstimator:
         d["mount_refits"] = float(self.n_refits)
         d["posture_changes"] = float(self.n_posture_changes)
         d["sign_flips"] = float(self.n_sign_flips)
+        d["neutral_reanchors"] = float(self.n_reanchors)
+        d["axis_refits"] = float(self.n_axis_refits)
         if self.mounting is not None:
             d.update({f"axis_{c}": float(v) for c, v in zip("xyz", self.mounting.axis)})
         return d
@@ -454,7 +527,7 @@ class HipAngleEstimator:
         self._held, self._pre = [], None
         if not parts:
             return np.empty(0), np.empty((0, 3)), np.empty((0, 3)), np.empty(0, dtype=bool), np.empty((0, 4))
-        return tuple(np.concatenate([p[j] for p in parts]) for j in (0, 1, 2, 3, 6))  # type: ignore[return-value]
+        return tuple(np.concatenate([p[j] for p in parts]) for j in (0, 1, 2, 3, 7))  # type: ignore[return-value]
 
     def _hold_from(self, h: Held, angle: FloatArray, j: int) -> tuple[FloatArray, FloatArray, BoolArray]:
         """Release ``h`` up to sample ``j`` (with ``angle``); hold the rest until an axis is fitted."""
@@ -481,25 +554,26 @@ class HipAngleEstimator:
         h = self._merged_held()
         if h is None:
             return _EMPTY
-        t, up, uref, still, quat = h[0], h[1], h[2], h[3], h[6]
+        t, up, uref, still = h[0], h[1], h[2], h[3]
         idx = np.flatnonzero(still)
         if not len(idx):
             return _EMPTY
         j = int(idx[-1])
         self._held_t_prev = float(t[j])
         self._held = [tuple(x[j + 1 :] for x in h)] if j + 1 < len(t) else []  # type: ignore[list-item]
-        return t[: j + 1], angles(up[: j + 1], uref[: j + 1], quat[: j + 1]), still[: j + 1]
+        return t[: j + 1], angles(tuple(x[: j + 1] for x in h)), still[: j + 1]  # type: ignore[arg-type]
 
     def _release_to_movement(self, h: Held, k: int, before: AngleFn) -> tuple[FloatArray, FloatArray, BoolArray]:
         """Release ``h`` up to sample ``k`` of a movement just fitted: the samples up to the last
         still one before it with ``before`` (the angles ``_release_still`` would have given them
         chunk by chunk: chunk invariance), the movement itself with the new mounting."""
         assert self.mounting is not None
-        t, up, uref, still, quat = h[0], h[1], h[2], h[3], h[6]
+        t, up, uref, still, quat = h[0], h[1], h[2], h[3], h[7]
         lo = int(np.flatnonzero(still[: k + 1])[-1]) + 1 if still[: k + 1].any() else 0
         self._held = []
+        head = (t[:lo], before(tuple(x[:lo] for x in h)), still[:lo])  # type: ignore[arg-type]
         return _cat(
-            (t[:lo], before(up[:lo], uref[:lo], quat[:lo]), still[:lo]),
+            head,
             (t[lo : k + 1], self.mounting.angles(up[lo : k + 1], uref[lo : k + 1], quat[lo : k + 1]), still[lo : k + 1]),
         )
 
@@ -513,12 +587,14 @@ class HipAngleEstimator:
         plain = self._pending is None and self._pre is None  # still samples went out unsigned (update)
         h = self._merged_held()
         assert h is not None
-        t, up, uref, still, rest, w, quat, _ = h
+        t, up, uref, still, rest, w, _, quat, _ = h
         found = fit_axis(t, w, still, self.s.axis_rotation_deg, self._held_t_prev)
         if found is None:
             return _EMPTY
         k, axis = found
         if self._pending is not None and self._pending_sign:
+            lo = int(np.flatnonzero(still[: k + 1])[-1]) + 1 if still[: k + 1].any() else 0
+            before = self._pending_angles(tuple(x[:lo] for x in h))  # type: ignore[arg-type]  # (re-anchors the pending mounting)
             old = self._pending
             self._pending, self._pending_sign = None, False
             self.mounting = old[0]
@@ -531,12 +607,12 @@ class HipAngleEstimator:
                 self._proven = 0
                 self._offset = -old[2]
                 ref_k = uref[k] if self._u_ref is None else self._u_ref
-                self.mounting = self._new_mounting(axis, uref[k])
+                self.mounting = Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis))
                 self._prev_axis = axis
             elif a_k > half:
                 self._proven += 1
             # the rest before the movement keeps the mounting it had
-            head = self._release_to_movement(h, k, old[0].angles)
+            head = self._release_to_movement(h, k, lambda _: before)
             if k + 1 == len(t):
                 return head
             return _cat(head, self._angles(tuple(x[k + 1 :] for x in h)))  # type: ignore[arg-type]
@@ -546,7 +622,7 @@ class HipAngleEstimator:
             if float(axis @ old[0].axis) < 0:
                 # the movement lowers the leg: the far rest was the top of a rep (or a pose of
                 # this posture); the held samples go on with the mounting they had
-                self.mounting, self._u_ref, self._offset, self._q_ref = old
+                self.mounting, self._u_ref, self._offset, self._raw_ref = old
                 self._held = [tuple(x[: k + 1] for x in h)]  # type: ignore[list-item]
                 t_h, up_h, uref_h, still_h, quat_h = self._take_held()
                 head = (t_h, self.mounting.angles(up_h, uref_h, quat_h), still_h)
@@ -560,9 +636,10 @@ class HipAngleEstimator:
         elif self._prev_axis is not None and float(axis @ self._prev_axis) < 0:
             axis = -axis  # a strap turns by less than 90 degrees: keep the raise positive
         self._prev_axis = axis
-        self.mounting = self._new_mounting(axis, uref[k])
+        ref_k = uref[k] if self._u_ref is None else self._u_ref
+        self.mounting = Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis))
         if plain:
-            head = self._release_to_movement(h, k, self._unsigned)  # (_unsigned: reference and offset unchanged)
+            head = self._release_to_movement(h, k, self._unsigned_rest)  # (reference and offset unchanged)
         else:
             self._held = [tuple(x[: k + 1] for x in h)]  # type: ignore[list-item]
             t_h, up_h, uref_h, still_h, quat_h = self._take_held()
@@ -572,29 +649,25 @@ class HipAngleEstimator:
         tail = self._angles(tuple(x[k + 1 :] for x in h))  # type: ignore[arg-type]
         return _cat(head, tail)
 
-    def _new_mounting(self, axis: FloatArray, uref_k: FloatArray) -> Mounting:
-        """A mounting of ``axis`` on the current reference rest (``uref_k``: the calibration
-        rest's up vector at the fit, used when that rest is the reference)."""
-        ref_k = uref_k if self._u_ref is None else self._u_ref
-        return Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis), self._q_ref, u_neutral=ref_k)
-
     def _angles(self, h: Held) -> tuple[FloatArray, FloatArray, BoolArray]:
-        """Angles with the current mounting, up to the first rest that shows a strap slip; the
-        axes are re-fitted at rests near the reference pose once the thigh has turned
-        ``axis_refit_deg`` since the last fit (the first movement's axis carries that
-        movement's abduction and rotation; over several reps they average out)."""
-        t, up, uref, still, rest, w, quat, lever = h
+        """Angles with the current mounting, up to the first rest that shows a strap slip; at a
+        rest near the reference pose (or a level one) after a movement the mounting is
+        re-anchored (:meth:`_anchor`)."""
+        t, up, uref, still, rest, w, racc, quat, lever = h
         m = self.mounting
         assert m is not None
         angle = m.angles(up, uref, quat)
         events = np.flatnonzero(rest)
         # movement statistics since the mounting was made, sample by sample (sequential sums:
         # identical for any chunking; nominal steps, so a gap weighs like one sample)
-        moving = ~still
         dt = self.calib.dt_nominal_s
-        wm = np.where(moving[:, None], w, 0.0)
-        cov = np.cumsum(np.concatenate([m.cov[None], np.einsum("ni,nj->nij", wm, wm) * dt]), axis=0)[1:]
-        turned = np.cumsum(np.concatenate([[m.turned_deg], np.sqrt(np.einsum("ni,ni->n", wm, wm)) * dt]))[1:]
+        wm = np.where(still[:, None], 0.0, w)
+        cov = np.cumsum(np.concatenate([m.cov[None], np.einsum("ni,nj->nij", wm, wm) * dt]), axis=0)
+        turned = np.cumsum(np.concatenate([[m.turned_deg], np.sqrt(np.einsum("ni,ni->n", wm, wm)) * dt]))
+
+        def upto(j: int) -> None:  # the statistics of the samples released with m (before j)
+            m.cov, m.turned_deg = cov[j], float(turned[j])
+
         # until SIGN_PROOFS movements from the neutral pose went up, each is checked: from the
         # first still sample there, samples are held until the next movement shows its way
         j_chk = len(t)
@@ -603,85 +676,89 @@ class HipAngleEstimator:
             j_chk = int(cand[0]) if len(cand) else len(t)
         slip = np.empty(0, dtype=np.intp)
         far = np.empty(0, dtype=bool)
-        j_fit = len(t)
         if len(events):
             along = up[events] @ m.axis
             ref_along = uref[events] @ m.axis if m.u_ref is None else m.along_ref
-            # heading-free: at a rest the thigh lies in the exercise plane, but the heading from
-            # the gyro may have turned (the person turned round, lying down again)
-            tilt = m.tilt_angles(up[events], uref[events])
             # only rests near the reference pose: at the top of a rep the thigh may be abducted
             # or rotated (gravity out of the plane without any slip); at the bottom it is not
-            low = np.abs(tilt - m.offset_deg) <= SLIP_ZONE_DEG
+            low = np.abs(angle[events] - m.offset_deg) <= SLIP_ZONE_DEG
             off = np.abs(along - ref_along)
-            far = tilt > self._posture_deg
+            far = angle[events] > self._posture_deg
             bad = ((off > self._slip_sin) & low) | (off > SLIP_FAR_SIN) | far
             slip = np.flatnonzero(bad)
-            # a rest near the reference after a movement: it becomes the reference (its heading
-            # from the gyro, its angle from gravity), and the axes are re-fitted once the thigh
-            # has turned axis_refit_deg since they were
-            moved = turned[events] - m.anchored_deg >= self.s.axis_rotation_deg
-            # away from the reference pose only where gravity lies in the plane (flexion axis
-            # level: no abduction or rotation at that rest, e.g. standing between sets)
-            level = off <= self._anchor_sin
-            anchor = np.flatnonzero((low | level) & ~bad & moved)
-            j_fit = int(events[int(anchor[0])]) if len(anchor) else len(t)
-        j_slip = int(events[int(slip[0])]) if len(slip) else len(t)
-        if j_fit < j_chk and j_fit < j_slip:
-            j = j_fit
-            m.cov, m.turned_deg = cov[j], float(turned[j])
+            # re-anchoring: heading-free (after the person turned round the heading from the gyro is
+            # wrong until then), near the reference pose or where gravity lies in the plane
+            tilt = m.tilt_angles(up[events], uref[events])
+            near = (np.abs(tilt - m.offset_deg) <= SLIP_ZONE_DEG) | (off <= self._anchor_sin)
+            moved = turned[events + 1] - m.anchored_deg >= self.s.axis_rotation_deg
+            anchor = np.flatnonzero(near & moved & ~bad)
+        # rests before the sign check and the first slip: a lower neutral pose
+        lim = min(j_chk, int(events[int(slip[0])]) if len(slip) else len(t))
+        lower = [(j, a_j) for j in events[events < lim].tolist() if self._is_below(a_j := self._rest_angle(m, racc[j]))]
+        j_anchor = int(events[int(anchor[0])]) if len(events) and len(anchor) else len(t)
+        if lower and lower[0][0] <= j_anchor:
+            j, a_j = lower[0]
+            upto(j)
+            self.mounting = self._lowered(m, a_j)
+            self._offset = self.mounting.offset_deg
+            return _cat((t[:j], angle[:j], still[:j]), self._angles(tuple(x[j:] for x in h)))  # type: ignore[arg-type]
+        if j_anchor < lim:
+            j = j_anchor
+            upto(j + 1)
             tilt_j = float(m.tilt_angles(up[j : j + 1], uref[j : j + 1])[0])
             self.mounting = self._anchor(m, up[j], uref[j], quat[j], lever[j], tilt_j)
             head = (t[: j + 1], angle[: j + 1], still[: j + 1])
             if j + 1 == len(t):
                 return head
             return _cat(head, self._angles(tuple(x[j + 1 :] for x in h)))  # type: ignore[arg-type]
-        if j_chk < len(t) and (not len(slip) or j_chk <= j_slip):
-            m.cov, m.turned_deg = cov[j_chk], float(turned[j_chk])
-            self._pending, self._pending_sign = (m, self._u_ref, self._offset, self._q_ref), True
+        if j_chk < len(t) and (not len(slip) or j_chk <= events[int(slip[0])]):
+            upto(j_chk + 1)
+            self._pending, self._pending_sign = (m, self._u_ref, self._offset, self._raw_ref), True
             return self._hold_from(h, angle, j_chk)
         if len(slip):
-            j = j_slip
-            m.cov, m.turned_deg = cov[j], float(turned[j])
+            j = int(events[int(slip[0])])
+            upto(j + 1)
             if far[int(slip[0])]:
                 # far from the neutral pose: a new posture or the top of a rep; the next movement tells
-                self._pending = (m, self._u_ref, self._offset, self._q_ref)
-                self._u_ref, self._q_ref = up[j].copy(), quat[j].copy()
+                self._pending = (m, self._u_ref, self._offset, self._raw_ref)
+                self._u_ref = up[j].copy()
+                self._raw_ref = racc[j] / np.linalg.norm(racc[j])
                 self._offset = 0.0
             else:
                 # the strap moved: this rest is the new reference; re-fit at the next movement
                 self.n_refits += 1
-                self._u_ref, self._q_ref = up[j].copy(), quat[j].copy()
+                self._u_ref = up[j].copy()
+                self._raw_ref = racc[j] / np.linalg.norm(racc[j])
                 self._offset = float(angle[j])
             return self._hold_from(h, angle, j)
-        m.cov, m.turned_deg = cov[-1], float(turned[-1])
+        upto(len(t))
         return t, angle, still
 
     def _anchor(self, m: Mounting, up_j: FloatArray, uref_j: FloatArray, quat_j: FloatArray, lever_j: FloatArray, angle_j: float) -> Mounting:
-        """``m`` re-anchored at the rest sample ``j`` (up vector, attitude, angle); its flexion axis
-        re-fitted to every movement seen with it (the principal direction of the rate, signed as
-        before, level) and its long axis chosen by the lever arm once it turned ``axis_refit_deg``."""
-        axis, long, refit = m.axis, m.long, m.turned_deg >= self.s.axis_refit_deg
+        """``m`` re-anchored at a rest (``Mounting.anchored``): once the thigh turned
+        ``axis_refit_deg`` since the axes were fitted, the flexion axis is re-fitted to every
+        movement seen with ``m`` (the principal direction of the rate, signed as before, made
+        level) and the long axis chosen by the lever arm; away from the reference pose only if
+        the first fit was no raise (a strap adjusted, turning the sensor about the long axis:
+        the principal axis is then over REFIT_FAR_DEG from it), since a clean first movement
+        (a shift to a raised baseline) is usually truer than reps with abduction and rotation.
+        Not yet anchored and not re-fitted: unchanged (the tilt needs no heading)."""
+        axis, long = m.axis, m.long
+        refit = m.turned_deg >= self.s.axis_refit_deg
         if refit:
             _, vecs = np.linalg.eigh(m.cov)
-            axis = vecs[:, -1]
-            if float(axis @ m.axis) < 0:
-                axis = -axis
-            # away from the reference pose only a first fit that was no raise is replaced (a strap
-            # adjusted, turning the sensor about the long axis): there a clean first movement (a
-            # shift to a raised baseline) is usually truer than reps with abduction and rotation
+            fitted = vecs[:, -1] if float(vecs[:, -1] @ m.axis) >= 0 else -vecs[:, -1]
             low = abs(angle_j - m.offset_deg) <= SLIP_ZONE_DEG
-            refit = low or float(axis @ m.axis) < self._refit_far_cos
-            if not refit:
-                axis = m.axis
-        if refit:
-            ref = uref_j if m.u_ref is None else m.u_ref  # the reference rest's up vector
-            axis = level_axis(axis / np.linalg.norm(axis), ref)
-            long = long_axis_from_lever(axis, ref, lever_j, long_axis_flat(axis, ref))
-            self.n_axis_refits += 1
-        elif not m.plane:
-            m.anchored_deg = m.turned_deg  # the heading-free tilt needs no heading
+            refit = low or float(fitted @ m.axis) < self._refit_far_cos
+            if refit:
+                ref = uref_j if m.u_ref is None else m.u_ref  # the reference rest's up vector
+                axis = level_axis(fitted / np.linalg.norm(fitted), ref)
+                long = long_axis_from_lever(axis, ref, lever_j)
+                self.n_axis_refits += 1
+        if not refit and not m.plane:
+            m.anchored_deg = m.turned_deg
             return m
+        assert long is not None
         return m.anchored(axis, long, up_j, uref_j, quat_j, angle_j, refit)
 
 
