@@ -163,7 +163,16 @@ class Mounting:
         anchored_deg: float = 0.0,
         frame_i: tuple[FloatArray, FloatArray] | None = None,
         g_ref_i: FloatArray | None = None,
+        u_neutral: FloatArray | None = None,
     ) -> None:
+        if u_neutral is not None and u_ref is None and frame_i is None:
+            # fitted on the calibration rest (the I frame's origin): in the plane at once, with the
+            # axis level there and the long axis level too (a lying thigh; the lever arm may say
+            # upright at the first re-fit)
+            axis = level_axis(axis, u_neutral)
+            along_ref = float(u_neutral @ axis)
+            long = long_axis_flat(axis, u_neutral)
+            frame_i = (long, axis)
         self.axis = axis
         self.u_ref = u_ref
         self.offset_deg = offset_deg
@@ -438,7 +447,7 @@ class HipAngleEstimator:
             found = fit_axis(-t_pre[::-1], -w_pre[::-1], still_pre[::-1], self.s.axis_rotation_deg, -self.calib.start_s)
             if found is not None:
                 k = len(t_pre) - 1 - found[0]
-                self.mounting = Mounting(found[1], None, 0.0, float(uref_pre[k] @ found[1]))
+                self.mounting = Mounting(found[1], None, 0.0, float(uref_pre[k] @ found[1]), u_neutral=uref_pre[k])
                 t, up, uref, still, quat = self._take_held()
                 return t, self.mounting.angles(up, uref, quat), still
         t, up, uref, still, _ = self._take_held()
@@ -607,7 +616,7 @@ class HipAngleEstimator:
                 self._proven = 0
                 self._offset = -old[2]
                 ref_k = uref[k] if self._u_ref is None else self._u_ref
-                self.mounting = Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis))
+                self.mounting = Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis), u_neutral=ref_k)
                 self._prev_axis = axis
             elif a_k > half:
                 self._proven += 1
@@ -637,7 +646,7 @@ class HipAngleEstimator:
             axis = -axis  # a strap turns by less than 90 degrees: keep the raise positive
         self._prev_axis = axis
         ref_k = uref[k] if self._u_ref is None else self._u_ref
-        self.mounting = Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis))
+        self.mounting = Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis), u_neutral=ref_k)
         if plain:
             head = self._release_to_movement(h, k, self._unsigned_rest)  # (reference and offset unchanged)
         else:
@@ -742,7 +751,8 @@ class HipAngleEstimator:
         the first fit was no raise (a strap adjusted, turning the sensor about the long axis:
         the principal axis is then over REFIT_FAR_DEG from it), since a clean first movement
         (a shift to a raised baseline) is usually truer than reps with abduction and rotation.
-        Not yet anchored and not re-fitted: unchanged (the tilt needs no heading)."""
+        A mounting on a fixed reference rest (after a slip or a new posture) enters the plane at
+        its first anchoring (its attitude there is not kept)."""
         axis, long = m.axis, m.long
         refit = m.turned_deg >= self.s.axis_refit_deg
         if refit:
@@ -755,10 +765,10 @@ class HipAngleEstimator:
                 axis = level_axis(fitted / np.linalg.norm(fitted), ref)
                 long = long_axis_from_lever(axis, ref, lever_j)
                 self.n_axis_refits += 1
-        if not refit and not m.plane:
-            m.anchored_deg = m.turned_deg
-            return m
-        assert long is not None
+        if long is None:  # a fixed reference rest, not yet in the plane: it enters it here
+            ref = uref_j if m.u_ref is None else m.u_ref
+            axis = level_axis(axis, ref)
+            long = long_axis_flat(axis, ref)
         return m.anchored(axis, long, up_j, uref_j, quat_j, angle_j, refit)
 
 
