@@ -447,7 +447,8 @@ class HipAngleEstimator:
             found = fit_axis(-t_pre[::-1], -w_pre[::-1], still_pre[::-1], self.s.axis_rotation_deg, -self.calib.start_s)
             if found is not None:
                 k = len(t_pre) - 1 - found[0]
-                self.mounting = Mounting(found[1], None, 0.0, float(uref_pre[k] @ found[1]), u_neutral=uref_pre[k])
+                # (the tilt: no rest re-anchors the heading over samples analysed backward)
+                self.mounting = Mounting(found[1], None, 0.0, float(uref_pre[k] @ found[1]))
                 t, up, uref, still, quat = self._take_held()
                 return t, self.mounting.angles(up, uref, quat), still
         t, up, uref, still, _ = self._take_held()
