@@ -374,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  memory: RSS {rss_at_10min:.1f} MB at 10 min, {rss_end:.1f} MB at the end: growth {rss_end - rss_at_10min:+.1f} MB (target < 20 MB)")
         print("  RSS by hour: " + ", ".join(f"{t / 3600:.1f} h {m:.0f} MB" for t, m in rss_samples if abs(t / 3600 - round(t / 3600)) < 0.1))
     n_sets = len(result.sets)
-    print(f"  analysis: {len(result.reps)} reps in {n_sets} sets; lost packets {sum(int(result.diagnostics[l.value].get('packets_lost_packets', 0)) for l in legs)}")
+    print(f"  analysis: {len(result.reps)} reps in {n_sets} sets; lost packets {sum(d.link.lost_packets for d in result.diagnostics.values() if d.link is not None)}")
     return 0
 
 

@@ -26,7 +26,7 @@ from bumble.controller import Controller
 from bumble.core import UUID, AdvertisingData
 from bumble.device import Connection, Device
 from bumble.gatt import Characteristic, CharacteristicValue, Service
-from bumble.host import Host
+from .virtual_ble import QuietHost
 from bumble.transport.common import AsyncPipeSink
 
 from . import protocol as proto
@@ -209,7 +209,7 @@ class SensorPeripheral:
         self.clock = clock
         self.tick_s = tick_s
         self.device = Device(
-            name=self.name, address=hci.Address(self.address), host=Host(controller, AsyncPipeSink(controller))
+            name=self.name, address=hci.Address(self.address), host=QuietHost(controller, AsyncPipeSink(controller))
         )
         self.connection: Connection | None = None
         self.on_start: Callable[[], None] | None = None

@@ -82,12 +82,58 @@ def bleak_uuid(value: core.UUID) -> str:
     return str(uuid_lib.UUID(bytes=value.uuid_128_bytes[::-1]))
 
 
+# bumble (0.0.236) logs every HCI packet its virtual controller and host pass with
+# ``logger.debug(f"... {packet}")``: the f-string (the packet's __str__ and colour codes) is built
+# before logging looks at the level, a quarter of a simulated session's CPU time. The two classes
+# below pass packets on without building it unless bumble's debug logging is on
+# (BUMBLE_LOGLEVEL=DEBUG), when they behave exactly as bumble's own.
+_CONTROLLER_LOG = logging.getLogger("bumble.controller")
+_HOST_LOG = logging.getLogger("bumble.host")
+
+
+class QuietHost(Host):
+    """bumble's ``Host``; HCI packets are not formatted for a debug line that is not logged."""
+
+    def on_hci_packet(self, packet: hci.HCI_Packet) -> None:
+        if self.snooper or _HOST_LOG.isEnabledFor(logging.DEBUG):
+            super().on_hci_packet(packet)
+        elif isinstance(packet, hci.HCI_Event):
+            self.on_hci_event_packet(packet)
+        elif isinstance(packet, hci.HCI_AclDataPacket):
+            self.on_hci_acl_data_packet(packet)
+        else:  # commands, SCO and ISO data: rare here, bumble's own path
+            super().on_hci_packet(packet)
+
+    def send_hci_packet(self, packet: hci.HCI_Packet) -> None:
+        if self.snooper or _HOST_LOG.isEnabledFor(logging.DEBUG) or not self.hci_sink:
+            super().send_hci_packet(packet)
+        else:
+            self.hci_sink.on_packet(bytes(packet))
+
+
 class CancellableController(Controller):
     """bumble's virtual controller with a working ``LE Create Connection Cancel``.
 
     Core spec Vol 4, Part E, 7.8.13: after the command completes, the pending connection ends
     with an LE Connection Complete event whose status is 0x02 (Unknown Connection Identifier).
+    HCI packets are not formatted for a debug line that is not logged (see :class:`QuietHost`).
     """
+
+    def on_hci_packet(self, packet: hci.HCI_Packet) -> None:
+        if _CONTROLLER_LOG.isEnabledFor(logging.DEBUG):
+            super().on_hci_packet(packet)
+        elif isinstance(packet, hci.HCI_AclDataPacket):
+            self.on_hci_acl_data_packet(packet)
+        elif isinstance(packet, hci.HCI_Command):
+            self.on_hci_command_packet(packet)
+        else:
+            super().on_hci_packet(packet)
+
+    def send_hci_packet(self, packet: hci.HCI_Packet) -> None:
+        if _CONTROLLER_LOG.isEnabledFor(logging.DEBUG) or not self.host:
+            super().send_hci_packet(packet)
+        else:
+            asyncio.get_running_loop().call_soon(self.host.on_packet, bytes(packet))
 
     def on_hci_le_create_connection_cancel_command(self, _command: Any) -> Any:
         pending = self.pending_le_connection
@@ -150,7 +196,7 @@ class VirtualRadio:
             if self._central is None:
                 if self._hci_spec is None:
                     controller = self.new_controller("host")
-                    host = Host(controller, AsyncPipeSink(controller))
+                    host = QuietHost(controller, AsyncPipeSink(controller))
                 else:
                     from bumble.transport import open_transport
 
@@ -158,7 +204,7 @@ class VirtualRadio:
                         self._transport = await open_transport(self._hci_spec)
                     except (OSError, core.BaseBumbleError) as exc:
                         raise BleakError(f"no Bluetooth adapter at {self._hci_spec!r}: {exc}") from exc
-                    host = Host(self._transport.source, self._transport.sink)
+                    host = QuietHost(self._transport.source, self._transport.sink)
                 device = Device(name="legrep-host", address=hci.Address(HOST_ADDRESS), host=host)
                 await device.power_on()
                 self._central = device

@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._replaycore import fit_drift as _fit_drift
+from .diagnostics import ClockDiagnostics
 
 FloatArray = npt.NDArray[np.float64]
 TICKS_PER_S = 32768.0
@@ -282,15 +283,15 @@ class ClockMapper:
         self._last = (float(x[-1]), float(out[-1]))
         return out
 
-    def diagnostics(self) -> dict[str, float]:
+    def diagnostics(self) -> ClockDiagnostics:
         est = self.estimate
         if est is None:
-            return {"clock_ready": 0.0}
-        return {
-            "clock_ready": 1.0,
-            "clock_drift_ppm": est.drift_ppm,
-            "clock_offset_s": est.offset_s,
-            "clock_windows": float(est.windows),
-            "clock_synced": float(est.synced),
-            "clock_max_correction_s": self.max_correction_s,
-        }
+            return ClockDiagnostics(ready=False)
+        return ClockDiagnostics(
+            ready=True,
+            drift_ppm=float(est.drift_ppm),
+            offset_s=float(est.offset_s),
+            windows=int(est.windows),
+            synced=bool(est.synced),
+            max_correction_s=float(self.max_correction_s),
+        )

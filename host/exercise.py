@@ -115,6 +115,22 @@ def estimate_gyro_bias(t: FloatArray, gyr: FloatArray, before_s: float) -> Float
     return mean[best] if dev[best] <= BIAS_MAX_DEV_DPS else None
 
 
+def _block_means(x: FloatArray, nd: int, step: int) -> FloatArray:
+    """Means of ``nd`` consecutive blocks of ``step`` rows of ``x`` (``x.reshape(nd, step, ...).mean(axis=1)``).
+
+    One or two rows per block (50-150 Hz) without the reduction machinery: numpy's sum starts
+    from 0.0 (so a sum of -0.0 is 0.0), the sum of two numbers is the same in either order, and
+    ``mean`` divides the sum by the count, so the results are the same numbers.
+    """
+    if step == 1:
+        return (0.0 + x) / 1.0
+    if step == 2:
+        out: FloatArray = ((0.0 + x[0::2]) + x[1::2]) / 2.0
+        return out
+    means: FloatArray = x.reshape(nd, step, *x.shape[1:]).mean(axis=1)
+    return means
+
+
 def measure_posture(
     time_s: FloatArray, acc_g: FloatArray, gyr_dps: FloatArray, rep: Rep, gyro_bias_dps: FloatArray | None = None
 ) -> RepPosture:
@@ -166,10 +182,10 @@ def measure_posture(
     if nd < 6:
         return _FAILED
     cut = nd * step
-    td = tt[:cut].reshape(nd, step).mean(axis=1)
-    wd = w[:cut].reshape(nd, step, 3).mean(axis=1)
-    ad = aa[:cut].reshape(nd, step, 3).mean(axis=1)
-    thd = theta[:cut].reshape(nd, step).mean(axis=1)
+    td = _block_means(tt[:cut], nd, step)
+    wd = _block_means(w[:cut], nd, step)
+    ad = _block_means(aa[:cut], nd, step)
+    thd = _block_means(theta[:cut], nd, step)
     alpha = np.empty_like(wd)  # central differences, one-sided at the ends
     alpha[1:-1] = (wd[2:] - wd[:-2]) / (td[2:] - td[:-2])[:, None]
     alpha[0] = (wd[1] - wd[0]) / (td[1] - td[0])
@@ -197,9 +213,8 @@ def measure_posture(
     # it adds (I - R_k^T) b, fitted alongside r
     nn = np.outer(n, n)
     kn = np.array([[0.0, -n[2], n[1]], [n[2], 0.0, -n[0]], [-n[1], n[0], 0.0]])
-    design[:, :, 3:] = (
-        np.eye(3) * (1.0 - c)[:, None, None] + kn * sn[:, None, None] - nn * (1.0 - c)[:, None, None]
-    )
+    one_c = (1.0 - c)[:, None, None]
+    design[:, :, 3:] = np.eye(3) * one_c + kn * sn[:, None, None] - nn * one_c
     a_mat = design.reshape(-1, 6)
     # normal equations with a whisker of ridge: the components along n are unobservable (a
     # hinge never swings a point on its axis) and the ridge sets them to 0; they are projected
@@ -346,6 +361,51 @@ def live_both_legs(rep: Rep, closed: Sequence[Rep], s: Settings) -> Rep:
         if _overlaps(rep, o, s):
             return _with_flag(rep, "both_legs")
     return rep
+
+
+class OpenReps:
+    """The reps of the open set per leg, in closing order, for :func:`live_both_legs`.
+
+    A whole recording analysed at once closes every rep of one leg before the first of the
+    other, so walking back over all closed reps for each new one is quadratic (420 reps: 21 000
+    comparisons). Within one leg reps close in start order, so the other leg's reps that start
+    before a rep ends are a prefix, found by bisection; the walk back over that prefix meets
+    the same reps, in the same order, as the walk over all of them (the others cannot overlap).
+    """
+
+    __slots__ = ("all", "_by_leg", "_starts", "_ordered")
+
+    def __init__(self) -> None:
+        self.all: list[Rep] = []
+        """Every open rep in closing order."""
+        self._by_leg: dict[Leg, list[Rep]] = {}
+        self._starts: dict[Leg, list[float]] = {}
+        self._ordered = True
+
+    def extend(self, reps: Sequence[Rep]) -> None:
+        for r in reps:
+            starts = self._starts.setdefault(r.leg, [])
+            if starts and r.start_s < starts[-1]:
+                self._ordered = False  # (never seen) fall back to the full walk
+            starts.append(r.start_s)
+            self._by_leg.setdefault(r.leg, []).append(r)
+        self.all.extend(reps)
+
+    def clear(self) -> None:
+        self.all, self._by_leg, self._starts, self._ordered = [], {}, {}, True
+
+    def __bool__(self) -> bool:
+        return bool(self.all)
+
+    def flag(self, rep: Rep, s: Settings) -> Rep:
+        """:func:`live_both_legs` of ``rep`` against the open reps."""
+        others = [leg for leg in self._by_leg if leg is not rep.leg]
+        if not self._ordered or len(others) > 1:
+            return live_both_legs(rep, self.all, s)
+        if not others:
+            return rep
+        i = bisect.bisect_left(self._starts[others[0]], rep.end_s)
+        return live_both_legs(rep, self._by_leg[others[0]][:i], s)
 
 
 # --------------------------------------------------------------------------- which exercise

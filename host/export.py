@@ -344,7 +344,7 @@ def summary_dict(result: SessionResult, settings: Settings | None = None) -> dic
         ],
         "per_leg": {leg.value: _leg_summary(result.reps_of(leg)) for leg in result.legs},
         "settings": settings.to_dict(),
-        "diagnostics": _plain(result.diagnostics),
+        "diagnostics": _plain(result.diagnostics.to_json()),
     }
 
 

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .clock import ClockMapper
+from .diagnostics import SensorDiagnostics
 from .errors import InputError, PacketError, RecordingError
 from .model import ImuBlock, Leg, SessionResult
 from .packets import (
@@ -181,7 +182,9 @@ class RecordStream(Protocol):
 
     def flush(self) -> ImuBlock | None: ...
 
-    def diagnostics(self) -> dict[str, float]: ...
+    def diagnostics(self) -> SensorDiagnostics:
+        """The transport's part (link and clock, or the vendor decoder's)."""
+        ...
 
 
 class SensorStream:
@@ -274,10 +277,8 @@ class SensorStream:
     def flush(self) -> ImuBlock | None:
         return self._block(self.tracker.flush())
 
-    def diagnostics(self) -> dict[str, float]:
-        out: dict[str, float] = {f"packets_{k}": float(v) for k, v in self.tracker.stats.to_dict().items()}
-        out.update(self.clock.diagnostics())
-        return out
+    def diagnostics(self) -> SensorDiagnostics:
+        return SensorDiagnostics(link=self.tracker.stats.snapshot(), clock=self.clock.diagnostics())
 
 
 class SessionCore:
@@ -458,11 +459,12 @@ class SessionCore:
                 self._batch[index] = []
                 self.events += self._feed(stream.leg, concat_blocks(held))
         result = self.analyzer.finish()
-        diagnostics = {k: dict(v) for k, v in result.diagnostics.items()}
+        diagnostics = result.diagnostics
         for stream in self.streams.values():
-            diagnostics.setdefault(stream.leg.value, {}).update(stream.diagnostics())
+            own = stream.diagnostics()
+            diagnostics = diagnostics.with_sensor(stream.leg, link=own.link, clock=own.clock, vendor=own.vendor)
         for leg, count in self.time_back.items():
-            diagnostics.setdefault(leg.value, {})["samples_time_back"] = float(count)
+            diagnostics = diagnostics.with_sensor(leg, samples_time_back=int(count))
         return SessionResult(result.reps, result.sets, result.legs, result.uneven, diagnostics, result.traces)
 
     def received_samples(self) -> dict[Leg, int]:

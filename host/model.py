@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from .diagnostics import Diagnostics
 from .errors import InputError
 
 FloatArray = npt.NDArray[np.float64]
@@ -120,8 +121,9 @@ class SessionResult:
     sets: tuple[SetSummary, ...]
     legs: tuple[Leg, ...]
     uneven: bool
-    diagnostics: dict[str, dict[str, float]] = field(default_factory=dict)
-    """Per leg name: calibration and fusion diagnostics (gyro bias, gaps, re-anchors...)."""
+    diagnostics: Diagnostics = field(default_factory=Diagnostics)
+    """Per sensor place (``"left"``, ``"right"``, ``"pelvis"``): what each stage reported
+    (calibration, fusion, mounting, reps, link, clock, vendor decoder: :mod:`legrep.diagnostics`)."""
     traces: dict[Leg, tuple[FloatArray, FloatArray]] = field(default_factory=dict)
     """Per leg: ``(time_s, hip_angle_deg)`` as the pipeline produced it (for plots)."""
 

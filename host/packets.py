@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from .diagnostics import LinkDiagnostics
 from .errors import PacketError, SensorError
 
 logger = logging.getLogger(__name__)
@@ -470,6 +471,10 @@ class TrackerStats:
 
     def to_dict(self) -> dict[str, int]:
         return {k: int(getattr(self, k)) for k in self.__slots__}
+
+    def snapshot(self) -> LinkDiagnostics:
+        """The counters now, as the frozen value the session's diagnostics hold."""
+        return LinkDiagnostics(**self.to_dict())
 
 
 @dataclass(slots=True)

@@ -45,12 +45,15 @@ how the streams interleave, so live capture, replay and offline analysis agree.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from .diagnostics import CalibrationDiagnostics, PelvisDiagnostics, SensorDiagnostics
+from .diagnostics import vec3 as _vec3
 from .errors import CalibrationError, InputError
 from .exercise import RepPosture, classify_elevation
 from .fusion.calibration import Calibration, Calibrator
@@ -142,14 +145,15 @@ class PelvisTracker:
             if k:
                 self._t, self._up, self._uref = [self._t[0][k:]], [self._up[0][k:]], [self._uref[0][k:]]
 
-    def diagnostics(self) -> dict[str, float]:
-        d: dict[str, float] = {"samples": float(self._n_in), "first_s": self._first_t, "last_s": self._last_t}
-        if self.calibration is not None:
-            d["calibration_still_s"] = self.calibration.still_s
-            d["calibration_start_s"] = self.calibration.start_s
-        if self._filter is not None:
-            d.update(self._filter.diagnostics())
-        return d
+    def diagnostics(self) -> SensorDiagnostics:
+        """Samples, first and last sample times, calibration and tilt-filter diagnostics."""
+        cal = self.calibration
+        return SensorDiagnostics(
+            samples=int(self._n_in),
+            calibration=CalibrationDiagnostics(cal.still_s, cal.start_s) if cal is not None else None,
+            orientation=self._filter.diagnostics() if self._filter is not None else None,
+            pelvis=PelvisDiagnostics(first_s=self._first_t, last_s=self._last_t),
+        )
 
     # ------------------------------------------------------------------
     def _start(self, cal: Calibration) -> None:
@@ -296,15 +300,21 @@ class PelvisStage:
             ))  # fmt: skip
         return out
 
-    def diagnostics(self) -> dict[str, float]:
+    def diagnostics(self) -> SensorDiagnostics:
+        """The tracker's, with the reps measured and not, and the tilt axis once found."""
         d = self.tracker.diagnostics()
-        d["reps_measured"] = float(self.n_measured)
-        d["reps_without_pelvis"] = float(self.n_unmeasured)
-        if self.n_unmeasured:
-            d["first_rep_without_pelvis_s"], d["last_rep_without_pelvis_s"] = self.unmeasured_span_s
-        if self._axis is not None:
-            d.update({f"tilt_axis_{c}": float(v) for c, v in zip("xyz", self._axis)})
-        return d
+        first_s, last_s = (d.pelvis.first_s, d.pelvis.last_s) if d.pelvis is not None else (math.nan, -math.inf)
+        span = self.unmeasured_span_s if self.n_unmeasured else (None, None)
+        pelvis = PelvisDiagnostics(
+            first_s=first_s,
+            last_s=last_s,
+            reps_measured=int(self.n_measured),
+            reps_without_pelvis=int(self.n_unmeasured),
+            first_rep_without_pelvis_s=span[0],
+            last_rep_without_pelvis_s=span[1],
+            tilt_axis=_vec3(self._axis) if self._axis is not None else None,
+        )
+        return dataclasses.replace(d, pelvis=pelvis)
 
     # ------------------------------------------------------------------
     def _trim(self, horizons: Mapping[Leg, float]) -> None:
@@ -385,12 +395,15 @@ def check_coverage(result: SessionResult) -> SessionResult:
     spans, never a silently half-measured session. (Live, a rep the pelvis missed keeps the
     thigh's measures and no tilt.)
     """
-    d = result.diagnostics.get("pelvis")
-    if d and d.get("reps_without_pelvis", 0.0) > 0:
+    s = result.diagnostics.get(Leg.PELVIS)
+    d = s.pelvis if s is not None else None
+    if d is not None and d.reps_without_pelvis > 0:
+        first = math.nan if d.first_rep_without_pelvis_s is None else d.first_rep_without_pelvis_s
+        last = math.nan if d.last_rep_without_pelvis_s is None else d.last_rep_without_pelvis_s
         raise InputError(
             f"pelvis sensor: expected samples during every rep on the thighs' clock (reps without them: "
-            f"{d['reps_without_pelvis']:.0f}, {d['first_rep_without_pelvis_s']:.1f}-{d['last_rep_without_pelvis_s']:.1f} s), "
-            f"got samples over {round(d['first_s'], 1) + 0.0:.1f}-{d['last_s']:.1f} s"
+            f"{d.reps_without_pelvis}, {first:.1f}-{last:.1f} s), "
+            f"got samples over {round(d.first_s, 1) + 0.0:.1f}-{d.last_s:.1f} s"
         )
     return result
 

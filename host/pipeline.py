@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from .diagnostics import CalibrationDiagnostics, Diagnostics, RepDiagnostics, SensorDiagnostics
 from .errors import CalibrationError, InputError
-from .exercise import PostureTracker, RepPosture, label_sets, live_both_legs
+from .exercise import OpenReps, PostureTracker, RepPosture, label_sets
 from .fusion.angle import HipAngleEstimator
 from .fusion.calibration import Calibration, Calibrator
 from .model import FloatArray, ImuBlock, Leg, Rep, SessionResult, SetSummary
@@ -130,18 +131,24 @@ class LegPipeline:
     def horizon_s(self) -> float:
         return self._seg.horizon_s() if self._seg is not None else -np.inf
 
-    def diagnostics(self) -> dict[str, float]:
-        d: dict[str, float] = {"samples": float(self._n_in)}
-        if self.calibration is not None:
-            d["calibration_still_s"] = self.calibration.still_s
-            d["calibration_start_s"] = self.calibration.start_s
-            d["sample_interval_s"] = self.calibration.dt_nominal_s
-        if self._angle is not None:
-            d.update(self._angle.diagnostics())
-        if self._seg is not None:
-            d["rejected_excursions"] = float(self._seg.n_rejected + self._seg_counts[0])
-            d["fidgets"] = float(self._seg.n_fidgets + self._seg_counts[1])
-        return d
+    def diagnostics(self) -> SensorDiagnostics:
+        cal = self.calibration
+        return SensorDiagnostics(
+            samples=int(self._n_in),
+            calibration=(
+                CalibrationDiagnostics(cal.still_s, cal.start_s, cal.dt_nominal_s) if cal is not None else None
+            ),
+            orientation=self._angle.orientation_diagnostics() if self._angle is not None else None,
+            mounting=self._angle.diagnostics() if self._angle is not None else None,
+            reps=(
+                RepDiagnostics(
+                    rejected_excursions=int(self._seg.n_rejected + self._seg_counts[0]),
+                    fidgets=int(self._seg.n_fidgets + self._seg_counts[1]),
+                )
+                if self._seg is not None
+                else None
+            ),
+        )
 
     # ------------------------------------------------------------------
     def _start(self, cal: Calibration) -> LegOutput:
@@ -227,7 +234,7 @@ class SessionAnalyzer:
         self._keep = keep_traces
         self._traces: dict[Leg, list[tuple[FloatArray, FloatArray]]] = {leg: [] for leg in self.legs}
         self._reps: list[Rep] = []
-        self._open: list[Rep] = []
+        self._open = OpenReps()  # the open set's reps
         self._open_end_s = -np.inf
         self._closed_sets: list[SetSummary] = []
         self._finished: set[Leg] = set()
@@ -294,8 +301,10 @@ class SessionAnalyzer:
             sets=sets,
             legs=self.legs,
             uneven=uneven,
-            diagnostics={leg.value: self._pipes[leg].diagnostics() for leg in self.legs}
-            | ({"pelvis": self._pelvis.diagnostics()} if self._pelvis is not None else {}),
+            diagnostics=Diagnostics(
+                {leg.value: self._pipes[leg].diagnostics() for leg in self.legs}
+                | ({Leg.PELVIS.value: self._pelvis.diagnostics()} if self._pelvis is not None else {})
+            ),
             traces=traces,
         )
 
@@ -334,7 +343,7 @@ class SessionAnalyzer:
             horizon = min(horizon, self._pelvis.pending_start_s())
         if horizon < self._open_end_s + self.settings.set_rest_s:
             return []
-        reps, sets, _ = group_sets(self._open, self.legs, self.settings)
+        reps, sets, _ = group_sets(self._open.all, self.legs, self.settings)
         reps, sets = label_sets(reps, sets, self._postures, self.settings, self._exercise)
         events: list[Event] = []
         for summary in sets:
@@ -343,7 +352,7 @@ class SessionAnalyzer:
                                  summary.uneven, summary.exercise)  # fmt: skip
             self._closed_sets.append(summary)
             events.append(SetClosed(summary, tuple(r for r in reps if r.set == summary.set)))
-        self._open = []
+        self._open.clear()
         self._open_end_s = -np.inf
         return events
 
@@ -356,7 +365,7 @@ class SessionAnalyzer:
         reps = []
         for r in out.reps:
             self._postures[(r.leg.value, r.start_s)] = tracker.measure(r)
-            reps.append(live_both_legs(r, self._open, self.settings))
+            reps.append(self._open.flag(r, self.settings))
         return LegOutput(out.time_s, out.angle_deg, reps, out.still)
 
 

@@ -8,6 +8,7 @@ import asyncio
 from pathlib import Path
 
 from cdp import Browser, chromium_binary
+from legrep.diagnostics import Diagnostics
 from legrep.model import Leg, Rep, SessionResult, SetSummary
 from legrep.report import PHONE_DPI, build_figures, phone_rc, summarize_session, write_report
 from legrep.settings import Settings
@@ -43,7 +44,7 @@ def session(n_sets: int = 3, per_leg: int = 12) -> SessionResult:
         t += 25.0
     time_s = np.arange(0.0, t, 0.02)
     traces = {leg: (time_s, np.zeros_like(time_s)) for leg in (Leg.LEFT, Leg.RIGHT)}
-    return SessionResult(tuple(reps), tuple(sets), (Leg.LEFT, Leg.RIGHT), True, {}, traces)
+    return SessionResult(tuple(reps), tuple(sets), (Leg.LEFT, Leg.RIGHT), True, Diagnostics(), traces)
 
 
 def test_headline_mentions_form() -> None:

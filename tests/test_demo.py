@@ -13,6 +13,8 @@ from conftest import BundledDemo
 from legrep.cli import main
 from legrep.commands.demo import RECORDINGS_DIR, plan_outages
 from legrep.export import format_table
+from legrep.diagnostics import LinkDiagnostics
+from legrep.model import SessionResult
 from legrep.replay import replay_recording
 
 TRUTH = RECORDINGS_DIR / "straight_leg_raise" / "truth.json"
@@ -74,9 +76,15 @@ def test_capture_from_a_wired_sensor_on_a_pty(tmp_path: Path, capsys: pytest.Cap
     assert "Total: 0 reps (left 0) in 0 sets" in out
     assert "stored as session 1" in out  # every captured session goes to the history
     replayed, _ = replay_recording(tmp_path / "session.lgr")
-    received = replayed.diagnostics["left"]["packets_samples_out"]
+    received = _link(replayed, "left").samples_out
     produced = firmware.produced.arrays()[0].size
     assert received == produced and produced >= 150  # 2 s at 100 Hz, every sample once
+
+
+def _link(result: SessionResult, place: str) -> LinkDiagnostics:
+    link = result.diagnostics[place].link
+    assert link is not None, f"{place}: no link diagnostics"
+    return link
 
 
 def test_capture_without_an_adapter_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

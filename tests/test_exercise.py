@@ -183,7 +183,7 @@ def test_report_names_each_sets_exercise(tmp_path: Path) -> None:
 def test_both_legs_search_equals_checking_every_pair() -> None:
     """The bisection (set close) and the bounded walk back (live) find exactly what comparing
     every rep with every rep of the other leg finds, on random non-overlapping reps per leg."""
-    from legrep.exercise import _overlaps, live_both_legs
+    from legrep.exercise import OpenReps, _overlaps, live_both_legs
 
     s = Settings()
     rng = np.random.default_rng(11)
@@ -206,5 +206,27 @@ def test_both_legs_search_equals_checking_every_pair() -> None:
         live = [("both_legs" in live_both_legs(r, by_close[:i], s).flags) for i, r in enumerate(by_close)]
         expect = [any(o.leg is not r.leg and _overlaps(r, o, s) for o in by_close[:i]) for i, r in enumerate(by_close)]
         assert live == expect
+        # the pipeline's index of the open set (bisection per leg) finds the same
+        index = OpenReps()
+        indexed = []
+        for r in by_close:
+            indexed.append("both_legs" in index.flag(r, s).flags)
+            index.extend([r])
+        assert indexed == expect
         pairs_found += sum(expect)
     assert pairs_found > 20  # the random reps do overlap often enough to test something
+
+
+def test_block_means_equal_numpy_mean_bit_for_bit() -> None:
+    """The posture fit's decimation gives exactly what ``reshape(...).mean(axis=1)`` gives."""
+    from legrep.exercise import _block_means
+
+    rng = np.random.default_rng(5)
+    for step in (1, 2, 3, 4):
+        for shape in ((60,), (60, 3)):
+            x = rng.normal(0.0, 1.0, (shape[0] * step, *shape[1:])) * 10.0 ** rng.integers(-8, 8)
+            x[::7] = -0.0
+            x[:4] = -0.0  # a block of zeros of either sign
+            want = x.reshape(shape[0], step, *shape[1:]).mean(axis=1)
+            got = _block_means(x, shape[0], step)
+            assert got.shape == want.shape and got.tobytes() == want.tobytes()

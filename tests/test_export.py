@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from legrep.diagnostics import Diagnostics, OrientationDiagnostics, SensorDiagnostics
 from legrep.errors import InputError
 from legrep.export import (
     FLAG_NAMES,
@@ -61,7 +62,13 @@ def uneven_session() -> SessionResult:
         SetSummary(2, 60.0, 74.0 + 3.74, 3, 2, True),
     )
     return SessionResult(reps=tuple(reps), sets=sets, legs=(Leg.LEFT, Leg.RIGHT), uneven=True,
-                         diagnostics={"left": {"gyro_bias_x_dps": 0.5}, "right": {"gaps": 0.0}})
+                         diagnostics=Diagnostics({"left": SensorDiagnostics(samples=100, orientation=ORIENTATION)}))
+
+
+ORIENTATION = OrientationDiagnostics(
+    gyro_bias_dps=(0.5, 0.0, 0.0), gaps=0, max_gap_s=0.0, bias_updates=3, acc_bias_g=(0.0, 0.0, 0.0),
+    acc_bias_updates=0, gap_restarts=0, lever_m=(0.0, 0.0, 0.1), still_fraction=0.5,
+)
 
 
 def test_reps_csv_header_and_formatting() -> None:
@@ -158,7 +165,7 @@ def test_summary_json_fields(tmp_path: Path) -> None:
     assert Settings.from_dict(data["settings"]) == settings
     with open(Path(__file__).resolve().parents[1] / "pyproject.toml", "rb") as fh:
         assert data["legrep_version"] == tomllib.load(fh)["project"]["version"]
-    assert data["diagnostics"]["left"]["gyro_bias_x_dps"] == 0.5
+    assert data["diagnostics"]["left"]["gyro_bias_x_dps"] == 0.5 and data["diagnostics"]["left"]["bias_updates"] == 3
 
 
 def test_summary_of_a_leg_without_reps_has_null_means() -> None:

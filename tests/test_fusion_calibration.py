@@ -155,7 +155,8 @@ def test_angles_before_the_first_rest_are_not_lost():
     sig = sim.signals["left"]
     t0 = sim.reps[0].start_s + 0.05
     res = _cut_and_analyse(sim, t0)
-    assert res.diagnostics["left"]["calibration_start_s"] > sim.reps[-1].end_s - 0.5  # the rest after the set
+    cal = res.diagnostics["left"].calibration
+    assert cal is not None and cal.start_s > sim.reps[-1].end_s - 0.5  # the rest after the set
     t, angle = res.traces[Leg.LEFT]
     assert t[0] == sig.time_s[sig.time_s >= t0][0]  # every sample is there, from the first
     for tr in sim.reps[1:]:

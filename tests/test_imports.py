@@ -139,3 +139,9 @@ def test_every_module_imports_in_a_fresh_interpreter(package: str) -> None:
     code = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\n"
     done = subprocess.run([sys.executable, "-c", code, *names], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_diagnostics_are_a_leaf() -> None:
+    """Every stage returns its diagnostics value: the module holding them imports no stage."""
+    modules = _modules()
+    assert _imports("legrep.diagnostics", modules["legrep.diagnostics"], set(modules)) == {"legrep.errors"}

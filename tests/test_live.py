@@ -113,10 +113,11 @@ def test_every_produced_sample_arrives_exactly_once_in_order(session) -> None:
     for leg in (Leg.LEFT, Leg.RIGHT):
         fw = outcome.firmwares[leg.value]
         index, _, _, raw = fw.produced.arrays()
-        diag = result.diagnostics[leg.value]
-        assert diag["packets_lost_packets"] == 0 and diag["packets_lost_samples"] == 0, diag
-        assert diag["packets_samples_out"] == index.size
-        assert diag["packets_resent_used"] > 0  # the outages were filled by RESEND
+        diag = result.diagnostics[leg].link
+        assert diag is not None
+        assert diag.lost_packets == 0 and diag.lost_samples == 0, diag
+        assert diag.samples_out == index.size
+        assert diag.resent_used > 0  # the outages were filled by RESEND
     # the recording holds every produced sample; duplicates are dropped by seq
     reader = RecordingReader(path)
     seen: dict[int, set[int]] = {0: set(), 1: set()}
@@ -197,7 +198,7 @@ def test_sinks_get_every_angle_every_rep_and_a_snapshot_ten_times_a_second(sessi
     for leg in (Leg.LEFT, Leg.RIGHT):
         times = np.concatenate([t for t, _ in SINK.angles[leg]])
         # every sample fed to the analysis comes out as angle once, in order
-        assert times.size == result.diagnostics[leg.value]["samples"]
+        assert times.size == result.diagnostics[leg].samples
         assert np.all(np.diff(times) > 0)
     gaps = np.diff(SINK.shows)
     assert len(SINK.shows) >= 10 * (SINK.shows[-1] - SINK.shows[0]) * 0.95

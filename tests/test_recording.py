@@ -109,8 +109,9 @@ def test_live_counts_and_samples(recorded) -> None:
         assert np.abs(block.time_s - true_t).max() < 0.012
         offline = analyze_arrays(**{leg.value: (true_t, block.acc_g, block.gyr_dps)})
         assert len(result.reps_of(leg)) == len(offline.reps) == 3
-    assert result.diagnostics["left"]["packets_resent_used"] >= 3
-    assert result.diagnostics["right"]["packets_corrupt"] == 2
+    left, right = result.diagnostics["left"].link, result.diagnostics["right"].link
+    assert left is not None and left.resent_used >= 3
+    assert right is not None and right.corrupt == 2
 
 
 def test_replay_is_identical_to_live(recorded) -> None:
@@ -201,9 +202,9 @@ def test_damaged_and_foreign_files(tmp_path: Path, recorded) -> None:
         replay_recording(r)
 
 
-def test_killed_writer_loses_at_most_the_last_second(tmp_path: Path) -> None:
-    """A writer process killed with SIGKILL mid-session: the file opens, and every record it
-    wrote more than a second before the kill is there."""
+def test_killed_writer_loses_no_record_it_wrote(tmp_path: Path) -> None:
+    """A writer process killed with SIGKILL mid-session: the file opens, and every record whose
+    ``write`` had returned (the writer says so on stdout after each) is there, in order."""
     path = tmp_path / "killed.legrep"
     script = textwrap.dedent(
         f"""
@@ -215,27 +216,29 @@ def test_killed_writer_loses_at_most_the_last_second(tmp_path: Path) -> None:
         i = 0
         while True:
             w.write(Record(Kind.DATA, 0, time.time(), bytes(200) + i.to_bytes(4, "little")))
+            print(i, flush=True)
             i += 1
             time.sleep(0.002)
         """
     )
-    proc = subprocess.Popen([sys.executable, "-c", script])
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 20
+        waited = 0
         while not (path.exists() and path.stat().st_size > 20_000):
-            assert time.monotonic() < deadline and proc.poll() is None
+            if proc.poll() is not None or waited > 400:  # a guard against a hang, not a speed limit
+                pytest.fail(f"the writer stopped or wrote under 20 kB in 20 s (exit code {proc.poll()})")
             time.sleep(0.05)
-        time.sleep(0.3)
+            waited += 1
     finally:
-        kill_time = time.time()
         os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        out, _ = proc.communicate()
+    written = [int(line) for line in out.split()]
     reader = RecordingReader(path)
     recs = list(reader)
     assert len(recs) > 50 and not reader.clean_end
     counters = [int.from_bytes(r.payload[200:], "little") for r in recs]
     assert counters == list(range(len(recs)))
-    assert kill_time - recs[-1].t_s < 1.0
+    assert written and counters[-1] >= written[-1]  # nothing the writer had written is lost
 
 
 def test_cli_replay_and_export(recorded, tmp_path: Path, capsys) -> None:

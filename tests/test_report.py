@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from legrep.cli import main
+from legrep.diagnostics import Diagnostics
 from legrep.model import Leg, Rep, SessionResult, SetSummary
 from legrep.report import (
     FIGURE_NAMES,
@@ -83,7 +84,7 @@ def make_session(
             angle = np.where((time_s >= top0) & (time_s < top1), r.peak_deg, angle)
             angle = np.where((time_s >= top1) & (time_s < r.end_s), r.peak_deg * (1 - (time_s - top1) / r.down_s), angle)
         traces[leg] = (time_s, angle)
-    return SessionResult(tuple(reps), tuple(sets), legs, any(s.uneven for s in sets), {}, traces)
+    return SessionResult(tuple(reps), tuple(sets), legs, any(s.uneven for s in sets), Diagnostics(), traces)
 
 
 class _Page(HTMLParser):
@@ -407,7 +408,7 @@ def _update_docs_screenshot(browser: str, directory: Path) -> None:
 
 
 def test_session_without_reps_still_renders(tmp_path: Path) -> None:
-    empty = SessionResult((), (), (Leg.LEFT, Leg.RIGHT), False, {}, {})
+    empty = SessionResult((), (), (Leg.LEFT, Leg.RIGHT), False, Diagnostics(), {})
     written = write_report(empty, tmp_path / "empty.html", png_dir=tmp_path)
     text = written["html"].read_text(encoding="utf-8")
     assert "0 left, 0 right reps in 0 sets" in text

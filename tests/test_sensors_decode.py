@@ -104,7 +104,7 @@ def test_witmotion_corrupted_header_is_skipped_and_times_follow_rate() -> None:
     assert len(got) == 2
     assert got[1].time_s[0] - got[0].time_s[0] == pytest.approx(0.02)  # one 50 Hz period after
     d = decoder.diagnostics()
-    assert d["time_from_arrival"] == 1.0 and d["frames"] == 2 and d["skipped_bytes"] >= 2
+    assert d.timing.time_from_arrival is True and d.frames == 2 and d.skipped_bytes >= 2
 
 
 def test_witmotion_configure_commands() -> None:
@@ -144,8 +144,8 @@ def test_movella_dot_units_times_wrap_and_corruption() -> None:
     assert np.allclose(np.diff(t), [period_us * 1e-6] * 3 + [2 * period_us * 1e-6])
     assert t[0] == pytest.approx(10.0)
     d = dec.diagnostics()
-    assert d["timestamp_gaps"] == 1 and d["lost_estimate"] == 1
-    assert d["bad_payloads"] == 1 and d["stale_dropped"] == 1 and d["time_from_arrival"] == 0.0
+    assert d.timestamp_gaps == 1 and d.lost_estimate == 1
+    assert d.bad_payloads == 1 and d.stale_dropped == 1 and d.timing.time_from_arrival is False
 
 
 def test_movella_dot_commands() -> None:
@@ -184,10 +184,10 @@ def test_metamotion_scales_and_pairing() -> None:
     assert np.allclose(gyr, [10.0, -10.0, 16 / 16.4])
     assert np.all(np.diff(time_s) > 0)
     d = dec.diagnostics()
-    assert d["acc_samples"] == 12 and d["gyr_samples"] == 12
+    assert d.acc_samples == 12 and d.gyr_samples == 12
     assert len(time_s) == 11  # one acc slot before the gyro started, one gyro slot after the last acc
-    assert d["unpaired_acc"] == 1 and d["unpaired_gyr"] == 1
-    assert d["bad_messages"] == 1 and d["other_messages"] == 1
+    assert d.unpaired_acc == 1 and d.unpaired_gyr == 1
+    assert d.bad_messages == 1 and d.other_messages == 1
 
 
 def test_metamotion_commands() -> None:
@@ -263,10 +263,10 @@ def test_polar_frames_factor_times_and_pairing() -> None:
     assert np.allclose(gyr, [1638 * gyr_factor, 0.0, -1638 * gyr_factor], rtol=1e-6)
     assert np.allclose(np.diff(t), period_ns * 1e-9, rtol=1e-6)
     d = dec.diagnostics()
-    assert d["bad_frames"] == 1 and d["factor_assumed"] == 0
-    assert d["acc_frames"] == 3 and d["gyr_frames"] == 3
+    assert d.bad_frames == 1 and d.factor_assumed == 0
+    assert d.acc_frames == 3 and d.gyr_frames == 3
     # the gyro's first sample is 3 ms after the accelerometer's: that one acc sample cannot be paired
-    assert d["dropped_acc"] == 1 and len(t) == 3 * n - 1
+    assert d.dropped_acc == 1 and len(t) == 3 * n - 1
 
 
 def test_polar_start_request_layout() -> None:
@@ -280,7 +280,7 @@ def test_polar_without_factor_reply_is_flagged() -> None:
     dec = polar_verity.PolarVerityDecoder(polar_verity.MODEL.default_config)
     dec.feed(1, pmd_frame(2, 10**12, 0x01, struct.pack("<6h", 1000, 0, 0, 1000, 0, 0)), 1.0)  # raw type 1, mG
     dec.feed(1, pmd_frame(5, 10**12, 0x80, pack_delta(np.zeros((2, 3), int), 1)), 1.0)
-    assert dec.diagnostics()["factor_assumed"] == 1
+    assert dec.diagnostics().factor_assumed == 1
     assert math.isclose(dec.factor[5], 1.0)
 
 
@@ -318,7 +318,7 @@ def test_polar_flipped_timestamp_bit_costs_one_frame_at_most() -> None:
     n = 10
     raw = np.tile([[4098, -4098, 0]], (n, 1))
 
-    def run(flip_at: int | None) -> dict[str, float]:
+    def run(flip_at: int | None) -> PolarVerityDiagnostics:
         dec = polar_verity.PolarVerityDecoder(cfg)
         dec.feed(0, start_reply(2, 0.244), 0.0)
         dec.feed(0, start_reply(5, 2000.0 / 32768), 0.0)
@@ -330,8 +330,8 @@ def test_polar_flipped_timestamp_bit_costs_one_frame_at_most() -> None:
         return dec.diagnostics()
 
     clean, flipped = run(None), run(30)
-    assert flipped["acc_frames"] >= clean["acc_frames"] - 1 and flipped["stale_frames"] == 0  # before: 24 % kept
-    assert flipped["timestamps_repaired"] == 1
+    assert flipped.acc_frames >= clean.acc_frames - 1 and flipped.stale_frames == 0  # before: 24 % kept
+    assert flipped.timestamps_repaired == 1
 
 
 @pytest.mark.parametrize("factor", [math.nan, math.inf, -math.inf, 0.0, -1.0])

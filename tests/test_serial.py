@@ -107,10 +107,12 @@ def test_session_over_two_ptys_with_faults_and_an_unplugged_cable(tmp_path: Path
             assert got.end_s + origin == pytest.approx(ref.end_s, abs=0.05)
             assert got.peak_deg == pytest.approx(ref.peak_deg, abs=1.0)
             assert got.rom_deg == pytest.approx(ref.rom_deg, abs=1.0)
-        assert result.diagnostics[leg.value]["packets_lost_packets"] == 0
-    d = result.diagnostics
-    assert d["left"]["packets_resent_used"] >= 4 and d["right"]["packets_corrupt"] == 3
-    assert d["right"]["packets_duplicates"] == 5 and d["right"]["packets_resent_used"] >= 5
+        link = result.diagnostics[leg].link
+        assert link is not None and link.lost_packets == 0
+    left, right = result.diagnostics["left"].link, result.diagnostics["right"].link
+    assert left is not None and right is not None
+    assert left.resent_used >= 4 and right.corrupt == 3
+    assert right.duplicates == 5 and right.resent_used >= 5
     for leg in LEGS:
         assert np.abs(errors[leg]).max() < CLOCK_TOL_S, (leg, np.abs(errors[leg]).max())
     assert abs(np.median(errors[Leg.LEFT]) - np.median(errors[Leg.RIGHT])) < CLOCK_TOL_S / 2

@@ -7,7 +7,6 @@ closed forms (omega^2 r, minimum-jerk crossings) and the simulator's own hidden 
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -552,7 +551,7 @@ def test_write_csv_round_trip(tmp_path) -> None:
 
 
 # --------------------------------------------------------------------------- grid
-def test_accuracy_grid_covers_the_space_and_simulates_in_time() -> None:
+def test_accuracy_grid_covers_the_space_and_every_session_simulates() -> None:
     grid = accuracy_grid()
     assert len({name for name, _, _ in grid}) == len(grid)
     specs = [spec for _, spec, _ in grid]
@@ -583,13 +582,12 @@ def test_accuracy_grid_covers_the_space_and_simulates_in_time() -> None:
     assert {s.acc_noise_g_rms for s in specs} >= {0.013, 0.015} and any(s.gyr_noise_dps_rms == 0.5 for s in specs)
     fresh = accuracy_grid(777)
     assert [n for n, _, _ in fresh] == [n for n, _, _ in grid] and fresh[0][2] == 777 and grid[0][2] == 1000
-    t0 = time.perf_counter()
+    # (how fast the grid simulates is benchmarks/accuracy.py's business, not an assertion here)
     for name, spec, seed in grid:
         sim = simulate(spec, seed)
         assert sim.duration_s <= 4.2 * 60, name
         want = sum(st.reps_left + st.reps_right for st in spec.sets)
         assert len(sim.reps) == want, name
-    assert time.perf_counter() - t0 < 60.0
 
 
 def test_instant_start_short_leg_varying_depth_and_upside_down_mounting() -> None:

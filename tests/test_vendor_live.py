@@ -111,7 +111,9 @@ def test_vendor_demo_counts_and_replays_identically(model: str, tmp_path: Path) 
     replayed, _events = replay_recording(recording)
     assert replayed.reps == result.reps
     assert [(s.left_reps, s.right_reps) for s in replayed.sets] == [(s.left_reps, s.right_reps) for s in result.sets]
-    assert replayed.diagnostics["left"]["time_from_arrival"] == (1.0 if model in ("witmotion", "metamotion") else 0.0)
+    vendor = replayed.diagnostics["left"].vendor
+    assert vendor is not None and vendor.model == model
+    assert vendor.time_from_arrival is (model in ("witmotion", "metamotion"))
 
 
 def test_demo_command_with_sensor_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

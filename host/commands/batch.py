@@ -129,7 +129,7 @@ def _row(session: BatchSession, status: str, result: Any = None, error: str = ""
         from ..model import Leg
 
         row.update(
-            samples=str(int(sum(d.get("samples", 0.0) for d in result.diagnostics.values()))),
+            samples=str(sum(d.samples for d in result.diagnostics.values())),
             sets=str(len(result.sets)),
             left_reps=str(len(result.reps_of(Leg.LEFT))) if Leg.LEFT in result.legs else "",
             right_reps=str(len(result.reps_of(Leg.RIGHT))) if Leg.RIGHT in result.legs else "",

@@ -209,8 +209,7 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(format_table(result), end="")
     drops = sum(stats.disconnects.values())
-    places = [*result.legs, *(["pelvis"] if "pelvis" in result.diagnostics else [])]
-    lost = sum(int(result.diagnostics.get(getattr(p, "value", p), {}).get("packets_lost_packets", 0)) for p in places)
+    lost = sum(d.link.lost_packets for d in result.diagnostics.values() if d.link is not None)
     resent = f", {stats.resend_requests} resend request(s), {lost} packet(s) lost for good" if sensor == NATIVE else ""
     print(
         f"Link: {drops} drop(s), {sum(stats.reconnects.values())} reconnection(s){resent}; "

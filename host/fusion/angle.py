@@ -70,6 +70,8 @@ import numpy as np
 import numpy.typing as npt
 
 from .._fastcore import hip_angles, tilt_angles
+from ..diagnostics import MountingDiagnostics, OrientationDiagnostics
+from ..diagnostics import vec3 as _vec3
 from ..model import FloatArray
 from ..settings import Settings
 from .calibration import Calibration
@@ -111,10 +113,30 @@ def fit_axis(
     Returns ``(k, axis)`` with ``k`` the sample where the movement reached the rotation and
     ``axis`` (3,) the unit principal direction of the movement's rate, signed so that the
     movement is a positive rotation; None if no movement is large enough.
+
+    Every quantity at a sample depends only on the samples up to it, so the movement is looked
+    for in growing prefixes (it usually comes within the first second of thousands of held
+    samples); the result is the whole array's, bit for bit.
     """
     n = len(t)
-    if n == 0:
-        return None
+    m = min(n, _FIT_PREFIX)
+    while m:
+        found = _fit_axis_prefix(t[:m], rate_dps[:m], still[:m], min_rotation_deg, t_prev_s)
+        if found is not None or m == n:
+            return found
+        m = min(n, 4 * m)
+    return None
+
+
+_FIT_PREFIX = 256
+"""First prefix :func:`fit_axis` looks in (samples)."""
+
+
+def _fit_axis_prefix(
+    t: FloatArray, rate_dps: FloatArray, still: BoolArray, min_rotation_deg: float, t_prev_s: float
+) -> tuple[int, FloatArray] | None:
+    """:func:`fit_axis` on all of ``t`` (N >= 1)."""
+    n = len(t)
     dt = np.diff(t, prepend=t_prev_s if math.isfinite(t_prev_s) else t[0])
     rot = np.where(still, 0.0, np.linalg.norm(rate_dps, axis=1) * dt)
     idx = np.arange(n)
@@ -186,6 +208,7 @@ class Mounting:
         self.plane = frame_i is not None and long is not None
         self.max_correction_deg = PLANE_CORRECTION_MAX_DEG
         self._axis = axis.tolist()
+        self._last: tuple[FloatArray, FloatArray, FloatArray, FloatArray] | None = None
 
     def with_offset(self, offset_deg: float) -> "Mounting":
         """The same mounting with another angle at the reference rest (a neutral pose moved)."""
@@ -213,16 +236,20 @@ class Mounting:
         gives the same angles. Before: the tilt (a first fit may be a strap being adjusted, and
         the long axis is not known yet).
         """
-        tilt = self.tilt_angles(up, uref)
-        if not self.plane:
-            return tilt
-        assert self.frame_i is not None and self.long is not None
-        out = np.empty(len(up))
-        g_ref = uref if self.g_ref_i is None else np.broadcast_to(self.g_ref_i, up.shape)
-        long_i, axis_i = self.frame_i
-        hip_angles(up, g_ref, quat, self.long.tolist(), long_i.tolist(), axis_i.tolist(), self.offset_deg, out)
-        d = np.remainder(out - tilt + 180.0, 360.0) - 180.0
-        res: FloatArray = tilt + np.clip(d, -self.max_correction_deg, self.max_correction_deg)
+        rows = self._recall(up, uref, quat)
+        if rows is not None:
+            return rows
+        res = self.tilt_angles(up, uref)
+        if self.plane:
+            assert self.frame_i is not None and self.long is not None
+            out = np.empty(len(up))
+            g_ref = uref if self.g_ref_i is None else np.broadcast_to(self.g_ref_i, up.shape)
+            long_i, axis_i = self.frame_i
+            hip_angles(up, g_ref, quat, self.long.tolist(), long_i.tolist(), axis_i.tolist(), self.offset_deg, out)
+            d = np.remainder(out - res + 180.0, 360.0) - 180.0
+            res = res + np.clip(d, -self.max_correction_deg, self.max_correction_deg)
+        if len(up) >= _RECALL_MIN and (self._last is None or 4 * len(up) >= len(self._last[0])):
+            self._last = (up, uref, quat, res)  # (a short run in between does not displace a long one)
         return res
 
     def anchored(
@@ -250,6 +277,43 @@ class Mounting:
         along = float(uref_j @ axis) if self.u_ref is None else float(self.u_ref @ axis)
         return Mounting(axis, self.u_ref, self.offset_deg, along, long, self.cov, turned, turned, (long_i, f_i),
                         None if self.u_ref is None else g_ref)
+
+    def _recall(self, up: FloatArray, uref: FloatArray, quat: FloatArray) -> FloatArray | None:
+        """The angles of ``up`` if it is a run of rows of the last long ``up`` this mounting
+        turned into angles (with the same rows of its ``uref`` and ``quat``), else None.
+
+        Samples held after a rest are often released with the mounting they already had, as
+        views of the same arrays: this gives them the angles computed before, not a second
+        pass of ``hip_angles`` (the same inputs: the same numbers). Arrays are never written
+        after the orientation stage returns them.
+        """
+        if self._last is None or len(up) == 0:
+            return None
+        last_up, last_ref, last_quat, last_out = self._last
+        k = _row_offset(up, last_up)
+        if k is None or _row_offset(quat, last_quat) != k:
+            return None
+        if self.u_ref is None and _row_offset(uref, last_ref) != k:
+            return None
+        return last_out[k : k + len(up)]
+
+
+_RECALL_MIN = 64
+"""Shortest run of angles a mounting remembers (see Mounting._recall)."""
+
+
+def _row_offset(part: FloatArray, whole: FloatArray) -> int | None:
+    """``k`` if ``part`` is the rows ``whole[k : k + len(part)]`` (the same memory), else None."""
+    if part.dtype != whole.dtype or part.ndim != whole.ndim or part.strides != whole.strides or part.shape[1:] != whole.shape[1:]:
+        return None
+    step = whole.strides[0]
+    if step <= 0:
+        return None
+    d = part.__array_interface__["data"][0] - whole.__array_interface__["data"][0]
+    k, r = divmod(d, step)
+    if r or k < 0 or k + len(part) > len(whole):
+        return None
+    return int(k)
 
 
 def _rotate(q: FloatArray, v: FloatArray) -> FloatArray:
@@ -516,18 +580,20 @@ class HipAngleEstimator:
         out: FloatArray = np.degrees(np.arccos(cos)) + self._offset
         return out
 
-    def diagnostics(self) -> dict[str, float]:
-        """Gyro and accelerometer bias, gaps, bias updates, still fraction, mounting re-fits, the axis."""
-        d = self._tilt.diagnostics()
-        d["axis_found"] = float(self.mounting is not None)
-        d["mount_refits"] = float(self.n_refits)
-        d["posture_changes"] = float(self.n_posture_changes)
-        d["sign_flips"] = float(self.n_sign_flips)
-        d["neutral_reanchors"] = float(self.n_reanchors)
-        d["axis_refits"] = float(self.n_axis_refits)
-        if self.mounting is not None:
-            d.update({f"axis_{c}": float(v) for c, v in zip("xyz", self.mounting.axis)})
-        return d
+    def diagnostics(self) -> MountingDiagnostics:
+        """Whether the flexion axis was found (and which), mounting re-fits, posture changes, sign flips, neutral re-anchors."""
+        return MountingDiagnostics(
+            axis_found=self.mounting is not None,
+            mount_refits=int(self.n_refits),
+            posture_changes=int(self.n_posture_changes),
+            sign_flips=int(self.n_sign_flips),
+            neutral_reanchors=int(self.n_reanchors),
+            axis=_vec3(self.mounting.axis) if self.mounting is not None else None,
+        )
+
+    def orientation_diagnostics(self) -> OrientationDiagnostics:
+        """The tilt stage's: gyro and accelerometer bias, gaps, bias updates, lever arm, still fraction."""
+        return self._tilt.diagnostics()
 
     # ------------------------------------------------------------------ machinery
     def _take_held(self) -> tuple[FloatArray, FloatArray, FloatArray, BoolArray, FloatArray]:

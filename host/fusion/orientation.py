@@ -24,6 +24,8 @@ import numpy as np
 import numpy.typing as npt
 
 from .._fastcore import TiltKernel
+from ..diagnostics import OrientationDiagnostics
+from ..diagnostics import vec3 as _vec3
 from ..errors import CalibrationError, InputError
 from ..model import FloatArray
 from ..settings import Settings
@@ -148,26 +150,19 @@ class OrientationFilter:
         """Estimated lever arm hip -> sensor, sensor frame, m."""
         return self._k.lever_m
 
-    def diagnostics(self) -> dict[str, float]:
+    def diagnostics(self) -> OrientationDiagnostics:
         k = self._k
-        b = k.gyro_bias_dps
-        return {
-            "gyro_bias_x_dps": float(b[0]),
-            "gyro_bias_y_dps": float(b[1]),
-            "gyro_bias_z_dps": float(b[2]),
-            "gaps": float(k.n_gaps),
-            "max_gap_s": float(k.max_gap_s),
-            "bias_updates": float(k.n_bias_updates),
-            "acc_bias_x_g": float(k.acc_bias_g[0]),
-            "acc_bias_y_g": float(k.acc_bias_g[1]),
-            "acc_bias_z_g": float(k.acc_bias_g[2]),
-            "acc_bias_updates": float(k.n_acc_bias_updates),
-            "gap_restarts": float(k.n_gap_snaps),
-            "lever_x_m": float(k.lever_m[0]),
-            "lever_y_m": float(k.lever_m[1]),
-            "lever_z_m": float(k.lever_m[2]),
-            "still_fraction": k.n_still / k.n_samples if k.n_samples else 0.0,
-        }
+        return OrientationDiagnostics(
+            gyro_bias_dps=_vec3(k.gyro_bias_dps),
+            gaps=int(k.n_gaps),
+            max_gap_s=float(k.max_gap_s),
+            bias_updates=int(k.n_bias_updates),
+            acc_bias_g=_vec3(k.acc_bias_g),
+            acc_bias_updates=int(k.n_acc_bias_updates),
+            gap_restarts=int(k.n_gap_snaps),
+            lever_m=_vec3(k.lever_m),
+            still_fraction=k.n_still / k.n_samples if k.n_samples else 0.0,
+        )
 
 
 def run_backward(

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from ..diagnostics import SensorDiagnostics, VendorDiagnostics
 from ..errors import InputError, RecordingError
 from ..model import ImuBlock, Leg
 from . import metamotion, movella_dot, polar_verity, witmotion
@@ -177,8 +178,7 @@ class VendorStream:
     def flush(self) -> ImuBlock | None:
         return self._count(self.decoder.flush())
 
-    def diagnostics(self) -> dict[str, float]:
-        out = {f"{self.model.name}_{k}": v for k, v in self.decoder.diagnostics().items()}
-        out["time_from_arrival"] = 1.0 if self.model.timestamps == "arrival" else 0.0
-        out["bad_records"] = float(self.bad_records)
-        return out
+    def diagnostics(self) -> SensorDiagnostics:
+        """The decoder's report, whether times come from arrivals, and the records skipped."""
+        vendor = VendorDiagnostics(self.decoder.diagnostics(), self.model.timestamps == "arrival", int(self.bad_records))
+        return SensorDiagnostics(vendor=vendor)

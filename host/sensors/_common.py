@@ -23,6 +23,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from ..diagnostics import ArrivalTiming, DecoderDiagnostics, DeviceTiming
 from ..errors import InputError
 from ..model import ImuBlock
 
@@ -77,7 +78,7 @@ class Decoder(Protocol):
 
     def flush(self) -> ImuBlock | None: ...
 
-    def diagnostics(self) -> dict[str, float]: ...
+    def diagnostics(self) -> DecoderDiagnostics: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,13 +171,8 @@ class ArrivalClock:
         self.samples += n
         return times
 
-    def diagnostics(self) -> dict[str, float]:
-        return {
-            "time_from_arrival": 1.0,
-            "arrival_pullbacks": float(self.pullbacks),
-            "arrival_gaps": float(self.gaps),
-            "arrival_lost_estimate": float(self.lost_estimate),
-        }
+    def diagnostics(self) -> ArrivalTiming:
+        return ArrivalTiming(pullbacks=int(self.pullbacks), gaps=int(self.gaps), lost_estimate=int(self.lost_estimate))
 
 
 class DeviceClockMapper:
@@ -212,9 +208,9 @@ class DeviceClockMapper:
         self._max_lag = max(self._max_lag, lag)
         return device_s + self.offset_s
 
-    def diagnostics(self) -> dict[str, float]:
+    def diagnostics(self) -> DeviceTiming:
         spread = self._max_lag - self._min_lag if self.offset_s is not None else 0.0
-        return {"time_from_arrival": 0.0, "latency_spread_s": float(spread)}
+        return DeviceTiming(latency_spread_s=float(spread))
 
 
 def timestamp_tolerance_s(rate_hz: float) -> float:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..diagnostics import MetaMotionDiagnostics
 from ..errors import InputError
 from ..model import ImuBlock
 from ._common import ArrivalClock, SensorConfig, SensorModel, Write, make_block
@@ -241,20 +242,17 @@ class MetaMotionDecoder:
     def flush(self) -> ImuBlock | None:
         return self._pair(final=True)
 
-    def diagnostics(self) -> dict[str, float]:
-        acc = self._acc.clock.diagnostics()
-        gyr = self._gyr.clock.diagnostics()
-        return {
-            "time_from_arrival": 1.0,
-            "acc_samples": float(self._acc.samples),
-            "gyr_samples": float(self._gyr.samples),
-            "unpaired_acc": float(self.unpaired_acc),
-            "unpaired_gyr": float(self.unpaired_gyr),
-            "acc_arrival_gaps": acc["arrival_gaps"],
-            "gyr_arrival_gaps": gyr["arrival_gaps"],
-            "other_messages": float(self.other_messages),
-            "bad_messages": float(self.bad_messages),
-        }
+    def diagnostics(self) -> MetaMotionDiagnostics:
+        return MetaMotionDiagnostics(
+            acc_samples=int(self._acc.samples),
+            gyr_samples=int(self._gyr.samples),
+            unpaired_acc=int(self.unpaired_acc),
+            unpaired_gyr=int(self.unpaired_gyr),
+            acc_arrival_gaps=self._acc.clock.diagnostics().gaps,
+            gyr_arrival_gaps=self._gyr.clock.diagnostics().gaps,
+            other_messages=int(self.other_messages),
+            bad_messages=int(self.bad_messages),
+        )
 
 
 MODEL = SensorModel(

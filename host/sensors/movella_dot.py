@@ -25,6 +25,7 @@ import struct
 
 import numpy as np
 
+from ..diagnostics import MovellaDotDiagnostics
 from ..model import ImuBlock
 from ._common import (
     STANDARD_GRAVITY_MPS2,
@@ -145,17 +146,16 @@ class MovellaDotDecoder:
     def flush(self) -> ImuBlock | None:
         return None
 
-    def diagnostics(self) -> dict[str, float]:
-        out = self.clock.diagnostics()
-        out.update(
-            samples=float(self.samples),
-            bad_payloads=float(self.bad),
-            stale_dropped=float(self.dropped_stale),
-            timestamp_gaps=float(self.gaps),
-            lost_estimate=float(self.lost_estimate),
-            timestamps_repaired=float(self.repaired),
+    def diagnostics(self) -> MovellaDotDiagnostics:
+        return MovellaDotDiagnostics(
+            samples=int(self.samples),
+            bad_payloads=int(self.bad),
+            stale_dropped=int(self.dropped_stale),
+            timestamp_gaps=int(self.gaps),
+            lost_estimate=int(self.lost_estimate),
+            timestamps_repaired=int(self.repaired),
+            timing=self.clock.diagnostics(),
         )
-        return out
 
 
 MODEL = SensorModel(

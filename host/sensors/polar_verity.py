@@ -36,6 +36,7 @@ import struct
 
 import numpy as np
 
+from ..diagnostics import PolarVerityDiagnostics
 from ..errors import InputError, SensorError
 from ..model import ImuBlock
 from ._common import DeviceClockMapper, SensorConfig, SensorModel, Write, make_block, timestamp_tolerance_s
@@ -302,20 +303,19 @@ class PolarVerityDecoder:
         self._acc_t, self._acc_v = np.zeros(0), np.zeros((0, 3))
         return None
 
-    def diagnostics(self) -> dict[str, float]:
-        out = self.clock.diagnostics()
-        out.update(
-            acc_frames=float(self.frames[TYPE_ACC]),
-            gyr_frames=float(self.frames[TYPE_GYRO]),
-            bad_frames=float(self.bad_frames),
-            unsupported_frames=float(self.unsupported_frames),
-            stale_frames=float(self.stale_frames),
-            dropped_acc=float(self.dropped_acc),
-            factor_assumed=float(self.factor_assumed),
-            timestamps_repaired=float(self.timestamps_repaired),
-            start_errors=float(self.start_errors),
+    def diagnostics(self) -> PolarVerityDiagnostics:
+        return PolarVerityDiagnostics(
+            acc_frames=int(self.frames[TYPE_ACC]),
+            gyr_frames=int(self.frames[TYPE_GYRO]),
+            bad_frames=int(self.bad_frames),
+            unsupported_frames=int(self.unsupported_frames),
+            stale_frames=int(self.stale_frames),
+            dropped_acc=int(self.dropped_acc),
+            factor_assumed=int(self.factor_assumed),
+            timestamps_repaired=int(self.timestamps_repaired),
+            start_errors=int(self.start_errors),
+            timing=self.clock.diagnostics(),
         )
-        return out
 
 
 MODEL = SensorModel(

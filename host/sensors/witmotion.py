@@ -26,6 +26,7 @@ import struct
 
 import numpy as np
 
+from ..diagnostics import WitmotionDiagnostics
 from ..model import ImuBlock
 from ._common import ArrivalClock, SensorConfig, SensorModel, Write, make_block
 
@@ -135,14 +136,13 @@ class WitMotionDecoder:
     def flush(self) -> ImuBlock | None:
         return None
 
-    def diagnostics(self) -> dict[str, float]:
-        out = self.clock.diagnostics()
-        out.update(
-            frames=float(self.parser.frames),
-            register_frames=float(self.parser.register_frames),
-            skipped_bytes=float(self.parser.skipped_bytes),
+    def diagnostics(self) -> WitmotionDiagnostics:
+        return WitmotionDiagnostics(
+            frames=int(self.parser.frames),
+            register_frames=int(self.parser.register_frames),
+            skipped_bytes=int(self.parser.skipped_bytes),
+            timing=self.clock.diagnostics(),
         )
-        return out
 
 
 MODEL = SensorModel(
