@@ -5,7 +5,8 @@ flexion, then ab/adduction, then axial rotation; ``legrep_sim.motion``), the ang
 thigh's long axis projected on the exercise plane. With 5-20 deg of abduction and of axial
 rotation in every rep (either sign), the up vector's rotation about the flexion axis (the
 angle before the plane) was 2.5 deg off on average (straight-leg and bent-knee raises, these
-seeds); the stated tolerances below sit between that and what the plane gives (1.2, 0.6).
+seeds); the stated tolerances below sit between that and what the plane gives (1.75, 0.9: the
+first rep of each leg is still the tilt, the plane starts at the first rest after a movement).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ OFF_AXIS_DEG = (5.0, 20.0)
 SEEDS = (21, 22, 23)
 
 
-@pytest.mark.parametrize(("exercise", "mae_tol_deg"), [("straight_leg_raise", 1.8), ("bent_knee_raise", 1.2)])
+@pytest.mark.parametrize(("exercise", "mae_tol_deg"), [("straight_leg_raise", 2.1), ("bent_knee_raise", 1.5)])
 def test_peak_is_the_flexion_whatever_the_abduction_and_rotation(exercise: str, mae_tol_deg: float) -> None:
     errors = []
     for seed in SEEDS:

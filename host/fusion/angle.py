@@ -23,11 +23,13 @@ The hip angle is read from that up vector alone:
   lever arm (hip -> sensor, fitted by the orientation stage) says so. The first fit of ``f``
   carries that movement's abduction and rotation; at the first rest near the reference pose
   after ``axis_refit_deg`` of movement it is re-fitted to every movement since, and made level
-  (the pelvis's mediolateral axis). Until that re-fit the angle is the heading-free tilt
+  (the pelvis's mediolateral axis). Until the first re-anchoring (a rest near the reference
+  pose, or a level one, after a movement) the angle is the heading-free tilt
   ``atan2(up . l0, up . k0) + offset`` (``k0`` the part of ``u_ref`` normal to ``f``,
   ``l0 = k0 x f``: the up vector's rotation about ``f``, exact in the plane, abduction and
-  rotation entering to second order), and after it the plane's angle differs from that tilt
-  by at most 6 deg (more means a heading gone wrong);
+  rotation entering to second order: a first movement may be a strap being adjusted or a
+  posture change), and after it the plane's angle differs from that tilt by at most 6 deg
+  (more means a heading gone wrong);
 * a **strap that moved**: at rests the orientation stage reports (bias rests) near the
   reference pose, the up vector's component along ``f`` must be what it was at the reference
   rest; if it differs by more than ``slip_deg`` the gravity direction fits no hip angle of this
@@ -720,7 +722,8 @@ class HipAngleEstimator:
                 self._proven = 0
                 self._offset = -old[2]
                 ref_k = uref[k] if self._u_ref is None else self._u_ref
-                self.mounting = Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis), u_neutral=ref_k)
+                # (the tilt until anchored: the first movement was a posture change)
+                self.mounting = Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis))
                 self._prev_axis = axis
             elif a_k > half:
                 self._proven += 1
@@ -750,7 +753,7 @@ class HipAngleEstimator:
             axis = -axis  # a strap turns by less than 90 degrees: keep the raise positive
         self._prev_axis = axis
         ref_k = uref[k] if self._u_ref is None else self._u_ref
-        self.mounting = Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis), u_neutral=ref_k)
+        self.mounting = Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis))
         if plain:
             head = self._release_to_movement(h, k, self._unsigned_rest)  # (reference and offset unchanged)
         else:
