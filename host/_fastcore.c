@@ -797,6 +797,120 @@ fail:
     return NULL;
 }
 
+/* ------------------------------------------------------------------ the first movement of a held stretch */
+
+PyDoc_STRVAR(first_movement_doc,
+             "first_movement(time_s, rate_dps, still, min_rotation_deg, t_prev_s) -> (k, lo) or None\n--\n\n"
+             "The search of host.fusion.angle.fit_axis (fit_axis_reference, numpy, is its specification):\n"
+             "the rotation of a movement is the running sum of |rate_dps[i]| * (time_s[i] - time_s[i-1]) since\n"
+             "the last still sample (time_s[-1] = t_prev_s, or time_s[0] if that is not finite); k is the first\n"
+             "sample where it reaches min_rotation_deg, lo the first sample after the last still one before it.\n"
+             "time_s (N,) float64, rate_dps (N, 3) float64, still (N,) bool. Same operations in the same order\n"
+             "as the numpy form (|rate| as ((x*x + y*y) + z*z) ** 0.5, the cumulative sum from the first\n"
+             "sample), so the same k.");
+
+static PyObject *
+first_movement(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)mod;
+    Arr t = {0}, w = {0}, st = {0};
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "first_movement expected 5 arguments, got %zd", nargs);
+        return NULL;
+    }
+    double thr = PyFloat_AsDouble(args[3]);
+    if (thr == -1.0 && PyErr_Occurred())
+        return NULL;
+    double prev = PyFloat_AsDouble(args[4]);
+    if (prev == -1.0 && PyErr_Occurred())
+        return NULL;
+    if (arr_get(args[0], &t, "time_s", 'd', 1, -1, 0) < 0 || arr_get(args[1], &w, "rate_dps", 'd', 2, t.n, 0) < 0 ||
+        arr_get(args[2], &st, "still", '?', 1, t.n, 0) < 0)
+        goto fail;
+    if (t.n && !isfinite(prev))
+        prev = D1(t, 0);
+    double cs = 0.0, base = 0.0;
+    Py_ssize_t last = -1, k = -1;
+    for (Py_ssize_t i = 0; i < t.n; i++) {
+        double ti = D1(t, i), dt = ti - prev;
+        prev = ti;
+        double x = D2(w, i, 0), y = D2(w, i, 1), z = D2(w, i, 2);
+        int still = B1(st, i) != 0;
+        double rot = still ? 0.0 : sqrt((x * x + y * y) + z * z) * dt;
+        cs = i == 0 ? rot : cs + rot;
+        if (still)
+            last = i, base = cs;
+        if (cs - (last >= 0 ? base : 0.0) >= thr) {
+            k = i;
+            break;
+        }
+    }
+    arr_release(&t), arr_release(&w), arr_release(&st);
+    if (k < 0)
+        Py_RETURN_NONE;
+    return Py_BuildValue("(nn)", k, last + 1);
+fail:
+    arr_release(&t), arr_release(&w), arr_release(&st);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ accelerometer means at rest events */
+
+PyDoc_STRVAR(window_means_doc,
+             "window_means(x, rest, n, out)\n--\n\n"
+             "For x (N, 3) float64 and rest (M,) bool flags of its last M rows (M <= N): at each flagged row\n"
+             "j, out[j] (out (M, 3) float64) = the mean of the n rows of x ending there (fewer at the start),\n"
+             "x[max(0, e - n + 1) : e + 1].mean(axis=0) with e = N - M + j; other rows of out are left as\n"
+             "they are. Each sum is taken row by row from 0.0, as numpy's reduction over the first axis adds\n"
+             "them, then divided by the row count (tests compare it with numpy bit for bit).");
+
+static PyObject *
+window_means(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)mod;
+    Arr x = {0}, rs = {0}, out = {0};
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "window_means expected 4 arguments, got %zd", nargs);
+        return NULL;
+    }
+    Py_ssize_t n = PyLong_AsSsize_t(args[2]);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (n < 1) {
+        PyErr_Format(PyExc_ValueError, "window_means expected n >= 1, got %zd", n);
+        return NULL;
+    }
+    if (arr_get(args[0], &x, "x", 'd', 2, -1, 0) < 0 || arr_get(args[1], &rs, "rest", '?', 1, -1, 0) < 0 ||
+        arr_get(args[3], &out, "out", 'd', 2, rs.n, 1) < 0)
+        goto fail;
+    if (rs.n > x.n) {
+        PyErr_Format(PyExc_ValueError, "window_means expected at most %zd rest flags (rows of x), got %zd", x.n, rs.n);
+        goto fail;
+    }
+    Py_ssize_t off = x.n - rs.n;
+    for (Py_ssize_t j = 0; j < rs.n; j++) {
+        if (!B1(rs, j))
+            continue;
+        Py_ssize_t end = off + j, lo = end - n + 1 > 0 ? end - n + 1 : 0;
+        double s0 = 0.0, s1 = 0.0, s2 = 0.0;
+        for (Py_ssize_t r = lo; r <= end; r++) {
+            s0 = s0 + D2(x, r, 0);
+            s1 = s1 + D2(x, r, 1);
+            s2 = s2 + D2(x, r, 2);
+        }
+        double cnt = (double)(end - lo + 1);
+        char *o = out.base + j * out.s0;
+        *(double *)o = s0 / cnt;
+        *(double *)(o + out.s1) = s1 / cnt;
+        *(double *)(o + 2 * out.s1) = s2 / cnt;
+    }
+    arr_release(&x), arr_release(&rs), arr_release(&out);
+    Py_RETURN_NONE;
+fail:
+    arr_release(&x), arr_release(&rs), arr_release(&out);
+    return NULL;
+}
+
 /* ------------------------------------------------------------------ reps: speed and stopwatch measures */
 
 /* host.reps.reference.speed_at: least-squares slope (deg/s) of angle against time over the
@@ -1487,6 +1601,8 @@ static PyMethodDef module_methods[] = {
     {"arm_flags", (PyCFunction)(void (*)(void))arm_flags, METH_FASTCALL, arm_flags_doc},
     {"measure", (PyCFunction)(void (*)(void))measure, METH_FASTCALL, measure_doc},
     {"hip_angles", (PyCFunction)(void (*)(void))hip_angles, METH_FASTCALL, hip_angles_doc},
+    {"first_movement", (PyCFunction)(void (*)(void))first_movement, METH_FASTCALL, first_movement_doc},
+    {"window_means", (PyCFunction)(void (*)(void))window_means, METH_FASTCALL, window_means_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -57,7 +57,7 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-from .._fastcore import hip_angles
+from .._fastcore import first_movement, hip_angles, window_means
 from ..diagnostics import MountingDiagnostics, OrientationDiagnostics
 from ..diagnostics import vec3 as _vec3
 from ..model import FloatArray
@@ -79,6 +79,13 @@ REANCHOR_PROOFS = 1
 """Movements from the neutral pose that went up before a lower rest may move the neutral pose
 down to it (before that, a rest below may mean the raise direction is wrong: the sign check
 decides)."""
+FIT_NET_FRAC = 0.8
+"""A movement fits the flexion axis only if it is a turn about it: its rate integrated along the
+fitted axis (from the last still sample to where ``axis_rotation_deg`` of rotation is reached)
+is at least this fraction of that rotation. A raise is (off-axis motion during a rep is a small
+part); a person settling on the mat (the body rolling, the legs fidgeting back and forth) is
+not, and an axis fitted to it would make every angle after it wrong: such movements are skipped
+(their samples go out as the rest around them)."""
 _SLICE = 8192
 """Longest piece of a chunk the orientation stage handles at once (its outputs stay in cache)."""
 
@@ -94,29 +101,26 @@ def fit_axis(
     ``axis`` (3,) the unit principal direction of the movement's rate, signed so that the
     movement is a positive rotation; None if no movement is large enough.
 
-    Every quantity at a sample depends only on the samples up to it, so the movement is looked
-    for in growing prefixes (it usually comes within the first second of thousands of held
-    samples); the result is the whole array's, bit for bit.
+    The search runs in C (``first_movement``: it stops at the movement, usually within the
+    first second of thousands of held samples); :func:`fit_axis_reference` is its numpy form,
+    and tests require both to give the same result bit for bit.
     """
-    n = len(t)
-    m = min(n, _FIT_PREFIX)
-    while m:
-        found = _fit_axis_prefix(t[:m], rate_dps[:m], still[:m], min_rotation_deg, t_prev_s)
-        if found is not None or m == n:
-            return found
-        m = min(n, 4 * m)
-    return None
+    if len(t) == 0:
+        return None
+    found = first_movement(t, rate_dps, still, min_rotation_deg, t_prev_s)
+    if found is None:
+        return None
+    k, lo = found
+    return k, _principal_axis(t, rate_dps, k, lo, t_prev_s)
 
 
-_FIT_PREFIX = 256
-"""First prefix :func:`fit_axis` looks in (samples)."""
-
-
-def _fit_axis_prefix(
+def fit_axis_reference(
     t: FloatArray, rate_dps: FloatArray, still: BoolArray, min_rotation_deg: float, t_prev_s: float
 ) -> tuple[int, FloatArray] | None:
-    """:func:`fit_axis` on all of ``t`` (N >= 1)."""
+    """:func:`fit_axis` in numpy over whole arrays (the specification of its search)."""
     n = len(t)
+    if n == 0:
+        return None
     dt = np.diff(t, prepend=t_prev_s if math.isfinite(t_prev_s) else t[0])
     rot = np.where(still, 0.0, np.linalg.norm(rate_dps, axis=1) * dt)
     idx = np.arange(n)
@@ -127,13 +131,19 @@ def _fit_axis_prefix(
     if not len(hit):
         return None
     k = int(hit[0])
-    lo = int(last_still[k]) + 1
+    return k, _principal_axis(t, rate_dps, k, int(last_still[k]) + 1, t_prev_s)
+
+
+def _principal_axis(t: FloatArray, rate_dps: FloatArray, k: int, lo: int, t_prev_s: float) -> FloatArray:
+    """Unit principal direction of the rate over samples ``lo..k``, signed as the movement turns."""
+    dt = np.diff(t[: k + 1], prepend=t_prev_s if math.isfinite(t_prev_s) else t[0])
     seg = rate_dps[lo : k + 1] * np.sqrt(dt[lo : k + 1])[:, None]
     _, vecs = np.linalg.eigh(seg.T @ seg)
     axis = vecs[:, -1]
     if float((rate_dps[lo : k + 1] @ axis) @ dt[lo : k + 1]) < 0:
         axis = -axis
-    return k, axis / np.linalg.norm(axis)
+    out: FloatArray = axis / np.linalg.norm(axis)
+    return out
 
 
 class Mounting:
@@ -331,13 +341,11 @@ class HipAngleEstimator:
         (with the samples carried from earlier chunks), else 0."""
         out = np.zeros_like(acc)
         k = self._acc_n
-        events = np.flatnonzero(rest)
-        if len(events):
-            both = np.concatenate([self._acc_tail, acc])
-            off = len(self._acc_tail)
-            for j in events.tolist():
-                out[j] = both[max(0, off + j - k + 1) : off + j + 1].mean(axis=0)
-        self._acc_tail = np.concatenate([self._acc_tail, acc])[-(k - 1) :] if k > 1 else self._acc_tail
+        both = np.concatenate([self._acc_tail, acc])
+        # at each event: both[max(0, off + j - k + 1) : off + j + 1].mean(axis=0), off = len(tail)
+        # (window_means adds the rows in numpy's order: the same numbers)
+        window_means(both, rest, k, out)
+        self._acc_tail = both[-(k - 1) :] if k > 1 else self._acc_tail
         return out
 
     def _unsigned_rest(self, h: Held) -> FloatArray:
@@ -352,7 +360,7 @@ class HipAngleEstimator:
         m = self._pending[0]
         angle = m.angles(up, uref)
         for j in np.flatnonzero(rest).tolist():
-            a_j = self._rest_angle(m, racc[j])
+            a_j = float(self._rest_angles(m, racc[j : j + 1])[0])
             if self._is_below(a_j):
                 m = self._lowered(m, a_j)
                 angle[j:] = m.angles(up[j:], uref[j:])
@@ -360,17 +368,25 @@ class HipAngleEstimator:
         self._offset = m.offset_deg
         return angle
 
-    def _rest_angle(self, m: Mounting, acc_mean: FloatArray) -> float:
-        """Hip angle of a rest by ``m``, from the accelerometer's mean there against the reference
-        rest's: gravity alone, so the orientation stage's lag after a fast movement (it corrects
-        its up vector over ``tau_acc_s``) does not enter; near the neutral pose the two
-        directions share the accelerometer's bias and scale errors, which cancel."""
-        norm = float(np.linalg.norm(acc_mean))
-        if not norm > 0:
-            return 0.0
-        out = np.empty(1)
-        hip_angles((acc_mean / norm)[None], self._raw_ref[None], m.axis.tolist(), m.offset_deg, out)
-        return float(out[0])
+    def _rest_angles(self, m: Mounting, acc_means: FloatArray) -> FloatArray:
+        """Hip angles of rests by ``m``, from the accelerometer's mean at each (``acc_means``
+        (M, 3)) against the reference rest's: gravity alone, so the orientation stage's lag
+        after a fast movement (it corrects its up vector over ``tau_acc_s``) does not enter;
+        near the neutral pose the two directions share the accelerometer's bias and scale
+        errors, which cancel. A zero mean reads 0.
+
+        All rests in one ``hip_angles`` call; each norm as ``np.linalg.norm`` of one vector
+        computes it (``sqrt(v.dot(v))``), so each angle is what a call per rest gives.
+        """
+        n = len(acc_means)
+        norms = np.array([math.sqrt(v.dot(v)) for v in acc_means]) if n else np.empty(0)
+        ok = norms > 0
+        unit = np.zeros((n, 3))
+        unit[ok] = acc_means[ok] / norms[ok][:, None]
+        out = np.empty(n)
+        hip_angles(unit, np.broadcast_to(self._raw_ref, (n, 3)), m._axis, m.offset_deg, out)
+        out[~ok] = 0.0
+        return out
 
     def _is_below(self, angle_deg: float) -> bool:
         """A rest this far below the neutral pose becomes the neutral pose (``neutral_drop_deg``)."""
@@ -460,6 +476,27 @@ class HipAngleEstimator:
             (t[lo : k + 1], self.mounting.angles(up[lo : k + 1], uref[lo : k + 1]), still[lo : k + 1]),
         )
 
+    def _fit_turn(self, t: FloatArray, w: FloatArray, still: BoolArray) -> tuple[int, FloatArray] | None:
+        """The first movement of the held samples that is a turn about one axis (``FIT_NET_FRAC``):
+        ``(k, axis)`` as :func:`fit_axis` gives it, or None."""
+        base, t_prev = 0, self._held_t_prev
+        rot = self.s.axis_rotation_deg
+        while True:
+            found = fit_axis(t[base:], w[base:], still[base:], rot, t_prev)
+            if found is None:
+                return None
+            k, axis = found[0] + base, found[1]
+            lo = int(np.flatnonzero(still[: k + 1])[-1]) + 1 if still[base : k + 1].any() else base
+            prev = float(t[lo - 1]) if lo > 0 else (t_prev if math.isfinite(t_prev) else float(t[0]))
+            dt = np.diff(t[lo : k + 1], prepend=prev)
+            if float((w[lo : k + 1] @ axis) @ dt) >= FIT_NET_FRAC * rot:
+                return k, axis
+            nxt = np.flatnonzero(still[k + 1 :])
+            if not len(nxt):
+                return None
+            base = k + 1 + int(nxt[0])
+            t_prev = float(t[base - 1])
+
     def _try_fit(self) -> tuple[FloatArray, FloatArray, BoolArray]:
         """Axis unknown: fit it to the held samples' first large movement.
 
@@ -471,7 +508,7 @@ class HipAngleEstimator:
         h = self._merged_held()
         assert h is not None
         t, up, uref, still, rest, w, _ = h
-        found = fit_axis(t, w, still, self.s.axis_rotation_deg, self._held_t_prev)
+        found = self._fit_turn(t, w, still)
         if found is None:
             return _EMPTY
         k, axis = found
@@ -558,7 +595,12 @@ class HipAngleEstimator:
             slip = np.flatnonzero(((off > self._slip_sin) & low) | (off > SLIP_FAR_SIN) | far)
         # rests before the sign check and the first slip: a lower neutral pose
         lim = min(j_chk, int(events[int(slip[0])]) if len(slip) else len(t))
-        lower = [(j, a_j) for j in events[events < lim].tolist() if self._is_below(a_j := self._rest_angle(m, racc[j]))]
+        before = events[events < lim]
+        lower: list[tuple[int, float]] = []
+        if len(before) and self._proven >= REANCHOR_PROOFS:  # (else no rest is below: _is_below)
+            a_rest = self._rest_angles(m, racc[before])
+            below = np.flatnonzero((-self._posture_deg < a_rest) & (a_rest < -self.s.neutral_drop_deg))
+            lower = [(int(before[i]), float(a_rest[i])) for i in below[:1]]  # the first, as _is_below finds it
         if lower:
             j, a_j = lower[0]
             self.mounting = self._lowered(m, a_j)
