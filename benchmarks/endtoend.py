@@ -11,7 +11,10 @@ the same two CSV files, in a child process too, measured in the same run: ratios
 compare across machines (this one is shared and noisy). Batch: ``--sessions`` short CSV sessions
 analysed by ``legrep batch --jobs 1`` and ``--jobs 2``; the ratio is the speed-up. ``replay, per packet``
 is the same file replay with every packet through ``SessionCore.process`` (the live path): the
-baseline of the batched decoding, in the same run.
+baseline of the batched decoding, in the same run. ``replay, decoding only`` is the replay with the
+analysis replaced by a sink that takes the blocks and does nothing: reading, decoding, tracker,
+clock and blocking alone (the rest of ``replay`` is the analysis pipeline's). The load average
+(``os.getloadavg``) is printed beside the batch figures: on a shared machine they are depressed.
 """
 
 from __future__ import annotations
@@ -106,14 +109,20 @@ def make_data(folder: Path, hours: float) -> tuple[Path, Path, Path, int]:
     return left, right, rec, n_total
 
 
+_CPU: list[float] = []
+"""CPU seconds (user + system) of each child run, in order (the load-independent figure)."""
+
+
 def run_child_rusage(argv: list[str]) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (MiB: the child's own ru_maxrss, from os.wait4) and stdout of one child."""
+    """Wall seconds, peak RSS (MiB: the child's own ru_maxrss, from os.wait4) and stdout of one child
+    (its CPU seconds are appended to ``_CPU``)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
     out = proc.stdout.read() if proc.stdout else b""
     err = proc.stderr.read() if proc.stderr else b""
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
+    _CPU.append(usage.ru_utime + usage.ru_stime)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}): {err.decode()[-2000:]}")
@@ -121,7 +130,11 @@ def run_child_rusage(argv: list[str]) -> tuple[float, float, str]:
 
 
 def best(argv: list[str], runs: int) -> tuple[float, float, str]:
+    """The fastest of ``runs`` (wall), the largest peak memory; ``_CPU`` ends with the least CPU."""
     results = [run_child_rusage(argv) for _ in range(runs)]
+    cpu = min(_CPU[-runs:])
+    del _CPU[-runs:]
+    _CPU.append(cpu)
     wall = min(r[0] for r in results)
     return wall, max(r[1] for r in results), results[-1][2]
 
@@ -151,9 +164,11 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "legrep-bench")
     ap.add_argument("--sessions", type=int, default=200)
     ap.add_argument("--runs", type=int, default=1, help="runs per command (the fastest is shown)")
-    ap.add_argument("--skip", default="", help="comma-separated steps to skip (analyze,loadtxt,replay,perpacket,export,report,batch)")
+    ap.add_argument("--skip", default="", help="comma-separated steps to skip (analyze,loadtxt,replay,decode,perpacket,export,report,batch)")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (wall times are depressed by any other load; "
+          f"CPU seconds much less)")  # fmt: skip
     py = sys.executable
     folder = args.data / f"{args.hours:g}h"
     t0 = time.perf_counter()
@@ -164,7 +179,8 @@ def main() -> None:
 
     def report(name: str, wall: float, rss: float, what: str) -> None:
         rows.append((name, wall, rss))
-        print(f"{name:<22} {wall:7.2f} s  {n / wall / 1e6:6.2f} M samples/s  peak {rss:6.0f} MiB   {what}", flush=True)
+        print(f"{name:<22} {wall:7.2f} s  {n / wall / 1e6:6.2f} M samples/s  peak {rss:6.0f} MiB  CPU {_CPU[-1]:6.2f} s   {what}",
+              flush=True)  # fmt: skip
 
     out = folder / "out"
     shutil.rmtree(out, ignore_errors=True)
@@ -178,6 +194,14 @@ def main() -> None:
     if "replay" not in skip:
         report("replay", *best([py, "-m", "legrep", "replay", "--quiet", str(rec)], args.runs)[:2],
                "recording -> decoder, tracker, clock, analysis")  # fmt: skip
+    if "decode" not in skip:  # reading + decoding + tracker + clock + blocking, no analysis
+        code = ("import sys; from legrep.recording import RecordingReader; from legrep.live_core import SessionCore; "
+                "from legrep.replay_batch import replay_records_batched\n"
+                "class Sink:\n def update(self, leg, block): return []\n"
+                f"r = RecordingReader({str(rec)!r}); core = SessionCore.from_meta(r.meta); core.analyzer = Sink()\n"
+                "replay_records_batched(r, core)")
+        report("replay, decoding only", *best([py, "-c", code], args.runs)[:2],
+               "read, decode, track, clock-map, block; the analysis a no-op sink")  # fmt: skip
     if "perpacket" not in skip:  # the baseline of the batched decoding, in the same run
         code = ("import sys; from legrep.replay_batch import replay_file; "
                 f"replay_file({str(rec)!r}, keep_traces=False, batched=False)")
@@ -200,13 +224,18 @@ def main() -> None:
         print(f"replay speed-up of the batched decoding: {walls['replay, per packet'] / walls['replay']:.1f}x")
     if "batch" not in skip:
         tree = make_batch_tree(args.data, args.sessions)
-        times = {}
+        times, cpu, loads = {}, {}, {}
         for jobs in (1, 2):
             target = out / f"batch{jobs}"
             shutil.rmtree(target, ignore_errors=True)
+            before = os.times()
             times[jobs] = run_child_rusage([py, "-m", "legrep", "batch", str(tree), "--out", str(target), "--jobs", str(jobs)])[0]
-        print(f"batch of {args.sessions} sessions: sequential {times[1]:.2f} s, 2 workers {times[2]:.2f} s, "
-              f"speed-up {times[1] / times[2]:.2f}x")  # fmt: skip
+            after = os.times()
+            cpu[jobs] = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+            loads[jobs] = os.getloadavg()[0]
+        print(f"batch of {args.sessions} sessions: sequential {times[1]:.2f} s (CPU {cpu[1]:.1f} s, load {loads[1]:.1f}), "
+              f"2 workers {times[2]:.2f} s (CPU {cpu[2]:.1f} s, load {loads[2]:.1f}), speed-up {times[1] / times[2]:.2f}x "
+              f"on {os.cpu_count()} cores")  # fmt: skip
 
 
 if __name__ == "__main__":

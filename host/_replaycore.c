@@ -724,6 +724,10 @@ fmt_value(char *out, double v, Lut *lut)
     return snprintf(out, 32, "%.8g", v);
 }
 
+static const char DIGITS2[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                              "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                              "8081828384858687888990919293949596979899";
+
 /* "%.6f" of t: an integer count of microseconds when the product t * 1e6 is not within its rounding
  * error (half an ulp, taken as 2 ulps) of a half -- then rounding it gives snprintf's correctly
  * rounded digits; snprintf otherwise (ties, near-ties, negative or huge times) */
@@ -736,7 +740,8 @@ fmt_time(char *out, double t)
         double frac = p - f; /* (exact) */
         if (fabs(frac - 0.5) > p * 4.5e-16 + 1e-300) {
             uint64_t m = (uint64_t)f + (frac > 0.5 ? 1u : 0u);
-            uint64_t whole = m / 1000000u, micro = m % 1000000u;
+            uint64_t whole = m / 1000000u;
+            uint32_t micro = (uint32_t)(m % 1000000u);
             char tmp[24];
             int len = 0;
             do {
@@ -747,10 +752,9 @@ fmt_time(char *out, double t)
             while (len)
                 out[o++] = tmp[--len];
             out[o++] = '.';
-            for (int d = 5; d >= 0; d--) {
-                out[o + d] = (char)('0' + micro % 10u);
-                micro /= 10u;
-            }
+            memcpy(out + o, DIGITS2 + 2 * (micro / 10000u), 2);
+            memcpy(out + o + 2, DIGITS2 + 2 * (micro / 100u % 100u), 2);
+            memcpy(out + o + 4, DIGITS2 + 2 * (micro % 100u), 2);
             return o + 6;
         }
     }
@@ -819,28 +823,30 @@ done:
 
 /* ----------------------------------------------------------------------------- module */
 
+/* crc32(data) / crc16(data) for the tests: one wrapper, the width as the module function's self */
+static PyObject *
+buffer_crc(PyObject *arg, int width)
+{
+    Py_buffer b;
+    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0)
+        return NULL;
+    unsigned long c = width == 32 ? crc32((const uint8_t *)b.buf, b.len) : crc16((const uint8_t *)b.buf, b.len);
+    PyBuffer_Release(&b);
+    return PyLong_FromUnsignedLong(c);
+}
+
 static PyObject *
 py_crc32(PyObject *mod, PyObject *arg)
 {
     (void)mod;
-    Py_buffer b;
-    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0)
-        return NULL;
-    uint32_t c = crc32((const uint8_t *)b.buf, b.len);
-    PyBuffer_Release(&b);
-    return PyLong_FromUnsignedLong(c);
+    return buffer_crc(arg, 32);
 }
 
 static PyObject *
 py_crc16(PyObject *mod, PyObject *arg)
 {
     (void)mod;
-    Py_buffer b;
-    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0)
-        return NULL;
-    uint16_t c = crc16((const uint8_t *)b.buf, b.len);
-    PyBuffer_Release(&b);
-    return PyLong_FromLong(c);
+    return buffer_crc(arg, 16);
 }
 
 static PyMethodDef methods[] = {

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+from .imu_csv import ImuCsvWriter
 from .model import ImuBlock, Leg, Rep, SessionResult
 from .settings import Settings
 
@@ -217,13 +218,14 @@ def read_reps_csv(path: str | os.PathLike[str]) -> tuple[Rep, ...]:
 # --------------------------------------------------------------------------- samples CSV
 
 
-class SampleCsvWriter:
+class SampleCsvWriter(ImuCsvWriter):
     """Write one leg's samples as a canonical IMU CSV, block by block (memory flat in the length).
 
-    The bytes are those of :func:`legrep.imu_csv.write_imu_csv` (``"%.6f"`` time, ``"%.8g"``
-    values); the rows are formatted by ``legrep._replaycore.format_imu_rows``, which formats the
-    value of each whole count of ``acc_lsb_g`` / ``gyr_lsb_dps`` once (a sensor's samples are such
-    counts) and any other value by ``snprintf``. Non-finite values go through Python's formatting.
+    The bytes are those of :class:`legrep.imu_csv.ImuCsvWriter` (``"%.6f"`` time, ``"%.8g"``
+    values, printf's text); the rows are formatted by ``legrep._replaycore.format_imu_rows``, which
+    formats the value of each whole count of ``acc_lsb_g`` / ``gyr_lsb_dps`` once (a sensor's
+    samples are such counts) and any other value by ``snprintf``. Non-finite values go through
+    Python's formatting.
 
     Raises
     ------
@@ -232,18 +234,9 @@ class SampleCsvWriter:
     """
 
     def __init__(self, path: str | os.PathLike[str], acc_lsb_g: float = 0.0, gyr_lsb_dps: float = 0.0) -> None:
-        from .imu_csv import CANONICAL_HEADER
-
-        self.path = Path(path)
+        super().__init__(path)
         self.acc_lsb_g = float(acc_lsb_g)
         self.gyr_lsb_dps = float(gyr_lsb_dps)
-        try:
-            self._fh = open(self.path, "wb")
-        except IsADirectoryError:
-            raise InputError(f"{self.path}: a file path to write expected, got a directory") from None
-        except OSError as exc:
-            raise InputError(f"{self.path}: a writable file path expected, got {exc.strerror or exc}") from None
-        self._fh.write((",".join(CANONICAL_HEADER) + "\n").encode("ascii"))
 
     def write(self, block: ImuBlock) -> None:
         import numpy as np
@@ -261,15 +254,6 @@ class SampleCsvWriter:
             else:
                 fmt = "%.6f," + ",".join(["%.8g"] * 6) + "\n"
                 self._fh.write("".join(fmt % (ti, *row) for ti, row in zip(t.tolist(), values.tolist())).encode("ascii"))
-
-    def close(self) -> None:
-        self._fh.close()
-
-    def __enter__(self) -> "SampleCsvWriter":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # --------------------------------------------------------------------------- summary JSON

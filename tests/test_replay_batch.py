@@ -311,3 +311,16 @@ def test_the_clock_refit_equals_its_reference(seed: int, monkeypatch: pytest.Mon
     np.testing.assert_allclose(runs[0][0], runs[2][0], rtol=0, atol=1e-9)
     assert runs[0][1] is not None and runs[2][1] is not None
     assert abs(runs[0][1][0] - runs[2][1][0]) < 1e-9 and abs(runs[0][1][1] - runs[2][1][1]) < 1e-12
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=700))
+def test_the_c_crcs_are_zlibs_and_binasciis(data: bytes) -> None:
+    """The C path checks records with CRC-32 (zlib.crc32) and packets with CRC-16/CCITT-FALSE
+    (binascii.crc_hqx from 0xFFFF), 8 bytes a step: the same values for every length."""
+    import binascii
+    import zlib
+
+    from legrep._replaycore import crc16, crc32
+
+    assert crc32(data) == zlib.crc32(data) and crc16(data) == binascii.crc_hqx(data, 0xFFFF)

@@ -9,8 +9,10 @@ one-leg session). Each session is analysed in a worker process (recordings throu
 CSVs streamed) and written to ``OUT/<session>/reps.csv`` and ``summary.json``; then
 ``OUT/<session>/done.json`` records a hash of the input files' bytes and the settings. A later run
 skips every session whose ``done.json`` matches (resumable); a failing session is listed at the end
-and does not stop the others (exit status 1 if any failed). The summary of all sessions is printed
-and written to ``OUT/sessions.csv``. Sessions are not stored in the history database.
+and does not stop the others (exit status 1 if any failed). ``--jobs N`` uses N cores: N worker
+processes of one thread each (``--jobs 1``: the sessions one after another in this process). The
+summary of all sessions is printed and written to ``OUT/sessions.csv``. Sessions are not stored in
+the history database.
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("dir", metavar="DIR", help="folder to search (recursively)")
     parser.add_argument("--out", metavar="OUT", required=True, help="output folder (created if missing)")
-    parser.add_argument("--jobs", type=int, default=0, help="worker processes (default: one per core; 1: no pool)")
+    parser.add_argument("--jobs", type=int, default=0,
+                        help="cores to use: worker processes of one thread each (default: one per core; 1: no pool)")  # fmt: skip
     parser.add_argument(
         "--set", dest="settings", metavar="NAME=VALUE", action="append", default=[],
         help="override an analysis setting for every session (recordings otherwise use their stored settings)",
@@ -266,7 +269,7 @@ def run_batch(root: Path, out: Path, jobs: int, settings_items: Sequence[str], p
     rows: dict[str, dict[str, str]] = {}
     if jobs == 1:
         for s in sessions:
-            rows[s.name] = analyse_session(s, str(out), settings_items)
+            rows[s.name] = analyse_session(s, str(out), settings_items, threads=False)
             progress.update(rows[s.name]["status"])
     else:
         import multiprocessing
@@ -274,11 +277,12 @@ def run_batch(root: Path, out: Path, jobs: int, settings_items: Sequence[str], p
         from concurrent.futures.process import BrokenProcessPool
 
         workers = min(jobs or os.cpu_count() or 1, len(sessions))
-        # Where the time went (tests/test_batch.py, benchmarks/endtoend.py): each worker imported
-        # numpy and the analysis itself (~0.4 s of CPU apiece), each read its CSV pair on two
-        # threads (oversubscribing the cores the pool already fills), and same-sized tasks in name
-        # order left the longest for last. Now the parent imports once before the workers fork, a
-        # worker reads on one thread, and the largest sessions go first.
+        # Where the 2-worker speed-up went (benchmarks/endtoend.py): --jobs 1 read each CSV pair on
+        # two threads, so "one after another" already used part of the second core (a session is
+        # ~0.08 s of CPU, a third of it parsing); the workers did the same, oversubscribing the cores
+        # the pool fills; each worker imported numpy and the analysis itself (~0.4 s of CPU apiece);
+        # tasks in name order could leave the longest for last. Now --jobs N uses N cores, one thread
+        # each; the parent imports once before the workers fork; the largest sessions go first.
         _preload(sessions)
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork") if "fork" in methods else None
