@@ -283,6 +283,11 @@ class Settings:
     so a neutral taken while still settling or half-way up a first rep is re-anchored at the
     first lower rest (the angle from there on reads 0 at it). Above the spread of a resting
     leg's angle (about 1 deg), below the smallest settling fidget worth correcting."""
+    standing_sway_dps: Annotated[float, Range(0.1, 50.0)] = 1.5
+    """A calibration rest whose rate varies more than this (rms about its mean) is a standing
+    rest (sway 2-6 deg/s; a leg lying or kneeling still shows only the gyro's noise, under
+    0.5 deg/s rms per axis on a cheap part, 0.9 over three): its first movement may be a posture change (kneeling down
+    before bird dogs), so it is held until the next movement shows the raise direction."""
 
     def __post_init__(self) -> None:
         for name, (rule, kind) in setting_rules().items():

@@ -162,3 +162,21 @@ def test_an_axis_is_not_fitted_to_a_strap_being_adjusted(seed: int) -> None:
     for leg in (Leg.LEFT, Leg.RIGHT):
         assert len(res.reps_of(leg)) == len(sim.reps_of(leg.value)), leg
         assert np.mean(_peak_errors(sim, res, leg)) < 4.0, leg  # what is left: the strap's final turn
+
+
+@pytest.mark.parametrize("seed", [1050, 4292])
+def test_kneeling_down_from_standing_is_no_bird_dog_rep(seed: int) -> None:
+    # Calibration while standing (swaying); kneeling down flexes each thigh by ~70 deg and
+    # back, the bird dog raise is an extension. The first movement after a standing rest is
+    # held until the next one shows the raise direction; the flip re-expresses it (negative),
+    # so it is no rep (before: one extra rep per leg, counted as the posture change).
+    sim = simulate(SessionSpec(exercise="bird_dog", sets=(SetSpec(6, 6),), start="standing", sway=True), seed=seed)
+    blocks = blocks_of(sim)
+    res = _analyse(sim)
+    for leg in (Leg.LEFT, Leg.RIGHT):
+        assert len(res.reps_of(leg)) == len(sim.reps_of(leg.value)), leg
+        assert np.mean(_peak_errors(sim, res, leg)) < 2.0, leg
+    chunked = _in_random_chunks(blocks, np.random.default_rng(seed), 60)
+    assert chunked.reps == res.reps
+    for leg in blocks:
+        np.testing.assert_array_equal(chunked.traces[leg][1], res.traces[leg][1])

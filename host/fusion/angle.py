@@ -86,6 +86,10 @@ is at least this fraction of that rotation. A raise is (off-axis motion during a
 part); a person settling on the mat (the body rolling, the legs fidgeting back and forth) is
 not, and an axis fitted to it would make every angle after it wrong: such movements are skipped
 (their samples go out as the rest around them)."""
+PROBE_MAX_S = 120.0
+"""After a standing calibration rest (``standing_sway_dps``) the first movement is held until the
+raise direction is checked at the next movement from the neutral pose, for at most this long
+(then it is released as it is)."""
 _SLICE = 8192
 """Longest piece of a chunk the orientation stage handles at once (its outputs stay in cache)."""
 
@@ -265,6 +269,16 @@ class HipAngleEstimator:
         self.n_posture_changes = 0
         self.n_sign_flips = 0
         self.n_reanchors = 0  # neutral pose moved down to a lower rest
+        # after a standing calibration rest the first movement is held (probation) until the sign
+        # check after it: if that flips the raise direction, the first movement was a posture
+        # change (kneeling down before bird dogs), re-expressed with the flipped mounting: no rep
+        self._probing = False
+        self._probe_t0 = math.inf  # first sample of the first movement
+        self._probe_buf: list[tuple[FloatArray, FloatArray, BoolArray]] = []
+        self._probe_flip: tuple[Mounting, float] | None = None  # the flipped mounting, end of the movement's samples
+        self._raw_on = calib.sway_dps > settings.standing_sway_dps  # log (t, up, uref) until probation ends
+        self._raw: list[tuple[FloatArray, FloatArray, FloatArray]] = []
+        self._pending_t0 = math.nan  # first held sample of the sign check's rest
         self.restarts: list[float] = []
         """Times of the first sample of each new posture (the caller restarts rep segmentation there
         and clears the list); always among the samples released by the same ``update`` call."""
@@ -274,21 +288,59 @@ class HipAngleEstimator:
                 settings, calib.gravity_ref, self._bias0, calib.dt_nominal_s, t_pre, a_pre, g_pre, calib.start_s
             )
             self._pre = (t_pre, up, uref, still, rest, g_pre - self._bias0, np.zeros_like(a_pre))
+            if self._raw_on:
+                self._raw.append((t_pre, up, uref))
 
     # ------------------------------------------------------------------ public
     def update(self, t: FloatArray, acc: FloatArray, gyr: FloatArray) -> tuple[FloatArray, FloatArray, BoolArray]:
         """Take a chunk: ``t`` (N,) s, ``acc`` (N, 3) g, ``gyr`` (N, 3) deg/s (any chunking)."""
+        out = self._update(t, acc, gyr)
+        return self._probe_pass(out, float(t[-1]) if len(t) else -math.inf)
+
+    def _probe_pass(self, out: tuple[FloatArray, FloatArray, BoolArray], t_last: float) -> tuple[FloatArray, FloatArray, BoolArray]:
+        """Hold what is released while the first movement is on probation; at its end release
+        it all, re-expressed with the flipped mounting if the raise direction was flipped."""
+        if self._probing and t_last > self._probe_t0 + PROBE_MAX_S:
+            self._probing = False
+        if not self._probing and not self._probe_buf and self._probe_flip is None:
+            if self._raw_on and (self.mounting is not None or self._pending is not None):
+                self._raw_on, self._raw = False, []  # probation never started (a refit, a posture)
+            return out
+        self._probe_buf.append(out)
+        if self._probing:
+            return _EMPTY
+        parts = [p for p in self._probe_buf if len(p[0])]
+        self._probe_buf, self._raw_on = [], False
+        if not parts:
+            self._raw = []
+            return _EMPTY
+        tt, aa, ss = (np.concatenate(x) for x in zip(*parts))
+        if self._probe_flip is not None:
+            m, t_end = self._probe_flip
+            self._probe_flip = None
+            sel = np.flatnonzero((tt >= self._probe_t0) & (tt < t_end))
+            if len(sel):
+                rt, rup, ruref = (np.concatenate(x) for x in zip(*self._raw))
+                idx = np.searchsorted(rt, tt[sel])
+                aa = aa.copy()
+                aa[sel] = m.angles(rup[idx], ruref[idx])
+        self._raw = []
+        return tt, aa, ss
+
+    def _update(self, t: FloatArray, acc: FloatArray, gyr: FloatArray) -> tuple[FloatArray, FloatArray, BoolArray]:
         n = len(t)
         if n == 0:
             return _EMPTY
         t, acc, gyr = (np.asarray(x, dtype=np.float64) for x in (t, acc, gyr))
         if n > _SLICE:
-            parts = [self.update(t[i : i + _SLICE], acc[i : i + _SLICE], gyr[i : i + _SLICE]) for i in range(0, n, _SLICE)]
+            parts = [self._update(t[i : i + _SLICE], acc[i : i + _SLICE], gyr[i : i + _SLICE]) for i in range(0, n, _SLICE)]
             parts = [p for p in parts if len(p[0])]
             if not parts:
                 return _EMPTY
             return tuple(np.concatenate(x) for x in zip(*parts))  # type: ignore[return-value]
         up, uref, still, rest = self._tilt.update(t, acc, gyr)
+        if self._raw_on:
+            self._raw.append((t, up, uref))
         held: Held = (t, up, uref, still, rest, gyr - self._bias0, self._rest_acc(acc, rest))
         if self.mounting is None:
             self._held.append(held)
@@ -308,6 +360,12 @@ class HipAngleEstimator:
         return self._angles(held)
 
     def finish(self) -> tuple[FloatArray, FloatArray, BoolArray]:
+        """End of stream: release held samples (a first movement on probation as it is)."""
+        out = self._finish()
+        self._probing = False
+        return self._probe_pass(out, math.inf)
+
+    def _finish(self) -> tuple[FloatArray, FloatArray, BoolArray]:
         """End of stream: release held samples.
 
         Without a movement after the reference rest the axis comes from the movement before
@@ -529,8 +587,11 @@ class HipAngleEstimator:
                 ref_k = uref[k] if self._u_ref is None else self._u_ref
                 self.mounting = Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis))
                 self._prev_axis = axis
+                if self._probing and t[k] <= self._probe_t0 + PROBE_MAX_S:
+                    self._probe_flip = (self.mounting, self._pending_t0)
             elif a_k > half:
                 self._proven += 1
+            self._probing = False
             # the rest before the movement keeps the mounting it had
             head = self._release_to_movement(h, k, lambda _: before)
             if k + 1 == len(t):
@@ -539,6 +600,7 @@ class HipAngleEstimator:
         if self._pending is not None:
             old = self._pending
             self._pending = None
+            self._probing = False
             if float(axis @ old[0].axis) < 0:
                 # the movement lowers the leg: the far rest was the top of a rep (or a pose of
                 # this posture); the held samples go on with the mounting they had
@@ -558,6 +620,11 @@ class HipAngleEstimator:
         self._prev_axis = axis
         ref_k = uref[k] if self._u_ref is None else self._u_ref
         self.mounting = Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis))
+        if self._raw_on and self._proven == 0 and self.n_refits == 0 and self.n_posture_changes == 0:
+            # the first movement after a standing calibration rest: on probation until the sign check
+            self._probing = True
+            lo = int(np.flatnonzero(still[: k + 1])[-1]) + 1 if still[: k + 1].any() else 0
+            self._probe_t0 = float(t[lo])
         if plain:
             head = self._release_to_movement(h, k, self._unsigned_rest)  # (reference and offset unchanged)
         else:
@@ -608,8 +675,10 @@ class HipAngleEstimator:
             return _cat((t[:j], angle[:j], still[:j]), self._angles(tuple(x[j:] for x in h)))  # type: ignore[arg-type]
         if j_chk < len(t) and (not len(slip) or j_chk <= events[int(slip[0])]):
             self._pending, self._pending_sign = (m, self._u_ref, self._offset, self._raw_ref), True
+            self._pending_t0 = float(t[j_chk])
             return self._hold_from(h, angle, j_chk)
         if len(slip):
+            self._probing = False  # (a slip or a far rest: the first movement goes out as it is)
             j = int(events[int(slip[0])])
             if far[int(slip[0])]:
                 # far from the neutral pose: a new posture or the top of a rep; the next movement tells

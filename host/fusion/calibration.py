@@ -59,6 +59,8 @@ class Calibration:
     start_index : stream index of the rest's first sample (the orientation stage starts there;
         samples before it are analysed backward from it).
     start_s : time of that sample, s.
+    sway_dps : rms of the rate about its mean over the rest, deg/s (a standing person sways
+        2-6 deg/s; a leg lying or kneeling still shows the gyro's noise, under 0.5 deg/s).
     """
 
     gyro_bias_dps: FloatArray
@@ -67,6 +69,7 @@ class Calibration:
     still_s: float
     start_index: int
     start_s: float
+    sway_dps: float = 0.0
 
 
 class Calibrator:
@@ -285,6 +288,7 @@ class Calibrator:
             still_s=float(tt[hi - 1] - tt[lo]),
             start_index=int(lo),
             start_s=float(tt[lo]),
+            sway_dps=float(np.sqrt(((g - g.mean(axis=0)) ** 2).sum(axis=1).mean())),
         )
         self.calibration = cal
         return cal
