@@ -15,7 +15,7 @@ import html
 import io
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -858,6 +858,48 @@ def render_html(
     return "\n".join(p for p in parts if p)
 
 
+def _phone_figures_aside(result: SessionResult, settings: Settings) -> Callable[[], dict[str, bytes]]:
+    """Start drawing the phone figures in a forked child process when that is safe and useful
+    (fork available, more than one core, no other thread in this process: forking beside threads
+    can deadlock), else later here; returns the function that gives their PNG bytes. The figures
+    are the same bytes either way (the same matplotlib, rc and data; tests/test_report.py)."""
+    import os
+    import threading
+
+    if not (hasattr(os, "fork") and (os.cpu_count() or 1) > 1 and threading.active_count() == 1):
+        return lambda: phone_figures_png(result, settings)
+    import pickle
+
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: draw, send, leave without running the parent's cleanup
+        code = 1
+        try:
+            os.close(read_fd)
+            data = pickle.dumps(phone_figures_png(result, settings))
+            with os.fdopen(write_fd, "wb") as fh:
+                fh.write(data)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+
+    def collect() -> dict[str, bytes]:
+        with os.fdopen(read_fd, "rb") as fh:
+            data = fh.read()
+        _, status = os.waitpid(pid, 0)
+        if status == 0:
+            try:
+                got = pickle.loads(data)
+                if isinstance(got, dict) and set(got) == set(FIGURE_NAMES):
+                    return got
+            except Exception:  # (a child that died mid-write: draw them here)
+                pass
+        return phone_figures_png(result, settings)
+
+    return collect
+
+
 def write_report(
     result: SessionResult,
     out_html: str | Path,
@@ -878,13 +920,14 @@ def write_report(
         ``"html"`` and each figure name -> the path written.
     """
     settings = settings or Settings()
+    phone = _phone_figures_aside(result, settings)  # (on the other core while these are drawn)
     figures = build_figures(result, settings)
     pngs = {name: figure_png(fig) for name, fig in figures.items()}
     out = Path(out_html)
     out.parent.mkdir(parents=True, exist_ok=True)
     text = render_html(
         result, settings, title=title, source=source, started_at=started_at, exercise=exercise, figures_png=pngs,
-        phone_png=phone_figures_png(result, settings), advice=advice,
+        phone_png=phone(), advice=advice,
     )  # fmt: skip
     from .fileio import write_bytes_atomic, write_text_atomic
 

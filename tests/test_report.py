@@ -497,3 +497,30 @@ def test_the_streamed_trace_envelope_keeps_every_bins_extremes_for_any_chunking(
         inside = bins == b
         mine = ((got_t - t[0]) / width).astype(int) == b
         assert got_a[mine].min() == a[inside].min() and got_a[mine].max() == a[inside].max()
+
+
+def test_the_phone_figures_drawn_in_a_forked_child_are_the_same_bytes(tmp_path: Path) -> None:
+    """write_report draws the phone figures in a forked child (one thread, several cores: a
+    fresh interpreter, as the CLI runs) while it draws the others: the same PNG bytes as drawn
+    in the process itself, and the child is really used."""
+    import pickle
+    import sys
+
+    if not hasattr(os, "fork") or (os.cpu_count() or 1) < 2:
+        pytest.skip("needs fork and two cores")
+    data = tmp_path / "result.pickle"
+    data.write_bytes(pickle.dumps(make_session()))
+    script = (
+        "import pickle, sys\n"
+        "from legrep import report\n"
+        "from legrep.settings import Settings\n"
+        f"result = pickle.loads(open({str(data)!r}, 'rb').read())\n"
+        "aside = report._phone_figures_aside(result, Settings())\n"
+        "assert aside.__name__ == 'collect', aside.__name__  # (forked)\n"
+        "got = aside()\n"
+        "assert got == report.phone_figures_png(result, Settings())\n"
+        "print('same', sorted(got))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "same ['angle', 'range', 'tempo']"
