@@ -194,7 +194,7 @@ typedef struct {
     int has_mprev;
     double pend[3];     /* estimate waiting for a rest near the reference pose */
     int has_pend;
-    double apply_cos;   /* cos(acc_bias_apply_deg) */
+    double step_rad;    /* acc_bias_step_deg, rad */
     double q[4];        /* sensor -> I frame */
     double lp[3];       /* low-passed accelerometer, I frame */
     double bias[3];     /* gyro bias, deg/s */
@@ -243,16 +243,16 @@ TiltKernel_init(TiltKernel *self, PyObject *args, PyObject *kwds)
                              "still_gyro_dps", "bias_n", "rest_gyro_dps", "rest_acc_g", "rest_tilt_deg",
                              "bias_jump_dps", "bias_gain", "max_gap_s", "dt_nominal_s", "t_prev_s",
                              "acc_bias_memory", "acc_bias_ridge", "acc_bias_max_g", "gap_s",
-                             "lever_tau_s", "lever_min_dps", "lever_ridge", "lever_max_m", "acc_bias_apply_deg", NULL};
+                             "lever_tau_s", "lever_min_dps", "lever_ridge", "lever_max_m", "acc_bias_step_deg", NULL};
     PyObject *g0, *b0;
-    double motion_tau, still_gyro, rest_gyro, rest_acc, rest_tilt, bias_jump, lever_min, apply_deg;
+    double motion_tau, still_gyro, rest_gyro, rest_acc, rest_tilt, bias_jump, lever_min, step_deg;
     TiltCore *c = &self->c;
     c->acc_memory = 0.0, c->acc_ridge = 0.05, c->acc_max = 0.2;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "$OOddndnddddddddddddddddd:TiltKernel", kwlist, &g0, &b0, &c->tau_acc,
                                      &motion_tau, &c->W, &still_gyro, &c->B, &rest_gyro, &rest_acc, &rest_tilt,
                                      &bias_jump, &c->bias_gain, &c->max_gap_s, &c->dt_nominal_s, &c->t_prev,
                                      &c->acc_memory, &c->acc_ridge, &c->acc_max, &c->gap_s, &c->lever_tau,
-                                     &lever_min, &c->lever_ridge, &c->lever_max, &apply_deg))
+                                     &lever_min, &c->lever_ridge, &c->lever_max, &step_deg))
         return -1;
     if (vec3(g0, c->lp, "gravity0") < 0 || vec3(b0, c->bias, "gyro_bias0_dps") < 0)
         return -1;
@@ -280,7 +280,7 @@ TiltKernel_init(TiltKernel *self, PyObject *args, PyObject *kwds)
     c->n_acc_bias_updates = c->n_gap_snaps = 0;
     c->uncertain = 0;
     c->lever_min2 = (lever_min * DEG2RAD) * (lever_min * DEG2RAD);
-    c->apply_cos = cos(apply_deg * DEG2RAD);
+    c->step_rad = step_deg * DEG2RAD;
     c->has_wprev = 0;
     c->lever_n = 0;
     for (int j = 0; j < 3; j++)
@@ -386,22 +386,38 @@ tilt_acc_bias_event(TiltCore *c, const double ma[3])
     c->has_pend = 1;
 }
 
-/* Step 7, applying: a pending estimate is applied at a rest near the reference pose, where it
-   moves the hip angle by almost nothing (reference._apply_pending). */
+/* Step 7, applying: at any rest, as much of the change as turns the up vector's angle to the
+   reference by at most acc_bias_step_deg; the rest waits for later rests (reference._apply_pending). */
 static void
 tilt_apply_pending(TiltCore *c, const double us[3])
 {
-    if (!(us[0] * c->uref[0] + us[1] * c->uref[1] + us[2] * c->uref[2] > c->apply_cos))
-        return;
+    (void)us;
     double m[9];
     qmatrix(c->q, m);
     const double *nb = c->pend;
     double d[3] = {nb[0] - c->acc_bias[0], nb[1] - c->acc_bias[1], nb[2] - c->acc_bias[2]};
+    const double *lp = c->lp;
+    double ls[3] = {m[0] * lp[0] + m[3] * lp[1] + m[6] * lp[2], m[1] * lp[0] + m[4] * lp[1] + m[7] * lp[2],
+                    m[2] * lp[0] + m[5] * lp[1] + m[8] * lp[2]};
+    double un[3] = {ls[0] - d[0], ls[1] - d[1], ls[2] - d[2]};
+    double rn[3] = {c->ref_acc[0] - nb[0], c->ref_acc[1] - nb[1], c->ref_acc[2] - nb[2]};
+    const double *r = c->uref;
+    double c0 = (ls[0] * r[0] + ls[1] * r[1] + ls[2] * r[2]) / sqrt(ls[0] * ls[0] + ls[1] * ls[1] + ls[2] * ls[2]);
+    double c1 = (un[0] * rn[0] + un[1] * rn[1] + un[2] * rn[2]) /
+                sqrt((un[0] * un[0] + un[1] * un[1] + un[2] * un[2]) * (rn[0] * rn[0] + rn[1] * rn[1] + rn[2] * rn[2]));
+    c0 = c0 > 1.0 ? 1.0 : (c0 < -1.0 ? -1.0 : c0);
+    c1 = c1 > 1.0 ? 1.0 : (c1 < -1.0 ? -1.0 : c1);
+    double jump = fabs(acos(c1) - acos(c0));
+    if (jump > c->step_rad) {
+        double k = c->step_rad / jump; /* part of it now, the rest at the next rests */
+        d[0] = d[0] * k, d[1] = d[1] * k, d[2] = d[2] * k;
+    } else {
+        c->has_pend = 0;
+    }
     c->lp[0] = c->lp[0] - (m[0] * d[0] + m[1] * d[1] + m[2] * d[2]);
     c->lp[1] = c->lp[1] - (m[3] * d[0] + m[4] * d[1] + m[5] * d[2]);
     c->lp[2] = c->lp[2] - (m[6] * d[0] + m[7] * d[1] + m[8] * d[2]);
-    memcpy(c->acc_bias, nb, sizeof c->acc_bias);
-    c->has_pend = 0;
+    c->acc_bias[0] = c->acc_bias[0] + d[0], c->acc_bias[1] = c->acc_bias[1] + d[1], c->acc_bias[2] = c->acc_bias[2] + d[2];
     tilt_uref(c);
     c->n_acc_bias_updates++;
 }
@@ -770,7 +786,7 @@ PyDoc_STRVAR(TiltKernel_doc,
              "           bias_n, rest_gyro_dps, rest_acc_g, rest_tilt_deg, bias_jump_dps, bias_gain,\n"
              "           max_gap_s, dt_nominal_s, t_prev_s, acc_bias_memory, acc_bias_ridge,\n"
              "           acc_bias_max_g, gap_s, lever_tau_s, lever_min_dps, lever_ridge, lever_max_m,\n"
-             "           acc_bias_apply_deg)\n--\n\n"
+             "           acc_bias_step_deg)\n--\n\n"
              "Orientation stage of one sensor (host/fusion/reference.py is its specification).\n"
              "t_prev_s is NaN when no sample precedes the first chunk.");
 

@@ -55,7 +55,7 @@ class TiltKernel:
         lever_min_dps: float,
         lever_ridge: float,
         lever_max_m: float,
-        acc_bias_apply_deg: float,
+        acc_bias_step_deg: float,
     ) -> None: ...
     def run(
         self,

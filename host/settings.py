@@ -172,9 +172,10 @@ class Settings:
     (2 asin(sqrt(ridge) / 2)) barely move it; the component along every turn's axis stays 0."""
     acc_bias_max_g: Annotated[float, _nonneg(2.0)] = 0.2
     """The accelerometer-bias estimate is limited to this norm, g (twice the worst part we know)."""
-    acc_bias_apply_deg: Annotated[float, Range(0.5, 180.0)] = 10.0
-    """A new accelerometer-bias estimate is applied at a rest within this of the reference pose,
-    where it moves the hip angle by almost nothing (at the top of a rep a jump would end it)."""
+    acc_bias_step_deg: Annotated[float, Range(0.01, 180.0)] = 2.0
+    """At one rest (any pose), a new accelerometer-bias estimate may turn the up vector's angle
+    to the reference by at most this; the rest of the change waits for later rests (near the
+    reference pose all of it goes at once; at the top of a rep a big jump would end the rep)."""
     lever_arm_tau_s: Annotated[float, _nonneg(3600.0)] = 60.0
     """Memory of the lever-arm fit (0 disables it): the sensor sits 0.15-0.3 m from the hip, so the
     thigh's rotation adds up to 0.3 g (centripetal and tangential) that would tilt gravity."""

@@ -65,7 +65,7 @@ def kernel_params(settings: Settings, dt_nominal_s: float) -> TiltParams:
         lever_min_dps=s.lever_arm_min_dps,
         lever_ridge=s.lever_arm_ridge,
         lever_max_m=s.lever_arm_max_m,
-        acc_bias_apply_deg=s.acc_bias_apply_deg,
+        acc_bias_step_deg=s.acc_bias_step_deg,
     )
 
 

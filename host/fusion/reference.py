@@ -50,10 +50,13 @@ frame; the rest, the filters and the bias estimator here are our own, simpler ch
    equations of consecutive rest pairs are accumulated (forgetting ``1 - 1/acc_bias_memory`` per
    pair) and solved with a ridge ``acc_bias_ridge`` (the component along the axis of every turn
    is unobservable and stays near 0; it does not move the hip angle); the bias, limited to
-   ``acc_bias_max_g``, waits for a rest within ``acc_bias_apply_deg`` of the reference pose
-   (there it moves the hip angle by almost nothing; a jump at the top of a rep would end the rep)
-   and is then subtracted from every later accelerometer sample, the low-pass state moved by
-   the change so it stays consistent. A cheap MEMS accelerometer is off by
+   ``acc_bias_max_g``, is applied at the next rest (any pose: the sets' rests are often far
+   from the reference pose, and a bias left there reads every rep off by degrees), as much of
+   the change as turns the up vector's angle to the reference by at most ``acc_bias_step_deg``
+   (near the reference pose all of it, as both move alike; far from it the rest waits for the
+   next rests, so a jump at the top of a rep cannot end the rep), and is then subtracted from
+   every later accelerometer sample, the low-pass state moved by the change so it stays
+   consistent. A cheap MEMS accelerometer is off by
    tens of mg (up to 0.1 g), which tilts gravity by up to 6 degrees; the gyro, over the few
    seconds between two rests, is far more accurate than that;
 8. **after lost samples** (a step over ``gap_s``) the gyro bridged the gap and may be off by
@@ -118,8 +121,8 @@ class TiltParams:
     lever_ridge : ridge of the lever-arm normal equations, (rad/s^2)^2 (keeps it near 0 until
         the thigh has turned fast enough to show it).
     lever_max_m : the lever arm's length is limited to this, m.
-    acc_bias_apply_deg : a new accelerometer-bias estimate waits for a rest whose up vector is
-        within this of the reference's (where it barely moves the hip angle).
+    acc_bias_step_deg : at one rest, a new accelerometer-bias estimate may turn the up vector's
+        angle to the reference by at most this (the rest of the change waits for later rests).
     """
 
     tau_acc_s: float
@@ -142,7 +145,7 @@ class TiltParams:
     lever_min_dps: float = 30.0
     lever_ridge: float = 1.0
     lever_max_m: float = 0.6
-    acc_bias_apply_deg: float = 180.0
+    acc_bias_step_deg: float = 180.0
 
 
 def _qmul(a: list[float], b: list[float]) -> list[float]:
@@ -220,7 +223,7 @@ class ReferenceTilt:
         self.z = [0.0] * 3
         self.m_prev: list[float] | None = None
         self.pend: list[float] | None = None
-        self.apply_cos = math.cos(p.acc_bias_apply_deg * DEG2RAD)
+        self.step_rad = p.acc_bias_step_deg * DEG2RAD
         self.y_prev = [0.0] * 3
         self.n_acc_bias_updates = 0
         self.uncertain = False
@@ -498,22 +501,32 @@ class ReferenceTilt:
         self.pend = nb
 
     def _apply_pending(self, up: list[float]) -> None:
-        """Step 7, applying: at a rest near the reference pose (it barely moves the angle there)."""
-        r = self.uref
-        if not (up[0] * r[0] + up[1] * r[1] + up[2] * r[2] > self.apply_cos):
-            return
+        """Step 7, applying: at any rest, as much of the change as moves the up vector's angle
+        to the reference by at most ``acc_bias_step_deg`` (all of it near the reference pose)."""
         m = _matrix(*self.q)
         nb = self.pend
         assert nb is not None
         ab = self.acc_bias
         d = [nb[0] - ab[0], nb[1] - ab[1], nb[2] - ab[2]]
-        # keep the low-pass consistent: its recent inputs carried the old bias
         lp = self.lp
+        # the low-pass in the sensor frame, and the up and reference vectors after the full change
+        ls = [m[0] * lp[0] + m[3] * lp[1] + m[6] * lp[2], m[1] * lp[0] + m[4] * lp[1] + m[7] * lp[2], m[2] * lp[0] + m[5] * lp[1] + m[8] * lp[2]]
+        un = [ls[0] - d[0], ls[1] - d[1], ls[2] - d[2]]
+        rn = [self.ref_acc[0] - nb[0], self.ref_acc[1] - nb[1], self.ref_acc[2] - nb[2]]
+        r = self.uref
+        c0 = (ls[0] * r[0] + ls[1] * r[1] + ls[2] * r[2]) / math.sqrt(ls[0] * ls[0] + ls[1] * ls[1] + ls[2] * ls[2])
+        c1 = (un[0] * rn[0] + un[1] * rn[1] + un[2] * rn[2]) / math.sqrt((un[0] * un[0] + un[1] * un[1] + un[2] * un[2]) * (rn[0] * rn[0] + rn[1] * rn[1] + rn[2] * rn[2]))
+        jump = abs(math.acos(min(1.0, max(-1.0, c1))) - math.acos(min(1.0, max(-1.0, c0))))
+        if jump > self.step_rad:
+            k = self.step_rad / jump  # part of it now, the rest at the next rests
+            d = [d[0] * k, d[1] * k, d[2] * k]
+        else:
+            self.pend = None
+        # keep the low-pass consistent: its recent inputs carried the old bias
         lp[0] = lp[0] - (m[0] * d[0] + m[1] * d[1] + m[2] * d[2])
         lp[1] = lp[1] - (m[3] * d[0] + m[4] * d[1] + m[5] * d[2])
         lp[2] = lp[2] - (m[6] * d[0] + m[7] * d[1] + m[8] * d[2])
-        self.acc_bias = list(nb)
-        self.pend = None
+        self.acc_bias = [ab[0] + d[0], ab[1] + d[1], ab[2] + d[2]]
         self.uref = self._uref()
         self.n_acc_bias_updates += 1
 
