@@ -105,7 +105,7 @@ def test_kernel_equals_reference_with_every_option_exercised() -> None:
     rng = np.random.default_rng(9)
     t, acc, gyr = _random_stream(rng, 4000, 100.0)
     # a short lever memory and fast motion bias: every branch runs
-    s = Settings(bias_motion_tau_s=5.0, lever_arm_tau_s=5.0, acc_bias_memory=3.0, bias_window_s=0.3)
+    s = Settings(bias_motion_tau_s=5.0, lever_arm_tau_s=5.0, acc_bias_memory=3.0, bias_window_s=0.3, acc_bias_step_deg=0.2)
     k, ref = _compare(s, t, acc, gyr, 0.01)
     assert k.n_acc_bias_updates > 0 and k.n_gap_snaps > 0 and any(abs(x) > 0 for x in k.lever_m)
 
