@@ -10,7 +10,8 @@ tests run the same way: no radio, no pacing).
 
 Real file descriptors (a pty) still work: before jumping, the loop polls them, and before a long
 jump (``LONG_JUMP_S``) with any descriptor other than its own wake-up pipe registered it waits up
-to ``io_grace_s`` wall seconds for them (the kernel's pty buffer hands bytes over asynchronously),
+to ``io_grace_s`` wall seconds for them, longer for a longer jump (``JUMP_GRACE_FRAC``: the
+kernel's pty buffer hands bytes over asynchronously, and on a loaded machine not within 1 ms),
 so bytes already on their way are read first.
 
 Use :func:`run` like :func:`asyncio.run`. :class:`legrep_sim.peripheral.SimClock` on this loop
@@ -32,6 +33,12 @@ LONG_JUMP_S = 0.02
 """A jump at least this long (virtual seconds) first waits ``io_grace_s`` for real descriptors;
 shorter ones only poll them (the pty hands bytes over within microseconds, and a simulated sensor
 ticks every few milliseconds anyway, so a late byte costs at most a tick of virtual latency)."""
+
+
+JUMP_GRACE_FRAC = 0.025
+"""Before a jump of J virtual seconds with real descriptors open, wait up to this share of J wall
+seconds for them (at least ``io_grace_s``, at most ``JUMP_GRACE_MAX_S``)."""
+JUMP_GRACE_MAX_S = 0.05
 
 
 class _JumpingSelector(selectors.BaseSelector):
@@ -67,7 +74,11 @@ class _JumpingSelector(selectors.BaseSelector):
             return ready
         if self._has_other_io():
             if timeout is None or timeout >= LONG_JUMP_S:
-                ready = self._real.select(self._io_grace_s)
+                # the longer the jump, the longer it is worth waiting for bytes in flight: a reply
+                # timeout of 2 s is jumped over only after 50 ms without bytes (on a loaded machine
+                # the kernel's pty hand-over can take more than a millisecond)
+                grace = self._io_grace_s if timeout is None else max(self._io_grace_s, min(JUMP_GRACE_MAX_S, JUMP_GRACE_FRAC * timeout))
+                ready = self._real.select(grace)
                 if ready:
                     return ready
             if timeout is None:

@@ -7,7 +7,8 @@
  *                accelerometer low-passed in an almost-inertial frame (after VQF, Laidig &
  *                Seel 2023), motion and rest gyro-bias estimation, still and rest detection;
  *                host/fusion/reference.py is its plain-Python specification, step by step.
- *   hip_angles   the hip angle read from the up vectors (host.fusion.angle).
+ *   hip_angles   the hip angle: the long axis's flexion in the exercise plane (host.fusion.angle).
+ *   tilt_angles  the up vector's rotation about the flexion axis (heading-free; host.fusion.angle).
  *   RepMachine   the rep state machine of host.reps.segmenter.RepSegmenter (DOWN / UP / FALL
  *                over the segmenter's sample log) with the stopwatch measures of each rep it
  *                closes; host/reps/reference.py is its plain-Python specification, written
@@ -67,6 +68,10 @@ format_is(const char *fmt, char want)
 static int
 arr_get(PyObject *obj, Arr *a, const char *what, char want, int ndim, Py_ssize_t rows, int writable)
 {
+    /* ndim 4: a 2-D buffer of 4 columns (quaternions) */
+    const int cols = ndim == 4 ? 4 : 3;
+    const char *shape2 = ndim == 4 ? "(N, 4)" : "(N, 3)";
+    ndim = ndim == 4 ? 2 : ndim;
     const char *dtype = want == 'd' ? "float64" : "bool";
     int flags = PyBUF_STRIDES | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
     a->held = 0;
@@ -82,16 +87,16 @@ arr_get(PyObject *obj, Arr *a, const char *what, char want, int ndim, Py_ssize_t
                      format_name(a->view.format));
         goto fail;
     }
-    if (a->view.ndim != ndim || (ndim == 2 && a->view.shape[1] != 3)) {
+    if (a->view.ndim != ndim || (ndim == 2 && a->view.shape[1] != cols)) {
         if (a->view.ndim == 1)
-            PyErr_Format(PyExc_ValueError, "%s must have shape %s, got (%zd,)", what, ndim == 1 ? "(N,)" : "(N, 3)",
+            PyErr_Format(PyExc_ValueError, "%s must have shape %s, got (%zd,)", what, ndim == 1 ? "(N,)" : shape2,
                          a->view.shape[0]);
         else if (a->view.ndim == 2)
             PyErr_Format(PyExc_ValueError, "%s must have shape %s, got (%zd, %zd)", what,
-                         ndim == 1 ? "(N,)" : "(N, 3)", a->view.shape[0], a->view.shape[1]);
+                         ndim == 1 ? "(N,)" : shape2, a->view.shape[0], a->view.shape[1]);
         else
             PyErr_Format(PyExc_ValueError, "%s must have shape %s, got %d dimensions", what,
-                         ndim == 1 ? "(N,)" : "(N, 3)", a->view.ndim);
+                         ndim == 1 ? "(N,)" : shape2, a->view.ndim);
         goto fail;
     }
     a->base = (char *)a->view.buf;
@@ -516,18 +521,31 @@ PyDoc_STRVAR(TiltKernel_run_doc,
 static PyObject *
 TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 7) {
+    if (nargs < 7 || nargs > 9) {
         PyErr_Format(PyExc_TypeError,
-                     "run expected 7 arrays (time_s, acc_g, gyr_dps, up_out, uref_out, still_out, rest_out), got %zd",
+                     "run expected 7 to 9 arrays (time_s, acc_g, gyr_dps, up_out, uref_out, still_out, rest_out"
+                     "[, quat_out[, lever_out]]), got %zd",
                      nargs);
         return NULL;
     }
-    Arr t = {0}, acc = {0}, gyr = {0}, up = {0}, ur = {0}, st = {0}, rs = {0};
+    Arr t = {0}, acc = {0}, gyr = {0}, up = {0}, ur = {0}, st = {0}, rs = {0}, qo = {0}, lo = {0};
+    const int want_q = nargs >= 8 && args[7] != Py_None, want_l = nargs == 9 && args[8] != Py_None;
+    if (want_q && arr_get(args[7], &qo, "quat_out", 'd', 4, -1, 1) < 0)
+        return NULL;
+    if (want_l && arr_get(args[8], &lo, "lever_out", 'd', 2, -1, 1) < 0) {
+        arr_release(&qo);
+        return NULL;
+    }
     if (arr_get(args[0], &t, "time_s", 'd', 1, -1, 0) < 0 || arr_get(args[1], &acc, "acc_g", 'd', 2, t.n, 0) < 0 ||
         arr_get(args[2], &gyr, "gyr_dps", 'd', 2, t.n, 0) < 0 || arr_get(args[3], &up, "up_out", 'd', 2, t.n, 1) < 0 ||
         arr_get(args[4], &ur, "uref_out", 'd', 2, t.n, 1) < 0 ||
         arr_get(args[5], &st, "still_out", '?', 1, t.n, 1) < 0 || arr_get(args[6], &rs, "rest_out", '?', 1, t.n, 1) < 0)
         goto fail;
+    if ((want_q && qo.n != t.n) || (want_l && lo.n != t.n)) {
+        PyErr_Format(PyExc_ValueError, "quat_out and lever_out must have %zd rows (like time_s), got %zd and %zd", t.n,
+                     want_q ? qo.n : t.n, want_l ? lo.n : t.n);
+        goto fail;
+    }
 
     TiltCore *c = &self->c;
     const Py_ssize_t n = t.n, W = c->W, B = c->B, half = c->B / 2;
@@ -662,6 +680,21 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
             c->n_gap_snaps++;
         }
         *(char *)(rs.base + i * rs.s0) = (char)rest;
+        if (want_q) {
+            /* the attitude (sensor -> I frame) the up vector of this sample was read with */
+            double *o = (double *)(qo.base + i * qo.s0);
+            *o = qw;
+            *(double *)((char *)o + qo.s1) = qx;
+            *(double *)((char *)o + 2 * qo.s1) = qy;
+            *(double *)((char *)o + 3 * qo.s1) = qz;
+        }
+        if (want_l) {
+            /* the lever-arm estimate after this sample (hip -> sensor, sensor frame, m) */
+            double *o = (double *)(lo.base + i * lo.s0);
+            *o = c->lever[0];
+            *(double *)((char *)o + lo.s1) = c->lever[1];
+            *(double *)((char *)o + 2 * lo.s1) = c->lever[2];
+        }
         double *v = (double *)(ur.base + i * ur.s0);
         *v = c->uref[0];
         *(double *)((char *)v + ur.s1) = c->uref[1];
@@ -679,11 +712,11 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
     c->w_pos = w_pos, c->r_pos = r_pos;
     c->n_still += n_still;
     arr_release(&t), arr_release(&acc), arr_release(&gyr), arr_release(&up), arr_release(&ur), arr_release(&st),
-        arr_release(&rs);
+        arr_release(&rs), arr_release(&qo), arr_release(&lo);
     Py_RETURN_NONE;
 fail:
     arr_release(&t), arr_release(&acc), arr_release(&gyr), arr_release(&up), arr_release(&ur), arr_release(&st),
-        arr_release(&rs);
+        arr_release(&rs), arr_release(&qo), arr_release(&lo);
     return NULL;
 }
 
@@ -756,20 +789,20 @@ static PyTypeObject TiltKernelType = {
 
 /* ------------------------------------------------------------------ hip angle from the up vector */
 
-PyDoc_STRVAR(hip_angles_doc,
-             "hip_angles(up, u_ref, axis, offset_deg, angle_out_deg)\n--\n\n"
+PyDoc_STRVAR(tilt_angles_doc,
+             "tilt_angles(up, u_ref, axis, offset_deg, angle_out_deg)\n--\n\n"
              "angle_out_deg[i] = atan2(axis . (up[i] x u_ref[i]), up_p . u_ref_p) in degrees + offset_deg, with\n"
-             "_p the parts normal to axis; up and u_ref (N, 3) float64 (u_ref may have 0 row stride).\n"
-             "See host/fusion/reference.py reference_hip_angle.");
+             "_p the parts normal to axis: the up vector's rotation about the axis, heading-free; up and u_ref\n"
+             "(N, 3) float64 (u_ref may have 0 row stride). See host/fusion/reference.py reference_tilt_angle.");
 
 static PyObject *
-hip_angles(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+tilt_angles(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)mod;
     Arr u = {0}, r = {0}, out = {0};
     double f[3];
     if (nargs != 5) {
-        PyErr_Format(PyExc_TypeError, "hip_angles expected 5 arguments, got %zd", nargs);
+        PyErr_Format(PyExc_TypeError, "tilt_angles expected 5 arguments, got %zd", nargs);
         return NULL;
     }
     if (vec3(args[2], f, "axis") < 0)
@@ -794,6 +827,59 @@ hip_angles(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 fail:
     arr_release(&u), arr_release(&r), arr_release(&out);
+    return NULL;
+}
+
+PyDoc_STRVAR(hip_angles_doc,
+             "hip_angles(up, g_ref, quat, long_axis, long_ref, axis_ref, offset_deg, angle_out_deg)\n--\n\n"
+             "The thigh's flexion from the reference pose (host/fusion/reference.py reference_hip_angle):\n"
+             "v = C (quat long_axis), with C the smallest rotation taking quat up to g_ref, and\n"
+             "angle_out_deg[i] = atan2(axis_ref . (long_ref x v), long_ref . v) in degrees + offset_deg.\n"
+             "up (N, 3), quat (N, 4) (w, x, y, z: sensor -> I frame) and g_ref (N, 3) (may have 0 row\n"
+             "stride) float64; long_axis (sensor frame), long_ref, axis_ref (I frame) 3-vectors.");
+
+static PyObject *
+hip_angles(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)mod;
+    Arr u = {0}, r = {0}, q = {0}, out = {0};
+    double a[3], al[3], f[3];
+    if (nargs != 8) {
+        PyErr_Format(PyExc_TypeError, "hip_angles expected 8 arguments, got %zd", nargs);
+        return NULL;
+    }
+    if (vec3(args[3], a, "long_axis") < 0 || vec3(args[4], al, "long_ref") < 0 || vec3(args[5], f, "axis_ref") < 0)
+        return NULL;
+    double off = PyFloat_AsDouble(args[6]);
+    if (off == -1.0 && PyErr_Occurred())
+        return NULL;
+    if (arr_get(args[0], &u, "up", 'd', 2, -1, 0) < 0 || arr_get(args[1], &r, "g_ref", 'd', 2, u.n, 0) < 0 ||
+        arr_get(args[2], &q, "quat", 'd', 4, u.n, 0) < 0 || arr_get(args[7], &out, "angle_out_deg", 'd', 1, u.n, 1) < 0)
+        goto fail;
+    for (Py_ssize_t i = 0; i < u.n; i++) {
+        const double up[3] = {D2(u, i, 0), D2(u, i, 1), D2(u, i, 2)};
+        const double g0 = D2(r, i, 0), g1 = D2(r, i, 1), g2 = D2(r, i, 2);
+        const double qw = D2(q, i, 0), qx = D2(q, i, 1), qy = D2(q, i, 2), qz = D2(q, i, 3);
+        double g[3], v[3];
+        qrot(qw, qx, qy, qz, up, g); /* gravity's direction now, I frame */
+        qrot(qw, qx, qy, qz, a, v);  /* the long axis now, I frame */
+        /* C: the smallest rotation taking g to g_ref (the I frame's tilt drift undone),
+           C v = c v + k x v + k (k . v) / (1 + c) with k = g x g_ref, c = g . g_ref */
+        double kx = g[1] * g2 - g[2] * g1, ky = g[2] * g0 - g[0] * g2, kz = g[0] * g1 - g[1] * g0;
+        double c = g[0] * g0 + g[1] * g1 + g[2] * g2;
+        double kv = (kx * v[0] + ky * v[1] + kz * v[2]) / (1.0 + c);
+        double w0 = c * v[0] + (ky * v[2] - kz * v[1]) + kx * kv;
+        double w1 = c * v[1] + (kz * v[0] - kx * v[2]) + ky * kv;
+        double w2 = c * v[2] + (kx * v[1] - ky * v[0]) + kz * kv;
+        double cx = al[1] * w2 - al[2] * w1, cy = al[2] * w0 - al[0] * w2, cz = al[0] * w1 - al[1] * w0;
+        double y = f[0] * cx + f[1] * cy + f[2] * cz;
+        double x = al[0] * w0 + al[1] * w1 + al[2] * w2;
+        *(double *)(out.base + i * out.s0) = atan2(y, x) * RAD2DEG + off;
+    }
+    arr_release(&u), arr_release(&r), arr_release(&q), arr_release(&out);
+    Py_RETURN_NONE;
+fail:
+    arr_release(&u), arr_release(&r), arr_release(&q), arr_release(&out);
     return NULL;
 }
 
@@ -1601,6 +1687,7 @@ static PyMethodDef module_methods[] = {
     {"arm_flags", (PyCFunction)(void (*)(void))arm_flags, METH_FASTCALL, arm_flags_doc},
     {"measure", (PyCFunction)(void (*)(void))measure, METH_FASTCALL, measure_doc},
     {"hip_angles", (PyCFunction)(void (*)(void))hip_angles, METH_FASTCALL, hip_angles_doc},
+    {"tilt_angles", (PyCFunction)(void (*)(void))tilt_angles, METH_FASTCALL, tilt_angles_doc},
     {"first_movement", (PyCFunction)(void (*)(void))first_movement, METH_FASTCALL, first_movement_doc},
     {"window_means", (PyCFunction)(void (*)(void))window_means, METH_FASTCALL, window_means_doc},
     {NULL, NULL, 0, NULL},

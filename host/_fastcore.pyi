@@ -58,10 +58,24 @@ class TiltKernel:
         acc_bias_apply_deg: float,
     ) -> None: ...
     def run(
-        self, time_s: _F, acc_g: _F, gyr_dps: _F, up_out: _F, uref_out: _F, still_out: _B, rest_out: _B, /
+        self,
+        time_s: _F,
+        acc_g: _F,
+        gyr_dps: _F,
+        up_out: _F,
+        uref_out: _F,
+        still_out: _B,
+        rest_out: _B,
+        quat_out: _F | None = None,
+        lever_out: _F | None = None,
+        /,
     ) -> None: ...
 
-def hip_angles(up: _F, u_ref: _F, axis: Any, offset_deg: float, angle_out_deg: _F, /) -> None: ...
+def tilt_angles(up: _F, u_ref: _F, axis: Any, offset_deg: float, angle_out_deg: _F, /) -> None: ...
+
+def hip_angles(
+    up: _F, g_ref: _F, quat: _F, long_axis: Any, long_ref: Any, axis_ref: Any, offset_deg: float, angle_out_deg: _F, /
+) -> None: ...
 def first_movement(time_s: _F, rate_dps: _F, still: Any, min_rotation_deg: float, t_prev_s: float, /) -> tuple[int, int] | None: ...
 def window_means(x: _F, rest: Any, n: int, out: _F, /) -> None: ...
 

@@ -184,17 +184,15 @@ def _convert(value: object, hint: Any, key: str) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class LinkDiagnostics(_Flat):
-    """A legrep sensor's packet stream (``PacketTracker``): packets and samples, counted."""
+    """A legrep sensor's packet stream: the frozen snapshot of ``legrep.packets.TrackerStats``
+    (``TrackerStats.snapshot()``; each count's meaning is documented there)."""
 
     received: int = 0
-    """Packets decoded and accepted (including re-sent ones that filled a gap)."""
     duplicates: int = 0
     corrupt: int = 0
-    """Notifications or frames that failed to decode (length, CRC, type)."""
     reordered: int = 0
     resent_used: int = 0
     late: int = 0
-    """Packets that arrived after their gap had been given up."""
     lost_packets: int = 0
     lost_samples: int = 0
     resend_requests: int = 0
@@ -266,6 +264,8 @@ class _Decoder(_Flat):
 
 @dataclass(frozen=True, slots=True)
 class WitmotionDiagnostics(_Decoder):
+    """WitMotion's stream parser: frames read, register replies, bytes skipped while resyncing."""
+
     MODEL: ClassVar[str] = "witmotion"
     frames: int = 0
     register_frames: int = 0
@@ -275,6 +275,8 @@ class WitmotionDiagnostics(_Decoder):
 
 @dataclass(frozen=True, slots=True)
 class MovellaDotDiagnostics(_Decoder):
+    """Movella DOT: samples, damaged or stale payloads, gaps in its timestamps, repairs."""
+
     MODEL: ClassVar[str] = "movella-dot"
     samples: int = 0
     bad_payloads: int = 0
@@ -287,6 +289,8 @@ class MovellaDotDiagnostics(_Decoder):
 
 @dataclass(frozen=True, slots=True)
 class MetaMotionDiagnostics(_Decoder):
+    """MetaMotion: accelerometer and gyro samples and how many could not be paired."""
+
     MODEL: ClassVar[str] = "metamotion"
     time_from_arrival: bool = True
     acc_samples: int = 0
@@ -301,6 +305,8 @@ class MetaMotionDiagnostics(_Decoder):
 
 @dataclass(frozen=True, slots=True)
 class PolarVerityDiagnostics(_Decoder):
+    """Polar Verity Sense (PMD frames): frames per type, damaged, unsupported or stale ones."""
+
     MODEL: ClassVar[str] = "polar-verity"
     acc_frames: int = 0
     gyr_frames: int = 0

@@ -162,7 +162,7 @@ class PelvisTracker:
         s = cal.start_index
         self._filter = OrientationFilter(self.s, cal.gravity_ref, cal.gyro_bias_dps, cal.dt_nominal_s)
         if s > 0:
-            up, uref, _, _ = run_backward(self.s, cal.gravity_ref, cal.gyro_bias_dps, cal.dt_nominal_s,
+            up, uref, _, _, _, _ = run_backward(self.s, cal.gravity_ref, cal.gyro_bias_dps, cal.dt_nominal_s,
                                           t[:s], acc[:s], gyr[:s], cal.start_s)  # fmt: skip
             self._store(t[:s], up, uref)
         if s < len(t):

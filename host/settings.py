@@ -125,6 +125,15 @@ class Settings:
     uncalibrated MEMS gyro (a few deg/s; up to 20 for old parts), below a person turning round."""
     axis_rotation_deg: Annotated[float, _positive(90.0)] = 25.0
     """Rotation since the reference rest before the flexion axis is fitted to the movement."""
+    anchor_level_deg: Annotated[float, Range(0.0, 30.0)] = 3.0
+    """The exercise plane's heading is re-taken from the gyro at every rest near the reference
+    pose, and at rests elsewhere whose gravity lies within this of the plane (a thigh neither
+    abducted nor rotated there: standing between sets, not the top of an abducted raise)."""
+    axis_refit_deg: Annotated[float, _positive(3600.0)] = 60.0
+    """Rotation (up and down) since the flexion axis was last fitted after which it is fitted
+    again, at the next rest near the reference pose, to every movement seen with the mounting:
+    about one rep (a first raise's abduction and rotation tilt its axis by up to 15 deg; over
+    several reps they average out)."""
 
     # --- fusion: orientation, gyro bias, stillness, mounting (host/fusion/orientation.py, angle.py) ---
     tau_acc_s: Annotated[float, Range(0.05, 600.0)] = 3.0

@@ -208,18 +208,43 @@ def test_strided_inputs_give_the_same_outputs():
     np.testing.assert_array_equal(a[0], b[0])
 
 
-def test_hip_angles_is_the_rotation_about_the_axis():
+def _rot(axis: int, a_rad: np.ndarray) -> np.ndarray:
+    c, s_ = np.cos(a_rad), np.sin(a_rad)
+    m = np.zeros((len(a_rad), 3, 3))
+    i, j = [(1, 2), (2, 0), (0, 1)][axis]
+    m[:, axis, axis] = 1.0
+    m[:, i, i], m[:, i, j], m[:, j, i], m[:, j, j] = c, -s_, s_, c
+    return m
+
+
+def test_hip_angles_is_the_flexion_whatever_the_abduction_and_axial_rotation():
+    """Truth in the ISB hip order (Wu et al. 2002): world-from-thigh R = Ry(-flex) Rz(abd) Rx(axial)
+    with the thigh lying level (x distal, y mediolateral, z up at rest); the sensor sits on the
+    thigh in a random orientation. The old definition (the up vector's rotation about the
+    flexion axis) reads atan2(sin th cos abd, cos th cos axial + ...) instead: degrees off."""
     rng = np.random.default_rng(6)
-    f = np.array([0.0, 1.0, 0.0])
-    u_ref = np.array([0.0, 0.0, 1.0])
-    truth = rng.uniform(-170, 170, 500)
-    up = _true_up(truth)  # the sensor turned by +d about y (see _imu)
-    # add a component along f (the thigh leaving the plane): it must not change the angle
-    up = up + rng.uniform(-0.3, 0.3, (500, 1)) * f
-    up /= np.linalg.norm(up, axis=1, keepdims=True)
-    out = np.empty(500)
-    hip_angles(up, np.broadcast_to(u_ref, up.shape), f.tolist(), 5.0, out)
-    np.testing.assert_allclose(out, truth + 5.0, atol=1e-9)
+    n = 400
+    flex = rng.uniform(-10.0, 95.0, n)
+    abd, axial = rng.uniform(-20.0, 20.0, n), rng.uniform(-20.0, 20.0, n)
+    q0 = rng.normal(size=4)
+    q0 /= np.linalg.norm(q0)
+    w, x, y, z = q0
+    mount = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                      [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                      [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])  # thigh <- sensor
+    r = _rot(1, -np.radians(flex)) @ _rot(2, np.radians(abd)) @ _rot(0, np.radians(axial)) @ mount  # world <- sensor
+    # the I frame: the sensor frame at the reference rest (flex = abd = axial = 0)
+    i_from_sensor = mount.T @ r
+    from scipy.spatial.transform import Rotation
+
+    quat = Rotation.from_matrix(i_from_sensor).as_quat()[:, [3, 0, 1, 2]]
+    up = np.einsum("nji,j->ni", r, [0.0, 0.0, 1.0])
+    g_ref = mount.T @ [0.0, 0.0, 1.0]
+    f = mount.T @ [0.0, -1.0, 0.0]  # a raise (flex > 0) turns the thigh about -y
+    a = mount.T @ [1.0, 0.0, 0.0]
+    out = np.empty(n)
+    hip_angles(up, np.broadcast_to(g_ref, up.shape), quat, a.tolist(), a.tolist(), f.tolist(), 5.0, out)
+    np.testing.assert_allclose(out, flex + 5.0, atol=1e-9)
 
 
 # ---------------------------------------------------------------------- bad input
@@ -246,14 +271,16 @@ def test_wrong_arrays_give_one_clear_error():
         k.run(t, acc, gyr, ro, uref, still, rest)
     with pytest.raises(ValueError, match=r"time_s must be a float64 array, got list"):
         k.run(t.tolist(), acc, gyr, up, uref, still, rest)
-    with pytest.raises(TypeError, match=r"run expected 7 arrays"):
+    with pytest.raises(TypeError, match=r"run expected 7 to 9 arrays"):
         k.run(t, acc, gyr, up, still, rest)
     with pytest.raises(ValueError, match=r"gravity0 must be 3 numbers, got list"):
         TiltKernel(**{**_tilt_kwargs(), "gravity0": [1.0, 0.0]})
     with pytest.raises(ValueError, match=r"non-zero gravity0"):
         TiltKernel(**{**_tilt_kwargs(), "gravity0": [0.0, 0.0, 0.0]})
-    with pytest.raises(ValueError, match=r"u_ref must have 10 rows"):
-        hip_angles(up, up[:5], [0.0, 1.0, 0.0], 0.0, np.empty(10))
+    with pytest.raises(ValueError, match=r"g_ref must have 10 rows"):
+        hip_angles(up, up[:5], np.zeros((10, 4)), [1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], 0.0, np.empty(10))
+    with pytest.raises(ValueError, match=r"quat must have shape \(N, 4\), got \(10, 3\)"):
+        hip_angles(up, up, up, [1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], 0.0, np.empty(10))
     # nothing was written or changed by the refused calls
     out = _run(k, t, acc, gyr)
     np.testing.assert_array_equal(out[0], np.tile([0.0, 0.0, 1.0], (10, 1)))

@@ -19,7 +19,7 @@ from conftest import ROOT  # noqa: F401  (puts the repository on sys.path)
 
 from legrep._fastcore import TiltKernel, hip_angles
 from legrep.fusion.orientation import kernel_params
-from legrep.fusion.reference import ReferenceTilt, reference_hip_angle
+from legrep.fusion.reference import ReferenceTilt, reference_hip_angle, reference_pose
 from legrep.settings import Settings
 from legrep_sim.scenarios import SessionSpec, SetSpec, simulate
 
@@ -122,11 +122,33 @@ def test_hip_angles_equal_the_reference() -> None:
     up /= np.linalg.norm(up, axis=1, keepdims=True)
     ref = rng.normal(size=(2000, 3))
     ref /= np.linalg.norm(ref, axis=1, keepdims=True)
-    f = rng.normal(size=3)
-    f /= np.linalg.norm(f)
+    quat = rng.normal(size=(2000, 4))
+    quat /= np.linalg.norm(quat, axis=1, keepdims=True)
+    a, al, f = (v / np.linalg.norm(v) for v in rng.normal(size=(3, 3)))
     out = np.empty(2000)
-    hip_angles(up, ref, f.tolist(), 12.5, out)
-    np.testing.assert_allclose(out, reference_hip_angle(up, ref, f, 12.5), rtol=0, atol=DEG_TOL)
+    hip_angles(up, ref, quat, a.tolist(), al.tolist(), f.tolist(), 12.5, out)
+    np.testing.assert_allclose(out, reference_hip_angle(up, ref, quat, a, al, f, 12.5), rtol=0, atol=DEG_TOL)
     one = np.empty(2000)
-    hip_angles(up, np.broadcast_to(ref[0], up.shape), f.tolist(), 0.0, one)  # a fixed reference, stride 0
-    np.testing.assert_allclose(one, reference_hip_angle(up, ref[0], f), rtol=0, atol=DEG_TOL)
+    hip_angles(up, np.broadcast_to(ref[0], up.shape), quat, a.tolist(), al.tolist(), f.tolist(), 0.0, one)  # stride 0
+    np.testing.assert_allclose(one, reference_hip_angle(up, ref[0], quat, a, al, f), rtol=0, atol=DEG_TOL)
+
+
+def test_attitude_and_lever_outputs_equal_the_reference() -> None:
+    """TiltKernel.run's optional quat_out / lever_out (in chunks) against reference_pose."""
+    rng = np.random.default_rng(11)
+    n, dt = 3000, 0.01
+    t = np.arange(n) * dt + rng.normal(0.0, 0.001, n)
+    t.sort()
+    acc = np.tile([0.0, 0.0, 1.0], (n, 1)) + rng.normal(0.0, 0.02, (n, 3))
+    gyr = np.cumsum(rng.normal(0.0, 3.0, (n, 3)), axis=0) % 200.0 - 100.0
+    k, ref = _both(Settings(), dt, [0.0, 0.0, 1.0], [0.0, 0.0, 0.0])
+    quat, lever = np.empty((n, 4)), np.empty((n, 3))
+    for lo in range(0, n, 97):
+        s = slice(lo, min(n, lo + 97))
+        m = s.stop - s.start
+        k.run(t[s], acc[s], gyr[s], np.empty((m, 3)), np.empty((m, 3)), np.empty(m, dtype=bool),
+              np.empty(m, dtype=bool), quat[s], lever[s])
+    q_ref, l_ref = reference_pose(ref, t, acc, gyr)
+    np.testing.assert_allclose(quat, q_ref, rtol=0, atol=UNIT_TOL)
+    np.testing.assert_allclose(lever, l_ref, rtol=0, atol=UNIT_TOL)
+    assert np.allclose(np.linalg.norm(quat, axis=1), 1.0) and np.abs(lever).max() > 0.0

@@ -204,7 +204,7 @@ class WebPage:
                 wake.clear()
                 if self._payload:
                     await resp.write(self._payload)  # always the newest snapshot: a slow phone skips
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:
             pass
         finally:
             self._clients.discard(wake)

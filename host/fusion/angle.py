@@ -11,11 +11,25 @@ The hip angle is read from that up vector alone:
   "IMU-based joint angle measurement for gait analysis", Sensors 14(4), 2014); that first
   movement defines the positive direction (a raise: flexion for lying and standing raises,
   extension for plank leg lifts and bird dogs, so the angle is always a positive-going raise);
-* the **hip angle** is the rotation of the up vector about ``f`` from ``u_ref``, plus the angle
-  of the reference rest: ``atan2(up . l0, up . k0) + offset`` with ``k0`` the part of ``u_ref``
-  normal to ``f`` and ``l0 = k0 x f``. It depends only on the thigh's inclination in the plane
-  normal to ``f``: heading never enters, and abduction or rotation about the thigh's long axis
-  only enter to second order (through the up vector leaving that plane);
+* the **hip angle** is the flexion of the thigh's long axis ``a`` in the exercise plane (the
+  plane normal to ``f`` at the reference rest), from the reference pose, plus the angle of the
+  reference rest: the hip flexion of the ISB joint coordinate system (Wu et al. 2002,
+  J. Biomech. 35(4):543-548; Grood & Suntay 1983, J. Biomech. Eng. 105(2):136-144), so
+  abduction and rotation about the long axis during a rep do not enter it. It needs the
+  attitude, heading included: the orientation stage's gyro attitude with its tilt drift undone
+  by gravity (``hip_angles``), its heading re-taken at every rest near the reference pose (and
+  at level rests elsewhere), so only the gyro over one rep carries it. ``a`` is normal to
+  ``f``: level at the reference rest (lying, plank), or upright (kneeling, standing) when the
+  lever arm (hip -> sensor, fitted by the orientation stage) says so. The first fit of ``f``
+  carries that movement's abduction and rotation; at the first rest near the reference pose
+  after ``axis_refit_deg`` of movement it is re-fitted to every movement since, and made level
+  (the pelvis's mediolateral axis). Until the first re-anchoring (a rest near the reference
+  pose, or a level one, after a movement) the angle is the heading-free tilt
+  ``atan2(up . l0, up . k0) + offset`` (``k0`` the part of ``u_ref`` normal to ``f``,
+  ``l0 = k0 x f``: the up vector's rotation about ``f``, exact in the plane, abduction and
+  rotation entering to second order: a first movement may be a strap being adjusted or a
+  posture change), and after it the plane's angle differs from that tilt by at most 6 deg
+  (more means a heading gone wrong);
 * a **strap that moved**: at rests the orientation stage reports (bias rests) near the
   reference pose, the up vector's component along ``f`` must be what it was at the reference
   rest; if it differs by more than ``slip_deg`` the gravity direction fits no hip angle of this
@@ -57,7 +71,7 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-from .._fastcore import first_movement, hip_angles, window_means
+from .._fastcore import first_movement, hip_angles, tilt_angles, window_means
 from ..diagnostics import MountingDiagnostics, OrientationDiagnostics
 from ..diagnostics import vec3 as _vec3
 from ..model import FloatArray
@@ -71,6 +85,14 @@ SLIP_ZONE_DEG = 15.0
 SLIP_FAR_SIN = math.sin(math.radians(40.0))
 """... or anywhere when gravity is more than 40 degrees out of the plane (more than a thigh's
 abduction or rotation during a rep)."""
+LEVER_MIN_M = 0.05
+"""A lever arm shorter than this (normal to the flexion axis) does not choose the long axis."""
+PLANE_CORRECTION_MAX_DEG = 6.0
+"""The exercise plane's angle differs from the tilt about the flexion axis by at most this (see
+``Mounting.angles``)."""
+REFIT_FAR_DEG = 30.0
+"""Away from the reference pose the flexion axis is re-fitted only if the movements' principal
+axis is this far from it (the first fit was no raise); near it, always."""
 SIGN_PROOFS = 2
 """Movements from the neutral pose that must go up (by half ``axis_rotation_deg``) before the
 raise direction is trusted; until then each rest there holds the samples until the next
@@ -151,35 +173,130 @@ def _principal_axis(t: FloatArray, rate_dps: FloatArray, k: int, lo: int, t_prev
 
 
 class Mounting:
-    """The sensor's flexion axis and reference rest: what turns an up vector into a hip angle.
+    """The sensor's flexion axis, long axis and reference rest: what turns an attitude into a hip angle.
 
-    ``u_ref`` is None for the calibration rest, whose up vector the orientation stage reports
-    per sample (it improves with the accelerometer-bias estimate), or a fixed (3,) vector
-    (the rest after a strap slip).
+    ``axis`` is the flexion axis ``f`` (sensor frame, signed so the raise is positive). ``u_ref``
+    is None for the calibration rest, whose up vector the orientation stage reports per sample
+    (it improves with the accelerometer-bias estimate) and where the stage's I frame is the
+    sensor frame, or a fixed (3,) vector (the rest after a strap slip or a new posture).
+
+    Until :meth:`anchored` (``plane`` False) the angle is the heading-free tilt about ``f``.
+    Anchored, it is the flexion of the long axis ``long`` (sensor frame, normal to ``f``) in the
+    exercise plane: ``frame_i`` holds the long and flexion axes at the reference pose and
+    ``g_ref_i`` gravity's direction, in the I frame (None: the calibration rest's up vector per
+    sample). ``cov`` (3, 3) sums ``w w^T dt`` of the movements seen with this mounting,
+    ``turned_deg`` their rotation since the axes were last fitted, ``anchored_deg`` its value at
+    the last re-anchoring.
     """
 
-    def __init__(self, axis: FloatArray, u_ref: FloatArray | None, offset_deg: float, along_ref: float) -> None:
+    def __init__(
+        self,
+        axis: FloatArray,
+        u_ref: FloatArray | None,
+        offset_deg: float,
+        along_ref: float,
+        long: FloatArray | None = None,
+        cov: FloatArray | None = None,
+        turned_deg: float = 0.0,
+        anchored_deg: float = 0.0,
+        frame_i: tuple[FloatArray, FloatArray] | None = None,
+        g_ref_i: FloatArray | None = None,
+        u_neutral: FloatArray | None = None,
+    ) -> None:
+        if u_neutral is not None and u_ref is None and frame_i is None:
+            # fitted on the calibration rest (the I frame's origin): in the plane at once, with the
+            # axis level there and the long axis level too (a lying thigh; the lever arm may say
+            # upright at the first re-fit)
+            axis = level_axis(axis, u_neutral)
+            along_ref = float(u_neutral @ axis)
+            long = long_axis_flat(axis, u_neutral)
+            frame_i = (long, axis)
         self.axis = axis
         self.u_ref = u_ref
         self.offset_deg = offset_deg
         self.along_ref = along_ref  # up . f at the reference rest
+        self.long = long
+        self.cov = np.zeros((3, 3)) if cov is None else cov
+        self.turned_deg = turned_deg
+        self.anchored_deg = anchored_deg
+        self.frame_i = frame_i
+        self.g_ref_i = g_ref_i
+        self.plane = frame_i is not None and long is not None
+        self.max_correction_deg = PLANE_CORRECTION_MAX_DEG
         self._axis = axis.tolist()
-        self._last: tuple[FloatArray, FloatArray, FloatArray] | None = None
+        self._last: tuple[FloatArray, FloatArray, FloatArray, FloatArray] | None = None
 
-    def angles(self, up: FloatArray, uref: FloatArray) -> FloatArray:
-        rows = self._recall(up, uref)
-        if rows is not None:
-            return rows
-        out = np.empty(len(up))
+    def with_offset(self, offset_deg: float) -> "Mounting":
+        """The same mounting with another angle at the reference rest (a neutral pose moved)."""
+        return Mounting(self.axis, self.u_ref, offset_deg, self.along_ref, self.long, self.cov, self.turned_deg,
+                        self.anchored_deg, self.frame_i, self.g_ref_i)
+
+    def tilt_angles(self, up: FloatArray, uref: FloatArray) -> FloatArray:
+        """The heading-free angle (N,) deg: the up vector's rotation about the flexion axis from the
+        reference up vector, plus the offset (``reference_tilt_angle``; exact in the plane,
+        abduction and rotation about the long axis entering it to second order)."""
         ref = uref if self.u_ref is None else np.broadcast_to(self.u_ref, up.shape)
-        hip_angles(up, ref, self._axis, self.offset_deg, out)
-        if len(up) >= _RECALL_MIN and (self._last is None or 4 * len(up) >= len(self._last[0])):
-            self._last = (up, uref, out)  # (a short run in between does not displace a long one)
+        out = np.empty(len(up))
+        tilt_angles(up, ref, self._axis, self.offset_deg, out)
         return out
 
-    def _recall(self, up: FloatArray, uref: FloatArray) -> FloatArray | None:
+    def angles(self, up: FloatArray, uref: FloatArray, quat: FloatArray) -> FloatArray:
+        """Hip angles (N,) deg of samples with up vectors ``up`` (N, 3), calibration-rest up
+        vectors ``uref`` (N, 3) and attitudes ``quat`` (N, 4).
+
+        Anchored: the long axis's flexion in the exercise plane (``reference_hip_angle``), whose
+        difference from the heading-free tilt is limited to ``PLANE_CORRECTION_MAX_DEG``: that
+        correction is of second order in the abduction and rotation (under 6 deg for 20 of
+        each at a raise of 80), so a larger one means the heading from the gyro went wrong (a
+        gyro bias mis-estimated along gravity, which no rest corrects). Elementwise: any chunking
+        gives the same angles. Before: the tilt (a first fit may be a strap being adjusted, and
+        the long axis is not known yet).
+        """
+        rows = self._recall(up, uref, quat)
+        if rows is not None:
+            return rows
+        res = self.tilt_angles(up, uref)
+        if self.plane:
+            assert self.frame_i is not None and self.long is not None
+            out = np.empty(len(up))
+            g_ref = uref if self.g_ref_i is None else np.broadcast_to(self.g_ref_i, up.shape)
+            long_i, axis_i = self.frame_i
+            hip_angles(up, g_ref, quat, self.long.tolist(), long_i.tolist(), axis_i.tolist(), self.offset_deg, out)
+            d = np.remainder(out - res + 180.0, 360.0) - 180.0
+            res = res + np.clip(d, -self.max_correction_deg, self.max_correction_deg)
+        if len(up) >= _RECALL_MIN and (self._last is None or 4 * len(up) >= len(self._last[0])):
+            self._last = (up, uref, quat, res)  # (a short run in between does not displace a long one)
+        return res
+
+    def anchored(
+        self, axis: FloatArray, long: FloatArray, up_j: FloatArray, uref_j: FloatArray, quat_j: FloatArray,
+        angle_j: float, refit: bool,
+    ) -> "Mounting":
+        """The mounting re-anchored at a rest (sample ``j``: up vector, calibration-rest up vector,
+        attitude, angle there), with axes ``axis``, ``long`` (sensor frame; ``refit``: re-fitted,
+        the rotation count restarts).
+
+        The reference rest and its angle stay; the exercise plane's heading is taken from the
+        attitude at ``j``: the flexion axis there (tilt drift undone, level), and the long axis
+        there turned back about it by ``angle_j - offset`` to the reference pose. So the heading
+        comes from the gyro over one rep, not since the reference rest (its drift, or the person
+        turning round between sets, never reaches the angle). A fixed reference's gravity is
+        gravity at ``j`` (fixed in the I frame but for the gyro's drift).
+        """
+        g_ref = uref_j if self.u_ref is None else _rotate(quat_j, up_j)
+        f_i = _level(_tilted_back(quat_j, up_j, g_ref, axis), g_ref)
+        a_now = _tilted_back(quat_j, up_j, g_ref, long)
+        a_now = _level(a_now, f_i)
+        d = math.radians(angle_j - self.offset_deg)
+        long_i = math.cos(d) * a_now - math.sin(d) * np.cross(f_i, a_now)  # turned by -d about f_i
+        turned = 0.0 if refit else self.turned_deg
+        along = float(uref_j @ axis) if self.u_ref is None else float(self.u_ref @ axis)
+        return Mounting(axis, self.u_ref, self.offset_deg, along, long, self.cov, turned, turned, (long_i, f_i),
+                        None if self.u_ref is None else g_ref)
+
+    def _recall(self, up: FloatArray, uref: FloatArray, quat: FloatArray) -> FloatArray | None:
         """The angles of ``up`` if it is a run of rows of the last long ``up`` this mounting
-        turned into angles (with the same rows of its ``uref``), else None.
+        turned into angles (with the same rows of its ``uref`` and ``quat``), else None.
 
         Samples held after a rest are often released with the mounting they already had, as
         views of the same arrays: this gives them the angles computed before, not a second
@@ -188,9 +305,9 @@ class Mounting:
         """
         if self._last is None or len(up) == 0:
             return None
-        last_up, last_ref, last_out = self._last
+        last_up, last_ref, last_quat, last_out = self._last
         k = _row_offset(up, last_up)
-        if k is None:
+        if k is None or _row_offset(quat, last_quat) != k:
             return None
         if self.u_ref is None and _row_offset(uref, last_ref) != k:
             return None
@@ -215,9 +332,82 @@ def _row_offset(part: FloatArray, whole: FloatArray) -> int | None:
     return int(k)
 
 
-Held = tuple[FloatArray, FloatArray, FloatArray, BoolArray, BoolArray, FloatArray, FloatArray]
+def _rotate(q: FloatArray, v: FloatArray) -> FloatArray:
+    """v (3,) rotated by the unit quaternion q (4,) (w, x, y, z)."""
+    w, u = float(q[0]), q[1:]
+    t = 2.0 * np.cross(u, v)
+    out: FloatArray = v + w * t + np.cross(u, t)
+    return out
+
+
+def _tilted_back(quat: FloatArray, up: FloatArray, g_ref: FloatArray, v: FloatArray) -> FloatArray:
+    """The sensor-frame vector ``v`` in the I frame at attitude ``quat``, the I frame's tilt drift
+    undone: the smallest rotation taking gravity's direction ``quat up`` to ``g_ref``
+    (as ``hip_angles`` does per sample)."""
+    g = _rotate(quat, up)
+    w = _rotate(quat, v)
+    k = np.cross(g, g_ref)
+    c = float(g @ g_ref)
+    out: FloatArray = c * w + np.cross(k, w) + k * (float(k @ w) / (1.0 + c))
+    return out
+
+
+def _level(v: FloatArray, g: FloatArray) -> FloatArray:
+    """The unit part of ``v`` normal to the unit ``g``."""
+    x = v - float(v @ g) * g
+    out: FloatArray = x / np.linalg.norm(x)
+    return out
+
+
+def level_axis(axis: FloatArray, up_ref: FloatArray) -> FloatArray:
+    """The fitted flexion axis made level at the reference rest (normal to gravity there).
+
+    The hip's flexion axis is the pelvis's mediolateral axis, level whenever the pelvis is
+    (lying, kneeling, in a plank, standing), at every hip angle of a pure flexion. A fitted
+    axis also carries the abduction and rotation of the movements it was fitted to (5-20 deg
+    over a raise of 80 deg tilts it by up to 15 deg); the part of that tilt toward gravity is
+    removed here. An axis more than 60 deg out of level is kept as it is (not a hip raise).
+    """
+    x = axis - float(axis @ up_ref) * up_ref
+    n = float(np.linalg.norm(x))
+    if not n > 0.5:
+        return axis
+    out: FloatArray = x / n
+    return out
+
+
+def long_axis_flat(axis: FloatArray, up_ref: FloatArray) -> FloatArray:
+    """The long axis of a thigh lying level at the reference rest: normal to the flexion axis
+    and to gravity there (any normal to the axis if they are parallel)."""
+    x = np.cross(axis, up_ref)
+    n = float(np.linalg.norm(x))
+    if n > 1e-6:
+        out: FloatArray = x / n
+        return out
+    y: FloatArray = np.cross(axis, np.eye(3)[int(np.argmin(np.abs(axis)))])
+    return y / float(np.linalg.norm(y))
+
+
+def long_axis_from_lever(axis: FloatArray, up_ref: FloatArray, lever_m: FloatArray) -> FloatArray:
+    """Level or upright thigh at the reference rest, whichever the lever arm (hip -> sensor) is
+    nearer: the sensor sits on the thigh, so that arm runs close to the long axis (it leans
+    toward the thigh's front by atan(3-8 cm / 15-25 cm), 7-28 deg: too much to use it as the
+    axis itself, enough to tell a lying thigh from a hanging one). Level if the arm is shorter
+    than ``LEVER_MIN_M`` normal to the axis."""
+    flat = long_axis_flat(axis, up_ref)
+    lev = lever_m - float(lever_m @ axis) * axis
+    upright = up_ref - float(up_ref @ axis) * axis
+    nu = float(np.linalg.norm(upright))
+    if not (float(np.linalg.norm(lev)) > LEVER_MIN_M and nu > 1e-6):
+        return flat
+    upright = upright / nu
+    return flat if abs(float(lev @ flat)) >= abs(float(lev @ upright)) else upright
+
+
+Held = tuple[FloatArray, FloatArray, FloatArray, BoolArray, BoolArray, FloatArray, FloatArray, FloatArray, FloatArray]
 """Samples whose angle waits for an axis: time, up, reference up, still, rest events, rate about
-the bias, and at rest events the accelerometer's mean over the last ``still_min_s`` (else 0)."""
+the bias, at rest events the accelerometer's mean over the last ``still_min_s`` (else 0), the
+attitude (N, 4) and the lever arm (N, 3) (:meth:`OrientationFilter.update_pose`)."""
 AngleFn = Callable[[Held], FloatArray]
 """Hip angles of held samples (a mounting's, the pending sign check's with its re-anchoring, or
 the unsigned tilt)."""
@@ -253,6 +443,9 @@ class HipAngleEstimator:
         self.n_refits = 0
 
         self._slip_sin = math.sin(math.radians(settings.slip_deg))
+        self._anchor_sin = math.sin(math.radians(settings.anchor_level_deg))
+        self._refit_far_cos = math.cos(math.radians(REFIT_FAR_DEG))
+        self.n_axis_refits = 0
         self._held: list[Held] = []
         self._held_t_prev = math.nan  # time of the sample before the held ones (for their first step)
         self._pre: Held | None = None
@@ -276,20 +469,20 @@ class HipAngleEstimator:
         self._probe_t0 = math.inf  # first sample of the first movement
         self._probe_buf: list[tuple[FloatArray, FloatArray, BoolArray]] = []
         self._probe_flip: tuple[Mounting, float] | None = None  # the flipped mounting, end of the movement's samples
-        self._raw_on = calib.sway_dps > settings.standing_sway_dps  # log (t, up, uref) until probation ends
-        self._raw: list[tuple[FloatArray, FloatArray, FloatArray]] = []
+        self._raw_on = calib.sway_dps > settings.standing_sway_dps  # log (t, up, uref, quat) until probation ends
+        self._raw: list[tuple[FloatArray, FloatArray, FloatArray, FloatArray]] = []
         self._pending_t0 = math.nan  # first held sample of the sign check's rest
         self.restarts: list[float] = []
         """Times of the first sample of each new posture (the caller restarts rep segmentation there
         and clears the list); always among the samples released by the same ``update`` call."""
         if pre is not None and len(pre[0]):
             t_pre, a_pre, g_pre = (np.asarray(x, dtype=np.float64) for x in pre)
-            up, uref, still, rest = run_backward(
+            up, uref, quat, still, rest, lever = run_backward(
                 settings, calib.gravity_ref, self._bias0, calib.dt_nominal_s, t_pre, a_pre, g_pre, calib.start_s
             )
-            self._pre = (t_pre, up, uref, still, rest, g_pre - self._bias0, np.zeros_like(a_pre))
+            self._pre = (t_pre, up, uref, still, rest, g_pre - self._bias0, np.zeros_like(a_pre), quat, lever)
             if self._raw_on:
-                self._raw.append((t_pre, up, uref))
+                self._raw.append((t_pre, up, uref, quat))
 
     # ------------------------------------------------------------------ public
     def update(self, t: FloatArray, acc: FloatArray, gyr: FloatArray) -> tuple[FloatArray, FloatArray, BoolArray]:
@@ -320,10 +513,10 @@ class HipAngleEstimator:
             self._probe_flip = None
             sel = np.flatnonzero((tt >= self._probe_t0) & (tt < t_end))
             if len(sel):
-                rt, rup, ruref = (np.concatenate(x) for x in zip(*self._raw))
+                rt, rup, ruref, rquat = (np.concatenate(x) for x in zip(*self._raw))
                 idx = np.searchsorted(rt, tt[sel])
                 aa = aa.copy()
-                aa[sel] = m.angles(rup[idx], ruref[idx])
+                aa[sel] = m.angles(rup[idx], ruref[idx], rquat[idx])
         self._raw = []
         return tt, aa, ss
 
@@ -338,10 +531,10 @@ class HipAngleEstimator:
             if not parts:
                 return _EMPTY
             return tuple(np.concatenate(x) for x in zip(*parts))  # type: ignore[return-value]
-        up, uref, still, rest = self._tilt.update(t, acc, gyr)
+        up, uref, quat, still, rest, lever = self._tilt.update_pose(t, acc, gyr)
         if self._raw_on:
-            self._raw.append((t, up, uref))
-        held: Held = (t, up, uref, still, rest, gyr - self._bias0, self._rest_acc(acc, rest))
+            self._raw.append((t, up, uref, quat))
+        held: Held = (t, up, uref, still, rest, gyr - self._bias0, self._rest_acc(acc, rest), quat, lever)
         if self.mounting is None:
             self._held.append(held)
             out = self._try_fit()
@@ -376,22 +569,23 @@ class HipAngleEstimator:
             # the stream ended at a held rest: it stays a pose of the current posture
             sign = self._pending_sign
             h = self._merged_held()
-            t, up, uref, still = self._take_held()
-            angle = self._pending_angles(h) if sign and h is not None else self._pending[0].angles(up, uref)
+            t, up, uref, still, quat = self._take_held()
+            angle = self._pending_angles(h) if sign and h is not None else self._pending[0].angles(up, uref, quat)
             self.mounting, self._u_ref, self._offset, self._raw_ref = self._pending
             self._pending, self._pending_sign = None, False
             return t, angle, still
         if self.mounting is not None or (not self._held and self._pre is None):
             return _EMPTY
         if self._pre is not None:
-            t_pre, _, uref_pre, still_pre, _, w_pre, _ = self._pre
+            t_pre, _, uref_pre, still_pre, _, w_pre, _, _, _ = self._pre
             found = fit_axis(-t_pre[::-1], -w_pre[::-1], still_pre[::-1], self.s.axis_rotation_deg, -self.calib.start_s)
             if found is not None:
                 k = len(t_pre) - 1 - found[0]
+                # (the tilt: no rest re-anchors the heading over samples analysed backward)
                 self.mounting = Mounting(found[1], None, 0.0, float(uref_pre[k] @ found[1]))
-                t, up, uref, still = self._take_held()
-                return t, self.mounting.angles(up, uref), still
-        t, up, uref, still = self._take_held()
+                t, up, uref, still, quat = self._take_held()
+                return t, self.mounting.angles(up, uref, quat), still
+        t, up, uref, still, _ = self._take_held()
         return t, self._unsigned(up, uref), still
 
     def _rest_acc(self, acc: FloatArray, rest: BoolArray) -> FloatArray:
@@ -414,14 +608,14 @@ class HipAngleEstimator:
         """Angles of held samples at the sign check's rest, by the pending mounting, moved to a
         lower neutral pose at each rest event below it (as :meth:`_angles` does)."""
         assert self._pending is not None
-        _, up, uref, _, rest, _, racc = h
+        _, up, uref, _, rest, _, racc, quat, _ = h
         m = self._pending[0]
-        angle = m.angles(up, uref)
+        angle = m.angles(up, uref, quat)
         for j in np.flatnonzero(rest).tolist():
             a_j = float(self._rest_angles(m, racc[j : j + 1])[0])
             if self._is_below(a_j):
                 m = self._lowered(m, a_j)
-                angle[j:] = m.angles(up[j:], uref[j:])
+                angle[j:] = m.angles(up[j:], uref[j:], quat[j:])
         self._pending = (m, self._pending[1], m.offset_deg, self._pending[3])
         self._offset = m.offset_deg
         return angle
@@ -433,7 +627,7 @@ class HipAngleEstimator:
         near the neutral pose the two directions share the accelerometer's bias and scale
         errors, which cancel. A zero mean reads 0.
 
-        All rests in one ``hip_angles`` call; each norm as ``np.linalg.norm`` of one vector
+        All rests in one ``tilt_angles`` call; each norm as ``np.linalg.norm`` of one vector
         computes it (``sqrt(v.dot(v))``), so each angle is what a call per rest gives.
         """
         n = len(acc_means)
@@ -442,7 +636,7 @@ class HipAngleEstimator:
         unit = np.zeros((n, 3))
         unit[ok] = acc_means[ok] / norms[ok][:, None]
         out = np.empty(n)
-        hip_angles(unit, np.broadcast_to(self._raw_ref, (n, 3)), m._axis, m.offset_deg, out)
+        tilt_angles(unit, np.broadcast_to(self._raw_ref, (n, 3)), m._axis, m.offset_deg, out)
         out[~ok] = 0.0
         return out
 
@@ -453,7 +647,7 @@ class HipAngleEstimator:
     def _lowered(self, m: Mounting, angle_deg: float) -> Mounting:
         """``m`` with its neutral pose moved to a rest that reads ``angle_deg``."""
         self.n_reanchors += 1
-        return Mounting(m.axis, m.u_ref, m.offset_deg - angle_deg, m.along_ref)
+        return m.with_offset(m.offset_deg - angle_deg)
 
     def _unsigned(self, up: FloatArray, uref: FloatArray) -> FloatArray:
         """Angle without a flexion axis: the unsigned tilt from the reference rest, plus its offset."""
@@ -478,13 +672,14 @@ class HipAngleEstimator:
         return self._tilt.diagnostics()
 
     # ------------------------------------------------------------------ machinery
-    def _take_held(self) -> tuple[FloatArray, FloatArray, FloatArray, BoolArray]:
-        """All held samples (those before the calibration rest first), in time order; clears them."""
+    def _take_held(self) -> tuple[FloatArray, FloatArray, FloatArray, BoolArray, FloatArray]:
+        """All held samples (those before the calibration rest first), in time order; clears them:
+        time, up, reference up, still, attitude."""
         parts = ([self._pre] if self._pre is not None else []) + self._held
         self._held, self._pre = [], None
         if not parts:
-            return np.empty(0), np.empty((0, 3)), np.empty((0, 3)), np.empty(0, dtype=bool)
-        return tuple(np.concatenate([p[j] for p in parts]) for j in range(4))  # type: ignore[return-value]
+            return np.empty(0), np.empty((0, 3)), np.empty((0, 3)), np.empty(0, dtype=bool), np.empty((0, 4))
+        return tuple(np.concatenate([p[j] for p in parts]) for j in (0, 1, 2, 3, 7))  # type: ignore[return-value]
 
     def _hold_from(self, h: Held, angle: FloatArray, j: int) -> tuple[FloatArray, FloatArray, BoolArray]:
         """Release ``h`` up to sample ``j`` (with ``angle``); hold the rest until an axis is fitted."""
@@ -525,13 +720,13 @@ class HipAngleEstimator:
         still one before it with ``before`` (the angles ``_release_still`` would have given them
         chunk by chunk: chunk invariance), the movement itself with the new mounting."""
         assert self.mounting is not None
-        t, up, uref, still = h[0], h[1], h[2], h[3]
+        t, up, uref, still, quat = h[0], h[1], h[2], h[3], h[7]
         lo = int(np.flatnonzero(still[: k + 1])[-1]) + 1 if still[: k + 1].any() else 0
         self._held = []
         head = (t[:lo], before(tuple(x[:lo] for x in h)), still[:lo])  # type: ignore[arg-type]
         return _cat(
             head,
-            (t[lo : k + 1], self.mounting.angles(up[lo : k + 1], uref[lo : k + 1]), still[lo : k + 1]),
+            (t[lo : k + 1], self.mounting.angles(up[lo : k + 1], uref[lo : k + 1], quat[lo : k + 1]), still[lo : k + 1]),
         )
 
     def _fit_turn(self, t: FloatArray, w: FloatArray, still: BoolArray) -> tuple[int, FloatArray] | None:
@@ -565,7 +760,7 @@ class HipAngleEstimator:
         plain = self._pending is None and self._pre is None  # still samples went out unsigned (update)
         h = self._merged_held()
         assert h is not None
-        t, up, uref, still, rest, w, _ = h
+        t, up, uref, still, rest, w, _, quat, _ = h
         found = self._fit_turn(t, w, still)
         if found is None:
             return _EMPTY
@@ -576,7 +771,7 @@ class HipAngleEstimator:
             old = self._pending
             self._pending, self._pending_sign = None, False
             self.mounting = old[0]
-            a_k = float(old[0].angles(up[k : k + 1], uref[k : k + 1])[0])
+            a_k = float(old[0].angles(up[k : k + 1], uref[k : k + 1], quat[k : k + 1])[0])
             half = 0.5 * self.s.axis_rotation_deg
             if a_k < -half:
                 # the leg left the neutral pose downward: the raise goes the other way (the first
@@ -585,6 +780,7 @@ class HipAngleEstimator:
                 self._proven = 0
                 self._offset = -old[2]
                 ref_k = uref[k] if self._u_ref is None else self._u_ref
+                # (the tilt until anchored: the first movement was a posture change)
                 self.mounting = Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis))
                 self._prev_axis = axis
                 if self._probing and t[k] <= self._probe_t0 + PROBE_MAX_S:
@@ -606,8 +802,8 @@ class HipAngleEstimator:
                 # this posture); the held samples go on with the mounting they had
                 self.mounting, self._u_ref, self._offset, self._raw_ref = old
                 self._held = [tuple(x[: k + 1] for x in h)]  # type: ignore[list-item]
-                t_h, up_h, uref_h, still_h = self._take_held()
-                head = (t_h, self.mounting.angles(up_h, uref_h), still_h)
+                t_h, up_h, uref_h, still_h, quat_h = self._take_held()
+                head = (t_h, self.mounting.angles(up_h, uref_h, quat_h), still_h)
                 if k + 1 == len(t):
                     return head
                 return _cat(head, self._angles(tuple(x[k + 1 :] for x in h)))  # type: ignore[arg-type]
@@ -629,20 +825,32 @@ class HipAngleEstimator:
             head = self._release_to_movement(h, k, self._unsigned_rest)  # (reference and offset unchanged)
         else:
             self._held = [tuple(x[: k + 1] for x in h)]  # type: ignore[list-item]
-            t_h, up_h, uref_h, still_h = self._take_held()
-            head = (t_h, self.mounting.angles(up_h, uref_h), still_h)
+            t_h, up_h, uref_h, still_h, quat_h = self._take_held()
+            head = (t_h, self.mounting.angles(up_h, uref_h, quat_h), still_h)
         if k + 1 == len(t):
             return head
         tail = self._angles(tuple(x[k + 1 :] for x in h))  # type: ignore[arg-type]
         return _cat(head, tail)
 
     def _angles(self, h: Held) -> tuple[FloatArray, FloatArray, BoolArray]:
-        """Angles with the current mounting, up to the first rest that shows a strap slip."""
-        t, up, uref, still, rest, _, racc = h
+        """Angles with the current mounting, up to the first rest that shows a strap slip; at a
+        rest near the reference pose (or a level one) after a movement the mounting is
+        re-anchored (:meth:`_anchor`)."""
+        t, up, uref, still, rest, w, racc, quat, lever = h
         m = self.mounting
         assert m is not None
-        angle = m.angles(up, uref)
+        angle = m.angles(up, uref, quat)
         events = np.flatnonzero(rest)
+        # movement statistics since the mounting was made, sample by sample (sequential sums:
+        # identical for any chunking; nominal steps, so a gap weighs like one sample)
+        dt = self.calib.dt_nominal_s
+        wm = np.where(still[:, None], 0.0, w)
+        cov = np.cumsum(np.concatenate([m.cov[None], np.einsum("ni,nj->nij", wm, wm) * dt]), axis=0)
+        turned = np.cumsum(np.concatenate([[m.turned_deg], np.sqrt(np.einsum("ni,ni->n", wm, wm)) * dt]))
+
+        def upto(j: int) -> None:  # the statistics of the samples released with m (before j)
+            m.cov, m.turned_deg = cov[j], float(turned[j])
+
         # until SIGN_PROOFS movements from the neutral pose went up, each is checked: from the
         # first still sample there, samples are held until the next movement shows its way
         j_chk = len(t)
@@ -659,7 +867,14 @@ class HipAngleEstimator:
             low = np.abs(angle[events] - m.offset_deg) <= SLIP_ZONE_DEG
             off = np.abs(along - ref_along)
             far = angle[events] > self._posture_deg
-            slip = np.flatnonzero(((off > self._slip_sin) & low) | (off > SLIP_FAR_SIN) | far)
+            bad = ((off > self._slip_sin) & low) | (off > SLIP_FAR_SIN) | far
+            slip = np.flatnonzero(bad)
+            # re-anchoring: heading-free (after the person turned round the heading from the gyro is
+            # wrong until then), near the reference pose or where gravity lies in the plane
+            tilt = m.tilt_angles(up[events], uref[events])
+            near = (np.abs(tilt - m.offset_deg) <= SLIP_ZONE_DEG) | (off <= self._anchor_sin)
+            moved = turned[events + 1] - m.anchored_deg >= self.s.axis_rotation_deg
+            anchor = np.flatnonzero(near & moved & ~bad)
         # rests before the sign check and the first slip: a lower neutral pose
         lim = min(j_chk, int(events[int(slip[0])]) if len(slip) else len(t))
         before = events[events < lim]
@@ -668,18 +883,31 @@ class HipAngleEstimator:
             a_rest = self._rest_angles(m, racc[before])
             below = np.flatnonzero((-self._posture_deg < a_rest) & (a_rest < -self.s.neutral_drop_deg))
             lower = [(int(before[i]), float(a_rest[i])) for i in below[:1]]  # the first, as _is_below finds it
-        if lower:
+        j_anchor = int(events[int(anchor[0])]) if len(events) and len(anchor) else len(t)
+        if lower and lower[0][0] <= j_anchor:
             j, a_j = lower[0]
+            upto(j)
             self.mounting = self._lowered(m, a_j)
             self._offset = self.mounting.offset_deg
             return _cat((t[:j], angle[:j], still[:j]), self._angles(tuple(x[j:] for x in h)))  # type: ignore[arg-type]
+        if j_anchor < lim:
+            j = j_anchor
+            upto(j + 1)
+            tilt_j = float(m.tilt_angles(up[j : j + 1], uref[j : j + 1])[0])
+            self.mounting = self._anchor(m, up[j], uref[j], quat[j], lever[j], tilt_j)
+            head = (t[: j + 1], angle[: j + 1], still[: j + 1])
+            if j + 1 == len(t):
+                return head
+            return _cat(head, self._angles(tuple(x[j + 1 :] for x in h)))  # type: ignore[arg-type]
         if j_chk < len(t) and (not len(slip) or j_chk <= events[int(slip[0])]):
+            upto(j_chk + 1)
             self._pending, self._pending_sign = (m, self._u_ref, self._offset, self._raw_ref), True
             self._pending_t0 = float(t[j_chk])
             return self._hold_from(h, angle, j_chk)
         if len(slip):
             self._probing = False  # (a slip or a far rest: the first movement goes out as it is)
             j = int(events[int(slip[0])])
+            upto(j + 1)
             if far[int(slip[0])]:
                 # far from the neutral pose: a new posture or the top of a rep; the next movement tells
                 self._pending = (m, self._u_ref, self._offset, self._raw_ref)
@@ -693,7 +921,36 @@ class HipAngleEstimator:
                 self._raw_ref = racc[j] / np.linalg.norm(racc[j])
                 self._offset = float(angle[j])
             return self._hold_from(h, angle, j)
+        upto(len(t))
         return t, angle, still
+
+    def _anchor(self, m: Mounting, up_j: FloatArray, uref_j: FloatArray, quat_j: FloatArray, lever_j: FloatArray, angle_j: float) -> Mounting:
+        """``m`` re-anchored at a rest (``Mounting.anchored``): once the thigh turned
+        ``axis_refit_deg`` since the axes were fitted, the flexion axis is re-fitted to every
+        movement seen with ``m`` (the principal direction of the rate, signed as before, made
+        level) and the long axis chosen by the lever arm; away from the reference pose only if
+        the first fit was no raise (a strap adjusted, turning the sensor about the long axis:
+        the principal axis is then over REFIT_FAR_DEG from it), since a clean first movement
+        (a shift to a raised baseline) is usually truer than reps with abduction and rotation.
+        A mounting on a fixed reference rest (after a slip or a new posture) enters the plane at
+        its first anchoring (its attitude there is not kept)."""
+        axis, long = m.axis, m.long
+        refit = m.turned_deg >= self.s.axis_refit_deg
+        if refit:
+            _, vecs = np.linalg.eigh(m.cov)
+            fitted = vecs[:, -1] if float(vecs[:, -1] @ m.axis) >= 0 else -vecs[:, -1]
+            low = abs(angle_j - m.offset_deg) <= SLIP_ZONE_DEG
+            refit = low or float(fitted @ m.axis) < self._refit_far_cos
+            if refit:
+                ref = uref_j if m.u_ref is None else m.u_ref  # the reference rest's up vector
+                axis = level_axis(fitted / np.linalg.norm(fitted), ref)
+                long = long_axis_from_lever(axis, ref, lever_j)
+                self.n_axis_refits += 1
+        if long is None:  # a fixed reference rest, not yet in the plane: it enters it here
+            ref = uref_j if m.u_ref is None else m.u_ref
+            axis = level_axis(axis, ref)
+            long = long_axis_flat(axis, ref)
+        return m.anchored(axis, long, up_j, uref_j, quat_j, angle_j, refit)
 
 
 def _cat(

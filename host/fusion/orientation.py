@@ -117,6 +117,26 @@ class OrientationFilter:
         self._k.run(t, acc, gyr, *out)
         return out
 
+    def update_pose(
+        self,
+        t: FloatArray,
+        acc: FloatArray,
+        gyr: FloatArray,
+    ) -> tuple[FloatArray, FloatArray, FloatArray, BoolArray, BoolArray, FloatArray]:
+        """Like :meth:`update`, with the attitude too: ``(up, u_ref, quat (N, 4), still, rest, lever (N, 3))``.
+
+        ``quat`` (w, x, y, z) turns the sensor frame into the stage's I frame (the sensor frame
+        at the calibration rest, moved only by the gyro): heading from the gyro, which gravity
+        cannot give. ``up`` is ``quat^-1 (lp / |lp|) quat``, so ``quat up`` is gravity's
+        direction in the I frame (it drifts only as slowly as the gyro bias error turns it).
+        ``lever`` is the lever-arm estimate (hip -> sensor, sensor frame, m) after each sample.
+        """
+        n = len(t)
+        up, uref, quat, lever = np.empty((n, 3)), np.empty((n, 3)), np.empty((n, 4)), np.empty((n, 3))
+        still, rest = np.empty(n, dtype=bool), np.empty(n, dtype=bool)
+        self._k.run(t, acc, gyr, up, uref, still, rest, quat, lever)
+        return up, uref, quat, still, rest, lever
+
     @property
     def gyro_bias_dps(self) -> tuple[float, float, float]:
         return self._k.gyro_bias_dps
@@ -154,15 +174,16 @@ def run_backward(
     acc: FloatArray,
     gyr: FloatArray,
     t_next_s: float,
-) -> tuple[FloatArray, FloatArray, BoolArray, BoolArray]:
+) -> tuple[FloatArray, FloatArray, FloatArray, BoolArray, BoolArray, FloatArray]:
     """The orientation stage run back in time over samples that precede the calibration rest.
 
     The stage starts at the rest (time ``t_next_s``) and goes backward: time reversed and
-    negated, the rate negated (the same rotations, undone). Returns the outputs in the
-    samples' own (forward) order.
+    negated, the rate negated (the same rotations, undone; the attitude stays sensor -> the
+    sensor frame at the rest, as forward). Returns the outputs of
+    :meth:`OrientationFilter.update_pose` in the samples' own (forward) order.
     """
     back = OrientationFilter(settings, gravity0, gyro_bias0_dps, dt_nominal_s, t_prev_s=-t_next_s)
-    out = back.update(np.ascontiguousarray(-t[::-1]), np.ascontiguousarray(acc[::-1]), np.ascontiguousarray(-gyr[::-1]))
+    out = back.update_pose(np.ascontiguousarray(-t[::-1]), np.ascontiguousarray(acc[::-1]), np.ascontiguousarray(-gyr[::-1]))
     return tuple(x[::-1].copy() for x in out)  # type: ignore[return-value]
 
 

@@ -63,11 +63,13 @@ frame; the rest, the filters and the bias estimator here are our own, simpler ch
 9. **reference up vector**: ``normalize(ref_acc - b)``, the reference rest's accelerometer mean
    corrected by the current bias estimate (what the hip angle is measured from).
 
-Hip-angle stage: ``reference_hip_angle(up, u_ref, f, offset)`` is the rotation of the thigh
-about its flexion axis ``f`` away from the reference pose, read from the up vectors alone:
-when the thigh turns by ``d`` about ``f`` the up vector turns by ``-d`` about ``f`` in the
-sensor frame, so with both vectors projected onto the plane normal to ``f``,
-``d = atan2(f . (up x u_ref), up_p . u_ref_p) + offset``.
+Hip-angle stage: ``reference_tilt_angle(up, u_ref, f, offset)`` is the rotation of the up
+vector about the flexion axis ``f`` from the reference pose (heading-free: when the thigh turns
+by ``d`` about ``f`` the up vector turns by ``-d`` about ``f`` in the sensor frame, so with both
+vectors projected onto the plane normal to ``f``, ``d = atan2(f . (up x u_ref), up_p . u_ref_p)
++ offset``); ``reference_hip_angle(up, g_ref, quat, a, a_ref, f_ref, offset)`` the flexion of the
+long axis ``a`` in the exercise plane, from the attitude (see its docstring); ``reference_pose``
+the attitude and lever-arm outputs of the orientation stage.
 """
 
 from __future__ import annotations
@@ -533,8 +535,27 @@ class ReferenceTilt:
         return up, uref, still, rest
 
 
-def reference_hip_angle(up: npt.ArrayLike, u_ref: npt.ArrayLike, f: npt.ArrayLike, offset_deg: float = 0.0) -> np.ndarray:
-    """Hip angle (deg) per pair of up vectors (N, 3) (reference may be one (3,) vector) about axis f (3,)."""
+def reference_pose(tilt: ReferenceTilt, t: npt.ArrayLike, acc: npt.ArrayLike, gyr: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """``ReferenceTilt.run``'s extra outputs of ``TiltKernel.run`` (quat_out, lever_out): the
+    attitude (N, 4) after each sample and the lever-arm estimate (N, 3) after it; runs ``tilt``."""
+    tt = np.asarray(t, dtype=np.float64).tolist()
+    aa = np.asarray(acc, dtype=np.float64).tolist()
+    gg = np.asarray(gyr, dtype=np.float64).tolist()
+    quat = np.empty((len(tt), 4))
+    lever = np.empty((len(tt), 3))
+    for i, (ti, ai, gi) in enumerate(zip(tt, aa, gg)):
+        tilt.step(ti, ai, gi)
+        quat[i] = tilt.q
+        lever[i] = tilt.lever
+    return quat, lever
+
+
+def reference_tilt_angle(up: npt.ArrayLike, u_ref: npt.ArrayLike, f: npt.ArrayLike, offset_deg: float = 0.0) -> np.ndarray:
+    """The heading-free angle (deg) per pair of up vectors (N, 3) (reference may be one (3,)
+    vector) about axis f (3,): when the thigh turns by ``d`` about ``f`` the up vector turns by
+    ``-d`` about ``f`` in the sensor frame, so with both vectors projected onto the plane normal
+    to ``f``, ``d = atan2(f . (up x u_ref), up_p . u_ref_p) + offset``. Exact for a movement in
+    the plane; abduction and rotation about the long axis enter it to second order."""
     fa = [float(v) for v in np.asarray(f)]
     uu = np.asarray(up, dtype=np.float64)
     rr = np.broadcast_to(np.asarray(u_ref, dtype=np.float64), uu.shape)
@@ -547,5 +568,54 @@ def reference_hip_angle(up: npt.ArrayLike, u_ref: npt.ArrayLike, f: npt.ArrayLik
         uf = u[0] * fa[0] + u[1] * fa[1] + u[2] * fa[2]
         rf = r[0] * fa[0] + r[1] * fa[1] + r[2] * fa[2]
         x = (u[0] * r[0] + u[1] * r[1] + u[2] * r[2]) - uf * rf
+        out.append(math.atan2(y, x) * RAD2DEG + offset_deg)
+    return np.array(out)
+
+
+def reference_hip_angle(
+    up: npt.ArrayLike,
+    g_ref: npt.ArrayLike,
+    quat: npt.ArrayLike,
+    long_axis: npt.ArrayLike,
+    long_ref: npt.ArrayLike,
+    axis_ref: npt.ArrayLike,
+    offset_deg: float = 0.0,
+) -> np.ndarray:
+    """Hip angle (deg) per sample: the flexion of the thigh's long axis in the exercise plane.
+
+    The exercise plane is normal to the flexion axis ``axis_ref`` (I frame) at the reference
+    rest, where the long axis was ``long_ref`` (I frame). Per sample the long axis
+    ``long_axis`` (sensor frame) is taken into the I frame by the attitude ``quat`` (N, 4) and
+    the I frame's tilt drift is undone by the smallest rotation C taking gravity's direction
+    now, ``quat up``, to the reference's ``g_ref`` (N, 3) (or (3,)): ``v = C quat long_axis``;
+    the angle is ``atan2(axis_ref . (long_ref x v), long_ref . v) + offset``: the angle of the
+    long axis projected on the exercise plane, the hip flexion of the ISB joint coordinate
+    system (Wu et al. 2002, J. Biomech. 35(4):543-548; Grood & Suntay 1983, J. Biomech. Eng.
+    105(2):136-144: flexion about the proximal segment's mediolateral axis, before abduction
+    and axial rotation), so abduction and rotation about the long axis do not enter it.
+    """
+    uu = np.asarray(up, dtype=np.float64).tolist()
+    gg = np.broadcast_to(np.asarray(g_ref, dtype=np.float64), (len(uu), 3)).tolist()
+    qq = np.asarray(quat, dtype=np.float64).tolist()
+    a = [float(x) for x in np.asarray(long_axis)]
+    al = [float(x) for x in np.asarray(long_ref)]
+    f = [float(x) for x in np.asarray(axis_ref)]
+    out = []
+    for u, r, q in zip(uu, gg, qq):
+        g = _rotate(q[0], q[1], q[2], q[3], u)
+        v = _rotate(q[0], q[1], q[2], q[3], a)
+        kx = g[1] * r[2] - g[2] * r[1]
+        ky = g[2] * r[0] - g[0] * r[2]
+        kz = g[0] * r[1] - g[1] * r[0]
+        c = g[0] * r[0] + g[1] * r[1] + g[2] * r[2]
+        kv = (kx * v[0] + ky * v[1] + kz * v[2]) / (1.0 + c)
+        w0 = c * v[0] + (ky * v[2] - kz * v[1]) + kx * kv
+        w1 = c * v[1] + (kz * v[0] - kx * v[2]) + ky * kv
+        w2 = c * v[2] + (kx * v[1] - ky * v[0]) + kz * kv
+        cx = al[1] * w2 - al[2] * w1
+        cy = al[2] * w0 - al[0] * w2
+        cz = al[0] * w1 - al[1] * w0
+        y = f[0] * cx + f[1] * cy + f[2] * cz
+        x = al[0] * w0 + al[1] * w1 + al[2] * w2
         out.append(math.atan2(y, x) * RAD2DEG + offset_deg)
     return np.array(out)

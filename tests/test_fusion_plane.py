@@ -1,0 +1,69 @@
+"""The hip angle in the exercise plane: abduction and rotation during reps against the simulator's truth.
+
+The simulator's truth is the hip flexion of the ISB joint coordinate system (Wu et al. 2002:
+flexion, then ab/adduction, then axial rotation; ``legrep_sim.motion``), the angle of the
+thigh's long axis projected on the exercise plane. With 5-20 deg of abduction and of axial
+rotation in every rep (either sign), the up vector's rotation about the flexion axis (the
+angle before the plane) was 2.5 deg off on average (straight-leg and bent-knee raises, these
+seeds); the stated tolerances below sit between that and what the plane gives (1.75, 0.9: the
+first rep of each leg is still the tilt, the plane starts at the first rest after a movement).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import blocks_of, match_reps
+
+from legrep.model import ImuBlock, Leg
+from legrep.pipeline import LegPipeline, analyze_arrays
+from legrep_sim.scenarios import SessionSpec, SetSpec, simulate
+
+OFF_AXIS_DEG = (5.0, 20.0)
+SEEDS = (21, 22, 23)
+
+
+@pytest.mark.parametrize(("exercise", "mae_tol_deg"), [("straight_leg_raise", 2.1), ("bent_knee_raise", 1.5)])
+def test_peak_is_the_flexion_whatever_the_abduction_and_rotation(exercise: str, mae_tol_deg: float) -> None:
+    errors = []
+    for seed in SEEDS:
+        sim = simulate(SessionSpec(exercise=exercise, sets=(SetSpec(8, 8, off_axis_deg=OFF_AXIS_DEG),), errors="typical"), seed)
+        b = blocks_of(sim)
+        res = analyze_arrays(left=b[Leg.LEFT], right=b[Leg.RIGHT])
+        for leg in (Leg.LEFT, Leg.RIGHT):
+            assert len(res.reps_of(leg)) == len(sim.reps_of(leg.value)), (seed, leg)
+            errors += [r.peak_deg - t.peak_deg for r, t in match_reps(res.reps, sim.reps, leg)]
+    mae = float(np.mean(np.abs(errors)))
+    assert mae <= mae_tol_deg, f"peak_deg MAE {mae:.2f} deg over {len(errors)} reps, expected <= {mae_tol_deg}"
+
+
+def test_plane_angles_are_identical_for_any_chunking() -> None:
+    """Re-fits and re-anchoring at rests, decided sample by sample: random chunks give the
+    same angles, bit for bit (a strap slip and off-axis reps included)."""
+    spec = SessionSpec(sets=(SetSpec(6, 0, off_axis_deg=OFF_AXIS_DEG, strap_slips=1),), legs=("left",), errors="harsh")
+    sim = simulate(spec, 5)
+    block = blocks_of(sim)[Leg.LEFT]
+
+    def run(chunks: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        p = LegPipeline(Leg.LEFT)
+        outs = []
+        i = 0
+        for k in chunks:
+            outs.append(p.update(ImuBlock(block.time_s[i : i + k], block.acc_g[i : i + k], block.gyr_dps[i : i + k])))
+            i += k
+        outs.append(p.finish())
+        assert p._angle is not None and p._angle.n_axis_refits > 0  # the re-fit ran
+        return np.concatenate([o.time_s for o in outs]), np.concatenate([o.angle_deg for o in outs])
+
+    t_all, a_all = run([len(block)])
+    rng = np.random.default_rng(9)
+    sizes = list(rng.integers(1, 700, size=len(block)))
+    chunks, n = [], 0
+    for k in sizes:
+        if n >= len(block):
+            break
+        chunks.append(int(min(k, len(block) - n)))
+        n += chunks[-1]
+    t_ch, a_ch = run(chunks)
+    np.testing.assert_array_equal(t_ch, t_all)
+    np.testing.assert_array_equal(a_ch, a_all)
