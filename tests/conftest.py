@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -126,3 +127,27 @@ def bundled_demo(tmp_path_factory: pytest.TempPathFactory) -> BundledDemo:
         record = json.loads(done.read_text())
     wav_path = Path(record["voice_wav"]) if record["voice_wav"] else None
     return BundledDemo(out, record["code"], record["stdout"], record["stderr"], wav_path)
+
+
+CPU_LOG = os.environ.get("LEGREP_TEST_CPU")
+"""``LEGREP_TEST_CPU=FILE sh .ci/test``: append per test ``cpu_s  children_cpu_s  wall_s  worker  test``
+(tab-separated) to FILE, for finding what costs CPU on a machine where wall time is shared."""
+
+
+if CPU_LOG:
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):  # type: ignore[no-untyped-def]
+        import resource
+        import time
+
+        def cpu() -> tuple[float, float]:
+            c = resource.getrusage(resource.RUSAGE_CHILDREN)
+            return time.process_time(), c.ru_utime + c.ru_stime
+
+        (p0, c0), w0 = cpu(), time.perf_counter()
+        yield
+        (p1, c1), w1 = cpu(), time.perf_counter()
+        with open(CPU_LOG, "a", encoding="utf-8") as fh:
+            worker = os.environ.get("PYTEST_XDIST_WORKER", "-")
+            fh.write(f"{p1 - p0:.3f}\t{c1 - c0:.3f}\t{w1 - w0:.3f}\t{worker}\t{item.nodeid}\n")
