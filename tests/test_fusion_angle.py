@@ -180,3 +180,19 @@ def test_kneeling_down_from_standing_is_no_bird_dog_rep(seed: int) -> None:
     assert chunked.reps == res.reps
     for leg in blocks:
         np.testing.assert_array_equal(chunked.traces[leg][1], res.traces[leg][1])
+
+
+@pytest.mark.parametrize("seed", [1080, 4322])
+def test_a_session_that_starts_mid_rep_is_not_read_upside_down(seed: int) -> None:
+    # The first rep starts at t = 0: the first rest (calibration) is the top of rep 1. Before,
+    # that top became the neutral pose and the lowering the raise direction: every angle read
+    # upside down and rep 1 was lost. The samples before the rest are one turn into it, so the
+    # rest is that far up and the mounting comes from that turn.
+    sim = simulate(SessionSpec(sets=(SetSpec(8, 8),), start="rep"), seed=seed)
+    blocks = blocks_of(sim)
+    res = _analyse(sim)
+    for leg in (Leg.LEFT, Leg.RIGHT):
+        assert len(res.reps_of(leg)) == len(sim.reps_of(leg.value)), leg
+        assert np.mean(_peak_errors(sim, res, leg)) < 3.0, (leg, _peak_errors(sim, res, leg))
+    chunked = _in_random_chunks(blocks, np.random.default_rng(seed), 60)
+    assert chunked.reps == res.reps

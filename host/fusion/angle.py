@@ -462,6 +462,7 @@ class HipAngleEstimator:
         self.n_posture_changes = 0
         self.n_sign_flips = 0
         self.n_reanchors = 0  # neutral pose moved down to a lower rest
+        self.n_lead_ins = 0  # the stream started with a turn into the calibration rest
         # after a standing calibration rest the first movement is held (probation) until the sign
         # check after it: if that flips the raise direction, the first movement was a posture
         # change (kneeling down before bird dogs), re-expressed with the flipped mounting: no rep
@@ -483,6 +484,38 @@ class HipAngleEstimator:
             self._pre = (t_pre, up, uref, still, rest, g_pre - self._bias0, np.zeros_like(a_pre), quat, lever)
             if self._raw_on:
                 self._raw.append((t_pre, up, uref, quat))
+            self._lead_in()
+
+    def _lead_in(self) -> None:
+        """A stream that starts with one turn into the calibration rest (the person already
+        moving: the rest is the top of the first rep) has its mounting from that turn.
+
+        The samples before the calibration rest must be one turn about one axis
+        (``FIT_NET_FRAC`` of all their rotation) of at least ``min_rom_deg``: then the rest is
+        that far above where the stream began, and the next movement (the lowering) is no
+        raise. A strap being adjusted (back and forth) or a person settling is not one turn.
+        """
+        assert self._pre is not None
+        t, up, uref, _, _, w, _, _, _ = self._pre
+        if len(t) < 2:
+            return
+        dt = np.diff(t, append=self.calib.start_s)
+        seg = w * np.sqrt(dt)[:, None]
+        _, vecs = np.linalg.eigh(seg.T @ seg)
+        axis = vecs[:, -1]
+        net = float((w @ axis) @ dt)
+        if net < 0:
+            axis, net = -axis, -net
+        total = float(np.linalg.norm(w, axis=1) @ dt)
+        if net < self.s.min_rom_deg or net < FIT_NET_FRAC * total:
+            return
+        axis = axis / np.linalg.norm(axis)
+        offset = net  # (the gyro over the turn: the backward orientation's start is its least settled end)
+        self.n_lead_ins += 1
+        self._offset = offset
+        self._prev_axis = axis
+        self._proven = 1
+        self.mounting = Mounting(axis, None, offset, float(uref[-1] @ axis))
 
     # ------------------------------------------------------------------ public
     def update(self, t: FloatArray, acc: FloatArray, gyr: FloatArray) -> tuple[FloatArray, FloatArray, BoolArray]:
@@ -535,6 +568,10 @@ class HipAngleEstimator:
         if self._raw_on:
             self._raw.append((t, up, uref, quat))
         held: Held = (t, up, uref, still, rest, gyr - self._bias0, self._rest_acc(acc, rest), quat, lever)
+        if self.mounting is not None and self._pre is not None:
+            # the mounting came from the turn into the calibration rest (_lead_in)
+            p, self._pre = self._pre, None
+            return _cat((p[0], self.mounting.angles(p[1], p[2], p[7]), p[3]), self._angles(held))
         if self.mounting is None:
             self._held.append(held)
             out = self._try_fit()
