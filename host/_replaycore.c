@@ -205,6 +205,15 @@ fit_drift(const double *xs, const double *rs, Py_ssize_t n, double min_span_s, d
     return (max_drift < d) ? max_drift : d; /* min(., max_drift) */
 }
 
+/* release the views that were taken (obj set), of n */
+static void
+release_views(Py_buffer *views, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (views[i].obj)
+            PyBuffer_Release(&views[i]);
+}
+
 static int
 get_f64(PyObject *obj, Py_buffer *view, const char *name, Py_ssize_t min_len, int writable)
 {
@@ -361,30 +370,33 @@ py_replay_run(PyObject *mod, PyObject *args)
     if (!PyArg_ParseTuple(args, "OOOOnnOOOOOOOOn", &odata, &ostarts, &oends, &otimes, &r0, &r1, &oslot, &ois, &ofs,
                           &owin, &osyn, &ot, &oacc, &ogyr, &max_packets))
         return NULL;
-    Py_buffer bd = {0}, bs = {0}, be = {0}, bt = {0}, bslot = {0}, bis = {0}, bfs = {0}, bw = {0}, bsy = {0},
-              bot = {0}, boa = {0}, bog = {0};
+    Py_buffer views[12];
+    memset(views, 0, sizeof(views));
+    Py_buffer *bd = &views[0], *bs = &views[1], *be = &views[2], *bt = &views[3], *bslot = &views[4],
+              *bis = &views[5], *bfs = &views[6], *bw = &views[7], *bsy = &views[8], *bot = &views[9],
+              *boa = &views[10], *bog = &views[11];
     PyObject *result = NULL;
     double *tmp = NULL;
-    if (PyObject_GetBuffer(odata, &bd, PyBUF_SIMPLE) < 0)
+    if (PyObject_GetBuffer(odata, bd, PyBUF_SIMPLE) < 0)
         return NULL;
-    if (get_i64(ostarts, &bs, "starts", r1, 0) < 0 || get_i64(oends, &be, "ends", r1, 0) < 0 ||
-        get_f64(otimes, &bt, "times", r1, 0) < 0 || get_i64(oslot, &bslot, "slot_of", 256, 0) < 0 ||
-        get_i64(ois, &bis, "istate", I_COUNT, 1) < 0 || get_f64(ofs, &bfs, "fstate", F_COUNT, 1) < 0 ||
-        get_f64(owin, &bw, "win", 2, 1) < 0 || get_f64(osyn, &bsy, "syncs", 3, 1) < 0 ||
-        get_f64(ot, &bot, "out_t", 1, 1) < 0 || get_f64(oacc, &boa, "out_acc", 3, 1) < 0 ||
-        get_f64(ogyr, &bog, "out_gyr", 3, 1) < 0)
+    if (get_i64(ostarts, bs, "starts", r1, 0) < 0 || get_i64(oends, be, "ends", r1, 0) < 0 ||
+        get_f64(otimes, bt, "times", r1, 0) < 0 || get_i64(oslot, bslot, "slot_of", 256, 0) < 0 ||
+        get_i64(ois, bis, "istate", I_COUNT, 1) < 0 || get_f64(ofs, bfs, "fstate", F_COUNT, 1) < 0 ||
+        get_f64(owin, bw, "win", 2, 1) < 0 || get_f64(osyn, bsy, "syncs", 3, 1) < 0 ||
+        get_f64(ot, bot, "out_t", 1, 1) < 0 || get_f64(oacc, boa, "out_acc", 3, 1) < 0 ||
+        get_f64(ogyr, bog, "out_gyr", 3, 1) < 0)
         goto done;
-    Py_ssize_t slots = bis.len / (8 * I_COUNT);
-    if (bis.len != slots * 8 * I_COUNT || bfs.len != slots * 8 * F_COUNT || slots < 1 || bw.len % (16 * slots) ||
-        bsy.len % (24 * slots) || bot.len % (8 * slots) || boa.len != 3 * bot.len || bog.len != 3 * bot.len) {
+    Py_ssize_t slots = bis->len / (8 * I_COUNT);
+    if (bis->len != slots * 8 * I_COUNT || bfs->len != slots * 8 * F_COUNT || slots < 1 || bw->len % (16 * slots) ||
+        bsy->len % (24 * slots) || bot->len % (8 * slots) || boa->len != 3 * bot->len || bog->len != 3 * bot->len) {
         PyErr_SetString(PyExc_ValueError, "replay_run: state arrays of inconsistent shapes");
         goto done;
     }
-    Py_ssize_t wcap = bw.len / (16 * slots), scap = bsy.len / (24 * slots), ocap = bot.len / (8 * slots);
-    const uint8_t *data = (const uint8_t *)bd.buf;
-    Py_ssize_t nbytes = bd.len;
-    const int64_t *starts = (const int64_t *)bs.buf, *ends = (const int64_t *)be.buf, *slot_of = (const int64_t *)bslot.buf;
-    const double *times = (const double *)bt.buf;
+    Py_ssize_t wcap = bw->len / (16 * slots), scap = bsy->len / (24 * slots), ocap = bot->len / (8 * slots);
+    const uint8_t *data = (const uint8_t *)bd->buf;
+    Py_ssize_t nbytes = bd->len;
+    const int64_t *starts = (const int64_t *)bs->buf, *ends = (const int64_t *)be->buf, *slot_of = (const int64_t *)bslot->buf;
+    const double *times = (const double *)bt->buf;
     tmp = malloc(sizeof(double) * (size_t)(4 * wcap + 4));
     if (!tmp) {
         PyErr_NoMemory();
@@ -411,10 +423,10 @@ py_replay_run(PyObject *mod, PyObject *args)
             reason = 1;
             break;
         }
-        int64_t *is = (int64_t *)bis.buf + slot * I_COUNT;
-        double *fs = (double *)bfs.buf + slot * F_COUNT;
-        double *win = (double *)bw.buf + slot * 2 * wcap;
-        double *syn = (double *)bsy.buf + slot * 3 * scap;
+        int64_t *is = (int64_t *)bis->buf + slot * I_COUNT;
+        double *fs = (double *)bfs->buf + slot * F_COUNT;
+        double *win = (double *)bw->buf + slot * 2 * wcap;
+        double *syn = (double *)bsy->buf + slot * 3 * scap;
         const uint8_t *p = rec + HEAD_SIZE;
         Py_ssize_t size = (Py_ssize_t)(end - 4 - (start + 4 + HEAD_SIZE));
         /* decode_imu_packet's checks, and not re-sent (a re-sent packet never continues in order) */
@@ -497,9 +509,9 @@ py_replay_run(PyObject *mod, PyObject *args)
         is[I_SAMPLES] += n;
         /* ClockMapper.map_ticks over the packet's samples, then SampleBatch.scaled */
         double e = fs[F_DRIFT], c = fs[F_OFFSET], x0 = fs[F_X0];
-        double *ot_ = (double *)bot.buf + slot * ocap + is[I_NOUT];
-        double *oa_ = (double *)boa.buf + 3 * (slot * ocap + is[I_NOUT]);
-        double *og_ = (double *)bog.buf + 3 * (slot * ocap + is[I_NOUT]);
+        double *ot_ = (double *)bot->buf + slot * ocap + is[I_NOUT];
+        double *oa_ = (double *)boa->buf + 3 * (slot * ocap + is[I_NOUT]);
+        double *og_ = (double *)bog->buf + 3 * (slot * ocap + is[I_NOUT]);
         const uint8_t *sp = p + 16;
         double acc_lsb = fs[F_ACC_LSB], gyr_lsb = fs[F_GYR_LSB];
         double xk = 0.0, outk = 0.0;
@@ -553,29 +565,7 @@ py_replay_run(PyObject *mod, PyObject *args)
     result = Py_BuildValue("(ni)", r, reason);
 done:
     free(tmp);
-    PyBuffer_Release(&bd);
-    if (bs.obj)
-        PyBuffer_Release(&bs);
-    if (be.obj)
-        PyBuffer_Release(&be);
-    if (bt.obj)
-        PyBuffer_Release(&bt);
-    if (bslot.obj)
-        PyBuffer_Release(&bslot);
-    if (bis.obj)
-        PyBuffer_Release(&bis);
-    if (bfs.obj)
-        PyBuffer_Release(&bfs);
-    if (bw.obj)
-        PyBuffer_Release(&bw);
-    if (bsy.obj)
-        PyBuffer_Release(&bsy);
-    if (bot.obj)
-        PyBuffer_Release(&bot);
-    if (boa.obj)
-        PyBuffer_Release(&boa);
-    if (bog.obj)
-        PyBuffer_Release(&bog);
+    release_views(views, 12);
     return result;
 }
 
@@ -597,22 +587,24 @@ py_walk_records(PyObject *mod, PyObject *args)
     double max_t;
     if (!PyArg_ParseTuple(args, "OndnOOOO", &odata, &pos, &max_t, &max_record, &os_, &oe, &ot, &ok))
         return NULL;
-    Py_buffer bd = {0}, bs = {0}, be = {0}, bt = {0}, bk = {0};
+    Py_buffer views[5];
+    memset(views, 0, sizeof(views));
+    Py_buffer *bd = &views[0], *bs = &views[1], *be = &views[2], *bt = &views[3], *bk = &views[4];
     PyObject *result = NULL;
-    if (PyObject_GetBuffer(odata, &bd, PyBUF_SIMPLE) < 0)
+    if (PyObject_GetBuffer(odata, bd, PyBUF_SIMPLE) < 0)
         return NULL;
-    if (get_i64(os_, &bs, "starts", 0, 1) < 0 || get_i64(oe, &be, "ends", 0, 1) < 0 ||
-        get_f64(ot, &bt, "times", 0, 1) < 0 || get_i64(ok, &bk, "kinds", 0, 1) < 0)
+    if (get_i64(os_, bs, "starts", 0, 1) < 0 || get_i64(oe, be, "ends", 0, 1) < 0 ||
+        get_f64(ot, bt, "times", 0, 1) < 0 || get_i64(ok, bk, "kinds", 0, 1) < 0)
         goto done;
-    Py_ssize_t cap = bs.len / 8;
-    if (be.len / 8 < cap || bt.len / 8 < cap || bk.len / 8 < cap) {
+    Py_ssize_t cap = bs->len / 8;
+    if (be->len / 8 < cap || bt->len / 8 < cap || bk->len / 8 < cap) {
         PyErr_SetString(PyExc_ValueError, "walk_records: output arrays of one length expected");
         goto done;
     }
-    const uint8_t *data = (const uint8_t *)bd.buf;
-    Py_ssize_t n = bd.len, count = 0;
-    int64_t *starts = (int64_t *)bs.buf, *ends = (int64_t *)be.buf, *kinds = (int64_t *)bk.buf;
-    double *times = (double *)bt.buf;
+    const uint8_t *data = (const uint8_t *)bd->buf;
+    Py_ssize_t n = bd->len, count = 0;
+    int64_t *starts = (int64_t *)bs->buf, *ends = (int64_t *)be->buf, *kinds = (int64_t *)bk->buf;
+    double *times = (double *)bt->buf;
     Py_BEGIN_ALLOW_THREADS
     while (pos < n && count < cap) {
         if (n - pos < 8 + HEAD_SIZE)
@@ -636,15 +628,7 @@ py_walk_records(PyObject *mod, PyObject *args)
     Py_END_ALLOW_THREADS
     result = Py_BuildValue("(nn)", count, pos);
 done:
-    PyBuffer_Release(&bd);
-    if (bs.obj)
-        PyBuffer_Release(&bs);
-    if (be.obj)
-        PyBuffer_Release(&be);
-    if (bt.obj)
-        PyBuffer_Release(&bt);
-    if (bk.obj)
-        PyBuffer_Release(&bk);
+    release_views(views, 5);
     return result;
 }
 

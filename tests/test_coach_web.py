@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -26,6 +27,11 @@ from legrep.coach.web import parse_web_address
 from legrep.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
+WEB_SPEED = 32
+"""The demo's speed: its 186 s session streams in ~6 s, the page sampled every 50 ms."""
+END_BOUND_S = 90.0
+"""The demo must have exited this long after the page opened, the page open throughout (a bound
+that tells "ends" from "hangs", no speed figure: ~6 s idle, ~20 s on a loaded machine)."""
 TRUTH = RECORDINGS_DIR / "straight_leg_raise" / "truth.json"
 
 STATE_JS = """(() => {
@@ -38,6 +44,12 @@ STATE_JS = """(() => {
           log: window.legrepLog ? window.legrepLog.length : 0,
           small: [...document.querySelectorAll('body *')].filter(e => e.childNodes.length && [...e.childNodes].some(c => c.nodeType === 3 && c.textContent.trim())
                  && parseFloat(getComputedStyle(e).fontSize) < 11).length};
+})()"""
+
+
+END_JS = """(() => {
+  const log = window.legrepLog || [];
+  return {status: document.getElementById('status').textContent, last_ended: log.length ? log[log.length - 1].ended : null};
 })()"""
 
 
@@ -54,7 +66,7 @@ def status_of(url: str, method: str = "GET") -> int:
 @pytest.mark.skipif(not TRUTH.exists(), reason="bundled recordings not present")
 def test_phone_page_follows_the_running_demo(tmp_path: Path) -> None:
     chromium_binary()
-    cmd = [sys.executable, "-m", "legrep", "demo", "--speed", "16", "--quiet", "--web", "0.0.0.0:0",
+    cmd = [sys.executable, "-m", "legrep", "demo", "--speed", str(WEB_SPEED), "--quiet", "--web", "0.0.0.0:0",
            "--reps-per-leg", "10", "--sets", "2"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
@@ -73,14 +85,18 @@ def test_phone_page_follows_the_running_demo(tmp_path: Path) -> None:
         # read-only: nothing but GET
         assert status_of(f"{base}/?token={token}", "POST") == 405
         assert status_of(f"{base}/events?token={token}", "PUT") == 405
-        samples, urls, statuses, shot = asyncio.run(_watch(f"{base}/?token={token}", tmp_path / "page.png"))
+        # the page stays open until the demo has exited: the demo must end anyway (it could hang)
+        samples, urls, statuses, shot, end = asyncio.run(_watch(f"{base}/?token={token}", tmp_path / "page.png", proc))
     finally:
         try:
-            out, err = proc.communicate(timeout=120)
+            out, err = proc.communicate(timeout=5 if proc.poll() is None else None)
         except subprocess.TimeoutExpired:
             proc.kill()
             out, err = proc.communicate()
+    assert end["exited"], f"the demo did not end within {END_BOUND_S:g} s with its page open: {err[-2000:]}"
     assert proc.returncode == 0, err[-2000:]
+    # the page got the session's last snapshot, stopped reconnecting and says it is over
+    assert end["last_ended"] and end["status"] == "session ended", end
 
     # the counts and the angle change while the demo streams
     lefts = [int(s["left"]) for s in samples if s["left"] is not None]
@@ -110,14 +126,17 @@ def test_phone_page_follows_the_running_demo(tmp_path: Path) -> None:
         shutil.copyfile(shot, REPO / "docs" / "phone-page.png")
 
 
-async def _watch(url: str, shot: Path) -> tuple[list[dict], list[str], dict[str, int], Path]:  # type: ignore[type-arg]
+async def _watch(url: str, shot: Path, proc: subprocess.Popen) -> tuple[list[dict], list[str], dict[str, int], Path, dict]:  # type: ignore[type-arg]
+    """The page's state every 50 ms while the demo runs, the page left open until the demo exits
+    (or ``END_BOUND_S`` passed); then what the page shows after the end."""
     async with Browser(390, 844) as browser:
         page = await browser.page()
         await page.goto(url)
         samples = []
         took = False
-        for _ in range(90):  # 9 s of wall time = 144 s of session at speed 16 (of 186 s)
-            await asyncio.sleep(0.1)
+        deadline = time.monotonic() + END_BOUND_S
+        while proc.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
             state = await page.eval(STATE_JS)
             samples.append(state)
             try:
@@ -129,7 +148,10 @@ async def _watch(url: str, shot: Path) -> tuple[list[dict], list[str], dict[str,
                 took = True
         if not took:
             await page.screenshot(shot)
-        return samples, page.requested_urls(), page.statuses(), shot
+        exited = proc.poll() is not None
+        await asyncio.sleep(1.5)  # past the page's 1 s retry: what it shows once the server is gone
+        end = await page.eval(END_JS)
+        return samples, page.requested_urls(), page.statuses(), shot, {"exited": exited, **end}
 
 
 def test_web_address_forms() -> None:

@@ -113,17 +113,19 @@ function render(s) {
   text("status", s.ended ? "session ended" : (s.note || "live"));
 }
 const es = new EventSource("events" + (token ? "?token=" + encodeURIComponent(token) : ""));
+let ended = false;
 es.onmessage = (e) => {
   const s = JSON.parse(e.data);
+  if (s.ended && !ended) { ended = true; es.close(); }  // the session is over: no reconnecting
   const got = performance.timeOrigin + performance.now();
   render(s);
   requestAnimationFrame(() => {
     const log = window.legrepLog;
     log.push({ got_ms: got, painted_ms: performance.timeOrigin + performance.now(), wall_ms: s.wall_ms, t: s.t,
-               angle_t: Object.fromEntries(s.legs.map((L) => [L.leg, L.angle_t_s])) });
+               angle_t: Object.fromEntries(s.legs.map((L) => [L.leg, L.angle_t_s])), ended: !!s.ended });
     if (log.length > 20000) log.splice(0, 10000);
   });
 };
-es.onerror = () => { text("status", "link to legrep lost, retrying…"); };
+es.onerror = () => { if (!ended) text("status", "link to legrep lost, retrying…"); };
 </script></body></html>
 """

@@ -108,6 +108,21 @@ class CoachSink:
         self._publish()
 
     def close(self) -> None:
+        """End the session: the last snapshot, the voices closed, the page told to stop (its
+        shutdown scheduled when a loop runs: prefer :meth:`aclose` there). Idempotent."""
+        self._finish()
+        if self.page is not None:
+            self.page.close()
+
+    async def aclose(self) -> None:
+        """:meth:`close`, awaiting the page's bounded shutdown (on the session's loop, before it ends)."""
+        self._finish()
+        if self.page is not None:
+            await self.page.aclose()
+
+    def _finish(self) -> None:
+        if self._ended:
+            return
         self._ended = True
         self._publish()
         for voice in self.voices:
@@ -117,8 +132,6 @@ class CoachSink:
             writer = getattr(voice, "write", None)
             if writer is not None:
                 writer(self.end_s)
-        if self.page is not None:
-            self.page.close()
 
     # --- helpers -----------------------------------------------------------------------------------------
 

@@ -12,6 +12,14 @@ need ``?token=...`` (``secrets.token_urlsafe``, printed with the URL); without i
 routes exist (``/`` and ``/events``): nothing can start, stop or change the session from the page.
 The page loads nothing from the network (a Content-Security-Policy header makes the browser
 enforce it).
+
+Shutdown is bounded whatever the pages do (open, reconnecting, not reading): :meth:`WebPage.aclose`
+must be awaited on the session's loop before it ends (``legrep.commands._session.with_sinks``); it
+ends every stream (their connections are not kept alive), answers any later ``/events`` with 204
+(an ``EventSource`` stops reconnecting on it), drops a client whose write stalls for
+``WRITE_TIMEOUT_S`` and gives aiohttp's cleanup at most ``SHUTDOWN_S``. Left to ``asyncio.run``'s
+end instead, the server was never stopped: it kept accepting the page's reconnections while the
+loop cancelled its tasks, and the sockets outlived the loop.
 """
 
 from __future__ import annotations
@@ -37,6 +45,10 @@ CSP = (
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+WRITE_TIMEOUT_S = 2.0
+"""A client whose socket takes no bytes for this long is dropped (a phone gone to sleep)."""
+SHUTDOWN_S = 1.0
+"""At most this long for the server's cleanup once the streams are told to end."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +121,7 @@ class WebPage:
         self.port = int(sock.getsockname()[1])
         self._payload = b""
         self._clients: set[asyncio.Event] = set()
+        self._streams: set[asyncio.Task[Any]] = set()
         self._runner: Any = None
         self._starting: asyncio.Task[None] | None = None
         self._closed = False
@@ -136,7 +149,7 @@ class WebPage:
         app.router.add_get("/events", self._events)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        await web.SockSite(runner, self.sock, shutdown_timeout=1.0).start()
+        await web.SockSite(runner, self.sock, shutdown_timeout=SHUTDOWN_S).start()
         self._runner = runner
 
     def _ensure_started(self) -> None:
@@ -145,21 +158,31 @@ class WebPage:
                 self._starting = asyncio.get_running_loop().create_task(self.start())
 
     async def aclose(self) -> None:
-        """End every event stream and stop serving."""
+        """End every event stream, close their connections and stop serving; bounded (see module
+        docstring). Idempotent."""
         self._closed = True
         for ev in list(self._clients):
             ev.set()
         if self._starting is not None:
             with contextlib.suppress(Exception):
                 await self._starting
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
-        else:
+        runner, self._runner = self._runner, None
+        if runner is None:
+            self.sock.close()
+            return
+        try:
+            async with asyncio.timeout(SHUTDOWN_S * 3):
+                if self._streams:  # woken above: each returns at once (or its write times out)
+                    await asyncio.wait(list(self._streams), timeout=SHUTDOWN_S)
+                await runner.cleanup()
+        except TimeoutError:
+            logger.warning("web page: the server did not stop within %.0f s; its sockets are closed", SHUTDOWN_S * 3)
+        finally:
             self.sock.close()
 
     def close(self) -> None:
-        """From synchronous code on the loop: end the streams and schedule the shutdown."""
+        """From synchronous code: end the streams; on a running loop, schedule :meth:`aclose`
+        (nothing waits for it: await :meth:`aclose` where the loop may end soon)."""
         self._closed = True
         for ev in list(self._clients):
             ev.set()
@@ -189,26 +212,46 @@ class WebPage:
 
         if not self._allowed(request):
             return web.Response(status=403, text="403: the event stream needs the token (?token=...)\n")
+        if self._closed:  # the session is over: 204 tells EventSource to stop reconnecting
+            resp204 = web.Response(status=204)
+            resp204.force_close()
+            return resp204
         resp = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
         )
-        await resp.prepare(request)
+        resp.force_close()  # when the stream ends, so does its connection (no idle keep-alive)
+        task = asyncio.current_task()
         wake = asyncio.Event()
         self._clients.add(wake)
+        if task is not None:
+            self._streams.add(task)
         try:
-            await resp.write(b"retry: 1000\n\n")
-            if self._payload:
-                await resp.write(self._payload)
+            await resp.prepare(request)
+            sent = self._payload
+            await self._send(resp, b"retry: 1000\n\n" + sent)
             while not self._closed:
                 await wake.wait()
                 wake.clear()
-                if self._payload:
-                    await resp.write(self._payload)  # always the newest snapshot: a slow phone skips
-        except ConnectionResetError:
+                if self._payload is not sent:
+                    sent = self._payload  # always the newest snapshot: a slow phone skips
+                    await self._send(resp, sent)
+            if self._payload is not sent:
+                await self._send(resp, self._payload)  # the last snapshot (the session's end)
+        except ConnectionResetError:  # the page went away
             pass
+        except TimeoutError:  # the page takes no bytes: drop its connection, no wait for it
+            if request.transport is not None:
+                request.transport.abort()
         finally:
             self._clients.discard(wake)
+            if task is not None:
+                self._streams.discard(task)
         return resp
+
+    @staticmethod
+    async def _send(resp: Any, data: bytes) -> None:
+        async with asyncio.timeout(WRITE_TIMEOUT_S):
+            await resp.write(data)
 
     # --- what the sink calls ---------------------------------------------------------------------------
 

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from ..sinks import SessionSink
+
+T = TypeVar("T")
 
 
 def add_sink_options(parser: argparse.ArgumentParser) -> None:
@@ -49,3 +53,19 @@ def close_sinks(sinks: list[SessionSink]) -> None:
             sink.close()
         except Exception:  # noqa: BLE001 - closing a sink must not hide the session's result
             pass
+
+
+async def with_sinks(session: Awaitable[T], sinks: list[SessionSink]) -> T:
+    """Await ``session``, then close the sinks that need the loop (``aclose``: the web page's
+    server) on that same loop, before ``asyncio.run`` ends it; :func:`close_sinks` afterwards
+    closes the rest (closing twice is harmless)."""
+    try:
+        return await session
+    finally:
+        for sink in sinks:
+            closer = getattr(sink, "aclose", None)
+            if closer is not None:
+                try:
+                    await closer()
+                except Exception:  # noqa: BLE001 - closing a sink must not hide the session's result
+                    pass

@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._session import add_sink_options, close_sinks, open_sinks
+from ._session import add_sink_options, close_sinks, open_sinks, with_sinks
 from .scan import add_adapter_option, backends_for
 from ..errors import InputError
 from ..model import Leg
@@ -181,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
     args.recording_path, reps_path, summary_path = fresh_names(out, ["session.lgr", "reps.csv", "summary.json"])
     sinks = open_sinks(args)
     try:
-        result = asyncio.run(capture(args, out, sinks)).result
+        result = asyncio.run(with_sinks(capture(args, out, sinks), sinks)).result
     finally:
         close_sinks(sinks)
     from ..exercise import override_exercise

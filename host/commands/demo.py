@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..drivers.sim import RECORDINGS_DIR, SESSIONS, SimWorld, load_programme, plan_outages, vendor_programme
-from ._session import add_sink_options, close_sinks, open_sinks
+from ._session import add_sink_options, close_sinks, open_sinks, with_sinks
 from ..errors import InputError
 from ..sensors import NATIVE, SENSOR_NAMES
 
@@ -194,8 +194,8 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     try:
-        main = run_demo(1.0 if fast else args.speed, args.disconnects, args.session, recording=recording, sensor=sensor,
-                        sinks=sinks, pelvis=pelvis)
+        main = with_sinks(run_demo(1.0 if fast else args.speed, args.disconnects, args.session, recording=recording,
+                                   sensor=sensor, sinks=sinks, pelvis=pelvis), sinks)
         if fast:
             from legrep_sim import virtual_time
 

@@ -81,7 +81,7 @@ async def replay_live(path: str, settings: Any, sinks: list[Any], clock: Any = N
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from ._session import close_sinks, open_sinks
+    from ._session import close_sinks, open_sinks, with_sinks
     from ..export import format_table
     from ..recording import RecordingReader
     from ..replay import replay_core
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     if args.realtime:
         sinks = open_sinks(args)
         try:
-            result = asyncio.run(replay_live(str(item.recording), settings, sinks)).result
+            result = asyncio.run(with_sinks(replay_live(str(item.recording), settings, sinks), sinks)).result
         finally:
             close_sinks(sinks)
         print(format_table(result))
@@ -138,11 +138,11 @@ def _replay_csv(args: argparse.Namespace, item: Any) -> int:
     blocks = {leg: read_imu_csv(path) for leg, path in item.csv().items()}
     names = {leg: Path(path).name for leg, path in item.csv().items()}
     if args.realtime:
-        from ._session import close_sinks, open_sinks
+        from ._session import close_sinks, open_sinks, with_sinks
 
         sinks = open_sinks(args)
         try:
-            result = asyncio.run(play_csv(blocks, settings, sinks, names))
+            result = asyncio.run(with_sinks(play_csv(blocks, settings, sinks, names), sinks))
         finally:
             close_sinks(sinks)
     else:
