@@ -172,7 +172,7 @@ class Settings:
     (2 asin(sqrt(ridge) / 2)) barely move it; the component along every turn's axis stays 0."""
     acc_bias_max_g: Annotated[float, _nonneg(2.0)] = 0.2
     """The accelerometer-bias estimate is limited to this norm, g (twice the worst part we know)."""
-    acc_bias_step_deg: Annotated[float, Range(0.01, 180.0)] = 2.0
+    acc_bias_step_deg: Annotated[float, Range(0.01, 180.0)] = 0.5
     """At one rest (any pose), a new accelerometer-bias estimate may turn the up vector's angle
     to the reference by at most this; the rest of the change waits for later rests (near the
     reference pose all of it goes at once; at the top of a rep a big jump would end the rep)."""

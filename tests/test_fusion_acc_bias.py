@@ -4,7 +4,7 @@ the peaks of sets whose rests are far from the reference pose.
 The simulator's 'harsh' sensor has a per-axis accelerometer bias up to 0.1 g (and scale
 errors up to 30 %), which tilts gravity by up to ~6 degrees. In a bent-knee set the rests
 between reps are far from the reference pose; an estimate applied only near the reference
-pose left the bias in every rep (peak MAE 2.0 degrees on these seeds, against 1.2 now).
+pose left the bias in every rep (peak MAE 1.99 degrees on these seeds, against 1.15 now).
 """
 
 from __future__ import annotations
