@@ -177,3 +177,45 @@ def test_busy_port_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
         code = main(["demo", "--quiet", "--web", f"127.0.0.1:{port}"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and f"--web cannot listen on 127.0.0.1:{port}" in err[0]
+
+
+def test_shutdown_ends_streams_of_pages_that_do_not_read() -> None:
+    """Pages that take no bytes (a phone asleep) and one that reads: ``aclose`` ends every stream
+    (the reader gets the last snapshot, then EOF) and stops serving, within a bound that tells
+    "ends" from "hangs" (it hung before: nothing stopped the server before the loop ended)."""
+    import socket
+
+    from legrep.coach.web import WebAddress, WebPage
+
+    request = b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    async def go() -> tuple[bytes, int]:
+        page = WebPage(WebAddress("127.0.0.1", 0))
+        await page.start()
+        stalled = []
+        for _ in range(3):
+            c = socket.create_connection(("127.0.0.1", page.port))
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            c.sendall(request)
+            stalled.append(c)
+        reader, writer = await asyncio.open_connection("127.0.0.1", page.port)
+        writer.write(request)
+        got = asyncio.ensure_future(reader.read())  # to EOF
+        for i in range(30):  # ~6 MB per stream: the stalled ones fill their sockets
+            page.publish({"i": i, "pad": "x" * 200_000})
+            await asyncio.sleep(0.01)
+        page.publish({"i": "last"})
+        try:
+            async with asyncio.timeout(30):
+                await page.aclose()
+                body = await got
+        finally:
+            writer.close()
+            for c in stalled:
+                c.close()
+        return body, page.port
+
+    body, port = asyncio.run(go())
+    assert b'"i":"last"' in body[-200:], body[-200:]
+    with pytest.raises(OSError):  # nothing listens any more
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()

@@ -16,8 +16,9 @@ enforce it).
 Shutdown is bounded whatever the pages do (open, reconnecting, not reading): :meth:`WebPage.aclose`
 must be awaited on the session's loop before it ends (``legrep.commands._session.with_sinks``); it
 ends every stream (their connections are not kept alive), answers any later ``/events`` with 204
-(an ``EventSource`` stops reconnecting on it), drops a client whose write stalls for
-``WRITE_TIMEOUT_S`` and gives aiohttp's cleanup at most ``SHUTDOWN_S``. Left to ``asyncio.run``'s
+(an ``EventSource`` stops reconnecting on it), cuts the connection of a stream not ended within
+``SHUTDOWN_S`` (a page that takes no bytes) and gives aiohttp's cleanup at most that again; while
+the session runs, a client whose write stalls for ``WRITE_TIMEOUT_S`` is dropped. Left to ``asyncio.run``'s
 end instead, the server was never stopped: it kept accepting the page's reconnections while the
 loop cancelled its tasks, and the sockets outlived the loop.
 """
@@ -47,8 +48,9 @@ CSP = (
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 WRITE_TIMEOUT_S = 2.0
 """A client whose socket takes no bytes for this long is dropped (a phone gone to sleep)."""
-SHUTDOWN_S = 1.0
-"""At most this long for the server's cleanup once the streams are told to end."""
+SHUTDOWN_S = 0.5
+"""At most this long for the streams to end once told to (then their connections are cut), and
+again for aiohttp's cleanup."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +123,8 @@ class WebPage:
         self.port = int(sock.getsockname()[1])
         self._payload = b""
         self._clients: set[asyncio.Event] = set()
-        self._streams: set[asyncio.Task[Any]] = set()
+        self._streams: dict[asyncio.Task[Any], Any] = {}
+        """Each running event stream's task and its request."""
         self._runner: Any = None
         self._starting: asyncio.Task[None] | None = None
         self._closed = False
@@ -147,9 +150,9 @@ class WebPage:
         app = web.Application()
         app.router.add_get("/", self._page)
         app.router.add_get("/events", self._events)
-        runner = web.AppRunner(app, access_log=None)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_S)
         await runner.setup()
-        await web.SockSite(runner, self.sock, shutdown_timeout=SHUTDOWN_S).start()
+        await web.SockSite(runner, self.sock).start()
         self._runner = runner
 
     def _ensure_started(self) -> None:
@@ -172,8 +175,13 @@ class WebPage:
             return
         try:
             async with asyncio.timeout(SHUTDOWN_S * 3):
-                if self._streams:  # woken above: each returns at once (or its write times out)
-                    await asyncio.wait(list(self._streams), timeout=SHUTDOWN_S)
+                if self._streams:  # woken above: each returns at once, unless its page takes no bytes
+                    _, stuck = await asyncio.wait(list(self._streams), timeout=SHUTDOWN_S)
+                    for task in stuck:
+                        transport = self._streams[task].transport
+                        if transport is not None:
+                            transport.abort()
+                        task.cancel()
                 await runner.cleanup()
         except TimeoutError:
             logger.warning("web page: the server did not stop within %.0f s; its sockets are closed", SHUTDOWN_S * 3)
@@ -224,7 +232,7 @@ class WebPage:
         wake = asyncio.Event()
         self._clients.add(wake)
         if task is not None:
-            self._streams.add(task)
+            self._streams[task] = request
         try:
             await resp.prepare(request)
             sent = self._payload
@@ -245,7 +253,7 @@ class WebPage:
         finally:
             self._clients.discard(wake)
             if task is not None:
-                self._streams.discard(task)
+                self._streams.pop(task, None)
         return resp
 
     @staticmethod

@@ -288,7 +288,7 @@ class Mounting:
         a_now = _tilted_back(quat_j, up_j, g_ref, long)
         a_now = _level(a_now, f_i)
         d = math.radians(angle_j - self.offset_deg)
-        long_i = math.cos(d) * a_now - math.sin(d) * np.cross(f_i, a_now)  # turned by -d about f_i
+        long_i = math.cos(d) * a_now - math.sin(d) * _cross3(f_i, a_now)  # turned by -d about f_i
         turned = 0.0 if refit else self.turned_deg
         along = float(uref_j @ axis) if self.u_ref is None else float(self.u_ref @ axis)
         return Mounting(axis, self.u_ref, self.offset_deg, along, long, self.cov, turned, turned, (long_i, f_i),
@@ -332,11 +332,20 @@ def _row_offset(part: FloatArray, whole: FloatArray) -> int | None:
     return int(k)
 
 
+def _cross3(a: FloatArray, b: FloatArray) -> FloatArray:
+    """``np.cross`` of two (3,) vectors with the same IEEE operations (``a1 b2 - a2 b1`` ...),
+    without its axis handling (a tenth of the cost: the anchoring calls it thousands of times
+    an hour)."""
+    a0, a1, a2 = float(a[0]), float(a[1]), float(a[2])
+    b0, b1, b2 = float(b[0]), float(b[1]), float(b[2])
+    return np.array((a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0))
+
+
 def _rotate(q: FloatArray, v: FloatArray) -> FloatArray:
     """v (3,) rotated by the unit quaternion q (4,) (w, x, y, z)."""
     w, u = float(q[0]), q[1:]
-    t = 2.0 * np.cross(u, v)
-    out: FloatArray = v + w * t + np.cross(u, t)
+    t = 2.0 * _cross3(u, v)
+    out: FloatArray = v + w * t + _cross3(u, t)
     return out
 
 
@@ -346,9 +355,9 @@ def _tilted_back(quat: FloatArray, up: FloatArray, g_ref: FloatArray, v: FloatAr
     (as ``hip_angles`` does per sample)."""
     g = _rotate(quat, up)
     w = _rotate(quat, v)
-    k = np.cross(g, g_ref)
+    k = _cross3(g, g_ref)
     c = float(g @ g_ref)
-    out: FloatArray = c * w + np.cross(k, w) + k * (float(k @ w) / (1.0 + c))
+    out: FloatArray = c * w + _cross3(k, w) + k * (float(k @ w) / (1.0 + c))
     return out
 
 
@@ -379,12 +388,12 @@ def level_axis(axis: FloatArray, up_ref: FloatArray) -> FloatArray:
 def long_axis_flat(axis: FloatArray, up_ref: FloatArray) -> FloatArray:
     """The long axis of a thigh lying level at the reference rest: normal to the flexion axis
     and to gravity there (any normal to the axis if they are parallel)."""
-    x = np.cross(axis, up_ref)
+    x = _cross3(axis, up_ref)
     n = float(np.linalg.norm(x))
     if n > 1e-6:
         out: FloatArray = x / n
         return out
-    y: FloatArray = np.cross(axis, np.eye(3)[int(np.argmin(np.abs(axis)))])
+    y: FloatArray = _cross3(axis, np.eye(3)[int(np.argmin(np.abs(axis)))])
     return y / float(np.linalg.norm(y))
 
 
@@ -876,34 +885,43 @@ class HipAngleEstimator:
         t, up, uref, still, rest, w, racc, quat, lever = h
         m = self.mounting
         assert m is not None
-        angle = m.angles(up, uref, quat)
         events = np.flatnonzero(rest)
+        # angles only where a decision needs them (the rests) and for the samples released with
+        # m: after a split the tail gets the next mounting's (elementwise, so the same numbers)
+        full: list[FloatArray] = []
+
+        def angle_upto(j: int) -> FloatArray:  # the angles of samples [0, j)
+            return full[0][:j] if full else m.angles(up[:j], uref[:j], quat[:j])
+
         # movement statistics since the mounting was made, sample by sample (sequential sums:
         # identical for any chunking; nominal steps, so a gap weighs like one sample)
         dt = self.calib.dt_nominal_s
         wm = np.where(still[:, None], 0.0, w)
-        cov = np.cumsum(np.concatenate([m.cov[None], np.einsum("ni,nj->nij", wm, wm) * dt]), axis=0)
         turned = np.cumsum(np.concatenate([[m.turned_deg], np.sqrt(np.einsum("ni,ni->n", wm, wm)) * dt]))
 
         def upto(j: int) -> None:  # the statistics of the samples released with m (before j)
+            # the running sum only as far as j (the tail is summed again with the next mounting)
+            cov = np.cumsum(np.concatenate([m.cov[None], np.einsum("ni,nj->nij", wm[:j], wm[:j]) * dt]), axis=0)
             m.cov, m.turned_deg = cov[j], float(turned[j])
 
         # until SIGN_PROOFS movements from the neutral pose went up, each is checked: from the
         # first still sample there, samples are held until the next movement shows its way
         j_chk = len(t)
         if self._proven < SIGN_PROOFS:
-            cand = np.flatnonzero(still & (np.abs(angle) <= SLIP_ZONE_DEG))
+            full.append(m.angles(up, uref, quat))
+            cand = np.flatnonzero(still & (np.abs(full[0]) <= SLIP_ZONE_DEG))
             j_chk = int(cand[0]) if len(cand) else len(t)
         slip = np.empty(0, dtype=np.intp)
         far = np.empty(0, dtype=bool)
+        angle_ev = full[0][events] if full else m.angles(up[events], uref[events], quat[events])
         if len(events):
             along = up[events] @ m.axis
             ref_along = uref[events] @ m.axis if m.u_ref is None else m.along_ref
             # only rests near the reference pose: at the top of a rep the thigh may be abducted
             # or rotated (gravity out of the plane without any slip); at the bottom it is not
-            low = np.abs(angle[events] - m.offset_deg) <= SLIP_ZONE_DEG
+            low = np.abs(angle_ev - m.offset_deg) <= SLIP_ZONE_DEG
             off = np.abs(along - ref_along)
-            far = angle[events] > self._posture_deg
+            far = angle_ev > self._posture_deg
             bad = ((off > self._slip_sin) & low) | (off > SLIP_FAR_SIN) | far
             slip = np.flatnonzero(bad)
             # re-anchoring: heading-free (after the person turned round the heading from the gyro is
@@ -926,13 +944,13 @@ class HipAngleEstimator:
             upto(j)
             self.mounting = self._lowered(m, a_j)
             self._offset = self.mounting.offset_deg
-            return _cat((t[:j], angle[:j], still[:j]), self._angles(tuple(x[j:] for x in h)))  # type: ignore[arg-type]
+            return _cat((t[:j], angle_upto(j), still[:j]), self._angles(tuple(x[j:] for x in h)))  # type: ignore[arg-type]
         if j_anchor < lim:
             j = j_anchor
             upto(j + 1)
             tilt_j = float(m.tilt_angles(up[j : j + 1], uref[j : j + 1])[0])
             self.mounting = self._anchor(m, up[j], uref[j], quat[j], lever[j], tilt_j)
-            head = (t[: j + 1], angle[: j + 1], still[: j + 1])
+            head = (t[: j + 1], angle_upto(j + 1), still[: j + 1])
             if j + 1 == len(t):
                 return head
             return _cat(head, self._angles(tuple(x[j + 1 :] for x in h)))  # type: ignore[arg-type]
@@ -940,7 +958,7 @@ class HipAngleEstimator:
             upto(j_chk + 1)
             self._pending, self._pending_sign = (m, self._u_ref, self._offset, self._raw_ref), True
             self._pending_t0 = float(t[j_chk])
-            return self._hold_from(h, angle, j_chk)
+            return self._hold_from(h, angle_upto(j_chk + 1), j_chk)
         if len(slip):
             self._probing = False  # (a slip or a far rest: the first movement goes out as it is)
             j = int(events[int(slip[0])])
@@ -956,10 +974,10 @@ class HipAngleEstimator:
                 self.n_refits += 1
                 self._u_ref = up[j].copy()
                 self._raw_ref = racc[j] / np.linalg.norm(racc[j])
-                self._offset = float(angle[j])
-            return self._hold_from(h, angle, j)
+                self._offset = float(angle_ev[int(slip[0])])
+            return self._hold_from(h, angle_upto(j + 1), j)
         upto(len(t))
-        return t, angle, still
+        return t, angle_upto(len(t)), still
 
     def _anchor(self, m: Mounting, up_j: FloatArray, uref_j: FloatArray, quat_j: FloatArray, lever_j: FloatArray, angle_j: float) -> Mounting:
         """``m`` re-anchored at a rest (``Mounting.anchored``): once the thigh turned
