@@ -179,6 +179,7 @@ typedef struct {
     double acc_memory, acc_ridge, acc_max; /* step 7 (acc_memory 0: off) */
     double gap_s;       /* step 8: a longer step means lost samples */
     int uncertain;
+    long long since_gap; /* samples since the last gap (or the start), this one included */
     double lever_tau, lever_min2, lever_ridge, lever_max; /* step 2a (lever_tau 0: off) */
     double w_prev[3];   /* previous bias-corrected rate, rad/s */
     int has_wprev;
@@ -279,6 +280,7 @@ TiltKernel_init(TiltKernel *self, PyObject *args, PyObject *kwds)
     c->has_mprev = 0;
     c->n_acc_bias_updates = c->n_gap_snaps = 0;
     c->uncertain = 0;
+    c->since_gap = 0;
     c->lever_min2 = (lever_min * DEG2RAD) * (lever_min * DEG2RAD);
     c->step_rad = step_deg * DEG2RAD;
     c->has_wprev = 0;
@@ -591,7 +593,9 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
             c->uncertain = 1;
             c->has_mprev = 0; /* the gyro did not see the gap: no rest pair across it */
             c->has_wprev = 0;
+            c->since_gap = 0;
         }
+        c->since_gap++;
         if (!has_prev)
             p0 = g0, p1 = g1, p2 = g2;
         /* 1. strapdown: the sample's rate over the step before it (see reference.py) */
@@ -599,6 +603,13 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
         double hx = (g0 - b[0]) * k;
         double hy = (g1 - b[1]) * k;
         double hz = (g2 - b[2]) * k;
+        if (dt > c->gap_s) {
+            /* lost samples: their rates taken as linear between the two samples around the gap */
+            double kc = (dt + c->dt_nominal_s) * 0.25 * DEG2RAD, kp = (dt - c->dt_nominal_s) * 0.25 * DEG2RAD;
+            hx = (g0 - b[0]) * kc + (p0 - b[0]) * kp;
+            hy = (g1 - b[1]) * kc + (p1 - b[1]) * kp;
+            hz = (g2 - b[2]) * kc + (p2 - b[2]) * kp;
+        }
         double h2 = hx * hx + hy * hy + hz * hz, cw, s;
         if (h2 < SERIES_H2) {
             cw = 1.0 - h2 / 2.0 + h2 * h2 / 24.0;
@@ -682,7 +693,8 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
                 tilt_apply_pending(c, us);
             l0 = c->lp[0], l1 = c->lp[1], l2 = c->lp[2];
         }
-        if (c->uncertain && still && cnt >= W) {
+        if (c->uncertain && still && c->since_gap >= W) {
+            /* (the whole still window after the gap: before it the thigh may have been elsewhere) */
             /* 8. after lost samples: restart the low-pass at the still window's mean */
             static const double zero[8] = {0, 0, 0, 0, 0, 0, 0, 0};
             const double *old = cnt > W ? ring + 8 * ((cur - W + (B + 1)) % (B + 1)) : zero;

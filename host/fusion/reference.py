@@ -59,9 +59,11 @@ frame; the rest, the filters and the bias estimator here are our own, simpler ch
    consistent. A cheap MEMS accelerometer is off by
    tens of mg (up to 0.1 g), which tilts gravity by up to 6 degrees; the gyro, over the few
    seconds between two rests, is far more accurate than that;
-8. **after lost samples** (a step over ``gap_s``) the gyro bridged the gap and may be off by
-   degrees: at the first still sample after it the low-pass restarts at the mean
-   accelerometer of the still window (taken into the I frame), instead of converging slowly;
+8. **after lost samples** (a step over ``gap_s``) the gyro bridges the gap with the lost
+   samples' rates taken as linear between the two samples around it, and may still be off by
+   degrees: at the first still sample whose whole still window lies after the gap the
+   low-pass restarts at the mean accelerometer of that window (taken into the I frame),
+   instead of converging slowly;
    no rest pair of step 7 spans the gap, and the lever arm's rate difference restarts;
 9. **reference up vector**: ``normalize(ref_acc - b)``, the reference rest's accelerometer mean
    corrected by the current bias estimate (what the hip angle is measured from).
@@ -227,6 +229,7 @@ class ReferenceTilt:
         self.y_prev = [0.0] * 3
         self.n_acc_bias_updates = 0
         self.uncertain = False
+        self.since_gap = 0  # samples since the last gap (or the start), this one included
         self.n_gap_snaps = 0
         self.w_prev: list[float] | None = None
         self.lever = [0.0, 0.0, 0.0]
@@ -335,6 +338,8 @@ class ReferenceTilt:
             self.uncertain = True
             self.m_prev = None  # the gyro did not see the gap: no rest pair across it
             self.w_prev = None
+            self.since_gap = 0
+        self.since_gap += 1
         b = self.bias
         # 1. strapdown: the sample's rate over the step that ends at it, exact exponential. A MEMS
         # gyro's output is its rate filtered over the last output period, so it describes the
@@ -345,6 +350,18 @@ class ReferenceTilt:
         hx = (g[0] - b[0]) * k
         hy = (g[1] - b[1]) * k
         hz = (g[2] - b[2]) * k
+        if dt > p.gap_s:
+            # lost samples (step 8): their rates taken as linear between the two samples around
+            # the gap; each sample's rate covers the step before it, so over (m + 1) nominal steps
+            # the rotation is (dt + dt_nominal) / 2 of this rate and (dt - dt_nominal) / 2 of
+            # the previous one (dt x the rate alone over-turned a gap at the start of a fast
+            # rep by tens of degrees)
+            gp = self.g_prev if self.g_prev is not None else g
+            kc = (dt + p.dt_nominal_s) * 0.25 * DEG2RAD
+            kp = (dt - p.dt_nominal_s) * 0.25 * DEG2RAD
+            hx = (g[0] - b[0]) * kc + (gp[0] - b[0]) * kp
+            hy = (g[1] - b[1]) * kc + (gp[1] - b[1]) * kp
+            hz = (g[2] - b[2]) * kc + (gp[2] - b[2]) * kp
         h2 = hx * hx + hy * hy + hz * hz
         if h2 < SERIES_H2:
             c = 1.0 - h2 / 2.0 + h2 * h2 / 24.0
@@ -416,7 +433,9 @@ class ReferenceTilt:
             rest = self._rest_event(cur)
             if rest and self.pend is not None:
                 self._apply_pending(up)
-        if self.uncertain and still and self.n >= p.still_n:
+        if self.uncertain and still and self.since_gap >= p.still_n:
+            # (only once the whole still window lies after the gap: a window holding samples
+            # from before it mixes poses the thigh left during the gap)
             # 8. restart the low-pass at the still window's mean accelerometer
             old = self.ring[(cur - p.still_n) % (p.bias_n + 1)] if self.n > p.still_n else [0.0] * 8
             inv = 1.0 / p.still_n
