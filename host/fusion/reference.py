@@ -61,7 +61,9 @@ frame; the rest, the filters and the bias estimator here are our own, simpler ch
    seconds between two rests, is far more accurate than that;
 8. **after lost samples** (a step over ``gap_s``) the gyro bridges the gap with the lost
    samples' rates taken as linear between the two samples around it, and may still be off by
-   degrees: at the first still sample whose whole still window lies after the gap the
+   degrees: for ``gap_recover_s`` after it the low-pass runs with the shorter time constant
+   ``gap_tau_acc_s`` (a fast rep's gap can hide most of a raise: then only the
+   accelerometer knows where the thigh went), and at the first still sample whose whole still window lies after the gap the
    low-pass restarts at the mean accelerometer of that window (taken into the I frame),
    instead of converging slowly;
    no rest pair of step 7 spans the gap, and the lever arm's rate difference restarts;
@@ -125,6 +127,8 @@ class TiltParams:
     lever_max_m : the lever arm's length is limited to this, m.
     acc_bias_step_deg : at one rest, a new accelerometer-bias estimate may turn the up vector's
         angle to the reference by at most this (the rest of the change waits for later rests).
+    gap_tau_acc_s, gap_recover_s : after lost samples the low-pass runs with time constant
+        ``gap_tau_acc_s`` for ``gap_recover_s`` (step 8).
     """
 
     tau_acc_s: float
@@ -148,6 +152,8 @@ class TiltParams:
     lever_ridge: float = 1.0
     lever_max_m: float = 0.6
     acc_bias_step_deg: float = 180.0
+    gap_tau_acc_s: float = 3.0
+    gap_recover_s: float = 0.0
 
 
 def _qmul(a: list[float], b: list[float]) -> list[float]:
@@ -230,6 +236,7 @@ class ReferenceTilt:
         self.n_acc_bias_updates = 0
         self.uncertain = False
         self.since_gap = 0  # samples since the last gap (or the start), this one included
+        self.recover_left_s = 0.0  # time the shorter low-pass of step 8 still runs
         self.n_gap_snaps = 0
         self.w_prev: list[float] | None = None
         self.lever = [0.0, 0.0, 0.0]
@@ -379,14 +386,24 @@ class ReferenceTilt:
             a = self._lever(dt, g, a, self.q)
         # 2. accelerometer into the I frame, low-passed there
         a_i = _rotate(qw, qx, qy, qz, a)
-        alpha = dt / (p.tau_acc_s + 0.5 * dt)
+        tau = p.tau_acc_s
+        recovering = self.recover_left_s > 0.0
+        if recovering:
+            tau = p.gap_tau_acc_s
+            self.recover_left_s -= dt
+        if dt > p.gap_s:
+            # step 8: from the next sample on (the lever arm's tangential part needs a rate
+            # difference again) the low-pass converges fast onto the accelerometer
+            self.recover_left_s = p.gap_recover_s
+        alpha = dt / (tau + 0.5 * dt)
         if alpha > 1.0:
             alpha = 1.0
         lp0 = self.lp
         lp = [lp0[0] + alpha * (a_i[0] - lp0[0]), lp0[1] + alpha * (a_i[1] - lp0[1]), lp0[2] + alpha * (a_i[2] - lp0[2])]
         n2 = lp[0] * lp[0] + lp[1] * lp[1] + lp[2] * lp[2]
         # 3. motion bias: gravity's apparent rotation in the I frame, back in the sensor frame
-        if self.motion_gain > 0.0:
+        # (not across a gap nor while the low-pass recovers from it: that turn is no bias)
+        if self.motion_gain > 0.0 and not recovering and not dt > p.gap_s:
             in2 = 1.0 / n2
             rho = [
                 (lp0[1] * lp[2] - lp0[2] * lp[1]) * in2,
