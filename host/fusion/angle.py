@@ -114,6 +114,9 @@ raise direction is checked at the next movement from the neutral pose, for at mo
 (then it is released as it is)."""
 _SLICE = 8192
 """Longest piece of a chunk the orientation stage handles at once (its outputs stay in cache)."""
+_ANGLES_AT_ONCE = 256
+"""Pieces up to this long get their angles in one call (few samples: the call's overhead counts
+more than angles of samples a split gives the next mounting)."""
 
 
 def fit_axis(
@@ -913,7 +916,12 @@ class HipAngleEstimator:
             j_chk = int(cand[0]) if len(cand) else len(t)
         slip = np.empty(0, dtype=np.intp)
         far = np.empty(0, dtype=bool)
-        angle_ev = full[0][events] if full else m.angles(up[events], uref[events], quat[events])
+        if not full and len(t) <= _ANGLES_AT_ONCE and len(events):
+            full.append(m.angles(up, uref, quat))  # (a live chunk: one call costs less than two)
+        if full:
+            angle_ev = full[0][events]
+        else:
+            angle_ev = m.angles(up[events], uref[events], quat[events]) if len(events) else np.empty(0)
         if len(events):
             along = up[events] @ m.axis
             ref_along = uref[events] @ m.axis if m.u_ref is None else m.along_ref
