@@ -91,16 +91,16 @@ PLANE_CORRECTION_MAX_DEG = 6.0
 """The exercise plane's angle differs from the tilt about the flexion axis by at most this (see
 ``Mounting.angles``)."""
 ROLL_LEVER_M = 0.1
-ROLL_AXIS_DEG = 30.0
-"""A flexion axis within ``ROLL_AXIS_DEG`` of the lever arm (hip -> sensor, once the orientation
-stage has it longer than ``ROLL_LEVER_M``) is no flexion axis: the hip's mediolateral axis is
-normal to the thigh, and a sensor on the thigh's side sits at most ~10 cm from the femur over a
-lever of ~20 cm, so the true axis is over 60 deg from the lever. Such an axis was fitted to the
-sensor turning about the thigh (a strap being adjusted): it is re-fitted at the next movement."""
-ROLL_DROP_DEG = 20.0
-"""An axis already fitted is dropped only when it comes within this of the lever arm (less than
-``ROLL_AXIS_DEG``: the lever arm's estimate wanders by a few degrees, and an axis that passed the
-fit's test must not be dropped at the next sample)."""
+ROLL_LEVER_MAX_M = 0.4
+ROLL_AXIS_DEG = 20.0
+"""A flexion axis within ``ROLL_AXIS_DEG`` of the lever arm (hip -> sensor, as the orientation
+stage estimates it, when longer than ``ROLL_LEVER_M`` and shorter than ``ROLL_LEVER_MAX_M``:
+longer is no sensor on a thigh, femur ~0.25 of body height, so the estimate is not settled) is
+no flexion axis: the hip's mediolateral axis is normal to the thigh, and a sensor on the thigh's
+side sits at most ~10 cm off the femur over a lever of ~20 cm, so the true axis is over 60 deg
+from the lever. Such an axis was fitted to the sensor turning about the thigh (a strap being
+adjusted): until a movement from the neutral pose has gone up about it, it is dropped there
+(the rep segmenter restarts) and re-fitted at the next movement."""
 REFIT_FAR_DEG = 30.0
 """Away from the reference pose the flexion axis is re-fitted only if the movements' principal
 axis is this far from it (the first fit was no raise); near it, always."""
@@ -466,7 +466,6 @@ class HipAngleEstimator:
         self._anchor_sin = math.sin(math.radians(settings.anchor_level_deg))
         self._refit_far_cos = math.cos(math.radians(REFIT_FAR_DEG))
         self._roll_cos = math.cos(math.radians(ROLL_AXIS_DEG))
-        self._roll_drop_cos = math.cos(math.radians(ROLL_DROP_DEG))
         self.n_roll_refits = 0  # axes fitted to the sensor turning about the thigh, dropped
         self._roll_sign = False  # the next fit is signed by the angle it reads (the old axis says nothing)
         self.n_axis_refits = 0
@@ -790,10 +789,9 @@ class HipAngleEstimator:
             (t[lo : k + 1], self.mounting.angles(up[lo : k + 1], uref[lo : k + 1], quat[lo : k + 1]), still[lo : k + 1]),
         )
 
-    def _fit_turn(self, t: FloatArray, w: FloatArray, still: BoolArray, lever: FloatArray) -> tuple[int, FloatArray] | None:
-        """The first movement of the held samples that is a turn about one axis (``FIT_NET_FRAC``)
-        and not about the thigh's long axis (the lever arm there, ``ROLL_AXIS_DEG``): ``(k, axis)``
-        as :func:`fit_axis` gives it, or None."""
+    def _fit_turn(self, t: FloatArray, w: FloatArray, still: BoolArray) -> tuple[int, FloatArray] | None:
+        """The first movement of the held samples that is a turn about one axis (``FIT_NET_FRAC``):
+        ``(k, axis)`` as :func:`fit_axis` gives it, or None."""
         base, t_prev = 0, self._held_t_prev
         rot = self.s.axis_rotation_deg
         while True:
@@ -804,19 +802,13 @@ class HipAngleEstimator:
             lo = int(np.flatnonzero(still[: k + 1])[-1]) + 1 if still[base : k + 1].any() else base
             prev = float(t[lo - 1]) if lo > 0 else (t_prev if math.isfinite(t_prev) else float(t[0]))
             dt = np.diff(t[lo : k + 1], prepend=prev)
-            if float((w[lo : k + 1] @ axis) @ dt) >= FIT_NET_FRAC * rot and not self._along_lever(axis, lever[k]):
+            if float((w[lo : k + 1] @ axis) @ dt) >= FIT_NET_FRAC * rot:
                 return k, axis
             nxt = np.flatnonzero(still[k + 1 :])
             if not len(nxt):
                 return None
             base = k + 1 + int(nxt[0])
             t_prev = float(t[base - 1])
-
-    def _along_lever(self, axis: FloatArray, lever_m: FloatArray) -> bool:
-        """Whether ``axis`` lies within ``ROLL_AXIS_DEG`` of a lever arm longer than ``ROLL_LEVER_M``."""
-        ln2 = float(lever_m @ lever_m)
-        along = float(lever_m @ axis)
-        return ln2 > ROLL_LEVER_M**2 and along * along > self._roll_cos**2 * ln2
 
     def _try_fit(self) -> tuple[FloatArray, FloatArray, BoolArray]:
         """Axis unknown: fit it to the held samples' first large movement.
@@ -829,7 +821,7 @@ class HipAngleEstimator:
         h = self._merged_held()
         assert h is not None
         t, up, uref, still, rest, w, _, quat, _ = h
-        found = self._fit_turn(t, w, still, h[8])
+        found = self._fit_turn(t, w, still)
         if found is None:
             return _EMPTY
         k, axis = found
@@ -968,11 +960,14 @@ class HipAngleEstimator:
             below = np.flatnonzero((-self._posture_deg < a_rest) & (a_rest < -self.s.neutral_drop_deg))
             lower = [(int(before[i]), float(a_rest[i])) for i in below[:1]]  # the first, as _is_below finds it
         j_anchor = int(events[int(anchor[0])]) if len(events) and len(anchor) else len(t)
-        if not m.plane:
-            # an axis along the lever arm was fitted to the sensor turning about the thigh (ROLL_AXIS_DEG)
+        if not m.plane and self._proven == 0:
+            # an axis along the lever arm was fitted to the sensor turning about the thigh
+            # (ROLL_AXIS_DEG); not once a movement from the neutral pose went up about it (a raise
+            # was seen: the lever arm's estimate is what is wrong then)
             ln2 = np.einsum("ni,ni->n", lever, lever)
             along = lever @ m.axis
-            roll = np.flatnonzero((ln2 > ROLL_LEVER_M**2) & (along * along > self._roll_drop_cos**2 * ln2))
+            roll = np.flatnonzero((ln2 > ROLL_LEVER_M**2) & (ln2 < ROLL_LEVER_MAX_M**2)
+                                  & (along * along > self._roll_cos**2 * ln2))
             if len(roll) and int(roll[0]) < min(lim, j_anchor, lower[0][0] if lower else len(t)):
                 j = int(roll[0])
                 upto(j + 1)
@@ -980,7 +975,9 @@ class HipAngleEstimator:
                 self.n_roll_refits += 1
                 self._prev_axis = None
                 self._roll_sign = True
-                self._proven = 0  # (the movements that proved the raise direction were about the long axis)
+                # the rep segmenter restarts here: an excursion read about the long axis (the strap
+                # being turned) is no rep
+                self.restarts.append(float(t[j]))
                 return self._hold_from(h, angle_upto(j + 1), j)
         if lower and lower[0][0] <= j_anchor:
             j, a_j = lower[0]
