@@ -179,6 +179,9 @@ typedef struct {
     double acc_memory, acc_ridge, acc_max; /* step 7 (acc_memory 0: off) */
     double gap_s;       /* step 8: a longer step means lost samples */
     int uncertain;
+    long long since_gap; /* samples since the last gap (or the start), this one included */
+    double gap_tau_acc, gap_recover; /* after lost samples: a shorter low-pass for this long, s */
+    double recover_left; /* time the shorter low-pass still runs, s */
     double lever_tau, lever_min2, lever_ridge, lever_max; /* step 2a (lever_tau 0: off) */
     double w_prev[3];   /* previous bias-corrected rate, rad/s */
     int has_wprev;
@@ -243,16 +246,18 @@ TiltKernel_init(TiltKernel *self, PyObject *args, PyObject *kwds)
                              "still_gyro_dps", "bias_n", "rest_gyro_dps", "rest_acc_g", "rest_tilt_deg",
                              "bias_jump_dps", "bias_gain", "max_gap_s", "dt_nominal_s", "t_prev_s",
                              "acc_bias_memory", "acc_bias_ridge", "acc_bias_max_g", "gap_s",
-                             "lever_tau_s", "lever_min_dps", "lever_ridge", "lever_max_m", "acc_bias_step_deg", NULL};
+                             "lever_tau_s", "lever_min_dps", "lever_ridge", "lever_max_m", "acc_bias_step_deg",
+                             "gap_tau_acc_s", "gap_recover_s", NULL};
     PyObject *g0, *b0;
     double motion_tau, still_gyro, rest_gyro, rest_acc, rest_tilt, bias_jump, lever_min, step_deg;
     TiltCore *c = &self->c;
     c->acc_memory = 0.0, c->acc_ridge = 0.05, c->acc_max = 0.2;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$OOddndnddddddddddddddddd:TiltKernel", kwlist, &g0, &b0, &c->tau_acc,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$OOddndnddddddddddddddddddd:TiltKernel", kwlist, &g0, &b0, &c->tau_acc,
                                      &motion_tau, &c->W, &still_gyro, &c->B, &rest_gyro, &rest_acc, &rest_tilt,
                                      &bias_jump, &c->bias_gain, &c->max_gap_s, &c->dt_nominal_s, &c->t_prev,
                                      &c->acc_memory, &c->acc_ridge, &c->acc_max, &c->gap_s, &c->lever_tau,
-                                     &lever_min, &c->lever_ridge, &c->lever_max, &step_deg))
+                                     &lever_min, &c->lever_ridge, &c->lever_max, &step_deg, &c->gap_tau_acc,
+                                     &c->gap_recover))
         return -1;
     if (vec3(g0, c->lp, "gravity0") < 0 || vec3(b0, c->bias, "gyro_bias0_dps") < 0)
         return -1;
@@ -279,6 +284,8 @@ TiltKernel_init(TiltKernel *self, PyObject *args, PyObject *kwds)
     c->has_mprev = 0;
     c->n_acc_bias_updates = c->n_gap_snaps = 0;
     c->uncertain = 0;
+    c->since_gap = 0;
+    c->recover_left = 0.0;
     c->lever_min2 = (lever_min * DEG2RAD) * (lever_min * DEG2RAD);
     c->step_rad = step_deg * DEG2RAD;
     c->has_wprev = 0;
@@ -591,7 +598,9 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
             c->uncertain = 1;
             c->has_mprev = 0; /* the gyro did not see the gap: no rest pair across it */
             c->has_wprev = 0;
+            c->since_gap = 0;
         }
+        c->since_gap++;
         if (!has_prev)
             p0 = g0, p1 = g1, p2 = g2;
         /* 1. strapdown: the sample's rate over the step before it (see reference.py) */
@@ -599,6 +608,13 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
         double hx = (g0 - b[0]) * k;
         double hy = (g1 - b[1]) * k;
         double hz = (g2 - b[2]) * k;
+        if (dt > c->gap_s) {
+            /* lost samples: their rates taken as linear between the two samples around the gap */
+            double kc = (dt + c->dt_nominal_s) * 0.25 * DEG2RAD, kp = (dt - c->dt_nominal_s) * 0.25 * DEG2RAD;
+            hx = (g0 - b[0]) * kc + (p0 - b[0]) * kp;
+            hy = (g1 - b[1]) * kc + (p1 - b[1]) * kp;
+            hz = (g2 - b[2]) * kc + (p2 - b[2]) * kp;
+        }
         double h2 = hx * hx + hy * hy + hz * hz, cw, s;
         if (h2 < SERIES_H2) {
             cw = 1.0 - h2 / 2.0 + h2 * h2 / 24.0;
@@ -623,13 +639,21 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
         /* 2. accelerometer into the I frame, low-passed */
         double ai[3];
         qrot(qw, qx, qy, qz, a, ai);
-        double alpha = dt / (tau + 0.5 * dt);
+        double tau_i = tau;
+        const int recovering = c->recover_left > 0.0;
+        if (recovering) {
+            tau_i = c->gap_tau_acc;
+            c->recover_left -= dt;
+        }
+        if (dt > c->gap_s)
+            c->recover_left = c->gap_recover; /* from the next sample (see reference.py, step 8) */
+        double alpha = dt / (tau_i + 0.5 * dt);
         if (alpha > 1.0)
             alpha = 1.0;
         double m0 = l0 + alpha * (ai[0] - l0), m1 = l1 + alpha * (ai[1] - l1), m2 = l2 + alpha * (ai[2] - l2);
         double n2 = m0 * m0 + m1 * m1 + m2 * m2;
-        /* 3. motion bias */
-        if (mgain > 0.0) {
+        /* 3. motion bias (not while the low-pass recovers from a gap: that turn is no bias) */
+        if (mgain > 0.0 && !recovering && !(dt > c->gap_s)) {
             double in2 = 1.0 / n2;
             double rho[3] = {(l1 * m2 - l2 * m1) * in2, (l2 * m0 - l0 * m2) * in2, (l0 * m1 - l1 * m0) * in2};
             double d[3];
@@ -682,7 +706,8 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
                 tilt_apply_pending(c, us);
             l0 = c->lp[0], l1 = c->lp[1], l2 = c->lp[2];
         }
-        if (c->uncertain && still && cnt >= W) {
+        if (c->uncertain && still && c->since_gap >= W) {
+            /* (the whole still window after the gap: before it the thigh may have been elsewhere) */
             /* 8. after lost samples: restart the low-pass at the still window's mean */
             static const double zero[8] = {0, 0, 0, 0, 0, 0, 0, 0};
             const double *old = cnt > W ? ring + 8 * ((cur - W + (B + 1)) % (B + 1)) : zero;

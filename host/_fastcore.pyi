@@ -56,6 +56,8 @@ class TiltKernel:
         lever_ridge: float,
         lever_max_m: float,
         acc_bias_step_deg: float,
+        gap_tau_acc_s: float,
+        gap_recover_s: float,
     ) -> None: ...
     def run(
         self,

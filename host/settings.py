@@ -176,6 +176,12 @@ class Settings:
     """At one rest (any pose), a new accelerometer-bias estimate may turn the up vector's angle
     to the reference by at most this; the rest of the change waits for later rests (near the
     reference pose all of it goes at once; at the top of a rep a big jump would end the rep)."""
+    gap_tau_acc_s: Annotated[float, Range(0.05, 600.0)] = 0.1
+    """After lost samples (a step over 2.5 nominal steps) the accelerometer low-pass runs with this
+    time constant for ``gap_recover_s``: the gyro bridged the gap by guessing the lost rates, and
+    a gap in a fast rep can hide most of the raise."""
+    gap_recover_s: Annotated[float, _nonneg(60.0)] = 0.5
+    """How long the shorter low-pass of ``gap_tau_acc_s`` runs after lost samples (0: never)."""
     lever_arm_tau_s: Annotated[float, _nonneg(3600.0)] = 60.0
     """Memory of the lever-arm fit (0 disables it): the sensor sits 0.15-0.3 m from the hip, so the
     thigh's rotation adds up to 0.3 g (centripetal and tangential) that would tilt gravity."""

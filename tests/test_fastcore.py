@@ -171,7 +171,9 @@ def test_lost_samples_restart_the_low_pass_at_the_next_still_window():
     k = _tilt()
     up, *_ = _run(k, t, acc, gyr)
     err = _angle_err_deg(up, _true_up(truth))
-    assert err[np.searchsorted(t, 3.7)] > 0.5 * miss_deg  # off after the gap (gravity pulls back slowly)
+    # the lost rates taken as linear across the gap and the fast low-pass after it (step 8) do
+    # better than the rate after the gap taken over all of it, but the leg is still off then
+    assert 0.5 < err[np.searchsorted(t, 3.7)] < 0.5 * miss_deg
     assert k.n_gap_snaps == 1
     hold = (t > 4.5) & (t < 7.0)
     assert np.max(err[hold]) < 0.1  # back on gravity as soon as the leg is still

@@ -66,6 +66,8 @@ def kernel_params(settings: Settings, dt_nominal_s: float) -> TiltParams:
         lever_ridge=s.lever_arm_ridge,
         lever_max_m=s.lever_arm_max_m,
         acc_bias_step_deg=s.acc_bias_step_deg,
+        gap_tau_acc_s=s.gap_tau_acc_s,
+        gap_recover_s=s.gap_recover_s,
     )
 
 

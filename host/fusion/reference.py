@@ -59,9 +59,13 @@ frame; the rest, the filters and the bias estimator here are our own, simpler ch
    consistent. A cheap MEMS accelerometer is off by
    tens of mg (up to 0.1 g), which tilts gravity by up to 6 degrees; the gyro, over the few
    seconds between two rests, is far more accurate than that;
-8. **after lost samples** (a step over ``gap_s``) the gyro bridged the gap and may be off by
-   degrees: at the first still sample after it the low-pass restarts at the mean
-   accelerometer of the still window (taken into the I frame), instead of converging slowly;
+8. **after lost samples** (a step over ``gap_s``) the gyro bridges the gap with the lost
+   samples' rates taken as linear between the two samples around it, and may still be off by
+   degrees: for ``gap_recover_s`` after it the low-pass runs with the shorter time constant
+   ``gap_tau_acc_s`` (a fast rep's gap can hide most of a raise: then only the
+   accelerometer knows where the thigh went), and at the first still sample whose whole still window lies after the gap the
+   low-pass restarts at the mean accelerometer of that window (taken into the I frame),
+   instead of converging slowly;
    no rest pair of step 7 spans the gap, and the lever arm's rate difference restarts;
 9. **reference up vector**: ``normalize(ref_acc - b)``, the reference rest's accelerometer mean
    corrected by the current bias estimate (what the hip angle is measured from).
@@ -123,6 +127,8 @@ class TiltParams:
     lever_max_m : the lever arm's length is limited to this, m.
     acc_bias_step_deg : at one rest, a new accelerometer-bias estimate may turn the up vector's
         angle to the reference by at most this (the rest of the change waits for later rests).
+    gap_tau_acc_s, gap_recover_s : after lost samples the low-pass runs with time constant
+        ``gap_tau_acc_s`` for ``gap_recover_s`` (step 8).
     """
 
     tau_acc_s: float
@@ -146,6 +152,8 @@ class TiltParams:
     lever_ridge: float = 1.0
     lever_max_m: float = 0.6
     acc_bias_step_deg: float = 180.0
+    gap_tau_acc_s: float = 3.0
+    gap_recover_s: float = 0.0
 
 
 def _qmul(a: list[float], b: list[float]) -> list[float]:
@@ -227,6 +235,8 @@ class ReferenceTilt:
         self.y_prev = [0.0] * 3
         self.n_acc_bias_updates = 0
         self.uncertain = False
+        self.since_gap = 0  # samples since the last gap (or the start), this one included
+        self.recover_left_s = 0.0  # time the shorter low-pass of step 8 still runs
         self.n_gap_snaps = 0
         self.w_prev: list[float] | None = None
         self.lever = [0.0, 0.0, 0.0]
@@ -335,6 +345,8 @@ class ReferenceTilt:
             self.uncertain = True
             self.m_prev = None  # the gyro did not see the gap: no rest pair across it
             self.w_prev = None
+            self.since_gap = 0
+        self.since_gap += 1
         b = self.bias
         # 1. strapdown: the sample's rate over the step that ends at it, exact exponential. A MEMS
         # gyro's output is its rate filtered over the last output period, so it describes the
@@ -345,6 +357,18 @@ class ReferenceTilt:
         hx = (g[0] - b[0]) * k
         hy = (g[1] - b[1]) * k
         hz = (g[2] - b[2]) * k
+        if dt > p.gap_s:
+            # lost samples (step 8): their rates taken as linear between the two samples around
+            # the gap; each sample's rate covers the step before it, so over (m + 1) nominal steps
+            # the rotation is (dt + dt_nominal) / 2 of this rate and (dt - dt_nominal) / 2 of
+            # the previous one (dt x the rate alone over-turned a gap at the start of a fast
+            # rep by tens of degrees)
+            gp = self.g_prev if self.g_prev is not None else g
+            kc = (dt + p.dt_nominal_s) * 0.25 * DEG2RAD
+            kp = (dt - p.dt_nominal_s) * 0.25 * DEG2RAD
+            hx = (g[0] - b[0]) * kc + (gp[0] - b[0]) * kp
+            hy = (g[1] - b[1]) * kc + (gp[1] - b[1]) * kp
+            hz = (g[2] - b[2]) * kc + (gp[2] - b[2]) * kp
         h2 = hx * hx + hy * hy + hz * hz
         if h2 < SERIES_H2:
             c = 1.0 - h2 / 2.0 + h2 * h2 / 24.0
@@ -362,14 +386,24 @@ class ReferenceTilt:
             a = self._lever(dt, g, a, self.q)
         # 2. accelerometer into the I frame, low-passed there
         a_i = _rotate(qw, qx, qy, qz, a)
-        alpha = dt / (p.tau_acc_s + 0.5 * dt)
+        tau = p.tau_acc_s
+        recovering = self.recover_left_s > 0.0
+        if recovering:
+            tau = p.gap_tau_acc_s
+            self.recover_left_s -= dt
+        if dt > p.gap_s:
+            # step 8: from the next sample on (the lever arm's tangential part needs a rate
+            # difference again) the low-pass converges fast onto the accelerometer
+            self.recover_left_s = p.gap_recover_s
+        alpha = dt / (tau + 0.5 * dt)
         if alpha > 1.0:
             alpha = 1.0
         lp0 = self.lp
         lp = [lp0[0] + alpha * (a_i[0] - lp0[0]), lp0[1] + alpha * (a_i[1] - lp0[1]), lp0[2] + alpha * (a_i[2] - lp0[2])]
         n2 = lp[0] * lp[0] + lp[1] * lp[1] + lp[2] * lp[2]
         # 3. motion bias: gravity's apparent rotation in the I frame, back in the sensor frame
-        if self.motion_gain > 0.0:
+        # (not across a gap nor while the low-pass recovers from it: that turn is no bias)
+        if self.motion_gain > 0.0 and not recovering and not dt > p.gap_s:
             in2 = 1.0 / n2
             rho = [
                 (lp0[1] * lp[2] - lp0[2] * lp[1]) * in2,
@@ -416,7 +450,9 @@ class ReferenceTilt:
             rest = self._rest_event(cur)
             if rest and self.pend is not None:
                 self._apply_pending(up)
-        if self.uncertain and still and self.n >= p.still_n:
+        if self.uncertain and still and self.since_gap >= p.still_n:
+            # (only once the whole still window lies after the gap: a window holding samples
+            # from before it mixes poses the thigh left during the gap)
             # 8. restart the low-pass at the still window's mean accelerometer
             old = self.ring[(cur - p.still_n) % (p.bias_n + 1)] if self.n > p.still_n else [0.0] * 8
             inv = 1.0 / p.still_n
