@@ -90,6 +90,17 @@ LEVER_MIN_M = 0.05
 PLANE_CORRECTION_MAX_DEG = 6.0
 """The exercise plane's angle differs from the tilt about the flexion axis by at most this (see
 ``Mounting.angles``)."""
+ROLL_LEVER_M = 0.1
+ROLL_LEVER_MAX_M = 0.4
+ROLL_AXIS_DEG = 20.0
+"""A flexion axis within ``ROLL_AXIS_DEG`` of the lever arm (hip -> sensor, as the orientation
+stage estimates it, when longer than ``ROLL_LEVER_M`` and shorter than ``ROLL_LEVER_MAX_M``:
+longer is no sensor on a thigh, femur ~0.25 of body height, so the estimate is not settled) is
+no flexion axis: the hip's mediolateral axis is normal to the thigh, and a sensor on the thigh's
+side sits at most ~10 cm off the femur over a lever of ~20 cm, so the true axis is over 60 deg
+from the lever. Such an axis was fitted to the sensor turning about the thigh (a strap being
+adjusted): until a movement from the neutral pose has gone up about it, it is dropped there
+(the rep segmenter restarts) and re-fitted at the next movement."""
 REFIT_FAR_DEG = 30.0
 """Away from the reference pose the flexion axis is re-fitted only if the movements' principal
 axis is this far from it (the first fit was no raise); near it, always."""
@@ -457,6 +468,9 @@ class HipAngleEstimator:
         self._slip_sin = math.sin(math.radians(settings.slip_deg))
         self._anchor_sin = math.sin(math.radians(settings.anchor_level_deg))
         self._refit_far_cos = math.cos(math.radians(REFIT_FAR_DEG))
+        self._roll_cos = math.cos(math.radians(ROLL_AXIS_DEG))
+        self.n_roll_refits = 0  # axes fitted to the sensor turning about the thigh, dropped
+        self._roll_sign = False  # the next fit is signed by the angle it reads (the old axis says nothing)
         self.n_axis_refits = 0
         self._held: list[Held] = []
         self._held_t_prev = math.nan  # time of the sample before the held ones (for their first step)
@@ -862,6 +876,13 @@ class HipAngleEstimator:
             self.restarts.append(float(t[0]))
         elif self._prev_axis is not None and float(axis @ self._prev_axis) < 0:
             axis = -axis  # a strap turns by less than 90 degrees: keep the raise positive
+        elif self._roll_sign:
+            # the axis before was the thigh's long axis (ROLL_AXIS_DEG): the leg is above the
+            # reference rest's pose, so the angle the new axis reads here is positive
+            ref_k = uref[k] if self._u_ref is None else self._u_ref
+            if float(Mounting(axis, self._u_ref, 0.0, 0.0).tilt_angles(up[k : k + 1], ref_k[None])[0]) < 0.0:
+                axis = -axis
+        self._roll_sign = False
         self._prev_axis = axis
         ref_k = uref[k] if self._u_ref is None else self._u_ref
         self.mounting = Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis))
@@ -947,6 +968,25 @@ class HipAngleEstimator:
             below = np.flatnonzero((-self._posture_deg < a_rest) & (a_rest < -self.s.neutral_drop_deg))
             lower = [(int(before[i]), float(a_rest[i])) for i in below[:1]]  # the first, as _is_below finds it
         j_anchor = int(events[int(anchor[0])]) if len(events) and len(anchor) else len(t)
+        if not m.plane and self._proven == 0:
+            # an axis along the lever arm was fitted to the sensor turning about the thigh
+            # (ROLL_AXIS_DEG); not once a movement from the neutral pose went up about it (a raise
+            # was seen: the lever arm's estimate is what is wrong then)
+            ln2 = np.einsum("ni,ni->n", lever, lever)
+            along = lever @ m.axis
+            roll = np.flatnonzero((ln2 > ROLL_LEVER_M**2) & (ln2 < ROLL_LEVER_MAX_M**2)
+                                  & (along * along > self._roll_cos**2 * ln2))
+            if len(roll) and int(roll[0]) < min(lim, j_anchor, lower[0][0] if lower else len(t)):
+                j = int(roll[0])
+                upto(j + 1)
+                self._probing = False
+                self.n_roll_refits += 1
+                self._prev_axis = None
+                self._roll_sign = True
+                # the rep segmenter restarts here: an excursion read about the long axis (the strap
+                # being turned) is no rep
+                self.restarts.append(float(t[j]))
+                return self._hold_from(h, angle_upto(j + 1), j)
         if lower and lower[0][0] <= j_anchor:
             j, a_j = lower[0]
             upto(j)
