@@ -304,6 +304,42 @@ class Settings:
     rest (sway 2-6 deg/s; a leg lying or kneeling still shows only the gyro's noise, under
     0.5 deg/s rms per axis on a cheap part, 0.9 over three): its first movement may be a posture change (kneeling down
     before bird dogs), so it is held until the next movement shows the raise direction."""
+    slip_zone_deg: Annotated[float, Range(1.0, 45.0)] = 15.0
+    """Strap slips are looked for at rests within this of the reference rest's angle (at the top
+    of a rep the thigh may be abducted or rotated, gravity out of the plane without any slip);
+    the same zone decides which rests re-anchor the exercise plane's heading and which rests the
+    raise-direction check holds at."""
+    slip_far_deg: Annotated[float, Range(10.0, 90.0)] = 40.0
+    """... and at any rest where gravity is more than this out of the exercise plane (more than a
+    thigh's abduction or rotation during a rep: 5-20 deg)."""
+    refit_far_deg: Annotated[float, Range(1.0, 90.0)] = 30.0
+    """Away from the reference pose the flexion axis is re-fitted only if the movements' principal
+    axis is this far from it (the first fit was no raise, e.g. a strap adjusted); near it, always."""
+    roll_axis_deg: Annotated[float, Range(0.0, 60.0)] = 20.0
+    """A flexion axis within this of the lever arm (hip -> sensor, as the orientation stage
+    estimates it, between ``roll_lever_min_m`` and ``roll_lever_max_m``) is no flexion axis: the
+    hip's mediolateral axis is normal to the thigh, and a sensor on the thigh's side sits at most
+    ~10 cm off the femur over a lever of ~20 cm, so the true axis is over 60 deg from the lever.
+    Such an axis was fitted to the sensor turning about the thigh (a strap being adjusted): until
+    a movement from the neutral pose has gone up about it, it is dropped there (the rep segmenter
+    restarts) and re-fitted at the next movement."""
+    roll_lever_min_m: Annotated[float, Range(0.0, 1.0)] = 0.1
+    """Shortest lever arm estimate that can tell a strap roll (``roll_axis_deg``); shorter is not
+    settled."""
+    roll_lever_max_m: Annotated[float, Range(0.05, 2.0)] = 0.4
+    """Longest lever arm estimate that can tell a strap roll: longer is no sensor on a thigh
+    (femur ~0.25 of body height), so the estimate is not settled."""
+    fit_net_frac: Annotated[float, Range(0.0, 1.0)] = 0.8
+    """A movement fits the flexion axis only if it is a turn about it: its rate integrated along
+    the fitted axis (from the last still sample to where ``axis_rotation_deg`` of rotation is
+    reached) is at least this fraction of that rotation. A raise is (off-axis motion during a rep
+    is a small part); a person settling on the mat (the body rolling, the legs fidgeting back and
+    forth) is not, and an axis fitted to it would make every angle after it wrong: such movements
+    are skipped (their samples go out as the rest around them)."""
+    probe_max_s: Annotated[float, Range(1.0, 3600.0)] = 120.0
+    """After a standing calibration rest (``standing_sway_dps``) the first movement is held until
+    the raise direction is checked at the next movement from the neutral pose, for at most this
+    long (then it is released as it is)."""
 
     def __post_init__(self) -> None:
         for name, (rule, kind) in setting_rules().items():

@@ -80,30 +80,11 @@ from .calibration import Calibration
 from .orientation import OrientationFilter, run_backward
 
 BoolArray = npt.NDArray[np.bool_]
-SLIP_ZONE_DEG = 15.0
-"""Strap slips are looked for at rests within this of the reference rest's angle ..."""
-SLIP_FAR_SIN = math.sin(math.radians(40.0))
-"""... or anywhere when gravity is more than 40 degrees out of the plane (more than a thigh's
-abduction or rotation during a rep)."""
 LEVER_MIN_M = 0.05
 """A lever arm shorter than this (normal to the flexion axis) does not choose the long axis."""
 PLANE_CORRECTION_MAX_DEG = 6.0
 """The exercise plane's angle differs from the tilt about the flexion axis by at most this (see
 ``Mounting.angles``)."""
-ROLL_LEVER_M = 0.1
-ROLL_LEVER_MAX_M = 0.4
-ROLL_AXIS_DEG = 20.0
-"""A flexion axis within ``ROLL_AXIS_DEG`` of the lever arm (hip -> sensor, as the orientation
-stage estimates it, when longer than ``ROLL_LEVER_M`` and shorter than ``ROLL_LEVER_MAX_M``:
-longer is no sensor on a thigh, femur ~0.25 of body height, so the estimate is not settled) is
-no flexion axis: the hip's mediolateral axis is normal to the thigh, and a sensor on the thigh's
-side sits at most ~10 cm off the femur over a lever of ~20 cm, so the true axis is over 60 deg
-from the lever. Such an axis was fitted to the sensor turning about the thigh (a strap being
-adjusted): until a movement from the neutral pose has gone up about it, it is dropped there
-(the rep segmenter restarts) and re-fitted at the next movement."""
-REFIT_FAR_DEG = 30.0
-"""Away from the reference pose the flexion axis is re-fitted only if the movements' principal
-axis is this far from it (the first fit was no raise); near it, always."""
 SIGN_PROOFS = 2
 """Movements from the neutral pose that must go up (by half ``axis_rotation_deg``) before the
 raise direction is trusted; until then each rest there holds the samples until the next
@@ -112,17 +93,6 @@ REANCHOR_PROOFS = 1
 """Movements from the neutral pose that went up before a lower rest may move the neutral pose
 down to it (before that, a rest below may mean the raise direction is wrong: the sign check
 decides)."""
-FIT_NET_FRAC = 0.8
-"""A movement fits the flexion axis only if it is a turn about it: its rate integrated along the
-fitted axis (from the last still sample to where ``axis_rotation_deg`` of rotation is reached)
-is at least this fraction of that rotation. A raise is (off-axis motion during a rep is a small
-part); a person settling on the mat (the body rolling, the legs fidgeting back and forth) is
-not, and an axis fitted to it would make every angle after it wrong: such movements are skipped
-(their samples go out as the rest around them)."""
-PROBE_MAX_S = 120.0
-"""After a standing calibration rest (``standing_sway_dps``) the first movement is held until the
-raise direction is checked at the next movement from the neutral pose, for at most this long
-(then it is released as it is)."""
 _SLICE = 8192
 """Longest piece of a chunk the orientation stage handles at once (its outputs stay in cache)."""
 _ANGLES_AT_ONCE = 256
@@ -467,8 +437,9 @@ class HipAngleEstimator:
 
         self._slip_sin = math.sin(math.radians(settings.slip_deg))
         self._anchor_sin = math.sin(math.radians(settings.anchor_level_deg))
-        self._refit_far_cos = math.cos(math.radians(REFIT_FAR_DEG))
-        self._roll_cos = math.cos(math.radians(ROLL_AXIS_DEG))
+        self._refit_far_cos = math.cos(math.radians(self.s.refit_far_deg))
+        self._roll_cos = math.cos(math.radians(self.s.roll_axis_deg))
+        self._slip_far_sin = math.sin(math.radians(self.s.slip_far_deg))
         self.n_roll_refits = 0  # axes fitted to the sensor turning about the thigh, dropped
         self._roll_sign = False  # the next fit is signed by the angle it reads (the old axis says nothing)
         self.n_axis_refits = 0
@@ -517,7 +488,7 @@ class HipAngleEstimator:
         moving: the rest is the top of the first rep) has its mounting from that turn.
 
         The samples before the calibration rest must be one turn about one axis
-        (``FIT_NET_FRAC`` of all their rotation) of at least ``min_rom_deg``: then the rest is
+        (``fit_net_frac`` of all their rotation) of at least ``min_rom_deg``: then the rest is
         that far above where the stream began, and the next movement (the lowering) is no
         raise. A strap being adjusted (back and forth) or a person settling is not one turn.
         """
@@ -533,7 +504,7 @@ class HipAngleEstimator:
         if net < 0:
             axis, net = -axis, -net
         total = float(np.linalg.norm(w, axis=1) @ dt)
-        if net < self.s.min_rom_deg or net < FIT_NET_FRAC * total:
+        if net < self.s.min_rom_deg or net < self.s.fit_net_frac * total:
             return
         axis = axis / np.linalg.norm(axis)
         offset = net  # (the gyro over the turn: the backward orientation's start is its least settled end)
@@ -552,7 +523,7 @@ class HipAngleEstimator:
     def _probe_pass(self, out: tuple[FloatArray, FloatArray, BoolArray], t_last: float) -> tuple[FloatArray, FloatArray, BoolArray]:
         """Hold what is released while the first movement is on probation; at its end release
         it all, re-expressed with the flipped mounting if the raise direction was flipped."""
-        if self._probing and t_last > self._probe_t0 + PROBE_MAX_S:
+        if self._probing and t_last > self._probe_t0 + self.s.probe_max_s:
             self._probing = False
         if not self._probing and not self._probe_buf and self._probe_flip is None:
             if self._raw_on and (self.mounting is not None or self._pending is not None):
@@ -793,7 +764,7 @@ class HipAngleEstimator:
         )
 
     def _fit_turn(self, t: FloatArray, w: FloatArray, still: BoolArray) -> tuple[int, FloatArray] | None:
-        """The first movement of the held samples that is a turn about one axis (``FIT_NET_FRAC``):
+        """The first movement of the held samples that is a turn about one axis (``fit_net_frac``):
         ``(k, axis)`` as :func:`fit_axis` gives it, or None."""
         base, t_prev = 0, self._held_t_prev
         rot = self.s.axis_rotation_deg
@@ -805,7 +776,7 @@ class HipAngleEstimator:
             lo = int(np.flatnonzero(still[: k + 1])[-1]) + 1 if still[base : k + 1].any() else base
             prev = float(t[lo - 1]) if lo > 0 else (t_prev if math.isfinite(t_prev) else float(t[0]))
             dt = np.diff(t[lo : k + 1], prepend=prev)
-            if float((w[lo : k + 1] @ axis) @ dt) >= FIT_NET_FRAC * rot:
+            if float((w[lo : k + 1] @ axis) @ dt) >= self.s.fit_net_frac * rot:
                 return k, axis
             nxt = np.flatnonzero(still[k + 1 :])
             if not len(nxt):
@@ -846,7 +817,7 @@ class HipAngleEstimator:
                 # (the tilt until anchored: the first movement was a posture change)
                 self.mounting = Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis))
                 self._prev_axis = axis
-                if self._probing and t[k] <= self._probe_t0 + PROBE_MAX_S:
+                if self._probing and t[k] <= self._probe_t0 + self.s.probe_max_s:
                     self._probe_flip = (self.mounting, self._pending_t0)
             elif a_k > half:
                 self._proven += 1
@@ -877,7 +848,7 @@ class HipAngleEstimator:
         elif self._prev_axis is not None and float(axis @ self._prev_axis) < 0:
             axis = -axis  # a strap turns by less than 90 degrees: keep the raise positive
         elif self._roll_sign:
-            # the axis before was the thigh's long axis (ROLL_AXIS_DEG): the leg is above the
+            # the axis before was the thigh's long axis (``roll_axis_deg``): the leg is above the
             # reference rest's pose, so the angle the new axis reads here is positive
             ref_k = uref[k] if self._u_ref is None else self._u_ref
             if float(Mounting(axis, self._u_ref, 0.0, 0.0).tilt_angles(up[k : k + 1], ref_k[None])[0]) < 0.0:
@@ -933,7 +904,7 @@ class HipAngleEstimator:
         j_chk = len(t)
         if self._proven < SIGN_PROOFS:
             full.append(m.angles(up, uref, quat))
-            cand = np.flatnonzero(still & (np.abs(full[0]) <= SLIP_ZONE_DEG))
+            cand = np.flatnonzero(still & (np.abs(full[0]) <= self.s.slip_zone_deg))
             j_chk = int(cand[0]) if len(cand) else len(t)
         slip = np.empty(0, dtype=np.intp)
         far = np.empty(0, dtype=bool)
@@ -948,15 +919,15 @@ class HipAngleEstimator:
             ref_along = uref[events] @ m.axis if m.u_ref is None else m.along_ref
             # only rests near the reference pose: at the top of a rep the thigh may be abducted
             # or rotated (gravity out of the plane without any slip); at the bottom it is not
-            low = np.abs(angle_ev - m.offset_deg) <= SLIP_ZONE_DEG
+            low = np.abs(angle_ev - m.offset_deg) <= self.s.slip_zone_deg
             off = np.abs(along - ref_along)
             far = angle_ev > self._posture_deg
-            bad = ((off > self._slip_sin) & low) | (off > SLIP_FAR_SIN) | far
+            bad = ((off > self._slip_sin) & low) | (off > self._slip_far_sin) | far
             slip = np.flatnonzero(bad)
             # re-anchoring: heading-free (after the person turned round the heading from the gyro is
             # wrong until then), near the reference pose or where gravity lies in the plane
             tilt = m.tilt_angles(up[events], uref[events])
-            near = (np.abs(tilt - m.offset_deg) <= SLIP_ZONE_DEG) | (off <= self._anchor_sin)
+            near = (np.abs(tilt - m.offset_deg) <= self.s.slip_zone_deg) | (off <= self._anchor_sin)
             moved = turned[events + 1] - m.anchored_deg >= self.s.axis_rotation_deg
             anchor = np.flatnonzero(near & moved & ~bad)
         # rests before the sign check and the first slip: a lower neutral pose
@@ -970,11 +941,11 @@ class HipAngleEstimator:
         j_anchor = int(events[int(anchor[0])]) if len(events) and len(anchor) else len(t)
         if not m.plane and self._proven == 0:
             # an axis along the lever arm was fitted to the sensor turning about the thigh
-            # (ROLL_AXIS_DEG); not once a movement from the neutral pose went up about it (a raise
+            # (``roll_axis_deg``); not once a movement from the neutral pose went up about it (a raise
             # was seen: the lever arm's estimate is what is wrong then)
             ln2 = np.einsum("ni,ni->n", lever, lever)
             along = lever @ m.axis
-            roll = np.flatnonzero((ln2 > ROLL_LEVER_M**2) & (ln2 < ROLL_LEVER_MAX_M**2)
+            roll = np.flatnonzero((ln2 > self.s.roll_lever_min_m**2) & (ln2 < self.s.roll_lever_max_m**2)
                                   & (along * along > self._roll_cos**2 * ln2))
             if len(roll) and int(roll[0]) < min(lim, j_anchor, lower[0][0] if lower else len(t)):
                 j = int(roll[0])
@@ -1033,7 +1004,7 @@ class HipAngleEstimator:
         movement seen with ``m`` (the principal direction of the rate, signed as before, made
         level) and the long axis chosen by the lever arm; away from the reference pose only if
         the first fit was no raise (a strap adjusted, turning the sensor about the long axis:
-        the principal axis is then over REFIT_FAR_DEG from it), since a clean first movement
+        the principal axis is then over ``refit_far_deg`` from it), since a clean first movement
         (a shift to a raised baseline) is usually truer than reps with abduction and rotation.
         A mounting on a fixed reference rest (after a slip or a new posture) enters the plane at
         its first anchoring (its attitude there is not kept)."""
@@ -1042,7 +1013,7 @@ class HipAngleEstimator:
         if refit:
             _, vecs = np.linalg.eigh(m.cov)
             fitted = vecs[:, -1] if float(vecs[:, -1] @ m.axis) >= 0 else -vecs[:, -1]
-            low = abs(angle_j - m.offset_deg) <= SLIP_ZONE_DEG
+            low = abs(angle_j - m.offset_deg) <= self.s.slip_zone_deg
             refit = low or float(fitted @ m.axis) < self._refit_far_cos
             if refit:
                 ref = uref_j if m.u_ref is None else m.u_ref  # the reference rest's up vector
