@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError
+from .fusion.angle import cross3
 from .model import FloatArray, ImuBlock, Leg, Rep, SessionResult, SetSummary
 from .settings import Settings
 
@@ -90,11 +91,6 @@ class RepPosture:
 
 
 _FAILED = RepPosture(None, None)
-
-
-def _cross(a: FloatArray, b: FloatArray) -> FloatArray:
-    """a x b for two (3,) vectors (np.cross costs more than the product here)."""
-    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
 
 
 def estimate_gyro_bias(t: FloatArray, gyr: FloatArray, before_s: float) -> FloatArray | None:
@@ -194,7 +190,7 @@ def measure_posture(
     # R_k^T f_b, a rotation about n by -theta_k
     c, sn = np.cos(thd), np.sin(thd)
     nf = float(n @ f_b)
-    nxf = _cross(n, f_b)
+    nxf = cross3(n, f_b)
     grav = f_b * c[:, None] - nxf * sn[:, None] + np.outer(1.0 - c, n * nf)
     resid = (ad - grav) / g_norm  # swing acceleration (and bias leftovers) in units of g
     # swing: omega x (omega x r) + alpha x r = (w w^T - |w|^2 I + [alpha]x) r
@@ -232,7 +228,7 @@ def measure_posture(
         return RepPosture(None, dist_m if math.isfinite(dist_m) else None)
     rho = rho / np.linalg.norm(rho)
     up = f_b / g_norm
-    elevation = math.degrees(math.atan2(float(up @ rho), float(up @ _cross(n, rho))))
+    elevation = math.degrees(math.atan2(float(up @ rho), float(up @ cross3(n, rho))))
     return RepPosture(round(elevation, 3), round(dist_m, 4))
 
 

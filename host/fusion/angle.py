@@ -272,7 +272,7 @@ class Mounting:
         a_now = _tilted_back(quat_j, up_j, g_ref, long)
         a_now = _level(a_now, f_i)
         d = math.radians(angle_j - self.offset_deg)
-        long_i = math.cos(d) * a_now - math.sin(d) * _cross3(f_i, a_now)  # turned by -d about f_i
+        long_i = math.cos(d) * a_now - math.sin(d) * cross3(f_i, a_now)  # turned by -d about f_i
         turned = 0.0 if refit else self.turned_deg
         along = float(uref_j @ axis) if self.u_ref is None else float(self.u_ref @ axis)
         return Mounting(axis, self.u_ref, self.offset_deg, along, long, self.cov, turned, turned, (long_i, f_i),
@@ -316,10 +316,10 @@ def _row_offset(part: FloatArray, whole: FloatArray) -> int | None:
     return int(k)
 
 
-def _cross3(a: FloatArray, b: FloatArray) -> FloatArray:
+def cross3(a: FloatArray, b: FloatArray) -> FloatArray:
     """``np.cross`` of two (3,) vectors with the same IEEE operations (``a1 b2 - a2 b1`` ...),
     without its axis handling (a tenth of the cost: the anchoring calls it thousands of times
-    an hour)."""
+    an hour; :mod:`legrep.exercise` uses it too)."""
     a0, a1, a2 = float(a[0]), float(a[1]), float(a[2])
     b0, b1, b2 = float(b[0]), float(b[1]), float(b[2])
     return np.array((a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0))
@@ -328,8 +328,8 @@ def _cross3(a: FloatArray, b: FloatArray) -> FloatArray:
 def _rotate(q: FloatArray, v: FloatArray) -> FloatArray:
     """v (3,) rotated by the unit quaternion q (4,) (w, x, y, z)."""
     w, u = float(q[0]), q[1:]
-    t = 2.0 * _cross3(u, v)
-    out: FloatArray = v + w * t + _cross3(u, t)
+    t = 2.0 * cross3(u, v)
+    out: FloatArray = v + w * t + cross3(u, t)
     return out
 
 
@@ -339,9 +339,9 @@ def _tilted_back(quat: FloatArray, up: FloatArray, g_ref: FloatArray, v: FloatAr
     (as ``hip_angles`` does per sample)."""
     g = _rotate(quat, up)
     w = _rotate(quat, v)
-    k = _cross3(g, g_ref)
+    k = cross3(g, g_ref)
     c = float(g @ g_ref)
-    out: FloatArray = c * w + _cross3(k, w) + k * (float(k @ w) / (1.0 + c))
+    out: FloatArray = c * w + cross3(k, w) + k * (float(k @ w) / (1.0 + c))
     return out
 
 
@@ -372,12 +372,12 @@ def level_axis(axis: FloatArray, up_ref: FloatArray) -> FloatArray:
 def long_axis_flat(axis: FloatArray, up_ref: FloatArray) -> FloatArray:
     """The long axis of a thigh lying level at the reference rest: normal to the flexion axis
     and to gravity there (any normal to the axis if they are parallel)."""
-    x = _cross3(axis, up_ref)
+    x = cross3(axis, up_ref)
     n = float(np.linalg.norm(x))
     if n > 1e-6:
         out: FloatArray = x / n
         return out
-    y: FloatArray = _cross3(axis, np.eye(3)[int(np.argmin(np.abs(axis)))])
+    y: FloatArray = cross3(axis, np.eye(3)[int(np.argmin(np.abs(axis)))])
     return y / float(np.linalg.norm(y))
 
 
@@ -882,11 +882,14 @@ class HipAngleEstimator:
         assert m is not None
         events = np.flatnonzero(rest)
         # angles only where a decision needs them (the rests) and for the samples released with
-        # m: after a split the tail gets the next mounting's (elementwise, so the same numbers)
-        full: list[FloatArray] = []
+        # m: after a split the tail gets the next mounting's (elementwise, so the same numbers).
+        # All at once while the raise direction is checked (every still sample is looked at) and
+        # for a short piece with rests (a live chunk: one call costs less than two)
+        at_once = self._proven < SIGN_PROOFS or (len(t) <= _ANGLES_AT_ONCE and len(events) > 0)
+        full = m.angles(up, uref, quat) if at_once else None
 
         def angle_upto(j: int) -> FloatArray:  # the angles of samples [0, j)
-            return full[0][:j] if full else m.angles(up[:j], uref[:j], quat[:j])
+            return full[:j] if full is not None else m.angles(up[:j], uref[:j], quat[:j])
 
         # movement statistics since the mounting was made, sample by sample (sequential sums:
         # identical for any chunking; nominal steps, so a gap weighs like one sample)
@@ -903,15 +906,13 @@ class HipAngleEstimator:
         # first still sample there, samples are held until the next movement shows its way
         j_chk = len(t)
         if self._proven < SIGN_PROOFS:
-            full.append(m.angles(up, uref, quat))
-            cand = np.flatnonzero(still & (np.abs(full[0]) <= self.s.slip_zone_deg))
+            assert full is not None
+            cand = np.flatnonzero(still & (np.abs(full) <= self.s.slip_zone_deg))
             j_chk = int(cand[0]) if len(cand) else len(t)
         slip = np.empty(0, dtype=np.intp)
         far = np.empty(0, dtype=bool)
-        if not full and len(t) <= _ANGLES_AT_ONCE and len(events):
-            full.append(m.angles(up, uref, quat))  # (a live chunk: one call costs less than two)
-        if full:
-            angle_ev = full[0][events]
+        if full is not None:
+            angle_ev = full[events]
         else:
             angle_ev = m.angles(up[events], uref[events], quat[events]) if len(events) else np.empty(0)
         if len(events):
