@@ -71,7 +71,7 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-from .._fastcore import first_movement, hip_angles, tilt_angles, window_means
+from .._fastcore import first_movement, movement_moved, movement_sums, plane_angles, tilt_angles, window_means
 from ..diagnostics import MountingDiagnostics, OrientationDiagnostics
 from ..diagnostics import vec3 as _vec3
 from ..model import FloatArray
@@ -239,15 +239,17 @@ class Mounting:
         rows = self._recall(up, uref, quat)
         if rows is not None:
             return rows
-        res = self.tilt_angles(up, uref)
         if self.plane:
+            # (in C: ``plane_angles_reference`` in .angle_reference is its numpy form)
             assert self.frame_i is not None and self.long is not None
-            out = np.empty(len(up))
+            res = np.empty(len(up))
+            ref = uref if self.u_ref is None else np.broadcast_to(self.u_ref, up.shape)
             g_ref = uref if self.g_ref_i is None else np.broadcast_to(self.g_ref_i, up.shape)
             long_i, axis_i = self.frame_i
-            hip_angles(up, g_ref, quat, self.long.tolist(), long_i.tolist(), axis_i.tolist(), self.offset_deg, out)
-            d = np.remainder(out - res + 180.0, 360.0) - 180.0
-            res = res + np.clip(d, -self.max_correction_deg, self.max_correction_deg)
+            plane_angles(up, ref, g_ref, quat, self._axis, self.offset_deg, self.long.tolist(), long_i.tolist(),
+                         axis_i.tolist(), self.max_correction_deg, res)
+        else:
+            res = self.tilt_angles(up, uref)
         if len(up) >= _RECALL_MIN and (self._last is None or 4 * len(up) >= len(self._last[0])):
             self._last = (up, uref, quat, res)  # (a short run in between does not displace a long one)
         return res
@@ -892,15 +894,15 @@ class HipAngleEstimator:
             return full[:j] if full is not None else m.angles(up[:j], uref[:j], quat[:j])
 
         # movement statistics since the mounting was made, sample by sample (sequential sums:
-        # identical for any chunking; nominal steps, so a gap weighs like one sample)
+        # identical for any chunking; nominal steps, so a gap weighs like one sample). In C
+        # (``movement_sums``, ``movement_moved``; numpy forms in .angle_reference)
         dt = self.calib.dt_nominal_s
-        wm = np.where(still[:, None], 0.0, w)
-        turned = np.cumsum(np.concatenate([[m.turned_deg], np.sqrt(np.einsum("ni,ni->n", wm, wm)) * dt]))
 
         def upto(j: int) -> None:  # the statistics of the samples released with m (before j)
-            # the running sum only as far as j (the tail is summed again with the next mounting)
-            cov = np.cumsum(np.concatenate([m.cov[None], np.einsum("ni,nj->nij", wm[:j], wm[:j]) * dt]), axis=0)
-            m.cov, m.turned_deg = cov[j], float(turned[j])
+            # the running sums only as far as j (the tail is summed on with the next mounting)
+            cov = np.empty((3, 3))
+            m.turned_deg = movement_sums(w, still, j, dt, m.turned_deg, m.cov, cov)
+            m.cov = cov
 
         # until SIGN_PROOFS movements from the neutral pose went up, each is checked: from the
         # first still sample there, samples are held until the next movement shows its way
@@ -929,7 +931,9 @@ class HipAngleEstimator:
             # wrong until then), near the reference pose or where gravity lies in the plane
             tilt = m.tilt_angles(up[events], uref[events])
             near = (np.abs(tilt - m.offset_deg) <= self.s.slip_zone_deg) | (off <= self._anchor_sin)
-            moved = turned[events + 1] - m.anchored_deg >= self.s.axis_rotation_deg
+            moved_at = np.zeros(len(t), dtype=bool)
+            movement_moved(w, still, rest, dt, m.turned_deg, m.anchored_deg, self.s.axis_rotation_deg, moved_at)
+            moved = moved_at[events]
             anchor = np.flatnonzero(near & moved & ~bad)
         # rests before the sign check and the first slip: a lower neutral pose
         lim = min(j_chk, int(events[int(slip[0])]) if len(slip) else len(t))
