@@ -9,7 +9,7 @@
  *                host/fusion/reference.py is its plain-Python specification, step by step.
  *   hip_angles   the hip angle: the long axis's flexion in the exercise plane (host.fusion.angle).
  *   tilt_angles  the up vector's rotation about the flexion axis (heading-free; host.fusion.angle).
- *   plane_angles, movement_moved, movement_sums  the array work of one decision level of
+ *   plane_angles, movement_moved, movement_sums, rest_angles, anchor_frame  the array work of one decision level of
  *                host.fusion.angle.HipAngleEstimator (host/fusion/angle_reference.py: numpy forms).
  *   RepMachine   the rep state machine of host.reps.segmenter.RepSegmenter (DOWN / UP / FALL
  *                over the segmenter's sample log) with the stopwatch measures of each rep it
@@ -1225,6 +1225,151 @@ fail:
     return NULL;
 }
 
+/* numpy's dot of two 3-vectors as it computes it here (DOUBLE_dot: 0.0 + OpenBLAS ddot, whose
+   kernel fuses the multiply-adds): kept so that the numbers stay what the numpy code gave. */
+static inline double
+np_dot3(const double a[3], const double b[3])
+{
+    return 0.0 + fma(a[2], b[2], fma(a[1], b[1], fma(a[0], b[0], 0.0)));
+}
+
+PyDoc_STRVAR(rest_angles_doc,
+             "rest_angles(acc_means, raw_ref, axis, offset_deg, angle_out_deg)\n--\n\n"
+             "HipAngleEstimator._rest_angles: each accelerometer mean (M, 3) made a unit vector (its norm\n"
+             "sqrt(v . v) as numpy's dot gives it), then tilt_angles against raw_ref (a 3-vector) about axis; a\n"
+             "mean of norm 0 (or NaN) reads 0. angle_out_deg (M,) float64.");
+
+static PyObject *
+rest_angles(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)mod;
+    Arr x = {0}, out = {0};
+    double ref[3], f[3];
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "rest_angles expected 5 arguments, got %zd", nargs);
+        return NULL;
+    }
+    if (vec3(args[1], ref, "raw_ref") < 0 || vec3(args[2], f, "axis") < 0)
+        return NULL;
+    double off = PyFloat_AsDouble(args[3]);
+    if (off == -1.0 && PyErr_Occurred())
+        return NULL;
+    if (arr_get(args[0], &x, "acc_means", 'd', 2, -1, 0) < 0 || arr_get(args[4], &out, "angle_out_deg", 'd', 1, x.n, 1) < 0)
+        goto fail;
+    for (Py_ssize_t i = 0; i < x.n; i++) {
+        const double v[3] = {D2(x, i, 0), D2(x, i, 1), D2(x, i, 2)};
+        double nrm = sqrt(np_dot3(v, v)), res = 0.0;
+        if (nrm > 0) {
+            double unit[3] = {v[0] / nrm, v[1] / nrm, v[2] / nrm};
+            Arr u1 = {.base = (char *)unit, .n = 1, .s0 = 0, .s1 = sizeof(double)};
+            Arr r1 = {.base = (char *)ref, .n = 1, .s0 = 0, .s1 = sizeof(double)};
+            res = tilt_row(&u1, &r1, 0, f, off);
+        }
+        *(double *)(out.base + i * out.s0) = res;
+    }
+    arr_release(&x), arr_release(&out);
+    Py_RETURN_NONE;
+fail:
+    arr_release(&x), arr_release(&out);
+    return NULL;
+}
+
+/* 3-vector helpers of anchor_frame, operation for operation as host/fusion/angle.py's numpy
+   (cross3, _rotate, _tilted_back, _level). */
+static inline void
+cross3(const double a[3], const double b[3], double out[3])
+{
+    double o0 = a[1] * b[2] - a[2] * b[1], o1 = a[2] * b[0] - a[0] * b[2], o2 = a[0] * b[1] - a[1] * b[0];
+    out[0] = o0, out[1] = o1, out[2] = o2;
+}
+
+static inline void
+rotate_q(const double q[4], const double v[3], double out[3])
+{
+    const double u[3] = {q[1], q[2], q[3]};
+    double c[3], t[3], ut[3];
+    cross3(u, v, c);
+    for (int k = 0; k < 3; k++)
+        t[k] = 2.0 * c[k];
+    cross3(u, t, ut);
+    for (int k = 0; k < 3; k++)
+        out[k] = (v[k] + q[0] * t[k]) + ut[k];
+}
+
+static inline void
+tilted_back(const double q[4], const double up[3], const double g_ref[3], const double v[3], double out[3])
+{
+    double g[3], w[3], k[3], kw[3];
+    rotate_q(q, up, g);
+    rotate_q(q, v, w);
+    cross3(g, g_ref, k);
+    double c = np_dot3(g, g_ref);
+    cross3(k, w, kw);
+    double s = np_dot3(k, w) / (1.0 + c);
+    for (int i = 0; i < 3; i++)
+        out[i] = (c * w[i] + kw[i]) + k[i] * s;
+}
+
+static inline void
+level3(const double v[3], const double g[3], double out[3])
+{
+    double d = np_dot3(v, g), x[3];
+    for (int i = 0; i < 3; i++)
+        x[i] = v[i] - d * g[i];
+    double n = sqrt(np_dot3(x, x));
+    for (int i = 0; i < 3; i++)
+        out[i] = x[i] / n;
+}
+
+PyDoc_STRVAR(anchor_frame_doc,
+             "anchor_frame(quat, up, g_ref, axis, long_axis, turn_deg) -> (long_i, axis_i, g_ref)\n--\n\n"
+             "Mounting.anchored's exercise plane at a rest (host/fusion/angle.py: anchor_frame_reference in\n"
+             "host/fusion/angle_reference.py): g_ref (None: quat applied to up) is gravity's direction in the\n"
+             "I frame; axis_i the flexion axis there (tilt drift undone, level), long_i the long axis there turned\n"
+             "back by turn_deg about axis_i. 3-tuples of floats; quat (w, x, y, z).");
+
+static PyObject *
+anchor_frame(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)mod;
+    double q[4], up[3], g[3], f[3], a[3];
+    if (nargs != 6) {
+        PyErr_Format(PyExc_TypeError, "anchor_frame expected 6 arguments, got %zd", nargs);
+        return NULL;
+    }
+    PyObject *seq = PySequence_Fast(args[0], "");
+    if (seq == NULL || PySequence_Fast_GET_SIZE(seq) != 4) {
+        Py_XDECREF(seq);
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "quat must be 4 numbers, got %.100s", Py_TYPE(args[0])->tp_name);
+        return NULL;
+    }
+    for (int k = 0; k < 4; k++)
+        q[k] = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(seq, k));
+    Py_DECREF(seq);
+    if (PyErr_Occurred())
+        return NULL;
+    if (vec3(args[1], up, "up") < 0 || vec3(args[3], f, "axis") < 0 || vec3(args[4], a, "long_axis") < 0)
+        return NULL;
+    if (args[2] == Py_None)
+        rotate_q(q, up, g);
+    else if (vec3(args[2], g, "g_ref") < 0)
+        return NULL;
+    double turn = PyFloat_AsDouble(args[5]);
+    if (turn == -1.0 && PyErr_Occurred())
+        return NULL;
+    double fb[3], fi[3], ab[3], an[3], fxa[3], li[3];
+    tilted_back(q, up, g, f, fb);
+    level3(fb, g, fi);
+    tilted_back(q, up, g, a, ab);
+    level3(ab, fi, an);
+    double d = turn * (3.14159265358979323846 / 180.0), cd = cos(d), sd = sin(d);
+    cross3(fi, an, fxa);
+    for (int i = 0; i < 3; i++)
+        li[i] = cd * an[i] - sd * fxa[i];
+    return Py_BuildValue("((ddd)(ddd)(ddd))", li[0], li[1], li[2], fi[0], fi[1], fi[2], g[0], g[1], g[2]);
+}
+
 /* ------------------------------------------------------------------ reps: speed and stopwatch measures */
 
 /* host.reps.reference.speed_at: least-squares slope (deg/s) of angle against time over the
@@ -1921,6 +2066,8 @@ static PyMethodDef module_methods[] = {
     {"plane_angles", (PyCFunction)(void (*)(void))plane_angles, METH_FASTCALL, plane_angles_doc},
     {"movement_moved", (PyCFunction)(void (*)(void))movement_moved, METH_FASTCALL, movement_moved_doc},
     {"movement_sums", (PyCFunction)(void (*)(void))movement_sums, METH_FASTCALL, movement_sums_doc},
+    {"rest_angles", (PyCFunction)(void (*)(void))rest_angles, METH_FASTCALL, rest_angles_doc},
+    {"anchor_frame", (PyCFunction)(void (*)(void))anchor_frame, METH_FASTCALL, anchor_frame_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,6 +1,6 @@
 """The angle stage's C array work against its numpy forms (legrep.fusion.angle_reference), bit for bit.
 
-``plane_angles``, ``movement_moved`` and ``movement_sums`` replace numpy passes that
+``plane_angles``, ``movement_moved``, ``movement_sums``, ``rest_angles`` and ``anchor_frame`` replace numpy passes that
 ``HipAngleEstimator`` made at every decision; the estimator's output must not change by a bit,
 so each is compared with its numpy form on random inputs with the awkward cases mixed in (still
 runs, a wrap past +-180 deg, corrections beyond the limit, NaN, strided and broadcast rows), and
@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 from conftest import ROOT  # noqa: F401  (puts the repository on sys.path)
 
-from legrep._fastcore import movement_moved, movement_sums, plane_angles
+from legrep._fastcore import anchor_frame, movement_moved, movement_sums, plane_angles, rest_angles
 from legrep.fusion.angle_reference import (
+    anchor_frame_reference,
     movement_moved_reference,
     movement_sums_reference,
     plane_angles_reference,
+    rest_angles_reference,
     turned_reference,
 )
 
@@ -120,3 +122,39 @@ def test_bad_arguments_say_what_arrived() -> None:
         movement_moved(w, np.zeros(4), still, 0.01, 0.0, 0.0, 1.0, np.zeros(4, dtype=bool))
     with pytest.raises(ValueError, match=r"quat must have shape \(N, 4\)"):
         plane_angles(w, w, w, w, [1, 0, 0], 0.0, [1, 0, 0], [1, 0, 0], [0, 1, 0], 6.0, np.empty(4))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_rest_angles_equal_numpy_form(seed: int) -> None:
+    rng = np.random.default_rng(300 + seed)
+    n = 400
+    acc = rng.standard_normal((n, 3)) * rng.choice([1e-3, 1.0, 9.8], size=(n, 1))
+    acc[7] = 0.0  # a zero mean reads 0
+    ref, axis = _unit(rng, 1)[0], _unit(rng, 1)[0]
+    for offset in (0.0, -12.5):
+        want = rest_angles_reference(acc, ref, axis, offset)
+        got = np.empty(n)
+        rest_angles(acc, ref.tolist(), axis.tolist(), offset, got)
+        _same(got, want)
+    assert got[7] == 0.0
+    got = np.empty(0)
+    rest_angles(np.empty((0, 3)), ref.tolist(), axis.tolist(), 0.0, got)  # no rests
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_anchor_frame_equals_numpy_form(seed: int) -> None:
+    rng = np.random.default_rng(400 + seed)
+    for _ in range(200):
+        quat, up = _quat(rng, 1)[0], _unit(rng, 1)[0]
+        g_ref = None if rng.random() < 0.5 else _unit(rng, 1)[0]
+        axis, long = _unit(rng, 1)[0], _unit(rng, 1)[0]
+        turn = float(rng.uniform(-120.0, 120.0))
+        want = anchor_frame_reference(quat, up, g_ref, axis, long, turn)
+        got = anchor_frame(quat.tolist(), up.tolist(), None if g_ref is None else g_ref.tolist(), axis.tolist(),
+                           long.tolist(), turn)
+        for g, w in zip(got, want):
+            _same(np.array(g), np.asarray(w))
+        # the results are the frame they claim: unit axes, the long axis normal to the flexion axis
+        long_i, f_i = np.array(got[0]), np.array(got[1])
+        assert abs(np.linalg.norm(f_i) - 1.0) < 1e-12 and abs(np.linalg.norm(long_i) - 1.0) < 1e-12
+        assert abs(float(long_i @ f_i)) < 1e-12

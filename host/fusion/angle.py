@@ -71,7 +71,16 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-from .._fastcore import first_movement, movement_moved, movement_sums, plane_angles, tilt_angles, window_means
+from .._fastcore import (
+    anchor_frame,
+    first_movement,
+    movement_moved,
+    movement_sums,
+    plane_angles,
+    rest_angles,
+    tilt_angles,
+    window_means,
+)
 from ..diagnostics import MountingDiagnostics, OrientationDiagnostics
 from ..diagnostics import vec3 as _vec3
 from ..model import FloatArray
@@ -269,16 +278,15 @@ class Mounting:
         turning round between sets, never reaches the angle). A fixed reference's gravity is
         gravity at ``j`` (fixed in the I frame but for the gyro's drift).
         """
-        g_ref = uref_j if self.u_ref is None else _rotate(quat_j, up_j)
-        f_i = _level(_tilted_back(quat_j, up_j, g_ref, axis), g_ref)
-        a_now = _tilted_back(quat_j, up_j, g_ref, long)
-        a_now = _level(a_now, f_i)
-        d = math.radians(angle_j - self.offset_deg)
-        long_i = math.cos(d) * a_now - math.sin(d) * cross3(f_i, a_now)  # turned by -d about f_i
+        # in C (``anchor_frame``; anchor_frame_reference in .angle_reference is its numpy form):
+        # g_ref = uref_j, or quat_j applied to up_j; f_i = _level(_tilted_back(.., axis), g_ref);
+        # a_now = _level(_tilted_back(.., long), f_i); long_i = a_now turned by -d about f_i
+        long_i, f_i, g_ref = anchor_frame(quat_j.tolist(), up_j.tolist(), uref_j.tolist() if self.u_ref is None else None,
+                                          axis.tolist(), long.tolist(), angle_j - self.offset_deg)
         turned = 0.0 if refit else self.turned_deg
         along = float(uref_j @ axis) if self.u_ref is None else float(self.u_ref @ axis)
-        return Mounting(axis, self.u_ref, self.offset_deg, along, long, self.cov, turned, turned, (long_i, f_i),
-                        None if self.u_ref is None else g_ref)
+        return Mounting(axis, self.u_ref, self.offset_deg, along, long, self.cov, turned, turned,
+                        (np.array(long_i), np.array(f_i)), None if self.u_ref is None else np.array(g_ref))
 
     def _recall(self, up: FloatArray, uref: FloatArray, quat: FloatArray) -> FloatArray | None:
         """The angles of ``up`` if it is a run of rows of the last long ``up`` this mounting
@@ -325,33 +333,6 @@ def cross3(a: FloatArray, b: FloatArray) -> FloatArray:
     a0, a1, a2 = float(a[0]), float(a[1]), float(a[2])
     b0, b1, b2 = float(b[0]), float(b[1]), float(b[2])
     return np.array((a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0))
-
-
-def _rotate(q: FloatArray, v: FloatArray) -> FloatArray:
-    """v (3,) rotated by the unit quaternion q (4,) (w, x, y, z)."""
-    w, u = float(q[0]), q[1:]
-    t = 2.0 * cross3(u, v)
-    out: FloatArray = v + w * t + cross3(u, t)
-    return out
-
-
-def _tilted_back(quat: FloatArray, up: FloatArray, g_ref: FloatArray, v: FloatArray) -> FloatArray:
-    """The sensor-frame vector ``v`` in the I frame at attitude ``quat``, the I frame's tilt drift
-    undone: the smallest rotation taking gravity's direction ``quat up`` to ``g_ref``
-    (as ``hip_angles`` does per sample)."""
-    g = _rotate(quat, up)
-    w = _rotate(quat, v)
-    k = cross3(g, g_ref)
-    c = float(g @ g_ref)
-    out: FloatArray = c * w + cross3(k, w) + k * (float(k @ w) / (1.0 + c))
-    return out
-
-
-def _level(v: FloatArray, g: FloatArray) -> FloatArray:
-    """The unit part of ``v`` normal to the unit ``g``."""
-    x = v - float(v @ g) * g
-    out: FloatArray = x / np.linalg.norm(x)
-    return out
 
 
 def level_axis(axis: FloatArray, up_ref: FloatArray) -> FloatArray:
@@ -663,17 +644,12 @@ class HipAngleEstimator:
         near the neutral pose the two directions share the accelerometer's bias and scale
         errors, which cancel. A zero mean reads 0.
 
-        All rests in one ``tilt_angles`` call; each norm as ``np.linalg.norm`` of one vector
-        computes it (``sqrt(v.dot(v))``), so each angle is what a call per rest gives.
+        All rests in one C call (``rest_angles``; rest_angles_reference in .angle_reference is its
+        numpy form): each norm as ``np.linalg.norm`` of one vector computes it (``sqrt(v.dot(v))``),
+        so each angle is what a call per rest gives.
         """
-        n = len(acc_means)
-        norms = np.array([math.sqrt(v.dot(v)) for v in acc_means]) if n else np.empty(0)
-        ok = norms > 0
-        unit = np.zeros((n, 3))
-        unit[ok] = acc_means[ok] / norms[ok][:, None]
-        out = np.empty(n)
-        tilt_angles(unit, np.broadcast_to(self._raw_ref, (n, 3)), m._axis, m.offset_deg, out)
-        out[~ok] = 0.0
+        out = np.empty(len(acc_means))
+        rest_angles(acc_means, self._raw_ref.tolist(), m._axis, m.offset_deg, out)
         return out
 
     def _is_below(self, angle_deg: float) -> bool:
