@@ -73,7 +73,16 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-from .._fastcore import first_movement, hip_angles, tilt_angles, window_means
+from .._fastcore import (
+    anchor_frame,
+    first_movement,
+    movement_moved,
+    movement_sums,
+    plane_angles,
+    rest_angles,
+    tilt_angles,
+    window_means,
+)
 from ..diagnostics import MountingDiagnostics, OrientationDiagnostics
 from ..diagnostics import vec3 as _vec3
 from ..model import FloatArray
@@ -241,15 +250,17 @@ class Mounting:
         rows = self._recall(up, uref, quat)
         if rows is not None:
             return rows
-        res = self.tilt_angles(up, uref)
         if self.plane:
+            # (in C: ``plane_angles_reference`` in .angle_reference is its numpy form)
             assert self.frame_i is not None and self.long is not None
-            out = np.empty(len(up))
+            res = np.empty(len(up))
+            ref = uref if self.u_ref is None else np.broadcast_to(self.u_ref, up.shape)
             g_ref = uref if self.g_ref_i is None else np.broadcast_to(self.g_ref_i, up.shape)
             long_i, axis_i = self.frame_i
-            hip_angles(up, g_ref, quat, self.long.tolist(), long_i.tolist(), axis_i.tolist(), self.offset_deg, out)
-            d = np.remainder(out - res + 180.0, 360.0) - 180.0
-            res = res + np.clip(d, -self.max_correction_deg, self.max_correction_deg)
+            plane_angles(up, ref, g_ref, quat, self._axis, self.offset_deg, self.long.tolist(), long_i.tolist(),
+                         axis_i.tolist(), self.max_correction_deg, res)
+        else:
+            res = self.tilt_angles(up, uref)
         if len(up) >= _RECALL_MIN and (self._last is None or 4 * len(up) >= len(self._last[0])):
             self._last = (up, uref, quat, res)  # (a short run in between does not displace a long one)
         return res
@@ -269,16 +280,15 @@ class Mounting:
         turning round between sets, never reaches the angle). A fixed reference's gravity is
         gravity at ``j`` (fixed in the I frame but for the gyro's drift).
         """
-        g_ref = uref_j if self.u_ref is None else _rotate(quat_j, up_j)
-        f_i = _level(_tilted_back(quat_j, up_j, g_ref, axis), g_ref)
-        a_now = _tilted_back(quat_j, up_j, g_ref, long)
-        a_now = _level(a_now, f_i)
-        d = math.radians(angle_j - self.offset_deg)
-        long_i = math.cos(d) * a_now - math.sin(d) * cross3(f_i, a_now)  # turned by -d about f_i
+        # in C (``anchor_frame``; anchor_frame_reference in .angle_reference is its numpy form):
+        # g_ref = uref_j, or quat_j applied to up_j; f_i = _level(_tilted_back(.., axis), g_ref);
+        # a_now = _level(_tilted_back(.., long), f_i); long_i = a_now turned by -d about f_i
+        long_i, f_i, g_ref = anchor_frame(quat_j.tolist(), up_j.tolist(), uref_j.tolist() if self.u_ref is None else None,
+                                          axis.tolist(), long.tolist(), angle_j - self.offset_deg)
         turned = 0.0 if refit else self.turned_deg
         along = float(uref_j @ axis) if self.u_ref is None else float(self.u_ref @ axis)
-        return Mounting(axis, self.u_ref, self.offset_deg, along, long, self.cov, turned, turned, (long_i, f_i),
-                        None if self.u_ref is None else g_ref)
+        return Mounting(axis, self.u_ref, self.offset_deg, along, long, self.cov, turned, turned,
+                        (np.array(long_i), np.array(f_i)), None if self.u_ref is None else np.array(g_ref))
 
     def _recall(self, up: FloatArray, uref: FloatArray, quat: FloatArray) -> FloatArray | None:
         """The angles of ``up`` if it is a run of rows of the last long ``up`` this mounting
@@ -325,33 +335,6 @@ def cross3(a: FloatArray, b: FloatArray) -> FloatArray:
     a0, a1, a2 = float(a[0]), float(a[1]), float(a[2])
     b0, b1, b2 = float(b[0]), float(b[1]), float(b[2])
     return np.array((a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0))
-
-
-def _rotate(q: FloatArray, v: FloatArray) -> FloatArray:
-    """v (3,) rotated by the unit quaternion q (4,) (w, x, y, z)."""
-    w, u = float(q[0]), q[1:]
-    t = 2.0 * cross3(u, v)
-    out: FloatArray = v + w * t + cross3(u, t)
-    return out
-
-
-def _tilted_back(quat: FloatArray, up: FloatArray, g_ref: FloatArray, v: FloatArray) -> FloatArray:
-    """The sensor-frame vector ``v`` in the I frame at attitude ``quat``, the I frame's tilt drift
-    undone: the smallest rotation taking gravity's direction ``quat up`` to ``g_ref``
-    (as ``hip_angles`` does per sample)."""
-    g = _rotate(quat, up)
-    w = _rotate(quat, v)
-    k = cross3(g, g_ref)
-    c = float(g @ g_ref)
-    out: FloatArray = c * w + cross3(k, w) + k * (float(k @ w) / (1.0 + c))
-    return out
-
-
-def _level(v: FloatArray, g: FloatArray) -> FloatArray:
-    """The unit part of ``v`` normal to the unit ``g``."""
-    x = v - float(v @ g) * g
-    out: FloatArray = x / np.linalg.norm(x)
-    return out
 
 
 def level_axis(axis: FloatArray, up_ref: FloatArray) -> FloatArray:
@@ -671,17 +654,12 @@ class HipAngleEstimator:
         near the neutral pose the two directions share the accelerometer's bias and scale
         errors, which cancel. A zero mean reads 0.
 
-        All rests in one ``tilt_angles`` call; each norm as ``np.linalg.norm`` of one vector
-        computes it (``sqrt(v.dot(v))``), so each angle is what a call per rest gives.
+        All rests in one C call (``rest_angles``; rest_angles_reference in .angle_reference is its
+        numpy form): each norm as ``np.linalg.norm`` of one vector computes it (``sqrt(v.dot(v))``),
+        so each angle is what a call per rest gives.
         """
-        n = len(acc_means)
-        norms = np.array([math.sqrt(v.dot(v)) for v in acc_means]) if n else np.empty(0)
-        ok = norms > 0
-        unit = np.zeros((n, 3))
-        unit[ok] = acc_means[ok] / norms[ok][:, None]
-        out = np.empty(n)
-        tilt_angles(unit, np.broadcast_to(self._raw_ref, (n, 3)), m._axis, m.offset_deg, out)
-        out[~ok] = 0.0
+        out = np.empty(len(acc_means))
+        rest_angles(acc_means, self._raw_ref.tolist(), m._axis, m.offset_deg, out)
         return out
 
     def _is_below(self, angle_deg: float) -> bool:
@@ -927,15 +905,15 @@ class HipAngleEstimator:
             return full[:j] if full is not None else m.angles(up[:j], uref[:j], quat[:j])
 
         # movement statistics since the mounting was made, sample by sample (sequential sums:
-        # identical for any chunking; nominal steps, so a gap weighs like one sample)
+        # identical for any chunking; nominal steps, so a gap weighs like one sample). In C
+        # (``movement_sums``, ``movement_moved``; numpy forms in .angle_reference)
         dt = self.calib.dt_nominal_s
-        wm = np.where(still[:, None], 0.0, w)
-        turned = np.cumsum(np.concatenate([[m.turned_deg], np.sqrt(np.einsum("ni,ni->n", wm, wm)) * dt]))
 
         def upto(j: int) -> None:  # the statistics of the samples released with m (before j)
-            # the running sum only as far as j (the tail is summed again with the next mounting)
-            cov = np.cumsum(np.concatenate([m.cov[None], np.einsum("ni,nj->nij", wm[:j], wm[:j]) * dt]), axis=0)
-            m.cov, m.turned_deg = cov[j], float(turned[j])
+            # the running sums only as far as j (the tail is summed on with the next mounting)
+            cov = np.empty((3, 3))
+            m.turned_deg = movement_sums(w, still, j, dt, m.turned_deg, m.cov, cov)
+            m.cov = cov
 
         # until SIGN_PROOFS movements from the neutral pose went up, each is checked: from the
         # first still sample there, samples are held until the next movement shows its way
@@ -964,7 +942,9 @@ class HipAngleEstimator:
             # wrong until then), near the reference pose or where gravity lies in the plane
             tilt = m.tilt_angles(up[events], uref[events])
             near = (np.abs(tilt - m.offset_deg) <= self.s.slip_zone_deg) | (off <= self._anchor_sin)
-            moved = turned[events + 1] - m.anchored_deg >= self.s.axis_rotation_deg
+            moved_at = np.zeros(len(t), dtype=bool)
+            movement_moved(w, still, rest, dt, m.turned_deg, m.anchored_deg, self.s.axis_rotation_deg, moved_at)
+            moved = moved_at[events]
             anchor = np.flatnonzero(near & moved & ~bad)
         # rests before the sign check and the first slip: a lower neutral pose
         lim = min(j_chk, int(events[int(slip[0])]) if len(slip) else len(t))
