@@ -46,11 +46,13 @@ The hip angle is read from that up vector alone:
   mounting fitted to the movement) and :attr:`HipAngleEstimator.restarts` says where, so the
   rep segmenter restarts there (the posture change itself is no rep).
 * a **lower neutral pose**: a person lies at least as low between reps as where they settled,
-  so a rest (the orientation stage's rest events: the leg has settled and gravity corrected
-  the up vector, unlike the first still samples after a fast movement) more than
-  ``neutral_drop_deg`` below the neutral pose (and less than ``posture_change_deg``) becomes
-  the neutral pose: the calibration rest may have come while the person was still settling,
-  with the leg a little up. The angle reads 0 there from that sample on (samples held at the
+  so a rest more than ``neutral_drop_deg`` below the neutral pose (and less than
+  ``posture_change_deg``) becomes the neutral pose: the calibration rest may have come while
+  the person was still settling, with the leg a little up. A rest here is an orientation-stage
+  rest event or the first sample of a still run (the rate low over ``still_min_s``: fast reps
+  leave 0.3 s at the bottom, too short for a rest event), its angle read from the
+  accelerometer's mean over ``still_min_s`` against the reference rest's (gravity alone: the
+  up vector may still lag after a fast movement, or after a settling with a poor gyro bias). The angle reads 0 there from that sample on (samples held at the
   sign check's rest are re-expressed; released ones stay).
   Only once a movement from the neutral pose went up (``REANCHOR_PROOFS``): before that, a
   rest below may mean the raise direction is wrong, which the sign check decides.
@@ -441,6 +443,7 @@ class HipAngleEstimator:
         self._raw_ref: FloatArray = calib.gravity_ref / np.linalg.norm(calib.gravity_ref)
         self._acc_n = max(1, round(settings.still_min_s / calib.dt_nominal_s))
         self._acc_tail = np.empty((0, 3))  # the last _acc_n - 1 accelerometer samples
+        self._still_prev = False  # the still flag of the sample before the next chunk
         # a rest far from the neutral pose, waiting for the next movement: (mounting, u_ref, offset, raw_ref) before it
         self._pending: tuple[Mounting, FloatArray | None, float, FloatArray] | None = None
         self._pending_sign = False  # the pending rest is one near the neutral pose (a sign check)
@@ -553,7 +556,7 @@ class HipAngleEstimator:
         up, uref, quat, still, rest, lever = self._tilt.update_pose(t, acc, gyr)
         if self._raw_on:
             self._raw.append((t, up, uref, quat))
-        held: Held = (t, up, uref, still, rest, gyr - self._bias0, self._rest_acc(acc, rest), quat, lever)
+        held: Held = (t, up, uref, still, rest, gyr - self._bias0, self._rest_acc(acc, rest | self._settles(still)), quat, lever)
         if self.mounting is not None and self._pre is not None:
             # the mounting came from the turn into the calibration rest (_lead_in)
             p, self._pre = self._pre, None
@@ -623,6 +626,13 @@ class HipAngleEstimator:
         self._acc_tail = both[-(k - 1) :] if k > 1 else self._acc_tail
         return out
 
+    def _settles(self, still: BoolArray) -> BoolArray:
+        """(N,) the first still sample of each still run (the still flag carried across chunks)."""
+        prev = np.concatenate([[self._still_prev], still[:-1]])
+        self._still_prev = bool(still[-1])
+        out: BoolArray = still & ~prev
+        return out
+
     def _unsigned_rest(self, h: Held) -> FloatArray:
         """:meth:`_unsigned` as an :data:`AngleFn` (no re-anchoring without an axis)."""
         return self._unsigned(h[1], h[2])
@@ -634,7 +644,7 @@ class HipAngleEstimator:
         _, up, uref, _, rest, _, racc, quat, _ = h
         m = self._pending[0]
         angle = m.angles(up, uref, quat)
-        for j in np.flatnonzero(rest).tolist():
+        for j in np.flatnonzero(_settled(racc)).tolist():
             a_j = float(self._rest_angles(m, racc[j : j + 1])[0])
             if self._is_below(a_j):
                 m = self._lowered(m, a_j)
@@ -747,26 +757,51 @@ class HipAngleEstimator:
             (t[lo : k + 1], self.mounting.angles(up[lo : k + 1], uref[lo : k + 1], quat[lo : k + 1]), still[lo : k + 1]),
         )
 
-    def _fit_turn(self, t: FloatArray, w: FloatArray, still: BoolArray) -> tuple[int, FloatArray] | None:
+    def _fit_turn(
+        self, t: FloatArray, w: FloatArray, still: BoolArray, up: FloatArray, uref: FloatArray
+    ) -> tuple[int, FloatArray] | None:
         """The first movement of the held samples that is a turn about one axis (``fit_net_frac``):
-        ``(k, axis)`` as :func:`fit_axis` gives it, or None."""
-        base, t_prev = 0, self._held_t_prev
+        ``(k, axis)`` as :func:`fit_axis` gives it, or None.
+
+        After a movement that is no turn (a strap adjusted, the body settling) the search goes on
+        from the next still sample, and also from the sample after it with twice
+        ``axis_rotation_deg`` (the first rep may follow the settling with no still sample
+        between). A turn found in the middle of a movement must be a longer one (a raise is, a
+        strap turned back and forth is not) that ends at least half ``axis_rotation_deg`` above
+        the reference rest by its own axis (a lowering is a turn too, but it ends below: the
+        leg comes down toward the rest). The one that completes first counts (so any chunking
+        finds the same).
+        """
         rot = self.s.axis_rotation_deg
+        starts = [(0, self._held_t_prev, rot)]  # (first sample, time before it, rotation needed)
         while True:
-            found = fit_axis(t[base:], w[base:], still[base:], rot, t_prev)
-            if found is None:
+            best: tuple[int, FloatArray, int, float, float] | None = None
+            for base, t_prev, need in starts:
+                found = fit_axis(t[base:], w[base:], still[base:], need, t_prev)
+                if found is not None and (best is None or found[0] + base < best[0]):
+                    best = (found[0] + base, found[1], base, t_prev, need)
+            if best is None:
                 return None
-            k, axis = found[0] + base, found[1]
+            k, axis, base, t_prev, need = best
             lo = int(np.flatnonzero(still[: k + 1])[-1]) + 1 if still[base : k + 1].any() else base
             prev = float(t[lo - 1]) if lo > 0 else (t_prev if math.isfinite(t_prev) else float(t[0]))
             dt = np.diff(t[lo : k + 1], prepend=prev)
-            if float((w[lo : k + 1] @ axis) @ dt) >= self.s.fit_net_frac * rot:
+            if float((w[lo : k + 1] @ axis) @ dt) >= self.s.fit_net_frac * need and (need == rot or self._ends_up(axis, up[k], uref[k])):
                 return k, axis
+            starts = []
             nxt = np.flatnonzero(still[k + 1 :])
-            if not len(nxt):
-                return None
-            base = k + 1 + int(nxt[0])
-            t_prev = float(t[base - 1])
+            if len(nxt):
+                b = k + 1 + int(nxt[0])
+                starts.append((b, float(t[b - 1]), rot))
+            if k + 1 < len(t):
+                starts.append((k + 1, float(t[k]), 2.0 * rot))
+
+    def _ends_up(self, axis: FloatArray, up_k: FloatArray, uref_k: FloatArray) -> bool:
+        """Whether the tilt about ``axis`` from the reference rest reads at least half
+        ``axis_rotation_deg`` at a sample with up vector ``up_k`` (calibration-rest up ``uref_k``)."""
+        ref = uref_k if self._u_ref is None else self._u_ref
+        tilt = float(Mounting(axis, self._u_ref, 0.0, 0.0).tilt_angles(up_k[None], ref[None])[0])
+        return tilt >= 0.5 * self.s.axis_rotation_deg
 
     def _try_fit(self) -> tuple[FloatArray, FloatArray, BoolArray]:
         """Axis unknown: fit it to the held samples' first large movement.
@@ -779,7 +814,7 @@ class HipAngleEstimator:
         h = self._merged_held()
         assert h is not None
         t, up, uref, still, rest, w, _, quat, _ = h
-        found = self._fit_turn(t, w, still)
+        found = self._fit_turn(t, w, still, up, uref)
         if found is None:
             return _EMPTY
         k, axis = found
@@ -919,7 +954,8 @@ class HipAngleEstimator:
             anchor = np.flatnonzero(near & moved & ~bad)
         # rests before the sign check and the first slip: a lower neutral pose
         lim = min(j_chk, int(events[int(slip[0])]) if len(slip) else len(t))
-        before = events[events < lim]
+        low_ev = np.flatnonzero(_settled(racc))
+        before = low_ev[low_ev < lim]
         lower: list[tuple[int, float]] = []
         if len(before) and self._proven >= REANCHOR_PROOFS:  # (else no rest is below: _is_below)
             a_rest = self._rest_angles(m, racc[before])
@@ -1012,6 +1048,13 @@ class HipAngleEstimator:
             axis = level_axis(axis, ref)
             long = long_axis_flat(axis, ref)
         return m.anchored(axis, long, up_j, uref_j, quat_j, angle_j, refit)
+
+
+def _settled(racc: BoolArray | FloatArray) -> BoolArray:
+    """(N,) the rows of the held accelerometer means (``racc``) that hold one: rest events and the
+    first sample of each still run (an accelerometer mean is never exactly zero)."""
+    out: BoolArray = np.any(racc != 0.0, axis=1)
+    return out
 
 
 def _cat(
