@@ -146,11 +146,13 @@ def fit_axis_reference(
 
 def _principal_axis(t: FloatArray, rate_dps: FloatArray, k: int, lo: int, t_prev_s: float) -> FloatArray:
     """Unit principal direction of the rate over samples ``lo..k``, signed as the movement turns."""
-    dt = np.diff(t[: k + 1], prepend=t_prev_s if math.isfinite(t_prev_s) else t[0])
-    seg = rate_dps[lo : k + 1] * np.sqrt(dt[lo : k + 1])[:, None]
+    # the steps of samples lo..k only (the same differences as over the whole stretch)
+    prev = float(t[lo - 1]) if lo > 0 else (t_prev_s if math.isfinite(t_prev_s) else float(t[0]))
+    dt = np.diff(t[lo : k + 1], prepend=prev)
+    seg = rate_dps[lo : k + 1] * np.sqrt(dt)[:, None]
     _, vecs = np.linalg.eigh(seg.T @ seg)
     axis = vecs[:, -1]
-    if float((rate_dps[lo : k + 1] @ axis) @ dt[lo : k + 1]) < 0:
+    if float((rate_dps[lo : k + 1] @ axis) @ dt) < 0:
         axis = -axis
     out: FloatArray = axis / np.linalg.norm(axis)
     return out
@@ -210,6 +212,7 @@ class Mounting:
         # the plane's correction limit (``Settings.plane_correction_max_deg``; None: its default)
         self.max_correction_deg = _DEFAULTS.plane_correction_max_deg if max_correction_deg is None else max_correction_deg
         self._axis = axis.tolist()
+        self._plane_args: tuple[list[float], list[float], list[float]] | None = None  # (C arguments, made once)
         self._last: tuple[FloatArray, FloatArray, FloatArray, FloatArray] | None = None
 
     def with_offset(self, offset_deg: float) -> "Mounting":
@@ -247,9 +250,12 @@ class Mounting:
             res = np.empty(len(up))
             ref = uref if self.u_ref is None else np.broadcast_to(self.u_ref, up.shape)
             g_ref = uref if self.g_ref_i is None else np.broadcast_to(self.g_ref_i, up.shape)
-            long_i, axis_i = self.frame_i
-            plane_angles(up, ref, g_ref, quat, self._axis, self.offset_deg, self.long.tolist(), long_i.tolist(),
-                         axis_i.tolist(), self.max_correction_deg, res)
+            if self._plane_args is None:
+                long_i, axis_i = self.frame_i
+                self._plane_args = (self.long.tolist(), long_i.tolist(), axis_i.tolist())
+            long_l, long_i_l, axis_i_l = self._plane_args
+            plane_angles(up, ref, g_ref, quat, self._axis, self.offset_deg, long_l, long_i_l, axis_i_l,
+                         self.max_correction_deg, res)
         else:
             res = self.tilt_angles(up, uref)
         if len(up) >= _RECALL_MIN and (self._last is None or 4 * len(up) >= len(self._last[0])):
