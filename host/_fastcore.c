@@ -172,6 +172,7 @@ dot3(const double a[3], const double b[3])
 typedef struct {
     /* --- fixed parameters (see reference.TiltParams) --- */
     double tau_acc;
+    double tau_acc2;    /* second low-pass stage, s (0: first order) */
     double motion_gain; /* 1 / bias_motion_tau_s, or 0 */
     Py_ssize_t W;       /* still window, samples */
     double still2, clip2;
@@ -179,6 +180,8 @@ typedef struct {
     double rest_gyro2, rest_acc2, rest_cos, bias_jump2, bias_gain;
     double max_gap_s, dt_nominal_s;
     double acc_memory, acc_ridge, acc_max; /* step 7 (acc_memory 0: off) */
+    double acc_turn;    /* acc_bias_turn_deg, rad */
+    double turn;        /* the gyro's path since the last rest event, rad (sum of |step rotation| per axis) */
     double gap_s;       /* step 8: a longer step means lost samples */
     int uncertain;
     long long since_gap; /* samples since the last gap (or the start), this one included */
@@ -201,7 +204,8 @@ typedef struct {
     int has_pend;
     double step_rad;    /* acc_bias_step_deg, rad */
     double q[4];        /* sensor -> I frame */
-    double lp[3];       /* low-passed accelerometer, I frame */
+    double lp[3];       /* low-passed accelerometer, I frame (the last stage) */
+    double lp1[3];      /* the first low-pass stage (equal to lp when tau_acc2 is 0) */
     double bias[3];     /* gyro bias, deg/s */
     double g_prev[3];
     int has_prev;
@@ -249,17 +253,19 @@ TiltKernel_init(TiltKernel *self, PyObject *args, PyObject *kwds)
                              "bias_jump_dps", "bias_gain", "max_gap_s", "dt_nominal_s", "t_prev_s",
                              "acc_bias_memory", "acc_bias_ridge", "acc_bias_max_g", "gap_s",
                              "lever_tau_s", "lever_min_dps", "lever_ridge", "lever_max_m", "acc_bias_step_deg",
-                             "gap_tau_acc_s", "gap_recover_s", NULL};
+                             "gap_tau_acc_s", "gap_recover_s", "tau_acc2_s",
+                             "acc_bias_turn_deg", NULL};
     PyObject *g0, *b0;
-    double motion_tau, still_gyro, rest_gyro, rest_acc, rest_tilt, bias_jump, lever_min, step_deg;
+    double motion_tau, still_gyro, rest_gyro, rest_acc, rest_tilt, bias_jump, lever_min, step_deg, turn_deg = 1e300;
     TiltCore *c = &self->c;
     c->acc_memory = 0.0, c->acc_ridge = 0.05, c->acc_max = 0.2;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$OOddndnddddddddddddddddddd:TiltKernel", kwlist, &g0, &b0, &c->tau_acc,
+    c->tau_acc2 = 0.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$OOddndnddddddddddddddddddddd:TiltKernel", kwlist, &g0, &b0, &c->tau_acc,
                                      &motion_tau, &c->W, &still_gyro, &c->B, &rest_gyro, &rest_acc, &rest_tilt,
                                      &bias_jump, &c->bias_gain, &c->max_gap_s, &c->dt_nominal_s, &c->t_prev,
                                      &c->acc_memory, &c->acc_ridge, &c->acc_max, &c->gap_s, &c->lever_tau,
                                      &lever_min, &c->lever_ridge, &c->lever_max, &step_deg, &c->gap_tau_acc,
-                                     &c->gap_recover))
+                                     &c->gap_recover, &c->tau_acc2, &turn_deg))
         return -1;
     if (vec3(g0, c->lp, "gravity0") < 0 || vec3(b0, c->bias, "gyro_bias0_dps") < 0)
         return -1;
@@ -278,7 +284,7 @@ TiltKernel_init(TiltKernel *self, PyObject *args, PyObject *kwds)
     c->bias_jump2 = bias_jump * bias_jump;
     c->q[0] = 1.0, c->q[1] = c->q[2] = c->q[3] = 0.0;
     for (int j = 0; j < 3; j++) {
-        c->ref_acc[j] = c->lp[j];
+        c->ref_acc[j] = c->lp1[j] = c->lp[j];
         c->acc_bias[j] = c->z[j] = c->y_prev[j] = 0.0;
     }
     for (int j = 0; j < 9; j++)
@@ -290,6 +296,8 @@ TiltKernel_init(TiltKernel *self, PyObject *args, PyObject *kwds)
     c->recover_left = 0.0;
     c->lever_min2 = (lever_min * DEG2RAD) * (lever_min * DEG2RAD);
     c->step_rad = step_deg * DEG2RAD;
+    c->acc_turn = turn_deg * DEG2RAD;
+    c->turn = 0.0;
     c->has_wprev = 0;
     c->lever_n = 0;
     for (int j = 0; j < 3; j++)
@@ -370,17 +378,23 @@ tilt_acc_bias_event(TiltCore *c, const double ma[3])
     memcpy(c->m_prev, m, sizeof m);
     memcpy(c->y_prev, y, sizeof y);
     c->has_mprev = 1;
+    const double r = c->turn / c->acc_turn;
+    c->turn = 0.0;
     if (!had)
         return;
+    /* the gyro relates the two poses less well the more it turned between them (Tukey's
+       biweight of the path: 1 at rest, 0 from acc_turn on) */
+    const double u = r < 1.0 ? 1.0 - r * r : 0.0;
+    const double wt = u * u;
     double am[9], dy[3] = {y[0] - yp[0], y[1] - yp[1], y[2] - yp[2]};
     for (int j = 0; j < 9; j++)
         am[j] = m[j] - mp[j];
     double lam = 1.0 - 1.0 / c->acc_memory;
     double *nrm = c->nrm, *z = c->z;
-    for (int r = 0; r < 3; r++) {
+    for (int i = 0; i < 3; i++) {
         for (int k = 0; k < 3; k++)
-            nrm[3 * r + k] = lam * nrm[3 * r + k] + (am[r] * am[k] + am[3 + r] * am[3 + k] + am[6 + r] * am[6 + k]);
-        z[r] = lam * z[r] + (am[r] * dy[0] + am[3 + r] * dy[1] + am[6 + r] * dy[2]);
+            nrm[3 * i + k] = lam * nrm[3 * i + k] + wt * (am[i] * am[k] + am[3 + i] * am[3 + k] + am[6 + i] * am[6 + k]);
+        z[i] = lam * z[i] + wt * (am[i] * dy[0] + am[3 + i] * dy[1] + am[6 + i] * dy[2]);
     }
     double n[9], nb[3];
     memcpy(n, nrm, sizeof n);
@@ -423,9 +437,11 @@ tilt_apply_pending(TiltCore *c, const double us[3])
     } else {
         c->has_pend = 0;
     }
-    c->lp[0] = c->lp[0] - (m[0] * d[0] + m[1] * d[1] + m[2] * d[2]);
-    c->lp[1] = c->lp[1] - (m[3] * d[0] + m[4] * d[1] + m[5] * d[2]);
-    c->lp[2] = c->lp[2] - (m[6] * d[0] + m[7] * d[1] + m[8] * d[2]);
+    for (int j = 0; j < 3; j++) {
+        const double dj = m[3 * j] * d[0] + m[3 * j + 1] * d[1] + m[3 * j + 2] * d[2];
+        c->lp[j] = c->lp[j] - dj;
+        c->lp1[j] = c->lp1[j] - dj;
+    }
     c->acc_bias[0] = c->acc_bias[0] + d[0], c->acc_bias[1] = c->acc_bias[1] + d[1], c->acc_bias[2] = c->acc_bias[2] + d[2];
     tilt_uref(c);
     c->n_acc_bias_updates++;
@@ -577,6 +593,8 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
     const double tau = c->tau_acc, mgain = c->motion_gain * RAD2DEG, still2 = c->still2, clip2 = c->clip2;
     double qw = c->q[0], qx = c->q[1], qy = c->q[2], qz = c->q[3];
     double l0 = c->lp[0], l1 = c->lp[1], l2 = c->lp[2];
+    double f0 = c->lp1[0], f1 = c->lp1[1], f2 = c->lp1[2];
+    const double tau2 = c->tau_acc2;
     double *b = c->bias;
     double t_prev = c->t_prev, cs = c->cs;
     double p0 = c->g_prev[0], p1 = c->g_prev[1], p2 = c->g_prev[2];
@@ -617,6 +635,7 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
             hy = (g1 - b[1]) * kc + (p1 - b[1]) * kp;
             hz = (g2 - b[2]) * kc + (p2 - b[2]) * kp;
         }
+        c->turn = c->turn + 2.0 * (fabs(hx) + fabs(hy) + fabs(hz));
         double h2 = hx * hx + hy * hy + hz * hz, cw, s;
         if (h2 < SERIES_H2) {
             cw = 1.0 - h2 / 2.0 + h2 * h2 / 24.0;
@@ -652,7 +671,15 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
         double alpha = dt / (tau_i + 0.5 * dt);
         if (alpha > 1.0)
             alpha = 1.0;
-        double m0 = l0 + alpha * (ai[0] - l0), m1 = l1 + alpha * (ai[1] - l1), m2 = l2 + alpha * (ai[2] - l2);
+        f0 = f0 + alpha * (ai[0] - f0), f1 = f1 + alpha * (ai[1] - f1), f2 = f2 + alpha * (ai[2] - f2);
+        double m0 = f0, m1 = f1, m2 = f2;
+        if (tau2 > 0.0 && !recovering) {
+            /* second stage (while recovering from lost samples it is bypassed: lp follows lp1) */
+            double alpha2 = dt / (tau2 + 0.5 * dt);
+            if (alpha2 > 1.0)
+                alpha2 = 1.0;
+            m0 = l0 + alpha2 * (f0 - l0), m1 = l1 + alpha2 * (f1 - l1), m2 = l2 + alpha2 * (f2 - l2);
+        }
         double n2 = m0 * m0 + m1 * m1 + m2 * m2;
         /* 3. motion bias (not while the low-pass recovers from a gap: that turn is no bias) */
         if (mgain > 0.0 && !recovering && !(dt > c->gap_s)) {
@@ -703,10 +730,12 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
         if (cnt > B && cnt % half == 0) {
             c->q[0] = qw, c->q[1] = qx, c->q[2] = qy, c->q[3] = qz;
             c->lp[0] = l0, c->lp[1] = l1, c->lp[2] = l2;
+            c->lp1[0] = f0, c->lp1[1] = f1, c->lp1[2] = f2;
             rest = tilt_rest_event(c, cur);
             if (rest && c->has_pend)
                 tilt_apply_pending(c, us);
             l0 = c->lp[0], l1 = c->lp[1], l2 = c->lp[2];
+            f0 = c->lp1[0], f1 = c->lp1[1], f2 = c->lp1[2];
         }
         if (c->uncertain && still && c->since_gap >= W) {
             /* (the whole still window after the gap: before it the thigh may have been elsewhere) */
@@ -718,7 +747,7 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
                             (cum[6] - old[6]) * inv_w - c->acc_bias[2]};
             double li[3];
             qrot(qw, qx, qy, qz, mw, li);
-            l0 = li[0], l1 = li[1], l2 = li[2];
+            l0 = f0 = li[0], l1 = f1 = li[1], l2 = f2 = li[2];
             c->uncertain = 0;
             c->n_gap_snaps++;
         }
@@ -748,6 +777,7 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
     }
     c->q[0] = qw, c->q[1] = qx, c->q[2] = qy, c->q[3] = qz;
     c->lp[0] = l0, c->lp[1] = l1, c->lp[2] = l2;
+    c->lp1[0] = f0, c->lp1[1] = f1, c->lp1[2] = f2;
     c->t_prev = t_prev, c->cs = cs;
     c->g_prev[0] = p0, c->g_prev[1] = p1, c->g_prev[2] = p2;
     c->has_prev = has_prev;
@@ -813,7 +843,7 @@ PyDoc_STRVAR(TiltKernel_doc,
              "           bias_n, rest_gyro_dps, rest_acc_g, rest_tilt_deg, bias_jump_dps, bias_gain,\n"
              "           max_gap_s, dt_nominal_s, t_prev_s, acc_bias_memory, acc_bias_ridge,\n"
              "           acc_bias_max_g, gap_s, lever_tau_s, lever_min_dps, lever_ridge, lever_max_m,\n"
-             "           acc_bias_step_deg)\n--\n\n"
+             "           acc_bias_step_deg, gap_tau_acc_s, gap_recover_s, tau_acc2_s, acc_bias_turn_deg)\n--\n\n"
              "Orientation stage of one sensor (host/fusion/reference.py is its specification).\n"
              "t_prev_s is NaN when no sample precedes the first chunk.");
 

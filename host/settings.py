@@ -139,6 +139,8 @@ class Settings:
     tau_acc_s: Annotated[float, Range(0.05, 600.0)] = 3.0
     """Low-pass time constant of the accelerometer in the almost-inertial frame; VQF's default
     tauAcc = 3 s (Laidig & Seel 2023): rejects the thigh's accelerations, follows gravity."""
+    tau_acc2_s: Annotated[float, _nonneg(600.0)] = 0.0
+    """Time constant of a second low-pass stage after the first (0: a single stage)."""
     bias_motion_tau_s: Annotated[float, _nonneg(3600.0)] = 0.0
     """Time constant of the gyro bias estimate while moving (0, the default, disables it): it must
     be slow, because anything else that turns the filtered gravity (the thigh's accelerations, a
@@ -172,6 +174,15 @@ class Settings:
     (2 asin(sqrt(ridge) / 2)) barely move it; the component along every turn's axis stays 0."""
     acc_bias_max_g: Annotated[float, _nonneg(2.0)] = 0.2
     """The accelerometer-bias estimate is limited to this norm, g (twice the worst part we know)."""
+    acc_bias_turn_deg: Annotated[float, _positive(1e6)] = 720.0
+    """A rest pair of the accelerometer-bias fit counts with weight (1 - (turn / this)^2)^2, none
+    from ``turn = this`` on (Tukey's biweight), ``turn`` the gyro's path between the two rests
+    (per step, the sum of the rotation's absolute components): the gyro relates two poses only
+    to a fraction of a percent of the path it turned between them (scale and misalignment
+    errors). On BROAD's trials with breaks (1500-3000 deg of hand-held turning between rests)
+    the gyro's two poses disagreed with gravity by 1-6 deg, which the fit took for a 0.2 g
+    bias (inclination RMSE 4.4 deg against 1.6 without the fit); the pairs a leg exercise
+    informs it with (a rest at the bottom, a hold at the top) are under 200 deg apart."""
     acc_bias_step_deg: Annotated[float, Range(0.01, 180.0)] = 0.5
     """At one rest (any pose), a new accelerometer-bias estimate may turn the up vector's angle
     to the reference by at most this; the rest of the change waits for later rests (near the

@@ -427,6 +427,7 @@ class HipAngleEstimator:
         self._roll_sign = False  # the next fit is signed by the angle it reads (the old axis says nothing)
         self.n_axis_refits = 0
         self._held: list[Held] = []
+        self._settled_memo: tuple[FloatArray, npt.NDArray[np.intp]] | None = None  # (racc, its settled rows)
         self._held_t_prev = math.nan  # time of the sample before the held ones (for their first step)
         self._pre: Held | None = None
         self._prev_axis: FloatArray | None = None
@@ -624,6 +625,22 @@ class HipAngleEstimator:
         self._still_prev = bool(still[-1])
         out: BoolArray = still & ~prev
         return out
+
+    def _settled_rows(self, racc: FloatArray) -> npt.NDArray[np.intp]:
+        """``np.flatnonzero(_settled(racc))``, found once per chunk: each decision level gets the
+        rest of the chunk as a view (``racc[j:]``) of the same array, so its rows come from the
+        rows found before (as ``Mounting._recall``; held arrays are never written)."""
+        memo = self._settled_memo
+        if memo is not None:
+            k = _row_offset(racc, memo[0])
+            if k is not None:
+                idx = memo[1]
+                lo, hi = np.searchsorted(idx, (k, k + len(racc)))
+                out: npt.NDArray[np.intp] = idx[lo:hi] - k
+                return out
+        rows = np.flatnonzero(_settled(racc))
+        self._settled_memo = (racc, rows)
+        return rows
 
     def _unsigned_rest(self, h: Held) -> FloatArray:
         """:meth:`_unsigned` as an :data:`AngleFn` (no re-anchoring without an axis)."""
@@ -946,7 +963,7 @@ class HipAngleEstimator:
             anchor = np.flatnonzero(near & moved & ~bad)
         # rests before the sign check and the first slip: a lower neutral pose
         lim = min(j_chk, int(events[int(slip[0])]) if len(slip) else len(t))
-        low_ev = np.flatnonzero(_settled(racc))
+        low_ev = self._settled_rows(racc)
         before = low_ev[low_ev < lim]
         lower: list[tuple[int, float]] = []
         if len(before) and self._proven >= self.s.reanchor_proofs:  # (else no rest is below: _is_below)
@@ -1045,7 +1062,7 @@ class HipAngleEstimator:
 def _settled(racc: BoolArray | FloatArray) -> BoolArray:
     """(N,) the rows of the held accelerometer means (``racc``) that hold one: rest events and the
     first sample of each still run (an accelerometer mean is never exactly zero)."""
-    out: BoolArray = np.any(racc != 0.0, axis=1)
+    out: BoolArray = (racc[:, 0] != 0.0) | (racc[:, 1] != 0.0) | (racc[:, 2] != 0.0)  # (any(axis=1), cheaper)
     return out
 
 
