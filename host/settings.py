@@ -351,6 +351,28 @@ class Settings:
     """After a standing calibration rest (``standing_sway_dps``) the first movement is held until
     the raise direction is checked at the next movement from the neutral pose, for at most this
     long (then it is released as it is)."""
+    plane_correction_max_deg: Annotated[float, Range(0.0, 45.0)] = 6.0
+    """Once anchored, the hip angle (the long axis's flexion in the exercise plane) differs from the
+    heading-free tilt about the flexion axis by at most this: that difference is of second order in
+    the thigh's abduction and axial rotation (under 6 deg for 20 deg of each at a raise of 80), so
+    more means the heading from the gyro went wrong (a bias error about gravity, which no rest
+    corrects). 0 keeps the tilt alone."""
+    lever_min_m: Annotated[float, Range(0.0, 0.5)] = 0.05
+    """A lever arm (hip -> sensor, as the orientation stage estimates it) shorter than this, normal
+    to the flexion axis, does not choose between a level and an upright long axis at a re-fit (the
+    thigh is then taken as level): a sensor on the thigh sits 15-25 cm from the hip, and an estimate
+    under 5 cm is not settled yet."""
+    sign_proofs: Annotated[int, Range(0, 10)] = 2
+    """Movements from the neutral pose that must go up (by half ``axis_rotation_deg``) before the
+    raise direction is trusted; until then each rest there holds the samples until the next
+    movement shows its direction, and a movement down flips it. Two: the first movement after
+    the calibration rest may be a posture change (kneeling down before bird dogs), so the first
+    rep from the new neutral pose proves the direction, and one more guards against a first
+    rep read against a wrong pose; each proof costs only the holding of one rest's samples."""
+    reanchor_proofs: Annotated[int, Range(0, 10)] = 1
+    """Movements from the neutral pose that went up before a lower rest may move the neutral pose
+    down to it: before that, a rest below may mean the raise direction is wrong (the rest is then
+    above), which the sign check decides. One rep up is enough to tell."""
 
     def __post_init__(self) -> None:
         for name, (rule, kind) in setting_rules().items():

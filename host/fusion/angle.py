@@ -54,7 +54,7 @@ The hip angle is read from that up vector alone:
   accelerometer's mean over ``still_min_s`` against the reference rest's (gravity alone: the
   up vector may still lag after a fast movement, or after a settling with a poor gyro bias). The angle reads 0 there from that sample on (samples held at the
   sign check's rest are re-expressed; released ones stay).
-  Only once a movement from the neutral pose went up (``REANCHOR_PROOFS``): before that, a
+  Only once a movement from the neutral pose went up (``reanchor_proofs``): before that, a
   rest below may mean the raise direction is wrong, which the sign check decides.
 
 Samples whose angle needs an axis not yet known are held back and released once it is
@@ -91,19 +91,8 @@ from .calibration import Calibration
 from .orientation import OrientationFilter, run_backward
 
 BoolArray = npt.NDArray[np.bool_]
-LEVER_MIN_M = 0.05
-"""A lever arm shorter than this (normal to the flexion axis) does not choose the long axis."""
-PLANE_CORRECTION_MAX_DEG = 6.0
-"""The exercise plane's angle differs from the tilt about the flexion axis by at most this (see
-``Mounting.angles``)."""
-SIGN_PROOFS = 2
-"""Movements from the neutral pose that must go up (by half ``axis_rotation_deg``) before the
-raise direction is trusted; until then each rest there holds the samples until the next
-movement shows its direction, and a movement down flips it."""
-REANCHOR_PROOFS = 1
-"""Movements from the neutral pose that went up before a lower rest may move the neutral pose
-down to it (before that, a rest below may mean the raise direction is wrong: the sign check
-decides)."""
+_DEFAULTS = Settings()
+"""Defaults for a :class:`Mounting` made without settings (tests, tools)."""
 _SLICE = 8192
 """Longest piece of a chunk the orientation stage handles at once (its outputs stay in cache)."""
 _ANGLES_AT_ONCE = 256
@@ -199,6 +188,7 @@ class Mounting:
         frame_i: tuple[FloatArray, FloatArray] | None = None,
         g_ref_i: FloatArray | None = None,
         u_neutral: FloatArray | None = None,
+        max_correction_deg: float | None = None,
     ) -> None:
         if u_neutral is not None and u_ref is None and frame_i is None:
             # fitted on the calibration rest (the I frame's origin): in the plane at once, with the
@@ -219,7 +209,8 @@ class Mounting:
         self.frame_i = frame_i
         self.g_ref_i = g_ref_i
         self.plane = frame_i is not None and long is not None
-        self.max_correction_deg = PLANE_CORRECTION_MAX_DEG
+        # the plane's correction limit (``Settings.plane_correction_max_deg``; None: its default)
+        self.max_correction_deg = _DEFAULTS.plane_correction_max_deg if max_correction_deg is None else max_correction_deg
         self._axis = axis.tolist()
         self._plane_args: tuple[list[float], list[float], list[float]] | None = None  # (C arguments, made once)
         self._last: tuple[FloatArray, FloatArray, FloatArray, FloatArray] | None = None
@@ -227,7 +218,7 @@ class Mounting:
     def with_offset(self, offset_deg: float) -> "Mounting":
         """The same mounting with another angle at the reference rest (a neutral pose moved)."""
         return Mounting(self.axis, self.u_ref, offset_deg, self.along_ref, self.long, self.cov, self.turned_deg,
-                        self.anchored_deg, self.frame_i, self.g_ref_i)
+                        self.anchored_deg, self.frame_i, self.g_ref_i, max_correction_deg=self.max_correction_deg)
 
     def tilt_angles(self, up: FloatArray, uref: FloatArray) -> FloatArray:
         """The heading-free angle (N,) deg: the up vector's rotation about the flexion axis from the
@@ -243,7 +234,7 @@ class Mounting:
         vectors ``uref`` (N, 3) and attitudes ``quat`` (N, 4).
 
         Anchored: the long axis's flexion in the exercise plane (``reference_hip_angle``), whose
-        difference from the heading-free tilt is limited to ``PLANE_CORRECTION_MAX_DEG``: that
+        difference from the heading-free tilt is limited to ``max_correction_deg`` (``Settings.plane_correction_max_deg``): that
         correction is of second order in the abduction and rotation (under 6 deg for 20 of
         each at a raise of 80), so a larger one means the heading from the gyro went wrong (a
         gyro bias mis-estimated along gravity, which no rest corrects). Elementwise: any chunking
@@ -294,7 +285,8 @@ class Mounting:
         turned = 0.0 if refit else self.turned_deg
         along = float(uref_j @ axis) if self.u_ref is None else float(self.u_ref @ axis)
         return Mounting(axis, self.u_ref, self.offset_deg, along, long, self.cov, turned, turned,
-                        (np.array(long_i), np.array(f_i)), None if self.u_ref is None else np.array(g_ref))
+                        (np.array(long_i), np.array(f_i)), None if self.u_ref is None else np.array(g_ref),
+                        max_correction_deg=self.max_correction_deg)
 
     def _recall(self, up: FloatArray, uref: FloatArray, quat: FloatArray) -> FloatArray | None:
         """The angles of ``up`` if it is a run of rows of the last long ``up`` this mounting
@@ -375,17 +367,17 @@ def long_axis_flat(axis: FloatArray, up_ref: FloatArray) -> FloatArray:
     return y / float(np.linalg.norm(y))
 
 
-def long_axis_from_lever(axis: FloatArray, up_ref: FloatArray, lever_m: FloatArray) -> FloatArray:
+def long_axis_from_lever(axis: FloatArray, up_ref: FloatArray, lever_m: FloatArray, lever_min_m: float) -> FloatArray:
     """Level or upright thigh at the reference rest, whichever the lever arm (hip -> sensor) is
     nearer: the sensor sits on the thigh, so that arm runs close to the long axis (it leans
     toward the thigh's front by atan(3-8 cm / 15-25 cm), 7-28 deg: too much to use it as the
     axis itself, enough to tell a lying thigh from a hanging one). Level if the arm is shorter
-    than ``LEVER_MIN_M`` normal to the axis."""
+    than ``lever_min_m`` normal to the axis (``Settings.lever_min_m``)."""
     flat = long_axis_flat(axis, up_ref)
     lev = lever_m - float(lever_m @ axis) * axis
     upright = up_ref - float(up_ref @ axis) * axis
     nu = float(np.linalg.norm(upright))
-    if not (float(np.linalg.norm(lev)) > LEVER_MIN_M and nu > 1e-6):
+    if not (float(np.linalg.norm(lev)) > lever_min_m and nu > 1e-6):
         return flat
     upright = upright / nu
     return flat if abs(float(lev @ flat)) >= abs(float(lev @ upright)) else upright
@@ -508,7 +500,7 @@ class HipAngleEstimator:
         self._offset = offset
         self._prev_axis = axis
         self._proven = 1
-        self.mounting = Mounting(axis, None, offset, float(uref[-1] @ axis))
+        self.mounting = Mounting(axis, None, offset, float(uref[-1] @ axis), max_correction_deg=self.s.plane_correction_max_deg)
 
     # ------------------------------------------------------------------ public
     def update(self, t: FloatArray, acc: FloatArray, gyr: FloatArray) -> tuple[FloatArray, FloatArray, BoolArray]:
@@ -612,7 +604,7 @@ class HipAngleEstimator:
             if found is not None:
                 k = len(t_pre) - 1 - found[0]
                 # (the tilt: no rest re-anchors the heading over samples analysed backward)
-                self.mounting = Mounting(found[1], None, 0.0, float(uref_pre[k] @ found[1]))
+                self.mounting = Mounting(found[1], None, 0.0, float(uref_pre[k] @ found[1]), max_correction_deg=self.s.plane_correction_max_deg)
                 t, up, uref, still, quat = self._take_held()
                 return t, self.mounting.angles(up, uref, quat), still
         t, up, uref, still, _ = self._take_held()
@@ -690,7 +682,7 @@ class HipAngleEstimator:
 
     def _is_below(self, angle_deg: float) -> bool:
         """A rest this far below the neutral pose becomes the neutral pose (``neutral_drop_deg``)."""
-        return self._proven >= REANCHOR_PROOFS and -self._posture_deg < angle_deg < -self.s.neutral_drop_deg
+        return self._proven >= self.s.reanchor_proofs and -self._posture_deg < angle_deg < -self.s.neutral_drop_deg
 
     def _lowered(self, m: Mounting, angle_deg: float) -> Mounting:
         """``m`` with its neutral pose moved to a rest that reads ``angle_deg``."""
@@ -854,7 +846,7 @@ class HipAngleEstimator:
                 self._offset = -old[2]
                 ref_k = uref[k] if self._u_ref is None else self._u_ref
                 # (the tilt until anchored: the first movement was a posture change)
-                self.mounting = Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis))
+                self.mounting = Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis), max_correction_deg=self.s.plane_correction_max_deg)
                 self._prev_axis = axis
                 if self._probing and t[k] <= self._probe_t0 + self.s.probe_max_s:
                     self._probe_flip = (self.mounting, self._pending_t0)
@@ -895,7 +887,7 @@ class HipAngleEstimator:
         self._roll_sign = False
         self._prev_axis = axis
         ref_k = uref[k] if self._u_ref is None else self._u_ref
-        self.mounting = Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis))
+        self.mounting = Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis), max_correction_deg=self.s.plane_correction_max_deg)
         if self._raw_on and self._proven == 0 and self.n_refits == 0 and self.n_posture_changes == 0:
             # the first movement after a standing calibration rest: on probation until the sign check
             self._probing = True
@@ -924,7 +916,7 @@ class HipAngleEstimator:
         # m: after a split the tail gets the next mounting's (elementwise, so the same numbers).
         # All at once while the raise direction is checked (every still sample is looked at) and
         # for a short piece with rests (a live chunk: one call costs less than two)
-        at_once = self._proven < SIGN_PROOFS or (len(t) <= _ANGLES_AT_ONCE and len(events) > 0)
+        at_once = self._proven < self.s.sign_proofs or (len(t) <= _ANGLES_AT_ONCE and len(events) > 0)
         full = m.angles(up, uref, quat) if at_once else None
 
         def angle_upto(j: int) -> FloatArray:  # the angles of samples [0, j)
@@ -941,10 +933,10 @@ class HipAngleEstimator:
             m.turned_deg = movement_sums(w, still, j, dt, m.turned_deg, m.cov, cov)
             m.cov = cov
 
-        # until SIGN_PROOFS movements from the neutral pose went up, each is checked: from the
+        # until sign_proofs movements from the neutral pose went up, each is checked: from the
         # first still sample there, samples are held until the next movement shows its way
         j_chk = len(t)
-        if self._proven < SIGN_PROOFS:
+        if self._proven < self.s.sign_proofs:
             assert full is not None
             cand = np.flatnonzero(still & (np.abs(full) <= self.s.slip_zone_deg))
             j_chk = int(cand[0]) if len(cand) else len(t)
@@ -977,7 +969,7 @@ class HipAngleEstimator:
         low_ev = self._settled_rows(racc)
         before = low_ev[low_ev < lim]
         lower: list[tuple[int, float]] = []
-        if len(before) and self._proven >= REANCHOR_PROOFS:  # (else no rest is below: _is_below)
+        if len(before) and self._proven >= self.s.reanchor_proofs:  # (else no rest is below: _is_below)
             a_rest = self._rest_angles(m, racc[before])
             below = np.flatnonzero((-self._posture_deg < a_rest) & (a_rest < -self.s.neutral_drop_deg))
             lower = [(int(before[i]), float(a_rest[i])) for i in below[:1]]  # the first, as _is_below finds it
@@ -1061,7 +1053,7 @@ class HipAngleEstimator:
             if refit:
                 ref = uref_j if m.u_ref is None else m.u_ref  # the reference rest's up vector
                 axis = level_axis(fitted / np.linalg.norm(fitted), ref)
-                long = long_axis_from_lever(axis, ref, lever_j)
+                long = long_axis_from_lever(axis, ref, lever_j, self.s.lever_min_m)
                 self.n_axis_refits += 1
         if long is None:  # a fixed reference rest, not yet in the plane: it enters it here
             ref = uref_j if m.u_ref is None else m.u_ref
