@@ -314,6 +314,9 @@ _RECALL_MIN = 64
 
 def _row_offset(part: FloatArray, whole: FloatArray) -> int | None:
     """``k`` if ``part`` is the rows ``whole[k : k + len(part)]`` (the same memory), else None."""
+    # (views share the array that owns the memory: a cheap test that rejects most candidates)
+    if (part if part.base is None else part.base) is not (whole if whole.base is None else whole.base):
+        return None
     if part.dtype != whole.dtype or part.ndim != whole.ndim or part.strides != whole.strides or part.shape[1:] != whole.shape[1:]:
         return None
     step = whole.strides[0]
