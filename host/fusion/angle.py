@@ -907,7 +907,27 @@ class HipAngleEstimator:
     def _angles(self, h: Held) -> tuple[FloatArray, FloatArray, BoolArray]:
         """Angles with the current mounting, up to the first rest that shows a strap slip; at a
         rest near the reference pose (or a level one) after a movement the mounting is
-        re-anchored (:meth:`_anchor`)."""
+        re-anchored (:meth:`_anchor`).
+
+        One decision level at a time (:meth:`_level`); the pieces released level by level are
+        joined once at the end (joining at each level copied the rest of the chunk every time).
+        """
+        parts: list[tuple[FloatArray, FloatArray, BoolArray]] = []
+        rest_h: Held | None = h
+        while rest_h is not None:
+            piece, rest_h = self._level(rest_h)
+            parts.append(piece)
+        if len(parts) == 1:
+            return parts[0]
+        parts = [p for p in parts if len(p[0])]
+        if len(parts) <= 1:
+            return parts[0] if parts else _EMPTY
+        return tuple(np.concatenate(x) for x in zip(*parts))  # type: ignore[return-value]
+
+    def _level(self, h: Held) -> tuple[tuple[FloatArray, FloatArray, BoolArray], Held | None]:
+        """One decision level of :meth:`_angles`: the samples released with the current mounting
+        (up to where it is re-anchored, lowered, held or ends), and the samples left for the next
+        level with the mounting that follows (None: none left, or held)."""
         t, up, uref, still, rest, w, racc, quat, lever = h
         m = self.mounting
         assert m is not None
@@ -992,13 +1012,13 @@ class HipAngleEstimator:
                 # the rep segmenter restarts here: an excursion read about the long axis (the strap
                 # being turned) is no rep
                 self.restarts.append(float(t[j]))
-                return self._hold_from(h, angle_upto(j + 1), j)
+                return self._hold_from(h, angle_upto(j + 1), j), None
         if lower and lower[0][0] <= j_anchor:
             j, a_j = lower[0]
             upto(j)
             self.mounting = self._lowered(m, a_j)
             self._offset = self.mounting.offset_deg
-            return _cat((t[:j], angle_upto(j), still[:j]), self._angles(tuple(x[j:] for x in h)))  # type: ignore[arg-type]
+            return (t[:j], angle_upto(j), still[:j]), tuple(x[j:] for x in h)  # type: ignore[return-value]
         if j_anchor < lim:
             j = j_anchor
             upto(j + 1)
@@ -1006,13 +1026,13 @@ class HipAngleEstimator:
             self.mounting = self._anchor(m, up[j], uref[j], quat[j], lever[j], tilt_j)
             head = (t[: j + 1], angle_upto(j + 1), still[: j + 1])
             if j + 1 == len(t):
-                return head
-            return _cat(head, self._angles(tuple(x[j + 1 :] for x in h)))  # type: ignore[arg-type]
+                return head, None
+            return head, tuple(x[j + 1 :] for x in h)  # type: ignore[return-value]
         if j_chk < len(t) and (not len(slip) or j_chk <= events[int(slip[0])]):
             upto(j_chk + 1)
             self._pending, self._pending_sign = (m, self._u_ref, self._offset, self._raw_ref), True
             self._pending_t0 = float(t[j_chk])
-            return self._hold_from(h, angle_upto(j_chk + 1), j_chk)
+            return self._hold_from(h, angle_upto(j_chk + 1), j_chk), None
         if len(slip):
             self._probing = False  # (a slip or a far rest: the first movement goes out as it is)
             j = int(events[int(slip[0])])
@@ -1029,9 +1049,9 @@ class HipAngleEstimator:
                 self._u_ref = up[j].copy()
                 self._raw_ref = racc[j] / np.linalg.norm(racc[j])
                 self._offset = float(angle_ev[int(slip[0])])
-            return self._hold_from(h, angle_upto(j + 1), j)
+            return self._hold_from(h, angle_upto(j + 1), j), None
         upto(len(t))
-        return t, angle_upto(len(t)), still
+        return (t, angle_upto(len(t)), still), None
 
     def _anchor(self, m: Mounting, up_j: FloatArray, uref_j: FloatArray, quat_j: FloatArray, lever_j: FloatArray, angle_j: float) -> Mounting:
         """``m`` re-anchored at a rest (``Mounting.anchored``): once the thigh turned
