@@ -9,7 +9,7 @@
  *                host/fusion/reference.py is its plain-Python specification, step by step.
  *   hip_angles   the hip angle: the long axis's flexion in the exercise plane (host.fusion.angle).
  *   tilt_angles  the up vector's rotation about the flexion axis (heading-free; host.fusion.angle).
- *   plane_angles, movement_moved, movement_sums, rest_angles, anchor_frame  the array work of one decision level of
+ *   plane_angles, movement_moved, movement_sums, rest_angles, anchor_frame, row_offset  the array work of one decision level of
  *                host.fusion.angle.HipAngleEstimator (host/fusion/angle_reference.py: numpy forms).
  *   RepMachine   the rep state machine of host.reps.segmenter.RepSegmenter (DOWN / UP / FALL
  *                over the segmenter's sample log) with the stopwatch measures of each rep it
@@ -1402,6 +1402,57 @@ anchor_frame(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     return Py_BuildValue("((ddd)(ddd)(ddd))", li[0], li[1], li[2], fi[0], fi[1], fi[2], g[0], g[1], g[2]);
 }
 
+PyDoc_STRVAR(row_offset_doc,
+             "row_offset(part, whole) -> int | None\n--\n\n"
+             "k if the array part is the rows whole[k : k + len(part)] (the same memory: part and whole share\n"
+             "the array that owns it, with the same dtype, strides and row shape), else None\n"
+             "(host/fusion/angle_reference.py row_offset_reference is its Python form).");
+
+static PyObject *
+row_offset(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)mod;
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "row_offset expected 2 arguments, got %zd", nargs);
+        return NULL;
+    }
+    PyObject *part = args[0], *whole = args[1];
+    PyObject *pb = PyObject_GetAttrString(part, "base");
+    if (pb == NULL)
+        return NULL;
+    PyObject *wb = PyObject_GetAttrString(whole, "base");
+    if (wb == NULL) {
+        Py_DECREF(pb);
+        return NULL;
+    }
+    int same = (pb == Py_None ? part : pb) == (wb == Py_None ? whole : wb);
+    Py_DECREF(pb), Py_DECREF(wb);
+    if (!same)
+        Py_RETURN_NONE;
+    Py_buffer p, w;
+    if (PyObject_GetBuffer(part, &p, PyBUF_STRIDES | PyBUF_FORMAT) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(whole, &w, PyBUF_STRIDES | PyBUF_FORMAT) < 0) {
+        PyBuffer_Release(&p);
+        return NULL;
+    }
+    Py_ssize_t k = -1;
+    int ok = p.ndim == w.ndim && p.ndim >= 1 && p.itemsize == w.itemsize &&
+             strcmp(p.format ? p.format : "B", w.format ? w.format : "B") == 0;
+    for (int d = 0; ok && d < p.ndim; d++)
+        ok = p.strides[d] == w.strides[d] && (d == 0 || p.shape[d] == w.shape[d]);
+    if (ok && w.strides[0] > 0) {
+        Py_ssize_t step = w.strides[0], off = (char *)p.buf - (char *)w.buf;
+        /* (Python's divmod: a negative offset never gives a row) */
+        if (off >= 0 && off % step == 0 && off / step + p.shape[0] <= w.shape[0])
+            k = off / step;
+    }
+    PyBuffer_Release(&p), PyBuffer_Release(&w);
+    if (k < 0)
+        Py_RETURN_NONE;
+    return PyLong_FromSsize_t(k);
+}
+
 /* ------------------------------------------------------------------ reps: speed and stopwatch measures */
 
 /* host.reps.reference.speed_at: least-squares slope (deg/s) of angle against time over the
@@ -2105,6 +2156,7 @@ static PyMethodDef module_methods[] = {
     {"movement_sums", (PyCFunction)(void (*)(void))movement_sums, METH_FASTCALL, movement_sums_doc},
     {"rest_angles", (PyCFunction)(void (*)(void))rest_angles, METH_FASTCALL, rest_angles_doc},
     {"anchor_frame", (PyCFunction)(void (*)(void))anchor_frame, METH_FASTCALL, anchor_frame_doc},
+    {"row_offset", (PyCFunction)(void (*)(void))row_offset, METH_FASTCALL, row_offset_doc},
     {NULL, NULL, 0, NULL},
 };
 

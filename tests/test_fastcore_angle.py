@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 from conftest import ROOT  # noqa: F401  (puts the repository on sys.path)
 
-from legrep._fastcore import anchor_frame, movement_moved, movement_sums, plane_angles, rest_angles
+from legrep._fastcore import anchor_frame, movement_moved, movement_sums, plane_angles, rest_angles, row_offset
 from legrep.fusion.angle_reference import (
     anchor_frame_reference,
     movement_moved_reference,
     movement_sums_reference,
     plane_angles_reference,
     rest_angles_reference,
+    row_offset_reference,
     turned_reference,
 )
 
@@ -158,3 +159,22 @@ def test_anchor_frame_equals_numpy_form(seed: int) -> None:
         long_i, f_i = np.array(got[0]), np.array(got[1])
         assert abs(np.linalg.norm(f_i) - 1.0) < 1e-12 and abs(np.linalg.norm(long_i) - 1.0) < 1e-12
         assert abs(float(long_i @ f_i)) < 1e-12
+
+
+def test_row_offset_matches_reference() -> None:
+    """Views of rows give their first row; anything else (another array, a copy, other strides,
+    dtype or row shape, rows past the end, a reversed or column view) gives None, as the Python form."""
+    rng = np.random.default_rng(11)
+    whole = rng.standard_normal((50, 3))
+    other = whole.copy()
+    flags = rng.random(50) < 0.5
+    cases = [
+        (whole[7:20], whole), (whole, whole), (whole[7:20], whole[5:]), (whole[5:], whole[7:20]),
+        (whole[:0], whole), (whole[49:], whole), (whole[7:20], other), (other[7:20], whole),
+        (whole[::2], whole), (whole[::-1], whole), (whole[:, :2], whole), (whole[3:9, 1], whole[:, 1]),
+        (whole[3:9].view(np.int64), whole), (whole[10:], whole[:20]), (flags[4:9], flags), (flags[4:9], flags[5:]),
+        (whole[7:20][2:], whole[7:]),
+    ]
+    got = [row_offset(p, w) for p, w in cases]
+    assert got == [row_offset_reference(p, w) for p, w in cases]
+    assert got[:5] == [7, 0, 2, None, 0] and got[6] is None and got[-1] == 2

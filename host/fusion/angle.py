@@ -80,6 +80,7 @@ from .._fastcore import (
     movement_sums,
     plane_angles,
     rest_angles,
+    row_offset,
     tilt_angles,
     window_means,
 )
@@ -312,21 +313,10 @@ _RECALL_MIN = 64
 """Shortest run of angles a mounting remembers (see Mounting._recall)."""
 
 
-def _row_offset(part: FloatArray, whole: FloatArray) -> int | None:
-    """``k`` if ``part`` is the rows ``whole[k : k + len(part)]`` (the same memory), else None."""
-    # (views share the array that owns the memory: a cheap test that rejects most candidates)
-    if (part if part.base is None else part.base) is not (whole if whole.base is None else whole.base):
-        return None
-    if part.dtype != whole.dtype or part.ndim != whole.ndim or part.strides != whole.strides or part.shape[1:] != whole.shape[1:]:
-        return None
-    step = whole.strides[0]
-    if step <= 0:
-        return None
-    d = part.__array_interface__["data"][0] - whole.__array_interface__["data"][0]
-    k, r = divmod(d, step)
-    if r or k < 0 or k + len(part) > len(whole):
-        return None
-    return int(k)
+_row_offset = row_offset
+"""``k`` if ``part`` is the rows ``whole[k : k + len(part)]`` (the same memory), else None: in C
+(one call instead of a dozen attribute reads; ``row_offset_reference`` in .angle_reference is its
+Python form)."""
 
 
 def cross3(a: FloatArray, b: FloatArray) -> FloatArray:
@@ -638,7 +628,7 @@ class HipAngleEstimator:
             k = _row_offset(racc, memo[0])
             if k is not None:
                 idx = memo[1]
-                lo, hi = np.searchsorted(idx, (k, k + len(racc)))
+                lo, hi = int(idx.searchsorted(k)), int(idx.searchsorted(k + len(racc)))
                 out: npt.NDArray[np.intp] = idx[lo:hi] - k
                 return out
         rows = np.flatnonzero(_settled(racc))
@@ -719,6 +709,9 @@ class HipAngleEstimator:
         self._held, self._pre = [], None
         if not parts:
             return np.empty(0), np.empty((0, 3)), np.empty((0, 3)), np.empty(0, dtype=bool), np.empty((0, 4))
+        if len(parts) == 1:  # (the arrays themselves: held arrays are never written)
+            p = parts[0]
+            return p[0], p[1], p[2], p[3], p[7]
         return tuple(np.concatenate([p[j] for p in parts]) for j in (0, 1, 2, 3, 7))  # type: ignore[return-value]
 
     def _hold_from(self, h: Held, angle: FloatArray, j: int) -> tuple[FloatArray, FloatArray, BoolArray]:
@@ -962,13 +955,14 @@ class HipAngleEstimator:
             j_chk = int(cand[0]) if len(cand) else len(t)
         slip = np.empty(0, dtype=np.intp)
         far = np.empty(0, dtype=bool)
-        if full is not None:
-            angle_ev = full[events]
-        else:
-            angle_ev = m.angles(up[events], uref[events], quat[events]) if len(events) else np.empty(0)
         if len(events):
-            along = up[events] @ m.axis
-            ref_along = uref[events] @ m.axis if m.u_ref is None else m.along_ref
+            up_ev, uref_ev = up[events], uref[events]  # (taken once: each use below reads them)
+            angle_ev = full[events] if full is not None else m.angles(up_ev, uref_ev, quat[events])
+        else:
+            angle_ev = full[events] if full is not None else np.empty(0)
+        if len(events):
+            along = up_ev @ m.axis
+            ref_along = uref_ev @ m.axis if m.u_ref is None else m.along_ref
             # only rests near the reference pose: at the top of a rep the thigh may be abducted
             # or rotated (gravity out of the plane without any slip); at the bottom it is not
             low = np.abs(angle_ev - m.offset_deg) <= self.s.slip_zone_deg
@@ -978,7 +972,7 @@ class HipAngleEstimator:
             slip = np.flatnonzero(bad)
             # re-anchoring: heading-free (after the person turned round the heading from the gyro is
             # wrong until then), near the reference pose or where gravity lies in the plane
-            tilt = m.tilt_angles(up[events], uref[events])
+            tilt = m.tilt_angles(up_ev, uref_ev)
             near = (np.abs(tilt - m.offset_deg) <= self.s.slip_zone_deg) | (off <= self._anchor_sin)
             moved_at = np.zeros(len(t), dtype=bool)
             movement_moved(w, still, rest, dt, m.turned_deg, m.anchored_deg, self.s.axis_rotation_deg, moved_at)

@@ -2,7 +2,7 @@
 
 :class:`legrep.fusion.angle.HipAngleEstimator` decides in Python; the per-sample work of each
 decision runs in C (``legrep._fastcore``: ``plane_angles``, ``movement_moved``, ``movement_sums``,
-``rest_angles``, ``anchor_frame``)
+``rest_angles``, ``anchor_frame``, ``row_offset``)
 with the operations of these functions in the same order (built with ``-ffp-contract=off``), so
 the numbers are identical: ``tests/test_fastcore_angle.py`` requires it bit for bit. These are
 the forms the estimator used before the C functions existed; they are slow (one numpy pass per
@@ -136,3 +136,20 @@ def anchor_frame_reference(
     d = math.radians(turn_deg)
     long_i = math.cos(d) * a_now - math.sin(d) * cross3(f_i, a_now)  # turned by -d about f_i
     return long_i, f_i, g
+
+
+def row_offset_reference(part: FloatArray, whole: FloatArray) -> int | None:
+    """``legrep._fastcore.row_offset``: ``k`` if ``part`` is the rows ``whole[k : k + len(part)]`` (the same memory), else None."""
+    # (views share the array that owns the memory: a cheap test that rejects most candidates)
+    if (part if part.base is None else part.base) is not (whole if whole.base is None else whole.base):
+        return None
+    if part.dtype != whole.dtype or part.ndim != whole.ndim or part.strides != whole.strides or part.shape[1:] != whole.shape[1:]:
+        return None
+    step = whole.strides[0]
+    if step <= 0:
+        return None
+    d = part.__array_interface__["data"][0] - whole.__array_interface__["data"][0]
+    k, r = divmod(d, step)
+    if r or k < 0 or k + len(part) > len(whole):
+        return None
+    return int(k)
