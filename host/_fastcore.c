@@ -9,6 +9,8 @@
  *                host/fusion/reference.py is its plain-Python specification, step by step.
  *   hip_angles   the hip angle: the long axis's flexion in the exercise plane (host.fusion.angle).
  *   tilt_angles  the up vector's rotation about the flexion axis (heading-free; host.fusion.angle).
+ *   plane_angles, movement_moved, movement_sums, rest_angles, anchor_frame  the array work of one decision level of
+ *                host.fusion.angle.HipAngleEstimator (host/fusion/angle_reference.py: numpy forms).
  *   RepMachine   the rep state machine of host.reps.segmenter.RepSegmenter (DOWN / UP / FALL
  *                over the segmenter's sample log) with the stopwatch measures of each rep it
  *                closes; host/reps/reference.py is its plain-Python specification, written
@@ -170,6 +172,7 @@ dot3(const double a[3], const double b[3])
 typedef struct {
     /* --- fixed parameters (see reference.TiltParams) --- */
     double tau_acc;
+    double tau_acc2;    /* second low-pass stage, s (0: first order) */
     double motion_gain; /* 1 / bias_motion_tau_s, or 0 */
     Py_ssize_t W;       /* still window, samples */
     double still2, clip2;
@@ -177,6 +180,8 @@ typedef struct {
     double rest_gyro2, rest_acc2, rest_cos, bias_jump2, bias_gain;
     double max_gap_s, dt_nominal_s;
     double acc_memory, acc_ridge, acc_max; /* step 7 (acc_memory 0: off) */
+    double acc_turn;    /* acc_bias_turn_deg, rad */
+    double turn;        /* the gyro's path since the last rest event, rad (sum of |step rotation| per axis) */
     double gap_s;       /* step 8: a longer step means lost samples */
     int uncertain;
     long long since_gap; /* samples since the last gap (or the start), this one included */
@@ -199,7 +204,8 @@ typedef struct {
     int has_pend;
     double step_rad;    /* acc_bias_step_deg, rad */
     double q[4];        /* sensor -> I frame */
-    double lp[3];       /* low-passed accelerometer, I frame */
+    double lp[3];       /* low-passed accelerometer, I frame (the last stage) */
+    double lp1[3];      /* the first low-pass stage (equal to lp when tau_acc2 is 0) */
     double bias[3];     /* gyro bias, deg/s */
     double g_prev[3];
     int has_prev;
@@ -247,17 +253,19 @@ TiltKernel_init(TiltKernel *self, PyObject *args, PyObject *kwds)
                              "bias_jump_dps", "bias_gain", "max_gap_s", "dt_nominal_s", "t_prev_s",
                              "acc_bias_memory", "acc_bias_ridge", "acc_bias_max_g", "gap_s",
                              "lever_tau_s", "lever_min_dps", "lever_ridge", "lever_max_m", "acc_bias_step_deg",
-                             "gap_tau_acc_s", "gap_recover_s", NULL};
+                             "gap_tau_acc_s", "gap_recover_s", "tau_acc2_s",
+                             "acc_bias_turn_deg", NULL};
     PyObject *g0, *b0;
-    double motion_tau, still_gyro, rest_gyro, rest_acc, rest_tilt, bias_jump, lever_min, step_deg;
+    double motion_tau, still_gyro, rest_gyro, rest_acc, rest_tilt, bias_jump, lever_min, step_deg, turn_deg = 1e300;
     TiltCore *c = &self->c;
     c->acc_memory = 0.0, c->acc_ridge = 0.05, c->acc_max = 0.2;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$OOddndnddddddddddddddddddd:TiltKernel", kwlist, &g0, &b0, &c->tau_acc,
+    c->tau_acc2 = 0.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$OOddndnddddddddddddddddddddd:TiltKernel", kwlist, &g0, &b0, &c->tau_acc,
                                      &motion_tau, &c->W, &still_gyro, &c->B, &rest_gyro, &rest_acc, &rest_tilt,
                                      &bias_jump, &c->bias_gain, &c->max_gap_s, &c->dt_nominal_s, &c->t_prev,
                                      &c->acc_memory, &c->acc_ridge, &c->acc_max, &c->gap_s, &c->lever_tau,
                                      &lever_min, &c->lever_ridge, &c->lever_max, &step_deg, &c->gap_tau_acc,
-                                     &c->gap_recover))
+                                     &c->gap_recover, &c->tau_acc2, &turn_deg))
         return -1;
     if (vec3(g0, c->lp, "gravity0") < 0 || vec3(b0, c->bias, "gyro_bias0_dps") < 0)
         return -1;
@@ -276,7 +284,7 @@ TiltKernel_init(TiltKernel *self, PyObject *args, PyObject *kwds)
     c->bias_jump2 = bias_jump * bias_jump;
     c->q[0] = 1.0, c->q[1] = c->q[2] = c->q[3] = 0.0;
     for (int j = 0; j < 3; j++) {
-        c->ref_acc[j] = c->lp[j];
+        c->ref_acc[j] = c->lp1[j] = c->lp[j];
         c->acc_bias[j] = c->z[j] = c->y_prev[j] = 0.0;
     }
     for (int j = 0; j < 9; j++)
@@ -288,6 +296,8 @@ TiltKernel_init(TiltKernel *self, PyObject *args, PyObject *kwds)
     c->recover_left = 0.0;
     c->lever_min2 = (lever_min * DEG2RAD) * (lever_min * DEG2RAD);
     c->step_rad = step_deg * DEG2RAD;
+    c->acc_turn = turn_deg * DEG2RAD;
+    c->turn = 0.0;
     c->has_wprev = 0;
     c->lever_n = 0;
     for (int j = 0; j < 3; j++)
@@ -368,17 +378,23 @@ tilt_acc_bias_event(TiltCore *c, const double ma[3])
     memcpy(c->m_prev, m, sizeof m);
     memcpy(c->y_prev, y, sizeof y);
     c->has_mprev = 1;
+    const double r = c->turn / c->acc_turn;
+    c->turn = 0.0;
     if (!had)
         return;
+    /* the gyro relates the two poses less well the more it turned between them (Tukey's
+       biweight of the path: 1 at rest, 0 from acc_turn on) */
+    const double u = r < 1.0 ? 1.0 - r * r : 0.0;
+    const double wt = u * u;
     double am[9], dy[3] = {y[0] - yp[0], y[1] - yp[1], y[2] - yp[2]};
     for (int j = 0; j < 9; j++)
         am[j] = m[j] - mp[j];
     double lam = 1.0 - 1.0 / c->acc_memory;
     double *nrm = c->nrm, *z = c->z;
-    for (int r = 0; r < 3; r++) {
+    for (int i = 0; i < 3; i++) {
         for (int k = 0; k < 3; k++)
-            nrm[3 * r + k] = lam * nrm[3 * r + k] + (am[r] * am[k] + am[3 + r] * am[3 + k] + am[6 + r] * am[6 + k]);
-        z[r] = lam * z[r] + (am[r] * dy[0] + am[3 + r] * dy[1] + am[6 + r] * dy[2]);
+            nrm[3 * i + k] = lam * nrm[3 * i + k] + wt * (am[i] * am[k] + am[3 + i] * am[3 + k] + am[6 + i] * am[6 + k]);
+        z[i] = lam * z[i] + wt * (am[i] * dy[0] + am[3 + i] * dy[1] + am[6 + i] * dy[2]);
     }
     double n[9], nb[3];
     memcpy(n, nrm, sizeof n);
@@ -421,9 +437,11 @@ tilt_apply_pending(TiltCore *c, const double us[3])
     } else {
         c->has_pend = 0;
     }
-    c->lp[0] = c->lp[0] - (m[0] * d[0] + m[1] * d[1] + m[2] * d[2]);
-    c->lp[1] = c->lp[1] - (m[3] * d[0] + m[4] * d[1] + m[5] * d[2]);
-    c->lp[2] = c->lp[2] - (m[6] * d[0] + m[7] * d[1] + m[8] * d[2]);
+    for (int j = 0; j < 3; j++) {
+        const double dj = m[3 * j] * d[0] + m[3 * j + 1] * d[1] + m[3 * j + 2] * d[2];
+        c->lp[j] = c->lp[j] - dj;
+        c->lp1[j] = c->lp1[j] - dj;
+    }
     c->acc_bias[0] = c->acc_bias[0] + d[0], c->acc_bias[1] = c->acc_bias[1] + d[1], c->acc_bias[2] = c->acc_bias[2] + d[2];
     tilt_uref(c);
     c->n_acc_bias_updates++;
@@ -575,6 +593,8 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
     const double tau = c->tau_acc, mgain = c->motion_gain * RAD2DEG, still2 = c->still2, clip2 = c->clip2;
     double qw = c->q[0], qx = c->q[1], qy = c->q[2], qz = c->q[3];
     double l0 = c->lp[0], l1 = c->lp[1], l2 = c->lp[2];
+    double f0 = c->lp1[0], f1 = c->lp1[1], f2 = c->lp1[2];
+    const double tau2 = c->tau_acc2;
     double *b = c->bias;
     double t_prev = c->t_prev, cs = c->cs;
     double p0 = c->g_prev[0], p1 = c->g_prev[1], p2 = c->g_prev[2];
@@ -615,6 +635,7 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
             hy = (g1 - b[1]) * kc + (p1 - b[1]) * kp;
             hz = (g2 - b[2]) * kc + (p2 - b[2]) * kp;
         }
+        c->turn = c->turn + 2.0 * (fabs(hx) + fabs(hy) + fabs(hz));
         double h2 = hx * hx + hy * hy + hz * hz, cw, s;
         if (h2 < SERIES_H2) {
             cw = 1.0 - h2 / 2.0 + h2 * h2 / 24.0;
@@ -650,7 +671,15 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
         double alpha = dt / (tau_i + 0.5 * dt);
         if (alpha > 1.0)
             alpha = 1.0;
-        double m0 = l0 + alpha * (ai[0] - l0), m1 = l1 + alpha * (ai[1] - l1), m2 = l2 + alpha * (ai[2] - l2);
+        f0 = f0 + alpha * (ai[0] - f0), f1 = f1 + alpha * (ai[1] - f1), f2 = f2 + alpha * (ai[2] - f2);
+        double m0 = f0, m1 = f1, m2 = f2;
+        if (tau2 > 0.0 && !recovering) {
+            /* second stage (while recovering from lost samples it is bypassed: lp follows lp1) */
+            double alpha2 = dt / (tau2 + 0.5 * dt);
+            if (alpha2 > 1.0)
+                alpha2 = 1.0;
+            m0 = l0 + alpha2 * (f0 - l0), m1 = l1 + alpha2 * (f1 - l1), m2 = l2 + alpha2 * (f2 - l2);
+        }
         double n2 = m0 * m0 + m1 * m1 + m2 * m2;
         /* 3. motion bias (not while the low-pass recovers from a gap: that turn is no bias) */
         if (mgain > 0.0 && !recovering && !(dt > c->gap_s)) {
@@ -701,10 +730,12 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
         if (cnt > B && cnt % half == 0) {
             c->q[0] = qw, c->q[1] = qx, c->q[2] = qy, c->q[3] = qz;
             c->lp[0] = l0, c->lp[1] = l1, c->lp[2] = l2;
+            c->lp1[0] = f0, c->lp1[1] = f1, c->lp1[2] = f2;
             rest = tilt_rest_event(c, cur);
             if (rest && c->has_pend)
                 tilt_apply_pending(c, us);
             l0 = c->lp[0], l1 = c->lp[1], l2 = c->lp[2];
+            f0 = c->lp1[0], f1 = c->lp1[1], f2 = c->lp1[2];
         }
         if (c->uncertain && still && c->since_gap >= W) {
             /* (the whole still window after the gap: before it the thigh may have been elsewhere) */
@@ -716,7 +747,7 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
                             (cum[6] - old[6]) * inv_w - c->acc_bias[2]};
             double li[3];
             qrot(qw, qx, qy, qz, mw, li);
-            l0 = li[0], l1 = li[1], l2 = li[2];
+            l0 = f0 = li[0], l1 = f1 = li[1], l2 = f2 = li[2];
             c->uncertain = 0;
             c->n_gap_snaps++;
         }
@@ -746,6 +777,7 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
     }
     c->q[0] = qw, c->q[1] = qx, c->q[2] = qy, c->q[3] = qz;
     c->lp[0] = l0, c->lp[1] = l1, c->lp[2] = l2;
+    c->lp1[0] = f0, c->lp1[1] = f1, c->lp1[2] = f2;
     c->t_prev = t_prev, c->cs = cs;
     c->g_prev[0] = p0, c->g_prev[1] = p1, c->g_prev[2] = p2;
     c->has_prev = has_prev;
@@ -811,7 +843,7 @@ PyDoc_STRVAR(TiltKernel_doc,
              "           bias_n, rest_gyro_dps, rest_acc_g, rest_tilt_deg, bias_jump_dps, bias_gain,\n"
              "           max_gap_s, dt_nominal_s, t_prev_s, acc_bias_memory, acc_bias_ridge,\n"
              "           acc_bias_max_g, gap_s, lever_tau_s, lever_min_dps, lever_ridge, lever_max_m,\n"
-             "           acc_bias_step_deg)\n--\n\n"
+             "           acc_bias_step_deg, gap_tau_acc_s, gap_recover_s, tau_acc2_s, acc_bias_turn_deg)\n--\n\n"
              "Orientation stage of one sensor (host/fusion/reference.py is its specification).\n"
              "t_prev_s is NaN when no sample precedes the first chunk.");
 
@@ -829,6 +861,46 @@ static PyTypeObject TiltKernelType = {
 };
 
 /* ------------------------------------------------------------------ hip angle from the up vector */
+
+/* One row of tilt_angles: the up vector u[i]'s rotation about the axis f from u_ref r[i], deg. */
+static inline double
+tilt_row(const Arr *u, const Arr *r, Py_ssize_t i, const double f[3], double off)
+{
+    double u0 = D2(*u, i, 0), u1 = D2(*u, i, 1), u2 = D2(*u, i, 2);
+    double r0 = D2(*r, i, 0), r1 = D2(*r, i, 1), r2 = D2(*r, i, 2);
+    double cx = u1 * r2 - u2 * r1, cy = u2 * r0 - u0 * r2, cz = u0 * r1 - u1 * r0;
+    double y = f[0] * cx + f[1] * cy + f[2] * cz;
+    double uf = u0 * f[0] + u1 * f[1] + u2 * f[2];
+    double rf = r0 * f[0] + r1 * f[1] + r2 * f[2];
+    double x = (u0 * r0 + u1 * r1 + u2 * r2) - uf * rf;
+    return atan2(y, x) * RAD2DEG + off;
+}
+
+/* One row of hip_angles: up u[i], g_ref r[i], attitude q[i]; long axis a (sensor frame), long_ref
+   al and axis_ref f (I frame). */
+static inline double
+hip_row(const Arr *u, const Arr *r, const Arr *q, Py_ssize_t i, const double a[3], const double al[3],
+        const double f[3], double off)
+{
+    const double up[3] = {D2(*u, i, 0), D2(*u, i, 1), D2(*u, i, 2)};
+    const double g0 = D2(*r, i, 0), g1 = D2(*r, i, 1), g2 = D2(*r, i, 2);
+    const double qw = D2(*q, i, 0), qx = D2(*q, i, 1), qy = D2(*q, i, 2), qz = D2(*q, i, 3);
+    double g[3], v[3];
+    qrot(qw, qx, qy, qz, up, g); /* gravity's direction now, I frame */
+    qrot(qw, qx, qy, qz, a, v);  /* the long axis now, I frame */
+    /* C: the smallest rotation taking g to g_ref (the I frame's tilt drift undone),
+       C v = c v + k x v + k (k . v) / (1 + c) with k = g x g_ref, c = g . g_ref */
+    double kx = g[1] * g2 - g[2] * g1, ky = g[2] * g0 - g[0] * g2, kz = g[0] * g1 - g[1] * g0;
+    double c = g[0] * g0 + g[1] * g1 + g[2] * g2;
+    double kv = (kx * v[0] + ky * v[1] + kz * v[2]) / (1.0 + c);
+    double w0 = c * v[0] + (ky * v[2] - kz * v[1]) + kx * kv;
+    double w1 = c * v[1] + (kz * v[0] - kx * v[2]) + ky * kv;
+    double w2 = c * v[2] + (kx * v[1] - ky * v[0]) + kz * kv;
+    double cx = al[1] * w2 - al[2] * w1, cy = al[2] * w0 - al[0] * w2, cz = al[0] * w1 - al[1] * w0;
+    double y = f[0] * cx + f[1] * cy + f[2] * cz;
+    double x = al[0] * w0 + al[1] * w1 + al[2] * w2;
+    return atan2(y, x) * RAD2DEG + off;
+}
 
 PyDoc_STRVAR(tilt_angles_doc,
              "tilt_angles(up, u_ref, axis, offset_deg, angle_out_deg)\n--\n\n"
@@ -854,16 +926,8 @@ tilt_angles(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     if (arr_get(args[0], &u, "up", 'd', 2, -1, 0) < 0 || arr_get(args[1], &r, "u_ref", 'd', 2, u.n, 0) < 0 ||
         arr_get(args[4], &out, "angle_out_deg", 'd', 1, u.n, 1) < 0)
         goto fail;
-    for (Py_ssize_t i = 0; i < u.n; i++) {
-        double u0 = D2(u, i, 0), u1 = D2(u, i, 1), u2 = D2(u, i, 2);
-        double r0 = D2(r, i, 0), r1 = D2(r, i, 1), r2 = D2(r, i, 2);
-        double cx = u1 * r2 - u2 * r1, cy = u2 * r0 - u0 * r2, cz = u0 * r1 - u1 * r0;
-        double y = f[0] * cx + f[1] * cy + f[2] * cz;
-        double uf = u0 * f[0] + u1 * f[1] + u2 * f[2];
-        double rf = r0 * f[0] + r1 * f[1] + r2 * f[2];
-        double x = (u0 * r0 + u1 * r1 + u2 * r2) - uf * rf;
-        *(double *)(out.base + i * out.s0) = atan2(y, x) * RAD2DEG + off;
-    }
+    for (Py_ssize_t i = 0; i < u.n; i++)
+        *(double *)(out.base + i * out.s0) = tilt_row(&u, &r, i, f, off);
     arr_release(&u), arr_release(&r), arr_release(&out);
     Py_RETURN_NONE;
 fail:
@@ -897,26 +961,8 @@ hip_angles(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     if (arr_get(args[0], &u, "up", 'd', 2, -1, 0) < 0 || arr_get(args[1], &r, "g_ref", 'd', 2, u.n, 0) < 0 ||
         arr_get(args[2], &q, "quat", 'd', 4, u.n, 0) < 0 || arr_get(args[7], &out, "angle_out_deg", 'd', 1, u.n, 1) < 0)
         goto fail;
-    for (Py_ssize_t i = 0; i < u.n; i++) {
-        const double up[3] = {D2(u, i, 0), D2(u, i, 1), D2(u, i, 2)};
-        const double g0 = D2(r, i, 0), g1 = D2(r, i, 1), g2 = D2(r, i, 2);
-        const double qw = D2(q, i, 0), qx = D2(q, i, 1), qy = D2(q, i, 2), qz = D2(q, i, 3);
-        double g[3], v[3];
-        qrot(qw, qx, qy, qz, up, g); /* gravity's direction now, I frame */
-        qrot(qw, qx, qy, qz, a, v);  /* the long axis now, I frame */
-        /* C: the smallest rotation taking g to g_ref (the I frame's tilt drift undone),
-           C v = c v + k x v + k (k . v) / (1 + c) with k = g x g_ref, c = g . g_ref */
-        double kx = g[1] * g2 - g[2] * g1, ky = g[2] * g0 - g[0] * g2, kz = g[0] * g1 - g[1] * g0;
-        double c = g[0] * g0 + g[1] * g1 + g[2] * g2;
-        double kv = (kx * v[0] + ky * v[1] + kz * v[2]) / (1.0 + c);
-        double w0 = c * v[0] + (ky * v[2] - kz * v[1]) + kx * kv;
-        double w1 = c * v[1] + (kz * v[0] - kx * v[2]) + ky * kv;
-        double w2 = c * v[2] + (kx * v[1] - ky * v[0]) + kz * kv;
-        double cx = al[1] * w2 - al[2] * w1, cy = al[2] * w0 - al[0] * w2, cz = al[0] * w1 - al[1] * w0;
-        double y = f[0] * cx + f[1] * cy + f[2] * cz;
-        double x = al[0] * w0 + al[1] * w1 + al[2] * w2;
-        *(double *)(out.base + i * out.s0) = atan2(y, x) * RAD2DEG + off;
-    }
+    for (Py_ssize_t i = 0; i < u.n; i++)
+        *(double *)(out.base + i * out.s0) = hip_row(&u, &r, &q, i, a, al, f, off);
     arr_release(&u), arr_release(&r), arr_release(&q), arr_release(&out);
     Py_RETURN_NONE;
 fail:
@@ -1036,6 +1082,324 @@ window_means(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 fail:
     arr_release(&x), arr_release(&rs), arr_release(&out);
     return NULL;
+}
+
+/* ------------------------------------------------------------------ the angle stage's array work */
+/* HipAngleEstimator._angles and Mounting.angles (host/fusion/angle.py) decide in Python; the
+   per-sample work of one decision level runs here, in the operations and order of the numpy forms
+   in host/fusion/angle_reference.py (tests require identical numbers). */
+
+/* numpy's float remainder (npy_remainder: fmod, moved to the divisor's sign, a zero signed like it). */
+static inline double
+np_remainder(double a, double b)
+{
+    if (a > 0.0 && a < b)
+        return a; /* (what fmod and the adjustments give there, without fmod's cost) */
+    double mod = fmod(a, b);
+    if (!b)
+        return mod;
+    if (mod) {
+        if ((b < 0) != (mod < 0))
+            mod += b;
+    } else {
+        mod = copysign(0.0, b);
+    }
+    return mod;
+}
+
+/* numpy's clip of a float (a NaN stays NaN). */
+static inline double
+np_clip(double x, double lo, double hi)
+{
+    double y = isnan(x) ? x : (x > lo ? x : lo);
+    return isnan(y) ? y : (y < hi ? y : hi);
+}
+
+PyDoc_STRVAR(plane_angles_doc,
+             "plane_angles(up, u_ref, g_ref, quat, axis, offset_deg, long_axis, long_ref, axis_ref, max_correction_deg,\n"
+             "             angle_out_deg)\n--\n\n"
+             "Mounting.angles of an anchored mounting: the tilt t (tilt_angles(up, u_ref, axis, offset_deg)) plus\n"
+             "the plane's correction clipped to +-max_correction_deg: with h = hip_angles(up, g_ref, quat,\n"
+             "long_axis, long_ref, axis_ref, offset_deg), t + clip(remainder(h - t + 180, 360) - 180) as numpy\n"
+             "computes it. up, u_ref, g_ref (N, 3) (u_ref, g_ref may have 0 row stride), quat (N, 4) float64.");
+
+static PyObject *
+plane_angles(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)mod;
+    Arr u = {0}, r = {0}, g = {0}, q = {0}, out = {0};
+    double f[3], a[3], al[3], fi[3];
+    if (nargs != 11) {
+        PyErr_Format(PyExc_TypeError, "plane_angles expected 11 arguments, got %zd", nargs);
+        return NULL;
+    }
+    if (vec3(args[4], f, "axis") < 0 || vec3(args[6], a, "long_axis") < 0 || vec3(args[7], al, "long_ref") < 0 ||
+        vec3(args[8], fi, "axis_ref") < 0)
+        return NULL;
+    double off = PyFloat_AsDouble(args[5]);
+    if (off == -1.0 && PyErr_Occurred())
+        return NULL;
+    double lim = PyFloat_AsDouble(args[9]);
+    if (lim == -1.0 && PyErr_Occurred())
+        return NULL;
+    if (arr_get(args[0], &u, "up", 'd', 2, -1, 0) < 0 || arr_get(args[1], &r, "u_ref", 'd', 2, u.n, 0) < 0 ||
+        arr_get(args[2], &g, "g_ref", 'd', 2, u.n, 0) < 0 || arr_get(args[3], &q, "quat", 'd', 4, u.n, 0) < 0 ||
+        arr_get(args[10], &out, "angle_out_deg", 'd', 1, u.n, 1) < 0)
+        goto fail;
+    for (Py_ssize_t i = 0; i < u.n; i++) {
+        double t = tilt_row(&u, &r, i, f, off);
+        double h = hip_row(&u, &g, &q, i, a, al, fi, off);
+        double d = np_remainder(h - t + 180.0, 360.0) - 180.0;
+        *(double *)(out.base + i * out.s0) = t + np_clip(d, -lim, lim);
+    }
+    arr_release(&u), arr_release(&r), arr_release(&g), arr_release(&q), arr_release(&out);
+    Py_RETURN_NONE;
+fail:
+    arr_release(&u), arr_release(&r), arr_release(&g), arr_release(&q), arr_release(&out);
+    return NULL;
+}
+
+/* The rotation of sample i of a movement: |rate| * dt, 0 at still samples.  |rate|^2 is summed
+   (x*x + z*z) + y*y, the order numpy's einsum("ni,ni->n") gave (kept: the same numbers). */
+static inline double
+turn_row(const Arr *w, const Arr *st, Py_ssize_t i, double dt)
+{
+    if (B1(*st, i))
+        return sqrt(0.0) * dt;
+    double x = D2(*w, i, 0), y = D2(*w, i, 1), z = D2(*w, i, 2);
+    return sqrt((x * x + z * z) + y * y) * dt;
+}
+
+PyDoc_STRVAR(movement_moved_doc,
+             "movement_moved(rate_dps, still, rest, dt_s, turned_deg, anchored_deg, rotation_deg, moved_out)\n--\n\n"
+             "With turned[0] = turned_deg and turned[i + 1] = turned[i] + |rate_dps[i]| * dt_s (0 at still samples):\n"
+             "at each i where rest[i], moved_out[i] = turned[i + 1] - anchored_deg >= rotation_deg (other rows are\n"
+             "left as they are). rate_dps (N, 3) float64, still, rest, moved_out (N,) bool.");
+
+static PyObject *
+movement_moved(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)mod;
+    Arr w = {0}, st = {0}, rs = {0}, out = {0};
+    if (nargs != 8) {
+        PyErr_Format(PyExc_TypeError, "movement_moved expected 8 arguments, got %zd", nargs);
+        return NULL;
+    }
+    double dt = PyFloat_AsDouble(args[3]), turned = PyFloat_AsDouble(args[4]);
+    double anchored = PyFloat_AsDouble(args[5]), rot = PyFloat_AsDouble(args[6]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (arr_get(args[0], &w, "rate_dps", 'd', 2, -1, 0) < 0 || arr_get(args[1], &st, "still", '?', 1, w.n, 0) < 0 ||
+        arr_get(args[2], &rs, "rest", '?', 1, w.n, 0) < 0 || arr_get(args[7], &out, "moved_out", '?', 1, w.n, 1) < 0)
+        goto fail;
+    Py_ssize_t last = w.n - 1;
+    while (last >= 0 && !B1(rs, last))
+        last--;
+    for (Py_ssize_t i = 0; i <= last; i++) {
+        turned = turned + turn_row(&w, &st, i, dt);
+        if (B1(rs, i))
+            *(char *)(out.base + i * out.s0) = turned - anchored >= rot;
+    }
+    arr_release(&w), arr_release(&st), arr_release(&rs), arr_release(&out);
+    Py_RETURN_NONE;
+fail:
+    arr_release(&w), arr_release(&st), arr_release(&rs), arr_release(&out);
+    return NULL;
+}
+
+PyDoc_STRVAR(movement_sums_doc,
+             "movement_sums(rate_dps, still, n, dt_s, turned_deg, cov, cov_out) -> float\n--\n\n"
+             "The movement statistics of samples [0, n) carried on: returns turned_deg + the sum of\n"
+             "|rate_dps[i]| * dt_s and sets cov_out = cov + the sum of w w^T * dt_s (w = rate_dps[i], 0 at still\n"
+             "samples), each added sample by sample from the first. rate_dps (N, 3), cov, cov_out (3, 3) float64.");
+
+static PyObject *
+movement_sums(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)mod;
+    Arr w = {0}, st = {0}, c = {0}, out = {0};
+    if (nargs != 7) {
+        PyErr_Format(PyExc_TypeError, "movement_sums expected 7 arguments, got %zd", nargs);
+        return NULL;
+    }
+    Py_ssize_t n = PyLong_AsSsize_t(args[2]);
+    double dt = PyFloat_AsDouble(args[3]), turned = PyFloat_AsDouble(args[4]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (arr_get(args[0], &w, "rate_dps", 'd', 2, -1, 0) < 0 || arr_get(args[1], &st, "still", '?', 1, w.n, 0) < 0 ||
+        arr_get(args[5], &c, "cov", 'd', 2, 3, 0) < 0 || arr_get(args[6], &out, "cov_out", 'd', 2, 3, 1) < 0)
+        goto fail;
+    if (n < 0 || n > w.n) {
+        PyErr_Format(PyExc_ValueError, "movement_sums expected 0 <= n <= %zd, got %zd", w.n, n);
+        goto fail;
+    }
+    double s[3][3];
+    for (int a = 0; a < 3; a++)
+        for (int b = 0; b < 3; b++)
+            s[a][b] = D2(c, a, b);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        turned = turned + turn_row(&w, &st, i, dt);
+        const int still = B1(st, i) != 0;
+        double v[3];
+        for (int a = 0; a < 3; a++)
+            v[a] = still ? 0.0 : D2(w, i, a);
+        for (int a = 0; a < 3; a++)
+            for (int b = 0; b < 3; b++)
+                s[a][b] = s[a][b] + (v[a] * v[b]) * dt;
+    }
+    for (int a = 0; a < 3; a++)
+        for (int b = 0; b < 3; b++)
+            *(double *)(out.base + a * out.s0 + b * out.s1) = s[a][b];
+    arr_release(&w), arr_release(&st), arr_release(&c), arr_release(&out);
+    return PyFloat_FromDouble(turned);
+fail:
+    arr_release(&w), arr_release(&st), arr_release(&c), arr_release(&out);
+    return NULL;
+}
+
+/* numpy's dot of two 3-vectors as it computes it here (DOUBLE_dot: 0.0 + OpenBLAS ddot, whose
+   kernel fuses the multiply-adds): kept so that the numbers stay what the numpy code gave. */
+static inline double
+np_dot3(const double a[3], const double b[3])
+{
+    return 0.0 + fma(a[2], b[2], fma(a[1], b[1], fma(a[0], b[0], 0.0)));
+}
+
+PyDoc_STRVAR(rest_angles_doc,
+             "rest_angles(acc_means, raw_ref, axis, offset_deg, angle_out_deg)\n--\n\n"
+             "HipAngleEstimator._rest_angles: each accelerometer mean (M, 3) made a unit vector (its norm\n"
+             "sqrt(v . v) as numpy's dot gives it), then tilt_angles against raw_ref (a 3-vector) about axis; a\n"
+             "mean of norm 0 (or NaN) reads 0. angle_out_deg (M,) float64.");
+
+static PyObject *
+rest_angles(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)mod;
+    Arr x = {0}, out = {0};
+    double ref[3], f[3];
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "rest_angles expected 5 arguments, got %zd", nargs);
+        return NULL;
+    }
+    if (vec3(args[1], ref, "raw_ref") < 0 || vec3(args[2], f, "axis") < 0)
+        return NULL;
+    double off = PyFloat_AsDouble(args[3]);
+    if (off == -1.0 && PyErr_Occurred())
+        return NULL;
+    if (arr_get(args[0], &x, "acc_means", 'd', 2, -1, 0) < 0 || arr_get(args[4], &out, "angle_out_deg", 'd', 1, x.n, 1) < 0)
+        goto fail;
+    for (Py_ssize_t i = 0; i < x.n; i++) {
+        const double v[3] = {D2(x, i, 0), D2(x, i, 1), D2(x, i, 2)};
+        double nrm = sqrt(np_dot3(v, v)), res = 0.0;
+        if (nrm > 0) {
+            double unit[3] = {v[0] / nrm, v[1] / nrm, v[2] / nrm};
+            Arr u1 = {.base = (char *)unit, .n = 1, .s0 = 0, .s1 = sizeof(double)};
+            Arr r1 = {.base = (char *)ref, .n = 1, .s0 = 0, .s1 = sizeof(double)};
+            res = tilt_row(&u1, &r1, 0, f, off);
+        }
+        *(double *)(out.base + i * out.s0) = res;
+    }
+    arr_release(&x), arr_release(&out);
+    Py_RETURN_NONE;
+fail:
+    arr_release(&x), arr_release(&out);
+    return NULL;
+}
+
+/* 3-vector helpers of anchor_frame, operation for operation as host/fusion/angle.py's numpy
+   (cross3, _rotate, _tilted_back, _level). */
+static inline void
+cross3(const double a[3], const double b[3], double out[3])
+{
+    double o0 = a[1] * b[2] - a[2] * b[1], o1 = a[2] * b[0] - a[0] * b[2], o2 = a[0] * b[1] - a[1] * b[0];
+    out[0] = o0, out[1] = o1, out[2] = o2;
+}
+
+static inline void
+rotate_q(const double q[4], const double v[3], double out[3])
+{
+    const double u[3] = {q[1], q[2], q[3]};
+    double c[3], t[3], ut[3];
+    cross3(u, v, c);
+    for (int k = 0; k < 3; k++)
+        t[k] = 2.0 * c[k];
+    cross3(u, t, ut);
+    for (int k = 0; k < 3; k++)
+        out[k] = (v[k] + q[0] * t[k]) + ut[k];
+}
+
+static inline void
+tilted_back(const double q[4], const double up[3], const double g_ref[3], const double v[3], double out[3])
+{
+    double g[3], w[3], k[3], kw[3];
+    rotate_q(q, up, g);
+    rotate_q(q, v, w);
+    cross3(g, g_ref, k);
+    double c = np_dot3(g, g_ref);
+    cross3(k, w, kw);
+    double s = np_dot3(k, w) / (1.0 + c);
+    for (int i = 0; i < 3; i++)
+        out[i] = (c * w[i] + kw[i]) + k[i] * s;
+}
+
+static inline void
+level3(const double v[3], const double g[3], double out[3])
+{
+    double d = np_dot3(v, g), x[3];
+    for (int i = 0; i < 3; i++)
+        x[i] = v[i] - d * g[i];
+    double n = sqrt(np_dot3(x, x));
+    for (int i = 0; i < 3; i++)
+        out[i] = x[i] / n;
+}
+
+PyDoc_STRVAR(anchor_frame_doc,
+             "anchor_frame(quat, up, g_ref, axis, long_axis, turn_deg) -> (long_i, axis_i, g_ref)\n--\n\n"
+             "Mounting.anchored's exercise plane at a rest (host/fusion/angle.py: anchor_frame_reference in\n"
+             "host/fusion/angle_reference.py): g_ref (None: quat applied to up) is gravity's direction in the\n"
+             "I frame; axis_i the flexion axis there (tilt drift undone, level), long_i the long axis there turned\n"
+             "back by turn_deg about axis_i. 3-tuples of floats; quat (w, x, y, z).");
+
+static PyObject *
+anchor_frame(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)mod;
+    double q[4], up[3], g[3], f[3], a[3];
+    if (nargs != 6) {
+        PyErr_Format(PyExc_TypeError, "anchor_frame expected 6 arguments, got %zd", nargs);
+        return NULL;
+    }
+    PyObject *seq = PySequence_Fast(args[0], "");
+    if (seq == NULL || PySequence_Fast_GET_SIZE(seq) != 4) {
+        Py_XDECREF(seq);
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "quat must be 4 numbers, got %.100s", Py_TYPE(args[0])->tp_name);
+        return NULL;
+    }
+    for (int k = 0; k < 4; k++)
+        q[k] = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(seq, k));
+    Py_DECREF(seq);
+    if (PyErr_Occurred())
+        return NULL;
+    if (vec3(args[1], up, "up") < 0 || vec3(args[3], f, "axis") < 0 || vec3(args[4], a, "long_axis") < 0)
+        return NULL;
+    if (args[2] == Py_None)
+        rotate_q(q, up, g);
+    else if (vec3(args[2], g, "g_ref") < 0)
+        return NULL;
+    double turn = PyFloat_AsDouble(args[5]);
+    if (turn == -1.0 && PyErr_Occurred())
+        return NULL;
+    double fb[3], fi[3], ab[3], an[3], fxa[3], li[3];
+    tilted_back(q, up, g, f, fb);
+    level3(fb, g, fi);
+    tilted_back(q, up, g, a, ab);
+    level3(ab, fi, an);
+    double d = turn * (3.14159265358979323846 / 180.0), cd = cos(d), sd = sin(d);
+    cross3(fi, an, fxa);
+    for (int i = 0; i < 3; i++)
+        li[i] = cd * an[i] - sd * fxa[i];
+    return Py_BuildValue("((ddd)(ddd)(ddd))", li[0], li[1], li[2], fi[0], fi[1], fi[2], g[0], g[1], g[2]);
 }
 
 /* ------------------------------------------------------------------ reps: speed and stopwatch measures */
@@ -1731,6 +2095,11 @@ static PyMethodDef module_methods[] = {
     {"tilt_angles", (PyCFunction)(void (*)(void))tilt_angles, METH_FASTCALL, tilt_angles_doc},
     {"first_movement", (PyCFunction)(void (*)(void))first_movement, METH_FASTCALL, first_movement_doc},
     {"window_means", (PyCFunction)(void (*)(void))window_means, METH_FASTCALL, window_means_doc},
+    {"plane_angles", (PyCFunction)(void (*)(void))plane_angles, METH_FASTCALL, plane_angles_doc},
+    {"movement_moved", (PyCFunction)(void (*)(void))movement_moved, METH_FASTCALL, movement_moved_doc},
+    {"movement_sums", (PyCFunction)(void (*)(void))movement_sums, METH_FASTCALL, movement_sums_doc},
+    {"rest_angles", (PyCFunction)(void (*)(void))rest_angles, METH_FASTCALL, rest_angles_doc},
+    {"anchor_frame", (PyCFunction)(void (*)(void))anchor_frame, METH_FASTCALL, anchor_frame_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -139,6 +139,8 @@ class Settings:
     tau_acc_s: Annotated[float, Range(0.05, 600.0)] = 3.0
     """Low-pass time constant of the accelerometer in the almost-inertial frame; VQF's default
     tauAcc = 3 s (Laidig & Seel 2023): rejects the thigh's accelerations, follows gravity."""
+    tau_acc2_s: Annotated[float, _nonneg(600.0)] = 0.0
+    """Time constant of a second low-pass stage after the first (0: a single stage)."""
     bias_motion_tau_s: Annotated[float, _nonneg(3600.0)] = 0.0
     """Time constant of the gyro bias estimate while moving (0, the default, disables it): it must
     be slow, because anything else that turns the filtered gravity (the thigh's accelerations, a
@@ -172,6 +174,15 @@ class Settings:
     (2 asin(sqrt(ridge) / 2)) barely move it; the component along every turn's axis stays 0."""
     acc_bias_max_g: Annotated[float, _nonneg(2.0)] = 0.2
     """The accelerometer-bias estimate is limited to this norm, g (twice the worst part we know)."""
+    acc_bias_turn_deg: Annotated[float, _positive(1e6)] = 720.0
+    """A rest pair of the accelerometer-bias fit counts with weight (1 - (turn / this)^2)^2, none
+    from ``turn = this`` on (Tukey's biweight), ``turn`` the gyro's path between the two rests
+    (per step, the sum of the rotation's absolute components): the gyro relates two poses only
+    to a fraction of a percent of the path it turned between them (scale and misalignment
+    errors). On BROAD's trials with breaks (1500-3000 deg of hand-held turning between rests)
+    the gyro's two poses disagreed with gravity by 1-6 deg, which the fit took for a 0.2 g
+    bias (inclination RMSE 4.4 deg against 1.6 without the fit); the pairs a leg exercise
+    informs it with (a rest at the bottom, a hold at the top) are under 200 deg apart."""
     acc_bias_step_deg: Annotated[float, Range(0.01, 180.0)] = 0.5
     """At one rest (any pose), a new accelerometer-bias estimate may turn the up vector's angle
     to the reference by at most this; the rest of the change waits for later rests (near the
@@ -340,6 +351,28 @@ class Settings:
     """After a standing calibration rest (``standing_sway_dps``) the first movement is held until
     the raise direction is checked at the next movement from the neutral pose, for at most this
     long (then it is released as it is)."""
+    plane_correction_max_deg: Annotated[float, Range(0.0, 45.0)] = 6.0
+    """Once anchored, the hip angle (the long axis's flexion in the exercise plane) differs from the
+    heading-free tilt about the flexion axis by at most this: that difference is of second order in
+    the thigh's abduction and axial rotation (under 6 deg for 20 deg of each at a raise of 80), so
+    more means the heading from the gyro went wrong (a bias error about gravity, which no rest
+    corrects). 0 keeps the tilt alone."""
+    lever_min_m: Annotated[float, Range(0.0, 0.5)] = 0.05
+    """A lever arm (hip -> sensor, as the orientation stage estimates it) shorter than this, normal
+    to the flexion axis, does not choose between a level and an upright long axis at a re-fit (the
+    thigh is then taken as level): a sensor on the thigh sits 15-25 cm from the hip, and an estimate
+    under 5 cm is not settled yet."""
+    sign_proofs: Annotated[int, Range(0, 10)] = 2
+    """Movements from the neutral pose that must go up (by half ``axis_rotation_deg``) before the
+    raise direction is trusted; until then each rest there holds the samples until the next
+    movement shows its direction, and a movement down flips it. Two: the first movement after
+    the calibration rest may be a posture change (kneeling down before bird dogs), so the first
+    rep from the new neutral pose proves the direction, and one more guards against a first
+    rep read against a wrong pose; each proof costs only the holding of one rest's samples."""
+    reanchor_proofs: Annotated[int, Range(0, 10)] = 1
+    """Movements from the neutral pose that went up before a lower rest may move the neutral pose
+    down to it: before that, a rest below may mean the raise direction is wrong (the rest is then
+    above), which the sign check decides. One rep up is enough to tell."""
 
     def __post_init__(self) -> None:
         for name, (rule, kind) in setting_rules().items():

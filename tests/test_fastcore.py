@@ -143,6 +143,31 @@ def test_accelerometer_bias_is_learnt_from_rests_in_two_poses():
     assert np.max(np.abs(in_plane_deg(up[late_top]) - truth[late_top])) < 0.3
 
 
+def _turns(n_turns=5, extra_deg=10.0, rest_s=3.0, move_s=5.0):
+    """True angle (deg) and rate (dps): a rest, ``n_turns`` whole turns plus ``extra_deg`` about y, a rest."""
+    t = np.arange(0, int((2 * rest_s + move_s) * RATE_HZ)) * DT_S
+    u = np.clip((t - rest_s) / move_s, 0.0, 1.0)
+    theta = (360.0 * n_turns + extra_deg) * (u - np.sin(2 * np.pi * u) / (2 * np.pi))
+    return t, theta, np.gradient(theta, DT_S)
+
+
+def test_accelerometer_bias_is_not_fitted_across_many_turns():
+    # a hand-held sensor turned 5 times (up to 720 dps) between two rests, by a gyro that
+    # over-reads by 1 %: the gyro's two poses disagree with gravity by 18 deg, which is no
+    # accelerometer bias (there is none): the pair is too far apart (acc_bias_turn_deg) to count
+    t, truth, rate = _turns()
+    acc, gyr = _imu(truth, rate, gyro_scale=1.01)
+    k = _tilt(gravity0=acc[0])
+    up, uref, *_ = _run(k, t, acc, gyr)
+    assert k.n_bias_updates > 10
+    assert np.linalg.norm(k.acc_bias_g) < 0.002  # (0.155 g before the pairs were weighted by the path)
+    assert np.max(_angle_err_deg(uref, _true_up(truth[:1]))) < 0.01
+    # the same with the weighting off: the fit reads a bias of 0.15 g into it (the test can fail)
+    k_off = _tilt(Settings(acc_bias_turn_deg=1e6), gravity0=acc[0])
+    _run(k_off, t, acc, gyr)
+    assert np.linalg.norm(k_off.acc_bias_g) > 0.05
+
+
 def test_lever_arm_is_learnt_and_its_acceleration_removed():
     # the sensor 0.25 m from the rotation centre along x: w x (w x r) + alpha x r adds to the reading
     t, truth, rate = _raise_and_lower(top_deg=80.0, move_s=1.0, hold_s=1.0, rest_s=1.0, reps=8)

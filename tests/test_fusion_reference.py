@@ -110,6 +110,17 @@ def test_kernel_equals_reference_with_every_option_exercised() -> None:
     assert k.n_acc_bias_updates > 0 and k.n_gap_snaps > 0 and any(abs(x) > 0 for x in k.lever_m)
 
 
+def test_kernel_equals_reference_with_two_low_pass_stages_and_path_weighted_rest_pairs() -> None:
+    rng = np.random.default_rng(11)
+    t, acc, gyr = _random_stream(rng, 4000, 100.0)
+    # a second low-pass stage, and rest pairs whose path weights fall between 0 and 1
+    s = Settings(tau_acc_s=1.0, tau_acc2_s=1.0, acc_bias_memory=3.0, bias_window_s=0.3, acc_bias_turn_deg=150.0,
+                 bias_motion_tau_s=5.0, lever_arm_tau_s=5.0)
+    k, ref = _compare(s, t, acc, gyr, 0.01)
+    assert k.n_acc_bias_updates > 0 and k.n_gap_snaps > 0
+    assert ref.lp != ref.lp1  # the second stage ran
+
+
 def test_kernel_equals_reference_on_a_simulated_session() -> None:
     spec = SessionSpec(sets=(SetSpec(3, 0, up_s=0.8, hold_s=0.5, down_s=1.0),), legs=("left",), errors="harsh", lost_samples=0.01)
     sig = simulate(spec, seed=3).signals["left"]

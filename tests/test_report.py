@@ -429,7 +429,12 @@ def test_long_sessions_show_sets_not_reps() -> None:
     figures = build_figures(result, Settings(min_down_s=1.0))
     gids = [a.get_gid() for a in figures["angle"].findobj() if a.get_gid()]
     assert not [g for g in gids if g.startswith("rep:")]
-    assert sorted(g for g in gids if g.startswith("set:")) == sorted(f"set:{leg}:{n}" for leg in ("left", "right") for n in range(1, 13))
+    # one shaded span per set, over each set's time, per leg (one collection per leg's axes)
+    spans = [a for a in figures["angle"].findobj() if (a.get_gid() or "").startswith("sets:")]
+    assert sorted(a.get_gid() for a in spans) == ["sets:left:12", "sets:right:12"]
+    for coll in spans:
+        xs = [(float(p.vertices[:, 0].min()), float(p.vertices[:, 0].max())) for p in coll.get_paths()]
+        assert xs == [(st.start_s, st.end_s) for st in result.sets]
     assert sorted(g for g in gids if g.startswith("flags:")) == ["flags:left:1", "flags:right:2"]
     # range and tempo: one point per set per leg, at the set's median
     for name, measure in (("range", "peak_deg"), ("tempo", "up_s")):

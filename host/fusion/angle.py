@@ -46,13 +46,15 @@ The hip angle is read from that up vector alone:
   mounting fitted to the movement) and :attr:`HipAngleEstimator.restarts` says where, so the
   rep segmenter restarts there (the posture change itself is no rep).
 * a **lower neutral pose**: a person lies at least as low between reps as where they settled,
-  so a rest (the orientation stage's rest events: the leg has settled and gravity corrected
-  the up vector, unlike the first still samples after a fast movement) more than
-  ``neutral_drop_deg`` below the neutral pose (and less than ``posture_change_deg``) becomes
-  the neutral pose: the calibration rest may have come while the person was still settling,
-  with the leg a little up. The angle reads 0 there from that sample on (samples held at the
+  so a rest more than ``neutral_drop_deg`` below the neutral pose (and less than
+  ``posture_change_deg``) becomes the neutral pose: the calibration rest may have come while
+  the person was still settling, with the leg a little up. A rest here is an orientation-stage
+  rest event or the first sample of a still run (the rate low over ``still_min_s``: fast reps
+  leave 0.3 s at the bottom, too short for a rest event), its angle read from the
+  accelerometer's mean over ``still_min_s`` against the reference rest's (gravity alone: the
+  up vector may still lag after a fast movement, or after a settling with a poor gyro bias). The angle reads 0 there from that sample on (samples held at the
   sign check's rest are re-expressed; released ones stay).
-  Only once a movement from the neutral pose went up (``REANCHOR_PROOFS``): before that, a
+  Only once a movement from the neutral pose went up (``reanchor_proofs``): before that, a
   rest below may mean the raise direction is wrong, which the sign check decides.
 
 Samples whose angle needs an axis not yet known are held back and released once it is
@@ -71,7 +73,16 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-from .._fastcore import first_movement, hip_angles, tilt_angles, window_means
+from .._fastcore import (
+    anchor_frame,
+    first_movement,
+    movement_moved,
+    movement_sums,
+    plane_angles,
+    rest_angles,
+    tilt_angles,
+    window_means,
+)
 from ..diagnostics import MountingDiagnostics, OrientationDiagnostics
 from ..diagnostics import vec3 as _vec3
 from ..model import FloatArray
@@ -80,19 +91,8 @@ from .calibration import Calibration
 from .orientation import OrientationFilter, run_backward
 
 BoolArray = npt.NDArray[np.bool_]
-LEVER_MIN_M = 0.05
-"""A lever arm shorter than this (normal to the flexion axis) does not choose the long axis."""
-PLANE_CORRECTION_MAX_DEG = 6.0
-"""The exercise plane's angle differs from the tilt about the flexion axis by at most this (see
-``Mounting.angles``)."""
-SIGN_PROOFS = 2
-"""Movements from the neutral pose that must go up (by half ``axis_rotation_deg``) before the
-raise direction is trusted; until then each rest there holds the samples until the next
-movement shows its direction, and a movement down flips it."""
-REANCHOR_PROOFS = 1
-"""Movements from the neutral pose that went up before a lower rest may move the neutral pose
-down to it (before that, a rest below may mean the raise direction is wrong: the sign check
-decides)."""
+_DEFAULTS = Settings()
+"""Defaults for a :class:`Mounting` made without settings (tests, tools)."""
 _SLICE = 8192
 """Longest piece of a chunk the orientation stage handles at once (its outputs stay in cache)."""
 _ANGLES_AT_ONCE = 256
@@ -146,11 +146,13 @@ def fit_axis_reference(
 
 def _principal_axis(t: FloatArray, rate_dps: FloatArray, k: int, lo: int, t_prev_s: float) -> FloatArray:
     """Unit principal direction of the rate over samples ``lo..k``, signed as the movement turns."""
-    dt = np.diff(t[: k + 1], prepend=t_prev_s if math.isfinite(t_prev_s) else t[0])
-    seg = rate_dps[lo : k + 1] * np.sqrt(dt[lo : k + 1])[:, None]
+    # the steps of samples lo..k only (the same differences as over the whole stretch)
+    prev = float(t[lo - 1]) if lo > 0 else (t_prev_s if math.isfinite(t_prev_s) else float(t[0]))
+    dt = np.diff(t[lo : k + 1], prepend=prev)
+    seg = rate_dps[lo : k + 1] * np.sqrt(dt)[:, None]
     _, vecs = np.linalg.eigh(seg.T @ seg)
     axis = vecs[:, -1]
-    if float((rate_dps[lo : k + 1] @ axis) @ dt[lo : k + 1]) < 0:
+    if float((rate_dps[lo : k + 1] @ axis) @ dt) < 0:
         axis = -axis
     out: FloatArray = axis / np.linalg.norm(axis)
     return out
@@ -186,6 +188,7 @@ class Mounting:
         frame_i: tuple[FloatArray, FloatArray] | None = None,
         g_ref_i: FloatArray | None = None,
         u_neutral: FloatArray | None = None,
+        max_correction_deg: float | None = None,
     ) -> None:
         if u_neutral is not None and u_ref is None and frame_i is None:
             # fitted on the calibration rest (the I frame's origin): in the plane at once, with the
@@ -206,14 +209,16 @@ class Mounting:
         self.frame_i = frame_i
         self.g_ref_i = g_ref_i
         self.plane = frame_i is not None and long is not None
-        self.max_correction_deg = PLANE_CORRECTION_MAX_DEG
+        # the plane's correction limit (``Settings.plane_correction_max_deg``; None: its default)
+        self.max_correction_deg = _DEFAULTS.plane_correction_max_deg if max_correction_deg is None else max_correction_deg
         self._axis = axis.tolist()
+        self._plane_args: tuple[list[float], list[float], list[float]] | None = None  # (C arguments, made once)
         self._last: tuple[FloatArray, FloatArray, FloatArray, FloatArray] | None = None
 
     def with_offset(self, offset_deg: float) -> "Mounting":
         """The same mounting with another angle at the reference rest (a neutral pose moved)."""
         return Mounting(self.axis, self.u_ref, offset_deg, self.along_ref, self.long, self.cov, self.turned_deg,
-                        self.anchored_deg, self.frame_i, self.g_ref_i)
+                        self.anchored_deg, self.frame_i, self.g_ref_i, max_correction_deg=self.max_correction_deg)
 
     def tilt_angles(self, up: FloatArray, uref: FloatArray) -> FloatArray:
         """The heading-free angle (N,) deg: the up vector's rotation about the flexion axis from the
@@ -229,7 +234,7 @@ class Mounting:
         vectors ``uref`` (N, 3) and attitudes ``quat`` (N, 4).
 
         Anchored: the long axis's flexion in the exercise plane (``reference_hip_angle``), whose
-        difference from the heading-free tilt is limited to ``PLANE_CORRECTION_MAX_DEG``: that
+        difference from the heading-free tilt is limited to ``max_correction_deg`` (``Settings.plane_correction_max_deg``): that
         correction is of second order in the abduction and rotation (under 6 deg for 20 of
         each at a raise of 80), so a larger one means the heading from the gyro went wrong (a
         gyro bias mis-estimated along gravity, which no rest corrects). Elementwise: any chunking
@@ -239,15 +244,20 @@ class Mounting:
         rows = self._recall(up, uref, quat)
         if rows is not None:
             return rows
-        res = self.tilt_angles(up, uref)
         if self.plane:
+            # (in C: ``plane_angles_reference`` in .angle_reference is its numpy form)
             assert self.frame_i is not None and self.long is not None
-            out = np.empty(len(up))
+            res = np.empty(len(up))
+            ref = uref if self.u_ref is None else np.broadcast_to(self.u_ref, up.shape)
             g_ref = uref if self.g_ref_i is None else np.broadcast_to(self.g_ref_i, up.shape)
-            long_i, axis_i = self.frame_i
-            hip_angles(up, g_ref, quat, self.long.tolist(), long_i.tolist(), axis_i.tolist(), self.offset_deg, out)
-            d = np.remainder(out - res + 180.0, 360.0) - 180.0
-            res = res + np.clip(d, -self.max_correction_deg, self.max_correction_deg)
+            if self._plane_args is None:
+                long_i, axis_i = self.frame_i
+                self._plane_args = (self.long.tolist(), long_i.tolist(), axis_i.tolist())
+            long_l, long_i_l, axis_i_l = self._plane_args
+            plane_angles(up, ref, g_ref, quat, self._axis, self.offset_deg, long_l, long_i_l, axis_i_l,
+                         self.max_correction_deg, res)
+        else:
+            res = self.tilt_angles(up, uref)
         if len(up) >= _RECALL_MIN and (self._last is None or 4 * len(up) >= len(self._last[0])):
             self._last = (up, uref, quat, res)  # (a short run in between does not displace a long one)
         return res
@@ -267,16 +277,16 @@ class Mounting:
         turning round between sets, never reaches the angle). A fixed reference's gravity is
         gravity at ``j`` (fixed in the I frame but for the gyro's drift).
         """
-        g_ref = uref_j if self.u_ref is None else _rotate(quat_j, up_j)
-        f_i = _level(_tilted_back(quat_j, up_j, g_ref, axis), g_ref)
-        a_now = _tilted_back(quat_j, up_j, g_ref, long)
-        a_now = _level(a_now, f_i)
-        d = math.radians(angle_j - self.offset_deg)
-        long_i = math.cos(d) * a_now - math.sin(d) * cross3(f_i, a_now)  # turned by -d about f_i
+        # in C (``anchor_frame``; anchor_frame_reference in .angle_reference is its numpy form):
+        # g_ref = uref_j, or quat_j applied to up_j; f_i = _level(_tilted_back(.., axis), g_ref);
+        # a_now = _level(_tilted_back(.., long), f_i); long_i = a_now turned by -d about f_i
+        long_i, f_i, g_ref = anchor_frame(quat_j.tolist(), up_j.tolist(), uref_j.tolist() if self.u_ref is None else None,
+                                          axis.tolist(), long.tolist(), angle_j - self.offset_deg)
         turned = 0.0 if refit else self.turned_deg
         along = float(uref_j @ axis) if self.u_ref is None else float(self.u_ref @ axis)
-        return Mounting(axis, self.u_ref, self.offset_deg, along, long, self.cov, turned, turned, (long_i, f_i),
-                        None if self.u_ref is None else g_ref)
+        return Mounting(axis, self.u_ref, self.offset_deg, along, long, self.cov, turned, turned,
+                        (np.array(long_i), np.array(f_i)), None if self.u_ref is None else np.array(g_ref),
+                        max_correction_deg=self.max_correction_deg)
 
     def _recall(self, up: FloatArray, uref: FloatArray, quat: FloatArray) -> FloatArray | None:
         """The angles of ``up`` if it is a run of rows of the last long ``up`` this mounting
@@ -304,6 +314,9 @@ _RECALL_MIN = 64
 
 def _row_offset(part: FloatArray, whole: FloatArray) -> int | None:
     """``k`` if ``part`` is the rows ``whole[k : k + len(part)]`` (the same memory), else None."""
+    # (views share the array that owns the memory: a cheap test that rejects most candidates)
+    if (part if part.base is None else part.base) is not (whole if whole.base is None else whole.base):
+        return None
     if part.dtype != whole.dtype or part.ndim != whole.ndim or part.strides != whole.strides or part.shape[1:] != whole.shape[1:]:
         return None
     step = whole.strides[0]
@@ -323,33 +336,6 @@ def cross3(a: FloatArray, b: FloatArray) -> FloatArray:
     a0, a1, a2 = float(a[0]), float(a[1]), float(a[2])
     b0, b1, b2 = float(b[0]), float(b[1]), float(b[2])
     return np.array((a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0))
-
-
-def _rotate(q: FloatArray, v: FloatArray) -> FloatArray:
-    """v (3,) rotated by the unit quaternion q (4,) (w, x, y, z)."""
-    w, u = float(q[0]), q[1:]
-    t = 2.0 * cross3(u, v)
-    out: FloatArray = v + w * t + cross3(u, t)
-    return out
-
-
-def _tilted_back(quat: FloatArray, up: FloatArray, g_ref: FloatArray, v: FloatArray) -> FloatArray:
-    """The sensor-frame vector ``v`` in the I frame at attitude ``quat``, the I frame's tilt drift
-    undone: the smallest rotation taking gravity's direction ``quat up`` to ``g_ref``
-    (as ``hip_angles`` does per sample)."""
-    g = _rotate(quat, up)
-    w = _rotate(quat, v)
-    k = cross3(g, g_ref)
-    c = float(g @ g_ref)
-    out: FloatArray = c * w + cross3(k, w) + k * (float(k @ w) / (1.0 + c))
-    return out
-
-
-def _level(v: FloatArray, g: FloatArray) -> FloatArray:
-    """The unit part of ``v`` normal to the unit ``g``."""
-    x = v - float(v @ g) * g
-    out: FloatArray = x / np.linalg.norm(x)
-    return out
 
 
 def level_axis(axis: FloatArray, up_ref: FloatArray) -> FloatArray:
@@ -381,17 +367,17 @@ def long_axis_flat(axis: FloatArray, up_ref: FloatArray) -> FloatArray:
     return y / float(np.linalg.norm(y))
 
 
-def long_axis_from_lever(axis: FloatArray, up_ref: FloatArray, lever_m: FloatArray) -> FloatArray:
+def long_axis_from_lever(axis: FloatArray, up_ref: FloatArray, lever_m: FloatArray, lever_min_m: float) -> FloatArray:
     """Level or upright thigh at the reference rest, whichever the lever arm (hip -> sensor) is
     nearer: the sensor sits on the thigh, so that arm runs close to the long axis (it leans
     toward the thigh's front by atan(3-8 cm / 15-25 cm), 7-28 deg: too much to use it as the
     axis itself, enough to tell a lying thigh from a hanging one). Level if the arm is shorter
-    than ``LEVER_MIN_M`` normal to the axis."""
+    than ``lever_min_m`` normal to the axis (``Settings.lever_min_m``)."""
     flat = long_axis_flat(axis, up_ref)
     lev = lever_m - float(lever_m @ axis) * axis
     upright = up_ref - float(up_ref @ axis) * axis
     nu = float(np.linalg.norm(upright))
-    if not (float(np.linalg.norm(lev)) > LEVER_MIN_M and nu > 1e-6):
+    if not (float(np.linalg.norm(lev)) > lever_min_m and nu > 1e-6):
         return flat
     upright = upright / nu
     return flat if abs(float(lev @ flat)) >= abs(float(lev @ upright)) else upright
@@ -444,6 +430,7 @@ class HipAngleEstimator:
         self._roll_sign = False  # the next fit is signed by the angle it reads (the old axis says nothing)
         self.n_axis_refits = 0
         self._held: list[Held] = []
+        self._settled_memo: tuple[FloatArray, npt.NDArray[np.intp]] | None = None  # (racc, its settled rows)
         self._held_t_prev = math.nan  # time of the sample before the held ones (for their first step)
         self._pre: Held | None = None
         self._prev_axis: FloatArray | None = None
@@ -452,6 +439,7 @@ class HipAngleEstimator:
         self._raw_ref: FloatArray = calib.gravity_ref / np.linalg.norm(calib.gravity_ref)
         self._acc_n = max(1, round(settings.still_min_s / calib.dt_nominal_s))
         self._acc_tail = np.empty((0, 3))  # the last _acc_n - 1 accelerometer samples
+        self._still_prev = False  # the still flag of the sample before the next chunk
         # a rest far from the neutral pose, waiting for the next movement: (mounting, u_ref, offset, raw_ref) before it
         self._pending: tuple[Mounting, FloatArray | None, float, FloatArray] | None = None
         self._pending_sign = False  # the pending rest is one near the neutral pose (a sign check)
@@ -512,7 +500,7 @@ class HipAngleEstimator:
         self._offset = offset
         self._prev_axis = axis
         self._proven = 1
-        self.mounting = Mounting(axis, None, offset, float(uref[-1] @ axis))
+        self.mounting = Mounting(axis, None, offset, float(uref[-1] @ axis), max_correction_deg=self.s.plane_correction_max_deg)
 
     # ------------------------------------------------------------------ public
     def update(self, t: FloatArray, acc: FloatArray, gyr: FloatArray) -> tuple[FloatArray, FloatArray, BoolArray]:
@@ -564,7 +552,7 @@ class HipAngleEstimator:
         up, uref, quat, still, rest, lever = self._tilt.update_pose(t, acc, gyr)
         if self._raw_on:
             self._raw.append((t, up, uref, quat))
-        held: Held = (t, up, uref, still, rest, gyr - self._bias0, self._rest_acc(acc, rest), quat, lever)
+        held: Held = (t, up, uref, still, rest, gyr - self._bias0, self._rest_acc(acc, rest | self._settles(still)), quat, lever)
         if self.mounting is not None and self._pre is not None:
             # the mounting came from the turn into the calibration rest (_lead_in)
             p, self._pre = self._pre, None
@@ -616,7 +604,7 @@ class HipAngleEstimator:
             if found is not None:
                 k = len(t_pre) - 1 - found[0]
                 # (the tilt: no rest re-anchors the heading over samples analysed backward)
-                self.mounting = Mounting(found[1], None, 0.0, float(uref_pre[k] @ found[1]))
+                self.mounting = Mounting(found[1], None, 0.0, float(uref_pre[k] @ found[1]), max_correction_deg=self.s.plane_correction_max_deg)
                 t, up, uref, still, quat = self._take_held()
                 return t, self.mounting.angles(up, uref, quat), still
         t, up, uref, still, _ = self._take_held()
@@ -634,6 +622,29 @@ class HipAngleEstimator:
         self._acc_tail = both[-(k - 1) :] if k > 1 else self._acc_tail
         return out
 
+    def _settles(self, still: BoolArray) -> BoolArray:
+        """(N,) the first still sample of each still run (the still flag carried across chunks)."""
+        prev = np.concatenate([[self._still_prev], still[:-1]])
+        self._still_prev = bool(still[-1])
+        out: BoolArray = still & ~prev
+        return out
+
+    def _settled_rows(self, racc: FloatArray) -> npt.NDArray[np.intp]:
+        """``np.flatnonzero(_settled(racc))``, found once per chunk: each decision level gets the
+        rest of the chunk as a view (``racc[j:]``) of the same array, so its rows come from the
+        rows found before (as ``Mounting._recall``; held arrays are never written)."""
+        memo = self._settled_memo
+        if memo is not None:
+            k = _row_offset(racc, memo[0])
+            if k is not None:
+                idx = memo[1]
+                lo, hi = np.searchsorted(idx, (k, k + len(racc)))
+                out: npt.NDArray[np.intp] = idx[lo:hi] - k
+                return out
+        rows = np.flatnonzero(_settled(racc))
+        self._settled_memo = (racc, rows)
+        return rows
+
     def _unsigned_rest(self, h: Held) -> FloatArray:
         """:meth:`_unsigned` as an :data:`AngleFn` (no re-anchoring without an axis)."""
         return self._unsigned(h[1], h[2])
@@ -645,7 +656,7 @@ class HipAngleEstimator:
         _, up, uref, _, rest, _, racc, quat, _ = h
         m = self._pending[0]
         angle = m.angles(up, uref, quat)
-        for j in np.flatnonzero(rest).tolist():
+        for j in np.flatnonzero(_settled(racc)).tolist():
             a_j = float(self._rest_angles(m, racc[j : j + 1])[0])
             if self._is_below(a_j):
                 m = self._lowered(m, a_j)
@@ -661,22 +672,17 @@ class HipAngleEstimator:
         near the neutral pose the two directions share the accelerometer's bias and scale
         errors, which cancel. A zero mean reads 0.
 
-        All rests in one ``tilt_angles`` call; each norm as ``np.linalg.norm`` of one vector
-        computes it (``sqrt(v.dot(v))``), so each angle is what a call per rest gives.
+        All rests in one C call (``rest_angles``; rest_angles_reference in .angle_reference is its
+        numpy form): each norm as ``np.linalg.norm`` of one vector computes it (``sqrt(v.dot(v))``),
+        so each angle is what a call per rest gives.
         """
-        n = len(acc_means)
-        norms = np.array([math.sqrt(v.dot(v)) for v in acc_means]) if n else np.empty(0)
-        ok = norms > 0
-        unit = np.zeros((n, 3))
-        unit[ok] = acc_means[ok] / norms[ok][:, None]
-        out = np.empty(n)
-        tilt_angles(unit, np.broadcast_to(self._raw_ref, (n, 3)), m._axis, m.offset_deg, out)
-        out[~ok] = 0.0
+        out = np.empty(len(acc_means))
+        rest_angles(acc_means, self._raw_ref.tolist(), m._axis, m.offset_deg, out)
         return out
 
     def _is_below(self, angle_deg: float) -> bool:
         """A rest this far below the neutral pose becomes the neutral pose (``neutral_drop_deg``)."""
-        return self._proven >= REANCHOR_PROOFS and -self._posture_deg < angle_deg < -self.s.neutral_drop_deg
+        return self._proven >= self.s.reanchor_proofs and -self._posture_deg < angle_deg < -self.s.neutral_drop_deg
 
     def _lowered(self, m: Mounting, angle_deg: float) -> Mounting:
         """``m`` with its neutral pose moved to a rest that reads ``angle_deg``."""
@@ -763,26 +769,51 @@ class HipAngleEstimator:
             (t[lo : k + 1], self.mounting.angles(up[lo : k + 1], uref[lo : k + 1], quat[lo : k + 1]), still[lo : k + 1]),
         )
 
-    def _fit_turn(self, t: FloatArray, w: FloatArray, still: BoolArray) -> tuple[int, FloatArray] | None:
+    def _fit_turn(
+        self, t: FloatArray, w: FloatArray, still: BoolArray, up: FloatArray, uref: FloatArray
+    ) -> tuple[int, FloatArray] | None:
         """The first movement of the held samples that is a turn about one axis (``fit_net_frac``):
-        ``(k, axis)`` as :func:`fit_axis` gives it, or None."""
-        base, t_prev = 0, self._held_t_prev
+        ``(k, axis)`` as :func:`fit_axis` gives it, or None.
+
+        After a movement that is no turn (a strap adjusted, the body settling) the search goes on
+        from the next still sample, and also from the sample after it with twice
+        ``axis_rotation_deg`` (the first rep may follow the settling with no still sample
+        between). A turn found in the middle of a movement must be a longer one (a raise is, a
+        strap turned back and forth is not) that ends at least half ``axis_rotation_deg`` above
+        the reference rest by its own axis (a lowering is a turn too, but it ends below: the
+        leg comes down toward the rest). The one that completes first counts (so any chunking
+        finds the same).
+        """
         rot = self.s.axis_rotation_deg
+        starts = [(0, self._held_t_prev, rot)]  # (first sample, time before it, rotation needed)
         while True:
-            found = fit_axis(t[base:], w[base:], still[base:], rot, t_prev)
-            if found is None:
+            best: tuple[int, FloatArray, int, float, float] | None = None
+            for base, t_prev, need in starts:
+                found = fit_axis(t[base:], w[base:], still[base:], need, t_prev)
+                if found is not None and (best is None or found[0] + base < best[0]):
+                    best = (found[0] + base, found[1], base, t_prev, need)
+            if best is None:
                 return None
-            k, axis = found[0] + base, found[1]
+            k, axis, base, t_prev, need = best
             lo = int(np.flatnonzero(still[: k + 1])[-1]) + 1 if still[base : k + 1].any() else base
             prev = float(t[lo - 1]) if lo > 0 else (t_prev if math.isfinite(t_prev) else float(t[0]))
             dt = np.diff(t[lo : k + 1], prepend=prev)
-            if float((w[lo : k + 1] @ axis) @ dt) >= self.s.fit_net_frac * rot:
+            if float((w[lo : k + 1] @ axis) @ dt) >= self.s.fit_net_frac * need and (need == rot or self._ends_up(axis, up[k], uref[k])):
                 return k, axis
+            starts = []
             nxt = np.flatnonzero(still[k + 1 :])
-            if not len(nxt):
-                return None
-            base = k + 1 + int(nxt[0])
-            t_prev = float(t[base - 1])
+            if len(nxt):
+                b = k + 1 + int(nxt[0])
+                starts.append((b, float(t[b - 1]), rot))
+            if k + 1 < len(t):
+                starts.append((k + 1, float(t[k]), 2.0 * rot))
+
+    def _ends_up(self, axis: FloatArray, up_k: FloatArray, uref_k: FloatArray) -> bool:
+        """Whether the tilt about ``axis`` from the reference rest reads at least half
+        ``axis_rotation_deg`` at a sample with up vector ``up_k`` (calibration-rest up ``uref_k``)."""
+        ref = uref_k if self._u_ref is None else self._u_ref
+        tilt = float(Mounting(axis, self._u_ref, 0.0, 0.0).tilt_angles(up_k[None], ref[None])[0])
+        return tilt >= 0.5 * self.s.axis_rotation_deg
 
     def _try_fit(self) -> tuple[FloatArray, FloatArray, BoolArray]:
         """Axis unknown: fit it to the held samples' first large movement.
@@ -795,7 +826,7 @@ class HipAngleEstimator:
         h = self._merged_held()
         assert h is not None
         t, up, uref, still, rest, w, _, quat, _ = h
-        found = self._fit_turn(t, w, still)
+        found = self._fit_turn(t, w, still, up, uref)
         if found is None:
             return _EMPTY
         k, axis = found
@@ -815,7 +846,7 @@ class HipAngleEstimator:
                 self._offset = -old[2]
                 ref_k = uref[k] if self._u_ref is None else self._u_ref
                 # (the tilt until anchored: the first movement was a posture change)
-                self.mounting = Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis))
+                self.mounting = Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis), max_correction_deg=self.s.plane_correction_max_deg)
                 self._prev_axis = axis
                 if self._probing and t[k] <= self._probe_t0 + self.s.probe_max_s:
                     self._probe_flip = (self.mounting, self._pending_t0)
@@ -856,7 +887,7 @@ class HipAngleEstimator:
         self._roll_sign = False
         self._prev_axis = axis
         ref_k = uref[k] if self._u_ref is None else self._u_ref
-        self.mounting = Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis))
+        self.mounting = Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis), max_correction_deg=self.s.plane_correction_max_deg)
         if self._raw_on and self._proven == 0 and self.n_refits == 0 and self.n_posture_changes == 0:
             # the first movement after a standing calibration rest: on probation until the sign check
             self._probing = True
@@ -885,27 +916,27 @@ class HipAngleEstimator:
         # m: after a split the tail gets the next mounting's (elementwise, so the same numbers).
         # All at once while the raise direction is checked (every still sample is looked at) and
         # for a short piece with rests (a live chunk: one call costs less than two)
-        at_once = self._proven < SIGN_PROOFS or (len(t) <= _ANGLES_AT_ONCE and len(events) > 0)
+        at_once = self._proven < self.s.sign_proofs or (len(t) <= _ANGLES_AT_ONCE and len(events) > 0)
         full = m.angles(up, uref, quat) if at_once else None
 
         def angle_upto(j: int) -> FloatArray:  # the angles of samples [0, j)
             return full[:j] if full is not None else m.angles(up[:j], uref[:j], quat[:j])
 
         # movement statistics since the mounting was made, sample by sample (sequential sums:
-        # identical for any chunking; nominal steps, so a gap weighs like one sample)
+        # identical for any chunking; nominal steps, so a gap weighs like one sample). In C
+        # (``movement_sums``, ``movement_moved``; numpy forms in .angle_reference)
         dt = self.calib.dt_nominal_s
-        wm = np.where(still[:, None], 0.0, w)
-        turned = np.cumsum(np.concatenate([[m.turned_deg], np.sqrt(np.einsum("ni,ni->n", wm, wm)) * dt]))
 
         def upto(j: int) -> None:  # the statistics of the samples released with m (before j)
-            # the running sum only as far as j (the tail is summed again with the next mounting)
-            cov = np.cumsum(np.concatenate([m.cov[None], np.einsum("ni,nj->nij", wm[:j], wm[:j]) * dt]), axis=0)
-            m.cov, m.turned_deg = cov[j], float(turned[j])
+            # the running sums only as far as j (the tail is summed on with the next mounting)
+            cov = np.empty((3, 3))
+            m.turned_deg = movement_sums(w, still, j, dt, m.turned_deg, m.cov, cov)
+            m.cov = cov
 
-        # until SIGN_PROOFS movements from the neutral pose went up, each is checked: from the
+        # until sign_proofs movements from the neutral pose went up, each is checked: from the
         # first still sample there, samples are held until the next movement shows its way
         j_chk = len(t)
-        if self._proven < SIGN_PROOFS:
+        if self._proven < self.s.sign_proofs:
             assert full is not None
             cand = np.flatnonzero(still & (np.abs(full) <= self.s.slip_zone_deg))
             j_chk = int(cand[0]) if len(cand) else len(t)
@@ -929,13 +960,16 @@ class HipAngleEstimator:
             # wrong until then), near the reference pose or where gravity lies in the plane
             tilt = m.tilt_angles(up[events], uref[events])
             near = (np.abs(tilt - m.offset_deg) <= self.s.slip_zone_deg) | (off <= self._anchor_sin)
-            moved = turned[events + 1] - m.anchored_deg >= self.s.axis_rotation_deg
+            moved_at = np.zeros(len(t), dtype=bool)
+            movement_moved(w, still, rest, dt, m.turned_deg, m.anchored_deg, self.s.axis_rotation_deg, moved_at)
+            moved = moved_at[events]
             anchor = np.flatnonzero(near & moved & ~bad)
         # rests before the sign check and the first slip: a lower neutral pose
         lim = min(j_chk, int(events[int(slip[0])]) if len(slip) else len(t))
-        before = events[events < lim]
+        low_ev = self._settled_rows(racc)
+        before = low_ev[low_ev < lim]
         lower: list[tuple[int, float]] = []
-        if len(before) and self._proven >= REANCHOR_PROOFS:  # (else no rest is below: _is_below)
+        if len(before) and self._proven >= self.s.reanchor_proofs:  # (else no rest is below: _is_below)
             a_rest = self._rest_angles(m, racc[before])
             below = np.flatnonzero((-self._posture_deg < a_rest) & (a_rest < -self.s.neutral_drop_deg))
             lower = [(int(before[i]), float(a_rest[i])) for i in below[:1]]  # the first, as _is_below finds it
@@ -1019,13 +1053,20 @@ class HipAngleEstimator:
             if refit:
                 ref = uref_j if m.u_ref is None else m.u_ref  # the reference rest's up vector
                 axis = level_axis(fitted / np.linalg.norm(fitted), ref)
-                long = long_axis_from_lever(axis, ref, lever_j)
+                long = long_axis_from_lever(axis, ref, lever_j, self.s.lever_min_m)
                 self.n_axis_refits += 1
         if long is None:  # a fixed reference rest, not yet in the plane: it enters it here
             ref = uref_j if m.u_ref is None else m.u_ref
             axis = level_axis(axis, ref)
             long = long_axis_flat(axis, ref)
         return m.anchored(axis, long, up_j, uref_j, quat_j, angle_j, refit)
+
+
+def _settled(racc: BoolArray | FloatArray) -> BoolArray:
+    """(N,) the rows of the held accelerometer means (``racc``) that hold one: rest events and the
+    first sample of each still run (an accelerometer mean is never exactly zero)."""
+    out: BoolArray = (racc[:, 0] != 0.0) | (racc[:, 1] != 0.0) | (racc[:, 2] != 0.0)  # (any(axis=1), cheaper)
+    return out
 
 
 def _cat(

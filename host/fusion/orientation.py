@@ -68,6 +68,8 @@ def kernel_params(settings: Settings, dt_nominal_s: float) -> TiltParams:
         acc_bias_step_deg=s.acc_bias_step_deg,
         gap_tau_acc_s=s.gap_tau_acc_s,
         gap_recover_s=s.gap_recover_s,
+        tau_acc2_s=s.tau_acc2_s,
+        acc_bias_turn_deg=s.acc_bias_turn_deg,
     )
 
 

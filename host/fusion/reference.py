@@ -129,6 +129,10 @@ class TiltParams:
         angle to the reference by at most this (the rest of the change waits for later rests).
     gap_tau_acc_s, gap_recover_s : after lost samples the low-pass runs with time constant
         ``gap_tau_acc_s`` for ``gap_recover_s`` (step 8).
+    tau_acc2_s : time constant of the low-pass's second stage, s (0: a single stage).
+    acc_bias_turn_deg : a rest pair of step 7 counts with weight ``(1 - (turn / this)^2)^2``
+        (0 from ``turn = this`` on), ``turn`` the gyro's path between the two rests (sum over
+        steps of the rotation's absolute components, deg).
     """
 
     tau_acc_s: float
@@ -154,6 +158,8 @@ class TiltParams:
     acc_bias_step_deg: float = 180.0
     gap_tau_acc_s: float = 3.0
     gap_recover_s: float = 0.0
+    tau_acc2_s: float = 0.0
+    acc_bias_turn_deg: float = math.inf
 
 
 def _qmul(a: list[float], b: list[float]) -> list[float]:
@@ -224,6 +230,7 @@ class ReferenceTilt:
         p = self.p = params
         self.q = [1.0, 0.0, 0.0, 0.0]
         self.lp = [float(v) for v in np.asarray(gravity0, dtype=np.float64)]
+        self.lp1 = list(self.lp)  # the low-pass's first stage (lp is its last)
         self.ref_acc = list(self.lp)
         self.acc_bias = [0.0, 0.0, 0.0]
         self.uref = self._uref()
@@ -232,6 +239,8 @@ class ReferenceTilt:
         self.m_prev: list[float] | None = None
         self.pend: list[float] | None = None
         self.step_rad = p.acc_bias_step_deg * DEG2RAD
+        self.acc_turn = p.acc_bias_turn_deg * DEG2RAD
+        self.turn = 0.0  # the gyro's path since the last rest event, rad (per-axis absolute sum)
         self.y_prev = [0.0] * 3
         self.n_acc_bias_updates = 0
         self.uncertain = False
@@ -369,6 +378,7 @@ class ReferenceTilt:
             hx = (g[0] - b[0]) * kc + (gp[0] - b[0]) * kp
             hy = (g[1] - b[1]) * kc + (gp[1] - b[1]) * kp
             hz = (g[2] - b[2]) * kc + (gp[2] - b[2]) * kp
+        self.turn = self.turn + 2.0 * (abs(hx) + abs(hy) + abs(hz))
         h2 = hx * hx + hy * hy + hz * hz
         if h2 < SERIES_H2:
             c = 1.0 - h2 / 2.0 + h2 * h2 / 24.0
@@ -398,8 +408,17 @@ class ReferenceTilt:
         alpha = dt / (tau + 0.5 * dt)
         if alpha > 1.0:
             alpha = 1.0
+        f = self.lp1
+        f = [f[0] + alpha * (a_i[0] - f[0]), f[1] + alpha * (a_i[1] - f[1]), f[2] + alpha * (a_i[2] - f[2])]
+        self.lp1 = f
         lp0 = self.lp
-        lp = [lp0[0] + alpha * (a_i[0] - lp0[0]), lp0[1] + alpha * (a_i[1] - lp0[1]), lp0[2] + alpha * (a_i[2] - lp0[2])]
+        lp = [f[0], f[1], f[2]]
+        if p.tau_acc2_s > 0.0 and not recovering:
+            # the second stage (bypassed while recovering from lost samples: lp follows lp1)
+            alpha2 = dt / (p.tau_acc2_s + 0.5 * dt)
+            if alpha2 > 1.0:
+                alpha2 = 1.0
+            lp = [lp0[0] + alpha2 * (f[0] - lp0[0]), lp0[1] + alpha2 * (f[1] - lp0[1]), lp0[2] + alpha2 * (f[2] - lp0[2])]
         n2 = lp[0] * lp[0] + lp[1] * lp[1] + lp[2] * lp[2]
         # 3. motion bias: gravity's apparent rotation in the I frame, back in the sensor frame
         # (not across a gap nor while the low-pass recovers from it: that turn is no bias)
@@ -459,6 +478,7 @@ class ReferenceTilt:
             ab = self.acc_bias
             mw = [(cum[4] - old[4]) * inv - ab[0], (cum[5] - old[5]) * inv - ab[1], (cum[6] - old[6]) * inv - ab[2]]
             self.lp = _rotate(self.q[0], self.q[1], self.q[2], self.q[3], mw)
+            self.lp1 = list(self.lp)
             self.uncertain = False
             self.n_gap_snaps += 1
         self.g_prev = g
@@ -518,16 +538,22 @@ class ReferenceTilt:
         self.m_prev = m
         yp = self.y_prev
         self.y_prev = y
+        r = self.turn / self.acc_turn
+        self.turn = 0.0
         if mp is None:
             return
+        # the gyro relates the two poses less well the more it turned between them (Tukey's
+        # biweight of the path: 1 at rest, 0 from acc_bias_turn_deg on)
+        u = 1.0 - r * r if r < 1.0 else 0.0
+        wt = u * u
         am = [m[j] - mp[j] for j in range(9)]
         dy = [y[0] - yp[0], y[1] - yp[1], y[2] - yp[2]]
         lam = 1.0 - 1.0 / p.acc_bias_memory
         nrm, z = self.nrm, self.z
-        for r in range(3):
+        for i in range(3):
             for c in range(3):
-                nrm[3 * r + c] = lam * nrm[3 * r + c] + (am[r] * am[c] + am[3 + r] * am[3 + c] + am[6 + r] * am[6 + c])
-            z[r] = lam * z[r] + (am[r] * dy[0] + am[3 + r] * dy[1] + am[6 + r] * dy[2])
+                nrm[3 * i + c] = lam * nrm[3 * i + c] + wt * (am[i] * am[c] + am[3 + i] * am[3 + c] + am[6 + i] * am[6 + c])
+            z[i] = lam * z[i] + wt * (am[i] * dy[0] + am[3 + i] * dy[1] + am[6 + i] * dy[2])
         reg = [nrm[0] + p.acc_bias_ridge, nrm[1], nrm[2], nrm[3], nrm[4] + p.acc_bias_ridge, nrm[5], nrm[6], nrm[7], nrm[8] + p.acc_bias_ridge]
         nb = _solve3(reg, z)
         size = math.sqrt(nb[0] * nb[0] + nb[1] * nb[1] + nb[2] * nb[2])
@@ -559,9 +585,11 @@ class ReferenceTilt:
         else:
             self.pend = None
         # keep the low-pass consistent: its recent inputs carried the old bias
-        lp[0] = lp[0] - (m[0] * d[0] + m[1] * d[1] + m[2] * d[2])
-        lp[1] = lp[1] - (m[3] * d[0] + m[4] * d[1] + m[5] * d[2])
-        lp[2] = lp[2] - (m[6] * d[0] + m[7] * d[1] + m[8] * d[2])
+        lp1 = self.lp1
+        for j in range(3):
+            dj = m[3 * j] * d[0] + m[3 * j + 1] * d[1] + m[3 * j + 2] * d[2]
+            lp[j] = lp[j] - dj
+            lp1[j] = lp1[j] - dj
         self.acc_bias = [ab[0] + d[0], ab[1] + d[1], ab[2] + d[2]]
         self.uref = self._uref()
         self.n_acc_bias_updates += 1

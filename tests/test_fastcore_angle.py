@@ -1,0 +1,160 @@
+"""The angle stage's C array work against its numpy forms (legrep.fusion.angle_reference), bit for bit.
+
+``plane_angles``, ``movement_moved``, ``movement_sums``, ``rest_angles`` and ``anchor_frame`` replace numpy passes that
+``HipAngleEstimator`` made at every decision; the estimator's output must not change by a bit,
+so each is compared with its numpy form on random inputs with the awkward cases mixed in (still
+runs, a wrap past +-180 deg, corrections beyond the limit, NaN, strided and broadcast rows), and
+a carried sum must equal the sum over the whole run (any split of a chunk gives the same numbers).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import ROOT  # noqa: F401  (puts the repository on sys.path)
+
+from legrep._fastcore import anchor_frame, movement_moved, movement_sums, plane_angles, rest_angles
+from legrep.fusion.angle_reference import (
+    anchor_frame_reference,
+    movement_moved_reference,
+    movement_sums_reference,
+    plane_angles_reference,
+    rest_angles_reference,
+    turned_reference,
+)
+
+
+def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
+    v = rng.standard_normal((n, 3))
+    return v / np.linalg.norm(v, axis=1)[:, None]
+
+
+def _quat(rng: np.random.Generator, n: int) -> np.ndarray:
+    q = rng.standard_normal((n, 4))
+    return q / np.linalg.norm(q, axis=1)[:, None]
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> None:
+    assert a.shape == b.shape
+    assert np.array_equal(a.view(np.int64), b.view(np.int64)), "not bit-identical"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_plane_angles_equal_numpy_form(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 3000
+    up = _unit(rng, n)
+    # small and large differences between the plane and the tilt (clipped or not, wrapped past 180)
+    near = up + 0.05 * rng.standard_normal((n, 3))
+    u_ref = _unit(rng, n) if seed % 2 else np.broadcast_to(_unit(rng, 1)[0], (n, 3))
+    g_ref = near / np.linalg.norm(near, axis=1)[:, None]
+    quat = _quat(rng, n)
+    axis, long_axis, long_ref, axis_ref = (_unit(rng, 1)[0] for _ in range(4))
+    up[5] = np.nan  # a NaN row stays NaN in both
+    for offset, lim in ((0.0, 6.0), (170.0, 6.0), (-35.5, 0.5), (12.0, 400.0)):
+        want = plane_angles_reference(up, u_ref, g_ref, quat, axis, offset, long_axis, long_ref, axis_ref, lim)
+        got = np.empty(n)
+        plane_angles(up, u_ref, g_ref, quat, axis.tolist(), offset, long_axis.tolist(), long_ref.tolist(),
+                     axis_ref.tolist(), lim, got)
+        _same(got, want)
+    assert np.isnan(got[5]) and np.isfinite(np.delete(got, 5)).all()
+    # strided rows (a view of every other sample) give the same numbers as a copy
+    got2 = np.empty(n // 2)
+    plane_angles(up[::2], u_ref[::2], g_ref[::2], quat[::2], axis.tolist(), 12.0, long_axis.tolist(),
+                 long_ref.tolist(), axis_ref.tolist(), 400.0, got2)
+    _same(got2, got[::2])
+
+
+def _movement(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    w = rng.standard_normal((n, 3)) * rng.choice([0.3, 20.0, 150.0], size=(n, 1))
+    still = np.repeat(rng.random(n // 50 + 1) < 0.4, 50)[:n]  # runs of still samples
+    rest = still & (rng.random(n) < 0.2)
+    return w, still, rest
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_movement_moved_equals_numpy_form(seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    n = 5000
+    w, still, rest = _movement(rng, n)
+    dt = 0.01
+    for turned0, anchored, rot in ((0.0, 0.0, 30.0), (412.25, 400.0, 30.0), (5.0, 0.0, 1e9), (0.0, -50.0, 30.0)):
+        want = movement_moved_reference(w, still, rest, dt, turned0, anchored, rot)
+        out = np.zeros(n, dtype=bool)
+        movement_moved(w, still, rest, dt, turned0, anchored, rot, out)
+        assert np.array_equal(out[rest], want)
+        assert not out[~rest].any()  # other rows are left as they were
+    assert want.any() or rot == 1e9
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_movement_sums_equal_numpy_form_and_carry(seed: int) -> None:
+    rng = np.random.default_rng(200 + seed)
+    n = 4000
+    w, still, _ = _movement(rng, n)
+    dt = 0.01
+    cov0 = np.cov(rng.standard_normal((3, 10)))
+    for j in (0, 1, 137, n):
+        want_t, want_c = movement_sums_reference(w, still, j, dt, 3.5, cov0)
+        cov = np.empty((3, 3))
+        got_t = movement_sums(w, still, j, dt, 3.5, cov0, cov)
+        assert got_t == want_t
+        _same(cov, want_c)
+    # carried on over a split: the same numbers as one pass
+    k = 1234
+    c1 = np.empty((3, 3))
+    t1 = movement_sums(w, still, k, dt, 3.5, cov0, c1)
+    c2 = np.empty((3, 3))
+    t2 = movement_sums(w[k:], still[k:], n - k, dt, t1, c1, c2)
+    assert t2 == want_t
+    _same(c2, want_c)
+    assert t2 == float(turned_reference(w, still, dt, 3.5)[-1])
+
+
+def test_bad_arguments_say_what_arrived() -> None:
+    w = np.zeros((4, 3))
+    still = np.zeros(4, dtype=bool)
+    with pytest.raises(ValueError, match=r"0 <= n <= 4, got 5"):
+        movement_sums(w, still, 5, 0.01, 0.0, np.zeros((3, 3)), np.empty((3, 3)))
+    with pytest.raises(ValueError, match=r"cov must have 3 rows"):
+        movement_sums(w, still, 1, 0.01, 0.0, np.zeros((2, 3)), np.empty((3, 3)))
+    with pytest.raises(ValueError, match=r"still must be a bool array"):
+        movement_moved(w, np.zeros(4), still, 0.01, 0.0, 0.0, 1.0, np.zeros(4, dtype=bool))
+    with pytest.raises(ValueError, match=r"quat must have shape \(N, 4\)"):
+        plane_angles(w, w, w, w, [1, 0, 0], 0.0, [1, 0, 0], [1, 0, 0], [0, 1, 0], 6.0, np.empty(4))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_rest_angles_equal_numpy_form(seed: int) -> None:
+    rng = np.random.default_rng(300 + seed)
+    n = 400
+    acc = rng.standard_normal((n, 3)) * rng.choice([1e-3, 1.0, 9.8], size=(n, 1))
+    acc[7] = 0.0  # a zero mean reads 0
+    ref, axis = _unit(rng, 1)[0], _unit(rng, 1)[0]
+    for offset in (0.0, -12.5):
+        want = rest_angles_reference(acc, ref, axis, offset)
+        got = np.empty(n)
+        rest_angles(acc, ref.tolist(), axis.tolist(), offset, got)
+        _same(got, want)
+    assert got[7] == 0.0
+    got = np.empty(0)
+    rest_angles(np.empty((0, 3)), ref.tolist(), axis.tolist(), 0.0, got)  # no rests
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_anchor_frame_equals_numpy_form(seed: int) -> None:
+    rng = np.random.default_rng(400 + seed)
+    for _ in range(200):
+        quat, up = _quat(rng, 1)[0], _unit(rng, 1)[0]
+        g_ref = None if rng.random() < 0.5 else _unit(rng, 1)[0]
+        axis, long = _unit(rng, 1)[0], _unit(rng, 1)[0]
+        turn = float(rng.uniform(-120.0, 120.0))
+        want = anchor_frame_reference(quat, up, g_ref, axis, long, turn)
+        got = anchor_frame(quat.tolist(), up.tolist(), None if g_ref is None else g_ref.tolist(), axis.tolist(),
+                           long.tolist(), turn)
+        for g, w in zip(got, want):
+            _same(np.array(g), np.asarray(w))
+        # the results are the frame they claim: unit axes, the long axis normal to the flexion axis
+        long_i, f_i = np.array(got[0]), np.array(got[1])
+        assert abs(np.linalg.norm(f_i) - 1.0) < 1e-12 and abs(np.linalg.norm(long_i) - 1.0) < 1e-12
+        assert abs(float(long_i @ f_i)) < 1e-12
