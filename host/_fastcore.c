@@ -1583,6 +1583,7 @@ typedef struct {
     double low;         /* running low (DOWN, FALL) */
     Py_ssize_t i_low;
     double rest_deg;    /* last rest in DOWN (NaN: none) */
+    double pause_deg;   /* last still sample in DOWN, a pause shorter than a rest too (NaN: none) */
     int chain;          /* the last excursion was a rep or an anchored fidget */
     Py_ssize_t s0;      /* candidate: where its rise starts */
     double base_deg;    /* angle at s0 */
@@ -1622,7 +1623,7 @@ RepMachine_init(RepMachine *self, PyObject *args, PyObject *kwds)
     }
     self->pos = 0;
     self->mode = MODE_DOWN;
-    self->low = self->rest_deg = self->base_deg = self->floor_deg = NAN;
+    self->low = self->rest_deg = self->pause_deg = self->base_deg = self->floor_deg = NAN;
     self->last_rom = 0.0;
     self->i_low = self->s0 = self->i_peak = 0;
     self->chain = 1; /* the stream start anchors */
@@ -1665,7 +1666,7 @@ drop_cand(RepMachine *m, Py_ssize_t i, double x)
     m->mode = MODE_DOWN;
     m->low = x;
     m->i_low = i;
-    m->rest_deg = NAN;
+    m->rest_deg = m->pause_deg = NAN;
 }
 
 /* RepMachineRef._rest_at: a rest at the bottom may lower the floor (NaN: the first rest). */
@@ -1812,17 +1813,21 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
                 rest_at(m, x);
                 if (resolve_held(m, 1, i, out) < 0)
                     goto fail;
-                m->rest_deg = x;
+                m->rest_deg = m->pause_deg = x;
                 m->low = x;
                 m->i_low = i;
             } else if (x < m->low || t[j] - t[m->i_low - base] > m->max_rep_s) {
                 m->low = x;
                 m->i_low = i;
             }
+            if (r[j])
+                m->pause_deg = x;
             if (x > m->low + enter) {
                 if (resolve_held(m, 0, i, out) < 0)
                     goto fail;
-                int near_rest = m->low >= m->rest_deg - m->undershoot_deg; /* false when rest_deg is NaN */
+                /* near the last rest, or the last pause (a still sample, if shorter than arm_rest_s);
+                   false when NaN */
+                int near_rest = m->low >= m->rest_deg - m->undershoot_deg || m->low >= m->pause_deg - m->undershoot_deg;
                 open_cand(m, m->i_low, m->low, i, x, chained(m) || near_rest, near_rest);
             }
         } else if (m->mode == MODE_UP) {
@@ -1855,7 +1860,7 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
                     if (close_cand(m, t, a, r, base, i, out) < 0 || resolve_held(m, 1, i, out) < 0)
                         goto fail;
                     m->mode = MODE_DOWN;
-                    m->rest_deg = x;
+                    m->rest_deg = m->pause_deg = x;
                     m->low = x;
                     m->i_low = i;
                 } else {
@@ -1876,7 +1881,7 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
                 if (close_cand(m, t, a, r, base, i, out) < 0)
                     goto fail;
                 m->mode = MODE_DOWN;
-                m->rest_deg = NAN;
+                m->rest_deg = m->pause_deg = NAN;
             } else if (t[j] - t[m->s0 - base] > m->max_rep_s) {
                 drop_cand(m, i, x);
             }

@@ -63,7 +63,8 @@ A closed candidate is measured (stopwatch tempo above) and is
   the standing pose, the lowest rest since the person stood up, and on into the next stride);
 * else a **rep**.
 
-A low is anchored when it lies within ``undershoot_deg`` below the last rest, or follows a
+A low is anchored when it lies within ``undershoot_deg`` below the last rest or pause (a still
+sample: the leg paused for less than ``arm_rest_s``, as before a first rep), or follows a
 counted rep (or an anchored fidget) with no rejected excursion since and lies below the floor by
 no more than ``max(undershoot_deg, chained_undershoot_frac x`` the last rep's ``rom_deg)`` (a
 limb dropped further below where it ever rested than a rep rises, as when a sensor turns over
@@ -278,6 +279,7 @@ class RepMachineRef:
         self.low = math.nan
         self.i_low = 0
         self.rest_deg = math.nan
+        self.pause_deg = math.nan  # the last still sample in DOWN, a pause shorter than a rest too (NaN: none)
         self.floor_deg = math.nan  # the lowest rest at the bottom so far (NaN: none yet)
         self.last_rom = 0.0  # rom_deg of the last rep counted
         self.chain = True  # the stream start anchors
@@ -398,15 +400,19 @@ class RepMachineRef:
                 if arm[j]:
                     self._rest_at(x)
                     self._resolve(True, i, out)
-                    self.rest_deg = x
+                    self.rest_deg = self.pause_deg = x
                     self.low = x
                     self.i_low = i
                 elif x < self.low or t[j] - t[self.i_low - base] > p.max_rep_s:
                     self.low = x  # (a low older than max_rep_s cannot start a rep any more)
                     self.i_low = i
+                if still[j]:
+                    self.pause_deg = x
                 if x > self.low + p.enter_deg:
                     self._resolve(False, i, out)
-                    near_rest = self.low >= self.rest_deg - p.undershoot_deg  # False when no rest (NaN)
+                    # near the last rest, or the last pause (a still sample, if shorter than
+                    # arm_rest_s); False when NaN
+                    near_rest = self.low >= self.rest_deg - p.undershoot_deg or self.low >= self.pause_deg - p.undershoot_deg
                     self._open(self.i_low, self.low, i, x, self._chained() or near_rest, near_rest)
             elif self.mode == UP:
                 if x > self.peak:
@@ -435,7 +441,7 @@ class RepMachineRef:
                         self._close(t, a, still, base, i, out)
                         self._resolve(True, i, out)
                         self.mode = DOWN
-                        self.rest_deg = x
+                        self.rest_deg = self.pause_deg = x
                         self.low = x
                         self.i_low = i
                     else:  # a rest part-way down: a rise from it starts a new rise
@@ -453,7 +459,7 @@ class RepMachineRef:
                 elif returned and t[j] - t[self.i_low - base] >= p.confirm_s:
                     self._close(t, a, still, base, i, out)
                     self.mode = DOWN
-                    self.rest_deg = math.nan
+                    self.rest_deg = self.pause_deg = math.nan
                 elif t[j] - t[self.s0 - base] > p.max_rep_s:
                     self._drop(i, x)
         self.pos = base + len(t)
@@ -466,7 +472,7 @@ class RepMachineRef:
         self.mode = DOWN
         self.low = x
         self.i_low = i
-        self.rest_deg = math.nan
+        self.rest_deg = self.pause_deg = math.nan
 
     def finish(
         self, t_arr: npt.NDArray[np.float64], a_arr: npt.NDArray[np.float64], still_arr: npt.NDArray[np.bool_], base: int

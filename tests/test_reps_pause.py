@@ -1,0 +1,58 @@
+"""A first rep that starts from a short pause below where the leg last rested.
+
+A person settling on the mat rests a moment with the leg still a little up, lets it down and
+pauses there for less than ``arm_rest_s`` before the first raise. That pause anchors the rep's
+low (as a rest does); a low that never paused so far below the last rest does not (walking's
+strides never pause). Both the C kernel and the plain-Python reference machine are checked.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from legrep.model import Leg
+from legrep.reps import RepSegmenter
+from legrep.settings import Settings
+
+DT = 0.01
+
+
+def _ramp(a0: float, a1: float, dur_s: float) -> np.ndarray:
+    """A minimum-jerk move from a0 to a1 (samples after the start, none at it)."""
+    x = np.arange(1, round(dur_s / DT) + 1) / round(dur_s / DT)
+    return a0 + (a1 - a0) * (10 * x**3 - 15 * x**4 + 6 * x**5)
+
+
+def _stream(pause_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rest 1 s at 12 deg, down to 0, a pause of ``pause_s``, a raise to 70 and back, rest 2 s."""
+    parts = [
+        (np.full(100, 12.0), True),
+        (_ramp(12.0, 0.0, 0.5), False),
+        (np.zeros(round(pause_s / DT)), True),
+        (_ramp(0.0, 70.0, 1.0), False),
+        (np.full(50, 70.0), True),
+        (_ramp(70.0, 0.0, 2.0), False),
+        (np.zeros(200), True),
+    ]
+    angle = np.concatenate([p for p, _ in parts])
+    still = np.concatenate([np.full(len(p), s) for p, s in parts])
+    return np.arange(len(angle)) * DT, angle, still
+
+
+@pytest.mark.parametrize("reference", [False, True])
+def test_a_pause_shorter_than_a_rest_anchors_the_first_rep(reference: bool) -> None:
+    s = Settings()
+    assert 0.1 < s.arm_rest_s and 12.0 > s.undershoot_deg  # the premise: a short pause, far below the rest
+    t, angle, still = _stream(0.1)
+    seg = RepSegmenter(Leg.LEFT, s, DT, reference=reference)
+    reps = seg.update(t, angle, still) + seg.finish()
+    assert len(reps) == 1
+    assert abs(reps[0].peak_deg - 70.0) < 0.5 and abs(reps[0].baseline_deg) < 1.0
+
+
+@pytest.mark.parametrize("reference", [False, True])
+def test_a_low_that_never_paused_far_below_the_last_rest_anchors_nothing(reference: bool) -> None:
+    t, angle, still = _stream(0.0)
+    seg = RepSegmenter(Leg.LEFT, Settings(), DT, reference=reference)
+    assert seg.update(t, angle, still) + seg.finish() == []
