@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+from numpy._core.multiarray import interp as _interp
 
 from . import protocol as p
 
@@ -41,20 +42,23 @@ def array_source(time_s: npt.ArrayLike, acc_g: npt.ArrayLike, gyr_dps: npt.Array
         raise ValueError(f"array_source needs time_s (M,), acc_g and gyr_dps (M, 3); got {t.shape}, {a.shape}, {g.shape}")
 
     columns = [np.ascontiguousarray(a[:, k]) for k in range(3)] + [np.ascontiguousarray(g[:, k]) for k in range(3)]
+    search = t.searchsorted
 
     def source(times_s: FloatArray) -> tuple[FloatArray, FloatArray]:
         # Interpolate within the window that brackets the query (the same neighbours, so the same
         # values as over the whole signal): a firmware tick asks for a few samples of a long signal.
+        # (``_interp`` is what ``np.interp`` calls for real values, without its per-call checks:
+        # a tick costs a few microseconds, and the simulated sensors tick 50 times a second.)
         times_s = np.asarray(times_s, dtype=np.float64)
         if times_s.size == 0:
             return np.zeros((0, 3)), np.zeros((0, 3))
-        lo = max(int(np.searchsorted(t, float(times_s.min()), side="right")) - 1, 0)
-        hi = min(int(np.searchsorted(t, float(times_s.max()), side="left")) + 1, t.size)
+        lo = max(int(search(times_s.min(), side="right")) - 1, 0)
+        hi = min(int(search(times_s.max(), side="left")) + 1, t.size)
         tw = t[lo:hi]
-        out = np.empty((times_s.size, 6))
+        out = np.empty((6, times_s.size))
         for k, column in enumerate(columns):
-            out[:, k] = np.interp(times_s, tw, column[lo:hi])
-        return out[:, :3], out[:, 3:]
+            out[k] = _interp(times_s, tw, column[lo:hi], None, None)
+        return out[:3].T, out[3:].T
 
     return source
 
@@ -278,18 +282,19 @@ class SensorFirmware:
         gyr_lsb = self.gyr_range_dps / 32768.0
         scaled = np.concatenate([np.asarray(acc_g, np.float64) / acc_lsb, np.asarray(gyr_dps, np.float64) / gyr_lsb], axis=1)
         counts = np.rint(scaled)
-        clipped = np.any((counts <= -32768) | (counts >= 32767), axis=1)
-        raw = np.clip(counts, -32768, 32767).astype(np.int16)
-        indices = self.sample_counter + np.arange(ks.size, dtype=np.int64)
+        clipped = ((counts <= -32768) | (counts >= 32767)).any(axis=1).tolist()
+        raw = counts.clip(-32768, 32767).astype(np.int16)
+        first = self.sample_counter
         self.sample_counter += ks.size
         self._k = k_last + 1
         n = max(1, self.samples_per_packet)
-        for j in range(ks.size):
+        # (Python numbers from .tolist(): the same values as int()/float() of each element)
+        for j, (tick, t_s) in enumerate(zip(ticks.tolist(), true_t.tolist())):
             if self._pending_first is None:
-                self._pending_first = (int(indices[j]), int(ticks[j]))
+                self._pending_first = (first + j, tick)
             self._pending_raw.append(raw[j])
-            self._pending_clip.append(bool(clipped[j]))
-            self._pending_meta.append((int(indices[j]), float(true_t[j]), int(ticks[j])))
+            self._pending_clip.append(clipped[j])
+            self._pending_meta.append((first + j, t_s, tick))
             if len(self._pending_raw) >= n:
                 self._emit_packet()
 

@@ -3,6 +3,10 @@
 Shared by the tests/test_coach_*.py files: samples of both legs go through
 :class:`legrep.pipeline.SessionAnalyzer` in 100 ms chunks in time order (as the live loop
 feeds them); after each chunk the sink gets the released angle, then each event, then ``show``.
+
+The analysis does not depend on the sink, so a session is analysed once per test process: the
+sink calls it makes (with the immutable ``LiveState`` snapshots of that moment) are kept and made
+again, in the same order with the same arguments, on each later sink of the same session.
 """
 
 from __future__ import annotations
@@ -19,10 +23,37 @@ from legrep.settings import Settings
 CHUNK_S = 0.1
 
 
+_TAPES: dict[tuple[int, Settings | None, float], tuple[Any, list[tuple[str, tuple[Any, ...]]], list[Any]]] = {}
+"""Per (session signals, settings, latency): the signals (kept, so that their id stays theirs), the
+sink calls in order and the analysis events."""
+
+
 def drive(sink: Any, signals: dict[str, Any], settings: Settings | None = None, latency_s: float = 0.05) -> list[Any]:
     """Feed ``signals`` (per leg name: ``time_s``, ``acc_g``, ``gyr_dps``) through the analysis into
     ``sink``; each chunk's calls are made at session time = its last sample + ``latency_s``.
     Returns the analysis events in order."""
+    key = (id(signals), settings, latency_s)
+    tape = _TAPES.get(key)
+    if tape is None or tape[0] is not signals:
+        recorder = _Recorder()
+        events = _analyse(recorder, signals, settings, latency_s)
+        tape = _TAPES[key] = (signals, recorder.calls, events)
+    for name, args in tape[1]:
+        getattr(sink, name)(*args)
+    return list(tape[2])
+
+
+class _Recorder:
+    """A sink that keeps each call (name and arguments) to be made again on a real sink."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args: self.calls.append((name, args))
+
+
+def _analyse(sink: Any, signals: dict[str, Any], settings: Settings | None, latency_s: float) -> list[Any]:
     legs = tuple(Leg(name) for name in ("left", "right") if name in signals)
     analyzer = SessionAnalyzer(legs, settings, keep_traces=False)
     last: dict[Leg, Rep] = {}

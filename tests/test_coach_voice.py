@@ -82,12 +82,31 @@ def test_demo_voice_wav_lines_up_with_its_cues(bundled_demo: BundledDemo) -> Non
     assert texts[-1].endswith("one more on the right. done")
 
 
+class FastClock:
+    """Wall time run ``rate`` times faster: the Speaker's clock, and every wait of the test (the
+    engine's lag, the output's playing, the pauses between cues) in its seconds. The scene is the
+    same in these seconds as at ``rate`` 1 and takes 1/rate of the wall time; only the engine's
+    real synthesis (a few ms to 50 ms here, even on a loaded machine) looks ``rate`` times slower,
+    which is what the test is about (a lagging engine) and leaves the first count fresh."""
+
+    def __init__(self, rate: float = 2.0) -> None:
+        self.rate = rate
+        self._t0 = time.monotonic()
+
+    def __call__(self) -> float:
+        return (time.monotonic() - self._t0) * self.rate
+
+    def sleep(self, duration_s: float) -> None:
+        time.sleep(duration_s / self.rate)
+
+
 class SlowEngine:
     """The real engine, made to lag: each synthesis waits ``lag_s`` more (a loaded machine)."""
 
-    def __init__(self, lag_s: float) -> None:
+    def __init__(self, lag_s: float, clock: FastClock) -> None:
         self.real = EspeakEngine()
         self.lag_s = lag_s
+        self.clock = clock
         self.threads: set[int] = set()
         self.texts: list[str] = []
 
@@ -95,32 +114,34 @@ class SlowEngine:
         self.threads.add(threading.get_ident())
         self.texts.append(text)
         audio = self.real.synthesize(text)
-        time.sleep(self.lag_s)
+        self.clock.sleep(self.lag_s)
         return audio
 
 
 class ClockedOutput:
-    """Stands in for the sound card (none exists here): 'plays' for the audio's real duration."""
+    """Stands in for the sound card (none exists here): 'plays' for the audio's duration on ``clock``."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: FastClock) -> None:
+        self.clock = clock
         self.played: list[Audio] = []
 
     def play(self, audio: Audio) -> None:
         self.played.append(audio)
-        time.sleep(audio.duration_s)
+        self.clock.sleep(audio.duration_s)
 
 
 @needs_espeak
 def test_a_lagging_engine_drops_stale_counts() -> None:
-    engine = SlowEngine(lag_s=0.2)
-    output = ClockedOutput()
-    speaker = Speaker(engine, output)
+    clock = FastClock()
+    engine = SlowEngine(lag_s=0.2, clock=clock)
+    output = ClockedOutput(clock)
+    speaker = Speaker(engine, output, clock=clock)
     given = []
     for n in range(1, 13):  # a count every 0.1 s: far faster than "left, n" can be said
         cue = Cue(n * 0.1, f"left, {number_words(n)}", CueKind.COUNT, n * 0.1 + 0.5, Leg.LEFT)
         given.append(cue)
         speaker.say(cue)
-        time.sleep(0.1)
+        clock.sleep(0.1)
     long_cue = Cue(2.0, "set done, ten and nine. one more on the right", CueKind.ROUTINE, 4.0)
     speaker.say(long_cue)
     late = Cue(2.1, "right, one", CueKind.COUNT, 2.6, Leg.RIGHT)

@@ -403,7 +403,7 @@ def test_a_lock_held_too_long_is_one_line_and_a_short_one_waits(tmp_path: Path, 
     db = tmp_path / "h.db"
     open_history(db).close()
     left = _still_csv(tmp_path / "x_left.csv", 2)
-    monkeypatch.setattr(history, "_BUSY_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(history, "_BUSY_TIMEOUT_S", 0.1)
     holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN EXCLUSIVE")
     try:
@@ -437,8 +437,15 @@ def test_history_into_a_closed_pipe_is_quiet(tmp_path: Path) -> None:
     import sys
 
     db = tmp_path / "h.db"
+    # The 400 sessions are only this test's input (a listing longer than the pipe holds): stored
+    # over one connection that does not wait for the disk at each commit (SQLite's
+    # ``synchronous = OFF``, on this connection only); what is tested is the reading process.
+    conn = open_history(db)
+    conn.execute("PRAGMA synchronous = OFF")
+    session = make_session(counts=((1, 1),))
     for i in range(400):
-        store_session(db, make_session(counts=((1, 1),)), Settings(), None, f"session {i}")
+        store_session(conn, session, Settings(), None, f"session {i}")
+    conn.close()
     env = {**os.environ, "LEGREP_DB": str(db)}
     proc = subprocess.Popen([sys.executable, "-m", "legrep", "history"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     assert proc.stdout is not None and proc.stderr is not None

@@ -107,12 +107,12 @@ def test_capture_three_wired_sensors_records_the_pelvis(tmp_path: Path, capsys: 
     fws = [SensorFirmware(still_source(), FirmwareConfig(serial=f"0C0{i}", leg=0)) for i in (1, 2, 3)]
     with SerialPortSensor(fws[0]) as a, SerialPortSensor(fws[1]) as b, SerialPortSensor(fws[2]) as c:
         code = main(["capture", "--serial", f"left={a.port}", "--serial", f"right={b.port}", "--serial",
-                     f"pelvis={c.port}", "--duration", "2", "--out", str(tmp_path), "--quiet", "--no-history"])  # fmt: skip
+                     f"pelvis={c.port}", "--duration", "1", "--out", str(tmp_path), "--quiet", "--no-history"])  # fmt: skip
     assert code == 0, capsys.readouterr().err
     assert [fw.leg for fw in fws] == [1, 2, 3]
     assert RecordingReader(tmp_path / "session.lgr").meta["legs"] == ["left", "right", "pelvis"]
     replayed, _ = replay_recording(tmp_path / "session.lgr")
     produced = fws[2].produced.arrays()[0].size
     link = replayed.diagnostics["pelvis"].link
-    assert link is not None and link.samples_out == produced >= 150
+    assert link is not None and link.samples_out == produced >= 75  # 1 s at 100 Hz
     assert replayed.legs == (Leg.LEFT, Leg.RIGHT)
