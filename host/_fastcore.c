@@ -1715,9 +1715,14 @@ drop_cand(RepMachine *m, Py_ssize_t i, double x)
     m->n_rejected++;
     m->chain = 0;
     m->mode = MODE_DOWN;
-    m->low = x;
-    m->i_low = i;
-    m->rest_deg = m->pause_deg = NAN;
+    if (m->up_rest >= 0) { /* resting on the way up (a bent-knee set's 45 deg): that rest anchors what follows */
+        m->low = m->rest_deg = m->pause_deg = m->up_rest_deg;
+        m->i_low = m->up_rest;
+    } else {
+        m->low = x;
+        m->i_low = i;
+        m->rest_deg = m->pause_deg = NAN;
+    }
 }
 
 /* RepMachineRef._rest_at: a rest at the bottom may lower the floor (NaN: the first rest). */

@@ -56,3 +56,23 @@ def test_a_low_that_never_paused_far_below_the_last_rest_anchors_nothing(referen
     t, angle, still = _stream(0.0)
     seg = RepSegmenter(Leg.LEFT, Settings(), DT, reference=reference)
     assert seg.update(t, angle, still) + seg.finish() == []
+
+
+@pytest.mark.parametrize("reference", [False, True])
+def test_a_rest_on_the_way_up_longer_than_max_rep_s_still_anchors_the_next_rep(reference: bool) -> None:
+    # bent-knee: the thigh goes from 0 to the 45 deg baseline and rests there while the other leg
+    # does its set; the candidate opened by that shift expires (max_rep_s) just as the first
+    # raise from 45 begins: the rest at 45 anchors it (before: dropped, the raise unanchored)
+    s = Settings()
+    shift = np.concatenate([np.zeros(100), _ramp(0.0, 45.0, 1.5)])
+    rest_n = round((s.max_rep_s - 0.3) / DT) - len(shift) + 100  # the raise begins 0.3 s before expiry
+    parts = [(shift, False), (np.full(rest_n, 45.0), True), (_ramp(45.0, 90.0, 1.0), False),
+             (np.full(50, 90.0), True), (_ramp(90.0, 45.0, 2.0), False), (np.full(200, 45.0), True)]
+    angle = np.concatenate([p for p, _ in parts])
+    still = np.concatenate([np.full(len(p), st) for p, st in parts])
+    still[:100] = True
+    t = np.arange(len(angle)) * DT
+    seg = RepSegmenter(Leg.LEFT, s, DT, reference=reference)
+    reps = seg.update(t, angle, still) + seg.finish()
+    assert len(reps) == 1
+    assert abs(reps[0].peak_deg - 90.0) < 0.5 and abs(reps[0].baseline_deg - 45.0) < 1.0

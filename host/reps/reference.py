@@ -42,7 +42,8 @@ The angle is followed through three modes:
   ``enter_deg`` above the low opens a candidate rep whose rise starts at the low.
 * ``UP``: rising or at the top. A rest on the way up (bent-knee: the thighs settle at 45°
   first) followed by a rise of ``min_rom_deg`` moves the rise's start to that rest. Dropping
-  ``enter_deg`` below the peak starts the descent.
+  ``enter_deg`` below the peak starts the descent. Open for over ``max_rep_s``, the candidate is
+  dropped; a rest on its way up then anchors the next rise (the thighs rested at 45° that long).
 * ``FALL``: coming down from the peak. Once the angle has come down by ``min_return_frac`` of
   the rise, the rep closes at a rest, at the next rise of ``enter_deg`` above the new low
   (touch-and-go and hover reps: the next rep starts at that low), or after ``confirm_s``
@@ -466,13 +467,20 @@ class RepMachineRef:
         return out
 
     def _drop(self, i: int, x: float) -> None:
-        """A candidate open for over ``max_rep_s`` (sat up, walked off): not a rep, no anchor."""
+        """A candidate open for over ``max_rep_s`` (sat up, walked off): not a rep, no anchor but a
+        rest on its way up."""
         self.n_rejected += 1
         self.chain = False
         self.mode = DOWN
-        self.low = x
-        self.i_low = i
-        self.rest_deg = self.pause_deg = math.nan
+        if self.up_rest >= 0:
+            # resting on the way up (a bent-knee set's 45 deg, a rest longer than max_rep_s): that
+            # rest anchors what follows, as a rest at the bottom would (the next rise is a rep)
+            self.low = self.rest_deg = self.pause_deg = self.up_rest_deg
+            self.i_low = self.up_rest
+        else:
+            self.low = x
+            self.i_low = i
+            self.rest_deg = self.pause_deg = math.nan
 
     def finish(
         self, t_arr: npt.NDArray[np.float64], a_arr: npt.NDArray[np.float64], still_arr: npt.NDArray[np.bool_], base: int
