@@ -9,7 +9,7 @@
  *                host/fusion/reference.py is its plain-Python specification, step by step.
  *   hip_angles   the hip angle: the long axis's flexion in the exercise plane (host.fusion.angle).
  *   tilt_angles  the up vector's rotation about the flexion axis (heading-free; host.fusion.angle).
- *   plane_angles, movement_moved, movement_sums, rest_angles, anchor_frame, row_offset  the array work of one decision level of
+ *   plane_angles, movement_moved, movement_anchor, movement_sums, rest_angles, anchor_frame, row_offset  the array work of one decision level of
  *                host.fusion.angle.HipAngleEstimator (host/fusion/angle_reference.py: numpy forms).
  *   RepMachine   the rep state machine of host.reps.segmenter.RepSegmenter (DOWN / UP / FALL
  *                over the segmenter's sample log) with the stopwatch measures of each rep it
@@ -1207,6 +1207,54 @@ fail:
     return NULL;
 }
 
+PyDoc_STRVAR(movement_anchor_doc,
+             "movement_anchor(rate_dps, still, rest, ok, dt_s, turned_deg, anchored_deg, rotation_deg) -> int\n--\n\n"
+             "The first rest event e (counting rest's True rows in order) with ok[e] where the thigh has turned\n"
+             "rotation_deg since the last anchoring, counting sample e (movement_moved's test), or -1: numpy's\n"
+             "flatnonzero(ok & moved)[0]. The rotation count stops there (the samples after it are not read).\n"
+             "rate_dps (N, 3) float64, still, rest (N,) bool, ok (E,) bool with E the number of rest events.");
+
+static PyObject *
+movement_anchor(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)mod;
+    Arr w = {0}, st = {0}, rs = {0}, ok = {0};
+    if (nargs != 8) {
+        PyErr_Format(PyExc_TypeError, "movement_anchor expected 8 arguments, got %zd", nargs);
+        return NULL;
+    }
+    double dt = PyFloat_AsDouble(args[4]), turned = PyFloat_AsDouble(args[5]);
+    double anchored = PyFloat_AsDouble(args[6]), rot = PyFloat_AsDouble(args[7]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (arr_get(args[0], &w, "rate_dps", 'd', 2, -1, 0) < 0 || arr_get(args[1], &st, "still", '?', 1, w.n, 0) < 0 ||
+        arr_get(args[2], &rs, "rest", '?', 1, w.n, 0) < 0 || arr_get(args[3], &ok, "ok", '?', 1, -1, 0) < 0)
+        goto fail;
+    Py_ssize_t n_rest = 0;
+    for (Py_ssize_t i = 0; i < w.n; i++)
+        n_rest += B1(rs, i) != 0;
+    if (ok.n != n_rest) {
+        PyErr_Format(PyExc_ValueError, "ok must have one row per rest event (%zd), got %zd", n_rest, ok.n);
+        goto fail;
+    }
+    Py_ssize_t e = 0, found = -1;
+    for (Py_ssize_t i = 0; i < w.n && e < ok.n; i++) {
+        turned = turned + turn_row(&w, &st, i, dt);
+        if (B1(rs, i)) {
+            if (B1(ok, e) && turned - anchored >= rot) {
+                found = e;
+                break;
+            }
+            e++;
+        }
+    }
+    arr_release(&w), arr_release(&st), arr_release(&rs), arr_release(&ok);
+    return PyLong_FromSsize_t(found);
+fail:
+    arr_release(&w), arr_release(&st), arr_release(&rs), arr_release(&ok);
+    return NULL;
+}
+
 PyDoc_STRVAR(movement_sums_doc,
              "movement_sums(rate_dps, still, n, dt_s, turned_deg, cov, cov_out) -> float\n--\n\n"
              "The movement statistics of samples [0, n) carried on: returns turned_deg + the sum of\n"
@@ -2159,6 +2207,7 @@ static PyMethodDef module_methods[] = {
     {"plane_angles", (PyCFunction)(void (*)(void))plane_angles, METH_FASTCALL, plane_angles_doc},
     {"movement_moved", (PyCFunction)(void (*)(void))movement_moved, METH_FASTCALL, movement_moved_doc},
     {"movement_sums", (PyCFunction)(void (*)(void))movement_sums, METH_FASTCALL, movement_sums_doc},
+    {"movement_anchor", (PyCFunction)(void (*)(void))movement_anchor, METH_FASTCALL, movement_anchor_doc},
     {"rest_angles", (PyCFunction)(void (*)(void))rest_angles, METH_FASTCALL, rest_angles_doc},
     {"anchor_frame", (PyCFunction)(void (*)(void))anchor_frame, METH_FASTCALL, anchor_frame_doc},
     {"row_offset", (PyCFunction)(void (*)(void))row_offset, METH_FASTCALL, row_offset_doc},

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 from conftest import ROOT  # noqa: F401  (puts the repository on sys.path)
 
-from legrep._fastcore import anchor_frame, movement_moved, movement_sums, plane_angles, rest_angles, row_offset
+from legrep._fastcore import anchor_frame, movement_anchor, movement_moved, movement_sums, plane_angles, rest_angles, row_offset
 from legrep.fusion.angle_reference import (
     anchor_frame_reference,
+    movement_anchor_reference,
     movement_moved_reference,
     movement_sums_reference,
     plane_angles_reference,
@@ -86,6 +87,26 @@ def test_movement_moved_equals_numpy_form(seed: int) -> None:
         assert np.array_equal(out[rest], want)
         assert not out[~rest].any()  # other rows are left as they were
     assert want.any() or rot == 1e9
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_movement_anchor_equals_numpy_form(seed: int) -> None:
+    """The first rest event allowed by ``ok`` that moved: as the numpy form finds it, for masks that
+    allow every event, none, a random few, and only the last; -1 when none qualifies."""
+    rng = np.random.default_rng(150 + seed)
+    n = 5000
+    w, still, rest = _movement(rng, n)
+    e = int(rest.sum())
+    dt = 0.01
+    found = []
+    for turned0, anchored, rot in ((0.0, 0.0, 30.0), (412.25, 400.0, 30.0), (5.0, 0.0, 1e9), (0.0, -50.0, 30.0)):
+        for ok in (np.ones(e, dtype=bool), np.zeros(e, dtype=bool), rng.random(e) < 0.1, np.arange(e) == e - 1):
+            want = movement_anchor_reference(w, still, rest, ok, dt, turned0, anchored, rot)
+            assert movement_anchor(w, still, rest, ok, dt, turned0, anchored, rot) == want
+            found.append(want)
+    assert -1 in found and max(found) > 0
+    with pytest.raises(ValueError, match="one row per rest event"):
+        movement_anchor(w, still, rest, np.ones(e + 1, dtype=bool), dt, 0.0, 0.0, 30.0)
 
 
 @pytest.mark.parametrize("seed", range(4))

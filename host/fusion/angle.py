@@ -76,7 +76,7 @@ import numpy.typing as npt
 from .._fastcore import (
     anchor_frame,
     first_movement,
-    movement_moved,
+    movement_anchor,
     movement_sums,
     plane_angles,
     rest_angles,
@@ -937,7 +937,7 @@ class HipAngleEstimator:
 
         # movement statistics since the mounting was made, sample by sample (sequential sums:
         # identical for any chunking; nominal steps, so a gap weighs like one sample). In C
-        # (``movement_sums``, ``movement_moved``; numpy forms in .angle_reference)
+        # (``movement_sums``, ``movement_anchor``; numpy forms in .angle_reference)
         dt = self.calib.dt_nominal_s
 
         def upto(j: int) -> None:  # the statistics of the samples released with m (before j)
@@ -955,6 +955,7 @@ class HipAngleEstimator:
             j_chk = int(cand[0]) if len(cand) else len(t)
         slip = np.empty(0, dtype=np.intp)
         far = np.empty(0, dtype=bool)
+        e_anchor = -1  # (the rest event that re-anchors: none)
         if len(events):
             up_ev, uref_ev = up[events], uref[events]  # (taken once: each use below reads them)
             angle_ev = full[events] if full is not None else m.angles(up_ev, uref_ev, quat[events])
@@ -974,10 +975,12 @@ class HipAngleEstimator:
             # wrong until then), near the reference pose or where gravity lies in the plane
             tilt = m.tilt_angles(up_ev, uref_ev)
             near = (np.abs(tilt - m.offset_deg) <= self.s.slip_zone_deg) | (off <= self._anchor_sin)
-            moved_at = np.zeros(len(t), dtype=bool)
-            movement_moved(w, still, rest, dt, m.turned_deg, m.anchored_deg, self.s.axis_rotation_deg, moved_at)
-            moved = moved_at[events]
-            anchor = np.flatnonzero(near & moved & ~bad)
+            # the first of those after a movement of axis_rotation_deg since the last anchoring:
+            # flatnonzero(near & moved & ~bad)[0], with moved = movement_moved's flags at the
+            # events (movement_anchor_reference in .angle_reference), in C, which counts the
+            # rotation only as far as that rest (the next level counts on from there)
+            e_anchor = movement_anchor(w, still, rest, near & ~bad, dt, m.turned_deg, m.anchored_deg,
+                                       self.s.axis_rotation_deg)
         # rests before the sign check and the first slip: a lower neutral pose
         lim = min(j_chk, int(events[int(slip[0])]) if len(slip) else len(t))
         low_ev = self._settled_rows(racc)
@@ -987,7 +990,7 @@ class HipAngleEstimator:
             a_rest = self._rest_angles(m, racc[before])
             below = np.flatnonzero((-self._posture_deg < a_rest) & (a_rest < -self.s.neutral_drop_deg))
             lower = [(int(before[i]), float(a_rest[i])) for i in below[:1]]  # the first, as _is_below finds it
-        j_anchor = int(events[int(anchor[0])]) if len(events) and len(anchor) else len(t)
+        j_anchor = int(events[e_anchor]) if e_anchor >= 0 else len(t)
         if not m.plane and self._proven == 0:
             # an axis along the lever arm was fitted to the sensor turning about the thigh
             # (``roll_axis_deg``); not once a movement from the neutral pose went up about it (a raise

@@ -1,7 +1,7 @@
 """Numpy forms of the angle stage's C array work (the readable specification).
 
 :class:`legrep.fusion.angle.HipAngleEstimator` decides in Python; the per-sample work of each
-decision runs in C (``legrep._fastcore``: ``plane_angles``, ``movement_moved``, ``movement_sums``,
+decision runs in C (``legrep._fastcore``: ``plane_angles``, ``movement_moved``, ``movement_anchor``, ``movement_sums``,
 ``rest_angles``, ``anchor_frame``, ``row_offset``)
 with the operations of these functions in the same order (built with ``-ffp-contract=off``), so
 the numbers are identical: ``tests/test_fastcore_angle.py`` requires it bit for bit. These are
@@ -72,6 +72,16 @@ def movement_moved_reference(
     out: BoolArray = turned[events + 1] - anchored_deg >= rotation_deg
     return out
 
+
+
+def movement_anchor_reference(
+    rate_dps: FloatArray, still: BoolArray, rest: BoolArray, ok: BoolArray, dt_s: float, turned_deg: float,
+    anchored_deg: float, rotation_deg: float,
+) -> int:
+    """The first rest event ``e`` with ``ok[e]`` that :func:`movement_moved_reference` says moved, or -1
+    (``movement_anchor``)."""
+    hit = np.flatnonzero(ok & movement_moved_reference(rate_dps, still, rest, dt_s, turned_deg, anchored_deg, rotation_deg))
+    return int(hit[0]) if len(hit) else -1
 
 def movement_sums_reference(
     rate_dps: FloatArray, still: BoolArray, n: int, dt_s: float, turned_deg: float, cov: FloatArray
