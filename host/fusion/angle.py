@@ -714,16 +714,19 @@ class HipAngleEstimator:
             return p[0], p[1], p[2], p[3], p[7]
         return tuple(np.concatenate([p[j] for p in parts]) for j in (0, 1, 2, 3, 7))  # type: ignore[return-value]
 
-    def _hold_from(self, h: Held, angle: FloatArray, j: int) -> tuple[FloatArray, FloatArray, BoolArray]:
-        """Release ``h`` up to sample ``j`` (with ``angle``); hold the rest until an axis is fitted."""
+    def _hold_from(self, h: Held, angle: FloatArray, j: int) -> tuple[tuple[FloatArray, FloatArray, BoolArray], Held | None]:
+        """Release ``h`` up to sample ``j`` (with ``angle``); hold the rest until an axis is fitted.
+        Returns what is released and, if an axis was fitted, the samples left for the next
+        decision level (:meth:`_fit_held`)."""
         t, still = h[0], h[3]
         self.mounting = None
         self._held_t_prev = float(t[j])
         head = (t[: j + 1], angle[: j + 1], still[: j + 1])
         if j + 1 == len(t):
-            return head
+            return head, None
         self._held = [tuple(x[j + 1 :] for x in h)]  # type: ignore[list-item]
-        return _cat(head, self._try_fit())
+        fitted, rest = self._fit_held()
+        return _cat(head, fitted), rest
 
     def _merged_held(self) -> Held | None:
         """The held samples as one piece (None if there are none)."""
@@ -815,13 +818,19 @@ class HipAngleEstimator:
         calibration rest) are released with the new mounting, and the rest of the held
         samples go through the normal path, slip checks included, as if they came later.
         """
+        head, rest = self._fit_held()
+        return head if rest is None else _cat(head, self._angles(rest))
+
+    def _fit_held(self) -> tuple[tuple[FloatArray, FloatArray, BoolArray], Held | None]:
+        """:meth:`_try_fit` up to the normal path: what it releases, and the held samples after
+        the movement (None: none) that go on through :meth:`_angles` (the caller's loop)."""
         plain = self._pending is None and self._pre is None  # still samples went out unsigned (update)
         h = self._merged_held()
         assert h is not None
         t, up, uref, still, rest, w, _, quat, _ = h
         found = self._fit_turn(t, w, still, up, uref)
         if found is None:
-            return _EMPTY
+            return _EMPTY, None
         k, axis = found
         if self._pending is not None and self._pending_sign:
             lo = int(np.flatnonzero(still[: k + 1])[-1]) + 1 if still[: k + 1].any() else 0
@@ -849,8 +858,8 @@ class HipAngleEstimator:
             # the rest before the movement keeps the mounting it had
             head = self._release_to_movement(h, k, lambda _: before)
             if k + 1 == len(t):
-                return head
-            return _cat(head, self._angles(tuple(x[k + 1 :] for x in h)))  # type: ignore[arg-type]
+                return head, None
+            return head, tuple(x[k + 1 :] for x in h)  # type: ignore[return-value]
         if self._pending is not None:
             old = self._pending
             self._pending = None
@@ -863,8 +872,8 @@ class HipAngleEstimator:
                 t_h, up_h, uref_h, still_h, quat_h = self._take_held()
                 head = (t_h, self.mounting.angles(up_h, uref_h, quat_h), still_h)
                 if k + 1 == len(t):
-                    return head
-                return _cat(head, self._angles(tuple(x[k + 1 :] for x in h)))  # type: ignore[arg-type]
+                    return head, None
+                return head, tuple(x[k + 1 :] for x in h)  # type: ignore[return-value]
             # it continues the raise: a new posture, neutral at that rest
             self.n_posture_changes += 1
             self._proven = 0
@@ -893,9 +902,8 @@ class HipAngleEstimator:
             t_h, up_h, uref_h, still_h, quat_h = self._take_held()
             head = (t_h, self.mounting.angles(up_h, uref_h, quat_h), still_h)
         if k + 1 == len(t):
-            return head
-        tail = self._angles(tuple(x[k + 1 :] for x in h))  # type: ignore[arg-type]
-        return _cat(head, tail)
+            return head, None
+        return head, tuple(x[k + 1 :] for x in h)  # type: ignore[return-value]
 
     def _angles(self, h: Held) -> tuple[FloatArray, FloatArray, BoolArray]:
         """Angles with the current mounting, up to the first rest that shows a strap slip; at a
@@ -1009,7 +1017,7 @@ class HipAngleEstimator:
                 # the rep segmenter restarts here: an excursion read about the long axis (the strap
                 # being turned) is no rep
                 self.restarts.append(float(t[j]))
-                return self._hold_from(h, angle_upto(j + 1), j), None
+                return self._hold_from(h, angle_upto(j + 1), j)
         if lower and lower[0][0] <= j_anchor:
             j, a_j = lower[0]
             upto(j)
@@ -1029,7 +1037,7 @@ class HipAngleEstimator:
             upto(j_chk + 1)
             self._pending, self._pending_sign = (m, self._u_ref, self._offset, self._raw_ref), True
             self._pending_t0 = float(t[j_chk])
-            return self._hold_from(h, angle_upto(j_chk + 1), j_chk), None
+            return self._hold_from(h, angle_upto(j_chk + 1), j_chk)
         if len(slip):
             self._probing = False  # (a slip or a far rest: the first movement goes out as it is)
             j = int(events[int(slip[0])])
@@ -1046,7 +1054,7 @@ class HipAngleEstimator:
                 self._u_ref = up[j].copy()
                 self._raw_ref = racc[j] / np.linalg.norm(racc[j])
                 self._offset = float(angle_ev[int(slip[0])])
-            return self._hold_from(h, angle_upto(j + 1), j), None
+            return self._hold_from(h, angle_upto(j + 1), j)
         upto(len(t))
         return (t, angle_upto(len(t)), still), None
 
