@@ -12,7 +12,10 @@ Real file descriptors (a pty) still work: before jumping, the loop polls them, a
 jump (``LONG_JUMP_S``) with any descriptor other than its own wake-up pipe registered it waits up
 to ``io_grace_s`` wall seconds for them, longer for a longer jump (``JUMP_GRACE_FRAC``: the
 kernel's pty buffer hands bytes over asynchronously, and on a loaded machine not within 1 ms),
-so bytes already on their way are read first.
+so bytes already on their way are read first. Short jumps count together: once the clock has
+jumped ``LONG_JUMP_S`` in short steps (a simulated sensor ticking every 5 ms) without a descriptor
+becoming ready, the next jump waits as a long one does, so a reply timeout of 2 s is never run
+through in a few wall milliseconds while the kernel still holds the reply.
 
 Use :func:`run` like :func:`asyncio.run`. :class:`legrep_sim.peripheral.SimClock` on this loop
 with ``speed=1`` is then exactly the loop's clock.
@@ -48,6 +51,7 @@ class _JumpingSelector(selectors.BaseSelector):
         self._real = selectors.DefaultSelector()
         self._loop = loop
         self._io_grace_s = io_grace_s
+        self._quiet_s = 0.0  # virtual seconds jumped in short steps since a descriptor was last ready
 
     def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         return self._real.register(fileobj, events, data)
@@ -70,17 +74,25 @@ class _JumpingSelector(selectors.BaseSelector):
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         ready = self._real.select(0)
-        if ready or timeout == 0:
+        if ready:
+            self._quiet_s = 0.0
+            return ready
+        if timeout == 0:
             return ready
         if self._has_other_io():
-            if timeout is None or timeout >= LONG_JUMP_S:
+            jump_s = None if timeout is None else timeout + self._quiet_s
+            if jump_s is None or jump_s >= LONG_JUMP_S:
                 # the longer the jump, the longer it is worth waiting for bytes in flight: a reply
                 # timeout of 2 s is jumped over only after 50 ms without bytes (on a loaded machine
-                # the kernel's pty hand-over can take more than a millisecond)
-                grace = self._io_grace_s if timeout is None else max(self._io_grace_s, min(JUMP_GRACE_MAX_S, JUMP_GRACE_FRAC * timeout))
+                # the kernel's pty hand-over can take more than a millisecond); short jumps since
+                # the last ready descriptor count as one
+                grace = self._io_grace_s if jump_s is None else max(self._io_grace_s, min(JUMP_GRACE_MAX_S, JUMP_GRACE_FRAC * jump_s))
+                self._quiet_s = 0.0
                 ready = self._real.select(grace)
                 if ready:
                     return ready
+            else:
+                self._quiet_s = jump_s
             if timeout is None:
                 return []
         elif timeout is None:
