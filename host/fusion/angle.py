@@ -215,17 +215,28 @@ class Mounting:
         self._axis = axis.tolist()
         self._plane_args: tuple[list[float], list[float], list[float]] | None = None  # (C arguments, made once)
         self._last: tuple[FloatArray, FloatArray, FloatArray, FloatArray] | None = None
+        self._wide: dict[int, FloatArray] = {}  # zero-stride rows of u_ref / g_ref_i (_rows)
 
     def with_offset(self, offset_deg: float) -> "Mounting":
         """The same mounting with another angle at the reference rest (a neutral pose moved)."""
         return Mounting(self.axis, self.u_ref, offset_deg, self.along_ref, self.long, self.cov, self.turned_deg,
                         self.anchored_deg, self.frame_i, self.g_ref_i, max_correction_deg=self.max_correction_deg)
 
+    def _rows(self, v: FloatArray, n: int) -> FloatArray:
+        """``np.broadcast_to(v, (n, 3))`` for ``v`` one of this mounting's fixed vectors (``u_ref``,
+        ``g_ref_i``): a slice of a zero-stride view made once (the C functions read rows through
+        their strides; a slice costs a tenth of a ``broadcast_to``)."""
+        wide = self._wide.get(id(v))
+        if wide is None or len(wide) < n:
+            wide = np.broadcast_to(v, (max(n, _SLICE), 3))
+            self._wide[id(v)] = wide
+        return wide[:n]
+
     def tilt_angles(self, up: FloatArray, uref: FloatArray) -> FloatArray:
         """The heading-free angle (N,) deg: the up vector's rotation about the flexion axis from the
         reference up vector, plus the offset (``reference_tilt_angle``; exact in the plane,
         abduction and rotation about the long axis entering it to second order)."""
-        ref = uref if self.u_ref is None else np.broadcast_to(self.u_ref, up.shape)
+        ref = uref if self.u_ref is None else self._rows(self.u_ref, len(up))
         out = np.empty(len(up))
         tilt_angles(up, ref, self._axis, self.offset_deg, out)
         return out
@@ -249,8 +260,8 @@ class Mounting:
             # (in C: ``plane_angles_reference`` in .angle_reference is its numpy form)
             assert self.frame_i is not None and self.long is not None
             res = np.empty(len(up))
-            ref = uref if self.u_ref is None else np.broadcast_to(self.u_ref, up.shape)
-            g_ref = uref if self.g_ref_i is None else np.broadcast_to(self.g_ref_i, up.shape)
+            ref = uref if self.u_ref is None else self._rows(self.u_ref, len(up))
+            g_ref = uref if self.g_ref_i is None else self._rows(self.g_ref_i, len(up))
             if self._plane_args is None:
                 long_i, axis_i = self.frame_i
                 self._plane_args = (self.long.tolist(), long_i.tolist(), axis_i.tolist())
@@ -932,7 +943,7 @@ class HipAngleEstimator:
         t, up, uref, still, rest, w, racc, quat, lever = h
         m = self.mounting
         assert m is not None
-        events = np.flatnonzero(rest)
+        events = rest.nonzero()[0]  # (np.flatnonzero without its wrappers)
         # angles only where a decision needs them (the rests) and for the samples released with
         # m: after a split the tail gets the next mounting's (elementwise, so the same numbers).
         # All at once while the raise direction is checked (every still sample is looked at) and
@@ -961,8 +972,8 @@ class HipAngleEstimator:
             assert full is not None
             cand = np.flatnonzero(still & (np.abs(full) <= self.s.slip_zone_deg))
             j_chk = int(cand[0]) if len(cand) else len(t)
-        slip = np.empty(0, dtype=np.intp)
-        far = np.empty(0, dtype=bool)
+        slip = _NO_ROWS
+        far = _NO_FLAGS
         e_anchor = -1  # (the rest event that re-anchors: none)
         if len(events):
             up_ev, uref_ev = up[events], uref[events]  # (taken once: each use below reads them)
@@ -1103,3 +1114,5 @@ def _cat(
 
 
 _EMPTY: tuple[FloatArray, FloatArray, BoolArray] = (np.empty(0), np.empty(0), np.empty(0, dtype=bool))
+_NO_ROWS: npt.NDArray[np.intp] = np.empty(0, dtype=np.intp)
+_NO_FLAGS: BoolArray = np.empty(0, dtype=bool)
