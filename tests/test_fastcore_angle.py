@@ -199,3 +199,18 @@ def test_row_offset_matches_reference() -> None:
     got = [row_offset(p, w) for p, w in cases]
     assert got == [row_offset_reference(p, w) for p, w in cases]
     assert got[:5] == [7, 0, 2, None, 0] and got[6] is None and got[-1] == 2
+
+
+def test_norm3_is_numpys_norm() -> None:
+    """norm3 (the anchoring's vector norm) gives np.linalg.norm's number for contiguous and strided
+    vectors over many magnitudes, zeros, inf and NaN."""
+    from legrep.fusion.angle import norm3
+
+    rng = np.random.default_rng(21)
+    vs = list(rng.standard_normal((3000, 3)) * 10.0 ** rng.uniform(-9, 9, (3000, 1)))
+    vs += [m[:, -1] for m in rng.standard_normal((300, 3, 3))]  # (eigenvector columns: strided)
+    vs += [np.zeros(3), -np.zeros(3), np.array([np.inf, 0.0, 1.0]), np.array([np.nan, 1.0, 0.0])]
+    want = np.array([float(np.linalg.norm(v)) for v in vs])
+    got = np.array([norm3(v) for v in vs])
+    assert np.array_equal(want, got, equal_nan=True)
+    assert not vs[-300 - 4].flags.c_contiguous

@@ -155,7 +155,7 @@ def _principal_axis(t: FloatArray, rate_dps: FloatArray, k: int, lo: int, t_prev
     axis = vecs[:, -1]
     if float((rate_dps[lo : k + 1] @ axis) @ dt) < 0:
         axis = -axis
-    out: FloatArray = axis / np.linalg.norm(axis)
+    out: FloatArray = axis / norm3(axis)
     return out
 
 
@@ -330,6 +330,14 @@ _row_offset = row_offset
 Python form)."""
 
 
+def norm3(v: FloatArray) -> float:
+    """``float(np.linalg.norm(v))`` of one vector, as it computes it (``sqrt`` of the dot product of
+    ``v.ravel(order="K")`` with itself; math's and numpy's square roots are both correctly rounded),
+    without its argument handling (the anchoring asks for a few each rep)."""
+    x = v.ravel(order="K")
+    return math.sqrt(float(x.dot(x)))
+
+
 def cross3(a: FloatArray, b: FloatArray) -> FloatArray:
     """``np.cross`` of two (3,) vectors with the same IEEE operations (``a1 b2 - a2 b1`` ...),
     without its axis handling (a tenth of the cost: the anchoring calls it thousands of times
@@ -349,7 +357,7 @@ def level_axis(axis: FloatArray, up_ref: FloatArray) -> FloatArray:
     removed here. An axis more than 60 deg out of level is kept as it is (not a hip raise).
     """
     x = axis - float(axis @ up_ref) * up_ref
-    n = float(np.linalg.norm(x))
+    n = norm3(x)
     if not n > 0.5:
         return axis
     out: FloatArray = x / n
@@ -360,12 +368,12 @@ def long_axis_flat(axis: FloatArray, up_ref: FloatArray) -> FloatArray:
     """The long axis of a thigh lying level at the reference rest: normal to the flexion axis
     and to gravity there (any normal to the axis if they are parallel)."""
     x = cross3(axis, up_ref)
-    n = float(np.linalg.norm(x))
+    n = norm3(x)
     if n > 1e-6:
         out: FloatArray = x / n
         return out
     y: FloatArray = cross3(axis, np.eye(3)[int(np.argmin(np.abs(axis)))])
-    return y / float(np.linalg.norm(y))
+    return y / norm3(y)
 
 
 def long_axis_from_lever(axis: FloatArray, up_ref: FloatArray, lever_m: FloatArray, lever_min_m: float) -> FloatArray:
@@ -377,8 +385,8 @@ def long_axis_from_lever(axis: FloatArray, up_ref: FloatArray, lever_m: FloatArr
     flat = long_axis_flat(axis, up_ref)
     lev = lever_m - float(lever_m @ axis) * axis
     upright = up_ref - float(up_ref @ axis) * axis
-    nu = float(np.linalg.norm(upright))
-    if not (float(np.linalg.norm(lev)) > lever_min_m and nu > 1e-6):
+    nu = norm3(upright)
+    if not (norm3(lev) > lever_min_m and nu > 1e-6):
         return flat
     upright = upright / nu
     return flat if abs(float(lev @ flat)) >= abs(float(lev @ upright)) else upright
@@ -1057,13 +1065,13 @@ class HipAngleEstimator:
                 # far from the neutral pose: a new posture or the top of a rep; the next movement tells
                 self._pending = (m, self._u_ref, self._offset, self._raw_ref)
                 self._u_ref = up[j].copy()
-                self._raw_ref = racc[j] / np.linalg.norm(racc[j])
+                self._raw_ref = racc[j] / norm3(racc[j])
                 self._offset = 0.0
             else:
                 # the strap moved: this rest is the new reference; re-fit at the next movement
                 self.n_refits += 1
                 self._u_ref = up[j].copy()
-                self._raw_ref = racc[j] / np.linalg.norm(racc[j])
+                self._raw_ref = racc[j] / norm3(racc[j])
                 self._offset = float(angle_ev[int(slip[0])])
             return self._hold_from(h, angle_upto(j + 1), j)
         upto(len(t))
@@ -1088,7 +1096,7 @@ class HipAngleEstimator:
             refit = low or float(fitted @ m.axis) < self._refit_far_cos
             if refit:
                 ref = uref_j if m.u_ref is None else m.u_ref  # the reference rest's up vector
-                axis = level_axis(fitted / np.linalg.norm(fitted), ref)
+                axis = level_axis(fitted / norm3(fitted), ref)
                 long = long_axis_from_lever(axis, ref, lever_j, self.s.lever_min_m)
                 self.n_axis_refits += 1
         if long is None:  # a fixed reference rest, not yet in the plane: it enters it here
