@@ -74,13 +74,18 @@ def _movement(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray,
     return w, still, rest
 
 
+_MOVED_CASES = ((0.0, 0.0, 30.0), (412.25, 400.0, 30.0), (5.0, 0.0, 1e9), (0.0, -50.0, 30.0))
+"""(rotation count so far, its value at the last anchoring, rotation needed): from zero, carried,
+never reached, and an anchoring before the count began."""
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_movement_moved_equals_numpy_form(seed: int) -> None:
     rng = np.random.default_rng(100 + seed)
     n = 5000
     w, still, rest = _movement(rng, n)
     dt = 0.01
-    for turned0, anchored, rot in ((0.0, 0.0, 30.0), (412.25, 400.0, 30.0), (5.0, 0.0, 1e9), (0.0, -50.0, 30.0)):
+    for turned0, anchored, rot in _MOVED_CASES:
         want = movement_moved_reference(w, still, rest, dt, turned0, anchored, rot)
         out = np.zeros(n, dtype=bool)
         movement_moved(w, still, rest, dt, turned0, anchored, rot, out)
@@ -99,7 +104,7 @@ def test_movement_anchor_equals_numpy_form(seed: int) -> None:
     e = int(rest.sum())
     dt = 0.01
     found = []
-    for turned0, anchored, rot in ((0.0, 0.0, 30.0), (412.25, 400.0, 30.0), (5.0, 0.0, 1e9), (0.0, -50.0, 30.0)):
+    for turned0, anchored, rot in _MOVED_CASES:
         for ok in (np.ones(e, dtype=bool), np.zeros(e, dtype=bool), rng.random(e) < 0.1, np.arange(e) == e - 1):
             want = movement_anchor_reference(w, still, rest, ok, dt, turned0, anchored, rot)
             assert movement_anchor(w, still, rest, ok, dt, turned0, anchored, rot) == want
