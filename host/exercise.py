@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError
-from .fusion.angle import cross3
+from .fusion.angle import cross3, norm3
 from .model import FloatArray, ImuBlock, Leg, Rep, SessionResult, SetSummary
 from .settings import Settings
 
@@ -165,8 +165,8 @@ def measure_posture(
     inc = 0.5 * (w[1:] + w[:-1]) * dt[:, None]
     i_peak = int(np.searchsorted(tt, rep.peak_s, side="right")) - 1
     turn = inc[: max(1, i_peak)].sum(axis=0)
-    turn_norm = float(np.linalg.norm(turn))
-    g_norm = float(np.linalg.norm(f_b))
+    turn_norm = norm3(turn)
+    g_norm = norm3(f_b)
     if not (turn_norm > math.radians(5.0) and g_norm > 0.0):
         return _FAILED
     n = turn / turn_norm
@@ -223,10 +223,10 @@ def measure_posture(
         return _FAILED
     r = sol[:3]
     rho = r - float(r @ n) * n
-    dist_m = float(np.linalg.norm(rho)) * _G_MPS2
+    dist_m = norm3(rho) * _G_MPS2
     if not (MIN_HIP_SENSOR_M <= dist_m <= MAX_HIP_SENSOR_M):
         return RepPosture(None, dist_m if math.isfinite(dist_m) else None)
-    rho = rho / np.linalg.norm(rho)
+    rho = rho / norm3(rho)
     up = f_b / g_norm
     elevation = math.degrees(math.atan2(float(up @ rho), float(up @ cross3(n, rho))))
     return RepPosture(round(elevation, 3), round(dist_m, 4))

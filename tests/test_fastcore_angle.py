@@ -74,13 +74,18 @@ def _movement(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray,
     return w, still, rest
 
 
+_MOVED_CASES = ((0.0, 0.0, 30.0), (412.25, 400.0, 30.0), (5.0, 0.0, 1e9), (0.0, -50.0, 30.0))
+"""(rotation count so far, its value at the last anchoring, rotation needed): from zero, carried,
+never reached, and an anchoring before the count began."""
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_movement_moved_equals_numpy_form(seed: int) -> None:
     rng = np.random.default_rng(100 + seed)
     n = 5000
     w, still, rest = _movement(rng, n)
     dt = 0.01
-    for turned0, anchored, rot in ((0.0, 0.0, 30.0), (412.25, 400.0, 30.0), (5.0, 0.0, 1e9), (0.0, -50.0, 30.0)):
+    for turned0, anchored, rot in _MOVED_CASES:
         want = movement_moved_reference(w, still, rest, dt, turned0, anchored, rot)
         out = np.zeros(n, dtype=bool)
         movement_moved(w, still, rest, dt, turned0, anchored, rot, out)
@@ -99,7 +104,7 @@ def test_movement_anchor_equals_numpy_form(seed: int) -> None:
     e = int(rest.sum())
     dt = 0.01
     found = []
-    for turned0, anchored, rot in ((0.0, 0.0, 30.0), (412.25, 400.0, 30.0), (5.0, 0.0, 1e9), (0.0, -50.0, 30.0)):
+    for turned0, anchored, rot in _MOVED_CASES:
         for ok in (np.ones(e, dtype=bool), np.zeros(e, dtype=bool), rng.random(e) < 0.1, np.arange(e) == e - 1):
             want = movement_anchor_reference(w, still, rest, ok, dt, turned0, anchored, rot)
             assert movement_anchor(w, still, rest, ok, dt, turned0, anchored, rot) == want
@@ -199,3 +204,18 @@ def test_row_offset_matches_reference() -> None:
     got = [row_offset(p, w) for p, w in cases]
     assert got == [row_offset_reference(p, w) for p, w in cases]
     assert got[:5] == [7, 0, 2, None, 0] and got[6] is None and got[-1] == 2
+
+
+def test_norm3_is_numpys_norm() -> None:
+    """norm3 (the anchoring's vector norm) gives np.linalg.norm's number for contiguous and strided
+    vectors over many magnitudes, zeros, inf and NaN."""
+    from legrep.fusion.angle import norm3
+
+    rng = np.random.default_rng(21)
+    vs = list(rng.standard_normal((3000, 3)) * 10.0 ** rng.uniform(-9, 9, (3000, 1)))
+    vs += [m[:, -1] for m in rng.standard_normal((300, 3, 3))]  # (eigenvector columns: strided)
+    vs += [np.zeros(3), -np.zeros(3), np.array([np.inf, 0.0, 1.0]), np.array([np.nan, 1.0, 0.0])]
+    want = np.array([float(np.linalg.norm(v)) for v in vs])
+    got = np.array([norm3(v) for v in vs])
+    assert np.array_equal(want, got, equal_nan=True)
+    assert not vs[-300 - 4].flags.c_contiguous

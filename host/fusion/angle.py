@@ -155,7 +155,7 @@ def _principal_axis(t: FloatArray, rate_dps: FloatArray, k: int, lo: int, t_prev
     axis = vecs[:, -1]
     if float((rate_dps[lo : k + 1] @ axis) @ dt) < 0:
         axis = -axis
-    out: FloatArray = axis / np.linalg.norm(axis)
+    out: FloatArray = axis / norm3(axis)
     return out
 
 
@@ -215,17 +215,28 @@ class Mounting:
         self._axis = axis.tolist()
         self._plane_args: tuple[list[float], list[float], list[float]] | None = None  # (C arguments, made once)
         self._last: tuple[FloatArray, FloatArray, FloatArray, FloatArray] | None = None
+        self._wide: dict[int, FloatArray] = {}  # zero-stride rows of u_ref / g_ref_i (_rows)
 
     def with_offset(self, offset_deg: float) -> "Mounting":
         """The same mounting with another angle at the reference rest (a neutral pose moved)."""
         return Mounting(self.axis, self.u_ref, offset_deg, self.along_ref, self.long, self.cov, self.turned_deg,
                         self.anchored_deg, self.frame_i, self.g_ref_i, max_correction_deg=self.max_correction_deg)
 
+    def _rows(self, v: FloatArray, n: int) -> FloatArray:
+        """``np.broadcast_to(v, (n, 3))`` for ``v`` one of this mounting's fixed vectors (``u_ref``,
+        ``g_ref_i``): a slice of a zero-stride view made once (the C functions read rows through
+        their strides; a slice costs a tenth of a ``broadcast_to``)."""
+        wide = self._wide.get(id(v))
+        if wide is None or len(wide) < n:
+            wide = np.broadcast_to(v, (max(n, _SLICE), 3))
+            self._wide[id(v)] = wide
+        return wide[:n]
+
     def tilt_angles(self, up: FloatArray, uref: FloatArray) -> FloatArray:
         """The heading-free angle (N,) deg: the up vector's rotation about the flexion axis from the
         reference up vector, plus the offset (``reference_tilt_angle``; exact in the plane,
         abduction and rotation about the long axis entering it to second order)."""
-        ref = uref if self.u_ref is None else np.broadcast_to(self.u_ref, up.shape)
+        ref = uref if self.u_ref is None else self._rows(self.u_ref, len(up))
         out = np.empty(len(up))
         tilt_angles(up, ref, self._axis, self.offset_deg, out)
         return out
@@ -249,8 +260,8 @@ class Mounting:
             # (in C: ``plane_angles_reference`` in .angle_reference is its numpy form)
             assert self.frame_i is not None and self.long is not None
             res = np.empty(len(up))
-            ref = uref if self.u_ref is None else np.broadcast_to(self.u_ref, up.shape)
-            g_ref = uref if self.g_ref_i is None else np.broadcast_to(self.g_ref_i, up.shape)
+            ref = uref if self.u_ref is None else self._rows(self.u_ref, len(up))
+            g_ref = uref if self.g_ref_i is None else self._rows(self.g_ref_i, len(up))
             if self._plane_args is None:
                 long_i, axis_i = self.frame_i
                 self._plane_args = (self.long.tolist(), long_i.tolist(), axis_i.tolist())
@@ -319,6 +330,14 @@ _row_offset = row_offset
 Python form)."""
 
 
+def norm3(v: FloatArray) -> float:
+    """``float(np.linalg.norm(v))`` of one vector, as it computes it (``sqrt`` of the dot product of
+    ``v.ravel(order="K")`` with itself; math's and numpy's square roots are both correctly rounded),
+    without its argument handling (the anchoring asks for a few each rep)."""
+    x = v.ravel(order="K")
+    return math.sqrt(float(x.dot(x)))
+
+
 def cross3(a: FloatArray, b: FloatArray) -> FloatArray:
     """``np.cross`` of two (3,) vectors with the same IEEE operations (``a1 b2 - a2 b1`` ...),
     without its axis handling (a tenth of the cost: the anchoring calls it thousands of times
@@ -338,7 +357,7 @@ def level_axis(axis: FloatArray, up_ref: FloatArray) -> FloatArray:
     removed here. An axis more than 60 deg out of level is kept as it is (not a hip raise).
     """
     x = axis - float(axis @ up_ref) * up_ref
-    n = float(np.linalg.norm(x))
+    n = norm3(x)
     if not n > 0.5:
         return axis
     out: FloatArray = x / n
@@ -349,12 +368,12 @@ def long_axis_flat(axis: FloatArray, up_ref: FloatArray) -> FloatArray:
     """The long axis of a thigh lying level at the reference rest: normal to the flexion axis
     and to gravity there (any normal to the axis if they are parallel)."""
     x = cross3(axis, up_ref)
-    n = float(np.linalg.norm(x))
+    n = norm3(x)
     if n > 1e-6:
         out: FloatArray = x / n
         return out
     y: FloatArray = cross3(axis, np.eye(3)[int(np.argmin(np.abs(axis)))])
-    return y / float(np.linalg.norm(y))
+    return y / norm3(y)
 
 
 def long_axis_from_lever(axis: FloatArray, up_ref: FloatArray, lever_m: FloatArray, lever_min_m: float) -> FloatArray:
@@ -366,8 +385,8 @@ def long_axis_from_lever(axis: FloatArray, up_ref: FloatArray, lever_m: FloatArr
     flat = long_axis_flat(axis, up_ref)
     lev = lever_m - float(lever_m @ axis) * axis
     upright = up_ref - float(up_ref @ axis) * axis
-    nu = float(np.linalg.norm(upright))
-    if not (float(np.linalg.norm(lev)) > lever_min_m and nu > 1e-6):
+    nu = norm3(upright)
+    if not (norm3(lev) > lever_min_m and nu > 1e-6):
         return flat
     upright = upright / nu
     return flat if abs(float(lev @ flat)) >= abs(float(lev @ upright)) else upright
@@ -932,7 +951,7 @@ class HipAngleEstimator:
         t, up, uref, still, rest, w, racc, quat, lever = h
         m = self.mounting
         assert m is not None
-        events = np.flatnonzero(rest)
+        events = rest.nonzero()[0]  # (np.flatnonzero without its wrappers)
         # angles only where a decision needs them (the rests) and for the samples released with
         # m: after a split the tail gets the next mounting's (elementwise, so the same numbers).
         # All at once while the raise direction is checked (every still sample is looked at) and
@@ -961,8 +980,8 @@ class HipAngleEstimator:
             assert full is not None
             cand = np.flatnonzero(still & (np.abs(full) <= self.s.slip_zone_deg))
             j_chk = int(cand[0]) if len(cand) else len(t)
-        slip = np.empty(0, dtype=np.intp)
-        far = np.empty(0, dtype=bool)
+        slip = _NO_ROWS
+        far = _NO_FLAGS
         e_anchor = -1  # (the rest event that re-anchors: none)
         if len(events):
             up_ev, uref_ev = up[events], uref[events]  # (taken once: each use below reads them)
@@ -1046,13 +1065,13 @@ class HipAngleEstimator:
                 # far from the neutral pose: a new posture or the top of a rep; the next movement tells
                 self._pending = (m, self._u_ref, self._offset, self._raw_ref)
                 self._u_ref = up[j].copy()
-                self._raw_ref = racc[j] / np.linalg.norm(racc[j])
+                self._raw_ref = racc[j] / norm3(racc[j])
                 self._offset = 0.0
             else:
                 # the strap moved: this rest is the new reference; re-fit at the next movement
                 self.n_refits += 1
                 self._u_ref = up[j].copy()
-                self._raw_ref = racc[j] / np.linalg.norm(racc[j])
+                self._raw_ref = racc[j] / norm3(racc[j])
                 self._offset = float(angle_ev[int(slip[0])])
             return self._hold_from(h, angle_upto(j + 1), j)
         upto(len(t))
@@ -1077,7 +1096,7 @@ class HipAngleEstimator:
             refit = low or float(fitted @ m.axis) < self._refit_far_cos
             if refit:
                 ref = uref_j if m.u_ref is None else m.u_ref  # the reference rest's up vector
-                axis = level_axis(fitted / np.linalg.norm(fitted), ref)
+                axis = level_axis(fitted / norm3(fitted), ref)
                 long = long_axis_from_lever(axis, ref, lever_j, self.s.lever_min_m)
                 self.n_axis_refits += 1
         if long is None:  # a fixed reference rest, not yet in the plane: it enters it here
@@ -1103,3 +1122,5 @@ def _cat(
 
 
 _EMPTY: tuple[FloatArray, FloatArray, BoolArray] = (np.empty(0), np.empty(0), np.empty(0, dtype=bool))
+_NO_ROWS: npt.NDArray[np.intp] = np.empty(0, dtype=np.intp)
+_NO_FLAGS: BoolArray = np.empty(0, dtype=bool)
