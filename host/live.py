@@ -37,7 +37,7 @@ from .recording import RecordingWriter
 from .records import EventType, Kind, Record
 from .settings import Settings
 from .sinks import SessionSink
-from .transport.common import Clock
+from .transport.common import Clock, cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -357,11 +357,7 @@ class LiveSession:
             async with asyncio.timeout(max(1.0, drain_s) / self.clock.speed):
                 await asyncio.gather(*pumps)
         finally:
-            for task in [*pumps, *([refresh] if refresh is not None else [])]:
-                task.cancel()
-            for task in [*pumps, *([refresh] if refresh is not None else [])]:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await cancel_and_wait(*pumps, refresh)
             for driver in self.drivers:
                 with contextlib.suppress(Exception):
                     await driver.close()

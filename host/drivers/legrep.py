@@ -21,7 +21,7 @@ from ..live_core import SensorInfo
 from ..model import Leg
 from ..packets import SensorStatus, resend_request, start_request, stop_request, time_sync_request
 from ..records import Kind
-from ..transport.common import Clock, LinkEvent, LinkEventKind, TimedReply
+from ..transport.common import Clock, LinkEvent, LinkEventKind, TimedReply, cancel_and_wait
 from ._queue import ItemStream, OneSensorDriver
 from .base import LinkChange, Received, SessionPort
 
@@ -189,11 +189,7 @@ class LegrepDriver(OneSensorDriver):
 
     async def close(self) -> None:
         """End the stream (what is still queued was received: it is delivered first) and disconnect."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(*self._tasks)
         self._tasks = []
         if self._port is not None:
             while not self.link.queue.empty():

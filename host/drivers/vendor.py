@@ -12,7 +12,6 @@ the session records the outage).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -23,7 +22,7 @@ from ..model import Leg
 from ..records import EventType, Kind
 from ..sensors import SensorConfig, SensorModel, encode_notification
 from ..sensors.link import VendorLink
-from ..transport.common import Clock, retry_with_backoff
+from ..transport.common import Clock, cancel_and_wait, retry_with_backoff
 from ._queue import ItemStream, OneSensorDriver
 from .base import LinkChange, Noted, Received, SessionPort
 
@@ -156,11 +155,7 @@ class VendorDriver(OneSensorDriver):
 
     async def close(self) -> None:
         self._closing = True
-        for task in (self._reconnect_task, self._consumer):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        await cancel_and_wait(self._reconnect_task, self._consumer)
         self._reconnect_task = self._consumer = None
         if self._port is not None:
             while not self.link.queue.empty():

@@ -49,6 +49,7 @@ from .common import (
     LinkEventKind,
     MonotonicClock,
     TimedReply,
+    cancel_and_wait,
     control_request,
     retry_with_backoff,
 )
@@ -370,10 +371,7 @@ class SensorLink:
         """Disconnect for good (no reconnection)."""
         self._closing = True
         task, self._reconnect_task = self._reconnect_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(task)
         with contextlib.suppress(Exception):
             await self._client.disconnect()
         self.connected = False

@@ -12,7 +12,7 @@ import enum
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ..errors import PacketError, SensorError
 from ..packets import ControlReply, SensorStatus, decode_control_reply
@@ -75,6 +75,32 @@ class TimedReply:
     received_s: float
     raw: bytes = b""
     """The reply exactly as received (``reply`` decoded)."""
+
+
+CANCEL_RETRY_S = 0.05
+"""Loop seconds :func:`cancel_and_wait` gives a cancelled task before cancelling it again."""
+
+
+async def cancel_and_wait(*tasks: "asyncio.Future[Any] | None") -> None:
+    """Cancel ``tasks`` (None entries skipped) and wait until every one has ended; their results
+    and errors are dropped (the caller is shutting them down).
+
+    A task still running ``CANCEL_RETRY_S`` after its cancel is cancelled again, until it ends: a
+    library awaited inside it may swallow one cancel (Python 3.11's ``asyncio.wait_for`` does when
+    its inner future completes in the same loop iteration, CPython gh-86296; bleak and bumble use
+    it), and a housekeeping loop that lost its cancel runs for ever, so a single ``cancel`` plus
+    ``await`` hung ``legrep demo`` now and then at the end of the session.
+    """
+    pending = {t for t in tasks if t is not None}
+    for task in pending:
+        task.cancel()
+    while pending:
+        done, pending = await asyncio.wait(pending, timeout=CANCEL_RETRY_S)
+        for task in done:
+            if not task.cancelled():
+                task.exception()  # (retrieved: no "exception was never retrieved" at exit)
+        for task in pending:
+            task.cancel()
 
 
 async def retry_with_backoff(

@@ -34,6 +34,7 @@ from .common import (
     LinkEventKind,
     MonotonicClock,
     TimedReply,
+    cancel_and_wait,
     control_request,
     retry_with_backoff,
 )
@@ -256,8 +257,5 @@ class SerialLink:
         """Close the port for good (no reopening)."""
         self._closing = True
         task, self._reconnect_task = self._reconnect_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(task)
         self._close_port()
