@@ -1675,7 +1675,8 @@ typedef struct {
     double enter_deg, undershoot_deg, undershoot_frac, chained_undershoot_frac, min_rom_deg, min_return_frac, max_rep_s, confirm_s, speed_frac;
     Py_ssize_t k;       /* speed half-window, samples */
     double floor_margin_deg;
-    double floor_deg;   /* the lowest rest at the bottom so far (NaN: none yet) */
+    double floor_deg;   /* the lowest rest at the bottom so far, never above start_deg (NaN: none yet) */
+    double start_deg;   /* the angle at the stream start (NaN: not yet) */
     double last_rom;    /* rom_deg of the last rep counted */
     Py_ssize_t pos;     /* global index of the next sample to examine */
     int mode;
@@ -1722,7 +1723,7 @@ RepMachine_init(RepMachine *self, PyObject *args, PyObject *kwds)
     }
     self->pos = 0;
     self->mode = MODE_DOWN;
-    self->low = self->rest_deg = self->pause_deg = self->base_deg = self->floor_deg = NAN;
+    self->low = self->rest_deg = self->pause_deg = self->base_deg = self->floor_deg = self->start_deg = NAN;
     self->last_rom = 0.0;
     self->i_low = self->s0 = self->i_peak = 0;
     self->chain = 1; /* the stream start anchors */
@@ -1773,10 +1774,13 @@ drop_cand(RepMachine *m, Py_ssize_t i, double x)
     }
 }
 
-/* RepMachineRef._rest_at: a rest at the bottom may lower the floor (NaN: the first rest). */
+/* RepMachineRef._rest_at: a rest at the bottom may lower the floor (NaN: the first rest); the floor
+   is never above the stream start's angle. */
 static void
 rest_at(RepMachine *m, double x)
 {
+    if (m->start_deg < x)
+        x = m->start_deg;
     if (!(x >= m->floor_deg))
         m->floor_deg = x;
 }
@@ -1910,6 +1914,7 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
         if (i == 0) { /* the stream start: a turning point that anchors (chain is 1) */
             m->low = x;
             m->i_low = 0;
+            m->start_deg = x;
         }
 
         if (m->mode == MODE_DOWN) {

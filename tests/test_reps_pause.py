@@ -76,3 +76,46 @@ def test_a_rest_on_the_way_up_longer_than_max_rep_s_still_anchors_the_next_rep(r
     reps = seg.update(t, angle, still) + seg.finish()
     assert len(reps) == 1
     assert abs(reps[0].peak_deg - 90.0) < 0.5 and abs(reps[0].baseline_deg - 45.0) < 1.0
+
+
+@pytest.mark.parametrize("reference", [False, True])
+def test_a_settling_rest_above_the_calibration_rest_does_not_refuse_the_first_rep(reference: bool) -> None:
+    # the stream starts at the calibration rest on the mat (0 deg; the still flag's window begins
+    # with the stream, so that rest is not armed); settling, the person lifts the leg 19 deg (a
+    # fidget), lets it down to 8 and rests there a moment, lets it down to -1 and raises at once,
+    # with no pause at the bottom: the calibration rest is a rest at the bottom, so the floor is
+    # 0, not the settling rest's 8, and the raise is a rep (before: 9 deg below the floor,
+    # refused). The walking case above (the stream starts at the higher rest) counts nothing.
+    s = Settings()
+    assert 19.0 < s.min_rom_deg and 8.0 - -1.0 > s.undershoot_deg > 1.0 and 0.3 > s.arm_rest_s  # the premise
+    parts = [(np.zeros(100), False), (_ramp(0.0, 19.0, 0.6), False), (_ramp(19.0, 8.0, 0.5), False),
+             (np.full(30, 8.0), True), (_ramp(8.0, -1.0, 0.5), False), (_ramp(-1.0, 70.0, 1.0), False),
+             (np.full(50, 70.0), True), (_ramp(70.0, -1.0, 2.0), False), (np.full(200, -1.0), True)]
+    angle = np.concatenate([p for p, _ in parts])
+    still = np.concatenate([np.full(len(p), st) for p, st in parts])
+    t = np.arange(len(angle)) * DT
+    seg = RepSegmenter(Leg.LEFT, s, DT, reference=reference)
+    reps = seg.update(t, angle, still) + seg.finish()
+    assert len(reps) == 1
+    assert abs(reps[0].peak_deg - 70.0) < 0.5 and abs(reps[0].baseline_deg + 1.0) < 1.0
+
+
+@pytest.mark.parametrize("reference", [False, True])
+def test_a_rest_read_before_the_axis_is_fitted_does_not_refuse_a_touch_and_go_set(reference: bool) -> None:
+    # a moving start: the stream begins at the reference pose (0 deg) as the leg comes down and
+    # rests 5 deg below it; without a flexion axis yet that rest reads the unsigned tilt, +5, and
+    # once the first raise fits the axis it reads -3.5 (a step within a sample). Three
+    # touch-and-go reps to 70 follow: all count (before: the rest at +5 was the floor, the first
+    # low 8.5 below it was refused and the chain with it: no rep)
+    s = Settings()
+    assert 5.0 - -3.5 > s.undershoot_deg > 3.5  # the premise: far below the unsigned rest, near the start
+    down = np.concatenate([_ramp(-3.5, 70.0, 1.0), np.full(30, 70.0), _ramp(70.0, -3.5, 1.5)])
+    parts = [(_ramp(0.0, 5.0, 0.5), False), (np.full(40, 5.0), True)] + [(down, False)] * 3 + [(np.full(200, -3.5), True)]
+    angle = np.concatenate([np.zeros(1)] + [p for p, _ in parts])
+    still = np.concatenate([np.zeros(1, dtype=bool)] + [np.full(len(p), st) for p, st in parts])
+    t = np.arange(len(angle)) * DT
+    seg = RepSegmenter(Leg.LEFT, s, DT, reference=reference)
+    reps = seg.update(t, angle, still) + seg.finish()
+    assert len(reps) == 3
+    for r in reps:
+        assert abs(r.peak_deg - 70.0) < 0.5 and abs(r.baseline_deg + 3.5) < 1.0

@@ -72,6 +72,16 @@ limb dropped further below where it ever rested than a rep rises, as when a sens
 between blocks of reps, starts no chain), or is the start of the stream. So reps need no rest
 between them, yet walking (never at rest, each stride's low far below the standing rest) never
 starts a chain.
+
+The floor is never above the angle at the stream start: the stream starts at the calibration
+rest (or, on a moving start, at the reference rest's reading), a pose the person held. Before
+this, a settling person's brief rest 10 deg above where they had lain (the leg propped on the
+way down) made the floor, and the first rep, rising straight from the mat without a pause,
+was refused with every touch-and-go rep after it; so was a first rep after a rest read before
+the flexion axis was fitted (the unsigned tilt: a leg resting 5 deg below the calibration pose
+reads +5, then -3.5 once the axis is known). Walking from standing is unchanged (the stream
+starts at the standing rest, the floor there). Only rests set a floor: without one there is
+no limit, as before.
 """
 
 from __future__ import annotations
@@ -282,6 +292,7 @@ class RepMachineRef:
         self.rest_deg = math.nan
         self.pause_deg = math.nan  # the last still sample in DOWN, a pause shorter than a rest too (NaN: none)
         self.floor_deg = math.nan  # the lowest rest at the bottom so far (NaN: none yet)
+        self.start_deg = math.nan  # the angle at the stream start (NaN: not yet)
         self.last_rom = 0.0  # rom_deg of the last rep counted
         self.chain = True  # the stream start anchors
         self.s0 = 0
@@ -349,7 +360,10 @@ class RepMachineRef:
             out.append((*m[:9], c))
 
     def _rest_at(self, x: float) -> None:
-        """A rest at the bottom (not at the top or part-way down): it may lower the floor."""
+        """A rest at the bottom (not at the top or part-way down): it may lower the floor, which is
+        never above the stream start's angle (module docstring)."""
+        if self.start_deg < x:
+            x = self.start_deg
         if not x >= self.floor_deg:  # (NaN: the first rest)
             self.floor_deg = x
 
@@ -397,6 +411,7 @@ class RepMachineRef:
             if i == 0:  # the stream start: a turning point that anchors (chain is True)
                 self.low = x
                 self.i_low = 0
+                self.start_deg = x
             if self.mode == DOWN:
                 if arm[j]:
                     self._rest_at(x)
