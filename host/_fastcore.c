@@ -9,7 +9,7 @@
  *                host/fusion/reference.py is its plain-Python specification, step by step.
  *   hip_angles   the hip angle: the long axis's flexion in the exercise plane (host.fusion.angle).
  *   tilt_angles  the up vector's rotation about the flexion axis (heading-free; host.fusion.angle).
- *   plane_angles, movement_moved, movement_anchor, movement_sums, rest_angles, anchor_frame, row_offset  the array work of one decision level of
+ *   plane_angles, movement_anchor, movement_sums, rest_angles, anchor_frame, row_offset  the array work of one decision level of
  *                host.fusion.angle.HipAngleEstimator (host/fusion/angle_reference.py: numpy forms).
  *   RepMachine   the rep state machine of host.reps.segmenter.RepSegmenter (DOWN / UP / FALL
  *                over the segmenter's sample log) with the stopwatch measures of each rep it
@@ -1170,48 +1170,13 @@ turn_row(const Arr *w, const Arr *st, Py_ssize_t i, double dt)
     return sqrt((x * x + z * z) + y * y) * dt;
 }
 
-PyDoc_STRVAR(movement_moved_doc,
-             "movement_moved(rate_dps, still, rest, dt_s, turned_deg, anchored_deg, rotation_deg, moved_out)\n--\n\n"
-             "With turned[0] = turned_deg and turned[i + 1] = turned[i] + |rate_dps[i]| * dt_s (0 at still samples):\n"
-             "at each i where rest[i], moved_out[i] = turned[i + 1] - anchored_deg >= rotation_deg (other rows are\n"
-             "left as they are). rate_dps (N, 3) float64, still, rest, moved_out (N,) bool.");
-
-static PyObject *
-movement_moved(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
-{
-    (void)mod;
-    Arr w = {0}, st = {0}, rs = {0}, out = {0};
-    if (nargs != 8) {
-        PyErr_Format(PyExc_TypeError, "movement_moved expected 8 arguments, got %zd", nargs);
-        return NULL;
-    }
-    double dt = PyFloat_AsDouble(args[3]), turned = PyFloat_AsDouble(args[4]);
-    double anchored = PyFloat_AsDouble(args[5]), rot = PyFloat_AsDouble(args[6]);
-    if (PyErr_Occurred())
-        return NULL;
-    if (arr_get(args[0], &w, "rate_dps", 'd', 2, -1, 0) < 0 || arr_get(args[1], &st, "still", '?', 1, w.n, 0) < 0 ||
-        arr_get(args[2], &rs, "rest", '?', 1, w.n, 0) < 0 || arr_get(args[7], &out, "moved_out", '?', 1, w.n, 1) < 0)
-        goto fail;
-    Py_ssize_t last = w.n - 1;
-    while (last >= 0 && !B1(rs, last))
-        last--;
-    for (Py_ssize_t i = 0; i <= last; i++) {
-        turned = turned + turn_row(&w, &st, i, dt);
-        if (B1(rs, i))
-            *(char *)(out.base + i * out.s0) = turned - anchored >= rot;
-    }
-    arr_release(&w), arr_release(&st), arr_release(&rs), arr_release(&out);
-    Py_RETURN_NONE;
-fail:
-    arr_release(&w), arr_release(&st), arr_release(&rs), arr_release(&out);
-    return NULL;
-}
-
 PyDoc_STRVAR(movement_anchor_doc,
              "movement_anchor(rate_dps, still, rest, ok, dt_s, turned_deg, anchored_deg, rotation_deg) -> int\n--\n\n"
              "The first rest event e (counting rest's True rows in order) with ok[e] where the thigh has turned\n"
-             "rotation_deg since the last anchoring, counting sample e (movement_moved's test), or -1: numpy's\n"
-             "flatnonzero(ok & moved)[0]. The rotation count stops there (the samples after it are not read).\n"
+             "rotation_deg since the last anchoring, counting its sample i: with turned[0] = turned_deg and\n"
+             "turned[i + 1] = turned[i] + |rate_dps[i]| * dt_s (0 at still samples), turned[i + 1] - anchored_deg\n"
+             ">= rotation_deg; or -1 (numpy's flatnonzero(ok & moved)[0], movement_moved_reference in\n"
+             "host/fusion/angle_reference.py). The rotation count stops there (the samples after it are not read).\n"
              "rate_dps (N, 3) float64, still, rest (N,) bool, ok (E,) bool with E the number of rest events.");
 
 static PyObject *
@@ -2210,7 +2175,6 @@ static PyMethodDef module_methods[] = {
     {"first_movement", (PyCFunction)(void (*)(void))first_movement, METH_FASTCALL, first_movement_doc},
     {"window_means", (PyCFunction)(void (*)(void))window_means, METH_FASTCALL, window_means_doc},
     {"plane_angles", (PyCFunction)(void (*)(void))plane_angles, METH_FASTCALL, plane_angles_doc},
-    {"movement_moved", (PyCFunction)(void (*)(void))movement_moved, METH_FASTCALL, movement_moved_doc},
     {"movement_sums", (PyCFunction)(void (*)(void))movement_sums, METH_FASTCALL, movement_sums_doc},
     {"movement_anchor", (PyCFunction)(void (*)(void))movement_anchor, METH_FASTCALL, movement_anchor_doc},
     {"rest_angles", (PyCFunction)(void (*)(void))rest_angles, METH_FASTCALL, rest_angles_doc},

@@ -119,10 +119,6 @@ def plane_angles(
     up: _F, u_ref: _F, g_ref: _F, quat: _F, axis: Any, offset_deg: float, long_axis: Any, long_ref: Any, axis_ref: Any,
     max_correction_deg: float, angle_out_deg: _F, /,
 ) -> None: ...
-def movement_moved(
-    rate_dps: _F, still: _B, rest: _B, dt_s: float, turned_deg: float, anchored_deg: float, rotation_deg: float,
-    moved_out: _B, /,
-) -> None: ...
 def movement_anchor(
     rate_dps: _F, still: _B, rest: _B, ok: _B, dt_s: float, turned_deg: float, anchored_deg: float, rotation_deg: float, /,
 ) -> int: ...

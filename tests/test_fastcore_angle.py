@@ -1,6 +1,6 @@
 """The angle stage's C array work against its numpy forms (legrep.fusion.angle_reference), bit for bit.
 
-``plane_angles``, ``movement_moved``, ``movement_sums``, ``rest_angles`` and ``anchor_frame`` replace numpy passes that
+``plane_angles``, ``movement_anchor``, ``movement_sums``, ``rest_angles`` and ``anchor_frame`` replace numpy passes that
 ``HipAngleEstimator`` made at every decision; the estimator's output must not change by a bit,
 so each is compared with its numpy form on random inputs with the awkward cases mixed in (still
 runs, a wrap past +-180 deg, corrections beyond the limit, NaN, strided and broadcast rows), and
@@ -13,11 +13,10 @@ import numpy as np
 import pytest
 from conftest import ROOT  # noqa: F401  (puts the repository on sys.path)
 
-from legrep._fastcore import anchor_frame, movement_anchor, movement_moved, movement_sums, plane_angles, rest_angles, row_offset
+from legrep._fastcore import anchor_frame, movement_anchor, movement_sums, plane_angles, rest_angles, row_offset
 from legrep.fusion.angle_reference import (
     anchor_frame_reference,
     movement_anchor_reference,
-    movement_moved_reference,
     movement_sums_reference,
     plane_angles_reference,
     rest_angles_reference,
@@ -80,21 +79,6 @@ never reached, and an anchoring before the count began."""
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_movement_moved_equals_numpy_form(seed: int) -> None:
-    rng = np.random.default_rng(100 + seed)
-    n = 5000
-    w, still, rest = _movement(rng, n)
-    dt = 0.01
-    for turned0, anchored, rot in _MOVED_CASES:
-        want = movement_moved_reference(w, still, rest, dt, turned0, anchored, rot)
-        out = np.zeros(n, dtype=bool)
-        movement_moved(w, still, rest, dt, turned0, anchored, rot, out)
-        assert np.array_equal(out[rest], want)
-        assert not out[~rest].any()  # other rows are left as they were
-    assert want.any() or rot == 1e9
-
-
-@pytest.mark.parametrize("seed", range(4))
 def test_movement_anchor_equals_numpy_form(seed: int) -> None:
     """The first rest event allowed by ``ok`` that moved: as the numpy form finds it, for masks that
     allow every event, none, a random few, and only the last; -1 when none qualifies."""
@@ -146,7 +130,7 @@ def test_bad_arguments_say_what_arrived() -> None:
     with pytest.raises(ValueError, match=r"cov must have 3 rows"):
         movement_sums(w, still, 1, 0.01, 0.0, np.zeros((2, 3)), np.empty((3, 3)))
     with pytest.raises(ValueError, match=r"still must be a bool array"):
-        movement_moved(w, np.zeros(4), still, 0.01, 0.0, 0.0, 1.0, np.zeros(4, dtype=bool))
+        movement_anchor(w, np.zeros(4), still, np.zeros(0, dtype=bool), 0.01, 0.0, 0.0, 1.0)
     with pytest.raises(ValueError, match=r"quat must have shape \(N, 4\)"):
         plane_angles(w, w, w, w, [1, 0, 0], 0.0, [1, 0, 0], [1, 0, 0], [0, 1, 0], 6.0, np.empty(4))
 

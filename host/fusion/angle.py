@@ -61,7 +61,7 @@ Samples whose angle needs an axis not yet known are held back and released once 
 found, so the first rep is never lost. The reference rest of the first mounting is the
 calibration rest; samples before it (analysed backward by the orientation stage) are held
 with the rest. Decisions depend only on samples up to the current one, and all per-sample
-arithmetic runs in C (``TiltKernel``, ``hip_angles``, ``tilt_from``), so any chunking of a
+arithmetic runs in C (``TiltKernel``, ``plane_angles``, ``tilt_angles``), so any chunking of a
 stream gives bit-identical angles.
 """
 
@@ -776,7 +776,7 @@ class HipAngleEstimator:
         chunk by chunk: chunk invariance), the movement itself with the new mounting."""
         assert self.mounting is not None
         t, up, uref, still, quat = h[0], h[1], h[2], h[3], h[7]
-        lo = int(np.flatnonzero(still[: k + 1])[-1]) + 1 if still[: k + 1].any() else 0
+        lo = _after_last_still(still, k)
         self._held = []
         head = (t[:lo], before(tuple(x[:lo] for x in h)), still[:lo])  # type: ignore[arg-type]
         return _cat(
@@ -810,7 +810,7 @@ class HipAngleEstimator:
             if best is None:
                 return None
             k, axis, base, t_prev, need = best
-            lo = int(np.flatnonzero(still[: k + 1])[-1]) + 1 if still[base : k + 1].any() else base
+            lo = _after_last_still(still, k, base)
             prev = float(t[lo - 1]) if lo > 0 else (t_prev if math.isfinite(t_prev) else float(t[0]))
             dt = np.diff(t[lo : k + 1], prepend=prev)
             if float((w[lo : k + 1] @ axis) @ dt) >= self.s.fit_net_frac * need and (need == rot or self._ends_up(axis, up[k], uref[k])):
@@ -826,9 +826,19 @@ class HipAngleEstimator:
     def _ends_up(self, axis: FloatArray, up_k: FloatArray, uref_k: FloatArray) -> bool:
         """Whether the tilt about ``axis`` from the reference rest reads at least half
         ``axis_rotation_deg`` at a sample with up vector ``up_k`` (calibration-rest up ``uref_k``)."""
+        return self._tilt_at(axis, up_k, uref_k) >= 0.5 * self.s.axis_rotation_deg
+
+    def _tilt_at(self, axis: FloatArray, up_k: FloatArray, uref_k: FloatArray) -> float:
+        """The tilt about ``axis`` from the reference rest (no offset) at one sample: up vector
+        ``up_k``, calibration-rest up ``uref_k``."""
         ref = uref_k if self._u_ref is None else self._u_ref
-        tilt = float(Mounting(axis, self._u_ref, 0.0, 0.0).tilt_angles(up_k[None], ref[None])[0])
-        return tilt >= 0.5 * self.s.axis_rotation_deg
+        return float(Mounting(axis, self._u_ref, 0.0, 0.0).tilt_angles(up_k[None], ref[None])[0])
+
+    def _new_mounting(self, axis: FloatArray, uref_k: FloatArray) -> Mounting:
+        """A mounting just fitted with ``axis``, on the current reference rest and offset (in the
+        tilt until it is anchored); ``uref_k`` is the calibration rest's up vector at the fit."""
+        ref = uref_k if self._u_ref is None else self._u_ref
+        return Mounting(axis, self._u_ref, self._offset, float(ref @ axis), max_correction_deg=self.s.plane_correction_max_deg)
 
     def _try_fit(self) -> tuple[FloatArray, FloatArray, BoolArray]:
         """Axis unknown: fit it to the held samples' first large movement.
@@ -852,7 +862,7 @@ class HipAngleEstimator:
             return _EMPTY, None
         k, axis = found
         if self._pending is not None and self._pending_sign:
-            lo = int(np.flatnonzero(still[: k + 1])[-1]) + 1 if still[: k + 1].any() else 0
+            lo = _after_last_still(still, k)
             before = self._pending_angles(tuple(x[:lo] for x in h))  # type: ignore[arg-type]  # (re-anchors the pending mounting)
             old = self._pending
             self._pending, self._pending_sign = None, False
@@ -865,9 +875,8 @@ class HipAngleEstimator:
                 self.n_sign_flips += 1
                 self._proven = 0
                 self._offset = -old[2]
-                ref_k = uref[k] if self._u_ref is None else self._u_ref
                 # (the tilt until anchored: the first movement was a posture change)
-                self.mounting = Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis), max_correction_deg=self.s.plane_correction_max_deg)
+                self.mounting = self._new_mounting(axis, uref[k])
                 self._prev_axis = axis
                 if self._probing and t[k] <= self._probe_t0 + self.s.probe_max_s:
                     self._probe_flip = (self.mounting, self._pending_t0)
@@ -902,17 +911,15 @@ class HipAngleEstimator:
         elif self._roll_sign:
             # the axis before was the thigh's long axis (``roll_axis_deg``): the leg is above the
             # reference rest's pose, so the angle the new axis reads here is positive
-            ref_k = uref[k] if self._u_ref is None else self._u_ref
-            if float(Mounting(axis, self._u_ref, 0.0, 0.0).tilt_angles(up[k : k + 1], ref_k[None])[0]) < 0.0:
+            if self._tilt_at(axis, up[k], uref[k]) < 0.0:
                 axis = -axis
         self._roll_sign = False
         self._prev_axis = axis
-        ref_k = uref[k] if self._u_ref is None else self._u_ref
-        self.mounting = Mounting(axis, self._u_ref, self._offset, float(ref_k @ axis), max_correction_deg=self.s.plane_correction_max_deg)
+        self.mounting = self._new_mounting(axis, uref[k])
         if self._raw_on and self._proven == 0 and self.n_refits == 0 and self.n_posture_changes == 0:
             # the first movement after a standing calibration rest: on probation until the sign check
             self._probing = True
-            lo = int(np.flatnonzero(still[: k + 1])[-1]) + 1 if still[: k + 1].any() else 0
+            lo = _after_last_still(still, k)
             self._probe_t0 = float(t[lo])
         if plain:
             head = self._release_to_movement(h, k, self._unsigned_rest)  # (reference and offset unchanged)
@@ -1003,7 +1010,7 @@ class HipAngleEstimator:
             tilt = m.tilt_angles(up_ev, uref_ev)
             near = (np.abs(tilt - m.offset_deg) <= self.s.slip_zone_deg) | (off <= self._anchor_sin)
             # the first of those after a movement of axis_rotation_deg since the last anchoring:
-            # flatnonzero(near & moved & ~bad)[0], with moved = movement_moved's flags at the
+            # flatnonzero(near & moved & ~bad)[0], with moved = movement_moved_reference's flags at the
             # events (movement_anchor_reference in .angle_reference), in C, which counts the
             # rotation only as far as that rest (the next level counts on from there)
             e_anchor = movement_anchor(w, still, rest, near & ~bad, dt, m.turned_deg, m.anchored_deg,
@@ -1104,6 +1111,13 @@ class HipAngleEstimator:
             axis = level_axis(axis, ref)
             long = long_axis_flat(axis, ref)
         return m.anchored(axis, long, up_j, uref_j, quat_j, angle_j, refit)
+
+
+def _after_last_still(still: BoolArray, k: int, lo: int = 0) -> int:
+    """The first sample after the last still one in ``still[lo : k + 1]`` (``lo`` if none): where
+    the movement that reached sample ``k`` began."""
+    idx = np.flatnonzero(still[lo : k + 1])
+    return lo + int(idx[-1]) + 1 if len(idx) else lo
 
 
 def _settled(racc: BoolArray | FloatArray) -> BoolArray:

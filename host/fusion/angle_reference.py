@@ -1,7 +1,7 @@
 """Numpy forms of the angle stage's C array work (the readable specification).
 
 :class:`legrep.fusion.angle.HipAngleEstimator` decides in Python; the per-sample work of each
-decision runs in C (``legrep._fastcore``: ``plane_angles``, ``movement_moved``, ``movement_anchor``, ``movement_sums``,
+decision runs in C (``legrep._fastcore``: ``plane_angles``, ``movement_anchor``, ``movement_sums``,
 ``rest_angles``, ``anchor_frame``, ``row_offset``)
 with the operations of these functions in the same order (built with ``-ffp-contract=off``), so
 the numbers are identical: ``tests/test_fastcore_angle.py`` requires it bit for bit. These are
@@ -66,7 +66,7 @@ def movement_moved_reference(
     rotation_deg: float,
 ) -> BoolArray:
     """At each rest event ``e`` (in order): has the thigh turned ``rotation_deg`` since the last
-    anchoring, counting sample ``e``? (``movement_moved``)."""
+    anchoring, counting sample ``e``? (the test ``movement_anchor`` applies at each rest it reads)."""
     turned = turned_reference(rate_dps, still, dt_s, turned_deg)
     events = np.flatnonzero(rest)
     out: BoolArray = turned[events + 1] - anchored_deg >= rotation_deg
