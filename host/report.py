@@ -892,7 +892,6 @@ def _phone_figures_aside(result: SessionResult, settings: Settings) -> Callable[
     import pickle
 
     _matplotlib()  # imported once, before the fork: the child starts drawing at once (the import is ~0.5 s)
-    import matplotlib  # (phone_rc's; cached)
 
     read_fd, write_fd = os.pipe()
     pid = os.fork()
