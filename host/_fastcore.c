@@ -1250,16 +1250,26 @@ movement_sums(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     for (int a = 0; a < 3; a++)
         for (int b = 0; b < 3; b++)
             s[a][b] = D2(c, a, b);
+    /* the upper triangle only: v[a] * v[b] is v[b] * v[a] bit for bit, so s[b][a] is s[a][b] whenever
+       cov is symmetric (what the estimator passes); the lower triangle is summed on its own otherwise */
+    const int sym = !memcmp(&s[1][0], &s[0][1], sizeof(double)) && !memcmp(&s[2][0], &s[0][2], sizeof(double)) &&
+                    !memcmp(&s[2][1], &s[1][2], sizeof(double)); /* (bit for bit: a -0.0 is not a 0.0 here) */
     for (Py_ssize_t i = 0; i < n; i++) {
         turned = turned + turn_row(&w, &st, i, dt);
-        const int still = B1(st, i) != 0;
-        double v[3];
+        if (B1(st, i)) {
+            /* (a still sample adds (0 * 0) * dt: +0.0, which leaves every sum but a -0.0 as it is) */
+            for (int a = 0; a < 3; a++)
+                for (int b = sym ? a : 0; b < 3; b++)
+                    s[a][b] = s[a][b] + (0.0 * 0.0) * dt;
+            continue;
+        }
+        const double v[3] = {D2(w, i, 0), D2(w, i, 1), D2(w, i, 2)};
         for (int a = 0; a < 3; a++)
-            v[a] = still ? 0.0 : D2(w, i, a);
-        for (int a = 0; a < 3; a++)
-            for (int b = 0; b < 3; b++)
+            for (int b = sym ? a : 0; b < 3; b++)
                 s[a][b] = s[a][b] + (v[a] * v[b]) * dt;
     }
+    if (sym)
+        s[1][0] = s[0][1], s[2][0] = s[0][2], s[2][1] = s[1][2];
     for (int a = 0; a < 3; a++)
         for (int b = 0; b < 3; b++)
             *(double *)(out.base + a * out.s0 + b * out.s1) = s[a][b];
