@@ -84,6 +84,7 @@ from .._fastcore import (
     tilt_angles,
     window_means,
 )
+from ..buffers import steps_after
 from ..diagnostics import MountingDiagnostics, OrientationDiagnostics
 from ..diagnostics import vec3 as _vec3
 from ..model import FloatArray
@@ -117,14 +118,6 @@ def eigh_vectors(a: FloatArray) -> FloatArray:
     vecs: FloatArray = _EIGH_LO(a, signature="d->dd")[1]
     return vecs
 
-
-def steps_after(t: FloatArray, prev: float) -> FloatArray:
-    """``np.diff(t, prepend=prev)`` for a non-empty ``t``: the same subtractions, without its
-    concatenation and argument handling (the axis fits ask for one per movement)."""
-    out = np.empty(len(t))
-    out[0] = t[0] - prev
-    np.subtract(t[1:], t[:-1], out=out[1:])
-    return out
 
 
 def fit_axis(
