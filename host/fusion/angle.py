@@ -410,6 +410,33 @@ def long_axis_from_lever(axis: FloatArray, up_ref: FloatArray, lever_m: FloatArr
     return flat if abs(float(lev @ flat)) >= abs(float(lev @ upright)) else upright
 
 
+def _reps_into_rest(tilt_deg: FloatArray, min_rom_deg: float) -> int | None:
+    """Whether the tilt about one axis from the calibration rest of the samples before it
+    (``tilt_deg`` (M,), the rest at 0) is reps from where the stream began up to the rest, and
+    if so the sample at the bottom of the last one (None: not).
+
+    Reps: over a range of at least ``min_rom_deg``, the stream starts in the lowest quarter of
+    it and the rest sits in the highest, and before the last rise into the rest the tilt came
+    up into the highest quarter and went back down into the lowest at least once. A person
+    settling, or a strap being adjusted, wanders; it does not swing between two poses and end
+    at the top of a swing."""
+    if len(tilt_deg) < 3:
+        return None
+    lo, hi = float(tilt_deg.min()), float(tilt_deg.max())
+    span = max(hi, 0.0) - lo
+    if span < min_rom_deg or -lo < 0.75 * span or float(tilt_deg[0]) > lo + 0.25 * span:
+        return None
+    top, bottom = hi - 0.25 * span, lo + 0.25 * span
+    high = np.flatnonzero(tilt_deg >= top)
+    if not len(high):
+        return None
+    low = np.flatnonzero(tilt_deg[int(high[0]) :] <= bottom)
+    if not len(low):
+        return None
+    last_top = int(np.flatnonzero(tilt_deg[: int(high[0]) + int(low[-1])] >= top)[-1])
+    return last_top + int(np.argmin(tilt_deg[last_top:]))
+
+
 Held = tuple[FloatArray, FloatArray, FloatArray, BoolArray, BoolArray, FloatArray, FloatArray, FloatArray, FloatArray]
 """Samples whose angle waits for an axis: time, up, reference up, still, rest events, rate about
 the bias, at rest events the accelerometer's mean over the last ``still_min_s`` (else 0), the
@@ -506,6 +533,9 @@ class HipAngleEstimator:
         (``fit_net_frac`` of all their rotation) of at least ``min_rom_deg``: then the rest is
         that far above where the stream began, and the next movement (the lowering) is no
         raise. A strap being adjusted (back and forth) or a person settling is not one turn.
+        Nor are touch-and-go reps before the first hold long enough to calibrate on
+        (:func:`_reps_into_rest`): they are taken as the same lead-in when they swing between
+        where the stream began and the rest, the rest their top.
         """
         assert self._pre is not None
         t, up, uref, _, _, w, _, _, _ = self._pre
@@ -519,10 +549,18 @@ class HipAngleEstimator:
         if net < 0:
             axis, net = -axis, -net
         total = float(np.linalg.norm(w, axis=1) @ dt)
-        if net < self.s.min_rom_deg or net < self.s.fit_net_frac * total:
+        if net < self.s.min_rom_deg:
             return
         axis = axis / np.linalg.norm(axis)
         offset = net  # (the gyro over the turn: the backward orientation's start is its least settled end)
+        if net < self.s.fit_net_frac * total:
+            # reps into the rest? Judged and measured on the gravity-held tilt (the gyro's drift
+            # over several reps, with a bias from a short hold, reaches tens of degrees)
+            tilt = Mounting(axis, None, 0.0, 0.0).tilt_angles(up, uref)
+            bottom = _reps_into_rest(tilt, self.s.min_rom_deg)
+            if bottom is None:
+                return
+            offset = -float(tilt[bottom])
         self.n_lead_ins += 1
         self._offset = offset
         self._prev_axis = axis
