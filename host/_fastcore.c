@@ -1250,16 +1250,26 @@ movement_sums(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     for (int a = 0; a < 3; a++)
         for (int b = 0; b < 3; b++)
             s[a][b] = D2(c, a, b);
+    /* the upper triangle only: v[a] * v[b] is v[b] * v[a] bit for bit, so s[b][a] is s[a][b] whenever
+       cov is symmetric (what the estimator passes); the lower triangle is summed on its own otherwise */
+    const int sym = !memcmp(&s[1][0], &s[0][1], sizeof(double)) && !memcmp(&s[2][0], &s[0][2], sizeof(double)) &&
+                    !memcmp(&s[2][1], &s[1][2], sizeof(double)); /* (bit for bit: a -0.0 is not a 0.0 here) */
     for (Py_ssize_t i = 0; i < n; i++) {
         turned = turned + turn_row(&w, &st, i, dt);
-        const int still = B1(st, i) != 0;
-        double v[3];
+        if (B1(st, i)) {
+            /* (a still sample adds (0 * 0) * dt: +0.0, which leaves every sum but a -0.0 as it is) */
+            for (int a = 0; a < 3; a++)
+                for (int b = sym ? a : 0; b < 3; b++)
+                    s[a][b] = s[a][b] + (0.0 * 0.0) * dt;
+            continue;
+        }
+        const double v[3] = {D2(w, i, 0), D2(w, i, 1), D2(w, i, 2)};
         for (int a = 0; a < 3; a++)
-            v[a] = still ? 0.0 : D2(w, i, a);
-        for (int a = 0; a < 3; a++)
-            for (int b = 0; b < 3; b++)
+            for (int b = sym ? a : 0; b < 3; b++)
                 s[a][b] = s[a][b] + (v[a] * v[b]) * dt;
     }
+    if (sym)
+        s[1][0] = s[0][1], s[2][0] = s[0][2], s[2][1] = s[1][2];
     for (int a = 0; a < 3; a++)
         for (int b = 0; b < 3; b++)
             *(double *)(out.base + a * out.s0 + b * out.s1) = s[a][b];
@@ -1464,6 +1474,79 @@ row_offset(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     if (k < 0)
         Py_RETURN_NONE;
     return PyLong_FromSsize_t(k);
+}
+
+/* ------------------------------------------------------------------ exercise: the posture fit's rows */
+/* measure_posture (host/exercise.py) decides in Python and solves with numpy; this fills its design
+   matrix and residual in the operations and order of its numpy form (posture_rows_reference there;
+   a test requires identical numbers). The cosines, sines and |w|^2 come from numpy (its own sin, cos
+   and einsum are not libm's, nor this loop's order). */
+
+PyDoc_STRVAR(posture_rows_doc,
+             "posture_rows(wd, w2, alpha, cos, sin, acc, axis, f_b, axis_x_f_b, axis_dot_f_b, g_norm, design_out,\n"
+             "             resid_out)\n--\n\n"
+             "The rows of the posture fit (host/exercise.py posture_rows_reference): for each of the M samples,\n"
+             "design_out (M * 18,) holds its (3, 6) block [w w^T - |w|^2 I + [alpha]x | I (1 - c) + [n]x s - n n^T (1 - c)]\n"
+             "and resid_out (M * 3,) (acc - gravity) / g_norm, gravity = f_b c - (n x f_b) s + (1 - c) n (n . f_b).\n"
+             "wd, alpha, acc (M, 3); w2, cos, sin (M,) float64; axis, f_b, axis_x_f_b 3-vectors.");
+
+static PyObject *
+posture_rows(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)mod;
+    Arr wd = {0}, w2 = {0}, al = {0}, cs = {0}, sn = {0}, ad = {0}, dz = {0}, rz = {0};
+    double n[3], fb[3], nxf[3];
+    if (nargs != 13) {
+        PyErr_Format(PyExc_TypeError, "posture_rows expected 13 arguments, got %zd", nargs);
+        return NULL;
+    }
+    if (vec3(args[6], n, "axis") < 0 || vec3(args[7], fb, "f_b") < 0 || vec3(args[8], nxf, "axis_x_f_b") < 0)
+        return NULL;
+    const double nf = PyFloat_AsDouble(args[9]), g_norm = PyFloat_AsDouble(args[10]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (arr_get(args[0], &wd, "wd", 'd', 2, -1, 0) < 0 || arr_get(args[1], &w2, "w2", 'd', 1, wd.n, 0) < 0 ||
+        arr_get(args[2], &al, "alpha", 'd', 2, wd.n, 0) < 0 || arr_get(args[3], &cs, "cos", 'd', 1, wd.n, 0) < 0 ||
+        arr_get(args[4], &sn, "sin", 'd', 1, wd.n, 0) < 0 || arr_get(args[5], &ad, "acc", 'd', 2, wd.n, 0) < 0 ||
+        arr_get(args[11], &dz, "design_out", 'd', 1, 18 * wd.n, 1) < 0 ||
+        arr_get(args[12], &rz, "resid_out", 'd', 1, 3 * wd.n, 1) < 0)
+        goto fail;
+    const double kn[3][3] = {{0.0, -n[2], n[1]}, {n[2], 0.0, -n[0]}, {-n[1], n[0], 0.0}};
+    const double nfn[3] = {n[0] * nf, n[1] * nf, n[2] * nf};
+    for (Py_ssize_t k = 0; k < wd.n; k++) {
+        const double w[3] = {D2(wd, k, 0), D2(wd, k, 1), D2(wd, k, 2)};
+        const double a[3] = {D2(al, k, 0), D2(al, k, 1), D2(al, k, 2)};
+        const double c = D1(cs, k), s = D1(sn, k), ww = D1(w2, k);
+        const double one_c = 1.0 - c;
+        double blk[3][6];
+        for (int i = 0; i < 3; i++) {
+            for (int j = 0; j < 3; j++) {
+                blk[i][j] = w[i] * w[j];
+                blk[i][3 + j] = ((i == j ? 1.0 : 0.0) * one_c + kn[i][j] * s) - (n[i] * n[j]) * one_c;
+            }
+            blk[i][i] = blk[i][i] - ww;
+        }
+        blk[0][1] = blk[0][1] - a[2];
+        blk[0][2] = blk[0][2] + a[1];
+        blk[1][0] = blk[1][0] + a[2];
+        blk[1][2] = blk[1][2] - a[0];
+        blk[2][0] = blk[2][0] - a[1];
+        blk[2][1] = blk[2][1] + a[0];
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < 6; j++)
+                *(double *)(dz.base + (18 * k + 6 * i + j) * dz.s0) = blk[i][j];
+        for (int j = 0; j < 3; j++) {
+            const double grav = (fb[j] * c - nxf[j] * s) + one_c * nfn[j];
+            *(double *)(rz.base + (3 * k + j) * rz.s0) = (D2(ad, k, j) - grav) / g_norm;
+        }
+    }
+    arr_release(&wd), arr_release(&w2), arr_release(&al), arr_release(&cs), arr_release(&sn), arr_release(&ad),
+        arr_release(&dz), arr_release(&rz);
+    Py_RETURN_NONE;
+fail:
+    arr_release(&wd), arr_release(&w2), arr_release(&al), arr_release(&cs), arr_release(&sn), arr_release(&ad),
+        arr_release(&dz), arr_release(&rz);
+    return NULL;
 }
 
 /* ------------------------------------------------------------------ reps: speed and stopwatch measures */
@@ -2180,6 +2263,7 @@ static PyMethodDef module_methods[] = {
     {"rest_angles", (PyCFunction)(void (*)(void))rest_angles, METH_FASTCALL, rest_angles_doc},
     {"anchor_frame", (PyCFunction)(void (*)(void))anchor_frame, METH_FASTCALL, anchor_frame_doc},
     {"row_offset", (PyCFunction)(void (*)(void))row_offset, METH_FASTCALL, row_offset_doc},
+    {"posture_rows", (PyCFunction)(void (*)(void))posture_rows, METH_FASTCALL, posture_rows_doc},
     {NULL, NULL, 0, NULL},
 };
 

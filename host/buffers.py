@@ -8,6 +8,15 @@ import numpy as np
 import numpy.typing as npt
 
 
+def steps_after(t: npt.NDArray[np.float64], prev: float) -> npt.NDArray[np.float64]:
+    """``np.diff(t, prepend=prev)`` for a non-empty ``t``: the same subtractions, without its
+    concatenation and argument handling (the stages ask for one per chunk or movement)."""
+    out = np.empty(len(t))
+    out[0] = t[0] - prev
+    np.subtract(t[1:], t[:-1], out=out[1:])
+    return out
+
+
 class ColumnLog:
     """Append-only columns addressed by a global sample index, trimmable at the front.
 

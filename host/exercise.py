@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._fastcore import posture_rows
 from .errors import InputError
 from .fusion.angle import cross3, norm3
 from .model import FloatArray, ImuBlock, Leg, Rep, SessionResult, SetSummary
@@ -191,12 +192,44 @@ def measure_posture(
     c, sn = np.cos(thd), np.sin(thd)
     nf = float(n @ f_b)
     nxf = cross3(n, f_b)
+    w2 = np.einsum("ni,ni->n", wd, wd)
+    # the fit's rows (posture_rows_reference is their numpy form; in C: ~40 numpy calls on short arrays)
+    design = np.empty(18 * nd)
+    resid = np.empty(3 * nd)  # swing acceleration (and bias leftovers) in units of g
+    posture_rows(wd, w2, alpha, c, sn, ad, n, f_b, nxf, nf, g_norm, design, resid)
+    a_mat = design.reshape(-1, 6)
+    # normal equations with a whisker of ridge: the components along n are unobservable (a
+    # hinge never swings a point on its axis) and the ridge sets them to 0; they are projected
+    # out below anyway
+    ata = a_mat.T @ a_mat
+    ata += np.eye(6) * (1e-9 * float(np.trace(ata)) + 1e-30)
+    try:
+        sol = np.linalg.solve(ata, a_mat.T @ resid)
+    except np.linalg.LinAlgError:
+        return _FAILED
+    r = sol[:3]
+    rho = r - float(r @ n) * n
+    dist_m = norm3(rho) * _G_MPS2
+    if not (MIN_HIP_SENSOR_M <= dist_m <= MAX_HIP_SENSOR_M):
+        return RepPosture(None, dist_m if math.isfinite(dist_m) else None)
+    rho = rho / norm3(rho)
+    up = f_b / g_norm
+    elevation = math.degrees(math.atan2(float(up @ rho), float(up @ cross3(n, rho))))
+    return RepPosture(round(elevation, 3), round(dist_m, 4))
+
+
+def posture_rows_reference(
+    wd: FloatArray, w2: FloatArray, alpha: FloatArray, c: FloatArray, sn: FloatArray, ad: FloatArray,
+    n: FloatArray, f_b: FloatArray, nxf: FloatArray, nf: float, g_norm: float,
+) -> tuple[FloatArray, FloatArray]:
+    """The numpy form of C ``posture_rows`` (tests require identical numbers): the design matrix
+    (3 M, 6) and residual (3 M,) of :func:`measure_posture`'s fit."""
+    nd = len(wd)
     grav = f_b * c[:, None] - nxf * sn[:, None] + np.outer(1.0 - c, n * nf)
-    resid = (ad - grav) / g_norm  # swing acceleration (and bias leftovers) in units of g
+    resid = (ad - grav) / g_norm
     # swing: omega x (omega x r) + alpha x r = (w w^T - |w|^2 I + [alpha]x) r
     design = np.zeros((nd, 3, 6))
     design[:, :, :3] = wd[:, :, None] * wd[:, None, :]
-    w2 = np.einsum("ni,ni->n", wd, wd)
     for i in range(3):
         design[:, i, i] -= w2
     design[:, 0, 1] -= alpha[:, 2]
@@ -211,25 +244,7 @@ def measure_posture(
     kn = np.array([[0.0, -n[2], n[1]], [n[2], 0.0, -n[0]], [-n[1], n[0], 0.0]])
     one_c = (1.0 - c)[:, None, None]
     design[:, :, 3:] = np.eye(3) * one_c + kn * sn[:, None, None] - nn * one_c
-    a_mat = design.reshape(-1, 6)
-    # normal equations with a whisker of ridge: the components along n are unobservable (a
-    # hinge never swings a point on its axis) and the ridge sets them to 0; they are projected
-    # out below anyway
-    ata = a_mat.T @ a_mat
-    ata += np.eye(6) * (1e-9 * float(np.trace(ata)) + 1e-30)
-    try:
-        sol = np.linalg.solve(ata, a_mat.T @ resid.reshape(-1))
-    except np.linalg.LinAlgError:
-        return _FAILED
-    r = sol[:3]
-    rho = r - float(r @ n) * n
-    dist_m = norm3(rho) * _G_MPS2
-    if not (MIN_HIP_SENSOR_M <= dist_m <= MAX_HIP_SENSOR_M):
-        return RepPosture(None, dist_m if math.isfinite(dist_m) else None)
-    rho = rho / norm3(rho)
-    up = f_b / g_norm
-    elevation = math.degrees(math.atan2(float(up @ rho), float(up @ cross3(n, rho))))
-    return RepPosture(round(elevation, 3), round(dist_m, 4))
+    return design.reshape(-1, 6), resid.reshape(-1)
 
 
 class PostureTracker:

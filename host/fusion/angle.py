@@ -84,6 +84,7 @@ from .._fastcore import (
     tilt_angles,
     window_means,
 )
+from ..buffers import steps_after
 from ..diagnostics import MountingDiagnostics, OrientationDiagnostics
 from ..diagnostics import vec3 as _vec3
 from ..model import FloatArray
@@ -99,6 +100,24 @@ _SLICE = 8192
 _ANGLES_AT_ONCE = 256
 """Pieces up to this long get their angles in one call (few samples: the call's overhead counts
 more than angles of samples a split gives the next mounting)."""
+
+
+try:  # the gufunc np.linalg.eigh calls for a float64 matrix (its wrapper costs as much as the 3x3 solve)
+    from numpy.linalg import _umath_linalg as _linalg_gufuncs
+
+    _EIGH_LO = _linalg_gufuncs.eigh_lo
+except (ImportError, AttributeError):  # pragma: no cover (another numpy layout: the public call)
+    _EIGH_LO = None
+
+
+def eigh_vectors(a: FloatArray) -> FloatArray:
+    """``np.linalg.eigh(a)[1]`` of a float64 (3, 3) matrix: the same LAPACK call, without the wrapper's
+    checks (a non-finite matrix takes the public call, which raises as it always did)."""
+    if _EIGH_LO is None or not math.isfinite(float(a.sum())):
+        return np.linalg.eigh(a)[1]
+    vecs: FloatArray = _EIGH_LO(a, signature="d->dd")[1]
+    return vecs
+
 
 
 def fit_axis(
@@ -149,10 +168,9 @@ def _principal_axis(t: FloatArray, rate_dps: FloatArray, k: int, lo: int, t_prev
     """Unit principal direction of the rate over samples ``lo..k``, signed as the movement turns."""
     # the steps of samples lo..k only (the same differences as over the whole stretch)
     prev = float(t[lo - 1]) if lo > 0 else (t_prev_s if math.isfinite(t_prev_s) else float(t[0]))
-    dt = np.diff(t[lo : k + 1], prepend=prev)
+    dt = steps_after(t[lo : k + 1], prev)
     seg = rate_dps[lo : k + 1] * np.sqrt(dt)[:, None]
-    _, vecs = np.linalg.eigh(seg.T @ seg)
-    axis = vecs[:, -1]
+    axis = eigh_vectors(seg.T @ seg)[:, -1]
     if float((rate_dps[lo : k + 1] @ axis) @ dt) < 0:
         axis = -axis
     out: FloatArray = axis / norm3(axis)
@@ -392,6 +410,33 @@ def long_axis_from_lever(axis: FloatArray, up_ref: FloatArray, lever_m: FloatArr
     return flat if abs(float(lev @ flat)) >= abs(float(lev @ upright)) else upright
 
 
+def _reps_into_rest(tilt_deg: FloatArray, min_rom_deg: float) -> int | None:
+    """Whether the tilt about one axis from the calibration rest of the samples before it
+    (``tilt_deg`` (M,), the rest at 0) is reps from where the stream began up to the rest, and
+    if so the sample at the bottom of the last one (None: not).
+
+    Reps: over a range of at least ``min_rom_deg``, the stream starts in the lowest quarter of
+    it and the rest sits in the highest, and before the last rise into the rest the tilt came
+    up into the highest quarter and went back down into the lowest at least once. A person
+    settling, or a strap being adjusted, wanders; it does not swing between two poses and end
+    at the top of a swing."""
+    if len(tilt_deg) < 3:
+        return None
+    lo, hi = float(tilt_deg.min()), float(tilt_deg.max())
+    span = max(hi, 0.0) - lo
+    if span < min_rom_deg or -lo < 0.75 * span or float(tilt_deg[0]) > lo + 0.25 * span:
+        return None
+    top, bottom = hi - 0.25 * span, lo + 0.25 * span
+    high = np.flatnonzero(tilt_deg >= top)
+    if not len(high):
+        return None
+    low = np.flatnonzero(tilt_deg[int(high[0]) :] <= bottom)
+    if not len(low):
+        return None
+    last_top = int(np.flatnonzero(tilt_deg[: int(high[0]) + int(low[-1])] >= top)[-1])
+    return last_top + int(np.argmin(tilt_deg[last_top:]))
+
+
 Held = tuple[FloatArray, FloatArray, FloatArray, BoolArray, BoolArray, FloatArray, FloatArray, FloatArray, FloatArray]
 """Samples whose angle waits for an axis: time, up, reference up, still, rest events, rate about
 the bias, at rest events the accelerometer's mean over the last ``still_min_s`` (else 0), the
@@ -488,6 +533,9 @@ class HipAngleEstimator:
         (``fit_net_frac`` of all their rotation) of at least ``min_rom_deg``: then the rest is
         that far above where the stream began, and the next movement (the lowering) is no
         raise. A strap being adjusted (back and forth) or a person settling is not one turn.
+        Nor are touch-and-go reps before the first hold long enough to calibrate on
+        (:func:`_reps_into_rest`): they are taken as the same lead-in when they swing between
+        where the stream began and the rest, the rest their top.
         """
         assert self._pre is not None
         t, up, uref, _, _, w, _, _, _ = self._pre
@@ -501,10 +549,18 @@ class HipAngleEstimator:
         if net < 0:
             axis, net = -axis, -net
         total = float(np.linalg.norm(w, axis=1) @ dt)
-        if net < self.s.min_rom_deg or net < self.s.fit_net_frac * total:
+        if net < self.s.min_rom_deg:
             return
         axis = axis / np.linalg.norm(axis)
         offset = net  # (the gyro over the turn: the backward orientation's start is its least settled end)
+        if net < self.s.fit_net_frac * total:
+            # reps into the rest? Judged and measured on the gravity-held tilt (the gyro's drift
+            # over several reps, with a bias from a short hold, reaches tens of degrees)
+            tilt = Mounting(axis, None, 0.0, 0.0).tilt_angles(up, uref)
+            bottom = _reps_into_rest(tilt, self.s.min_rom_deg)
+            if bottom is None:
+                return
+            offset = -float(tilt[bottom])
         self.n_lead_ins += 1
         self._offset = offset
         self._prev_axis = axis
@@ -812,7 +868,7 @@ class HipAngleEstimator:
             k, axis, base, t_prev, need = best
             lo = _after_last_still(still, k, base)
             prev = float(t[lo - 1]) if lo > 0 else (t_prev if math.isfinite(t_prev) else float(t[0]))
-            dt = np.diff(t[lo : k + 1], prepend=prev)
+            dt = steps_after(t[lo : k + 1], prev)
             if float((w[lo : k + 1] @ axis) @ dt) >= self.s.fit_net_frac * need and (need == rot or self._ends_up(axis, up[k], uref[k])):
                 return k, axis
             starts = []
@@ -985,7 +1041,7 @@ class HipAngleEstimator:
         j_chk = len(t)
         if self._proven < self.s.sign_proofs:
             assert full is not None
-            cand = np.flatnonzero(still & (np.abs(full) <= self.s.slip_zone_deg))
+            cand = (still & (np.abs(full) <= self.s.slip_zone_deg)).nonzero()[0]
             j_chk = int(cand[0]) if len(cand) else len(t)
         slip = _NO_ROWS
         far = _NO_FLAGS
@@ -1004,7 +1060,7 @@ class HipAngleEstimator:
             off = np.abs(along - ref_along)
             far = angle_ev > self._posture_deg
             bad = ((off > self._slip_sin) & low) | (off > self._slip_far_sin) | far
-            slip = np.flatnonzero(bad)
+            slip = bad.nonzero()[0]
             # re-anchoring: heading-free (after the person turned round the heading from the gyro is
             # wrong until then), near the reference pose or where gravity lies in the plane
             tilt = m.tilt_angles(up_ev, uref_ev)
@@ -1022,7 +1078,7 @@ class HipAngleEstimator:
         lower: list[tuple[int, float]] = []
         if len(before) and self._proven >= self.s.reanchor_proofs:  # (else no rest is below: _is_below)
             a_rest = self._rest_angles(m, racc[before])
-            below = np.flatnonzero((-self._posture_deg < a_rest) & (a_rest < -self.s.neutral_drop_deg))
+            below = ((-self._posture_deg < a_rest) & (a_rest < -self.s.neutral_drop_deg)).nonzero()[0]
             lower = [(int(before[i]), float(a_rest[i])) for i in below[:1]]  # the first, as _is_below finds it
         j_anchor = int(events[e_anchor]) if e_anchor >= 0 else len(t)
         if not m.plane and self._proven == 0:
@@ -1097,8 +1153,8 @@ class HipAngleEstimator:
         axis, long = m.axis, m.long
         refit = m.turned_deg >= self.s.axis_refit_deg
         if refit:
-            _, vecs = np.linalg.eigh(m.cov)
-            fitted = vecs[:, -1] if float(vecs[:, -1] @ m.axis) >= 0 else -vecs[:, -1]
+            top = eigh_vectors(m.cov)[:, -1]
+            fitted = top if float(top @ m.axis) >= 0 else -top
             low = abs(angle_j - m.offset_deg) <= self.s.slip_zone_deg
             refit = low or float(fitted @ m.axis) < self._refit_far_cos
             if refit:

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._fastcore import RepMachine, arm_flags
-from ..buffers import ColumnLog
+from ..buffers import ColumnLog, steps_after
 from ..model import FloatArray, Leg, Rep
 from ..settings import Settings
 from .measure import RepMeasures
@@ -98,7 +98,7 @@ class RepSegmenter:
         still look like the rest before it, and the rep would seem to rise from a rest at the
         angle after the gap. Samples within ``still_min_s`` after such a gap are not still.
         """
-        steps = np.diff(t, prepend=self._last_t)
+        steps = steps_after(t, self._last_t)  # (np.diff(t, prepend=...) without its concatenation)
         gaps = steps > self.s.arm_rest_s
         if not np.isfinite(self._last_t):
             gaps[0] = False  # the first sample follows no gap
