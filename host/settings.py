@@ -243,6 +243,12 @@ class Settings:
     lowest rest at the bottom so far): touch-and-go bent-knee reps whose feet walk out (45 -> 22
     deg). Walking's first swing goes 10-15 deg below the standing rest; rests read within ~1 deg
     of each other."""
+    held_rise_min_rom_deg: Annotated[float, _nonneg(180.0)] = 45.0
+    """Such a rep also counts when the next rise follows at once, wherever its descent ended (not
+    below its baseline by more than its own range: ``chained_undershoot_frac``), if it rose at
+    least this much: bent-knee touch-and-go reps whose feet slide out to straight legs (22 -> 0
+    deg) while the leg comes down from 90. A walking stride rises 25-35 deg from the standing
+    rest (hip flexion in gait: 30-35 deg, e.g. Perry & Burnfield, Gait Analysis, 2010)."""
     tempo_speed_frac: Annotated[float, _positive(0.9)] = 0.1
     """Stopwatch tempo: a phase starts and ends where the speed is this fraction of the rep's
     peak rising / lowering speed (README "Rep measures"; minimum-jerk raise of T reads 0.83 T)."""
