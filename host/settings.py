@@ -353,6 +353,13 @@ class Settings:
     is a small part); a person settling on the mat (the body rolling, the legs fidgeting back and
     forth) is not, and an axis fitted to it would make every angle after it wrong: such movements
     are skipped (their samples go out as the rest around them)."""
+    lead_in_rise_deg: Annotated[float, Range(0.0, 90.0)] = 30.0
+    """A turn into the calibration rest after other movement (a strap adjusted, then the first
+    rep) makes the rest the top of a rep when the next movement turns back and the turn raised
+    the sensor relative to the hip (the lever arm's elevation) by at least this much: a
+    straight-leg raise to 70 deg raises it by over 40. Lowering a leg onto the mat lowers it;
+    lying down from standing raises it too, but the first rep after it turns the same way.
+    A bent-knee top (the thigh past vertical) is not told from its bottom this way."""
     probe_max_s: Annotated[float, Range(1.0, 3600.0)] = 120.0
     """After a standing calibration rest (``standing_sway_dps``) the first movement is held until
     the raise direction is checked at the next movement from the neutral pose, for at most this
