@@ -69,6 +69,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -102,12 +103,13 @@ _ANGLES_AT_ONCE = 256
 more than angles of samples a split gives the next mounting)."""
 
 
+_EIGH_LO: Any = None
 try:  # the gufunc np.linalg.eigh calls for a float64 matrix (its wrapper costs as much as the 3x3 solve)
     from numpy.linalg import _umath_linalg as _linalg_gufuncs
 
     _EIGH_LO = _linalg_gufuncs.eigh_lo
 except (ImportError, AttributeError):  # pragma: no cover (another numpy layout: the public call)
-    _EIGH_LO = None
+    pass
 
 
 def eigh_vectors(a: FloatArray) -> FloatArray:
