@@ -1745,6 +1745,7 @@ typedef struct {
     double enter_deg, undershoot_deg, undershoot_frac, chained_undershoot_frac, min_rom_deg, min_return_frac, max_rep_s, confirm_s, speed_frac;
     Py_ssize_t k;       /* speed half-window, samples */
     double floor_margin_deg;
+    double held_rise_min_rom_deg;
     double floor_deg;   /* the lowest rest at the bottom so far, never above start_deg (NaN: none yet) */
     double start_deg;   /* the angle at the stream start (NaN: not yet) */
     double last_rom;    /* rom_deg of the last rep counted */
@@ -1780,12 +1781,13 @@ RepMachine_init(RepMachine *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"enter_deg", "undershoot_deg", "undershoot_frac", "chained_undershoot_frac",
                              "min_rom_deg", "min_return_frac",
-                             "max_rep_s", "confirm_s", "speed_frac", "speed_half_n", "floor_margin_deg", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$dddddddddnd:RepMachine", kwlist, &self->enter_deg,
+                             "max_rep_s", "confirm_s", "speed_frac", "speed_half_n", "floor_margin_deg",
+                             "held_rise_min_rom_deg", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$dddddddddndd:RepMachine", kwlist, &self->enter_deg,
                                      &self->undershoot_deg, &self->undershoot_frac, &self->chained_undershoot_frac,
                                      &self->min_rom_deg,
                                      &self->min_return_frac, &self->max_rep_s, &self->confirm_s, &self->speed_frac,
-                                     &self->k, &self->floor_margin_deg))
+                                     &self->k, &self->floor_margin_deg, &self->held_rise_min_rom_deg))
         return -1;
     if (self->k < 1) {
         PyErr_Format(PyExc_ValueError, "speed_half_n must be >= 1, got %zd", self->k);
@@ -1920,14 +1922,16 @@ close_cand(RepMachine *m, const double *t, const double *a, const char *rest, Py
 }
 
 /* RepMachineRef._resolve: a held rep is confirmed by a rest (closed at i), and by a rise when its
-   descent ended no more than floor_margin_deg below the floor; else the rise rejects it. */
+   descent ended no more than floor_margin_deg below the floor or it rose held_rise_min_rom_deg or
+   more; else the rise rejects it. */
 static int
 resolve_held(RepMachine *m, int rest, Py_ssize_t i, PyObject *out)
 {
     if (!m->has_held)
         return 0;
     m->has_held = 0;
-    if (rest || m->held_end_deg >= m->floor_deg - m->floor_margin_deg) { /* false when no floor (NaN) */
+    if (rest || m->held_end_deg >= m->floor_deg - m->floor_margin_deg /* false when no floor (NaN) */
+        || m->held[5] >= m->held_rise_min_rom_deg) {
         m->chain = 1;
         m->last_rom = m->held[5];
         return append_rep(out, m->held, i);
@@ -2173,7 +2177,8 @@ static PyMemberDef RepMachine_members[] = {
 PyDoc_STRVAR(RepMachine_doc,
              "RepMachine(*, enter_deg, undershoot_deg, undershoot_frac, chained_undershoot_frac, min_rom_deg,\n"
              "           min_return_frac, max_rep_s,\n"
-             "           confirm_s, speed_frac, speed_half_n, floor_margin_deg)\n--\n\n"
+             "           confirm_s, speed_frac, speed_half_n, floor_margin_deg,\n"
+             "           held_rise_min_rom_deg)\n--\n\n"
              "The rep state machine of RepSegmenter; specified in host/reps/reference.py.");
 
 static PyTypeObject RepMachineType = {

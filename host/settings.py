@@ -243,6 +243,12 @@ class Settings:
     lowest rest at the bottom so far): touch-and-go bent-knee reps whose feet walk out (45 -> 22
     deg). Walking's first swing goes 10-15 deg below the standing rest; rests read within ~1 deg
     of each other."""
+    held_rise_min_rom_deg: Annotated[float, _nonneg(180.0)] = 45.0
+    """Such a rep also counts when the next rise follows at once, wherever its descent ended (not
+    below its baseline by more than its own range: ``chained_undershoot_frac``), if it rose at
+    least this much: bent-knee touch-and-go reps whose feet slide out to straight legs (22 -> 0
+    deg) while the leg comes down from 90. A walking stride rises 25-35 deg from the standing
+    rest (hip flexion in gait: 30-35 deg, e.g. Perry & Burnfield, Gait Analysis, 2010)."""
     tempo_speed_frac: Annotated[float, _positive(0.9)] = 0.1
     """Stopwatch tempo: a phase starts and ends where the speed is this fraction of the rep's
     peak rising / lowering speed (README "Rep measures"; minimum-jerk raise of T reads 0.83 T)."""
@@ -347,6 +353,13 @@ class Settings:
     is a small part); a person settling on the mat (the body rolling, the legs fidgeting back and
     forth) is not, and an axis fitted to it would make every angle after it wrong: such movements
     are skipped (their samples go out as the rest around them)."""
+    lead_in_rise_deg: Annotated[float, Range(0.0, 90.0)] = 30.0
+    """A turn into the calibration rest after other movement (a strap adjusted, then the first
+    rep) makes the rest the top of a rep when the next movement turns back and the turn raised
+    the sensor relative to the hip (the lever arm's elevation) by at least this much: a
+    straight-leg raise to 70 deg raises it by over 40. Lowering a leg onto the mat lowers it;
+    lying down from standing raises it too, but the first rep after it turns the same way.
+    A bent-knee top (the thigh past vertical) is not told from its bottom this way."""
     probe_max_s: Annotated[float, Range(1.0, 3600.0)] = 120.0
     """After a standing calibration rest (``standing_sway_dps``) the first movement is held until
     the raise direction is checked at the next movement from the neutral pose, for at most this

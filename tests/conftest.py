@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -53,12 +55,21 @@ def mae(values) -> float:
 import pytest  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _private_user_state(tmp_path_factory, monkeypatch):
-    """Keep the history database and remembered sensors of every test out of the user's home."""
+@pytest.fixture(scope="session")
+def _private_homes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One folder per test process for every test's private history database and sensor file."""
     home = tmp_path_factory.mktemp("legrep-home")
-    monkeypatch.setenv("LEGREP_DB", str(home / "history.db"))
-    monkeypatch.setenv("LEGREP_CONFIG", str(home / "sensors.json"))
+    return (home / f"{k}" for k in itertools.count())
+
+
+@pytest.fixture(autouse=True)
+def _private_user_state(_private_homes: Iterator[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the history database and remembered sensors of every test out of the user's home, each
+    test's own (file names of its own in one shared folder: a folder per test, ~1400 of them, cost
+    seconds to create and to remove on a busy disk)."""
+    stem = str(next(_private_homes))
+    monkeypatch.setenv("LEGREP_DB", f"{stem}-history.db")
+    monkeypatch.setenv("LEGREP_CONFIG", f"{stem}-sensors.json")
 
 
 EARLIER_SESSION = b"LEGREP-REC 1\nan earlier session"

@@ -103,3 +103,26 @@ def test_calibration_on_the_top_of_a_later_rep_keeps_the_raise_positive(seed: in
         assert max(errors) < 12.0 and np.mean(errors) < 6.0, (leg, errors)
     chunked = in_random_chunks(b, np.random.default_rng(seed), 31)
     assert chunked.reps == res.reps
+
+
+STRAP_START = SessionSpec(sets=(SetSpec(8, 8),), start="strap")
+
+
+@pytest.mark.parametrize("seed", [55599, 31381])
+def test_calibration_on_the_top_of_the_first_rep_after_a_strap_adjusted(seed: int) -> None:
+    # the left leg's first rep follows the strap being adjusted (55599: with no still sample
+    # between, 31381: after a pause) and its hold at the top is the first rest long enough to
+    # calibrate on: the turn into it raised the sensor relative to the hip (lever arm) and the
+    # next movement turns back, so the rest is that rep's top. Every rep counts, each found
+    # rep holds a true rep's peak and reads it within 6 deg (before: the angle upside down,
+    # 7 of 8 "reps" peaking at the true bottoms)
+    sim = simulate(STRAP_START, seed)
+    b = blocks_of(sim)
+    res = analyze_arrays(left=b[Leg.LEFT], right=b[Leg.RIGHT])
+    first = sim.reps_of("left")[0]
+    assert first.start_s + 0.5 * first.up_s < res.diagnostics["left"].calibration.start_s < first.end_s
+    pairs = match_reps(res.reps_of(Leg.LEFT), sim.reps, Leg.LEFT)
+    assert len(pairs) == len(res.reps_of(Leg.LEFT)) == len(sim.reps_of("left")) == 8
+    errors = [abs(r.peak_deg - tr.peak_deg) for r, tr in pairs]
+    assert max(errors) < 6.0, errors
+    assert in_random_chunks(b, np.random.default_rng(seed), 31).reps == res.reps

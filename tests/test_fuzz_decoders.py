@@ -280,22 +280,29 @@ VALID = {
 }
 
 
+def _notifications(valid: st.SearchStrategy[tuple[int, bytes]]) -> st.SearchStrategy[list[tuple[tuple[int, bytes], float]]]:
+    """Up to 40 notifications (valid, damaged or random, on a channel) with their arrival steps."""
+    return st.lists(
+        st.tuples(
+            st.one_of(valid, valid.flatmap(lambda cb: mutated(cb[1]).map(lambda b: (cb[0], b))),
+                      st.tuples(st.integers(0, 3), st.binary(max_size=80))),
+            st.one_of(st.floats(0.0, 1e5), st.sampled_from([0.0, 1e-9, 1e9])),
+        ),
+        max_size=40,
+    )
+
+
+NOTIFICATIONS = {model: _notifications(valid) for model, valid in VALID.items()}
+"""Built once (not per example: building and validating a strategy costs as much as drawing from it)."""
+
+
 @pytest.mark.parametrize("model", sorted(MODELS))
 @FUZZ
 @given(data=st.data())
 def test_vendor_decoder_never_raises_and_gives_finite_samples(model: str, data: st.DataObject) -> None:
     """Random and damaged notifications at random (also backwards and huge) arrival times."""
     dec = MODELS[model].make_decoder(MODELS[model].default_config)
-    items = data.draw(
-        st.lists(
-            st.tuples(
-                st.one_of(VALID[model], VALID[model].flatmap(lambda cb: mutated(cb[1]).map(lambda b: (cb[0], b))),
-                          st.tuples(st.integers(0, 3), st.binary(max_size=80))),
-                st.one_of(st.floats(0.0, 1e5), st.sampled_from([0.0, 1e-9, 1e9])),
-            ),
-            max_size=40,
-        )
-    )
+    items = data.draw(NOTIFICATIONS[model])
     t = 0.0
     for (channel, payload), dt in items:
         t += dt

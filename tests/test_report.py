@@ -218,9 +218,16 @@ def test_tempo_and_range_figures_draw_one_bar_per_rep_and_the_thresholds() -> No
 # --------------------------------------------------------------------------- HTML
 
 
-def test_html_is_self_contained_and_states_the_summary(tmp_path: Path) -> None:
-    result = make_session()
-    written = write_report(result, tmp_path / "r.html", Settings(), png_dir=tmp_path / "png", exercise="straight leg raise")
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The hand-built session's report with its PNG files, written once for the module (the
+    HTML test reads the file, the browser test renders it): a report costs a second of drawing."""
+    out = tmp_path_factory.mktemp("report")
+    return write_report(make_session(), out / "report.html", Settings(target_rom_deg=60.0), png_dir=out / "png",
+                        exercise="straight leg raise (hand-built test session)", started_at="2026-05-01T18:30:00")  # fmt: skip
+
+
+def test_html_is_self_contained_and_states_the_summary(written: dict[str, Path]) -> None:
     text = written["html"].read_text(encoding="utf-8")
     page = _Page()
     page.feed(text)
@@ -231,7 +238,7 @@ def test_html_is_self_contained_and_states_the_summary(tmp_path: Path) -> None:
     for src, name in zip(page.images, FIGURE_NAMES):
         assert src.startswith("data:image/png;base64,")
         png = base64.b64decode(src.split(",", 1)[1])
-        assert png == (tmp_path / "png" / f"{name}.png").read_bytes()
+        assert png == written[name].read_bytes() and written[name].parent.name == "png"
         width, height = _png_size(png)
         assert width >= 800 and height >= 300
     assert "max-width: 100%" in text
@@ -341,11 +348,9 @@ def _read_png_rgb(path: Path) -> np.ndarray:
         return np.asarray(img.convert("RGB"))
 
 
-def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
+def test_report_renders_in_headless_chromium(tmp_path: Path, written: dict[str, Path]) -> None:
     browser = _chromium()
-    result = make_session()
-    html_path = write_report(result, tmp_path / "report.html", Settings(target_rom_deg=60.0),
-                             exercise="straight leg raise (hand-built test session)", started_at="2026-05-01T18:30:00")["html"]  # fmt: skip
+    html_path = written["html"]
     # The page grows a probe after load: natural sizes of every image, read back through the DOM.
     probe = tmp_path / "probe.html"
     probe.write_text(

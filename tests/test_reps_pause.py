@@ -119,3 +119,36 @@ def test_a_rest_read_before_the_axis_is_fitted_does_not_refuse_a_touch_and_go_se
     assert len(reps) == 3
     for r in reps:
         assert abs(r.peak_deg - 70.0) < 0.5 and abs(r.baseline_deg + 3.5) < 1.0
+
+
+def _moving_baseline() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bent-knee touch-and-go reps to 90 deg whose baseline moves 45 -> 22 -> 0 as the feet slide
+    out, each move during a rep's descent; 0.2 s still at the bottoms at 45 and 22 (a rest:
+    ``arm_rest_s``), touch-and-go at 0 (0.05 s, moving); rests at the start and the end."""
+    parts: list[tuple[np.ndarray, bool]] = [(np.full(100, 45.0), True)]
+    lows = [45.0, 45.0, 45.0, 22.0, 22.0, 0.0, 0.0, 0.0]
+    prev = 45.0
+    for low in lows:
+        parts += [(_ramp(prev, 90.0, 1.0), False), (np.full(30, 90.0), False), (_ramp(90.0, low, 1.5), False),
+                  (np.full(20, low), True) if low else (np.full(5, low), False)]
+        prev = low
+    parts.append((np.zeros(200), True))
+    angle = np.concatenate([p for p, _ in parts])
+    still = np.concatenate([np.full(len(p), s) for p, s in parts])
+    return np.arange(len(angle)) * DT, angle, still
+
+
+@pytest.mark.parametrize("reference", [False, True])
+def test_a_baseline_that_slides_down_mid_set_loses_no_rep(reference: bool) -> None:
+    # the rep rising from the rest at 22 and coming down to 0 ends 22 deg below the floor (the
+    # lowest rest so far) and the next rise follows at once: it rose 68 deg, more than any
+    # walking stride, so it counts and anchors the reps from 0 (before: rejected, and with it
+    # the next rep, whose low it left unanchored)
+    s = Settings()
+    assert s.held_rise_min_rom_deg <= 68.0 < 90.0 - 22.0 + 1.0
+    t, angle, still = _moving_baseline()
+    seg = RepSegmenter(Leg.LEFT, s, DT, reference=reference)
+    reps = seg.update(t, angle, still) + seg.finish()
+    assert len(reps) == 8
+    assert all(abs(r.peak_deg - 90.0) < 0.5 for r in reps)
+    assert [round(r.baseline_deg) for r in reps] == [45, 45, 45, 45, 22, 22, 0, 0]

@@ -505,6 +505,9 @@ class HipAngleEstimator:
         self.n_sign_flips = 0
         self.n_reanchors = 0  # neutral pose moved down to a lower rest
         self.n_lead_ins = 0  # the stream started with a turn into the calibration rest
+        # a turn into the calibration rest after other movement: (its axis, its rotation deg, the
+        # up vector where it began); the first movement after the rest tells (_top_of_turn)
+        self._lead_turn: tuple[FloatArray, float, FloatArray] | None = None
         # after a standing calibration rest the first movement is held (probation) until the sign
         # check after it: if that flips the raise direction, the first movement was a posture
         # change (kneeling down before bird dogs), re-expressed with the flipped mounting: no rep
@@ -545,6 +548,11 @@ class HipAngleEstimator:
         if len(t) < 2:
             return
         dt = np.diff(t, append=self.calib.start_s)
+        if not self._whole_lead_in(t, up, uref, w, dt):
+            self._lead_turn = self._turn_into_rest(up, w, dt)
+
+    def _whole_lead_in(self, t: FloatArray, up: FloatArray, uref: FloatArray, w: FloatArray, dt: FloatArray) -> bool:
+        """:meth:`_lead_in` when all the samples before the rest are the lead-in (True: taken)."""
         seg = w * np.sqrt(dt)[:, None]
         _, vecs = np.linalg.eigh(seg.T @ seg)
         axis = vecs[:, -1]
@@ -553,7 +561,7 @@ class HipAngleEstimator:
             axis, net = -axis, -net
         total = float(np.linalg.norm(w, axis=1) @ dt)
         if net < self.s.min_rom_deg:
-            return
+            return False
         axis = axis / np.linalg.norm(axis)
         offset = net  # (the gyro over the turn: the backward orientation's start is its least settled end)
         if net < self.s.fit_net_frac * total:
@@ -562,13 +570,50 @@ class HipAngleEstimator:
             tilt = Mounting(axis, None, 0.0, 0.0).tilt_angles(up, uref)
             bottom = _reps_into_rest(tilt, self.s.min_rom_deg)
             if bottom is None:
-                return
+                return False
             offset = -float(tilt[bottom])
         self.n_lead_ins += 1
         self._offset = offset
         self._prev_axis = axis
         self._proven = 1
         self.mounting = Mounting(axis, None, offset, float(uref[-1] @ axis), max_correction_deg=self.s.plane_correction_max_deg)
+        return True
+
+    def _turn_into_rest(self, up: FloatArray, w: FloatArray, dt: FloatArray) -> tuple[FloatArray, float, FloatArray] | None:
+        """The last movement before the calibration rest if it is one turn of at least
+        ``min_rom_deg`` (``fit_net_frac`` of its rotation) about one axis: ``(axis, rotation deg,
+        up vector where it began)``, else None. The axis is the principal direction of the
+        last ``axis_rotation_deg`` before the rest; the turn began after the last sample that
+        turned the other way about it (a strap adjusted, a pause: the rate's sign wanders)."""
+        speed = np.linalg.norm(w, axis=1)
+        back = np.cumsum((speed * dt)[::-1])
+        m = len(w) - 1 - int(np.searchsorted(back, self.s.axis_rotation_deg))
+        if m < 0:
+            return None
+        seg = w[m:] * np.sqrt(dt[m:])[:, None]
+        axis = eigh_vectors(seg.T @ seg)[:, -1]
+        rate = w @ axis
+        if float(rate[m:] @ dt[m:]) < 0:
+            axis, rate = -axis, -rate
+        against = np.flatnonzero(rate[:m] <= 0.0)
+        j0 = int(against[-1]) + 1 if len(against) else 0
+        net = float(rate[j0:] @ dt[j0:])
+        if net < self.s.min_rom_deg or net < self.s.fit_net_frac * float(speed[j0:] @ dt[j0:]):
+            return None
+        return axis / np.linalg.norm(axis), net, up[j0]
+
+    def _top_of_turn(self, turn: tuple[FloatArray, float, FloatArray], axis: FloatArray, lever_m: FloatArray) -> bool:
+        """Whether the first movement after the calibration rest (fitted ``axis``, the lever arm
+        estimate ``lever_m`` at its fit) makes the rest the top of the turn into it (``turn``,
+        :meth:`_turn_into_rest`; ``lead_in_rise_deg``)."""
+        turn_axis, _, up0 = turn
+        n = norm3(lever_m)
+        if float(axis @ turn_axis) >= 0.0 or not n > self.s.lever_min_m:
+            return False
+        lev = lever_m / n
+        rise = math.asin(max(-1.0, min(1.0, float(self._raw_ref @ lev)))) - math.asin(max(-1.0, min(1.0, float(up0 @ lev))))
+        return math.degrees(rise) >= self.s.lead_in_rise_deg
+
 
     # ------------------------------------------------------------------ public
     def update(self, t: FloatArray, acc: FloatArray, gyr: FloatArray) -> tuple[FloatArray, FloatArray, BoolArray]:
@@ -919,11 +964,14 @@ class HipAngleEstimator:
         plain = self._pending is None and self._pre is None  # still samples went out unsigned (update)
         h = self._merged_held()
         assert h is not None
-        t, up, uref, still, rest, w, _, quat, _ = h
+        t, up, uref, still, rest, w, _, quat, lever = h
         found = self._fit_turn(t, w, still, up, uref)
         if found is None:
             return _EMPTY, None
         k, axis = found
+        # (only the first movement after the calibration rest can make it the top of a turn)
+        turn, self._lead_turn = self._lead_turn, None
+        lead_turn = turn is not None and self._top_of_turn(turn, axis, lever[k])
         if self._pending is not None and self._pending_sign:
             lo = _after_last_still(still, k)
             before = self._pending_angles(tuple(x[:lo] for x in h))  # type: ignore[arg-type]  # (re-anchors the pending mounting)
@@ -969,6 +1017,14 @@ class HipAngleEstimator:
             self.n_posture_changes += 1
             self._proven = 0
             self.restarts.append(float(t[0]))
+        elif lead_turn:
+            # the first movement turns back from the rest the turn into it rose to: the rest is
+            # that rep's top, its raise positive, that far above where the turn began
+            assert turn is not None
+            axis = -axis
+            self._offset = turn[1]
+            self._proven = 1
+            self.n_lead_ins += 1
         elif self._prev_axis is not None and float(axis @ self._prev_axis) < 0:
             axis = -axis  # a strap turns by less than 90 degrees: keep the raise positive
         elif self._roll_sign:

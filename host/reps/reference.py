@@ -60,8 +60,11 @@ A closed candidate is measured (stopwatch tempo above) and is
   of a set whose feet walked out, or the floor after hover reps); so does a rise if the descent
   ended no more than ``floor_margin_deg`` below the floor, the lowest rest at the bottom so far
   (not at the top or part-way down): touch-and-go bent-knee reps whose feet walk out, 45 -> 22
-  deg, rise again at once; any other rise rejects it (the first swing of walking goes back past
-  the standing pose, the lowest rest since the person stood up, and on into the next stride);
+  deg, rise again at once; so does a rise if the rep rose ``held_rise_min_rom_deg`` or more
+  (the feet slide on out to straight legs, 22 -> 0 deg, while the leg comes down from 90: no
+  walking stride rises that far); any other rise rejects it (the first swing of walking goes
+  back past the standing pose, the lowest rest since the person stood up, and on into the next
+  stride);
 * else a **rep**.
 
 A low is anchored when it lies within ``undershoot_deg`` below the last rest or pause (a still
@@ -117,6 +120,7 @@ class RepParams:
     speed_frac: float
     speed_half_n: int
     floor_margin_deg: float
+    held_rise_min_rom_deg: float
 
     def kwargs(self) -> dict[str, Any]:
         """The fields by name: the keyword arguments of ``legrep._fastcore.RepMachine``."""
@@ -136,6 +140,7 @@ class RepParams:
             speed_frac=s.tempo_speed_frac,
             speed_half_n=speed_half_n(s, dt_nominal_s),
             floor_margin_deg=s.floor_margin_deg,
+            held_rise_min_rom_deg=s.held_rise_min_rom_deg,
         )
 
 
@@ -375,10 +380,15 @@ class RepMachineRef:
 
     def _resolve(self, rest: bool, i: int, out: list[RepTuple]) -> None:
         """Decide a held rep at sample ``i``: a rest confirms it, and so does a rise when the
-        descent ended no more than ``floor_margin_deg`` below the floor (else the rise rejects it)."""
+        descent ended no more than ``floor_margin_deg`` below the floor, or when the rep rose at
+        least ``held_rise_min_rom_deg`` (else the rise rejects it)."""
         if self.held is None:
             return
-        if rest or self.held_end_deg >= self.floor_deg - self.p.floor_margin_deg:  # False when no floor (NaN)
+        if (
+            rest
+            or self.held_end_deg >= self.floor_deg - self.p.floor_margin_deg  # False when no floor (NaN)
+            or self.held[5] >= self.p.held_rise_min_rom_deg
+        ):
             out.append((*self.held, i))
             self.last_rom = self.held[5]
             self.chain = True
