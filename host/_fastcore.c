@@ -159,6 +159,9 @@ dot3(const double a[3], const double b[3])
     return a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
 }
 
+/* Chunks at least this long are processed with the GIL released (a thread switch costs microseconds). */
+#define GIL_FREE_ROWS 512
+
 /* ------------------------------------------------------------------ TiltKernel */
 
 /* The orientation stage of host.fusion.orientation (one thigh sensor): gyro strapdown,
@@ -235,6 +238,7 @@ tilt_uref(TiltCore *c)
 typedef struct {
     PyObject_HEAD
     TiltCore c;
+    int running; /* run() is in its loop (the GIL released): another run() or __init__ is refused */
 } TiltKernel;
 
 static void
@@ -258,6 +262,10 @@ TiltKernel_init(TiltKernel *self, PyObject *args, PyObject *kwds)
     PyObject *g0, *b0;
     double motion_tau, still_gyro, rest_gyro, rest_acc, rest_tilt, bias_jump, lever_min, step_deg, turn_deg = 1e300;
     TiltCore *c = &self->c;
+    if (self->running) {
+        PyErr_SetString(PyExc_RuntimeError, "TiltKernel expected to be idle, got __init__ while run() is running on another thread");
+        return -1;
+    }
     c->acc_memory = 0.0, c->acc_ridge = 0.05, c->acc_max = 0.2;
     c->tau_acc2 = 0.0;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "$OOddndnddddddddddddddddddddd:TiltKernel", kwlist, &g0, &b0, &c->tau_acc,
@@ -588,6 +596,10 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
         goto fail;
     }
 
+    if (self->running) {
+        PyErr_SetString(PyExc_RuntimeError, "TiltKernel.run expected to be idle, got a call while it runs on another thread");
+        goto fail;
+    }
     TiltCore *c = &self->c;
     const Py_ssize_t n = t.n, W = c->W, B = c->B, half = c->B / 2;
     const double tau = c->tau_acc, mgain = c->motion_gain * RAD2DEG, still2 = c->still2, clip2 = c->clip2;
@@ -603,6 +615,10 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t w_pos = c->w_pos, r_pos = c->r_pos;
     double *const still_ring = c->still_ring, *const ring = c->ring, *const cum = c->cum;
 
+    /* the loop touches only the buffers and this kernel's state: the GIL is released for a long chunk
+       (the other leg's stages run meanwhile in an offline analysis; a live chunk keeps it) */
+    self->running = 1;
+    PyThreadState *released = n >= GIL_FREE_ROWS ? PyEval_SaveThread() : NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
         const double ti = D1(t, i);
         const double ar[3] = {D2(acc, i, 0), D2(acc, i, 1), D2(acc, i, 2)};
@@ -775,6 +791,9 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
         has_prev = 1;
         t_prev = ti;
     }
+    if (released != NULL)
+        PyEval_RestoreThread(released);
+    self->running = 0;
     c->q[0] = qw, c->q[1] = qx, c->q[2] = qy, c->q[3] = qz;
     c->lp[0] = l0, c->lp[1] = l1, c->lp[2] = l2;
     c->lp1[0] = f0, c->lp1[1] = f1, c->lp1[2] = f2;
@@ -1146,12 +1165,15 @@ plane_angles(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
         arr_get(args[2], &g, "g_ref", 'd', 2, u.n, 0) < 0 || arr_get(args[3], &q, "quat", 'd', 4, u.n, 0) < 0 ||
         arr_get(args[10], &out, "angle_out_deg", 'd', 1, u.n, 1) < 0)
         goto fail;
+    PyThreadState *released = u.n >= GIL_FREE_ROWS ? PyEval_SaveThread() : NULL; /* (as TiltKernel.run) */
     for (Py_ssize_t i = 0; i < u.n; i++) {
         double t = tilt_row(&u, &r, i, f, off);
         double h = hip_row(&u, &g, &q, i, a, al, fi, off);
         double d = np_remainder(h - t + 180.0, 360.0) - 180.0;
         *(double *)(out.base + i * out.s0) = t + np_clip(d, -lim, lim);
     }
+    if (released != NULL)
+        PyEval_RestoreThread(released);
     arr_release(&u), arr_release(&r), arr_release(&g), arr_release(&q), arr_release(&out);
     Py_RETURN_NONE;
 fail:

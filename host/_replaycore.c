@@ -637,7 +637,9 @@ done:
 /* A value v that is k * lsb for an integer 0 < |k| <= 32768 (every sample of a legrep sensor, and
  * of most IMU CSVs) is formatted once per k ("%.8g" by snprintf) and copied after; any other value
  * (zero too: -0.0 prints "-0") is formatted by snprintf directly. The text is snprintf's either way.
- * The tables live as long as the module (one per LSB, a few at most); the GIL is held. */
+ * The tables live as long as the module (one per LSB, a few at most). The rows are formatted with the
+ * GIL released (an export formats on a thread of its own beside the analysis); the tables' entries are
+ * then filled under LUT_LOCK, and tables are made or dropped only with the GIL held. */
 typedef struct {
     double lsb, inv_lsb;
     char text[65537][16];
@@ -647,6 +649,7 @@ typedef struct {
 
 #define N_LUTS 4
 static Lut *LUTS[N_LUTS];
+static PyThread_type_lock LUT_LOCK; /* one formatting loop at a time (made at import) */
 
 static Lut *
 lut_for(double lsb)
@@ -772,8 +775,6 @@ py_format_imu_rows(PyObject *mod, PyObject *args)
         PyErr_Format(PyExc_ValueError, "format_imu_rows: values of shape (%zd, 6) expected, got %zd values", n, bv.len / 8);
         goto done;
     }
-    for (int j = 0; j < 2; j++)
-        luts[j] = lut_for(lsb[j]); /* (NULL without memory: snprintf for every value) */
     size_t cap = (size_t)n * 640 + 64; /* worst case: every field through snprintf at full length */
     if (n > 0 && cap / 640 < (size_t)n) {
         PyErr_NoMemory();
@@ -786,6 +787,13 @@ py_format_imu_rows(PyObject *mod, PyObject *args)
     }
     size_t len = 0;
     const double *t = (const double *)bt.buf, *v = (const double *)bv.buf;
+    Py_BEGIN_ALLOW_THREADS
+    PyThread_acquire_lock(LUT_LOCK, WAIT_LOCK);
+    Py_END_ALLOW_THREADS
+    /* (the lock and the GIL held: a table another thread formats with is never dropped) */
+    for (int j = 0; j < 2; j++)
+        luts[j] = lut_for(lsb[j]); /* (NULL without memory: snprintf for every value) */
+    Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < n; i++) {
         char *o = buf + len;
         int m = fmt_time(o, t[i]);
@@ -796,6 +804,8 @@ py_format_imu_rows(PyObject *mod, PyObject *args)
         o[m++] = '\n';
         len += (size_t)m;
     }
+    PyThread_release_lock(LUT_LOCK);
+    Py_END_ALLOW_THREADS
     out = PyBytes_FromStringAndSize(buf, (Py_ssize_t)len);
 done:
     free(buf);
@@ -850,6 +860,8 @@ PyMODINIT_FUNC
 PyInit__replaycore(void)
 {
     init_tables();
+    if (LUT_LOCK == NULL && (LUT_LOCK = PyThread_allocate_lock()) == NULL)
+        return PyErr_NoMemory();
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;

@@ -227,18 +227,78 @@ class SampleCsvWriter(ImuCsvWriter):
     samples are such counts) and any other value by ``snprintf``. Non-finite values go through
     Python's formatting.
 
+    With ``background`` the blocks are formatted and written on a thread of this writer's own
+    (``format_imu_rows`` releases the GIL), at most ``QUEUE_BLOCKS`` blocks behind :meth:`write`,
+    so an export formats beside the analysis instead of after it; the blocks must not be written
+    to afterwards (the analysis never writes its input). An error of that thread is raised by the
+    next :meth:`write`, or by :meth:`flush`, which waits for every block to be written.
+
     Raises
     ------
     InputError
         The path is a directory or not writable.
     """
 
-    def __init__(self, path: str | os.PathLike[str], acc_lsb_g: float = 0.0, gyr_lsb_dps: float = 0.0) -> None:
+    QUEUE_BLOCKS = 4
+    """Blocks waiting for the writer thread at most (memory stays flat: the caller waits)."""
+
+    def __init__(self, path: str | os.PathLike[str], acc_lsb_g: float = 0.0, gyr_lsb_dps: float = 0.0,
+                 background: bool = False) -> None:  # fmt: skip
         super().__init__(path)
         self.acc_lsb_g = float(acc_lsb_g)
         self.gyr_lsb_dps = float(gyr_lsb_dps)
+        self._background = background
+        self._queue: Any = None  # queue.Queue of blocks (None ends the thread), made at the first write
+        self._thread: Any = None
+        self._error: BaseException | None = None
 
     def write(self, block: ImuBlock) -> None:
+        if not self._background:
+            self._write_now(block)
+            return
+        self._raise_error()
+        if self._thread is None:
+            import queue
+            import threading
+
+            self._queue = queue.Queue(maxsize=self.QUEUE_BLOCKS)
+            self._thread = threading.Thread(target=self._work, name=f"legrep-write-{self.path.name}", daemon=True)
+            self._thread.start()
+        self._queue.put(block)
+
+    def flush(self) -> None:
+        """Wait until every block given to :meth:`write` is written; raise the writer thread's error."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        self._raise_error()
+
+    def close(self) -> None:
+        """Stop the writer thread (after the blocks given to it) and close the file; an error of the
+        thread not yet raised is raised here."""
+        try:
+            self.flush()
+        finally:
+            super().close()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _work(self) -> None:
+        while True:
+            block = self._queue.get()
+            if block is None:
+                return
+            if self._error is None:  # (after an error the rest is taken and dropped: write never blocks)
+                try:
+                    self._write_now(block)
+                except BaseException as exc:  # raised in the caller's thread (write, flush, close)
+                    self._error = exc
+
+    def _write_now(self, block: ImuBlock) -> None:
         import numpy as np
 
         from ._replaycore import format_imu_rows

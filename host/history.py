@@ -31,7 +31,7 @@ import math
 import os
 import sqlite3
 import unicodedata
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
@@ -990,6 +990,24 @@ def analyze_input(
     reduced as it streams to at most that many points (the lowest and highest of each time bin:
     :class:`legrep.report.TraceEnvelope`; memory flat in the length) instead of whole.
     """
+    # the files' hashes on a thread beside the analysis (hashlib releases the GIL: on a second core
+    # the half second of hashing a long session's files is hidden); an error of it comes after the
+    # analysis's, as before
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="legrep-hash") as pool:
+        sources = pool.submit(source_files, item.source())
+        return _analyze_input(item, settings, started_at, trace_points, sources.result)
+
+
+def _analyze_input(
+    item: SessionInput,
+    settings: Settings | None,
+    started_at: dt.datetime | str | None,
+    trace_points: int | None,
+    sources: Callable[[], tuple[SourceFile, ...]],
+) -> AnalysedInput:
+    """:func:`analyze_input` with the source files' description from ``sources`` (called last)."""
     envelopes: dict[Any, Any] = {}
     on_angle = None
     if trace_points is not None:
@@ -1032,4 +1050,4 @@ def analyze_input(
 
         result = dataclasses.replace(result, traces={leg: env.trace() for leg, env in envelopes.items()})
     when = _iso(started_at) if started_at is not None else _mtime_iso(files)
-    return AnalysedInput(item, result, settings, source_files(item.source()), when)
+    return AnalysedInput(item, result, settings, sources(), when)

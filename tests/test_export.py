@@ -296,3 +296,44 @@ def test_the_sample_rows_are_pythons_formatting_byte_for_byte(seed: int) -> None
     assert format_imu_rows(t, values, 0.0, 0.0) == got  # (no table)
     if seed != 2:  # (format_rows is printf's only for power-of-two LSBs, which seed 2 has not)
         assert format_rows(t, values) == got
+
+
+def test_the_background_sample_writer_writes_the_same_bytes_and_raises_its_error(tmp_path: Path) -> None:
+    """SampleCsvWriter(background=True) (export's writer beside the analysis): the same file as
+    the writer in the caller's thread, whatever the blocks; formatting from two threads at once
+    (two legs' writers share the LSB tables) gives each its own rows; a failure of the writer thread
+    (here: its file closed under it) is raised by flush, not lost."""
+    import numpy as np
+
+    from legrep.export import SampleCsvWriter
+    from legrep.model import ImuBlock
+
+    rng = np.random.default_rng(3)
+    lsb = (1 / 4096, 1 / 32.8)
+    blocks = []
+    t0 = 0.0
+    for n in (1, 70000, 5, 3000):  # (one longer than a formatting step of 65536 rows)
+        raw = rng.integers(-32768, 32768, size=(n, 6)).astype(float)
+        t = t0 + 0.01 * np.arange(n)
+        t0 = float(t[-1]) + 0.01
+        blocks.append(ImuBlock(t, raw[:, :3] * lsb[0], raw[:, 3:] * lsb[1]))
+    with SampleCsvWriter(tmp_path / "fg.csv", *lsb) as fg:
+        for b in blocks:
+            fg.write(b)
+    bgs = [SampleCsvWriter(tmp_path / f"bg{i}.csv", *lsb, background=True) for i in range(2)]
+    for b in blocks:
+        for w in bgs:
+            w.write(b)
+    for w in bgs:
+        w.close()
+    want = (tmp_path / "fg.csv").read_bytes()
+    assert want.count(b"\n") == 1 + sum(len(b) for b in blocks)
+    for i in range(2):
+        assert (tmp_path / f"bg{i}.csv").read_bytes() == want
+
+    broken = SampleCsvWriter(tmp_path / "broken.csv", *lsb, background=True)
+    broken._fh.close()  # every write of the thread fails
+    broken.write(blocks[0])
+    with pytest.raises(ValueError, match="closed file"):
+        broken.flush()
+    broken.flush()  # (raised once)

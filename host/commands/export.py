@@ -70,7 +70,9 @@ def run(args: argparse.Namespace) -> int:
         if leg not in writers:
             lsb = next(((s.status.acc_lsb_g, s.status.gyr_lsb_dps) for c in cores for s in c.legrep.values()
                         if s.leg is leg), (0.0, 0.0))  # fmt: skip
-            writers[leg] = SampleCsvWriter(out / f"imu_{leg.value}.csv.part", *lsb)
+            # formatted and written on a thread of its own, beside the analysis (the blocks are not
+            # written to after this call)
+            writers[leg] = SampleCsvWriter(out / f"imu_{leg.value}.csv.part", *lsb, background=True)
         writers[leg].write(block)
 
     try:
@@ -79,9 +81,14 @@ def run(args: argparse.Namespace) -> int:
         for leg in core.legs:
             if leg not in writers:
                 writers[leg] = SampleCsvWriter(out / f"imu_{leg.value}.csv.part")  # no samples: the header only
+        for w in writers.values():
+            w.flush()  # every sample written (a write error is raised here)
     except BaseException:
         for w in writers.values():
-            w.close()
+            try:
+                w.close()
+            except Exception:  # (the error that matters is the one being raised)
+                pass
             w.path.unlink(missing_ok=True)
         raise
     write_reps_csv(out / "reps.csv", result)

@@ -69,6 +69,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -96,18 +97,20 @@ BoolArray = npt.NDArray[np.bool_]
 _DEFAULTS = Settings()
 """Defaults for a :class:`Mounting` made without settings (tests, tools)."""
 _SLICE = 8192
-"""Longest piece of a chunk the orientation stage handles at once (its outputs stay in cache)."""
+"""A chunk is handled in pieces of ``_SLICE`` to ``2 _SLICE`` samples (the orientation stage's outputs
+stay in cache)."""
 _ANGLES_AT_ONCE = 256
 """Pieces up to this long get their angles in one call (few samples: the call's overhead counts
 more than angles of samples a split gives the next mounting)."""
 
 
+_EIGH_LO: Any = None
 try:  # the gufunc np.linalg.eigh calls for a float64 matrix (its wrapper costs as much as the 3x3 solve)
     from numpy.linalg import _umath_linalg as _linalg_gufuncs
 
     _EIGH_LO = _linalg_gufuncs.eigh_lo
 except (ImportError, AttributeError):  # pragma: no cover (another numpy layout: the public call)
-    _EIGH_LO = None
+    pass
 
 
 def eigh_vectors(a: FloatArray) -> FloatArray:
@@ -657,8 +660,12 @@ class HipAngleEstimator:
         if n == 0:
             return _EMPTY
         t, acc, gyr = (np.asarray(x, dtype=np.float64) for x in (t, acc, gyr))
-        if n > _SLICE:
-            parts = [self._update(t[i : i + _SLICE], acc[i : i + _SLICE], gyr[i : i + _SLICE]) for i in range(0, n, _SLICE)]
+        if n >= 2 * _SLICE:
+            # pieces of _SLICE to 2 _SLICE samples, as equal as they come (a replay's blocks of a little
+            # over _SLICE made a second, tiny piece each, with a piece's whole cost)
+            k = n // _SLICE
+            cuts = [n * i // k for i in range(k + 1)]
+            parts = [self._update(t[a:b], acc[a:b], gyr[a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
             parts = [p for p in parts if len(p[0])]
             if not parts:
                 return _EMPTY

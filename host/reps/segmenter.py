@@ -24,7 +24,7 @@ from .reference import RepMachineRef, RepParams, RepTuple
 from .sets import rep_flags
 
 _SLICE = 8192
-"""Longest piece of a chunk handled at once (see RepSegmenter.update)."""
+"""Chunks are handled in pieces of ``_SLICE`` to ``2 _SLICE`` samples (see RepSegmenter.update)."""
 
 
 class RepSegmenter:
@@ -69,16 +69,19 @@ class RepSegmenter:
     def update(self, t: FloatArray, angle: FloatArray, still: npt.NDArray[np.bool_]) -> list[Rep]:
         """Take a chunk: ``t`` (N,) s, ``angle`` (N,) deg, ``still`` (N,) bool at rest; return reps closed.
 
-        Long chunks are fed in slices of ``_SLICE`` samples (the result does not depend on
+        Long chunks are fed in slices of ``_SLICE`` to ``2 _SLICE`` samples (the result does not depend on
         the chunking): the log then stays small and in cache instead of growing to the chunk.
         """
         n = len(t)
         if n == 0:
             return []
-        if n > _SLICE:
+        if n >= 2 * _SLICE:
+            # pieces of _SLICE to 2 _SLICE samples, as equal as they come (no tiny last piece)
+            k = n // _SLICE
+            cuts = [n * i // k for i in range(k + 1)]
             out: list[Rep] = []
-            for i in range(0, n, _SLICE):
-                out += self.update(t[i : i + _SLICE], angle[i : i + _SLICE], still[i : i + _SLICE])
+            for a, b in zip(cuts[:-1], cuts[1:]):
+                out += self.update(t[a:b], angle[a:b], still[a:b])
             return out
         still = self._gapless(t, still)
         arm = np.empty(n, dtype=bool)  # where a rest has lasted arm_rest_s
