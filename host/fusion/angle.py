@@ -85,7 +85,7 @@ from .._fastcore import (
     tilt_angles,
     window_means,
 )
-from ..buffers import steps_after
+from ..buffers import even_cuts, steps_after
 from ..diagnostics import MountingDiagnostics, OrientationDiagnostics
 from ..diagnostics import vec3 as _vec3
 from ..model import FloatArray
@@ -659,8 +659,7 @@ class HipAngleEstimator:
         if n >= 2 * _SLICE:
             # pieces of _SLICE to 2 _SLICE samples, as equal as they come (a replay's blocks of a little
             # over _SLICE made a second, tiny piece each, with a piece's whole cost)
-            k = n // _SLICE
-            cuts = [n * i // k for i in range(k + 1)]
+            cuts = even_cuts(n, _SLICE)
             parts = [self._update(t[a:b], acc[a:b], gyr[a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
             parts = [p for p in parts if len(p[0])]
             if not parts:
