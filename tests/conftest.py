@@ -162,3 +162,21 @@ if CPU_LOG:
         with open(CPU_LOG, "a", encoding="utf-8") as fh:
             worker = os.environ.get("PYTEST_XDIST_WORKER", "-")
             fh.write(f"{p1 - p0:.3f}\t{c1 - c0:.3f}\t{w1 - w0:.3f}\t{worker}\t{item.nodeid}\n")
+
+
+SLOW_MODULES_FIRST = (
+    "test_fuzz_decoders.py", "test_report.py", "test_simulator.py", "test_coach_voice.py", "test_pelvis_demo.py",
+    "test_pelvis.py", "test_replay_batch.py", "test_vendor_live.py", "test_pipeline.py", "test_plan.py",
+    "test_coach_web.py", "test_coach_report.py", "test_serial.py", "test_settings.py", "test_inputs.py",
+    "test_history.py", "test_live.py", "test_exercise.py", "test_fusion_angle.py", "test_recording.py",
+)  # fmt: skip
+"""The modules that take longest (wall seconds of a whole run, ``LEGREP_TEST_CPU=FILE``), longest first;
+the others follow in their usual order. ``.ci/test`` hands whole modules to its two workers in this
+order (``--dist loadfile``: a module's fixtures are made once), so the last modules to start are
+short ones and the workers finish together. ``test_coach_voice`` (the first to need the shared
+demo) comes early; the other modules reading the demo come late, when it is long written."""
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {name: k for k, name in enumerate(SLOW_MODULES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each module keeps its order

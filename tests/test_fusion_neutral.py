@@ -28,14 +28,16 @@ SETTLING_CHEAP = SessionSpec(sets=(SetSpec(8, 8, **FAST),), start="settling", ra
 def test_neutral_pose_comes_down_to_short_rests_between_reps(seed: int) -> None:
     # the right leg rests through the left leg's set, then does its own: the calibration rest (in
     # the settling) is above where it rests; its reps' bottoms (0.3 s, no bias rest) must move the
-    # neutral pose down, so every rep after the third reads its true peak within 2.5 deg
-    # (before: 4.7-12 deg low on these seeds)
+    # neutral pose down, so every rep after the second reads its true peak within 2.5 deg: the
+    # rest after the second rep proves the raise direction, and the neutral pose comes down at its
+    # first still sample (before: 4.7-12 deg low on these seeds, and the third rep 4.8-12.2 low
+    # until the sign check's own rest could lower it)
     sim = simulate(SETTLING_CHEAP, seed)
     b = blocks_of(sim)
     res = analyze_arrays(left=b[Leg.LEFT], right=b[Leg.RIGHT])
     pairs = match_reps(res.reps_of(Leg.RIGHT), sim.reps, Leg.RIGHT)
     assert len(pairs) == len(sim.reps_of("right")) == 8
-    errors = [abs(r.peak_deg - tr.peak_deg) for r, tr in pairs[3:]]
+    errors = [abs(r.peak_deg - tr.peak_deg) for r, tr in pairs[2:]]
     assert max(errors) < 2.5, errors
 
 

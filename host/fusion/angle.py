@@ -501,6 +501,10 @@ class HipAngleEstimator:
         self._pending: tuple[Mounting, FloatArray | None, float, FloatArray] | None = None
         self._pending_sign = False  # the pending rest is one near the neutral pose (a sign check)
         self._proven = 0  # movements from the neutral pose that went up since the sign was set
+        # the first movement after a lying (not swaying) calibration rest, which set the sign: it
+        # went up by definition, so it proves nothing to the sign check, but a rest below the
+        # calibration pose after it is where the leg lies (reanchor_proofs)
+        self._first_up = False
         self.n_posture_changes = 0
         self.n_sign_flips = 0
         self.n_reanchors = 0  # neutral pose moved down to a lower rest
@@ -798,7 +802,11 @@ class HipAngleEstimator:
 
     def _is_below(self, angle_deg: float) -> bool:
         """A rest this far below the neutral pose becomes the neutral pose (``neutral_drop_deg``)."""
-        return self._proven >= self.s.reanchor_proofs and -self._posture_deg < angle_deg < -self.s.neutral_drop_deg
+        return self._may_lower() and -self._posture_deg < angle_deg < -self.s.neutral_drop_deg
+
+    def _may_lower(self) -> bool:
+        """Enough movements went up from the neutral pose that a rest below it may lower it."""
+        return self._proven + int(self._first_up) >= self.s.reanchor_proofs
 
     def _lowered(self, m: Mounting, angle_deg: float) -> Mounting:
         """``m`` with its neutral pose moved to a rest that reads ``angle_deg``."""
@@ -984,6 +992,7 @@ class HipAngleEstimator:
                 # movement was a posture change, e.g. kneeling down before bird dogs)
                 self.n_sign_flips += 1
                 self._proven = 0
+                self._first_up = False
                 self._offset = -old[2]
                 # (the tilt until anchored: the first movement was a posture change)
                 self.mounting = self._new_mounting(axis, uref[k])
@@ -1015,6 +1024,7 @@ class HipAngleEstimator:
             # it continues the raise: a new posture, neutral at that rest
             self.n_posture_changes += 1
             self._proven = 0
+            self._first_up = False
             self.restarts.append(float(t[0]))
         elif lead_turn:
             # the first movement turns back from the rest the turn into it rose to: the rest is
@@ -1032,6 +1042,8 @@ class HipAngleEstimator:
             if self._tilt_at(axis, up[k], uref[k]) < 0.0:
                 axis = -axis
         self._roll_sign = False
+        if self._prev_axis is None and not self._raw_on and self._proven == 0 and self.n_refits == 0 and self.n_posture_changes == 0:
+            self._first_up = True
         self._prev_axis = axis
         self.mounting = self._new_mounting(axis, uref[k])
         if self._raw_on and self._proven == 0 and self.n_refits == 0 and self.n_posture_changes == 0:
@@ -1134,11 +1146,13 @@ class HipAngleEstimator:
             e_anchor = movement_anchor(w, still, rest, near & ~bad, dt, m.turned_deg, m.anchored_deg,
                                        self.s.axis_rotation_deg)
         # rests before the sign check and the first slip: a lower neutral pose
-        lim = min(j_chk, int(events[int(slip[0])]) if len(slip) else len(t))
+        slip_j = int(events[int(slip[0])]) if len(slip) else len(t)
+        lim = min(j_chk, slip_j)
         low_ev = self._settled_rows(racc)
-        before = low_ev[low_ev < lim]
+        # (the sign check's own rest too: its first still sample is released before the check)
+        before = low_ev[low_ev < min(j_chk + 1, slip_j)]
         lower: list[tuple[int, float]] = []
-        if len(before) and self._proven >= self.s.reanchor_proofs:  # (else no rest is below: _is_below)
+        if len(before) and self._may_lower():  # (else no rest is below: _is_below)
             a_rest = self._rest_angles(m, racc[before])
             below = ((-self._posture_deg < a_rest) & (a_rest < -self.s.neutral_drop_deg)).nonzero()[0]
             lower = [(int(before[i]), float(a_rest[i])) for i in below[:1]]  # the first, as _is_below finds it
