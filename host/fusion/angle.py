@@ -85,7 +85,7 @@ from .._fastcore import (
     tilt_angles,
     window_means,
 )
-from ..buffers import steps_after
+from ..buffers import even_cuts, steps_after
 from ..diagnostics import MountingDiagnostics, OrientationDiagnostics
 from ..diagnostics import vec3 as _vec3
 from ..model import FloatArray
@@ -663,8 +663,7 @@ class HipAngleEstimator:
         if n >= 2 * _SLICE:
             # pieces of _SLICE to 2 _SLICE samples, as equal as they come (a replay's blocks of a little
             # over _SLICE made a second, tiny piece each, with a piece's whole cost)
-            k = n // _SLICE
-            cuts = [n * i // k for i in range(k + 1)]
+            cuts = even_cuts(n, _SLICE)
             parts = [self._update(t[a:b], acc[a:b], gyr[a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
             parts = [p for p in parts if len(p[0])]
             if not parts:
@@ -736,11 +735,18 @@ class HipAngleEstimator:
         (with the samples carried from earlier chunks), else 0."""
         out = np.zeros_like(acc)
         k = self._acc_n
-        both = np.concatenate([self._acc_tail, acc])
-        # at each event: both[max(0, off + j - k + 1) : off + j + 1].mean(axis=0), off = len(tail)
-        # (window_means adds the rows in numpy's order: the same numbers)
-        window_means(both, rest, k, out)
-        self._acc_tail = both[-(k - 1) :] if k > 1 else self._acc_tail
+        n = len(acc)
+        # at each event j: both[max(0, off + j - k + 1) : off + j + 1].mean(axis=0) with
+        # both = tail + acc, off = len(tail) (window_means adds the rows in numpy's order: the same
+        # numbers); only the first k - 1 events' windows reach into the tail, so only those rows are
+        # joined to it (not the whole chunk)
+        h = min(n, k - 1)
+        if h:
+            window_means(np.concatenate([self._acc_tail, acc[:h]]), rest[:h], k, out[:h])
+        if n > h:
+            window_means(acc, rest[h:], k, out[h:])
+        if k > 1:  # (a copy: the caller's array is not kept)
+            self._acc_tail = acc[-(k - 1) :].copy() if n >= k - 1 else np.concatenate([self._acc_tail, acc])[-(k - 1) :]
         return out
 
     def _settles(self, still: BoolArray) -> BoolArray:
