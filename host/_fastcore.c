@@ -179,6 +179,7 @@ typedef struct {
     double motion_gain; /* 1 / bias_motion_tau_s, or 0 */
     Py_ssize_t W;       /* still window, samples */
     double still2, clip2;
+    double still_bias2; /* still_bias_dps^2 (0: step 5b off) */
     Py_ssize_t B;       /* rest window, samples */
     double rest_gyro2, rest_acc2, rest_cos, bias_jump2, bias_gain;
     double max_gap_s, dt_nominal_s;
@@ -258,9 +259,10 @@ TiltKernel_init(TiltKernel *self, PyObject *args, PyObject *kwds)
                              "acc_bias_memory", "acc_bias_ridge", "acc_bias_max_g", "gap_s",
                              "lever_tau_s", "lever_min_dps", "lever_ridge", "lever_max_m", "acc_bias_step_deg",
                              "gap_tau_acc_s", "gap_recover_s", "tau_acc2_s",
-                             "acc_bias_turn_deg", NULL};
+                             "acc_bias_turn_deg", "still_bias_dps", NULL};
     PyObject *g0, *b0;
     double motion_tau, still_gyro, rest_gyro, rest_acc, rest_tilt, bias_jump, lever_min, step_deg, turn_deg = 1e300;
+    double still_bias = 0.0;
     TiltCore *c = &self->c;
     if (self->running) {
         PyErr_SetString(PyExc_RuntimeError, "TiltKernel expected to be idle, got __init__ while run() is running on another thread");
@@ -268,12 +270,12 @@ TiltKernel_init(TiltKernel *self, PyObject *args, PyObject *kwds)
     }
     c->acc_memory = 0.0, c->acc_ridge = 0.05, c->acc_max = 0.2;
     c->tau_acc2 = 0.0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$OOddndnddddddddddddddddddddd:TiltKernel", kwlist, &g0, &b0, &c->tau_acc,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$OOddndndddddddddddddddddddddd:TiltKernel", kwlist, &g0, &b0, &c->tau_acc,
                                      &motion_tau, &c->W, &still_gyro, &c->B, &rest_gyro, &rest_acc, &rest_tilt,
                                      &bias_jump, &c->bias_gain, &c->max_gap_s, &c->dt_nominal_s, &c->t_prev,
                                      &c->acc_memory, &c->acc_ridge, &c->acc_max, &c->gap_s, &c->lever_tau,
                                      &lever_min, &c->lever_ridge, &c->lever_max, &step_deg, &c->gap_tau_acc,
-                                     &c->gap_recover, &c->tau_acc2, &turn_deg))
+                                     &c->gap_recover, &c->tau_acc2, &turn_deg, &still_bias))
         return -1;
     if (vec3(g0, c->lp, "gravity0") < 0 || vec3(b0, c->bias, "gyro_bias0_dps") < 0)
         return -1;
@@ -286,6 +288,7 @@ TiltKernel_init(TiltKernel *self, PyObject *args, PyObject *kwds)
     c->motion_gain = motion_tau > 0.0 ? 1.0 / motion_tau : 0.0;
     c->still2 = still_gyro * still_gyro;
     c->clip2 = 4.0 * still_gyro * still_gyro;
+    c->still_bias2 = still_bias > 0.0 ? still_bias * still_bias : 0.0;
     c->rest_gyro2 = rest_gyro * rest_gyro;
     c->rest_acc2 = rest_acc * rest_acc;
     c->rest_cos = cos(rest_tilt * DEG2RAD);
@@ -728,8 +731,6 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
         cnt++;
         double filled = (double)(cnt < W ? cnt : W);
         int still = win < still2 * filled;
-        *(char *)(st.base + i * st.s0) = (char)still;
-        n_still += still;
         /* 6. rest windows */
         cum[0] += g0;
         cum[1] += g1;
@@ -742,6 +743,18 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
         memcpy(ring + 8 * r_pos, cum, 8 * sizeof(double));
         Py_ssize_t cur = r_pos;
         r_pos = r_pos < B ? r_pos + 1 : 0;
+        if (!still && cnt > W && W <= B && c->still_bias2 > 0.0) {
+            /* 5b. still about the window's own mean rate: a steady rate within still_bias_dps of
+               the bias (a bias estimate still off) with a quarter of the still variance */
+            const double *o = ring + 8 * ((cur - W + (B + 1)) % (B + 1));
+            double iw = 1.0 / (double)W;
+            double m0 = (cum[0] - o[0]) * iw, m1 = (cum[1] - o[1]) * iw, m2 = (cum[2] - o[2]) * iw;
+            double var = (cum[3] - o[3]) * iw - (m0 * m0 + m1 * m1 + m2 * m2);
+            double d0 = m0 - b[0], d1 = m1 - b[1], d2 = m2 - b[2];
+            still = var < 0.25 * still2 && d0 * d0 + d1 * d1 + d2 * d2 < c->still_bias2;
+        }
+        *(char *)(st.base + i * st.s0) = (char)still;
+        n_still += still;
         int rest = 0;
         if (cnt > B && cnt % half == 0) {
             c->q[0] = qw, c->q[1] = qx, c->q[2] = qy, c->q[3] = qz;

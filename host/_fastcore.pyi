@@ -58,6 +58,9 @@ class TiltKernel:
         acc_bias_step_deg: float,
         gap_tau_acc_s: float,
         gap_recover_s: float,
+        tau_acc2_s: float,
+        acc_bias_turn_deg: float,
+        still_bias_dps: float,
     ) -> None: ...
     def run(
         self,

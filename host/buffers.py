@@ -17,6 +17,14 @@ def steps_after(t: npt.NDArray[np.float64], prev: float) -> npt.NDArray[np.float
     return out
 
 
+def even_cuts(n: int, size: int) -> list[int]:
+    """Where to cut ``n`` rows into ``max(1, n // size)`` pieces as equal as they come (each of
+    ``size`` to ``2 size - 1`` rows when ``n >= size``): a last piece of a few rows would cost a
+    whole piece's overhead. Returns the ``k + 1`` boundaries, 0 first and ``n`` last."""
+    k = max(1, n // size)
+    return [n * i // k for i in range(k + 1)]
+
+
 class ColumnLog:
     """Append-only columns addressed by a global sample index, trimmable at the front.
 

@@ -150,6 +150,12 @@ class Settings:
     """Still (for the rep segmenter): rms rate about the bias over ``still_min_s`` below this."""
     still_min_s: Annotated[float, _positive(60.0)] = 0.2
     """Length of the still window."""
+    still_bias_dps: Annotated[float, _nonneg(100.0)] = 8.0
+    """Still also when the rate is steady (its rms deviation over ``still_min_s`` under half
+    ``still_gyro_dps``) and its mean within this of the bias estimate: a calibration rest taken
+    while the person settles (the leg still drifting down) leaves the bias 2-7 deg/s off until
+    the first rest of ``bias_window_s``, and reps with 0.3 s at the bottom have none; without
+    this, no sample between them is still and the neutral pose never comes down. 0: off."""
     bias_window_s: Annotated[float, Range(0.1, 60.0)] = 0.8
     """Length of a rest window used to update the gyro bias."""
     rest_gyro_dps: Annotated[float, _positive(100.0)] = 1.5

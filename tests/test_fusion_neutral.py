@@ -28,14 +28,16 @@ SETTLING_CHEAP = SessionSpec(sets=(SetSpec(8, 8, **FAST),), start="settling", ra
 def test_neutral_pose_comes_down_to_short_rests_between_reps(seed: int) -> None:
     # the right leg rests through the left leg's set, then does its own: the calibration rest (in
     # the settling) is above where it rests; its reps' bottoms (0.3 s, no bias rest) must move the
-    # neutral pose down, so every rep after the third reads its true peak within 2.5 deg
-    # (before: 4.7-12 deg low on these seeds)
+    # neutral pose down, so every rep after the second reads its true peak within 2.5 deg: the
+    # rest after the second rep proves the raise direction, and the neutral pose comes down at its
+    # first still sample (before: 4.7-12 deg low on these seeds, and the third rep 4.8-12.2 low
+    # until the sign check's own rest could lower it)
     sim = simulate(SETTLING_CHEAP, seed)
     b = blocks_of(sim)
     res = analyze_arrays(left=b[Leg.LEFT], right=b[Leg.RIGHT])
     pairs = match_reps(res.reps_of(Leg.RIGHT), sim.reps, Leg.RIGHT)
     assert len(pairs) == len(sim.reps_of("right")) == 8
-    errors = [abs(r.peak_deg - tr.peak_deg) for r, tr in pairs[3:]]
+    errors = [abs(r.peak_deg - tr.peak_deg) for r, tr in pairs[2:]]
     assert max(errors) < 2.5, errors
 
 
@@ -47,8 +49,8 @@ _SHORT_LOW_PASS = {"tau_acc_s": 1.0, "tau_acc2_s": 1.0, "bias_motion_tau_s": 100
 def test_first_axis_is_fitted_to_the_first_rep_without_a_still_sample_before_it(seed: int, orientation: dict[str, float]) -> None:
     # on these seeds the left leg starts its set straight from the settling, with no still sample
     # between (nor between its reps): the axis must come from the first rep, so during the set
-    # the angle follows the truth up to an offset (the neutral pose): the 5-95 % spread of its
-    # error under 6 deg (before: 30-48 deg, the axis fitted to a lowering, or none at all).
+    # the angle follows the truth up to an offset (the neutral pose, which comes down at the
+    # rest after the second rep): from the third rep on, the 5-95 % spread of its error under 6 deg (before: 30-48 deg, the axis fitted to a lowering, or none at all).
     # Seed 10 with shorter orientation low-passes: a settling rest 10 deg above the calibration
     # rest (true 10.8 vs 0.0) must not refuse the first rep, which rises from 0.9 with no pause
     # (before: rejected, and its touch-and-go set with it)
@@ -59,7 +61,8 @@ def test_first_axis_is_fitted_to_the_first_rep_without_a_still_sample_before_it(
     sig = sim.signals["left"]
     reps = sim.reps_of("left")
     assert len(a.reps) + len(b.reps) == len(reps)
-    in_set = (t >= reps[0].start_s) & (t <= reps[-1].end_s)
+    # (from the third rep: the neutral pose comes down at the rest after the second)
+    in_set = (t >= reps[2].start_s) & (t <= reps[-1].end_s)
     err = angle[in_set] - np.interp(t[in_set], sig.time_s, sig.true_angle_deg)
     assert np.percentile(err, 95) - np.percentile(err, 5) < 6.0
 

@@ -85,7 +85,7 @@ from .._fastcore import (
     tilt_angles,
     window_means,
 )
-from ..buffers import steps_after
+from ..buffers import even_cuts, steps_after
 from ..diagnostics import MountingDiagnostics, OrientationDiagnostics
 from ..diagnostics import vec3 as _vec3
 from ..model import FloatArray
@@ -501,6 +501,10 @@ class HipAngleEstimator:
         self._pending: tuple[Mounting, FloatArray | None, float, FloatArray] | None = None
         self._pending_sign = False  # the pending rest is one near the neutral pose (a sign check)
         self._proven = 0  # movements from the neutral pose that went up since the sign was set
+        # the first movement after a lying (not swaying) calibration rest, which set the sign: it
+        # went up by definition, so it proves nothing to the sign check, but a rest below the
+        # calibration pose after it is where the leg lies (reanchor_proofs)
+        self._first_up = False
         self.n_posture_changes = 0
         self.n_sign_flips = 0
         self.n_reanchors = 0  # neutral pose moved down to a lower rest
@@ -659,8 +663,7 @@ class HipAngleEstimator:
         if n >= 2 * _SLICE:
             # pieces of _SLICE to 2 _SLICE samples, as equal as they come (a replay's blocks of a little
             # over _SLICE made a second, tiny piece each, with a piece's whole cost)
-            k = n // _SLICE
-            cuts = [n * i // k for i in range(k + 1)]
+            cuts = even_cuts(n, _SLICE)
             parts = [self._update(t[a:b], acc[a:b], gyr[a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
             parts = [p for p in parts if len(p[0])]
             if not parts:
@@ -732,11 +735,18 @@ class HipAngleEstimator:
         (with the samples carried from earlier chunks), else 0."""
         out = np.zeros_like(acc)
         k = self._acc_n
-        both = np.concatenate([self._acc_tail, acc])
-        # at each event: both[max(0, off + j - k + 1) : off + j + 1].mean(axis=0), off = len(tail)
-        # (window_means adds the rows in numpy's order: the same numbers)
-        window_means(both, rest, k, out)
-        self._acc_tail = both[-(k - 1) :] if k > 1 else self._acc_tail
+        n = len(acc)
+        # at each event j: both[max(0, off + j - k + 1) : off + j + 1].mean(axis=0) with
+        # both = tail + acc, off = len(tail) (window_means adds the rows in numpy's order: the same
+        # numbers); only the first k - 1 events' windows reach into the tail, so only those rows are
+        # joined to it (not the whole chunk)
+        h = min(n, k - 1)
+        if h:
+            window_means(np.concatenate([self._acc_tail, acc[:h]]), rest[:h], k, out[:h])
+        if n > h:
+            window_means(acc, rest[h:], k, out[h:])
+        if k > 1:  # (a copy: the caller's array is not kept)
+            self._acc_tail = acc[-(k - 1) :].copy() if n >= k - 1 else np.concatenate([self._acc_tail, acc])[-(k - 1) :]
         return out
 
     def _settles(self, still: BoolArray) -> BoolArray:
@@ -799,7 +809,11 @@ class HipAngleEstimator:
 
     def _is_below(self, angle_deg: float) -> bool:
         """A rest this far below the neutral pose becomes the neutral pose (``neutral_drop_deg``)."""
-        return self._proven >= self.s.reanchor_proofs and -self._posture_deg < angle_deg < -self.s.neutral_drop_deg
+        return self._may_lower() and -self._posture_deg < angle_deg < -self.s.neutral_drop_deg
+
+    def _may_lower(self) -> bool:
+        """Enough movements went up from the neutral pose that a rest below it may lower it."""
+        return self._proven + int(self._first_up) >= self.s.reanchor_proofs
 
     def _lowered(self, m: Mounting, angle_deg: float) -> Mounting:
         """``m`` with its neutral pose moved to a rest that reads ``angle_deg``."""
@@ -985,6 +999,7 @@ class HipAngleEstimator:
                 # movement was a posture change, e.g. kneeling down before bird dogs)
                 self.n_sign_flips += 1
                 self._proven = 0
+                self._first_up = False
                 self._offset = -old[2]
                 # (the tilt until anchored: the first movement was a posture change)
                 self.mounting = self._new_mounting(axis, uref[k])
@@ -1016,6 +1031,7 @@ class HipAngleEstimator:
             # it continues the raise: a new posture, neutral at that rest
             self.n_posture_changes += 1
             self._proven = 0
+            self._first_up = False
             self.restarts.append(float(t[0]))
         elif lead_turn:
             # the first movement turns back from the rest the turn into it rose to: the rest is
@@ -1033,6 +1049,8 @@ class HipAngleEstimator:
             if self._tilt_at(axis, up[k], uref[k]) < 0.0:
                 axis = -axis
         self._roll_sign = False
+        if self._prev_axis is None and not self._raw_on and self._proven == 0 and self.n_refits == 0 and self.n_posture_changes == 0:
+            self._first_up = True
         self._prev_axis = axis
         self.mounting = self._new_mounting(axis, uref[k])
         if self._raw_on and self._proven == 0 and self.n_refits == 0 and self.n_posture_changes == 0:
@@ -1135,11 +1153,13 @@ class HipAngleEstimator:
             e_anchor = movement_anchor(w, still, rest, near & ~bad, dt, m.turned_deg, m.anchored_deg,
                                        self.s.axis_rotation_deg)
         # rests before the sign check and the first slip: a lower neutral pose
-        lim = min(j_chk, int(events[int(slip[0])]) if len(slip) else len(t))
+        slip_j = int(events[int(slip[0])]) if len(slip) else len(t)
+        lim = min(j_chk, slip_j)
         low_ev = self._settled_rows(racc)
-        before = low_ev[low_ev < lim]
+        # (the sign check's own rest too: its first still sample is released before the check)
+        before = low_ev[low_ev < min(j_chk + 1, slip_j)]
         lower: list[tuple[int, float]] = []
-        if len(before) and self._proven >= self.s.reanchor_proofs:  # (else no rest is below: _is_below)
+        if len(before) and self._may_lower():  # (else no rest is below: _is_below)
             a_rest = self._rest_angles(m, racc[before])
             below = ((-self._posture_deg < a_rest) & (a_rest < -self.s.neutral_drop_deg)).nonzero()[0]
             lower = [(int(before[i]), float(a_rest[i])) for i in below[:1]]  # the first, as _is_below finds it

@@ -70,6 +70,7 @@ def kernel_params(settings: Settings, dt_nominal_s: float) -> TiltParams:
         gap_recover_s=s.gap_recover_s,
         tau_acc2_s=s.tau_acc2_s,
         acc_bias_turn_deg=s.acc_bias_turn_deg,
+        still_bias_dps=s.still_bias_dps,
     )
 
 

@@ -34,7 +34,11 @@ frame; the rest, the filters and the bias estimator here are our own, simpler ch
    rest (opposite to gravity), in the sensor frame;
 5. **still** (for the rep segmenter): the mean over the last ``still_n`` samples of
    ``|gyro - bias|^2``, each sample clipped at ``4 still_gyro_dps^2`` (one outlier cannot
-   break a rest), is below ``still_gyro_dps^2``;
+   break a rest), is below ``still_gyro_dps^2``; **5b.** or, when the rest window is at least
+   as long (``still_n <= bias_n``), the rate's variance over the same ``still_n`` samples is
+   below a quarter of ``still_gyro_dps^2`` and its mean lies within ``still_bias_dps`` of the
+   bias: a steady rate is a bias estimate still off (a calibration rest taken while settling
+   leaves it 2-7 deg/s wrong until the first rest of ``bias_n`` samples), not a movement;
 6. **rest** (for the gyro bias): every ``bias_n // 2`` samples the last ``bias_n`` samples are
    a rest if the gyro's variance is under ``rest_gyro_dps^2``, the accelerometer's under
    ``rest_acc_g^2``, gravity's direction kept within ``rest_tilt_deg`` between the first and
@@ -133,6 +137,8 @@ class TiltParams:
     acc_bias_turn_deg : a rest pair of step 7 counts with weight ``(1 - (turn / this)^2)^2``
         (0 from ``turn = this`` on), ``turn`` the gyro's path between the two rests (sum over
         steps of the rotation's absolute components, deg).
+    still_bias_dps : step 5b: a window whose mean rate lies within this of the bias, with a
+        quarter of the still variance, is still too (0 disables it).
     """
 
     tau_acc_s: float
@@ -160,6 +166,7 @@ class TiltParams:
     gap_recover_s: float = 0.0
     tau_acc2_s: float = 0.0
     acc_bias_turn_deg: float = math.inf
+    still_bias_dps: float = 0.0
 
 
 def _qmul(a: list[float], b: list[float]) -> list[float]:
@@ -450,7 +457,6 @@ class ReferenceTilt:
         self.n += 1
         filled = self.n if self.n < p.still_n else p.still_n
         still = win < self.still2 * filled
-        self.n_still += still
         # 6. rest windows for the gyro bias
         cum = self.cum
         cum[0] += g[0]
@@ -464,6 +470,15 @@ class ReferenceTilt:
         self.ring[self.r_pos] = list(cum)
         cur = self.r_pos
         self.r_pos = self.r_pos + 1 if self.r_pos < p.bias_n else 0
+        if not still and self.n > p.still_n and p.still_n <= p.bias_n and p.still_bias_dps > 0.0:
+            # 5b. still about the window's own mean rate (the ring holds cumulative sums)
+            o = self.ring[(cur - p.still_n) % (p.bias_n + 1)]
+            iw = 1.0 / p.still_n
+            m0, m1, m2 = (cum[0] - o[0]) * iw, (cum[1] - o[1]) * iw, (cum[2] - o[2]) * iw
+            var = (cum[3] - o[3]) * iw - (m0 * m0 + m1 * m1 + m2 * m2)
+            d0, d1, d2 = m0 - b[0], m1 - b[1], m2 - b[2]
+            still = var < 0.25 * self.still2 and d0 * d0 + d1 * d1 + d2 * d2 < p.still_bias_dps * p.still_bias_dps
+        self.n_still += still
         rest = False
         if self.n > p.bias_n and self.n % (p.bias_n // 2) == 0:
             rest = self._rest_event(cur)

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._fastcore import RepMachine, arm_flags
-from ..buffers import ColumnLog, steps_after
+from ..buffers import ColumnLog, even_cuts, steps_after
 from ..model import FloatArray, Leg, Rep
 from ..settings import Settings
 from .measure import RepMeasures
@@ -77,8 +77,7 @@ class RepSegmenter:
             return []
         if n >= 2 * _SLICE:
             # pieces of _SLICE to 2 _SLICE samples, as equal as they come (no tiny last piece)
-            k = n // _SLICE
-            cuts = [n * i // k for i in range(k + 1)]
+            cuts = even_cuts(n, _SLICE)
             out: list[Rep] = []
             for a, b in zip(cuts[:-1], cuts[1:]):
                 out += self.update(t[a:b], angle[a:b], still[a:b])
