@@ -135,7 +135,18 @@ class Page:
         return await asyncio.wait_for(fut, 30)
 
     async def goto(self, url: str) -> None:
+        """Navigate and wait until the new document has its root element (Page.navigate returns once
+        the navigation commits: a script run at once could meet a document still without one)."""
         await self.send("Page.navigate", url=url)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30.0
+        probe = f"location.href === {json.dumps(url)} && document.readyState !== 'loading' && document.documentElement !== null"
+        while loop.time() < deadline:
+            result = await self.send("Runtime.evaluate", expression=probe, returnByValue=True)
+            if result.get("result", {}).get("value") is True:
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"{url} did not load within 30 s")
 
     async def eval(self, expression: str) -> Any:
         result = await self.send("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
