@@ -1632,7 +1632,7 @@ static void
 measure_window(const double *t, const double *a, const char *rest, double *v, Py_ssize_t lo, Py_ssize_t s0,
                Py_ssize_t c, Py_ssize_t k, double frac, double out[10])
 {
-    Py_ssize_t p = s0, iu = s0, idn, i;
+    Py_ssize_t p = s0, iu, idn, i;
     for (i = s0 + 1; i <= c; i++)
         if (a[i] > a[p])
             p = i;
@@ -1641,13 +1641,30 @@ measure_window(const double *t, const double *a, const char *rest, double *v, Py
         v[i] = speed_at(t, a, rest, i, lo, c, k);
         w[i] = rest[i] ? speed_at(t, a, NULL, i, lo, c, k) : v[i];
     }
-    for (i = s0 + 1; i <= p; i++)
-        if (v[i] > v[iu])
+    /* v_up, v_dn: the peak speeds of the middle half of the rise and of the descent (by angle);
+       the whole of each if no sample lies there */
+    double band_lo = a[s0] + 0.25 * (a[p] - a[s0]), band_hi = a[s0] + 0.75 * (a[p] - a[s0]);
+    iu = -1;
+    for (i = s0; i <= p; i++)
+        if (a[i] >= band_lo && a[i] <= band_hi && (iu < 0 || v[i] > v[iu]))
             iu = i;
-    idn = p;
-    for (i = p + 1; i <= c; i++)
-        if (v[i] < v[idn])
+    if (iu < 0) {
+        iu = s0;
+        for (i = s0 + 1; i <= p; i++)
+            if (v[i] > v[iu])
+                iu = i;
+    }
+    band_lo = a[c] + 0.25 * (a[p] - a[c]), band_hi = a[c] + 0.75 * (a[p] - a[c]);
+    idn = -1;
+    for (i = p; i <= c; i++)
+        if (a[i] >= band_lo && a[i] <= band_hi && (idn < 0 || v[i] < v[idn]))
             idn = i;
+    if (idn < 0) {
+        idn = p;
+        for (i = p + 1; i <= c; i++)
+            if (v[i] < v[idn])
+                idn = i;
+    }
     double thr_up = frac * v[iu], thr_dn = frac * v[idn], f;
     double start = t[s0], base = a[s0];
     for (i = iu - 1; i >= s0; i--)

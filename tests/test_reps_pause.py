@@ -152,3 +152,30 @@ def test_a_baseline_that_slides_down_mid_set_loses_no_rep(reference: bool) -> No
     assert len(reps) == 8
     assert all(abs(r.peak_deg - 90.0) < 0.5 for r in reps)
     assert [round(r.baseline_deg) for r in reps] == [45, 45, 45, 45, 22, 22, 0, 0]
+
+
+@pytest.mark.parametrize("reference", [False, True])
+def test_a_step_of_the_angle_during_the_hold_is_not_the_raise(reference: bool) -> None:
+    # the orientation stage's recovery after lost samples can move the angle by a few degrees
+    # within a few samples while the leg holds at the top (not yet still): faster than the raise
+    # itself, so the raise's peak speed must come from the middle half of the rise, or the
+    # stopwatch start lands in the hold and the rep reads as a 6 deg fidget (before: no rep)
+    parts = [
+        (np.zeros(200), True),
+        (_ramp(0.0, 79.0, 2.5), False),
+        (np.full(20, 79.0), False),
+        (_ramp(79.0, 85.0, 0.03), False),  # the step: 6 deg in 3 samples (200 deg/s)
+        (np.full(300, 85.0), True),
+        (_ramp(85.0, 0.0, 3.0), False),
+        (np.zeros(200), True),
+    ]
+    angle = np.concatenate([p for p, _ in parts])
+    still = np.concatenate([np.full(len(p), s) for p, s in parts])
+    t = np.arange(len(angle)) * DT
+    seg = RepSegmenter(Leg.LEFT, Settings(), DT, reference=reference)
+    reps = seg.update(t, angle, still) + seg.finish()
+    assert len(reps) == 1
+    rep = reps[0]
+    assert abs(rep.baseline_deg) < 1.0 and abs(rep.peak_deg - 85.0) < 0.5
+    # a minimum-jerk raise of T reads about 0.83 T (README "Rep measures"): 2.5 s -> ~2.07 s
+    assert abs(rep.start_s - (2.0 + 0.0865 * 2.5)) < 0.05

@@ -26,7 +26,9 @@ samples. The rep window is clipped (not padded), so the result never depends on 
 Stopwatch tempo (README "Rep measures")
 ---------------------------------------
 With ``v_up`` the highest rising speed of the rep's rise and ``v_dn`` the highest lowering
-speed of its descent: ``start_s`` = going back from the moment of ``v_up``, the first time the
+speed of its descent, each sought in the middle half of the movement by angle (a raise is
+fastest near its middle; a step of the angle near the top or the bottom, such as the
+orientation stage's recovery after lost samples during a hold, is not the raise): ``start_s`` = going back from the moment of ``v_up``, the first time the
 speed is <= ``tempo_speed_frac`` x ``v_up``; top entry = going forward from it, the first such
 time; top exit and ``end_s`` likewise around ``v_dn`` (back, then forward). Crossings are
 interpolated linearly in speed between samples. ``baseline_deg`` = the angle at ``start_s``,
@@ -228,15 +230,29 @@ def measure_window(
     for i in range(lo, c + 1):
         v[i] = speed_at(t, a, rest, i, lo, c, k)
         w[i] = speed_at(t, a, None, i, lo, c, k) if rest[i] else v[i]
-    # v_up: highest rising speed in [s0, p]; v_dn: highest lowering speed (most negative) in [p, c]
-    iu = s0
-    for i in range(s0 + 1, p + 1):
-        if v[i] > v[iu]:
+    # v_up: highest rising speed in [s0, p] among the samples in the middle half of the rise (by
+    # angle); v_dn: highest lowering speed (most negative) in [p, c] in the middle half of the
+    # descent; each over its whole range if no sample lies in that half
+    band_lo, band_hi = a[s0] + 0.25 * (a[p] - a[s0]), a[s0] + 0.75 * (a[p] - a[s0])
+    iu = -1
+    for i in range(s0, p + 1):
+        if band_lo <= a[i] <= band_hi and (iu < 0 or v[i] > v[iu]):
             iu = i
-    idn = p
-    for i in range(p + 1, c + 1):
-        if v[i] < v[idn]:
+    if iu < 0:
+        iu = s0
+        for i in range(s0 + 1, p + 1):
+            if v[i] > v[iu]:
+                iu = i
+    band_lo, band_hi = a[c] + 0.25 * (a[p] - a[c]), a[c] + 0.75 * (a[p] - a[c])
+    idn = -1
+    for i in range(p, c + 1):
+        if band_lo <= a[i] <= band_hi and (idn < 0 or v[i] < v[idn]):
             idn = i
+    if idn < 0:
+        idn = p
+        for i in range(p + 1, c + 1):
+            if v[i] < v[idn]:
+                idn = i
     thr_up = frac * v[iu]
     thr_dn = frac * v[idn]
     # start: back from iu, the first sample at or under thr_up (not before s0)
