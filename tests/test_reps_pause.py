@@ -24,6 +24,13 @@ def _ramp(a0: float, a1: float, dur_s: float) -> np.ndarray:
     return a0 + (a1 - a0) * (10 * x**3 - 15 * x**4 + 6 * x**5)
 
 
+def _joined(parts: list[tuple[np.ndarray, bool]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(time_s, angle_deg, still)`` of pieces ``(angles, still)`` one after another at ``DT``."""
+    angle = np.concatenate([p for p, _ in parts])
+    still = np.concatenate([np.full(len(p), st) for p, st in parts])
+    return np.arange(len(angle)) * DT, angle, still
+
+
 def _stream(pause_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rest 1 s at 12 deg, down to 0, a pause of ``pause_s``, a raise to 70 and back, rest 2 s."""
     parts = [
@@ -35,9 +42,7 @@ def _stream(pause_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         (_ramp(70.0, 0.0, 2.0), False),
         (np.zeros(200), True),
     ]
-    angle = np.concatenate([p for p, _ in parts])
-    still = np.concatenate([np.full(len(p), s) for p, s in parts])
-    return np.arange(len(angle)) * DT, angle, still
+    return _joined(parts)
 
 
 @pytest.mark.parametrize("reference", [False, True])
@@ -68,10 +73,8 @@ def test_a_rest_on_the_way_up_longer_than_max_rep_s_still_anchors_the_next_rep(r
     rest_n = round((s.max_rep_s - 0.3) / DT) - len(shift) + 100  # the raise begins 0.3 s before expiry
     parts = [(shift, False), (np.full(rest_n, 45.0), True), (_ramp(45.0, 90.0, 1.0), False),
              (np.full(50, 90.0), True), (_ramp(90.0, 45.0, 2.0), False), (np.full(200, 45.0), True)]
-    angle = np.concatenate([p for p, _ in parts])
-    still = np.concatenate([np.full(len(p), st) for p, st in parts])
+    t, angle, still = _joined(parts)
     still[:100] = True
-    t = np.arange(len(angle)) * DT
     seg = RepSegmenter(Leg.LEFT, s, DT, reference=reference)
     reps = seg.update(t, angle, still) + seg.finish()
     assert len(reps) == 1
@@ -91,9 +94,7 @@ def test_a_settling_rest_above_the_calibration_rest_does_not_refuse_the_first_re
     parts = [(np.zeros(100), False), (_ramp(0.0, 19.0, 0.6), False), (_ramp(19.0, 8.0, 0.5), False),
              (np.full(30, 8.0), True), (_ramp(8.0, -1.0, 0.5), False), (_ramp(-1.0, 70.0, 1.0), False),
              (np.full(50, 70.0), True), (_ramp(70.0, -1.0, 2.0), False), (np.full(200, -1.0), True)]
-    angle = np.concatenate([p for p, _ in parts])
-    still = np.concatenate([np.full(len(p), st) for p, st in parts])
-    t = np.arange(len(angle)) * DT
+    t, angle, still = _joined(parts)
     seg = RepSegmenter(Leg.LEFT, s, DT, reference=reference)
     reps = seg.update(t, angle, still) + seg.finish()
     assert len(reps) == 1
@@ -133,9 +134,7 @@ def _moving_baseline() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                   (np.full(20, low), True) if low else (np.full(5, low), False)]
         prev = low
     parts.append((np.zeros(200), True))
-    angle = np.concatenate([p for p, _ in parts])
-    still = np.concatenate([np.full(len(p), s) for p, s in parts])
-    return np.arange(len(angle)) * DT, angle, still
+    return _joined(parts)
 
 
 @pytest.mark.parametrize("reference", [False, True])
@@ -169,9 +168,7 @@ def test_a_step_of_the_angle_during_the_hold_is_not_the_raise(reference: bool) -
         (_ramp(85.0, 0.0, 3.0), False),
         (np.zeros(200), True),
     ]
-    angle = np.concatenate([p for p, _ in parts])
-    still = np.concatenate([np.full(len(p), s) for p, s in parts])
-    t = np.arange(len(angle)) * DT
+    t, angle, still = _joined(parts)
     seg = RepSegmenter(Leg.LEFT, Settings(), DT, reference=reference)
     reps = seg.update(t, angle, still) + seg.finish()
     assert len(reps) == 1
