@@ -369,7 +369,11 @@ class Settings:
     the sensor relative to the hip (the lever arm's elevation) by at least this much: a
     straight-leg raise to 70 deg raises it by over 40. Lowering a leg onto the mat lowers it;
     lying down from standing raises it too, but the first rep after it turns the same way.
-    A bent-knee top (the thigh past vertical) is not told from its bottom this way."""
+    A bent-knee top (the thigh past vertical) is not told from its bottom this way. When the
+    next movement goes on up, a turn shorter than ``posture_change_deg`` from a thigh at most
+    45 deg below level makes the rest a pose that far above where the leg lay (the knees bent
+    to 45 deg before bent-knee raises; lying down after standing turns 90 deg from a hanging
+    thigh)."""
     probe_max_s: Annotated[float, Range(1.0, 3600.0)] = 120.0
     """After a standing calibration rest (``standing_sway_dps``) the first movement is held until
     the raise direction is checked at the next movement from the neutral pose, for at most this

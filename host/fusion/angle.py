@@ -413,6 +413,11 @@ def long_axis_from_lever(axis: FloatArray, up_ref: FloatArray, lever_m: FloatArr
     return flat if abs(float(lev @ flat)) >= abs(float(lev @ upright)) else upright
 
 
+_TURN_TOP, _TURN_SETUP = 1, 2
+"""What the first movement after the calibration rest makes of the turn into it
+(:meth:`HipAngleEstimator._turn_kind`)."""
+
+
 def _reps_into_rest(tilt_deg: FloatArray, min_rom_deg: float) -> int | None:
     """Whether the tilt about one axis from the calibration rest of the samples before it
     (``tilt_deg`` (M,), the rest at 0) is reps from where the stream began up to the rest, and
@@ -606,17 +611,29 @@ class HipAngleEstimator:
             return None
         return axis / np.linalg.norm(axis), net, up[j0]
 
-    def _top_of_turn(self, turn: tuple[FloatArray, float, FloatArray], axis: FloatArray, lever_m: FloatArray) -> bool:
-        """Whether the first movement after the calibration rest (fitted ``axis``, the lever arm
-        estimate ``lever_m`` at its fit) makes the rest the top of the turn into it (``turn``,
-        :meth:`_turn_into_rest`; ``lead_in_rise_deg``)."""
-        turn_axis, _, up0 = turn
+    def _turn_kind(self, turn: tuple[FloatArray, float, FloatArray], axis: FloatArray, lever_m: FloatArray) -> int:
+        """What the first movement after the calibration rest (fitted ``axis``, the lever arm
+        estimate ``lever_m`` at its fit) makes of the turn into the rest (``turn``,
+        :meth:`_turn_into_rest`), if that turn raised the sensor relative to the hip by
+        ``lead_in_rise_deg``: ``_TURN_TOP`` if it turns back (the rest is that rep's top),
+        ``_TURN_SETUP`` if it goes on up from a turn shorter than ``posture_change_deg`` that
+        began with the thigh no steeper than 45 deg below level (the knees bent to 45 deg before
+        bent-knee raises: the rest is that far above where the leg lay; lying down after
+        standing turns 90 deg from a hanging thigh), else 0."""
+        turn_axis, turned_deg, up0 = turn
         n = norm3(lever_m)
-        if float(axis @ turn_axis) >= 0.0 or not n > self.s.lever_min_m:
-            return False
+        if not n > self.s.lever_min_m:
+            return 0
         lev = lever_m / n
-        rise = math.asin(max(-1.0, min(1.0, float(self._raw_ref @ lev)))) - math.asin(max(-1.0, min(1.0, float(up0 @ lev))))
-        return math.degrees(rise) >= self.s.lead_in_rise_deg
+        e0 = math.degrees(math.asin(max(-1.0, min(1.0, float(up0 @ lev)))))
+        rise = math.degrees(math.asin(max(-1.0, min(1.0, float(self._raw_ref @ lev))))) - e0
+        if rise < self.s.lead_in_rise_deg:
+            return 0
+        if float(axis @ turn_axis) < 0.0:
+            return _TURN_TOP
+        if turned_deg < self._posture_deg and e0 >= -45.0:
+            return _TURN_SETUP
+        return 0
 
 
     # ------------------------------------------------------------------ public
@@ -985,7 +1002,7 @@ class HipAngleEstimator:
         k, axis = found
         # (only the first movement after the calibration rest can make it the top of a turn)
         turn, self._lead_turn = self._lead_turn, None
-        lead_turn = turn is not None and self._top_of_turn(turn, axis, lever[k])
+        kind = self._turn_kind(turn, axis, lever[k]) if turn is not None else 0
         if self._pending is not None and self._pending_sign:
             lo = _after_last_still(still, k)
             before = self._pending_angles(tuple(x[:lo] for x in h))  # type: ignore[arg-type]  # (re-anchors the pending mounting)
@@ -1033,13 +1050,19 @@ class HipAngleEstimator:
             self._proven = 0
             self._first_up = False
             self.restarts.append(float(t[0]))
-        elif lead_turn:
+        elif kind == _TURN_TOP:
             # the first movement turns back from the rest the turn into it rose to: the rest is
             # that rep's top, its raise positive, that far above where the turn began
             assert turn is not None
             axis = -axis
             self._offset = turn[1]
             self._proven = 1
+            self.n_lead_ins += 1
+        elif kind == _TURN_SETUP:
+            # it goes on up: the rest is a pose that far above where the leg lay (the set-up of
+            # bent-knee raises), so the angle reads from the pose the turn began at
+            assert turn is not None
+            self._offset = turn[1]
             self.n_lead_ins += 1
         elif self._prev_axis is not None and float(axis @ self._prev_axis) < 0:
             axis = -axis  # a strap turns by less than 90 degrees: keep the raise positive
