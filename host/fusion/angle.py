@@ -538,9 +538,9 @@ class HipAngleEstimator:
             self._pre = (t_pre, up, uref, still, rest, g_pre - self._bias0, np.zeros_like(a_pre), quat, lever)
             if self._raw_on:
                 self._raw.append((t_pre, up, uref, quat))
-            self._lead_in()
+            self._lead_in(a_pre)
 
-    def _lead_in(self) -> None:
+    def _lead_in(self, acc_pre: FloatArray) -> None:
         """A stream that starts with one turn into the calibration rest (the person already
         moving: the rest is the top of the first rep) has its mounting from that turn.
 
@@ -557,11 +557,20 @@ class HipAngleEstimator:
         if len(t) < 2:
             return
         dt = np.diff(t, append=self.calib.start_s)
-        if not self._whole_lead_in(t, up, uref, w, dt):
+        if not self._whole_lead_in(t, up, uref, w, dt, acc_pre):
             self._lead_turn = self._turn_into_rest(up, w, dt)
 
-    def _whole_lead_in(self, t: FloatArray, up: FloatArray, uref: FloatArray, w: FloatArray, dt: FloatArray) -> bool:
-        """:meth:`_lead_in` when all the samples before the rest are the lead-in (True: taken)."""
+    def _whole_lead_in(
+        self, t: FloatArray, up: FloatArray, uref: FloatArray, w: FloatArray, dt: FloatArray, acc: FloatArray
+    ) -> bool:
+        """:meth:`_lead_in` when all the samples before the rest are the lead-in (True: taken).
+
+        The rest's angle is how far the turn rose: by gravity when the stream starts still (at
+        least 3 samples within ``still_gyro_dps`` of the first one's rate, at most
+        ``still_min_s``: the accelerometer's
+        mean there against the calibration rest's, about the turn's axis), else by the gyro over
+        the turn (a bias from a 0.5 s hold at the top can be off by several deg/s: 5 deg over a
+        1 s raise)."""
         seg = w * np.sqrt(dt)[:, None]
         _, vecs = np.linalg.eigh(seg.T @ seg)
         axis = vecs[:, -1]
@@ -573,6 +582,14 @@ class HipAngleEstimator:
             return False
         axis = axis / np.linalg.norm(axis)
         offset = net  # (the gyro over the turn: the backward orientation's start is its least settled end)
+        # (steady about the first sample's rate: the bias from a short hold may be off by more
+        # than still_gyro_dps, as step 5b of the orientation stage allows)
+        dw = w - w[0]
+        moving = (np.einsum("ij,ij->i", dw, dw) >= self.s.still_gyro_dps**2).nonzero()[0]
+        n0 = min(int(moving[0]) if len(moving) else len(t), self._acc_n)
+        if n0 >= 3:
+            a0 = acc[:n0].mean(axis=0)
+            offset = -float(Mounting(axis, None, 0.0, 0.0).tilt_angles((a0 / norm3(a0))[None], self._raw_ref[None])[0])
         if net < self.s.fit_net_frac * total:
             # reps into the rest? Judged and measured on the gravity-held tilt (the gyro's drift
             # over several reps, with a bias from a short hold, reaches tens of degrees)
