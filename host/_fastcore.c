@@ -1624,6 +1624,25 @@ speed_frac_between(double vi, double vj, double level)
     return f < 0.0 ? 0.0 : (f > 1.0 ? 1.0 : f);
 }
 
+/* host.reps.reference._fastest: the sample of [i0, i1] moving fastest in direction sign among
+   those whose angle lies in the middle half between a_lo and a_hi (all of them if none does). */
+static Py_ssize_t
+fastest_in_band(const double *v, const double *a, Py_ssize_t i0, Py_ssize_t i1, double a_lo, double a_hi, double sign)
+{
+    double band_lo = a_lo + 0.25 * (a_hi - a_lo), band_hi = a_lo + 0.75 * (a_hi - a_lo);
+    Py_ssize_t best = -1, i;
+    for (i = i0; i <= i1; i++)
+        if (a[i] >= band_lo && a[i] <= band_hi && (best < 0 || sign * v[i] > sign * v[best]))
+            best = i;
+    if (best < 0) {
+        best = i0;
+        for (i = i0 + 1; i <= i1; i++)
+            if (sign * v[i] > sign * v[best])
+                best = i;
+    }
+    return best;
+}
+
 /* host.reps.reference.measure_window (its docstring holds the definitions).  t, a, rest are
    contiguous; v is scratch of at least 2 (c + 1) doubles (the speeds zero at rests for the peak
    speeds, then w: as measured at rests too, for the crossings).  out: start_s, peak_s, end_s,
@@ -1641,30 +1660,9 @@ measure_window(const double *t, const double *a, const char *rest, double *v, Py
         v[i] = speed_at(t, a, rest, i, lo, c, k);
         w[i] = rest[i] ? speed_at(t, a, NULL, i, lo, c, k) : v[i];
     }
-    /* v_up, v_dn: the peak speeds of the middle half of the rise and of the descent (by angle);
-       the whole of each if no sample lies there */
-    double band_lo = a[s0] + 0.25 * (a[p] - a[s0]), band_hi = a[s0] + 0.75 * (a[p] - a[s0]);
-    iu = -1;
-    for (i = s0; i <= p; i++)
-        if (a[i] >= band_lo && a[i] <= band_hi && (iu < 0 || v[i] > v[iu]))
-            iu = i;
-    if (iu < 0) {
-        iu = s0;
-        for (i = s0 + 1; i <= p; i++)
-            if (v[i] > v[iu])
-                iu = i;
-    }
-    band_lo = a[c] + 0.25 * (a[p] - a[c]), band_hi = a[c] + 0.75 * (a[p] - a[c]);
-    idn = -1;
-    for (i = p; i <= c; i++)
-        if (a[i] >= band_lo && a[i] <= band_hi && (idn < 0 || v[i] < v[idn]))
-            idn = i;
-    if (idn < 0) {
-        idn = p;
-        for (i = p + 1; i <= c; i++)
-            if (v[i] < v[idn])
-                idn = i;
-    }
+    /* v_up, v_dn: the peak speeds of the middle half of the rise and of the descent (by angle) */
+    iu = fastest_in_band(v, a, s0, p, a[s0], a[p], 1.0);
+    idn = fastest_in_band(v, a, p, c, a[c], a[p], -1.0);
     double thr_up = frac * v[iu], thr_dn = frac * v[idn], f;
     double start = t[s0], base = a[s0];
     for (i = iu - 1; i >= s0; i--)

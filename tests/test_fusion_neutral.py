@@ -41,19 +41,21 @@ def test_neutral_pose_comes_down_to_short_rests_between_reps(seed: int) -> None:
     assert max(errors) < 2.5, errors
 
 
-# orientation settings that read this settling differently (shorter low-passes, slower bias)
-_SHORT_LOW_PASS = {"tau_acc_s": 1.0, "tau_acc2_s": 1.0, "bias_motion_tau_s": 100.0}
+# the orientation stage as configured before two 1 s low-passes and the motion bias estimate
+# became the defaults: it reads this settling differently
+_ONE_3S_STAGE = {"tau_acc_s": 3.0, "tau_acc2_s": 0.0, "bias_motion_tau_s": 0.0}
 
 
-@pytest.mark.parametrize("seed, orientation", [(1, {}), (8, {}), (10, {}), (10, _SHORT_LOW_PASS)])
+@pytest.mark.parametrize("seed, orientation", [(1, {}), (8, {}), (10, {}), (10, _ONE_3S_STAGE)])
 def test_first_axis_is_fitted_to_the_first_rep_without_a_still_sample_before_it(seed: int, orientation: dict[str, float]) -> None:
     # on these seeds the left leg starts its set straight from the settling, with no still sample
     # between (nor between its reps): the axis must come from the first rep, so during the set
     # the angle follows the truth up to an offset (the neutral pose, which comes down at the
-    # rest after the second rep): from the third rep on, the 5-95 % spread of its error under 6 deg (before: 30-48 deg, the axis fitted to a lowering, or none at all).
-    # Seed 10 with shorter orientation low-passes: a settling rest 10 deg above the calibration
-    # rest (true 10.8 vs 0.0) must not refuse the first rep, which rises from 0.9 with no pause
-    # (before: rejected, and its touch-and-go set with it)
+    # rest after the second rep): from the third rep on, the 5-95 % spread of its error under
+    # 6 deg (before: 30-48 deg, the axis fitted to a lowering, or none at all). Seed 10 with the
+    # default two 1 s low-passes: a settling rest 10 deg above the calibration rest (true 10.8 vs
+    # 0.0) must not refuse the first rep, which rises from 0.9 with no pause (before: rejected,
+    # and its touch-and-go set with it); and with the former single 3 s stage too
     sim = simulate(SETTLING_CHEAP, seed)
     pipe = LegPipeline(Leg.LEFT, replace(Settings(), **orientation))
     a, b = pipe.update(blocks_of(sim)[Leg.LEFT]), pipe.finish()
@@ -108,6 +110,11 @@ def test_calibration_on_the_top_of_a_later_rep_keeps_the_raise_positive(seed: in
     assert chunked.reps == res.reps
 
 
+def _grid_spec(base: int, name: str) -> SessionSpec:
+    """The accuracy grid's session ``name`` for base seed ``base``."""
+    return {n: s for n, s, _ in accuracy_grid(base)}[name]
+
+
 STRAP_START = SessionSpec(sets=(SetSpec(8, 8),), start="strap")
 
 
@@ -137,7 +144,7 @@ def test_knees_bent_before_the_calibration_rest_read_from_where_the_leg_lay() ->
     # straight (after a strap was adjusted) and followed by a raise that goes on up: the rest is
     # that far above where the leg lay, so the first set's rests read about 45 deg, not 0. Its
     # reps' baselines within 10 deg of the truth (before: 42-49 deg low)
-    spec = dict((name, s) for name, s, _ in accuracy_grid(5242))["real_everything_bent_knee"]
+    spec = _grid_spec(5242, "real_everything_bent_knee")
     sim = simulate(spec, 5315)
     b = blocks_of(sim)
     res = analyze_arrays(left=b[Leg.LEFT], right=b[Leg.RIGHT])
@@ -154,7 +161,7 @@ def test_a_lead_in_from_a_still_start_reads_the_rest_by_gravity(name: str, base:
     # from the accelerometer at the start against the rest's (the gyro over the turn carries a
     # bias from a 0.5 s hold: 5 deg over the raise on 6323). Every left rep counts and its
     # peak reads within 2.5 deg (55635; before: 3.4) / 11 deg (6323; before: 14.6)
-    spec = dict((n, s) for n, s, _ in accuracy_grid(base))[name]
+    spec = _grid_spec(base, name)
     sim = simulate(spec, seed)
     b = blocks_of(sim)
     res = analyze_arrays(left=b[Leg.LEFT], right=b[Leg.RIGHT])

@@ -418,6 +418,12 @@ _TURN_TOP, _TURN_SETUP = 1, 2
 (:meth:`HipAngleEstimator._turn_kind`)."""
 
 
+def _elevation_deg(up: FloatArray, direction: FloatArray) -> float:
+    """Elevation above level (deg) of the unit ``direction`` (sensor frame) when "up" there is the
+    unit ``up``."""
+    return math.degrees(math.asin(max(-1.0, min(1.0, float(up @ direction)))))
+
+
 def _reps_into_rest(tilt_deg: FloatArray, min_rom_deg: float) -> int | None:
     """Whether the tilt about one axis from the calibration rest of the samples before it
     (``tilt_deg`` (M,), the rest at 0) is reps from where the stream began up to the rest, and
@@ -515,7 +521,7 @@ class HipAngleEstimator:
         self.n_reanchors = 0  # neutral pose moved down to a lower rest
         self.n_lead_ins = 0  # the stream started with a turn into the calibration rest
         # a turn into the calibration rest after other movement: (its axis, its rotation deg, the
-        # up vector where it began); the first movement after the rest tells (_top_of_turn)
+        # up vector where it began); the first movement after the rest tells (_turn_kind)
         self._lead_turn: tuple[FloatArray, float, FloatArray] | None = None
         # after a standing calibration rest the first movement is held (probation) until the sign
         # check after it: if that flips the raise direction, the first movement was a posture
@@ -567,10 +573,9 @@ class HipAngleEstimator:
 
         The rest's angle is how far the turn rose: by gravity when the stream starts still (at
         least 3 samples within ``still_gyro_dps`` of the first one's rate, at most
-        ``still_min_s``: the accelerometer's
-        mean there against the calibration rest's, about the turn's axis), else by the gyro over
-        the turn (a bias from a 0.5 s hold at the top can be off by several deg/s: 5 deg over a
-        1 s raise)."""
+        ``still_min_s``: the accelerometer's mean there against the calibration rest's, about
+        the turn's axis), else by the gyro over the turn (a bias from a 0.5 s hold at the top can
+        be off by several deg/s: 5 deg over a 1 s raise)."""
         seg = w * np.sqrt(dt)[:, None]
         _, vecs = np.linalg.eigh(seg.T @ seg)
         axis = vecs[:, -1]
@@ -581,15 +586,6 @@ class HipAngleEstimator:
         if net < self.s.min_rom_deg:
             return False
         axis = axis / np.linalg.norm(axis)
-        offset = net  # (the gyro over the turn: the backward orientation's start is its least settled end)
-        # (steady about the first sample's rate: the bias from a short hold may be off by more
-        # than still_gyro_dps, as step 5b of the orientation stage allows)
-        dw = w - w[0]
-        moving = (np.einsum("ij,ij->i", dw, dw) >= self.s.still_gyro_dps**2).nonzero()[0]
-        n0 = min(int(moving[0]) if len(moving) else len(t), self._acc_n)
-        if n0 >= 3:
-            a0 = acc[:n0].mean(axis=0)
-            offset = -float(Mounting(axis, None, 0.0, 0.0).tilt_angles((a0 / norm3(a0))[None], self._raw_ref[None])[0])
         if net < self.s.fit_net_frac * total:
             # reps into the rest? Judged and measured on the gravity-held tilt (the gyro's drift
             # over several reps, with a bias from a short hold, reaches tens of degrees)
@@ -598,6 +594,16 @@ class HipAngleEstimator:
             if bottom is None:
                 return False
             offset = -float(tilt[bottom])
+        else:
+            offset = net  # (the gyro over the turn: the backward orientation's start is its least settled end)
+            # (steady about the first sample's rate: the bias from a short hold may be off by more
+            # than still_gyro_dps, as step 5b of the orientation stage allows)
+            dw = w - w[0]
+            moving = (np.einsum("ij,ij->i", dw, dw) >= self.s.still_gyro_dps**2).nonzero()[0]
+            n0 = min(int(moving[0]) if len(moving) else len(t), self._acc_n)
+            if n0 >= 3:
+                a0 = acc[:n0].mean(axis=0)
+                offset = -self._tilt_at(axis, a0 / norm3(a0), self._raw_ref)
         self.n_lead_ins += 1
         self._offset = offset
         self._prev_axis = axis
@@ -642,16 +648,14 @@ class HipAngleEstimator:
         if not n > self.s.lever_min_m:
             return 0
         lev = lever_m / n
-        e0 = math.degrees(math.asin(max(-1.0, min(1.0, float(up0 @ lev)))))
-        rise = math.degrees(math.asin(max(-1.0, min(1.0, float(self._raw_ref @ lev))))) - e0
-        if rise < self.s.lead_in_rise_deg:
+        e0 = _elevation_deg(up0, lev)
+        if _elevation_deg(self._raw_ref, lev) - e0 < self.s.lead_in_rise_deg:
             return 0
         if float(axis @ turn_axis) < 0.0:
             return _TURN_TOP
         if turned_deg < self._posture_deg and e0 >= -45.0:
             return _TURN_SETUP
         return 0
-
 
     # ------------------------------------------------------------------ public
     def update(self, t: FloatArray, acc: FloatArray, gyr: FloatArray) -> tuple[FloatArray, FloatArray, BoolArray]:
@@ -1089,11 +1093,12 @@ class HipAngleEstimator:
             if self._tilt_at(axis, up[k], uref[k]) < 0.0:
                 axis = -axis
         self._roll_sign = False
-        if self._prev_axis is None and not self._raw_on and self._proven == 0 and self.n_refits == 0 and self.n_posture_changes == 0:
+        first = self._proven == 0 and self.n_refits == 0 and self.n_posture_changes == 0
+        if first and not self._raw_on and self._prev_axis is None:
             self._first_up = True
         self._prev_axis = axis
         self.mounting = self._new_mounting(axis, uref[k])
-        if self._raw_on and self._proven == 0 and self.n_refits == 0 and self.n_posture_changes == 0:
+        if first and self._raw_on:
             # the first movement after a standing calibration rest: on probation until the sign check
             self._probing = True
             lo = _after_last_still(still, k)

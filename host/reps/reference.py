@@ -203,6 +203,23 @@ def _frac(vi: float, vj: float, level: float) -> float:
     return 0.0 if f < 0.0 else (1.0 if f > 1.0 else f)
 
 
+def _fastest(v: list[float], a: list[float], i0: int, i1: int, a_lo: float, a_hi: float, sign: float) -> int:
+    """The sample of ``[i0, i1]`` moving fastest in direction ``sign`` (+1 rising, -1 lowering)
+    among those whose angle lies in the middle half between ``a_lo`` and ``a_hi``; over the whole
+    range if none does. The first of equals."""
+    band_lo, band_hi = a_lo + 0.25 * (a_hi - a_lo), a_lo + 0.75 * (a_hi - a_lo)
+    best = -1
+    for i in range(i0, i1 + 1):
+        if band_lo <= a[i] <= band_hi and (best < 0 or sign * v[i] > sign * v[best]):
+            best = i
+    if best < 0:
+        best = i0
+        for i in range(i0 + 1, i1 + 1):
+            if sign * v[i] > sign * v[best]:
+                best = i
+    return best
+
+
 def measure_window(
     t: list[float], a: list[float], rest: list[bool], lo: int, s0: int, c: int, k: int, frac: float
 ) -> tuple[float, float, float, float, float, float, float, float, float, float]:
@@ -230,29 +247,10 @@ def measure_window(
     for i in range(lo, c + 1):
         v[i] = speed_at(t, a, rest, i, lo, c, k)
         w[i] = speed_at(t, a, None, i, lo, c, k) if rest[i] else v[i]
-    # v_up: highest rising speed in [s0, p] among the samples in the middle half of the rise (by
-    # angle); v_dn: highest lowering speed (most negative) in [p, c] in the middle half of the
-    # descent; each over its whole range if no sample lies in that half
-    band_lo, band_hi = a[s0] + 0.25 * (a[p] - a[s0]), a[s0] + 0.75 * (a[p] - a[s0])
-    iu = -1
-    for i in range(s0, p + 1):
-        if band_lo <= a[i] <= band_hi and (iu < 0 or v[i] > v[iu]):
-            iu = i
-    if iu < 0:
-        iu = s0
-        for i in range(s0 + 1, p + 1):
-            if v[i] > v[iu]:
-                iu = i
-    band_lo, band_hi = a[c] + 0.25 * (a[p] - a[c]), a[c] + 0.75 * (a[p] - a[c])
-    idn = -1
-    for i in range(p, c + 1):
-        if band_lo <= a[i] <= band_hi and (idn < 0 or v[i] < v[idn]):
-            idn = i
-    if idn < 0:
-        idn = p
-        for i in range(p + 1, c + 1):
-            if v[i] < v[idn]:
-                idn = i
+    # v_up: highest rising speed in [s0, p], v_dn: highest lowering speed (most negative) in
+    # [p, c], each in the middle half of its movement by angle
+    iu = _fastest(v, a, s0, p, a[s0], a[p], 1.0)
+    idn = _fastest(v, a, p, c, a[c], a[p], -1.0)
     thr_up = frac * v[iu]
     thr_dn = frac * v[idn]
     # start: back from iu, the first sample at or under thr_up (not before s0)
