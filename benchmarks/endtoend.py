@@ -1,12 +1,17 @@
 """What a person waits for, on a long session: analyze, replay, export, report, and batch.
 
-    python benchmarks/endtoend.py [--hours 8] [--data DIR] [--sessions 200] [--runs 1]
+    python benchmarks/endtoend.py [--hours 8] [--data DIR] [--sessions 200] [--runs 1] [--ab]
 
 Makes (once, cached in ``--data``) two thighs at 100 Hz for ``--hours``: an IMU CSV pair and a
 legrep recording of the same samples (packets as the firmware frames them: 18 samples each at an
 MTU of 247, arrival a few ms after the last sample), tiled from a one-hour simulated session. Then
 runs each command as a user does (``python -m legrep ...`` in a child process) and prints its
-wall time, samples/s and peak memory (``ru_maxrss`` of that child). The floor is ``np.loadtxt`` of
+wall time, samples/s, CPU seconds (its workers' included) and peak memory: ``peak`` is the
+child's ``ru_maxrss`` (Linux gives there the larger of its own peak and its largest reaped
+worker's, not their sum), and the ``memory:`` line below it the whole process tree's, polled from
+/proc (:class:`TreeMemory`): each process's own peak, their sum, and the largest PSS sum seen at
+once. ``--ab`` runs analyze, replay, export and report twice, alternately: in one process
+(``LEGREP_SERIAL=1``) and with a process per leg (the default, host/offline.py). The floor is ``np.loadtxt`` of
 the same two CSV files, in a child process too, measured in the same run: ratios to it are what to
 compare across machines (this one is shared and noisy). Batch: ``--sessions`` short CSV sessions
 analysed by ``legrep batch --jobs 1`` and ``--jobs 2``; the ratio is the speed-up. ``replay, per packet``
@@ -111,32 +116,132 @@ def make_data(folder: Path, hours: float) -> tuple[Path, Path, Path, int]:
 
 _CPU: list[float] = []
 """CPU seconds (user + system) of each child run, in order (the load-independent figure)."""
+_TREE: list["TreeMemory"] = []
+"""The process-tree memory of each child run, in order (see :class:`TreeMemory`)."""
 
 
-def run_child_rusage(argv: list[str]) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (MiB: the child's own ru_maxrss, from os.wait4) and stdout of one child
-    (its CPU seconds are appended to ``_CPU``)."""
+class TreeMemory:
+    """Memory of a command's whole process tree (it may fork workers: one per leg, a pool), polled
+    from /proc every few ms while it runs.
+
+    ``peaks`` is each process's own peak RSS (``VmHWM``, read until it exits: a growth after the
+    last poll of a short-lived one is missed); ``sum_peaks_mib`` their sum (an upper bound of
+    what the tree held at once: pages a forked child still shares with its parent count in both);
+    ``peak_pss_mib`` the largest sum of the processes' PSS seen at once (shared pages split
+    between their sharers: what the tree really held, at the polls' resolution).
+    """
+
+    def __init__(self, pid: int, period_s: float = 0.005) -> None:
+        import threading
+
+        self.pid = pid
+        self.peaks: dict[int, float] = {}
+        self.names: dict[int, int] = {}  # pid -> depth in the tree (0: the command itself)
+        self.peak_pss_mib = 0.0
+        self._stop = threading.Event()
+        self._period_s = period_s
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _kib(path: str, key: str) -> float | None:
+        try:
+            with open(path, "rb") as fh:
+                for line in fh:
+                    if line.startswith(key):
+                        return float(line.split()[1])
+        except OSError:
+            return None
+        return None
+
+    def _tree(self) -> list[tuple[int, int]]:
+        out, todo = [], [(self.pid, 0)]
+        while todo:
+            pid, depth = todo.pop()
+            out.append((pid, depth))
+            try:
+                with open(f"/proc/{pid}/task/{pid}/children") as fh:
+                    todo += [(int(c), depth + 1) for c in fh.read().split()]
+            except OSError:
+                pass
+        return out
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            pss = 0.0
+            for pid, depth in self._tree():
+                hwm = self._kib(f"/proc/{pid}/status", b"VmHWM:")
+                if hwm is None:
+                    continue
+                self.peaks[pid] = max(self.peaks.get(pid, 0.0), hwm / 1024.0)
+                self.names.setdefault(pid, depth)
+                pss += (self._kib(f"/proc/{pid}/smaps_rollup", b"Pss:") or 0.0) / 1024.0
+            self.peak_pss_mib = max(self.peak_pss_mib, pss)
+            self._stop.wait(self._period_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def sum_peaks_mib(self) -> float:
+        return sum(self.peaks.values())
+
+    def describe(self, top_mib: float) -> str:
+        """``1 + 2 processes: 80 | 95, 97 MiB, sum 272, PSS peak 190``: the command's own peak, its
+        workers' (their depth in the tree, then pid order), their sum, the largest PSS sum seen at once."""
+        kids = sorted((pid for pid, depth in self.names.items() if depth > 0), key=lambda p: (self.names[p], p))
+        top = self.peaks.get(self.pid, top_mib)
+        if not kids:
+            return f"1 process {top:.0f} MiB, PSS peak {self.peak_pss_mib:.0f}"
+        own = [self.peaks[p] for p in kids]
+        return (f"1 + {len(kids)} processes: {top:.0f} | {', '.join(f'{m:.0f}' for m in own)} MiB, "
+                f"sum {top + sum(own):.0f}, PSS peak {self.peak_pss_mib:.0f}")  # fmt: skip
+
+
+def run_child_rusage(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (MiB: the child's own ru_maxrss, from os.wait4; Linux reports there the
+    larger of its own and its largest reaped child's, never their sum: see ``_TREE``) and stdout of
+    one child (its CPU seconds, its workers' included, are appended to ``_CPU``, its tree's memory
+    to ``_TREE``)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+                            env={**os.environ, **(env or {})})  # fmt: skip
+    tree = TreeMemory(proc.pid)
     out = proc.stdout.read() if proc.stdout else b""
     err = proc.stderr.read() if proc.stderr else b""
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
+    tree.stop()
     _CPU.append(usage.ru_utime + usage.ru_stime)
+    _TREE.append(tree)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}): {err.decode()[-2000:]}")
     return wall, usage.ru_maxrss / 1024.0, out.decode()
 
 
-def best(argv: list[str], runs: int) -> tuple[float, float, str]:
-    """The fastest of ``runs`` (wall), the largest peak memory; ``_CPU`` ends with the least CPU."""
-    results = [run_child_rusage(argv) for _ in range(runs)]
-    cpu = min(_CPU[-runs:])
-    del _CPU[-runs:]
-    _CPU.append(cpu)
-    wall = min(r[0] for r in results)
-    return wall, max(r[1] for r in results), results[-1][2]
+def best(argv: list[str], runs: int, env: dict[str, str] | None = None,
+         other: tuple[list[str], dict[str, str]] | None = None) -> list[tuple[float, float, str]]:  # fmt: skip
+    """The fastest of ``runs`` (wall), the largest peak memory; ``_CPU`` ends with the least CPU,
+    ``_TREE`` with the run of the largest summed peaks. With ``other`` (argv, env), that command
+    is run too, alternately with this one (A B A B: the same load for both on a noisy machine),
+    and its figures come second (in the list, and last in ``_CPU``/``_TREE``)."""
+    plans = [(argv, env)] + ([other] if other is not None else [])
+    results: list[list[tuple[float, float, str]]] = [[] for _ in plans]
+    cpus: list[list[float]] = [[] for _ in plans]
+    trees: list[list[TreeMemory]] = [[] for _ in plans]
+    for _ in range(runs):
+        for k, (cmd, e) in enumerate(plans):
+            results[k].append(run_child_rusage(cmd, e))
+            cpus[k].append(_CPU.pop())
+            trees[k].append(_TREE.pop())
+    out = []
+    for k in range(len(plans)):
+        _CPU.append(min(cpus[k]))
+        _TREE.append(max(trees[k], key=lambda t: t.sum_peaks_mib))
+        out.append((min(r[0] for r in results[k]), max(r[1] for r in results[k]), results[k][-1][2]))
+    return out
 
 
 def make_batch_tree(folder: Path, sessions: int) -> Path:
@@ -164,6 +269,9 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "legrep-bench")
     ap.add_argument("--sessions", type=int, default=200)
     ap.add_argument("--runs", type=int, default=1, help="runs per command (the fastest is shown)")
+    ap.add_argument("--ab", action="store_true",
+                    help="also run analyze, report, export, replay in one process (LEGREP_SERIAL=1), alternately with "
+                         "the default per-leg processes")  # fmt: skip
     ap.add_argument("--skip", default="", help="comma-separated steps to skip (analyze,loadtxt,replay,decode,perpacket,export,report,batch)")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -177,43 +285,57 @@ def main() -> None:
           f"recording {rec.stat().st_size >> 20} MiB ({time.perf_counter() - t0:.1f} s to make or find)", flush=True)  # fmt: skip
     rows: list[tuple[str, float, float]] = []
 
-    def report(name: str, wall: float, rss: float, what: str) -> None:
+    def report(name: str, wall: float, rss: float, what: str, tree: TreeMemory | None = None) -> None:
         rows.append((name, wall, rss))
-        print(f"{name:<22} {wall:7.2f} s  {n / wall / 1e6:6.2f} M samples/s  peak {rss:6.0f} MiB  CPU {_CPU[-1]:6.2f} s   {what}",
-              flush=True)  # fmt: skip
+        tree = tree or _TREE[-1]
+        print(f"{name:<22} {wall:7.2f} s  {n / wall / 1e6:6.2f} M samples/s  peak {rss:6.0f} MiB  CPU {_CPU[-1]:6.2f} s   {what}\n"
+              f"{'':<22} memory: {tree.describe(rss)}", flush=True)  # fmt: skip
+
+    serial = {"LEGREP_SERIAL": "1"}
+
+    def measure(name: str, argv: list[str], what: str) -> None:
+        """One command (and with --ab the same in one process, alternately: its row first)."""
+        if not args.ab:
+            report(name, *best(argv, args.runs)[0][:2], what)
+            return
+        (wa, ra, _), (wb, rb, _) = best(argv, args.runs, serial, (argv, {}))
+        cpu_b, tree_b = _CPU.pop(), _TREE.pop()
+        report(f"{name} [1 process]", wa, ra, what + " (LEGREP_SERIAL=1)")
+        _CPU.append(cpu_b)
+        report(name, wb, rb, what, tree_b)
+        print(f"{'':<22} {name}: one process / per-leg processes time {wa / wb:.2f}", flush=True)
 
     out = folder / "out"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
     if "loadtxt" not in skip:
         code = (f"import numpy as np; [np.loadtxt(f, delimiter=',', skiprows=1) for f in ({str(left)!r}, {str(right)!r})]")
-        report("floor: np.loadtxt", *best([py, "-c", code], args.runs)[:2], "numpy's C reader, both files, nothing else")
+        report("floor: np.loadtxt", *best([py, "-c", code], args.runs)[0][:2], "numpy's C reader, both files, nothing else")
     if "analyze" not in skip:
-        report("analyze", *best([py, "-m", "legrep", "analyze", "--left", str(left), "--right", str(right), "--no-history"], args.runs)[:2],
-               "end to end: start-up, read, fuse, count, print")  # fmt: skip
+        measure("analyze", [py, "-m", "legrep", "analyze", "--left", str(left), "--right", str(right), "--no-history"],
+                "end to end: start-up, read, fuse, count, print")  # fmt: skip
     if "replay" not in skip:
-        report("replay", *best([py, "-m", "legrep", "replay", "--quiet", str(rec)], args.runs)[:2],
-               "recording -> decoder, tracker, clock, analysis")  # fmt: skip
+        measure("replay", [py, "-m", "legrep", "replay", "--quiet", str(rec)], "recording -> decoder, tracker, clock, analysis")
     if "decode" not in skip:  # reading + decoding + tracker + clock + blocking, no analysis
         code = ("import sys; from legrep.recording import RecordingReader; from legrep.live_core import SessionCore; "
                 "from legrep.replay_batch import replay_records_batched\n"
                 "class Sink:\n def update(self, leg, block): return []\n"
                 f"r = RecordingReader({str(rec)!r}); core = SessionCore.from_meta(r.meta); core.analyzer = Sink()\n"
                 "replay_records_batched(r, core)")
-        report("replay, decoding only", *best([py, "-c", code], args.runs)[:2],
+        report("replay, decoding only", *best([py, "-c", code], args.runs)[0][:2],
                "read, decode, track, clock-map, block; the analysis a no-op sink")  # fmt: skip
     if "perpacket" not in skip:  # the baseline of the batched decoding, in the same run
         code = ("import sys; from legrep.replay_batch import replay_file; "
                 f"replay_file({str(rec)!r}, keep_traces=False, batched=False)")
-        report("replay, per packet", *best([py, "-c", code], args.runs)[:2],
+        report("replay, per packet", *best([py, "-c", code], args.runs)[0][:2],
                "the same replay, every packet through SessionCore.process (as live)")  # fmt: skip
     if "export" not in skip:
-        report("export", *best([py, "-m", "legrep", "export", str(rec), "--out", str(out / "export")], args.runs)[:2],
-               "replay + reps.csv, summary.json, imu_<leg>.csv")  # fmt: skip
+        measure("export", [py, "-m", "legrep", "export", str(rec), "--out", str(out / "export")],
+                "replay + reps.csv, summary.json, imu_<leg>.csv")  # fmt: skip
     if "report" not in skip:
-        report("report", *best([py, "-m", "legrep", "report", "--left", str(left), "--right", str(right), "--out",
-                                str(out / "report.html"), "--png", str(out / "png"), "--no-history"], args.runs)[:2],
-               f"HTML + 3 figures (PNGs in {out / 'png'})")  # fmt: skip
+        measure("report", [py, "-m", "legrep", "report", "--left", str(left), "--right", str(right), "--out",
+                           str(out / "report.html"), "--png", str(out / "png"), "--no-history"],
+                f"HTML + 3 figures (PNGs in {out / 'png'})")  # fmt: skip
     walls = {name: wall for name, wall, _ in rows}
     if "floor: np.loadtxt" in walls and "analyze" in walls:
         print(f"analyze / np.loadtxt time: {walls['analyze'] / walls['floor: np.loadtxt']:.2f} (< 1: faster than the floor)")

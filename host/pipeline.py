@@ -10,8 +10,9 @@ carries its state between chunks, so any chunking of the same samples gives the 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -213,6 +214,60 @@ class LegPipeline:
         self._last_t = float(t[-1])
 
 
+LegStep = tuple[LegOutput, list[RepPosture]]
+"""What one leg's stages give for a block: the pipeline's output and the posture of each rep it closed."""
+
+
+class LegWork(Protocol):
+    """One leg's independent stages as :class:`SessionAnalyzer` drives them: :class:`LegStages`
+    here, or their twin in a process of the leg's own (host/offline.py)."""
+
+    @property
+    def last_angle_deg(self) -> float | None: ...
+
+    def update(self, block: ImuBlock) -> LegStep: ...
+
+    def finish(self) -> LegStep: ...
+
+    def horizon_s(self) -> float: ...
+
+    def diagnostics(self) -> SensorDiagnostics: ...
+
+
+class LegStages:
+    """Everything of one leg that needs no other leg: its :class:`LegPipeline` and the
+    :class:`~legrep.exercise.PostureTracker` that measures the posture of each rep it closes.
+
+    The cross-leg steps (the live ``both_legs`` flag, sets, uneven, the pelvis) are
+    :class:`SessionAnalyzer`'s; so the legs of a whole file can run in processes of their own.
+    """
+
+    def __init__(self, leg: Leg, settings: Settings) -> None:
+        self.settings = settings
+        self.pipe = LegPipeline(leg, settings)
+        self.tracker = PostureTracker(settings)
+
+    @property
+    def last_angle_deg(self) -> float | None:
+        return self.pipe.last_angle_deg
+
+    def update(self, block: ImuBlock) -> LegStep:
+        out = self.pipe.update(block)
+        self.tracker.update(block)
+        self.tracker.trim(self.pipe.horizon_s() - self.settings.max_rep_s - self.tracker.LOOKBACK_S)
+        return out, [self.tracker.measure(r) for r in out.reps]
+
+    def finish(self) -> LegStep:
+        out = self.pipe.finish()
+        return out, [self.tracker.measure(r) for r in out.reps]
+
+    def horizon_s(self) -> float:
+        return self.pipe.horizon_s()
+
+    def diagnostics(self) -> SensorDiagnostics:
+        return self.pipe.diagnostics()
+
+
 class SessionAnalyzer:
     """Both legs, sets and flags; the object live capture, replay and ``analyze`` all drive."""
 
@@ -223,14 +278,18 @@ class SessionAnalyzer:
         keep_traces: bool = True,
         exercise: str | None = None,
         pelvis: bool = False,
+        stages: Mapping[Leg, LegWork] | None = None,
     ) -> None:
+        """``stages``: a leg's stages run elsewhere (host/offline.py: in a process of the leg's
+        own); the other legs get :class:`LegStages` here."""
         pelvis = pelvis or Leg.PELVIS in legs  # the pelvis sensor may come as one of the "legs"
         legs = tuple(leg for leg in legs if leg is not Leg.PELVIS)
         if not legs:
             raise InputError("expected at least one leg, got none")
         self.settings = settings or Settings()
         self.legs = tuple(legs)
-        self._pipes = {leg: LegPipeline(leg, self.settings) for leg in self.legs}
+        given = stages or {}
+        self._legs: dict[Leg, LegWork] = {leg: given.get(leg) or LegStages(leg, self.settings) for leg in self.legs}
         self._keep = keep_traces
         self._traces: dict[Leg, list[tuple[FloatArray, FloatArray]]] = {leg: [] for leg in self.legs}
         self._reps: list[Rep] = []
@@ -240,9 +299,8 @@ class SessionAnalyzer:
         self._finished: set[Leg] = set()
         self.on_angle: Callable[[Leg, FloatArray, FloatArray], None] | None = None
         """Called with ``(leg, time_s, angle_deg)`` for every chunk of hip angle released (live sinks)."""
-        # which exercise / both legs (host/exercise.py): raw samples kept per leg for the posture
+        # which exercise / both legs (host/exercise.py): each rep's posture, measured by its leg's stages
         self._exercise = exercise
-        self._posture = {leg: PostureTracker(self.settings) for leg in self.legs}
         self._postures: dict[tuple[str, float], RepPosture] = {}
         # the optional pelvis sensor (host/pelvis.py): reps wait for it, then are measured
         self._pelvis = PelvisStage(self.settings, self.legs) if pelvis else None
@@ -258,18 +316,13 @@ class SessionAnalyzer:
     def update(self, leg: Leg, block: ImuBlock) -> list[Event]:
         if leg is Leg.PELVIS and self._pelvis is not None:
             return self.update_pelvis(block)
-        if leg not in self._pipes:
+        if leg not in self._legs:
             raise InputError(f"expected samples for {[lg.value for lg in self.legs]}, got {leg.value}")
-        pipe = self._pipes[leg]
-        out = pipe.update(block)
-        tracker = self._posture[leg]
-        tracker.update(block)
-        tracker.trim(pipe.horizon_s() - self.settings.max_rep_s - tracker.LOOKBACK_S)
-        return self._take(leg, out)
+        return self._take(leg, *self._legs[leg].update(block))
 
     def angle_deg(self, leg: Leg) -> float | None:
-        pipe = self._pipes.get(leg)
-        return pipe.last_angle_deg if pipe is not None else None
+        work = self._legs.get(leg)
+        return work.last_angle_deg if work is not None else None
 
     def reps(self) -> tuple[Rep, ...]:
         return tuple(self._reps)
@@ -277,7 +330,7 @@ class SessionAnalyzer:
     def finish(self) -> SessionResult:
         for leg in self.legs:
             if leg not in self._finished:
-                self._take(leg, self._pipes[leg].finish())
+                self._take(leg, *self._legs[leg].finish())
                 self._finished.add(leg)
         if self._pelvis is not None and not self._pelvis_done:
             self._pelvis.finish()
@@ -302,19 +355,19 @@ class SessionAnalyzer:
             legs=self.legs,
             uneven=uneven,
             diagnostics=Diagnostics(
-                {leg.value: self._pipes[leg].diagnostics() for leg in self.legs}
+                {leg.value: self._legs[leg].diagnostics() for leg in self.legs}
                 | ({Leg.PELVIS.value: self._pelvis.diagnostics()} if self._pelvis is not None else {})
             ),
             traces=traces,
         )
 
     # ------------------------------------------------------------------
-    def _take(self, leg: Leg, out: LegOutput) -> list[Event]:
+    def _take(self, leg: Leg, out: LegOutput, postures: Sequence[RepPosture]) -> list[Event]:
         if self._keep and len(out.time_s):
             self._traces[leg].append((out.time_s, out.angle_deg))
         if self.on_angle is not None and len(out.time_s):
             self.on_angle(leg, out.time_s, out.angle_deg)
-        out = self._measure_postures(leg, out)
+        out = self._note_postures(out, postures)
         if self._pelvis is None:
             return self._accept(out.reps)
         self._pelvis.angles(leg, out.time_s, out.angle_deg)
@@ -322,7 +375,7 @@ class SessionAnalyzer:
         return self._accept(self._pelvis.release(self._horizons()))
 
     def _horizons(self) -> dict[Leg, float]:
-        return {leg: np.inf if leg in self._finished else self._pipes[leg].horizon_s() for leg in self.legs}
+        return {leg: np.inf if leg in self._finished else self._legs[leg].horizon_s() for leg in self.legs}
 
     def _accept(self, reps: list[Rep]) -> list[Event]:
         events: list[Event] = [RepClosed(r) for r in reps]
@@ -357,14 +410,13 @@ class SessionAnalyzer:
         return events
 
 
-    def _measure_postures(self, leg: Leg, out: LegOutput) -> LegOutput:
-        """Posture of each closed rep (host/exercise.py) and the live ``both_legs`` flag."""
-        tracker = self._posture[leg]
+    def _note_postures(self, out: LegOutput, postures: Sequence[RepPosture]) -> LegOutput:
+        """Keep each closed rep's posture (host/exercise.py); the live ``both_legs`` flag."""
         if not out.reps:
             return out
         reps = []
-        for r in out.reps:
-            self._postures[(r.leg.value, r.start_s)] = tracker.measure(r)
+        for r, posture in zip(out.reps, postures, strict=True):
+            self._postures[(r.leg.value, r.start_s)] = posture
             reps.append(self._open.flag(r, self.settings))
         return LegOutput(out.time_s, out.angle_deg, reps, out.still)
 

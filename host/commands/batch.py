@@ -197,7 +197,8 @@ def _analyse(session: BatchSession, settings_items: Sequence[str], threads: bool
 
     settings = parse_overrides(settings_items)
     streams = {Leg(leg): iter_imu_csv(path) for leg, path in zip(session.legs, session.files)}
-    return analyze_blocks(streams, settings, threads=threads), settings
+    # one process a session (--jobs is the parallelism: a worker forking per leg would oversubscribe)
+    return analyze_blocks(streams, settings, threads=threads, processes=False), settings
 
 
 class Progress:
