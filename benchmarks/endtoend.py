@@ -1,6 +1,6 @@
 """What a person waits for, on a long session: analyze, replay, export, report, and batch.
 
-    python benchmarks/endtoend.py [--hours 8] [--data DIR] [--sessions 200] [--runs 1] [--ab]
+    python benchmarks/endtoend.py [--hours 8] [--data DIR] [--sessions 200] [--runs 1] [--ab] [--baseline CHECKOUT]
 
 Makes (once, cached in ``--data``) two thighs at 100 Hz for ``--hours``: an IMU CSV pair and a
 legrep recording of the same samples (packets as the firmware frames them: 18 samples each at an
@@ -11,7 +11,8 @@ child's ``ru_maxrss`` (Linux gives there the larger of its own peak and its larg
 worker's, not their sum), and the ``memory:`` line below it the whole process tree's, polled from
 /proc (:class:`TreeMemory`): each process's own peak, their sum, and the largest PSS sum seen at
 once. ``--ab`` runs analyze, replay, export and report twice, alternately: in one process
-(``LEGREP_SERIAL=1``) and with a process per leg (the default, host/offline.py). The floor is ``np.loadtxt`` of
+(``LEGREP_SERIAL=1``) and with a process per leg (the default, host/offline.py); ``--baseline``
+runs them from another checkout too (the code before a change), alternately. The floor is ``np.loadtxt`` of
 the same two CSV files, in a child process too, measured in the same run: ratios to it are what to
 compare across machines (this one is shared and noisy). Batch: ``--sessions`` short CSV sessions
 analysed by ``legrep batch --jobs 1`` and ``--jobs 2``; the ratio is the speed-up. ``replay, per packet``
@@ -221,19 +222,17 @@ def run_child_rusage(argv: list[str], env: dict[str, str] | None = None) -> tupl
     return wall, usage.ru_maxrss / 1024.0, out.decode()
 
 
-def best(argv: list[str], runs: int, env: dict[str, str] | None = None,
-         other: tuple[list[str], dict[str, str]] | None = None) -> list[tuple[float, float, str]]:  # fmt: skip
-    """The fastest of ``runs`` (wall), the largest peak memory; ``_CPU`` ends with the least CPU,
-    ``_TREE`` with the run of the largest summed peaks. With ``other`` (argv, env), that command
-    is run too, alternately with this one (A B A B: the same load for both on a noisy machine),
-    and its figures come second (in the list, and last in ``_CPU``/``_TREE``)."""
-    plans = [(argv, env)] + ([other] if other is not None else [])
+def best(plans: list[tuple[list[str], dict[str, str] | None]], runs: int) -> list[tuple[float, float, str]]:
+    """Each command of ``plans`` (argv, extra environment) run ``runs`` times, alternately (A B A B:
+    the same load for each on a noisy machine); per command the fastest wall time, the largest peak
+    memory, its stdout. ``_CPU`` ends with each command's least CPU, ``_TREE`` with its run of the
+    largest summed peaks, in the order of ``plans``."""
     results: list[list[tuple[float, float, str]]] = [[] for _ in plans]
     cpus: list[list[float]] = [[] for _ in plans]
     trees: list[list[TreeMemory]] = [[] for _ in plans]
     for _ in range(runs):
-        for k, (cmd, e) in enumerate(plans):
-            results[k].append(run_child_rusage(cmd, e))
+        for k, (cmd, env) in enumerate(plans):
+            results[k].append(run_child_rusage(cmd, env))
             cpus[k].append(_CPU.pop())
             trees[k].append(_TREE.pop())
     out = []
@@ -242,6 +241,16 @@ def best(argv: list[str], runs: int, env: dict[str, str] | None = None,
         _TREE.append(max(trees[k], key=lambda t: t.sum_peaks_mib))
         out.append((min(r[0] for r in results[k]), max(r[1] for r in results[k]), results[k][-1][2]))
     return out
+
+
+def baseline_env(checkout: Path) -> dict[str, str]:
+    """The environment that makes ``python -m legrep`` run another checkout (its C extensions built
+    in place: ``python setup.py build_ext --inplace``): a folder of links named after the packages,
+    first on PYTHONPATH (before this venv's editable install)."""
+    links = Path(tempfile.mkdtemp(prefix="legrep-baseline-"))
+    (links / "legrep").symlink_to(checkout.resolve() / "host")
+    (links / "legrep_sim").symlink_to(checkout.resolve() / "firmware_sim")
+    return {"PYTHONPATH": str(links)}
 
 
 def make_batch_tree(folder: Path, sessions: int) -> Path:
@@ -272,6 +281,9 @@ def main() -> None:
     ap.add_argument("--ab", action="store_true",
                     help="also run analyze, report, export, replay in one process (LEGREP_SERIAL=1), alternately with "
                          "the default per-leg processes")  # fmt: skip
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="a checkout of another commit (C extensions built in place): analyze, replay, export, report "
+                         "also run from it, alternately")  # fmt: skip
     ap.add_argument("--skip", default="", help="comma-separated steps to skip (analyze,loadtxt,replay,decode,perpacket,export,report,batch)")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -291,26 +303,30 @@ def main() -> None:
         print(f"{name:<22} {wall:7.2f} s  {n / wall / 1e6:6.2f} M samples/s  peak {rss:6.0f} MiB  CPU {_CPU[-1]:6.2f} s   {what}\n"
               f"{'':<22} memory: {tree.describe(rss)}", flush=True)  # fmt: skip
 
-    serial = {"LEGREP_SERIAL": "1"}
+    variants: list[tuple[str, dict[str, str]]] = []
+    if args.baseline is not None:
+        variants.append((" [baseline]", baseline_env(args.baseline)))
+        print(f"baseline: {args.baseline} ({subprocess.run(['git', '-C', str(args.baseline), 'log', '--oneline', '-1'], capture_output=True, text=True).stdout.strip()[:60]})")
+    if args.ab:
+        variants.append((" [1 process]", {"LEGREP_SERIAL": "1"}))
 
     def measure(name: str, argv: list[str], what: str) -> None:
-        """One command (and with --ab the same in one process, alternately: its row first)."""
-        if not args.ab:
-            report(name, *best(argv, args.runs)[0][:2], what)
-            return
-        (wa, ra, _), (wb, rb, _) = best(argv, args.runs, serial, (argv, {}))
-        cpu_b, tree_b = _CPU.pop(), _TREE.pop()
-        report(f"{name} [1 process]", wa, ra, what + " (LEGREP_SERIAL=1)")
-        _CPU.append(cpu_b)
-        report(name, wb, rb, what, tree_b)
-        print(f"{'':<22} {name}: one process / per-leg processes time {wa / wb:.2f}", flush=True)
+        """One command, and its variants (--baseline, --ab) alternately with it: their rows first."""
+        got = best([(argv, env) for _, env in variants] + [(argv, None)], args.runs)
+        cpus, trees = _CPU[-len(got):], _TREE[-len(got):]
+        del _CPU[-len(got):], _TREE[-len(got):]
+        for (label, env), (wall, rss, _), cpu, tree in zip([*variants, ("", {})], got, cpus, trees):
+            _CPU.append(cpu)
+            report(f"{name}{label}", wall, rss, what + (f" ({', '.join(f'{k}={v}' for k, v in env.items())})" if env else ""), tree)
+        for (label, _), (wall, _, _) in zip(variants, got):
+            print(f"{'':<22} {name}{label} / {name} time: {wall / got[-1][0]:.2f}", flush=True)
 
     out = folder / "out"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
     if "loadtxt" not in skip:
         code = (f"import numpy as np; [np.loadtxt(f, delimiter=',', skiprows=1) for f in ({str(left)!r}, {str(right)!r})]")
-        report("floor: np.loadtxt", *best([py, "-c", code], args.runs)[0][:2], "numpy's C reader, both files, nothing else")
+        report("floor: np.loadtxt", *best([([py, "-c", code], None)], args.runs)[0][:2], "numpy's C reader, both files, nothing else")
     if "analyze" not in skip:
         measure("analyze", [py, "-m", "legrep", "analyze", "--left", str(left), "--right", str(right), "--no-history"],
                 "end to end: start-up, read, fuse, count, print")  # fmt: skip
@@ -322,12 +338,12 @@ def main() -> None:
                 "class Sink:\n def update(self, leg, block): return []\n"
                 f"r = RecordingReader({str(rec)!r}); core = SessionCore.from_meta(r.meta); core.analyzer = Sink()\n"
                 "replay_records_batched(r, core)")
-        report("replay, decoding only", *best([py, "-c", code], args.runs)[0][:2],
+        report("replay, decoding only", *best([([py, "-c", code], None)], args.runs)[0][:2],
                "read, decode, track, clock-map, block; the analysis a no-op sink")  # fmt: skip
     if "perpacket" not in skip:  # the baseline of the batched decoding, in the same run
         code = ("import sys; from legrep.replay_batch import replay_file; "
                 f"replay_file({str(rec)!r}, keep_traces=False, batched=False)")
-        report("replay, per packet", *best([py, "-c", code], args.runs)[0][:2],
+        report("replay, per packet", *best([([py, "-c", code], None)], args.runs)[0][:2],
                "the same replay, every packet through SessionCore.process (as live)")  # fmt: skip
     if "export" not in skip:
         measure("export", [py, "-m", "legrep", "export", str(rec), "--out", str(out / "export")],
