@@ -18,6 +18,7 @@ import struct
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -171,7 +172,7 @@ def test_one_leg_session_has_no_uneven_sets_or_differences() -> None:
     assert summary.uneven_messages == ()
     assert summary.differences == ()
     assert summary.headline == "6 left reps in 1 set; no form flags"
-    page = render_html(result, Settings())
+    page = render_html(result, Settings(), figures_png={}, phone_png={})  # (the text only: no figures drawn)
     assert "left − right" not in page
 
 
@@ -349,41 +350,41 @@ def _read_png_rgb(path: Path) -> np.ndarray:
 
 
 def test_report_renders_in_headless_chromium(tmp_path: Path, written: dict[str, Path]) -> None:
-    browser = _chromium()
+    """One headless Chromium (tests/cdp.py): at a phone's width every figure decodes, is scaled to
+    the width and the page does not scroll sideways; at a desktop width the figures drew pixels."""
+    import asyncio
+
+    from cdp import Browser
+
+    _chromium()
     html_path = written["html"]
-    # The page grows a probe after load: natural sizes of every image, read back through the DOM.
-    probe = tmp_path / "probe.html"
-    probe.write_text(
-        html_path.read_text(encoding="utf-8").replace(
-            "</main></body>",
-            "</main><pre id='probe'></pre><script>window.addEventListener('load',()=>{"
-            "document.getElementById('probe').textContent=JSON.stringify([...document.images]"
-            ".map(i=>[i.complete,i.naturalWidth,i.naturalHeight,Math.round(i.getBoundingClientRect().width)]))"
-            "+' viewport '+document.documentElement.clientWidth+' scroll '+document.documentElement.scrollWidth;});"
-            "</script></body>",
-        ),
-        encoding="utf-8",
-    )
-    done = _chromium_run(browser, tmp_path, ["--window-size=390,844", "--virtual-time-budget=5000", "--dump-dom"], probe.as_uri())
-    assert done.returncode == 0, done.stderr[-2000:]
-    dom = done.stdout
-    probe_text = re.search(r"<pre id=\"probe\">(.*?)</pre>", dom, re.S)
-    assert probe_text, f"probe missing from DOM: {dom[-500:]}"
-    images_json, layout = probe_text.group(1).split(" viewport ")
-    images = json.loads(images_json)
+    probe = ("JSON.stringify([[...document.images].map(i=>[i.complete,i.naturalWidth,i.naturalHeight,"
+             "Math.round(i.getBoundingClientRect().width)]), document.documentElement.clientWidth,"
+             "document.documentElement.scrollWidth, document.body.innerText])")  # fmt: skip
+    loaded = "Promise.all([...document.images].map(i => i.complete ? 0 : new Promise(r => { i.onload = i.onerror = r; })))"
+    shot = tmp_path / "shot.png"
+
+    async def visit() -> list[Any]:
+        async with Browser(390, 844) as browser:
+            page = await browser.page()
+            await page.goto(html_path.as_uri())
+            await page.eval(loaded)
+            found = json.loads(await page.eval(probe))
+            # the desktop width: a screenshot must have drawn pixels (not a blank page)
+            await page.send("Emulation.setDeviceMetricsOverride", width=1000, height=1500, deviceScaleFactor=1, mobile=False)
+            await page.eval(loaded)
+            await page.eval("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+            await page.screenshot(shot)
+            return found  # type: ignore[no-any-return]
+
+    images, viewport_px, scroll_px, text = asyncio.run(visit())
     assert len(images) == len(FIGURE_NAMES)
-    viewport_px, scroll_px = (int(v) for v in layout.split(" scroll "))
     for complete, natural_w, natural_h, shown_w in images:
         assert complete and natural_w >= 800 and natural_h >= 300
         assert 0 < shown_w <= viewport_px  # scaled down to the phone's width
     assert scroll_px <= viewport_px, "page scrolls sideways on a phone"
-    assert "Set 2: 10 left, 9 right — one more rep on the right needed" in dom
-    assert "20 left, 19 right reps in 2 sets; uneven" in dom
-
-    # Screenshot at a desktop width: the figures must have drawn pixels (not a blank page).
-    shot = tmp_path / "shot.png"
-    done = _chromium_run(browser, tmp_path, ["--window-size=1000,1500", f"--screenshot={shot}", "--virtual-time-budget=5000"], html_path.as_uri())
-    assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
+    assert "Set 2: 10 left, 9 right — one more rep on the right needed" in text
+    assert "20 left, 19 right reps in 2 sets; uneven" in text
     rgb = _read_png_rgb(shot)
     assert rgb.shape[:2] == (1500, 1000)
     blue = (np.abs(rgb.astype(int) - np.array([0x1F, 0x6F, 0xB4])).sum(axis=2) < 60).sum()
@@ -391,7 +392,7 @@ def test_report_renders_in_headless_chromium(tmp_path: Path, written: dict[str, 
     assert blue > 500 and orange > 500, f"leg colours not drawn: blue {blue}, orange {orange} pixels"
     assert len(np.unique(rgb.reshape(-1, 3), axis=0)) > 50
     if os.environ.get("LEGREP_UPDATE_SCREENSHOT"):
-        _update_docs_screenshot(browser, tmp_path / "docs_shot")
+        _update_docs_screenshot(_chromium(), tmp_path / "docs_shot")
 
 
 def _update_docs_screenshot(browser: str, directory: Path) -> None:
