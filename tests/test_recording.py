@@ -34,9 +34,10 @@ ROOT = Path(__file__).resolve().parents[1]
 LEGS = (Leg.LEFT, Leg.RIGHT)
 
 
-def run_session(path: Path | None, seed: int = 5, faults: bool = True):
-    """A session driven in-process (no transport): firmware -> records -> writer + SessionCore."""
-    sim = simulate(SessionSpec(sets=(SetSpec(3, 3),)), seed=seed)
+def run_session(path: Path | None, seed: int = 5, faults: bool = True, reps: int = 3):
+    """A session driven in-process (no transport): firmware -> records -> writer + SessionCore
+    (one set of ``reps`` reps per leg, ~42 s for 3; faults at 5, 9 and 12 s)."""
+    sim = simulate(SessionSpec(sets=(SetSpec(reps, reps),)), seed=seed)
     rng = np.random.default_rng(seed)
     duration = float(max(s.true_time_s[-1] for s in sim.signals.values()))
     fws = []

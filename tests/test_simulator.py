@@ -10,7 +10,6 @@ import json
 
 import numpy as np
 import pytest
-from scipy.optimize import brentq
 
 from legrep_sim.imu_model import (
     G_MPS2,
@@ -208,6 +207,8 @@ def test_centripetal_term_is_omega_squared_r() -> None:
 # --------------------------------------------------------------------------- truth
 def _mj_onset() -> float:
     """u at which a minimum-jerk move's speed is 10 % of its peak (closed form, independent of measure_rep)."""
+    from scipy.optimize import brentq  # (here, not at the top: importing it cost every test process 0.7 s)
+
     return brentq(lambda u: 30.0 * u * u * (1 - u) ** 2 - 0.1 * 30.0 / 16.0, 1e-9, 0.5)
 
 
