@@ -981,6 +981,7 @@ def analyze_input(
     settings: Settings | None = None,
     started_at: dt.datetime | str | None = None,
     trace_points: int | None = None,
+    beside: Callable[[], object] | None = None,
 ) -> AnalysedInput:
     """Analyse one session's files (a recording via replay, CSVs via ``analyze_arrays``).
 
@@ -988,7 +989,9 @@ def analyze_input(
     the settings actually used are returned. ``started_at`` defaults to the recording's own start time if it stores one, else
     the oldest modification time of the files. ``trace_points``: keep each leg's angle trace
     reduced as it streams to at most that many points (the lowest and highest of each time bin:
-    :class:`legrep.report.TraceEnvelope`; memory flat in the length) instead of whole.
+    :class:`legrep.report.TraceEnvelope`; memory flat in the length) instead of whole. ``beside``
+    is called once while the analysis runs (CSV files: in the legs' own processes,
+    :func:`legrep.offline.analyze_blocks`), e.g. to import what comes after it.
     """
     # the files' hashes on a thread beside the analysis (hashlib releases the GIL: on a second core
     # the half second of hashing a long session's files is hidden); an error of it comes after the
@@ -997,7 +1000,7 @@ def analyze_input(
 
     with ThreadPoolExecutor(1, thread_name_prefix="legrep-hash") as pool:
         sources = pool.submit(source_files, item.source())
-        return _analyze_input(item, settings, started_at, trace_points, sources.result)
+        return _analyze_input(item, settings, started_at, trace_points, sources.result, beside)
 
 
 def _analyze_input(
@@ -1006,6 +1009,7 @@ def _analyze_input(
     started_at: dt.datetime | str | None,
     trace_points: int | None,
     sources: Callable[[], tuple[SourceFile, ...]],
+    beside: Callable[[], object] | None = None,
 ) -> AnalysedInput:
     """:func:`analyze_input` with the source files' description from ``sources`` (called last)."""
     envelopes: dict[Any, Any] = {}
@@ -1023,6 +1027,8 @@ def _analyze_input(
         from .replay_batch import replay_file
 
         reader = RecordingReader(item.recording)  # (read and checked once)
+        if beside is not None:
+            beside()
         recorded_start, recorded_settings = _recording_meta(reader)
         # the file replay (batched decoding, the same result as the live path's replay_recording)
         _core, result, _reader = replay_file(reader, settings, keep_traces=on_angle is None, on_angle=on_angle)  # None: the recording's own settings
@@ -1042,10 +1048,11 @@ def _analyze_input(
         if not paths:
             raise InputError("expected samples for at least one leg (left or right), got none")
         pelvis = iter_imu_csv(item.pelvis_csv) if item.pelvis_csv is not None else None
+        # (the trace reduced in each leg's process, when it has one: legrep.offline)
         result = analyze_blocks({leg: iter_imu_csv(p) for leg, p in paths.items()}, settings, keep_traces=on_angle is None,
-                                pelvis=pelvis, on_angle=on_angle)  # fmt: skip
+                                pelvis=pelvis, trace_points=trace_points, beside=beside)  # fmt: skip
         files = [*paths.values(), *([item.pelvis_csv] if item.pelvis_csv is not None else [])]
-    if on_angle is not None:
+    if on_angle is not None and item.recording is not None:
         import dataclasses
 
         result = dataclasses.replace(result, traces={leg: env.trace() for leg, env in envelopes.items()})

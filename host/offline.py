@@ -22,6 +22,7 @@ gives the same reps.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import queue
@@ -120,6 +121,8 @@ def analyze_blocks(
     pelvis: Iterable[ImuBlock] | None = None,
     on_angle: Callable[[Leg, FloatArray, FloatArray], None] | None = None,
     processes: bool | None = None,
+    trace_points: int | None = None,
+    beside: Callable[[], object] | None = None,
 ) -> SessionResult:
     """Analyse a session given as block streams per leg (e.g. :func:`legrep.imu_csv.iter_imu_csv`).
 
@@ -131,6 +134,11 @@ def analyze_blocks(
     threads : read each leg on its own thread (:func:`prefetch`).
     processes : analyse each leg in a process of its own (module docstring); None: when
         :func:`use_processes` says so.
+    trace_points : the result's traces: each leg's angle trace reduced as it streams to at most
+        this many points (:class:`legrep.report.TraceEnvelope`, in the leg's process), in the order
+        of ``sources`` (``keep_traces`` is then not needed).
+    beside : called once the legs' processes have started (work that overlaps theirs, e.g. imports
+        for what follows); in one process, before the first block.
     pelvis : the pelvis sensor's samples (optional; host/pelvis.py), read in turn with the legs.
     on_angle : called with ``(leg, time_s, angle_deg)`` for every chunk of hip angle (e.g. a
         report's streamed trace, :class:`legrep.report.TraceEnvelope`).
@@ -153,14 +161,19 @@ def analyze_blocks(
     if pelvis is not None:
         feeds[None] = pelvis
     iters: dict[Leg | None, Iterator[ImuBlock]] = {}
+    envelopes = _Envelopes(trace_points) if trace_points is not None else None
     try:
         if processes:
             angles = keep_traces or on_angle is not None or pelvis is not None or Leg.PELVIS in legs
             for thigh, src in sources.items():
                 if thigh is not Leg.PELVIS:
-                    remote[thigh] = LegProcess(thigh, src, settings, threads, angles)
+                    remote[thigh] = LegProcess(thigh, src, settings, threads, angles, trace_points)
         analyzer = SessionAnalyzer(legs, settings, keep_traces=keep_traces, pelvis=pelvis is not None, stages=remote)
         analyzer.on_angle = on_angle
+        if envelopes is not None and len(remote) < len(legs):  # (the legs analysed here)
+            analyzer.on_angle = envelopes if on_angle is None else _both(on_angle, envelopes)
+        if beside is not None:
+            beside()
         iters = {leg: prefetch(src) if threads else iter(src) for leg, src in feeds.items() if leg not in remote}
         active = list(feeds)
         while active:
@@ -179,7 +192,12 @@ def analyze_blocks(
                     analyzer.update_pelvis(block)
                 else:
                     analyzer.update(leg, block)
-        return check_coverage(analyzer.finish())
+        result = check_coverage(analyzer.finish())
+        if envelopes is None:
+            return result
+        local = envelopes.traces()
+        traces = {leg: remote[leg].trace if leg in remote else local.get(leg) for leg in result.legs}
+        return dataclasses.replace(result, traces={leg: tr for leg, tr in traces.items() if tr is not None})
     finally:
         for it in iters.values():
             close = getattr(it, "close", None)
@@ -187,6 +205,15 @@ def analyze_blocks(
                 close()
         for child in remote.values():
             child.close()
+
+
+def _both(first: Callable[[Leg, FloatArray, FloatArray], None],
+          second: Callable[[Leg, FloatArray, FloatArray], None]) -> Callable[[Leg, FloatArray, FloatArray], None]:  # fmt: skip
+    def each(leg: Leg, time_s: FloatArray, angle_deg: FloatArray) -> None:
+        first(leg, time_s, angle_deg)
+        second(leg, time_s, angle_deg)
+
+    return each
 
 
 # --------------------------------------------------------------------------- a leg's own process
@@ -213,11 +240,16 @@ def _portable(exc: BaseException, leg: Leg) -> BaseException:
 
 
 def _child_main(conn: Connection, leg: Leg, source: Iterable[ImuBlock], settings: Settings, threads: bool,
-                angles: bool) -> None:  # fmt: skip
-    """A leg's process: its blocks through its :class:`LegStages`, each step sent to the parent."""
+                angles: bool, trace_points: int | None) -> None:  # fmt: skip
+    """A leg's process: its blocks through its :class:`LegStages`, each step sent to the parent
+    (with the reduced angle trace at the end, for ``trace_points``)."""
     from .pipeline import LegOutput, LegStages
 
+    envelope = _Envelopes(trace_points) if trace_points is not None else None
+
     def compact(out: LegOutput) -> LegOutput:
+        if envelope is not None:
+            envelope(leg, out.time_s, out.angle_deg)
         return LegOutput(out.time_s, out.angle_deg, out.reps) if angles else LegOutput(_NO_ANGLES, _NO_ANGLES, out.reps)
 
     work = LegStages(leg, settings)
@@ -233,7 +265,28 @@ def _child_main(conn: Connection, leg: Leg, source: Iterable[ImuBlock], settings
     except BaseException as exc:  # raised by the parent's finish, as the serial path's is
         conn.send((_END, _portable(exc, leg), None, work.last_angle_deg))
         return
-    conn.send((_END, (compact(out), postures), work.diagnostics(), work.last_angle_deg))
+    step = (compact(out), postures)
+    conn.send((_END, step, work.diagnostics(), work.last_angle_deg, envelope.traces().get(leg) if envelope else None))
+
+
+class _Envelopes:
+    """Each leg's angle trace reduced as it streams (:class:`legrep.report.TraceEnvelope`), the
+    ``on_angle`` of ``analyze_blocks(trace_points=)``."""
+
+    def __init__(self, points: int) -> None:
+        self.points = points
+        self.by_leg: dict[Leg, Any] = {}
+
+    def __call__(self, leg: Leg, time_s: FloatArray, angle_deg: FloatArray) -> None:
+        if len(time_s):
+            if leg not in self.by_leg:
+                from .report import TraceEnvelope
+
+                self.by_leg[leg] = TraceEnvelope(self.points)
+            self.by_leg[leg].update(time_s, angle_deg)
+
+    def traces(self) -> dict[Leg, tuple[FloatArray, FloatArray]]:
+        return {leg: env.trace() for leg, env in self.by_leg.items()}
 
 
 def _inbox_blocks(conn: Connection) -> Iterator[ImuBlock]:
@@ -259,9 +312,11 @@ class LegProcess:
     _open: list[Connection] = []
     """Every parent-side pipe end still open (a new child closes its copies)."""
 
-    def __init__(self, leg: Leg, source: Iterable[ImuBlock] | None, settings: Settings, threads: bool, angles: bool) -> None:
+    def __init__(self, leg: Leg, source: Iterable[ImuBlock] | None, settings: Settings, threads: bool, angles: bool,
+                 trace_points: int | None = None) -> None:  # fmt: skip
         """``source``: the leg's blocks, iterated in the child; None: the parent hands them over one
-        by one (:meth:`put`, then :meth:`end_input`)."""
+        by one (:meth:`put`, then :meth:`end_input`). ``angles``: the steps carry the angles;
+        ``trace_points``: the child reduces them (:attr:`trace` at the end)."""
         from multiprocessing import Pipe
 
         self.leg = leg
@@ -283,7 +338,7 @@ class LegProcess:
                     self._inbox.close()
                 for other in LegProcess._open:
                     other.close()
-                _child_main(writer, leg, source, settings, threads, angles)
+                _child_main(writer, leg, source, settings, threads, angles, trace_points)
                 writer.close()
                 code = 0
             finally:
@@ -363,6 +418,11 @@ class LegProcess:
 
     def horizon_s(self) -> float:
         return self._horizon_s
+
+    @property
+    def trace(self) -> tuple[FloatArray, FloatArray] | None:
+        """The leg's reduced angle trace (``trace_points``; None before the end or without angles)."""
+        return self._end[4] if self._end is not None and len(self._end) > 4 else None
 
     def diagnostics(self) -> SensorDiagnostics:
         assert self._end is not None and self._end[2] is not None

@@ -96,6 +96,16 @@ def test_the_streamed_angles_reach_on_angle_in_the_same_calls(files: dict[str, P
     assert calls[True] == calls[False]
 
 
+def test_the_reduced_trace_made_in_each_legs_process_is_the_one_made_here(files: dict[str, Path]) -> None:
+    """``trace_points`` (the report's trace): each leg's envelope made in its process, bit for bit."""
+    calls = []
+    one = _analyze(files, False, trace_points=300, beside=lambda: calls.append("one"))
+    per_leg = _analyze(files, True, trace_points=300, beside=lambda: calls.append("per leg"))
+    assert calls == ["one", "per leg"]
+    assert set(one.traces) == {Leg.LEFT, Leg.RIGHT} and all(0 < len(t) <= 300 for t, _ in one.traces.values())
+    assert _fingerprint(per_leg) == _fingerprint(one)
+
+
 def _broken(tmp_path: Path, files: dict[str, Path], leg: str, where: float, bad: str) -> tuple[Path, int]:
     """A copy of a leg's file with the line ``where`` of the way through replaced by ``bad``;
     returns it and that line's number."""
