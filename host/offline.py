@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from .diagnostics import SensorDiagnostics
     from .pipeline import LegStep
 
-__all__ = ["analyze_blocks", "prefetch", "use_processes"]
+__all__ = ["FROM_CHILD", "LegProcess", "analyze_blocks", "prefetch", "use_processes"]
 
 _DONE = object()
 
@@ -148,7 +148,7 @@ def analyze_blocks(
     settings = settings or Settings()
     if processes is None:
         processes = use_processes(len([leg for leg in legs if leg is not Leg.PELVIS]))
-    remote: dict[Leg, _LegProcess] = {}
+    remote: dict[Leg, LegProcess] = {}
     feeds: dict[Leg | None, Iterable[ImuBlock]] = dict(sources.items())
     if pelvis is not None:
         feeds[None] = pelvis
@@ -158,7 +158,7 @@ def analyze_blocks(
             angles = keep_traces or on_angle is not None or pelvis is not None or Leg.PELVIS in legs
             for thigh, src in sources.items():
                 if thigh is not Leg.PELVIS:
-                    remote[thigh] = _LegProcess(thigh, src, settings, threads, angles)
+                    remote[thigh] = LegProcess(thigh, src, settings, threads, angles)
         analyzer = SessionAnalyzer(legs, settings, keep_traces=keep_traces, pelvis=pelvis is not None, stages=remote)
         analyzer.on_angle = on_angle
         iters = {leg: prefetch(src) if threads else iter(src) for leg, src in feeds.items() if leg not in remote}
@@ -168,7 +168,7 @@ def analyze_blocks(
                 if leg in remote:
                     assert leg is not None
                     if remote[leg].advance():
-                        analyzer.update(leg, _FROM_CHILD)
+                        analyzer.update(leg, FROM_CHILD)
                     else:
                         active.remove(leg)
                     continue
@@ -190,9 +190,9 @@ def analyze_blocks(
 
 
 # --------------------------------------------------------------------------- a leg's own process
-_FROM_CHILD = ImuBlock(np.empty(0), np.empty((0, 3)), np.empty((0, 3)))
+FROM_CHILD = ImuBlock(np.empty(0), np.empty((0, 3)), np.empty((0, 3)))
 """The block :meth:`SessionAnalyzer.update` is handed for a leg analysed in its own process (the
-block itself was read and analysed there; :meth:`_LegProcess.update` gives what came of it)."""
+block itself was read and analysed there; :meth:`LegProcess.update` gives what came of it)."""
 _NO_ANGLES = np.empty(0)
 _BLOCK, _END, _ERROR = "block", "end", "error"
 
@@ -236,7 +236,19 @@ def _child_main(conn: Connection, leg: Leg, source: Iterable[ImuBlock], settings
     conn.send((_END, (compact(out), postures), work.diagnostics(), work.last_angle_deg))
 
 
-class _LegProcess:
+def _inbox_blocks(conn: Connection) -> Iterator[ImuBlock]:
+    """A child's blocks as the parent hands them over (:meth:`LegProcess.put`), until None."""
+    while True:
+        try:
+            block = conn.recv()
+        except EOFError:  # (the parent is gone)
+            return
+        if block is None:
+            return
+        yield block
+
+
+class LegProcess:
     """A leg's :class:`~legrep.pipeline.LegStages` in a forked process of its own, as the
     :class:`~legrep.pipeline.LegWork` :class:`~legrep.pipeline.SessionAnalyzer` drives.
 
@@ -247,10 +259,19 @@ class _LegProcess:
     _open: list[Connection] = []
     """Every parent-side pipe end still open (a new child closes its copies)."""
 
-    def __init__(self, leg: Leg, source: Iterable[ImuBlock], settings: Settings, threads: bool, angles: bool) -> None:
+    def __init__(self, leg: Leg, source: Iterable[ImuBlock] | None, settings: Settings, threads: bool, angles: bool) -> None:
+        """``source``: the leg's blocks, iterated in the child; None: the parent hands them over one
+        by one (:meth:`put`, then :meth:`end_input`)."""
         from multiprocessing import Pipe
 
         self.leg = leg
+        self.failed = False
+        """True once the child's error was raised here."""
+        self._inbox: Connection | None = None
+        inbox_end: Connection | None = None
+        if source is None:
+            inbox_end, self._inbox = Pipe(duplex=False)
+            source = _inbox_blocks(inbox_end)
         self._reader, writer = Pipe(duplex=False)
         self.pid = os.fork()
         if self.pid == 0:  # the child: never returns
@@ -258,7 +279,9 @@ class _LegProcess:
             try:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
                 self._reader.close()
-                for other in _LegProcess._open:
+                if self._inbox is not None:
+                    self._inbox.close()
+                for other in LegProcess._open:
                     other.close()
                 _child_main(writer, leg, source, settings, threads, angles)
                 writer.close()
@@ -266,7 +289,11 @@ class _LegProcess:
             finally:
                 os._exit(code)  # (no atexit handlers, no flush of the parent's buffered output)
         writer.close()
-        _LegProcess._open.append(self._reader)
+        if inbox_end is not None:
+            inbox_end.close()
+        LegProcess._open.append(self._reader)
+        if self._inbox is not None:
+            LegProcess._open.append(self._inbox)
         self._messages: Iterator[Any] | None = None
         self._step: LegStep | None = None
         self._end: Any = None
@@ -287,6 +314,24 @@ class _LegProcess:
     def last_angle_deg(self) -> float | None:
         return self._last_angle_deg
 
+    def put(self, block: ImuBlock) -> None:
+        """Hand the child its next block (``source=None``)."""
+        assert self._inbox is not None
+        self._inbox.send(block)
+
+    def end_input(self) -> None:
+        """No more blocks (``source=None``): the child finishes its stages."""
+        if self._inbox is not None:
+            self._inbox.send(None)
+            self._close_inbox()
+
+    def _close_inbox(self) -> None:
+        if self._inbox is not None:
+            if self._inbox in LegProcess._open:
+                LegProcess._open.remove(self._inbox)
+            self._inbox.close()
+            self._inbox = None
+
     def advance(self) -> bool:
         """Take the child's next step; False at the end of its stream. Raises the child's error."""
         if self._messages is None:
@@ -294,6 +339,7 @@ class _LegProcess:
         message = next(self._messages)
         kind = message[0]
         if kind == _ERROR:
+            self.failed = True
             raise message[1]
         self._last_angle_deg = message[3]
         if kind == _END:
@@ -311,6 +357,7 @@ class _LegProcess:
         end = self._end
         assert end is not None, "advance() to the end first"
         if isinstance(end[1], BaseException):
+            self.failed = True
             raise end[1]
         return end[1]  # type: ignore[no-any-return]
 
@@ -322,7 +369,8 @@ class _LegProcess:
         return self._end[2]  # type: ignore[no-any-return]
 
     def close(self) -> None:
-        """Stop the child (if it still runs), reap it, close the pipe."""
+        """Stop the child (if it still runs), reap it, close the pipes."""
+        self._close_inbox()
         if self.pid:
             if self._end is None:
                 try:
@@ -335,6 +383,6 @@ class _LegProcess:
             close = getattr(self._messages, "close", None)
             if close is not None:
                 close()
-        if self._reader in _LegProcess._open:
-            _LegProcess._open.remove(self._reader)
+        if self._reader in LegProcess._open:
+            LegProcess._open.remove(self._reader)
         self._reader.close()

@@ -14,9 +14,10 @@ duplicated packets). Only when events are reported changes: a rep is reported wh
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +30,9 @@ from .recording import RecordingReader
 from .replay import EventCallback, replay_records
 from .settings import Settings
 
+if TYPE_CHECKING:
+    from .offline import LegProcess
+
 __all__ = ["CoalescingAnalyzer", "replay_file", "replay_records_batched"]
 
 SampleSink = Callable[[Leg, ImuBlock], None]
@@ -38,14 +42,25 @@ MIN_SAMPLES = 8192
 
 
 class CoalescingAnalyzer:
-    """A :class:`SessionAnalyzer` whose ``update`` holds blocks until ``min_samples`` per leg wait."""
+    """A :class:`SessionAnalyzer` whose ``update`` holds blocks until ``min_samples`` per leg wait.
+
+    ``remote``: legs whose stages run in processes of their own (:class:`legrep.offline.LegProcess`
+    fed block by block): a leg's block goes to its process at once, and the analyzer takes the steps
+    back in the order the blocks went (the serial order: the same results), ``lag`` blocks later,
+    so the processes work while the recording is decoded here. Events come that much later, in the
+    same order.
+    """
 
     def __init__(
-        self, analyzer: SessionAnalyzer, min_samples: int = MIN_SAMPLES, on_samples: SampleSink | None = None
-    ) -> None:
+        self, analyzer: SessionAnalyzer, min_samples: int = MIN_SAMPLES, on_samples: SampleSink | None = None,
+        remote: Mapping[Leg, LegProcess] | None = None, lag: int = 8,
+    ) -> None:  # fmt: skip
         self.inner = analyzer
         self.min_samples = min_samples
         self.on_samples = on_samples
+        self.remote = dict(remote or {})
+        self.lag = lag
+        self._sent: deque[Leg] = deque()
         self._held: dict[Leg, list[ImuBlock]] = {}
         self._count: dict[Leg, int] = {}
 
@@ -65,13 +80,30 @@ class CoalescingAnalyzer:
         block = concat_blocks(held)
         if self.on_samples is not None:
             self.on_samples(leg, block)
-        return list(self.inner.update(leg, block))
+        process = self.remote.get(leg)
+        if process is None:  # (after every block sent before it: the serial order)
+            return self.settle(0) + list(self.inner.update(leg, block))
+        process.put(block)
+        self._sent.append(leg)
+        return self.settle(self.lag)
+
+    def settle(self, keep: int = 0) -> list[Event]:
+        """Take the steps of the blocks sent to the legs' processes until ``keep`` are pending."""
+        from .offline import FROM_CHILD
+
+        events: list[Event] = []
+        while len(self._sent) > keep:
+            leg = self._sent.popleft()
+            if not self.remote[leg].advance():
+                raise RuntimeError(f"the {leg.value} leg's analysis process ended before its last block")
+            events += self.inner.update(leg, FROM_CHILD)
+        return events
 
     def flush(self) -> list[Event]:
         events: list[Event] = []
         for leg in list(self._held):
             events += self._release(leg)
-        return events
+        return events + self.settle(0)
 
     def angle_deg(self, leg: Leg) -> float | None:
         return self.inner.angle_deg(leg)
@@ -81,6 +113,11 @@ class CoalescingAnalyzer:
 
     def finish(self) -> SessionResult:
         self.final_events = self.flush()
+        for process in self.remote.values():
+            process.end_input()
+        for leg, process in self.remote.items():
+            if process.advance():
+                raise RuntimeError(f"the {leg.value} leg's analysis process sent a step for no block")
         return self.inner.finish()
 
     final_events: list[Event] = []
@@ -88,6 +125,11 @@ class CoalescingAnalyzer:
 
     def __getattr__(self, name: str) -> Any:  # settings, legs, ... of the wrapped analyzer
         return getattr(self.inner, name)
+
+
+PROCESSES_MIN_BYTES = 4 << 20
+"""A recording this large (about 25 minutes of two thighs) or more is analysed with a process per leg
+(where :func:`legrep.offline.use_processes` says so): below it, forking costs more than it saves."""
 
 
 def replay_file(
@@ -100,6 +142,7 @@ def replay_file(
     batched: bool = True,
     on_core: Callable[[SessionCore], None] | None = None,
     on_angle: Callable[[Leg, npt.NDArray[np.float64], npt.NDArray[np.float64]], None] | None = None,
+    processes: bool | None = None,
 ) -> tuple[SessionCore, SessionResult, RecordingReader]:
     """Replay a recording as :func:`legrep.replay.replay_core` does, the analysis fed in large blocks
     and (``batched``, the default) the packets decoded in batches (:func:`replay_records_batched`).
@@ -107,23 +150,44 @@ def replay_file(
     ``keep_traces=False`` keeps no angle traces (memory flat in the length); ``on_samples`` sees
     every sample fed to the analysis (what ``keep_samples`` would keep, without keeping it);
     ``on_core`` sees the core before the first record (its sensors appear as records add them);
-    ``on_angle`` every chunk of hip angle (``SessionAnalyzer.on_angle``).
+    ``on_angle`` every chunk of hip angle (``SessionAnalyzer.on_angle``); ``processes``: each leg's
+    analysis in a process of its own, fed as the recording is decoded here (None: for a recording of
+    at least ``PROCESSES_MIN_BYTES`` where :func:`legrep.offline.use_processes` says so; the same
+    result, the same events in the same order, reported a few blocks later).
     Returns ``(finished SessionCore, SessionResult, reader)``; the result equals replay_core's.
     """
+    from .offline import LegProcess, use_processes
+
     reader = path if isinstance(path, RecordingReader) else RecordingReader(path)
     core = SessionCore.from_meta(reader.meta, settings, keep_samples=keep_samples)
-    if not keep_traces:
-        core.analyzer = SessionAnalyzer(core.legs, core.settings, keep_traces=False)
-    if on_angle is not None:
-        core.analyzer.on_angle = on_angle
-    core.analyzer = CoalescingAnalyzer(core.analyzer, on_samples=on_samples)  # type: ignore[assignment]
-    if on_core is not None:
-        on_core(core)
-    if batched:
-        replay_records_batched(reader, core, on_events)
-    else:
-        replay_records(reader, core, on_events)
-    result = core.finish()
+    if processes is None:
+        processes = batched and len(reader.data) >= PROCESSES_MIN_BYTES and use_processes(len(core.legs))
+    remote: dict[Leg, LegProcess] = {}
+    try:
+        if processes:
+            angles = keep_traces or on_angle is not None
+            remote = {leg: LegProcess(leg, None, core.settings, True, angles) for leg in core.legs}
+        if not keep_traces or remote:
+            core.analyzer = SessionAnalyzer(core.legs, core.settings, keep_traces=keep_traces, stages=remote)
+        if on_angle is not None:
+            core.analyzer.on_angle = on_angle
+        coalescing = CoalescingAnalyzer(core.analyzer, on_samples=on_samples, remote=remote)
+        core.analyzer = coalescing  # type: ignore[assignment]
+        if on_core is not None:
+            on_core(core)
+        try:
+            if batched:
+                replay_records_batched(reader, core, on_events)
+            else:
+                replay_records(reader, core, on_events)
+            result = core.finish()
+        except Exception:
+            if remote and not any(p.failed for p in remote.values()):
+                coalescing.settle(0)  # an analysis error of a block sent before comes first (the serial order)
+            raise
+    finally:
+        for process in remote.values():
+            process.close()
     last = core.analyzer.final_events  # type: ignore[attr-defined]
     core.events += last
     if last and on_events is not None:

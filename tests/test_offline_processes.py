@@ -45,13 +45,13 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def _spawned(monkeypatch: pytest.MonkeyPatch) -> list[Leg]:
     """The legs that got a process of their own (recorded as they are forked)."""
     legs: list[Leg] = []
-    real = offline._LegProcess.__init__
+    real = offline.LegProcess.__init__
 
     def counting(self: Any, leg: Leg, *args: Any) -> None:
         legs.append(leg)
         real(self, leg, *args)
 
-    monkeypatch.setattr(offline._LegProcess, "__init__", counting)
+    monkeypatch.setattr(offline.LegProcess, "__init__", counting)
     return legs
 
 
@@ -163,3 +163,63 @@ def test_the_cli_writes_the_same_bytes_and_the_same_error_line(
     err = one[4].err.strip()
     assert one[3] != 0 and len(err.splitlines()) == 1 and "Traceback" not in err
     assert f"{right_bad}:{line}:" in err and "oops" in err, err
+
+
+# --------------------------------------------------------------------------- recordings
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from test_recording import run_session
+
+    path = tmp_path_factory.mktemp("rec") / "s.legrep"
+    run_session(path, seed=9)  # lost, corrupt and duplicated packets, RESENDs
+    return path
+
+
+@pytest.fixture()
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The replay's blocks small and its lag short: many steps in flight, their order crossed often."""
+    import legrep.replay_batch as rb
+
+    monkeypatch.setattr(rb.CoalescingAnalyzer.__init__, "__defaults__", (300, None, None, 2))
+    monkeypatch.setattr(rb, "PROCESSES_MIN_BYTES", 0)  # (the CLI's choice: processes for any size)
+
+
+@pytest.mark.parametrize("keep_traces", [False, True])
+def test_a_replay_with_a_process_per_leg_is_the_serial_replay(
+    recording: Path, small_blocks: None, monkeypatch: pytest.MonkeyPatch, keep_traces: bool
+) -> None:
+    from legrep.replay_batch import replay_file
+
+    spawned = _spawned(monkeypatch)
+    got = {}
+    for processes in (False, True):
+        seen: list[str] = []
+        core, result, _ = replay_file(recording, keep_traces=keep_traces, processes=processes,
+                                      on_events=lambda _t, events, seen=seen: seen.extend(map(repr, events)))  # fmt: skip
+        got[processes] = (_fingerprint(result), seen, list(map(repr, core.events)))
+    assert spawned == [Leg.LEFT, Leg.RIGHT]
+    assert len(got[False][1]) >= 6 and bool(pickle.loads(got[False][0][0]).traces) == keep_traces
+    assert got[True] == got[False]
+
+
+@pytest.mark.skipif(not use_processes(2), reason="one core or no fork here: the CLI replays in one process")
+def test_replay_export_and_analyze_of_a_recording_print_and_write_the_same(
+    recording: Path, small_blocks: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outputs = {}
+    for serial in ("1", ""):
+        monkeypatch.setenv("LEGREP_SERIAL", serial)
+        spawned = _spawned(monkeypatch)
+        out = tmp_path / "out"
+        shutil.rmtree(out, ignore_errors=True)
+        printed = []
+        for argv in (["replay", str(recording)], ["export", str(recording), "--out", str(out)],
+                     ["analyze", str(recording), "--no-history", "--reps", str(out / "analyzed.csv")]):  # fmt: skip
+            assert main(argv) == 0
+            printed.append(capsys.readouterr().out)
+        assert len(spawned) == (0 if serial else 6)
+        outputs[serial] = (printed, {p.name: p.read_bytes() for p in sorted(out.iterdir())})
+    assert outputs[""] == outputs["1"]
+    assert "rep  peak" in outputs["1"][0][0] and len(outputs["1"][1]) == 5

@@ -125,10 +125,10 @@ def run(args: argparse.Namespace) -> int:
     guard_outputs(args)
     if args.pelvis and recording is not None:
         raise InputError("--pelvis CSV expected with CSV files per leg, got a recording (it carries its own sensors)")
-    if recording is not None:
-        from ..replay import replay_recording
+    if recording is not None:  # the file replay (batched decoding, a process per leg: replay_recording's result)
+        from ..replay_batch import replay_file
 
-        result, _events = replay_recording(recording, settings if args.settings else None)
+        _core, result, _reader = replay_file(recording, settings if args.settings else None, keep_traces=False)
     else:
         streams = {leg: leg_blocks(paths, args.import_map) for leg, paths in ((Leg.LEFT, args.left), (Leg.RIGHT, args.right)) if paths}
         pelvis = leg_blocks(args.pelvis, args.import_map) if args.pelvis else None

@@ -189,7 +189,7 @@ def _analyse(session: BatchSession, settings_items: Sequence[str], threads: bool
         stored = reader.meta.get("settings")
         base = Settings.from_dict(stored) if isinstance(stored, dict) else Settings()
         settings = parse_overrides(settings_items, base)
-        _core, result, _ = replay_file(reader, settings, keep_traces=False)
+        _core, result, _ = replay_file(reader, settings, keep_traces=False, processes=False)
         return result, settings
     from ..imu_csv import iter_imu_csv
     from ..model import Leg
