@@ -24,7 +24,7 @@ from legrep.commands import demo
 from legrep.model import Leg
 from legrep.sensors import get_model
 from legrep.recording import RecordingReader
-from legrep.replay import replay_recording
+from legrep.replay import replay_core, replay_recording
 
 MODELS = ["witmotion", "movella-dot", "metamotion", "polar-verity"]
 REPS = {"left": 3, "right": 2}
@@ -37,14 +37,6 @@ def small_session(model: str, seed: int = 21) -> Any:
         rate_hz=RATES_HZ[model],
     )
     return simulate(spec, seed=seed)
-
-
-def _samples_of(path: Path, leg: Leg) -> Any:
-    """The samples a replay of ``path`` feeds the analysis for ``leg``."""
-    from legrep.replay import replay_core
-
-    core, _, _ = replay_core(path, keep_samples=True)
-    return core.samples(leg)
 
 
 def _read_records(path: Path) -> tuple[dict[str, Any], list[Any]]:
@@ -99,7 +91,8 @@ def test_vendor_demo_counts_and_replays_identically(model: str, tmp_path: Path) 
     assert events == ["connect", "start", "disconnect", "reconnect", "stop"]
     # the decoded samples of the leg that never dropped: all of them for single-stream models (pairing
     # acc and gyro may drop a few at the edges), on the sensor's own time span, strictly increasing
-    core_samples = _samples_of(recording, Leg.RIGHT)
+    core, replayed, _ = replay_core(recording, keep_samples=True)  # (replay_recording, with the samples kept)
+    core_samples = core.samples(Leg.RIGHT)
     signal = sim.signals["right"]
     if model in ("witmotion", "movella-dot"):
         assert len(core_samples) == len(signal.time_s)
@@ -108,7 +101,6 @@ def test_vendor_demo_counts_and_replays_identically(model: str, tmp_path: Path) 
     span = core_samples.time_s[-1] - core_samples.time_s[0]
     assert span == pytest.approx(signal.time_s[-1] - signal.time_s[0], rel=0.02, abs=0.5)
     assert np.all(np.diff(core_samples.time_s) > 0)
-    replayed, _events = replay_recording(recording)
     assert replayed.reps == result.reps
     assert [(s.left_reps, s.right_reps) for s in replayed.sets] == [(s.left_reps, s.right_reps) for s in result.sets]
     vendor = replayed.diagnostics["left"].vendor
