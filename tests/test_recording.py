@@ -34,9 +34,27 @@ ROOT = Path(__file__).resolve().parents[1]
 LEGS = (Leg.LEFT, Leg.RIGHT)
 
 
+_SESSIONS: dict[tuple[int, bool, int], tuple[bytes | None, tuple]] = {}  # type: ignore[type-arg]
+
+
 def run_session(path: Path | None, seed: int = 5, faults: bool = True, reps: int = 3):
     """A session driven in-process (no transport): firmware -> records -> writer + SessionCore
-    (one set of ``reps`` reps per leg, ~42 s for 3; faults at 5, 9 and 12 s)."""
+    (one set of ``reps`` reps per leg, ~42 s for 3; faults at 5, 9 and 12 s).
+
+    Made once per test process for each ``(seed, faults, reps)`` (1 s each; six modules ask for
+    one): a later call gets the same objects, and its ``path`` a copy of the recording written."""
+    key = (seed, faults, reps)
+    if key in _SESSIONS and (path is None or _SESSIONS[key][0] is not None):
+        data, made = _SESSIONS[key]
+        if path is not None and data is not None:
+            Path(path).write_bytes(data)
+        return made
+    made = _run_session(path, seed, faults, reps)
+    _SESSIONS[key] = (Path(path).read_bytes() if path is not None else None, made)
+    return made
+
+
+def _run_session(path: Path | None, seed: int, faults: bool, reps: int):  # type: ignore[no-untyped-def]
     sim = simulate(SessionSpec(sets=(SetSpec(reps, reps),)), seed=seed)
     rng = np.random.default_rng(seed)
     duration = float(max(s.true_time_s[-1] for s in sim.signals.values()))
