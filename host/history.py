@@ -982,6 +982,7 @@ def analyze_input(
     started_at: dt.datetime | str | None = None,
     trace_points: int | None = None,
     beside: Callable[[], object] | None = None,
+    hash_sources: bool = True,
 ) -> AnalysedInput:
     """Analyse one session's files (a recording via replay, CSVs via ``analyze_arrays``).
 
@@ -991,13 +992,17 @@ def analyze_input(
     reduced as it streams to at most that many points (the lowest and highest of each time bin:
     :class:`legrep.report.TraceEnvelope`; memory flat in the length) instead of whole. ``beside``
     is called once while the analysis runs (CSV files: in the legs' own processes,
-    :func:`legrep.offline.analyze_blocks`), e.g. to import what comes after it.
+    :func:`legrep.offline.analyze_blocks`), e.g. to import what comes after it. ``hash_sources``
+    False: no source files described (``sources`` empty: nothing will be stored; hashing 8 h of CSV
+    costs a second of CPU the analysis could use).
     """
     # the files' hashes on a thread beside the analysis (hashlib releases the GIL: on a second core
     # the half second of hashing a long session's files is hidden); an error of it comes after the
     # analysis's, as before
     from concurrent.futures import ThreadPoolExecutor
 
+    if not hash_sources:
+        return _analyze_input(item, settings, started_at, trace_points, tuple, beside)
     with ThreadPoolExecutor(1, thread_name_prefix="legrep-hash") as pool:
         sources = pool.submit(source_files, item.source())
         return _analyze_input(item, settings, started_at, trace_points, sources.result, beside)

@@ -84,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     from ..report import _matplotlib
 
     # (matplotlib imported while the legs' processes analyse: ~0.4 s off the wait)
-    analysed = analyze_input(item, settings, args.started_at, trace_points=TRACE_POINTS, beside=_matplotlib)
+    analysed = analyze_input(item, settings, args.started_at, trace_points=TRACE_POINTS, beside=_matplotlib,
+                             hash_sources=not args.no_history)  # (the hashes are for the history only)
     analysed = dataclasses.replace(analysed, result=override_exercise(analysed.result, args.exercise))
     remembered = None
     if not args.no_history:
