@@ -177,6 +177,9 @@ typedef struct {
     double tau_acc;
     double tau_acc2;    /* second low-pass stage, s (0: first order) */
     double motion_gain; /* 1 / bias_motion_tau_s, or 0 */
+    double motion_tau, fast_tau; /* bias_motion_tau_s, bias_motion_fast_tau_s */
+    int unsure;         /* step 3b: the calibration's bias is unsure until the first bias rest */
+    double t_first;     /* time of the first sample fed (NaN before it) */
     Py_ssize_t W;       /* still window, samples */
     double still2, clip2;
     double still_bias2; /* still_bias_dps^2 (0: step 5b off) */
@@ -259,10 +262,11 @@ TiltKernel_init(TiltKernel *self, PyObject *args, PyObject *kwds)
                              "acc_bias_memory", "acc_bias_ridge", "acc_bias_max_g", "gap_s",
                              "lever_tau_s", "lever_min_dps", "lever_ridge", "lever_max_m", "acc_bias_step_deg",
                              "gap_tau_acc_s", "gap_recover_s", "tau_acc2_s",
-                             "acc_bias_turn_deg", "still_bias_dps", NULL};
+                             "acc_bias_turn_deg", "still_bias_dps", "bias_motion_fast_tau_s", "bias_unsure", NULL};
     PyObject *g0, *b0;
     double motion_tau, still_gyro, rest_gyro, rest_acc, rest_tilt, bias_jump, lever_min, step_deg, turn_deg = 1e300;
-    double still_bias = 0.0;
+    double still_bias = 0.0, fast_tau = 0.0;
+    int unsure = 0;
     TiltCore *c = &self->c;
     if (self->running) {
         PyErr_SetString(PyExc_RuntimeError, "TiltKernel expected to be idle, got __init__ while run() is running on another thread");
@@ -270,12 +274,13 @@ TiltKernel_init(TiltKernel *self, PyObject *args, PyObject *kwds)
     }
     c->acc_memory = 0.0, c->acc_ridge = 0.05, c->acc_max = 0.2;
     c->tau_acc2 = 0.0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$OOddndndddddddddddddddddddddd:TiltKernel", kwlist, &g0, &b0, &c->tau_acc,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$OOddndndddddddddddddddddddddddp:TiltKernel", kwlist, &g0, &b0, &c->tau_acc,
                                      &motion_tau, &c->W, &still_gyro, &c->B, &rest_gyro, &rest_acc, &rest_tilt,
                                      &bias_jump, &c->bias_gain, &c->max_gap_s, &c->dt_nominal_s, &c->t_prev,
                                      &c->acc_memory, &c->acc_ridge, &c->acc_max, &c->gap_s, &c->lever_tau,
                                      &lever_min, &c->lever_ridge, &c->lever_max, &step_deg, &c->gap_tau_acc,
-                                     &c->gap_recover, &c->tau_acc2, &turn_deg, &still_bias))
+                                     &c->gap_recover, &c->tau_acc2, &turn_deg, &still_bias, &fast_tau,
+                                     &unsure))
         return -1;
     if (vec3(g0, c->lp, "gravity0") < 0 || vec3(b0, c->bias, "gyro_bias0_dps") < 0)
         return -1;
@@ -286,6 +291,9 @@ TiltKernel_init(TiltKernel *self, PyObject *args, PyObject *kwds)
         return -1;
     }
     c->motion_gain = motion_tau > 0.0 ? 1.0 / motion_tau : 0.0;
+    c->motion_tau = motion_tau, c->fast_tau = fast_tau;
+    c->unsure = unsure && fast_tau > 0.0 && motion_tau > 0.0;
+    c->t_first = NAN;
     c->still2 = still_gyro * still_gyro;
     c->clip2 = 4.0 * still_gyro * still_gyro;
     c->still_bias2 = still_bias > 0.0 ? still_bias * still_bias : 0.0;
@@ -487,13 +495,16 @@ tilt_rest_event(TiltCore *c, Py_ssize_t cur)
     /* only the change along gravity is limited: the tilt test has verified the rest normal to it */
     double da = d[0] * ma[0] + d[1] * ma[1] + d[2] * ma[2];
     double na = ma[0] * ma[0] + ma[1] * ma[1] + ma[2] * ma[2];
+    /* (an unsure calibration bias: the first quiet rest is the better measure, taken whole) */
     if (!(var_g < c->rest_gyro2 && var_a < c->rest_acc2 && dot > c->rest_cos * sqrt(nf * nl) &&
-          da * da < c->bias_jump2 * na))
+          (c->unsure || da * da < c->bias_jump2 * na)))
         return 0;
-    b[0] = b[0] + c->bias_gain * d[0];
-    b[1] = b[1] + c->bias_gain * d[1];
-    b[2] = b[2] + c->bias_gain * d[2];
+    const double gain = c->unsure ? 1.0 : c->bias_gain;
+    b[0] = b[0] + gain * d[0];
+    b[1] = b[1] + gain * d[1];
+    b[2] = b[2] + gain * d[2];
     c->n_bias_updates++;
+    c->unsure = 0;
     if (c->acc_memory > 0.0)
         tilt_acc_bias_event(c, ma);
     return 1;
@@ -624,6 +635,8 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
     PyThreadState *released = n >= GIL_FREE_ROWS ? PyEval_SaveThread() : NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
         const double ti = D1(t, i);
+        if (isnan(c->t_first))
+            c->t_first = ti;
         const double ar[3] = {D2(acc, i, 0), D2(acc, i, 1), D2(acc, i, 2)};
         double a[3] = {ar[0] - c->acc_bias[0], ar[1] - c->acc_bias[1], ar[2] - c->acc_bias[2]};
         const double g0 = D2(gyr, i, 0), g1 = D2(gyr, i, 1), g2 = D2(gyr, i, 2);
@@ -706,9 +719,16 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
             double rho[3] = {(l1 * m2 - l2 * m1) * in2, (l2 * m0 - l0 * m2) * in2, (l0 * m1 - l1 * m0) * in2};
             double d[3];
             qrot(qw, -qx, -qy, -qz, rho, d);
-            b[0] = b[0] + mgain * d[0];
-            b[1] = b[1] + mgain * d[1];
-            b[2] = b[2] + mgain * d[2];
+            double mg = mgain;
+            if (c->unsure) {
+                /* 3b. the time constant grows from fast_tau with the time since the start */
+                double te = c->fast_tau + (ti - c->t_first);
+                if (te < c->motion_tau)
+                    mg = RAD2DEG / te;
+            }
+            b[0] = b[0] + mg * d[0];
+            b[1] = b[1] + mg * d[1];
+            b[2] = b[2] + mg * d[2];
         }
         l0 = m0, l1 = m1, l2 = m2;
         /* 4. up vector */

@@ -61,6 +61,8 @@ class TiltKernel:
         tau_acc2_s: float,
         acc_bias_turn_deg: float,
         still_bias_dps: float,
+        bias_motion_fast_tau_s: float,
+        bias_unsure: bool,
     ) -> None: ...
     def run(
         self,

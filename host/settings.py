@@ -400,6 +400,18 @@ class Settings:
     """Movements from the neutral pose that went up before a lower rest may move the neutral pose
     down to it: before that, a rest below may mean the raise direction is wrong (the rest is then
     above), which the sign check decides. One rep up is enough to tell."""
+    bias_motion_fast_tau_s: Annotated[float, _nonneg(3600.0)] = 2.0
+    """After a calibration whose gyro bias is unsure (``calib_bias_se_dps``), until the first bias
+    rest, the motion bias estimator's time constant starts at this and grows by the time since
+    the stream began, up to ``bias_motion_tau_s``: a raised leg shows the bias error as gravity
+    turning, and a set of fast reps with no rest of ``bias_window_s`` (0.3 s at the bottom) would
+    otherwise read up to 13 deg off for its whole length. The first bias rest is then judged
+    without ``bias_jump_dps`` and moves the bias all the way (a quiet rest measures it better).
+    0: off (both)."""
+    calib_bias_se_dps: Annotated[float, _positive(100.0)] = 1.0
+    """The calibration's gyro bias is unsure when its standard error (the fit correcting it for
+    gravity's turn over the rest) exceeds this (deg/s): about 2 for 0.4 s of a body still shifting
+    on the mat, 0.1-0.3 for a rest of 1.5 s even at the end of a lowering."""
 
     def __post_init__(self) -> None:
         for name, (rule, kind) in setting_rules().items():

@@ -30,12 +30,7 @@ DT_S = 1.0 / RATE_HZ
 # ---------------------------------------------------------------------- orientation kernel
 def _tilt(settings: Settings | None = None, gravity0=(0.0, 0.0, 1.0), bias0=(0.0, 0.0, 0.0), dt=DT_S) -> TiltKernel:
     """A TiltKernel with the parameters the pipeline derives from ``settings``."""
-    p = kernel_params(settings or Settings(), dt)
-    kw = dataclasses.asdict(p)
-    kw["gravity0"] = list(gravity0)
-    kw["gyro_bias0_dps"] = list(bias0)
-    kw["t_prev_s"] = math.nan
-    return TiltKernel(**kw)
+    return TiltKernel(**{**_tilt_kwargs(settings, dt), "gravity0": list(gravity0), "gyro_bias0_dps": list(bias0)})
 
 
 def _raise_and_lower(top_deg=60.0, rest_s=2.0, move_s=2.0, hold_s=2.0, reps=1):
@@ -314,7 +309,8 @@ def test_wrong_arrays_give_one_clear_error():
     assert k.n_samples == 10
 
 
-def _tilt_kwargs() -> dict:
-    kw = dataclasses.asdict(kernel_params(Settings(), DT_S))
-    kw.update(gravity0=[0.0, 0.0, 1.0], gyro_bias0_dps=[0.0] * 3, t_prev_s=math.nan)
+def _tilt_kwargs(settings: Settings | None = None, dt: float = DT_S) -> dict:
+    """TiltKernel's keywords for ``settings`` (a level sensor with no bias, a sure one)."""
+    kw = dataclasses.asdict(kernel_params(settings or Settings(), dt))
+    kw.update(gravity0=[0.0, 0.0, 1.0], gyro_bias0_dps=[0.0] * 3, t_prev_s=math.nan, bias_unsure=False)
     return kw

@@ -182,3 +182,26 @@ def test_cheap_mems_noise_and_no_still_start_across_seeds():
             # the first rep comes before the accelerometer bias is learnt (up to ~3.5 deg off)
             errs = [abs(r.peak_deg - tr.peak_deg) for r, tr in pairs]
             assert errs[0] < 4.0 and np.mean(errs[1:]) < 1.5, (seed, leg, errs)
+
+
+def test_the_bias_standard_error_tells_an_unsure_calibration():
+    # 0.4 s of a body still shifting on the mat (the settling start, a cheap part: seed 3): the
+    # mean rate is 7.9 deg/s off the bias, and the sway fit's standard error says so (over
+    # calib_bias_se_dps, 1 deg/s); a still start's rest, and 1.5 s at the end of a lowering with
+    # 7.7 deg/s of sway, read under 0.5
+    from legrep_sim.scenarios import CHEAP, FAST
+
+    settling = simulate(SessionSpec(sets=(SetSpec(8, 8, **FAST),), start="settling", rate_hz=52.0, **CHEAP), 3)
+    b = blocks_of(settling)[Leg.LEFT]
+    unsure = _calibrate(b.time_s, b.acc_g, b.gyr_dps)
+    assert unsure.bias_se_dps > Settings().calib_bias_se_dps
+    assert np.linalg.norm(unsure.gyro_bias_dps - np.asarray(settling.signals["left"].errors.gyr_bias_dps)) > 5.0
+    still = simulate(SessionSpec(sets=(SetSpec(3, 3),), errors="typical"), 0)
+    b = blocks_of(still)[Leg.LEFT]
+    assert _calibrate(b.time_s, b.acc_g, b.gyr_dps).bias_se_dps < 0.5
+    lowering = simulate(SessionSpec(sets=(SetSpec(5, 5, "left_then_right"),), errors="typical"), seed=30)
+    first = min(lowering.reps, key=lambda r: r.start_s)
+    b = blocks_of(lowering)[Leg.LEFT]
+    cut = b.time_s >= first.end_s - 0.5
+    cal = _calibrate(b.time_s[cut], b.acc_g[cut], b.gyr_dps[cut])
+    assert cal.sway_dps > 5.0 and cal.bias_se_dps < 0.5

@@ -27,11 +27,11 @@ UNIT_TOL = 1e-9
 DEG_TOL = 1e-7
 
 
-def _both(settings: Settings, dt: float, gravity0, bias0):
+def _both(settings: Settings, dt: float, gravity0, bias0, unsure: bool = False):
     p = kernel_params(settings, dt)
     kw = dataclasses.asdict(p)
-    kernel = TiltKernel(**kw, gravity0=list(gravity0), gyro_bias0_dps=list(bias0), t_prev_s=math.nan)
-    return kernel, ReferenceTilt(p, gravity0, bias0)
+    kernel = TiltKernel(**kw, gravity0=list(gravity0), gyro_bias0_dps=list(bias0), t_prev_s=math.nan, bias_unsure=unsure)
+    return kernel, ReferenceTilt(p, gravity0, bias0, bias_unsure=unsure)
 
 
 def _run_kernel(k: TiltKernel, t, acc, gyr, chunk: int = 97):
@@ -44,8 +44,8 @@ def _run_kernel(k: TiltKernel, t, acc, gyr, chunk: int = 97):
     return up, uref, still, rest
 
 
-def _compare(settings: Settings, t, acc, gyr, dt: float) -> tuple[TiltKernel, ReferenceTilt]:
-    k, ref = _both(settings, dt, acc[:20].mean(axis=0), gyr[:20].mean(axis=0))
+def _compare(settings: Settings, t, acc, gyr, dt: float, bias_off=(0.0, 0.0, 0.0), unsure: bool = False) -> tuple[TiltKernel, ReferenceTilt]:
+    k, ref = _both(settings, dt, acc[:20].mean(axis=0), gyr[:20].mean(axis=0) + np.asarray(bias_off), unsure)
     got = _run_kernel(k, t, acc, gyr)
     want = ref.run(t, acc, gyr)
     np.testing.assert_allclose(got[0], want[0], rtol=0, atol=UNIT_TOL)
@@ -108,6 +108,23 @@ def test_kernel_equals_reference_with_every_option_exercised() -> None:
     s = Settings(bias_motion_tau_s=5.0, lever_arm_tau_s=5.0, acc_bias_memory=3.0, bias_window_s=0.3, acc_bias_step_deg=0.2)
     k, ref = _compare(s, t, acc, gyr, 0.01)
     assert k.n_acc_bias_updates > 0 and k.n_gap_snaps > 0 and any(abs(x) > 0 for x in k.lever_m)
+
+
+@pytest.mark.parametrize("rest_s", [0.8, 60.0])
+def test_kernel_equals_reference_after_an_unsure_calibration_bias(rest_s: float) -> None:
+    # a calibration rest that swayed: its bias 6 deg/s off, the motion bias estimator fast at
+    # first (step 3b) until the first bias rest (rest windows of 0.8 s), or for the whole stream
+    # (no window of 60 s fits: the time constant grows to bias_motion_tau_s)
+    rng = np.random.default_rng(13)
+    t, acc, gyr = _random_stream(rng, 4000, 100.0)
+    s = Settings(bias_window_s=rest_s, bias_motion_tau_s=20.0, bias_motion_fast_tau_s=2.0)
+    k, _ = _compare(s, t, acc, gyr, 0.01, bias_off=(0.0, 4.0, -4.5), unsure=True)
+    sure, _ = _compare(s, t, acc, gyr, 0.01, bias_off=(0.0, 4.0, -4.5), unsure=False)
+    assert (k.n_bias_updates > 0) == (rest_s < 1.0)
+    if rest_s > 1.0:
+        # without a rest only the motion estimate corrects the bias: faster while unsure
+        true_bias = np.array([0.8, -0.5, 0.3])
+        assert np.linalg.norm(np.subtract(k.gyro_bias_dps, true_bias)) < np.linalg.norm(np.subtract(sure.gyro_bias_dps, true_bias))
 
 
 def test_kernel_equals_reference_with_two_low_pass_stages_and_path_weighted_rest_pairs() -> None:

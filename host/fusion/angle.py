@@ -483,7 +483,9 @@ class HipAngleEstimator:
         self.calib = calib
         self.s = settings
         self._bias0 = np.asarray(calib.gyro_bias_dps, dtype=np.float64)
-        self._tilt = OrientationFilter(settings, calib.gravity_ref, self._bias0, calib.dt_nominal_s)
+        # (a calibration whose bias has a large standard error: bias_motion_fast_tau_s)
+        unsure = calib.bias_se_dps > settings.calib_bias_se_dps
+        self._tilt = OrientationFilter(settings, calib.gravity_ref, self._bias0, calib.dt_nominal_s, bias_unsure=unsure)
         self._u_ref: FloatArray | None = None  # None: the calibration rest (reported per sample)
         self._offset = 0.0
         self.mounting: Mounting | None = None
@@ -529,7 +531,14 @@ class HipAngleEstimator:
         self._probing = False
         self._probe_t0 = math.inf  # first sample of the first movement
         self._probe_buf: list[tuple[FloatArray, FloatArray, BoolArray]] = []
-        self._probe_flip: tuple[Mounting, float] | None = None  # the flipped mounting, end of the movement's samples
+        # the flipped mounting, end of the movement's samples
+        self._probe_flip: tuple[Mounting, float] | None = None
+        # the angle (deg) of the rest the first movement rose from, by the first mounting, when it
+        # became the neutral pose (it lay below the calibration pose); undone if the sign check
+        # flips the raise direction, kept once it proves it (0: none)
+        self._floor_deg = 0.0
+        # (up, uref, quat, lever) of the sample before the held ones (where a movement they begin with started)
+        self._held_prev_pose: tuple[FloatArray, FloatArray, FloatArray, FloatArray] | None = None
         self._raw_on = calib.sway_dps > settings.standing_sway_dps  # log (t, up, uref, quat) until probation ends
         self._raw: list[tuple[FloatArray, FloatArray, FloatArray, FloatArray]] = []
         self._pending_t0 = math.nan  # first held sample of the sign check's rest
@@ -900,6 +909,7 @@ class HipAngleEstimator:
         t, still = h[0], h[3]
         self.mounting = None
         self._held_t_prev = float(t[j])
+        self._held_prev_pose = (h[1][j], h[2][j], h[7][j], h[8][j])
         head = (t[: j + 1], angle[: j + 1], still[: j + 1])
         if j + 1 == len(t):
             return head, None
@@ -927,6 +937,7 @@ class HipAngleEstimator:
             return _EMPTY
         j = int(idx[-1])
         self._held_t_prev = float(t[j])
+        self._held_prev_pose = (up[j], uref[j], h[7][j], h[8][j])
         self._held = [tuple(x[j + 1 :] for x in h)] if j + 1 < len(t) else []  # type: ignore[list-item]
         return t[: j + 1], angles(tuple(x[: j + 1] for x in h)), still[: j + 1]  # type: ignore[arg-type]
 
@@ -1026,19 +1037,22 @@ class HipAngleEstimator:
         kind = self._turn_kind(turn, axis, lever[k]) if turn is not None else 0
         if self._pending is not None and self._pending_sign:
             lo = _after_last_still(still, k)
+            # how far the movement went from where it started (the rest may lie a little below
+            # the neutral pose, as far as the reps' bottoms do while it is still too high)
+            a_k = float(self._pending[0].angles(up[k : k + 1], uref[k : k + 1], quat[k : k + 1])[0])
+            a_k -= self._start_angle(self._pending[0], h, lo) or 0.0
+            half = 0.5 * self.s.axis_rotation_deg
             before = self._pending_angles(tuple(x[:lo] for x in h))  # type: ignore[arg-type]  # (re-anchors the pending mounting)
             old = self._pending
             self._pending, self._pending_sign = None, False
             self.mounting = old[0]
-            a_k = float(old[0].angles(up[k : k + 1], uref[k : k + 1], quat[k : k + 1])[0])
-            half = 0.5 * self.s.axis_rotation_deg
             if a_k < -half:
                 # the leg left the neutral pose downward: the raise goes the other way (the first
                 # movement was a posture change, e.g. kneeling down before bird dogs)
                 self.n_sign_flips += 1
                 self._proven = 0
                 self._first_up = False
-                self._offset = -old[2]
+                self._offset = -(old[2] + self._floor_deg)  # (the first movement rose from no floor)
                 # (the tilt until anchored: the first movement was a posture change)
                 self.mounting = self._new_mounting(axis, uref[k])
                 self._prev_axis = axis
@@ -1046,6 +1060,16 @@ class HipAngleEstimator:
                     self._probe_flip = (self.mounting, self._pending_t0)
             elif a_k > half:
                 self._proven += 1
+                pose = self._start_pose(h, lo)
+                if pose is not None and not self.mounting.plane:
+                    # the raise direction is proven: the rest enters the exercise plane as a rest
+                    # near the reference pose does once the sign is known (the tilt about one
+                    # axis reads a rep with abduction and axial rotation up to 9 deg off)
+                    up_j, uref_j, quat_j, lever_j = pose
+                    tilt_j = float(self.mounting.tilt_angles(up_j[None], uref_j[None])[0])
+                    self.mounting = self._anchor(self.mounting, up_j, uref_j, quat_j, lever_j, tilt_j)
+            if a_k < -half or a_k > half:
+                self._floor_deg = 0.0
             self._probing = False
             # the rest before the movement keeps the mounting it had
             head = self._release_to_movement(h, k, lambda _: before)
@@ -1094,24 +1118,57 @@ class HipAngleEstimator:
                 axis = -axis
         self._roll_sign = False
         first = self._proven == 0 and self.n_refits == 0 and self.n_posture_changes == 0
-        if first and not self._raw_on and self._prev_axis is None:
+        very_first = first and self._prev_axis is None and kind == 0
+        if very_first and not self._raw_on:
             self._first_up = True
         self._prev_axis = axis
         self.mounting = self._new_mounting(axis, uref[k])
+        floor = self._floor_before(h, k) if very_first else None
         if first and self._raw_on:
             # the first movement after a standing calibration rest: on probation until the sign check
             self._probing = True
             lo = _after_last_still(still, k)
             self._probe_t0 = float(t[lo])
+        if floor is not None:
+            # the first movement went up (by definition; the sign check proves or undoes it)
+            self.mounting = self._lowered(self.mounting, floor)
+            self._floor_deg = floor
         if plain:
             head = self._release_to_movement(h, k, self._unsigned_rest)  # (reference and offset unchanged)
         else:
             self._held = [tuple(x[: k + 1] for x in h)]  # type: ignore[list-item]
             t_h, up_h, uref_h, still_h, quat_h = self._take_held()
             head = (t_h, self.mounting.angles(up_h, uref_h, quat_h), still_h)
+        self._offset = self.mounting.offset_deg
         if k + 1 == len(t):
             return head, None
         return head, tuple(x[k + 1 :] for x in h)  # type: ignore[return-value]
+
+    def _floor_before(self, h: Held, k: int) -> float | None:
+        """The angle (deg, by the mounting just fitted) of the rest the first movement (reaching
+        held sample ``k``) rose from, if it lies below the calibration pose by more than
+        ``neutral_drop_deg`` (and less than ``posture_change_deg``), else None: its last still
+        sample, held or already released. A calibration taken while the person settles (a leg
+        still half raised) or at the hover of a set is then re-anchored where the leg lay before
+        the first rep, as :meth:`_is_below` does for rests after it."""
+        assert self.mounting is not None
+        a = self._start_angle(self.mounting, h, _after_last_still(h[3], k))
+        return a if a is not None and -self._posture_deg < a < -self.s.neutral_drop_deg else None
+
+    def _start_pose(self, h: Held, lo: int) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray] | None:
+        """(up, uref, quat, lever) where a movement beginning at held sample ``lo`` started: the
+        sample before it (held, or the one before the held samples; None if there is none)."""
+        if lo > 0:
+            return h[1][lo - 1], h[2][lo - 1], h[7][lo - 1], h[8][lo - 1]
+        return self._held_prev_pose
+
+    def _start_angle(self, m: Mounting, h: Held, lo: int) -> float | None:
+        """The angle by ``m`` where a movement beginning at held sample ``lo`` started (:meth:`_start_pose`)."""
+        pose = self._start_pose(h, lo)
+        if pose is None:
+            return None
+        up, uref, quat, _ = pose
+        return float(m.angles(up[None], uref[None], quat[None])[0])
 
     def _angles(self, h: Held) -> tuple[FloatArray, FloatArray, BoolArray]:
         """Angles with the current mounting, up to the first rest that shows a strap slip; at a

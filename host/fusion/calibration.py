@@ -61,6 +61,10 @@ class Calibration:
     start_s : time of that sample, s.
     sway_dps : rms of the rate about its mean over the rest, deg/s (a standing person sways
         2-6 deg/s; a leg lying or kneeling still shows the gyro's noise, under 0.5 deg/s).
+    bias_se_dps : standard error of the gyro bias (norm over the axes, deg/s) by the fit that
+        corrects it for gravity's turn over the rest: a short rest of a person settling leaves
+        the bias several deg/s off, and this tells (0.1-0.3 for a rest of 1.5 s, swaying or not;
+        about 2 for 0.4 s of a body still shifting).
     """
 
     gyro_bias_dps: FloatArray
@@ -70,6 +74,7 @@ class Calibration:
     start_index: int
     start_s: float
     sway_dps: float = 0.0
+    bias_se_dps: float = 0.0
 
 
 class Calibrator:
@@ -242,10 +247,12 @@ class Calibrator:
         return None
 
     @staticmethod
-    def _sway_corrected(t: FloatArray, a: FloatArray, g: FloatArray, grav: FloatArray, bias: FloatArray) -> FloatArray:
+    def _sway_corrected(t: FloatArray, a: FloatArray, g: FloatArray, grav: FloatArray, bias: FloatArray) -> tuple[FloatArray, float]:
+        """The bias corrected for gravity's turn over the rest (or ``bias`` as it is), and the
+        fit's standard error (norm over the axes, deg/s; 0 when there is no fit)."""
         n = len(t)
         if n < 8:
-            return bias
+            return bias, 0.0
         u0 = grav / np.linalg.norm(grav)
         ahat = a / np.linalg.norm(a, axis=1, keepdims=True)
         dt = np.diff(t, prepend=t[0])
@@ -253,16 +260,17 @@ class Calibrator:
         tc = t - t.mean()
         sxx = float(tc @ tc)
         if not sxx > 0:
-            return bias
+            return bias, 0.0
         slope = tc @ (y - y.mean(axis=0)) / sxx  # (3,) deg/s
         resid = y - y.mean(axis=0) - np.outer(tc, slope)
         se = np.sqrt((resid**2).sum(axis=0) / max(1, n - 2) / sxx)
         perp = slope - u0 * (u0 @ slope)
         plain_perp = bias - u0 * (u0 @ bias)
-        if float(np.linalg.norm(perp - plain_perp)) > 3.0 * float(np.linalg.norm(se)):
+        se_norm = float(np.linalg.norm(se))
+        if float(np.linalg.norm(perp - plain_perp)) > 3.0 * se_norm:
             corrected: FloatArray = perp + u0 * (u0 @ bias)
-            return corrected
-        return bias
+            return corrected, se_norm
+        return bias, se_norm
 
     def _calibrate(self, tt: FloatArray, aa: FloatArray, gg: FloatArray, lo: int, hi: int, drop_onset: bool) -> Calibration:
         if drop_onset:
@@ -279,7 +287,7 @@ class Calibrator:
         # Seen from the sensor, up turns by -w: u0 x a_hat(t) = -int (w - b)_perp dt, so
         # int w dt + u0 x a_hat(t) is a line of slope b_perp in t (any sway shape). Its fit is
         # used when it differs from the plain mean by more than 3 of its standard errors.
-        bias = self._sway_corrected(tt[lo:hi], a, g, grav, bias)
+        bias, bias_se = self._sway_corrected(tt[lo:hi], a, g, grav, bias)
         assert self._dt is not None
         cal = Calibration(
             gyro_bias_dps=bias,
@@ -289,6 +297,7 @@ class Calibrator:
             start_index=int(lo),
             start_s=float(tt[lo]),
             sway_dps=float(np.sqrt(((g - g.mean(axis=0)) ** 2).sum(axis=1).mean())),
+            bias_se_dps=bias_se,
         )
         self.calibration = cal
         return cal

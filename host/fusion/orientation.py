@@ -71,6 +71,7 @@ def kernel_params(settings: Settings, dt_nominal_s: float) -> TiltParams:
         tau_acc2_s=s.tau_acc2_s,
         acc_bias_turn_deg=s.acc_bias_turn_deg,
         still_bias_dps=s.still_bias_dps,
+        bias_motion_fast_tau_s=s.bias_motion_fast_tau_s,
     )
 
 
@@ -84,6 +85,8 @@ class OrientationFilter:
     gyro_bias0_dps : (3,) gyro bias there, deg/s.
     dt_nominal_s : nominal sample step, s.
     t_prev_s : time of the sample before the first one fed (NaN: none).
+    bias_unsure : the calibration rest swayed, so its mean rate is an unsure bias
+        (``bias_motion_fast_tau_s``).
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class OrientationFilter:
         gyro_bias0_dps: npt.ArrayLike,
         dt_nominal_s: float,
         t_prev_s: float = math.nan,
+        bias_unsure: bool = False,
     ) -> None:
         p = kernel_params(settings, dt_nominal_s)
         self.params = p
@@ -102,6 +106,7 @@ class OrientationFilter:
             gravity0=np.asarray(gravity0, dtype=np.float64).tolist(),
             gyro_bias0_dps=np.asarray(gyro_bias0_dps, dtype=np.float64).tolist(),
             t_prev_s=t_prev_s,
+            bias_unsure=bias_unsure,
         )
 
     def update(

@@ -30,6 +30,8 @@ frame; the rest, the filters and the bias estimator here are our own, simpler ch
    rotate in it; the low-passed vector's rotation in one step (``lp_prev x lp / |lp|^2``),
    taken back to the sensor frame, is the bias error times the step: the bias moves by it
    over ``bias_motion_tau_s`` (horizontal components only: gravity cannot see heading);
+   **3b.** after a calibration whose bias is unsure (``bias_unsure``), until the first bias rest,
+   over ``bias_motion_fast_tau_s`` plus the time since the first sample, if that is shorter;
 4. **up vector**: ``up = q^-1 (lp / |lp|) q`` — the unit vector the accelerometer reads at
    rest (opposite to gravity), in the sensor frame;
 5. **still** (for the rep segmenter): the mean over the last ``still_n`` samples of
@@ -46,7 +48,9 @@ frame; the rest, the filters and the bias estimator here are our own, simpler ch
    ``bias_jump_dps`` of the bias (normal to gravity the tilt test has verified it: a rate of
    r deg/s there turns gravity by about 0.6 r degrees over the window, so a wrong calibration
    bias is corrected at the first true rest); the bias then moves toward that mean by
-   ``bias_gain`` (from the next sample);
+   ``bias_gain`` (from the next sample). After a calibration whose bias is unsure
+   (``bias_unsure``: its standard error is large) the first such rest is judged without the limit
+   along gravity and moves the bias all the way: a quiet rest measures it better;
 7. **accelerometer bias** (at each such rest): gravity is one fixed vector in the I frame, so
    two rests in different poses, with attitudes ``M1``, ``M2`` (sensor -> I) and mean
    accelerometer readings ``a1``, ``a2``, satisfy ``M2 (a2 - b) = M1 (a1 - b)`` whatever the
@@ -139,6 +143,9 @@ class TiltParams:
         steps of the rotation's absolute components, deg).
     still_bias_dps : step 5b: a window whose mean rate lies within this of the bias, with a
         quarter of the still variance, is still too (0 disables it).
+    bias_motion_fast_tau_s : step 3b: after an unsure calibration bias the motion bias estimator's
+        time constant starts at this and grows by the time since the first sample, up to
+        ``bias_motion_tau_s``, until the first bias rest (0 disables it).
     """
 
     tau_acc_s: float
@@ -167,6 +174,7 @@ class TiltParams:
     tau_acc2_s: float = 0.0
     acc_bias_turn_deg: float = math.inf
     still_bias_dps: float = 0.0
+    bias_motion_fast_tau_s: float = 0.0
 
 
 def _qmul(a: list[float], b: list[float]) -> list[float]:
@@ -231,10 +239,15 @@ class ReferenceTilt:
     bias0_dps : (3,) gyro bias at the calibration rest.
     t_prev_s : time of the sample before the first one fed, or NaN (then the first step is
         ``dt_nominal_s``).
+    bias_unsure : the calibration's bias is unsure (its standard error is large): steps 3b and 6.
     """
 
-    def __init__(self, params: TiltParams, gravity0: npt.ArrayLike, bias0_dps: npt.ArrayLike, t_prev_s: float = math.nan) -> None:
+    def __init__(
+        self, params: TiltParams, gravity0: npt.ArrayLike, bias0_dps: npt.ArrayLike, t_prev_s: float = math.nan, bias_unsure: bool = False
+    ) -> None:
         p = self.p = params
+        self.unsure = bool(bias_unsure) and p.bias_motion_fast_tau_s > 0.0 and p.bias_motion_tau_s > 0.0
+        self.t_first = math.nan
         self.q = [1.0, 0.0, 0.0, 0.0]
         self.lp = [float(v) for v in np.asarray(gravity0, dtype=np.float64)]
         self.lp1 = list(self.lp)  # the low-pass's first stage (lp is its last)
@@ -350,6 +363,8 @@ class ReferenceTilt:
     def step(self, t: float, a_raw: list[float], g: list[float]) -> tuple[list[float], list[float], bool, bool]:
         """One sample: time (s), accelerometer (g), gyro (deg/s) -> (up, u_ref, still, rest event)."""
         p = self.p
+        if math.isnan(self.t_first):
+            self.t_first = t
         ab = self.acc_bias
         a = [a_raw[0] - ab[0], a_raw[1] - ab[1], a_raw[2] - ab[2]]
         dt = t - self.t_prev if not math.isnan(self.t_prev) else p.dt_nominal_s
@@ -438,6 +453,11 @@ class ReferenceTilt:
             ]
             d = _rotate(qw, -qx, -qy, -qz, rho)
             gm = self.motion_gain * RAD2DEG
+            if self.unsure:
+                # 3b. the time constant grows from the fast one with the time since the start
+                te = p.bias_motion_fast_tau_s + (t - self.t_first)
+                if te < p.bias_motion_tau_s:
+                    gm = RAD2DEG / te
             b[0] = b[0] + gm * d[0]
             b[1] = b[1] + gm * d[1]
             b[2] = b[2] + gm * d[2]
@@ -529,13 +549,16 @@ class ReferenceTilt:
             var_g < p.rest_gyro_dps * p.rest_gyro_dps
             and var_a < p.rest_acc_g * p.rest_acc_g
             and dot > self.rest_cos * math.sqrt(nf * nl)
-            and da * da < p.bias_jump_dps * p.bias_jump_dps * na
+            and (self.unsure or da * da < p.bias_jump_dps * p.bias_jump_dps * na)
         ):
             return False
-        b[0] = b[0] + p.bias_gain * d[0]
-        b[1] = b[1] + p.bias_gain * d[1]
-        b[2] = b[2] + p.bias_gain * d[2]
+        # (an unsure calibration bias: the first quiet rest is the better measure, taken whole)
+        gain = 1.0 if self.unsure else p.bias_gain
+        b[0] = b[0] + gain * d[0]
+        b[1] = b[1] + gain * d[1]
+        b[2] = b[2] + gain * d[2]
         self.n_bias_updates += 1
+        self.unsure = False
         if p.acc_bias_memory > 0.0:
             self._acc_bias_event(ma)
         return True
