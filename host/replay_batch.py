@@ -127,9 +127,17 @@ class CoalescingAnalyzer:
         return getattr(self.inner, name)
 
 
+PROCESSES_BY_DEFAULT = False
+"""Whether a file replay analyses each leg in a process of its own unless told (``processes=``).
+Off: measured on 8 h of two thighs (benchmarks/endtoend.py, 2 cores, alternately), the replay took
+3.40 s with a process per leg and 3.47 s in one (the decoding here, 1.2 s, is the longest part that
+does not split; each block's trip to its process cost ~1.4 s of CPU in all), and the processes'
+summed peak memory was 500 MiB against 178 MiB (PSS 239 MiB: the children share the parent's
+pages, the recording's bytes among them). CSV files split well (host/offline.py): each process
+reads its own file."""
 PROCESSES_MIN_BYTES = 4 << 20
-"""A recording this large (about 25 minutes of two thighs) or more is analysed with a process per leg
-(where :func:`legrep.offline.use_processes` says so): below it, forking costs more than it saves."""
+"""With ``PROCESSES_BY_DEFAULT``, a recording this large (about 25 minutes of two thighs) or more:
+below it, forking costs more than it saves."""
 
 
 def replay_file(
@@ -151,9 +159,9 @@ def replay_file(
     every sample fed to the analysis (what ``keep_samples`` would keep, without keeping it);
     ``on_core`` sees the core before the first record (its sensors appear as records add them);
     ``on_angle`` every chunk of hip angle (``SessionAnalyzer.on_angle``); ``processes``: each leg's
-    analysis in a process of its own, fed as the recording is decoded here (None: for a recording of
-    at least ``PROCESSES_MIN_BYTES`` where :func:`legrep.offline.use_processes` says so; the same
-    result, the same events in the same order, reported a few blocks later).
+    analysis in a process of its own, fed as the recording is decoded here (None: as
+    ``PROCESSES_BY_DEFAULT`` says; the same result, the same events in the same order, reported a
+    few blocks later).
     Returns ``(finished SessionCore, SessionResult, reader)``; the result equals replay_core's.
     """
     from .offline import LegProcess, use_processes
@@ -161,7 +169,8 @@ def replay_file(
     reader = path if isinstance(path, RecordingReader) else RecordingReader(path)
     core = SessionCore.from_meta(reader.meta, settings, keep_samples=keep_samples)
     if processes is None:
-        processes = batched and len(reader.data) >= PROCESSES_MIN_BYTES and use_processes(len(core.legs))
+        processes = (PROCESSES_BY_DEFAULT and batched and len(reader.data) >= PROCESSES_MIN_BYTES
+                     and use_processes(len(core.legs)))  # fmt: skip
     remote: dict[Leg, LegProcess] = {}
     try:
         if processes:

@@ -196,7 +196,8 @@ def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     import legrep.replay_batch as rb
 
     monkeypatch.setattr(rb.CoalescingAnalyzer.__init__, "__defaults__", (300, None, None, 2))
-    monkeypatch.setattr(rb, "PROCESSES_MIN_BYTES", 0)  # (the CLI's choice: processes for any size)
+    monkeypatch.setattr(rb, "PROCESSES_BY_DEFAULT", True)  # (the CLI's choice: processes, for any size)
+    monkeypatch.setattr(rb, "PROCESSES_MIN_BYTES", 0)
 
 
 @pytest.mark.parametrize("keep_traces", [False, True])

@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     guard_outputs(args)
     if args.pelvis and recording is not None:
         raise InputError("--pelvis CSV expected with CSV files per leg, got a recording (it carries its own sensors)")
-    if recording is not None:  # the file replay (batched decoding, a process per leg: replay_recording's result)
+    if recording is not None:  # the file replay (batched decoding: replay_recording's result, faster)
         from ..replay_batch import replay_file
 
         _core, result, _reader = replay_file(recording, settings if args.settings else None, keep_traces=False)
