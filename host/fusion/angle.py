@@ -56,6 +56,14 @@ The hip angle is read from that up vector alone:
   sign check's rest are re-expressed; released ones stay).
   Only once a movement from the neutral pose went up (``reanchor_proofs``): before that, a
   rest below may mean the raise direction is wrong, which the sign check decides.
+  The rest the first movement of a session rose from counts too (at the first fit: the movement
+  went up by definition, and a flip at the sign check after it undoes the lowering): a set that
+  hovers above the mat after a calibration taken while settling has no lower rest after it.
+* the **sign check**: until ``sign_proofs`` movements from the neutral pose went up, each rest
+  there holds its samples until the next movement shows its direction, judged by how far it
+  went from where it started (its rest may lie below the neutral pose while that is still too
+  high); a movement down flips the raise direction. The first check that proves it also
+  anchors the exercise plane at its rest (the reps before it were read by the tilt).
 
 Samples whose angle needs an axis not yet known are held back and released once it is
 found, so the first rep is never lost. The reference rest of the first mounting is the

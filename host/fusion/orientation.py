@@ -5,7 +5,8 @@ orientation estimation with bias estimation and magnetic disturbance rejection",
 Information Fusion 91, 2023): the gyro carries the attitude from sample to sample; the
 accelerometer, rotated into the frame the gyro alone moves and low-passed there, says where
 gravity is whenever the thigh is not accelerating for long, continuously, not only at
-rests; the gyro bias is estimated at rests and, slowly, while moving. Only the inclination
+rests; the gyro bias is estimated at rests and, slowly, while moving (fast at first when the
+calibration's bias is unsure: ``bias_unsure``, step 3b of the reference). Only the inclination
 is estimated (gravity cannot see heading, and the hip angle does not need it).
 
 The per-sample loop runs in C (``legrep._fastcore.TiltKernel``); ``host/fusion/reference.py``
