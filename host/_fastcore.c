@@ -629,14 +629,14 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t w_pos = c->w_pos, r_pos = c->r_pos;
     double *const still_ring = c->still_ring, *const ring = c->ring, *const cum = c->cum;
 
+    if (n > 0 && isnan(c->t_first))
+        c->t_first = D1(t, 0); /* step 3b's clock starts at the first sample fed */
     /* the loop touches only the buffers and this kernel's state: the GIL is released for a long chunk
        (the other leg's stages run meanwhile in an offline analysis; a live chunk keeps it) */
     self->running = 1;
     PyThreadState *released = n >= GIL_FREE_ROWS ? PyEval_SaveThread() : NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
         const double ti = D1(t, i);
-        if (isnan(c->t_first))
-            c->t_first = ti;
         const double ar[3] = {D2(acc, i, 0), D2(acc, i, 1), D2(acc, i, 2)};
         double a[3] = {ar[0] - c->acc_bias[0], ar[1] - c->acc_bias[1], ar[2] - c->acc_bias[2]};
         const double g0 = D2(gyr, i, 0), g1 = D2(gyr, i, 1), g2 = D2(gyr, i, 2);

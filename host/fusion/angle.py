@@ -864,7 +864,11 @@ class HipAngleEstimator:
 
     def _is_below(self, angle_deg: float) -> bool:
         """A rest this far below the neutral pose becomes the neutral pose (``neutral_drop_deg``)."""
-        return self._may_lower() and -self._posture_deg < angle_deg < -self.s.neutral_drop_deg
+        return self._may_lower() and self._in_drop_zone(angle_deg)
+
+    def _in_drop_zone(self, angle_deg: float) -> bool:
+        """More than ``neutral_drop_deg`` below the neutral pose, less than ``posture_change_deg``."""
+        return -self._posture_deg < angle_deg < -self.s.neutral_drop_deg
 
     def _may_lower(self) -> bool:
         """Enough movements went up from the neutral pose that a rest below it may lower it."""
@@ -1073,10 +1077,8 @@ class HipAngleEstimator:
                     # the raise direction is proven: the rest enters the exercise plane as a rest
                     # near the reference pose does once the sign is known (the tilt about one
                     # axis reads a rep with abduction and axial rotation up to 9 deg off)
-                    up_j, uref_j, quat_j, lever_j = pose
-                    tilt_j = float(self.mounting.tilt_angles(up_j[None], uref_j[None])[0])
-                    self.mounting = self._anchor(self.mounting, up_j, uref_j, quat_j, lever_j, tilt_j)
-            if a_k < -half or a_k > half:
+                    self.mounting = self._anchor(self.mounting, *pose)
+            if abs(a_k) > half:
                 self._floor_deg = 0.0
             self._probing = False
             # the rest before the movement keeps the mounting it had
@@ -1161,7 +1163,7 @@ class HipAngleEstimator:
         the first rep, as :meth:`_is_below` does for rests after it."""
         assert self.mounting is not None
         a = self._start_angle(self.mounting, h, _after_last_still(h[3], k))
-        return a if a is not None and -self._posture_deg < a < -self.s.neutral_drop_deg else None
+        return a if a is not None and self._in_drop_zone(a) else None
 
     def _start_pose(self, h: Held, lo: int) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray] | None:
         """(up, uref, quat, lever) where a movement beginning at held sample ``lo`` started: the
@@ -1302,8 +1304,7 @@ class HipAngleEstimator:
         if j_anchor < lim:
             j = j_anchor
             upto(j + 1)
-            tilt_j = float(m.tilt_angles(up[j : j + 1], uref[j : j + 1])[0])
-            self.mounting = self._anchor(m, up[j], uref[j], quat[j], lever[j], tilt_j)
+            self.mounting = self._anchor(m, up[j], uref[j], quat[j], lever[j])
             head = (t[: j + 1], angle_upto(j + 1), still[: j + 1])
             if j + 1 == len(t):
                 return head, None
@@ -1333,17 +1334,19 @@ class HipAngleEstimator:
         upto(len(t))
         return (t, angle_upto(len(t)), still), None
 
-    def _anchor(self, m: Mounting, up_j: FloatArray, uref_j: FloatArray, quat_j: FloatArray, lever_j: FloatArray, angle_j: float) -> Mounting:
-        """``m`` re-anchored at a rest (``Mounting.anchored``): once the thigh turned
-        ``axis_refit_deg`` since the axes were fitted, the flexion axis is re-fitted to every
-        movement seen with ``m`` (the principal direction of the rate, signed as before, made
-        level) and the long axis chosen by the lever arm; away from the reference pose only if
+    def _anchor(self, m: Mounting, up_j: FloatArray, uref_j: FloatArray, quat_j: FloatArray, lever_j: FloatArray) -> Mounting:
+        """``m`` re-anchored at a rest (``Mounting.anchored``, with the rest's tilt by ``m`` as its
+        angle): once the thigh turned ``axis_refit_deg`` since the axes were fitted, the flexion
+        axis is re-fitted to every movement seen with ``m`` (the principal direction of the rate,
+        signed as before, made level) and the long axis chosen by the lever arm; away from the
+        reference pose only if
         the first fit was no raise (a strap adjusted, turning the sensor about the long axis:
         the principal axis is then over ``refit_far_deg`` from it), since a clean first movement
         (a shift to a raised baseline) is usually truer than reps with abduction and rotation.
         A mounting on a fixed reference rest (after a slip or a new posture) enters the plane at
         its first anchoring (its attitude there is not kept)."""
         axis, long = m.axis, m.long
+        angle_j = float(m.tilt_angles(up_j[None], uref_j[None])[0])
         refit = m.turned_deg >= self.s.axis_refit_deg
         if refit:
             top = eigh_vectors(m.cov)[:, -1]

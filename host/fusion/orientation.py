@@ -86,8 +86,8 @@ class OrientationFilter:
     gyro_bias0_dps : (3,) gyro bias there, deg/s.
     dt_nominal_s : nominal sample step, s.
     t_prev_s : time of the sample before the first one fed (NaN: none).
-    bias_unsure : the calibration rest swayed, so its mean rate is an unsure bias
-        (``bias_motion_fast_tau_s``).
+    bias_unsure : the calibration's bias is unsure (its standard error over
+        ``calib_bias_se_dps``): steps 3b and 6 of the reference (``bias_motion_fast_tau_s``).
     """
 
     def __init__(
