@@ -150,6 +150,11 @@ def test_batched_replay_across_a_wrap_of_the_tick_counter(base, tmp_path: Path) 
 @given(EDITS)
 def test_batched_replay_equals_the_per_packet_replay_on_edited_recordings(base, tmp_path: Path, edits: list) -> None:
     meta, records = base
+    _compare(_write(tmp_path / "edited.legrep", meta, apply_edits(records, edits)))
+
+
+def apply_edits(records: list[Record], edits: list[tuple[str, float, int]]) -> list[Record]:
+    """``records`` with ``edits`` (drawn from :data:`EDITS`) made, in order."""
     recs = list(records)
     for how, where, count in edits:
         data_at = [k for k, r in enumerate(recs) if r.kind == Kind.DATA and _valid(r)]
@@ -191,7 +196,7 @@ def test_batched_replay_equals_the_per_packet_replay_on_edited_recordings(base, 
         elif how == "link":
             recs.insert(k, Record.event(rec.sensor, rec.t_s, EventType.DISCONNECT))
             recs.insert(min(len(recs), k + count), Record.event(rec.sensor, rec.t_s + 0.5, EventType.RECONNECT))
-    _compare(_write(tmp_path / "edited.legrep", meta, recs))
+    return recs
 
 
 def test_batched_replay_of_a_recording_without_start_and_with_odd_packet_sizes(base, tmp_path: Path) -> None:
