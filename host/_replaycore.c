@@ -709,7 +709,7 @@ fmt_value(char *out, double v, Lut *lut)
     if (lut != NULL) {
         double q = v * lut->inv_lsb; /* (near k: k * lsb == v is what counts) */
         if (q >= -32768.0 && q <= 32768.0) {
-            double k = (double)(int)(q >= 0.0 ? q + 0.5 : q - 0.5); /* (any near integer: checked below) */
+            double k = (double)lrint(q); /* (any near integer: checked below; no branch on the sign) */
             if (k != 0.0 && k * lut->lsb == v) {
                 int i = (int)k + 32768;
                 if (!lut->have[i]) {
