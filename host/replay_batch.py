@@ -433,6 +433,7 @@ def replay_records_batched(
             events.clear()
 
     for w0 in range(0, len(all_starts), window):
+        reader.release(int(all_starts[w0]))  # (the windows before: memory flat in the length)
         starts = np.ascontiguousarray(all_starts[w0 : w0 + window])
         ends = np.ascontiguousarray(all_ends[w0 : w0 + window])
         times = np.ascontiguousarray(all_times[w0 : w0 + window])

@@ -183,3 +183,43 @@ def test_export_when_the_other_process_cannot_write_its_file(tmp_path: Path, cap
     capsys.readouterr()
     assert {p.name: p.read_bytes() for p in (tmp_path / "ok1").iterdir()} == {p.name: p.read_bytes() for p in (tmp_path / "ok").iterdir()}
     assert len(list((tmp_path / "ok").iterdir())) == 4
+
+
+def _mapped_kib(path: Path) -> int | None:
+    """This process's resident KiB of its maps of ``path`` (/proc/self/smaps; None without it)."""
+    try:
+        lines = Path("/proc/self/smaps").read_text().splitlines()
+    except OSError:
+        return None
+    total, inside = 0, False
+    for line in lines:
+        head = line.split()
+        if head and "-" in head[0] and len(head) >= 5:  # a mapping's first line
+            inside = len(head) >= 6 and head[5] == str(path)
+        elif inside and line.startswith("Rss:"):
+            total += int(head[1])
+    return total
+
+
+@pytest.mark.skipif(_mapped_kib(Path("/")) is None, reason="no /proc/self/smaps here")
+def test_a_replay_gives_back_the_pages_it_has_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recording is mapped, not copied, and the pages read are given back as the reading goes:
+    memory flat in the recording's length (the pages stay in the page cache). (Windows of a few
+    hundred records: a small file has many.)"""
+    import legrep.recording as lr
+    import legrep.replay_batch as rb
+
+    monkeypatch.setattr(lr, "WALK_RECORDS", 200)
+    monkeypatch.setattr(rb, "WINDOW_RECORDS", 200)
+    path = write_recording(tmp_path / "s.legrep", _session())
+    size_kib = path.stat().st_size // 1024
+    assert size_kib > 100
+    reader = RecordingReader(path)
+    assert not isinstance(reader.data, bytes)
+    after_open = _mapped_kib(path)
+    assert after_open is not None and after_open < size_kib / 4, (after_open, size_kib)
+    core, result, _ = replay_file(reader, processes=False, keep_traces=False)
+    after_replay = _mapped_kib(path)
+    assert after_replay is not None and after_replay < size_kib / 4, (after_replay, size_kib)
+    assert len(result.reps) == 6
+    assert sum(1 for _ in reader) == reader.records - 1 and _mapped_kib(path) < size_kib / 4  # (iterating too)
