@@ -324,6 +324,12 @@ class RepMachineRef:
         self.i_peak = 0
         self.up_rest = -1
         self.up_rest_deg = 0.0
+        # the candidate before its rise started again at a rest on the way up (-1: not rebased):
+        # its rise start, angle there, anchored, rose from a rest
+        self.orig_s0 = -1
+        self.orig_deg = 0.0
+        self.orig_anchored = False
+        self.orig_from_rest = False
         self.n_rejected = 0
         self.n_fidgets = 0
 
@@ -331,6 +337,8 @@ class RepMachineRef:
     def oldest_needed(self) -> int:
         """Earliest global sample a future rep can use (its rise start minus the speed window)."""
         first = self.s0 if self.mode != DOWN else self.i_low
+        if self.mode != DOWN and 0 <= self.orig_s0 < first:
+            first = self.orig_s0
         return max(0, min(first, self.pos) - self.p.speed_half_n)
 
     @property
@@ -341,7 +349,14 @@ class RepMachineRef:
         return self.low if self.mode == DOWN else self.base_deg
 
     # -- steps
-    def _open(self, s0: int, s0_deg: float, i: int, x: float, anchored: bool, from_rest: bool) -> None:
+    def _open(self, s0: int, s0_deg: float, i: int, x: float, anchored: bool, from_rest: bool, rebase: bool = False) -> None:
+        """Open a candidate rising from ``s0``; ``rebase``: the open one's rise starts again there (a
+        rest on the way up), and the first start it had is kept (:meth:`_close`)."""
+        if not rebase:
+            self.orig_s0 = -1
+        elif self.orig_s0 < 0:
+            self.orig_s0, self.orig_deg = self.s0, self.base_deg
+            self.orig_anchored, self.orig_from_rest = self.cand_anchored, self.cand_from_rest
         self.mode = UP
         self.cand_from_rest = from_rest
         self.s0 = s0
@@ -361,6 +376,22 @@ class RepMachineRef:
         start, _, end, baseline, _, rom, _, _, _, end_deg = m
         loose = p.undershoot_deg if p.undershoot_deg > p.chained_undershoot_frac * rom else p.chained_undershoot_frac * rom
         strict = p.undershoot_deg if p.undershoot_deg > p.undershoot_frac * rom else p.undershoot_frac * rom
+        if self.orig_s0 >= 0 and rom >= p.min_rom_deg and end_deg <= self.orig_deg + p.undershoot_deg:
+            # a rise that paused on the way up and came back down to where it first started: one
+            # rep from there (a raise to 85 deg that paused at 45 was rejected as sitting up is, with
+            # 0.3 s of pause as with 4 s; one that paused at 30 was measured from the pause). The
+            # bent-knee set-up's reps come back to the rest at 45, not to the mat: from the rest
+            m0 = measure_window(t, a, still, max(self.orig_s0 - p.speed_half_n, base) - base, self.orig_s0 - base,
+                                c - base, p.speed_half_n, p.speed_frac)
+            start0, _, end0, baseline0, _, rom0, _, _, _, end_deg0 = m0
+            loose0 = p.undershoot_deg if p.undershoot_deg > p.chained_undershoot_frac * rom0 else p.chained_undershoot_frac * rom0
+            strict0 = p.undershoot_deg if p.undershoot_deg > p.undershoot_frac * rom0 else p.undershoot_frac * rom0
+            if (rom0 >= p.min_rom_deg and self.orig_anchored and end_deg0 >= baseline0 - loose0
+                    and end0 - start0 <= p.max_rep_s and not (self.orig_from_rest and end_deg0 < baseline0 - strict0)):
+                self.chain = True
+                self.last_rom = rom0
+                out.append((*m0[:9], c))
+                return
         if rom < p.min_rom_deg:
             self.n_fidgets += 1
             self.chain = self.cand_anchored
@@ -463,7 +494,7 @@ class RepMachineRef:
                     self.up_rest_deg = x
                 if self.up_rest >= 0 and x > self.up_rest_deg + rebase:
                     # the rise starts again from a rest on the way up (e.g. bent-knee setup)
-                    self._open(self.up_rest, self.up_rest_deg, i, x, True, True)
+                    self._open(self.up_rest, self.up_rest_deg, i, x, True, True, rebase=True)
                 elif x < self.peak - p.enter_deg:
                     self.mode = FALL
                     self.low = x
@@ -495,7 +526,7 @@ class RepMachineRef:
                     else:  # the dip was part of the top
                         self.mode = UP
                         if self.up_rest >= 0 and x > self.up_rest_deg + rebase:
-                            self._open(self.up_rest, self.up_rest_deg, i, x, True, True)
+                            self._open(self.up_rest, self.up_rest_deg, i, x, True, True, rebase=True)
                 elif returned and t[j] - t[self.i_low - base] >= p.confirm_s:
                     self._close(t, a, still, base, i, out)
                     self.mode = DOWN
