@@ -1815,7 +1815,7 @@ typedef struct {
     /* the candidate before its rise started again at a rest on the way up (orig_s0 -1: not rebased) */
     Py_ssize_t orig_s0;
     double orig_deg;
-    int orig_anchored, orig_from_rest;
+    int orig_anchored;
     int has_held;       /* a rep that came down well below the rest it rose from, awaiting a rest */
     double held[9];
     double held_end_deg;
@@ -1856,7 +1856,7 @@ RepMachine_init(RepMachine *self, PyObject *args, PyObject *kwds)
     self->up_rest = -1;
     self->orig_s0 = -1;
     self->orig_deg = 0.0;
-    self->orig_anchored = self->orig_from_rest = 0;
+    self->orig_anchored = 0;
     self->has_held = 0;
     self->n_rejected = self->n_fidgets = 0;
     return 0;
@@ -1875,17 +1875,16 @@ oldest_needed(const RepMachine *m)
 }
 
 /* RepMachineRef._open; rebase: the open candidate's rise starts again at s0 (a rest on the way up),
-   and the first start it had is kept (close_cand). */
+   and the start it had is kept (close_cand). */
 static void
 open_cand(RepMachine *m, Py_ssize_t s0, double s0_deg, Py_ssize_t i, double x, int anchored, int from_rest, int rebase)
 {
     if (!rebase) {
         m->orig_s0 = -1;
-    } else if (m->orig_s0 < 0) {
+    } else {
         m->orig_s0 = m->s0;
         m->orig_deg = m->base_deg;
         m->orig_anchored = m->cand_anchored;
-        m->orig_from_rest = m->cand_from_rest;
     }
     m->mode = MODE_UP;
     m->cand_from_rest = from_rest;
@@ -1964,37 +1963,33 @@ close_cand(RepMachine *m, const double *t, const double *a, const char *rest, Py
     }
     measure_window(t, a, rest, v, lo - base, m->s0 - base, c - base, m->k, m->speed_frac, r);
     double rom = r[5];
-    double loose = m->undershoot_deg > m->chained_undershoot_frac * rom ? m->undershoot_deg
-                                                                       : m->chained_undershoot_frac * rom;
-    double strict = m->undershoot_deg > m->undershoot_frac * rom ? m->undershoot_deg : m->undershoot_frac * rom;
-    if (m->orig_s0 >= 0 && rom >= m->min_rom_deg && r[9] <= m->orig_deg + m->undershoot_deg) {
+    double low = m->base_deg, rise = r[4] - low; /* judged by the rise from the low (RepMachineRef._close) */
+    double loose = m->undershoot_deg > m->chained_undershoot_frac * rise ? m->undershoot_deg
+                                                                        : m->chained_undershoot_frac * rise;
+    double strict = m->undershoot_deg > m->undershoot_frac * rise ? m->undershoot_deg : m->undershoot_frac * rise;
+    if (m->orig_s0 >= 0 && rise >= m->min_rom_deg && r[9] <= m->orig_deg + m->undershoot_deg) {
         /* a rise that paused on the way up and came back down to where it first started: one rep
-           from there (RepMachineRef._close) */
+           from there */
         Py_ssize_t lo0 = m->orig_s0 - m->k;
         if (lo0 < base)
             lo0 = base;
         double r0[10];
         measure_window(t, a, rest, v, lo0 - base, m->orig_s0 - base, c - base, m->k, m->speed_frac, r0);
-        double rom0 = r0[5];
-        double loose0 = m->undershoot_deg > m->chained_undershoot_frac * rom0 ? m->undershoot_deg
-                                                                             : m->chained_undershoot_frac * rom0;
-        double strict0 = m->undershoot_deg > m->undershoot_frac * rom0 ? m->undershoot_deg : m->undershoot_frac * rom0;
-        if (rom0 >= m->min_rom_deg && m->orig_anchored && r0[9] >= r0[3] - loose0 && r0[2] - r0[0] <= m->max_rep_s
-            && !(m->orig_from_rest && r0[9] < r0[3] - strict0)) {
+        if (r0[4] - m->orig_deg >= m->min_rom_deg && m->orig_anchored && r0[2] - r0[0] <= m->max_rep_s) {
             PyMem_Free(v);
             m->chain = 1;
-            m->last_rom = rom0;
+            m->last_rom = r0[5];
             return append_rep(out, r0, c);
         }
     }
     PyMem_Free(v);
-    if (rom < m->min_rom_deg) {
+    if (rise < m->min_rom_deg) {
         m->n_fidgets++;
         m->chain = m->cand_anchored;
-    } else if (!m->cand_anchored || r[9] < r[3] - loose || r[2] - r[0] > m->max_rep_s) {
+    } else if (!m->cand_anchored || r[9] < low - loose || r[2] - r[0] > m->max_rep_s) {
         m->n_rejected++;
         m->chain = 0;
-    } else if (m->cand_from_rest && r[9] < r[3] - strict) {
+    } else if (m->cand_from_rest && r[9] < low - strict) {
         m->has_held = 1; /* a rest next confirms it, a rise rejects it */
         for (int q = 0; q < 9; q++)
             m->held[q] = r[q];

@@ -224,3 +224,22 @@ def test_a_bent_knee_set_up_still_measures_the_first_rep_from_45(reference: bool
     reps = seg.update(t, angle, still) + seg.finish()
     assert len(reps) == 3
     assert all(abs(r.baseline_deg - 45.0) < 1.0 and abs(r.rom_deg - 45.0) < 1.0 for r in reps)
+
+
+@pytest.mark.parametrize("reference", [False, True])
+def test_a_bent_knee_rep_that_pauses_on_the_way_up_is_one_rep_from_the_set_up_rest(reference: bool) -> None:
+    # lying flat, the set-up to 45 (a rest), then a rep that pauses at 67 and goes on to 88 before
+    # coming back to 45: the rise started again at each rest on the way up, and came back far below
+    # the last (67) but to the one before it (45), where the rep counts from. It was rejected; and
+    # with the pause where the rise was slower than after it, the stopwatch start (at the pause)
+    # made a rep of 37 deg read as a 15 deg fidget
+    parts = [(np.zeros(200), True), (_ramp(0.0, 45.0, 1.0), False), (np.full(200, 45.0), True),
+             (_ramp(45.0, 67.0, 0.9), False), (np.full(60, 67.0), True), (_ramp(67.0, 88.0, 0.3), False),
+             (np.full(30, 88.0), True), (_ramp(88.0, 45.0, 1.5), False), (np.full(100, 45.0), True),
+             (_ramp(45.0, 88.0, 1.2), False), (np.full(30, 88.0), True), (_ramp(88.0, 45.0, 1.5), False),
+             (np.full(100, 45.0), True)]
+    t, angle, still = _joined(parts)
+    seg = RepSegmenter(Leg.LEFT, Settings(), DT, reference=reference)
+    reps = seg.update(t, angle, still) + seg.finish()
+    assert len(reps) == 2, [(round(r.start_s, 2), round(r.peak_deg, 1), round(r.baseline_deg, 1)) for r in reps]
+    assert all(abs(r.peak_deg - 88.0) < 0.5 for r in reps)
