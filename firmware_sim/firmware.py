@@ -194,6 +194,14 @@ class SensorFirmware:
         self._status_dirty = False
         self.produced = Produced()
         self.notifications_sent = 0
+        self.on_change: Callable[[], None] | None = None
+        """Called after anything from outside changed the sensor (a control request, the link, the
+        MTU, a fault, the battery, the clock rate): a transport that skips idle ticks
+        (:meth:`next_event_s`) then ticks at once."""
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     # ------------------------------------------------------------------ clock
     def ticks_at(self, true_time_s: float) -> int:
@@ -213,6 +221,7 @@ class SensorFirmware:
         self._seg_ticks = self._seg_ticks + (now - self._seg_t) * p.TICKS_PER_S * (1 + self._drift_ppm * 1e-6)
         self._seg_t = now
         self._drift_ppm = float(ppm)
+        self._changed()
 
     # ------------------------------------------------------------------ link
     def connect(self, now_s: float | None = None, mtu: int = 23) -> None:
@@ -220,9 +229,11 @@ class SensorFirmware:
         self.connected = True
         self.mtu = mtu
         self._disconnected_at_s = None
+        self._changed()
 
     def set_mtu(self, mtu: int) -> None:
         self.mtu = mtu
+        self._changed()
 
     def disconnect(self, now_s: float | None = None) -> None:
         """The link is gone: queued notifications are not sent (they stay in the ring buffer)."""
@@ -232,6 +243,7 @@ class SensorFirmware:
         self._outbox.clear()
         self._stall_backlog.clear()
         self._faults.drop_link_at_s = None
+        self._changed()
 
     def link_drop_due(self, now_s: float) -> bool:
         """True once when a SIM_FAULT drop-link timer has expired (the transport then disconnects)."""
@@ -244,6 +256,25 @@ class SensorFirmware:
     @property
     def samples_per_packet(self) -> int:
         return p.samples_per_packet(self.mtu, self.rate_hz)
+
+    def next_event_s(self) -> float:
+        """The earliest true time at which :meth:`advance` may send something or change state
+        without anything from outside (``inf``: never): the next packet filled while connected,
+        the end of a stall, a link-drop timer, the idle stop. Until then an :meth:`advance` only
+        takes samples, which the next one takes as well (the samples and the packets do not
+        depend on how often it is called), so a transport may skip those ticks."""
+        f = self._faults
+        due = min([math.inf] + [at for at in (f.stall_until_s, f.drop_link_at_s) if at is not None])
+        if not self.streaming:
+            return due
+        if self._disconnected_at_s is not None:
+            return min(due, self._disconnected_at_s + self.config.idle_stop_s)
+        if not self.connected:
+            return due
+        n = max(1, self.samples_per_packet)
+        last = self._k + n - len(self._pending_raw) - 1  # the sample that fills the packet
+        ticks = self._start_ticks + p.sample_tick_offset(last, self.rate_hz)
+        return min(due, self._seg_t + (ticks - self._seg_ticks) / (p.TICKS_PER_S * (1 + self._drift_ppm * 1e-6)))
 
     # ------------------------------------------------------------------ streaming
     def advance(self, now_s: float) -> list[bytes]:
@@ -376,6 +407,12 @@ class SensorFirmware:
     # ------------------------------------------------------------------ control
     def handle_control(self, data: bytes, now_s: float | None = None) -> bytes:
         """Handle one control write at true time ``now_s`` (default: the last advance); return the reply."""
+        try:
+            return self._handle_control(data, now_s)
+        finally:
+            self._changed()
+
+    def _handle_control(self, data: bytes, now_s: float | None) -> bytes:
         self._sync(now_s)
         try:
             req = p.parse_control_request(bytes(data))
@@ -453,6 +490,7 @@ class SensorFirmware:
             self.set_drift_ppm(float(signed))
         elif kind is p.FaultKind.STALL:
             f.stall_until_s = now + arg / 1000.0
+        self._changed()
 
     # ------------------------------------------------------------------ status
     def status_info(self) -> p.StatusInfo:
@@ -479,6 +517,7 @@ class SensorFirmware:
         if pct != self.battery_pct:
             self.battery_pct = int(pct)
             self._status_dirty = True
+            self._changed()
 
     def take_status_change(self) -> bytes | None:
         """The status to notify if something in it changed since the last call, else None."""
