@@ -11,8 +11,8 @@ child's ``ru_maxrss`` (Linux gives there the larger of its own peak and its larg
 worker's, not their sum), and the ``memory:`` line below it the whole process tree's, polled from
 /proc (:class:`TreeMemory`): each process's own peak, their sum, and the largest PSS sum seen at
 once. ``--ab`` runs analyze, replay, export and report twice, alternately: in one process
-(``LEGREP_SERIAL=1``) and with a process per leg (the default for CSV files, host/offline.py; a
-recording's replay stays in one process unless ``replay_batch.PROCESSES_BY_DEFAULT``); ``--baseline``
+(``LEGREP_SERIAL=1``) and with a process per leg (the default: for CSV files host/offline.py, for a
+recording host/replay_batch.py, where the second thigh's process replays the recording itself); ``--baseline``
 runs them from another checkout too (the code before a change), alternately. The floor is ``np.loadtxt`` of
 the same two CSV files, in a child process too, measured in the same run: ratios to it are what to
 compare across machines (this one is shared and noisy). Batch: ``--sessions`` short CSV sessions

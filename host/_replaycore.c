@@ -104,33 +104,49 @@ rdf64(const uint8_t *p)
 
 /* ----------------------------------------------------------------------------- the clock's fit */
 
-/* k-th smallest of v[0..n) (v is reordered): an exact order statistic, as sorting gives */
+/* k-th smallest of v[0..n) (v is reordered: v[0..k) <= v[k] <= v[k+1..n)): an exact order
+ * statistic, as sorting gives. Quickselect with a median-of-three pivot and a branchless Lomuto
+ * partition (each element is compared and stored whichever side it falls on: no mispredicted
+ * branch per element, which was most of the clock fit's time). */
 static double
 select_kth(double *v, Py_ssize_t n, Py_ssize_t k)
 {
     Py_ssize_t lo = 0, hi = n - 1;
-    while (hi > lo) {
-        double pivot = v[lo + (hi - lo) / 2];
-        Py_ssize_t i = lo, j = hi;
-        while (i <= j) {
-            while (v[i] < pivot)
-                i++;
-            while (v[j] > pivot)
-                j--;
-            if (i <= j) {
-                double t = v[i];
-                v[i] = v[j];
-                v[j] = t;
-                i++;
-                j--;
-            }
+    while (hi - lo > 16) {
+        /* median of three (v[lo], v[mid], v[hi]) as the pivot, moved to v[hi] */
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        double a = v[lo], b = v[mid], c = v[hi];
+        Py_ssize_t p = (a < b) ? ((b < c) ? mid : ((a < c) ? hi : lo)) : ((a < c) ? lo : ((b < c) ? hi : mid));
+        double pivot = v[p];
+        v[p] = v[hi];
+        v[hi] = pivot;
+        /* v[lo..store) < pivot <= v[store..i) */
+        Py_ssize_t store = lo;
+        for (Py_ssize_t i = lo; i < hi; i++) {
+            double x = v[i];
+            Py_ssize_t less = x < pivot;
+            v[i] = v[store];
+            v[store] = x;
+            store += less;
         }
-        if (k <= j)
-            hi = j;
-        else if (k >= i)
-            lo = i;
+        v[hi] = v[store];
+        v[store] = pivot;
+        if (k == store)
+            return pivot;
+        if (k < store)
+            hi = store - 1;
         else
-            return v[k];
+            lo = store + 1;
+    }
+    /* a few left: insertion sort of v[lo..hi] */
+    for (Py_ssize_t i = lo + 1; i <= hi; i++) {
+        double x = v[i];
+        Py_ssize_t j = i;
+        while (j > lo && v[j - 1] > x) {
+            v[j] = v[j - 1];
+            j--;
+        }
+        v[j] = x;
     }
     return v[k];
 }
@@ -693,7 +709,7 @@ fmt_value(char *out, double v, Lut *lut)
     if (lut != NULL) {
         double q = v * lut->inv_lsb; /* (near k: k * lsb == v is what counts) */
         if (q >= -32768.0 && q <= 32768.0) {
-            double k = (double)(int)(q >= 0.0 ? q + 0.5 : q - 0.5); /* (any near integer: checked below) */
+            double k = (double)lrint(q); /* (any near integer: checked below; no branch on the sign) */
             if (k != 0.0 && k * lut->lsb == v) {
                 int i = (int)k + 32768;
                 if (!lut->have[i]) {

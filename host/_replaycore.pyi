@@ -1,5 +1,6 @@
 """Type stubs of legrep._replaycore (host/_replaycore.c): the file replay's hot loops in C."""
 
+import mmap
 from typing import Any
 
 I_COUNT: int
@@ -7,11 +8,11 @@ F_COUNT: int
 
 def fit_drift(xs: Any, rs: Any, min_span_s: float, max_drift: float, /) -> float: ...
 def replay_run(
-    data: bytes, starts: Any, ends: Any, times: Any, r0: int, r1: int, slot_of: Any, istate: Any, fstate: Any,
+    data: bytes | mmap.mmap, starts: Any, ends: Any, times: Any, r0: int, r1: int, slot_of: Any, istate: Any, fstate: Any,
     win: Any, syncs: Any, out_t: Any, out_acc: Any, out_gyr: Any, max_packets: int, /,
 ) -> tuple[int, int]: ...
 def walk_records(
-    data: bytes, pos: int, max_t_s: float, max_record: int, starts: Any, ends: Any, times: Any, kinds: Any, /
+    data: bytes | mmap.mmap, pos: int, max_t_s: float, max_record: int, starts: Any, ends: Any, times: Any, kinds: Any, /
 ) -> tuple[int, int]: ...
 def format_imu_rows(time_s: Any, values: Any, acc_lsb: float, gyr_lsb: float, /) -> bytes: ...
 def crc32(data: bytes, /) -> int: ...

@@ -41,9 +41,9 @@ from .settings import Settings
 
 if TYPE_CHECKING:
     from .diagnostics import SensorDiagnostics
-    from .pipeline import LegStep
+    from .pipeline import LegOutput, LegStep
 
-__all__ = ["FROM_CHILD", "LegProcess", "analyze_blocks", "prefetch", "use_processes"]
+__all__ = ["FROM_CHILD", "ChildWork", "LegProcess", "LegSteps", "analyze_blocks", "prefetch", "use_processes"]
 
 _DONE = object()
 
@@ -239,34 +239,67 @@ def _portable(exc: BaseException, leg: Leg) -> BaseException:
         return plain
 
 
-def _child_main(conn: Connection, leg: Leg, source: Iterable[ImuBlock], settings: Settings, threads: bool,
+class LegSteps:
+    """A leg's :class:`~legrep.pipeline.LegStages` in the leg's own process: :meth:`update` runs a
+    block through them and sends the step to the parent (:class:`LegProcess` takes it there);
+    :meth:`finish` sends the last one. What a :data:`ChildWork` is given."""
+
+    def __init__(self, conn: Connection, leg: Leg, settings: Settings, angles: bool, trace_points: int | None) -> None:
+        from .pipeline import LegStages
+
+        self.leg = leg
+        self._conn = conn
+        self._angles = angles
+        self._envelope = _Envelopes(trace_points) if trace_points is not None else None
+        self._work = LegStages(leg, settings)
+
+    @property
+    def last_angle_deg(self) -> float | None:
+        return self._work.last_angle_deg
+
+    def _compact(self, out: LegOutput) -> LegOutput:
+        from .pipeline import LegOutput
+
+        if self._envelope is not None:
+            self._envelope(self.leg, out.time_s, out.angle_deg)
+        return LegOutput(out.time_s, out.angle_deg, out.reps) if self._angles else LegOutput(_NO_ANGLES, _NO_ANGLES, out.reps)
+
+    def update(self, block: ImuBlock) -> None:
+        out, postures = self._work.update(block)
+        self._conn.send((_BLOCK, (self._compact(out), postures), self._work.horizon_s(), self._work.last_angle_deg))
+
+    def finish(self) -> None:
+        work = self._work
+        try:
+            out, postures = work.finish()
+        except BaseException as exc:  # raised by the parent's finish, as the serial path's is
+            self._conn.send((_END, _portable(exc, self.leg), None, work.last_angle_deg))
+            return
+        trace = self._envelope.traces().get(self.leg) if self._envelope else None
+        self._conn.send((_END, (self._compact(out), postures), work.diagnostics(), work.last_angle_deg, trace))
+
+
+ChildWork = Callable[[LegSteps], None]
+"""What a :class:`LegProcess` may run instead of iterating a source: it calls ``steps.update(block)``
+for each of its leg's blocks, in order (e.g. a recording's replay in the child,
+host/replay_batch.py); the last step is sent when it returns."""
+
+
+def _child_main(conn: Connection, leg: Leg, source: Iterable[ImuBlock] | ChildWork, settings: Settings, threads: bool,
                 angles: bool, trace_points: int | None) -> None:  # fmt: skip
     """A leg's process: its blocks through its :class:`LegStages`, each step sent to the parent
     (with the reduced angle trace at the end, for ``trace_points``)."""
-    from .pipeline import LegOutput, LegStages
-
-    envelope = _Envelopes(trace_points) if trace_points is not None else None
-
-    def compact(out: LegOutput) -> LegOutput:
-        if envelope is not None:
-            envelope(leg, out.time_s, out.angle_deg)
-        return LegOutput(out.time_s, out.angle_deg, out.reps) if angles else LegOutput(_NO_ANGLES, _NO_ANGLES, out.reps)
-
-    work = LegStages(leg, settings)
+    steps = LegSteps(conn, leg, settings, angles, trace_points)
     try:
-        for block in prefetch(source) if threads else source:
-            out, postures = work.update(block)
-            conn.send((_BLOCK, (compact(out), postures), work.horizon_s(), work.last_angle_deg))
+        if callable(source):
+            source(steps)
+        else:
+            for block in prefetch(source) if threads else source:
+                steps.update(block)
     except BaseException as exc:
         conn.send((_ERROR, _portable(exc, leg)))
         return
-    try:
-        out, postures = work.finish()
-    except BaseException as exc:  # raised by the parent's finish, as the serial path's is
-        conn.send((_END, _portable(exc, leg), None, work.last_angle_deg))
-        return
-    step = (compact(out), postures)
-    conn.send((_END, step, work.diagnostics(), work.last_angle_deg, envelope.traces().get(leg) if envelope else None))
+    steps.finish()
 
 
 class _Envelopes:
@@ -289,18 +322,6 @@ class _Envelopes:
         return {leg: env.trace() for leg, env in self.by_leg.items()}
 
 
-def _inbox_blocks(conn: Connection) -> Iterator[ImuBlock]:
-    """A child's blocks as the parent hands them over (:meth:`LegProcess.put`), until None."""
-    while True:
-        try:
-            block = conn.recv()
-        except EOFError:  # (the parent is gone)
-            return
-        if block is None:
-            return
-        yield block
-
-
 class LegProcess:
     """A leg's :class:`~legrep.pipeline.LegStages` in a forked process of its own, as the
     :class:`~legrep.pipeline.LegWork` :class:`~legrep.pipeline.SessionAnalyzer` drives.
@@ -312,21 +333,16 @@ class LegProcess:
     _open: list[Connection] = []
     """Every parent-side pipe end still open (a new child closes its copies)."""
 
-    def __init__(self, leg: Leg, source: Iterable[ImuBlock] | None, settings: Settings, threads: bool, angles: bool,
+    def __init__(self, leg: Leg, source: Iterable[ImuBlock] | ChildWork, settings: Settings, threads: bool, angles: bool,
                  trace_points: int | None = None) -> None:  # fmt: skip
-        """``source``: the leg's blocks, iterated in the child; None: the parent hands them over one
-        by one (:meth:`put`, then :meth:`end_input`). ``angles``: the steps carry the angles;
-        ``trace_points``: the child reduces them (:attr:`trace` at the end)."""
+        """``source``: the leg's blocks, iterated in the child, or a :data:`ChildWork` run there
+        (it makes the blocks itself). ``angles``: the steps carry the angles; ``trace_points``: the
+        child reduces them (:attr:`trace` at the end)."""
         from multiprocessing import Pipe
 
         self.leg = leg
         self.failed = False
         """True once the child's error was raised here."""
-        self._inbox: Connection | None = None
-        inbox_end: Connection | None = None
-        if source is None:
-            inbox_end, self._inbox = Pipe(duplex=False)
-            source = _inbox_blocks(inbox_end)
         self._reader, writer = Pipe(duplex=False)
         self.pid = os.fork()
         if self.pid == 0:  # the child: never returns
@@ -334,8 +350,6 @@ class LegProcess:
             try:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
                 self._reader.close()
-                if self._inbox is not None:
-                    self._inbox.close()
                 for other in LegProcess._open:
                     other.close()
                 _child_main(writer, leg, source, settings, threads, angles, trace_points)
@@ -344,11 +358,7 @@ class LegProcess:
             finally:
                 os._exit(code)  # (no atexit handlers, no flush of the parent's buffered output)
         writer.close()
-        if inbox_end is not None:
-            inbox_end.close()
         LegProcess._open.append(self._reader)
-        if self._inbox is not None:
-            LegProcess._open.append(self._inbox)
         self._messages: Iterator[Any] | None = None
         self._step: LegStep | None = None
         self._end: Any = None
@@ -368,24 +378,6 @@ class LegProcess:
     @property
     def last_angle_deg(self) -> float | None:
         return self._last_angle_deg
-
-    def put(self, block: ImuBlock) -> None:
-        """Hand the child its next block (``source=None``)."""
-        assert self._inbox is not None
-        self._inbox.send(block)
-
-    def end_input(self) -> None:
-        """No more blocks (``source=None``): the child finishes its stages."""
-        if self._inbox is not None:
-            self._inbox.send(None)
-            self._close_inbox()
-
-    def _close_inbox(self) -> None:
-        if self._inbox is not None:
-            if self._inbox in LegProcess._open:
-                LegProcess._open.remove(self._inbox)
-            self._inbox.close()
-            self._inbox = None
 
     def advance(self) -> bool:
         """Take the child's next step; False at the end of its stream. Raises the child's error."""
@@ -429,8 +421,7 @@ class LegProcess:
         return self._end[2]  # type: ignore[no-any-return]
 
     def close(self) -> None:
-        """Stop the child (if it still runs), reap it, close the pipes."""
-        self._close_inbox()
+        """Stop the child (if it still runs), reap it, close the pipe."""
         if self.pid:
             if self._end is None:
                 try:

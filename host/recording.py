@@ -18,6 +18,7 @@ to a kill); a reader reports a truncated or torn last record in one line and ign
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import zlib
 from collections.abc import Iterator
@@ -118,8 +119,25 @@ class SkippedRegion:
 
 _RESYNC_WINDOW = 1 << 16
 """Bytes examined per vectorised step of the resynchronising scan."""
+WALK_RECORDS = 1 << 16
+"""Records the validating pass (and an iteration) takes at a time; their pages are given back after."""
 _MAX_T_S = 1e12
 """Host times are seconds (since the session start, or a wall clock): beyond +-1e12 s is damage."""
+
+
+def _map(path: Path) -> bytes | mmap.mmap:
+    """The file's bytes: a read-only map of a regular file (nothing copied; the pages a replay has
+    read are given back as it goes, :meth:`RecordingReader.release`), else (empty, not mappable)
+    its bytes read. (A file cut shorter by another program while mapped would end the process with
+    SIGBUS; recordings are only ever appended to.)"""
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size > 0:
+            try:
+                return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+            except (OSError, ValueError):  # (a special file: read it)
+                pass
+        return fh.read()
 
 
 class RecordingReader:
@@ -148,12 +166,12 @@ class RecordingReader:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         try:
-            self._data = self.path.read_bytes()
+            self._data = _map(self.path)
         except IsADirectoryError:
             raise RecordingError(f"{self.path}: a recording file expected, got a directory") from None
         except OSError as exc:
             raise RecordingError(f"{self.path}: cannot read recording: {exc.strerror or exc}") from None
-        if not self._data.startswith(MAGIC):
+        if self._data[: len(MAGIC)] != MAGIC:
             head = self._data[: len(MAGIC)]
             raise RecordingError(f"{self.path}: a legrep recording expected (starts {MAGIC!r}), got {head!r}")
         self.truncated: str | None = None
@@ -301,11 +319,12 @@ class RecordingReader:
             for start, end, t_s in self._walk():
                 yield self._record(start, end, t_s)
             return
-        step = 1 << 16
+        step = WALK_RECORDS
         for k in range(0, len(self._starts), step):
             for start, end, t_s in zip(self._starts[k : k + step].tolist(), self._ends[k : k + step].tolist(),
                                        self._times[k : k + step].tolist()):  # fmt: skip
                 yield self._record(start, end, t_s)
+            self.release(int(self._starts[min(k + step, len(self._starts)) - 1]))
 
     def index(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
         """Where the records after META are: ``(starts, ends, times)``, int64 byte offsets in
@@ -313,9 +332,16 @@ class RecordingReader:
         return self._starts[1:], self._ends[1:], self._times[1:]
 
     @property
-    def data(self) -> bytes:
-        """The bytes of the whole file (as read on open)."""
+    def data(self) -> bytes | mmap.mmap:
+        """The bytes of the whole file (as found on open): a read-only map of it (see :func:`_map`)."""
         return self._data
+
+    def release(self, stop: int) -> None:
+        """The bytes before ``stop`` are read (for now): their pages leave this process's memory
+        (they stay in the page cache; reading them again maps them back). Keeps a replay's
+        memory flat in the recording's length."""
+        if isinstance(self._data, mmap.mmap) and stop >= mmap.PAGESIZE and hasattr(mmap, "MADV_DONTNEED"):
+            self._data.madvise(mmap.MADV_DONTNEED, 0, stop - stop % mmap.PAGESIZE)
 
     def _walk(self) -> Iterator[tuple[int, int, float]]:
         """``(start, end, t_s)`` of every intact record in file order (see :meth:`_walk_chunks`)."""
@@ -336,13 +362,14 @@ class RecordingReader:
         last_t = 0.0
         n = len(data)
         min_length = _HEAD.size
-        cap = 1 << 16
+        cap = WALK_RECORDS
         buf_s, buf_e, buf_k = np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap, np.int64)
         buf_t = np.empty(cap, np.float64)
         while pos < n:
             count, pos = walk_records(data, pos, _MAX_T_S, MAX_RECORD, buf_s, buf_e, buf_t, buf_k)
             if count:
                 yield buf_s[:count].copy(), buf_e[:count].copy(), buf_t[:count].copy()
+                self.release(int(buf_s[0]))  # (the validating pass touches every page once)
                 last_t = max(last_t, float(buf_t[:count].max()))
                 if (buf_k[:count] == int(Kind.END)).any():
                     self.clean_end = True

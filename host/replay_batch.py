@@ -9,14 +9,16 @@ exactly as live, record by record; the analysis gives the same reps, sets, flags
 chunking of the same samples (tests/test_pipeline.py proves it for the stages; tests/test_export.py
 compares this replay with :func:`legrep.replay.replay_core` on a recording with lost, corrupt and
 duplicated packets). Only when events are reported changes: a rep is reported when its block is fed.
+
+A long recording's thighs are analysed at once, in two processes (:func:`replay_file`): the second
+thigh's process replays the whole recording itself (decoding costs a tenth of the analysis) and
+analyses only its leg, so nothing per sample crosses between them.
 """
 
 from __future__ import annotations
 
 import os
-from collections import deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,7 +33,9 @@ from .replay import EventCallback, replay_records
 from .settings import Settings
 
 if TYPE_CHECKING:
-    from .offline import LegProcess
+    from .diagnostics import SensorDiagnostics
+    from .offline import LegProcess, LegSteps
+    from .pipeline import LegStep
 
 __all__ = ["CoalescingAnalyzer", "replay_file", "replay_records_batched"]
 
@@ -44,29 +48,27 @@ MIN_SAMPLES = 8192
 class CoalescingAnalyzer:
     """A :class:`SessionAnalyzer` whose ``update`` holds blocks until ``min_samples`` per leg wait.
 
-    ``remote``: legs whose stages run in processes of their own (:class:`legrep.offline.LegProcess`
-    fed block by block): a leg's block goes to its process at once, and the analyzer takes the steps
-    back in the order the blocks went (the serial order: the same results), ``lag`` blocks later,
-    so the processes work while the recording is decoded here. Events come that much later, in the
-    same order.
+    ``elsewhere``: legs analysed in another process that replays the same recording itself
+    (:func:`replay_file` with ``processes``): their blocks are only counted here (not joined, not
+    given to ``on_samples``); at each of their releases the wrapped analyzer is handed
+    :data:`legrep.offline.FROM_CHILD` (it takes that process's step for the same samples: both
+    processes release the same blocks in the same order).
     """
 
     def __init__(
-        self, analyzer: SessionAnalyzer, min_samples: int = MIN_SAMPLES, on_samples: SampleSink | None = None,
-        remote: Mapping[Leg, LegProcess] | None = None, lag: int = 8,
+        self, analyzer: SessionAnalyzer, min_samples: int | None = None, on_samples: SampleSink | None = None,
+        elsewhere: Collection[Leg] = (),
     ) -> None:  # fmt: skip
+        """``min_samples``: None is ``MIN_SAMPLES``."""
         self.inner = analyzer
-        self.min_samples = min_samples
+        self.min_samples = MIN_SAMPLES if min_samples is None else min_samples
         self.on_samples = on_samples
-        self.remote = dict(remote or {})
-        self.lag = lag
-        self._sent: deque[Leg] = deque()
+        self.elsewhere = frozenset(elsewhere)
         self._held: dict[Leg, list[ImuBlock]] = {}
         self._count: dict[Leg, int] = {}
 
     def update(self, leg: Leg, block: ImuBlock) -> list[Event]:
-        held = self._held.setdefault(leg, [])
-        held.append(block)
+        self._held.setdefault(leg, []).append(block)
         self._count[leg] = self._count.get(leg, 0) + len(block)
         if self._count[leg] < self.min_samples:
             return []
@@ -77,33 +79,20 @@ class CoalescingAnalyzer:
         self._count[leg] = 0
         if not held:
             return []
+        if leg in self.elsewhere:
+            from .offline import FROM_CHILD
+
+            return list(self.inner.update(leg, FROM_CHILD))
         block = concat_blocks(held)
         if self.on_samples is not None:
             self.on_samples(leg, block)
-        process = self.remote.get(leg)
-        if process is None:  # (after every block sent before it: the serial order)
-            return self.settle(0) + list(self.inner.update(leg, block))
-        process.put(block)
-        self._sent.append(leg)
-        return self.settle(self.lag)
-
-    def settle(self, keep: int = 0) -> list[Event]:
-        """Take the steps of the blocks sent to the legs' processes until ``keep`` are pending."""
-        from .offline import FROM_CHILD
-
-        events: list[Event] = []
-        while len(self._sent) > keep:
-            leg = self._sent.popleft()
-            if not self.remote[leg].advance():
-                raise RuntimeError(f"the {leg.value} leg's analysis process ended before its last block")
-            events += self.inner.update(leg, FROM_CHILD)
-        return events
+        return list(self.inner.update(leg, block))
 
     def flush(self) -> list[Event]:
         events: list[Event] = []
         for leg in list(self._held):
             events += self._release(leg)
-        return events + self.settle(0)
+        return events
 
     def angle_deg(self, leg: Leg) -> float | None:
         return self.inner.angle_deg(leg)
@@ -113,11 +102,6 @@ class CoalescingAnalyzer:
 
     def finish(self) -> SessionResult:
         self.final_events = self.flush()
-        for process in self.remote.values():
-            process.end_input()
-        for leg, process in self.remote.items():
-            if process.advance():
-                raise RuntimeError(f"the {leg.value} leg's analysis process sent a step for no block")
         return self.inner.finish()
 
     final_events: list[Event] = []
@@ -127,14 +111,9 @@ class CoalescingAnalyzer:
         return getattr(self.inner, name)
 
 
-PROCESSES_BY_DEFAULT = False
-"""Whether a file replay analyses each leg in a process of its own unless told (``processes=``).
-Off: measured on 8 h of two thighs (benchmarks/endtoend.py, 2 cores, alternately), the replay took
-3.40 s with a process per leg and 3.47 s in one (the decoding here, 1.2 s, is the longest part that
-does not split; each block's trip to its process cost ~1.4 s of CPU in all), and the processes'
-summed peak memory was 500 MiB against 178 MiB (PSS 239 MiB: the children share the parent's
-pages, the recording's bytes among them). CSV files split well (host/offline.py): each process
-reads its own file."""
+PROCESSES_BY_DEFAULT = True
+"""Whether a file replay analyses the thighs in two processes unless told (``processes=``; see
+:func:`replay_file`)."""
 PROCESSES_MIN_BYTES = 4 << 20
 """With ``PROCESSES_BY_DEFAULT``, a recording this large (about 25 minutes of two thighs) or more:
 below it, forking costs more than it saves."""
@@ -151,49 +130,65 @@ def replay_file(
     on_core: Callable[[SessionCore], None] | None = None,
     on_angle: Callable[[Leg, npt.NDArray[np.float64], npt.NDArray[np.float64]], None] | None = None,
     processes: bool | None = None,
+    on_samples_end: Callable[[Sequence[Leg]], None] | None = None,
 ) -> tuple[SessionCore, SessionResult, RecordingReader]:
     """Replay a recording as :func:`legrep.replay.replay_core` does, the analysis fed in large blocks
     and (``batched``, the default) the packets decoded in batches (:func:`replay_records_batched`).
 
     ``keep_traces=False`` keeps no angle traces (memory flat in the length); ``on_samples`` sees
     every sample fed to the analysis (what ``keep_samples`` would keep, without keeping it);
-    ``on_core`` sees the core before the first record (its sensors appear as records add them);
-    ``on_angle`` every chunk of hip angle (``SessionAnalyzer.on_angle``); ``processes``: each leg's
-    analysis in a process of its own, fed as the recording is decoded here (None: as
-    ``PROCESSES_BY_DEFAULT`` says; the same result, the same events in the same order, reported a
-    few blocks later).
+    ``on_samples_end(legs)`` is called once those ``legs``' samples have all been given to it (a
+    writer closes its files there); ``on_core`` sees the core before the first record (its sensors
+    appear as records add them); ``on_angle`` every chunk of hip angle (``SessionAnalyzer.on_angle``).
+
+    ``processes`` (None: as ``PROCESSES_BY_DEFAULT`` says, for a recording of two thighs of
+    ``PROCESSES_MIN_BYTES`` or more, where :func:`legrep.offline.use_processes` allows): each
+    thigh after the first is analysed in a forked process that replays the whole recording itself
+    (the same decoding, the same blocks released in the same order) and analyses only its leg,
+    sending back each block's step (:class:`legrep.offline.LegProcess`); here the recording is
+    decoded as ever and the first thigh analysed, and each block of the other is given that
+    process's step, where the serial replay would have analysed it. So the two thighs' stages
+    run at once and nothing per sample crosses between the processes; the cross-leg steps are
+    taken here in the serial order: the same result, the same events in the same order, the same
+    errors raised at the same point. ``on_samples`` and ``on_samples_end`` then run in the other
+    thigh's process, for every leg (it decodes them all; this process has enough to do: the first
+    thigh, the cross-leg steps, the events), and ``on_core`` in both, with each one's core.
+    Not with ``keep_samples`` or ``batched=False`` (one process then).
     Returns ``(finished SessionCore, SessionResult, reader)``; the result equals replay_core's.
     """
     from .offline import LegProcess, use_processes
 
     reader = path if isinstance(path, RecordingReader) else RecordingReader(path)
     core = SessionCore.from_meta(reader.meta, settings, keep_samples=keep_samples)
+    thighs = [leg for leg in core.legs if leg is not Leg.PELVIS]
+    possible = batched and not keep_samples and len(thighs) >= 2
     if processes is None:
-        processes = (PROCESSES_BY_DEFAULT and batched and len(reader.data) >= PROCESSES_MIN_BYTES
-                     and use_processes(len(core.legs)))  # fmt: skip
+        processes = PROCESSES_BY_DEFAULT and len(reader.data) >= PROCESSES_MIN_BYTES and use_processes(len(thighs))
     remote: dict[Leg, LegProcess] = {}
     try:
-        if processes:
-            angles = keep_traces or on_angle is not None
-            remote = {leg: LegProcess(leg, None, core.settings, True, angles) for leg in core.legs}
+        if processes and possible:
+            angles = keep_traces or on_angle is not None or Leg.PELVIS in core.legs
+            for leg in thighs[1:]:
+                samples = leg is thighs[1]  # (the one that writes them)
+                work = _LegReplay(reader, core.settings, leg, on_samples if samples else None,
+                                  on_samples_end if samples else None, on_core)  # fmt: skip
+                remote[leg] = LegProcess(leg, work, core.settings, False, angles)
         if not keep_traces or remote:
-            core.analyzer = SessionAnalyzer(core.legs, core.settings, keep_traces=keep_traces, stages=remote)
+            stages = {leg: _Pulled(process) for leg, process in remote.items()}
+            core.analyzer = SessionAnalyzer(core.legs, core.settings, keep_traces=keep_traces, stages=stages)
         if on_angle is not None:
             core.analyzer.on_angle = on_angle
-        coalescing = CoalescingAnalyzer(core.analyzer, on_samples=on_samples, remote=remote)
-        core.analyzer = coalescing  # type: ignore[assignment]
+        here = None if remote else on_samples
+        core.analyzer = CoalescingAnalyzer(core.analyzer, on_samples=here, elsewhere=remote)  # type: ignore[assignment]
         if on_core is not None:
             on_core(core)
-        try:
-            if batched:
-                replay_records_batched(reader, core, on_events)
-            else:
-                replay_records(reader, core, on_events)
-            result = core.finish()
-        except Exception:
-            if remote and not any(p.failed for p in remote.values()):
-                coalescing.settle(0)  # an analysis error of a block sent before comes first (the serial order)
-            raise
+        if batched:
+            replay_records_batched(reader, core, on_events)
+        else:
+            replay_records(reader, core, on_events)
+        result = core.finish()
+        if on_samples_end is not None and not remote:
+            on_samples_end(core.legs)
     finally:
         for process in remote.values():
             process.close()
@@ -202,6 +197,84 @@ def replay_file(
     if last and on_events is not None:
         on_events(core.last_t_s, last)
     return core, result, reader
+
+
+class _Pulled:
+    """A :class:`~legrep.offline.LegProcess` replaying the recording itself, as the stages of its
+    leg here: each ``update`` takes its next step (its k-th block is the leg's k-th block here)."""
+
+    def __init__(self, process: LegProcess) -> None:
+        self.process = process
+
+    @property
+    def last_angle_deg(self) -> float | None:
+        return self.process.last_angle_deg
+
+    def update(self, block: ImuBlock) -> LegStep:
+        if not self.process.advance():
+            raise RuntimeError(f"the {self.process.leg.value} leg's replay process ended before its last block")
+        return self.process.update(block)
+
+    def finish(self) -> LegStep:
+        if self.process.advance():
+            raise RuntimeError(f"the {self.process.leg.value} leg's replay process sent a step for no block")
+        return self.process.finish()
+
+    def horizon_s(self) -> float:
+        return self.process.horizon_s()
+
+    def diagnostics(self) -> SensorDiagnostics:
+        return self.process.diagnostics()
+
+
+class _LegReplay:
+    """What a leg's replay process runs (a :data:`legrep.offline.ChildWork`): the whole recording
+    replayed as :func:`replay_file` replays it, every leg's blocks released as there, and only
+    this leg's analysed (its steps sent to the parent); ``on_samples`` is given every leg's."""
+
+    def __init__(self, reader: RecordingReader, settings: Settings, leg: Leg, on_samples: SampleSink | None,
+                 on_samples_end: Callable[[Sequence[Leg]], None] | None,
+                 on_core: Callable[[SessionCore], None] | None) -> None:  # fmt: skip
+        self.reader, self.settings, self.leg = reader, settings, leg
+        self.on_samples, self.on_samples_end, self.on_core = on_samples, on_samples_end, on_core
+
+    def __call__(self, steps: LegSteps) -> None:
+        import logging
+
+        logging.disable(logging.CRITICAL)  # (the parent decodes the same records: it says what there is to say)
+        core = SessionCore.from_meta(self.reader.meta, self.settings)
+        own: Any = _OneLeg(steps, core.legs)  # (what SessionCore asks of its analyzer)
+        others = [leg for leg in core.legs if leg is not self.leg] if self.on_samples is None else []  # (not joined)
+        core.analyzer = CoalescingAnalyzer(own, on_samples=self.on_samples, elsewhere=others)  # type: ignore[assignment]
+        if self.on_core is not None:
+            self.on_core(core)
+        replay_records_batched(self.reader, core)
+        core.finish()
+        if self.on_samples_end is not None:
+            self.on_samples_end(core.legs)
+
+
+class _OneLeg:
+    """The analyzer of a leg's replay process: its leg's blocks go to its stages (``steps``), the
+    other legs' are dropped; the cross-leg steps are the parent's."""
+
+    def __init__(self, steps: LegSteps, legs: Sequence[Leg]) -> None:
+        self.steps = steps
+        self.legs = tuple(legs)
+
+    def update(self, leg: Leg, block: ImuBlock) -> list[Event]:
+        if leg is self.steps.leg:
+            self.steps.update(block)
+        return []
+
+    def angle_deg(self, leg: Leg) -> float | None:
+        return self.steps.last_angle_deg if leg is self.steps.leg else None
+
+    def reps(self) -> tuple[Rep, ...]:
+        return ()
+
+    def finish(self) -> SessionResult:  # (the leg's last step is sent when the replay returns)
+        return SessionResult((), (), tuple(leg for leg in self.legs if leg is not Leg.PELVIS), False)
 
 
 # --- batched decoding -----------------------------------------------------------------------------
@@ -344,6 +417,7 @@ def replay_records_batched(
     events: list[AnalysisEvent] = []
     fast: _FastState | None = None
     known: set[int] = set()
+    live = False  # the C state is the trackers' and clocks' (theirs is stale until fast.store())
 
     def flush_all() -> None:
         assert fast is not None
@@ -360,21 +434,27 @@ def replay_records_batched(
             events.clear()
 
     for w0 in range(0, len(all_starts), window):
+        reader.release(int(all_starts[w0]))  # (the windows before: memory flat in the length)
         starts = np.ascontiguousarray(all_starts[w0 : w0 + window])
         ends = np.ascontiguousarray(all_ends[w0 : w0 + window])
         times = np.ascontiguousarray(all_times[w0 : w0 + window])
         r, stop = 0, len(starts)
         while r < stop:
             if set(core.legrep) != known:  # (a SENSOR record came: new slots)
+                assert not live
                 if fast is not None:
                     flush_all()
                     report(core.last_t_s)
                 known = set(core.legrep)
                 fast = _FastState(core.legrep)
-            if fast is not None and fast.load():
+            if fast is not None and (live or fast.load()):
                 r1, reason = replay_run(data, starts, ends, times, r, stop, fast.slot_of, fast.istate, fast.fstate,
                                         fast.win, fast.syncs, fast.out_t, fast.out_acc, fast.out_gyr, PENDING_PACKETS)  # fmt: skip
-                fast.store()
+                # (the state stays in C while only the analysis is fed: back to the trackers and
+                # clocks before a record takes the Python path, and at the end)
+                live = reason != 1
+                if not live:
+                    fast.store()
                 if r1 > r:
                     t_last = float(times[r:r1].max())
                     if t_last > core.last_t_s:
@@ -399,4 +479,6 @@ def replay_records_batched(
             r += 1
         if fast is not None:
             flush_all()  # (the window's samples are fed with it)
+    if fast is not None and live:
+        fast.store()
     report(core.last_t_s)

@@ -129,6 +129,12 @@ class Settings:
     """The exercise plane's heading is re-taken from the gyro at every rest near the reference
     pose, and at rests elsewhere whose gravity lies within this of the plane (a thigh neither
     abducted nor rotated there: standing between sets, not the top of an abducted raise)."""
+    fit_level_deg: Annotated[float, Range(0.0, 90.0)] = 20.0
+    """A fitted flexion axis within this of level is a raise's (the pelvis's mediolateral axis is
+    level lying, kneeling, in a plank and standing; 20 deg of abduction over a raise of 80 tilts a
+    fit by up to 15): the movement it was fitted to counts as ``axis_rotation_deg`` of rotation
+    toward the next anchoring, so the rest that ends it may anchor the exercise plane. Farther out
+    of level (a strap turned about an upright thigh: 84 deg) it counts from the fit on."""
     axis_refit_deg: Annotated[float, _positive(3600.0)] = 60.0
     """Rotation (up and down) since the flexion axis was last fitted after which it is fitted
     again, at the next rest near the reference pose, to every movement seen with the mounting:

@@ -150,6 +150,11 @@ def test_batched_replay_across_a_wrap_of_the_tick_counter(base, tmp_path: Path) 
 @given(EDITS)
 def test_batched_replay_equals_the_per_packet_replay_on_edited_recordings(base, tmp_path: Path, edits: list) -> None:
     meta, records = base
+    _compare(_write(tmp_path / "edited.legrep", meta, apply_edits(records, edits)))
+
+
+def apply_edits(records: list[Record], edits: list[tuple[str, float, int]]) -> list[Record]:
+    """``records`` with ``edits`` (drawn from :data:`EDITS`) made, in order."""
     recs = list(records)
     for how, where, count in edits:
         data_at = [k for k, r in enumerate(recs) if r.kind == Kind.DATA and _valid(r)]
@@ -191,7 +196,7 @@ def test_batched_replay_equals_the_per_packet_replay_on_edited_recordings(base, 
         elif how == "link":
             recs.insert(k, Record.event(rec.sensor, rec.t_s, EventType.DISCONNECT))
             recs.insert(min(len(recs), k + count), Record.event(rec.sensor, rec.t_s + 0.5, EventType.RECONNECT))
-    _compare(_write(tmp_path / "edited.legrep", meta, recs))
+    return recs
 
 
 def test_batched_replay_of_a_recording_without_start_and_with_odd_packet_sizes(base, tmp_path: Path) -> None:
@@ -214,11 +219,12 @@ def test_batched_replay_of_a_recording_without_start_and_with_odd_packet_sizes(b
 
 @settings(max_examples=300, deadline=None)
 @given(st.integers(1, 400), st.integers(0, 2**32 - 1), st.sampled_from([1.0, 600.0, 1e5]), st.sampled_from([1e-3, 1.0, 1e3]),
-       st.floats(0.0, 0.3))
+       st.floats(0.0, 0.3), st.booleans())
 def test_the_clock_fit_in_c_equals_its_python_reference_bit_for_bit(n: int, seed: int, span: float, size: float,
-                                                                     late: float) -> None:  # fmt: skip
+                                                                     late: float, coarse: bool) -> None:  # fmt: skip
     """ClockMapper's refit runs legrep._replaycore.fit_drift; clock.fit_drift_reference is the same
-    fit in plain Python. Random envelopes, with a share of late (outlier) points: the same bits."""
+    fit in plain Python. Random envelopes, with a share of late (outlier) points, and (``coarse``)
+    values on a coarse grid, the residuals' medians among many equal values: the same bits."""
     from legrep._replaycore import fit_drift
     from legrep.clock import fit_drift_reference
 
@@ -226,6 +232,8 @@ def test_the_clock_fit_in_c_equals_its_python_reference_bit_for_bit(n: int, seed
     x = np.sort(rng.random(n)) * span + rng.choice([0.0, 1e4])
     y = rng.normal(size=n) * size + 1e-4 * x
     y[rng.random(n) < late] += 5.0 * size
+    if coarse:
+        x, y = np.round(x), np.round(y / size * 2.0) * size / 2.0
     for min_span, max_drift in ((10.0, 2e-3), (0.0, 1e-5)):
         assert fit_drift(x, y, min_span, max_drift) == fit_drift_reference(x.tolist(), y.tolist(), min_span, max_drift)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from ..errors import InputError
@@ -56,49 +57,53 @@ def run(args: argparse.Namespace) -> int:
     from ..fileio import OutputGuard
 
     guard = OutputGuard([args.file])
-    legs = [str(x) for x in reader.meta.get("legs", [])]
-    guard.check_all([("--out", out / name) for name in ["reps.csv", "summary.json", *(f"imu_{leg}.csv" for leg in legs)]])
+    legs = [Leg.parse(str(x)) for x in reader.meta.get("legs", [])]  # (valid: the reader checked them)
+    guard.check_all([("--out", out / name) for name in ["reps.csv", "summary.json", *(f"imu_{leg.value}.csv" for leg in legs)]])
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"--out {out}: cannot create directory: {exc.strerror or exc}") from None
     writers: dict[Leg, SampleCsvWriter] = {}
     cores: list[SessionCore] = []
+    parts = {leg: out / f"imu_{leg.value}.csv.part" for leg in legs}
 
     def write_samples(leg: Leg, block: ImuBlock) -> None:
-        """Samples go to imu_<leg>.csv.part as the analysis takes them (memory flat in the length)."""
+        """Samples go to imu_<leg>.csv.part as the analysis takes them (memory flat in the length),
+        in the process that analyses the leg (replay_file)."""
         if leg not in writers:
             lsb = next(((s.status.acc_lsb_g, s.status.gyr_lsb_dps) for c in cores for s in c.legrep.values()
                         if s.leg is leg), (0.0, 0.0))  # fmt: skip
             # formatted and written on a thread of its own, beside the analysis (the blocks are not
             # written to after this call)
-            writers[leg] = SampleCsvWriter(out / f"imu_{leg.value}.csv.part", *lsb, background=True)
+            writers[leg] = SampleCsvWriter(parts[leg], *lsb, background=True)
         writers[leg].write(block)
+
+    def samples_written(done: Sequence[Leg]) -> None:
+        """Every sample of the legs ``done`` given: their files complete (a write error is raised here)."""
+        for leg in done:
+            writer = writers.pop(leg, None) or SampleCsvWriter(parts[leg])  # (no samples: the header only)
+            writer.close()
 
     try:
         core, result, reader = replay_file(reader, settings, keep_traces=False, on_samples=write_samples,
-                                           on_core=cores.append)  # fmt: skip
+                                           on_samples_end=samples_written, on_core=cores.append)  # fmt: skip
+        write_reps_csv(out / "reps.csv", result)
+        write_summary_json(out / "summary.json", result, settings)
         for leg in core.legs:
-            if leg not in writers:
-                writers[leg] = SampleCsvWriter(out / f"imu_{leg.value}.csv.part")  # no samples: the header only
-        for w in writers.values():
-            w.flush()  # every sample written (a write error is raised here)
+            parts[leg].replace(out / f"imu_{leg.value}.csv")
     except BaseException:
         for w in writers.values():
             try:
                 w.close()
             except Exception:  # (the error that matters is the one being raised)
                 pass
-            w.path.unlink(missing_ok=True)
+        for path in parts.values():  # (every leg's, whichever process wrote it)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:  # (not ours to remove: a directory of that name, say)
+                pass
         raise
-    write_reps_csv(out / "reps.csv", result)
-    write_summary_json(out / "summary.json", result, settings)
-    written = ["reps.csv", "summary.json"]
-    for leg in core.legs:
-        writers[leg].close()
-        name = f"imu_{leg.value}.csv"
-        writers[leg].path.replace(out / name)
-        written.append(name)
+    written = ["reps.csv", "summary.json", *(f"imu_{leg.value}.csv" for leg in core.legs)]
     print(format_one_line(result))
     print(f"wrote {', '.join(written)} to {out}")
     return 0

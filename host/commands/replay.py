@@ -79,12 +79,9 @@ async def replay_live(path: str, settings: Any, sinks: list[Any], clock: Any = N
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
-
     from ._session import close_sinks, open_sinks, with_sinks
     from ..export import format_table
     from ..recording import RecordingReader
-    from ..replay import replay_core
 
     from ..inputs import resolve_one
 
@@ -94,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
     reader = RecordingReader(item.recording)  # a torn last record is reported once, here
     settings = settings_for(args, reader.meta)
     if args.realtime:
+        import asyncio  # (only here: a file replay needs no event loop)
+
         sinks = open_sinks(args)
         try:
             result = asyncio.run(with_sinks(replay_live(str(item.recording), settings, sinks), sinks)).result
@@ -107,12 +106,10 @@ def run(args: argparse.Namespace) -> int:
             for event in events:
                 print(describe_event(event), flush=True)
 
-    if args.realtime:
-        core, result, reader = replay_core(reader, settings, on_events=show)
-    else:  # nobody waits for each rep: the analysis is fed in large blocks (same result, see replay_batch)
-        from ..replay_batch import replay_file
+    from ..replay_batch import replay_file
 
-        core, result, reader = replay_file(reader, settings, keep_traces=False, on_events=show)
+    # nobody waits for each rep: the analysis is fed in large blocks (the same result, see replay_batch)
+    core, result, reader = replay_file(reader, settings, keep_traces=False, on_events=show)
     print(format_table(result))
     return 0
 

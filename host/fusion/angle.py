@@ -24,7 +24,8 @@ The hip angle is read from that up vector alone:
   carries that movement's abduction and rotation; at the first rest near the reference pose
   after ``axis_refit_deg`` of movement it is re-fitted to every movement since, and made level
   (the pelvis's mediolateral axis). Until the first re-anchoring (a rest near the reference
-  pose, or a level one, after a movement) the angle is the heading-free tilt
+  pose, or a level one, after a movement; a level fit's own movement counts, so the rest that
+  ends the bent-knee set-up anchors it) the angle is the heading-free tilt
   ``atan2(up . l0, up . k0) + offset`` (``k0`` the part of ``u_ref`` normal to ``f``,
   ``l0 = k0 x f``: the up vector's rotation about ``f``, exact in the plane, abduction and
   rotation entering to second order: a first movement may be a strap being adjusted or a
@@ -501,6 +502,7 @@ class HipAngleEstimator:
 
         self._slip_sin = math.sin(math.radians(settings.slip_deg))
         self._anchor_sin = math.sin(math.radians(settings.anchor_level_deg))
+        self._fit_level_sin = math.sin(math.radians(settings.fit_level_deg))
         self._refit_far_cos = math.cos(math.radians(self.s.refit_far_deg))
         self._roll_cos = math.cos(math.radians(self.s.roll_axis_deg))
         self._slip_far_sin = math.sin(math.radians(self.s.slip_far_deg))
@@ -1021,7 +1023,15 @@ class HipAngleEstimator:
         """A mounting just fitted with ``axis``, on the current reference rest and offset (in the
         tilt until it is anchored); ``uref_k`` is the calibration rest's up vector at the fit."""
         ref = uref_k if self._u_ref is None else self._u_ref
-        return Mounting(axis, self._u_ref, self._offset, float(ref @ axis), max_correction_deg=self.s.plane_correction_max_deg)
+        along = float(ref @ axis)
+        # a level axis (a raise: ``fit_level_deg``) was fitted to a movement that has turned
+        # axis_rotation_deg already, so the rest that ends it may anchor the plane: the bent-knee
+        # set-up's rest (42 deg up) would otherwise leave the first rep to the tilt, up to 6.6 deg
+        # off with abduction and rotation on a perfect sensor. Not an axis out of level (a strap
+        # turned about an upright thigh): the plane would be built on it
+        level = abs(along) <= self._fit_level_sin * norm3(ref)
+        return Mounting(axis, self._u_ref, self._offset, along, turned_deg=self.s.axis_rotation_deg if level else 0.0,
+                        max_correction_deg=self.s.plane_correction_max_deg)
 
     def _try_fit(self) -> tuple[FloatArray, FloatArray, BoolArray]:
         """Axis unknown: fit it to the held samples' first large movement.
