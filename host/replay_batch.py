@@ -417,6 +417,7 @@ def replay_records_batched(
     events: list[AnalysisEvent] = []
     fast: _FastState | None = None
     known: set[int] = set()
+    live = False  # the C state is the trackers' and clocks' (theirs is stale until fast.store())
 
     def flush_all() -> None:
         assert fast is not None
@@ -440,15 +441,20 @@ def replay_records_batched(
         r, stop = 0, len(starts)
         while r < stop:
             if set(core.legrep) != known:  # (a SENSOR record came: new slots)
+                assert not live
                 if fast is not None:
                     flush_all()
                     report(core.last_t_s)
                 known = set(core.legrep)
                 fast = _FastState(core.legrep)
-            if fast is not None and fast.load():
+            if fast is not None and (live or fast.load()):
                 r1, reason = replay_run(data, starts, ends, times, r, stop, fast.slot_of, fast.istate, fast.fstate,
                                         fast.win, fast.syncs, fast.out_t, fast.out_acc, fast.out_gyr, PENDING_PACKETS)  # fmt: skip
-                fast.store()
+                # (the state stays in C while only the analysis is fed: back to the trackers and
+                # clocks before a record takes the Python path, and at the end)
+                live = reason != 1
+                if not live:
+                    fast.store()
                 if r1 > r:
                     t_last = float(times[r:r1].max())
                     if t_last > core.last_t_s:
@@ -473,4 +479,6 @@ def replay_records_batched(
             r += 1
         if fast is not None:
             flush_all()  # (the window's samples are fed with it)
+    if fast is not None and live:
+        fast.store()
     report(core.last_t_s)
