@@ -1963,7 +1963,11 @@ close_cand(RepMachine *m, const double *t, const double *a, const char *rest, Py
     }
     measure_window(t, a, rest, v, lo - base, m->s0 - base, c - base, m->k, m->speed_frac, r);
     double rom = r[5];
-    double low = m->base_deg, rise = r[4] - low; /* judged by the rise from the low (RepMachineRef._close) */
+    /* judged from the stopwatch baseline, or, for a rise from a rest that rested again on the way up,
+       from the candidate's low if that lies over undershoot_deg below it (a raise that paused
+       part-way up: RepMachineRef._close) */
+    double low = m->cand_from_rest && m->up_rest >= 0 && r[3] - m->base_deg > m->undershoot_deg ? m->base_deg : r[3];
+    double rise = r[4] - low;
     double loose = m->undershoot_deg > m->chained_undershoot_frac * rise ? m->undershoot_deg
                                                                         : m->chained_undershoot_frac * rise;
     double strict = m->undershoot_deg > m->undershoot_frac * rise ? m->undershoot_deg : m->undershoot_frac * rise;

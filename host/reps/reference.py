@@ -54,9 +54,10 @@ The angle is followed through three modes:
   (touch-and-go and hover reps: the next rep starts at that low), or after ``confirm_s``
   without a new low. A rise before that point means the dip was part of the top: back to UP.
 
-A closed candidate is measured (stopwatch tempo above) and judged by its rise from its low (the
-angle where its rise started, ``rise`` = peak - low below; the stopwatch baseline of a raise that
-paused part-way up and rose fastest after the pause is the pause):
+A closed candidate is measured (stopwatch tempo above) and judged by its ``rise`` = peak - low,
+``low`` its stopwatch baseline, or, for a rise from a rest that rested again on its way up, the
+angle where its rise started if that lies more than ``undershoot_deg`` below (the stopwatch baseline of a raise that paused
+part-way up and rose fastest after the pause is the pause):
 
 * a **fidget** if ``rise < min_rom_deg`` (not counted; it does not break a chain),
 * **rejected** if its low was not anchored, if its descent ends more than
@@ -378,11 +379,15 @@ class RepMachineRef:
         if lo < base:
             lo = base
         m = measure_window(t, a, still, lo - base, self.s0 - base, c - base, p.speed_half_n, p.speed_frac)
-        start, _, end, _, peak_deg, rom, _, _, _, end_deg = m
-        # judged by the rise from the candidate's low, not the stopwatch baseline: a raise that
+        start, _, end, baseline, peak_deg, rom, _, _, _, end_deg = m
+        # judged from the stopwatch baseline, or, for a rise from a rest that rested again on the
+        # way up, from the candidate's low if that lies over undershoot_deg below it: a raise that
         # paused part-way up and rose fastest after the pause has its stopwatch start there (a
-        # bent-knee raise 48 -> 85 deg pausing at 70 read a rom of 15: a fidget, or sitting up)
-        low = self.base_deg
+        # bent-knee raise 48 -> 85 deg pausing at 70 read a rom of 15: a fidget, or sitting up).
+        # Not from a turning point: on a real set a leg came down from a rep 10 deg past where it
+        # then settled, and jerked 17 deg from there (a fidget)
+        paused = self.cand_from_rest and self.up_rest >= 0 and baseline - self.base_deg > p.undershoot_deg
+        low = self.base_deg if paused else baseline
         rise = peak_deg - low
         loose = p.undershoot_deg if p.undershoot_deg > p.chained_undershoot_frac * rise else p.chained_undershoot_frac * rise
         strict = p.undershoot_deg if p.undershoot_deg > p.undershoot_frac * rise else p.undershoot_frac * rise
