@@ -180,8 +180,9 @@ class SensorFirmware:
         self.sample_counter = 0
         self._start_ticks = 0
         self._k = 0  # samples taken since START
+        # the samples of the packet being filled: runs of rows, whether any clipped, bookkeeping
         self._pending_raw: list[npt.NDArray[np.int16]] = []
-        self._pending_clip: list[bool] = []
+        self._pending_clip = False
         self._pending_meta: list[tuple[int, float, int]] = []
         self._pending_first: tuple[int, int] | None = None  # (sample index, ticks) of first pending
         self._pending_n = 0
@@ -194,6 +195,14 @@ class SensorFirmware:
         self._status_dirty = False
         self.produced = Produced()
         self.notifications_sent = 0
+        self.on_change: Callable[[], None] | None = None
+        """Called after anything from outside changed the sensor (a control request, the link, the
+        MTU, a fault, the battery, the clock rate): a transport that skips idle ticks
+        (:meth:`next_event_s`) then ticks at once."""
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     # ------------------------------------------------------------------ clock
     def ticks_at(self, true_time_s: float) -> int:
@@ -213,6 +222,7 @@ class SensorFirmware:
         self._seg_ticks = self._seg_ticks + (now - self._seg_t) * p.TICKS_PER_S * (1 + self._drift_ppm * 1e-6)
         self._seg_t = now
         self._drift_ppm = float(ppm)
+        self._changed()
 
     # ------------------------------------------------------------------ link
     def connect(self, now_s: float | None = None, mtu: int = 23) -> None:
@@ -220,9 +230,11 @@ class SensorFirmware:
         self.connected = True
         self.mtu = mtu
         self._disconnected_at_s = None
+        self._changed()
 
     def set_mtu(self, mtu: int) -> None:
         self.mtu = mtu
+        self._changed()
 
     def disconnect(self, now_s: float | None = None) -> None:
         """The link is gone: queued notifications are not sent (they stay in the ring buffer)."""
@@ -232,6 +244,7 @@ class SensorFirmware:
         self._outbox.clear()
         self._stall_backlog.clear()
         self._faults.drop_link_at_s = None
+        self._changed()
 
     def link_drop_due(self, now_s: float) -> bool:
         """True once when a SIM_FAULT drop-link timer has expired (the transport then disconnects)."""
@@ -244,6 +257,25 @@ class SensorFirmware:
     @property
     def samples_per_packet(self) -> int:
         return p.samples_per_packet(self.mtu, self.rate_hz)
+
+    def next_event_s(self) -> float:
+        """The earliest true time at which :meth:`advance` may send something or change state
+        without anything from outside (``inf``: never): the next packet filled while connected,
+        the end of a stall, a link-drop timer, the idle stop. Until then an :meth:`advance` only
+        takes samples, which the next one takes as well (the samples and the packets do not
+        depend on how often it is called), so a transport may skip those ticks."""
+        f = self._faults
+        due = min([math.inf] + [at for at in (f.stall_until_s, f.drop_link_at_s) if at is not None])
+        if not self.streaming:
+            return due
+        if self._disconnected_at_s is not None:
+            return min(due, self._disconnected_at_s + self.config.idle_stop_s)
+        if not self.connected:
+            return due
+        n = max(1, self.samples_per_packet)
+        last = self._k + n - self._pending_n - 1  # the sample that fills the packet
+        ticks = self._start_ticks + p.sample_tick_offset(last, self.rate_hz)
+        return min(due, self._seg_t + (ticks - self._seg_ticks) / (p.TICKS_PER_S * (1 + self._drift_ppm * 1e-6)))
 
     # ------------------------------------------------------------------ streaming
     def advance(self, now_s: float) -> list[bytes]:
@@ -282,28 +314,33 @@ class SensorFirmware:
         gyr_lsb = self.gyr_range_dps / 32768.0
         scaled = np.concatenate([np.asarray(acc_g, np.float64) / acc_lsb, np.asarray(gyr_dps, np.float64) / gyr_lsb], axis=1)
         counts = np.rint(scaled)
-        clipped = ((counts <= -32768) | (counts >= 32767)).any(axis=1).tolist()
+        clipped = ((counts <= -32768) | (counts >= 32767)).any(axis=1)
         raw = counts.clip(-32768, 32767).astype(np.int16)
         first = self.sample_counter
         self.sample_counter += ks.size
         self._k = k_last + 1
         n = max(1, self.samples_per_packet)
         # (Python numbers from .tolist(): the same values as int()/float() of each element)
-        for j, (tick, t_s) in enumerate(zip(ticks.tolist(), true_t.tolist())):
+        tick_list, time_list = ticks.tolist(), true_t.tolist()
+        j, m = 0, ks.size
+        while j < m:  # fill packets with runs of samples; a packet goes out once it holds n
             if self._pending_first is None:
-                self._pending_first = (first + j, tick)
-            self._pending_raw.append(raw[j])
-            self._pending_clip.append(clipped[j])
-            self._pending_meta.append((first + j, t_s, tick))
-            if len(self._pending_raw) >= n:
+                self._pending_first = (first + j, tick_list[j])
+            take = min(m - j, max(1, n - self._pending_n))
+            self._pending_raw.append(raw[j : j + take])
+            self._pending_clip |= bool(clipped[j : j + take].any())
+            self._pending_meta.extend(zip(range(first + j, first + j + take), time_list[j : j + take], tick_list[j : j + take]))
+            self._pending_n += take
+            j += take
+            if self._pending_n >= n:
                 self._emit_packet()
 
     def _emit_packet(self) -> None:
         if not self._pending_raw or self._pending_first is None:
             return
-        raw = np.stack(self._pending_raw)
+        raw = self._pending_raw[0] if len(self._pending_raw) == 1 else np.concatenate(self._pending_raw)
         first_index, first_ticks = self._pending_first
-        flags = p.FLAG_CLIPPED if any(self._pending_clip) else 0
+        flags = p.FLAG_CLIPPED if self._pending_clip else 0
         packet = p.encode_imu_packet(self.next_seq, first_index, first_ticks, raw, flags)
         self.produced.raw.append(raw)
         for index, true_t, ticks in self._pending_meta:
@@ -314,8 +351,9 @@ class SensorFirmware:
         self._ring.append((self.next_seq, packet))
         self.next_seq += 1
         self._pending_raw = []
-        self._pending_clip = []
+        self._pending_clip = False
         self._pending_first = None
+        self._pending_n = 0
         if self.connected:
             self._outbox.append(packet)
 
@@ -355,7 +393,8 @@ class SensorFirmware:
         now_ticks = self.ticks_at(self.now_s)
         self._start_ticks = now_ticks + 1
         self._k = 0
-        self._pending_raw, self._pending_clip, self._pending_first, self._pending_meta = [], [], None, []
+        self._pending_raw, self._pending_clip, self._pending_first, self._pending_meta = [], False, None, []
+        self._pending_n = 0
         self.next_seq = 0
         n = max(1, self.samples_per_packet)
         capacity = math.ceil(self.config.ring_s * self.rate_hz / n)
@@ -376,6 +415,12 @@ class SensorFirmware:
     # ------------------------------------------------------------------ control
     def handle_control(self, data: bytes, now_s: float | None = None) -> bytes:
         """Handle one control write at true time ``now_s`` (default: the last advance); return the reply."""
+        try:
+            return self._handle_control(data, now_s)
+        finally:
+            self._changed()
+
+    def _handle_control(self, data: bytes, now_s: float | None) -> bytes:
         self._sync(now_s)
         try:
             req = p.parse_control_request(bytes(data))
@@ -453,6 +498,7 @@ class SensorFirmware:
             self.set_drift_ppm(float(signed))
         elif kind is p.FaultKind.STALL:
             f.stall_until_s = now + arg / 1000.0
+        self._changed()
 
     # ------------------------------------------------------------------ status
     def status_info(self) -> p.StatusInfo:
@@ -479,6 +525,7 @@ class SensorFirmware:
         if pct != self.battery_pct:
             self.battery_pct = int(pct)
             self._status_dirty = True
+            self._changed()
 
     def take_status_change(self) -> bytes | None:
         """The status to notify if something in it changed since the last call, else None."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -39,6 +40,8 @@ LEGACY_ADV_MAX_BYTES = 31
 """Legacy advertising data limit (Core spec Vol 6, Part B, 2.3.1.1)."""
 MIN_TICK_WALL_S = 0.005
 """Shortest pause of a pacing loop in loop seconds (a fast simulation must leave the host time)."""
+MAX_IDLE_S = 0.5
+"""On virtual time a sensor skips at most this many virtual seconds of idle ticks at once."""
 DEFAULT_MTU = 23
 """ATT_MTU before an exchange (Core spec Vol 3, Part F, 3.2.8)."""
 
@@ -47,8 +50,11 @@ class Firmware(Protocol):
     """What the peripheral needs from the firmware model (``legrep_sim.firmware.SensorFirmware``)."""
 
     battery_pct: int
+    on_change: Callable[[], None] | None
 
     def advance(self, now_s: float) -> list[bytes]: ...
+
+    def next_event_s(self) -> float: ...
 
     def handle_control(self, data: bytes, now_s: float | None = None) -> bytes: ...
 
@@ -85,6 +91,11 @@ class SimClock:
         self.stalled_wall_s = 0.0
         """Wall time not counted because of ``max_step_wall_s``."""
         self._virtual: bool | None = None
+
+    @property
+    def on_virtual_time(self) -> bool:
+        """True once the clock has been read on a :class:`~legrep_sim.virtual_time.VirtualTimeLoop`."""
+        return bool(self._virtual)
 
     def _loop_time(self) -> float:
         loop = asyncio.get_running_loop()
@@ -146,6 +157,11 @@ class ScheduledSource:
 
         t = np.maximum(np.asarray(true_times_s, dtype=np.float64) - start_s, 0.0)
         return self._source(t)
+
+
+def _wake(nap: "asyncio.Future[None]") -> None:
+    if not nap.done():
+        nap.set_result(None)
 
 
 def sensor_address(serial: str) -> str:
@@ -222,8 +238,13 @@ class SensorPeripheral:
         self._advertising_wanted = False
         self._running = False
         self._last_battery = -1
+        self._nap: asyncio.Future[None] | None = None
+        self._nap_timer: asyncio.TimerHandle | None = None
+        self._nap_from = 0.0
+        self._nap_step = 0.0
         self._build_gatt()
         self.device.on(Device.EVENT_CONNECTION, self._on_connection)
+        firmware.on_change = self._kick
 
     # --- GATT database --------------------------------------------------------------------------
 
@@ -297,6 +318,7 @@ class SensorPeripheral:
         """
         self._advertising_wanted = False
         self._running = False
+        self._kick()
         task, self._task = self._task, None
         if task is not None:
             try:
@@ -316,6 +338,7 @@ class SensorPeripheral:
             raise ValueError(f"duration_s must be >= 0, got {duration_s}")
         self.outages.append(Outage(start_s, duration_s))
         self.outages.sort(key=lambda o: o.start_s)
+        self._kick()
 
     def in_outage(self, now_s: float) -> bool:
         return any(o.start_s <= now_s < o.start_s + o.duration_s for o in self.outages)
@@ -335,6 +358,7 @@ class SensorPeripheral:
     def _on_connection(self, connection: Connection) -> None:
         self.connection = connection
         self.connections += 1
+        self._kick()
         self.firmware.connect(self.clock.now_s(), mtu=int(connection.att_mtu))
         connection.on(Connection.EVENT_DISCONNECTION, lambda reason: self._on_disconnection(connection, reason))
         connection.on(
@@ -348,6 +372,7 @@ class SensorPeripheral:
             return
         self.connection = None
         self.disconnections += 1
+        self._kick()
         self.firmware.disconnect(self.clock.now_s())
         logger.debug("%s: disconnected (reason 0x%02x)", self.name, reason)
 
@@ -367,12 +392,69 @@ class SensorPeripheral:
     # --- pacing -----------------------------------------------------------------------------------
 
     async def _pace(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._running:
+            step = max(self.tick_s / self.clock.speed, MIN_TICK_WALL_S)
+            idle = 0
             try:
                 await self._tick()
+                idle = self._idle_ticks(step) if self._running else 0
             except Exception:  # keep the sensor alive; a bug is logged, not fatal to the radio
                 logger.exception("%s: pacing step failed", self.name)
-            await asyncio.sleep(max(self.tick_s / self.clock.speed, MIN_TICK_WALL_S))
+            if idle == 0:
+                await asyncio.sleep(step)
+                continue
+            # Sleep through the idle ticks to the tick they lead to, at the loop time that many
+            # sleeps of one step would reach (the same sum of steps: every tick that runs, runs at
+            # the very same time); an outside change (a control write, the link, a fault, an
+            # outage scheduled) wakes the sensor at the next tick of that grid instead.
+            self._nap, self._nap_from, self._nap_step = loop.create_future(), loop.time(), step
+            at = self._nap_from
+            for _ in range(idle + 1):
+                at += step
+            self._nap_timer = loop.call_at(at, _wake, self._nap)
+            try:
+                await self._nap
+            finally:
+                self._nap_timer.cancel()
+                self._nap = self._nap_timer = None
+
+    def _idle_ticks(self, step: float) -> int:
+        """How many of the next ticks certainly have nothing to do (0 unless on virtual time).
+
+        A tick with no packet to send, no status or battery change, no outage or fault timer due
+        and advertising already on only takes samples, which the firmware takes just as well at
+        the next tick that does something (``Firmware.next_event_s``): the sensor sleeps to the
+        last tick at or before the next event. On wall time every tick runs (a long sleep would
+        read as a stall of the SimClock)."""
+        if not self.clock.on_virtual_time:
+            return 0
+        now_s = self.clock.now_s()
+        connection = self.connection
+        if connection is None and not self.device.is_advertising and not self.in_outage(now_s):
+            return 0
+        if connection is not None and int(self.firmware.battery_pct) != self._last_battery:
+            return 0
+        due_s = min(self.firmware.next_event_s(), now_s + MAX_IDLE_S)
+        for o in self.outages:
+            for edge in (o.start_s, o.start_s + o.duration_s):
+                if edge > now_s:
+                    due_s = min(due_s, edge)
+        return max(0, math.floor((due_s - now_s) / (step * self.clock.speed)) - 1)
+
+    def _kick(self) -> None:
+        """Something from outside changed the sensor: if it sleeps through idle ticks, it ticks at
+        the next tick of its grid."""
+        nap, timer = self._nap, self._nap_timer
+        if nap is None or timer is None or nap.done():
+            return
+        loop = asyncio.get_running_loop()
+        now, at = loop.time(), self._nap_from + self._nap_step
+        while at < now:
+            at += self._nap_step
+        if at < timer.when():
+            timer.cancel()
+            self._nap_timer = loop.call_at(at, _wake, nap)
 
     async def _tick(self) -> None:
         now_s = self.clock.now_s()

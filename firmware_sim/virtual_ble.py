@@ -117,7 +117,16 @@ class CancellableController(Controller):
     Core spec Vol 4, Part E, 7.8.13: after the command completes, the pending connection ends
     with an LE Connection Complete event whose status is 0x02 (Unknown Connection Identifier).
     HCI packets are not formatted for a debug line that is not logged (see :class:`QuietHost`).
+
+    Its LE ACL buffers take 251-byte packets, as a controller with LE Data Length Extension
+    (Bluetooth 4.2 and later: phones, nRF52-class sensors) reports them: an ATT notification
+    (ATT_MTU 247 plus the 4-byte L2CAP header, one LE data PDU of 251 bytes, Core spec Vol 6,
+    Part B, 2.4) crosses as one ACL packet, not as up to ten 27-byte fragments (bumble's default).
+    The ATT payloads, so the bytes the host decodes, are the same.
     """
+
+    le_acl_data_packet_length = 251
+    """Reported by LE Read Buffer Size (Core spec Vol 4, Part E, 7.8.2)."""
 
     def on_hci_packet(self, packet: hci.HCI_Packet) -> None:
         if _CONTROLLER_LOG.isEnabledFor(logging.DEBUG):

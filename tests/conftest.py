@@ -165,10 +165,11 @@ if CPU_LOG:
 
 
 SLOW_MODULES_FIRST = (
-    "test_report.py", "test_fuzz_decoders.py", "test_coach_voice.py", "test_vendor_live.py", "test_simulator.py",
-    "test_pelvis.py", "test_replay_batch.py", "test_coach_web.py", "test_inputs.py", "test_plan.py", "test_exercise.py",
-    "test_live.py", "test_history.py", "test_pelvis_demo.py", "test_recording.py", "test_coach_report.py",
-    "test_serial.py", "test_imu_csv.py", "test_pipeline.py", "test_fusion_angle.py", "test_cli_analyze.py",
+    "test_report.py", "test_fuzz_decoders.py", "test_coach_web.py", "test_coach_voice.py", "test_simulator.py",
+    "test_replay_batch.py", "test_history.py", "test_vendor_live.py", "test_serial.py", "test_pelvis.py", "test_plan.py",
+    "test_live.py", "test_pelvis_demo.py", "test_coach_report.py", "test_offline_processes.py", "test_exercise.py",
+    "test_fusion_neutral.py", "test_inputs.py", "test_fusion_angle.py", "test_imu_csv.py", "test_fuzz_recording.py",
+    "test_pipeline.py", "test_recording.py", "test_replay_processes.py", "test_cli_analyze.py",
 )  # fmt: skip
 """The modules that take longest (wall seconds of a whole run, ``LEGREP_TEST_CPU=FILE``), longest first;
 the others follow in their usual order. ``.ci/test`` hands whole modules to its two workers in this

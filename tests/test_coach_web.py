@@ -124,7 +124,8 @@ def test_phone_page_follows_the_running_demo(tmp_path: Path) -> None:
         rgb = np.asarray(img.convert("RGB"))
     assert rgb.shape[1] == 390
     green = (np.abs(rgb.astype(int) - np.array([0x2E, 0x7D, 0x4F])).sum(axis=2) < 40).sum()
-    assert green > 300 and len(np.unique(rgb.reshape(-1, 3), axis=0)) > 50
+    colours = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
+    assert green > 300 and np.unique(colours).size > 50  # distinct colours (np.unique of rows: 5x slower)
     if os.environ.get("LEGREP_UPDATE_SCREENSHOT"):
         (REPO / "docs").mkdir(exist_ok=True)
         shutil.copyfile(shot, REPO / "docs" / "phone-page.png")

@@ -40,6 +40,11 @@ class Signal:
     acc_g: np.ndarray
     gyr_dps: np.ndarray
     rate_hz: float
+    elapsed_s: np.ndarray = field(init=False, repr=False, compare=False)
+    """``time_s - time_s[0]``, once (the streams look up every tick's samples in it)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "elapsed_s", self.time_s - self.time_s[0] if self.time_s.size else self.time_s.copy())
 
     @staticmethod
     def of(sim_signal: Any) -> "Signal":
@@ -88,7 +93,7 @@ class Stream:
         origin = self.play_origin_s if origin_s is None else origin_s
         assert origin is not None
         elapsed = now_s - origin
-        end = int(np.searchsorted(signal.time_s - signal.time_s[0], elapsed, side="right"))
+        end = int(np.searchsorted(signal.elapsed_s, elapsed, side="right"))
         if self.skip_to_now:
             self.skip_to_now = False
             self.next_index = max(self.next_index, end)

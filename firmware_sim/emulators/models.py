@@ -174,7 +174,7 @@ class MetaMotionEmulator(EmulatedSensor):
                 if self.origin_s is None:
                     self.origin_s = now
                 # A stream powered on later starts at the sample of that moment (no shared clock).
-                first = int(np.searchsorted(self.signal.time_s - self.signal.time_s[0], now - self.origin_s))
+                first = int(np.searchsorted(self.signal.elapsed_s, now - self.origin_s))
                 stream.start(now, first)
             else:
                 stream.stop()
@@ -183,24 +183,23 @@ class MetaMotionEmulator(EmulatedSensor):
         self.acc.stop()
         self.gyr.stop()
 
-    def _packets(self, stream: Stream, module: int, register: int, values: np.ndarray, now_s: float) -> list[bytes]:
+    def _packets(self, stream: Stream, module: int, register: int, values: np.ndarray, lsb: float, now_s: float) -> list[bytes]:
         idx = stream.due(self.signal, now_s, self.origin_s)
         pending: list[int] = stream.extra.get("pending", []) + list(range(idx.start, idx.stop))
         out = []
         while len(pending) >= 3:  # a packed register carries three samples
             take, pending = pending[:3], pending[3:]
-            out.append(bytes([module, register]) + values[take].astype("<i2").tobytes())
+            # counts of the three samples only (elementwise: the same as of the whole signal)
+            out.append(bytes([module, register]) + int16(values[take] * lsb).astype("<i2").tobytes())
         stream.extra["pending"] = pending
         return out
 
     def tick(self, now_s: float) -> list[tuple[Characteristic[bytes], bytes, bool]]:
-        acc_raw = int16(self.signal.acc_g * self.acc_lsb) if self.acc.started_s is not None else None
-        gyr_raw = int16(self.signal.gyr_dps * self.gyr_lsb) if self.gyr.started_s is not None else None
         out: list[tuple[Characteristic[bytes], bytes, bool]] = []
-        if gyr_raw is not None:
-            out += [(self.notify, p, False) for p in self._packets(self.gyr, 0x13, 0x07, gyr_raw, now_s)]
-        if acc_raw is not None:
-            out += [(self.notify, p, False) for p in self._packets(self.acc, 0x03, 0x1C, acc_raw, now_s)]
+        if self.gyr.started_s is not None:
+            out += [(self.notify, p, False) for p in self._packets(self.gyr, 0x13, 0x07, self.signal.gyr_dps, self.gyr_lsb, now_s)]
+        if self.acc.started_s is not None:
+            out += [(self.notify, p, False) for p in self._packets(self.acc, 0x03, 0x1C, self.signal.acc_g, self.acc_lsb, now_s)]
         return out
 
 
@@ -251,7 +250,7 @@ class PolarVerityEmulator(EmulatedSensor):
             now = self.clock.now_s()
             if self.origin_s is None:
                 self.origin_s = now
-            first = int(np.searchsorted(self.signal.time_s - self.signal.time_s[0], now - self.origin_s))
+            first = int(np.searchsorted(self.signal.elapsed_s, now - self.origin_s))
             self.streams[mtype].start(now, first)
             factor = self.ACC_FACTOR if mtype == 2 else self.GYR_FACTOR
             bits = struct.unpack("<I", struct.pack("<f", factor))[0]
