@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import math
 import os
 import select
 import threading
@@ -138,11 +139,17 @@ class SerialPortSensor:
             while True:
                 self._step(readable.is_set())
                 readable.clear()
+                # The next step one tick from now, or, on virtual time, at the tick that ends the
+                # idle ones (the same sum of ticks, so at the very same time); bytes from the
+                # host wake it at once either way.
+                deadline = loop.time()
+                for _ in range(self._idle_steps() + 1):
+                    deadline += self.tick_s
                 # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that
                 # arrives in the loop iteration where its inner wait also finishes (CPython
                 # gh-86296), and then stop_async() waited forever for this task to end.
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.tick_s):
+                    async with asyncio.timeout_at(deadline):
                         await readable.wait()
         except asyncio.CancelledError:
             raise
@@ -186,6 +193,23 @@ class SerialPortSensor:
             drop = len(self._out) - MAX_PENDING_BYTES
             del self._out[:drop]
             self.bytes_dropped += drop
+
+    def _idle_steps(self) -> int:
+        """How many of the next steps certainly have nothing to do: none unless the clock is a
+        :class:`~legrep_sim.peripheral.SimClock` on virtual time. A step without bytes from the
+        host, output left to write, a scheduled action, a packet filled or a fault timer due only
+        takes samples, which the firmware takes as well at the next step that does something."""
+        from .peripheral import MAX_IDLE_S, SimClock
+
+        owner = getattr(self.clock, "__self__", None)
+        if self._out or not isinstance(owner, SimClock) or not owner.on_virtual_time:
+            return 0
+        now = self.clock()
+        due = min(self.firmware.next_event_s(), now + MAX_IDLE_S)
+        with self._lock:
+            if self._scheduled:
+                due = min(due, self._scheduled[0][0])
+        return max(0, math.floor((due - now) / (self.tick_s * owner.speed)) - 1)
 
     def _step(self, readable: bool) -> None:
         """One pacing step: scheduled actions, control requests, new packets, status, output."""

@@ -150,9 +150,10 @@ def replay_file(
     process's step, where the serial replay would have analysed it. So the two thighs' stages
     run at once and nothing per sample crosses between the processes; the cross-leg steps are
     taken here in the serial order: the same result, the same events in the same order, the same
-    errors raised at the same point. ``on_samples`` and ``on_samples_end`` then run in the other
-    thigh's process, for every leg (it decodes them all; this process has enough to do: the first
-    thigh, the cross-leg steps, the events), and ``on_core`` in both, with each one's core.
+    errors raised at the same point. ``on_samples`` and ``on_samples_end`` then run in the process
+    that analyses the leg (here: the first thigh and the pelvis; there: the other thigh; an
+    export's CSVs are formatted beside each leg's analysis), and ``on_core`` in both, with each
+    one's core.
     Not with ``keep_samples`` or ``batched=False`` (one process then).
     Returns ``(finished SessionCore, SessionResult, reader)``; the result equals replay_core's.
     """
@@ -169,17 +170,14 @@ def replay_file(
         if processes and possible:
             angles = keep_traces or on_angle is not None or Leg.PELVIS in core.legs
             for leg in thighs[1:]:
-                samples = leg is thighs[1]  # (the one that writes them)
-                work = _LegReplay(reader, core.settings, leg, on_samples if samples else None,
-                                  on_samples_end if samples else None, on_core)  # fmt: skip
+                work = _LegReplay(reader, core.settings, leg, on_samples, on_samples_end, on_core)
                 remote[leg] = LegProcess(leg, work, core.settings, False, angles)
         if not keep_traces or remote:
             stages = {leg: _Pulled(process) for leg, process in remote.items()}
             core.analyzer = SessionAnalyzer(core.legs, core.settings, keep_traces=keep_traces, stages=stages)
         if on_angle is not None:
             core.analyzer.on_angle = on_angle
-        here = None if remote else on_samples
-        core.analyzer = CoalescingAnalyzer(core.analyzer, on_samples=here, elsewhere=remote)  # type: ignore[assignment]
+        core.analyzer = CoalescingAnalyzer(core.analyzer, on_samples=on_samples, elsewhere=remote)  # type: ignore[assignment]
         if on_core is not None:
             on_core(core)
         if batched:
@@ -187,8 +185,8 @@ def replay_file(
         else:
             replay_records(reader, core, on_events)
         result = core.finish()
-        if on_samples_end is not None and not remote:
-            on_samples_end(core.legs)
+        if on_samples_end is not None:
+            on_samples_end([leg for leg in core.legs if leg not in remote])
     finally:
         for process in remote.values():
             process.close()
@@ -230,7 +228,7 @@ class _Pulled:
 class _LegReplay:
     """What a leg's replay process runs (a :data:`legrep.offline.ChildWork`): the whole recording
     replayed as :func:`replay_file` replays it, every leg's blocks released as there, and only
-    this leg's analysed (its steps sent to the parent); ``on_samples`` is given every leg's."""
+    this leg's analysed (its steps sent to the parent); ``on_samples`` is given this leg's."""
 
     def __init__(self, reader: RecordingReader, settings: Settings, leg: Leg, on_samples: SampleSink | None,
                  on_samples_end: Callable[[Sequence[Leg]], None] | None,
@@ -244,14 +242,14 @@ class _LegReplay:
         logging.disable(logging.CRITICAL)  # (the parent decodes the same records: it says what there is to say)
         core = SessionCore.from_meta(self.reader.meta, self.settings)
         own: Any = _OneLeg(steps, core.legs)  # (what SessionCore asks of its analyzer)
-        others = [leg for leg in core.legs if leg is not self.leg] if self.on_samples is None else []  # (not joined)
+        others = [leg for leg in core.legs if leg is not self.leg]  # (their blocks not joined here)
         core.analyzer = CoalescingAnalyzer(own, on_samples=self.on_samples, elsewhere=others)  # type: ignore[assignment]
         if self.on_core is not None:
             self.on_core(core)
         replay_records_batched(self.reader, core)
         core.finish()
         if self.on_samples_end is not None:
-            self.on_samples_end(core.legs)
+            self.on_samples_end([self.leg])
 
 
 class _OneLeg:

@@ -102,8 +102,8 @@ def test_two_processes_replay_edited_recordings_as_one(base, tmp_path: Path, edi
             writer.write(rec)
     one = _replay(path, False, tmp_path / "one", keep_traces=keep_traces)
     two = _replay(path, True, tmp_path / "two", keep_traces=keep_traces)
-    # every leg's samples handed on in the other thigh's process (it has them all)
-    assert one[3].pop("end-here") == b"left,right" and two[3].pop("end-child") == b"left,right"
+    # each leg's samples handed on in the process that analyses it
+    assert one[3].pop("end-here") == b"left,right" and two[3].pop("end-here") == b"left" and two[3].pop("end-child") == b"right"
     assert two[:4] == one[:4]
     assert len(one[3]["left"]) > 0 and len(one[3]["right"]) > 0
 
@@ -118,7 +118,7 @@ def test_a_recording_with_a_pelvis_in_two_processes(tmp_path: Path, monkeypatch:
     angles: list[tuple[Leg, bytes]] = []
     two = _replay(path, True, tmp_path / "two", keep_traces=False, on_angle=lambda leg, t, a: angles.append((leg, a.tobytes())))
     assert spawned == [Leg.RIGHT]
-    assert two[:3] == one[:3] and two[3]["pelvis"] == one[3]["pelvis"] and two[3]["end-child"] == b"left,right,pelvis"
+    assert two[:3] == one[:3] and two[3]["pelvis"] == one[3]["pelvis"] and two[3]["end-here"] == b"left,pelvis"
     assert {leg for leg, _ in angles} == {Leg.LEFT, Leg.RIGHT}
     reps = two[4].reps
     assert len(reps) == 6 and all(r.pelvis_tilt_deg is not None for r in reps)
