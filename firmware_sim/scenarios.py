@@ -881,6 +881,8 @@ def _hidden_like_grid() -> list[tuple[str, SessionSpec]]:
         ("edge_paused_raises", SessionSpec(sets=(SetSpec(8, 8, paused_raises=6),), errors="typical")),
         ("edge_paused_raises_bent_knee", SessionSpec(exercise=bk, sets=(SetSpec(8, 8, paused_raises=6, **FAST),), rate_hz=50.0,
                                                      errors="harsh")),
+        ("edge_paused_raises_plank", SessionSpec(exercise="plank_leg_lift", sets=(SetSpec(8, 8, paused_raises=6),), rate_hz=104.0)),
+        ("edge_paused_raises_hover", SessionSpec(sets=(SetSpec(8, 8, paused_raises=6, hover_deg=(10.0, 15.0)),), **CHEAP)),
     ]
 
 

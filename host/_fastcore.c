@@ -1971,7 +1971,7 @@ close_cand(RepMachine *m, const double *t, const double *a, const char *rest, Py
     double loose = m->undershoot_deg > m->chained_undershoot_frac * rise ? m->undershoot_deg
                                                                         : m->chained_undershoot_frac * rise;
     double strict = m->undershoot_deg > m->undershoot_frac * rise ? m->undershoot_deg : m->undershoot_frac * rise;
-    if (m->orig_s0 >= 0 && rise >= m->min_rom_deg && r[9] <= m->orig_deg + m->undershoot_deg) {
+    if (m->orig_s0 >= 0 && rise >= m->min_rom_deg && (r[9] <= m->orig_deg + m->undershoot_deg || r[9] < low - loose)) {
         /* a rise that paused on the way up and came back down to where it first started: one rep
            from there */
         Py_ssize_t lo0 = m->orig_s0 - m->k;

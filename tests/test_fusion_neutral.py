@@ -252,3 +252,19 @@ def test_a_bent_knee_raise_that_pauses_high_is_no_new_posture(base: int) -> None
         errors = [abs(r.peak_deg - tr.peak_deg) for r, tr in pairs]
         assert max(errors) < 8.0, (leg, [round(e, 1) for e in errors])
     assert res.diagnostics[Leg.LEFT].mounting.posture_changes == 0 == res.diagnostics[Leg.RIGHT].mounting.posture_changes
+
+
+def test_a_plank_lift_that_pauses_part_way_up_flips_no_sign() -> None:
+    # plank leg lifts rise 30-40 deg; one that pauses at ~18 deg before going on up leaves a rest
+    # near the neutral pose in the sign check, and the next fitted movement is the descent from
+    # the pause: measured from where it started it went down, so the raise direction was flipped
+    # and every later rep read negative (2 reps lost a leg on 3 of 4 seeds). A flip needs the leg
+    # below the checked rest as well
+    sim = simulate(SessionSpec(exercise="plank_leg_lift", sets=(SetSpec(8, 8, paused_raises=6),)), 501)
+    b = blocks_of(sim)
+    res = analyze_arrays(left=b[Leg.LEFT], right=b[Leg.RIGHT])
+    for leg in (Leg.LEFT, Leg.RIGHT):
+        pairs = match_reps(res.reps_of(leg), sim.reps, leg)
+        assert len(pairs) == len(res.reps_of(leg)) == len(sim.reps_of(leg.value)), leg
+        assert max(abs(r.peak_deg - tr.peak_deg) for r, tr in pairs) < 3.0
+        assert res.diagnostics[leg].mounting.sign_flips == 0

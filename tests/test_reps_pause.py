@@ -243,3 +243,22 @@ def test_a_bent_knee_rep_that_pauses_on_the_way_up_is_one_rep_from_the_set_up_re
     reps = seg.update(t, angle, still) + seg.finish()
     assert len(reps) == 2, [(round(r.start_s, 2), round(r.peak_deg, 1), round(r.baseline_deg, 1)) for r in reps]
     assert all(abs(r.peak_deg - 88.0) < 0.5 for r in reps)
+
+
+@pytest.mark.parametrize("reference", [False, True])
+def test_a_first_rep_that_pauses_then_hovers_is_one_rep(reference: bool) -> None:
+    # the set's first rep pauses at 46 deg on its way to 73 and comes down to a hover at 10 above
+    # the mat (the set's reps return there): far below the pause, not back to the mat. It was
+    # rejected (the rise started again at the pause); it is one rep from the mat
+    parts = [(np.zeros(200), True), (_ramp(0.0, 46.0, 0.7), False), (np.full(40, 46.0), True),
+             (_ramp(46.0, 73.0, 0.7), False), (np.full(60, 73.0), True), (_ramp(73.0, 10.0, 2.0), False),
+             (np.full(60, 10.0), True)]
+    for _ in range(2):
+        parts += [(_ramp(10.0, 72.0, 1.4), False), (np.full(60, 72.0), True), (_ramp(72.0, 10.0, 2.0), False),
+                  (np.full(60, 10.0), True)]
+    parts += [(_ramp(10.0, 0.0, 0.5), False), (np.zeros(200), True)]
+    t, angle, still = _joined(parts)
+    seg = RepSegmenter(Leg.LEFT, Settings(), DT, reference=reference)
+    reps = seg.update(t, angle, still) + seg.finish()
+    assert len(reps) == 3, [(round(r.start_s, 2), round(r.peak_deg, 1)) for r in reps]
+    assert abs(reps[0].peak_deg - 73.0) < 0.5

@@ -63,7 +63,8 @@ The hip angle is read from that up vector alone:
 * the **sign check**: until ``sign_proofs`` movements from the neutral pose went up, each rest
   there holds its samples until the next movement shows its direction, judged by how far it
   went from where it started (its rest may lie below the neutral pose while that is still too
-  high); a movement down flips the raise direction. The first check that proves it also
+  high); a movement down, from where it started and below the checked rest (it may start at a
+  pause part-way up a rep), flips the raise direction. The first check that proves it also
   anchors the exercise plane at its rest (the reps before it were read by the tilt).
 
 Samples whose angle needs an axis not yet known are held back and released once it is
@@ -1062,14 +1063,18 @@ class HipAngleEstimator:
             lo = _after_last_still(still, k)
             # how far the movement went from where it started (the rest may lie a little below
             # the neutral pose, as far as the reps' bottoms do while it is still too high)
-            a_k = float(self._pending[0].angles(up[k : k + 1], uref[k : k + 1], quat[k : k + 1])[0])
-            a_k -= self._start_angle(self._pending[0], h, lo) or 0.0
+            a_at_k = float(self._pending[0].angles(up[k : k + 1], uref[k : k + 1], quat[k : k + 1])[0])
+            a_k = a_at_k - (self._start_angle(self._pending[0], h, lo) or 0.0)
             half = 0.5 * self.s.axis_rotation_deg
+            # a flip needs the leg below the checked rest too: the movement may start at a pause
+            # part-way up a rep (a plank leg lift pausing at 18 deg) and come down to that rest
+            a_rest = self._start_angle(self._pending[0], h, 0)
+            below_rest = a_rest is None or a_at_k - a_rest < -half
             before = self._pending_angles(tuple(x[:lo] for x in h))  # type: ignore[arg-type]  # (re-anchors the pending mounting)
             old = self._pending
             self._pending, self._pending_sign = None, False
             self.mounting = old[0]
-            if a_k < -half:
+            if a_k < -half and below_rest:
                 # the leg left the neutral pose downward: the raise goes the other way (the first
                 # movement was a posture change, e.g. kneeling down before bird dogs)
                 self.n_sign_flips += 1
@@ -1089,7 +1094,7 @@ class HipAngleEstimator:
                     # near the reference pose does once the sign is known (the tilt about one
                     # axis reads a rep with abduction and axial rotation up to 9 deg off)
                     self.mounting = self._anchor(self.mounting, *pose)
-            if abs(a_k) > half:
+            if (a_k < -half and below_rest) or a_k > half:  # (decided: proven or flipped)
                 self._floor_deg = 0.0
             self._probing = False
             # the rest before the movement keeps the mounting it had

@@ -44,9 +44,10 @@ The angle is followed through three modes:
   ``enter_deg`` above the low opens a candidate rep whose rise starts at the low.
 * ``UP``: rising or at the top. A rest on the way up (bent-knee: the thighs settle at 45°
   first) followed by a rise of ``min_rom_deg`` moves the rise's start to that rest; the start
-  before it is kept: a rep that comes back down to within ``undershoot_deg`` of it is one rep
-  from there (a raise that paused part-way up), if it rose ``min_rom_deg`` from it, is anchored
-  and lasted no longer than ``max_rep_s``. Dropping
+  before it is kept: a rep that comes back down to within ``undershoot_deg`` of it, or that
+  would be rejected for coming down far below the rest (below), is one rep from there (a raise
+  that paused part-way up), if it rose ``min_rom_deg`` from it, is anchored and lasted no longer
+  than ``max_rep_s``. Dropping
   ``enter_deg`` below the peak starts the descent. Open for over ``max_rep_s``, the candidate is
   dropped; a rest on its way up then anchors the next rise (the thighs rested at 45° that long).
 * ``FALL``: coming down from the peak. Once the angle has come down by ``min_return_frac`` of
@@ -391,11 +392,14 @@ class RepMachineRef:
         rise = peak_deg - low
         loose = p.undershoot_deg if p.undershoot_deg > p.chained_undershoot_frac * rise else p.chained_undershoot_frac * rise
         strict = p.undershoot_deg if p.undershoot_deg > p.undershoot_frac * rise else p.undershoot_frac * rise
-        if self.orig_s0 >= 0 and rise >= p.min_rom_deg and end_deg <= self.orig_deg + p.undershoot_deg:
+        if self.orig_s0 >= 0 and rise >= p.min_rom_deg and (end_deg <= self.orig_deg + p.undershoot_deg
+                                                             or end_deg < low - loose):
             # a rise that paused on the way up (a rest there: the rise started again from it) and
-            # came back down to where it first started: one rep from there (a raise to 85 deg that
-            # paused at 45 was rejected as sitting up is, with 0.3 s of pause as with 4 s). The
-            # bent-knee set-up's reps come back to the rest at 45, not to the mat: reps from that rest
+            # came back down to where it first started, or far below the pause (a set hovering
+            # 10-15 deg above the mat after it): one rep from where it first started (a raise to 85
+            # deg that paused at 45 was rejected as sitting up is, with 0.3 s of pause as with 4 s).
+            # The bent-knee set-up's reps come back to the rest at 45, not to the mat: reps from
+            # that rest
             m0 = measure_window(t, a, still, max(self.orig_s0 - p.speed_half_n, base) - base, self.orig_s0 - base,
                                 c - base, p.speed_half_n, p.speed_frac)
             if m0[4] - self.orig_deg >= p.min_rom_deg and self.orig_anchored and m0[2] - m0[0] <= p.max_rep_s:
