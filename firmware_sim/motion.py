@@ -768,18 +768,27 @@ class ProgrammeBuilder:
 
     def rep(self, leg: str, up_s: float, hold_s: float, down_s: float, peak_deg: float,
             sag_deg: float = 0.0, end_deg: float | None = None, partial: bool = False, group: int = 0,
-            abduction_deg: float = 0.0, axial_deg: float = 0.0) -> RepPlan:
+            abduction_deg: float = 0.0, axial_deg: float = 0.0, pause_frac: float = 0.0, pause_s: float = 0.0) -> RepPlan:
         """One rep of ``leg``: rise to ``peak_deg`` over ``up_s``, hold (sagging by ``sag_deg``)
         for ``hold_s``, lower to ``end_deg`` (default: the starting angle) over ``down_s``.
         Off-axis motion (``abduction_deg``, ``axial_deg``) builds up with the rise and goes
-        back with the lowering."""
+        back with the lowering. ``pause_s`` > 0: the rise pauses that long at ``pause_frac`` of
+        the way up (the two parts of the rise share ``up_s`` in that proportion)."""
         self._require_exercise_posture("rep")
         th = self.theta[leg]
         start = th.value
         if peak_deg <= start:
             raise ValueError(f"rep peak must exceed the starting angle {start:.1f} deg, got {peak_deg:.1f}")
+        if pause_s > 0.0 and not 0.1 <= pause_frac <= 0.9:
+            raise ValueError(f"a raise pauses between 0.1 and 0.9 of the way up, got {pause_frac}")
         t0 = self.t
-        th.move(t0, up_s, peak_deg)
+        if pause_s > 0.0:
+            up1 = up_s * pause_frac
+            th.move(t0, up1, start + pause_frac * (peak_deg - start))
+            th.move(t0 + up1 + pause_s, up_s - up1, peak_deg)  # (held in between)
+            up_s += pause_s
+        else:
+            th.move(t0, up_s, peak_deg)
         th.move(t0 + up_s, hold_s, peak_deg - sag_deg)
         th.move(t0 + up_s + hold_s, down_s, start if end_deg is None else end_deg)
         for ch, value in ((self.abduction[leg], abduction_deg), (self.axial[leg], axial_deg)):

@@ -98,6 +98,8 @@ class SetSpec:
         set, 0.3 for reps of varying depth.
     leg_peaks_deg : ``(leg, peak)`` pairs: that leg's target peak (a leg that stops short of the
         other's), instead of one drawn from the exercise's range.
+    paused_raises : reps of the set (drawn at random) whose raise pauses part-way up, 0.3-2 s at
+        35-65 % of the rise, as a person does who hesitates, then goes on up.
     """
 
     reps_left: int
@@ -118,6 +120,7 @@ class SetSpec:
     strap_slips: int = 0
     rom_spread: float = 0.05
     leg_peaks_deg: tuple[tuple[str, float], ...] = ()
+    paused_raises: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,6 +415,9 @@ def _check_spec(spec: SessionSpec) -> Exercise:
             raise ValueError(f"set {i}: off_axis_deg must be (low, high) with 0 <= low <= high <= 30, got {s.off_axis_deg}")
         if s.strap_slips < 0:
             raise ValueError(f"set {i}: strap_slips must be >= 0, got {s.strap_slips}")
+        if not 0 <= s.paused_raises <= s.reps_left + s.reps_right:
+            raise ValueError(f"set {i}: paused_raises must be between 0 and the set's {s.reps_left + s.reps_right} reps, "
+                             f"got {s.paused_raises}")
     return EXERCISES[spec.exercise]
 
 
@@ -532,6 +538,8 @@ def build_programme(spec: SessionSpec, rng: np.random.Generator) -> Programme:
         seq = _rep_order(s)
         fidget_slots = sorted(int(x) for x in rng.integers(0, len(seq) + 1, s.fidgets))
         slip_slots = sorted(int(x) for x in rng.integers(1, max(len(seq), 2), s.strap_slips)) if s.strap_slips else []
+        # (drawn only when asked for: the draws of every other set stay as they were)
+        paused = {int(x) for x in rng.choice(len(seq), s.paused_raises, replace=False)} if s.paused_raises else set()
         partial = set(s.partial)
         n_of = {"left": s.reps_left, "right": s.reps_right}
         level = dict(baseline)  # where each leg rests now
@@ -571,9 +579,12 @@ def build_programme(spec: SessionSpec, rng: np.random.Generator) -> Programme:
             abd = axial = 0.0
             if s.off_axis_deg[1] > 0.0:
                 abd, axial = (float(rng.choice((-1.0, 1.0))) * float(rng.uniform(*s.off_axis_deg)) for _ in range(2))
+            pause_frac = pause_s = 0.0
+            if pos in paused:
+                pause_frac, pause_s = float(rng.uniform(0.35, 0.65)), float(rng.uniform(0.3, 2.0))
             # The peak is relative to the resting angle: a rep from a hover still peaks at the target.
             peak = level[leg] + rom if s.hover_deg is not None else start + rom
-            b.rep(leg, up, hold, down, peak, sag, end, is_partial, group, abd, axial)
+            b.rep(leg, up, hold, down, peak, sag, end, is_partial, group, abd, axial, pause_frac, pause_s)
             b.still(rest)
             if shift_after is not None:
                 b.still(float(rng.uniform(0.3, 0.8)))
@@ -867,6 +878,9 @@ def _hidden_like_grid() -> list[tuple[str, SessionSpec]]:
         ("edge_bent_knee_short_rests", SessionSpec(exercise=bk, sets=(SetSpec(10, 10, bottom_rest_s=0.8),))),
         ("edge_plank_very_fast_touch_and_go", SessionSpec(exercise="plank_leg_lift", sets=(SetSpec(10, 10, touch_and_go=True,
                                                           up_s=0.5, hold_s=0.0, down_s=0.6),), rate_hz=200.0)),
+        ("edge_paused_raises", SessionSpec(sets=(SetSpec(8, 8, paused_raises=6),), errors="typical")),
+        ("edge_paused_raises_bent_knee", SessionSpec(exercise=bk, sets=(SetSpec(8, 8, paused_raises=6, **FAST),), rate_hz=50.0,
+                                                     errors="harsh")),
     ]
 
 

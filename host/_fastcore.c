@@ -1812,6 +1812,10 @@ typedef struct {
     Py_ssize_t i_peak;
     Py_ssize_t up_rest; /* rest on the way up (or part-way down), -1 if none */
     double up_rest_deg;
+    /* the candidate before its rise started again at a rest on the way up (orig_s0 -1: not rebased) */
+    Py_ssize_t orig_s0;
+    double orig_deg;
+    int orig_anchored;
     int has_held;       /* a rep that came down well below the rest it rose from, awaiting a rest */
     double held[9];
     double held_end_deg;
@@ -1850,6 +1854,9 @@ RepMachine_init(RepMachine *self, PyObject *args, PyObject *kwds)
     self->cand_anchored = self->cand_from_rest = 0;
     self->peak = self->up_rest_deg = 0.0;
     self->up_rest = -1;
+    self->orig_s0 = -1;
+    self->orig_deg = 0.0;
+    self->orig_anchored = 0;
     self->has_held = 0;
     self->n_rejected = self->n_fidgets = 0;
     return 0;
@@ -1859,15 +1866,26 @@ static Py_ssize_t
 oldest_needed(const RepMachine *m)
 {
     Py_ssize_t first = m->mode != MODE_DOWN ? m->s0 : m->i_low;
+    if (m->mode != MODE_DOWN && m->orig_s0 >= 0 && m->orig_s0 < first)
+        first = m->orig_s0;
     if (m->pos < first)
         first = m->pos;
     first -= m->k;
     return first > 0 ? first : 0;
 }
 
+/* RepMachineRef._open; rebase: the open candidate's rise starts again at s0 (a rest on the way up),
+   and the start it had is kept (close_cand). */
 static void
-open_cand(RepMachine *m, Py_ssize_t s0, double s0_deg, Py_ssize_t i, double x, int anchored, int from_rest)
+open_cand(RepMachine *m, Py_ssize_t s0, double s0_deg, Py_ssize_t i, double x, int anchored, int from_rest, int rebase)
 {
+    if (!rebase) {
+        m->orig_s0 = -1;
+    } else {
+        m->orig_s0 = m->s0;
+        m->orig_deg = m->base_deg;
+        m->orig_anchored = m->cand_anchored;
+    }
     m->mode = MODE_UP;
     m->cand_from_rest = from_rest;
     m->s0 = s0;
@@ -1944,18 +1962,38 @@ close_cand(RepMachine *m, const double *t, const double *a, const char *rest, Py
         return -1;
     }
     measure_window(t, a, rest, v, lo - base, m->s0 - base, c - base, m->k, m->speed_frac, r);
-    PyMem_Free(v);
     double rom = r[5];
-    double loose = m->undershoot_deg > m->chained_undershoot_frac * rom ? m->undershoot_deg
-                                                                       : m->chained_undershoot_frac * rom;
-    double strict = m->undershoot_deg > m->undershoot_frac * rom ? m->undershoot_deg : m->undershoot_frac * rom;
-    if (rom < m->min_rom_deg) {
+    /* judged from the stopwatch baseline, or, for a rise from a rest that rested again on the way up,
+       from the candidate's low if that lies over undershoot_deg below it (a raise that paused
+       part-way up: RepMachineRef._close) */
+    double low = m->cand_from_rest && m->up_rest >= 0 && r[3] - m->base_deg > m->undershoot_deg ? m->base_deg : r[3];
+    double rise = r[4] - low;
+    double loose = m->undershoot_deg > m->chained_undershoot_frac * rise ? m->undershoot_deg
+                                                                        : m->chained_undershoot_frac * rise;
+    double strict = m->undershoot_deg > m->undershoot_frac * rise ? m->undershoot_deg : m->undershoot_frac * rise;
+    if (m->orig_s0 >= 0 && rise >= m->min_rom_deg && r[9] <= m->orig_deg + m->undershoot_deg) {
+        /* a rise that paused on the way up and came back down to where it first started: one rep
+           from there */
+        Py_ssize_t lo0 = m->orig_s0 - m->k;
+        if (lo0 < base)
+            lo0 = base;
+        double r0[10];
+        measure_window(t, a, rest, v, lo0 - base, m->orig_s0 - base, c - base, m->k, m->speed_frac, r0);
+        if (r0[4] - m->orig_deg >= m->min_rom_deg && m->orig_anchored && r0[2] - r0[0] <= m->max_rep_s) {
+            PyMem_Free(v);
+            m->chain = 1;
+            m->last_rom = r0[5];
+            return append_rep(out, r0, c);
+        }
+    }
+    PyMem_Free(v);
+    if (rise < m->min_rom_deg) {
         m->n_fidgets++;
         m->chain = m->cand_anchored;
-    } else if (!m->cand_anchored || r[9] < r[3] - loose || r[2] - r[0] > m->max_rep_s) {
+    } else if (!m->cand_anchored || r[9] < low - loose || r[2] - r[0] > m->max_rep_s) {
         m->n_rejected++;
         m->chain = 0;
-    } else if (m->cand_from_rest && r[9] < r[3] - strict) {
+    } else if (m->cand_from_rest && r[9] < low - strict) {
         m->has_held = 1; /* a rest next confirms it, a rise rejects it */
         for (int q = 0; q < 9; q++)
             m->held[q] = r[q];
@@ -2059,7 +2097,7 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
                 /* near the last rest, or the last pause (a still sample, if shorter than arm_rest_s);
                    false when NaN */
                 int near_rest = m->low >= m->rest_deg - m->undershoot_deg || m->low >= m->pause_deg - m->undershoot_deg;
-                open_cand(m, m->i_low, m->low, i, x, chained(m) || near_rest, near_rest);
+                open_cand(m, m->i_low, m->low, i, x, chained(m) || near_rest, near_rest, 0);
             }
         } else if (m->mode == MODE_UP) {
             if (x > m->peak) {
@@ -2071,7 +2109,7 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
                 m->up_rest_deg = x;
             }
             if (m->up_rest >= 0 && x > m->up_rest_deg + rebase) {
-                open_cand(m, m->up_rest, m->up_rest_deg, i, x, 1, 1);
+                open_cand(m, m->up_rest, m->up_rest_deg, i, x, 1, 1, 1);
             } else if (x < m->peak - enter) {
                 m->mode = MODE_FALL;
                 m->low = x;
@@ -2102,11 +2140,11 @@ RepMachine_advance(RepMachine *self, PyObject *const *args, Py_ssize_t nargs)
                 if (returned) {
                     if (close_cand(m, t, a, r, base, i, out) < 0 || resolve_held(m, 0, i, out) < 0)
                         goto fail;
-                    open_cand(m, m->i_low, m->low, i, x, chained(m), 0);
+                    open_cand(m, m->i_low, m->low, i, x, chained(m), 0, 0);
                 } else {
                     m->mode = MODE_UP;
                     if (m->up_rest >= 0 && x > m->up_rest_deg + rebase)
-                        open_cand(m, m->up_rest, m->up_rest_deg, i, x, 1, 1);
+                        open_cand(m, m->up_rest, m->up_rest_deg, i, x, 1, 1, 1);
                 }
             } else if (returned && t[j] - t[m->i_low - base] >= m->confirm_s) {
                 if (close_cand(m, t, a, r, base, i, out) < 0)

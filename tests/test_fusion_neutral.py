@@ -233,3 +233,22 @@ def test_an_unsure_calibration_bias_is_corrected_while_moving(fast_tau_s: float)
         assert max(errors) < 6.5 and max(errors[-3:]) < 3.5, errors
     else:
         assert float(np.mean(errors[2:])) > 8.0, errors  # (what the fast start corrects)
+
+
+@pytest.mark.parametrize("base", [4242, 9191])
+def test_a_bent_knee_raise_that_pauses_high_is_no_new_posture(base: int) -> None:
+    # a bent-knee raise (from the set-up rest at 45 deg) that pauses at 65-74 deg, more than
+    # posture_change_deg above the lying neutral pose, then goes on up: that rest was taken for a
+    # new posture (lying down after standing), neutral there, and every later rep read ~73 deg
+    # low (a set of reps "from -30"). It is a pause when the leg came back down before the next
+    # fitted movement, or when that movement reads no more than a raise (posture_raise_max_deg)
+    (spec, seed), = [(sp, sd) for name, sp, sd in accuracy_grid(base) if name == "edge_paused_raises_bent_knee"]
+    sim = simulate(spec, seed)
+    b = blocks_of(sim)
+    res = analyze_arrays(left=b[Leg.LEFT], right=b[Leg.RIGHT])
+    for leg in (Leg.LEFT, Leg.RIGHT):
+        pairs = match_reps(res.reps_of(leg), sim.reps, leg)
+        assert len(pairs) == len(res.reps_of(leg)) == len(sim.reps_of(leg.value)), leg
+        errors = [abs(r.peak_deg - tr.peak_deg) for r, tr in pairs]
+        assert max(errors) < 8.0, (leg, [round(e, 1) for e in errors])
+    assert res.diagnostics[Leg.LEFT].mounting.posture_changes == 0 == res.diagnostics[Leg.RIGHT].mounting.posture_changes

@@ -176,3 +176,70 @@ def test_a_step_of_the_angle_during_the_hold_is_not_the_raise(reference: bool) -
     assert abs(rep.baseline_deg) < 1.0 and abs(rep.peak_deg - 85.0) < 0.5
     # a minimum-jerk raise of T reads about 0.83 T (README "Rep measures"): 2.5 s -> ~2.07 s
     assert abs(rep.start_s - (2.0 + 0.0865 * 2.5)) < 0.05
+
+
+def _paused_raise(pause_deg: float, pause_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Three reps from the mat to 85 deg; the second pauses ``pause_s`` at ``pause_deg`` on the way up."""
+    rep = [(_ramp(0.0, 85.0, 1.5), False), (np.full(50, 85.0), True), (_ramp(85.0, 0.0, 2.5), False), (np.zeros(100), True)]
+    paused = [(_ramp(0.0, pause_deg, 0.8), False), (np.full(round(pause_s / DT), pause_deg), True),
+              (_ramp(pause_deg, 85.0, 0.8), False), (np.full(50, 85.0), True), (_ramp(85.0, 0.0, 2.5), False),
+              (np.zeros(100), True)]
+    return _joined([(np.zeros(200), True)] + rep + paused + rep)
+
+
+@pytest.mark.parametrize("reference", [False, True])
+@pytest.mark.parametrize(("pause_deg", "pause_s"), [(45.0, 0.3), (45.0, 2.0), (60.0, 4.0), (25.0, 2.0)])
+def test_a_raise_that_pauses_on_the_way_up_is_one_rep(reference: bool, pause_deg: float, pause_s: float) -> None:
+    # The rise starts again at a rest on the way up (the bent-knee set-up's 45 deg), so a raise that
+    # paused at 45 or 60 and came back down to the mat fell far below that new start and was
+    # rejected as sitting up is: the rep was lost, after 0.3 s of pause as after 4 s. Now it is one
+    # rep from where the rise first started (a pause at 25 deg was counted from the pause before)
+    t, angle, still = _paused_raise(pause_deg, pause_s)
+    seg = RepSegmenter(Leg.LEFT, Settings(), DT, reference=reference)
+    reps = seg.update(t, angle, still) + seg.finish()
+    assert len(reps) == 3, [(round(r.start_s, 2), round(r.peak_deg, 1)) for r in reps]
+    assert all(abs(r.peak_deg - 85.0) < 0.5 for r in reps)
+    if pause_deg > 30.0:  # from the mat: the whole range
+        assert abs(reps[1].baseline_deg) < 1.0 and abs(reps[1].rom_deg - 85.0) < 1.0
+    # and in chunks of any size, the same reps (the rise's first start is kept in the log)
+    for size in (7, 64):
+        seg = RepSegmenter(Leg.LEFT, Settings(), DT, reference=reference)
+        chunked = []
+        for i in range(0, len(t), size):
+            chunked += seg.update(t[i : i + size], angle[i : i + size], still[i : i + size])
+        chunked += seg.finish()
+        assert chunked == reps
+
+
+@pytest.mark.parametrize("reference", [False, True])
+def test_a_bent_knee_set_up_still_measures_the_first_rep_from_45(reference: bool) -> None:
+    # the rise from a rest on the way up is what the bent-knee set-up needs: lying flat, the
+    # thighs come up to 45 and rest, and the reps rise from there and come back to 45
+    parts = [(np.zeros(200), True), (_ramp(0.0, 45.0, 1.0), False), (np.full(200, 45.0), True)]
+    for _ in range(3):
+        parts += [(_ramp(45.0, 90.0, 1.2), False), (np.full(40, 90.0), True), (_ramp(90.0, 45.0, 2.0), False),
+                  (np.full(100, 45.0), True)]
+    t, angle, still = _joined(parts)
+    seg = RepSegmenter(Leg.LEFT, Settings(), DT, reference=reference)
+    reps = seg.update(t, angle, still) + seg.finish()
+    assert len(reps) == 3
+    assert all(abs(r.baseline_deg - 45.0) < 1.0 and abs(r.rom_deg - 45.0) < 1.0 for r in reps)
+
+
+@pytest.mark.parametrize("reference", [False, True])
+def test_a_bent_knee_rep_that_pauses_on_the_way_up_is_one_rep_from_the_set_up_rest(reference: bool) -> None:
+    # lying flat, the set-up to 45 (a rest), then a rep that pauses at 67 and goes on to 88 before
+    # coming back to 45: the rise started again at each rest on the way up, and came back far below
+    # the last (67) but to the one before it (45), where the rep counts from. It was rejected; and
+    # with the pause where the rise was slower than after it, the stopwatch start (at the pause)
+    # made a rep of 37 deg read as a 15 deg fidget
+    parts = [(np.zeros(200), True), (_ramp(0.0, 45.0, 1.0), False), (np.full(200, 45.0), True),
+             (_ramp(45.0, 67.0, 0.9), False), (np.full(60, 67.0), True), (_ramp(67.0, 88.0, 0.3), False),
+             (np.full(30, 88.0), True), (_ramp(88.0, 45.0, 1.5), False), (np.full(100, 45.0), True),
+             (_ramp(45.0, 88.0, 1.2), False), (np.full(30, 88.0), True), (_ramp(88.0, 45.0, 1.5), False),
+             (np.full(100, 45.0), True)]
+    t, angle, still = _joined(parts)
+    seg = RepSegmenter(Leg.LEFT, Settings(), DT, reference=reference)
+    reps = seg.update(t, angle, still) + seg.finish()
+    assert len(reps) == 2, [(round(r.start_s, 2), round(r.peak_deg, 1), round(r.baseline_deg, 1)) for r in reps]
+    assert all(abs(r.peak_deg - 88.0) < 0.5 for r in reps)

@@ -523,6 +523,7 @@ class HipAngleEstimator:
         # a rest far from the neutral pose, waiting for the next movement: (mounting, u_ref, offset, raw_ref) before it
         self._pending: tuple[Mounting, FloatArray | None, float, FloatArray] | None = None
         self._pending_sign = False  # the pending rest is one near the neutral pose (a sign check)
+        self._pending_far_deg = math.nan  # a far pending rest's angle by the mounting before it
         self._proven = 0  # movements from the neutral pose that went up since the sign was set
         # the first movement after a lying (not swaying) calibration rest, which set the sign: it
         # went up by definition, so it proves nothing to the sign check, but a rest below the
@@ -1100,9 +1101,22 @@ class HipAngleEstimator:
             old = self._pending
             self._pending = None
             self._probing = False
-            if float(axis @ old[0].axis) < 0:
-                # the movement lowers the leg: the far rest was the top of a rep (or a pose of
-                # this posture); the held samples go on with the mounting they had
+            # where the movement began, by the mounting before the far rest: well below that rest,
+            # the leg came back down in between (a raise that paused part-way up, 73 deg above a
+            # lying neutral pose, then went on up and back down to 45 unfitted: its net turn is
+            # too small), so this movement tells nothing of the far rest
+            a_lo = self._start_angle(old[0], h, _after_last_still(still, k))
+            back_down = a_lo is not None and a_lo < self._pending_far_deg - self.s.slip_zone_deg
+            self._pending_far_deg = math.nan
+            # going on up, where the axis is fitted (axis_rotation_deg on): beyond any raise after
+            # lying down from standing (90 deg, then its first raise), short of it on a raise that
+            # paused part-way up (a bent-knee raise pausing at 73 deg reads ~98 here)
+            a_k = float(old[0].angles(up[k : k + 1], uref[k : k + 1], quat[k : k + 1])[0])
+            paused = a_k < self.s.posture_raise_max_deg
+            if float(axis @ old[0].axis) < 0 or back_down or paused:
+                # the movement lowers the leg, the leg came back down first, or it goes on up no
+                # further than a raise: the far rest was the top of a rep or a pause on the way up
+                # (or a pose of this posture); the held samples go on with the mounting they had
                 self.mounting, self._u_ref, self._offset, self._raw_ref = old
                 self._held = [tuple(x[: k + 1] for x in h)]  # type: ignore[list-item]
                 t_h, up_h, uref_h, still_h, quat_h = self._take_held()
@@ -1331,6 +1345,7 @@ class HipAngleEstimator:
             if far[int(slip[0])]:
                 # far from the neutral pose: a new posture or the top of a rep; the next movement tells
                 self._pending = (m, self._u_ref, self._offset, self._raw_ref)
+                self._pending_far_deg = float(angle_ev[int(slip[0])])
                 self._u_ref = up[j].copy()
                 self._raw_ref = racc[j] / norm3(racc[j])
                 self._offset = 0.0

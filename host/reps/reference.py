@@ -43,7 +43,10 @@ The angle is followed through three modes:
   a rest (still for ``arm_rest_s`` or longer) resets the low to the resting angle and anchors it. Rising
   ``enter_deg`` above the low opens a candidate rep whose rise starts at the low.
 * ``UP``: rising or at the top. A rest on the way up (bent-knee: the thighs settle at 45°
-  first) followed by a rise of ``min_rom_deg`` moves the rise's start to that rest. Dropping
+  first) followed by a rise of ``min_rom_deg`` moves the rise's start to that rest; the start
+  before it is kept: a rep that comes back down to within ``undershoot_deg`` of it is one rep
+  from there (a raise that paused part-way up), if it rose ``min_rom_deg`` from it, is anchored
+  and lasted no longer than ``max_rep_s``. Dropping
   ``enter_deg`` below the peak starts the descent. Open for over ``max_rep_s``, the candidate is
   dropped; a rest on its way up then anchors the next rise (the thighs rested at 45° that long).
 * ``FALL``: coming down from the peak. Once the angle has come down by ``min_return_frac`` of
@@ -51,14 +54,17 @@ The angle is followed through three modes:
   (touch-and-go and hover reps: the next rep starts at that low), or after ``confirm_s``
   without a new low. A rise before that point means the dip was part of the top: back to UP.
 
-A closed candidate is measured (stopwatch tempo above) and is
+A closed candidate is measured (stopwatch tempo above) and judged by its ``rise`` = peak - low,
+``low`` its stopwatch baseline, or, for a rise from a rest that rested again on its way up, the
+angle where its rise started if that lies more than ``undershoot_deg`` below (the stopwatch baseline of a raise that paused
+part-way up and rose fastest after the pause is the pause):
 
-* a **fidget** if ``rom_deg < min_rom_deg`` (not counted; it does not break a chain),
+* a **fidget** if ``rise < min_rom_deg`` (not counted; it does not break a chain),
 * **rejected** if its low was not anchored, if its descent ends more than
-  ``max(undershoot_deg, chained_undershoot_frac x rom_deg)`` below its baseline (sitting up to
+  ``max(undershoot_deg, chained_undershoot_frac x rise)`` below its low (sitting up to
   stand rises 40 deg and falls 130), or if it lasted over ``max_rep_s``;
 * **held** if it rose from a rest and its descent ends more than ``max(undershoot_deg,
-  undershoot_frac x rom_deg)`` below that rest: a rest next confirms it (the new, lower baseline
+  undershoot_frac x rise)`` below that rest: a rest next confirms it (the new, lower baseline
   of a set whose feet walked out, or the floor after hover reps); so does a rise if the descent
   ended no more than ``floor_margin_deg`` below the floor, the lowest rest at the bottom so far
   (not at the top or part-way down): touch-and-go bent-knee reps whose feet walk out, 45 -> 22
@@ -324,6 +330,11 @@ class RepMachineRef:
         self.i_peak = 0
         self.up_rest = -1
         self.up_rest_deg = 0.0
+        # the candidate before its rise started again at a rest on the way up (-1: not rebased):
+        # its rise start, the angle there, anchored
+        self.orig_s0 = -1
+        self.orig_deg = 0.0
+        self.orig_anchored = False
         self.n_rejected = 0
         self.n_fidgets = 0
 
@@ -331,6 +342,8 @@ class RepMachineRef:
     def oldest_needed(self) -> int:
         """Earliest global sample a future rep can use (its rise start minus the speed window)."""
         first = self.s0 if self.mode != DOWN else self.i_low
+        if self.mode != DOWN and 0 <= self.orig_s0 < first:
+            first = self.orig_s0
         return max(0, min(first, self.pos) - self.p.speed_half_n)
 
     @property
@@ -341,7 +354,15 @@ class RepMachineRef:
         return self.low if self.mode == DOWN else self.base_deg
 
     # -- steps
-    def _open(self, s0: int, s0_deg: float, i: int, x: float, anchored: bool, from_rest: bool) -> None:
+    def _open(self, s0: int, s0_deg: float, i: int, x: float, anchored: bool, from_rest: bool, rebase: bool = False) -> None:
+        """Open a candidate rising from ``s0``; ``rebase``: the open one's rise starts again there (a
+        rest on the way up), and the start it had is kept (:meth:`_close`): the bent-knee set-up's
+        rest at 45 when a rep from there pauses at 67 deg."""
+        if not rebase:
+            self.orig_s0 = -1
+        else:
+            self.orig_s0, self.orig_deg = self.s0, self.base_deg
+            self.orig_anchored = self.cand_anchored
         self.mode = UP
         self.cand_from_rest = from_rest
         self.s0 = s0
@@ -358,16 +379,37 @@ class RepMachineRef:
         if lo < base:
             lo = base
         m = measure_window(t, a, still, lo - base, self.s0 - base, c - base, p.speed_half_n, p.speed_frac)
-        start, _, end, baseline, _, rom, _, _, _, end_deg = m
-        loose = p.undershoot_deg if p.undershoot_deg > p.chained_undershoot_frac * rom else p.chained_undershoot_frac * rom
-        strict = p.undershoot_deg if p.undershoot_deg > p.undershoot_frac * rom else p.undershoot_frac * rom
-        if rom < p.min_rom_deg:
+        start, _, end, baseline, peak_deg, rom, _, _, _, end_deg = m
+        # judged from the stopwatch baseline, or, for a rise from a rest that rested again on the
+        # way up, from the candidate's low if that lies over undershoot_deg below it: a raise that
+        # paused part-way up and rose fastest after the pause has its stopwatch start there (a
+        # bent-knee raise 48 -> 85 deg pausing at 70 read a rom of 15: a fidget, or sitting up).
+        # Not from a turning point: on a real set a leg came down from a rep 10 deg past where it
+        # then settled, and jerked 17 deg from there (a fidget)
+        paused = self.cand_from_rest and self.up_rest >= 0 and baseline - self.base_deg > p.undershoot_deg
+        low = self.base_deg if paused else baseline
+        rise = peak_deg - low
+        loose = p.undershoot_deg if p.undershoot_deg > p.chained_undershoot_frac * rise else p.chained_undershoot_frac * rise
+        strict = p.undershoot_deg if p.undershoot_deg > p.undershoot_frac * rise else p.undershoot_frac * rise
+        if self.orig_s0 >= 0 and rise >= p.min_rom_deg and end_deg <= self.orig_deg + p.undershoot_deg:
+            # a rise that paused on the way up (a rest there: the rise started again from it) and
+            # came back down to where it first started: one rep from there (a raise to 85 deg that
+            # paused at 45 was rejected as sitting up is, with 0.3 s of pause as with 4 s). The
+            # bent-knee set-up's reps come back to the rest at 45, not to the mat: reps from that rest
+            m0 = measure_window(t, a, still, max(self.orig_s0 - p.speed_half_n, base) - base, self.orig_s0 - base,
+                                c - base, p.speed_half_n, p.speed_frac)
+            if m0[4] - self.orig_deg >= p.min_rom_deg and self.orig_anchored and m0[2] - m0[0] <= p.max_rep_s:
+                self.chain = True
+                self.last_rom = m0[5]
+                out.append((*m0[:9], c))
+                return
+        if rise < p.min_rom_deg:
             self.n_fidgets += 1
             self.chain = self.cand_anchored
-        elif not self.cand_anchored or end_deg < baseline - loose or end - start > p.max_rep_s:
+        elif not self.cand_anchored or end_deg < low - loose or end - start > p.max_rep_s:
             self.n_rejected += 1
             self.chain = False
-        elif self.cand_from_rest and end_deg < baseline - strict:
+        elif self.cand_from_rest and end_deg < low - strict:
             # rose from a rest and came down well below it: a new, lower baseline (the feet
             # walked out) if a rest follows, the first swing of walking if a rise does
             self.held = m[:9]
@@ -463,7 +505,7 @@ class RepMachineRef:
                     self.up_rest_deg = x
                 if self.up_rest >= 0 and x > self.up_rest_deg + rebase:
                     # the rise starts again from a rest on the way up (e.g. bent-knee setup)
-                    self._open(self.up_rest, self.up_rest_deg, i, x, True, True)
+                    self._open(self.up_rest, self.up_rest_deg, i, x, True, True, rebase=True)
                 elif x < self.peak - p.enter_deg:
                     self.mode = FALL
                     self.low = x
@@ -495,7 +537,7 @@ class RepMachineRef:
                     else:  # the dip was part of the top
                         self.mode = UP
                         if self.up_rest >= 0 and x > self.up_rest_deg + rebase:
-                            self._open(self.up_rest, self.up_rest_deg, i, x, True, True)
+                            self._open(self.up_rest, self.up_rest_deg, i, x, True, True, rebase=True)
                 elif returned and t[j] - t[self.i_low - base] >= p.confirm_s:
                     self._close(t, a, still, base, i, out)
                     self.mode = DOWN
