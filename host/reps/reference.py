@@ -57,8 +57,8 @@ The angle is followed through three modes:
 
 A closed candidate is measured (stopwatch tempo above) and judged by its ``rise`` = peak - low,
 ``low`` its stopwatch baseline, or, for a rise from a rest that rested again on its way up, the
-angle where its rise started if that lies more than ``undershoot_deg`` below (the stopwatch baseline of a raise that paused
-part-way up and rose fastest after the pause is the pause):
+angle where its rise started if that lies more than ``undershoot_deg`` below (the stopwatch
+baseline of a raise that paused part-way up and rose fastest after the pause is the pause):
 
 * a **fidget** if ``rise < min_rom_deg`` (not counted; it does not break a chain),
 * **rejected** if its low was not anchored, if its descent ends more than
