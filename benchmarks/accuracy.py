@@ -1,7 +1,7 @@
 """Accuracy of the analysis against the physical simulator's truth, on the tuned seeds and a fresh one.
 
     python benchmarks/accuracy.py [--seed N] [--only SUBSTRING] [--jobs 2] [--truth-angle] [--fresh-seeds N]
-                                  [--pelvis-only]
+                                  [--combos N] [--pelvis-only]
 
 The grid (``legrep_sim.scenarios.accuracy_grid``, >= 60 sessions, 50-200 Hz) spans tempos, error
 levels, mountings, bent-knee, plank, bird dog, one leg, alternating, partial reps, fidgets, gaps,
@@ -21,7 +21,9 @@ Truth tempo uses the stopwatch definitions (``legrep_sim.motion.measure_rep``). 
 instead of the fused one, with a still flag computed like the fusion's from the thigh's true
 angular rate: what is still wrong then is the segmentation's fault, not the angle's.
 ``--fresh-seeds N`` runs N fresh base seeds (``--seed``, ``--seed`` + 1000, ...) and prints the
-totals of each.
+totals of each. ``--combos N`` runs instead N sessions of random feature combinations
+(``legrep_sim.scenarios.combination_grid``, drawn from ``--seed``) and lists each one counted or
+flagged wrong: the mixtures the named grid does not hold.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from legrep.model import SessionResult  # noqa: E402
 from legrep.pipeline import analyze_arrays  # noqa: E402
 from legrep.reps import RepSegmenter, group_sets  # noqa: E402
 from legrep.settings import Settings  # noqa: E402
-from legrep_sim.scenarios import SessionSpec, SimSession, accuracy_grid, simulate  # noqa: E402
+from legrep_sim.scenarios import SessionSpec, SimSession, accuracy_grid, combination_grid, simulate  # noqa: E402
 
 TUNED_SEED = 1000
 FIELDS = ("peak_deg", "up_s", "hold_s", "down_s")
@@ -143,6 +145,26 @@ def _cell(o: Outcome) -> str:
     return f"{o.counts:>13s} {o.sets_right:>3d}/{o.sets_total:<3d} {_mae(o.errors['peak_deg']):6.2f}° {_mae(tempo):5.3f}s"
 
 
+def combos(base_seed: int, n: int, jobs: int) -> int:
+    """Random feature combinations: how many are counted exactly, and each one that is not."""
+    grid = combination_grid(base_seed, n)
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=max(jobs, 1)) as pool:
+        results = dict(pool.map(_job, [(name, spec, seed, False) for name, spec, seed in grid]))
+    specs = {name: spec for name, spec, _ in grid}
+    wrong = [name for name, _, _ in grid if results[name].refused or results[name].count_error
+             or results[name].sets_right != results[name].sets_total]
+    peak = [abs(e) for o in results.values() for e in o.errors["peak_deg"]]
+    print(f"combinations: base seed {base_seed} (repeat with --seed {base_seed} --combos {n}), {time.perf_counter() - t0:.0f} s")
+    for name in wrong:
+        o = results[name]
+        s = specs[name]
+        print(f"  wrong {name}: {o.refused or f'reps {o.counts}, sets right {o.sets_right}/{o.sets_total}'}; {s.start} start, "
+              f"{s.rate_hz:g} Hz, {s.errors}, {s.sets[0]}")
+    print(f"{n - len(wrong)} of {n} sessions counted and flagged exactly, peak_deg MAE {_mae(peak):.2f} deg over {len(peak)} reps")
+    return 0 if not wrong else 1
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=None, help="fresh base seed (default: a random one, printed)")
@@ -151,8 +173,12 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="worker processes (default 2)")
     ap.add_argument("--truth-angle", action="store_true",
                     help="run the rep stages on the simulator's true hip angle (segmentation errors alone)")
+    ap.add_argument("--combos", type=int, default=0,
+                    help="instead: N sessions of random feature combinations (legrep_sim.scenarios.combination_grid)")
     args = ap.parse_args()
     fresh = args.seed if args.seed is not None else int.from_bytes(os.urandom(3), "little") + 10_000
+    if args.combos > 0:
+        return combos(fresh, args.combos, args.jobs)
     grids = {"tuned": accuracy_grid(TUNED_SEED)}
     for k in range(max(args.fresh_seeds, 1)):
         grids["fresh" if k == 0 else f"fresh{k + 1}"] = accuracy_grid(fresh + 1000 * k)
@@ -289,4 +315,4 @@ def pelvis_section() -> int:
 if __name__ == "__main__":
     # --pelvis-only: just the pelvis section
     rc = 0 if "--pelvis-only" in sys.argv else main()
-    sys.exit(rc | pelvis_section())
+    sys.exit(rc if "--combos" in sys.argv else rc | pelvis_section())

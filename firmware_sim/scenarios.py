@@ -886,6 +886,44 @@ def _hidden_like_grid() -> list[tuple[str, SessionSpec]]:
     ]
 
 
+def combination_grid(base_seed: int, n: int) -> list[tuple[str, SessionSpec, int]]:
+    """``n`` sessions drawing what real sessions do at random and together (each a set of 5-9
+    reps a leg): an exercise, a tempo, a start, a rate, an error level or a cheap part, and each
+    of paused raises, off-axis reps, hover, touch-and-go, fidgets, a strap slip and a moving
+    bent-knee baseline with its own chance. The named grids hold each on its own or in a few
+    chosen mixtures; this finds the mixtures nobody chose. Session ``i`` has seed ``base_seed + i``
+    for its draw and its simulation."""
+    out: list[tuple[str, SessionSpec, int]] = []
+    for i in range(n):
+        rng = np.random.default_rng(base_seed + i)
+        ex = str(rng.choice(["straight_leg_raise", "bent_knee_raise", "plank_leg_lift", "bird_dog"]))
+        kw: dict[str, Any] = dict((FAST, NORMAL, SLOW, SMOOTH)[int(rng.integers(4))])
+        if rng.random() < 0.4:
+            kw["paused_raises"] = int(rng.integers(1, 5))
+        if rng.random() < 0.3:
+            kw["off_axis_deg"] = (5.0, 20.0)
+        if ex == "straight_leg_raise" and rng.random() < 0.25:
+            kw["hover_deg"] = (10.0, 15.0)
+        elif rng.random() < 0.25:
+            kw["touch_and_go"] = True
+        if rng.random() < 0.2:
+            kw["fidgets"] = int(rng.integers(1, 4))
+        if rng.random() < 0.2:
+            kw["strap_slips"] = 1
+        if ex == "bent_knee_raise" and rng.random() < 0.2:
+            kw["baselines_deg"] = (45.0, 22.0, 0.0)
+        order = "left_then_right" if "hover_deg" in kw else str(rng.choice(["left_then_right", "alternating", "right_then_left"]))
+        reps = int(rng.integers(5, 10))
+        cheap = rng.random() < 0.3
+        spec = SessionSpec(exercise=ex, sets=(SetSpec(reps, reps - int(rng.integers(0, 2)), order=order, **kw),),
+                           rate_hz=float(rng.choice([50.0, 52.0, 100.0, 104.0, 200.0])),
+                           errors="typical" if cheap else str(rng.choice(["none", "typical", "harsh"])),
+                           start=str(rng.choice(["still", "settling", "strap", "moving", "standing"])),
+                           **(CHEAP if cheap else {}))
+        out.append((f"combo_{base_seed + i}_{ex}", spec, base_seed + i))
+    return out
+
+
 def long_session(hours: float, rate_hz: float, seed: int) -> SimSession:
     """A long session (many sets of straight leg raises, 60 s rests) for throughput tests."""
     if hours <= 0.0:

@@ -337,12 +337,6 @@ class Settings:
     rest (sway 2-6 deg/s; a leg lying or kneeling still shows only the gyro's noise, under
     0.5 deg/s rms per axis on a cheap part, 0.9 over three): its first movement may be a posture change (kneeling down
     before bird dogs), so it is held until the next movement shows the raise direction."""
-    posture_raise_max_deg: Annotated[float, Range(30.0, 180.0)] = 110.0
-    """A movement that goes on up from a rest over ``posture_change_deg`` above the neutral pose
-    makes that rest a new posture only if, where its axis is fitted (``axis_rotation_deg`` on),
-    it reads above this: beyond any raise (a hip flexes ~120 deg with the knee bent, 80-90 with it
-    straight; lying down after standing reads 90, and its first raise 115 there). Below it the
-    rest was a pause on the way up (a bent-knee raise pausing at 73 deg reads ~98 there)."""
     slip_zone_deg: Annotated[float, Range(1.0, 45.0)] = 15.0
     """Strap slips are looked for at rests within this of the reference rest's angle (at the top
     of a rep the thigh may be abducted or rotated, gravity out of the plane without any slip);

@@ -235,14 +235,15 @@ def test_an_unsure_calibration_bias_is_corrected_while_moving(fast_tau_s: float)
         assert float(np.mean(errors[2:])) > 8.0, errors  # (what the fast start corrects)
 
 
-@pytest.mark.parametrize("base", [4242, 9191])
-def test_a_bent_knee_raise_that_pauses_high_is_no_new_posture(base: int) -> None:
+def test_a_bent_knee_raise_that_pauses_high_is_no_new_posture() -> None:
     # a bent-knee raise (from the set-up rest at 45 deg) that pauses at 65-74 deg, more than
     # posture_change_deg above the lying neutral pose, then goes on up: that rest was taken for a
     # new posture (lying down after standing), neutral there, and every later rep read ~73 deg
     # low (a set of reps "from -30"). It is a pause when the leg came back down before the next
-    # fitted movement, or when that movement reads no more than a raise (posture_raise_max_deg)
-    (spec, seed), = [(sp, sd) for name, sp, sd in accuracy_grid(base) if name == "edge_paused_raises_bent_knee"]
+    # fitted movement (the going on up too short to fit an axis to). Not yet when the going on up
+    # is fitted itself (accuracy_grid(9191)'s session: README, Accuracy): a person lying down after
+    # standing, or getting into a plank, goes on up in the same way
+    (spec, seed), = [(sp, sd) for name, sp, sd in accuracy_grid(4242) if name == "edge_paused_raises_bent_knee"]
     sim = simulate(spec, seed)
     b = blocks_of(sim)
     res = analyze_arrays(left=b[Leg.LEFT], right=b[Leg.RIGHT])
@@ -268,3 +269,17 @@ def test_a_plank_lift_that_pauses_part_way_up_flips_no_sign() -> None:
         assert len(pairs) == len(res.reps_of(leg)) == len(sim.reps_of(leg.value)), leg
         assert max(abs(r.peak_deg - tr.peak_deg) for r, tr in pairs) < 3.0
         assert res.diagnostics[leg].mounting.sign_flips == 0
+
+
+def test_standing_then_a_plank_is_a_new_posture() -> None:
+    # a swaying standing calibration, then down into a plank (the thigh turns ~81 deg, the same way
+    # as the leg lifts go on): a new posture; taken for a raise that paused, every lift would read
+    # ~80 high (a first version of the paused-raise rule did that)
+    spec = SessionSpec(exercise="plank_leg_lift", sets=(SetSpec(7, 7),), start="standing", rate_hz=104.0, sway=True)
+    sim = simulate(spec, 1)
+    b = blocks_of(sim)
+    res = analyze_arrays(left=b[Leg.LEFT], right=b[Leg.RIGHT])
+    for leg in (Leg.LEFT, Leg.RIGHT):
+        pairs = match_reps(res.reps_of(leg), sim.reps, leg)
+        assert len(pairs) == len(res.reps_of(leg)) == len(sim.reps_of(leg.value)), leg
+        assert max(abs(r.peak_deg - tr.peak_deg) for r, tr in pairs) < 4.0

@@ -1113,15 +1113,10 @@ class HipAngleEstimator:
             a_lo = self._start_angle(old[0], h, _after_last_still(still, k))
             back_down = a_lo is not None and a_lo < self._pending_far_deg - self.s.slip_zone_deg
             self._pending_far_deg = math.nan
-            # going on up, where the axis is fitted (axis_rotation_deg on): beyond any raise after
-            # lying down from standing (90 deg, then its first raise), short of it on a raise that
-            # paused part-way up (a bent-knee raise pausing at 73 deg reads ~98 here)
-            a_k = float(old[0].angles(up[k : k + 1], uref[k : k + 1], quat[k : k + 1])[0])
-            paused = a_k < self.s.posture_raise_max_deg
-            if float(axis @ old[0].axis) < 0 or back_down or paused:
-                # the movement lowers the leg, the leg came back down first, or it goes on up no
-                # further than a raise: the far rest was the top of a rep or a pause on the way up
-                # (or a pose of this posture); the held samples go on with the mounting they had
+            if float(axis @ old[0].axis) < 0 or back_down:
+                # the movement lowers the leg, or the leg came back down first: the far rest was the
+                # top of a rep or a pause on the way up (or a pose of this posture); the held samples
+                # go on with the mounting they had
                 self.mounting, self._u_ref, self._offset, self._raw_ref = old
                 self._held = [tuple(x[: k + 1] for x in h)]  # type: ignore[list-item]
                 t_h, up_h, uref_h, still_h, quat_h = self._take_held()
