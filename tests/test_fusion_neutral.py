@@ -235,6 +235,20 @@ def test_an_unsure_calibration_bias_is_corrected_while_moving(fast_tau_s: float)
         assert float(np.mean(errors[2:])) > 8.0, errors  # (what the fast start corrects)
 
 
+def _every_rep_within(spec: SessionSpec, seed: int, tol_deg: float):  # type: ignore[no-untyped-def]
+    """Analyse both legs of a simulated session; every rep counted (no more, no fewer) and every
+    peak within ``tol_deg`` of the truth. Returns the result (for its diagnostics)."""
+    sim = simulate(spec, seed)
+    b = blocks_of(sim)
+    res = analyze_arrays(left=b[Leg.LEFT], right=b[Leg.RIGHT])
+    for leg in (Leg.LEFT, Leg.RIGHT):
+        pairs = match_reps(res.reps_of(leg), sim.reps, leg)
+        assert len(pairs) == len(res.reps_of(leg)) == len(sim.reps_of(leg.value)), leg
+        errors = [abs(r.peak_deg - tr.peak_deg) for r, tr in pairs]
+        assert max(errors) < tol_deg, (leg, [round(e, 1) for e in errors])
+    return res
+
+
 def test_a_bent_knee_raise_that_pauses_high_is_no_new_posture() -> None:
     # a bent-knee raise (from the set-up rest at 45 deg) that pauses at 65-74 deg, more than
     # posture_change_deg above the lying neutral pose, then goes on up: that rest was taken for a
@@ -244,14 +258,7 @@ def test_a_bent_knee_raise_that_pauses_high_is_no_new_posture() -> None:
     # is fitted itself (accuracy_grid(9191)'s session: README, Accuracy): a person lying down after
     # standing, or getting into a plank, goes on up in the same way
     (spec, seed), = [(sp, sd) for name, sp, sd in accuracy_grid(4242) if name == "edge_paused_raises_bent_knee"]
-    sim = simulate(spec, seed)
-    b = blocks_of(sim)
-    res = analyze_arrays(left=b[Leg.LEFT], right=b[Leg.RIGHT])
-    for leg in (Leg.LEFT, Leg.RIGHT):
-        pairs = match_reps(res.reps_of(leg), sim.reps, leg)
-        assert len(pairs) == len(res.reps_of(leg)) == len(sim.reps_of(leg.value)), leg
-        errors = [abs(r.peak_deg - tr.peak_deg) for r, tr in pairs]
-        assert max(errors) < 8.0, (leg, [round(e, 1) for e in errors])
+    res = _every_rep_within(spec, seed, 8.0)
     assert res.diagnostics[Leg.LEFT].mounting.posture_changes == 0 == res.diagnostics[Leg.RIGHT].mounting.posture_changes
 
 
@@ -261,25 +268,13 @@ def test_a_plank_lift_that_pauses_part_way_up_flips_no_sign() -> None:
     # the pause: measured from where it started it went down, so the raise direction was flipped
     # and every later rep read negative (2 reps lost a leg on 3 of 4 seeds). A flip needs the leg
     # below the checked rest as well
-    sim = simulate(SessionSpec(exercise="plank_leg_lift", sets=(SetSpec(8, 8, paused_raises=6),)), 501)
-    b = blocks_of(sim)
-    res = analyze_arrays(left=b[Leg.LEFT], right=b[Leg.RIGHT])
-    for leg in (Leg.LEFT, Leg.RIGHT):
-        pairs = match_reps(res.reps_of(leg), sim.reps, leg)
-        assert len(pairs) == len(res.reps_of(leg)) == len(sim.reps_of(leg.value)), leg
-        assert max(abs(r.peak_deg - tr.peak_deg) for r, tr in pairs) < 3.0
-        assert res.diagnostics[leg].mounting.sign_flips == 0
+    res = _every_rep_within(SessionSpec(exercise="plank_leg_lift", sets=(SetSpec(8, 8, paused_raises=6),)), 501, 3.0)
+    assert res.diagnostics[Leg.LEFT].mounting.sign_flips == 0 == res.diagnostics[Leg.RIGHT].mounting.sign_flips
 
 
 def test_standing_then_a_plank_is_a_new_posture() -> None:
     # a swaying standing calibration, then down into a plank (the thigh turns ~81 deg, the same way
     # as the leg lifts go on): a new posture; taken for a raise that paused, every lift would read
     # ~80 high (a first version of the paused-raise rule did that)
-    spec = SessionSpec(exercise="plank_leg_lift", sets=(SetSpec(7, 7),), start="standing", rate_hz=104.0, sway=True)
-    sim = simulate(spec, 1)
-    b = blocks_of(sim)
-    res = analyze_arrays(left=b[Leg.LEFT], right=b[Leg.RIGHT])
-    for leg in (Leg.LEFT, Leg.RIGHT):
-        pairs = match_reps(res.reps_of(leg), sim.reps, leg)
-        assert len(pairs) == len(res.reps_of(leg)) == len(sim.reps_of(leg.value)), leg
-        assert max(abs(r.peak_deg - tr.peak_deg) for r, tr in pairs) < 4.0
+    _every_rep_within(SessionSpec(exercise="plank_leg_lift", sets=(SetSpec(7, 7),), start="standing", rate_hz=104.0,
+                                  sway=True), 1, 4.0)
