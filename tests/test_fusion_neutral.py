@@ -16,7 +16,7 @@ import pytest
 from conftest import blocks_of, match_reps
 from test_fusion_angle import _in_random_chunks as in_random_chunks  # (one chunker for the fusion tests)
 
-from legrep.model import Leg
+from legrep.model import Leg, SessionResult
 from legrep.pipeline import LegPipeline, analyze_arrays
 from legrep.settings import Settings
 from legrep_sim.scenarios import CHEAP, FAST, SMOOTH, SessionSpec, SetSpec, accuracy_grid, simulate
@@ -235,7 +235,7 @@ def test_an_unsure_calibration_bias_is_corrected_while_moving(fast_tau_s: float)
         assert float(np.mean(errors[2:])) > 8.0, errors  # (what the fast start corrects)
 
 
-def _every_rep_within(spec: SessionSpec, seed: int, tol_deg: float):  # type: ignore[no-untyped-def]
+def _every_rep_within(spec: SessionSpec, seed: int, tol_deg: float) -> SessionResult:
     """Analyse both legs of a simulated session; every rep counted (no more, no fewer) and every
     peak within ``tol_deg`` of the truth. Returns the result (for its diagnostics)."""
     sim = simulate(spec, seed)
