@@ -35,6 +35,7 @@ from legrep_sim.scenarios import (
     SessionSpec,
     SetSpec,
     accuracy_grid,
+    combination_grid,
     simulate,
 )
 
@@ -581,6 +582,8 @@ def test_accuracy_grid_covers_the_space_and_every_session_simulates() -> None:
     assert any(st.baselines_deg == (45.0, 22.0, 0.0) for st in sets) and any(st.off_axis_deg[1] >= 20.0 for st in sets)
     assert any((s.gyr_bias_walk_dps_rt_s or 0.0) >= 0.02 for s in specs) and any(s.sway for s in specs)
     assert {s.acc_noise_g_rms for s in specs} >= {0.013, 0.015} and any(s.gyr_noise_dps_rms == 0.5 for s in specs)
+    assert {s.exercise for s in specs if any(st.paused_raises for st in s.sets)} >= {"straight_leg_raise", "bent_knee_raise",
+                                                                                   "plank_leg_lift"}
     fresh = accuracy_grid(777)
     assert [n for n, _, _ in fresh] == [n for n, _, _ in grid] and fresh[0][2] == 777 and grid[0][2] == 1000
     # (how fast the grid simulates is benchmarks/accuracy.py's business, not an assertion here)
@@ -631,3 +634,22 @@ def test_bundled_recordings_regenerate_identically(tmp_path) -> None:
     assert [(s["left_reps"], s["right_reps"], s["uneven"]) for s in truth["sets"]] == [(10, 10, False), (10, 9, True)]
     walk = json.loads((bundled / "bent_knee_raise" / "truth.json").read_text())
     assert walk["spec"]["walk_between_sets"] is True and len(walk["sets"]) == 2
+
+
+def test_a_paused_raise_holds_part_way_up_and_the_combinations_are_reproducible() -> None:
+    # SetSpec.paused_raises: that many reps of the set pause 0.3-2 s at 35-65 % of the rise
+    sim = simulate(SessionSpec(sets=(SetSpec(3, 0, paused_raises=3),), legs=("left",), errors="none"), 4)
+    sig = sim.signals["left"]
+    for rep in sim.reps:  # (its stopwatch start may be the pause: the rise was fastest after it)
+        inside = (sig.true_time_s >= rep.peak_s - 5.0) & (sig.true_time_s <= rep.peak_s)
+        a = sig.true_angle_deg[inside]
+        rate = np.abs(np.diff(a)) * sig.rate_hz
+        flat = a[1:][rate < 1.0]  # the pause: still, part-way up from the mat (not at the bottom or the top)
+        part = flat[(flat > 0.25 * rep.peak_deg) & (flat < 0.75 * rep.peak_deg)]
+        assert len(part) >= 0.25 * sig.rate_hz, (rep.peak_s, len(part))
+    with pytest.raises(ValueError, match="paused_raises"):
+        simulate(SessionSpec(sets=(SetSpec(2, 2, paused_raises=5),)), 1)
+    grid = combination_grid(300, 4)
+    assert grid == combination_grid(300, 4) and [seed for _, _, seed in grid] == [300, 301, 302, 303]
+    name, spec, seed = grid[0]
+    assert len(simulate(spec, seed).reps) == sum(st.reps_left + st.reps_right for st in spec.sets), name
