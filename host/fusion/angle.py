@@ -1104,19 +1104,32 @@ class HipAngleEstimator:
             return head, tuple(x[k + 1 :] for x in h)  # type: ignore[return-value]
         if self._pending is not None:
             old = self._pending
-            self._pending = None
-            self._probing = False
             # where the movement began, by the mounting before the far rest: well below that rest,
             # the leg came back down in between (a raise that paused part-way up, 73 deg above a
             # lying neutral pose, then went on up and back down to 45 unfitted: its net turn is
             # too small), so this movement tells nothing of the far rest
             a_lo = self._start_angle(old[0], h, _after_last_still(still, k))
             back_down = a_lo is not None and a_lo < self._pending_far_deg - self.s.slip_zone_deg
+            goes_on = float(axis @ old[0].axis) >= 0 and not back_down
+            if goes_on:
+                # it goes on up from the far rest: a new posture (lying down after standing, down
+                # into a plank) if the leg then stops at or above that rest, a pause part-way up
+                # if it comes back down below it (the set's rest). Held until the movement ends
+                # (or no longer than a rep lasts, ``max_rep_s``: then it goes on)
+                ends = (still[k + 1 :] & ~still[k:-1]).nonzero()[0] if k + 1 < len(t) else _NO_ROWS
+                if len(ends):
+                    e = k + 1 + int(ends[0])
+                    a_end = float(old[0].angles(up[e : e + 1], uref[e : e + 1], quat[e : e + 1])[0])
+                    goes_on = a_end >= self._pending_far_deg - self.s.slip_zone_deg
+                elif t[-1] - t[k] <= self.s.max_rep_s:
+                    return _EMPTY, None  # (the next chunk fits the same movement and looks again)
+            self._pending = None
+            self._probing = False
             self._pending_far_deg = math.nan
-            if float(axis @ old[0].axis) < 0 or back_down:
-                # the movement lowers the leg, or the leg came back down first: the far rest was the
-                # top of a rep or a pause on the way up (or a pose of this posture); the held samples
-                # go on with the mounting they had
+            if not goes_on:
+                # the movement lowers the leg, or the leg came back down first or after: the far rest
+                # was the top of a rep or a pause on the way up (or a pose of this posture); the held
+                # samples go on with the mounting they had
                 self.mounting, self._u_ref, self._offset, self._raw_ref = old
                 self._held = [tuple(x[: k + 1] for x in h)]  # type: ignore[list-item]
                 t_h, up_h, uref_h, still_h, quat_h = self._take_held()
