@@ -525,6 +525,8 @@ class HipAngleEstimator:
         self._pending: tuple[Mounting, FloatArray | None, float, FloatArray] | None = None
         self._pending_sign = False  # the pending rest is one near the neutral pose (a sign check)
         self._pending_far_deg = math.nan  # a far pending rest's angle by the mounting before it
+        # the sign check's rest: its first still sample's (up, uref, quat) (None: none)
+        self._pending_rest_pose: tuple[FloatArray, FloatArray, FloatArray] | None = None
         self._proven = 0  # movements from the neutral pose that went up since the sign was set
         # the first movement after a lying (not swaying) calibration rest, which set the sign: it
         # went up by definition, so it proves nothing to the sign check, but a rest below the
@@ -1068,7 +1070,9 @@ class HipAngleEstimator:
             half = 0.5 * self.s.axis_rotation_deg
             # a flip needs the leg below the checked rest too: the movement may start at a pause
             # part-way up a rep (a plank leg lift pausing at 18 deg) and come down to that rest
-            a_rest = self._start_angle(self._pending[0], h, 0)
+            # (the rest's pose as the check began: the held samples' first one depends on the chunking)
+            rp = self._pending_rest_pose
+            a_rest = None if rp is None else float(self._pending[0].angles(rp[0][None], rp[1][None], rp[2][None])[0])
             below_rest = a_rest is None or a_at_k - a_rest < -half
             before = self._pending_angles(tuple(x[:lo] for x in h))  # type: ignore[arg-type]  # (re-anchors the pending mounting)
             old = self._pending
@@ -1350,6 +1354,7 @@ class HipAngleEstimator:
             upto(j_chk + 1)
             self._pending, self._pending_sign = (m, self._u_ref, self._offset, self._raw_ref), True
             self._pending_t0 = float(t[j_chk])
+            self._pending_rest_pose = (up[j_chk].copy(), uref[j_chk].copy(), quat[j_chk].copy())
             return self._hold_from(h, angle_upto(j_chk + 1), j_chk)
         if len(slip):
             self._probing = False  # (a slip or a far rest: the first movement goes out as it is)
