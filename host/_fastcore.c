@@ -1972,8 +1972,8 @@ close_cand(RepMachine *m, const double *t, const double *a, const char *rest, Py
                                                                         : m->chained_undershoot_frac * rise;
     double strict = m->undershoot_deg > m->undershoot_frac * rise ? m->undershoot_deg : m->undershoot_frac * rise;
     if (m->orig_s0 >= 0 && rise >= m->min_rom_deg && (r[9] <= m->orig_deg + m->undershoot_deg || r[9] < low - loose)) {
-        /* a rise that paused on the way up and came back down to where it first started: one rep
-           from there */
+        /* a rise that paused on the way up and came back down to where it first started, or far
+           below the pause: one rep from where it first started (RepMachineRef._close) */
         Py_ssize_t lo0 = m->orig_s0 - m->k;
         if (lo0 < base)
             lo0 = base;

@@ -361,6 +361,11 @@ _row_offset = row_offset
 Python form)."""
 
 
+def _angle_at(m: Mounting, up: FloatArray, uref: FloatArray, quat: FloatArray) -> float:
+    """The hip angle by ``m`` of one sample: its up vector, calibration-rest up vector and attitude (3,), (3,), (4,)."""
+    return float(m.angles(up[None], uref[None], quat[None])[0])
+
+
 def norm3(v: FloatArray) -> float:
     """``float(np.linalg.norm(v))`` of one vector, as it computes it (``sqrt`` of the dot product of
     ``v.ravel(order="K")`` with itself; math's and numpy's square roots are both correctly rounded),
@@ -1065,14 +1070,14 @@ class HipAngleEstimator:
             lo = _after_last_still(still, k)
             # how far the movement went from where it started (the rest may lie a little below
             # the neutral pose, as far as the reps' bottoms do while it is still too high)
-            a_at_k = float(self._pending[0].angles(up[k : k + 1], uref[k : k + 1], quat[k : k + 1])[0])
+            a_at_k = _angle_at(self._pending[0], up[k], uref[k], quat[k])
             a_k = a_at_k - (self._start_angle(self._pending[0], h, lo) or 0.0)
             half = 0.5 * self.s.axis_rotation_deg
             # a flip needs the leg below the checked rest too: the movement may start at a pause
             # part-way up a rep (a plank leg lift pausing at 18 deg) and come down to that rest
             # (the rest's pose as the check began: the held samples' first one depends on the chunking)
             rp = self._pending_rest_pose
-            a_rest = None if rp is None else float(self._pending[0].angles(rp[0][None], rp[1][None], rp[2][None])[0])
+            a_rest = None if rp is None else _angle_at(self._pending[0], *rp)
             below_rest = a_rest is None or a_at_k - a_rest < -half
             before = self._pending_angles(tuple(x[:lo] for x in h))  # type: ignore[arg-type]  # (re-anchors the pending mounting)
             old = self._pending
@@ -1123,7 +1128,7 @@ class HipAngleEstimator:
                 ends = (still[k + 1 :] & ~still[k:-1]).nonzero()[0] if k + 1 < len(t) else _NO_ROWS
                 if len(ends):
                     e = k + 1 + int(ends[0])
-                    a_end = float(old[0].angles(up[e : e + 1], uref[e : e + 1], quat[e : e + 1])[0])
+                    a_end = _angle_at(old[0], up[e], uref[e], quat[e])
                     goes_on = a_end >= self._pending_far_deg - self.s.slip_zone_deg
                 elif t[-1] - t[k] <= self.s.max_rep_s:
                     return _EMPTY, None  # (the next chunk fits the same movement and looks again)
@@ -1218,8 +1223,7 @@ class HipAngleEstimator:
         pose = self._start_pose(h, lo)
         if pose is None:
             return None
-        up, uref, quat, _ = pose
-        return float(m.angles(up[None], uref[None], quat[None])[0])
+        return _angle_at(m, *pose[:3])
 
     def _angles(self, h: Held) -> tuple[FloatArray, FloatArray, BoolArray]:
         """Angles with the current mounting, up to the first rest that shows a strap slip; at a
