@@ -401,9 +401,17 @@ class Settings:
     to 45 deg before bent-knee raises; lying down after standing turns 90 deg from a hanging
     thigh)."""
     probe_max_s: Annotated[float, Range(1.0, 3600.0)] = 120.0
-    """After a standing calibration rest (``standing_sway_dps``) the first movement is held until
-    the raise direction is checked at the next movement from the neutral pose, for at most this
-    long (then it is released as it is)."""
+    """After a standing calibration rest (``standing_sway_dps``, or an upright thigh:
+    ``probe_upright_deg``) the first movement is held until the raise direction is checked at
+    the next movement from the neutral pose, for at most this long (then it is released as it is)."""
+    probe_upright_deg: Annotated[float, Range(0.0, 90.0)] = 60.0
+    """The first movement is also held (``probe_max_s``) when the lever arm at its fit puts the
+    thigh within this of upright at the calibration rest (someone standing without sway, or
+    kneeling): from a hanging thigh the knee rises whichever way it swings, so gravity cannot
+    tell a kneel-down before planks and bird dogs (a 70 deg flexion and back) from a first rep.
+    Loose on purpose: a lying thigh read as upright only delays its first rep until the next
+    movement; the lever arm leans 7-28 deg off the long axis and is rough after one movement
+    (a kneel-down also moves the hip: 0.63-0.93 of upright seen, a lying thigh 0.05-0.44)."""
     plane_correction_max_deg: Annotated[float, Range(0.0, 45.0)] = 6.0
     """Once anchored, the hip angle (the long axis's flexion in the exercise plane) differs from the
     heading-free tilt about the flexion axis by at most this: that difference is of second order in
