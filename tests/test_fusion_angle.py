@@ -263,6 +263,18 @@ def test_a_raise_after_a_strap_start_is_no_strap_roll() -> None:
     _counts_exact_in_any_chunks(simulate(spec, 30066), 30066)
 
 
+def test_the_rest_after_a_strap_roll_is_the_new_reference() -> None:
+    # Fast plank lifts; the right strap turns 29 deg on the thigh before that leg's first lift.
+    # The turn was fitted as the first movement and then dropped as a strap roll, but the rest
+    # after it still read 28 deg (the strap's turn against the calibration rest) until the
+    # first lift's fit re-read it from 15: a lift from no rest, rejected. That rest is now the
+    # reference rest, at the angle the turn began at.
+    spec = SessionSpec(exercise="plank_leg_lift", start="settling", rate_hz=52.0, errors="typical",
+                       sets=(SetSpec(6, 6, order="alternating", up_s=0.7, hold_s=0.0, down_s=1.0, bottom_rest_s=0.3,
+                                     strap_slips=1, paused_raises=3),))
+    _counts_exact_in_any_chunks(simulate(spec, 30079), 30079)
+
+
 @pytest.mark.parametrize("seed", [1080, 4322])
 def test_a_session_that_starts_mid_rep_is_not_read_upside_down(seed: int) -> None:
     # The first rep starts at t = 0: the first rest (calibration) is the top of rep 1. Before,

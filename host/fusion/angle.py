@@ -592,6 +592,8 @@ class HipAngleEstimator:
         self._probing = False
         # the fitted axis turned a raise's worth before the lever arm first lay along it: no strap roll
         self._roll_off = False
+        # after a strap roll: the angle its first rest is to have as the new reference rest (NaN: none)
+        self._roll_rebase_deg = math.nan
         self._probe_t0 = math.inf  # first sample of the first movement
         self._probe_buf: list[tuple[FloatArray, FloatArray, BoolArray]] = []
         # the flipped mounting, end of the movement's samples
@@ -1119,8 +1121,20 @@ class HipAngleEstimator:
         plain = self._pending is None and self._pre is None  # still samples went out unsigned (update)
         h = self._merged_held()
         assert h is not None
-        t, up, uref, still, rest, w, _, quat, lever = h
+        t, up, uref, still, rest, w, racc, quat, lever = h
         found = self._fit_turn(t, w, still, up, uref)
+        if not math.isnan(self._roll_rebase_deg):
+            # after a strap roll: the first still sample before the next movement (if any) becomes
+            # the reference rest (the first sample of a still run holds its accelerometer mean)
+            still_before = still[: _after_last_still(still, found[0]) if found is not None else len(t)].nonzero()[0]
+            if len(still_before) and norm3(racc[int(still_before[0])]) > 0.0:
+                i0 = int(still_before[0])
+                self._u_ref = up[i0].copy()
+                self._raw_ref = racc[i0] / norm3(racc[i0])
+                self._offset = self._roll_rebase_deg
+                self._roll_rebase_deg = math.nan
+            elif found is not None:
+                self._roll_rebase_deg = math.nan
         if found is None:
             return _EMPTY, None
         k, axis = found
@@ -1450,6 +1464,10 @@ class HipAngleEstimator:
                 # the rep segmenter restarts here: an excursion read about the long axis (the strap
                 # being turned) is no rep
                 self.restarts.append(float(t[j]))
+                # the strap turned, the leg did not: the first rest after it is the new reference
+                # rest, at the reference rest's angle (a strap is turned with the leg at rest, and
+                # where this turn began may lie in an earlier chunk); else that rest reads the turn
+                self._roll_rebase_deg = m.offset_deg
                 return self._hold_from(h, angle_upto(j + 1), j)
         if lower and lower[0][0] <= j_anchor:
             j, a_j = lower[0]
