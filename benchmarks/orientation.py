@@ -55,6 +55,9 @@ Method = Callable[[BroadTrial], np.ndarray]
 # gyro-bias estimate became the defaults (the Settings fields that changed): one stage of 3 s
 # (VQF's tauAcc), no bias estimate while moving. Kept as a column to show what the change did.
 CANDIDATE = {"tau_acc_s": 3.0, "tau_acc2_s": 0.0, "bias_motion_tau_s": 0.0}
+# The stage without the slower low-pass at a movement's onset after a long rest and without the
+# rest windows' trimmed end (reference.py, steps 2b and 6): what those two did.
+NO_ONSET = {"onset_tau_acc_s": 0.0, "bias_trim_s": 0.0}
 
 
 def legrep_stage(changes: dict[str, float] | None = None) -> Method | None:
@@ -123,6 +126,7 @@ def main() -> int:
     trials, source = load(args)
     methods: dict[str, Method | None] = {
         "legrep track_gravity": legrep_stage(),
+        "legrep no onset/trim": legrep_stage(NO_ONSET),
         "legrep one 3 s stage": legrep_stage(CANDIDATE),
         "VQF offline 6D": vqf_offline,
         "VQF online 6D": vqf_online,
@@ -152,7 +156,8 @@ def main() -> int:
         f"{sum(a > b for a, b in zip(v, online)):22d}" if v else f"{'-':>22s}" for v in rmse.values()))
     print(f"{'speed (M samples/s)':44s}" + "".join(
         f"{samples / seconds[m] / 1e6:22.2f}" if methods[m] is not None else f"{'-':>22s}" for m in methods))
-    print("causal: legrep track_gravity and one 3 s stage (from the first rest on), VQF online, imufusion; not causal: VQF offline")
+    print("causal: legrep's columns (from the first rest on), VQF online, imufusion; not causal: VQF offline")
+    print("legrep no onset/trim: the same stage with " + ", ".join(f"{k}={v:g}" for k, v in NO_ONSET.items()))
     print("legrep one 3 s stage: the same stage with " + ", ".join(f"{k}={v:g}" for k, v in CANDIDATE.items()))
     if methods["legrep track_gravity"] is None:
         print("legrep.fusion.orientation.track_gravity is not on this branch yet: legrep's column is not available")

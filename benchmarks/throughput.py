@@ -2,7 +2,9 @@
 
 On one hour of two simulated thigh sensors at 100 Hz (720 000 samples), median of ``--runs``:
 
-* the pipeline alone (both legs: calibration -> hip angle -> reps -> sets, arrays in memory);
+* the pipeline alone (both legs: calibration -> hip angle -> reps -> sets, arrays in memory; each
+  leg on a thread of its own, as ``analyze_arrays`` runs them), and one leg after the other
+  (``LEGREP_SERIAL=1``) alternately with it;
 * ``legrep analyze`` end to end on the same samples written as a CSV pair (a child process:
   start-up, reading, analysis, output), and the floor: ``np.loadtxt`` of the same two files
   (numpy's C reader, which does nothing else);
@@ -21,6 +23,7 @@ Last line: ``pipeline <N> samples/s, <R>x imufusion, end-to-end <N> samples/s``.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -42,15 +45,26 @@ def _blocks(session: object) -> dict[Leg, ImuBlock]:
     return out
 
 
-def bench_pipeline(blocks: dict[Leg, ImuBlock], runs: int) -> tuple[float, int]:
-    times = []
+def bench_pipeline(blocks: dict[Leg, ImuBlock], runs: int) -> tuple[float, float, int]:
+    """Median seconds of ``analyze_arrays`` as it runs (two legs: a thread each) and with one leg
+    after the other (``LEGREP_SERIAL=1``), alternately; and the reps found."""
+    times: dict[str, list[float]] = {"": [], "1": []}
     n_reps = 0
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        res = analyze_arrays(left=blocks.get(Leg.LEFT), right=blocks.get(Leg.RIGHT))
-        times.append(time.perf_counter() - t0)
-        n_reps = len(res.reps)
-    return statistics.median(times), n_reps
+    before = os.environ.get("LEGREP_SERIAL")
+    try:
+        for _ in range(runs):
+            for serial, got in times.items():
+                os.environ["LEGREP_SERIAL"] = serial
+                t0 = time.perf_counter()
+                res = analyze_arrays(left=blocks.get(Leg.LEFT), right=blocks.get(Leg.RIGHT))
+                got.append(time.perf_counter() - t0)
+                n_reps = len(res.reps)
+    finally:
+        if before is None:
+            os.environ.pop("LEGREP_SERIAL", None)
+        else:
+            os.environ["LEGREP_SERIAL"] = before
+    return statistics.median(times[""]), statistics.median(times["1"]), n_reps
 
 
 def bench_imufusion(blocks: dict[Leg, ImuBlock], runs: int) -> float:
@@ -152,7 +166,7 @@ def main() -> None:
     print(f"simulated {args.hours:g} h x {len(blocks)} sensors at 100 Hz: {n} samples, "
           f"{len(session.reps)} true reps ({time.perf_counter() - t0:.1f} s)")
 
-    t_pipe, n_reps = bench_pipeline(blocks, args.runs)
+    t_pipe, t_serial, n_reps = bench_pipeline(blocks, args.runs)
     t_e2e, t_loadtxt = bench_end_to_end(blocks, args.runs)
     t_vqf = bench_vqf(blocks, args.runs)
     t_fusion = bench_imufusion(blocks, max(1, args.runs // 2))
@@ -163,7 +177,9 @@ def main() -> None:
         return f"{n / t / 1e6:6.2f} M samples/s"
 
     print(f"reps found: {n_reps} (truth {len(session.reps)})")
-    print(f"legrep pipeline alone (hip angle, reps, sets; arrays in memory): {rate(t_pipe)}")
+    print(f"legrep pipeline alone (hip angle, reps, sets; arrays in memory, a thread per leg): {rate(t_pipe)}")
+    print(f"the same, one leg after the other (LEGREP_SERIAL=1):                         {rate(t_serial)}"
+          f"  (threads: {t_serial / t_pipe:.2f}x)")
     print(f"legrep analyze end to end (child process: start-up, CSV pair, analysis, table): {rate(t_e2e)}")
     print(f"floor: np.loadtxt of the same CSV pair (child process, reading only):          {rate(t_loadtxt)}"
           f"  (analyze takes {t_e2e / t_loadtxt:.2f}x its time)")

@@ -194,6 +194,12 @@ typedef struct {
     long long since_gap; /* samples since the last gap (or the start), this one included */
     double gap_tau_acc, gap_recover; /* after lost samples: a shorter low-pass for this long, s */
     double recover_left; /* time the shorter low-pass still runs, s */
+    double onset_tau, onset_decay, onset_rest; /* step 2b: the low-pass at a movement's onset after a long rest */
+    double since_still; /* time since the last still sample, s (0 while still) */
+    double still_run;   /* length of the current (or the last) run of still samples, s */
+    int was_still;      /* the previous sample was still */
+    int onset;          /* step 2b applies to this movement (it began after a still run of onset_rest) */
+    Py_ssize_t trim;    /* step 6: a rest window's last samples left out of its bias estimate */
     double lever_tau, lever_min2, lever_ridge, lever_max; /* step 2a (lever_tau 0: off) */
     double w_prev[3];   /* previous bias-corrected rate, rad/s */
     int has_wprev;
@@ -262,7 +268,8 @@ TiltKernel_init(TiltKernel *self, PyObject *args, PyObject *kwds)
                              "acc_bias_memory", "acc_bias_ridge", "acc_bias_max_g", "gap_s",
                              "lever_tau_s", "lever_min_dps", "lever_ridge", "lever_max_m", "acc_bias_step_deg",
                              "gap_tau_acc_s", "gap_recover_s", "tau_acc2_s",
-                             "acc_bias_turn_deg", "still_bias_dps", "bias_motion_fast_tau_s", "bias_unsure", NULL};
+                             "acc_bias_turn_deg", "still_bias_dps", "bias_motion_fast_tau_s", "bias_unsure",
+                             "onset_tau_acc_s", "onset_decay_s", "onset_rest_s", "bias_trim_n", NULL};
     PyObject *g0, *b0;
     double motion_tau, still_gyro, rest_gyro, rest_acc, rest_tilt, bias_jump, lever_min, step_deg, turn_deg = 1e300;
     double still_bias = 0.0, fast_tau = 0.0;
@@ -274,13 +281,14 @@ TiltKernel_init(TiltKernel *self, PyObject *args, PyObject *kwds)
     }
     c->acc_memory = 0.0, c->acc_ridge = 0.05, c->acc_max = 0.2;
     c->tau_acc2 = 0.0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$OOddndndddddddddddddddddddddddp:TiltKernel", kwlist, &g0, &b0, &c->tau_acc,
+    c->onset_tau = 0.0, c->onset_decay = 1.0, c->onset_rest = 0.0, c->trim = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$OOddndndddddddddddddddddddddddpdddn:TiltKernel", kwlist, &g0, &b0, &c->tau_acc,
                                      &motion_tau, &c->W, &still_gyro, &c->B, &rest_gyro, &rest_acc, &rest_tilt,
                                      &bias_jump, &c->bias_gain, &c->max_gap_s, &c->dt_nominal_s, &c->t_prev,
                                      &c->acc_memory, &c->acc_ridge, &c->acc_max, &c->gap_s, &c->lever_tau,
                                      &lever_min, &c->lever_ridge, &c->lever_max, &step_deg, &c->gap_tau_acc,
                                      &c->gap_recover, &c->tau_acc2, &turn_deg, &still_bias, &fast_tau,
-                                     &unsure))
+                                     &unsure, &c->onset_tau, &c->onset_decay, &c->onset_rest, &c->trim))
         return -1;
     if (vec3(g0, c->lp, "gravity0") < 0 || vec3(b0, c->bias, "gyro_bias0_dps") < 0)
         return -1;
@@ -288,6 +296,11 @@ TiltKernel_init(TiltKernel *self, PyObject *args, PyObject *kwds)
         PyErr_Format(PyExc_ValueError,
                      "expected still_n >= 1, bias_n >= 8, tau_acc_s > 0 and a non-zero gravity0, got %zd, %zd, %g",
                      c->W, c->B, c->tau_acc);
+        return -1;
+    }
+    if (c->trim < 0 || c->trim > c->B / 2 || !(c->onset_decay > 0.0)) {
+        PyErr_Format(PyExc_ValueError, "expected 0 <= bias_trim_n <= bias_n / 2 and onset_decay_s > 0, got %zd and %g",
+                     c->trim, c->onset_decay);
         return -1;
     }
     c->motion_gain = motion_tau > 0.0 ? 1.0 / motion_tau : 0.0;
@@ -313,6 +326,8 @@ TiltKernel_init(TiltKernel *self, PyObject *args, PyObject *kwds)
     c->uncertain = 0;
     c->since_gap = 0;
     c->recover_left = 0.0;
+    c->since_still = c->still_run = 0.0;
+    c->was_still = c->onset = 0;
     c->lever_min2 = (lever_min * DEG2RAD) * (lever_min * DEG2RAD);
     c->step_rad = step_deg * DEG2RAD;
     c->acc_turn = turn_deg * DEG2RAD;
@@ -491,7 +506,18 @@ tilt_rest_event(TiltCore *c, Py_ssize_t cur)
     double nf = first[0] * first[0] + first[1] * first[1] + first[2] * first[2];
     double nl = last[0] * last[0] + last[1] * last[1] + last[2] * last[2];
     double *b = c->bias;
-    d[0] = mg[0] - b[0], d[1] = mg[1] - b[1], d[2] = mg[2] - b[2];
+    /* the bias estimate leaves out the window's last trim samples (a movement's slow start) */
+    double mb[3];
+    if (c->trim > 0) {
+        const Py_ssize_t keep = nb - c->trim;
+        const double *mid = c->ring + 8 * ((cur - c->trim + slots) % slots);
+        const double ik = 1.0 / (double)keep;
+        for (int j = 0; j < 3; j++)
+            mb[j] = (mid[j] - start[j]) * ik;
+    } else {
+        mb[0] = mg[0], mb[1] = mg[1], mb[2] = mg[2];
+    }
+    d[0] = mb[0] - b[0], d[1] = mb[1] - b[1], d[2] = mb[2] - b[2];
     /* only the change along gravity is limited: the tilt test has verified the rest normal to it */
     double da = d[0] * ma[0] + d[1] * ma[1] + d[2] * ma[2];
     double na = ma[0] * ma[0] + ma[1] * ma[1] + ma[2] * ma[2];
@@ -651,6 +677,7 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
             c->has_mprev = 0; /* the gyro did not see the gap: no rest pair across it */
             c->has_wprev = 0;
             c->since_gap = 0;
+            c->onset = c->was_still = 0; /* the gyro bridged the gap: no slower onset (step 2b) */
         }
         c->since_gap++;
         if (!has_prev)
@@ -700,6 +727,13 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
         }
         if (dt > c->gap_s)
             c->recover_left = c->gap_recover; /* from the next sample (see reference.py, step 8) */
+        double tau2_i = tau2;
+        if (c->onset && !recovering) {
+            /* 2b. a movement after a long rest: both stages slower, relaxing to tau over onset_decay */
+            double r = 1.0 + (c->onset_tau / tau - 1.0) * exp(-c->since_still / c->onset_decay);
+            tau_i = tau * r;
+            tau2_i = tau2 * r;
+        }
         double alpha = dt / (tau_i + 0.5 * dt);
         if (alpha > 1.0)
             alpha = 1.0;
@@ -707,7 +741,7 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
         double m0 = f0, m1 = f1, m2 = f2;
         if (tau2 > 0.0 && !recovering) {
             /* second stage (while recovering from lost samples it is bypassed: lp follows lp1) */
-            double alpha2 = dt / (tau2 + 0.5 * dt);
+            double alpha2 = dt / (tau2_i + 0.5 * dt);
             if (alpha2 > 1.0)
                 alpha2 = 1.0;
             m0 = l0 + alpha2 * (f0 - l0), m1 = l1 + alpha2 * (f1 - l1), m2 = l2 + alpha2 * (f2 - l2);
@@ -775,6 +809,17 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
         }
         *(char *)(st.base + i * st.s0) = (char)still;
         n_still += still;
+        /* 5c. the clock of step 2b: a movement that ends a still run of onset_rest (no gap in it) */
+        if (still) {
+            c->still_run = c->was_still ? c->still_run + dt : 0.0;
+            c->since_still = 0.0;
+            c->onset = 0;
+        } else {
+            if (c->was_still)
+                c->onset = c->onset_tau > tau && c->still_run >= c->onset_rest;
+            c->since_still = c->since_still + dt;
+        }
+        c->was_still = still;
         int rest = 0;
         if (cnt > B && cnt % half == 0) {
             c->q[0] = qw, c->q[1] = qx, c->q[2] = qy, c->q[3] = qz;
@@ -895,7 +940,9 @@ PyDoc_STRVAR(TiltKernel_doc,
              "           bias_n, rest_gyro_dps, rest_acc_g, rest_tilt_deg, bias_jump_dps, bias_gain,\n"
              "           max_gap_s, dt_nominal_s, t_prev_s, acc_bias_memory, acc_bias_ridge,\n"
              "           acc_bias_max_g, gap_s, lever_tau_s, lever_min_dps, lever_ridge, lever_max_m,\n"
-             "           acc_bias_step_deg, gap_tau_acc_s, gap_recover_s, tau_acc2_s, acc_bias_turn_deg)\n--\n\n"
+             "           acc_bias_step_deg, gap_tau_acc_s, gap_recover_s, tau_acc2_s, acc_bias_turn_deg,\n"
+             "           still_bias_dps, bias_motion_fast_tau_s, bias_unsure, onset_tau_acc_s, onset_decay_s,\n"
+             "           onset_rest_s, bias_trim_n)\n--\n\n"
              "Orientation stage of one sensor (host/fusion/reference.py is its specification).\n"
              "t_prev_s is NaN when no sample precedes the first chunk.");
 

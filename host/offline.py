@@ -340,6 +340,10 @@ class LegProcess:
         child reduces them (:attr:`trace` at the end)."""
         from multiprocessing import Pipe
 
+        # numpy's median imports numpy.ma on its first call (each leg's calibration makes one, the
+        # parent's set labels too): imported once here, before the fork, not once in every child
+        import numpy.ma  # noqa: F401
+
         self.leg = leg
         self.failed = False
         """True once the child's error was raised here."""

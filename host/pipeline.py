@@ -10,6 +10,8 @@ carries its state between chunks, so any chunking of the same samples gives the 
 from __future__ import annotations
 
 import math
+import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -421,6 +423,67 @@ class SessionAnalyzer:
         return LegOutput(out.time_s, out.angle_deg, reps, out.still)
 
 
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+class _LegThread:
+    """A leg's :class:`LegStages` over one whole block and its end, run on a thread of its own as
+    soon as it is made (:func:`analyze_arrays` with two legs: the C kernels release the GIL, so the
+    legs' analyses overlap on two cores). The :class:`LegWork` :class:`SessionAnalyzer` drives: each
+    call waits for the thread and gives what the stages gave there, with the horizon and last angle
+    they had after that step, so the cross-leg steps see exactly what the serial path shows them."""
+
+    def __init__(self, leg: Leg, settings: Settings, block: ImuBlock) -> None:
+        self._stages = LegStages(leg, settings)
+        self._steps: list[tuple[LegStep | BaseException, float, float | None]] = []
+        self._taken = 0
+        self._horizon_s = -np.inf
+        self._last_angle_deg: float | None = None
+        self._thread = threading.Thread(target=self._run, args=(block,), name=f"legrep-{leg.value}", daemon=True)
+        self._thread.start()
+
+    def _run(self, block: ImuBlock) -> None:
+        st = self._stages
+        for last in (False, True):
+            try:
+                out = st.finish() if last else st.update(block)
+            except BaseException as exc:  # raised by the call that takes this step, as serially
+                self._steps.append((exc, st.horizon_s(), st.last_angle_deg))
+                return
+            self._steps.append((out, st.horizon_s(), st.last_angle_deg))
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def _take(self) -> LegStep:
+        self._thread.join()
+        out, self._horizon_s, self._last_angle_deg = self._steps[self._taken]
+        self._taken += 1
+        if isinstance(out, BaseException):
+            raise out
+        return out
+
+    @property
+    def last_angle_deg(self) -> float | None:
+        return self._last_angle_deg
+
+    def update(self, block: ImuBlock) -> LegStep:
+        return self._take()
+
+    def finish(self) -> LegStep:
+        return self._take()
+
+    def horizon_s(self) -> float:
+        return self._horizon_s
+
+    def diagnostics(self) -> SensorDiagnostics:
+        return self._stages.diagnostics()
+
+
 def _as_block(data: ImuBlock | tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike], name: str) -> ImuBlock:
     if isinstance(data, ImuBlock):
         return data
@@ -437,6 +500,10 @@ def analyze_arrays(
     pelvis: ImuBlock | tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike] | None = None,
 ) -> SessionResult:
     """Analyse whole recordings given as arrays (the notebook API).
+
+    With two legs and more than one core (and ``LEGREP_SERIAL`` unset), each leg's stages run on a
+    thread of their own (the C kernels release the GIL); the cross-leg steps see the same calls
+    with the same values as one leg after the other, so the result is the same, every byte.
 
     Parameters
     ----------
@@ -455,10 +522,17 @@ def analyze_arrays(
     blocks = {leg: _as_block(d, leg.value) for leg, d in ((Leg.LEFT, left), (Leg.RIGHT, right)) if d is not None}
     if not blocks:
         raise InputError("expected samples for at least one leg (left or right), got none")
-    analyzer = SessionAnalyzer(tuple(blocks), settings, exercise=exercise, pelvis=pelvis is not None)
-    for leg, block in blocks.items():
-        analyzer.update(leg, block)
-    if pelvis is not None:
-        analyzer.update_pelvis(_as_block(pelvis, "pelvis"))
-        return check_coverage(analyzer.finish())
-    return analyzer.finish()
+    settings = settings or Settings()
+    threads = len(blocks) > 1 and _cores() > 1 and os.environ.get("LEGREP_SERIAL", "") in ("", "0")
+    stages = {leg: _LegThread(leg, settings, block) for leg, block in blocks.items()} if threads else None
+    try:
+        analyzer = SessionAnalyzer(tuple(blocks), settings, exercise=exercise, pelvis=pelvis is not None, stages=stages)
+        for leg, block in blocks.items():
+            analyzer.update(leg, block)
+        if pelvis is not None:
+            analyzer.update_pelvis(_as_block(pelvis, "pelvis"))
+            return check_coverage(analyzer.finish())
+        return analyzer.finish()
+    finally:
+        for work in (stages or {}).values():  # (after an error too: no analysis left running)
+            work.join()

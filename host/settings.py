@@ -151,6 +151,22 @@ class Settings:
     on BROAD (README "Accuracy")."""
     tau_acc2_s: Annotated[float, _nonneg(600.0)] = 1.0
     """Time constant of a second low-pass stage after the first (0: a single stage)."""
+    onset_tau_acc_s: Annotated[float, _nonneg(600.0)] = 6.0
+    """Low-pass time constant at the onset of a movement that follows a rest of ``onset_rest_s``
+    (both stages scaled alike; relaxing to ``tau_acc_s`` over ``onset_decay_s``; not above
+    ``tau_acc_s``: off). Such a rest has just measured the gyro bias and settled the low-pass on
+    gravity, so for the first seconds the gyro alone is the better judge, while a limb or hand
+    that starts to move accelerates before it turns. On BROAD's trials with breaks the 1 s + 1 s
+    low-pass took in twice VQF's error at each pick-up; with this (6 s, 3 s, 5 s) legrep's
+    inclination RMSE is under VQF's on every trial, and the accuracy grid's peak error fell on
+    every seed column (benchmarks/orientation.py, benchmarks/accuracy.py)."""
+    onset_decay_s: Annotated[float, _positive(600.0)] = 3.0
+    """Time constant of the return from ``onset_tau_acc_s`` to ``tau_acc_s`` after the last still sample, s."""
+    onset_rest_s: Annotated[float, _nonneg(3600.0)] = 5.0
+    """Shortest still run after which a movement starts with ``onset_tau_acc_s``, s: several
+    low-pass time constants, so that the low-pass has settled (a rep's bottom, 0.3-2 s, or the
+    rest after a setup movement, has not: there the accelerometer must still correct the gyro;
+    with 2 s a paused bent-knee raise after a 3 s start was lost on one grid seed)."""
     bias_motion_tau_s: Annotated[float, _nonneg(3600.0)] = 100.0
     """Time constant of the gyro bias estimate while moving (0 disables it): slow, because
     anything else that turns the filtered gravity (the thigh's accelerations, a recovery after
@@ -168,6 +184,10 @@ class Settings:
     this, no sample between them is still and the neutral pose never comes down. 0: off."""
     bias_window_s: Annotated[float, Range(0.1, 60.0)] = 0.8
     """Length of a rest window used to update the gyro bias."""
+    bias_trim_s: Annotated[float, _nonneg(60.0)] = 0.2
+    """A rest window's gyro-bias estimate leaves out its last this long (at most half the window):
+    the last window before a movement holds its first touch, under the rest thresholds but no
+    bias (on BROAD's trials it moved the bias by up to 0.13 deg/s for the whole next movement)."""
     rest_gyro_dps: Annotated[float, _positive(100.0)] = 1.5
     """Bias rest: rms deviation of the rate from its window mean below this (gyro noise 0.5 deg/s
     rms per axis gives 0.9 deg/s)."""
@@ -381,9 +401,17 @@ class Settings:
     to 45 deg before bent-knee raises; lying down after standing turns 90 deg from a hanging
     thigh)."""
     probe_max_s: Annotated[float, Range(1.0, 3600.0)] = 120.0
-    """After a standing calibration rest (``standing_sway_dps``) the first movement is held until
-    the raise direction is checked at the next movement from the neutral pose, for at most this
-    long (then it is released as it is)."""
+    """After a standing calibration rest (``standing_sway_dps``, or an upright thigh:
+    ``probe_upright_deg``) the first movement is held until the raise direction is checked at
+    the next movement from the neutral pose, for at most this long (then it is released as it is)."""
+    probe_upright_deg: Annotated[float, Range(0.0, 90.0)] = 60.0
+    """The first movement is also held (``probe_max_s``) when the lever arm at its fit puts the
+    thigh within this of upright at the calibration rest (someone standing without sway, or
+    kneeling): from a hanging thigh the knee rises whichever way it swings, so gravity cannot
+    tell a kneel-down before planks and bird dogs (a 70 deg flexion and back) from a first rep.
+    Loose on purpose: a lying thigh read as upright only delays its first rep until the next
+    movement; the lever arm leans 7-28 deg off the long axis and is rough after one movement
+    (a kneel-down also moves the hip: 0.63-0.93 of upright seen, a lying thigh 0.05-0.44)."""
     plane_correction_max_deg: Annotated[float, Range(0.0, 45.0)] = 6.0
     """Once anchored, the hip angle (the long axis's flexion in the exercise plane) differs from the
     heading-free tilt about the flexion axis by at most this: that difference is of second order in

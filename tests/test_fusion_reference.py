@@ -180,3 +180,22 @@ def test_attitude_and_lever_outputs_equal_the_reference() -> None:
     np.testing.assert_allclose(quat, q_ref, rtol=0, atol=UNIT_TOL)
     np.testing.assert_allclose(lever, l_ref, rtol=0, atol=UNIT_TOL)
     assert np.allclose(np.linalg.norm(quat, axis=1), 1.0) and np.abs(lever).max() > 0.0
+
+
+def test_kernel_equals_reference_with_the_onset_low_pass_and_the_trimmed_rest_window() -> None:
+    # rests of up to 2.5 s: with onset_rest_s 0.5 most movements start with the slower low-pass
+    # (step 2b), lost samples cancel it (the random stream loses 1 %), and every rest window's
+    # bias leaves out its last 0.1 s (step 6)
+    rng = np.random.default_rng(17)
+    t, acc, gyr = _random_stream(rng, 4000, 100.0)
+    s = Settings(onset_tau_acc_s=4.0, onset_decay_s=1.0, onset_rest_s=0.5, bias_trim_s=0.1, bias_window_s=0.4)
+    k, ref = _compare(s, t, acc, gyr, 0.01)
+    assert kernel_params(s, 0.01).bias_trim_n == 10 and k.n_bias_updates > 0 and k.n_gap_snaps > 0
+    # each option changes the output (its branch ran)
+    def up_with(settings: Settings) -> np.ndarray:
+        kk, _ = _both(settings, 0.01, acc[:20].mean(axis=0), gyr[:20].mean(axis=0))
+        return _run_kernel(kk, t, acc, gyr)[0]
+
+    base = up_with(s)
+    for off in ({"onset_tau_acc_s": 0.0}, {"bias_trim_s": 0.0}):
+        assert np.abs(up_with(dataclasses.replace(s, **off)) - base).max() > 1e-6, off

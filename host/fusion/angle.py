@@ -558,7 +558,9 @@ class HipAngleEstimator:
         self._floor_deg = 0.0
         # (up, uref, quat, lever) of the sample before the held ones (where a movement they begin with started)
         self._held_prev_pose: tuple[FloatArray, FloatArray, FloatArray, FloatArray] | None = None
-        self._raw_on = calib.sway_dps > settings.standing_sway_dps  # log (t, up, uref, quat) until probation ends
+        self._standing = calib.sway_dps > settings.standing_sway_dps  # a standing (swaying) calibration rest
+        # log (t, up, uref, quat) until the first movement's probation is decided (_upright_fit) and ends
+        self._raw_on = True
         self._raw: list[tuple[FloatArray, FloatArray, FloatArray, FloatArray]] = []
         self._pending_t0 = math.nan  # first held sample of the sign check's rest
         self.restarts: list[float] = []
@@ -737,6 +739,11 @@ class HipAngleEstimator:
             return tuple(np.concatenate(x) for x in zip(*parts))  # type: ignore[return-value]
         up, uref, quat, still, rest, lever = self._tilt.update_pose(t, acc, gyr)
         if self._raw_on:
+            if self.mounting is None and self._pending is None and self._raw and still.any():
+                # before the first fit the first movement can only begin after the last still
+                # sample: what came before is not kept (a long rest would pile up otherwise)
+                t_still = t[int(still.nonzero()[0][-1])]
+                self._raw = [p for p in self._raw if p[0][-1] >= t_still]
             self._raw.append((t, up, uref, quat))
         held: Held = (t, up, uref, still, rest, gyr - self._bias0, self._rest_acc(acc, rest | self._settles(still)), quat, lever)
         if self.mounting is not None and self._pre is not None:
@@ -1175,13 +1182,14 @@ class HipAngleEstimator:
         self._roll_sign = False
         first = self._proven == 0 and self.n_refits == 0 and self.n_posture_changes == 0
         very_first = first and self._prev_axis is None and kind == 0
-        if very_first and not self._raw_on:
+        if very_first and not self._standing:
             self._first_up = True
         self._prev_axis = axis
         self.mounting = self._new_mounting(axis, uref[k])
         floor = self._floor_before(h, k) if very_first else None
-        if first and self._raw_on:
-            # the first movement after a standing calibration rest: on probation until the sign check
+        if first and self._raw_on and (self._standing or self._upright_fit(axis, uref[k], lever[k])):
+            # the first movement after a standing calibration rest (or from an upright thigh): on
+            # probation until the sign check
             self._probing = True
             lo = _after_last_still(still, k)
             self._probe_t0 = float(t[lo])
@@ -1199,6 +1207,17 @@ class HipAngleEstimator:
         if k + 1 == len(t):
             return head, None
         return head, tuple(x[k + 1 :] for x in h)  # type: ignore[return-value]
+
+    def _upright_fit(self, axis: FloatArray, up_ref: FloatArray, lever_m: FloatArray) -> bool:
+        """Whether the lever arm (hip -> sensor) at the first fit puts the thigh within
+        ``probe_upright_deg`` of upright at the reference rest (whose up vector is ``up_ref``),
+        in the plane normal to the flexion ``axis`` (as :func:`long_axis_from_lever` compares)."""
+        lev = lever_m - float(lever_m @ axis) * axis
+        upright = up_ref - float(up_ref @ axis) * axis
+        n_lev, n_up = norm3(lev), norm3(upright)
+        if not (n_lev > self.s.lever_min_m and n_up > 1e-6):
+            return False
+        return abs(float(lev @ upright)) >= math.cos(math.radians(self.s.probe_upright_deg)) * n_lev * n_up
 
     def _floor_before(self, h: Held, k: int) -> float | None:
         """The angle (deg, by the mounting just fitted) of the rest the first movement (reaching

@@ -73,6 +73,11 @@ def kernel_params(settings: Settings, dt_nominal_s: float) -> TiltParams:
         acc_bias_turn_deg=s.acc_bias_turn_deg,
         still_bias_dps=s.still_bias_dps,
         bias_motion_fast_tau_s=s.bias_motion_fast_tau_s,
+        onset_tau_acc_s=s.onset_tau_acc_s,
+        onset_decay_s=s.onset_decay_s,
+        onset_rest_s=s.onset_rest_s,
+        # (at most half the window: its first half is always the estimate's)
+        bias_trim_n=min(bias_n // 2, round(s.bias_trim_s / dt_nominal_s)),
     )
 
 

@@ -26,6 +26,15 @@ frame; the rest, the filters and the bias estimator here are our own, simpler ch
    frame gravity is constant while the thigh's own accelerations come and go with zero
    mean (it starts and ends every movement at rest), so the low-pass keeps gravity and
    removes them without the lag a sensor-frame low-pass would have;
+2b. **onset after a long rest**: a movement that ends a still run (step 5) of at least
+   ``onset_rest_s`` starts with both stages' time constants scaled by
+   ``1 + (onset_tau_acc_s / tau_acc_s - 1) exp(-t / onset_decay_s)``, ``t`` the time since the
+   last still sample. Such a rest has just measured the gyro bias and let the low-pass settle
+   on gravity, so for the first seconds the gyro alone is better than the accelerometer,
+   while a hand or limb that starts to move accelerates without turning (BROAD's trials with
+   breaks: picking the sensor up tilts the accelerometer by 3-7 degrees for a second, and the
+   1 s + 1 s low-pass took in twice what VQF's 3 s one did). Short rests (the bottom of a rep,
+   where the low-pass has not settled) and rests after lost samples keep ``tau_acc_s``;
 3. **motion bias estimation**: a residual gyro bias turns the I frame, so gravity appears to
    rotate in it; the low-passed vector's rotation in one step (``lp_prev x lp / |lp|^2``),
    taken back to the sensor frame, is the bias error times the step: the bias moves by it
@@ -48,7 +57,10 @@ frame; the rest, the filters and the bias estimator here are our own, simpler ch
    ``bias_jump_dps`` of the bias (normal to gravity the tilt test has verified it: a rate of
    r deg/s there turns gravity by about 0.6 r degrees over the window, so a wrong calibration
    bias is corrected at the first true rest); the bias then moves toward that mean by
-   ``bias_gain`` (from the next sample). After a calibration whose bias is unsure
+   ``bias_gain`` (from the next sample). The mean leaves out the window's last ``bias_trim_n``
+   samples: the last window before a movement holds the hand's or leg's first touch, under
+   the rest thresholds but not a bias (on BROAD it moved the bias by up to 0.13 deg/s for the
+   whole next movement); every rest sample still counts in the next window's estimate. After a calibration whose bias is unsure
    (``bias_unsure``: its standard error is large) the first such rest is judged without the limit
    along gravity and moves the bias all the way: a quiet rest measures it better;
 7. **accelerometer bias** (at each such rest): gravity is one fixed vector in the I frame, so
@@ -146,6 +158,12 @@ class TiltParams:
     bias_motion_fast_tau_s : step 3b: after an unsure calibration bias the motion bias estimator's
         time constant starts at this and grows by the time since the first sample, up to
         ``bias_motion_tau_s``, until the first bias rest (0 disables it).
+    onset_tau_acc_s, onset_decay_s, onset_rest_s : step 2b: a movement that ends a still run of at
+        least ``onset_rest_s`` starts with the low-pass's time constant ``onset_tau_acc_s`` (both
+        stages scaled alike), relaxing to ``tau_acc_s`` as ``exp(-t / onset_decay_s)``, ``t`` the
+        time since the last still sample (off unless ``onset_tau_acc_s > tau_acc_s``).
+    bias_trim_n : step 6: a rest window's bias estimate leaves out its last this many samples
+        (at most ``bias_n // 2``).
     """
 
     tau_acc_s: float
@@ -175,6 +193,10 @@ class TiltParams:
     acc_bias_turn_deg: float = math.inf
     still_bias_dps: float = 0.0
     bias_motion_fast_tau_s: float = 0.0
+    onset_tau_acc_s: float = 0.0
+    onset_decay_s: float = 1.0
+    onset_rest_s: float = 0.0
+    bias_trim_n: int = 0
 
 
 def _qmul(a: list[float], b: list[float]) -> list[float]:
@@ -292,6 +314,12 @@ class ReferenceTilt:
         self.still2 = p.still_gyro_dps * p.still_gyro_dps
         self.motion_gain = 1.0 / p.bias_motion_tau_s if p.bias_motion_tau_s > 0.0 else 0.0
         self.rest_cos = math.cos(p.rest_tilt_deg * DEG2RAD)
+        self.since_still = 0.0  # time since the last still sample (0 while still), s
+        self.still_run = 0.0  # length of the current (or the last) still run, s
+        self.was_still = False
+        self.onset = False  # step 2b applies to this movement
+        if not 0 <= p.bias_trim_n <= p.bias_n // 2 or not p.onset_decay_s > 0.0:
+            raise ValueError(f"expected 0 <= bias_trim_n <= bias_n / 2 and onset_decay_s > 0, got {p.bias_trim_n} and {p.onset_decay_s}")
 
     def _uref(self) -> list[float]:
         r = [self.ref_acc[0] - self.acc_bias[0], self.ref_acc[1] - self.acc_bias[1], self.ref_acc[2] - self.acc_bias[2]]
@@ -377,6 +405,7 @@ class ReferenceTilt:
             self.m_prev = None  # the gyro did not see the gap: no rest pair across it
             self.w_prev = None
             self.since_gap = 0
+            self.onset = self.was_still = False  # the gyro bridged the gap: no slower onset (2b)
         self.since_gap += 1
         b = self.bias
         # 1. strapdown: the sample's rate over the step that ends at it, exact exponential. A MEMS
@@ -427,6 +456,12 @@ class ReferenceTilt:
             # step 8: from the next sample on (the lever arm's tangential part needs a rate
             # difference again) the low-pass converges fast onto the accelerometer
             self.recover_left_s = p.gap_recover_s
+        tau2 = p.tau_acc2_s
+        if self.onset and not recovering:
+            # 2b. a movement after a long rest: both stages slower, relaxing to tau_acc_s
+            r = 1.0 + (p.onset_tau_acc_s / p.tau_acc_s - 1.0) * math.exp(-self.since_still / p.onset_decay_s)
+            tau = p.tau_acc_s * r
+            tau2 = p.tau_acc2_s * r
         alpha = dt / (tau + 0.5 * dt)
         if alpha > 1.0:
             alpha = 1.0
@@ -437,7 +472,7 @@ class ReferenceTilt:
         lp = [f[0], f[1], f[2]]
         if p.tau_acc2_s > 0.0 and not recovering:
             # the second stage (bypassed while recovering from lost samples: lp follows lp1)
-            alpha2 = dt / (p.tau_acc2_s + 0.5 * dt)
+            alpha2 = dt / (tau2 + 0.5 * dt)
             if alpha2 > 1.0:
                 alpha2 = 1.0
             lp = [lp0[0] + alpha2 * (f[0] - lp0[0]), lp0[1] + alpha2 * (f[1] - lp0[1]), lp0[2] + alpha2 * (f[2] - lp0[2])]
@@ -499,6 +534,16 @@ class ReferenceTilt:
             d0, d1, d2 = m0 - b[0], m1 - b[1], m2 - b[2]
             still = var < 0.25 * self.still2 and d0 * d0 + d1 * d1 + d2 * d2 < p.still_bias_dps * p.still_bias_dps
         self.n_still += still
+        # 5c. the clock of step 2b: a movement that ends a still run of onset_rest_s (no gap in it)
+        if still:
+            self.still_run = self.still_run + dt if self.was_still else 0.0
+            self.since_still = 0.0
+            self.onset = False
+        else:
+            if self.was_still:
+                self.onset = p.onset_tau_acc_s > p.tau_acc_s and self.still_run >= p.onset_rest_s
+            self.since_still = self.since_still + dt
+        self.was_still = bool(still)
         rest = False
         if self.n > p.bias_n and self.n % (p.bias_n // 2) == 0:
             rest = self._rest_event(cur)
@@ -540,7 +585,13 @@ class ReferenceTilt:
         nf = first[0] * first[0] + first[1] * first[1] + first[2] * first[2]
         nl = last[0] * last[0] + last[1] * last[1] + last[2] * last[2]
         b = self.bias
-        d = [mg[0] - b[0], mg[1] - b[1], mg[2] - b[2]]
+        # the bias estimate leaves out the window's last bias_trim_n samples (a movement's slow start)
+        mb = mg
+        if p.bias_trim_n > 0:
+            mid = self.ring[(cur - p.bias_trim_n) % slots]
+            ik = 1.0 / (nb - p.bias_trim_n)
+            mb = [(mid[c] - start[c]) * ik for c in range(3)]
+        d = [mb[0] - b[0], mb[1] - b[1], mb[2] - b[2]]
         # only the change along gravity is limited: normal to it, the tilt test has verified the
         # rest (a turn of the window's mean rate would have turned gravity)
         da = d[0] * ma[0] + d[1] * ma[1] + d[2] * ma[2]
