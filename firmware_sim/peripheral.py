@@ -27,7 +27,7 @@ from bumble.controller import Controller
 from bumble.core import UUID, AdvertisingData
 from bumble.device import Connection, Device
 from bumble.gatt import Characteristic, CharacteristicValue, Service
-from .virtual_ble import QuietHost
+from .virtual_ble import QuietDevice, QuietHost
 from bumble.transport.common import AsyncPipeSink
 
 from . import protocol as proto
@@ -224,7 +224,7 @@ class SensorPeripheral:
         self.address = address or sensor_address(self.serial)
         self.clock = clock
         self.tick_s = tick_s
-        self.device = Device(
+        self.device = QuietDevice(
             name=self.name, address=hci.Address(self.address), host=QuietHost(controller, AsyncPipeSink(controller))
         )
         self.connection: Connection | None = None

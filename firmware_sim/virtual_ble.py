@@ -37,7 +37,7 @@ import logging
 import uuid as uuid_lib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from bleak.args import SizedBuffer
 from bleak.backends.characteristic import BleakGATTCharacteristic
@@ -47,7 +47,7 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData, AdvertisementDataCallback, BaseBleakScanner
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakError, BleakGATTProtocolError
-from bumble import core, hci
+from bumble import att, core, hci
 from bumble.att import ATT_Error
 from bumble.controller import Controller
 from bumble.device import Advertisement, Connection, Device, Peer
@@ -109,6 +109,51 @@ class QuietHost(Host):
             super().send_hci_packet(packet)
         else:
             self.hci_sink.on_packet(bytes(packet))
+
+
+_GATT_SERVER_LOG = logging.getLogger("bumble.gatt_server")
+_GATT_CLIENT_LOG = logging.getLogger("bumble.gatt_client")
+
+
+class QuietDevice(Device):
+    """bumble's ``Device``; an ATT notification, sent or received, is not formatted for a debug line
+    that is not logged (bumble's GATT server and client build ``f"... {pdu}"`` for every one: a
+    sixth of a simulated session's CPU time). Everything else, and everything while bumble's GATT
+    debug logging is on, takes bumble's own path.
+
+    Sending (:meth:`notify_subscriber` with a value, on the connection itself): the same checks and
+    bytes as bumble's ``Server._notify_single_subscriber`` (a subscriber whose CCCD enables
+    notifications, the value encoded and cut to ATT_MTU - 3 bytes), for a link without enhanced ATT
+    bearers (none here). Receiving: a notification PDU goes to the connection's GATT client's
+    ``on_att_handle_value_notification``, the handler bumble's ``Client.on_gatt_pdu`` picks for it.
+    """
+
+    async def notify_subscriber(self, connection: Any, attribute: Any, value: Any = None, force: bool = False) -> None:
+        if (
+            value is None
+            or force
+            or _GATT_SERVER_LOG.isEnabledFor(logging.DEBUG)
+            or att.is_enhanced_bearer(connection)
+            or self.l2cap_channel_manager.le_coc_channels.get(connection.handle)
+        ):
+            await super().notify_subscriber(connection, attribute, value, force)
+            return
+        server = self.gatt_server
+        cccd = server.subscribers.get(connection, {}).get(attribute.handle)
+        if not cccd or len(cccd) != 2 or not cccd[0] & 0x01:
+            return
+        payload = attribute.encode_value(value)[: connection.att_mtu - 3]
+        pdu = att.ATT_Handle_Value_Notification(attribute_handle=attribute.handle, attribute_value=payload)
+        server.send_gatt_pdu(connection, bytes(pdu))
+
+    def on_gatt_pdu(self, connection_handle: int, pdu: bytes) -> None:  # type: ignore[override]
+        if pdu[:1] == bytes([att.Opcode.ATT_HANDLE_VALUE_NOTIFICATION]) and not _GATT_CLIENT_LOG.isEnabledFor(logging.DEBUG):
+            connection = self.lookup_connection(connection_handle)
+            if connection is not None and connection.gatt_client is not None:
+                notification = cast(att.ATT_Handle_Value_Notification, att.ATT_PDU.from_bytes(pdu))  # (the class of its op code)
+                connection.gatt_client.on_att_handle_value_notification(notification)
+                return
+        super().on_gatt_pdu(connection_handle, pdu)
 
 
 class CancellableController(Controller):
@@ -214,7 +259,7 @@ class VirtualRadio:
                     except (OSError, core.BaseBumbleError) as exc:
                         raise BleakError(f"no Bluetooth adapter at {self._hci_spec!r}: {exc}") from exc
                     host = QuietHost(self._transport.source, self._transport.sink)
-                device = Device(name="legrep-host", address=hci.Address(HOST_ADDRESS), host=host)
+                device = QuietDevice(name="legrep-host", address=hci.Address(HOST_ADDRESS), host=host)
                 await device.power_on()
                 self._central = device
             return self._central

@@ -475,9 +475,12 @@ def label_sets(
     if exercise is not None:
         check_exercise(exercise)
     flagged = flag_both_legs(reps, s)
+    by_set: dict[int, list[Rep]] = {}  # (one pass: a scan of every rep for each set was quadratic)
+    for r in flagged:
+        by_set.setdefault(r.set, []).append(r)
     out_sets = []
     for summary in sets:
-        members = [r for r in flagged if r.set == summary.set]
+        members = by_set.get(summary.set, [])
         name = exercise or classify_set(members, [postures.get(_key(r), _FAILED) for r in members], s)
         out_sets.append(with_exercise(summary, name))
     return flagged, tuple(out_sets)

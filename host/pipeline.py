@@ -401,12 +401,15 @@ class SessionAnalyzer:
         reps, sets, _ = group_sets(self._open.all, self.legs, self.settings)
         reps, sets = label_sets(reps, sets, self._postures, self.settings, self._exercise)
         events: list[Event] = []
+        by_set: dict[int, list[Rep]] = {}
+        for r in reps:
+            by_set.setdefault(r.set, []).append(r)
         for summary in sets:
             number = len(self._closed_sets) + 1
             summary = SetSummary(number, summary.start_s, summary.end_s, summary.left_reps, summary.right_reps,
                                  summary.uneven, summary.exercise)  # fmt: skip
             self._closed_sets.append(summary)
-            events.append(SetClosed(summary, tuple(r for r in reps if r.set == summary.set)))
+            events.append(SetClosed(summary, tuple(by_set.get(summary.set, ()))))
         self._open.clear()
         self._open_end_s = -np.inf
         return events

@@ -20,10 +20,12 @@ import signal
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import pytest
+
+if TYPE_CHECKING:
+    import aiohttp  # (imported when a browser starts: 0.2 s of every test process's collection otherwise)
 
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -65,6 +67,8 @@ class Browser:
                 raise RuntimeError(f"chromium exited {self.proc.returncode}: {self.proc.stderr.read()[-2000:] if self.proc.stderr else ''}")
             await asyncio.sleep(0.05)
         port = int(port_file.read_text().split()[0])
+        import aiohttp
+
         self.session = aiohttp.ClientSession()
         self.http = f"http://127.0.0.1:{port}"
         return self

@@ -37,6 +37,10 @@ def _is_type_checking(test: ast.expr) -> bool:
     )
 
 
+_STATEMENT_LIKE = (ast.stmt, ast.excepthandler, ast.match_case)
+"""The nodes whose bodies hold statements (the walk skips expressions: nine tenths of the nodes)."""
+
+
 def _imports(module: str, path: Path, known: set[str]) -> set[str]:
     """The legrep/legrep_sim modules ``module`` imports (resolved to names in ``known``)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -50,6 +54,8 @@ def _imports(module: str, path: Path, known: set[str]) -> set[str]:
 
     def visit(node: ast.AST) -> None:
         for child in ast.iter_child_nodes(node):
+            if not isinstance(child, _STATEMENT_LIKE):
+                continue  # an import is a statement: none lies inside an expression
             if isinstance(child, ast.If) and _is_type_checking(child.test):
                 for sub in child.orelse:
                     visit(sub)

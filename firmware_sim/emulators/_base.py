@@ -24,10 +24,10 @@ from bumble.controller import Controller
 from bumble.core import UUID, AdvertisingData
 from bumble.device import Connection, Device
 from bumble.gatt import Characteristic, Service
-from bumble.host import Host
 from bumble.transport.common import AsyncPipeSink
 
 from ..peripheral import ADVERTISING_INTERVAL_MS, LEGACY_ADV_MAX_BYTES, MIN_TICK_WALL_S, SimClock
+from ..virtual_ble import QuietDevice, QuietHost
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class EmulatedSensor:
         self.tick_s = tick_s
         self.name = name or self.NAME
         self.address = address
-        self.device = Device(name=self.name, address=hci.Address(address), host=Host(controller, AsyncPipeSink(controller)))
+        self.device = QuietDevice(name=self.name, address=hci.Address(address), host=QuietHost(controller, AsyncPipeSink(controller)))
         self.connection: Connection | None = None
         self.notifications_sent = 0
         self.sent_by_uuid: dict[str, int] = {}
