@@ -376,6 +376,12 @@ class Settings:
     Such an axis was fitted to the sensor turning about the thigh (a strap being adjusted): until
     a movement from the neutral pose has gone up about it, it is dropped there (the rep segmenter
     restarts) and re-fitted at the next movement."""
+    posture_axis_deg: Annotated[float, Range(0.0, 90.0)] = 45.0
+    """After a new posture (``posture_change_deg``) the flexion axis read so far is kept if the
+    first movement of the new posture turns within this of it: the axis is the thigh's, fixed
+    on the sensor in any posture, and the one read so far includes the posture change (a large,
+    clean turn about it), while a first plank lift (30 deg with 5-20 deg of abduction and
+    rotation) was fitted 30 deg off. Farther: the strap moved too, the new fit is taken."""
     roll_max_turn_deg: Annotated[float, Range(0.0, 180.0)] = 45.0
     """... and only while the angle read about that axis stays within this of the reference rest:
     a strap is turned by 5-30 deg at a time; a raise of 80 deg read about its own axis is a rep,

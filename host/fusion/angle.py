@@ -550,6 +550,7 @@ class HipAngleEstimator:
         self._slip_sin = math.sin(math.radians(settings.slip_deg))
         self._anchor_sin = math.sin(math.radians(settings.anchor_level_deg))
         self._fit_level_sin = math.sin(math.radians(settings.fit_level_deg))
+        self._posture_axis_cos = math.cos(math.radians(settings.posture_axis_deg))
         self._refit_far_cos = math.cos(math.radians(self.s.refit_far_deg))
         self._roll_cos = math.cos(math.radians(self.s.roll_axis_deg))
         self._slip_far_sin = math.sin(math.radians(self.s.slip_far_deg))
@@ -1141,6 +1142,7 @@ class HipAngleEstimator:
         # (only the first movement after the calibration rest can make it the top of a turn)
         turn, self._lead_turn = self._lead_turn, None
         kind = self._turn_kind(turn, axis, lever[k]) if turn is not None else 0
+        carry_cov: FloatArray | None = None  # (a new posture's mounting keeps the movements read before it)
         if self._pending is not None and self._pending_sign:
             lo = _after_last_still(still, k)
             # how far the movement went from where it started (the rest may lie a little below
@@ -1226,6 +1228,14 @@ class HipAngleEstimator:
             self._proven = 0
             self._first_up = False
             self.restarts.append(float(t[0]))
+            # the thigh's flexion axis is fixed on the sensor, whatever the posture: the one the
+            # movements before were read with (the posture change among them, a large turn about
+            # it) is truer than this first lift's, which carries its abduction and rotation (a
+            # plank lift of 30 deg with 15 of each: 30 deg off), unless the strap moved too
+            kept = old[0].axis if float(old[0].axis @ axis) >= 0 else -old[0].axis
+            if float(kept @ axis) >= self._posture_axis_cos:
+                axis = kept
+                carry_cov = old[0].cov.copy()  # (and the movements it was read from, for its re-fits)
         elif kind == _TURN_TOP:
             # the first movement turns back from the rest the turn into it rose to: the rest is
             # that rep's top, its raise positive, that far above where the turn began
@@ -1256,6 +1266,8 @@ class HipAngleEstimator:
             self._first_up = True
         self._prev_axis = axis
         self.mounting = self._new_mounting(axis, uref[k])
+        if carry_cov is not None:
+            self.mounting.cov = carry_cov
         floor = self._floor_before(h, k) if very_first else None
         if first and self._raw_on and (self._standing or self._upright_fit(axis, uref[k], lever[k])):
             # the first movement after a standing calibration rest (or from an upright thigh): on
