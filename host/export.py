@@ -446,8 +446,11 @@ def format_table(result: SessionResult) -> str:
     sets = list(result.sets)
     if not sets:
         out.append("No sets: no reps found.")
+    by_set: dict[int, list[Rep]] = {}  # (one pass: a scan of every rep for each set was quadratic)
+    for r in result.reps:
+        by_set.setdefault(r.set, []).append(r)
     for s in sets:
-        in_set = [r for r in result.reps if r.set == s.set]
+        in_set = by_set.get(s.set, [])
         out.append(
             f"Set {s.set}  {_clock(s.start_s)}-{_clock(s.end_s)}  {s.exercise.replace('_', ' ')}  "
             + "  ".join(f"{leg.value} {s.left_reps if leg is Leg.LEFT else s.right_reps}" for leg in result.legs)

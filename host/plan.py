@@ -30,7 +30,7 @@ from typing import Any
 
 from .errors import InputError
 from .exercise import EXERCISES
-from .model import Leg, SessionResult
+from .model import Leg, Rep, SessionResult
 
 DEFAULT_PLAN = "default_plan.toml"
 """The plan shipped with legrep (package data of ``legrep``)."""
@@ -230,8 +230,11 @@ class SessionFacts:
 def facts_of(result: SessionResult, label: str = "this session", started_at: str = "") -> SessionFacts:
     """The plan's view of one analysed session."""
     sets = []
+    by_set: dict[int, list[Rep]] = {}  # (one pass, not a scan of every rep for each set)
+    for r in result.reps:
+        by_set.setdefault(r.set, []).append(r)
     for s in result.sets:
-        reps = [r for r in result.reps if r.set == s.set]
+        reps = by_set.get(s.set, [])
         counts = {leg.value: (s.left_reps if leg is Leg.LEFT else s.right_reps) for leg in result.legs}
         sets.append(SetFacts(s.exercise, counts, s.uneven, tuple(r.down_s for r in reps),
                              tuple(f for r in reps for f in r.flags)))  # fmt: skip
