@@ -166,6 +166,9 @@ class PiecewiseChannel:
         if self.t0_s.size == 0:
             return value, d1, d2
         before = np.concatenate(([self.initial], self.target[:-1]))
+        if t.size > 1 and bool(np.all(t[1:] >= t[:-1])) and bool(np.all(self.t0_s[1:] >= self.t0_s[:-1])):
+            self._eval_runs(t, before, value, d1, d2)
+            return value, d1, d2
         idx = _segment_index(self.t0_s, t)
         if idx.size and idx.min() >= 0:  # every time after the first start (no copies)
             active: slice | npt.NDArray[np.bool_] = slice(None)
@@ -183,6 +186,33 @@ class PiecewiseChannel:
         d1[active] = np.where(moving, delta * ds / safe, 0.0)
         d2[active] = np.where(moving, delta * dds / (safe * safe), 0.0)
         return value, d1, d2
+
+    def _eval_runs(self, t: FloatArray, before: FloatArray, value: FloatArray, d1: FloatArray, d2: FloatArray) -> None:
+        """:meth:`eval` for sorted times, into ``value``/``d1``/``d2``: the times of one move are a
+        slice (a run), so each run computes the formulas above with that move's numbers as scalars
+        (the same operations on the same values: the same bits) instead of gathering them per time;
+        and once a move has ended (``tau >= 1``: ``s = 1`` exactly, ``ds = dds = 0``) its times get
+        those values without evaluating the profile (most of a session is still)."""
+        edges = np.searchsorted(t, self.t0_s, side="left")  # move j covers the times edges[j]:edges[j+1]
+        ends = np.append(edges[1:], t.size)
+        for j in np.flatnonzero(ends > edges).tolist():
+            a, b = int(edges[j]), int(ends[j])
+            dur, prior = float(self.dur_s[j]), float(before[j])
+            delta = float(self.target[j]) - prior
+            if not dur > 0.0:  # tau = 1: s = 1, no derivatives
+                value[a:b] = prior + delta * 1.0
+                continue
+            tau = (t[a:b] - float(self.t0_s[j])) / dur
+            c = a + int(np.searchsorted(tau, 1.0, side="left"))  # (tau rises with t)
+            if c > a:
+                s, ds, dds = minimum_jerk(tau[: c - a])
+                value[a:c] = prior + delta * s
+                d1[a:c] = delta * ds / dur
+                d2[a:c] = delta * dds / (dur * dur)
+            if b > c:
+                value[c:b] = prior + delta * 1.0
+                d1[c:b] = delta * 0.0 / dur
+                d2[c:b] = delta * 0.0 / (dur * dur)
 
 
 @dataclass(slots=True)
