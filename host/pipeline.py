@@ -426,6 +426,13 @@ class SessionAnalyzer:
         return LegOutput(out.time_s, out.angle_deg, reps, out.still)
 
 
+THREAD_MIN_SAMPLES = 60_000
+"""Samples per leg from which :func:`analyze_arrays` runs the legs on two threads (10 min at 100 Hz):
+the threads cost CPU (the GIL changes hands at every C call; about 15 % more on the 1 h benchmark
+session) for a shorter wait only when a second core is free, which is worth it where a person waits
+for a long session, not for a short one (nor for a test suite running on every core)."""
+
+
 def _cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -504,8 +511,8 @@ def analyze_arrays(
 ) -> SessionResult:
     """Analyse whole recordings given as arrays (the notebook API).
 
-    With two legs and more than one core (and ``LEGREP_SERIAL`` unset), each leg's stages run on a
-    thread of their own (the C kernels release the GIL); the cross-leg steps see the same calls
+    With two legs of at least :data:`THREAD_MIN_SAMPLES` samples and more than one core (and
+    ``LEGREP_SERIAL`` unset), each leg's stages run on a thread of their own (the C kernels release the GIL); the cross-leg steps see the same calls
     with the same values as one leg after the other, so the result is the same, every byte.
 
     Parameters
@@ -526,7 +533,8 @@ def analyze_arrays(
     if not blocks:
         raise InputError("expected samples for at least one leg (left or right), got none")
     settings = settings or Settings()
-    threads = len(blocks) > 1 and _cores() > 1 and os.environ.get("LEGREP_SERIAL", "") in ("", "0")
+    threads = (len(blocks) > 1 and min(len(b) for b in blocks.values()) >= THREAD_MIN_SAMPLES and _cores() > 1
+               and os.environ.get("LEGREP_SERIAL", "") in ("", "0"))  # fmt: skip
     stages = {leg: _LegThread(leg, settings, block) for leg, block in blocks.items()} if threads else None
     try:
         analyzer = SessionAnalyzer(tuple(blocks), settings, exercise=exercise, pelvis=pelvis is not None, stages=stages)

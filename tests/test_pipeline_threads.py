@@ -1,4 +1,4 @@
-"""``analyze_arrays`` with two legs analyses them on two threads (host/pipeline.py ``_LegThread``):
+"""``analyze_arrays`` with two long legs analyses them on two threads (host/pipeline.py ``_LegThread``):
 the same result, every byte, as one leg after the other (``LEGREP_SERIAL=1``), and the same error."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from legrep_sim.scenarios import SessionSpec, SetSpec, simulate
 from legrep.errors import LegrepError
 from legrep.export import format_reps_csv
 from legrep.model import ImuBlock, Leg
+from legrep import pipeline
 from legrep.pipeline import analyze_arrays
 
 
@@ -21,6 +22,8 @@ def session():
 
 
 def _both(monkeypatch: pytest.MonkeyPatch, **kw):  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(pipeline, "THREAD_MIN_SAMPLES", 0)  # (a short session: threads only from 10 min)
+    monkeypatch.setattr(pipeline, "_cores", lambda: 2)
     out = []
     for serial in ("1", "0"):
         monkeypatch.setenv("LEGREP_SERIAL", serial)
@@ -32,8 +35,17 @@ def _both(monkeypatch: pytest.MonkeyPatch, **kw):  # type: ignore[no-untyped-def
 
 
 def test_threads_give_the_serial_result(session, monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[int] = []
+
+    class Counted(pipeline._LegThread):
+        def __init__(self, *args, **kw) -> None:  # type: ignore[no-untyped-def]
+            made.append(1)
+            super().__init__(*args, **kw)
+
+    monkeypatch.setattr(pipeline, "_LegThread", Counted)
     b = blocks_of(session)
     serial, threaded = _both(monkeypatch, left=b[Leg.LEFT], right=b[Leg.RIGHT])
+    assert len(made) == 2  # a thread per leg, for the second run only
     assert len(serial.reps) == 9
     assert format_reps_csv(threaded) == format_reps_csv(serial)
     assert threaded.reps == serial.reps and threaded.sets == serial.sets and threaded.uneven == serial.uneven
