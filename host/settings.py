@@ -421,6 +421,12 @@ class Settings:
     """After a standing calibration rest (``standing_sway_dps``, or an upright thigh:
     ``probe_upright_deg``) the first movement is held until the raise direction is checked at
     the next movement from the neutral pose, for at most this long (then it is released as it is)."""
+    probe_axis_deg: Annotated[float, Range(0.0, 90.0)] = 60.0
+    """A first movement on probation whose axis lies more than this from the next movement's
+    (which the raise-direction check fits) was no raise: a strap turned on the thigh or the body
+    settling turns about another axis than the hip's flexion (a strap turn 72 deg from the set-up
+    of bent-knee raises read as a 22 deg rep). It is re-read about the new axis; a raise's
+    abduction and rotation tilt a fit by at most ~35 deg."""
     probe_upright_deg: Annotated[float, Range(0.0, 90.0)] = 60.0
     """The first movement is also held (``probe_max_s``) when the lever arm at its fit puts the
     thigh within this of upright at the calibration rest (someone standing without sway, or

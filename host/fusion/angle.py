@@ -559,6 +559,7 @@ class HipAngleEstimator:
         self._slip_sin = math.sin(math.radians(settings.slip_deg))
         self._anchor_sin = math.sin(math.radians(settings.anchor_level_deg))
         self._fit_level_sin = math.sin(math.radians(settings.fit_level_deg))
+        self._probe_axis_cos = math.cos(math.radians(settings.probe_axis_deg))
         self._posture_axis_cos = math.cos(math.radians(settings.posture_axis_deg))
         self._refit_far_cos = math.cos(math.radians(self.s.refit_far_deg))
         self._roll_cos = math.cos(math.radians(self.s.roll_axis_deg))
@@ -590,6 +591,7 @@ class HipAngleEstimator:
         self._first_up = False
         self.n_posture_changes = 0
         self.n_sign_flips = 0
+        self.n_probe_refits = 0  # movements on probation found to turn about another axis than the next one
         self.n_reanchors = 0  # neutral pose moved down to a lower rest
         self.n_lead_ins = 0  # the stream started with a turn into the calibration rest
         # a turn into the calibration rest after other movement: (its axis, its rotation deg, the
@@ -1169,7 +1171,20 @@ class HipAngleEstimator:
             old = self._pending
             self._pending, self._pending_sign = None, False
             self.mounting = old[0]
-            if a_k < -half and below_rest:
+            other_axis = self._probing and abs(float(axis @ old[0].axis)) < self._probe_axis_cos
+            if other_axis:
+                # the movement on probation turned about another axis than this one, which rises
+                # from the neutral pose: it was no raise (a strap turned on the thigh, the body
+                # settling), and this is the first movement about the flexion axis. The probation
+                # is re-read with it (a strap turn read as a 22 deg rep about its own axis)
+                self.n_probe_refits += 1
+                self._proven = 0
+                self.mounting = self._new_mounting(axis, uref[k])
+                self._prev_axis = axis
+                if t[k] <= self._probe_t0 + self.s.probe_max_s:
+                    # (its rest too, up to this movement: by the new axis it is no longer ~0)
+                    self._probe_flip = (self.mounting, float(t[lo]))
+            elif a_k < -half and below_rest:
                 # the leg left the neutral pose downward: the raise goes the other way (the first
                 # movement was a posture change, e.g. kneeling down before bird dogs)
                 self.n_sign_flips += 1
@@ -1189,7 +1204,7 @@ class HipAngleEstimator:
                     # near the reference pose does once the sign is known (the tilt about one
                     # axis reads a rep with abduction and axial rotation up to 9 deg off)
                     self.mounting = self._anchor(self.mounting, *pose)
-            if (a_k < -half and below_rest) or a_k > half:  # (decided: proven or flipped)
+            if other_axis or (a_k < -half and below_rest) or a_k > half:  # (decided: re-fitted, proven or flipped)
                 self._floor_deg = 0.0
             self._probing = False
             # the rest before the movement keeps the mounting it had
