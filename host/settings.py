@@ -376,6 +376,18 @@ class Settings:
     Such an axis was fitted to the sensor turning about the thigh (a strap being adjusted): until
     a movement from the neutral pose has gone up about it, it is dropped there (the rep segmenter
     restarts) and re-fitted at the next movement."""
+    posture_axis_deg: Annotated[float, Range(0.0, 90.0)] = 45.0
+    """After a new posture (``posture_change_deg``) the flexion axis read so far is kept if the
+    first movement of the new posture turns within this of it: the axis is the thigh's, fixed
+    on the sensor in any posture, and the one read so far includes the posture change (a large,
+    clean turn about it), while a first plank lift (30 deg with 5-20 deg of abduction and
+    rotation) was fitted 30 deg off. Farther: the strap moved too, the new fit is taken."""
+    roll_max_turn_deg: Annotated[float, Range(0.0, 180.0)] = 45.0
+    """... and only while the angle read about that axis stays within this of the reference rest:
+    a strap is turned by 5-30 deg at a time; a raise of 80 deg read about its own axis is a rep,
+    even when the lever arm still carries the strap adjusted before it (a sensor turning about
+    the thigh makes the fit point across the thigh, along the flexion axis: the first rep was
+    dropped)."""
     roll_lever_min_m: Annotated[float, Range(0.0, 1.0)] = 0.1
     """Shortest lever arm estimate that can tell a strap roll (``roll_axis_deg``); shorter is not
     settled."""
@@ -389,14 +401,19 @@ class Settings:
     is a small part); a person settling on the mat (the body rolling, the legs fidgeting back and
     forth) is not, and an axis fitted to it would make every angle after it wrong: such movements
     are skipped (their samples go out as the rest around them)."""
-    lead_in_rise_deg: Annotated[float, Range(0.0, 90.0)] = 30.0
+    lead_in_top_rise_deg: Annotated[float, Range(0.0, 90.0)] = 15.0
     """A turn into the calibration rest after other movement (a strap adjusted, then the first
     rep) makes the rest the top of a rep when the next movement turns back and the turn raised
     the sensor relative to the hip (the lever arm's elevation) by at least this much: a
     straight-leg raise to 70 deg raises it by over 40. Lowering a leg onto the mat lowers it;
     lying down from standing raises it too, but the first rep after it turns the same way.
-    A bent-knee top (the thigh past vertical) is not told from its bottom this way. When the
-    next movement goes on up, a turn shorter than ``posture_change_deg`` from a thigh at most
+    A bent-knee top (the thigh past vertical) is not told from its bottom this way. Lower than
+    ``lead_in_rise_deg``: after a strap was adjusted the lever arm can be 30-45 deg off the
+    thigh, and a bird dog raise from a hanging thigh to level then raised it by only 17-23 deg
+    (the raise read upside down until the leg's set ended)."""
+    lead_in_rise_deg: Annotated[float, Range(0.0, 90.0)] = 30.0
+    """When the next movement after such a turn into the calibration rest goes on up, a turn
+    that raised the lever arm's elevation by at least this much, shorter than ``posture_change_deg`` from a thigh at most
     45 deg below level makes the rest a pose that far above where the leg lay (the knees bent
     to 45 deg before bent-knee raises; lying down after standing turns 90 deg from a hanging
     thigh)."""

@@ -439,6 +439,47 @@ def _elevation_deg(up: FloatArray, direction: FloatArray) -> float:
     return math.degrees(math.asin(max(-1.0, min(1.0, float(up @ direction)))))
 
 
+def _skew(v: FloatArray) -> FloatArray:
+    """(N, 3, 3) cross-product matrices of the rows of ``v`` (N, 3): ``_skew(v)[i] @ x = cross(v[i], x)``."""
+    z = np.zeros(len(v))
+    return np.stack([np.stack([z, -v[:, 2], v[:, 1]], -1), np.stack([v[:, 2], z, -v[:, 0]], -1),
+                     np.stack([-v[:, 1], v[:, 0], z], -1)], 1)
+
+
+def _turn_lever(t: FloatArray, up: FloatArray, w_dps: FloatArray, acc_g: FloatArray, g_norm: float, axis: FloatArray,
+                min_dps: float, max_m: float) -> FloatArray | None:
+    """The lever arm (hip -> sensor, sensor frame, m; its part normal to the turn's ``axis``)
+    fitted to one turn alone: samples ``t`` (N,) s, up vectors ``up`` (N, 3), rates ``w_dps``
+    (bias removed) and accelerometer ``acc_g`` (N, 3). With the hip still, the sensor's
+    acceleration (the accelerometer less gravity, ``acc - g_norm up``) is
+    ``dw/dt x r + w x (w x r)``: least squares for ``r`` and a constant accelerometer offset
+    over the samples turning faster than ``min_dps`` (``dw/dt`` by central differences over
+    +-2 samples). The part of ``r`` along the axis is not seen by a turn about it. None if too
+    few samples turn fast enough or the fit is longer than ``max_m``."""
+    h = 2
+    n = len(t)
+    if n < 2 * h + 10:
+        return None
+    idx = np.arange(h, n - h)
+    w = np.radians(w_dps)
+    fast = (np.einsum("ij,ij->i", w[idx], w[idx]) > math.radians(min_dps) ** 2).nonzero()[0]
+    if len(fast) < 10:
+        return None
+    idx = idx[fast]
+    dw = (w[idx + h] - w[idx - h]) / (t[idx + h] - t[idx - h])[:, None]
+    sw = _skew(w[idx])
+    k = _skew(dw) + sw @ sw
+    y = (acc_g[idx] - g_norm * up[idx]) * _G_MPS2
+    m = np.concatenate([k, np.broadcast_to(np.eye(3), k.shape)], 2).reshape(-1, 6)
+    sol = np.linalg.lstsq(m, y.reshape(-1), rcond=None)[0]
+    r: FloatArray = sol[:3] - float(sol[:3] @ axis) * axis
+    return r if norm3(r) <= max_m else None
+
+
+_G_MPS2 = 9.80665
+"""Standard gravity, m/s^2 (the accelerometer's g)."""
+
+
 def _reps_into_rest(tilt_deg: FloatArray, min_rom_deg: float) -> int | None:
     """Whether the tilt about one axis from the calibration rest of the samples before it
     (``tilt_deg`` (M,), the rest at 0) is reps from where the stream began up to the rest, and
@@ -509,6 +550,7 @@ class HipAngleEstimator:
         self._slip_sin = math.sin(math.radians(settings.slip_deg))
         self._anchor_sin = math.sin(math.radians(settings.anchor_level_deg))
         self._fit_level_sin = math.sin(math.radians(settings.fit_level_deg))
+        self._posture_axis_cos = math.cos(math.radians(settings.posture_axis_deg))
         self._refit_far_cos = math.cos(math.radians(self.s.refit_far_deg))
         self._roll_cos = math.cos(math.radians(self.s.roll_axis_deg))
         self._slip_far_sin = math.sin(math.radians(self.s.slip_far_deg))
@@ -543,11 +585,16 @@ class HipAngleEstimator:
         self.n_lead_ins = 0  # the stream started with a turn into the calibration rest
         # a turn into the calibration rest after other movement: (its axis, its rotation deg, the
         # up vector where it began); the first movement after the rest tells (_turn_kind)
-        self._lead_turn: tuple[FloatArray, float, FloatArray] | None = None
+        # (and the lever arm fitted to that turn alone: _turn_lever; None if it could not be)
+        self._lead_turn: tuple[FloatArray, float, FloatArray, FloatArray | None] | None = None
         # after a standing calibration rest the first movement is held (probation) until the sign
         # check after it: if that flips the raise direction, the first movement was a posture
         # change (kneeling down before bird dogs), re-expressed with the flipped mounting: no rep
         self._probing = False
+        # the fitted axis turned a raise's worth before the lever arm first lay along it: no strap roll
+        self._roll_off = False
+        # after a strap roll: the angle its first rest is to have as the new reference rest (NaN: none)
+        self._roll_rebase_deg = math.nan
         self._probe_t0 = math.inf  # first sample of the first movement
         self._probe_buf: list[tuple[FloatArray, FloatArray, BoolArray]] = []
         # the flipped mounting, end of the movement's samples
@@ -594,7 +641,12 @@ class HipAngleEstimator:
             return
         dt = np.diff(t, append=self.calib.start_s)
         if not self._whole_lead_in(t, up, uref, w, dt, acc_pre):
-            self._lead_turn = self._turn_into_rest(up, w, dt)
+            turn = self._turn_into_rest(up, w, dt)
+            if turn is not None:
+                axis, net, j0 = turn
+                lever = _turn_lever(t[j0:], up[j0:], w[j0:], acc_pre[j0:], norm3(self.calib.gravity_ref), axis,
+                                    self.s.lever_arm_min_dps, self.s.lever_arm_max_m)
+                self._lead_turn = (axis, net, up[j0], lever)
 
     def _whole_lead_in(
         self, t: FloatArray, up: FloatArray, uref: FloatArray, w: FloatArray, dt: FloatArray, acc: FloatArray
@@ -641,10 +693,10 @@ class HipAngleEstimator:
         self.mounting = Mounting(axis, None, offset, float(uref[-1] @ axis), max_correction_deg=self.s.plane_correction_max_deg)
         return True
 
-    def _turn_into_rest(self, up: FloatArray, w: FloatArray, dt: FloatArray) -> tuple[FloatArray, float, FloatArray] | None:
+    def _turn_into_rest(self, up: FloatArray, w: FloatArray, dt: FloatArray) -> tuple[FloatArray, float, int] | None:
         """The last movement before the calibration rest if it is one turn of at least
         ``min_rom_deg`` (``fit_net_frac`` of its rotation) about one axis: ``(axis, rotation deg,
-        up vector where it began)``, else None. The axis is the principal direction of the
+        the sample where it began)``, else None. The axis is the principal direction of the
         last ``axis_rotation_deg`` before the rest; the turn began after the last sample that
         turned the other way about it (a strap adjusted, a pause: the rate's sign wanders)."""
         speed = np.linalg.norm(w, axis=1)
@@ -662,28 +714,32 @@ class HipAngleEstimator:
         net = float(rate[j0:] @ dt[j0:])
         if net < self.s.min_rom_deg or net < self.s.fit_net_frac * float(speed[j0:] @ dt[j0:]):
             return None
-        return axis / np.linalg.norm(axis), net, up[j0]
+        return axis / np.linalg.norm(axis), net, j0
 
-    def _turn_kind(self, turn: tuple[FloatArray, float, FloatArray], axis: FloatArray, lever_m: FloatArray) -> int:
+    def _turn_kind(self, turn: tuple[FloatArray, float, FloatArray, FloatArray | None], axis: FloatArray, lever_m: FloatArray) -> int:
         """What the first movement after the calibration rest (fitted ``axis``, the lever arm
         estimate ``lever_m`` at its fit) makes of the turn into the rest (``turn``,
         :meth:`_turn_into_rest`), if that turn raised the sensor relative to the hip by
-        ``lead_in_rise_deg``: ``_TURN_TOP`` if it turns back (the rest is that rep's top),
-        ``_TURN_SETUP`` if it goes on up from a turn shorter than ``posture_change_deg`` that
+        ``lead_in_top_rise_deg``: ``_TURN_TOP`` if it turns back (the rest is that rep's top);
+        by ``lead_in_rise_deg``: ``_TURN_SETUP`` if it goes on up from a turn shorter than ``posture_change_deg`` that
         began with the thigh no steeper than 45 deg below level (the knees bent to 45 deg before
         bent-knee raises: the rest is that far above where the leg lay; lying down after
         standing turns 90 deg from a hanging thigh), else 0."""
-        turn_axis, turned_deg, up0 = turn
+        turn_axis, turned_deg, up0, turn_lever = turn
+        if float(axis @ turn_axis) < 0.0:
+            # by the running estimate, or by the lever arm fitted to the turn itself: the running
+            # one may still carry a strap adjusted before the turn (the sensor turning about the
+            # thigh), the turn's own may lean past upright at a top near it (a raise to 85 deg
+            # read a rise of 11): the larger rise (a lowering into the rest lowers both)
+            rises = [_elevation_deg(self._raw_ref, x / norm3(x)) - _elevation_deg(up0, x / norm3(x))
+                     for x in (lever_m, turn_lever) if x is not None and norm3(x) > self.s.lever_min_m]
+            return _TURN_TOP if rises and max(rises) >= self.s.lead_in_top_rise_deg else 0
         n = norm3(lever_m)
         if not n > self.s.lever_min_m:
             return 0
         lev = lever_m / n
         e0 = _elevation_deg(up0, lev)
-        if _elevation_deg(self._raw_ref, lev) - e0 < self.s.lead_in_rise_deg:
-            return 0
-        if float(axis @ turn_axis) < 0.0:
-            return _TURN_TOP
-        if turned_deg < self._posture_deg and e0 >= -45.0:
+        if _elevation_deg(self._raw_ref, lev) - e0 >= self.s.lead_in_rise_deg and turned_deg < self._posture_deg and e0 >= -45.0:
             return _TURN_SETUP
         return 0
 
@@ -1038,6 +1094,7 @@ class HipAngleEstimator:
     def _new_mounting(self, axis: FloatArray, uref_k: FloatArray) -> Mounting:
         """A mounting just fitted with ``axis``, on the current reference rest and offset (in the
         tilt until it is anchored); ``uref_k`` is the calibration rest's up vector at the fit."""
+        self._roll_off = False  # (the strap-roll check of ``roll_axis_deg`` looks at this axis afresh)
         ref = uref_k if self._u_ref is None else self._u_ref
         along = float(ref @ axis)
         # a level axis (a raise: ``fit_level_deg``) was fitted to a movement that has turned
@@ -1065,14 +1122,27 @@ class HipAngleEstimator:
         plain = self._pending is None and self._pre is None  # still samples went out unsigned (update)
         h = self._merged_held()
         assert h is not None
-        t, up, uref, still, rest, w, _, quat, lever = h
+        t, up, uref, still, rest, w, racc, quat, lever = h
         found = self._fit_turn(t, w, still, up, uref)
+        if not math.isnan(self._roll_rebase_deg):
+            # after a strap roll: the first still sample before the next movement (if any) becomes
+            # the reference rest (the first sample of a still run holds its accelerometer mean)
+            still_before = still[: _after_last_still(still, found[0]) if found is not None else len(t)].nonzero()[0]
+            if len(still_before) and norm3(racc[int(still_before[0])]) > 0.0:
+                i0 = int(still_before[0])
+                self._u_ref = up[i0].copy()
+                self._raw_ref = racc[i0] / norm3(racc[i0])
+                self._offset = self._roll_rebase_deg
+                self._roll_rebase_deg = math.nan
+            elif found is not None:
+                self._roll_rebase_deg = math.nan
         if found is None:
             return _EMPTY, None
         k, axis = found
         # (only the first movement after the calibration rest can make it the top of a turn)
         turn, self._lead_turn = self._lead_turn, None
         kind = self._turn_kind(turn, axis, lever[k]) if turn is not None else 0
+        carry_cov: FloatArray | None = None  # (a new posture's mounting keeps the movements read before it)
         if self._pending is not None and self._pending_sign:
             lo = _after_last_still(still, k)
             # how far the movement went from where it started (the rest may lie a little below
@@ -1158,6 +1228,14 @@ class HipAngleEstimator:
             self._proven = 0
             self._first_up = False
             self.restarts.append(float(t[0]))
+            # the thigh's flexion axis is fixed on the sensor, whatever the posture: the one the
+            # movements before were read with (the posture change among them, a large turn about
+            # it) is truer than this first lift's, which carries its abduction and rotation (a
+            # plank lift of 30 deg with 15 of each: 30 deg off), unless the strap moved too
+            kept = old[0].axis if float(old[0].axis @ axis) >= 0 else -old[0].axis
+            if float(kept @ axis) >= self._posture_axis_cos:
+                axis = kept
+                carry_cov = old[0].cov.copy()  # (and the movements it was read from, for its re-fits)
         elif kind == _TURN_TOP:
             # the first movement turns back from the rest the turn into it rose to: the rest is
             # that rep's top, its raise positive, that far above where the turn began
@@ -1182,10 +1260,14 @@ class HipAngleEstimator:
         self._roll_sign = False
         first = self._proven == 0 and self.n_refits == 0 and self.n_posture_changes == 0
         very_first = first and self._prev_axis is None and kind == 0
+        if very_first and self._lowers_to_reference(h, k, axis):
+            axis = -axis
         if very_first and not self._standing:
             self._first_up = True
         self._prev_axis = axis
         self.mounting = self._new_mounting(axis, uref[k])
+        if carry_cov is not None:
+            self.mounting.cov = carry_cov
         floor = self._floor_before(h, k) if very_first else None
         if first and self._raw_on and (self._standing or self._upright_fit(axis, uref[k], lever[k])):
             # the first movement after a standing calibration rest (or from an upright thigh): on
@@ -1199,6 +1281,11 @@ class HipAngleEstimator:
             self._floor_deg = floor
         if plain:
             head = self._release_to_movement(h, k, self._unsigned_rest)  # (reference and offset unchanged)
+            if floor is not None:
+                # the rest went out unsigned, so about its angle by the mounting before it was
+                # lowered there: the movement starts a fresh rep segmentation at its first sample
+                # (else a step down of that angle precedes it, and the first rep rises from no rest)
+                self.restarts.append(float(t[_after_last_still(still, k)]))
         else:
             self._held = [tuple(x[: k + 1] for x in h)]  # type: ignore[list-item]
             t_h, up_h, uref_h, still_h, quat_h = self._take_held()
@@ -1207,6 +1294,28 @@ class HipAngleEstimator:
         if k + 1 == len(t):
             return head, None
         return head, tuple(x[k + 1 :] for x in h)  # type: ignore[return-value]
+
+    def _lowers_to_reference(self, h: Held, k: int, axis: FloatArray) -> bool:
+        """Whether the session's first fitted movement (reaching held sample ``k``, about ``axis``)
+        is a lowering back toward the reference rest's pose: its tilt there came nearer that
+        pose by half ``axis_rotation_deg`` from where it began, and the lever arm's elevation
+        fell. A raise that paused part-way up with each part under ``axis_rotation_deg`` leaves
+        its lowering to be the first movement fitted; taken as a raise it read the set upside
+        down (the rests as reps)."""
+        lo = _after_last_still(h[3], k)
+        pose = self._start_pose(h, lo)
+        if pose is None:
+            return False
+        tilt = Mounting(axis, self._u_ref, 0.0, 0.0)
+        a_lo = float(tilt.tilt_angles(pose[0][None], pose[1][None])[0])
+        a_k = float(tilt.tilt_angles(h[1][k][None], h[2][k][None])[0])
+        if not abs(a_k) < abs(a_lo) - 0.5 * self.s.axis_rotation_deg:
+            return False
+        lever = h[8][k]
+        n = norm3(lever)
+        if not n > self.s.lever_min_m:
+            return False
+        return _elevation_deg(h[1][k], lever / n) < _elevation_deg(pose[0], lever / n)
 
     def _upright_fit(self, axis: FloatArray, up_ref: FloatArray, lever_m: FloatArray) -> bool:
         """Whether the lever arm (hip -> sensor) at the first fit puts the thigh within
@@ -1348,7 +1457,16 @@ class HipAngleEstimator:
             along = lever @ m.axis
             roll = np.flatnonzero((ln2 > self.s.roll_lever_min_m**2) & (ln2 < self.s.roll_lever_max_m**2)
                                   & (along * along > self._roll_cos**2 * ln2))
-            if len(roll) and int(roll[0]) < min(lim, j_anchor, lower[0][0] if lower else len(t)):
+            # (and not a level axis that had turned farther than a strap is turned at the first
+            # such sample since the fit: the lever arm's estimate is what is wrong then too, still
+            # carrying the strap adjusted before the raise; about an upright thigh's long axis the
+            # angle read may be anything). Decided once per fit, at that sample: any chunking
+            # meets it alike
+            j_stop = min(lim, j_anchor, lower[0][0] if lower else len(t))
+            if len(roll) and not self._roll_off and int(roll[0]) < j_stop and abs(m.along_ref) <= self._fit_level_sin:
+                a_roll = float(angle_upto(int(roll[0]) + 1)[-1])
+                self._roll_off = abs(a_roll - m.offset_deg) >= self.s.roll_max_turn_deg
+            if len(roll) and not self._roll_off and int(roll[0]) < j_stop:
                 j = int(roll[0])
                 upto(j + 1)
                 self._probing = False
@@ -1358,6 +1476,10 @@ class HipAngleEstimator:
                 # the rep segmenter restarts here: an excursion read about the long axis (the strap
                 # being turned) is no rep
                 self.restarts.append(float(t[j]))
+                # the strap turned, the leg did not: the first rest after it is the new reference
+                # rest, at the reference rest's angle (a strap is turned with the leg at rest, and
+                # where this turn began may lie in an earlier chunk); else that rest reads the turn
+                self._roll_rebase_deg = m.offset_deg
                 return self._hold_from(h, angle_upto(j + 1), j)
         if lower and lower[0][0] <= j_anchor:
             j, a_j = lower[0]
