@@ -15,6 +15,7 @@ duplicated or reordered pieces of valid input. Properties, for each:
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 
@@ -48,12 +49,26 @@ def _finite(block: ImuBlock | None) -> None:
         assert np.all(np.isfinite(values)), f"non-finite {name}"
 
 
+# Strategies that do not change between draws are built once, here: hypothesis caches st.integers
+# and st.binary by their arguments but builds st.sampled_from anew on every call (and validates it
+# on its first draw), which was most of the cost of drawing inside the composites below. The same
+# strategies, so the same examples.
+_DAMAGE = st.sampled_from(["flip", "cut", "insert", "dup", "drop", "set"])
+_SPECIAL_BYTE = st.sampled_from([0x00, 0xFF, 0x7F, 0x80, 0xC0, 0xDB])
+_BASE_SEQ = st.sampled_from([0, 5, 0xFFFFFFF0, 0x7FFFFFFF])
+_BASE_FIRST = st.sampled_from([0, 1000, 0xFFFFFF00])
+_BASE_TICKS = st.sampled_from([0, 123456, 0xFFFFF000])
+_STEP_S = st.sampled_from([0.0, 0.01, 0.04, 0.5, 3.0, 40.0])
+_WHAT = st.sampled_from(["ok"] * 6 + ["lost", "dup", "resent", "wild", "bytes", "status", "reply", "link", "resend"])
+_DOWN_FOR_S = st.sampled_from([0.1, 5.0, 100.0])
+
+
 @st.composite
 def mutated(draw: st.DrawFn, valid: bytes) -> bytes:
     """``valid`` with random damage: flips, cuts, inserted junk, a duplicated or dropped span."""
     buf = bytearray(valid)
     for _ in range(draw(st.integers(0, 3))):
-        how = draw(st.sampled_from(["flip", "cut", "insert", "dup", "drop", "set"]))
+        how = draw(_DAMAGE)
         if not buf:
             buf += draw(st.binary(max_size=8))
             continue
@@ -69,7 +84,7 @@ def mutated(draw: st.DrawFn, valid: bytes) -> bytes:
         elif how == "drop":
             del buf[at : at + draw(st.integers(1, 16))]
         else:
-            buf[at] = draw(st.sampled_from([0x00, 0xFF, 0x7F, 0x80, 0xC0, 0xDB]))
+            buf[at] = draw(_SPECIAL_BYTE)
     return bytes(buf)
 
 
@@ -106,9 +121,9 @@ def test_imu_packet_round_trip_and_every_flip_caught(seq: int, first: int, ticks
 def packet_streams(draw: st.DrawFn) -> list[tuple[str, object]]:
     """A session's worth of tracker calls: packets (in order, lost, duplicated, reordered, re-sent,
     damaged, with wild seq/index/tick values) and the status, RESEND and link calls between them."""
-    base_seq = draw(st.sampled_from([0, 5, 0xFFFFFFF0, 0x7FFFFFFF]))
-    base_first = draw(st.sampled_from([0, 1000, 0xFFFFFF00]))
-    base_ticks = draw(st.sampled_from([0, 123456, 0xFFFFF000]))
+    base_seq = draw(_BASE_SEQ)
+    base_first = draw(_BASE_FIRST)
+    base_ticks = draw(_BASE_TICKS)
     n = draw(st.integers(1, 40))
     order = list(range(n))
     for _ in range(draw(st.integers(0, 5))):  # local reordering
@@ -118,8 +133,8 @@ def packet_streams(draw: st.DrawFn) -> list[tuple[str, object]]:
     calls: list[tuple[str, object]] = []
     t = 0.0
     for k in order:
-        t += draw(st.sampled_from([0.0, 0.01, 0.04, 0.5, 3.0, 40.0]))
-        what = draw(st.sampled_from(["ok"] * 6 + ["lost", "dup", "resent", "wild", "bytes", "status", "reply", "link", "resend"]))
+        t += draw(_STEP_S)
+        what = draw(_WHAT)
         seq = (base_seq + k) & 0xFFFFFFFF
         first = (base_first + 4 * k) & 0xFFFFFFFF
         ticks = (base_ticks + 1311 * k) & 0xFFFFFFFF
@@ -136,7 +151,7 @@ def packet_streams(draw: st.DrawFn) -> list[tuple[str, object]]:
             calls.append(("reply", (draw(U32), draw(U32), t)))
         elif what == "link":
             calls.append(("down", t))
-            calls.append(("up", t + draw(st.sampled_from([0.1, 5.0, 100.0]))))
+            calls.append(("up", t + draw(_DOWN_FOR_S)))
         elif what == "resend":
             calls.append(("resend", (draw(U32), draw(U32), t)))
         packet = hp.decode_imu_packet(_imu(seq, first, ticks, flags=hp.FLAG_RESENT if what == "resent" else 0))
@@ -405,12 +420,21 @@ CELL = st.one_of(
 )
 
 
+_HEADER = st.sampled_from(HEADERS)
+
+
+@functools.lru_cache(maxsize=None)
+def _rows(ncol: int) -> st.SearchStrategy[list[list[str]]]:
+    """The rows of a table of ``ncol`` columns (one strategy per width, built once)."""
+    return st.lists(st.lists(CELL, min_size=max(0, ncol - 1), max_size=ncol + 1), max_size=12)
+
+
 @st.composite
 def tables(draw: st.DrawFn) -> str:
-    head = draw(st.sampled_from(HEADERS))
+    head = draw(_HEADER)
     ncol = max(1, head.count(",") + head.count(";") + 1)
     delim = ";" if ";" in head else ","
-    rows = draw(st.lists(st.lists(CELL, min_size=max(0, ncol - 1), max_size=ncol + 1), max_size=12))
+    rows = draw(_rows(ncol))
     text = "\n".join([head, *(delim.join(r) for r in rows)])
     if draw(st.booleans()):
         text = draw(mutated(text.encode("utf-8"))).decode("utf-8", errors="replace")
