@@ -164,6 +164,22 @@ def test_an_axis_is_not_fitted_to_a_strap_being_adjusted(seed: int) -> None:
         assert np.mean(_peak_errors(sim, res, leg)) < 4.0, leg  # what is left: the strap's final turn
 
 
+def _counts_exact_in_any_chunks(sim, seed: int, peak_tol_deg: float = 5.0, traces: bool = False) -> None:
+    """Every leg counted exactly, its mean peak error under ``peak_tol_deg`` (the default: 5-20 deg
+    of abduction and rotation, the first reps read by the tilt, up to 10 deg off), and live
+    chunks of 1-59 samples giving the same reps (``traces``: and the same angles)."""
+    blocks = blocks_of(sim)
+    res = _analyse(sim)
+    for leg in (Leg.LEFT, Leg.RIGHT):
+        assert len(res.reps_of(leg)) == len(sim.reps_of(leg.value)), (leg, [round(r.peak_deg) for r in res.reps_of(leg)])
+        assert np.mean(_peak_errors(sim, res, leg)) < peak_tol_deg, (leg, _peak_errors(sim, res, leg))
+    chunked = _in_random_chunks(blocks, np.random.default_rng(seed), 60)
+    assert chunked.reps == res.reps
+    if traces:
+        for leg in blocks:
+            np.testing.assert_array_equal(chunked.traces[leg][1], res.traces[leg][1])
+
+
 @pytest.mark.parametrize("seed", [1050, 4292])
 def test_kneeling_down_from_standing_is_no_bird_dog_rep(seed: int) -> None:
     # Calibration while standing (swaying); kneeling down flexes each thigh by ~70 deg and
@@ -171,15 +187,7 @@ def test_kneeling_down_from_standing_is_no_bird_dog_rep(seed: int) -> None:
     # held until the next one shows the raise direction; the flip re-expresses it (negative),
     # so it is no rep (before: one extra rep per leg, counted as the posture change).
     sim = simulate(SessionSpec(exercise="bird_dog", sets=(SetSpec(6, 6),), start="standing", sway=True), seed=seed)
-    blocks = blocks_of(sim)
-    res = _analyse(sim)
-    for leg in (Leg.LEFT, Leg.RIGHT):
-        assert len(res.reps_of(leg)) == len(sim.reps_of(leg.value)), leg
-        assert np.mean(_peak_errors(sim, res, leg)) < 2.0, leg
-    chunked = _in_random_chunks(blocks, np.random.default_rng(seed), 60)
-    assert chunked.reps == res.reps
-    for leg in blocks:
-        np.testing.assert_array_equal(chunked.traces[leg][1], res.traces[leg][1])
+    _counts_exact_in_any_chunks(sim, seed, peak_tol_deg=2.0, traces=True)
 
 
 @pytest.mark.parametrize("exercise, seed", [("bird_dog", 1), ("plank_leg_lift", 2)])
@@ -189,15 +197,7 @@ def test_kneeling_down_after_standing_without_sway_is_no_rep(exercise: str, seed
     # is not known for a standing one, but the lever arm at the first movement puts the thigh
     # upright, so that movement is on probation too (before: a ~70 deg rep per leg at 5-8 s).
     sim = simulate(SessionSpec(exercise=exercise, sets=(SetSpec(6, 6),), start="standing", rate_hz=104.0), seed=seed)
-    blocks = blocks_of(sim)
-    res = _analyse(sim)
-    for leg in (Leg.LEFT, Leg.RIGHT):
-        assert len(res.reps_of(leg)) == len(sim.reps_of(leg.value)), leg
-        assert np.mean(_peak_errors(sim, res, leg)) < 2.0, leg
-    chunked = _in_random_chunks(blocks, np.random.default_rng(seed), 60)
-    assert chunked.reps == res.reps
-    for leg in blocks:
-        np.testing.assert_array_equal(chunked.traces[leg][1], res.traces[leg][1])
+    _counts_exact_in_any_chunks(sim, seed, peak_tol_deg=2.0, traces=True)
 
 
 def test_a_lying_first_rep_is_not_held_for_probation() -> None:
@@ -215,17 +215,6 @@ def test_a_lying_first_rep_is_not_held_for_probation() -> None:
         if len(out.time_s):
             released_s = float(out.time_s[-1])
     assert released_s > first.start_s + 0.5 * (first.peak_s - first.start_s)
-
-
-def _counts_exact_in_any_chunks(sim, seed: int) -> None:
-    blocks = blocks_of(sim)
-    res = _analyse(sim)
-    for leg in (Leg.LEFT, Leg.RIGHT):
-        assert len(res.reps_of(leg)) == len(sim.reps_of(leg.value)), (leg, [round(r.peak_deg) for r in res.reps_of(leg)])
-        # (5-20 deg of abduction and rotation; the first reps are read by the tilt: up to 10 deg off)
-        assert np.mean(_peak_errors(sim, res, leg)) < 5.0, (leg, _peak_errors(sim, res, leg))
-    chunked = _in_random_chunks(blocks, np.random.default_rng(seed), 60)
-    assert chunked.reps == res.reps
 
 
 @pytest.mark.parametrize("seed, tempo, rate_hz, errors, off_axis_deg", [

@@ -262,3 +262,25 @@ def test_a_first_rep_that_pauses_then_hovers_is_one_rep(reference: bool) -> None
     reps = seg.update(t, angle, still) + seg.finish()
     assert len(reps) == 3, [(round(r.start_s, 2), round(r.peak_deg, 1)) for r in reps]
     assert abs(reps[0].peak_deg - 73.0) < 0.5
+
+
+@pytest.mark.parametrize("reference", [False, True])
+@pytest.mark.parametrize("low_deg, reps_expected", [(-110.0, 0), (-60.0, 1)])
+def test_no_rep_rises_from_far_below_the_neutral_pose(reference: bool, low_deg: float, reps_expected: int) -> None:
+    # A strap turned right after the calibration rest read a rise from -116 deg (a hip angle
+    # no exercise starts from: under the mat, behind a hanging thigh): no rep. One from 60 deg
+    # below (inside posture_change_deg, 70) still counts.
+    s = Settings()
+    assert -s.posture_change_deg < -60.0 and -110.0 < -s.posture_change_deg  # the premise
+    parts = [
+        (np.full(200, low_deg), True),
+        (_ramp(low_deg, low_deg + 70.0, 1.0), False),
+        (np.full(50, low_deg + 70.0), True),
+        (_ramp(low_deg + 70.0, low_deg, 1.5), False),
+        (np.full(200, low_deg), True),
+    ]
+    t, angle, still = _joined(parts)
+    seg = RepSegmenter(Leg.LEFT, s, DT, reference=reference)
+    reps = seg.update(t, angle, still) + seg.finish()
+    assert len(reps) == reps_expected
+    assert seg.n_rejected == 1 - reps_expected
