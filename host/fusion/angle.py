@@ -45,7 +45,13 @@ The hip angle is read from that up vector alone:
   ``axis_rotation_deg``; if it lowers the leg (against the current raise direction) nothing
   changes; if it continues the raise, that rest becomes the neutral pose (angle 0, a new
   mounting fitted to the movement) and :attr:`HipAngleEstimator.restarts` says where, so the
-  rep segmenter restarts there (the posture change itself is no rep).
+  rep segmenter restarts there (the posture change itself is no rep). The flexion axis read so
+  far is kept when the new fit lies within ``posture_axis_deg`` of it: it is the thigh's, fixed
+  on the sensor in any posture, and the posture change was a large clean turn about it.
+* a **strap roll**: a fitted axis along the lever arm (``roll_axis_deg``) was the sensor turning
+  about the thigh; it is dropped (the segmenter restarts) and the first rest after it becomes
+  the reference rest. Not a level axis that turned ``roll_max_turn_deg`` before the lever first
+  lay along it (a raise, with the lever arm still carrying a strap adjusted before it).
 * a **lower neutral pose**: a person lies at least as low between reps as where they settled,
   so a rest more than ``neutral_drop_deg`` below the neutral pose (and less than
   ``posture_change_deg``) becomes the neutral pose: the calibration rest may have come while
@@ -65,7 +71,10 @@ The hip angle is read from that up vector alone:
   went from where it started (its rest may lie below the neutral pose while that is still too
   high); a movement down, from where it started and below the checked rest (it may start at a
   pause part-way up a rep), flips the raise direction. The first check that proves it also
-  anchors the exercise plane at its rest (the reps before it were read by the tilt).
+  anchors the exercise plane at its rest (the reps before it were read by the tilt). After a
+  standing calibration rest, or when the lever arm puts the thigh upright at the first fit
+  (``probe_upright_deg``), the first movement is held (on probation) until that check: a flip
+  re-expresses it, so kneeling down before bird dogs or planks is no rep.
 
 Samples whose angle needs an axis not yet known are held back and released once it is
 found, so the first rep is never lost. The reference rest of the first mounting is the
