@@ -45,26 +45,30 @@ def _blocks(session: object) -> dict[Leg, ImuBlock]:
     return out
 
 
-def bench_pipeline(blocks: dict[Leg, ImuBlock], runs: int) -> tuple[float, float, int]:
+def bench_pipeline(blocks: dict[Leg, ImuBlock], runs: int) -> tuple[float, float, int, dict[str, float]]:
     """Median seconds of ``analyze_arrays`` as it runs (two legs: a thread each) and with one leg
-    after the other (``LEGREP_SERIAL=1``), alternately; and the reps found."""
+    after the other (``LEGREP_SERIAL=1``), alternately; the reps found; the median CPU seconds of
+    each (``"threads"``, ``"serial"``: the process's, both threads included)."""
     times: dict[str, list[float]] = {"": [], "1": []}
+    cpu: dict[str, list[float]] = {"": [], "1": []}
     n_reps = 0
     before = os.environ.get("LEGREP_SERIAL")
     try:
         for _ in range(runs):
             for serial, got in times.items():
                 os.environ["LEGREP_SERIAL"] = serial
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 res = analyze_arrays(left=blocks.get(Leg.LEFT), right=blocks.get(Leg.RIGHT))
                 got.append(time.perf_counter() - t0)
+                cpu[serial].append(time.process_time() - c0)
                 n_reps = len(res.reps)
     finally:
         if before is None:
             os.environ.pop("LEGREP_SERIAL", None)
         else:
             os.environ["LEGREP_SERIAL"] = before
-    return statistics.median(times[""]), statistics.median(times["1"]), n_reps
+    cpu_s = {"threads": statistics.median(cpu[""]), "serial": statistics.median(cpu["1"])}
+    return statistics.median(times[""]), statistics.median(times["1"]), n_reps, cpu_s
 
 
 def bench_imufusion(blocks: dict[Leg, ImuBlock], runs: int) -> float:
@@ -166,7 +170,7 @@ def main() -> None:
     print(f"simulated {args.hours:g} h x {len(blocks)} sensors at 100 Hz: {n} samples, "
           f"{len(session.reps)} true reps ({time.perf_counter() - t0:.1f} s)")
 
-    t_pipe, t_serial, n_reps = bench_pipeline(blocks, args.runs)
+    t_pipe, t_serial, n_reps, cpu_s = bench_pipeline(blocks, args.runs)
     t_e2e, t_loadtxt = bench_end_to_end(blocks, args.runs)
     t_vqf = bench_vqf(blocks, args.runs)
     t_fusion = bench_imufusion(blocks, max(1, args.runs // 2))
@@ -177,9 +181,11 @@ def main() -> None:
         return f"{n / t / 1e6:6.2f} M samples/s"
 
     print(f"reps found: {n_reps} (truth {len(session.reps)})")
-    print(f"legrep pipeline alone (hip angle, reps, sets; arrays in memory, a thread per leg): {rate(t_pipe)}")
+    print(f"legrep pipeline alone (hip angle, reps, sets; arrays in memory, a thread per leg): {rate(t_pipe)}"
+          f"  (CPU {cpu_s['threads']:.3f} s)")
     print(f"the same, one leg after the other (LEGREP_SERIAL=1):                         {rate(t_serial)}"
-          f"  (threads: {t_serial / t_pipe:.2f}x)")
+          f"  (CPU {cpu_s['serial']:.3f} s; threads: {t_serial / t_pipe:.2f}x the speed, "
+          f"{cpu_s['threads'] / cpu_s['serial']:.2f}x the CPU)")
     print(f"legrep analyze end to end (child process: start-up, CSV pair, analysis, table): {rate(t_e2e)}")
     print(f"floor: np.loadtxt of the same CSV pair (child process, reading only):          {rate(t_loadtxt)}"
           f"  (analyze takes {t_e2e / t_loadtxt:.2f}x its time)")
