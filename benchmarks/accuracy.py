@@ -1,7 +1,7 @@
 """Accuracy of the analysis against the physical simulator's truth, on the tuned seeds and a fresh one.
 
     python benchmarks/accuracy.py [--seed N] [--only SUBSTRING] [--jobs 2] [--truth-angle] [--fresh-seeds N]
-                                  [--combos N] [--pelvis-only]
+                                  [--combos N [--combo-sets K]] [--pelvis-only]
 
 The grid (``legrep_sim.scenarios.accuracy_grid``, >= 60 sessions, 50-200 Hz) spans tempos, error
 levels, mountings, bent-knee, plank, bird dog, one leg, alternating, partial reps, fidgets, gaps,
@@ -145,9 +145,9 @@ def _cell(o: Outcome) -> str:
     return f"{o.counts:>13s} {o.sets_right:>3d}/{o.sets_total:<3d} {_mae(o.errors['peak_deg']):6.2f}° {_mae(tempo):5.3f}s"
 
 
-def combos(base_seed: int, n: int, jobs: int) -> int:
+def combos(base_seed: int, n: int, jobs: int, sets: int = 1) -> int:
     """Random feature combinations: how many are counted exactly, and each one that is not."""
-    grid = combination_grid(base_seed, n)
+    grid = combination_grid(base_seed, n, sets)
     t0 = time.perf_counter()
     with ProcessPoolExecutor(max_workers=max(jobs, 1)) as pool:
         results = dict(pool.map(_job, [(name, spec, seed, False) for name, spec, seed in grid]))
@@ -155,12 +155,13 @@ def combos(base_seed: int, n: int, jobs: int) -> int:
     wrong = [name for name, _, _ in grid if results[name].refused or results[name].count_error
              or results[name].sets_right != results[name].sets_total]
     peak = [abs(e) for o in results.values() for e in o.errors["peak_deg"]]
-    print(f"combinations: base seed {base_seed} (repeat with --seed {base_seed} --combos {n}), {time.perf_counter() - t0:.0f} s")
+    again = f"--seed {base_seed} --combos {n}" + (f" --combo-sets {sets}" if sets > 1 else "")
+    print(f"combinations: base seed {base_seed} (repeat with {again}), {time.perf_counter() - t0:.0f} s")
     for name in wrong:
         o = results[name]
         s = specs[name]
         print(f"  wrong {name}: {o.refused or f'reps {o.counts}, sets right {o.sets_right}/{o.sets_total}'}; {s.start} start, "
-              f"{s.rate_hz:g} Hz, {s.errors}, {s.sets[0]}")
+              f"{s.rate_hz:g} Hz, {s.errors}, {len(s.sets)} set(s){', walking between' if s.walk_between_sets else ''}, {s.sets[0]}")
     print(f"{n - len(wrong)} of {n} sessions counted and flagged exactly, peak_deg MAE {_mae(peak):.2f} deg over {len(peak)} reps")
     return 0 if not wrong else 1
 
@@ -175,10 +176,12 @@ def main() -> int:
                     help="run the rep stages on the simulator's true hip angle (segmentation errors alone)")
     ap.add_argument("--combos", type=int, default=0,
                     help="instead: N sessions of random feature combinations (legrep_sim.scenarios.combination_grid)")
+    ap.add_argument("--combo-sets", type=int, default=1,
+                    help="with --combos: sets per session (rests of 20-60 s between, walking between in 30 %%)")
     args = ap.parse_args()
     fresh = args.seed if args.seed is not None else int.from_bytes(os.urandom(3), "little") + 10_000
     if args.combos > 0:
-        return combos(fresh, args.combos, args.jobs)
+        return combos(fresh, args.combos, args.jobs, args.combo_sets)
     grids = {"tuned": accuracy_grid(TUNED_SEED)}
     for k in range(max(args.fresh_seeds, 1)):
         grids["fresh" if k == 0 else f"fresh{k + 1}"] = accuracy_grid(fresh + 1000 * k)

@@ -886,13 +886,20 @@ def _hidden_like_grid() -> list[tuple[str, SessionSpec]]:
     ]
 
 
-def combination_grid(base_seed: int, n: int) -> list[tuple[str, SessionSpec, int]]:
+def combination_grid(base_seed: int, n: int, sets: int = 1) -> list[tuple[str, SessionSpec, int]]:
     """``n`` sessions drawing what real sessions do at random and together (each a set of 5-9
     reps a leg): an exercise, a tempo, a start, a rate, an error level or a cheap part, and each
     of paused raises, off-axis reps, hover, touch-and-go, fidgets, a strap slip and a moving
     bent-knee baseline with its own chance. The named grids hold each on its own or in a few
     chosen mixtures; this finds the mixtures nobody chose. Session ``i`` has seed ``base_seed + i``
-    for its draw and its simulation."""
+    for its draw and its simulation.
+
+    ``sets`` > 1: each session goes on with more sets of the same features (each leg's counts
+    swapped from set to set) after 20-60 s rests, getting up and walking between sets in 30 %
+    of the sessions (drawn after everything else: the first set is the same as with one).
+    """
+    if sets < 1:
+        raise ValueError(f"sets must be >= 1, got {sets}")
     out: list[tuple[str, SessionSpec, int]] = []
     for i in range(n):
         rng = np.random.default_rng(base_seed + i)
@@ -920,6 +927,12 @@ def combination_grid(base_seed: int, n: int) -> list[tuple[str, SessionSpec, int
                            errors="typical" if cheap else str(rng.choice(["none", "typical", "harsh"])),
                            start=str(rng.choice(["still", "settling", "strap", "moving", "standing"])),
                            **(CHEAP if cheap else {}))
+        if sets > 1:
+            first = spec.sets[0]
+            more = tuple(first if k % 2 == 0 else dataclasses.replace(first, reps_left=first.reps_right, reps_right=first.reps_left)
+                         for k in range(sets))
+            spec = dataclasses.replace(spec, sets=more, rest_between_sets_s=float(rng.uniform(20.0, 60.0)),
+                           walk_between_sets=bool(rng.random() < 0.3))
         out.append((f"combo_{base_seed + i}_{ex}", spec, base_seed + i))
     return out
 

@@ -653,3 +653,18 @@ def test_a_paused_raise_holds_part_way_up_and_the_combinations_are_reproducible(
     assert grid == combination_grid(300, 4) and [seed for _, _, seed in grid] == [300, 301, 302, 303]
     name, spec, seed = grid[0]
     assert len(simulate(spec, seed).reps) == sum(st.reps_left + st.reps_right for st in spec.sets), name
+
+
+def test_combinations_with_more_sets_keep_the_first_and_rest_or_walk_between() -> None:
+    one, two = combination_grid(400, 12), combination_grid(400, 12, sets=2)
+    assert [(n, spec.sets[0], seed) for n, spec, seed in one] == [(n, spec.sets[0], seed) for n, spec, seed in two]
+    for (_, spec1, _), (name, spec2, seed) in zip(one, two):
+        first, second = spec2.sets
+        assert (second.reps_left, second.reps_right) == (first.reps_right, first.reps_left), name
+        assert 20.0 <= spec2.rest_between_sets_s <= 60.0 and spec1.rest_between_sets_s == 30.0, name
+    assert any(spec.walk_between_sets for _, spec, _ in two) and not all(spec.walk_between_sets for _, spec, _ in two)
+    name, spec, seed = two[0]
+    sim = simulate(spec, seed)
+    assert len(sim.sets) >= 2 and len(sim.reps) == sum(st.reps_left + st.reps_right for st in spec.sets), name
+    with pytest.raises(ValueError, match="sets"):
+        combination_grid(400, 1, sets=0)
