@@ -249,6 +249,13 @@ class Settings:
     min_rom_deg: Annotated[float, _nonneg(180.0)] = 20.0
     """Excursions with a smaller range are fidgets, not reps (shifting on the mat, adjusting a
     strap move the thigh 4-12 deg; the gentlest therapeutic raises still cover 30 deg or more)."""
+    min_baseline_deg: Annotated[float, Range(-180.0, 0.0)] = -45.0
+    """No rep rises from further below the neutral pose than this, deg: lying, the mat is the
+    floor; kneeling or standing, the thigh hangs; a lower rest within ``posture_change_deg``
+    becomes the neutral pose first. Such an excursion is something no hip raise explains (a
+    strap turned right after a short calibration rest read a rep from -116 deg; standing up
+    from a bird dog's kneeling pose one from -67): rejected. (-30 and -45 gave the same counts
+    on the grid, the mixtures and the real sets; -70 let the stand-up through.)"""
     enter_deg: Annotated[float, _positive(180.0)] = 10.0
     """Rise above the low point that opens a candidate rep; also the drop below the peak that
     starts its descent (well above a hold's sag and the angle's noise, well below a rep)."""

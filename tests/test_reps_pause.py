@@ -265,13 +265,14 @@ def test_a_first_rep_that_pauses_then_hovers_is_one_rep(reference: bool) -> None
 
 
 @pytest.mark.parametrize("reference", [False, True])
-@pytest.mark.parametrize("low_deg, reps_expected", [(-110.0, 0), (-60.0, 1)])
+@pytest.mark.parametrize("low_deg, reps_expected", [(-110.0, 0), (-60.0, 0), (-40.0, 1)])
 def test_no_rep_rises_from_far_below_the_neutral_pose(reference: bool, low_deg: float, reps_expected: int) -> None:
-    # A strap turned right after the calibration rest read a rise from -116 deg (a hip angle
-    # no exercise starts from: under the mat, behind a hanging thigh): no rep. One from 60 deg
-    # below (inside posture_change_deg, 70) still counts.
+    # A strap turned right after the calibration rest read a rise from -116 deg, standing up
+    # from a bird dog's kneeling pose one from -67 (hip angles no exercise starts from: under
+    # the mat, behind a hanging thigh): no rep. One from 40 deg below (min_baseline_deg -45)
+    # still counts.
     s = Settings()
-    assert -s.posture_change_deg < -60.0 and -110.0 < -s.posture_change_deg  # the premise
+    assert s.min_baseline_deg < -40.0 and -60.0 < s.min_baseline_deg  # the premise
     parts = [
         (np.full(200, low_deg), True),
         (_ramp(low_deg, low_deg + 70.0, 1.0), False),

@@ -134,11 +134,12 @@ class RepSegmenter:
 
     # ------------------------------------------------------------------ machinery
     def _possible(self, found: list[RepTuple]) -> list[RepTuple]:
-        """The closed reps whose baseline lies above ``-posture_change_deg``: no exercise starts
-        that far below the neutral pose (under the mat, behind a hanging thigh), so such an
+        """The closed reps whose baseline lies at or above ``min_baseline_deg``: no exercise
+        starts that far below the neutral pose (under the mat, behind a hanging thigh), so such an
         excursion was read through something no hip angle explains (a strap being turned right
-        after the calibration rest read a rep from -116 deg); counted as rejected."""
-        ok = [f for f in found if f[3] >= -self.s.posture_change_deg]
+        after the calibration rest read a rep from -116 deg, standing up from a bird dog's
+        kneeling pose one from -67); counted as rejected."""
+        ok = [f for f in found if f[3] >= self.s.min_baseline_deg]
         self._n_impossible += len(found) - len(ok)
         return ok
 
