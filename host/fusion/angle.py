@@ -111,6 +111,7 @@ from ..model import FloatArray
 from ..settings import Settings
 from .calibration import Calibration
 from .orientation import OrientationFilter, run_backward
+from .reference import G_MPS2
 
 BoolArray = npt.NDArray[np.bool_]
 _DEFAULTS = Settings()
@@ -478,15 +479,11 @@ def _turn_lever(t: FloatArray, up: FloatArray, w_dps: FloatArray, acc_g: FloatAr
     dw = (w[idx + h] - w[idx - h]) / (t[idx + h] - t[idx - h])[:, None]
     sw = _skew(w[idx])
     k = _skew(dw) + sw @ sw
-    y = (acc_g[idx] - g_norm * up[idx]) * _G_MPS2
+    y = (acc_g[idx] - g_norm * up[idx]) * G_MPS2
     m = np.concatenate([k, np.broadcast_to(np.eye(3), k.shape)], 2).reshape(-1, 6)
     sol = np.linalg.lstsq(m, y.reshape(-1), rcond=None)[0]
     r: FloatArray = sol[:3] - float(sol[:3] @ axis) * axis
     return r if norm3(r) <= max_m else None
-
-
-_G_MPS2 = 9.80665
-"""Standard gravity, m/s^2 (the accelerometer's g)."""
 
 
 def _reps_into_rest(tilt_deg: FloatArray, min_rom_deg: float) -> int | None:
@@ -560,6 +557,7 @@ class HipAngleEstimator:
         self._anchor_sin = math.sin(math.radians(settings.anchor_level_deg))
         self._fit_level_sin = math.sin(math.radians(settings.fit_level_deg))
         self._probe_axis_cos = math.cos(math.radians(settings.probe_axis_deg))
+        self._upright_cos = math.cos(math.radians(settings.probe_upright_deg))
         self._posture_axis_cos = math.cos(math.radians(settings.posture_axis_deg))
         self._refit_far_cos = math.cos(math.radians(self.s.refit_far_deg))
         self._roll_cos = math.cos(math.radians(self.s.roll_axis_deg))
@@ -742,8 +740,11 @@ class HipAngleEstimator:
             # one may still carry a strap adjusted before the turn (the sensor turning about the
             # thigh), the turn's own may lean past upright at a top near it (a raise to 85 deg
             # read a rise of 11): the larger rise (a lowering into the rest lowers both)
-            rises = [_elevation_deg(self._raw_ref, x / norm3(x)) - _elevation_deg(up0, x / norm3(x))
-                     for x in (lever_m, turn_lever) if x is not None and norm3(x) > self.s.lever_min_m]
+            rises = []
+            for x in (lever_m, turn_lever):
+                n_x = 0.0 if x is None else norm3(x)
+                if x is not None and n_x > self.s.lever_min_m:
+                    rises.append(_elevation_deg(self._raw_ref, x / n_x) - _elevation_deg(up0, x / n_x))
             return _TURN_TOP if rises and max(rises) >= self.s.lead_in_top_rise_deg else 0
         n = norm3(lever_m)
         if not n > self.s.lever_min_m:
@@ -1350,7 +1351,7 @@ class HipAngleEstimator:
         n_lev, n_up = norm3(lev), norm3(upright)
         if not (n_lev > self.s.lever_min_m and n_up > 1e-6):
             return False
-        return abs(float(lev @ upright)) >= math.cos(math.radians(self.s.probe_upright_deg)) * n_lev * n_up
+        return abs(float(lev @ upright)) >= self._upright_cos * n_lev * n_up
 
     def _floor_before(self, h: Held, k: int) -> float | None:
         """The angle (deg, by the mounting just fitted) of the rest the first movement (reaching
