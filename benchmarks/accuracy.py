@@ -179,6 +179,8 @@ def main() -> int:
     ap.add_argument("--combo-sets", type=int, default=1,
                     help="with --combos: sets per session (rests of 20-60 s between, walking between in 30 %%)")
     args = ap.parse_args()
+    if args.combo_sets < 1:
+        ap.error(f"--combo-sets expected 1 or more sets a session, got {args.combo_sets}")
     fresh = args.seed if args.seed is not None else int.from_bytes(os.urandom(3), "little") + 10_000
     if args.combos > 0:
         return combos(fresh, args.combos, args.jobs, args.combo_sets)
