@@ -1841,6 +1841,7 @@ typedef struct {
     Py_ssize_t k;       /* speed half-window, samples */
     double floor_margin_deg;
     double held_rise_min_rom_deg;
+    double min_baseline_deg; /* a rep's stopwatch baseline below this is rejected (RepMachineRef._close) */
     double floor_deg;   /* the lowest rest at the bottom so far, never above start_deg (NaN: none yet) */
     double start_deg;   /* the angle at the stream start (NaN: not yet) */
     double last_rom;    /* rom_deg of the last rep counted */
@@ -1881,12 +1882,13 @@ RepMachine_init(RepMachine *self, PyObject *args, PyObject *kwds)
     static char *kwlist[] = {"enter_deg", "undershoot_deg", "undershoot_frac", "chained_undershoot_frac",
                              "min_rom_deg", "min_return_frac",
                              "max_rep_s", "confirm_s", "speed_frac", "speed_half_n", "floor_margin_deg",
-                             "held_rise_min_rom_deg", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$dddddddddndd:RepMachine", kwlist, &self->enter_deg,
+                             "held_rise_min_rom_deg", "min_baseline_deg", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$dddddddddnddd:RepMachine", kwlist, &self->enter_deg,
                                      &self->undershoot_deg, &self->undershoot_frac, &self->chained_undershoot_frac,
                                      &self->min_rom_deg,
                                      &self->min_return_frac, &self->max_rep_s, &self->confirm_s, &self->speed_frac,
-                                     &self->k, &self->floor_margin_deg, &self->held_rise_min_rom_deg))
+                                     &self->k, &self->floor_margin_deg, &self->held_rise_min_rom_deg,
+                                     &self->min_baseline_deg))
         return -1;
     if (self->k < 1) {
         PyErr_Format(PyExc_ValueError, "speed_half_n must be >= 1, got %zd", self->k);
@@ -2026,7 +2028,8 @@ close_cand(RepMachine *m, const double *t, const double *a, const char *rest, Py
             lo0 = base;
         double r0[10];
         measure_window(t, a, rest, v, lo0 - base, m->orig_s0 - base, c - base, m->k, m->speed_frac, r0);
-        if (r0[4] - m->orig_deg >= m->min_rom_deg && m->orig_anchored && r0[2] - r0[0] <= m->max_rep_s) {
+        if (r0[4] - m->orig_deg >= m->min_rom_deg && m->orig_anchored && r0[2] - r0[0] <= m->max_rep_s &&
+            r0[3] >= m->min_baseline_deg) {
             PyMem_Free(v);
             m->chain = 1;
             m->last_rom = r0[5];
@@ -2037,7 +2040,7 @@ close_cand(RepMachine *m, const double *t, const double *a, const char *rest, Py
     if (rise < m->min_rom_deg) {
         m->n_fidgets++;
         m->chain = m->cand_anchored;
-    } else if (!m->cand_anchored || r[9] < low - loose || r[2] - r[0] > m->max_rep_s) {
+    } else if (!m->cand_anchored || r[9] < low - loose || r[2] - r[0] > m->max_rep_s || r[3] < m->min_baseline_deg) {
         m->n_rejected++;
         m->chain = 0;
     } else if (m->cand_from_rest && r[9] < low - strict) {

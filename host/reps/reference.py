@@ -63,7 +63,12 @@ baseline of a raise that paused part-way up and rose fastest after the pause is 
 * a **fidget** if ``rise < min_rom_deg`` (not counted; it does not break a chain),
 * **rejected** if its low was not anchored, if its descent ends more than
   ``max(undershoot_deg, chained_undershoot_frac x rise)`` below its low (sitting up to
-  stand rises 40 deg and falls 130), or if it lasted over ``max_rep_s``;
+  stand rises 40 deg and falls 130), if it lasted over ``max_rep_s``, or if its stopwatch
+  baseline lies below ``min_baseline_deg`` (no exercise starts that far below the neutral pose,
+  under the mat or behind a hanging thigh: the excursion was read through something no hip
+  angle explains -- a strap being turned right after the calibration rest read a rep from
+  -116 deg, standing up from a bird dog's kneeling pose one from -67 -- and, being rejected, it
+  starts no chain: the walking strides after that stand-up were counted as chained reps);
 * **held** if it rose from a rest and its descent ends more than ``max(undershoot_deg,
   undershoot_frac x rise)`` below that rest: a rest next confirms it (the new, lower baseline
   of a set whose feet walked out, or the floor after hover reps); so does a rise if the descent
@@ -130,6 +135,7 @@ class RepParams:
     speed_half_n: int
     floor_margin_deg: float
     held_rise_min_rom_deg: float
+    min_baseline_deg: float
 
     def kwargs(self) -> dict[str, Any]:
         """The fields by name: the keyword arguments of ``legrep._fastcore.RepMachine``."""
@@ -150,6 +156,7 @@ class RepParams:
             speed_half_n=speed_half_n(s, dt_nominal_s),
             floor_margin_deg=s.floor_margin_deg,
             held_rise_min_rom_deg=s.held_rise_min_rom_deg,
+            min_baseline_deg=s.min_baseline_deg,
         )
 
 
@@ -402,7 +409,8 @@ class RepMachineRef:
             # that rest
             m0 = measure_window(t, a, still, max(self.orig_s0 - p.speed_half_n, base) - base, self.orig_s0 - base,
                                 c - base, p.speed_half_n, p.speed_frac)
-            if m0[4] - self.orig_deg >= p.min_rom_deg and self.orig_anchored and m0[2] - m0[0] <= p.max_rep_s:
+            if (m0[4] - self.orig_deg >= p.min_rom_deg and self.orig_anchored and m0[2] - m0[0] <= p.max_rep_s
+                    and m0[3] >= p.min_baseline_deg):
                 self.chain = True
                 self.last_rom = m0[5]
                 out.append((*m0[:9], c))
@@ -410,7 +418,8 @@ class RepMachineRef:
         if rise < p.min_rom_deg:
             self.n_fidgets += 1
             self.chain = self.cand_anchored
-        elif not self.cand_anchored or end_deg < low - loose or end - start > p.max_rep_s:
+        elif (not self.cand_anchored or end_deg < low - loose or end - start > p.max_rep_s
+              or baseline < p.min_baseline_deg):
             self.n_rejected += 1
             self.chain = False
         elif self.cand_from_rest and end_deg < low - strict:

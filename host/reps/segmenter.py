@@ -48,7 +48,6 @@ class RepSegmenter:
         self._run = 0  # length of the rest run at the last sample
         self._last_t = -np.inf  # time of the last sample seen
         self._gap_t = -np.inf  # time of the last sample that followed a gap longer than arm_rest_s
-        self._n_impossible = 0  # closed reps from far below the neutral pose (_possible)
         p = RepParams.from_settings(settings, dt_nominal_s)
         self._machine: RepMachine | RepMachineRef
         if reference:
@@ -58,8 +57,8 @@ class RepSegmenter:
 
     @property
     def n_rejected(self) -> int:
-        """Excursions rejected (not anchored, undershoot, too long): diagnostics."""
-        return int(self._machine.n_rejected) + self._n_impossible
+        """Excursions rejected (not anchored, undershoot, too long, from below ``min_baseline_deg``): diagnostics."""
+        return int(self._machine.n_rejected)
 
     @property
     def n_fidgets(self) -> int:
@@ -89,7 +88,7 @@ class RepSegmenter:
         log = self._log
         log.append(t=t, a=angle, arm=arm, still=still)
         found = self._machine.advance(log.view("t"), log.view("a"), log.view("arm"), log.view("still"), log.base)
-        reps = [self._rep(f) for f in self._possible(found)]
+        reps = [self._rep(f) for f in found]
         log.trim(self._machine.oldest_needed())
         return reps
 
@@ -117,7 +116,7 @@ class RepSegmenter:
         log = self._log
         if log.end == 0:
             return []
-        return [self._rep(f) for f in self._possible(self._machine.finish(log.view("t"), log.view("a"), log.view("still"), log.base))]
+        return [self._rep(f) for f in self._machine.finish(log.view("t"), log.view("a"), log.view("still"), log.base)]
 
     def horizon_s(self) -> float:
         """No rep closed later can start before this time (for closing sets live)."""
@@ -133,16 +132,6 @@ class RepSegmenter:
         return level
 
     # ------------------------------------------------------------------ machinery
-    def _possible(self, found: list[RepTuple]) -> list[RepTuple]:
-        """The closed reps whose baseline lies at or above ``min_baseline_deg``: no exercise
-        starts that far below the neutral pose (under the mat, behind a hanging thigh), so such an
-        excursion was read through something no hip angle explains (a strap being turned right
-        after the calibration rest read a rep from -116 deg, standing up from a bird dog's
-        kneeling pose one from -67); counted as rejected."""
-        ok = [f for f in found if f[3] >= self.s.min_baseline_deg]
-        self._n_impossible += len(found) - len(ok)
-        return ok
-
     def _rep(self, f: RepTuple) -> Rep:
         """Flag a rep the machine closed (``f[9]`` is the global sample index it closed at)."""
         m = RepMeasures(*f[:9])
