@@ -408,6 +408,13 @@ class Settings:
     is a small part); a person settling on the mat (the body rolling, the legs fidgeting back and
     forth) is not, and an axis fitted to it would make every angle after it wrong: such movements
     are skipped (their samples go out as the rest around them)."""
+    fit_max_tilt_deg: Annotated[float, Range(0.0, 90.0)] = 45.0
+    """A first movement whose axis lies farther than this out of level is no hip raise, deg: the
+    search for the flexion axis goes on past it. The hip's flexion axis is level lying, kneeling,
+    in a plank and standing (abduction during a raise tilts a fit by up to 15 deg); a strap turned
+    about an upright thigh turns the sensor about the vertical (a strap start before bird dogs
+    was fitted 31 deg from vertical: the hip angle then came from the gyro's heading, reading the
+    kneeling rest as 40 deg and the set upside down)."""
     lead_in_top_rise_deg: Annotated[float, Range(0.0, 90.0)] = 15.0
     """A turn into the calibration rest after other movement (a strap adjusted, then the first
     rep) makes the rest the top of a rep when the next movement turns back and the turn raised

@@ -323,3 +323,17 @@ def test_an_axis_along_the_lever_arm_is_dropped_after_a_strap_start_before_a_ben
         assert np.mean(_peak_errors(sim, res, leg)) < 12.0, leg
     chunked = _in_random_chunks(blocks_of(sim), np.random.default_rng(seed), 40)
     assert [(r.leg, r.start_s, r.peak_deg) for r in chunked.reps] == [(r.leg, r.start_s, r.peak_deg) for r in res.reps]
+
+
+@pytest.mark.parametrize("seed", [50037, 51016])
+def test_a_strap_turned_about_a_kneeling_thigh_is_no_flexion_axis(seed: int) -> None:
+    # Bird dogs after a strap start, one leg waiting while the other does its set: turning a
+    # strap on a thigh that hangs upright turns the sensor about the vertical, and that turn was
+    # fitted as the first movement (31 deg from vertical). About a near-vertical axis the angle
+    # comes from the gyro's heading: the waiting leg's kneeling rest read 40 deg, drifting, and its
+    # set was read upside down (a rep too many or too few). The hip's flexion axis is level in
+    # every exercise posture: such a fit is passed over (``fit_max_tilt_deg``).
+    spec = SessionSpec(exercise="bird_dog", start="strap", rate_hz=104.0, errors="none",
+                       sets=(SetSpec(5, 4, order="left_then_right", up_s=1.5, hold_s=1.0, down_s=2.0, paused_raises=4,
+                                     fidgets=1),))
+    _counts_exact_in_any_chunks(simulate(spec, seed), seed)

@@ -556,6 +556,7 @@ class HipAngleEstimator:
         self._slip_sin = math.sin(math.radians(settings.slip_deg))
         self._anchor_sin = math.sin(math.radians(settings.anchor_level_deg))
         self._fit_level_sin = math.sin(math.radians(settings.fit_level_deg))
+        self._fit_tilt_sin = math.sin(math.radians(settings.fit_max_tilt_deg))
         self._probe_axis_cos = math.cos(math.radians(settings.probe_axis_deg))
         self._upright_cos = math.cos(math.radians(settings.probe_upright_deg))
         self._posture_axis_cos = math.cos(math.radians(settings.posture_axis_deg))
@@ -1082,7 +1083,8 @@ class HipAngleEstimator:
             lo = _after_last_still(still, k, base)
             prev = float(t[lo - 1]) if lo > 0 else (t_prev if math.isfinite(t_prev) else float(t[0]))
             dt = steps_after(t[lo : k + 1], prev)
-            if float((w[lo : k + 1] @ axis) @ dt) >= self.s.fit_net_frac * need and (need == rot or self._ends_up(axis, up[k], uref[k])):
+            if (float((w[lo : k + 1] @ axis) @ dt) >= self.s.fit_net_frac * need
+                    and (need == rot or self._ends_up(axis, up[k], uref[k])) and self._hip_like(axis, uref[k])):
                 return k, axis
             starts = []
             nxt = np.flatnonzero(still[k + 1 :])
@@ -1091,6 +1093,13 @@ class HipAngleEstimator:
                 starts.append((b, float(t[b - 1]), rot))
             if k + 1 < len(t):
                 starts.append((k + 1, float(t[k]), 2.0 * rot))
+
+    def _hip_like(self, axis: FloatArray, uref_k: FloatArray) -> bool:
+        """Whether ``axis`` lies within ``fit_max_tilt_deg`` of level at the reference rest (up
+        vector there: ``uref_k`` before a reference rest of its own): the hip's flexion axis is
+        level lying, kneeling, in a plank and standing."""
+        ref = uref_k if self._u_ref is None else self._u_ref
+        return abs(float(ref @ axis)) <= self._fit_tilt_sin * norm3(ref)
 
     def _ends_up(self, axis: FloatArray, up_k: FloatArray, uref_k: FloatArray) -> bool:
         """Whether the tilt about ``axis`` from the reference rest reads at least half
