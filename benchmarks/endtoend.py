@@ -296,6 +296,8 @@ def main() -> None:
                          "also run from it, alternately")  # fmt: skip
     ap.add_argument("--skip", default="", help="comma-separated steps to skip (analyze,loadtxt,replay,decode,perpacket,export,report,batch)")
     args = ap.parse_args()
+    if args.sessions < 1:
+        ap.error(f"--sessions expected 1 or more batch sessions (skip the batch with --skip batch), got {args.sessions}")
     skip = set(filter(None, args.skip.split(",")))
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (wall times are depressed by any other load; "
           f"CPU seconds much less)")  # fmt: skip

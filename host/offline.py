@@ -31,7 +31,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 
@@ -164,7 +164,11 @@ def analyze_blocks(
     envelopes = _Envelopes(trace_points) if trace_points is not None else None
     try:
         if processes:
-            angles = keep_traces or on_angle is not None or pelvis is not None or Leg.PELVIS in legs
+            # the angles go to the parent when it uses them: traces, live sinks, the pelvis, and the
+            # check of each rep against the other thigh (host/reps/gait.py)
+            thighs = [leg for leg in legs if leg is not Leg.PELVIS]
+            full = keep_traces or on_angle is not None or pelvis is not None or Leg.PELVIS in legs
+            angles: AngleShipping = "all" if full else ("gait" if len(thighs) > 1 else "none")
             for thigh, src in sources.items():
                 if thigh is not Leg.PELVIS:
                     remote[thigh] = LegProcess(thigh, src, settings, threads, angles, trace_points)
@@ -239,17 +243,23 @@ def _portable(exc: BaseException, leg: Leg) -> BaseException:
         return plain
 
 
+AngleShipping = Literal["all", "gait", "none"]
+"""Which of its hip angles a leg's process sends the parent (:class:`LegProcess`)."""
+
+
 class LegSteps:
     """A leg's :class:`~legrep.pipeline.LegStages` in the leg's own process: :meth:`update` runs a
     block through them and sends the step to the parent (:class:`LegProcess` takes it there);
     :meth:`finish` sends the last one. What a :data:`ChildWork` is given."""
 
-    def __init__(self, conn: Connection, leg: Leg, settings: Settings, angles: bool, trace_points: int | None) -> None:
+    def __init__(self, conn: Connection, leg: Leg, settings: Settings, angles: AngleShipping, trace_points: int | None) -> None:
         from .pipeline import LegStages
+        from .reps.gait import Thinning
 
         self.leg = leg
         self._conn = conn
         self._angles = angles
+        self._thin = Thinning()
         self._envelope = _Envelopes(trace_points) if trace_points is not None else None
         self._work = LegStages(leg, settings)
 
@@ -262,7 +272,11 @@ class LegSteps:
 
         if self._envelope is not None:
             self._envelope(self.leg, out.time_s, out.angle_deg)
-        return LegOutput(out.time_s, out.angle_deg, out.reps) if self._angles else LegOutput(_NO_ANGLES, _NO_ANGLES, out.reps)
+        if self._angles == "all":
+            return LegOutput(out.time_s, out.angle_deg, out.reps)
+        if self._angles == "gait":
+            return LegOutput(*self._thin(out.time_s, out.angle_deg), out.reps)
+        return LegOutput(_NO_ANGLES, _NO_ANGLES, out.reps)
 
     def update(self, block: ImuBlock) -> None:
         out, postures = self._work.update(block)
@@ -286,7 +300,7 @@ host/replay_batch.py); the last step is sent when it returns."""
 
 
 def _child_main(conn: Connection, leg: Leg, source: Iterable[ImuBlock] | ChildWork, settings: Settings, threads: bool,
-                angles: bool, trace_points: int | None) -> None:  # fmt: skip
+                angles: AngleShipping, trace_points: int | None) -> None:  # fmt: skip
     """A leg's process: its blocks through its :class:`LegStages`, each step sent to the parent
     (with the reduced angle trace at the end, for ``trace_points``)."""
     steps = LegSteps(conn, leg, settings, angles, trace_points)
@@ -333,10 +347,12 @@ class LegProcess:
     _open: list[Connection] = []
     """Every parent-side pipe end still open (a new child closes its copies)."""
 
-    def __init__(self, leg: Leg, source: Iterable[ImuBlock] | ChildWork, settings: Settings, threads: bool, angles: bool,
+    def __init__(self, leg: Leg, source: Iterable[ImuBlock] | ChildWork, settings: Settings, threads: bool, angles: AngleShipping,
                  trace_points: int | None = None) -> None:  # fmt: skip
         """``source``: the leg's blocks, iterated in the child, or a :data:`ChildWork` run there
-        (it makes the blocks itself). ``angles``: the steps carry the angles; ``trace_points``: the
+        (it makes the blocks itself). ``angles``: the steps carry the angles (``"all"``), the
+        samples the parent's check against the other thigh reads (``"gait"``: host/reps/gait.py)
+        or none; ``trace_points``: the
         child reduces them (:attr:`trace` at the end)."""
         from multiprocessing import Pipe
 

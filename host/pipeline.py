@@ -26,6 +26,7 @@ from .fusion.angle import HipAngleEstimator
 from .fusion.calibration import Calibration, Calibrator
 from .model import FloatArray, ImuBlock, Leg, Rep, SessionResult, SetSummary
 from .pelvis import PelvisStage, check_coverage
+from .reps.gait import GaitFilter
 from .reps.segmenter import RepSegmenter
 from .reps.sets import group_sets
 from .settings import Settings
@@ -307,6 +308,8 @@ class SessionAnalyzer:
         # the optional pelvis sensor (host/pelvis.py): reps wait for it, then are measured
         self._pelvis = PelvisStage(self.settings, self.legs) if pelvis else None
         self._pelvis_done = False
+        # walking strides taken for reps: judged against the other thigh (host/reps/gait.py)
+        self._gait = GaitFilter(self.settings, self.legs) if len(self.legs) > 1 else None
 
     def update_pelvis(self, block: ImuBlock) -> list[Event]:
         """Samples of the pelvis sensor (``pelvis=True``): reps it now covers are released."""
@@ -332,7 +335,10 @@ class SessionAnalyzer:
     def finish(self) -> SessionResult:
         for leg in self.legs:
             if leg not in self._finished:
-                self._take(leg, *self._legs[leg].finish())
+                step = self._legs[leg].finish()
+                if self._gait is not None:
+                    self._gait.finish_leg(leg)
+                self._take(leg, *step)
                 self._finished.add(leg)
         if self._pelvis is not None and not self._pelvis_done:
             self._pelvis.finish()
@@ -370,20 +376,32 @@ class SessionAnalyzer:
         if self.on_angle is not None and len(out.time_s):
             self.on_angle(leg, out.time_s, out.angle_deg)
         out = self._note_postures(out, postures)
+        reps = out.reps
+        if self._gait is not None:
+            self._gait.angles(leg, out.time_s, out.angle_deg)
+            self._gait.submit(reps)
+            reps = self._gait.release(self._horizons())
         if self._pelvis is None:
-            return self._accept(out.reps)
+            return self._accept(reps)
         self._pelvis.angles(leg, out.time_s, out.angle_deg)
-        self._pelvis.submit(out.reps, self._postures)
+        self._pelvis.submit(reps, self._postures)
         return self._accept(self._pelvis.release(self._horizons()))
 
     def _horizons(self) -> dict[Leg, float]:
         return {leg: np.inf if leg in self._finished else self._legs[leg].horizon_s() for leg in self.legs}
 
     def _accept(self, reps: list[Rep]) -> list[Event]:
+        # the live ``both_legs`` flag against the reps accepted so far (a rep waiting for the
+        # other thigh, host/reps/gait.py, is flagged once it is accepted)
+        flagged = []
+        for r in reps:
+            r = self._open.flag(r, self.settings)
+            self._open.extend((r,))
+            flagged.append(r)
+        reps = flagged
         events: list[Event] = [RepClosed(r) for r in reps]
         if reps:
             self._reps.extend(reps)
-            self._open.extend(reps)
             self._open_end_s = max(self._open_end_s, max(r.end_s for r in reps))
         if self._open:
             events.extend(self._close_sets())
@@ -396,6 +414,8 @@ class SessionAnalyzer:
         horizon = min(self._horizons().values())
         if self._pelvis is not None:  # a rep waiting for the pelvis may still join the set
             horizon = min(horizon, self._pelvis.pending_start_s())
+        if self._gait is not None:  # and one waiting for the other thigh
+            horizon = min(horizon, self._gait.pending_start_s())
         if horizon < self._open_end_s + self.settings.set_rest_s:
             return []
         reps, sets, _ = group_sets(self._open.all, self.legs, self.settings)
@@ -416,14 +436,12 @@ class SessionAnalyzer:
 
 
     def _note_postures(self, out: LegOutput, postures: Sequence[RepPosture]) -> LegOutput:
-        """Keep each closed rep's posture (host/exercise.py); the live ``both_legs`` flag."""
+        """Keep each closed rep's posture (host/exercise.py)."""
         if not out.reps:
             return out
-        reps = []
         for r, posture in zip(out.reps, postures, strict=True):
             self._postures[(r.leg.value, r.start_s)] = posture
-            reps.append(self._open.flag(r, self.settings))
-        return LegOutput(out.time_s, out.angle_deg, reps, out.still)
+        return out
 
 
 THREAD_MIN_SAMPLES = 60_000

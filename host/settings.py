@@ -278,6 +278,13 @@ class Settings:
     floor rises 40 deg and falls 130: not a return)."""
     confirm_s: Annotated[float, _nonneg(60.0)] = 0.25
     """Once come down, a rep also closes after this long without a new low (no rest, no rise)."""
+    gait_swing_min_deg: Annotated[float, _nonneg(180.0)] = 15.0
+    """A rep of one thigh during which the other thigh's angle moved at least this much, deg, the
+    opposite way (``gait_corr_max``), is a walking stride, not a rep (host/reps/gait.py). A
+    resting other leg moves under 1 deg; in walking each thigh swings 30-40."""
+    gait_corr_max: Annotated[float, Range(-1.0, 1.0)] = -0.7
+    """...the opposite way: the correlation of the two thighs' angles over the rep at most this
+    (walking strides -0.88 to -1.0; a double-leg lift is near +1)."""
     max_rep_s: Annotated[float, _positive(3600.0)] = 60.0
     """A candidate rep open for longer than this is dropped (sat up, walked off)."""
     floor_margin_deg: Annotated[float, _nonneg(180.0)] = 4.0

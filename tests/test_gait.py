@@ -1,0 +1,101 @@
+"""Walking strides are no reps (host/reps/gait.py): the other thigh swinging the opposite way."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import blocks_of
+
+from legrep.model import ImuBlock, Leg, Rep
+from legrep.pipeline import SessionAnalyzer, analyze_arrays
+from legrep.reps.gait import GaitFilter
+from legrep.settings import Settings
+from legrep_sim.scenarios import SessionSpec, SetSpec, simulate
+
+RATE_HZ = 100.0
+
+
+def _rep(leg: Leg, start_s: float, end_s: float) -> Rep:
+    return Rep(leg, start_s, 0.5 * (start_s + end_s), end_s, 0.0, 40.0, 40.0, 0.5, 0.0, 0.5, end_s + 0.3, ())
+
+
+def _judge(other_deg) -> tuple[list[Rep], GaitFilter]:
+    """One left rep over 10.0-11.0 s (a 40 deg swing), the right thigh's angle ``other_deg(t)``."""
+    t = np.arange(0.0, 20.0, 1.0 / RATE_HZ)
+    left = 20.0 - 20.0 * np.cos(2.0 * np.pi * (t - 10.0))
+    g = GaitFilter(Settings(), (Leg.LEFT, Leg.RIGHT))
+    g.angles(Leg.LEFT, t, left)
+    g.submit([_rep(Leg.LEFT, 10.0, 11.0)])
+    g.angles(Leg.RIGHT, t, other_deg(t))
+    return g.release({Leg.LEFT: 12.0, Leg.RIGHT: 12.0}), g
+
+
+def test_a_rep_while_the_other_thigh_swings_the_opposite_way_is_a_stride() -> None:
+    out, g = _judge(lambda t: 20.0 * np.cos(2.0 * np.pi * (t - 10.0)))
+    assert out == [] and g.n_strides[Leg.LEFT] == 1
+
+
+@pytest.mark.parametrize("other", [
+    lambda t: 0.3 * np.sin(7.0 * t),  # resting (sensor noise)
+    lambda t: 20.0 - 20.0 * np.cos(2.0 * np.pi * (t - 10.0)),  # a double-leg lift: both rise together
+    lambda t: 5.0 * np.cos(2.0 * np.pi * (t - 10.0)),  # shifting weight a little the opposite way
+])
+def test_a_rep_with_the_other_thigh_resting_or_rising_with_it_counts(other) -> None:
+    out, g = _judge(other)
+    assert len(out) == 1 and g.n_strides[Leg.LEFT] == 0
+
+
+def test_a_rep_waits_until_the_other_thigh_covers_its_end() -> None:
+    g = GaitFilter(Settings(), (Leg.LEFT, Leg.RIGHT))
+    t = np.arange(0.0, 12.0, 1.0 / RATE_HZ)
+    g.angles(Leg.LEFT, t, np.zeros_like(t))
+    g.submit([_rep(Leg.LEFT, 10.0, 11.0)])
+    g.angles(Leg.RIGHT, t[:1050], np.zeros(1050))  # up to 10.49 s
+    assert g.release({Leg.LEFT: 12.0, Leg.RIGHT: 10.0}) == []
+    assert g.pending_start_s() == 10.0
+    g.angles(Leg.RIGHT, t[1050:], np.zeros(len(t) - 1050))
+    assert len(g.release({Leg.LEFT: 12.0, Leg.RIGHT: 12.0})) == 1
+    # a leg whose stream ended covers every rep of the other
+    g.submit([_rep(Leg.LEFT, 30.0, 31.0)])
+    g.finish_leg(Leg.RIGHT)
+    assert len(g.release({Leg.LEFT: 32.0, Leg.RIGHT: np.inf})) == 1
+
+
+def test_walking_after_standing_up_from_bird_dogs_is_no_set_of_reps() -> None:
+    # Two sets of bird dogs with a walk between: standing up from kneeling reads like a raise and
+    # started a chain, and 12 walking strides of the left leg were counted as reps (24 for 12).
+    s = SetSpec(6, 6, order="left_then_right", up_s=1.0, hold_s=0.3, down_s=1.6)
+    spec = SessionSpec(exercise="bird_dog", sets=(s, s), rate_hz=200.0, errors="typical", rest_between_sets_s=45.0,
+                       walk_between_sets=True, start="settling")
+    sim = simulate(spec, 50034)
+    blocks = blocks_of(sim)
+    res = analyze_arrays(left=blocks[Leg.LEFT], right=blocks[Leg.RIGHT])
+    for leg in (Leg.LEFT, Leg.RIGHT):
+        assert len(res.reps_of(leg)) == len(sim.reps_of(leg.value)), leg
+    # live: the legs interleaved in chunks of 1-80 samples give the same reps
+    rng = np.random.default_rng(7)
+    an = SessionAnalyzer((Leg.LEFT, Leg.RIGHT))
+    pos = {leg: 0 for leg in blocks}
+    while any(pos[leg] < len(b) for leg, b in blocks.items()):
+        for leg, b in blocks.items():
+            i, k = pos[leg], int(rng.integers(1, 80))
+            if i < len(b):
+                an.update(leg, ImuBlock(b.time_s[i : i + k], b.acc_g[i : i + k], b.gyr_dps[i : i + k]))
+            pos[leg] = i + k
+    assert an.finish().reps == res.reps
+
+
+def test_thinning_keeps_the_same_samples_in_any_chunking() -> None:
+    from legrep.reps.gait import GAIT_RATE_HZ, Thinning
+
+    rng = np.random.default_rng(3)
+    t = np.cumsum(rng.uniform(0.004, 0.012, 5000))  # ~125 Hz with jitter
+    a = rng.normal(size=len(t))
+    whole = Thinning()(t, a)
+    thin, cuts = Thinning(), np.sort(rng.choice(np.arange(1, len(t)), 300, replace=False))
+    parts = [thin(t[i:j], a[i:j]) for i, j in zip([0, *cuts], [*cuts, len(t)])]
+    np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), whole[0])
+    np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]), whole[1])
+    assert abs(len(whole[0]) / (t[-1] - t[0]) - GAIT_RATE_HZ) < 0.5  # one sample per bin
+    again = Thinning()(*whole)  # thinned samples thinned again: all kept (a leg's process thins first)
+    np.testing.assert_array_equal(again[0], whole[0])
