@@ -640,7 +640,10 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_RuntimeError, "TiltKernel.run expected to be idle, got a call while it runs on another thread");
         goto fail;
     }
-    TiltCore *c = &self->c;
+    /* the loop works on a copy of the state, stored back at the end: the compiler may keep its fields in
+       registers (a store into an output buffer cannot change the copy, as it could self->c) */
+    TiltCore core = self->c;
+    TiltCore *c = &core;
     const Py_ssize_t n = t.n, W = c->W, B = c->B, half = c->B / 2;
     const double tau = c->tau_acc, mgain = c->motion_gain * RAD2DEG, still2 = c->still2, clip2 = c->clip2;
     double qw = c->q[0], qx = c->q[1], qy = c->q[2], qz = c->q[3];
@@ -652,6 +655,10 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
     double p0 = c->g_prev[0], p1 = c->g_prev[1], p2 = c->g_prev[2];
     int has_prev = c->has_prev;
     long long cnt = c->n, n_still = 0;
+    Py_ssize_t phase = (Py_ssize_t)(cnt % half); /* cnt % half, kept by counting (no division per sample) */
+    /* step 2b: from this time since the last still sample on, exp(-since / onset_decay) times
+       |onset_tau / tau - 1| is below 2^-54 (e^-40 of it), so r rounds to 1 exactly: no exp() needed */
+    const double onset_flat_s = c->onset_decay * (log(fabs(c->onset_tau / tau - 1.0)) + 40.0);
     Py_ssize_t w_pos = c->w_pos, r_pos = c->r_pos;
     double *const still_ring = c->still_ring, *const ring = c->ring, *const cum = c->cum;
 
@@ -730,9 +737,11 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
         double tau2_i = tau2;
         if (c->onset && !recovering) {
             /* 2b. a movement after a long rest: both stages slower, relaxing to tau over onset_decay */
-            double r = 1.0 + (c->onset_tau / tau - 1.0) * exp(-c->since_still / c->onset_decay);
-            tau_i = tau * r;
-            tau2_i = tau2 * r;
+            if (!(c->since_still > onset_flat_s)) {
+                double r = 1.0 + (c->onset_tau / tau - 1.0) * exp(-c->since_still / c->onset_decay);
+                tau_i = tau * r;
+                tau2_i = tau2 * r;
+            } /* (else r is 1.0: tau * 1.0 is tau) */
         }
         double alpha = dt / (tau_i + 0.5 * dt);
         if (alpha > 1.0)
@@ -800,7 +809,8 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
         if (!still && cnt > W && W <= B && c->still_bias2 > 0.0) {
             /* 5b. still about the window's own mean rate: a steady rate within still_bias_dps of
                the bias (a bias estimate still off) with a quarter of the still variance */
-            const double *o = ring + 8 * ((cur - W + (B + 1)) % (B + 1));
+            const Py_ssize_t back = cur - W; /* (cur - W) mod (B + 1), with 0 <= cur <= B and W <= B */
+            const double *o = ring + 8 * (back < 0 ? back + B + 1 : back);
             double iw = 1.0 / (double)W;
             double m0 = (cum[0] - o[0]) * iw, m1 = (cum[1] - o[1]) * iw, m2 = (cum[2] - o[2]) * iw;
             double var = (cum[3] - o[3]) * iw - (m0 * m0 + m1 * m1 + m2 * m2);
@@ -821,7 +831,8 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
         }
         c->was_still = still;
         int rest = 0;
-        if (cnt > B && cnt % half == 0) {
+        phase = phase + 1 < half ? phase + 1 : 0;
+        if (cnt > B && phase == 0) {
             c->q[0] = qw, c->q[1] = qx, c->q[2] = qy, c->q[3] = qz;
             c->lp[0] = l0, c->lp[1] = l1, c->lp[2] = l2;
             c->lp1[0] = f0, c->lp1[1] = f1, c->lp1[2] = f2;
@@ -881,6 +892,7 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
     c->n = cnt;
     c->w_pos = w_pos, c->r_pos = r_pos;
     c->n_still += n_still;
+    self->c = core;
     arr_release(&t), arr_release(&acc), arr_release(&gyr), arr_release(&up), arr_release(&ur), arr_release(&st),
         arr_release(&rs), arr_release(&qo), arr_release(&lo);
     Py_RETURN_NONE;
