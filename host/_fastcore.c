@@ -1539,6 +1539,136 @@ anchor_frame(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     return Py_BuildValue("((ddd)(ddd)(ddd))", li[0], li[1], li[2], fi[0], fi[1], fi[2], g[0], g[1], g[2]);
 }
 
+/* ------------------------------------------------------------------ the mounting's axes at an anchoring */
+/* host/fusion/angle.py's level_axis, long_axis_flat and long_axis_from_lever on 3-vectors, operation
+   for operation as their numpy form gave them (its dot products: np_dot3; the rest elementwise), in
+   one call each instead of a dozen numpy calls on (3,) arrays. */
+
+static inline double
+norm3_np(const double v[3])
+{
+    return sqrt(np_dot3(v, v));
+}
+
+/* level_axis: the axis made normal to up_ref (unit), or the axis itself if that leaves under 0.5. */
+static void
+level_axis3(const double axis[3], const double up[3], double out[3])
+{
+    const double d = np_dot3(axis, up);
+    double x[3];
+    for (int i = 0; i < 3; i++)
+        x[i] = axis[i] - d * up[i];
+    const double n = norm3_np(x);
+    for (int i = 0; i < 3; i++)
+        out[i] = n > 0.5 ? x[i] / n : axis[i];
+}
+
+/* long_axis_flat: axis x up_ref made unit (axis x the basis vector where |axis| is least if they are parallel). */
+static void
+long_axis_flat3(const double axis[3], const double up[3], double out[3])
+{
+    double x[3];
+    cross3(axis, up, x);
+    double n = norm3_np(x);
+    if (n > 1e-6) {
+        for (int i = 0; i < 3; i++)
+            out[i] = x[i] / n;
+        return;
+    }
+    int k = 0; /* np.argmin(np.abs(axis)): the first NaN, else the first least */
+    double best = fabs(axis[0]);
+    for (int i = 1; i < 3 && !isnan(best); i++) {
+        const double v = fabs(axis[i]);
+        if (isnan(v) || v < best)
+            k = i, best = v;
+    }
+    const double e[3] = {k == 0 ? 1.0 : 0.0, k == 1 ? 1.0 : 0.0, k == 2 ? 1.0 : 0.0};
+    cross3(axis, e, x);
+    n = norm3_np(x);
+    for (int i = 0; i < 3; i++)
+        out[i] = x[i] / n;
+}
+
+static PyObject *
+tuple3(const double v[3])
+{
+    return Py_BuildValue("(ddd)", v[0], v[1], v[2]);
+}
+
+PyDoc_STRVAR(level_axis_doc,
+             "level_axis(axis, up_ref) -> (x, y, z)\n--\n\n"
+             "host/fusion/angle.py level_axis: axis - (axis . up_ref) up_ref made unit, or axis itself when that\n"
+             "part's norm is not over 0.5 (3-vectors; dot products as numpy's).");
+
+static PyObject *
+level_axis_c(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)mod;
+    double a[3], u[3], out[3];
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "level_axis expected 2 arguments, got %zd", nargs);
+        return NULL;
+    }
+    if (vec3(args[0], a, "axis") < 0 || vec3(args[1], u, "up_ref") < 0)
+        return NULL;
+    level_axis3(a, u, out);
+    return tuple3(out);
+}
+
+PyDoc_STRVAR(long_axis_flat_doc,
+             "long_axis_flat(axis, up_ref) -> (x, y, z)\n--\n\n"
+             "host/fusion/angle.py long_axis_flat: axis x up_ref made unit (axis x the basis vector along the\n"
+             "least |axis| component when that cross product's norm is not over 1e-6).");
+
+static PyObject *
+long_axis_flat_c(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)mod;
+    double a[3], u[3], out[3];
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "long_axis_flat expected 2 arguments, got %zd", nargs);
+        return NULL;
+    }
+    if (vec3(args[0], a, "axis") < 0 || vec3(args[1], u, "up_ref") < 0)
+        return NULL;
+    long_axis_flat3(a, u, out);
+    return tuple3(out);
+}
+
+PyDoc_STRVAR(long_axis_from_lever_doc,
+             "long_axis_from_lever(axis, up_ref, lever_m, lever_min_m) -> (x, y, z)\n--\n\n"
+             "host/fusion/angle.py long_axis_from_lever: long_axis_flat, or the upright axis (up_ref's part\n"
+             "normal to axis, unit) when the lever arm's part normal to axis is longer than lever_min_m and\n"
+             "lies nearer to it.");
+
+static PyObject *
+long_axis_from_lever_c(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)mod;
+    double a[3], u[3], l[3], flat[3], lev[3], upr[3];
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "long_axis_from_lever expected 4 arguments, got %zd", nargs);
+        return NULL;
+    }
+    if (vec3(args[0], a, "axis") < 0 || vec3(args[1], u, "up_ref") < 0 || vec3(args[2], l, "lever_m") < 0)
+        return NULL;
+    const double lever_min = PyFloat_AsDouble(args[3]);
+    if (lever_min == -1.0 && PyErr_Occurred())
+        return NULL;
+    long_axis_flat3(a, u, flat);
+    const double dl = np_dot3(l, a), du = np_dot3(u, a);
+    for (int i = 0; i < 3; i++) {
+        lev[i] = l[i] - dl * a[i];
+        upr[i] = u[i] - du * a[i];
+    }
+    const double nu = norm3_np(upr);
+    if (!(norm3_np(lev) > lever_min && nu > 1e-6))
+        return tuple3(flat);
+    for (int i = 0; i < 3; i++)
+        upr[i] = upr[i] / nu;
+    return tuple3(fabs(np_dot3(lev, flat)) >= fabs(np_dot3(lev, upr)) ? flat : upr);
+}
+
 PyDoc_STRVAR(row_offset_doc,
              "row_offset(part, whole) -> int | None\n--\n\n"
              "k if the array part is the rows whole[k : k + len(part)] (the same memory: part and whole share\n"
@@ -2434,6 +2564,9 @@ static PyMethodDef module_methods[] = {
     {"movement_anchor", (PyCFunction)(void (*)(void))movement_anchor, METH_FASTCALL, movement_anchor_doc},
     {"rest_angles", (PyCFunction)(void (*)(void))rest_angles, METH_FASTCALL, rest_angles_doc},
     {"anchor_frame", (PyCFunction)(void (*)(void))anchor_frame, METH_FASTCALL, anchor_frame_doc},
+    {"level_axis", (PyCFunction)(void (*)(void))level_axis_c, METH_FASTCALL, level_axis_doc},
+    {"long_axis_flat", (PyCFunction)(void (*)(void))long_axis_flat_c, METH_FASTCALL, long_axis_flat_doc},
+    {"long_axis_from_lever", (PyCFunction)(void (*)(void))long_axis_from_lever_c, METH_FASTCALL, long_axis_from_lever_doc},
     {"row_offset", (PyCFunction)(void (*)(void))row_offset, METH_FASTCALL, row_offset_doc},
     {"posture_rows", (PyCFunction)(void (*)(void))posture_rows, METH_FASTCALL, posture_rows_doc},
     {NULL, NULL, 0, NULL},

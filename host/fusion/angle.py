@@ -95,6 +95,9 @@ import numpy.typing as npt
 
 from .._fastcore import (
     anchor_frame,
+    level_axis as _level_axis_c,
+    long_axis_flat as _long_axis_flat_c,
+    long_axis_from_lever as _long_axis_from_lever_c,
     first_movement,
     movement_anchor,
     movement_sums,
@@ -401,25 +404,18 @@ def level_axis(axis: FloatArray, up_ref: FloatArray) -> FloatArray:
     axis also carries the abduction and rotation of the movements it was fitted to (5-20 deg
     over a raise of 80 deg tilts it by up to 15 deg); the part of that tilt toward gravity is
     removed here. An axis more than 60 deg out of level is kept as it is (not a hip raise).
+
+    In C (``x = axis - (axis . up_ref) up_ref``, ``x / |x|``, the numpy operations; a dozen numpy
+    calls on 3-vectors cost more than the anchoring around them; tests compare the numpy form).
     """
-    x = axis - float(axis @ up_ref) * up_ref
-    n = norm3(x)
-    if not n > 0.5:
-        return axis
-    out: FloatArray = x / n
-    return out
+    return np.array(_level_axis_c(axis, up_ref))
 
 
 def long_axis_flat(axis: FloatArray, up_ref: FloatArray) -> FloatArray:
     """The long axis of a thigh lying level at the reference rest: normal to the flexion axis
-    and to gravity there (any normal to the axis if they are parallel)."""
-    x = cross3(axis, up_ref)
-    n = norm3(x)
-    if n > 1e-6:
-        out: FloatArray = x / n
-        return out
-    y: FloatArray = cross3(axis, np.eye(3)[int(np.argmin(np.abs(axis)))])
-    return y / norm3(y)
+    and to gravity there (any normal to the axis if they are parallel): ``axis x up_ref`` made unit,
+    or ``axis x e_k`` with ``k`` where ``|axis|`` is least. In C, as :func:`level_axis`."""
+    return np.array(_long_axis_flat_c(axis, up_ref))
 
 
 def long_axis_from_lever(axis: FloatArray, up_ref: FloatArray, lever_m: FloatArray, lever_min_m: float) -> FloatArray:
@@ -427,15 +423,12 @@ def long_axis_from_lever(axis: FloatArray, up_ref: FloatArray, lever_m: FloatArr
     nearer: the sensor sits on the thigh, so that arm runs close to the long axis (it leans
     toward the thigh's front by atan(3-8 cm / 15-25 cm), 7-28 deg: too much to use it as the
     axis itself, enough to tell a lying thigh from a hanging one). Level if the arm is shorter
-    than ``lever_min_m`` normal to the axis (``Settings.lever_min_m``)."""
-    flat = long_axis_flat(axis, up_ref)
-    lev = lever_m - float(lever_m @ axis) * axis
-    upright = up_ref - float(up_ref @ axis) * axis
-    nu = norm3(upright)
-    if not (norm3(lev) > lever_min_m and nu > 1e-6):
-        return flat
-    upright = upright / nu
-    return flat if abs(float(lev @ flat)) >= abs(float(lev @ upright)) else upright
+    than ``lever_min_m`` normal to the axis (``Settings.lever_min_m``).
+
+    With ``lev`` and ``upright`` the lever arm's and ``up_ref``'s parts normal to the axis: the flat
+    axis unless ``|lev| > lever_min_m``, ``|upright| > 1e-6`` and ``|lev . flat| < |lev . upright|``
+    (``upright`` made unit). In C, as :func:`level_axis`."""
+    return np.array(_long_axis_from_lever_c(axis, up_ref, lever_m, lever_min_m))
 
 
 _TURN_TOP, _TURN_SETUP = 1, 2
