@@ -113,7 +113,7 @@ from ..diagnostics import vec3 as _vec3
 from ..model import FloatArray
 from ..settings import Settings
 from .calibration import Calibration
-from .orientation import OrientationFilter, run_backward
+from .orientation import OrientationFilter, Pose, poses_ahead, run_backward
 from .reference import G_MPS2
 
 BoolArray = npt.NDArray[np.bool_]
@@ -828,7 +828,10 @@ class HipAngleEstimator:
         self._raw = []
         return tt, aa, ss
 
-    def _update(self, t: FloatArray, acc: FloatArray, gyr: FloatArray) -> tuple[FloatArray, FloatArray, BoolArray]:
+    def _update(
+        self, t: FloatArray, acc: FloatArray, gyr: FloatArray, pose: Pose | None = None
+    ) -> tuple[FloatArray, FloatArray, BoolArray]:
+        """``pose``: the orientation stage's outputs for these samples, if computed already."""
         n = len(t)
         if n == 0:
             return _EMPTY
@@ -840,12 +843,18 @@ class HipAngleEstimator:
             # the chunk's angles in one buffer (and the held samples'; a level that reads all its samples' angles
             # and releases only some leaves the rest unused)
             self._out_rows.reserve(n + n // 4 + sum(len(p[0]) for p in self._held))
-            parts = [self._update(t[a:b], acc[a:b], gyr[a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
+            pieces = list(zip(cuts[:-1], cuts[1:]))
+            # (the orientation stage may run ahead on a thread of its own: poses_ahead)
+            poses = poses_ahead(self._tilt, t, acc, gyr, pieces)
+            try:
+                parts = [self._update(t[a:b], acc[a:b], gyr[a:b], pose) for (a, b), pose in zip(pieces, poses)]
+            finally:
+                poses.close()  # (waits for the orientation stage's thread, after an error too)
             parts = [p for p in parts if len(p[0])]
             if not parts:
                 return _EMPTY
             return tuple(_joined(list(x)) for x in zip(*parts))  # type: ignore[return-value]
-        up, uref, quat, still, rest, lever = self._tilt.update_pose(t, acc, gyr)
+        up, uref, quat, still, rest, lever = self._tilt.update_pose(t, acc, gyr) if pose is None else pose
         if self._raw_on:
             if self.mounting is None and self._pending is None and self._raw and still.any():
                 # before the first fit the first movement can only begin after the last still
