@@ -95,3 +95,20 @@ def test_long_chunk_angles_are_the_same_with_and_without_the_thread(leg: ImuBloc
     short = _trace(leg, 1000)
     assert whole == serial == short
     assert len(whole[2]) > 0
+
+
+def test_the_thread_stays_a_few_batches_ahead(leg: ImuBlock, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    monkeypatch.setattr(orientation, "_cores", lambda: 2)
+    monkeypatch.delenv("LEGREP_SERIAL", raising=False)
+    cuts = even_cuts(len(leg.time_s), 500)
+    pieces = list(zip(cuts[:-1], cuts[1:]))  # 108 pieces: 14 batches
+    filt = _filter(leg)
+    gen = poses_ahead(filt, leg.time_s, leg.acc_g, leg.gyr_dps, pieces)
+    next(gen)
+    time.sleep(0.3)  # (ample for the whole chunk, were the thread not held back)
+    # the batch taken, AHEAD_DEPTH waiting and one done that waits to be handed over: no more
+    most = pieces[(orientation.AHEAD_DEPTH + 2) * orientation.AHEAD_BATCH - 1][1]
+    assert filt._k.n_samples <= most < len(leg.time_s)
+    gen.close()

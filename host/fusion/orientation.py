@@ -47,6 +47,8 @@ AHEAD_MIN_PIECES = 4
 """Pieces of a chunk from which :func:`poses_ahead` runs the orientation stage on a thread of its own."""
 AHEAD_BATCH = 8
 """Pieces the thread of :func:`poses_ahead` runs in one call (the GIL released for all of them)."""
+AHEAD_DEPTH = 2
+"""Batches of :func:`poses_ahead` done and not yet taken, at most (then its thread waits)."""
 
 GAP_STEPS = 2.5
 """A step longer than this many nominal steps means lost samples (jitter stays far below)."""
@@ -216,18 +218,28 @@ def poses_ahead(filt: OrientationFilter, t: FloatArray, acc: FloatArray, gyr: Fl
             yield filt.update_pose(t[a:b], acc[a:b], gyr[a:b])
         return
     batches = [pieces[i : i + AHEAD_BATCH] for i in range(0, len(pieces), AHEAD_BATCH)]
-    done: queue.SimpleQueue[Pose | BaseException] = queue.SimpleQueue()
+    # (at most AHEAD_DEPTH batches wait: the outputs of a long recording are not all kept at once)
+    done: queue.Queue[Pose | BaseException] = queue.Queue(maxsize=AHEAD_DEPTH)
     stop = threading.Event()
+
+    def hand_over(item: Pose | BaseException) -> bool:
+        while not stop.is_set():
+            try:
+                done.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                pass
+        return False  # (the caller stopped early)
 
     def run() -> None:
         for batch in batches:
-            if stop.is_set():
-                return
             lo, hi = batch[0][0], batch[-1][1]
             try:
-                done.put(filt.update_pose(t[lo:hi], acc[lo:hi], gyr[lo:hi]))
+                out: Pose | BaseException = filt.update_pose(t[lo:hi], acc[lo:hi], gyr[lo:hi])
             except BaseException as exc:  # (raised in the caller's thread, at this batch)
-                done.put(exc)
+                hand_over(exc)
+                return
+            if not hand_over(out):
                 return
 
     worker = threading.Thread(target=run, name="legrep-orientation", daemon=True)
