@@ -640,7 +640,10 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_RuntimeError, "TiltKernel.run expected to be idle, got a call while it runs on another thread");
         goto fail;
     }
-    TiltCore *c = &self->c;
+    /* the loop works on a copy of the state, stored back at the end: the compiler may keep its fields in
+       registers (a store into an output buffer cannot change the copy, as it could self->c) */
+    TiltCore core = self->c;
+    TiltCore *c = &core;
     const Py_ssize_t n = t.n, W = c->W, B = c->B, half = c->B / 2;
     const double tau = c->tau_acc, mgain = c->motion_gain * RAD2DEG, still2 = c->still2, clip2 = c->clip2;
     double qw = c->q[0], qx = c->q[1], qy = c->q[2], qz = c->q[3];
@@ -652,6 +655,10 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
     double p0 = c->g_prev[0], p1 = c->g_prev[1], p2 = c->g_prev[2];
     int has_prev = c->has_prev;
     long long cnt = c->n, n_still = 0;
+    Py_ssize_t phase = (Py_ssize_t)(cnt % half); /* cnt % half, kept by counting (no division per sample) */
+    /* step 2b: from this time since the last still sample on, exp(-since / onset_decay) times
+       |onset_tau / tau - 1| is below 2^-54 (e^-40 of it), so r rounds to 1 exactly: no exp() needed */
+    const double onset_flat_s = c->onset_decay * (log(fabs(c->onset_tau / tau - 1.0)) + 40.0);
     Py_ssize_t w_pos = c->w_pos, r_pos = c->r_pos;
     double *const still_ring = c->still_ring, *const ring = c->ring, *const cum = c->cum;
 
@@ -730,9 +737,11 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
         double tau2_i = tau2;
         if (c->onset && !recovering) {
             /* 2b. a movement after a long rest: both stages slower, relaxing to tau over onset_decay */
-            double r = 1.0 + (c->onset_tau / tau - 1.0) * exp(-c->since_still / c->onset_decay);
-            tau_i = tau * r;
-            tau2_i = tau2 * r;
+            if (!(c->since_still > onset_flat_s)) {
+                double r = 1.0 + (c->onset_tau / tau - 1.0) * exp(-c->since_still / c->onset_decay);
+                tau_i = tau * r;
+                tau2_i = tau2 * r;
+            } /* (else r is 1.0: tau * 1.0 is tau) */
         }
         double alpha = dt / (tau_i + 0.5 * dt);
         if (alpha > 1.0)
@@ -800,7 +809,8 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
         if (!still && cnt > W && W <= B && c->still_bias2 > 0.0) {
             /* 5b. still about the window's own mean rate: a steady rate within still_bias_dps of
                the bias (a bias estimate still off) with a quarter of the still variance */
-            const double *o = ring + 8 * ((cur - W + (B + 1)) % (B + 1));
+            const Py_ssize_t back = cur - W; /* (cur - W) mod (B + 1), with 0 <= cur <= B and W <= B */
+            const double *o = ring + 8 * (back < 0 ? back + B + 1 : back);
             double iw = 1.0 / (double)W;
             double m0 = (cum[0] - o[0]) * iw, m1 = (cum[1] - o[1]) * iw, m2 = (cum[2] - o[2]) * iw;
             double var = (cum[3] - o[3]) * iw - (m0 * m0 + m1 * m1 + m2 * m2);
@@ -821,7 +831,8 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
         }
         c->was_still = still;
         int rest = 0;
-        if (cnt > B && cnt % half == 0) {
+        phase = phase + 1 < half ? phase + 1 : 0;
+        if (cnt > B && phase == 0) {
             c->q[0] = qw, c->q[1] = qx, c->q[2] = qy, c->q[3] = qz;
             c->lp[0] = l0, c->lp[1] = l1, c->lp[2] = l2;
             c->lp1[0] = f0, c->lp1[1] = f1, c->lp1[2] = f2;
@@ -881,6 +892,7 @@ TiltKernel_run(TiltKernel *self, PyObject *const *args, Py_ssize_t nargs)
     c->n = cnt;
     c->w_pos = w_pos, c->r_pos = r_pos;
     c->n_still += n_still;
+    self->c = core;
     arr_release(&t), arr_release(&acc), arr_release(&gyr), arr_release(&up), arr_release(&ur), arr_release(&st),
         arr_release(&rs), arr_release(&qo), arr_release(&lo);
     Py_RETURN_NONE;
@@ -1525,6 +1537,136 @@ anchor_frame(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     for (int i = 0; i < 3; i++)
         li[i] = cd * an[i] - sd * fxa[i];
     return Py_BuildValue("((ddd)(ddd)(ddd))", li[0], li[1], li[2], fi[0], fi[1], fi[2], g[0], g[1], g[2]);
+}
+
+/* ------------------------------------------------------------------ the mounting's axes at an anchoring */
+/* host/fusion/angle.py's level_axis, long_axis_flat and long_axis_from_lever on 3-vectors, operation
+   for operation as their numpy form gave them (its dot products: np_dot3; the rest elementwise), in
+   one call each instead of a dozen numpy calls on (3,) arrays. */
+
+static inline double
+norm3_np(const double v[3])
+{
+    return sqrt(np_dot3(v, v));
+}
+
+/* level_axis: the axis made normal to up_ref (unit), or the axis itself if that leaves under 0.5. */
+static void
+level_axis3(const double axis[3], const double up[3], double out[3])
+{
+    const double d = np_dot3(axis, up);
+    double x[3];
+    for (int i = 0; i < 3; i++)
+        x[i] = axis[i] - d * up[i];
+    const double n = norm3_np(x);
+    for (int i = 0; i < 3; i++)
+        out[i] = n > 0.5 ? x[i] / n : axis[i];
+}
+
+/* long_axis_flat: axis x up_ref made unit (axis x the basis vector where |axis| is least if they are parallel). */
+static void
+long_axis_flat3(const double axis[3], const double up[3], double out[3])
+{
+    double x[3];
+    cross3(axis, up, x);
+    double n = norm3_np(x);
+    if (n > 1e-6) {
+        for (int i = 0; i < 3; i++)
+            out[i] = x[i] / n;
+        return;
+    }
+    int k = 0; /* np.argmin(np.abs(axis)): the first NaN, else the first least */
+    double best = fabs(axis[0]);
+    for (int i = 1; i < 3 && !isnan(best); i++) {
+        const double v = fabs(axis[i]);
+        if (isnan(v) || v < best)
+            k = i, best = v;
+    }
+    const double e[3] = {k == 0 ? 1.0 : 0.0, k == 1 ? 1.0 : 0.0, k == 2 ? 1.0 : 0.0};
+    cross3(axis, e, x);
+    n = norm3_np(x);
+    for (int i = 0; i < 3; i++)
+        out[i] = x[i] / n;
+}
+
+static PyObject *
+tuple3(const double v[3])
+{
+    return Py_BuildValue("(ddd)", v[0], v[1], v[2]);
+}
+
+PyDoc_STRVAR(level_axis_doc,
+             "level_axis(axis, up_ref) -> (x, y, z)\n--\n\n"
+             "host/fusion/angle.py level_axis: axis - (axis . up_ref) up_ref made unit, or axis itself when that\n"
+             "part's norm is not over 0.5 (3-vectors; dot products as numpy's).");
+
+static PyObject *
+level_axis_c(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)mod;
+    double a[3], u[3], out[3];
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "level_axis expected 2 arguments, got %zd", nargs);
+        return NULL;
+    }
+    if (vec3(args[0], a, "axis") < 0 || vec3(args[1], u, "up_ref") < 0)
+        return NULL;
+    level_axis3(a, u, out);
+    return tuple3(out);
+}
+
+PyDoc_STRVAR(long_axis_flat_doc,
+             "long_axis_flat(axis, up_ref) -> (x, y, z)\n--\n\n"
+             "host/fusion/angle.py long_axis_flat: axis x up_ref made unit (axis x the basis vector along the\n"
+             "least |axis| component when that cross product's norm is not over 1e-6).");
+
+static PyObject *
+long_axis_flat_c(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)mod;
+    double a[3], u[3], out[3];
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "long_axis_flat expected 2 arguments, got %zd", nargs);
+        return NULL;
+    }
+    if (vec3(args[0], a, "axis") < 0 || vec3(args[1], u, "up_ref") < 0)
+        return NULL;
+    long_axis_flat3(a, u, out);
+    return tuple3(out);
+}
+
+PyDoc_STRVAR(long_axis_from_lever_doc,
+             "long_axis_from_lever(axis, up_ref, lever_m, lever_min_m) -> (x, y, z)\n--\n\n"
+             "host/fusion/angle.py long_axis_from_lever: long_axis_flat, or the upright axis (up_ref's part\n"
+             "normal to axis, unit) when the lever arm's part normal to axis is longer than lever_min_m and\n"
+             "lies nearer to it.");
+
+static PyObject *
+long_axis_from_lever_c(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)mod;
+    double a[3], u[3], l[3], flat[3], lev[3], upr[3];
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "long_axis_from_lever expected 4 arguments, got %zd", nargs);
+        return NULL;
+    }
+    if (vec3(args[0], a, "axis") < 0 || vec3(args[1], u, "up_ref") < 0 || vec3(args[2], l, "lever_m") < 0)
+        return NULL;
+    const double lever_min = PyFloat_AsDouble(args[3]);
+    if (lever_min == -1.0 && PyErr_Occurred())
+        return NULL;
+    long_axis_flat3(a, u, flat);
+    const double dl = np_dot3(l, a), du = np_dot3(u, a);
+    for (int i = 0; i < 3; i++) {
+        lev[i] = l[i] - dl * a[i];
+        upr[i] = u[i] - du * a[i];
+    }
+    const double nu = norm3_np(upr);
+    if (!(norm3_np(lev) > lever_min && nu > 1e-6))
+        return tuple3(flat);
+    for (int i = 0; i < 3; i++)
+        upr[i] = upr[i] / nu;
+    return tuple3(fabs(np_dot3(lev, flat)) >= fabs(np_dot3(lev, upr)) ? flat : upr);
 }
 
 PyDoc_STRVAR(row_offset_doc,
@@ -2425,6 +2567,9 @@ static PyMethodDef module_methods[] = {
     {"movement_anchor", (PyCFunction)(void (*)(void))movement_anchor, METH_FASTCALL, movement_anchor_doc},
     {"rest_angles", (PyCFunction)(void (*)(void))rest_angles, METH_FASTCALL, rest_angles_doc},
     {"anchor_frame", (PyCFunction)(void (*)(void))anchor_frame, METH_FASTCALL, anchor_frame_doc},
+    {"level_axis", (PyCFunction)(void (*)(void))level_axis_c, METH_FASTCALL, level_axis_doc},
+    {"long_axis_flat", (PyCFunction)(void (*)(void))long_axis_flat_c, METH_FASTCALL, long_axis_flat_doc},
+    {"long_axis_from_lever", (PyCFunction)(void (*)(void))long_axis_from_lever_c, METH_FASTCALL, long_axis_from_lever_doc},
     {"row_offset", (PyCFunction)(void (*)(void))row_offset, METH_FASTCALL, row_offset_doc},
     {"posture_rows", (PyCFunction)(void (*)(void))posture_rows, METH_FASTCALL, posture_rows_doc},
     {NULL, NULL, 0, NULL},

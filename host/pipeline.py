@@ -104,8 +104,13 @@ class LegPipeline:
                 sl = slice(i, i + _CALIB_SLICE)
                 cal = self._cal.update(t[sl], acc[sl], gyr[sl])
                 if cal is not None:
-                    first = self._start(cal)
                     j = i + _CALIB_SLICE
+                    if self._n_in == len(t) and j < len(t):
+                        # every sample the calibrator holds is this block's: the estimator takes the
+                        # block from the rest on in one call (the same angles: any chunking gives them),
+                        # not the calibrator's copy and then the rest, joined (a copy of the whole block)
+                        return self._start(cal, (t, acc, gyr))
+                    first = self._start(cal)
                     if j >= len(t):
                         return first
                     rest = self._emit(*self._run_angle(t[j:], acc[j:], gyr[j:]))
@@ -155,10 +160,11 @@ class LegPipeline:
         )
 
     # ------------------------------------------------------------------
-    def _start(self, cal: Calibration) -> LegOutput:
-        """Calibration found: analyse every sample kept so far (before the rest and after)."""
+    def _start(self, cal: Calibration, block: tuple[FloatArray, FloatArray, FloatArray] | None = None) -> LegOutput:
+        """Calibration found: analyse every sample kept so far (before the rest and after); or
+        ``block`` (t, acc, gyr) from its first sample on, when the calibrator holds only samples of it."""
         self.calibration = cal
-        t, acc, gyr = self._cal.buffered()
+        t, acc, gyr = self._cal.buffered() if block is None else block
         s = cal.start_index
         self._angle = HipAngleEstimator(cal, self.settings, pre=(t[:s], acc[:s], gyr[:s]))
         self._seg = RepSegmenter(self.leg, self.settings, cal.dt_nominal_s)
@@ -444,11 +450,15 @@ class SessionAnalyzer:
         return out
 
 
-THREAD_MIN_SAMPLES = 60_000
-"""Samples per leg from which :func:`analyze_arrays` runs the legs on two threads (10 min at 100 Hz):
-the threads cost CPU (the GIL changes hands at every C call; about 15 % more on the 1 h benchmark
-session) for a shorter wait only when a second core is free, which is worth it where a person waits
-for a long session, not for a short one (nor for a test suite running on every core)."""
+THREAD_MIN_SAMPLES: int | None = None
+"""Samples per leg from which :func:`analyze_arrays` runs the legs on two threads (None: never).
+
+Off: each leg's orientation stage runs ahead of its other stages on a thread of its own already
+(:func:`legrep.fusion.orientation.poses_ahead`, a long chunk), which takes the C work a leg thread
+overlapped off the analysis; the rest is Python, which the GIL runs one thread at a time whichever
+leg it is for. A thread per leg on top of that costs CPU (four threads for two cores, the GIL
+changing hands at every C call) and no time: on the 1 h benchmark session (2 cores) one leg after
+the other took 0.8x to 1.0x the time of a thread per leg, and 0.82x to 0.97x its CPU."""
 
 
 def _cores() -> int:
@@ -529,8 +539,10 @@ def analyze_arrays(
 ) -> SessionResult:
     """Analyse whole recordings given as arrays (the notebook API).
 
-    With two legs of at least :data:`THREAD_MIN_SAMPLES` samples and more than one core (and
-    ``LEGREP_SERIAL`` unset), each leg's stages run on a thread of their own (the C kernels release the GIL); the cross-leg steps see the same calls
+    The legs are analysed one after the other, each leg's orientation stage on a thread of its own
+    ahead of the rest for a long recording (``poses_ahead``; not with ``LEGREP_SERIAL=1``). With
+    :data:`THREAD_MIN_SAMPLES` set, two legs of at least that many samples and more than one core (and
+    ``LEGREP_SERIAL`` unset), each leg's stages run on a thread of their own instead (the C kernels release the GIL); the cross-leg steps see the same calls
     with the same values as one leg after the other, so the result is the same, every byte.
 
     Parameters
@@ -551,7 +563,8 @@ def analyze_arrays(
     if not blocks:
         raise InputError("expected samples for at least one leg (left or right), got none")
     settings = settings or Settings()
-    threads = (len(blocks) > 1 and min(len(b) for b in blocks.values()) >= THREAD_MIN_SAMPLES and _cores() > 1
+    threads = (THREAD_MIN_SAMPLES is not None and len(blocks) > 1
+               and min(len(b) for b in blocks.values()) >= THREAD_MIN_SAMPLES and _cores() > 1
                and os.environ.get("LEGREP_SERIAL", "") in ("", "0"))  # fmt: skip
     stages = {leg: _LegThread(leg, settings, block) for leg, block in blocks.items()} if threads else None
     try:

@@ -95,6 +95,9 @@ import numpy.typing as npt
 
 from .._fastcore import (
     anchor_frame,
+    level_axis as _level_axis_c,
+    long_axis_flat as _long_axis_flat_c,
+    long_axis_from_lever as _long_axis_from_lever_c,
     first_movement,
     movement_anchor,
     movement_sums,
@@ -110,7 +113,7 @@ from ..diagnostics import vec3 as _vec3
 from ..model import FloatArray
 from ..settings import Settings
 from .calibration import Calibration
-from .orientation import OrientationFilter, run_backward
+from .orientation import OrientationFilter, Pose, poses_ahead, run_backward
 from .reference import G_MPS2
 
 BoolArray = npt.NDArray[np.bool_]
@@ -273,18 +276,19 @@ class Mounting:
             self._wide[id(v)] = wide
         return wide[:n]
 
-    def tilt_angles(self, up: FloatArray, uref: FloatArray) -> FloatArray:
+    def tilt_angles(self, up: FloatArray, uref: FloatArray, out: FloatArray | None = None) -> FloatArray:
         """The heading-free angle (N,) deg: the up vector's rotation about the flexion axis from the
         reference up vector, plus the offset (``reference_tilt_angle``; exact in the plane,
         abduction and rotation about the long axis entering it to second order)."""
         ref = uref if self.u_ref is None else self._rows(self.u_ref, len(up))
-        out = np.empty(len(up))
+        out = np.empty(len(up)) if out is None else out
         tilt_angles(up, ref, self._axis, self.offset_deg, out)
         return out
 
-    def angles(self, up: FloatArray, uref: FloatArray, quat: FloatArray) -> FloatArray:
+    def angles(self, up: FloatArray, uref: FloatArray, quat: FloatArray, out: FloatArray | None = None) -> FloatArray:
         """Hip angles (N,) deg of samples with up vectors ``up`` (N, 3), calibration-rest up
-        vectors ``uref`` (N, 3) and attitudes ``quat`` (N, 4).
+        vectors ``uref`` (N, 3) and attitudes ``quat`` (N, 4); written into ``out`` (N,) if given
+        (unless they are recalled: the result is the array to use).
 
         Anchored: the long axis's flexion in the exercise plane (``reference_hip_angle``), whose
         difference from the heading-free tilt is limited to ``max_correction_deg`` (``Settings.plane_correction_max_deg``): that
@@ -300,7 +304,7 @@ class Mounting:
         if self.plane:
             # (in C: ``plane_angles_reference`` in .angle_reference is its numpy form)
             assert self.frame_i is not None and self.long is not None
-            res = np.empty(len(up))
+            res = np.empty(len(up)) if out is None else out
             ref = uref if self.u_ref is None else self._rows(self.u_ref, len(up))
             g_ref = uref if self.g_ref_i is None else self._rows(self.g_ref_i, len(up))
             if self._plane_args is None:
@@ -310,7 +314,7 @@ class Mounting:
             plane_angles(up, ref, g_ref, quat, self._axis, self.offset_deg, long_l, long_i_l, axis_i_l,
                          self.max_correction_deg, res)
         else:
-            res = self.tilt_angles(up, uref)
+            res = self.tilt_angles(up, uref, out)
         if len(up) >= _RECALL_MIN and (self._last is None or 4 * len(up) >= len(self._last[0])):
             self._last = (up, uref, quat, res)  # (a short run in between does not displace a long one)
         return res
@@ -371,6 +375,48 @@ _row_offset = row_offset
 Python form)."""
 
 
+def _joined(parts: list[npt.NDArray[Any]]) -> npt.NDArray[Any]:
+    """``np.concatenate(parts)`` of 1-D arrays; when they are consecutive runs of one array (a chunk's
+    times, still flags, or angles written into one :class:`_OutRows` buffer) the same numbers as a view
+    of it, with no copy (arrays are never written once released)."""
+    first = parts[0]
+    owner = first if first.base is None else first.base
+    if isinstance(owner, np.ndarray) and owner.ndim == 1:
+        k0 = _row_offset(first, owner)
+        end = -1 if k0 is None else k0 + len(first)
+        for p in parts[1:]:
+            if end < 0:
+                break
+            end = end + len(p) if len(p) == 0 or _row_offset(p, owner) == end else -1
+        if end >= 0:
+            out: npt.NDArray[Any] = owner[k0:end]
+            return out
+    return np.concatenate(parts)
+
+
+class _OutRows:
+    """Fresh float64 rows handed out in order from one buffer: the angles of consecutive decision
+    levels land next to each other, so joining them (:func:`_joined`) copies nothing. A row is
+    handed out once and never written again after its angle is."""
+
+    __slots__ = ("_buf", "_pos")
+
+    def __init__(self) -> None:
+        self._buf = np.empty(0)
+        self._pos = 0
+
+    def reserve(self, n: int) -> None:
+        """Make the next ``n`` rows come from one buffer."""
+        if len(self._buf) - self._pos < n:
+            self._buf, self._pos = np.empty(max(n, 4 * _SLICE)), 0
+
+    def take(self, n: int) -> FloatArray:
+        self.reserve(n)
+        out = self._buf[self._pos : self._pos + n]
+        self._pos += n
+        return out
+
+
 def _angle_at(m: Mounting, up: FloatArray, uref: FloatArray, quat: FloatArray) -> float:
     """The hip angle by ``m`` of one sample: its up vector, calibration-rest up vector and attitude (3,), (3,), (4,)."""
     return float(m.angles(up[None], uref[None], quat[None])[0])
@@ -401,25 +447,18 @@ def level_axis(axis: FloatArray, up_ref: FloatArray) -> FloatArray:
     axis also carries the abduction and rotation of the movements it was fitted to (5-20 deg
     over a raise of 80 deg tilts it by up to 15 deg); the part of that tilt toward gravity is
     removed here. An axis more than 60 deg out of level is kept as it is (not a hip raise).
+
+    In C (``x = axis - (axis . up_ref) up_ref``, ``x / |x|``, the numpy operations; a dozen numpy
+    calls on 3-vectors cost more than the anchoring around them; tests compare the numpy form).
     """
-    x = axis - float(axis @ up_ref) * up_ref
-    n = norm3(x)
-    if not n > 0.5:
-        return axis
-    out: FloatArray = x / n
-    return out
+    return np.array(_level_axis_c(axis, up_ref))
 
 
 def long_axis_flat(axis: FloatArray, up_ref: FloatArray) -> FloatArray:
     """The long axis of a thigh lying level at the reference rest: normal to the flexion axis
-    and to gravity there (any normal to the axis if they are parallel)."""
-    x = cross3(axis, up_ref)
-    n = norm3(x)
-    if n > 1e-6:
-        out: FloatArray = x / n
-        return out
-    y: FloatArray = cross3(axis, np.eye(3)[int(np.argmin(np.abs(axis)))])
-    return y / norm3(y)
+    and to gravity there (any normal to the axis if they are parallel): ``axis x up_ref`` made unit,
+    or ``axis x e_k`` with ``k`` where ``|axis|`` is least. In C, as :func:`level_axis`."""
+    return np.array(_long_axis_flat_c(axis, up_ref))
 
 
 def long_axis_from_lever(axis: FloatArray, up_ref: FloatArray, lever_m: FloatArray, lever_min_m: float) -> FloatArray:
@@ -427,15 +466,12 @@ def long_axis_from_lever(axis: FloatArray, up_ref: FloatArray, lever_m: FloatArr
     nearer: the sensor sits on the thigh, so that arm runs close to the long axis (it leans
     toward the thigh's front by atan(3-8 cm / 15-25 cm), 7-28 deg: too much to use it as the
     axis itself, enough to tell a lying thigh from a hanging one). Level if the arm is shorter
-    than ``lever_min_m`` normal to the axis (``Settings.lever_min_m``)."""
-    flat = long_axis_flat(axis, up_ref)
-    lev = lever_m - float(lever_m @ axis) * axis
-    upright = up_ref - float(up_ref @ axis) * axis
-    nu = norm3(upright)
-    if not (norm3(lev) > lever_min_m and nu > 1e-6):
-        return flat
-    upright = upright / nu
-    return flat if abs(float(lev @ flat)) >= abs(float(lev @ upright)) else upright
+    than ``lever_min_m`` normal to the axis (``Settings.lever_min_m``).
+
+    With ``lev`` and ``upright`` the lever arm's and ``up_ref``'s parts normal to the axis: the flat
+    axis unless ``|lev| > lever_min_m``, ``|upright| > 1e-6`` and ``|lev . flat| < |lev . upright|``
+    (``upright`` made unit). In C, as :func:`level_axis`."""
+    return np.array(_long_axis_from_lever_c(axis, up_ref, lever_m, lever_min_m))
 
 
 _TURN_TOP, _TURN_SETUP = 1, 2
@@ -568,6 +604,7 @@ class HipAngleEstimator:
         self.n_axis_refits = 0
         self._held: list[Held] = []
         self._settled_memo: tuple[FloatArray, npt.NDArray[np.intp]] | None = None  # (racc, its settled rows)
+        self._out_rows = _OutRows()  # where the released angles are written (joined without copies)
         self._held_t_prev = math.nan  # time of the sample before the held ones (for their first step)
         self._pre: Held | None = None
         self._prev_axis: FloatArray | None = None
@@ -792,7 +829,10 @@ class HipAngleEstimator:
         self._raw = []
         return tt, aa, ss
 
-    def _update(self, t: FloatArray, acc: FloatArray, gyr: FloatArray) -> tuple[FloatArray, FloatArray, BoolArray]:
+    def _update(
+        self, t: FloatArray, acc: FloatArray, gyr: FloatArray, pose: Pose | None = None
+    ) -> tuple[FloatArray, FloatArray, BoolArray]:
+        """``pose``: the orientation stage's outputs for these samples, if computed already."""
         n = len(t)
         if n == 0:
             return _EMPTY
@@ -801,12 +841,21 @@ class HipAngleEstimator:
             # pieces of _SLICE to 2 _SLICE samples, as equal as they come (a replay's blocks of a little
             # over _SLICE made a second, tiny piece each, with a piece's whole cost)
             cuts = even_cuts(n, _SLICE)
-            parts = [self._update(t[a:b], acc[a:b], gyr[a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
+            # the chunk's angles in one buffer (and the held samples'; a level that reads all its samples' angles
+            # and releases only some leaves the rest unused)
+            self._out_rows.reserve(n + n // 4 + sum(len(p[0]) for p in self._held))
+            pieces = list(zip(cuts[:-1], cuts[1:]))
+            # (the orientation stage may run ahead on a thread of its own: poses_ahead)
+            poses = poses_ahead(self._tilt, t, acc, gyr, pieces)
+            try:
+                parts = [self._update(t[a:b], acc[a:b], gyr[a:b], pose) for (a, b), pose in zip(pieces, poses)]
+            finally:
+                poses.close()  # (waits for the orientation stage's thread, after an error too)
             parts = [p for p in parts if len(p[0])]
             if not parts:
                 return _EMPTY
-            return tuple(np.concatenate(x) for x in zip(*parts))  # type: ignore[return-value]
-        up, uref, quat, still, rest, lever = self._tilt.update_pose(t, acc, gyr)
+            return tuple(_joined(list(x)) for x in zip(*parts))  # type: ignore[return-value]
+        up, uref, quat, still, rest, lever = self._tilt.update_pose(t, acc, gyr) if pose is None else pose
         if self._raw_on:
             if self.mounting is None and self._pending is None and self._raw and still.any():
                 # before the first fit the first movement can only begin after the last still
@@ -814,7 +863,7 @@ class HipAngleEstimator:
                 t_still = t[int(still.nonzero()[0][-1])]
                 self._raw = [p for p in self._raw if p[0][-1] >= t_still]
             self._raw.append((t, up, uref, quat))
-        held: Held = (t, up, uref, still, rest, gyr - self._bias0, self._rest_acc(acc, rest | self._settles(still)), quat, lever)
+        held: Held = (t, up, uref, still, rest, _minus_row(gyr, self._bias0), self._rest_acc(acc, rest | self._settles(still)), quat, lever)
         if self.mounting is not None and self._pre is not None:
             # the mounting came from the turn into the calibration rest (_lead_in)
             p, self._pre = self._pre, None
@@ -1051,7 +1100,8 @@ class HipAngleEstimator:
         head = (t[:lo], before(tuple(x[:lo] for x in h)), still[:lo])  # type: ignore[arg-type]
         return _cat(
             head,
-            (t[lo : k + 1], self.mounting.angles(up[lo : k + 1], uref[lo : k + 1], quat[lo : k + 1]), still[lo : k + 1]),
+            (t[lo : k + 1], self.mounting.angles(up[lo : k + 1], uref[lo : k + 1], quat[lo : k + 1], self._out_rows.take(k + 1 - lo)),
+             still[lo : k + 1]),
         )
 
     def _fit_turn(
@@ -1253,7 +1303,7 @@ class HipAngleEstimator:
                 self.mounting, self._u_ref, self._offset, self._raw_ref = old
                 self._held = [tuple(x[: k + 1] for x in h)]  # type: ignore[list-item]
                 t_h, up_h, uref_h, still_h, quat_h = self._take_held()
-                head = (t_h, self.mounting.angles(up_h, uref_h, quat_h), still_h)
+                head = (t_h, self.mounting.angles(up_h, uref_h, quat_h, self._out_rows.take(len(t_h))), still_h)
                 if k + 1 == len(t):
                     return head, None
                 return head, tuple(x[k + 1 :] for x in h)  # type: ignore[return-value]
@@ -1323,7 +1373,7 @@ class HipAngleEstimator:
         else:
             self._held = [tuple(x[: k + 1] for x in h)]  # type: ignore[list-item]
             t_h, up_h, uref_h, still_h, quat_h = self._take_held()
-            head = (t_h, self.mounting.angles(up_h, uref_h, quat_h), still_h)
+            head = (t_h, self.mounting.angles(up_h, uref_h, quat_h, self._out_rows.take(len(t_h))), still_h)
         self._offset = self.mounting.offset_deg
         if k + 1 == len(t):
             return head, None
@@ -1405,7 +1455,7 @@ class HipAngleEstimator:
         parts = [p for p in parts if len(p[0])]
         if len(parts) <= 1:
             return parts[0] if parts else _EMPTY
-        return tuple(np.concatenate(x) for x in zip(*parts))  # type: ignore[return-value]
+        return tuple(_joined(list(x)) for x in zip(*parts))  # type: ignore[return-value]
 
     def _level(self, h: Held) -> tuple[tuple[FloatArray, FloatArray, BoolArray], Held | None]:
         """One decision level of :meth:`_angles`: the samples released with the current mounting
@@ -1420,10 +1470,10 @@ class HipAngleEstimator:
         # All at once while the raise direction is checked (every still sample is looked at) and
         # for a short piece with rests (a live chunk: one call costs less than two)
         at_once = self._proven < self.s.sign_proofs or (len(t) <= _ANGLES_AT_ONCE and len(events) > 0)
-        full = m.angles(up, uref, quat) if at_once else None
+        full = m.angles(up, uref, quat, self._out_rows.take(len(t))) if at_once else None
 
         def angle_upto(j: int) -> FloatArray:  # the angles of samples [0, j)
-            return full[:j] if full is not None else m.angles(up[:j], uref[:j], quat[:j])
+            return full[:j] if full is not None else m.angles(up[:j], uref[:j], quat[:j], self._out_rows.take(j))
 
         # movement statistics since the mounting was made, sample by sample (sequential sums:
         # identical for any chunking; nominal steps, so a gap weighs like one sample). In C
@@ -1594,6 +1644,15 @@ def _after_last_still(still: BoolArray, k: int, lo: int = 0) -> int:
     return lo + int(idx[-1]) + 1 if len(idx) else lo
 
 
+def _minus_row(x: FloatArray, v: FloatArray) -> FloatArray:
+    """``x - v`` for ``x`` (N, 3) and ``v`` (3,): the same subtractions a column at a time (numpy's
+    broadcast over rows of 3 runs its inner loop once per row, three times slower)."""
+    out = np.empty(x.shape)
+    for k in range(3):
+        np.subtract(x[:, k], v[k], out=out[:, k])
+    return out
+
+
 def _settled(racc: BoolArray | FloatArray) -> BoolArray:
     """(N,) the rows of the held accelerometer means (``racc``) that hold one: rest events and the
     first sample of each still run (an accelerometer mean is never exactly zero)."""
@@ -1606,7 +1665,9 @@ def _cat(
 ) -> tuple[FloatArray, FloatArray, BoolArray]:
     if not len(b[0]):
         return a
-    return tuple(np.concatenate([x, y]) for x, y in zip(a, b))  # type: ignore[return-value]
+    if not len(a[0]):
+        return b
+    return tuple(_joined([x, y]) for x, y in zip(a, b))  # type: ignore[return-value]
 
 
 _EMPTY: tuple[FloatArray, FloatArray, BoolArray] = (np.empty(0), np.empty(0), np.empty(0, dtype=bool))

@@ -20,6 +20,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import queue
+import threading
+from collections.abc import Generator, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -34,7 +38,17 @@ from .reference import TiltParams
 
 BoolArray = npt.NDArray[np.bool_]
 
-__all__ = ["OrientationFilter", "kernel_params", "track_gravity"]
+__all__ = ["OrientationFilter", "kernel_params", "poses_ahead", "track_gravity"]
+
+Pose = tuple[FloatArray, FloatArray, FloatArray, BoolArray, BoolArray, FloatArray]
+"""What :meth:`OrientationFilter.update_pose` gives: ``(up, u_ref, quat, still, rest, lever)``."""
+
+AHEAD_MIN_PIECES = 4
+"""Pieces of a chunk from which :func:`poses_ahead` runs the orientation stage on a thread of its own."""
+AHEAD_BATCH = 8
+"""Pieces the thread of :func:`poses_ahead` runs in one call (the GIL released for all of them)."""
+AHEAD_DEPTH = 2
+"""Batches of :func:`poses_ahead` done and not yet taken, at most (then its thread waits)."""
 
 GAP_STEPS = 2.5
 """A step longer than this many nominal steps means lost samples (jitter stays far below)."""
@@ -179,6 +193,68 @@ class OrientationFilter:
             lever_m=_vec3(k.lever_m),
             still_fraction=k.n_still / k.n_samples if k.n_samples else 0.0,
         )
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def poses_ahead(filt: OrientationFilter, t: FloatArray, acc: FloatArray, gyr: FloatArray,
+                pieces: Sequence[tuple[int, int]]) -> Generator[Pose, None, None]:
+    """``filt.update_pose`` of each piece ``[a, b)`` of a chunk, in order (consecutive pieces from 0).
+
+    The orientation stage needs nothing from the stages after it, so with :data:`AHEAD_MIN_PIECES`
+    pieces or more and a second core (``LEGREP_SERIAL`` unset) it runs ahead on a thread of its own,
+    :data:`AHEAD_BATCH` pieces a call (the kernel releases the GIL), while the caller analyses the
+    pieces it already has: the same calls in the same order on the same samples, so the same numbers
+    (the kernel gives the same for any chunking). Nothing else may use ``filt`` until the iterator is
+    exhausted or closed (closing waits for the thread)."""
+    serial = os.environ.get("LEGREP_SERIAL", "") not in ("", "0")
+    if len(pieces) < AHEAD_MIN_PIECES or serial or _cores() < 2:
+        for a, b in pieces:
+            yield filt.update_pose(t[a:b], acc[a:b], gyr[a:b])
+        return
+    batches = [pieces[i : i + AHEAD_BATCH] for i in range(0, len(pieces), AHEAD_BATCH)]
+    # (at most AHEAD_DEPTH batches wait: the outputs of a long recording are not all kept at once)
+    done: queue.Queue[Pose | BaseException] = queue.Queue(maxsize=AHEAD_DEPTH)
+    stop = threading.Event()
+
+    def hand_over(item: Pose | BaseException) -> bool:
+        while not stop.is_set():
+            try:
+                done.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                pass
+        return False  # (the caller stopped early)
+
+    def run() -> None:
+        for batch in batches:
+            lo, hi = batch[0][0], batch[-1][1]
+            try:
+                out: Pose | BaseException = filt.update_pose(t[lo:hi], acc[lo:hi], gyr[lo:hi])
+            except BaseException as exc:  # (raised in the caller's thread, at this batch)
+                hand_over(exc)
+                return
+            if not hand_over(out):
+                return
+
+    worker = threading.Thread(target=run, name="legrep-orientation", daemon=True)
+    worker.start()
+    try:
+        for batch in batches:
+            got = done.get()
+            if isinstance(got, BaseException):
+                raise got
+            lo = batch[0][0]
+            for a, b in batch:
+                yield tuple(x[a - lo : b - lo] for x in got)  # type: ignore[misc]
+    finally:
+        stop.set()
+        worker.join()
 
 
 def run_backward(
