@@ -69,9 +69,17 @@ def test_closing_early_waits_for_the_thread(leg: ImuBlock, monkeypatch: pytest.M
     monkeypatch.setattr(orientation, "_cores", lambda: 2)
     monkeypatch.delenv("LEGREP_SERIAL", raising=False)
     filt = _filter(leg)
+    ran_on: list[str] = []
+    update_pose = filt.update_pose
+
+    def recorded(*args):  # type: ignore[no-untyped-def]
+        ran_on.append(threading.current_thread().name)
+        return update_pose(*args)
+
+    filt.update_pose = recorded  # type: ignore[method-assign]
     gen = poses_ahead(filt, leg.time_s, leg.acc_g, leg.gyr_dps, _pieces(len(leg.time_s)))
     next(gen)
-    assert any(th.name == "legrep-orientation" for th in threading.enumerate())  # (it runs on its own thread)
+    assert ran_on and set(ran_on) == {"legrep-orientation"}  # (it runs on its own thread; it may be done already)
     gen.close()
     assert not any(th.name == "legrep-orientation" for th in threading.enumerate())
     filt.update_pose(leg.time_s[:10], leg.acc_g[:10], leg.gyr_dps[:10])  # (no run() left on another thread)
