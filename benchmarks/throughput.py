@@ -2,8 +2,9 @@
 
 On one hour of two simulated thigh sensors at 100 Hz (720 000 samples), median of ``--runs``:
 
-* the pipeline alone (both legs: calibration -> hip angle -> reps -> sets, arrays in memory; each
-  leg on a thread of its own, as ``analyze_arrays`` runs them), and one leg after the other
+* the pipeline alone (both legs: calibration -> hip angle -> reps -> sets, arrays in memory; as
+  ``analyze_arrays`` runs them: one leg after the other, each leg's orientation stage on a thread
+  ahead of its hip-angle stage, ``legrep.fusion.orientation.poses_ahead``), and all on one thread
   (``LEGREP_SERIAL=1``) alternately with it;
 * ``legrep analyze`` end to end on the same samples written as a CSV pair (a child process:
   start-up, reading, analysis, output), and the floor: ``np.loadtxt`` of the same two files
@@ -46,8 +47,8 @@ def _blocks(session: object) -> dict[Leg, ImuBlock]:
 
 
 def bench_pipeline(blocks: dict[Leg, ImuBlock], runs: int) -> tuple[float, float, int, dict[str, float]]:
-    """Median seconds of ``analyze_arrays`` as it runs (two legs: a thread each) and with one leg
-    after the other (``LEGREP_SERIAL=1``), alternately; the reps found; the median CPU seconds of
+    """Median seconds of ``analyze_arrays`` as it runs (the orientation stages on a thread ahead)
+    and on one thread (``LEGREP_SERIAL=1``), alternately; the reps found; the median CPU seconds of
     each (``"threads"``, ``"serial"``: the process's, both threads included)."""
     times: dict[str, list[float]] = {"": [], "1": []}
     cpu: dict[str, list[float]] = {"": [], "1": []}
@@ -181,10 +182,10 @@ def main() -> None:
         return f"{n / t / 1e6:6.2f} M samples/s"
 
     print(f"reps found: {n_reps} (truth {len(session.reps)})")
-    print(f"legrep pipeline alone (hip angle, reps, sets; arrays in memory, a thread per leg): {rate(t_pipe)}"
+    print(f"legrep pipeline alone (hip angle, reps, sets; arrays in memory, orientation ahead): {rate(t_pipe)}"
           f"  (CPU {cpu_s['threads']:.3f} s)")
-    print(f"the same, one leg after the other (LEGREP_SERIAL=1):                         {rate(t_serial)}"
-          f"  (CPU {cpu_s['serial']:.3f} s; threads: {t_serial / t_pipe:.2f}x the speed, "
+    print(f"the same, all on one thread (LEGREP_SERIAL=1):                                 {rate(t_serial)}"
+          f"  (CPU {cpu_s['serial']:.3f} s; the thread: {t_serial / t_pipe:.2f}x the speed, "
           f"{cpu_s['threads'] / cpu_s['serial']:.2f}x the CPU)")
     print(f"legrep analyze end to end (child process: start-up, CSV pair, analysis, table): {rate(t_e2e)}")
     print(f"floor: np.loadtxt of the same CSV pair (child process, reading only):          {rate(t_loadtxt)}"
