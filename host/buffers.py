@@ -84,3 +84,41 @@ class ColumnLog:
         self._start += drop
         self._len -= drop
         self.base = keep_from
+
+
+class TimedSamples:
+    """One stream's time-stamped values, appended in time order, read by time window and trimmed
+    by time (the thigh angles the pelvis stage and the walking check read around each rep)."""
+
+    __slots__ = ("_t", "_v")
+
+    def __init__(self) -> None:
+        self._t: list[npt.NDArray[np.float64]] = []
+        self._v: list[npt.NDArray[np.float64]] = []
+
+    def append(self, time_s: npt.NDArray[np.float64], values: npt.NDArray[np.float64]) -> None:
+        if len(time_s):
+            self._t.append(time_s)
+            self._v.append(values)
+
+    def _joined(self) -> None:
+        if len(self._t) > 1:
+            self._t[:] = [np.concatenate(self._t)]
+            self._v[:] = [np.concatenate(self._v)]
+
+    def window(self, t0_s: float, t1_s: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """``(time_s, values)`` of the samples with ``t0_s <= time_s <= t1_s``."""
+        self._joined()
+        if not self._t:
+            return np.empty(0), np.empty(0)
+        t = self._t[0]
+        lo, hi = int(np.searchsorted(t, t0_s)), int(np.searchsorted(t, t1_s, side="right"))
+        return t[lo:hi], self._v[0][lo:hi]
+
+    def trim(self, before_s: float) -> None:
+        """Drop the samples before ``before_s``."""
+        self._joined()
+        if self._t:
+            k = int(np.searchsorted(self._t[0], before_s))
+            if k:
+                self._t[0], self._v[0] = self._t[0][k:], self._v[0][k:]

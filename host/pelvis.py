@@ -52,6 +52,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .buffers import TimedSamples
 from .diagnostics import CalibrationDiagnostics, PelvisDiagnostics, SensorDiagnostics
 from .diagnostics import vec3 as _vec3
 from .errors import CalibrationError, InputError
@@ -213,7 +214,7 @@ class PelvisStage:
     def __init__(self, settings: Settings, legs: Sequence[Leg]) -> None:
         self.s = settings
         self.tracker = PelvisTracker(settings)
-        self._angles: dict[Leg, tuple[list[FloatArray], list[FloatArray]]] = {leg: ([], []) for leg in legs}
+        self._angles = {leg: TimedSamples() for leg in legs}
         self._pending: list[_Pending] = []
         self._direction = {leg: 1 for leg in legs}
         self._elevations: dict[Leg, list[float]] = {leg: [] for leg in legs}
@@ -234,10 +235,7 @@ class PelvisStage:
         self.tracker.finish()
 
     def angles(self, leg: Leg, time_s: FloatArray, angle_deg: FloatArray) -> None:
-        if len(time_s):
-            ts, an = self._angles[leg]
-            ts.append(time_s)
-            an.append(angle_deg)
+        self._angles[leg].append(time_s, angle_deg)
 
     def submit(self, reps: Sequence[Rep], postures: Mapping[tuple[str, float], RepPosture]) -> None:
         for r in reps:
@@ -322,24 +320,11 @@ class PelvisStage:
         if not math.isfinite(keep):
             return
         self.tracker.trim(keep)
-        for leg, (ts, an) in self._angles.items():
-            if len(ts) > 1:
-                ts[:] = [np.concatenate(ts)]
-                an[:] = [np.concatenate(an)]
-            if ts:
-                k = int(np.searchsorted(ts[0], keep))
-                if k:
-                    ts[0], an[0] = ts[0][k:], an[0][k:]
+        for samples in self._angles.values():
+            samples.trim(keep)
 
     def _thigh(self, leg: Leg, t0_s: float, t1_s: float) -> tuple[FloatArray, FloatArray]:
-        ts, an = self._angles[leg]
-        if len(ts) > 1:
-            ts[:] = [np.concatenate(ts)]
-            an[:] = [np.concatenate(an)]
-        if not ts:
-            return np.empty(0), np.empty(0)
-        lo, hi = int(np.searchsorted(ts[0], t0_s)), int(np.searchsorted(ts[0], t1_s, side="right"))
-        return ts[0][lo:hi], an[0][lo:hi]
+        return self._angles[leg].window(t0_s, t1_s)
 
     def _measure(self, p: _Pending) -> Rep:
         r = p.rep

@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from ..buffers import TimedSamples
 from ..model import FloatArray, Leg, Rep
 from ..settings import Settings
 
@@ -71,8 +72,7 @@ class GaitFilter:
     def __init__(self, settings: Settings, legs: Sequence[Leg]) -> None:
         self.s = settings
         self.legs = tuple(legs)
-        self._t: dict[Leg, list[FloatArray]] = {leg: [] for leg in self.legs}
-        self._a: dict[Leg, list[FloatArray]] = {leg: [] for leg in self.legs}
+        self._angles = {leg: TimedSamples() for leg in self.legs}
         self._covered_s: dict[Leg, float] = {leg: -math.inf for leg in self.legs}
         self._pending: dict[Leg, deque[Rep]] = {leg: deque() for leg in self.legs}
         self._thin = {leg: Thinning() for leg in self.legs}
@@ -83,10 +83,7 @@ class GaitFilter:
         """The angles ``leg`` released (all of them, or already thinned: :class:`Thinning`)."""
         if len(time_s):
             self._covered_s[leg] = max(self._covered_s[leg], float(time_s[-1]))
-            t, a = self._thin[leg](time_s, angle_deg)
-            if len(t):
-                self._t[leg].append(t)
-                self._a[leg].append(a)
+            self._angles[leg].append(*self._thin[leg](time_s, angle_deg))
 
     def finish_leg(self, leg: Leg) -> None:
         self._covered_s[leg] = math.inf
@@ -115,20 +112,10 @@ class GaitFilter:
         return out
 
     # ------------------------------------------------------------------
-    def _window(self, leg: Leg, t0_s: float, t1_s: float) -> tuple[FloatArray, FloatArray]:
-        ts, an = self._t[leg], self._a[leg]
-        if len(ts) > 1:
-            ts[:] = [np.concatenate(ts)]
-            an[:] = [np.concatenate(an)]
-        if not ts:
-            return np.empty(0), np.empty(0)
-        lo, hi = int(np.searchsorted(ts[0], t0_s)), int(np.searchsorted(ts[0], t1_s, side="right"))
-        return ts[0][lo:hi], an[0][lo:hi]
-
     def _stride(self, r: Rep, other: Leg) -> bool:
         """Whether ``other`` swung the opposite way over ``r`` (module docstring)."""
-        ta, aa = self._window(r.leg, r.start_s, r.end_s)
-        tb, ab = self._window(other, r.start_s, r.end_s)
+        ta, aa = self._angles[r.leg].window(r.start_s, r.end_s)
+        tb, ab = self._angles[other].window(r.start_s, r.end_s)
         if len(ta) < 3 or len(tb) < 3 or float(np.ptp(ab)) < self.s.gait_swing_min_deg:
             return False
         b = np.interp(ta, tb, ab)  # the other leg at this leg's sample times
@@ -142,12 +129,5 @@ class GaitFilter:
         keep = min([self.pending_start_s(), *horizons.values()])
         if not math.isfinite(keep):
             return
-        for leg in self.legs:
-            ts, an = self._t[leg], self._a[leg]
-            if len(ts) > 1:
-                ts[:] = [np.concatenate(ts)]
-                an[:] = [np.concatenate(an)]
-            if ts:
-                k = int(np.searchsorted(ts[0], keep))
-                if k:
-                    ts[0], an[0] = ts[0][k:], an[0][k:]
+        for samples in self._angles.values():
+            samples.trim(keep)
