@@ -87,10 +87,9 @@ class FastClock:
     engine's lag, the output's playing, the pauses between cues) in its seconds. The scene is the
     same in these seconds as at ``rate`` 1 and takes 1/rate of the wall time; only the engine's
     real synthesis (a few ms to 50 ms here, even on a loaded machine) looks ``rate`` times slower,
-    which is what the test is about (a lagging engine) and leaves the first count fresh (its 0.5 s
-    allowance: 0.2 s of lag plus at most 3 x 50 ms of synthesis)."""
+    which is what the test is about (a lagging engine) and leaves the first count fresh."""
 
-    def __init__(self, rate: float = 3.0) -> None:
+    def __init__(self, rate: float = 2.0) -> None:
         self.rate = rate
         self._t0 = time.monotonic()
 
