@@ -43,6 +43,11 @@ def chromium_binary() -> str:
     pytest.skip("headless Chromium missing (Debian package `chromium`; .ci/run installs it)")
 
 
+START_TIMEOUT_S = 120.0
+"""How long Chromium may take to listen: a bound that tells "starts" from "hangs" (~0.3 s idle,
+seconds on a loaded machine)."""
+
+
 class Browser:
     """One headless Chromium with a fresh profile; ``async with Browser() as b: page = await b.page()``."""
 
@@ -59,19 +64,34 @@ class Browser:
         # Its own process group: closing kills the renderer and helper processes too, so none is
         # still writing into the profile while it is removed.
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
-        port_file = Path(self.profile.name) / "DevToolsActivePort"
-        for _ in range(300):  # Chromium writes its port here once listening
-            if port_file.exists() and port_file.read_text().strip():
-                break
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"chromium exited {self.proc.returncode}: {self.proc.stderr.read()[-2000:] if self.proc.stderr else ''}")
-            await asyncio.sleep(0.05)
-        port = int(port_file.read_text().split()[0])
+        try:
+            port = await self._listening_port()
+        except BaseException:
+            await self.__aexit__()
+            raise
         import aiohttp
 
         self.session = aiohttp.ClientSession()
         self.http = f"http://127.0.0.1:{port}"
         return self
+
+    async def _listening_port(self) -> int:
+        """The DevTools port, from the line Chromium prints on stderr once it listens ("DevTools
+        listening on ws://127.0.0.1:PORT/..."): read as it comes, no polling for its port file."""
+        assert self.proc is not None and self.proc.stderr is not None
+        said: list[str] = []
+        try:
+            async with asyncio.timeout(START_TIMEOUT_S):
+                while True:
+                    line = await asyncio.to_thread(self.proc.stderr.readline)
+                    if not line:  # (stderr closed: Chromium exited)
+                        raise RuntimeError(f"chromium exited {self.proc.wait()} before listening: {''.join(said)[-2000:]}")
+                    said.append(line)
+                    m = re.search(r"DevTools listening on ws://[^:/]+:(\d+)/", line)
+                    if m:
+                        return int(m.group(1))
+        except TimeoutError:
+            raise RuntimeError(f"chromium not listening after {START_TIMEOUT_S:g} s: {''.join(said)[-2000:]}") from None
 
     async def page(self) -> "Page":
         assert self.session is not None

@@ -165,17 +165,27 @@ if CPU_LOG:
 
 
 SLOW_MODULES_FIRST = (
-    "test_report.py", "test_fuzz_decoders.py", "test_coach_web.py", "test_coach_voice.py", "test_simulator.py",
-    "test_replay_batch.py", "test_history.py", "test_vendor_live.py", "test_serial.py", "test_pelvis.py", "test_plan.py",
-    "test_live.py", "test_pelvis_demo.py", "test_coach_report.py", "test_offline_processes.py", "test_exercise.py",
-    "test_fusion_neutral.py", "test_inputs.py", "test_fusion_angle.py", "test_imu_csv.py", "test_fuzz_recording.py",
-    "test_pipeline.py", "test_recording.py", "test_replay_processes.py", "test_cli_analyze.py",
+    "test_report.py", "test_fuzz_decoders.py", "test_coach_web.py", "test_simulator.py", "test_coach_voice.py",
+    "test_history.py", "test_replay_batch.py", "test_vendor_live.py", "test_pelvis.py", "test_offline_processes.py",
+    "test_pelvis_demo.py", "test_fusion_angle.py", "test_serial.py", "test_fusion_neutral.py", "test_plan.py",
+    "test_coach_report.py", "test_imu_csv.py", "test_live.py", "test_inputs.py", "test_fuzz_recording.py",
+    "test_cli_analyze.py", "test_pipeline.py", "test_exercise.py", "test_settings.py", "test_replay_processes.py",
+    "test_demo.py", "test_imports.py", "test_recording.py", "test_fusion_reference.py", "test_reps_reference.py",
+    "test_ble.py", "test_real_data.py", "test_export.py", "test_fusion_plane.py", "test_fusion_calibration.py",
+    "test_clock.py", "test_coach_cues.py", "test_batch.py", "test_fastcore_angle.py", "test_reps_pause.py",
+    "test_packets.py", "test_pipeline_threads.py", "test_sensors_decode.py", "test_fastcore.py",
+    "test_diagnostics.py", "test_fast_paths.py", "test_firmware.py", "test_fusion_acc_bias.py", "test_fusion_gaps.py",
+    "test_fileio.py", "test_orientation_onset.py", "test_virtual_time.py", "test_importers.py", "test_readme.py",
+    "test_view.py", "test_cancel.py", "test_fastcore_posture.py",
 )  # fmt: skip
-"""The modules that take longest (wall seconds of a whole run, ``LEGREP_TEST_CPU=FILE``), longest first;
-the others follow in their usual order. ``.ci/test`` hands whole modules to its two workers in this
-order (``--dist loadfile``: a module's fixtures are made once), so the last modules to start are
-short ones and the workers finish together. ``test_coach_voice`` (the first to need the shared
-demo) comes early; the other modules reading the demo come late, when it is long written."""
+"""Every test module, longest first (wall seconds of whole runs, ``LEGREP_TEST_CPU=FILE``: the share of
+each module averaged over four runs, two on an idle machine and two on a busy one); a module not
+listed follows in the usual order. ``.ci/test`` hands whole modules to its two workers in this order
+(``--dist loadfile``: a module's fixtures are made once), so the last modules to start are the
+shortest (a tenth of a second each) and the workers finish together (a 2 s module last left one
+worker idle for that long). ``test_coach_voice`` (the first to need the shared demo) comes early;
+the other modules reading the demo (test_demo, test_diagnostics, test_fileio) come later, when it
+is long written."""
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -25,6 +25,13 @@ PROBE_JS = """(() => {
 })()"""
 
 
+LOADED_JS = """new Promise((resolve) => {
+  const images = () => Promise.all([...document.images].map(i => i.complete ? 0 : new Promise(r => { i.onload = i.onerror = r; })));
+  if (document.readyState === 'complete') images().then(resolve); else addEventListener('load', () => images().then(resolve));
+})"""
+"""Resolves once the page has loaded and every image is decoded (awaited, not polled)."""
+
+
 def session(n_sets: int = 3, per_leg: int = 12) -> SessionResult:
     """A session built by hand: every rep lowered in 0.6 s (flag ``fast_down``); set 2 one short on the right."""
     import numpy as np
@@ -83,8 +90,5 @@ async def _probe(html: Path) -> dict:  # type: ignore[type-arg]
     async with Browser(390, 844) as browser:
         page = await browser.page()
         await page.goto(html.as_uri())
-        for _ in range(100):
-            await asyncio.sleep(0.1)
-            if await page.eval("document.readyState === 'complete' && [...document.images].every(i => i.complete)"):
-                break
+        await page.eval(LOADED_JS)
         return await page.eval(PROBE_JS)  # type: ignore[no-any-return]

@@ -51,10 +51,24 @@ STATE_JS = """(() => {
 })()"""
 
 
-END_JS = """(() => {
-  const log = window.legrepLog || [];
-  return {status: document.getElementById('status').textContent, last_ended: log.length ? log[log.length - 1].ended : null};
-})()"""
+END_JS = """new Promise((resolve) => {
+  const status = document.getElementById('status');
+  const read = () => {
+    const log = window.legrepLog || [];
+    resolve({status: status.textContent, last_ended: log.length ? log[log.length - 1].ended : null,
+             stream: typeof es === 'undefined' ? null : ['connecting', 'open', 'closed'][es.readyState]});
+  };
+  const settled = () => requestAnimationFrame(() => requestAnimationFrame(read));  // (the log entry comes a frame after)
+  if (status.textContent === 'session ended') { settled(); return; }
+  const watch = new MutationObserver(() => { if (status.textContent === 'session ended') { watch.disconnect(); settled(); } });
+  watch.observe(status, {childList: true, characterData: true, subtree: true});
+  setTimeout(() => { watch.disconnect(); read(); }, 20000);  // (never ended: what it shows then)
+})"""
+"""What the page shows once the demo has exited, and the state of its ``EventSource`` (the page's
+top-level ``es``), read when the page says the session ended (the last snapshot may still be on
+its way to the page when the demo exits; at most 20 s): "closed" only when the page closed the
+stream itself, as it must on the session's end (a stream the server ends is "connecting" again,
+the browser retrying after the 1 s ``retry``)."""
 
 
 def status_of(url: str, method: str = "GET") -> int:
@@ -99,8 +113,9 @@ def test_phone_page_follows_the_running_demo(tmp_path: Path) -> None:
             out, err = proc.communicate()
     assert end["exited"], f"the demo did not end within {END_BOUND_S:g} s with its page open: {err[-2000:]}"
     assert proc.returncode == 0, err[-2000:]
-    # the page got the session's last snapshot, stopped reconnecting and says it is over
-    assert end["last_ended"] and end["status"] == "session ended", end
+    # the page got the session's last snapshot, closed its stream (it never reconnects) and says
+    # it is over, the server gone
+    assert end["last_ended"] and end["stream"] == "closed" and end["status"] == "session ended", end
 
     # the counts and the angle change while the demo streams
     lefts = [int(s["left"]) for s in samples if s["left"] is not None]
@@ -154,7 +169,8 @@ async def _watch(url: str, shot: Path, proc: subprocess.Popen) -> tuple[list[dic
         if not took:
             await page.screenshot(shot)
         exited = proc.poll() is not None
-        await asyncio.sleep(1.5)  # past the page's 1 s retry: what it shows once the server is gone
+        # what it shows once the server is gone and the last snapshot is in; a stream still open
+        # would be retrying (END_JS)
         end = await page.eval(END_JS)
         return samples, page.requested_urls(), page.statuses(), shot, {"exited": exited, **end}
 

@@ -179,9 +179,21 @@ def test_one_leg_session_has_no_uneven_sets_or_differences() -> None:
 # --------------------------------------------------------------------------- figures
 
 
-def test_figures_shade_every_rep_and_mark_every_flag() -> None:
+FIGURES_SETTINGS = Settings(min_down_s=1.2, target_rom_deg=65.0)
+"""The figures' thresholds for :func:`drawn`: not the defaults (1.6 s, 70 deg), so that a threshold
+drawn from the defaults instead of the settings given shows."""
+
+
+@pytest.fixture(scope="module")
+def drawn() -> tuple[SessionResult, dict[str, Any]]:
+    """The hand-built session with two fast lowerings (one per leg) and its figures, drawn once for
+    the module's read-only figure tests (drawing them is most of each such test's time)."""
     result = make_session(fast_down=frozenset({(Leg.RIGHT, 2, 3), (Leg.LEFT, 1, 5)}))
-    figures = build_figures(result, Settings())
+    return result, build_figures(result, FIGURES_SETTINGS)
+
+
+def test_figures_shade_every_rep_and_mark_every_flag(drawn: tuple[SessionResult, dict[str, Any]]) -> None:
+    result, figures = drawn
     assert tuple(figures) == FIGURE_NAMES
     gids = [a.get_gid() for a in figures["angle"].findobj() if a.get_gid()]
     shaded = sorted(g for g in gids if g.startswith("rep:"))
@@ -197,10 +209,8 @@ def test_figures_shade_every_rep_and_mark_every_flag() -> None:
         assert result.sets[0].end_s < x0 == x1 < result.sets[1].start_s
 
 
-def test_tempo_and_range_figures_draw_one_bar_per_rep_and_the_thresholds() -> None:
-    settings = Settings(min_down_s=1.2, target_rom_deg=65.0)
-    result = make_session()
-    figures = build_figures(result, settings)
+def test_tempo_and_range_figures_draw_one_bar_per_rep_and_the_thresholds(drawn: tuple[SessionResult, dict[str, Any]]) -> None:
+    result, figures = drawn
     (ax_tempo,) = figures["tempo"].axes
     # up, hold and down stacked: three bars per rep.
     assert len(ax_tempo.patches) == 3 * len(result.reps)
@@ -387,10 +397,14 @@ def test_report_renders_in_headless_chromium(tmp_path: Path, written: dict[str, 
     assert "20 left, 19 right reps in 2 sets; uneven" in text
     rgb = _read_png_rgb(shot)
     assert rgb.shape[:2] == (1500, 1000)
-    blue = (np.abs(rgb.astype(int) - np.array([0x1F, 0x6F, 0xB4])).sum(axis=2) < 60).sum()
-    orange = (np.abs(rgb.astype(int) - np.array([0xD9, 0x77, 0x1A])).sum(axis=2) < 60).sum()
+    pixels = rgb.astype(np.int16)  # (differences of uint8 channels need a sign; int16 is enough)
+    blue = (np.abs(pixels - np.array([0x1F, 0x6F, 0xB4], np.int16)).sum(axis=2) < 60).sum()
+    orange = (np.abs(pixels - np.array([0xD9, 0x77, 0x1A], np.int16)).sum(axis=2) < 60).sum()
     assert blue > 500 and orange > 500, f"leg colours not drawn: blue {blue}, orange {orange} pixels"
-    assert len(np.unique(rgb.reshape(-1, 3), axis=0)) > 50
+    # distinct colours, each pixel's RGB packed into one integer (np.unique of rows, axis=0, sorts
+    # 1.5 M rows lexicographically: ~2 s of CPU for the same count)
+    colours = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
+    assert np.unique(colours).size > 50
     if os.environ.get("LEGREP_UPDATE_SCREENSHOT"):
         _update_docs_screenshot(_chromium(), tmp_path / "docs_shot")
 

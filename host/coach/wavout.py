@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import InputError
 from .cues import Cue, Spoken, schedule_speech
-from .voice import SpeechEngine
+from .voice import Audio, SpeechEngine
 
 
 def text_path(wav_path: Path) -> Path:
@@ -50,7 +50,13 @@ class WavRecorder:
 
     def write(self, end_s: float = 0.0) -> tuple[Path, Path]:
         """Synthesise, schedule and write ``FILE`` and ``FILE.txt``; returns both paths."""
-        audio = [self.engine.synthesize(c.text) for c in self.cues]
+        # each distinct text synthesised once (the engine is deterministic; a session repeats its
+        # counts in every set: "left, one" ... once per set)
+        by_text: dict[str, Audio] = {}
+        for c in self.cues:
+            if c.text not in by_text:
+                by_text[c.text] = self.engine.synthesize(c.text)
+        audio = [by_text[c.text] for c in self.cues]
         rates = {a.rate_hz for a in audio}
         if len(rates) > 1:
             raise InputError(f"speech engine changed sample rate during the session: {sorted(rates)}")
