@@ -191,7 +191,7 @@ def apply_edits(records: list[Record], edits: list[tuple[str, float, int]]) -> l
         elif how == "status":
             status = bytearray(bytes.fromhex(next(r for r in recs if r.kind == Kind.SENSOR).json()["status_hex"]))
             status[8] = 1  # streaming
-            status[24:28] = (hp.decode_imu_packet(rec.payload).seq + count).to_bytes(4, "little")
+            status[24:28] = ((hp.decode_imu_packet(rec.payload).seq + count) & 0xFFFFFFFF).to_bytes(4, "little")  # (seq wraps at 32 bits)
             recs.insert(k, Record(Kind.STATUS, rec.sensor, rec.t_s, bytes(status)))
         elif how == "link":
             recs.insert(k, Record.event(rec.sensor, rec.t_s, EventType.DISCONNECT))
