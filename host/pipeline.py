@@ -104,8 +104,13 @@ class LegPipeline:
                 sl = slice(i, i + _CALIB_SLICE)
                 cal = self._cal.update(t[sl], acc[sl], gyr[sl])
                 if cal is not None:
-                    first = self._start(cal)
                     j = i + _CALIB_SLICE
+                    if self._n_in == len(t) and j < len(t):
+                        # every sample the calibrator holds is this block's: the estimator takes the
+                        # block from the rest on in one call (the same angles: any chunking gives them),
+                        # not the calibrator's copy and then the rest, joined (a copy of the whole block)
+                        return self._start(cal, (t, acc, gyr))
+                    first = self._start(cal)
                     if j >= len(t):
                         return first
                     rest = self._emit(*self._run_angle(t[j:], acc[j:], gyr[j:]))
@@ -155,10 +160,11 @@ class LegPipeline:
         )
 
     # ------------------------------------------------------------------
-    def _start(self, cal: Calibration) -> LegOutput:
-        """Calibration found: analyse every sample kept so far (before the rest and after)."""
+    def _start(self, cal: Calibration, block: tuple[FloatArray, FloatArray, FloatArray] | None = None) -> LegOutput:
+        """Calibration found: analyse every sample kept so far (before the rest and after); or
+        ``block`` (t, acc, gyr) from its first sample on, when the calibrator holds only samples of it."""
         self.calibration = cal
-        t, acc, gyr = self._cal.buffered()
+        t, acc, gyr = self._cal.buffered() if block is None else block
         s = cal.start_index
         self._angle = HipAngleEstimator(cal, self.settings, pre=(t[:s], acc[:s], gyr[:s]))
         self._seg = RepSegmenter(self.leg, self.settings, cal.dt_nominal_s)

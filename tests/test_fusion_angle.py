@@ -340,10 +340,11 @@ def test_a_strap_turned_about_a_kneeling_thigh_is_no_flexion_axis(seed: int) -> 
 
 
 def test_a_whole_recording_gives_the_live_reps_after_a_standing_start_before_planks() -> None:
-    # Two sets of alternating plank lifts with a strap slip each, after standing: fed as one block,
-    # the recording went to the hip-angle stage from the calibration rest on in one call and
-    # counted a rep more than the same samples in live chunks (17 against 16 for the right leg);
-    # it goes as the calibrator's copy and then the rest, as live chunks do.
+    # Two sets of alternating plank lifts with a strap slip each, after standing: the recording
+    # goes to the hip-angle stage from the calibration rest on in one call, and the kneel-down
+    # (on probation: the raise direction flipped) was re-read from the samples kept for it, which
+    # later pieces of the same call had pruned: 3 s read as one constant 85 deg, a rep more than the
+    # same samples in live chunks give (17 against 16 for the right leg).
     s = SetSpec(8, 8, order="alternating", up_s=1.0, hold_s=0.3, down_s=1.6, off_axis_deg=(5.0, 20.0), strap_slips=1)
     spec = SessionSpec(exercise="plank_leg_lift", sets=(s, s), rate_hz=200.0, errors="typical", start="standing",
                        rest_between_sets_s=20.157585449487204)

@@ -859,8 +859,12 @@ class HipAngleEstimator:
         if self._raw_on:
             if self.mounting is None and self._pending is None and self._raw and still.any():
                 # before the first fit the first movement can only begin after the last still
-                # sample: what came before is not kept (a long rest would pile up otherwise)
-                t_still = t[int(still.nonzero()[0][-1])]
+                # sample: what came before is not kept (a long rest would pile up otherwise); on
+                # probation, the held movement began at _probe_t0 and is re-read from these samples
+                # if its raise direction flips (a whole recording in one call pruned them: the
+                # probation's angles were read from the wrong samples, one constant 85 deg "rep")
+                probation = self._probing or self._probe_flip is not None or bool(self._probe_buf)
+                t_still = min(float(t[int(still.nonzero()[0][-1])]), self._probe_t0 if probation else math.inf)
                 self._raw = [p for p in self._raw if p[0][-1] >= t_still]
             self._raw.append((t, up, uref, quat))
         held: Held = (t, up, uref, still, rest, _minus_row(gyr, self._bias0), self._rest_acc(acc, rest | self._settles(still)), quat, lever)
