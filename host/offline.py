@@ -25,18 +25,17 @@ from __future__ import annotations
 import dataclasses
 import os
 import pickle
-import queue
 import signal
-import threading
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from .errors import LegrepError
 from .model import FloatArray, ImuBlock, Leg, SessionResult
+from .parallel import prefetch, serial_requested, usable_cores
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -45,72 +44,13 @@ if TYPE_CHECKING:
 
 __all__ = ["FROM_CHILD", "ChildWork", "LegProcess", "LegSteps", "analyze_blocks", "prefetch", "use_processes"]
 
-_DONE = object()
-
-
-class _Failed:
-    __slots__ = ("exc",)
-
-    def __init__(self, exc: BaseException) -> None:
-        self.exc = exc
-
-
-_T = TypeVar("_T")
-
-
-def prefetch(blocks: Iterable[_T], depth: int = 2) -> Iterator[_T]:
-    """Iterate ``blocks`` on a worker thread, at most ``depth`` blocks ahead of the consumer.
-
-    An exception raised by ``blocks`` is raised here, in order (after the blocks before it).
-    Closing the returned iterator early stops the worker.
-    """
-    q: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
-    stop = threading.Event()
-
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def work() -> None:
-        try:
-            for block in blocks:
-                if not put(block):
-                    return
-        except BaseException as exc:  # handed to the consumer, which raises it
-            put(_Failed(exc))
-            return
-        put(_DONE)
-
-    thread = threading.Thread(target=work, name="legrep-prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item is _DONE:
-                return
-            if isinstance(item, _Failed):
-                raise item.exc
-            yield item
-    finally:
-        stop.set()
-        thread.join()
-
 
 def use_processes(legs: int) -> bool:
     """Whether ``legs`` streams are analysed in processes of their own (see module docstring):
     more than one, ``fork`` available, more than one core usable, and ``LEGREP_SERIAL`` unset."""
-    if legs < 2 or not hasattr(os, "fork") or os.environ.get("LEGREP_SERIAL", "") not in ("", "0"):
+    if legs < 2 or not hasattr(os, "fork") or serial_requested():
         return False
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return cores > 1
+    return usable_cores() > 1
 
 
 def analyze_blocks(
@@ -164,11 +104,9 @@ def analyze_blocks(
     envelopes = _Envelopes(trace_points) if trace_points is not None else None
     try:
         if processes:
-            # the angles go to the parent when it uses them: traces, live sinks, the pelvis, and the
-            # check of each rep against the other thigh (host/reps/gait.py)
             thighs = [leg for leg in legs if leg is not Leg.PELVIS]
             full = keep_traces or on_angle is not None or pelvis is not None or Leg.PELVIS in legs
-            angles: AngleShipping = "all" if full else ("gait" if len(thighs) > 1 else "none")
+            angles = angle_shipping(full, len(thighs))
             for thigh, src in sources.items():
                 if thigh is not Leg.PELVIS:
                     remote[thigh] = LegProcess(thigh, src, settings, threads, angles, trace_points)
@@ -245,6 +183,13 @@ def _portable(exc: BaseException, leg: Leg) -> BaseException:
 
 AngleShipping = Literal["all", "gait", "none"]
 """Which of its hip angles a leg's process sends the parent (:class:`LegProcess`)."""
+
+
+def angle_shipping(full: bool, thighs: int) -> AngleShipping:
+    """All the angles when the parent uses them all (``full``: traces, live sinks, the pelvis); with
+    two thighs or more the samples its check of each rep against the other thigh reads
+    (host/reps/gait.py); else none."""
+    return "all" if full else ("gait" if thighs > 1 else "none")
 
 
 class LegSteps:

@@ -10,7 +10,6 @@ carries its state between chunks, so any chunking of the same samples gives the 
 from __future__ import annotations
 
 import math
-import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from .exercise import OpenReps, PostureTracker, RepPosture, label_sets
 from .fusion.angle import HipAngleEstimator
 from .fusion.calibration import Calibration, Calibrator
 from .model import FloatArray, ImuBlock, Leg, Rep, SessionResult, SetSummary
+from .parallel import serial_requested, usable_cores
 from .pelvis import PelvisStage, check_coverage
 from .reps.gait import GaitFilter
 from .reps.segmenter import RepSegmenter
@@ -461,11 +461,7 @@ changing hands at every C call) and no time: on the 1 h benchmark session (2 cor
 the other took 0.8x to 1.0x the time of a thread per leg, and 0.82x to 0.97x its CPU."""
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+_cores = usable_cores
 
 
 class _LegThread:
@@ -565,7 +561,7 @@ def analyze_arrays(
     settings = settings or Settings()
     threads = (THREAD_MIN_SAMPLES is not None and len(blocks) > 1
                and min(len(b) for b in blocks.values()) >= THREAD_MIN_SAMPLES and _cores() > 1
-               and os.environ.get("LEGREP_SERIAL", "") in ("", "0"))  # fmt: skip
+               and not serial_requested())  # fmt: skip
     stages = {leg: _LegThread(leg, settings, block) for leg, block in blocks.items()} if threads else None
     try:
         analyzer = SessionAnalyzer(tuple(blocks), settings, exercise=exercise, pelvis=pelvis is not None, stages=stages)

@@ -157,7 +157,7 @@ def replay_file(
     Not with ``keep_samples`` or ``batched=False`` (one process then).
     Returns ``(finished SessionCore, SessionResult, reader)``; the result equals replay_core's.
     """
-    from .offline import AngleShipping, LegProcess, use_processes
+    from .offline import LegProcess, angle_shipping, use_processes
 
     reader = path if isinstance(path, RecordingReader) else RecordingReader(path)
     core = SessionCore.from_meta(reader.meta, settings, keep_samples=keep_samples)
@@ -168,9 +168,7 @@ def replay_file(
     remote: dict[Leg, LegProcess] = {}
     try:
         if processes and possible:
-            # (with two thighs at least the samples the check of each rep against the other reads:
-            # host/reps/gait.py)
-            angles: AngleShipping = "all" if keep_traces or on_angle is not None or Leg.PELVIS in core.legs else "gait"
+            angles = angle_shipping(keep_traces or on_angle is not None or Leg.PELVIS in core.legs, len(thighs))
             for leg in thighs[1:]:
                 work = _LegReplay(reader, core.settings, leg, on_samples, on_samples_end, on_core)
                 remote[leg] = LegProcess(leg, work, core.settings, False, angles)

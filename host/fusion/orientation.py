@@ -20,10 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import queue
-import threading
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +30,7 @@ from ..diagnostics import OrientationDiagnostics
 from ..diagnostics import vec3 as _vec3
 from ..errors import CalibrationError, InputError
 from ..model import FloatArray
+from ..parallel import prefetch, serial_requested, usable_cores
 from ..settings import Settings
 from .reference import TiltParams
 
@@ -195,11 +193,7 @@ class OrientationFilter:
         )
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+_cores = usable_cores
 
 
 def poses_ahead(filt: OrientationFilter, t: FloatArray, acc: FloatArray, gyr: FloatArray,
@@ -212,49 +206,27 @@ def poses_ahead(filt: OrientationFilter, t: FloatArray, acc: FloatArray, gyr: Fl
     pieces it already has: the same calls in the same order on the same samples, so the same numbers
     (the kernel gives the same for any chunking). Nothing else may use ``filt`` until the iterator is
     exhausted or closed (closing waits for the thread)."""
-    serial = os.environ.get("LEGREP_SERIAL", "") not in ("", "0")
-    if len(pieces) < AHEAD_MIN_PIECES or serial or _cores() < 2:
+    if len(pieces) < AHEAD_MIN_PIECES or serial_requested() or _cores() < 2:
         for a, b in pieces:
             yield filt.update_pose(t[a:b], acc[a:b], gyr[a:b])
         return
     batches = [pieces[i : i + AHEAD_BATCH] for i in range(0, len(pieces), AHEAD_BATCH)]
-    # (at most AHEAD_DEPTH batches wait: the outputs of a long recording are not all kept at once)
-    done: queue.Queue[Pose | BaseException] = queue.Queue(maxsize=AHEAD_DEPTH)
-    stop = threading.Event()
 
-    def hand_over(item: Pose | BaseException) -> bool:
-        while not stop.is_set():
-            try:
-                done.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                pass
-        return False  # (the caller stopped early)
-
-    def run() -> None:
+    def run() -> Iterator[Pose]:
         for batch in batches:
             lo, hi = batch[0][0], batch[-1][1]
-            try:
-                out: Pose | BaseException = filt.update_pose(t[lo:hi], acc[lo:hi], gyr[lo:hi])
-            except BaseException as exc:  # (raised in the caller's thread, at this batch)
-                hand_over(exc)
-                return
-            if not hand_over(out):
-                return
+            yield filt.update_pose(t[lo:hi], acc[lo:hi], gyr[lo:hi])
 
-    worker = threading.Thread(target=run, name="legrep-orientation", daemon=True)
-    worker.start()
+    # (at most AHEAD_DEPTH batches wait: the outputs of a long recording are not all kept at once;
+    # closing waits for the thread, and a kernel error is raised here at its batch)
+    ahead = prefetch(run(), AHEAD_DEPTH, name="legrep-orientation")
     try:
-        for batch in batches:
-            got = done.get()
-            if isinstance(got, BaseException):
-                raise got
+        for batch, got in zip(batches, ahead):
             lo = batch[0][0]
             for a, b in batch:
                 yield tuple(x[a - lo : b - lo] for x in got)  # type: ignore[misc]
     finally:
-        stop.set()
-        worker.join()
+        ahead.close()
 
 
 def run_backward(
