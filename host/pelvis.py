@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -224,6 +224,8 @@ class PelvisStage:
         self._kept: dict[tuple[Leg, float], tuple[FloatArray, FloatArray, FloatArray, int]] = {}
         """Per measured rep: the axis used, the thigh angles and the pelvis tilt at their times,
         the direction (to redo the rep if the session's sign turns out the other way)."""
+        self._down_at_s: float | None = None
+        """While the pelvis sensor's link is down: its samples' horizon when it went down (:meth:`link`)."""
         self.n_measured = 0
         self.n_unmeasured = 0
         self.unmeasured_span_s = (math.inf, -math.inf)
@@ -256,22 +258,36 @@ class PelvisStage:
         """Earliest start of a rep still waiting (``inf``: none)."""
         return min((p.rep.start_s for p in self._pending), default=math.inf)
 
-    def release(self, horizons: Mapping[Leg, float]) -> list[Rep]:
+    def link(self, up: bool) -> None:
+        """The pelvis sensor's link went down (``up`` False) or came back. While it is down, a rep
+        its samples (as far as they reached when it went down) do not cover is released at once,
+        unmeasured (as host/reps/gait.py passes a rep a down thigh does not cover)."""
+        if up:
+            self._down_at_s = None
+        elif self._down_at_s is None:
+            self._down_at_s = self.tracker.horizon_s
+
+    def release(self, horizons: Mapping[Leg, float], down: Collection[Leg] = ()) -> list[Rep]:
         """Measure the waiting reps that the pelvis covers and no earlier rep can precede.
 
         ``horizons`` per leg: no rep that leg closes later starts before it (``inf`` once the
-        leg's stream ended).
+        leg's stream ended); a thigh in ``down`` (its link is down) holds no rep back.
         """
         if not self._pending:
             return []
         self._pending.sort(key=lambda p: (p.rep.start_s, p.rep.leg.value))
         out: list[Rep] = []
+        order = [h for leg, h in horizons.items() if leg not in down]
         while self._pending:
             p = self._pending[0]
-            if self.tracker.horizon_s < p.rep.end_s or any(h < p.rep.start_s for h in horizons.values()):
+            covered = self.tracker.horizon_s >= p.rep.end_s
+            if not (covered or self._down_at_s is not None) or any(h < p.rep.start_s for h in order):
                 break
             self._pending.pop(0)
-            out.append(self._measure(p))
+            if self._down_at_s is not None and self._down_at_s < p.rep.end_s:
+                out.append(self._unmeasured(p.rep))
+            else:
+                out.append(self._measure(p))
         self._trim(horizons)
         return out
 
@@ -326,15 +342,18 @@ class PelvisStage:
     def _thigh(self, leg: Leg, t0_s: float, t1_s: float) -> tuple[FloatArray, FloatArray]:
         return self._angles[leg].window(t0_s, t1_s)
 
+    def _unmeasured(self, r: Rep) -> Rep:
+        self.n_unmeasured += 1
+        self.unmeasured_span_s = (min(self.unmeasured_span_s[0], r.start_s), max(self.unmeasured_span_s[1], r.end_s))
+        return r
+
     def _measure(self, p: _Pending) -> Rep:
         r = p.rep
         t, up, _ = self.tracker.window(r.start_s - LEVEL_S, r.end_s)
         inside = t >= r.start_s
         th_t, th_a = self._thigh(r.leg, r.start_s, r.end_s)
         if np.count_nonzero(inside) < 3 or len(th_t) < 2:
-            self.n_unmeasured += 1
-            self.unmeasured_span_s = (min(self.unmeasured_span_s[0], r.start_s), max(self.unmeasured_span_s[1], r.end_s))
-            return r
+            return self._unmeasured(r)
         before = up[~inside]
         u0 = (before if len(before) else up[:1]).mean(axis=0)
         u0 = u0 / np.linalg.norm(u0)

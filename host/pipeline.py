@@ -316,13 +316,14 @@ class SessionAnalyzer:
         self._pelvis_done = False
         # walking strides taken for reps: judged against the other thigh (host/reps/gait.py)
         self._gait = GaitFilter(self.settings, self.legs) if len(self.legs) > 1 else None
+        self._down: set[Leg] = set()  # thighs whose sensor link is down (link_event)
 
     def update_pelvis(self, block: ImuBlock) -> list[Event]:
         """Samples of the pelvis sensor (``pelvis=True``): reps it now covers are released."""
         if self._pelvis is None:
             raise InputError("expected samples for the thighs only (no pelvis sensor in this session), got pelvis samples")
         self._pelvis.update(block)
-        return self._accept(self._pelvis.release(self._horizons()))
+        return self._accept(self._pelvis.release(self._horizons(), self._down))
 
     def update(self, leg: Leg, block: ImuBlock) -> list[Event]:
         if leg is Leg.PELVIS and self._pelvis is not None:
@@ -330,6 +331,28 @@ class SessionAnalyzer:
         if leg not in self._legs:
             raise InputError(f"expected samples for {[lg.value for lg in self.legs]}, got {leg.value}")
         return self._take(leg, *self._legs[leg].update(block))
+
+    def link_event(self, leg: Leg, up: bool) -> list[Event]:
+        """A thigh's sensor link went down (``up`` False: a DISCONNECT record) or came back (a
+        RECONNECT). While it is down, the other thigh's reps are not held for its angles (the
+        walking check, host/reps/gait.py; the pelvis's measure, host/pelvis.py), and the open set
+        closes without waiting for it. The pelvis sensor's (``Leg.PELVIS``): while it is down, a
+        rep it does not cover is released unmeasured. Once every sample is in, the result is what
+        it would be without the event but for such reps: one the down thigh's re-sent samples
+        would have shown to be a walking stride, one the pelvis's would have measured."""
+        if leg is Leg.PELVIS and self._pelvis is not None:
+            self._pelvis.link(up)  # (a rep it does not cover is released unmeasured)
+            return self._accept(self._pelvis.release(self._horizons(), self._down))
+        if leg not in self._legs:
+            return []  # (a leg this session does not analyse)
+        if up:
+            self._down.discard(leg)
+        else:
+            self._down.add(leg)
+        if self._gait is None:
+            return []
+        self._gait.link(leg, up)
+        return self._judged(self._gait.release(self._horizons()))
 
     def angle_deg(self, leg: Leg) -> float | None:
         work = self._legs.get(leg)
@@ -349,7 +372,7 @@ class SessionAnalyzer:
         if self._pelvis is not None and not self._pelvis_done:
             self._pelvis.finish()
             self._pelvis_done = True
-            self._accept(self._pelvis.release(self._horizons()))
+            self._accept(self._pelvis.release(self._horizons(), self._down))
         final = self._reps if self._pelvis is None else self._pelvis.finalize(self._reps)
         reps, sets, uneven = group_sets(final, self.legs, self.settings)
         reps, sets = label_sets(reps, sets, self._postures, self.settings, self._exercise)
@@ -387,11 +410,16 @@ class SessionAnalyzer:
             self._gait.angles(leg, out.time_s, out.angle_deg)
             self._gait.submit(reps)
             reps = self._gait.release(self._horizons())
+        if self._pelvis is not None:
+            self._pelvis.angles(leg, out.time_s, out.angle_deg)
+        return self._judged(reps)
+
+    def _judged(self, reps: list[Rep]) -> list[Event]:
+        """Reps past the walking check: measured against the pelvis (if any), then accepted."""
         if self._pelvis is None:
             return self._accept(reps)
-        self._pelvis.angles(leg, out.time_s, out.angle_deg)
         self._pelvis.submit(reps, self._postures)
-        return self._accept(self._pelvis.release(self._horizons()))
+        return self._accept(self._pelvis.release(self._horizons(), self._down))
 
     def _horizons(self) -> dict[Leg, float]:
         return {leg: np.inf if leg in self._finished else self._legs[leg].horizon_s() for leg in self.legs}
@@ -417,7 +445,9 @@ class SessionAnalyzer:
         """Close the open set once every leg is past its last rep + ``set_rest_s``."""
         if not self._open:
             return []
-        horizon = min(self._horizons().values())
+        # (not for a thigh whose link is down: a dead sensor would hold every set open until the end;
+        # with every link down, no set closes)
+        horizon = min([h for leg, h in self._horizons().items() if leg not in self._down] or [-np.inf])
         if self._pelvis is not None:  # a rep waiting for the pelvis may still join the set
             horizon = min(horizon, self._pelvis.pending_start_s())
         if self._gait is not None:  # and one waiting for the other thigh

@@ -94,6 +94,11 @@ class CoalescingAnalyzer:
             events += self._release(leg)
         return events
 
+    def link_event(self, leg: Leg, up: bool) -> list[Event]:
+        """Every held block first (the analysis decides at a link event on the samples recorded
+        before it, as live: host/reps/gait.py); a leg's replay process flushes at the same record."""
+        return self.flush() + list(self.inner.link_event(leg, up))
+
     def angle_deg(self, leg: Leg) -> float | None:
         return self.inner.angle_deg(leg)
 
@@ -270,6 +275,9 @@ class _OneLeg:
 
     def reps(self) -> tuple[Rep, ...]:
         return ()
+
+    def link_event(self, leg: Leg, up: bool) -> list[Event]:  # (the cross-leg steps are the parent's)
+        return []
 
     def finish(self) -> SessionResult:  # (the leg's last step is sent when the replay returns)
         return SessionResult((), (), tuple(leg for leg in self.legs if leg is not Leg.PELVIS), False)

@@ -99,3 +99,29 @@ def test_thinning_keeps_the_same_samples_in_any_chunking() -> None:
     assert abs(len(whole[0]) / (t[-1] - t[0]) - GAIT_RATE_HZ) < 0.5  # one sample per bin
     again = Thinning()(*whole)  # thinned samples thinned again: all kept (a leg's process thins first)
     np.testing.assert_array_equal(again[0], whole[0])
+
+
+def test_a_rep_the_down_thigh_does_not_cover_passes_unjudged_at_once() -> None:
+    """While the other thigh's link is down (host/reps/gait.py, "A link that went down"), a rep its
+    angles do not cover is released at once, unjudged; one they covered before the link went down
+    is still judged against them; after the link is back, reps wait again."""
+    swing = lambda t: 20.0 - 20.0 * np.cos(2.0 * np.pi * (t - 10.0))  # noqa: E731
+    t = np.arange(0.0, 40.0, 1.0 / RATE_HZ)
+    g = GaitFilter(Settings(), (Leg.LEFT, Leg.RIGHT))
+    g.angles(Leg.LEFT, t, swing(t))
+    early = t < 11.5
+    g.angles(Leg.RIGHT, t[early], 40.0 - swing(t[early]))  # striding the opposite way, up to 11.49 s
+    g.link(Leg.RIGHT, up=False)
+    g.submit([_rep(Leg.LEFT, 10.0, 11.0), _rep(Leg.LEFT, 20.0, 21.0)])
+    out = g.release({Leg.LEFT: 30.0, Leg.RIGHT: 11.5})
+    assert [r.start_s for r in out] == [20.0]  # the first is still a stride: the right thigh's samples covered it
+    assert g.n_strides[Leg.LEFT] == 1 and g.n_unjudged[Leg.LEFT] == 1
+    # angles sent while down do not decide a rep (only those from before the link went down)
+    g.angles(Leg.RIGHT, t[~early & (t < 36.0)], 40.0 - swing(t[~early & (t < 36.0)]))
+    g.submit([_rep(Leg.LEFT, 30.0, 31.0)])
+    assert [r.start_s for r in g.release({Leg.LEFT: 40.0, Leg.RIGHT: 36.0})] == [30.0]
+    g.link(Leg.RIGHT, up=True)
+    g.submit([_rep(Leg.LEFT, 37.0, 38.0)])
+    assert g.release({Leg.LEFT: 40.0, Leg.RIGHT: 36.0}) == []  # it waits for the right thigh again
+    g.finish_leg(Leg.RIGHT)
+    assert len(g.release({Leg.LEFT: 40.0, Leg.RIGHT: np.inf})) == 1

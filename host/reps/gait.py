@@ -20,6 +20,17 @@ A rep waits until the other leg's angles cover its end (or that leg's stream end
 decision uses the same samples live and offline, in any chunking. With one thigh there is
 nothing to compare: every rep passes.
 
+**A link that went down.** While the other thigh's sensor is disconnected (a DISCONNECT event of
+the recording, until its RECONNECT: :meth:`GaitFilter.link`), its angles stop, and a rep waiting
+for them would wait until the sensor comes back, or the session ends: a person whose right
+sensor's battery died would hear no more left reps. So while a thigh is down, a rep it does not
+cover passes unjudged against it, at once. The decision rests on the events' place among the
+records (each link event comes after every sample recorded before it, live and in a replay:
+host/live_core.py feeds the events in order, host/replay_batch.py flushes its blocks at one), so
+live capture and the replay of its recording give the same reps. An analysis of the samples
+alone (a CSV export of them) knows no link events: there such a rep is judged against the other
+thigh's samples re-sent after the reconnection, if there are any.
+
 The check reads each thigh at ``GAIT_RATE_HZ`` (:class:`Thinning`: the first sample in each
 1/25 s of the session clock, whatever the chunking): a stride lasts about a second, and a leg
 analysed in a process of its own (host/offline.py) sends the parent only these samples when
@@ -76,6 +87,10 @@ class GaitFilter:
         self._covered_s: dict[Leg, float] = {leg: -math.inf for leg in self.legs}
         self._pending: dict[Leg, deque[Rep]] = {leg: deque() for leg in self.legs}
         self._thin = {leg: Thinning() for leg in self.legs}
+        self._down: dict[Leg, float] = {}
+        """Thighs whose link is down: their angles' coverage when it went down (:meth:`link`)."""
+        self.n_unjudged = {leg: 0 for leg in self.legs}
+        """Reps passed unjudged because the other thigh's link was down, per leg (diagnostics)."""
         self.n_strides = {leg: 0 for leg in self.legs}
         """Reps left out as walking strides, per leg (diagnostics)."""
 
@@ -87,6 +102,16 @@ class GaitFilter:
 
     def finish_leg(self, leg: Leg) -> None:
         self._covered_s[leg] = math.inf
+        self._down.pop(leg, None)  # (its every sample is in)
+
+    def link(self, leg: Leg, up: bool) -> None:
+        """``leg``'s sensor link went down (``up`` False) or came back (module docstring). While it
+        is down, a rep its angles (as far as they reached when it went down) do not cover passes
+        unjudged against it at the next :meth:`release`."""
+        if up:
+            self._down.pop(leg, None)
+        elif leg in self._covered_s:
+            self._down.setdefault(leg, self._covered_s[leg])
 
     def submit(self, reps: Sequence[Rep]) -> None:
         for r in reps:
@@ -102,11 +127,14 @@ class GaitFilter:
         out: list[Rep] = []
         for leg, queue in self._pending.items():
             others = [o for o in self.legs if o is not leg]
-            while queue and all(self._covered_s[o] >= queue[0].end_s for o in others):
+            while queue and all(self._covered_s[o] >= queue[0].end_s or o in self._down for o in others):
                 r = queue.popleft()
-                if any(self._stride(r, o) for o in others):
+                # (a thigh that is down: judged against only if what it sent before covers the rep)
+                judges = [o for o in others if self._down.get(o, self._covered_s[o]) >= r.end_s]
+                if any(self._stride(r, o) for o in judges):
                     self.n_strides[leg] += 1
                 else:
+                    self.n_unjudged[leg] += len(judges) < len(others)
                     out.append(r)
         self._trim(horizons)
         return out
