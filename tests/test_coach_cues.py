@@ -164,3 +164,21 @@ def test_number_words() -> None:
     assert [number_words(n) for n in (0, 3, 10, 19, 20, 42, 100, 115)] == [
         "zero", "three", "ten", "nineteen", "twenty", "forty-two", "one hundred", "one hundred and fifteen",
     ]  # fmt: skip
+
+
+def test_a_sensor_down_long_enough_is_announced_lost_then_back_in_every_mode() -> None:
+    from legrep.coach.cues import LINK_LOST_CUE_S
+
+    for mode in VoiceMode:
+        coach = Coach((Leg.LEFT, Leg.RIGHT), mode=mode)
+        said = []
+        for t in (10.0, 10.5, 11.0):  # a drop of 1.2 s that comes back: not announced
+            said += coach.link(Leg.RIGHT, False, t)
+        said += coach.link(Leg.RIGHT, True, 11.2)
+        assert said == []
+        for t in (20.0, 20.0 + LINK_LOST_CUE_S - 0.1, 20.0 + LINK_LOST_CUE_S, 25.0):
+            said += coach.link(Leg.RIGHT, False, t)
+        assert [c.text for c in said] == ["right sensor lost"] and said[0].time_s == 20.0 + LINK_LOST_CUE_S
+        said += coach.link(Leg.LEFT, True, 26.0) + coach.link(Leg.RIGHT, True, 26.0) + coach.link(Leg.RIGHT, True, 27.0)
+        assert [c.text for c in said] == ["right sensor lost", "right sensor back"]
+        assert all(c.kind is CueKind.ALERT and c.leg is Leg.RIGHT for c in said)

@@ -13,6 +13,8 @@ import pytest
 from legrep_sim import virtual_time
 from legrep_sim.peripheral import SignalArrays
 from legrep_sim.scenarios import SessionSpec, SetSpec, simulate
+from legrep.coach.cues import LINK_LOST_CUE_S, Coach, Cue, CueKind
+from legrep.coach.sink import CoachSink
 from legrep.commands.demo import run_demo
 from legrep.live import LiveState
 from legrep.model import Leg
@@ -50,6 +52,8 @@ def session(tmp_path_factory: pytest.TempPathFactory):
     path = tmp_path_factory.mktemp("live") / "session.lgr"
     stream = io.StringIO()
     SINK.__init__()
+    VOICE.cues.clear()
+    coach = CoachSink(Coach((Leg.LEFT, Leg.RIGHT)), [VOICE])
     outcome = virtual_time.run(
         run_demo(
             SPEED,
@@ -57,12 +61,12 @@ def session(tmp_path_factory: pytest.TempPathFactory):
             truth={},
             recording=path,
             view=TerminalView(stream, ansi=False),
-            sinks=[SINK],
+            sinks=[SINK, coach],
             keep_samples=True,
             outages=outages,
         )
     )
-    return sim, outcome, path, stream.getvalue()
+    return sim, outcome, path, stream.getvalue(), outages
 
 
 class CountingSink:
@@ -98,8 +102,37 @@ class CountingSink:
 SINK = CountingSink()
 
 
+class Voice:
+    """What the coach would have said (the speaker's side of legrep.coach.sink)."""
+
+    def __init__(self) -> None:
+        self.cues: list[Cue] = []
+
+    def say(self, cue: Cue) -> None:
+        self.cues.append(cue)
+
+
+VOICE = Voice()
+
+
+def test_a_sensor_lost_for_seconds_is_said_and_so_is_its_return(session) -> None:
+    """The person on the mat hears which sensor dropped (after LINK_LOST_CUE_S of it) and when it
+    is back: each outage longer than that gives one "lost" during it and one "back" after it."""
+    outages = session[4]
+    alerts = [c for c in VOICE.cues if c.kind is CueKind.ALERT]
+    assert alerts, [c.text for c in VOICE.cues]
+    for leg, start_s, length_s in outages:
+        lost = [c for c in alerts if c.text == f"{leg} sensor lost" and start_s <= c.time_s <= start_s + length_s + 3.0]
+        back = [c for c in alerts if c.text == f"{leg} sensor back" and start_s <= c.time_s <= start_s + length_s + 6.0]
+        if length_s > LINK_LOST_CUE_S + 0.5:
+            assert len(lost) == 1 and lost[0].time_s >= start_s + LINK_LOST_CUE_S, (leg, start_s, length_s, alerts)
+            assert len(back) == 1 and back[0].time_s > lost[0].time_s
+    assert len(alerts) % 2 == 0 and all(a.text.endswith("lost") == (i % 2 == 0) for i, a in enumerate(
+        sorted((c for c in alerts if c.leg is Leg.RIGHT), key=lambda c: c.time_s)))
+
+
 def test_three_link_drops_happened_and_were_recovered(session) -> None:
-    sim, outcome, path, text = session
+    sim, outcome, path, text, _o = session
     stats = outcome.live.stats
     assert sum(stats.disconnects.values()) == 3, stats.disconnects
     assert stats.reconnects == stats.disconnects
@@ -108,7 +141,7 @@ def test_three_link_drops_happened_and_were_recovered(session) -> None:
 
 
 def test_every_produced_sample_arrives_exactly_once_in_order(session) -> None:
-    sim, outcome, path, _ = session
+    sim, outcome, path, _, _o = session
     result = outcome.result
     for leg in (Leg.LEFT, Leg.RIGHT):
         fw = outcome.firmwares[leg.value]
@@ -133,7 +166,7 @@ def test_every_produced_sample_arrives_exactly_once_in_order(session) -> None:
 
 
 def test_samples_fed_to_the_analysis_equal_what_the_sensors_measured(session) -> None:
-    sim, outcome, path, _ = session
+    sim, outcome, path, _, _o = session
     # the recording, replayed with sample keeping, holds every sample the sensors measured
     from legrep.live_core import SessionCore
 
@@ -153,7 +186,7 @@ def test_samples_fed_to_the_analysis_equal_what_the_sensors_measured(session) ->
 
 
 def test_rep_counts_are_exact_against_truth(session) -> None:
-    sim, outcome, _, _ = session
+    sim, outcome, _, _, _o = session
     result = outcome.result
     for leg in (Leg.LEFT, Leg.RIGHT):
         assert len(result.reps_of(leg)) == sum(1 for r in sim.reps if r.leg == leg.value)
@@ -168,7 +201,7 @@ def test_rep_counts_are_exact_against_truth(session) -> None:
 
 
 def test_live_reps_equal_the_replay_of_the_recording(session) -> None:
-    _, outcome, path, _ = session
+    _, outcome, path, _, _o = session
     replayed, events = replay_recording(path)
     assert replayed.reps == outcome.result.reps
     assert replayed.sets == outcome.result.sets
@@ -176,7 +209,7 @@ def test_live_reps_equal_the_replay_of_the_recording(session) -> None:
 
 
 def test_reps_reach_the_view_promptly(session) -> None:
-    sim, outcome, _, text = session
+    sim, outcome, _, text, _o = session
     off = outcome.programme_offset_s
     windows = [(start + off, start + off + length + 3.0) for _, start, length in outcome.outages]
     shown = outcome.live.stats.rep_latency_s
@@ -189,7 +222,7 @@ def test_reps_reach_the_view_promptly(session) -> None:
 
 
 def test_sinks_get_every_angle_every_rep_and_a_snapshot_ten_times_a_second(session) -> None:
-    _, outcome, _, _ = session
+    _, outcome, _, _, _o = session
     result = outcome.result
     assert SINK.reps == [ev.rep for ev in outcome.live.events if hasattr(ev, "rep")]
     assert len(SINK.reps) == len(result.reps)
@@ -236,7 +269,7 @@ def test_replay_realtime_runs_the_recording_through_the_live_session(session) ->
     from legrep.commands.replay import replay_live
     from legrep.transport.common import MonotonicClock
 
-    _, outcome, path, _ = session
+    _, outcome, path, _, _o = session
     sink = CountingSink()
     replayed = virtual_time.run(replay_live(str(path), None, [sink], clock=MonotonicClock()))
     assert replayed.result.reps == outcome.result.reps

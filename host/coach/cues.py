@@ -7,6 +7,11 @@
 set; and the cue of each exercise flag in :data:`legrep.exercise.CUES`, "one leg at a time"). It also keeps the :class:`Progress` the view and the page show: reps per leg in the current
 set, what remains against the targets, and the balance judged against the routine.
 
+A sensor whose link stays down for ``LINK_LOST_CUE_S`` is announced ("right sensor lost"), and
+"right sensor back" once it reconnects (:meth:`Coach.link`): a person lying on the mat would
+otherwise hear that leg's counts stop without knowing why. These alerts are said in every voice
+mode; a drop shorter than that (a BLE link that comes straight back) is not announced.
+
 Balance against the routine: doing all the left reps, then all the right ones, is the normal
 routine, so one leg ahead while its set is under way is not a warning. A set is judged when it
 closes: if the legs differ (or a leg is short of ``reps_per_leg``), the warning names the leg that
@@ -34,6 +39,9 @@ COUNT_DEADLINE_S = 0.5
 """A count or form cue not started within this many seconds of its event is dropped (stale)."""
 ROUTINE_DEADLINE_S = 2.0
 """Routine announcements (switch legs, set done, uneven, done) may wait this long for the voice."""
+LINK_LOST_CUE_S = 2.0
+"""A sensor link down this long (session seconds) is announced: shorter drops come back unnoticed
+(the sensor re-sends what was missed), a longer one means that leg's counts have stopped."""
 PARTIAL_HISTORY = 10
 """Previous reps of the same leg whose median range judges a partial rep live."""
 DEFAULT_TARGET_DEG = 90.0
@@ -78,13 +86,15 @@ class CueKind(str, enum.Enum):
     COUNT = "count"
     FORM = "form"
     ROUTINE = "routine"
+    ALERT = "alert"
+    """A sensor lost or back: said in every voice mode."""
 
 
 @dataclass(frozen=True, slots=True)
 class Cue:
     """One utterance: said at ``time_s`` (session seconds of its event) or not at all.
 
-    ``kind`` is the most important part it carries (ROUTINE > FORM > COUNT); ``deadline_s`` is the
+    ``kind`` is the most important part it carries (ALERT > ROUTINE > FORM > COUNT); ``deadline_s`` is the
     latest session time speech may start. A plain count is :attr:`supersedable`: a newer count
     makes it pointless.
     """
@@ -194,6 +204,8 @@ class Coach:
         self._sets_done = 0
         self._set_announced = False  # "set done" said when the last leg reached its target
         self._warning = ""
+        self._down_since: dict[Leg, float] = {}  # legs whose link is down: since when (session s)
+        self._lost: set[Leg] = set()  # legs announced lost
         self.cues: list[Cue] = []
         """Every cue produced (after the mode filter), in order."""
 
@@ -241,6 +253,22 @@ class Coach:
         self._count = {leg: 0 for leg in self.legs}
         self._set_announced = False
         return self._emit(parts, now_s, None)
+
+    def link(self, leg: Leg, connected: bool, now_s: float) -> list[Cue]:
+        """A leg's sensor link as the live loop shows it at session time ``now_s`` (called with
+        every snapshot): "<leg> sensor lost" once it has been down ``LINK_LOST_CUE_S``, "<leg>
+        sensor back" when it reconnects after that."""
+        if connected:
+            self._down_since.pop(leg, None)
+            if leg not in self._lost:
+                return []
+            self._lost.discard(leg)
+            return self._emit([(CueKind.ALERT, f"{leg.value} sensor back")], now_s, leg)
+        since = self._down_since.setdefault(leg, now_s)
+        if leg in self._lost or now_s - since < LINK_LOST_CUE_S:
+            return []
+        self._lost.add(leg)
+        return self._emit([(CueKind.ALERT, f"{leg.value} sensor lost")], now_s, leg)
 
     # --- what the view and page show ----------------------------------------------------------------
 
@@ -291,13 +319,13 @@ class Coach:
         keep = [
             (kind, text)
             for kind, text in parts
-            if self.mode is VoiceMode.ALL or (kind is CueKind.COUNT) == (self.mode is VoiceMode.COUNTS)
+            if self.mode is VoiceMode.ALL or kind is CueKind.ALERT or (kind is CueKind.COUNT) == (self.mode is VoiceMode.COUNTS)
         ]
         if not keep:
             return []
         kinds = {kind for kind, _ in keep}
-        kind = CueKind.ROUTINE if CueKind.ROUTINE in kinds else CueKind.FORM if CueKind.FORM in kinds else CueKind.COUNT
-        deadline = now_s + (ROUTINE_DEADLINE_S if kind is CueKind.ROUTINE else COUNT_DEADLINE_S)
+        kind = next(k for k in (CueKind.ALERT, CueKind.ROUTINE, CueKind.FORM, CueKind.COUNT) if k in kinds)
+        deadline = now_s + (ROUTINE_DEADLINE_S if kind in (CueKind.ALERT, CueKind.ROUTINE) else COUNT_DEADLINE_S)
         cue = Cue(now_s, ". ".join(text for _, text in keep), kind, deadline, leg)
         self.cues.append(cue)
         return [cue]

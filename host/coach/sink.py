@@ -89,6 +89,10 @@ class CoachSink:
         self._legs_from(state)
         self._state = state
         self.end_s = max(self.end_s, state.time_s)
+        for s in state.legs:  # (a link reconnecting is down; stopped or ended is the session's end)
+            if s.leg in self.coach.legs:
+                link = str(getattr(s.link, "value", s.link))  # (LinkState's value: no driver import here)
+                self._say(self.coach.link(s.leg, link != "reconnecting", state.time_s))
         self._publish()
 
     def rep(self, rep: Rep, state: "LiveState") -> None:
