@@ -182,3 +182,22 @@ def test_a_sensor_down_long_enough_is_announced_lost_then_back_in_every_mode() -
         said += coach.link(Leg.LEFT, True, 26.0) + coach.link(Leg.RIGHT, True, 26.0) + coach.link(Leg.RIGHT, True, 27.0)
         assert [c.text for c in said] == ["right sensor lost", "right sensor back"]
         assert all(c.kind is CueKind.ALERT and c.leg is Leg.RIGHT for c in said)
+
+
+def test_a_low_battery_is_said_once_until_the_sensor_is_charged() -> None:
+    """Through the sink, as the live loop's snapshots carry each sensor's battery level."""
+    from legrep.drivers.base import LinkState
+    from legrep.live import LegState, LiveState
+
+    said = Collect()
+    sink = CoachSink(Coach((Leg.LEFT, Leg.RIGHT), mode=VoiceMode.COUNTS), [said])
+
+    def show(t: float, left: int | None, right: int | None) -> None:
+        legs = tuple(LegState(leg, 0, 0.0, None, pct, LinkState.CONNECTED, leg.value)
+                     for leg, pct in ((Leg.LEFT, left), (Leg.RIGHT, right)))
+        sink.show(LiveState(t, legs, ()))
+
+    for t, left in enumerate([40, 16, 15, 14, 16, 15, 24, 13, 30, 12]):
+        show(float(t), left, None)
+    assert [(c.time_s, c.text) for c in said.cues] == [(2.0, "left sensor battery low"), (9.0, "left sensor battery low")]
+    assert all(c.kind is CueKind.ALERT for c in said.cues)

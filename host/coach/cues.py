@@ -10,7 +10,9 @@ set, what remains against the targets, and the balance judged against the routin
 A sensor whose link stays down for ``LINK_LOST_CUE_S`` is announced ("right sensor lost"), and
 "right sensor back" once it reconnects (:meth:`Coach.link`): a person lying on the mat would
 otherwise hear that leg's counts stop without knowing why. These alerts are said in every voice
-mode; a drop shorter than that (a BLE link that comes straight back) is not announced.
+mode; a drop shorter than that (a BLE link that comes straight back) is not announced. So is a
+sensor whose battery reports ``BATTERY_LOW_PCT`` or less ("right sensor battery low", once, again
+only after it reported ``BATTERY_OK_PCT`` or more: charged or swapped), before it dies mid-set.
 
 Balance against the routine: doing all the left reps, then all the right ones, is the normal
 routine, so one leg ahead while its set is under way is not a warning. A set is judged when it
@@ -42,6 +44,11 @@ ROUTINE_DEADLINE_S = 2.0
 LINK_LOST_CUE_S = 2.0
 """A sensor link down this long (session seconds) is announced: shorter drops come back unnoticed
 (the sensor re-sends what was missed), a longer one means that leg's counts have stopped."""
+BATTERY_LOW_PCT = 15
+"""A sensor battery at or below this is announced (about 20 minutes left on a small cell)."""
+BATTERY_OK_PCT = 25
+"""A battery announced low is announced again only after it reported this much (no repeats as a
+level near the threshold flickers between two readings)."""
 PARTIAL_HISTORY = 10
 """Previous reps of the same leg whose median range judges a partial rep live."""
 DEFAULT_TARGET_DEG = 90.0
@@ -206,6 +213,7 @@ class Coach:
         self._warning = ""
         self._down_since: dict[Leg, float] = {}  # legs whose link is down: since when (session s)
         self._lost: set[Leg] = set()  # legs announced lost
+        self._low_battery: set[Leg] = set()  # legs whose battery was announced low
         self.cues: list[Cue] = []
         """Every cue produced (after the mode filter), in order."""
 
@@ -269,6 +277,18 @@ class Coach:
             return []
         self._lost.add(leg)
         return self._emit([(CueKind.ALERT, f"{leg.value} sensor lost")], now_s, leg)
+
+    def battery(self, leg: Leg, pct: int | None, now_s: float) -> list[Cue]:
+        """A leg's sensor battery level (None: not reported): "<leg> sensor battery low" once it is
+        at or below ``BATTERY_LOW_PCT`` (module docstring)."""
+        if pct is None:
+            return []
+        if pct >= BATTERY_OK_PCT:
+            self._low_battery.discard(leg)
+        if pct > BATTERY_LOW_PCT or leg in self._low_battery:
+            return []
+        self._low_battery.add(leg)
+        return self._emit([(CueKind.ALERT, f"{leg.value} sensor battery low")], now_s, leg)
 
     # --- what the view and page show ----------------------------------------------------------------
 

@@ -93,6 +93,7 @@ class CoachSink:
             if s.leg in self.coach.legs:
                 link = str(getattr(s.link, "value", s.link))  # (LinkState's value: no driver import here)
                 self._say(self.coach.link(s.leg, link != "reconnecting", state.time_s))
+                self._say(self.coach.battery(s.leg, s.battery_pct, state.time_s))
         self._publish()
 
     def rep(self, rep: Rep, state: "LiveState") -> None:
