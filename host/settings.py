@@ -285,6 +285,11 @@ class Settings:
     gait_corr_max: Annotated[float, Range(-1.0, 1.0)] = -0.7
     """...the opposite way: the correlation of the two thighs' angles over the rep at most this
     (walking strides -0.88 to -1.0; a double-leg lift is near +1)."""
+    gait_tail_min_s: Annotated[float, _positive(3600.0)] = 1.5
+    """...or over its part after the peak, when that lasts at least this, s: standing up between
+    sets read as a raise whose lowering the strides that followed drew out (peak to end 1.7 s of
+    strides; over the whole "rep" the stand-up, both thighs rising, hid them). A true rep's hold
+    and lowering, with the other leg at rest or rising with it, is judged alike."""
     max_rep_s: Annotated[float, _positive(3600.0)] = 60.0
     """A candidate rep open for longer than this is dropped (sat up, walked off)."""
     floor_margin_deg: Annotated[float, _nonneg(180.0)] = 4.0
