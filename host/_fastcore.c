@@ -133,6 +133,22 @@ arr_release(Arr *a)
 static int
 vec3(PyObject *obj, double out[3], const char *what)
 {
+    if (!PyList_CheckExact(obj) && !PyTuple_CheckExact(obj) && PyObject_CheckBuffer(obj)) {
+        /* a float64 buffer of 3 (a numpy vector): its doubles read directly (the numbers a
+           sequence of its items gives, without making 3 scalar objects) */
+        Py_buffer v;
+        if (PyObject_GetBuffer(obj, &v, PyBUF_STRIDES | PyBUF_FORMAT) == 0) {
+            const int ok = v.ndim == 1 && v.shape[0] == 3 && v.itemsize == 8 && format_is(v.format, 'd');
+            if (ok)
+                for (int k = 0; k < 3; k++)
+                    out[k] = *(const double *)((const char *)v.buf + k * v.strides[0]);
+            PyBuffer_Release(&v);
+            if (ok)
+                return 0;
+        } else {
+            PyErr_Clear();
+        }
+    }
     PyObject *seq = PySequence_Fast(obj, "");
     if (seq == NULL || PySequence_Fast_GET_SIZE(seq) != 3) {
         Py_XDECREF(seq);
