@@ -9,7 +9,7 @@
  *                host/fusion/reference.py is its plain-Python specification, step by step.
  *   hip_angles   the hip angle: the long axis's flexion in the exercise plane (host.fusion.angle).
  *   tilt_angles  the up vector's rotation about the flexion axis (heading-free; host.fusion.angle).
- *   plane_angles, movement_anchor, movement_sums, rest_angles, anchor_frame, row_offset  the array work of one decision level of
+ *   plane_angles, level_tests, movement_anchor, movement_sums, rest_angles, anchor_frame, row_offset  the array work of one decision level of
  *                host.fusion.angle.HipAngleEstimator (host/fusion/angle_reference.py: numpy forms).
  *   RepMachine   the rep state machine of host.reps.segmenter.RepSegmenter (DOWN / UP / FALL
  *                over the segmenter's sample log) with the stopwatch measures of each rep it
@@ -1350,6 +1350,92 @@ fail:
     return NULL;
 }
 
+PyDoc_STRVAR(level_tests_doc,
+             "level_tests(up, u_ref, angle_ev, along, ref_along, axis, offset_deg, zone_deg, posture_deg, slip_sin,\n"
+             "            slip_far_sin, anchor_sin, rate_dps, still, rest, dt_s, turned_deg, anchored_deg, rotation_deg)\n"
+             "            -> (slip_event, anchor_event)\n--\n\n"
+             "The rest-event tests of one decision level (HipAngleEstimator._level; level_tests_reference in\n"
+             "host/fusion/angle_reference.py is its numpy form). At rest event e (row i, the e-th True row of rest),\n"
+             "with off = |along[e] - ref_along[e]| (ref_along an (E,) array or one number): bad if off > slip_sin\n"
+             "near the reference pose (|angle_ev[e] - offset_deg| <= zone_deg), off > slip_far_sin or angle_ev[e] >\n"
+             "posture_deg; near if the tilt of row i (tilt_angles of up, u_ref about axis, plus offset_deg) is within\n"
+             "zone_deg of offset_deg or off <= anchor_sin. Returns the first bad event (-1: none) and\n"
+             "movement_anchor(rate_dps, still, rest, near & ~bad, dt_s, turned_deg, anchored_deg, rotation_deg).\n"
+             "up, u_ref (N, 3) (u_ref may have 0 row stride), rate_dps (N, 3) float64; still, rest (N,) bool;\n"
+             "angle_ev, along (E,) float64.");
+
+static PyObject *
+level_tests(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)mod;
+    Arr u = {0}, r = {0}, ang = {0}, al = {0}, ra = {0}, w = {0}, st = {0}, rs = {0};
+    double f[3], p[12];
+    if (nargs != 19) {
+        PyErr_Format(PyExc_TypeError, "level_tests expected 19 arguments, got %zd", nargs);
+        return NULL;
+    }
+    if (vec3(args[5], f, "axis") < 0)
+        return NULL;
+    /* offset, zone, posture, slip, slip_far, anchor, (rate...), dt, turned, anchored, rotation */
+    static const int num_at[10] = {6, 7, 8, 9, 10, 11, 15, 16, 17, 18};
+    for (int k = 0; k < 10; k++) {
+        p[k] = PyFloat_AsDouble(args[num_at[k]]);
+        if (p[k] == -1.0 && PyErr_Occurred())
+            return NULL;
+    }
+    const double off = p[0], zone = p[1], posture = p[2], slip_sin = p[3], slip_far_sin = p[4], anchor_sin = p[5];
+    const double dt = p[6], anchored = p[8], rot = p[9];
+    double turned = p[7];
+    /* ref_along: one number (a fixed reference rest) or one per event */
+    const int ref_scalar = PyFloat_Check(args[4]) || PyLong_Check(args[4]);
+    double ref_one = 0.0;
+    if (ref_scalar) {
+        ref_one = PyFloat_AsDouble(args[4]);
+        if (ref_one == -1.0 && PyErr_Occurred())
+            return NULL;
+    }
+    if (arr_get(args[0], &u, "up", 'd', 2, -1, 0) < 0 || arr_get(args[1], &r, "u_ref", 'd', 2, u.n, 0) < 0 ||
+        arr_get(args[2], &ang, "angle_ev", 'd', 1, -1, 0) < 0 || arr_get(args[3], &al, "along", 'd', 1, ang.n, 0) < 0 ||
+        (!ref_scalar && arr_get(args[4], &ra, "ref_along", 'd', 1, ang.n, 0) < 0) ||
+        arr_get(args[12], &w, "rate_dps", 'd', 2, u.n, 0) < 0 || arr_get(args[13], &st, "still", '?', 1, u.n, 0) < 0 ||
+        arr_get(args[14], &rs, "rest", '?', 1, u.n, 0) < 0)
+        goto fail;
+    Py_ssize_t n_rest = 0;
+    for (Py_ssize_t i = 0; i < u.n; i++)
+        n_rest += B1(rs, i) != 0;
+    if (ang.n != n_rest) {
+        PyErr_Format(PyExc_ValueError, "angle_ev must have one row per rest event (%zd), got %zd", n_rest, ang.n);
+        goto fail;
+    }
+    Py_ssize_t e = 0, slip = -1, anchor = -1;
+    for (Py_ssize_t i = 0; i < u.n && e < ang.n && (slip < 0 || anchor < 0); i++) {
+        if (anchor < 0) /* (the rotation is counted only as far as the anchoring rest) */
+            turned = turned + turn_row(&w, &st, i, dt);
+        if (!B1(rs, i))
+            continue;
+        const double a = D1(ang, e);
+        const double o = fabs(D1(al, e) - (ref_scalar ? ref_one : D1(ra, e)));
+        const int low = fabs(a - off) <= zone;
+        const int bad = (o > slip_sin && low) || o > slip_far_sin || a > posture;
+        if (bad && slip < 0)
+            slip = e;
+        if (anchor < 0 && !bad) {
+            const double tilt = tilt_row(&u, &r, i, f, off);
+            const int near = fabs(tilt - off) <= zone || o <= anchor_sin;
+            if (near && turned - anchored >= rot)
+                anchor = e;
+        }
+        e++;
+    }
+    arr_release(&u), arr_release(&r), arr_release(&ang), arr_release(&al), arr_release(&ra), arr_release(&w),
+        arr_release(&st), arr_release(&rs);
+    return Py_BuildValue("(nn)", slip, anchor);
+fail:
+    arr_release(&u), arr_release(&r), arr_release(&ang), arr_release(&al), arr_release(&ra), arr_release(&w),
+        arr_release(&st), arr_release(&rs);
+    return NULL;
+}
+
 PyDoc_STRVAR(movement_sums_doc,
              "movement_sums(rate_dps, still, n, dt_s, turned_deg, cov, cov_out) -> float\n--\n\n"
              "The movement statistics of samples [0, n) carried on: returns turned_deg + the sum of\n"
@@ -2581,6 +2667,7 @@ static PyMethodDef module_methods[] = {
     {"plane_angles", (PyCFunction)(void (*)(void))plane_angles, METH_FASTCALL, plane_angles_doc},
     {"movement_sums", (PyCFunction)(void (*)(void))movement_sums, METH_FASTCALL, movement_sums_doc},
     {"movement_anchor", (PyCFunction)(void (*)(void))movement_anchor, METH_FASTCALL, movement_anchor_doc},
+    {"level_tests", (PyCFunction)(void (*)(void))level_tests, METH_FASTCALL, level_tests_doc},
     {"rest_angles", (PyCFunction)(void (*)(void))rest_angles, METH_FASTCALL, rest_angles_doc},
     {"anchor_frame", (PyCFunction)(void (*)(void))anchor_frame, METH_FASTCALL, anchor_frame_doc},
     {"level_axis", (PyCFunction)(void (*)(void))level_axis_c, METH_FASTCALL, level_axis_doc},

@@ -99,7 +99,7 @@ from .._fastcore import (
     long_axis_flat as _long_axis_flat_c,
     long_axis_from_lever as _long_axis_from_lever_c,
     first_movement,
-    movement_anchor,
+    level_tests,
     movement_sums,
     plane_angles,
     rest_angles,
@@ -1481,7 +1481,7 @@ class HipAngleEstimator:
 
         # movement statistics since the mounting was made, sample by sample (sequential sums:
         # identical for any chunking; nominal steps, so a gap weighs like one sample). In C
-        # (``movement_sums``, ``movement_anchor``; numpy forms in .angle_reference)
+        # (``movement_sums``, ``level_tests``; numpy forms in .angle_reference)
         dt = self.calib.dt_nominal_s
 
         def upto(j: int) -> None:  # the statistics of the samples released with m (before j)
@@ -1497,36 +1497,27 @@ class HipAngleEstimator:
             assert full is not None
             cand = (still & (np.abs(full) <= self.s.slip_zone_deg)).nonzero()[0]
             j_chk = int(cand[0]) if len(cand) else len(t)
-        slip = _NO_ROWS
-        far = _NO_FLAGS
+        s0 = -1  # (the first rest event that shows a slip or a far rest: none)
         e_anchor = -1  # (the rest event that re-anchors: none)
         if len(events):
             up_ev, uref_ev = up[events], uref[events]  # (taken once: each use below reads them)
             angle_ev = full[events] if full is not None else m.angles(up_ev, uref_ev, quat[events])
-        else:
-            angle_ev = full[events] if full is not None else np.empty(0)
-        if len(events):
             along = up_ev @ m.axis
             ref_along = uref_ev @ m.axis if m.u_ref is None else m.along_ref
-            # only rests near the reference pose: at the top of a rep the thigh may be abducted
-            # or rotated (gravity out of the plane without any slip); at the bottom it is not
-            low = np.abs(angle_ev - m.offset_deg) <= self.s.slip_zone_deg
-            off = np.abs(along - ref_along)
-            far = angle_ev > self._posture_deg
-            bad = ((off > self._slip_sin) & low) | (off > self._slip_far_sin) | far
-            slip = bad.nonzero()[0]
-            # re-anchoring: heading-free (after the person turned round the heading from the gyro is
-            # wrong until then), near the reference pose or where gravity lies in the plane
-            tilt = m.tilt_angles(up_ev, uref_ev)
-            near = (np.abs(tilt - m.offset_deg) <= self.s.slip_zone_deg) | (off <= self._anchor_sin)
-            # the first of those after a movement of axis_rotation_deg since the last anchoring:
-            # flatnonzero(near & moved & ~bad)[0], with moved = movement_moved_reference's flags at the
-            # events (movement_anchor_reference in .angle_reference), in C, which counts the
-            # rotation only as far as that rest (the next level counts on from there)
-            e_anchor = movement_anchor(w, still, rest, near & ~bad, dt, m.turned_deg, m.anchored_deg,
-                                       self.s.axis_rotation_deg)
+            # the tests at the events, in C (``level_tests``; level_tests_reference in .angle_reference is
+            # its numpy form). A slip: only rests near the reference pose count (at the top of a rep the
+            # thigh may be abducted or rotated: gravity out of the plane without any slip; at the bottom it
+            # is not), or a far one, or a rest far from the neutral pose. Re-anchoring: heading-free (after
+            # the person turned round the heading from the gyro is wrong until then), near the reference
+            # pose or where gravity lies in the plane; the first of those after a movement of
+            # axis_rotation_deg since the last anchoring (movement_anchor's count, only as far as that
+            # rest: the next level counts on from there)
+            ref = uref if m.u_ref is None else m._rows(m.u_ref, len(t))
+            s0, e_anchor = level_tests(up, ref, angle_ev, along, ref_along, m._axis, m.offset_deg, self.s.slip_zone_deg,
+                                       self._posture_deg, self._slip_sin, self._slip_far_sin, self._anchor_sin, w,
+                                       still, rest, dt, m.turned_deg, m.anchored_deg, self.s.axis_rotation_deg)
         # rests before the sign check and the first slip: a lower neutral pose
-        slip_j = int(events[int(slip[0])]) if len(slip) else len(t)
+        slip_j = int(events[s0]) if s0 >= 0 else len(t)
         lim = min(j_chk, slip_j)
         low_ev = self._settled_rows(racc)
         # (the sign check's own rest too: its first still sample is released before the check)
@@ -1583,20 +1574,21 @@ class HipAngleEstimator:
             if j + 1 == len(t):
                 return head, None
             return head, tuple(x[j + 1 :] for x in h)  # type: ignore[return-value]
-        if j_chk < len(t) and (not len(slip) or j_chk <= events[int(slip[0])]):
+        if j_chk < len(t) and (s0 < 0 or j_chk <= slip_j):
             upto(j_chk + 1)
             self._pending, self._pending_sign = (m, self._u_ref, self._offset, self._raw_ref), True
             self._pending_t0 = float(t[j_chk])
             self._pending_rest_pose = (up[j_chk].copy(), uref[j_chk].copy(), quat[j_chk].copy())
             return self._hold_from(h, angle_upto(j_chk + 1), j_chk)
-        if len(slip):
+        if s0 >= 0:
             self._probing = False  # (a slip or a far rest: the first movement goes out as it is)
-            j = int(events[int(slip[0])])
+            j = slip_j
             upto(j + 1)
-            if far[int(slip[0])]:
+            a_slip = float(angle_ev[s0])
+            if a_slip > self._posture_deg:
                 # far from the neutral pose: a new posture or the top of a rep; the next movement tells
                 self._pending = (m, self._u_ref, self._offset, self._raw_ref)
-                self._pending_far_deg = float(angle_ev[int(slip[0])])
+                self._pending_far_deg = a_slip
                 self._u_ref = up[j].copy()
                 self._raw_ref = racc[j] / norm3(racc[j])
                 self._offset = 0.0
@@ -1605,7 +1597,7 @@ class HipAngleEstimator:
                 self.n_refits += 1
                 self._u_ref = up[j].copy()
                 self._raw_ref = racc[j] / norm3(racc[j])
-                self._offset = float(angle_ev[int(slip[0])])
+                self._offset = a_slip
             return self._hold_from(h, angle_upto(j + 1), j)
         upto(len(t))
         return (t, angle_upto(len(t)), still), None
@@ -1676,4 +1668,3 @@ def _cat(
 
 _EMPTY: tuple[FloatArray, FloatArray, BoolArray] = (np.empty(0), np.empty(0), np.empty(0, dtype=bool))
 _NO_ROWS: npt.NDArray[np.intp] = np.empty(0, dtype=np.intp)
-_NO_FLAGS: BoolArray = np.empty(0, dtype=bool)

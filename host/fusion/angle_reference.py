@@ -1,8 +1,8 @@
 """Numpy forms of the angle stage's C array work (the readable specification).
 
 :class:`legrep.fusion.angle.HipAngleEstimator` decides in Python; the per-sample work of each
-decision runs in C (``legrep._fastcore``: ``plane_angles``, ``movement_anchor``, ``movement_sums``,
-``rest_angles``, ``anchor_frame``, ``row_offset``)
+decision runs in C (``legrep._fastcore``: ``plane_angles``, ``level_tests``, ``movement_anchor``,
+``movement_sums``, ``rest_angles``, ``anchor_frame``, ``row_offset``)
 with the operations of these functions in the same order (built with ``-ffp-contract=off``), so
 the numbers are identical: ``tests/test_fastcore_angle.py`` requires it bit for bit. These are
 the forms the estimator used before the C functions existed; they are slow (one numpy pass per
@@ -82,6 +82,32 @@ def movement_anchor_reference(
     (``movement_anchor``)."""
     hit = np.flatnonzero(ok & movement_moved_reference(rate_dps, still, rest, dt_s, turned_deg, anchored_deg, rotation_deg))
     return int(hit[0]) if len(hit) else -1
+
+def level_tests_reference(
+    up: FloatArray, u_ref: FloatArray, angle_ev: FloatArray, along: FloatArray, ref_along: FloatArray | float,
+    axis: FloatArray, offset_deg: float, zone_deg: float, posture_deg: float, slip_sin: float, slip_far_sin: float,
+    anchor_sin: float, rate_dps: FloatArray, still: BoolArray, rest: BoolArray, dt_s: float, turned_deg: float,
+    anchored_deg: float, rotation_deg: float,
+) -> tuple[int, int]:
+    """The rest-event tests of one decision level (``level_tests``): the first event that shows a
+    strap slip or a far rest (-1: none) and the rest event that re-anchors (-1: none), as
+    ``HipAngleEstimator._level`` computed them in numpy. ``angle_ev`` and ``along`` are the events'
+    angles and ``up . axis``, ``ref_along`` the reference rest's ``up . axis`` (per event, or one
+    number for a fixed reference rest)."""
+    events = np.flatnonzero(rest)
+    # only rests near the reference pose: at the top of a rep the thigh may be abducted or rotated
+    low = np.abs(angle_ev - offset_deg) <= zone_deg
+    off = np.abs(along - ref_along)
+    far = angle_ev > posture_deg
+    bad = ((off > slip_sin) & low) | (off > slip_far_sin) | far
+    slip = np.flatnonzero(bad)
+    # re-anchoring: near the reference pose by the heading-free tilt, or gravity in the plane
+    tilt = np.empty(len(events))
+    tilt_angles(up[events], u_ref[events], axis.tolist(), offset_deg, tilt)
+    near = (np.abs(tilt - offset_deg) <= zone_deg) | (off <= anchor_sin)
+    anchor = movement_anchor_reference(rate_dps, still, rest, near & ~bad, dt_s, turned_deg, anchored_deg, rotation_deg)
+    return (int(slip[0]) if len(slip) else -1), anchor
+
 
 def movement_sums_reference(
     rate_dps: FloatArray, still: BoolArray, n: int, dt_s: float, turned_deg: float, cov: FloatArray
