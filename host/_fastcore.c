@@ -9,7 +9,8 @@
  *                host/fusion/reference.py is its plain-Python specification, step by step.
  *   hip_angles   the hip angle: the long axis's flexion in the exercise plane (host.fusion.angle).
  *   tilt_angles  the up vector's rotation about the flexion axis (heading-free; host.fusion.angle).
- *   plane_angles, level_tests, movement_anchor, movement_sums, rest_angles, anchor_frame, row_offset  the array work of one decision level of
+ *   plane_angles, level_tests, movement_anchor, movement_sums, rest_angles, first_lower_rest, anchor_frame,
+ *                row_offset  the array work of one decision level of
  *                host.fusion.angle.HipAngleEstimator (host/fusion/angle_reference.py: numpy forms).
  *   RepMachine   the rep state machine of host.reps.segmenter.RepSegmenter (DOWN / UP / FALL
  *                over the segmenter's sample log) with the stopwatch measures of each rep it
@@ -1353,14 +1354,15 @@ fail:
 PyDoc_STRVAR(level_tests_doc,
              "level_tests(up, u_ref, angle_ev, along, ref_along, axis, offset_deg, zone_deg, posture_deg, slip_sin,\n"
              "            slip_far_sin, anchor_sin, rate_dps, still, rest, dt_s, turned_deg, anchored_deg, rotation_deg)\n"
-             "            -> (slip_event, anchor_event)\n--\n\n"
+             "            -> (slip_event, anchor_event, anchor_tilt_deg)\n--\n\n"
              "The rest-event tests of one decision level (HipAngleEstimator._level; level_tests_reference in\n"
              "host/fusion/angle_reference.py is its numpy form). At rest event e (row i, the e-th True row of rest),\n"
              "with off = |along[e] - ref_along[e]| (ref_along an (E,) array or one number): bad if off > slip_sin\n"
              "near the reference pose (|angle_ev[e] - offset_deg| <= zone_deg), off > slip_far_sin or angle_ev[e] >\n"
              "posture_deg; near if the tilt of row i (tilt_angles of up, u_ref about axis, plus offset_deg) is within\n"
-             "zone_deg of offset_deg or off <= anchor_sin. Returns the first bad event (-1: none) and\n"
-             "movement_anchor(rate_dps, still, rest, near & ~bad, dt_s, turned_deg, anchored_deg, rotation_deg).\n"
+             "zone_deg of offset_deg or off <= anchor_sin. Returns the first bad event (-1: none),\n"
+             "movement_anchor(rate_dps, still, rest, near & ~bad, dt_s, turned_deg, anchored_deg, rotation_deg) and\n"
+             "that event's tilt (NaN if none).\n"
              "up, u_ref (N, 3) (u_ref may have 0 row stride), rate_dps (N, 3) float64; still, rest (N,) bool;\n"
              "angle_ev, along (E,) float64.");
 
@@ -1408,6 +1410,7 @@ level_tests(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
         goto fail;
     }
     Py_ssize_t e = 0, slip = -1, anchor = -1;
+    double anchor_tilt = NAN;
     for (Py_ssize_t i = 0; i < u.n && e < ang.n && (slip < 0 || anchor < 0); i++) {
         if (anchor < 0) /* (the rotation is counted only as far as the anchoring rest) */
             turned = turned + turn_row(&w, &st, i, dt);
@@ -1423,13 +1426,13 @@ level_tests(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
             const double tilt = tilt_row(&u, &r, i, f, off);
             const int near = fabs(tilt - off) <= zone || o <= anchor_sin;
             if (near && turned - anchored >= rot)
-                anchor = e;
+                anchor = e, anchor_tilt = tilt;
         }
         e++;
     }
     arr_release(&u), arr_release(&r), arr_release(&ang), arr_release(&al), arr_release(&ra), arr_release(&w),
         arr_release(&st), arr_release(&rs);
-    return Py_BuildValue("(nn)", slip, anchor);
+    return Py_BuildValue("(nnd)", slip, anchor, anchor_tilt);
 fail:
     arr_release(&u), arr_release(&r), arr_release(&ang), arr_release(&al), arr_release(&ra), arr_release(&w),
         arr_release(&st), arr_release(&rs);
@@ -1543,6 +1546,58 @@ rest_angles(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 fail:
     arr_release(&x), arr_release(&out);
     return NULL;
+}
+
+PyDoc_STRVAR(first_lower_rest_doc,
+             "first_lower_rest(acc_means, n, raw_ref, axis, offset_deg, lo_deg, hi_deg) -> (row, angle_deg) | None\n--\n\n"
+             "The first of rows [0, n) of acc_means (N, 3) float64 that holds an accelerometer mean (a row not all\n"
+             "zero) whose rest angle (rest_angles of that row) lies strictly between lo_deg and hi_deg, with that\n"
+             "angle; None if there is none (first_lower_rest_reference in host/fusion/angle_reference.py).");
+
+static PyObject *
+first_lower_rest(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)mod;
+    Arr x = {0};
+    double ref[3], f[3];
+    if (nargs != 7) {
+        PyErr_Format(PyExc_TypeError, "first_lower_rest expected 7 arguments, got %zd", nargs);
+        return NULL;
+    }
+    const Py_ssize_t n = PyLong_AsSsize_t(args[1]);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (vec3(args[2], ref, "raw_ref") < 0 || vec3(args[3], f, "axis") < 0)
+        return NULL;
+    const double off = PyFloat_AsDouble(args[4]), lo = PyFloat_AsDouble(args[5]), hi = PyFloat_AsDouble(args[6]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (arr_get(args[0], &x, "acc_means", 'd', 2, -1, 0) < 0)
+        return NULL;
+    if (n < 0 || n > x.n) {
+        PyErr_Format(PyExc_ValueError, "first_lower_rest expected 0 <= n <= %zd, got %zd", x.n, n);
+        arr_release(&x);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const double v[3] = {D2(x, i, 0), D2(x, i, 1), D2(x, i, 2)};
+        if (!(v[0] != 0.0 || v[1] != 0.0 || v[2] != 0.0))
+            continue;
+        /* (rest_angles of this row, the same operations) */
+        double nrm = sqrt(np_dot3(v, v)), a = 0.0;
+        if (nrm > 0) {
+            double unit[3] = {v[0] / nrm, v[1] / nrm, v[2] / nrm};
+            Arr u1 = {.base = (char *)unit, .n = 1, .s0 = 0, .s1 = sizeof(double)};
+            Arr r1 = {.base = (char *)ref, .n = 1, .s0 = 0, .s1 = sizeof(double)};
+            a = tilt_row(&u1, &r1, 0, f, off);
+        }
+        if (lo < a && a < hi) {
+            arr_release(&x);
+            return Py_BuildValue("(nd)", i, a);
+        }
+    }
+    arr_release(&x);
+    Py_RETURN_NONE;
 }
 
 /* 3-vector helpers of anchor_frame, operation for operation as host/fusion/angle.py's numpy
@@ -2669,6 +2724,7 @@ static PyMethodDef module_methods[] = {
     {"movement_anchor", (PyCFunction)(void (*)(void))movement_anchor, METH_FASTCALL, movement_anchor_doc},
     {"level_tests", (PyCFunction)(void (*)(void))level_tests, METH_FASTCALL, level_tests_doc},
     {"rest_angles", (PyCFunction)(void (*)(void))rest_angles, METH_FASTCALL, rest_angles_doc},
+    {"first_lower_rest", (PyCFunction)(void (*)(void))first_lower_rest, METH_FASTCALL, first_lower_rest_doc},
     {"anchor_frame", (PyCFunction)(void (*)(void))anchor_frame, METH_FASTCALL, anchor_frame_doc},
     {"level_axis", (PyCFunction)(void (*)(void))level_axis_c, METH_FASTCALL, level_axis_doc},
     {"long_axis_flat", (PyCFunction)(void (*)(void))long_axis_flat_c, METH_FASTCALL, long_axis_flat_doc},

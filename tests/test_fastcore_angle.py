@@ -15,6 +15,7 @@ from conftest import ROOT  # noqa: F401  (puts the repository on sys.path)
 
 from legrep._fastcore import (
     anchor_frame,
+    first_lower_rest,
     level_tests,
     movement_anchor,
     movement_sums,
@@ -24,6 +25,7 @@ from legrep._fastcore import (
 )
 from legrep.fusion.angle_reference import (
     anchor_frame_reference,
+    first_lower_rest_reference,
     level_tests_reference,
     movement_anchor_reference,
     movement_sums_reference,
@@ -139,8 +141,12 @@ def test_level_tests_equal_numpy_form(seed: int) -> None:
                         w, still, rest, dt, turned0, anchored, rot)
                 want = level_tests_reference(*args)
                 got = level_tests(*args[:5], axis.tolist(), *args[6:])
-                assert got == want, (offset, zone, turned0)
-                found.add(want)
+                assert got[:2] == want[:2], (offset, zone, turned0)
+                # the anchoring rest's tilt, bit for bit (NaN when there is none)
+                assert np.array([got[2]]).view(np.int64) == np.array([want[2]]).view(np.int64) or (
+                    np.isnan(got[2]) and np.isnan(want[2]) and (want[1] < 0 or np.isnan(up[events[want[1]]]).any()))
+                assert (want[1] < 0) == np.isnan(want[2]) or np.isnan(up[events[want[1]]]).any()
+                found.add(want[:2])
     slips, anchors = {f[0] for f in found}, {f[1] for f in found}
     assert -1 in slips and len(slips) > 1 and -1 in anchors and max(anchors) > 0
     with pytest.raises(ValueError, match="one row per rest event"):
@@ -203,6 +209,33 @@ def test_rest_angles_equal_numpy_form(seed: int) -> None:
     assert got[7] == 0.0
     got = np.empty(0)
     rest_angles(np.empty((0, 3)), ref.tolist(), axis.tolist(), 0.0, got)  # no rests
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_first_lower_rest_equals_numpy_form(seed: int) -> None:
+    """The first row holding an accelerometer mean whose rest angle lies in a band: as the numpy form
+    finds it, for bands that hold none, every one, or some, and row limits short of the whole array;
+    all-zero rows (no mean there) are skipped."""
+    rng = np.random.default_rng(400 + seed)
+    n = 600
+    means = np.zeros((n, 3))
+    held = rng.random(n) < 0.1
+    means[held] = _unit(rng, int(held.sum())) * rng.uniform(0.9, 1.1, (int(held.sum()), 1))
+    rows = np.flatnonzero(held)
+    means[rows[1]] = (0.0, -0.0, 1e-300)  # (a tiny mean still counts)
+    means[rows[2]] = (-0.0, 0.0, -0.0)  # (a row of zeros of either sign holds none)
+    raw_ref, axis = _unit(rng, 1)[0], _unit(rng, 1)[0]
+    seen = set()
+    for offset in (0.0, 7.5):
+        for lo, hi in ((-1e9, 1e9), (-45.0, -2.0), (1e9, -1e9), (-0.5, 0.5), (10.0, 80.0)):
+            for limit in (0, 1, int(rows[3]), int(rows[3]) + 1, n // 2, n):
+                want = first_lower_rest_reference(means, limit, raw_ref, axis, offset, lo, hi)
+                got = first_lower_rest(means, limit, raw_ref, axis.tolist(), offset, lo, hi)
+                assert got == want, (offset, lo, hi, limit)
+                seen.add(None if want is None else want[0])
+    assert None in seen and len(seen) > 3
+    with pytest.raises(ValueError, match=r"0 <= n <= 600, got 601"):
+        first_lower_rest(means, n + 1, raw_ref, axis.tolist(), 0.0, -1.0, 1.0)
 
 
 @pytest.mark.parametrize("seed", range(3))

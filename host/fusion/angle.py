@@ -95,6 +95,7 @@ import numpy.typing as npt
 
 from .._fastcore import (
     anchor_frame,
+    first_lower_rest,
     level_axis as _level_axis_c,
     long_axis_flat as _long_axis_flat_c,
     long_axis_from_lever as _long_axis_from_lever_c,
@@ -603,7 +604,6 @@ class HipAngleEstimator:
         self._roll_sign = False  # the next fit is signed by the angle it reads (the old axis says nothing)
         self.n_axis_refits = 0
         self._held: list[Held] = []
-        self._settled_memo: tuple[FloatArray, npt.NDArray[np.intp]] | None = None  # (racc, its settled rows)
         self._out_rows = _OutRows()  # where the released angles are written (joined without copies)
         self._held_t_prev = math.nan  # time of the sample before the held ones (for their first step)
         self._pre: Held | None = None
@@ -950,22 +950,6 @@ class HipAngleEstimator:
         self._still_prev = bool(still[-1])
         out: BoolArray = still & ~prev
         return out
-
-    def _settled_rows(self, racc: FloatArray) -> npt.NDArray[np.intp]:
-        """``np.flatnonzero(_settled(racc))``, found once per chunk: each decision level gets the
-        rest of the chunk as a view (``racc[j:]``) of the same array, so its rows come from the
-        rows found before (as ``Mounting._recall``; held arrays are never written)."""
-        memo = self._settled_memo
-        if memo is not None:
-            k = _row_offset(racc, memo[0])
-            if k is not None:
-                idx = memo[1]
-                lo, hi = int(idx.searchsorted(k)), int(idx.searchsorted(k + len(racc)))
-                out: npt.NDArray[np.intp] = idx[lo:hi] - k
-                return out
-        rows = np.flatnonzero(_settled(racc))
-        self._settled_memo = (racc, rows)
-        return rows
 
     def _unsigned_rest(self, h: Held) -> FloatArray:
         """:meth:`_unsigned` as an :data:`AngleFn` (no re-anchoring without an axis)."""
@@ -1499,6 +1483,7 @@ class HipAngleEstimator:
             j_chk = int(cand[0]) if len(cand) else len(t)
         s0 = -1  # (the first rest event that shows a slip or a far rest: none)
         e_anchor = -1  # (the rest event that re-anchors: none)
+        tilt_anchor = math.nan  # (its heading-free tilt)
         if len(events):
             up_ev, uref_ev = up[events], uref[events]  # (taken once: each use below reads them)
             angle_ev = full[events] if full is not None else m.angles(up_ev, uref_ev, quat[events])
@@ -1513,21 +1498,22 @@ class HipAngleEstimator:
             # axis_rotation_deg since the last anchoring (movement_anchor's count, only as far as that
             # rest: the next level counts on from there)
             ref = uref if m.u_ref is None else m._rows(m.u_ref, len(t))
-            s0, e_anchor = level_tests(up, ref, angle_ev, along, ref_along, m._axis, m.offset_deg, self.s.slip_zone_deg,
-                                       self._posture_deg, self._slip_sin, self._slip_far_sin, self._anchor_sin, w,
-                                       still, rest, dt, m.turned_deg, m.anchored_deg, self.s.axis_rotation_deg)
-        # rests before the sign check and the first slip: a lower neutral pose
+            s0, e_anchor, tilt_anchor = level_tests(
+                up, ref, angle_ev, along, ref_along, m._axis, m.offset_deg, self.s.slip_zone_deg, self._posture_deg,
+                self._slip_sin, self._slip_far_sin, self._anchor_sin, w, still, rest, dt, m.turned_deg, m.anchored_deg,
+                self.s.axis_rotation_deg)
         slip_j = int(events[s0]) if s0 >= 0 else len(t)
         lim = min(j_chk, slip_j)
-        low_ev = self._settled_rows(racc)
-        # (the sign check's own rest too: its first still sample is released before the check)
-        before = low_ev[low_ev < min(j_chk + 1, slip_j)]
-        lower: list[tuple[int, float]] = []
-        if len(before) and self._may_lower():  # (else no rest is below: _is_below)
-            a_rest = self._rest_angles(m, racc[before])
-            below = ((-self._posture_deg < a_rest) & (a_rest < -self.s.neutral_drop_deg)).nonzero()[0]
-            lower = [(int(before[i]), float(a_rest[i])) for i in below[:1]]  # the first, as _is_below finds it
         j_anchor = int(events[e_anchor]) if e_anchor >= 0 else len(t)
+        # rests before the sign check and the first slip: a lower neutral pose (the sign check's own rest
+        # too: its first still sample is released before the check). The first, as _is_below finds it,
+        # in C (``first_lower_rest``: the rows holding an accelerometer mean, their rest angles); only as
+        # far as the re-anchoring rest (a lower one after it is the next level's)
+        lower: list[tuple[int, float]] = []
+        if self._may_lower():  # (else no rest is below: _is_below)
+            found = first_lower_rest(racc, min(j_chk + 1, slip_j, j_anchor + 1), self._raw_ref, m._axis, m.offset_deg,
+                                     -self._posture_deg, -self.s.neutral_drop_deg)
+            lower = [] if found is None else [found]
         if not m.plane and self._proven == 0:
             # an axis along the lever arm was fitted to the sensor turning about the thigh
             # (``roll_axis_deg``); not once a movement from the neutral pose went up about it (a raise
@@ -1569,7 +1555,7 @@ class HipAngleEstimator:
         if j_anchor < lim:
             j = j_anchor
             upto(j + 1)
-            self.mounting = self._anchor(m, up[j], uref[j], quat[j], lever[j])
+            self.mounting = self._anchor(m, up[j], uref[j], quat[j], lever[j], tilt_anchor)
             head = (t[: j + 1], angle_upto(j + 1), still[: j + 1])
             if j + 1 == len(t):
                 return head, None
@@ -1602,7 +1588,8 @@ class HipAngleEstimator:
         upto(len(t))
         return (t, angle_upto(len(t)), still), None
 
-    def _anchor(self, m: Mounting, up_j: FloatArray, uref_j: FloatArray, quat_j: FloatArray, lever_j: FloatArray) -> Mounting:
+    def _anchor(self, m: Mounting, up_j: FloatArray, uref_j: FloatArray, quat_j: FloatArray, lever_j: FloatArray,
+                tilt_j: float = math.nan) -> Mounting:
         """``m`` re-anchored at a rest (``Mounting.anchored``, with the rest's tilt by ``m`` as its
         angle): once the thigh turned ``axis_refit_deg`` since the axes were fitted, the flexion
         axis is re-fitted to every movement seen with ``m`` (the principal direction of the rate,
@@ -1614,7 +1601,8 @@ class HipAngleEstimator:
         A mounting on a fixed reference rest (after a slip or a new posture) enters the plane at
         its first anchoring (its attitude there is not kept)."""
         axis, long = m.axis, m.long
-        angle_j = float(m.tilt_angles(up_j[None], uref_j[None])[0])
+        # (the tilt there: ``tilt_j`` if the caller has it already, as ``level_tests`` gives it)
+        angle_j = float(m.tilt_angles(up_j[None], uref_j[None])[0]) if math.isnan(tilt_j) else tilt_j
         refit = m.turned_deg >= self.s.axis_refit_deg
         if refit:
             top = eigh_vectors(m.cov)[:, -1]
