@@ -1360,9 +1360,10 @@ PyDoc_STRVAR(level_tests_doc,
              "with off = |along[e] - ref_along[e]| (ref_along an (E,) array or one number): bad if off > slip_sin\n"
              "near the reference pose (|angle_ev[e] - offset_deg| <= zone_deg), off > slip_far_sin or angle_ev[e] >\n"
              "posture_deg; near if the tilt of row i (tilt_angles of up, u_ref about axis, plus offset_deg) is within\n"
-             "zone_deg of offset_deg or off <= anchor_sin. Returns the first bad event (-1: none),\n"
-             "movement_anchor(rate_dps, still, rest, near & ~bad, dt_s, turned_deg, anchored_deg, rotation_deg) and\n"
-             "that event's tilt (NaN if none).\n"
+             "zone_deg of offset_deg or off <= anchor_sin. The events are read in order up to the first bad one\n"
+             "or the anchoring one a = movement_anchor(rate_dps, still, rest, near & ~bad, dt_s, turned_deg,\n"
+             "anchored_deg, rotation_deg), whichever comes first (the level ends there): (bad, -1, nan),\n"
+             "(-1, a, tilt at a) or (-1, -1, nan).\n"
              "up, u_ref (N, 3) (u_ref may have 0 row stride), rate_dps (N, 3) float64; still, rest (N,) bool;\n"
              "angle_ev, along (E,) float64.");
 
@@ -1403,26 +1404,32 @@ level_tests(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
         arr_get(args[14], &rs, "rest", '?', 1, u.n, 0) < 0)
         goto fail;
     Py_ssize_t n_rest = 0;
-    for (Py_ssize_t i = 0; i < u.n; i++)
-        n_rest += B1(rs, i) != 0;
+    if (rs.s0 == 1) { /* (a contiguous run of flags: a loop the compiler vectorises) */
+        const char *b = rs.base;
+        for (Py_ssize_t i = 0; i < u.n; i++)
+            n_rest += b[i] != 0;
+    } else {
+        for (Py_ssize_t i = 0; i < u.n; i++)
+            n_rest += B1(rs, i) != 0;
+    }
     if (ang.n != n_rest) {
         PyErr_Format(PyExc_ValueError, "angle_ev must have one row per rest event (%zd), got %zd", n_rest, ang.n);
         goto fail;
     }
     Py_ssize_t e = 0, slip = -1, anchor = -1;
     double anchor_tilt = NAN;
-    for (Py_ssize_t i = 0; i < u.n && e < ang.n && (slip < 0 || anchor < 0); i++) {
-        if (anchor < 0) /* (the rotation is counted only as far as the anchoring rest) */
-            turned = turned + turn_row(&w, &st, i, dt);
+    /* (up to the first bad event or the anchoring one, whichever comes first: the level ends there) */
+    for (Py_ssize_t i = 0; i < u.n && e < ang.n && slip < 0 && anchor < 0; i++) {
+        turned = turned + turn_row(&w, &st, i, dt);
         if (!B1(rs, i))
             continue;
         const double a = D1(ang, e);
         const double o = fabs(D1(al, e) - (ref_scalar ? ref_one : D1(ra, e)));
         const int low = fabs(a - off) <= zone;
         const int bad = (o > slip_sin && low) || o > slip_far_sin || a > posture;
-        if (bad && slip < 0)
+        if (bad)
             slip = e;
-        if (anchor < 0 && !bad) {
+        else {
             const double tilt = tilt_row(&u, &r, i, f, off);
             const int near = fabs(tilt - off) <= zone || o <= anchor_sin;
             if (near && turned - anchored >= rot)

@@ -148,7 +148,8 @@ def test_level_tests_equal_numpy_form(seed: int) -> None:
                 assert (want[1] < 0) == np.isnan(want[2]) or np.isnan(up[events[want[1]]]).any()
                 found.add(want[:2])
     slips, anchors = {f[0] for f in found}, {f[1] for f in found}
-    assert -1 in slips and len(slips) > 1 and -1 in anchors and max(anchors) > 0
+    assert -1 in slips and len(slips) > 1 and -1 in anchors and len(anchors) > 1
+    assert all(a < 0 or b < 0 for a, b in found)  # (whichever comes first ends the level)
     with pytest.raises(ValueError, match="one row per rest event"):
         level_tests(up, u_ref, np.zeros(e + 1), np.zeros(e + 1), 0.0, axis.tolist(), 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, w,
                     still, rest, dt, 0.0, 0.0, 30.0)

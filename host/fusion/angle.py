@@ -1496,7 +1496,8 @@ class HipAngleEstimator:
             # the person turned round the heading from the gyro is wrong until then), near the reference
             # pose or where gravity lies in the plane; the first of those after a movement of
             # axis_rotation_deg since the last anchoring (movement_anchor's count, only as far as that
-            # rest: the next level counts on from there)
+            # rest: the next level counts on from there). Whichever of the two comes first ends the level:
+            # the events after it are not read (the decisions below depend only on which comes first)
             ref = uref if m.u_ref is None else m._rows(m.u_ref, len(t))
             s0, e_anchor, tilt_anchor = level_tests(
                 up, ref, angle_ev, along, ref_along, m._axis, m.offset_deg, self.s.slip_zone_deg, self._posture_deg,

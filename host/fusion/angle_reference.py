@@ -89,8 +89,9 @@ def level_tests_reference(
     anchor_sin: float, rate_dps: FloatArray, still: BoolArray, rest: BoolArray, dt_s: float, turned_deg: float,
     anchored_deg: float, rotation_deg: float,
 ) -> tuple[int, int, float]:
-    """The rest-event tests of one decision level (``level_tests``): the first event that shows a
-    strap slip or a far rest (-1: none), the rest event that re-anchors (-1: none) and its tilt, as
+    """The rest-event tests of one decision level (``level_tests``), whichever comes first: the first
+    event that shows a strap slip or a far rest, or the rest event that re-anchors (with its tilt);
+    ``(slip, -1, nan)``, ``(-1, anchor, tilt)`` or ``(-1, -1, nan)``, as
     ``HipAngleEstimator._level`` computed them in numpy. ``angle_ev`` and ``along`` are the events'
     angles and ``up . axis``, ``ref_along`` the reference rest's ``up . axis`` (per event, or one
     number for a fixed reference rest)."""
@@ -106,7 +107,11 @@ def level_tests_reference(
     tilt_angles(up[events], u_ref[events], axis.tolist(), offset_deg, tilt)
     near = (np.abs(tilt - offset_deg) <= zone_deg) | (off <= anchor_sin)
     anchor = movement_anchor_reference(rate_dps, still, rest, near & ~bad, dt_s, turned_deg, anchored_deg, rotation_deg)
-    return (int(slip[0]) if len(slip) else -1), anchor, (float(tilt[anchor]) if anchor >= 0 else math.nan)
+    # the level ends at whichever comes first (what follows it is the next level's)
+    first_slip = int(slip[0]) if len(slip) else -1
+    if first_slip >= 0 and (anchor < 0 or first_slip < anchor):
+        return first_slip, -1, math.nan
+    return -1, anchor, (float(tilt[anchor]) if anchor >= 0 else math.nan)
 
 
 def movement_sums_reference(
