@@ -1351,6 +1351,48 @@ fail:
     return NULL;
 }
 
+PyDoc_STRVAR(rows_minus_doc,
+             "rows_minus(x, v, out)\n--\n\n"
+             "out[i, k] = x[i, k] - v[k]: numpy's x - v of an (N, 3) float64 array and a 3-vector (the same\n"
+             "subtractions in one pass over the rows); out (N, 3) float64, writable.");
+
+static PyObject *
+rows_minus(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)mod;
+    Arr x = {0}, out = {0};
+    double v[3];
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "rows_minus expected 3 arguments, got %zd", nargs);
+        return NULL;
+    }
+    if (vec3(args[1], v, "v") < 0)
+        return NULL;
+    if (arr_get(args[0], &x, "x", 'd', 2, -1, 0) < 0 || arr_get(args[2], &out, "out", 'd', 2, x.n, 1) < 0) {
+        arr_release(&x), arr_release(&out);
+        return NULL;
+    }
+    if (x.s0 == 3 * (Py_ssize_t)sizeof(double) && x.s1 == sizeof(double) && out.s0 == x.s0 && out.s1 == x.s1) {
+        /* (both C-contiguous: rows of 3 in a row; a loop the compiler can keep in registers) */
+        const double *a = (const double *)x.base;
+        double *o = (double *)out.base;
+        const double v0 = v[0], v1 = v[1], v2 = v[2];
+        for (Py_ssize_t i = 0; i < x.n; i++) {
+            o[3 * i] = a[3 * i] - v0;
+            o[3 * i + 1] = a[3 * i + 1] - v1;
+            o[3 * i + 2] = a[3 * i + 2] - v2;
+        }
+    } else {
+        for (Py_ssize_t i = 0; i < x.n; i++) {
+            double *o = (double *)(out.base + i * out.s0);
+            for (int k = 0; k < 3; k++)
+                *(double *)((char *)o + k * out.s1) = D2(x, i, k) - v[k];
+        }
+    }
+    arr_release(&x), arr_release(&out);
+    Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(level_tests_doc,
              "level_tests(up, u_ref, angle_ev, along, ref_along, axis, offset_deg, zone_deg, posture_deg, slip_sin,\n"
              "            slip_far_sin, anchor_sin, rate_dps, still, rest, dt_s, turned_deg, anchored_deg, rotation_deg)\n"
@@ -2730,6 +2772,7 @@ static PyMethodDef module_methods[] = {
     {"movement_sums", (PyCFunction)(void (*)(void))movement_sums, METH_FASTCALL, movement_sums_doc},
     {"movement_anchor", (PyCFunction)(void (*)(void))movement_anchor, METH_FASTCALL, movement_anchor_doc},
     {"level_tests", (PyCFunction)(void (*)(void))level_tests, METH_FASTCALL, level_tests_doc},
+    {"rows_minus", (PyCFunction)(void (*)(void))rows_minus, METH_FASTCALL, rows_minus_doc},
     {"rest_angles", (PyCFunction)(void (*)(void))rest_angles, METH_FASTCALL, rest_angles_doc},
     {"first_lower_rest", (PyCFunction)(void (*)(void))first_lower_rest, METH_FASTCALL, first_lower_rest_doc},
     {"anchor_frame", (PyCFunction)(void (*)(void))anchor_frame, METH_FASTCALL, anchor_frame_doc},

@@ -128,6 +128,7 @@ def plane_angles(
 def movement_anchor(
     rate_dps: _F, still: _B, rest: _B, ok: _B, dt_s: float, turned_deg: float, anchored_deg: float, rotation_deg: float, /,
 ) -> int: ...
+def rows_minus(x: _F, v: Any, out: _F, /) -> None: ...
 def level_tests(
     up: _F, u_ref: _F, angle_ev: _F, along: _F, ref_along: _F | float, axis: Any, offset_deg: float, zone_deg: float,
     posture_deg: float, slip_sin: float, slip_far_sin: float, anchor_sin: float, rate_dps: _F, still: _B, rest: _B,

@@ -105,6 +105,7 @@ from .._fastcore import (
     plane_angles,
     rest_angles,
     row_offset,
+    rows_minus,
     tilt_angles,
     window_means,
 )
@@ -928,7 +929,7 @@ class HipAngleEstimator:
     def _rest_acc(self, acc: FloatArray, rest: BoolArray) -> FloatArray:
         """(N, 3): at each rest event the accelerometer's mean over the last ``still_min_s``
         (with the samples carried from earlier chunks), else 0."""
-        out = np.zeros_like(acc)
+        out = np.zeros(acc.shape)  # (float64 zeros, as zeros_like gave: acc is float64 here)
         k = self._acc_n
         n = len(acc)
         # at each event j: both[max(0, off + j - k + 1) : off + j + 1].mean(axis=0) with
@@ -1630,11 +1631,11 @@ def _after_last_still(still: BoolArray, k: int, lo: int = 0) -> int:
 
 
 def _minus_row(x: FloatArray, v: FloatArray) -> FloatArray:
-    """``x - v`` for ``x`` (N, 3) and ``v`` (3,): the same subtractions a column at a time (numpy's
-    broadcast over rows of 3 runs its inner loop once per row, three times slower)."""
+    """``x - v`` for ``x`` (N, 3) and ``v`` (3,): the same subtractions, in one C pass over the rows
+    (``rows_minus``; numpy's broadcast over rows of 3 runs its inner loop once per row, three times
+    slower, and three column passes still cost three strided sweeps)."""
     out = np.empty(x.shape)
-    for k in range(3):
-        np.subtract(x[:, k], v[k], out=out[:, k])
+    rows_minus(x, v, out)
     return out
 
 
