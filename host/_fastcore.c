@@ -9,7 +9,8 @@
  *                host/fusion/reference.py is its plain-Python specification, step by step.
  *   hip_angles   the hip angle: the long axis's flexion in the exercise plane (host.fusion.angle).
  *   tilt_angles  the up vector's rotation about the flexion axis (heading-free; host.fusion.angle).
- *   plane_angles, movement_anchor, movement_sums, rest_angles, anchor_frame, row_offset  the array work of one decision level of
+ *   plane_angles, level_tests, movement_anchor, movement_sums, rest_angles, first_lower_rest, anchor_frame,
+ *                row_offset  the array work of one decision level of
  *                host.fusion.angle.HipAngleEstimator (host/fusion/angle_reference.py: numpy forms).
  *   RepMachine   the rep state machine of host.reps.segmenter.RepSegmenter (DOWN / UP / FALL
  *                over the segmenter's sample log) with the stopwatch measures of each rep it
@@ -133,6 +134,22 @@ arr_release(Arr *a)
 static int
 vec3(PyObject *obj, double out[3], const char *what)
 {
+    if (!PyList_CheckExact(obj) && !PyTuple_CheckExact(obj) && PyObject_CheckBuffer(obj)) {
+        /* a float64 buffer of 3 (a numpy vector): its doubles read directly (the numbers a
+           sequence of its items gives, without making 3 scalar objects) */
+        Py_buffer v;
+        if (PyObject_GetBuffer(obj, &v, PyBUF_STRIDES | PyBUF_FORMAT) == 0) {
+            const int ok = v.ndim == 1 && v.shape[0] == 3 && v.itemsize == 8 && format_is(v.format, 'd');
+            if (ok)
+                for (int k = 0; k < 3; k++)
+                    out[k] = *(const double *)((const char *)v.buf + k * v.strides[0]);
+            PyBuffer_Release(&v);
+            if (ok)
+                return 0;
+        } else {
+            PyErr_Clear();
+        }
+    }
     PyObject *seq = PySequence_Fast(obj, "");
     if (seq == NULL || PySequence_Fast_GET_SIZE(seq) != 3) {
         Py_XDECREF(seq);
@@ -1334,6 +1351,143 @@ fail:
     return NULL;
 }
 
+PyDoc_STRVAR(rows_minus_doc,
+             "rows_minus(x, v, out)\n--\n\n"
+             "out[i, k] = x[i, k] - v[k]: numpy's x - v of an (N, 3) float64 array and a 3-vector (the same\n"
+             "subtractions in one pass over the rows); out (N, 3) float64, writable.");
+
+static PyObject *
+rows_minus(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)mod;
+    Arr x = {0}, out = {0};
+    double v[3];
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "rows_minus expected 3 arguments, got %zd", nargs);
+        return NULL;
+    }
+    if (vec3(args[1], v, "v") < 0)
+        return NULL;
+    if (arr_get(args[0], &x, "x", 'd', 2, -1, 0) < 0 || arr_get(args[2], &out, "out", 'd', 2, x.n, 1) < 0) {
+        arr_release(&x), arr_release(&out);
+        return NULL;
+    }
+    if (x.s0 == 3 * (Py_ssize_t)sizeof(double) && x.s1 == sizeof(double) && out.s0 == x.s0 && out.s1 == x.s1) {
+        /* (both C-contiguous: rows of 3 in a row; a loop the compiler can keep in registers) */
+        const double *a = (const double *)x.base;
+        double *o = (double *)out.base;
+        const double v0 = v[0], v1 = v[1], v2 = v[2];
+        for (Py_ssize_t i = 0; i < x.n; i++) {
+            o[3 * i] = a[3 * i] - v0;
+            o[3 * i + 1] = a[3 * i + 1] - v1;
+            o[3 * i + 2] = a[3 * i + 2] - v2;
+        }
+    } else {
+        for (Py_ssize_t i = 0; i < x.n; i++) {
+            double *o = (double *)(out.base + i * out.s0);
+            for (int k = 0; k < 3; k++)
+                *(double *)((char *)o + k * out.s1) = D2(x, i, k) - v[k];
+        }
+    }
+    arr_release(&x), arr_release(&out);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(level_tests_doc,
+             "level_tests(up, u_ref, angle_ev, along, ref_along, axis, offset_deg, zone_deg, posture_deg, slip_sin,\n"
+             "            slip_far_sin, anchor_sin, rate_dps, still, rest, dt_s, turned_deg, anchored_deg, rotation_deg)\n"
+             "            -> (slip_event, anchor_event, anchor_tilt_deg)\n--\n\n"
+             "The rest-event tests of one decision level (HipAngleEstimator._level; level_tests_reference in\n"
+             "host/fusion/angle_reference.py is its numpy form). At rest event e (row i, the e-th True row of rest),\n"
+             "with off = |along[e] - ref_along[e]| (ref_along an (E,) array or one number): bad if off > slip_sin\n"
+             "near the reference pose (|angle_ev[e] - offset_deg| <= zone_deg), off > slip_far_sin or angle_ev[e] >\n"
+             "posture_deg; near if the tilt of row i (tilt_angles of up, u_ref about axis, plus offset_deg) is within\n"
+             "zone_deg of offset_deg or off <= anchor_sin. The events are read in order up to the first bad one\n"
+             "or the anchoring one a = movement_anchor(rate_dps, still, rest, near & ~bad, dt_s, turned_deg,\n"
+             "anchored_deg, rotation_deg), whichever comes first (the level ends there): (bad, -1, nan),\n"
+             "(-1, a, tilt at a) or (-1, -1, nan).\n"
+             "up, u_ref (N, 3) (u_ref may have 0 row stride), rate_dps (N, 3) float64; still, rest (N,) bool;\n"
+             "angle_ev, along (E,) float64.");
+
+static PyObject *
+level_tests(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)mod;
+    Arr u = {0}, r = {0}, ang = {0}, al = {0}, ra = {0}, w = {0}, st = {0}, rs = {0};
+    double f[3], p[12];
+    if (nargs != 19) {
+        PyErr_Format(PyExc_TypeError, "level_tests expected 19 arguments, got %zd", nargs);
+        return NULL;
+    }
+    if (vec3(args[5], f, "axis") < 0)
+        return NULL;
+    /* offset, zone, posture, slip, slip_far, anchor, (rate...), dt, turned, anchored, rotation */
+    static const int num_at[10] = {6, 7, 8, 9, 10, 11, 15, 16, 17, 18};
+    for (int k = 0; k < 10; k++) {
+        p[k] = PyFloat_AsDouble(args[num_at[k]]);
+        if (p[k] == -1.0 && PyErr_Occurred())
+            return NULL;
+    }
+    const double off = p[0], zone = p[1], posture = p[2], slip_sin = p[3], slip_far_sin = p[4], anchor_sin = p[5];
+    const double dt = p[6], anchored = p[8], rot = p[9];
+    double turned = p[7];
+    /* ref_along: one number (a fixed reference rest) or one per event */
+    const int ref_scalar = PyFloat_Check(args[4]) || PyLong_Check(args[4]);
+    double ref_one = 0.0;
+    if (ref_scalar) {
+        ref_one = PyFloat_AsDouble(args[4]);
+        if (ref_one == -1.0 && PyErr_Occurred())
+            return NULL;
+    }
+    if (arr_get(args[0], &u, "up", 'd', 2, -1, 0) < 0 || arr_get(args[1], &r, "u_ref", 'd', 2, u.n, 0) < 0 ||
+        arr_get(args[2], &ang, "angle_ev", 'd', 1, -1, 0) < 0 || arr_get(args[3], &al, "along", 'd', 1, ang.n, 0) < 0 ||
+        (!ref_scalar && arr_get(args[4], &ra, "ref_along", 'd', 1, ang.n, 0) < 0) ||
+        arr_get(args[12], &w, "rate_dps", 'd', 2, u.n, 0) < 0 || arr_get(args[13], &st, "still", '?', 1, u.n, 0) < 0 ||
+        arr_get(args[14], &rs, "rest", '?', 1, u.n, 0) < 0)
+        goto fail;
+    Py_ssize_t n_rest = 0;
+    if (rs.s0 == 1) { /* (a contiguous run of flags: a loop the compiler vectorises) */
+        const char *b = rs.base;
+        for (Py_ssize_t i = 0; i < u.n; i++)
+            n_rest += b[i] != 0;
+    } else {
+        for (Py_ssize_t i = 0; i < u.n; i++)
+            n_rest += B1(rs, i) != 0;
+    }
+    if (ang.n != n_rest) {
+        PyErr_Format(PyExc_ValueError, "angle_ev must have one row per rest event (%zd), got %zd", n_rest, ang.n);
+        goto fail;
+    }
+    Py_ssize_t e = 0, slip = -1, anchor = -1;
+    double anchor_tilt = NAN;
+    /* (up to the first bad event or the anchoring one, whichever comes first: the level ends there) */
+    for (Py_ssize_t i = 0; i < u.n && e < ang.n && slip < 0 && anchor < 0; i++) {
+        turned = turned + turn_row(&w, &st, i, dt);
+        if (!B1(rs, i))
+            continue;
+        const double a = D1(ang, e);
+        const double o = fabs(D1(al, e) - (ref_scalar ? ref_one : D1(ra, e)));
+        const int low = fabs(a - off) <= zone;
+        const int bad = (o > slip_sin && low) || o > slip_far_sin || a > posture;
+        if (bad)
+            slip = e;
+        else {
+            const double tilt = tilt_row(&u, &r, i, f, off);
+            const int near = fabs(tilt - off) <= zone || o <= anchor_sin;
+            if (near && turned - anchored >= rot)
+                anchor = e, anchor_tilt = tilt;
+        }
+        e++;
+    }
+    arr_release(&u), arr_release(&r), arr_release(&ang), arr_release(&al), arr_release(&ra), arr_release(&w),
+        arr_release(&st), arr_release(&rs);
+    return Py_BuildValue("(nnd)", slip, anchor, anchor_tilt);
+fail:
+    arr_release(&u), arr_release(&r), arr_release(&ang), arr_release(&al), arr_release(&ra), arr_release(&w),
+        arr_release(&st), arr_release(&rs);
+    return NULL;
+}
+
 PyDoc_STRVAR(movement_sums_doc,
              "movement_sums(rate_dps, still, n, dt_s, turned_deg, cov, cov_out) -> float\n--\n\n"
              "The movement statistics of samples [0, n) carried on: returns turned_deg + the sum of\n"
@@ -1441,6 +1595,58 @@ rest_angles(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 fail:
     arr_release(&x), arr_release(&out);
     return NULL;
+}
+
+PyDoc_STRVAR(first_lower_rest_doc,
+             "first_lower_rest(acc_means, n, raw_ref, axis, offset_deg, lo_deg, hi_deg) -> (row, angle_deg) | None\n--\n\n"
+             "The first of rows [0, n) of acc_means (N, 3) float64 that holds an accelerometer mean (a row not all\n"
+             "zero) whose rest angle (rest_angles of that row) lies strictly between lo_deg and hi_deg, with that\n"
+             "angle; None if there is none (first_lower_rest_reference in host/fusion/angle_reference.py).");
+
+static PyObject *
+first_lower_rest(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)mod;
+    Arr x = {0};
+    double ref[3], f[3];
+    if (nargs != 7) {
+        PyErr_Format(PyExc_TypeError, "first_lower_rest expected 7 arguments, got %zd", nargs);
+        return NULL;
+    }
+    const Py_ssize_t n = PyLong_AsSsize_t(args[1]);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (vec3(args[2], ref, "raw_ref") < 0 || vec3(args[3], f, "axis") < 0)
+        return NULL;
+    const double off = PyFloat_AsDouble(args[4]), lo = PyFloat_AsDouble(args[5]), hi = PyFloat_AsDouble(args[6]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (arr_get(args[0], &x, "acc_means", 'd', 2, -1, 0) < 0)
+        return NULL;
+    if (n < 0 || n > x.n) {
+        PyErr_Format(PyExc_ValueError, "first_lower_rest expected 0 <= n <= %zd, got %zd", x.n, n);
+        arr_release(&x);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const double v[3] = {D2(x, i, 0), D2(x, i, 1), D2(x, i, 2)};
+        if (!(v[0] != 0.0 || v[1] != 0.0 || v[2] != 0.0))
+            continue;
+        /* (rest_angles of this row, the same operations) */
+        double nrm = sqrt(np_dot3(v, v)), a = 0.0;
+        if (nrm > 0) {
+            double unit[3] = {v[0] / nrm, v[1] / nrm, v[2] / nrm};
+            Arr u1 = {.base = (char *)unit, .n = 1, .s0 = 0, .s1 = sizeof(double)};
+            Arr r1 = {.base = (char *)ref, .n = 1, .s0 = 0, .s1 = sizeof(double)};
+            a = tilt_row(&u1, &r1, 0, f, off);
+        }
+        if (lo < a && a < hi) {
+            arr_release(&x);
+            return Py_BuildValue("(nd)", i, a);
+        }
+    }
+    arr_release(&x);
+    Py_RETURN_NONE;
 }
 
 /* 3-vector helpers of anchor_frame, operation for operation as host/fusion/angle.py's numpy
@@ -2565,7 +2771,10 @@ static PyMethodDef module_methods[] = {
     {"plane_angles", (PyCFunction)(void (*)(void))plane_angles, METH_FASTCALL, plane_angles_doc},
     {"movement_sums", (PyCFunction)(void (*)(void))movement_sums, METH_FASTCALL, movement_sums_doc},
     {"movement_anchor", (PyCFunction)(void (*)(void))movement_anchor, METH_FASTCALL, movement_anchor_doc},
+    {"level_tests", (PyCFunction)(void (*)(void))level_tests, METH_FASTCALL, level_tests_doc},
+    {"rows_minus", (PyCFunction)(void (*)(void))rows_minus, METH_FASTCALL, rows_minus_doc},
     {"rest_angles", (PyCFunction)(void (*)(void))rest_angles, METH_FASTCALL, rest_angles_doc},
+    {"first_lower_rest", (PyCFunction)(void (*)(void))first_lower_rest, METH_FASTCALL, first_lower_rest_doc},
     {"anchor_frame", (PyCFunction)(void (*)(void))anchor_frame, METH_FASTCALL, anchor_frame_doc},
     {"level_axis", (PyCFunction)(void (*)(void))level_axis_c, METH_FASTCALL, level_axis_doc},
     {"long_axis_flat", (PyCFunction)(void (*)(void))long_axis_flat_c, METH_FASTCALL, long_axis_flat_doc},

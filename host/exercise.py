@@ -106,9 +106,9 @@ def estimate_gyro_bias(t: FloatArray, gyr: FloatArray, before_s: float) -> Float
     if k < 1:
         return None
     win = gyr[hi - k * n : hi].reshape(k, n, 3)
-    mean = win.mean(axis=1)
-    dev = np.abs(win - mean[:, None, :]).max(axis=(1, 2))
-    best = int(np.argmin(dev))
+    mean = np.add.reduce(win, axis=1) / n  # (win.mean(axis=1): the same sum and division, without its wrapper)
+    dev = np.maximum.reduce(np.abs(win - mean[:, None, :]), axis=(1, 2))
+    best = int(dev.argmin())
     return mean[best] if dev[best] <= BIAS_MAX_DEV_DPS else None
 
 
@@ -155,17 +155,20 @@ def measure_posture(
     if gyro_bias_dps is None:
         gyro_bias_dps = estimate_gyro_bias(t, gyr_dps, rep.start_s)
     bias = np.zeros(3) if gyro_bias_dps is None else gyro_bias_dps
-    w_pre = np.linalg.norm(gyr_dps[lo:st] - bias, axis=1)
-    k0 = lo + int(np.argmin(w_pre))
+    # (np.linalg.norm(.., axis=1) of a float array is sqrt(add.reduce(x * x, axis=1)): the same numbers, without
+    # its argument handling; likewise the means and sums below are add.reduce and a division, as numpy's)
+    d_pre = gyr_dps[lo:st] - bias
+    w_pre = np.sqrt(np.add.reduce(d_pre * d_pre, axis=1))
+    k0 = lo + int(w_pre.argmin())
     tt = t[k0:hi]
     aa = acc_g[k0:hi]
     w = np.radians(gyr_dps[k0:hi] - bias)
     n_anchor = max(1, int(np.searchsorted(tt, tt[0] + ANCHOR_S)))
-    f_b = aa[:n_anchor].mean(axis=0)
-    dt = np.diff(tt)
+    f_b = np.add.reduce(aa[:n_anchor], axis=0) / n_anchor
+    dt = tt[1:] - tt[:-1]  # (np.diff)
     inc = 0.5 * (w[1:] + w[:-1]) * dt[:, None]
     i_peak = int(np.searchsorted(tt, rep.peak_s, side="right")) - 1
-    turn = inc[: max(1, i_peak)].sum(axis=0)
+    turn = np.add.reduce(inc[: max(1, i_peak)], axis=0)
     turn_norm = norm3(turn)
     g_norm = norm3(f_b)
     if not (turn_norm > math.radians(5.0) and g_norm > 0.0):

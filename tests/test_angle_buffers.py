@@ -57,6 +57,7 @@ def test_out_rows_are_fresh_and_in_order() -> None:
 def test_minus_row_is_the_broadcast_subtraction() -> None:
     rng = np.random.default_rng(3)
     x = rng.standard_normal((1000, 3)) * 100.0
+    x[7] = (np.nan, np.inf, -0.0)  # (NaN, infinity and a signed zero go through as numpy's subtraction has them)
     v = rng.standard_normal(3)
     for xs in (x, x[::3], np.asfortranarray(x)):
         got = _minus_row(xs, v)

@@ -1,6 +1,6 @@
 """The angle stage's C array work against its numpy forms (legrep.fusion.angle_reference), bit for bit.
 
-``plane_angles``, ``movement_anchor``, ``movement_sums``, ``rest_angles`` and ``anchor_frame`` replace numpy passes that
+``plane_angles``, ``level_tests``, ``movement_anchor``, ``movement_sums``, ``rest_angles`` and ``anchor_frame`` replace numpy passes that
 ``HipAngleEstimator`` made at every decision; the estimator's output must not change by a bit,
 so each is compared with its numpy form on random inputs with the awkward cases mixed in (still
 runs, a wrap past +-180 deg, corrections beyond the limit, NaN, strided and broadcast rows), and
@@ -13,9 +13,20 @@ import numpy as np
 import pytest
 from conftest import ROOT  # noqa: F401  (puts the repository on sys.path)
 
-from legrep._fastcore import anchor_frame, movement_anchor, movement_sums, plane_angles, rest_angles, row_offset
+from legrep._fastcore import (
+    anchor_frame,
+    first_lower_rest,
+    level_tests,
+    movement_anchor,
+    movement_sums,
+    plane_angles,
+    rest_angles,
+    row_offset,
+)
 from legrep.fusion.angle_reference import (
     anchor_frame_reference,
+    first_lower_rest_reference,
+    level_tests_reference,
     movement_anchor_reference,
     movement_sums_reference,
     plane_angles_reference,
@@ -99,6 +110,55 @@ def test_movement_anchor_equals_numpy_form(seed: int) -> None:
 
 
 @pytest.mark.parametrize("seed", range(4))
+def test_level_tests_equal_numpy_form(seed: int) -> None:
+    """The first slip (or far rest) and the re-anchoring rest of one decision level: as the numpy
+    form finds them, with the reference rest's ``up . axis`` per event (the calibration rest) or one
+    number (a fixed reference rest, its rows broadcast), angles near and far from the reference pose,
+    NaN rows, and limits that make every event bad, none, or some."""
+    rng = np.random.default_rng(300 + seed)
+    n = 3000
+    w, still, rest = _movement(rng, n)
+    events = np.flatnonzero(rest)
+    e = len(events)
+    up = _unit(rng, n)
+    fixed = seed % 2 == 1
+    u_ref = np.broadcast_to(_unit(rng, 1)[0], (n, 3)) if fixed else _unit(rng, n)
+    up[:: 7] = u_ref[:: 7] + 0.01 * rng.standard_normal((len(up[:: 7]), 3))  # some rests near the reference
+    axis = _unit(rng, 1)[0]
+    angle_ev = rng.choice([-3.0, 0.5, 2.0, 30.0, 95.0], size=e) + rng.standard_normal(e)
+    along = up[events] @ axis
+    ref_along = float(u_ref[0] @ axis) if fixed else u_ref[events] @ axis
+    if e > 3:
+        angle_ev[2] = np.nan
+        up[events[3]] = np.nan
+    dt = 0.01
+    found = set()
+    for offset in (0.0, 1.5, -20.0):
+        for zone, posture, slip_sin, far_sin, anchor_sin in ((4.0, 60.0, 0.1, 0.6, 0.05), (1e9, 1e9, 1e9, 1e9, -1.0),
+                                                             (-1.0, -1e9, -1.0, -1.0, 2.0), (10.0, 90.0, 0.3, 0.9, 0.2)):
+            for turned0, anchored, rot in _MOVED_CASES:
+                args = (up, u_ref, angle_ev, along, ref_along, axis, offset, zone, posture, slip_sin, far_sin, anchor_sin,
+                        w, still, rest, dt, turned0, anchored, rot)
+                want = level_tests_reference(*args)
+                got = level_tests(*args[:5], axis.tolist(), *args[6:])
+                assert got[:2] == want[:2], (offset, zone, turned0)
+                # the anchoring rest's tilt, bit for bit (NaN when there is none)
+                assert np.array([got[2]]).view(np.int64) == np.array([want[2]]).view(np.int64) or (
+                    np.isnan(got[2]) and np.isnan(want[2]) and (want[1] < 0 or np.isnan(up[events[want[1]]]).any()))
+                assert (want[1] < 0) == np.isnan(want[2]) or np.isnan(up[events[want[1]]]).any()
+                found.add(want[:2])
+    slips, anchors = {f[0] for f in found}, {f[1] for f in found}
+    assert -1 in slips and len(slips) > 1 and -1 in anchors and len(anchors) > 1
+    assert all(a < 0 or b < 0 for a, b in found)  # (whichever comes first ends the level)
+    with pytest.raises(ValueError, match="one row per rest event"):
+        level_tests(up, u_ref, np.zeros(e + 1), np.zeros(e + 1), 0.0, axis.tolist(), 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, w,
+                    still, rest, dt, 0.0, 0.0, 30.0)
+    with pytest.raises(ValueError, match="ref_along must have"):
+        level_tests(up, u_ref, np.zeros(e), np.zeros(e), np.zeros(e + 2), axis.tolist(), 0.0, 1.0, 1.0, 1.0, 1.0, 1.0,
+                    w, still, rest, dt, 0.0, 0.0, 30.0)
+
+
+@pytest.mark.parametrize("seed", range(4))
 def test_movement_sums_equal_numpy_form_and_carry(seed: int) -> None:
     rng = np.random.default_rng(200 + seed)
     n = 4000
@@ -150,6 +210,33 @@ def test_rest_angles_equal_numpy_form(seed: int) -> None:
     assert got[7] == 0.0
     got = np.empty(0)
     rest_angles(np.empty((0, 3)), ref.tolist(), axis.tolist(), 0.0, got)  # no rests
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_first_lower_rest_equals_numpy_form(seed: int) -> None:
+    """The first row holding an accelerometer mean whose rest angle lies in a band: as the numpy form
+    finds it, for bands that hold none, every one, or some, and row limits short of the whole array;
+    all-zero rows (no mean there) are skipped."""
+    rng = np.random.default_rng(400 + seed)
+    n = 600
+    means = np.zeros((n, 3))
+    held = rng.random(n) < 0.1
+    means[held] = _unit(rng, int(held.sum())) * rng.uniform(0.9, 1.1, (int(held.sum()), 1))
+    rows = np.flatnonzero(held)
+    means[rows[1]] = (0.0, -0.0, 1e-300)  # (a tiny mean still counts)
+    means[rows[2]] = (-0.0, 0.0, -0.0)  # (a row of zeros of either sign holds none)
+    raw_ref, axis = _unit(rng, 1)[0], _unit(rng, 1)[0]
+    seen = set()
+    for offset in (0.0, 7.5):
+        for lo, hi in ((-1e9, 1e9), (-45.0, -2.0), (1e9, -1e9), (-0.5, 0.5), (10.0, 80.0)):
+            for limit in (0, 1, int(rows[3]), int(rows[3]) + 1, n // 2, n):
+                want = first_lower_rest_reference(means, limit, raw_ref, axis, offset, lo, hi)
+                got = first_lower_rest(means, limit, raw_ref, axis.tolist(), offset, lo, hi)
+                assert got == want, (offset, lo, hi, limit)
+                seen.add(None if want is None else want[0])
+    assert None in seen and len(seen) > 3
+    with pytest.raises(ValueError, match=r"0 <= n <= 600, got 601"):
+        first_lower_rest(means, n + 1, raw_ref, axis.tolist(), 0.0, -1.0, 1.0)
 
 
 @pytest.mark.parametrize("seed", range(3))

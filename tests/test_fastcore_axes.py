@@ -118,3 +118,22 @@ def test_bad_arguments_are_one_clear_error() -> None:
         long_axis_from_lever([1.0, 0.0, 0.0], [0.0, 0.0, 1.0], ["x", 0.0, 0.0], 0.05)
     with pytest.raises(TypeError, match="expected 4 arguments"):
         long_axis_from_lever([1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.2])  # type: ignore[call-arg]
+
+
+def test_vectors_are_read_alike_from_arrays_lists_and_views() -> None:
+    """A float64 numpy vector is read through its buffer (a fast path): the same numbers as its list,
+    for a strided view too; other arrays (float32, another shape, non-native byte order) are read
+    as sequences, or refused with the one clear error."""
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        a, u = rng.standard_normal(3), rng.standard_normal(3)
+        want = level_axis(a.tolist(), u.tolist())
+        wide = np.repeat(a, 2)[::2]  # (a strided view of the same numbers)
+        assert not wide.flags.c_contiguous
+        for x in (a, wide, a.astype(">f8")):
+            assert level_axis(x, u) == want
+        assert level_axis(a.astype(np.float32), u) == level_axis(a.astype(np.float32).tolist(), u.tolist())
+    with pytest.raises(ValueError, match="axis must be 3 numbers"):
+        level_axis(np.zeros(4), np.zeros(3))
+    with pytest.raises(ValueError, match="up_ref must be 3 numbers"):
+        level_axis(np.zeros(3), np.array(["a", "b", "c"]))

@@ -95,15 +95,17 @@ import numpy.typing as npt
 
 from .._fastcore import (
     anchor_frame,
+    first_lower_rest,
     level_axis as _level_axis_c,
     long_axis_flat as _long_axis_flat_c,
     long_axis_from_lever as _long_axis_from_lever_c,
     first_movement,
-    movement_anchor,
+    level_tests,
     movement_sums,
     plane_angles,
     rest_angles,
     row_offset,
+    rows_minus,
     tilt_angles,
     window_means,
 )
@@ -603,7 +605,6 @@ class HipAngleEstimator:
         self._roll_sign = False  # the next fit is signed by the angle it reads (the old axis says nothing)
         self.n_axis_refits = 0
         self._held: list[Held] = []
-        self._settled_memo: tuple[FloatArray, npt.NDArray[np.intp]] | None = None  # (racc, its settled rows)
         self._out_rows = _OutRows()  # where the released angles are written (joined without copies)
         self._held_t_prev = math.nan  # time of the sample before the held ones (for their first step)
         self._pre: Held | None = None
@@ -928,7 +929,7 @@ class HipAngleEstimator:
     def _rest_acc(self, acc: FloatArray, rest: BoolArray) -> FloatArray:
         """(N, 3): at each rest event the accelerometer's mean over the last ``still_min_s``
         (with the samples carried from earlier chunks), else 0."""
-        out = np.zeros_like(acc)
+        out = np.zeros(acc.shape)  # (float64 zeros, as zeros_like gave: acc is float64 here)
         k = self._acc_n
         n = len(acc)
         # at each event j: both[max(0, off + j - k + 1) : off + j + 1].mean(axis=0) with
@@ -950,22 +951,6 @@ class HipAngleEstimator:
         self._still_prev = bool(still[-1])
         out: BoolArray = still & ~prev
         return out
-
-    def _settled_rows(self, racc: FloatArray) -> npt.NDArray[np.intp]:
-        """``np.flatnonzero(_settled(racc))``, found once per chunk: each decision level gets the
-        rest of the chunk as a view (``racc[j:]``) of the same array, so its rows come from the
-        rows found before (as ``Mounting._recall``; held arrays are never written)."""
-        memo = self._settled_memo
-        if memo is not None:
-            k = _row_offset(racc, memo[0])
-            if k is not None:
-                idx = memo[1]
-                lo, hi = int(idx.searchsorted(k)), int(idx.searchsorted(k + len(racc)))
-                out: npt.NDArray[np.intp] = idx[lo:hi] - k
-                return out
-        rows = np.flatnonzero(_settled(racc))
-        self._settled_memo = (racc, rows)
-        return rows
 
     def _unsigned_rest(self, h: Held) -> FloatArray:
         """:meth:`_unsigned` as an :data:`AngleFn` (no re-anchoring without an axis)."""
@@ -1481,7 +1466,7 @@ class HipAngleEstimator:
 
         # movement statistics since the mounting was made, sample by sample (sequential sums:
         # identical for any chunking; nominal steps, so a gap weighs like one sample). In C
-        # (``movement_sums``, ``movement_anchor``; numpy forms in .angle_reference)
+        # (``movement_sums``, ``level_tests``; numpy forms in .angle_reference)
         dt = self.calib.dt_nominal_s
 
         def upto(j: int) -> None:  # the statistics of the samples released with m (before j)
@@ -1497,46 +1482,40 @@ class HipAngleEstimator:
             assert full is not None
             cand = (still & (np.abs(full) <= self.s.slip_zone_deg)).nonzero()[0]
             j_chk = int(cand[0]) if len(cand) else len(t)
-        slip = _NO_ROWS
-        far = _NO_FLAGS
+        s0 = -1  # (the first rest event that shows a slip or a far rest: none)
         e_anchor = -1  # (the rest event that re-anchors: none)
+        tilt_anchor = math.nan  # (its heading-free tilt)
         if len(events):
             up_ev, uref_ev = up[events], uref[events]  # (taken once: each use below reads them)
             angle_ev = full[events] if full is not None else m.angles(up_ev, uref_ev, quat[events])
-        else:
-            angle_ev = full[events] if full is not None else np.empty(0)
-        if len(events):
             along = up_ev @ m.axis
             ref_along = uref_ev @ m.axis if m.u_ref is None else m.along_ref
-            # only rests near the reference pose: at the top of a rep the thigh may be abducted
-            # or rotated (gravity out of the plane without any slip); at the bottom it is not
-            low = np.abs(angle_ev - m.offset_deg) <= self.s.slip_zone_deg
-            off = np.abs(along - ref_along)
-            far = angle_ev > self._posture_deg
-            bad = ((off > self._slip_sin) & low) | (off > self._slip_far_sin) | far
-            slip = bad.nonzero()[0]
-            # re-anchoring: heading-free (after the person turned round the heading from the gyro is
-            # wrong until then), near the reference pose or where gravity lies in the plane
-            tilt = m.tilt_angles(up_ev, uref_ev)
-            near = (np.abs(tilt - m.offset_deg) <= self.s.slip_zone_deg) | (off <= self._anchor_sin)
-            # the first of those after a movement of axis_rotation_deg since the last anchoring:
-            # flatnonzero(near & moved & ~bad)[0], with moved = movement_moved_reference's flags at the
-            # events (movement_anchor_reference in .angle_reference), in C, which counts the
-            # rotation only as far as that rest (the next level counts on from there)
-            e_anchor = movement_anchor(w, still, rest, near & ~bad, dt, m.turned_deg, m.anchored_deg,
-                                       self.s.axis_rotation_deg)
-        # rests before the sign check and the first slip: a lower neutral pose
-        slip_j = int(events[int(slip[0])]) if len(slip) else len(t)
+            # the tests at the events, in C (``level_tests``; level_tests_reference in .angle_reference is
+            # its numpy form). A slip: only rests near the reference pose count (at the top of a rep the
+            # thigh may be abducted or rotated: gravity out of the plane without any slip; at the bottom it
+            # is not), or a far one, or a rest far from the neutral pose. Re-anchoring: heading-free (after
+            # the person turned round the heading from the gyro is wrong until then), near the reference
+            # pose or where gravity lies in the plane; the first of those after a movement of
+            # axis_rotation_deg since the last anchoring (movement_anchor's count, only as far as that
+            # rest: the next level counts on from there). Whichever of the two comes first ends the level:
+            # the events after it are not read (the decisions below depend only on which comes first)
+            ref = uref if m.u_ref is None else m._rows(m.u_ref, len(t))
+            s0, e_anchor, tilt_anchor = level_tests(
+                up, ref, angle_ev, along, ref_along, m._axis, m.offset_deg, self.s.slip_zone_deg, self._posture_deg,
+                self._slip_sin, self._slip_far_sin, self._anchor_sin, w, still, rest, dt, m.turned_deg, m.anchored_deg,
+                self.s.axis_rotation_deg)
+        slip_j = int(events[s0]) if s0 >= 0 else len(t)
         lim = min(j_chk, slip_j)
-        low_ev = self._settled_rows(racc)
-        # (the sign check's own rest too: its first still sample is released before the check)
-        before = low_ev[low_ev < min(j_chk + 1, slip_j)]
-        lower: list[tuple[int, float]] = []
-        if len(before) and self._may_lower():  # (else no rest is below: _is_below)
-            a_rest = self._rest_angles(m, racc[before])
-            below = ((-self._posture_deg < a_rest) & (a_rest < -self.s.neutral_drop_deg)).nonzero()[0]
-            lower = [(int(before[i]), float(a_rest[i])) for i in below[:1]]  # the first, as _is_below finds it
         j_anchor = int(events[e_anchor]) if e_anchor >= 0 else len(t)
+        # rests before the sign check and the first slip: a lower neutral pose (the sign check's own rest
+        # too: its first still sample is released before the check). The first, as _is_below finds it,
+        # in C (``first_lower_rest``: the rows holding an accelerometer mean, their rest angles); only as
+        # far as the re-anchoring rest (a lower one after it is the next level's)
+        lower: list[tuple[int, float]] = []
+        if self._may_lower():  # (else no rest is below: _is_below)
+            found = first_lower_rest(racc, min(j_chk + 1, slip_j, j_anchor + 1), self._raw_ref, m._axis, m.offset_deg,
+                                     -self._posture_deg, -self.s.neutral_drop_deg)
+            lower = [] if found is None else [found]
         if not m.plane and self._proven == 0:
             # an axis along the lever arm was fitted to the sensor turning about the thigh
             # (``roll_axis_deg``); not once a movement from the neutral pose went up about it (a raise
@@ -1578,25 +1557,26 @@ class HipAngleEstimator:
         if j_anchor < lim:
             j = j_anchor
             upto(j + 1)
-            self.mounting = self._anchor(m, up[j], uref[j], quat[j], lever[j])
+            self.mounting = self._anchor(m, up[j], uref[j], quat[j], lever[j], tilt_anchor)
             head = (t[: j + 1], angle_upto(j + 1), still[: j + 1])
             if j + 1 == len(t):
                 return head, None
             return head, tuple(x[j + 1 :] for x in h)  # type: ignore[return-value]
-        if j_chk < len(t) and (not len(slip) or j_chk <= events[int(slip[0])]):
+        if j_chk < len(t) and (s0 < 0 or j_chk <= slip_j):
             upto(j_chk + 1)
             self._pending, self._pending_sign = (m, self._u_ref, self._offset, self._raw_ref), True
             self._pending_t0 = float(t[j_chk])
             self._pending_rest_pose = (up[j_chk].copy(), uref[j_chk].copy(), quat[j_chk].copy())
             return self._hold_from(h, angle_upto(j_chk + 1), j_chk)
-        if len(slip):
+        if s0 >= 0:
             self._probing = False  # (a slip or a far rest: the first movement goes out as it is)
-            j = int(events[int(slip[0])])
+            j = slip_j
             upto(j + 1)
-            if far[int(slip[0])]:
+            a_slip = float(angle_ev[s0])
+            if a_slip > self._posture_deg:
                 # far from the neutral pose: a new posture or the top of a rep; the next movement tells
                 self._pending = (m, self._u_ref, self._offset, self._raw_ref)
-                self._pending_far_deg = float(angle_ev[int(slip[0])])
+                self._pending_far_deg = a_slip
                 self._u_ref = up[j].copy()
                 self._raw_ref = racc[j] / norm3(racc[j])
                 self._offset = 0.0
@@ -1605,12 +1585,13 @@ class HipAngleEstimator:
                 self.n_refits += 1
                 self._u_ref = up[j].copy()
                 self._raw_ref = racc[j] / norm3(racc[j])
-                self._offset = float(angle_ev[int(slip[0])])
+                self._offset = a_slip
             return self._hold_from(h, angle_upto(j + 1), j)
         upto(len(t))
         return (t, angle_upto(len(t)), still), None
 
-    def _anchor(self, m: Mounting, up_j: FloatArray, uref_j: FloatArray, quat_j: FloatArray, lever_j: FloatArray) -> Mounting:
+    def _anchor(self, m: Mounting, up_j: FloatArray, uref_j: FloatArray, quat_j: FloatArray, lever_j: FloatArray,
+                tilt_j: float = math.nan) -> Mounting:
         """``m`` re-anchored at a rest (``Mounting.anchored``, with the rest's tilt by ``m`` as its
         angle): once the thigh turned ``axis_refit_deg`` since the axes were fitted, the flexion
         axis is re-fitted to every movement seen with ``m`` (the principal direction of the rate,
@@ -1622,7 +1603,8 @@ class HipAngleEstimator:
         A mounting on a fixed reference rest (after a slip or a new posture) enters the plane at
         its first anchoring (its attitude there is not kept)."""
         axis, long = m.axis, m.long
-        angle_j = float(m.tilt_angles(up_j[None], uref_j[None])[0])
+        # (the tilt there: ``tilt_j`` if the caller has it already, as ``level_tests`` gives it)
+        angle_j = float(m.tilt_angles(up_j[None], uref_j[None])[0]) if math.isnan(tilt_j) else tilt_j
         refit = m.turned_deg >= self.s.axis_refit_deg
         if refit:
             top = eigh_vectors(m.cov)[:, -1]
@@ -1649,11 +1631,11 @@ def _after_last_still(still: BoolArray, k: int, lo: int = 0) -> int:
 
 
 def _minus_row(x: FloatArray, v: FloatArray) -> FloatArray:
-    """``x - v`` for ``x`` (N, 3) and ``v`` (3,): the same subtractions a column at a time (numpy's
-    broadcast over rows of 3 runs its inner loop once per row, three times slower)."""
+    """``x - v`` for ``x`` (N, 3) and ``v`` (3,): the same subtractions, in one C pass over the rows
+    (``rows_minus``; numpy's broadcast over rows of 3 runs its inner loop once per row, three times
+    slower, and three column passes still cost three strided sweeps)."""
     out = np.empty(x.shape)
-    for k in range(3):
-        np.subtract(x[:, k], v[k], out=out[:, k])
+    rows_minus(x, v, out)
     return out
 
 
@@ -1676,4 +1658,3 @@ def _cat(
 
 _EMPTY: tuple[FloatArray, FloatArray, BoolArray] = (np.empty(0), np.empty(0), np.empty(0, dtype=bool))
 _NO_ROWS: npt.NDArray[np.intp] = np.empty(0, dtype=np.intp)
-_NO_FLAGS: BoolArray = np.empty(0, dtype=bool)

@@ -1,8 +1,8 @@
 """Numpy forms of the angle stage's C array work (the readable specification).
 
 :class:`legrep.fusion.angle.HipAngleEstimator` decides in Python; the per-sample work of each
-decision runs in C (``legrep._fastcore``: ``plane_angles``, ``movement_anchor``, ``movement_sums``,
-``rest_angles``, ``anchor_frame``, ``row_offset``)
+decision runs in C (``legrep._fastcore``: ``plane_angles``, ``level_tests``, ``movement_anchor``,
+``movement_sums``, ``rest_angles``, ``first_lower_rest``, ``anchor_frame``, ``row_offset``)
 with the operations of these functions in the same order (built with ``-ffp-contract=off``), so
 the numbers are identical: ``tests/test_fastcore_angle.py`` requires it bit for bit. These are
 the forms the estimator used before the C functions existed; they are slow (one numpy pass per
@@ -83,6 +83,37 @@ def movement_anchor_reference(
     hit = np.flatnonzero(ok & movement_moved_reference(rate_dps, still, rest, dt_s, turned_deg, anchored_deg, rotation_deg))
     return int(hit[0]) if len(hit) else -1
 
+def level_tests_reference(
+    up: FloatArray, u_ref: FloatArray, angle_ev: FloatArray, along: FloatArray, ref_along: FloatArray | float,
+    axis: FloatArray, offset_deg: float, zone_deg: float, posture_deg: float, slip_sin: float, slip_far_sin: float,
+    anchor_sin: float, rate_dps: FloatArray, still: BoolArray, rest: BoolArray, dt_s: float, turned_deg: float,
+    anchored_deg: float, rotation_deg: float,
+) -> tuple[int, int, float]:
+    """The rest-event tests of one decision level (``level_tests``), whichever comes first: the first
+    event that shows a strap slip or a far rest, or the rest event that re-anchors (with its tilt);
+    ``(slip, -1, nan)``, ``(-1, anchor, tilt)`` or ``(-1, -1, nan)``, as
+    ``HipAngleEstimator._level`` computed them in numpy. ``angle_ev`` and ``along`` are the events'
+    angles and ``up . axis``, ``ref_along`` the reference rest's ``up . axis`` (per event, or one
+    number for a fixed reference rest)."""
+    events = np.flatnonzero(rest)
+    # only rests near the reference pose: at the top of a rep the thigh may be abducted or rotated
+    low = np.abs(angle_ev - offset_deg) <= zone_deg
+    off = np.abs(along - ref_along)
+    far = angle_ev > posture_deg
+    bad = ((off > slip_sin) & low) | (off > slip_far_sin) | far
+    slip = np.flatnonzero(bad)
+    # re-anchoring: near the reference pose by the heading-free tilt, or gravity in the plane
+    tilt = np.empty(len(events))
+    tilt_angles(up[events], u_ref[events], axis.tolist(), offset_deg, tilt)
+    near = (np.abs(tilt - offset_deg) <= zone_deg) | (off <= anchor_sin)
+    anchor = movement_anchor_reference(rate_dps, still, rest, near & ~bad, dt_s, turned_deg, anchored_deg, rotation_deg)
+    # the level ends at whichever comes first (what follows it is the next level's)
+    first_slip = int(slip[0]) if len(slip) else -1
+    if first_slip >= 0 and (anchor < 0 or first_slip < anchor):
+        return first_slip, -1, math.nan
+    return -1, anchor, (float(tilt[anchor]) if anchor >= 0 else math.nan)
+
+
 def movement_sums_reference(
     rate_dps: FloatArray, still: BoolArray, n: int, dt_s: float, turned_deg: float, cov: FloatArray
 ) -> tuple[float, FloatArray]:
@@ -106,6 +137,18 @@ def rest_angles_reference(acc_means: FloatArray, raw_ref: FloatArray, axis: Floa
     tilt_angles(unit, np.broadcast_to(raw_ref, (n, 3)), axis.tolist(), offset_deg, out)
     out[~ok] = 0.0
     return out
+
+
+def first_lower_rest_reference(
+    acc_means: FloatArray, n: int, raw_ref: FloatArray, axis: FloatArray, offset_deg: float, lo_deg: float, hi_deg: float
+) -> tuple[int, float] | None:
+    """The first row before ``n`` holding an accelerometer mean (a row not all zero: a rest event or the
+    first sample of a still run) whose rest angle lies strictly between ``lo_deg`` and ``hi_deg``, with
+    that angle (``first_lower_rest``; the lower neutral pose of ``HipAngleEstimator._level``)."""
+    rows = np.flatnonzero((acc_means[:n] != 0.0).any(axis=1))
+    angles = rest_angles_reference(acc_means[rows], raw_ref, axis, offset_deg)
+    hit = np.flatnonzero((lo_deg < angles) & (angles < hi_deg))
+    return (int(rows[hit[0]]), float(angles[hit[0]])) if len(hit) else None
 
 
 def _rotate(q: FloatArray, v: FloatArray) -> FloatArray:
