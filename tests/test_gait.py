@@ -125,3 +125,31 @@ def test_a_rep_the_down_thigh_does_not_cover_passes_unjudged_at_once() -> None:
     assert g.release({Leg.LEFT: 40.0, Leg.RIGHT: 36.0}) == []  # it waits for the right thigh again
     g.finish_leg(Leg.RIGHT)
     assert len(g.release({Leg.LEFT: 40.0, Leg.RIGHT: np.inf})) == 1
+
+
+def _stand_then_walk(peak_s: float, other_walks: bool) -> tuple[list[Rep], GaitFilter]:
+    """A left "rep" 10-14 s: both thighs rise together to 80 deg by 12 s (standing up), then the
+    left swings 60 +- 20 deg while the right swings the opposite way (walking) or holds still."""
+    t = np.arange(0.0, 20.0, 1.0 / RATE_HZ)
+    rise = np.clip((t - 10.0) / 2.0, 0.0, 1.0) * 80.0
+    swing = np.where(t > 12.0, 20.0 * np.cos(2.0 * np.pi * (t - 12.0)) - 20.0, 0.0)
+    left = np.where(t < 14.0, rise + swing, 0.0)
+    right = np.where(t < 14.0, rise - (swing if other_walks else 0.0), 0.0)
+    g = GaitFilter(Settings(), (Leg.LEFT, Leg.RIGHT))
+    g.angles(Leg.LEFT, t, left)
+    g.angles(Leg.RIGHT, t, right)
+    r = Rep(Leg.LEFT, 10.0, peak_s, 13.98, 0.0, 80.0, 80.0, 2.0, 0.0, 2.0, 14.3, ())  # (before both drop at 14 s)
+    g.submit([r])
+    return g.release({Leg.LEFT: 15.0, Leg.RIGHT: 15.0}), g
+
+
+def test_strides_after_the_peak_make_a_stride_though_both_thighs_rose_together() -> None:
+    """Standing up between sets, with the strides after it drawn into one "rep": over the whole
+    window the thighs correlate (both rose), over its part after the peak they swing apart."""
+    out, g = _stand_then_walk(12.0, other_walks=True)
+    assert out == [] and g.n_strides[Leg.LEFT] == 1
+    # the other leg holding still after the peak (a double-leg lift's hold): a rep
+    assert len(_stand_then_walk(12.0, other_walks=False)[0]) == 1
+    # a part after the peak shorter than gait_tail_min_s is not judged on its own
+    assert Settings().gait_tail_min_s > 1.0
+    assert len(_stand_then_walk(13.2, other_walks=True)[0]) == 1
