@@ -176,7 +176,7 @@ class ImuCsvParser:
         self._prev_t = -math.inf
         self._prev_line = ""
         self._prev_lineno = 0
-        self._prev_at: tuple[bytes, int, int] | None = None
+        self._prev_at: tuple[bytes | bytearray, int, int] | None = None
         self._rows = 0
         self._arrays = _EMPTY
 
@@ -193,12 +193,37 @@ class ImuCsvParser:
         InputError
             At the first bad line (see the module docstring).
         """
-        buf = self._pending + data if self._pending else bytes(data)
-        stop = buf.rfind(b"\n") + 1
-        self._pending = buf[stop:]
-        start = self._offset
-        self._offset += stop
-        return self._process(buf, stop, start, final=False)
+        buf = data if isinstance(data, bytes | bytearray) else bytes(data)
+        return self._feed(buf, len(buf))
+
+    def _feed(self, buf: bytes | bytearray, n: int) -> list[ImuBlock]:
+        """:meth:`feed` of ``buf[:n]``, which may be reused once this returns (nothing keeps it).
+
+        The line held back from the previous call is joined with this one's first line only (a
+        line's bytes), and the rest is scanned where it lies: no copy of the whole buffer (a copy
+        and its page faults were a quarter of reading a file)."""
+        stop = buf.rfind(b"\n", 0, n) + 1
+        if stop == 0:  # no line end yet: all of it waits
+            self._pending += bytes(buf[:n])
+            return []
+        head, self._pending = self._pending, bytes(buf[stop:n])
+        head_offset = self._offset
+        offset = self._offset + len(head)  # (of buf[0] in the file)
+        self._offset = offset + stop
+        out: list[ImuBlock] = []
+        row = 0
+        first = 0
+        if head:
+            first = buf.find(b"\n", 0, stop) + 1
+            head += bytes(buf[:first])
+            row = self._lines(head, 0, len(head), head_offset, False, first < stop, row, out)
+        if first < stop:
+            row = self._lines(buf, first, stop, offset, False, False, row, out)
+        self._flush(row, out)
+        if self._prev_at is not None and not isinstance(self._prev_at[0], bytes):  # (buf is reused)
+            b, lo, hi = self._prev_at
+            self._prev_at = (bytes(b[lo:hi]), 0, hi - lo)
+        return out
 
     def finish(self) -> list[ImuBlock]:
         """The end of the input: parse the last (unterminated) line and check the whole file.
@@ -230,13 +255,19 @@ class ImuCsvParser:
 
     def _process(self, buf: bytes, stop: int, offset: int, final: bool) -> list[ImuBlock]:
         """The lines of ``buf[:stop]`` (``buf[0]`` is at file offset ``offset``)."""
-        pos = 0
-        if not self._started and stop:
-            self._started = True
-            if buf.startswith(b"\xef\xbb\xbf"):
-                pos = 3
         out: list[ImuBlock] = []
-        row = 0
+        self._flush(self._lines(buf, 0, stop, offset, final, False, 0, out), out)
+        return out
+
+    def _lines(self, buf: bytes | bytearray, pos: int, stop: int, offset: int, final: bool, more: bool, row: int,
+               out: list[ImuBlock]) -> int:  # fmt: skip
+        """The lines of ``buf[pos:stop]`` (``buf[0]`` is at file offset ``offset``) into the arrays
+        from ``row`` on (full ones go to ``out``); ``more``: lines of the same call follow them (the
+        last line here is not the last one so far). Returns the row count."""
+        if not self._started and pos < stop:
+            self._started = True
+            if buf.startswith(b"\xef\xbb\xbf", pos):
+                pos += 3
         while self._header is None and pos < stop:
             nl = buf.find(b"\n", pos, stop)
             end = stop if nl < 0 else nl
@@ -250,9 +281,8 @@ class ImuCsvParser:
                 self._lineno += 1
             pos = end + 1
         if self._header is not None and pos < stop:
-            row = self._scan(buf, pos, stop, offset, final, row, out)
-        self._flush(row, out)
-        return out
+            row = self._scan(buf, pos, stop, offset, final, more, row, out)
+        return row
 
     def _make_header(self, lineno: int, line: str) -> _Header:
         cols, factors, n_fields = _parse_header(self.source_name, lineno, line)
@@ -262,7 +292,8 @@ class ImuCsvParser:
         names = [n.strip() for n in line.split(",")]
         return _Header(lineno, cols, factors, n_fields, names, bytes(col_map))
 
-    def _scan(self, buf: bytes, pos: int, stop: int, offset: int, final: bool, row: int, out: list[ImuBlock]) -> int:
+    def _scan(self, buf: bytes | bytearray, pos: int, stop: int, offset: int, final: bool, more: bool, row: int,
+              out: list[ImuBlock]) -> int:  # fmt: skip
         """Rows of ``buf[pos:stop]`` into ``self._arrays`` from ``row`` on (full arrays go to ``out``):
         the C scanner, and the reference parser for each line it stops at. Returns the row count."""
         from ._csvscan import scan
@@ -297,10 +328,10 @@ class ImuCsvParser:
             end = stop if nl < 0 else nl
             tail_blank = not buf[end:stop].strip()
             lines = self._decode(buf[pos:end], offset + pos).splitlines() or [""]
-            if not final and tail_blank and len(lines) == 1 and lines[0].count(",") + 1 < self._header.n_fields:
+            if not final and not more and tail_blank and len(lines) == 1 and lines[0].count(",") + 1 < self._header.n_fields:
                 # too few fields on the last line so far: the next block, or the end of the file,
                 # tells whether it is a truncated last line (the message says so)
-                self._pending = buf[pos:stop] + self._pending
+                self._pending = bytes(buf[pos:stop]) + self._pending
                 self._offset = offset + pos
                 return row
             for k, line in enumerate(lines):
@@ -456,15 +487,16 @@ def iter_imu_csv(path: str | os.PathLike[str], block_bytes: int = BLOCK_BYTES) -
         fh = open(p, "rb")
     except OSError as exc:
         raise _file_error(p, "IMU CSV file", exc) from None
+    buf = bytearray(max(1, block_bytes))  # (read into again and again: no new pages per block)
     with fh:
         while True:
             try:
-                data = fh.read(block_bytes)
+                n = fh.readinto(buf)
             except OSError as exc:
                 raise _file_error(p, "IMU CSV file", exc) from None
-            if not data:
+            if not n:
                 break
-            yield from parser.feed(data)
+            yield from parser._feed(buf, n)  # (a list: buf is free again before the next read)
     yield from parser.finish()
 
 

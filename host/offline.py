@@ -35,14 +35,14 @@ import numpy as np
 
 from .errors import LegrepError
 from .model import FloatArray, ImuBlock, Leg, SessionResult
-from .parallel import prefetch, serial_requested, usable_cores
+from .parallel import prefetch, serial_requested, share_cores, usable_cores
 from .settings import Settings
 
 if TYPE_CHECKING:
     from .diagnostics import SensorDiagnostics
     from .pipeline import LegOutput, LegStep
 
-__all__ = ["FROM_CHILD", "ChildWork", "LegProcess", "LegSteps", "analyze_blocks", "prefetch", "use_processes"]
+__all__ = ["FROM_CHILD", "ChildWork", "LegProcess", "LegSteps", "PulledLeg", "analyze_blocks", "prefetch", "use_processes"]
 
 
 def use_processes(legs: int) -> bool:
@@ -109,7 +109,7 @@ def analyze_blocks(
             angles = angle_shipping(full, len(thighs))
             for thigh, src in sources.items():
                 if thigh is not Leg.PELVIS:
-                    remote[thigh] = LegProcess(thigh, src, settings, threads, angles, trace_points)
+                    remote[thigh] = LegProcess(thigh, src, settings, threads, angles, trace_points, len(thighs))
         analyzer = SessionAnalyzer(legs, settings, keep_traces=keep_traces, pelvis=pelvis is not None, stages=remote)
         analyzer.on_angle = on_angle
         if envelopes is not None and len(remote) < len(legs):  # (the legs analysed here)
@@ -293,12 +293,13 @@ class LegProcess:
     """Every parent-side pipe end still open (a new child closes its copies)."""
 
     def __init__(self, leg: Leg, source: Iterable[ImuBlock] | ChildWork, settings: Settings, threads: bool, angles: AngleShipping,
-                 trace_points: int | None = None) -> None:  # fmt: skip
+                 trace_points: int | None = None, sharers: int = 1) -> None:  # fmt: skip
         """``source``: the leg's blocks, iterated in the child, or a :data:`ChildWork` run there
         (it makes the blocks itself). ``angles``: the steps carry the angles (``"all"``), the
         samples the parent's check against the other thigh reads (``"gait"``: host/reps/gait.py)
-        or none; ``trace_points``: the
-        child reduces them (:attr:`trace` at the end)."""
+        or none; ``trace_points``: the child reduces them (:attr:`trace` at the end).
+        ``sharers``: the processes of this analysis that run at once (this child among them): the
+        child counts its share of the cores only (:func:`legrep.parallel.share_cores`)."""
         from multiprocessing import Pipe
 
         # numpy's median imports numpy.ma on its first call (each leg's calibration makes one, the
@@ -317,6 +318,7 @@ class LegProcess:
                 self._reader.close()
                 for other in LegProcess._open:
                     other.close()
+                share_cores(sharers)
                 _child_main(writer, leg, source, settings, threads, angles, trace_points)
                 writer.close()
                 code = 0
@@ -402,3 +404,33 @@ class LegProcess:
         if self._reader in LegProcess._open:
             LegProcess._open.remove(self._reader)
         self._reader.close()
+
+
+class PulledLeg:
+    """A :class:`LegProcess` as the stages of its leg in the parent's :class:`SessionAnalyzer`, the
+    child making the leg's blocks itself (a recording replayed there, host/replay_batch.py; the
+    arrays it inherited, :func:`legrep.pipeline.analyze_arrays`): each ``update`` takes the child's
+    next step (its k-th block is the leg's k-th block here), ``finish`` its last."""
+
+    def __init__(self, process: LegProcess) -> None:
+        self.process = process
+
+    @property
+    def last_angle_deg(self) -> float | None:
+        return self.process.last_angle_deg
+
+    def update(self, block: ImuBlock) -> LegStep:
+        if not self.process.advance():
+            raise RuntimeError(f"the {self.process.leg.value} leg's process ended before its last block")
+        return self.process.update(block)
+
+    def finish(self) -> LegStep:
+        if self.process.advance():
+            raise RuntimeError(f"the {self.process.leg.value} leg's process sent a step for no block")
+        return self.process.finish()
+
+    def horizon_s(self) -> float:
+        return self.process.horizon_s()
+
+    def diagnostics(self) -> SensorDiagnostics:
+        return self.process.diagnostics()

@@ -7,18 +7,49 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
-__all__ = ["prefetch", "serial_requested", "usable_cores"]
+__all__ = ["prefetch", "serial_requested", "share_cores", "sharing_cores", "usable_cores"]
+
+_sharers = 1
+"""Processes of one analysis that run at once on this process's cores (:func:`share_cores`)."""
 
 
 def usable_cores() -> int:
-    """The cores this process may run on (its affinity; the machine's count where that is unknown)."""
+    """The cores this process may run on (its affinity; the machine's count where that is unknown),
+    divided among the processes sharing them (:func:`share_cores`; at least one)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    return max(1, cores // _sharers)
+
+
+def share_cores(processes: int) -> None:
+    """From now on this process shares its cores with ``processes - 1`` others of the same analysis
+    (a leg's forked process, host/offline.py): :func:`usable_cores` counts its share only.
+
+    Why: a leg's analysis runs its orientation stage on a second thread where a second core is free
+    (host/fusion/orientation.py ``poses_ahead``). With a process per leg on two cores that core is
+    the other leg's: measured on the 1 h session, a leg's process took 10 % more CPU with the thread
+    (the GIL and the cores handed back and forth) for no earlier end (each process had one core)."""
+    global _sharers
+    _sharers = max(1, int(processes))
+
+
+@contextmanager
+def sharing_cores(processes: int) -> Iterator[None]:
+    """:func:`share_cores` for the duration of a ``with`` block (the parent that analyses a leg
+    while a forked process analyses another), then as before."""
+    global _sharers
+    before = _sharers
+    share_cores(processes)
+    try:
+        yield
+    finally:
+        _sharers = before
 
 
 def serial_requested() -> bool:

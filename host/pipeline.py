@@ -10,10 +10,10 @@ carries its state between chunks, so any chunking of the same samples gives the 
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -24,12 +24,15 @@ from .exercise import OpenReps, PostureTracker, RepPosture, label_sets
 from .fusion.angle import HipAngleEstimator
 from .fusion.calibration import Calibration, Calibrator
 from .model import FloatArray, ImuBlock, Leg, Rep, SessionResult, SetSummary
-from .parallel import serial_requested, usable_cores
+from .parallel import sharing_cores
 from .pelvis import PelvisStage, check_coverage
 from .reps.gait import GaitFilter
 from .reps.segmenter import RepSegmenter
 from .reps.sets import group_sets
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .offline import LegProcess
 
 
 @dataclass(frozen=True, slots=True)
@@ -480,72 +483,23 @@ class SessionAnalyzer:
         return out
 
 
-THREAD_MIN_SAMPLES: int | None = None
-"""Samples per leg from which :func:`analyze_arrays` runs the legs on two threads (None: never).
+PROCESS_MIN_SAMPLES = 20_000
+"""Samples per leg (about 3.3 minutes at 100 Hz) from which :func:`analyze_arrays` analyses the second leg
+in a forked process of its own while this one analyses the first (where
+:func:`legrep.offline.use_processes` allows: ``fork``, more than one core, ``LEGREP_SERIAL`` unset).
 
-Off: each leg's orientation stage runs ahead of its other stages on a thread of its own already
-(:func:`legrep.fusion.orientation.poses_ahead`, a long chunk), which takes the C work a leg thread
-overlapped off the analysis; the rest is Python, which the GIL runs one thread at a time whichever
-leg it is for. A thread per leg on top of that costs CPU (four threads for two cores, the GIL
-changing hands at every C call) and no time: on the 1 h benchmark session (2 cores) one leg after
-the other took 0.8x to 1.0x the time of a thread per leg, and 0.82x to 0.97x its CPU."""
-
-
-_cores = usable_cores
+Below it the fork and the child's start cost what they save. Measured on this project's 2-core
+machine (median of 7, forked / one leg after the other with the orientation thread): 12 142 samples
+a leg 1.00, 29 598 0.92, 47 076 0.73, 1 h (359 959) 0.72."""
 
 
-class _LegThread:
-    """A leg's :class:`LegStages` over one whole block and its end, run on a thread of its own as
-    soon as it is made (:func:`analyze_arrays` with two legs: the C kernels release the GIL, so the
-    legs' analyses overlap on two cores). The :class:`LegWork` :class:`SessionAnalyzer` drives: each
-    call waits for the thread and gives what the stages gave there, with the horizon and last angle
-    they had after that step, so the cross-leg steps see exactly what the serial path shows them."""
+def _forks(blocks: Mapping[Leg, ImuBlock]) -> bool:
+    """Whether :func:`analyze_arrays` forks a process for the legs after the first."""
+    if len(blocks) < 2 or min(len(b) for b in blocks.values()) < PROCESS_MIN_SAMPLES:
+        return False
+    from .offline import use_processes
 
-    def __init__(self, leg: Leg, settings: Settings, block: ImuBlock) -> None:
-        self._stages = LegStages(leg, settings)
-        self._steps: list[tuple[LegStep | BaseException, float, float | None]] = []
-        self._taken = 0
-        self._horizon_s = -np.inf
-        self._last_angle_deg: float | None = None
-        self._thread = threading.Thread(target=self._run, args=(block,), name=f"legrep-{leg.value}", daemon=True)
-        self._thread.start()
-
-    def _run(self, block: ImuBlock) -> None:
-        st = self._stages
-        for last in (False, True):
-            try:
-                out = st.finish() if last else st.update(block)
-            except BaseException as exc:  # raised by the call that takes this step, as serially
-                self._steps.append((exc, st.horizon_s(), st.last_angle_deg))
-                return
-            self._steps.append((out, st.horizon_s(), st.last_angle_deg))
-
-    def join(self) -> None:
-        self._thread.join()
-
-    def _take(self) -> LegStep:
-        self._thread.join()
-        out, self._horizon_s, self._last_angle_deg = self._steps[self._taken]
-        self._taken += 1
-        if isinstance(out, BaseException):
-            raise out
-        return out
-
-    @property
-    def last_angle_deg(self) -> float | None:
-        return self._last_angle_deg
-
-    def update(self, block: ImuBlock) -> LegStep:
-        return self._take()
-
-    def finish(self) -> LegStep:
-        return self._take()
-
-    def horizon_s(self) -> float:
-        return self._horizon_s
-
-    def diagnostics(self) -> SensorDiagnostics:
-        return self._stages.diagnostics()
+    return use_processes(len(blocks))
 
 
 def _as_block(data: ImuBlock | tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike], name: str) -> ImuBlock:
@@ -565,11 +519,14 @@ def analyze_arrays(
 ) -> SessionResult:
     """Analyse whole recordings given as arrays (the notebook API).
 
-    The legs are analysed one after the other, each leg's orientation stage on a thread of its own
-    ahead of the rest for a long recording (``poses_ahead``; not with ``LEGREP_SERIAL=1``). With
-    :data:`THREAD_MIN_SAMPLES` set, two legs of at least that many samples and more than one core (and
-    ``LEGREP_SERIAL`` unset), each leg's stages run on a thread of their own instead (the C kernels release the GIL); the cross-leg steps see the same calls
-    with the same values as one leg after the other, so the result is the same, every byte.
+    Two long legs (:data:`PROCESS_MIN_SAMPLES` each or more, more than one core, ``fork``, and
+    ``LEGREP_SERIAL`` unset) are analysed at once: the right leg in a forked process of its own (it
+    inherits the arrays: nothing is copied there; its steps and angles come back through a pipe,
+    :class:`legrep.offline.LegProcess`), the left one here. The cross-leg steps see the same calls
+    with the same values as one leg after the other, so the result is the same, every byte (traces
+    and diagnostics too), and so is an error. Otherwise one leg after the other, each leg's
+    orientation stage on a thread of its own ahead of the rest for a long recording (``poses_ahead``;
+    not with ``LEGREP_SERIAL=1``).
 
     Parameters
     ----------
@@ -589,18 +546,24 @@ def analyze_arrays(
     if not blocks:
         raise InputError("expected samples for at least one leg (left or right), got none")
     settings = settings or Settings()
-    threads = (THREAD_MIN_SAMPLES is not None and len(blocks) > 1
-               and min(len(b) for b in blocks.values()) >= THREAD_MIN_SAMPLES and _cores() > 1
-               and not serial_requested())  # fmt: skip
-    stages = {leg: _LegThread(leg, settings, block) for leg, block in blocks.items()} if threads else None
+    remote: dict[Leg, LegProcess] = {}
     try:
-        analyzer = SessionAnalyzer(tuple(blocks), settings, exercise=exercise, pelvis=pelvis is not None, stages=stages)
-        for leg, block in blocks.items():
-            analyzer.update(leg, block)
-        if pelvis is not None:
-            analyzer.update_pelvis(_as_block(pelvis, "pelvis"))
-            return check_coverage(analyzer.finish())
-        return analyzer.finish()
+        if _forks(blocks):
+            from .offline import LegProcess, PulledLeg
+
+            # the legs after the first in a process each; the first here (this process would only
+            # wait otherwise, and its output needs no pipe). Every angle comes back: the traces.
+            for leg in list(blocks)[1:]:
+                remote[leg] = LegProcess(leg, [blocks[leg]], settings, False, "all", sharers=len(blocks))
+        stages = {leg: PulledLeg(child) for leg, child in remote.items()}
+        with sharing_cores(len(blocks)) if remote else nullcontext():  # (no orientation thread here then)
+            analyzer = SessionAnalyzer(tuple(blocks), settings, exercise=exercise, pelvis=pelvis is not None, stages=stages)
+            for leg, block in blocks.items():
+                analyzer.update(leg, block)
+            if pelvis is not None:
+                analyzer.update_pelvis(_as_block(pelvis, "pelvis"))
+                return check_coverage(analyzer.finish())
+            return analyzer.finish()
     finally:
-        for work in (stages or {}).values():  # (after an error too: no analysis left running)
-            work.join()
+        for child in remote.values():  # (after an error too: no process left running)
+            child.close()

@@ -162,7 +162,7 @@ def replay_file(
     Not with ``keep_samples`` or ``batched=False`` (one process then).
     Returns ``(finished SessionCore, SessionResult, reader)``; the result equals replay_core's.
     """
-    from .offline import LegProcess, angle_shipping, use_processes
+    from .offline import LegProcess, PulledLeg, angle_shipping, use_processes
 
     reader = path if isinstance(path, RecordingReader) else RecordingReader(path)
     core = SessionCore.from_meta(reader.meta, settings, keep_samples=keep_samples)
@@ -178,7 +178,7 @@ def replay_file(
                 work = _LegReplay(reader, core.settings, leg, on_samples, on_samples_end, on_core)
                 remote[leg] = LegProcess(leg, work, core.settings, False, angles)
         if not keep_traces or remote:
-            stages = {leg: _Pulled(process) for leg, process in remote.items()}
+            stages = {leg: PulledLeg(process) for leg, process in remote.items()}
             core.analyzer = SessionAnalyzer(core.legs, core.settings, keep_traces=keep_traces, stages=stages)
         if on_angle is not None:
             core.analyzer.on_angle = on_angle
@@ -200,34 +200,6 @@ def replay_file(
     if last and on_events is not None:
         on_events(core.last_t_s, last)
     return core, result, reader
-
-
-class _Pulled:
-    """A :class:`~legrep.offline.LegProcess` replaying the recording itself, as the stages of its
-    leg here: each ``update`` takes its next step (its k-th block is the leg's k-th block here)."""
-
-    def __init__(self, process: LegProcess) -> None:
-        self.process = process
-
-    @property
-    def last_angle_deg(self) -> float | None:
-        return self.process.last_angle_deg
-
-    def update(self, block: ImuBlock) -> LegStep:
-        if not self.process.advance():
-            raise RuntimeError(f"the {self.process.leg.value} leg's replay process ended before its last block")
-        return self.process.update(block)
-
-    def finish(self) -> LegStep:
-        if self.process.advance():
-            raise RuntimeError(f"the {self.process.leg.value} leg's replay process sent a step for no block")
-        return self.process.finish()
-
-    def horizon_s(self) -> float:
-        return self.process.horizon_s()
-
-    def diagnostics(self) -> SensorDiagnostics:
-        return self.process.diagnostics()
 
 
 class _LegReplay:

@@ -492,3 +492,21 @@ def test_the_c_writer_writes_what_python_formatting_writes() -> None:
         block = ImuBlock.from_arrays(t, values[:, :3], values[:, 3:])
         expected = HEADER + "\n" + "".join(fmt % tuple(row) + "\n" for row in np.column_stack([t, values]).tolist())
         assert format_imu_csv(block) == expected
+
+
+def test_reading_into_one_reused_buffer_keeps_the_previous_lines_text(tmp_path: Path) -> None:
+    """iter_imu_csv reads every block into the same buffer: the error for a time going back quotes
+    the previous row's text even when that row came in an earlier block (the buffer overwritten since)."""
+    rows = [f"{k / 100:.6f},0.01,-0.02,0.99,0.5,-0.25,0.125" for k in range(2000)]
+    rows[1500] = rows[1500].replace(f"{1500 / 100:.6f}", "14.980000", 1)  # back from 14.990000
+    path = tmp_path / "x.csv"
+    path.write_bytes(csv_text(*rows).encode())
+    expected = parse_bytes(csv_text(*rows).encode(), fast=False)
+    assert expected == ("f.csv:1502: column time_s: strictly increasing time expected, got going back: "
+                        "14.980000 after 14.990000 (line 1501)")  # fmt: skip
+    bad_at = len(csv_text(*rows[:1500]).encode())  # a block that ends right before the bad line
+    for size in (37, 1000, 4096, 65536, 1 << 22, bad_at, bad_at // 2, bad_at // 3):
+        assert _read_blocks(path, size) == expected, size
+    good = [f"{k / 100:.6f},0.01,-0.02,0.99,0.5,-0.25,0.125" for k in range(2000)]
+    path.write_bytes(csv_text(*good).encode())
+    assert same(_read_blocks(path, 777), parse_bytes(csv_text(*good).encode(), fast=False))
