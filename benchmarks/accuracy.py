@@ -47,7 +47,7 @@ from conftest import blocks_of, match_reps  # noqa: E402
 from legrep.errors import LegrepError  # noqa: E402
 from legrep.model import Leg  # noqa: E402
 from legrep.model import SessionResult  # noqa: E402
-from legrep.pipeline import analyze_arrays  # noqa: E402
+from legrep.offline import analyze_arrays  # noqa: E402
 from legrep.reps import RepSegmenter, group_sets  # noqa: E402
 from legrep.settings import Settings  # noqa: E402
 from legrep_sim.scenarios import SessionSpec, SimSession, accuracy_grid, combination_grid, simulate  # noqa: E402

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from legrep.errors import LegrepError  # noqa: E402
 from legrep.model import SessionResult  # noqa: E402
-from legrep.pipeline import analyze_arrays  # noqa: E402
+from legrep.offline import analyze_arrays  # noqa: E402
 from legrep_sim.exercise_sessions import (  # noqa: E402
     KINDS, ExerciseTruth, double_leg_session, exercise_session, score_both_legs,
 )

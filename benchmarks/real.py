@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from real_data import PTEX, load_exercise_corpus, load_ptex  # noqa: E402
 
 from legrep.errors import LegrepError  # noqa: E402
-from legrep.pipeline import analyze_arrays  # noqa: E402
+from legrep.offline import analyze_arrays  # noqa: E402
 
 
 def main() -> int:

@@ -36,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from legrep_sim.scenarios import long_session  # noqa: E402
 from legrep.model import ImuBlock, Leg  # noqa: E402
-from legrep.pipeline import SessionAnalyzer, analyze_arrays  # noqa: E402
+from legrep.offline import analyze_arrays  # noqa: E402
+from legrep.pipeline import SessionAnalyzer  # noqa: E402
 
 
 def _blocks(session: object) -> dict[Leg, ImuBlock]:

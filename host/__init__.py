@@ -34,14 +34,15 @@ _WHERE = {
     "Settings": "legrep.settings",
     "LegPipeline": "legrep.pipeline",
     "SessionAnalyzer": "legrep.pipeline",
-    "analyze_arrays": "legrep.pipeline",
+    "analyze_arrays": "legrep.offline",
     "LegrepError": "legrep.errors",
 }
 
 if TYPE_CHECKING:
     from .errors import LegrepError
     from .model import ImuBlock, Leg, Rep, SessionResult, SetSummary
-    from .pipeline import LegPipeline, SessionAnalyzer, analyze_arrays
+    from .offline import analyze_arrays
+    from .pipeline import LegPipeline, SessionAnalyzer
     from .settings import Settings
 
 

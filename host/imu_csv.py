@@ -245,7 +245,7 @@ class ImuCsvParser:
         return blocks
 
     # ------------------------------------------------------------------
-    def _decode(self, raw: bytes, offset: int) -> str:
+    def _decode(self, raw: bytes | bytearray, offset: int) -> str:
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError as exc:

@@ -28,21 +28,23 @@ import pickle
 import signal
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import nullcontext
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 
-from .errors import LegrepError
+from .errors import InputError, LegrepError
 from .model import FloatArray, ImuBlock, Leg, SessionResult
-from .parallel import prefetch, serial_requested, share_cores, usable_cores
+from .parallel import prefetch, serial_requested, share_cores, sharing_cores, usable_cores
 from .settings import Settings
 
 if TYPE_CHECKING:
     from .diagnostics import SensorDiagnostics
     from .pipeline import LegOutput, LegStep
 
-__all__ = ["FROM_CHILD", "ChildWork", "LegProcess", "LegSteps", "PulledLeg", "analyze_blocks", "prefetch", "use_processes"]
+__all__ = ["FROM_CHILD", "ChildWork", "LegProcess", "LegSteps", "PulledLeg", "analyze_arrays", "analyze_blocks", "prefetch", "use_processes"]
 
 
 def use_processes(legs: int) -> bool:
@@ -409,7 +411,7 @@ class LegProcess:
 class PulledLeg:
     """A :class:`LegProcess` as the stages of its leg in the parent's :class:`SessionAnalyzer`, the
     child making the leg's blocks itself (a recording replayed there, host/replay_batch.py; the
-    arrays it inherited, :func:`legrep.pipeline.analyze_arrays`): each ``update`` takes the child's
+    arrays it inherited, :func:`analyze_arrays`): each ``update`` takes the child's
     next step (its k-th block is the leg's k-th block here), ``finish`` its last."""
 
     def __init__(self, process: LegProcess) -> None:
@@ -434,3 +436,89 @@ class PulledLeg:
 
     def diagnostics(self) -> SensorDiagnostics:
         return self.process.diagnostics()
+
+
+# --------------------------------------------------------------------------- arrays in memory
+PROCESS_MIN_SAMPLES = 20_000
+"""Samples per leg (about 3.3 minutes at 100 Hz) from which :func:`analyze_arrays` analyses the second leg
+in a forked process of its own while this one analyses the first (where
+:func:`use_processes` allows: ``fork``, more than one core, ``LEGREP_SERIAL`` unset).
+
+Below it the fork and the child's start cost what they save. Measured on this project's 2-core
+machine (median of 7, forked / one leg after the other with the orientation thread): 12 142 samples
+a leg 1.00, 29 598 0.92, 47 076 0.73, 1 h (359 959) 0.72."""
+
+
+def _forks(blocks: Mapping[Leg, ImuBlock]) -> bool:
+    """Whether :func:`analyze_arrays` forks a process for the legs after the first."""
+    if len(blocks) < 2 or min(len(b) for b in blocks.values()) < PROCESS_MIN_SAMPLES:
+        return False
+    return use_processes(len(blocks))
+
+
+def _as_block(data: ImuBlock | tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike], name: str) -> ImuBlock:
+    if isinstance(data, ImuBlock):
+        return data
+    if not isinstance(data, tuple) or len(data) != 3:
+        raise InputError(f"{name}: expected an ImuBlock or a (time_s, acc_g, gyr_dps) tuple, got {type(data).__name__}")
+    return ImuBlock.from_arrays(*data)
+
+
+def analyze_arrays(
+    left: ImuBlock | tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike] | None = None,
+    right: ImuBlock | tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike] | None = None,
+    settings: Settings | None = None,
+    exercise: str | None = None,
+    pelvis: ImuBlock | tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike] | None = None,
+) -> SessionResult:
+    """Analyse whole recordings given as arrays (the notebook API).
+
+    Two long legs (:data:`PROCESS_MIN_SAMPLES` each or more, more than one core, ``fork``, and
+    ``LEGREP_SERIAL`` unset) are analysed at once: the right leg in a forked process of its own (it
+    inherits the arrays: nothing is copied there; its steps and angles come back through a pipe,
+    :class:`LegProcess`), the left one here. The cross-leg steps see the same calls
+    with the same values as one leg after the other, so the result is the same, every byte (traces
+    and diagnostics too), and so is an error. Otherwise one leg after the other, each leg's
+    orientation stage on a thread of its own ahead of the rest for a long recording (``poses_ahead``;
+    not with ``LEGREP_SERIAL=1``).
+
+    Parameters
+    ----------
+    left, right : ImuBlock or ``(time_s (N,), acc_g (N, 3), gyr_dps (N, 3))``; either may be None.
+    settings : analysis settings (defaults documented in :class:`legrep.settings.Settings`).
+    exercise : name every set's exercise (one of :data:`legrep.exercise.EXERCISES`) instead of
+        recognising it.
+    pelvis : the pelvis sensor's samples, same clock (optional, host/pelvis.py): hip flexion,
+        ``pelvis_tilt_deg`` and ``back_arch``.
+
+    Raises
+    ------
+    InputError, CalibrationError
+        On malformed arrays or a stream with no rest long enough to calibrate.
+    """
+    from .pelvis import check_coverage
+    from .pipeline import SessionAnalyzer
+
+    blocks = {leg: _as_block(d, leg.value) for leg, d in ((Leg.LEFT, left), (Leg.RIGHT, right)) if d is not None}
+    if not blocks:
+        raise InputError("expected samples for at least one leg (left or right), got none")
+    settings = settings or Settings()
+    remote: dict[Leg, LegProcess] = {}
+    try:
+        if _forks(blocks):
+            # the legs after the first in a process each; the first here (this process would only
+            # wait otherwise, and its output needs no pipe). Every angle comes back: the traces.
+            for leg in list(blocks)[1:]:
+                remote[leg] = LegProcess(leg, [blocks[leg]], settings, False, "all", sharers=len(blocks))
+        stages = {leg: PulledLeg(child) for leg, child in remote.items()}
+        with sharing_cores(len(blocks)) if remote else nullcontext():  # (no orientation thread here then)
+            analyzer = SessionAnalyzer(tuple(blocks), settings, exercise=exercise, pelvis=pelvis is not None, stages=stages)
+            for leg, block in blocks.items():
+                analyzer.update(leg, block)
+            if pelvis is not None:
+                analyzer.update_pelvis(_as_block(pelvis, "pelvis"))
+                return check_coverage(analyzer.finish())
+            return analyzer.finish()
+    finally:
+        for child in remote.values():  # (after an error too: no process left running)
+            child.close()

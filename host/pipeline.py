@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -24,15 +23,12 @@ from .exercise import OpenReps, PostureTracker, RepPosture, label_sets
 from .fusion.angle import HipAngleEstimator
 from .fusion.calibration import Calibration, Calibrator
 from .model import FloatArray, ImuBlock, Leg, Rep, SessionResult, SetSummary
-from .parallel import sharing_cores
-from .pelvis import PelvisStage, check_coverage
+from .pelvis import PelvisStage
 from .reps.gait import GaitFilter
 from .reps.segmenter import RepSegmenter
 from .reps.sets import group_sets
 from .settings import Settings
 
-if TYPE_CHECKING:
-    from .offline import LegProcess
 
 
 @dataclass(frozen=True, slots=True)
@@ -481,89 +477,3 @@ class SessionAnalyzer:
         for r, posture in zip(out.reps, postures, strict=True):
             self._postures[(r.leg.value, r.start_s)] = posture
         return out
-
-
-PROCESS_MIN_SAMPLES = 20_000
-"""Samples per leg (about 3.3 minutes at 100 Hz) from which :func:`analyze_arrays` analyses the second leg
-in a forked process of its own while this one analyses the first (where
-:func:`legrep.offline.use_processes` allows: ``fork``, more than one core, ``LEGREP_SERIAL`` unset).
-
-Below it the fork and the child's start cost what they save. Measured on this project's 2-core
-machine (median of 7, forked / one leg after the other with the orientation thread): 12 142 samples
-a leg 1.00, 29 598 0.92, 47 076 0.73, 1 h (359 959) 0.72."""
-
-
-def _forks(blocks: Mapping[Leg, ImuBlock]) -> bool:
-    """Whether :func:`analyze_arrays` forks a process for the legs after the first."""
-    if len(blocks) < 2 or min(len(b) for b in blocks.values()) < PROCESS_MIN_SAMPLES:
-        return False
-    from .offline import use_processes
-
-    return use_processes(len(blocks))
-
-
-def _as_block(data: ImuBlock | tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike], name: str) -> ImuBlock:
-    if isinstance(data, ImuBlock):
-        return data
-    if not isinstance(data, tuple) or len(data) != 3:
-        raise InputError(f"{name}: expected an ImuBlock or a (time_s, acc_g, gyr_dps) tuple, got {type(data).__name__}")
-    return ImuBlock.from_arrays(*data)
-
-
-def analyze_arrays(
-    left: ImuBlock | tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike] | None = None,
-    right: ImuBlock | tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike] | None = None,
-    settings: Settings | None = None,
-    exercise: str | None = None,
-    pelvis: ImuBlock | tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike] | None = None,
-) -> SessionResult:
-    """Analyse whole recordings given as arrays (the notebook API).
-
-    Two long legs (:data:`PROCESS_MIN_SAMPLES` each or more, more than one core, ``fork``, and
-    ``LEGREP_SERIAL`` unset) are analysed at once: the right leg in a forked process of its own (it
-    inherits the arrays: nothing is copied there; its steps and angles come back through a pipe,
-    :class:`legrep.offline.LegProcess`), the left one here. The cross-leg steps see the same calls
-    with the same values as one leg after the other, so the result is the same, every byte (traces
-    and diagnostics too), and so is an error. Otherwise one leg after the other, each leg's
-    orientation stage on a thread of its own ahead of the rest for a long recording (``poses_ahead``;
-    not with ``LEGREP_SERIAL=1``).
-
-    Parameters
-    ----------
-    left, right : ImuBlock or ``(time_s (N,), acc_g (N, 3), gyr_dps (N, 3))``; either may be None.
-    settings : analysis settings (defaults documented in :class:`legrep.settings.Settings`).
-    exercise : name every set's exercise (one of :data:`legrep.exercise.EXERCISES`) instead of
-        recognising it.
-    pelvis : the pelvis sensor's samples, same clock (optional, host/pelvis.py): hip flexion,
-        ``pelvis_tilt_deg`` and ``back_arch``.
-
-    Raises
-    ------
-    InputError, CalibrationError
-        On malformed arrays or a stream with no rest long enough to calibrate.
-    """
-    blocks = {leg: _as_block(d, leg.value) for leg, d in ((Leg.LEFT, left), (Leg.RIGHT, right)) if d is not None}
-    if not blocks:
-        raise InputError("expected samples for at least one leg (left or right), got none")
-    settings = settings or Settings()
-    remote: dict[Leg, LegProcess] = {}
-    try:
-        if _forks(blocks):
-            from .offline import LegProcess, PulledLeg
-
-            # the legs after the first in a process each; the first here (this process would only
-            # wait otherwise, and its output needs no pipe). Every angle comes back: the traces.
-            for leg in list(blocks)[1:]:
-                remote[leg] = LegProcess(leg, [blocks[leg]], settings, False, "all", sharers=len(blocks))
-        stages = {leg: PulledLeg(child) for leg, child in remote.items()}
-        with sharing_cores(len(blocks)) if remote else nullcontext():  # (no orientation thread here then)
-            analyzer = SessionAnalyzer(tuple(blocks), settings, exercise=exercise, pelvis=pelvis is not None, stages=stages)
-            for leg, block in blocks.items():
-                analyzer.update(leg, block)
-            if pelvis is not None:
-                analyzer.update_pelvis(_as_block(pelvis, "pelvis"))
-                return check_coverage(analyzer.finish())
-            return analyzer.finish()
-    finally:
-        for child in remote.values():  # (after an error too: no process left running)
-            child.close()

@@ -4,7 +4,7 @@ benchmarks/accuracy.py's pelvis section)."""
 from __future__ import annotations
 
 from legrep.model import ImuBlock, Leg
-from legrep.pipeline import analyze_arrays
+from legrep.offline import analyze_arrays
 from legrep_sim.pelvis import PelvisScore, PelvisSession, score_pelvis, simulate_with_pelvis
 from legrep_sim.scenarios import SessionSpec
 

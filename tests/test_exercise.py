@@ -27,7 +27,8 @@ from legrep.exercise import (
 from legrep.history import store_session
 from legrep.live import LegState, LiveState
 from legrep.model import ImuBlock, Leg, Rep, SessionResult
-from legrep.pipeline import SessionAnalyzer, analyze_arrays
+from legrep.offline import analyze_arrays
+from legrep.pipeline import SessionAnalyzer
 from legrep.settings import Settings
 from legrep.view import TerminalView
 from legrep_sim.exercise_sessions import KINDS, ExerciseTruth, double_leg_session, exercise_session, score_both_legs

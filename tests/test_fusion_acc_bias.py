@@ -13,7 +13,7 @@ import numpy as np
 from conftest import blocks_of, match_reps
 
 from legrep.model import Leg
-from legrep.pipeline import analyze_arrays
+from legrep.offline import analyze_arrays
 from legrep_sim.scenarios import accuracy_grid, simulate
 
 PEAK_MAE_TOL_DEG = 1.5  # the analysis' target is 1.0 over all sessions; harsh sensors get 1.5

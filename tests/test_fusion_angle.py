@@ -13,7 +13,8 @@ import pytest
 from conftest import blocks_of, match_reps
 
 from legrep.model import ImuBlock, Leg
-from legrep.pipeline import LegPipeline, SessionAnalyzer, analyze_arrays
+from legrep.offline import analyze_arrays
+from legrep.pipeline import LegPipeline, SessionAnalyzer
 from legrep_sim.scenarios import SessionSpec, SetSpec, accuracy_grid, simulate
 
 

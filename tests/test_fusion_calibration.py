@@ -14,7 +14,7 @@ from conftest import blocks_of, match_reps
 from legrep.errors import CalibrationError
 from legrep.fusion.calibration import Calibrator
 from legrep.model import Leg
-from legrep.pipeline import analyze_arrays
+from legrep.offline import analyze_arrays
 from legrep.settings import Settings
 from legrep_sim.scenarios import SessionSpec, SetSpec, simulate
 

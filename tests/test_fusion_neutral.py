@@ -17,7 +17,8 @@ from conftest import blocks_of, match_reps
 from test_fusion_angle import _in_random_chunks as in_random_chunks  # (one chunker for the fusion tests)
 
 from legrep.model import Leg, SessionResult
-from legrep.pipeline import LegPipeline, analyze_arrays
+from legrep.offline import analyze_arrays
+from legrep.pipeline import LegPipeline
 from legrep.settings import Settings
 from legrep_sim.scenarios import CHEAP, FAST, SMOOTH, SessionSpec, SetSpec, accuracy_grid, simulate
 

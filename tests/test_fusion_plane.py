@@ -17,7 +17,8 @@ import pytest
 from conftest import blocks_of, match_reps
 
 from legrep.model import ImuBlock, Leg
-from legrep.pipeline import LegPipeline, analyze_arrays
+from legrep.offline import analyze_arrays
+from legrep.pipeline import LegPipeline
 from legrep_sim.scenarios import SessionSpec, SetSpec, simulate
 
 OFF_AXIS_DEG = (5.0, 20.0)

@@ -7,7 +7,8 @@ import pytest
 from conftest import blocks_of
 
 from legrep.model import ImuBlock, Leg, Rep
-from legrep.pipeline import SessionAnalyzer, analyze_arrays
+from legrep.offline import analyze_arrays
+from legrep.pipeline import SessionAnalyzer
 from legrep.reps.gait import GaitFilter
 from legrep.settings import Settings
 from legrep_sim.scenarios import SessionSpec, SetSpec, simulate

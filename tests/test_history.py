@@ -526,7 +526,7 @@ def test_analyze_input_streams_csv_and_replays_recordings_with_the_whole_array_r
     the traces only), recordings by the batched file replay; both equal the whole-array paths."""
     from legrep.history import SessionInput, analyze_input
     from legrep.imu_csv import read_imu_csv
-    from legrep.pipeline import analyze_arrays
+    from legrep.offline import analyze_arrays
     from legrep.replay import replay_recording
     from test_recording import run_session
 

@@ -12,7 +12,8 @@ from legrep.cli import main
 from legrep.export import REPS_COLUMNS, format_reps_csv, parse_reps_csv, read_reps_csv
 from legrep.imu_csv import write_imu_csv
 from legrep.model import ImuBlock, Leg
-from legrep.pipeline import SessionAnalyzer, analyze_arrays
+from legrep.offline import analyze_arrays
+from legrep.pipeline import SessionAnalyzer
 from legrep_sim.pelvis import pelvis_grid, simulate_with_pelvis
 from legrep_sim.scenarios import SessionSpec, SetSpec
 

@@ -15,7 +15,8 @@ from conftest import blocks_of, mae, match_reps
 from legrep_sim.scenarios import SessionSpec, SetSpec, simulate
 from legrep.errors import InputError
 from legrep.model import ImuBlock, Leg
-from legrep.pipeline import RepClosed, SessionAnalyzer, SetClosed, analyze_arrays
+from legrep.offline import analyze_arrays
+from legrep.pipeline import RepClosed, SessionAnalyzer, SetClosed
 from legrep.settings import Settings
 
 TWO_SETS = (

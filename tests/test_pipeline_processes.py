@@ -18,7 +18,7 @@ from legrep import offline, parallel, pipeline
 from legrep.errors import LegrepError
 from legrep.export import format_reps_csv, summary_dict
 from legrep.model import ImuBlock, Leg, SessionResult
-from legrep.pipeline import analyze_arrays
+from legrep.offline import analyze_arrays
 from legrep_sim.pelvis import simulate_with_pelvis
 from legrep_sim.scenarios import SessionSpec, SetSpec, simulate
 
@@ -33,7 +33,7 @@ def session():  # type: ignore[no-untyped-def]
 
 def _forked(monkeypatch: pytest.MonkeyPatch) -> list[Leg]:
     """Fork from any length on a machine of 2 cores or more; the legs forked are recorded."""
-    monkeypatch.setattr(pipeline, "PROCESS_MIN_SAMPLES", 0)  # (a short session: processes only from 20 000 samples)
+    monkeypatch.setattr(offline, "PROCESS_MIN_SAMPLES", 0)  # (a short session: processes only from 20 000 samples)
     monkeypatch.setattr(offline, "usable_cores", lambda: 2)
     legs: list[Leg] = []
     real = offline.LegProcess.__init__
@@ -124,7 +124,7 @@ def test_one_leg_a_short_session_or_serial_stays_in_one_process(session, monkeyp
     monkeypatch.setenv("LEGREP_SERIAL", "1")
     analyze_arrays(left=b[Leg.LEFT], right=b[Leg.RIGHT])
     monkeypatch.delenv("LEGREP_SERIAL")
-    monkeypatch.setattr(pipeline, "PROCESS_MIN_SAMPLES", len(b[Leg.LEFT]) + 1)
+    monkeypatch.setattr(offline, "PROCESS_MIN_SAMPLES", len(b[Leg.LEFT]) + 1)
     analyze_arrays(left=b[Leg.LEFT], right=b[Leg.RIGHT])
     assert forked == []
 

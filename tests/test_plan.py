@@ -13,7 +13,7 @@ import pytest
 from legrep.cli import main
 from legrep.history import store_session
 from legrep.model import SessionResult
-from legrep.pipeline import analyze_arrays
+from legrep.offline import analyze_arrays
 from legrep.plan import (
     SessionFacts,
     SetFacts,

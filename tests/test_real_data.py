@@ -134,7 +134,7 @@ def test_counts_on_a_local_exercise_corpus() -> None:
         pytest.skip("no licensed thigh-IMU exercise corpus is bundled; set LEGREP_REAL_EXERCISES to a local copy "
                     "(tests/data/real/README.md)")
     from legrep.errors import LegrepError
-    from legrep.pipeline import analyze_arrays
+    from legrep.offline import analyze_arrays
 
     sets = load_exercise_corpus(Path(folder))
     assert sets, f"expected exercise recordings under {folder}, found none"
@@ -181,7 +181,7 @@ def test_bundled_exercise_corpus_is_what_the_readme_says() -> None:
     for n in PTEX_FILES
 ])
 def test_real_exercise_sessions_are_counted_exactly(name: str) -> None:
-    from legrep.pipeline import analyze_arrays
+    from legrep.offline import analyze_arrays
 
     s = load_ptex(PTEX / f"{name}_test.csv.gz")
     res = analyze_arrays(left=(s.time_s, s.acc_g, s.gyr_dps))

@@ -24,7 +24,7 @@ from legrep.errors import RecordingError
 from legrep.imu_csv import read_imu_csv
 from legrep.live_core import SensorInfo, SessionCore
 from legrep.model import Leg
-from legrep.pipeline import analyze_arrays
+from legrep.offline import analyze_arrays
 from legrep.recording import RecordingReader, RecordingWriter
 from legrep.records import Kind, Record
 from legrep.replay import replay_core, replay_recording

@@ -320,7 +320,7 @@ def test_cli_report_on_a_simulated_session(tmp_path: Path, capsys: pytest.Captur
     assert text.count("data:image/png;base64,") == 2 * len(FIGURE_NAMES)  # desktop and phone figures
     # The angle figure shades exactly the true number of reps, per leg.
     from legrep.imu_csv import read_imu_csv
-    from legrep.pipeline import analyze_arrays
+    from legrep.offline import analyze_arrays
 
     result = analyze_arrays(left=read_imu_csv(left), right=read_imu_csv(right))
     gids = [a.get_gid() for a in build_figures(result)["angle"].findobj() if a.get_gid()]

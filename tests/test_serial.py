@@ -25,7 +25,7 @@ from legrep.drivers import open_drivers
 from legrep.errors import SensorError
 from legrep.live import LiveSession
 from legrep.model import Leg
-from legrep.pipeline import analyze_arrays
+from legrep.offline import analyze_arrays
 from legrep.recording import RecordingReader
 from legrep.replay import replay_recording
 from legrep.transport.serial import SerialLink, _describe_open_error

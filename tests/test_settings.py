@@ -12,7 +12,7 @@ import pytest
 from legrep.cli import main
 from legrep.errors import InputError
 from legrep.model import ImuBlock
-from legrep.pipeline import analyze_arrays
+from legrep.offline import analyze_arrays
 from legrep.settings import Choice, Range, Settings, parse_overrides, setting_rules
 
 FIELDS = [f.name for f in dataclasses.fields(Settings)]

@@ -116,7 +116,7 @@ def _export_csv(args: argparse.Namespace, item: Any, out: Path) -> int:
     from ..fileio import OutputGuard
     from ..imu_csv import read_imu_csv, write_imu_csv
     from ..model import Leg
-    from ..pipeline import analyze_arrays
+    from ..offline import analyze_arrays
 
     csv = item.csv()
     guard = OutputGuard(list(csv.values()))
