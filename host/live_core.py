@@ -358,15 +358,16 @@ class SessionCore:
         if kind in (Kind.EVENT, Kind.END):
             value = rec.json()
             self.log.append(LoggedEvent(rec.t_s, rec.sensor, str(value.get("type", kind_name(kind).lower())), value))
-            target = self.legrep.get(rec.sensor) if rec.sensor is not None else None
-            kind_text = str(value.get("type", ""))
-            if kind == Kind.EVENT and target is not None:
-                target.link_event(kind_text, rec.t_s)
-            info = self.infos.get(rec.sensor) if rec.sensor is not None else None
-            if kind == Kind.EVENT and info is not None and kind_text in _LINK_CHANGES:
-                # (the analysis stops waiting for a thigh whose link is down: host/reps/gait.py)
-                events += self.analyzer.link_event(info.leg, kind_text == EventType.RECONNECT.value)
-                self.events += events
+            if kind == Kind.EVENT and rec.sensor is not None:
+                kind_text = str(value.get("type", ""))
+                target = self.legrep.get(rec.sensor)
+                if target is not None:
+                    target.link_event(kind_text, rec.t_s)
+                info = self.infos.get(rec.sensor)
+                if info is not None and kind_text in _LINK_CHANGES:
+                    # (the analysis stops waiting for a thigh whose link is down: host/reps/gait.py)
+                    events += self.analyzer.link_event(info.leg, kind_text == EventType.RECONNECT.value)
+                    self.events += events
             return events
         if kind not in (Kind.DATA, Kind.TX, Kind.RX, Kind.STATUS):
             return events  # META again or an unknown (newer) kind

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -28,7 +28,6 @@ from .reps.gait import GaitFilter
 from .reps.segmenter import RepSegmenter
 from .reps.sets import group_sets
 from .settings import Settings
-
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,8 @@ other rests (single-leg raises, plank leg lifts, bird dogs) or both rise togethe
 lift, flagged ``both_legs``). In walking the other thigh swings the opposite way all the time.
 A rep of one leg is a stride when, over the rep (``start_s`` to ``end_s``, or its part from
 ``peak_s`` on if that lasts ``gait_tail_min_s``), the other thigh's hip angle moved at least
-``gait_swing_min_deg`` and correlates with this leg's at ``gait_corr_max`` or below (strides: -0.88 to -1.0 on the simulator's walking; a resting
+``gait_swing_min_deg`` and correlates with this leg's at ``gait_corr_max`` or below (strides:
+-0.88 to -1.0 on the simulator's walking; a resting
 other leg moves under 1 deg; no true rep of 4684 in the accuracy grid and 160 random
 mixtures came within 0.2 of the limit with a swinging other leg).
 
